@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+// fluxgate: an LLM API proxy. Layout fixed by the design card:
+//   Sources/master  -> `fluxgate`        (the master: config, listeners, supervision)
+//   Sources/worker  -> `fluxgate-worker` (a stateless worker: the HTTP data plane)
+//   Sources/Common  -> shared mechanism (config model and validator, logging, syscalls)
+// System libraries come from Debian through pkg-config; nothing vendors BoringSSL.
+import PackageDescription
+
+let package = Package(
+    name: "fluxgate",
+    products: [
+        .executable(name: "fluxgate", targets: ["FluxgateMaster"]),
+        .executable(name: "fluxgate-worker", targets: ["FluxgateWorker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(
+            name: "Common",
+            dependencies: [
+                "CYAML", "COpenSSL", "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "FluxgateMaster",
+            dependencies: [
+                "Common",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/master"
+        ),
+        .executableTarget(
+            name: "FluxgateWorker",
+            dependencies: [
+                "Common", "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/worker"
+        ),
+        .testTarget(name: "CommonTests", dependencies: ["Common"]),
+        .testTarget(name: "MasterTests", dependencies: ["FluxgateMaster", "Common"]),
+        .testTarget(
+            name: "WorkerTests",
+            dependencies: [
+                "FluxgateWorker", "Common",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

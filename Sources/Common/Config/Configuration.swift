@@ -1,0 +1,170 @@
+// The validated, normalised configuration: one immutable value that the master builds from the
+// YAML file (ConfigLoader) and sends to every worker as JSON over the control channel.
+// Workers never read the YAML file.
+//
+// Every default lives in `Defaults` below; docs/configuration.md documents each key once with its
+// type, default and whether it reloads hot or needs a worker restart.
+
+/// A value that must never be printed: provider keys, client keys, JWT secrets.
+/// `description` is redacted so that string interpolation or `dump` cannot leak it.
+public struct Secret: Sendable, Hashable, Codable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+    public var isBlank: Bool { value.allSatisfy(\.isWhitespace) }
+
+    public init(from decoder: Decoder) throws {
+        self.value = try decoder.singleValueContainer().decode(String.self)
+    }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}
+
+public struct Configuration: Sendable, Hashable, Codable {
+    public enum Defaults {
+        public static let bindAddress = "0.0.0.0:8080"
+        public static let maxConnections: UInt32 = 1024
+        public static let workers: WorkerCount = .auto
+        public static let requestTimeoutMs: UInt64 = 120_000
+        public static let streamIdleTimeoutMs: UInt64 = 300_000
+        public static let apiKeyHeader: UpstreamAuthHeader = .authorization
+    }
+
+    public var version: Int
+    public var server: Server
+    public var upstreams: Upstreams
+    public var apiKeys: APIKeys
+
+    public init(version: Int = 1, server: Server = Server(), upstreams: Upstreams = Upstreams(),
+                apiKeys: APIKeys = APIKeys()) {
+        self.version = version
+        self.server = server
+        self.upstreams = upstreams
+        self.apiKeys = apiKeys
+    }
+
+    /// Authentication is required iff at least one static or JWT key is configured (behaviour §3).
+    public var requiresAuthentication: Bool { !apiKeys.staticKeys.isEmpty || !apiKeys.jwt.isEmpty }
+}
+
+extension Configuration {
+    public struct Server: Sendable, Hashable, Codable {
+        /// `ip:port`, already checked to be a literal address (see `BindAddress`).
+        public var bindAddress: BindAddress
+        /// Concurrent in-flight requests for the whole proxy.
+        public var maxConnections: UInt32
+        /// Number of worker processes. Restart-class.
+        public var workers: WorkerCount
+
+        public init(bindAddress: BindAddress = BindAddress(parsing: Defaults.bindAddress)!,
+                    maxConnections: UInt32 = Defaults.maxConnections,
+                    workers: WorkerCount = Defaults.workers) {
+            self.bindAddress = bindAddress
+            self.maxConnections = maxConnections
+            self.workers = workers
+        }
+    }
+
+    public enum WorkerCount: Sendable, Hashable, Codable, CustomStringConvertible {
+        case auto
+        case count(Int)
+
+        /// The number of processes to run: `auto` is the number of online CPUs.
+        public func resolved(onlineCPUs: Int) -> Int {
+            switch self {
+            case .auto: return max(1, onlineCPUs)
+            case .count(let n): return n
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .auto: return "auto"
+            case .count(let n): return String(n)
+            }
+        }
+    }
+
+    public struct Upstreams: Sendable, Hashable, Codable {
+        /// Deadline for the upstream's response headers.
+        public var requestTimeoutMs: UInt64
+        /// Longest allowed gap between two body chunks once the response has started.
+        public var streamIdleTimeoutMs: UInt64
+        /// In file order.
+        public var entries: [Upstream]
+
+        public init(requestTimeoutMs: UInt64 = Defaults.requestTimeoutMs,
+                    streamIdleTimeoutMs: UInt64 = Defaults.streamIdleTimeoutMs,
+                    entries: [Upstream] = []) {
+            self.requestTimeoutMs = requestTimeoutMs
+            self.streamIdleTimeoutMs = streamIdleTimeoutMs
+            self.entries = entries
+        }
+    }
+
+    public struct Upstream: Sendable, Hashable, Codable {
+        public var name: String
+        public var targetURL: TargetURL
+        public var apiKey: Secret
+        /// Trimmed route prefix, as written (trailing `/` kept; the router ignores it).
+        public var requestPath: String
+        public var apiKeyHeader: UpstreamAuthHeader
+
+        public init(name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
+                    apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader) {
+            self.name = name
+            self.targetURL = targetURL
+            self.apiKey = apiKey
+            self.requestPath = requestPath
+            self.apiKeyHeader = apiKeyHeader
+        }
+    }
+
+    /// How the provider key is put on the forwarded request.
+    public enum UpstreamAuthHeader: String, Sendable, Hashable, Codable, CaseIterable {
+        /// `Authorization: Bearer <key>` (OpenAI and most HTTP APIs; Fluxgate's only style).
+        case authorization
+        /// `x-api-key: <key>` (Anthropic).
+        case xAPIKey = "x-api-key"
+        /// `api-key: <key>` (Azure OpenAI).
+        case apiKey = "api-key"
+    }
+
+    public struct APIKeys: Sendable, Hashable, Codable {
+        public var staticKeys: [StaticKey]
+        public var jwt: [JWTKey]
+
+        public init(staticKeys: [StaticKey] = [], jwt: [JWTKey] = []) {
+            self.staticKeys = staticKeys
+            self.jwt = jwt
+        }
+    }
+
+    public struct StaticKey: Sendable, Hashable, Codable {
+        public var id: String?
+        public var key: Secret
+        /// Upstream names this key may reach; empty = all.
+        public var upstreams: [String]
+
+        public init(id: String?, key: Secret, upstreams: [String] = []) {
+            self.id = id
+            self.key = key
+            self.upstreams = upstreams
+        }
+    }
+
+    public struct JWTKey: Sendable, Hashable, Codable {
+        /// Matched exactly against the token header's `kid`.
+        public var id: String
+        /// HMAC-SHA256 secret: the raw UTF-8 bytes of the configured string.
+        public var key: Secret
+
+        public init(id: String, key: Secret) {
+            self.id = id
+            self.key = key
+        }
+    }
+}

@@ -1,0 +1,1 @@
+print("fluxgate: not implemented yet")

@@ -1,0 +1,1 @@
+print("fluxgate-worker: not implemented yet")
