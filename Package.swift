@@ -21,10 +21,12 @@ let package = Package(
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // Linux headers Glibc's module leaves out (signalfd, inotify, mman): no library to link.
+        .systemLibrary(name: "CLinux"),
         .target(
             name: "Common",
             dependencies: [
-                "CYAML", "COpenSSL", "CSystemd",
+                "CYAML", "COpenSSL", "CSystemd", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

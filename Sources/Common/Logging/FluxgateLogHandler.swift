@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+
+/// The swift-log handler both executables use. Each line goes out in a single `write(2)` on
+/// stdout, so lines from the master and several workers sharing one stdout (a pipe to journald,
+/// say) never interleave: POSIX makes writes of up to PIPE_BUF (4096) bytes to a pipe atomic, and
+/// longer ones are still written by one call each here (no buffering in between).
+public struct FluxgateLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    private let formatter: LogLineFormatter
+    private let fd: CInt
+
+    public init(settings: LogSettings, fd: CInt = STDOUT_FILENO) {
+        self.logLevel = settings.level
+        self.formatter = LogLineFormatter(colour: settings.colour, format: settings.format)
+        self.fd = fd
+    }
+
+    /// Installs the handler for the whole process (once, at the top of `main`) and returns a
+    /// logger to pass down. Warns once about a malformed environment variable.
+    public static func bootstrap(label: String, environment: [String: String]) -> Logger {
+        let settings = LogSettings(environment: environment)
+        LoggingSystem.bootstrap { _ in FluxgateLogHandler(settings: settings) }
+        let logger = Logger(label: label)
+        for problem in settings.problems { logger.warning("\(problem)") }
+        return logger
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
+        if let own = event.metadata { merged.merge(own) { _, new in new } }
+        let line = formatter.format(timestamp: Self.timestamp(), level: event.level,
+                                    message: event.message.description, metadata: merged)
+        Self.writeAll(fd: fd, line)
+    }
+
+    /// RFC 3339 UTC with microseconds: `2026-11-22T03:09:25.123456Z`.
+    public static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ v: Int, _ width: Int) -> String {
+            let s = String(v)
+            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        }
+        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))"
+            + "T\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))"
+            + ".\(pad(Int(now.tv_nsec) / 1000, 6))Z"
+    }
+
+    /// One `write(2)` per line; a short write (a full pipe, a signal) continues with the rest.
+    /// A failed write is dropped: logging must never take the proxy down.
+    static func writeAll(fd: CInt, _ line: String) {
+        var line = line
+        line.withUTF8 { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import Logging
+
+/// Renders one log event as one line, in Fluxgate's text format or as a JSON object:
+///
+///     2026-11-22T03:09:25.123456Z  INFO Loaded configuration path="/etc/fluxgate/fluxgate.yaml" status="applied"
+///
+/// Metadata keys of the request line come first in Fluxgate's order; any other keys follow sorted,
+/// so a line reads the same on every run.
+public struct LogLineFormatter: Sendable {
+    public var colour: Bool
+    public var format: LogSettings.Format
+
+    public init(colour: Bool = false, format: LogSettings.Format = .text) {
+        self.colour = colour
+        self.format = format
+    }
+
+    /// The request line's fields, in the order Fluxgate prints them (behaviour §7).
+    public static let requestFieldOrder = [
+        "client_ip", "method", "request_url", "request_body_length", "api_key", "target_url",
+        "upstream", "duration_ms", "status", "response_body_length",
+    ]
+    private static let requestFieldRank: [String: Int] = Dictionary(
+        uniqueKeysWithValues: requestFieldOrder.enumerated().map { ($1, $0) })
+
+    public func format(timestamp: String, level: Logger.Level, message: String, metadata: Logger.Metadata) -> String {
+        let fields = Self.ordered(metadata)
+        switch format {
+        case .text: return text(timestamp: timestamp, level: level, message: message, fields: fields)
+        case .json: return json(timestamp: timestamp, level: level, message: message, fields: fields)
+        }
+    }
+
+    static func ordered(_ metadata: Logger.Metadata) -> [(String, Logger.MetadataValue)] {
+        metadata.sorted { a, b in
+            let ra = requestFieldRank[a.key] ?? Int.max
+            let rb = requestFieldRank[b.key] ?? Int.max
+            return ra != rb ? ra < rb : a.key < b.key
+        }
+    }
+
+    /// `TRACE`, `DEBUG`, ` INFO`, ` WARN`, `ERROR`: right-aligned to 5 as Fluxgate prints them.
+    static func levelName(_ level: Logger.Level) -> String {
+        switch level {
+        case .trace: return "TRACE"
+        case .debug: return "DEBUG"
+        case .info, .notice: return "INFO"
+        case .warning: return "WARN"
+        case .error, .critical: return "ERROR"
+        }
+    }
+
+    private static func ansi(_ level: Logger.Level) -> String {
+        switch level {
+        case .trace: return "\u{1B}[35m"
+        case .debug: return "\u{1B}[34m"
+        case .info, .notice: return "\u{1B}[32m"
+        case .warning: return "\u{1B}[33m"
+        case .error, .critical: return "\u{1B}[31m"
+        }
+    }
+
+    private func text(timestamp: String, level: Logger.Level, message: String,
+                      fields: [(String, Logger.MetadataValue)]) -> String {
+        let name = Self.levelName(level)
+        let padded = String(repeating: " ", count: 5 - name.count) + name
+        var line = colour ? "\u{1B}[2m\(timestamp)\u{1B}[0m \(Self.ansi(level))\(padded)\u{1B}[0m " : "\(timestamp) \(padded) "
+        line += message
+        for (key, value) in fields {
+            line += colour ? " \u{1B}[3m\(key)\u{1B}[0m=" : " \(key)="
+            line += Self.textValue(value)
+        }
+        line += "\n"
+        return line
+    }
+
+    /// Plain tokens stay bare (`status=200`, `request_url=/v1/models`); a string that would be
+    /// ambiguous (spaces, quotes, `=`, control characters, empty) is quoted and escaped, so one
+    /// line is always one record. `LogQuoted` values are always quoted (Fluxgate's `status="applied"`).
+    static func textValue(_ value: Logger.MetadataValue) -> String {
+        switch value {
+        case .string(let s): return isBare(s) ? s : quoted(s)
+        case .stringConvertible(let q as LogQuoted): return quoted(q.value)
+        case .stringConvertible(let c): let s = c.description; return isBare(s) ? s : quoted(s)
+        case .array(let items): return "[" + items.map(textValue).joined(separator: ",") + "]"
+        case .dictionary(let dict):
+            return "{" + ordered(dict).map { "\($0)=\(textValue($1))" }.joined(separator: ",") + "}"
+        }
+    }
+
+    private static func isBare(_ s: String) -> Bool {
+        !s.isEmpty && s.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "=" && $0 != "\\" }
+    }
+
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    out += "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    private func json(timestamp: String, level: Logger.Level, message: String,
+                      fields: [(String, Logger.MetadataValue)]) -> String {
+        var line = "{\"timestamp\":\(Self.jsonString(timestamp)),\"level\":\"\(Self.levelName(level))\""
+        line += ",\"message\":\(Self.jsonString(message))"
+        for (key, value) in fields where !["timestamp", "level", "message"].contains(key) {
+            line += ",\(Self.jsonString(key)):\(Self.jsonValue(value))"
+        }
+        return line + "}\n"
+    }
+
+    static func jsonValue(_ value: Logger.MetadataValue) -> String {
+        switch value {
+        case .string(let s): return jsonString(s)
+        case .stringConvertible(let q as LogQuoted): return jsonString(q.value)
+        case .stringConvertible(let c):
+            switch c {
+            case is Int, is Int64, is UInt64, is UInt32, is Int32, is UInt16, is UInt: return c.description
+            case let d as Double where d.isFinite: return c.description
+            case let b as Bool: return b ? "true" : "false"
+            default: return jsonString(c.description)
+            }
+        case .array(let items): return "[" + items.map(jsonValue).joined(separator: ",") + "]"
+        case .dictionary(let dict):
+            return "{" + ordered(dict).map { "\(jsonString($0)):\(jsonValue($1))" }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// A metadata value that the text format always prints in quotes, as Fluxgate prints
+/// `status="applied"` and paths.
+public struct LogQuoted: CustomStringConvertible, Sendable {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public var description: String { value }
+}
+
+extension Logger.MetadataValue {
+    /// `key="value"` in the text format, whatever the value contains.
+    public static func quoted(_ value: String) -> Logger.MetadataValue { .stringConvertible(LogQuoted(value)) }
+}

@@ -1,0 +1,74 @@
+import Logging
+import Testing
+@testable import Common
+
+@Suite struct LogFormatTests {
+    let text = LogLineFormatter(colour: false, format: .text)
+
+    @Test func requestLineFieldsComeInFluxgateOrderWhateverTheDictionarySays() {
+        let metadata: Logger.Metadata = [
+            "response_body_length": "12", "status": "200", "duration_ms": "3", "upstream": "openai",
+            "target_url": "http://127.0.0.1:9/v1/models", "api_key": "pr", "request_body_length": "0",
+            "request_url": "/openai/v1/models", "method": "GET", "client_ip": "127.0.0.1",
+        ]
+        let line = text.format(timestamp: "2026-11-22T03:09:25.123456Z", level: .trace,
+                               message: "Request processed", metadata: metadata)
+        #expect(line == "2026-11-22T03:09:25.123456Z TRACE Request processed client_ip=127.0.0.1 method=GET "
+            + "request_url=/openai/v1/models request_body_length=0 api_key=pr target_url=http://127.0.0.1:9/v1/models "
+            + "upstream=openai duration_ms=3 status=200 response_body_length=12\n")
+    }
+
+    @Test func levelsAreRightAlignedToFiveColumns() {
+        let names = [Logger.Level.trace, .debug, .info, .warning, .error].map {
+            text.format(timestamp: "T", level: $0, message: "m", metadata: [:])
+        }
+        #expect(names == ["T TRACE m\n", "T DEBUG m\n", "T  INFO m\n", "T  WARN m\n", "T ERROR m\n"])
+    }
+
+    @Test func quotedValuesAndAmbiguousStringsAreQuotedAndEscaped() {
+        let line = text.format(timestamp: "T", level: .info, message: "Loaded configuration",
+                               metadata: ["path": .quoted("/etc/fluxgate/fluxgate.yaml"), "status": .quoted("applied"),
+                                          "error": "two words\nand \"quotes\""])
+        #expect(line == "T  INFO Loaded configuration error=\"two words\\nand \\\"quotes\\\"\" "
+            + "path=\"/etc/fluxgate/fluxgate.yaml\" status=\"applied\"\n")
+    }
+
+    @Test func oneRecordIsAlwaysOneLineEvenWithNewlinesInTheMessageValues() {
+        let line = text.format(timestamp: "T", level: .warning, message: "x", metadata: ["k": "a\nb\rc"])
+        #expect(line.filter { $0 == "\n" }.count == 1)
+    }
+
+    @Test func jsonFormatIsOneObjectPerLineWithNumbersAsNumbers() throws {
+        let json = LogLineFormatter(colour: false, format: .json)
+        let line = json.format(timestamp: "T", level: .trace, message: "Request processed",
+                               metadata: ["status": .stringConvertible(200), "method": "POST", "path": .quoted("a \"b\"")])
+        #expect(line == "{\"timestamp\":\"T\",\"level\":\"TRACE\",\"message\":\"Request processed\","
+            + "\"method\":\"POST\",\"status\":200,\"path\":\"a \\\"b\\\"\"}\n")
+    }
+
+    @Test func colourIsOnlyUsedWhenAskedFor() {
+        #expect(LogSettings(environment: ["FLUXGATE_LOG_STYLE": "always"]).colour)
+        #expect(!LogSettings(environment: ["FLUXGATE_LOG_STYLE": "never"]).colour)
+        #expect(!LogSettings(environment: [:]).colour)
+        let coloured = LogLineFormatter(colour: true, format: .text).format(timestamp: "T", level: .error, message: "m", metadata: [:])
+        #expect(coloured.contains("\u{1B}[31mERROR"))
+    }
+
+    @Test func levelFilterComesFromFluxgateLogAndDefaultsToTrace() {
+        #expect(LogSettings(environment: [:]).level == .trace)
+        #expect(LogSettings(environment: ["FLUXGATE_LOG": "info"]).level == .info)
+        #expect(LogSettings(environment: ["FLUXGATE_LOG": "WARN"]).level == .warning)
+        #expect(LogSettings(environment: ["FLUXGATE_LOG": "error"]).level == .error)
+        let bad = LogSettings(environment: ["FLUXGATE_LOG": "loud"])
+        #expect(bad.level == .trace && bad.problems.count == 1)
+        #expect(LogSettings(environment: ["FLUXGATE_LOG_FORMAT": "json"]).format == .json)
+    }
+
+    @Test func timestampIsRFC3339UTCWithMicroseconds() {
+        let stamp = FluxgateLogHandler.timestamp()
+        #expect(stamp.count == 27)
+        #expect(stamp.hasSuffix("Z"))
+        let pattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/
+        #expect(stamp.wholeMatch(of: pattern) != nil)
+    }
+}
