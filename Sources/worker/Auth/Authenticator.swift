@@ -1,0 +1,92 @@
+import Common
+
+/// Who a request is from, once authenticated.
+struct AuthenticatedCaller: Sendable, Equatable {
+    /// The upstreams this caller may reach (never empty).
+    var permitted: UpstreamSet
+    /// The `id` of the static or JWT key that matched, for the request log; nil on an open proxy
+    /// or for a static key without an id. Never the secret.
+    var keyID: String?
+}
+
+enum AuthOutcome: Sendable, Equatable {
+    case allowed(AuthenticatedCaller)
+    /// Always the same 401, whatever failed (behaviour §3).
+    case rejected
+}
+
+/// Behaviour §3, built once per configuration snapshot so the hot path only hashes the token and
+/// compares fixed-size digests.
+///
+/// Static keys are compared through their SHA-256 digests: every configured key is compared (no
+/// early exit) with `CRYPTO_memcmp`, so timing depends neither on the contents nor on the length
+/// of any key.
+struct Authenticator: Sendable {
+    private struct StaticEntry: Sendable {
+        var digest: [UInt8]
+        var id: String?
+        var permitted: UpstreamSet
+    }
+
+    let required: Bool
+    private let staticKeys: [StaticEntry]
+    private let jwt: JWTVerifier
+    private let everyUpstream: UpstreamSet
+
+    init(configuration: Configuration) {
+        let upstreams = configuration.upstreams.entries
+        let indexByName = Dictionary(upstreams.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let all = UpstreamSet.all(count: upstreams.count)
+        self.required = configuration.requiresAuthentication
+        self.everyUpstream = all
+        self.jwt = JWTVerifier(keys: configuration.apiKeys.jwt)
+        self.staticKeys = configuration.apiKeys.staticKeys.map { key in
+            var permitted = all
+            if !key.upstreams.isEmpty {
+                permitted = UpstreamSet(universe: upstreams.count)
+                for name in key.upstreams { if let i = indexByName[name] { permitted.insert(i) } }
+            }
+            return StaticEntry(digest: Crypto.sha256(key.key.value.utf8), id: key.id, permitted: permitted)
+        }
+    }
+
+    /// - Parameters:
+    ///   - authorizationHeader: the first `Authorization` value, if any.
+    ///   - xAPIKeyHeader: the first `x-api-key` value (what the Anthropic SDK sends), used only
+    ///     when there is no `Authorization` header.
+    ///   - now: Unix time in whole seconds, for `exp` and `nbf`.
+    func authenticate(authorizationHeader: String?, xAPIKeyHeader: String?, now: Int64) -> AuthOutcome {
+        guard required else { return .allowed(AuthenticatedCaller(permitted: everyUpstream, keyID: nil)) }
+        guard let token = Self.credential(authorizationHeader: authorizationHeader, xAPIKeyHeader: xAPIKeyHeader),
+              !token.isEmpty
+        else { return .rejected }
+
+        if !staticKeys.isEmpty {
+            let digest = Crypto.sha256(token.utf8)
+            var match: StaticEntry?
+            for entry in staticKeys where Crypto.constantTimeEquals(entry.digest, digest) && match == nil {
+                match = entry
+            }
+            if let match {
+                return match.permitted.isEmpty
+                    ? .rejected : .allowed(AuthenticatedCaller(permitted: match.permitted, keyID: match.id))
+            }
+        }
+        guard !jwt.isEmpty, case .success(let kid) = jwt.verify(token, now: now), !everyUpstream.isEmpty else {
+            return .rejected
+        }
+        return .allowed(AuthenticatedCaller(permitted: everyUpstream, keyID: kid))
+    }
+
+    /// `Authorization: Bearer <token>` (capital B, one space, token untrimmed); otherwise, only when
+    /// there is no `Authorization` header at all, the raw `x-api-key` value.
+    static func credential(authorizationHeader: String?, xAPIKeyHeader: String?) -> Substring? {
+        if let authorization = authorizationHeader {
+            // Byte comparison: `String.hasPrefix` would compare grapheme clusters.
+            let scheme = "Bearer ".utf8
+            guard authorization.utf8.starts(with: scheme) else { return nil }
+            return authorization[authorization.utf8.index(authorization.utf8.startIndex, offsetBy: scheme.count)...]
+        }
+        return xAPIKeyHeader.map { Substring($0) }
+    }
+}

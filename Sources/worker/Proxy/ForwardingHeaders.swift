@@ -1,0 +1,106 @@
+import Common
+import NIOHTTP1
+
+/// Header rules of behaviour §5. Pure functions over `HTTPHeaders` so they are tested without a
+/// network; the data plane calls them once per request and once per response head.
+enum ForwardingHeaders {
+    /// How a message body is delimited on the wire (RFC 9112 §6).
+    enum Framing: Equatable {
+        case none
+        case contentLength
+        case chunked
+    }
+
+    /// The hop-by-hop set (RFC 9110 §7.6.1) plus `trailers`, which Fluxgate also removes.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "trailers", "transfer-encoding", "upgrade",
+    ]
+
+    /// Headers the client sends that never go upstream: its own credentials and `Host`.
+    static let clientOnly: Set<String> = ["authorization", "x-api-key", "host"]
+
+    /// How the client's request body is framed. `Transfer-Encoding` wins over `Content-Length`
+    /// (RFC 9112 §6.3; llhttp already refuses messages that carry both in a smuggling-prone way).
+    static func requestFraming(_ headers: HTTPHeaders) -> Framing {
+        if headers.contains(name: "transfer-encoding") { return .chunked }
+        if headers.contains(name: "content-length") { return .contentLength }
+        return .none
+    }
+
+    /// The upstream request's headers: the client's in order with every repeated value, minus
+    /// credentials, `Host` and hop-by-hop headers (also those named in `Connection`); then `Host`
+    /// for the upstream, the provider key in the upstream's style, and the body framing.
+    static func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream) -> HTTPHeaders {
+        let framing = requestFraming(client)
+        let named = connectionTokens(client)
+        var out = HTTPHeaders()
+        out.reserveCapacity(client.count + 3)
+        out.add(name: "host", value: upstream.targetURL.hostHeader)
+        for (name, value) in client {
+            let lower = name.lowercased()
+            if clientOnly.contains(lower) || hopByHop.contains(lower) || named.contains(lower) { continue }
+            // A chunked body is re-framed as chunked: a stale length would desynchronise the upstream.
+            if framing == .chunked && lower == "content-length" { continue }
+            out.add(name: name, value: value)
+        }
+        addProviderKey(to: &out, upstream: upstream)
+        if framing == .chunked { out.add(name: "transfer-encoding", value: "chunked") }
+        return out
+    }
+
+    static func addProviderKey(to headers: inout HTTPHeaders, upstream: Configuration.Upstream) {
+        let key = upstream.apiKey.value
+        guard !key.isEmpty else { return }
+        switch upstream.apiKeyHeader {
+        case .authorization: headers.add(name: "authorization", value: "Bearer " + key)
+        case .xAPIKey: headers.add(name: "x-api-key", value: key)
+        case .apiKey: headers.add(name: "api-key", value: key)
+        }
+    }
+
+    /// The client response's headers: the upstream's in order with every repeated value
+    /// (`Set-Cookie` included), minus hop-by-hop ones; then the framing this side uses.
+    ///
+    /// `Content-Length` is kept when the upstream sent one; otherwise a body that may exist is
+    /// sent chunked. Responses that cannot carry a body (HEAD, 1xx, 204, 304) get no added framing.
+    static func clientResponseHeaders(
+        from upstream: HTTPHeaders, status: HTTPResponseStatus, requestMethod: HTTPMethod
+    ) -> (headers: HTTPHeaders, framing: Framing) {
+        let named = connectionTokens(upstream)
+        var out = HTTPHeaders()
+        out.reserveCapacity(upstream.count + 1)
+        var hasLength = false
+        for (name, value) in upstream {
+            let lower = name.lowercased()
+            if hopByHop.contains(lower) || named.contains(lower) { continue }
+            if lower == "content-length" { hasLength = true }
+            out.add(name: name, value: value)
+        }
+        let code = status.code
+        let bodyless = requestMethod == .HEAD || code < 200 || code == 204 || code == 304
+        if bodyless { return (out, .none) }
+        if hasLength { return (out, .contentLength) }
+        out.add(name: "transfer-encoding", value: "chunked")
+        return (out, .chunked)
+    }
+
+    /// Lower-cased header names listed in `Connection` (RFC 9110 §7.6.1).
+    static func connectionTokens(_ headers: HTTPHeaders) -> Set<String> {
+        var tokens = Set<String>()
+        for value in headers[canonicalForm: "connection"] {
+            let token = value.trimmingASCIISpaces().lowercased()
+            if !token.isEmpty { tokens.insert(token) }
+        }
+        return tokens
+    }
+}
+
+extension Substring {
+    func trimmingASCIISpaces() -> Substring {
+        var s = self
+        while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() }
+        while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,76 @@
+import NIOCore
+import NIOHTTP1
+
+/// A response the proxy makes itself (behaviour §5 [differs]): a JSON body in the OpenAI error
+/// shape, so SDKs show the message to the user, with `content-type: application/json` and an
+/// exact `content-length`. Messages are fixed texts: no header value, path or secret is echoed.
+struct ProxyErrorResponse: Sendable, Equatable {
+    var status: HTTPResponseStatus
+    var message: String
+    var type: String
+    var code: String
+
+    static let badRequest = Self(.badRequest, "The request is malformed.", "invalid_request_error", "bad_request")
+    static let missingHost = Self(.badRequest, "The request has no Host header.", "invalid_request_error", "missing_host")
+    static let invalidPath = Self(.badRequest, "The request path contains a '.' or '..' segment or is not a valid target.",
+                                  "invalid_request_error", "invalid_path")
+    static let unauthorized = Self(.unauthorized, "Invalid or missing API key.", "invalid_request_error", "invalid_api_key")
+    static let noRoute = Self(.notFound, "No upstream is configured for this path.", "invalid_request_error", "route_not_found")
+    static let uriTooLong = Self(.uriTooLong, "The request line is too long.", "invalid_request_error", "uri_too_long")
+    static let headersTooLarge = Self(.requestHeaderFieldsTooLarge, "The request headers are too large or too many.",
+                                      "invalid_request_error", "request_header_fields_too_large")
+    static let notImplemented = Self(.notImplemented, "CONNECT and protocol upgrades are not supported.",
+                                     "invalid_request_error", "not_implemented")
+    static let versionNotSupported = Self(.httpVersionNotSupported, "Only HTTP/1.1 is supported.",
+                                          "invalid_request_error", "http_version_not_supported")
+    static let overloaded = Self(.serviceUnavailable, "The proxy is at its connection limit; retry later.",
+                                 "server_error", "overloaded")
+    static let noUpstreams = Self(.serviceUnavailable, "No upstreams are configured.", "server_error", "no_upstreams")
+    static let upstreamUnreachable = Self(.badGateway, "The upstream could not be reached.", "server_error", "upstream_unreachable")
+    static let upstreamFailed = Self(.badGateway, "The upstream closed the connection or sent an invalid response.",
+                                     "server_error", "upstream_error")
+    static let httpsNotSupported = Self(.badGateway, "HTTPS upstreams are not supported yet by this proxy.",
+                                        "server_error", "upstream_tls_unsupported")
+    static let upstreamTimeout = Self(.gatewayTimeout, "The upstream did not respond in time.", "server_error", "upstream_timeout")
+
+    init(_ status: HTTPResponseStatus, _ message: String, _ type: String, _ code: String) {
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+    }
+
+    var jsonBody: String {
+        #"{"error":{"message":\#(Self.quoted(message)),"type":\#(Self.quoted(type)),"code":\#(Self.quoted(code))}}"#
+    }
+
+    func head(closeConnection: Bool, bodyLength: Int) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(bodyLength))
+        if closeConnection { headers.add(name: "connection", value: "close") }
+        return HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+    }
+
+    func body(allocator: ByteBufferAllocator) -> ByteBuffer {
+        allocator.buffer(string: jsonBody)
+    }
+
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

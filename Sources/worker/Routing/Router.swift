@@ -1,0 +1,82 @@
+import Common
+
+/// Behaviour §4, built once per configuration snapshot: routes sorted longest prefix first so the
+/// first permitted match wins.
+struct Router: Sendable {
+    struct Route: Sendable {
+        /// Position in `Configuration.Upstreams.entries` (the index used by `UpstreamSet`).
+        var index: Int
+        /// `request_path` without trailing `/`; `""` for `/`, which matches every path.
+        var prefix: String
+        var upstream: Configuration.Upstream
+    }
+
+    struct Match: Sendable {
+        var route: Route
+        /// `target_url`'s base path + `/` + the remainder + `?query` when the request has one.
+        var targetPathAndQuery: String
+
+        var upstream: Configuration.Upstream { route.upstream }
+        /// The full target URL, for the request log.
+        var targetURL: String { route.upstream.targetURL.origin + targetPathAndQuery }
+    }
+
+    enum Outcome: Sendable {
+        case matched(Match)
+        /// No permitted upstream's prefix covers the path → 404.
+        case noRoute
+        /// A `.`/`..` segment or an unroutable request-target → 400.
+        case invalidPath
+    }
+
+    private let routes: [Route]
+
+    init(upstreams: [Configuration.Upstream]) {
+        let routes = upstreams.enumerated().map { index, upstream in
+            Route(index: index, prefix: Self.normalise(upstream.requestPath), upstream: upstream)
+        }
+        // Stable order for equal lengths: validation makes prefixes unique, so ties cannot match
+        // the same path anyway.
+        self.routes = routes.enumerated()
+            .sorted { ($0.element.prefix.utf8.count, -$0.offset) > ($1.element.prefix.utf8.count, -$1.offset) }
+            .map(\.element)
+    }
+
+    var isEmpty: Bool { routes.isEmpty }
+
+    func route(uri: String, permitted: UpstreamSet) -> Outcome {
+        guard let target = RequestTarget(uri: uri), !target.hasDotSegment else { return .invalidPath }
+        return route(target, permitted: permitted)
+    }
+
+    func route(_ target: RequestTarget, permitted: UpstreamSet) -> Outcome {
+        for route in routes where permitted.contains(route.index) {
+            guard let remainder = Self.remainder(of: target.path, after: route.prefix) else { continue }
+            var path = route.upstream.targetURL.basePath
+            path += "/"
+            path += remainder
+            if let query = target.query {
+                path += "?"
+                path += query
+            }
+            return .matched(Match(route: route, targetPathAndQuery: path))
+        }
+        return .noRoute
+    }
+
+    /// The path after `prefix` with its leading `/` removed, when `prefix` ends at a segment
+    /// boundary of `path` (behaviour §4 [differs]: `/api` does not capture `/api-admin`).
+    static func remainder(of path: Substring, after prefix: String) -> Substring? {
+        guard path.utf8.starts(with: prefix.utf8) else { return nil }
+        let rest = path.utf8.dropFirst(prefix.utf8.count)
+        if rest.isEmpty { return Substring(rest) }
+        guard rest.first == UInt8(ascii: "/") else { return nil }
+        return Substring(rest.dropFirst())
+    }
+
+    static func normalise(_ requestPath: String) -> String {
+        var prefix = Substring(requestPath)
+        while prefix.hasSuffix("/") { prefix = prefix.dropLast() }
+        return String(prefix)
+    }
+}

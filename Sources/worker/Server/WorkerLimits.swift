@@ -1,0 +1,33 @@
+/// Limits of the client side of a worker. Not configurable from the YAML file yet; these are the
+/// documented defaults (docs/worker.md) and tests shrink them.
+struct WorkerLimits: Sendable, Hashable {
+    /// Longest request-target accepted, in bytes (→ 414). nginx's default line buffer is 8 KiB.
+    var maxRequestTargetBytes = 8 * 1024
+    /// Sum of header name and value bytes of one request (→ 431).
+    var maxHeaderBytes = 32 * 1024
+    /// Header lines in one request (→ 431).
+    var maxHeaderCount = 100
+    /// From the first byte of a request head until the whole head has arrived (slowloris guard).
+    var headerReadTimeoutMs: Int64 = 30_000
+    /// A keep-alive connection with no request in progress is closed after this long.
+    var idleKeepAliveTimeoutMs: Int64 = 75_000
+    /// TCP connect to an upstream.
+    var upstreamConnectTimeoutMs: Int64 = 10_000
+    /// Idle keep-alive connections kept per upstream origin per worker.
+    var maxIdleConnectionsPerOrigin = 64
+    /// An idle pooled upstream connection is closed after this long, below the keep-alive timeout
+    /// of common servers (nginx 75 s, Node 5 s is the outlier) to avoid reusing half-dead sockets.
+    var upstreamIdleTimeoutMs: Int64 = 4_000
+    /// While a request may still be retried on a fresh connection (see `UpstreamExchange`), the
+    /// request bytes already sent are kept up to this many bytes.
+    var replayBufferBytes = 64 * 1024
+
+    init() {}
+
+    /// NIO's llhttp decoder limits: generous enough that our own checks on the decoded head pick
+    /// 414 or 431, tight enough that memory per connection stays bounded before the head is whole.
+    /// The request-target counts against both of NIO's size limits.
+    var decoderFieldSizeLimit: Int { maxRequestTargetBytes + maxHeaderBytes }
+    var decoderHeaderListLimit: Int { maxRequestTargetBytes + maxHeaderBytes }
+    var decoderHeaderCountLimit: Int { maxHeaderCount + 1 }
+}

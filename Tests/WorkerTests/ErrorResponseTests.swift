@@ -1,0 +1,98 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+@testable import FluxgateWorker
+
+@Suite struct ErrorResponseTests {
+    @Test func bodyHasTheOpenAIErrorShape() {
+        #expect(ProxyErrorResponse.unauthorized.jsonBody
+            == #"{"error":{"message":"Invalid or missing API key.","type":"invalid_request_error","code":"invalid_api_key"}}"#)
+    }
+
+    @Test func headHasJSONContentTypeAndExactLength() {
+        let error = ProxyErrorResponse.noRoute
+        let body = error.body(allocator: ByteBufferAllocator())
+        let head = error.head(closeConnection: false, bodyLength: body.readableBytes)
+        #expect(head.status == .notFound)
+        #expect(head.headers["content-type"] == ["application/json"])
+        #expect(head.headers["content-length"] == [String(error.jsonBody.utf8.count)])
+        #expect(head.headers["connection"].isEmpty)
+        #expect(error.head(closeConnection: true, bodyLength: 1).headers["connection"] == ["close"])
+    }
+
+    @Test func everyProxyStatusHasAResponse() {
+        let statuses = [ProxyErrorResponse.badRequest, .missingHost, .invalidPath, .unauthorized, .noRoute, .uriTooLong,
+                        .headersTooLarge, .notImplemented, .versionNotSupported, .overloaded, .noUpstreams,
+                        .upstreamUnreachable, .upstreamFailed, .httpsNotSupported, .upstreamTimeout].map(\.status.code)
+        #expect(Set(statuses) == [400, 401, 404, 414, 431, 501, 505, 503, 502, 504])
+    }
+
+    @Test func jsonStringsAreEscaped() {
+        #expect(ProxyErrorResponse.quoted("a\"b\\c\n\u{01}") == #""a\"b\\c\n\u0001""#)
+    }
+}
+
+@Suite struct PreflightTests {
+    let limits = WorkerLimits()
+
+    func head(_ version: HTTPVersion = .http1_1, _ method: HTTPMethod = .GET, uri: String = "/",
+              headers: HTTPHeaders = ["Host": "proxy"]) -> HTTPRequestHead {
+        HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+    }
+
+    @Test func http10IsRejectedWith505() {
+        #expect(RequestPreflight.check(head(.http1_0), limits: limits) == .versionNotSupported)
+    }
+
+    @Test func connectAndUpgradesAreRejectedWith501() {
+        #expect(RequestPreflight.check(head(.http1_1, .CONNECT), limits: limits) == .notImplemented)
+        #expect(RequestPreflight.check(head(headers: ["Host": "h", "Upgrade": "websocket"]), limits: limits) == .notImplemented)
+        #expect(RequestPreflight.check(head(headers: ["Host": "h", "Connection": "Upgrade"]), limits: limits) == .notImplemented)
+    }
+
+    @Test func missingBlankOrRepeatedHostIsRejectedWith400() {
+        #expect(RequestPreflight.check(head(headers: [:]), limits: limits) == .missingHost)
+        #expect(RequestPreflight.check(head(headers: ["Host": " "]), limits: limits) == .missingHost)
+        #expect(RequestPreflight.check(head(headers: ["Host": "a", "Host": "b"]), limits: limits) == .missingHost)
+        #expect(RequestPreflight.check(head(), limits: limits) == nil)
+    }
+
+    @Test func versionIsCheckedBeforeUpgradeAndHost() {
+        #expect(RequestPreflight.check(head(.http1_0, .CONNECT, headers: [:]), limits: limits) == .versionNotSupported)
+        #expect(RequestPreflight.check(head(.http1_1, .CONNECT, headers: [:]), limits: limits) == .notImplemented)
+    }
+
+    @Test func sizeLimits() {
+        var small = WorkerLimits()
+        small.maxRequestTargetBytes = 10
+        small.maxHeaderCount = 2
+        small.maxHeaderBytes = 20
+        #expect(RequestPreflight.check(head(uri: "/" + String(repeating: "a", count: 10)), limits: small) == .uriTooLong)
+        #expect(RequestPreflight.check(head(headers: ["Host": "h", "a": "1", "b": "2"]), limits: small) == .headersTooLarge)
+        #expect(RequestPreflight.check(head(headers: ["Host": "h", "a": String(repeating: "x", count: 20)]), limits: small)
+            == .headersTooLarge)
+    }
+}
+
+@Suite struct InFlightLimiterTests {
+    @Test func permitsAreCountedAndReturned() {
+        let limiter = LocalInFlightLimiter(limit: 2)
+        #expect(limiter.tryAcquire())
+        #expect(limiter.tryAcquire())
+        #expect(!limiter.tryAcquire())
+        limiter.release()
+        #expect(limiter.tryAcquire())
+        #expect(limiter.current == 2)
+    }
+}
+
+@Suite struct RequestLogRecordTests {
+    @Test func fieldsComeInSpecOrderWithoutAbsentOnesOrQueries() {
+        let record = RequestLogRecord(clientIP: "127.0.0.1", method: "POST", requestURL: "/openai/v1?key=secret",
+                                      requestBodyLength: 12, apiKeyID: nil, targetURL: "http://mock/v1?key=secret",
+                                      upstream: "openai", durationMs: 3, status: 200, responseBodyLength: 99)
+        #expect(record.fields.map(\.key) == ["client_ip", "method", "request_url", "request_body_length", "target_url",
+                                             "upstream", "duration_ms", "status", "response_body_length"])
+        #expect(record.fields.map(\.value).joined(separator: " ").contains("secret") == false)
+    }
+}

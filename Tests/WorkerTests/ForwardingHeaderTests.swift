@@ -1,0 +1,84 @@
+import Common
+import NIOHTTP1
+import Testing
+@testable import FluxgateWorker
+
+@Suite struct ForwardingHeaderTests {
+    let upstream = Fixtures.upstream("openai", "/openai", Fixtures.url(.https, "api.openai.com"), key: "sk-provider")
+
+    func pairs(_ headers: HTTPHeaders) -> [String] { headers.map { "\($0.name): \($0.value)" } }
+
+    @Test func credentialsHostAndHopByHopAreRemovedOrderAndRepeatsKept() {
+        let client: HTTPHeaders = [
+            "Host": "proxy.local", "Authorization": "Bearer client", "x-api-key": "client2", "Accept": "a",
+            "X-Multi": "1", "Connection": "keep-alive, X-Drop", "Keep-Alive": "timeout=5", "X-Drop": "secret",
+            "TE": "trailers", "Trailer": "x", "Proxy-Authorization": "p", "X-Multi": "2", "Content-Length": "3",
+        ]
+        let out = ForwardingHeaders.upstreamRequestHeaders(from: client, upstream: upstream)
+        #expect(pairs(out) == ["host: api.openai.com", "Accept: a", "X-Multi: 1", "X-Multi: 2", "Content-Length: 3",
+                               "authorization: Bearer sk-provider"])
+    }
+
+    @Test func providerKeyStyles() {
+        var anthropic = upstream
+        anthropic.apiKeyHeader = .xAPIKey
+        #expect(ForwardingHeaders.upstreamRequestHeaders(from: [:], upstream: anthropic)["x-api-key"] == ["sk-provider"])
+        var azure = upstream
+        azure.apiKeyHeader = .apiKey
+        #expect(ForwardingHeaders.upstreamRequestHeaders(from: [:], upstream: azure)["api-key"] == ["sk-provider"])
+        var open = upstream
+        open.apiKey = Secret("")
+        let none = ForwardingHeaders.upstreamRequestHeaders(from: ["Authorization": "Bearer c"], upstream: open)
+        #expect(pairs(none) == ["host: api.openai.com"])
+    }
+
+    @Test func clientXAPIKeyIsReplacedNotDuplicated() {
+        var anthropic = upstream
+        anthropic.apiKeyHeader = .xAPIKey
+        let out = ForwardingHeaders.upstreamRequestHeaders(from: ["x-api-key": "client"], upstream: anthropic)
+        #expect(out["x-api-key"] == ["sk-provider"])
+    }
+
+    @Test func chunkedRequestStaysChunkedAndDropsLength() {
+        let client: HTTPHeaders = ["Transfer-Encoding": "chunked", "Content-Length": "10"]
+        #expect(ForwardingHeaders.requestFraming(client) == .chunked)
+        let out = ForwardingHeaders.upstreamRequestHeaders(from: client, upstream: upstream)
+        #expect(out["content-length"].isEmpty)
+        #expect(out["transfer-encoding"] == ["chunked"])
+        #expect(ForwardingHeaders.requestFraming([:]) == .none)
+        #expect(ForwardingHeaders.requestFraming(["content-length": "0"]) == .contentLength)
+    }
+
+    @Test func responseKeepsRepeatedSetCookieAndEncoding() {
+        let upstream: HTTPHeaders = [
+            "Set-Cookie": "a=1", "Content-Encoding": "gzip", "Connection": "close, X-Hop", "X-Hop": "1",
+            "Set-Cookie": "b=2", "Transfer-Encoding": "chunked", "Keep-Alive": "timeout=5",
+        ]
+        let (out, framing) = ForwardingHeaders.clientResponseHeaders(from: upstream, status: .ok, requestMethod: .POST)
+        #expect(pairs(out) == ["Set-Cookie: a=1", "Content-Encoding: gzip", "Set-Cookie: b=2",
+                               "transfer-encoding: chunked"])
+        #expect(framing == .chunked)
+    }
+
+    @Test func responseContentLengthIsKept() {
+        let (out, framing) = ForwardingHeaders.clientResponseHeaders(
+            from: ["Content-Length": "42"], status: .ok, requestMethod: .GET)
+        #expect(pairs(out) == ["Content-Length: 42"])
+        #expect(framing == .contentLength)
+    }
+
+    @Test func bodylessResponsesGetNoFraming() {
+        for (status, method) in [(HTTPResponseStatus.noContent, HTTPMethod.GET), (.notModified, .GET), (.ok, .HEAD)] {
+            let (out, framing) = ForwardingHeaders.clientResponseHeaders(
+                from: ["Transfer-Encoding": "chunked"], status: status, requestMethod: method)
+            #expect(out.isEmpty)
+            #expect(framing == .none)
+        }
+    }
+
+    @Test func redirectsAreRelayedWithLocation() {
+        let (out, _) = ForwardingHeaders.clientResponseHeaders(
+            from: ["Location": "https://elsewhere/", "Content-Length": "0"], status: .found, requestMethod: .GET)
+        #expect(out["location"] == ["https://elsewhere/"])
+    }
+}
