@@ -41,9 +41,9 @@ import Testing
     @Test func jsonFormatIsOneObjectPerLineWithNumbersAsNumbers() throws {
         let json = LogLineFormatter(colour: false, format: .json)
         let line = json.format(timestamp: "T", level: .trace, message: "Request processed",
-                               metadata: ["status": .stringConvertible(200), "method": "POST", "path": .quoted("a \"b\"")])
+                               metadata: ["status": .stringConvertible(200), "method": "POST", "client_ip": "::1", "path": .quoted("a \"b\"")])
         #expect(line == "{\"timestamp\":\"T\",\"level\":\"TRACE\",\"message\":\"Request processed\","
-            + "\"method\":\"POST\",\"status\":200,\"path\":\"a \\\"b\\\"\"}\n")
+            + "\"client_ip\":\"::1\",\"method\":\"POST\",\"status\":200,\"path\":\"a \\\"b\\\"\"}\n")
     }
 
     @Test func colourIsOnlyUsedWhenAskedFor() {

@@ -31,8 +31,11 @@ public struct LogLineFormatter: Sendable {
         }
     }
 
+    /// A request line (it has `client_ip`) lists its fields in Fluxgate's order; anything else
+    /// sorts its keys, so `path=… status=…` reads as Fluxgate prints it.
     static func ordered(_ metadata: Logger.Metadata) -> [(String, Logger.MetadataValue)] {
-        metadata.sorted { a, b in
+        guard metadata["client_ip"] != nil else { return metadata.sorted { $0.key < $1.key } }
+        return metadata.sorted { a, b in
             let ra = requestFieldRank[a.key] ?? Int.max
             let rb = requestFieldRank[b.key] ?? Int.max
             return ra != rb ? ra < rb : a.key < b.key
