@@ -1,0 +1,148 @@
+// The `upstreams` section: two reserved timeout keys, every other key an upstream (behaviour §2.1).
+extension ConfigDecoder {
+    static let reservedUpstreamsKeys: Set<String> = ["request_timeout_ms", "stream_idle_timeout_ms"]
+    static let upstreamKeys: Set<String> = ["target_url", "api_key", "request_path", "api_key_header"]
+    /// Timeouts become NIO `TimeAmount`s (Int64 nanoseconds): a larger value would trap there.
+    static let maxTimeoutMs = UInt64(Int64.max / 1_000_000)
+
+    struct DecodedUpstreams {
+        /// nil when any part had an error.
+        var upstreams: Configuration.Upstreams?
+        /// Every configured name, valid or not, for the `api_keys.static[].upstreams` check.
+        var names: Set<String> = []
+    }
+
+    mutating func decodeUpstreams(_ node: YAMLNode, staticKeysExist: Bool) -> DecodedUpstreams {
+        guard let entries = entries(node, "upstreams") else { return DecodedUpstreams(upstreams: nil) }
+        var result = Configuration.Upstreams()
+        var valid = true
+        var names: Set<String> = []
+        // Normalised request_path -> the upstream that has it, for the uniqueness rule.
+        var claimed: [String: (name: String, line: Int)] = [:]
+        for entry in entries {
+            let path = Self.join("upstreams", entry.name)
+            switch entry.name {
+            case "request_timeout_ms":
+                if let value = positive(entry.value, path, max: Self.maxTimeoutMs) {
+                    result.requestTimeoutMs = value
+                } else { valid = false }
+            case "stream_idle_timeout_ms":
+                if let value = positive(entry.value, path, max: Self.maxTimeoutMs) {
+                    result.streamIdleTimeoutMs = value
+                } else { valid = false }
+            default:
+                names.insert(entry.name)
+                guard !entry.key.isNull, !entry.name.trimmingWhitespace.isEmpty else {
+                    error("upstream.name_blank", entry.key, "upstreams.\"\(entry.name)\"", "an upstream name must not be blank")
+                    valid = false
+                    continue
+                }
+                guard let upstream = decodeUpstream(entry, path, staticKeysExist: staticKeysExist) else {
+                    valid = false
+                    continue
+                }
+                // `/api/` and `/api` route the same requests (behaviour §4), so they collide.
+                let normalised = String(upstream.requestPath.reversed().drop { $0 == "/" }.reversed())
+                let pathNode = requestPathNode(entry) ?? entry.value
+                if let first = claimed[normalised] {
+                    error("request_path.duplicate", pathNode, Self.join(path, "request_path"),
+                          "request_path \"\(upstream.requestPath)\" is already used by upstream \"\(first.name)\" (line \(first.line))")
+                    valid = false
+                } else {
+                    claimed[normalised] = (entry.name, pathNode.mark.line)
+                }
+                result.entries.append(upstream)
+            }
+        }
+        return DecodedUpstreams(upstreams: valid ? result : nil, names: names)
+    }
+
+    private func requestPathNode(_ entry: Entry) -> YAMLNode? {
+        guard case .mapping(let pairs) = entry.value.content else { return nil }
+        return pairs.first { $0.key.scalar?.value == "request_path" }?.value
+    }
+
+    mutating func decodeUpstream(_ entry: Entry, _ path: String, staticKeysExist: Bool) -> Configuration.Upstream? {
+        guard let fields = entries(entry.value, path, nullIsEmpty: false) else { return nil }
+        warnUnknown(fields, known: Self.upstreamKeys, path)
+        let container = entry.value
+
+        var targetURL: TargetURL?
+        if let node = required("target_url", fields, in: container, path), let text = string(node, Self.join(path, "target_url")) {
+            switch TargetURL.parse(text) {
+            case .success(let url): targetURL = url
+            case .failure(let problem): error(problem.code, node, Self.join(path, "target_url"), problem.message)
+            }
+        }
+
+        var apiKey: Secret?
+        if let node = required("api_key", fields, in: container, path),
+           let text = string(node, Self.join(path, "api_key"), hint: " (write \"\" for an upstream that needs no key)") {
+            let key = Secret(text)
+            if staticKeysExist, key.isBlank {
+                error("api_key.blank", node, Self.join(path, "api_key"),
+                      "must not be blank when api_keys.static has keys")
+            } else {
+                apiKey = key
+            }
+        }
+
+        var requestPath: String?
+        if let node = required("request_path", fields, in: container, path),
+           let text = string(node, Self.join(path, "request_path")) {
+            requestPath = checkedRequestPath(text, node, Self.join(path, "request_path"))
+        }
+
+        var header = Configuration.Defaults.apiKeyHeader
+        var headerValid = true
+        if let node = fields.first(where: { $0.name == "api_key_header" })?.value {
+            headerValid = false
+            if let text = string(node, Self.join(path, "api_key_header")) {
+                if let value = Configuration.UpstreamAuthHeader(rawValue: text.trimmingWhitespace.lowercased()) {
+                    header = value
+                    headerValid = true
+                } else {
+                    let choices = Configuration.UpstreamAuthHeader.allCases.map(\.rawValue).joined(separator: ", ")
+                    error("api_key_header.invalid", node, Self.join(path, "api_key_header"),
+                          "\"\(text)\" is not supported; use one of \(choices)")
+                }
+            }
+        }
+        guard let targetURL, let apiKey, let requestPath, headerValid else { return nil }
+        return Configuration.Upstream(name: entry.name, targetURL: targetURL, apiKey: apiKey,
+                                      requestPath: requestPath, apiKeyHeader: header)
+    }
+
+    /// Fluxgate's request_path rules, on the trimmed value; the first rule broken is reported.
+    mutating func checkedRequestPath(_ raw: String, _ node: YAMLNode, _ path: String) -> String? {
+        let text = raw.trimmingWhitespace
+        let problem: (code: String, message: String)?
+        if text.isEmpty {
+            problem = ("request_path.blank", "must not be blank")
+        } else if !text.hasPrefix("/") {
+            problem = ("request_path.not_absolute", "\"\(text)\" must start with \"/\"")
+        } else if text.contains("://") {
+            problem = ("request_path.contains_scheme", "\"\(text)\" must be a path, not a URL (it contains \"://\")")
+        } else if text.contains("?") {
+            problem = ("request_path.contains_query", "\"\(text)\" must not contain a query (\"?\")")
+        } else if Self.hasPort(text) {
+            problem = ("request_path.contains_port", "\"\(text)\" must not contain a port (\":\" followed by a digit)")
+        } else {
+            problem = nil
+        }
+        if let problem {
+            error(problem.code, node, path, problem.message)
+            return nil
+        }
+        return text
+    }
+
+    private static func hasPort(_ text: String) -> Bool {
+        var previousIsColon = false
+        for c in text {
+            if previousIsColon, c.isASCIIDigit { return true }
+            previousIsColon = c == ":"
+        }
+        return false
+    }
+}
