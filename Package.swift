@@ -50,12 +50,24 @@ let package = Package(
             ],
             path: "Sources/worker"
         ),
+        // Helpers for process-level tests: locating the built binaries, child processes, temp dirs.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
-        .testTarget(name: "MasterTests", dependencies: ["FluxgateMaster", "Common"]),
+        .testTarget(name: "MasterTests", dependencies: ["FluxgateMaster", "Common", "TestSupport"]),
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "FluxgateWorker", "Common",
+                "FluxgateWorker", "Common", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

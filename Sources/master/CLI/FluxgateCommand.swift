@@ -1,0 +1,66 @@
+import ArgumentParser
+import Common
+import Logging
+
+/// `fluxgate [--config PATH] [-t] [--version]` (behaviour §1).
+struct FluxgateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fluxgate",
+        abstract: "An LLM API proxy: authenticates clients, routes by path prefix and streams to providers.",
+        discussion: """
+            The master process loads and validates the configuration, owns the listening sockets and \
+            runs one worker process per slot. Logging is controlled by FLUXGATE_LOG (trace, debug, info, \
+            warn, error), FLUXGATE_LOG_STYLE=always (colour) and FLUXGATE_LOG_FORMAT=json.
+            """,
+        version: FluxgateVersion.string
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file.", valueName: "path"))
+    var config: String = "fluxgate.yaml"
+
+    @Flag(name: [.customShort("t"), .customLong("check-config")],
+          help: "Load and validate the configuration, print every problem, and exit (0 valid, 78 invalid). Binds nothing.")
+    var checkConfig = false
+
+    @Option(name: .long, help: ArgumentHelp("Path of the fluxgate-worker executable (default: beside this one, or ../libexec/fluxgate/).", visibility: .hidden))
+    var workerPath: String?
+
+    /// Returns the process exit status.
+    func execute(environment: [String: String]) -> Int32 {
+        if checkConfig { return ConfigCheck(path: config).run() }
+        let logger = FluxgateLogHandler.bootstrap(label: "fluxgate.master", environment: environment)
+        let result = ConfigLoader.load(path: config)
+        for warning in result.warnings { logger.warning("\(warning)") }
+        guard let configuration = result.configuration else {
+            for error in result.errors { logger.error("\(error)") }
+            logger.error("Configuration rejected; not starting", metadata: ["path": .quoted(config), "errors": "\(result.errors.count)"])
+            return FluxgateExit.configRejected.rawValue
+        }
+        logger.info("Loaded configuration", metadata: ["path": .quoted(config), "status": .quoted("applied")])
+        guard let worker = WorkerExecutable.locate(override: workerPath) else {
+            logger.error("fluxgate-worker executable not found beside fluxgate or in ../libexec/fluxgate/")
+            return FluxgateExit.failure.rawValue
+        }
+        let master = Master(configPath: config, configuration: configuration, workerExecutable: worker,
+                            environment: environment, logger: logger)
+        return master.run()
+    }
+}
+
+/// `fluxgate -t`: every diagnostic on stderr, as `nginx -t` does, then one verdict line.
+struct ConfigCheck {
+    let path: String
+
+    func run() -> Int32 {
+        let result = ConfigLoader.load(path: path)
+        for diagnostic in result.diagnostics { Console.error("\(diagnostic)") }
+        if result.configuration != nil {
+            let note = result.warnings.isEmpty ? "" : " (\(result.warnings.count) warning\(result.warnings.count == 1 ? "" : "s"))"
+            Console.error("fluxgate: the configuration file \(path) is valid\(note)")
+            return FluxgateExit.success.rawValue
+        }
+        let n = result.errors.count
+        Console.error("fluxgate: the configuration file \(path) is invalid: \(n) error\(n == 1 ? "" : "s")")
+        return FluxgateExit.configRejected.rawValue
+    }
+}

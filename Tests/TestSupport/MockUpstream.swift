@@ -1,0 +1,264 @@
+import COpenSSL
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A plain-HTTP upstream for process tests, on 127.0.0.1 with an ephemeral port. It records what
+/// it received (request head with every header in order, body length and SHA-256) and answers by
+/// path, after any base path:
+///
+/// | path | answer |
+/// |---|---|
+/// | `/status/NNN` | status NNN, small JSON body |
+/// | `/sse?n=N&interval_ms=M` | `text/event-stream`, N events, each flushed M ms apart, chunked |
+/// | `/bytes?n=N` | N bytes of a fixed pattern with `Content-Length`, written as the client reads |
+/// | `/upload` | reads the whole body, answers `{"length":L,"sha256":"…"}` |
+/// | `/delay-headers?ms=M` | answers after M ms |
+/// | `/hang` | never answers |
+/// | `/redirect` | 302 with `Location: /elsewhere` |
+/// | `/gzip` | a gzip body with `Content-Encoding: gzip` |
+/// | anything else | 200 `{"ok":true}` with two `Set-Cookie` headers |
+public final class MockUpstream: @unchecked Sendable {
+    public struct Request: Sendable {
+        public var method: String
+        public var uri: String
+        public var headers: [(String, String)]
+        public var bodyLength: Int
+        public var bodySHA256: String
+
+        public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+        public func headers(named name: String) -> [String] { headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1) }
+    }
+
+    public static let gzipBody: [UInt8] = [
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0x57,
+        0x28, 0xcf, 0x2f, 0xca, 0x49, 0x01, 0x00, 0x85, 0x11, 0x4a, 0x0d, 0x0b, 0x00, 0x00, 0x00,
+    ]
+
+    private let group: MultiThreadedEventLoopGroup
+    private var channel: Channel!
+    private let state = NIOLockedValueBox(State())
+
+    struct State {
+        var requests: [Request] = []
+        var connectionsOpened = 0
+        var connectionsClosed = 0
+        var abortedResponses = 0
+    }
+
+    public init() throws {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let box = state
+        channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                box.withLockedValue { $0.connectionsOpened += 1 }
+                channel.closeFuture.whenComplete { _ in box.withLockedValue { $0.connectionsClosed += 1 } }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true)
+                    try channel.pipeline.syncOperations.addHandler(MockHandler(state: box))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+    }
+
+    public var port: Int { channel.localAddress!.port! }
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    public var requests: [Request] { state.withLockedValue { $0.requests } }
+    public var connectionsOpened: Int { state.withLockedValue { $0.connectionsOpened } }
+    public var connectionsClosed: Int { state.withLockedValue { $0.connectionsClosed } }
+    /// Responses whose client went away before the mock finished writing them.
+    public var abortedResponses: Int { state.withLockedValue { $0.abortedResponses } }
+
+    /// Waits (bounded) until `condition` holds on the recorded state.
+    public func wait(timeout: Double = 10, until condition: (MockUpstream) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition(self) { return true }
+            usleep(2_000)
+        }
+        return condition(self)
+    }
+
+    public func shutdown() {
+        try? channel.close().wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    deinit { try? group.syncShutdownGracefully() }
+}
+
+private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let state: NIOLockedValueBox<MockUpstream.State>
+    private var head: HTTPRequestHead?
+    private var bodyLength = 0
+    private var digest = SHA256Stream()
+    private var pendingBytes = 0
+    private var writingBytes = false
+
+    init(state: NIOLockedValueBox<MockUpstream.State>) { self.state = state }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            bodyLength = 0
+            digest = SHA256Stream()
+        case .body(let buffer):
+            bodyLength += buffer.readableBytes
+            digest.update(buffer.readableBytesView)
+        case .end:
+            guard let head else { return }
+            let hash = digest.finalHex()
+            state.withLockedValue {
+                $0.requests.append(.init(method: head.method.rawValue, uri: head.uri,
+                                         headers: head.headers.map { ($0.name, $0.value) },
+                                         bodyLength: bodyLength, bodySHA256: hash))
+            }
+            respond(to: head, hash: hash, context: context)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, hash: String, context: ChannelHandlerContext) {
+        let components = URLComponents(string: head.uri)
+        let path = components?.path ?? head.uri
+        let query = Dictionary((components?.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
+        let int = { (name: String, fallback: Int) in query[name].flatMap(Int.init) ?? fallback }
+
+        if let range = path.range(of: "/status/"), let code = Int(path[range.upperBound...]) {
+            send(context, status: .init(statusCode: code), body: Array("{\"status\":\(code)}".utf8))
+        } else if path.hasSuffix("/sse") {
+            streamEvents(context, count: int("n", 5), intervalMs: int("interval_ms", 10))
+        } else if path.hasSuffix("/bytes") {
+            var headers = HTTPHeaders([("content-type", "application/octet-stream"), ("content-length", String(int("n", 0)))])
+            headers.add(name: "x-mock", value: "bytes")
+            context.writeAndFlush(wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            pendingBytes = int("n", 0)
+            writeBytes(context)
+        } else if path.hasSuffix("/upload") {
+            send(context, status: .ok, body: Array("{\"length\":\(bodyLength),\"sha256\":\"\(hash)\"}".utf8))
+        } else if path.hasSuffix("/delay-headers") {
+            context.eventLoop.scheduleTask(in: .milliseconds(Int64(int("ms", 100)))) {
+                self.send(context, status: .ok, body: Array("{\"delayed\":true}".utf8))
+            }
+        } else if path.hasSuffix("/hang") {
+            return
+        } else if path.hasSuffix("/redirect") {
+            send(context, status: .found, body: [], extra: [("location", "/elsewhere")])
+        } else if path.hasSuffix("/gzip") {
+            send(context, status: .ok, body: MockUpstream.gzipBody, extra: [("content-encoding", "gzip")], contentType: "text/plain")
+        } else {
+            send(context, status: .ok, body: Array("{\"ok\":true}".utf8),
+                 extra: [("set-cookie", "a=1; Path=/"), ("set-cookie", "b=2; Path=/"), ("x-upstream", "mock")])
+        }
+    }
+
+    private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, body: [UInt8],
+                      extra: [(String, String)] = [], contentType: String = "application/json") {
+        var headers = HTTPHeaders([("content-type", contentType), ("content-length", String(body.count))])
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: status, headers: headers))), promise: nil)
+        if !body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func streamEvents(_ context: ChannelHandlerContext, count: Int, intervalMs: Int) {
+        let headers = HTTPHeaders([("content-type", "text/event-stream"), ("cache-control", "no-cache")])
+        context.writeAndFlush(wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        func event(_ index: Int) {
+            guard context.channel.isActive else {
+                state.withLockedValue { $0.abortedResponses += 1 }
+                return
+            }
+            if index == count {
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
+            let text = "data: {\"index\":\(index),\"sent_ns\":\(DispatchTime.now().uptimeNanoseconds)}\n\n"
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+            context.eventLoop.scheduleTask(in: .milliseconds(Int64(intervalMs))) { event(index + 1) }
+        }
+        event(0)
+    }
+
+    /// Writes the byte pattern while the channel is writable (backpressure: a slow reader pauses us).
+    private func writeBytes(_ context: ChannelHandlerContext) {
+        while pendingBytes > 0 && context.channel.isWritable {
+            let n = min(pendingBytes, 64 * 1024)
+            var buffer = context.channel.allocator.buffer(capacity: n)
+            buffer.writeBytes(MockPattern.slice(count: n))
+            pendingBytes -= n
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        if pendingBytes == 0 {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            context.flush()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && pendingBytes > 0 { writeBytes(context) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if pendingBytes > 0 { state.withLockedValue { $0.abortedResponses += 1 } }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// The repeating byte pattern the mock streams; `hashOf(count:)` gives the expected digest.
+public enum MockPattern {
+    static let block: [UInt8] = (0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+
+    static func slice(count: Int) -> ArraySlice<UInt8> { block[0..<count] }
+
+    public static func sha256(ofCount count: Int) -> String {
+        var digest = SHA256Stream()
+        var left = count
+        while left > 0 {
+            let n = min(left, block.count)
+            digest.update(block[0..<n])
+            left -= n
+        }
+        return digest.finalHex()
+    }
+}
+
+/// Incremental SHA-256 through the system OpenSSL (EVP).
+public final class SHA256Stream {
+    private var context: OpaquePointer
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    public init() {
+        context = EVP_MD_CTX_new()
+        EVP_DigestInit_ex(context, EVP_sha256(), nil)
+    }
+
+    public func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        let done = bytes.withContiguousStorageIfAvailable { EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
+        if done == nil {
+            let copy = Array(bytes)
+            copy.withUnsafeBufferPointer { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
+        }
+    }
+
+    public func finalHex() -> String {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &out, &length)
+        EVP_DigestInit_ex(context, EVP_sha256(), nil)  // ready for reuse
+        return out.map { String(format: "%02x", $0) }.joined()
+    }
+}
