@@ -160,3 +160,10 @@ private func server(_ lines: String) -> ConfigLoadResult {
     // Reported in file order.
     #expect(result.errors.map(\.line) == result.errors.map(\.line).sorted())
 }
+
+@Test func longKeyNamesAreCutInMessages() {
+    let name = String(repeating: "k", count: 1_000) // libyaml allows simple keys up to 1024 characters
+    let result = load("version: 1\n\(name): 1\n\(name): 2\n")
+    #expect(result.diagnostics.map(\.code).sorted() == ["field.unknown", "yaml.duplicate_key"])
+    #expect(result.diagnostics.allSatisfy { $0.message.count < 200 })
+}

@@ -104,7 +104,7 @@ extension ConfigDecoder {
                 } else {
                     let choices = Configuration.UpstreamAuthHeader.allCases.map(\.rawValue).joined(separator: ", ")
                     error("api_key_header.invalid", node, Self.join(path, "api_key_header"),
-                          "\"\(text)\" is not supported; use one of \(choices)")
+                          "is not supported; use one of \(choices)") // the value is not quoted: it may be a misplaced key
                 }
             }
         }

@@ -34,6 +34,12 @@ struct ConfigDecoder {
 
     static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
+    /// A name from the file in quotes, cut at 80 characters so that one odd key cannot make a
+    /// megabyte-long message.
+    static func quoted(_ name: String) -> String {
+        name.count <= 80 ? "\"\(name)\"" : "\"\(name.prefix(80))…\""
+    }
+
     // MARK: Shapes
 
     /// The entries of a mapping. A null section (`server:`) counts as empty when `nullIsEmpty`.
@@ -68,7 +74,7 @@ struct ConfigDecoder {
     /// Warns about every key not in `known` (Fluxgate ignores them silently; behaviour §2.1 [differs]).
     mutating func warnUnknown(_ entries: [Entry], known: Set<String>, _ path: String) {
         for entry in entries where !known.contains(entry.name) {
-            var message = "unknown key \"\(entry.name)\" is ignored"
+            var message = "unknown key \(Self.quoted(entry.name)) is ignored"
             if let guess = Self.closest(to: entry.name, in: known) { message += " (did you mean \"\(guess)\"?)" }
             warning("field.unknown", entry.key, Self.join(path, entry.name), message)
         }

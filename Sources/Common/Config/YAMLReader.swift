@@ -147,7 +147,7 @@ struct YAMLReader {
             if let text = key.scalar?.value {
                 if let first = seen[text] {
                     diagnostics.append(diagnostic("yaml.duplicate_key", key.mark,
-                        "duplicate key \"\(text)\" (first defined at line \(first.line))"))
+                        "duplicate key \(ConfigDecoder.quoted(text)) (first defined at line \(first.line))"))
                     continue
                 }
                 seen[text] = key.mark
