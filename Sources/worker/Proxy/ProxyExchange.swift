@@ -1,0 +1,276 @@
+import Common
+import NIOCore
+import NIOHTTP1
+
+/// What an exchange needs from the client connection it serves (implemented by
+/// `ClientConnectionHandler`). All calls happen on the worker's event loop.
+protocol ClientSide: AnyObject {
+    func writeResponse(_ part: HTTPServerResponsePart)
+    func flushResponse()
+    var clientIsWritable: Bool { get }
+    func resumeClientReads()
+    /// A proxy-made error in place of the upstream's response (nothing was sent to the client yet).
+    func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse)
+    /// The response is complete (`.end` written).
+    func exchangeCompleted()
+    /// The response was cut after its head: the client connection must be closed.
+    func exchangeAborted()
+}
+
+/// One forwarded request: leases an upstream connection, streams the request body up and the
+/// response down with backpressure on both sides, enforces the header deadline and the idle gap
+/// between response chunks, and hands the connection back to the pool only when the exchange
+/// ended cleanly. Lives on the worker's event loop only.
+final class ProxyExchange: UpstreamConnectionDelegate {
+    struct Parameters {
+        var upstream: Configuration.Upstream
+        /// The client's request head, as received.
+        var head: HTTPRequestHead
+        /// `target_url`'s path joined with the request's remainder and query (`Router.Match`).
+        var targetPathAndQuery: String
+        var requestTimeout: TimeAmount
+        var streamIdleTimeout: TimeAmount
+        var replayBufferBytes: Int
+    }
+
+    private enum State {
+        case connecting
+        case connected(UpstreamConnection)
+        case done
+    }
+
+    private let eventLoop: EventLoop
+    private let pool: UpstreamPool
+    private let parameters: Parameters
+    private weak var client: ClientSide?
+    private var state = State.connecting
+
+    /// Request parts received from the client while no connection is ready yet.
+    private var pending: [HTTPClientRequestPart] = []
+    /// Request parts already sent on a reused connection, kept until the first response byte so
+    /// the request can be replayed on a fresh connection if the upstream had closed the reused one
+    /// while it sat idle. nil once replay is impossible (too large, response started, retried).
+    private var replay: [HTTPClientRequestPart]?
+    private var replayBytes = 0
+    private var retried = false
+
+    private(set) var requestBodyBytes = 0
+    private(set) var responseBodyBytes = 0
+    private(set) var responseStatus: HTTPResponseStatus?
+    private(set) var requestEndReceived = false
+    private var requestEndSent = false
+    private var responseHeadReceived = false
+    private var upstreamKeepAlive = true
+    private var lastResponseActivity = NIODeadline.now()
+    private var headerTimer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
+
+    init(eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, parameters: Parameters) {
+        self.eventLoop = eventLoop
+        self.pool = pool
+        self.client = client
+        self.parameters = parameters
+    }
+
+    // MARK: Client side
+
+    func start() {
+        headerTimer = eventLoop.assumeIsolated().scheduleTask(in: parameters.requestTimeout) { [weak self] in
+            self?.headerDeadlinePassed()
+        }
+        lease(fresh: false)
+    }
+
+    /// Backpressure toward the client: read more only when the upstream can take it.
+    var mayReadClient: Bool {
+        guard case .connected(let connection) = state else { return pending.isEmpty }
+        return connection.channel.isWritable
+    }
+
+    func clientBody(_ buffer: ByteBuffer) {
+        requestBodyBytes += buffer.readableBytes
+        send(.body(.byteBuffer(buffer)))
+    }
+
+    func clientEnd() {
+        requestEndReceived = true
+        send(.end(nil))
+    }
+
+    func clientReadComplete() {
+        if case .connected(let connection) = state { connection.handler.flush() }
+    }
+
+    func clientWritabilityChanged(isWritable: Bool) {
+        if isWritable, case .connected(let connection) = state { connection.handler.resumeReading() }
+    }
+
+    /// The client went away: cancel the upstream exchange and never reuse its connection.
+    func clientClosed() {
+        finish(reusable: false)
+    }
+
+    // MARK: Upstream side
+
+    var upstreamMayRead: Bool { client?.clientIsWritable ?? true }
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard case .connected = state, let client else { return }
+        switch part {
+        case .head(let head):
+            // 1xx are dropped by NIO's client codec (informationalResponseStrategy .drop).
+            responseHeadReceived = true
+            replay = nil
+            headerTimer?.cancel()
+            headerTimer = nil
+            upstreamKeepAlive = head.isKeepAlive
+            responseStatus = head.status
+            let (headers, _) = ForwardingHeaders.clientResponseHeaders(
+                from: head.headers, status: head.status, requestMethod: parameters.head.method)
+            client.writeResponse(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)))
+            lastResponseActivity = .now()
+            scheduleIdleCheck(after: parameters.streamIdleTimeout)
+        case .body(let buffer):
+            responseBodyBytes += buffer.readableBytes
+            lastResponseActivity = .now()
+            client.writeResponse(.body(.byteBuffer(buffer)))
+        case .end(let trailers):
+            client.writeResponse(.end(trailers))
+            client.flushResponse()
+            // The connection is clean only if the upstream saw our whole request too.
+            finish(reusable: upstreamKeepAlive && requestEndSent)
+            client.exchangeCompleted()
+        }
+    }
+
+    func upstreamReadComplete() {
+        client?.flushResponse()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { client?.resumeClientReads() }
+    }
+
+    func upstreamFailed(_ error: Error) {
+        // The channel closes right after; `upstreamClosed` decides what the client sees.
+    }
+
+    func upstreamClosed() {
+        guard case .connected(let connection) = state else { return }
+        if !responseHeadReceived, connection.hasBeenUsed, !retried, let parts = replay {
+            // The upstream closed a kept-alive connection before answering: it most likely did so
+            // while the connection was idle, before our request arrived. Replay on a fresh one.
+            retried = true
+            pending = parts + pending
+            replay = nil
+            state = .connecting
+            lease(fresh: true)
+            return
+        }
+        fail(responseHeadReceived ? nil : .upstreamFailed)
+    }
+
+    // MARK: Internals
+
+    private func lease(fresh: Bool) {
+        pool.lease(parameters.upstream.targetURL, fresh: fresh).assumeIsolated().whenComplete { [weak self] result in
+            guard let self else {
+                if case .success(let connection) = result { connection.channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                self.connected(connection)
+            case .failure:
+                self.fail(.upstreamUnreachable)
+            }
+        }
+    }
+
+    private func connected(_ connection: UpstreamConnection) {
+        guard case .connecting = state else {
+            // Finished while connecting (client gone, deadline passed): the connection is clean.
+            pool.release(connection, reusable: true)
+            return
+        }
+        state = .connected(connection)
+        connection.handler.delegate = self
+        replay = connection.hasBeenUsed && !retried ? [] : nil
+        replayBytes = 0
+        let head = HTTPRequestHead(
+            version: .http1_1, method: parameters.head.method, uri: parameters.targetPathAndQuery,
+            headers: ForwardingHeaders.upstreamRequestHeaders(from: parameters.head.headers, upstream: parameters.upstream))
+        let buffered = pending
+        pending = []
+        requestEndSent = false
+        write(.head(head), on: connection)
+        for part in buffered { write(part, on: connection) }
+        connection.handler.flush()
+        client?.resumeClientReads()
+    }
+
+    private func send(_ part: HTTPClientRequestPart) {
+        switch state {
+        case .connecting: pending.append(part)
+        case .connected(let connection): write(part, on: connection)
+        case .done: break
+        }
+    }
+
+    private func write(_ part: HTTPClientRequestPart, on connection: UpstreamConnection) {
+        if replay != nil {
+            if case .body(.byteBuffer(let buffer)) = part { replayBytes += buffer.readableBytes }
+            if replayBytes > parameters.replayBufferBytes { replay = nil } else { replay!.append(part) }
+        }
+        if case .end = part { requestEndSent = true }
+        connection.handler.send(part)
+    }
+
+    private func headerDeadlinePassed() {
+        headerTimer = nil
+        guard !responseHeadReceived else { return }
+        fail(.upstreamTimeout)
+    }
+
+    private func scheduleIdleCheck(after delay: TimeAmount) {
+        idleTimer = eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            guard let self, case .connected = self.state else { return }
+            let idleFor = NIODeadline.now() - self.lastResponseActivity
+            if idleFor >= self.parameters.streamIdleTimeout {
+                self.fail(nil)
+            } else {
+                self.scheduleIdleCheck(after: self.parameters.streamIdleTimeout - idleFor)
+            }
+        }
+    }
+
+    /// `error` is what the client gets when nothing of the response was sent yet; nil when the
+    /// response had started (the client connection is then cut).
+    private func fail(_ error: ProxyErrorResponse?) {
+        guard !isDone else { return }
+        let started = responseHeadReceived
+        finish(reusable: false)
+        if started || error == nil {
+            client?.exchangeAborted()
+        } else if let error {
+            client?.exchangeFailedBeforeResponse(error)
+        }
+    }
+
+    private var isDone: Bool { if case .done = state { return true } else { return false } }
+
+    private func finish(reusable: Bool) {
+        let previous = state
+        state = .done
+        headerTimer?.cancel()
+        headerTimer = nil
+        idleTimer?.cancel()
+        idleTimer = nil
+        pending = []
+        replay = nil
+        if case .connected(let connection) = previous {
+            connection.handler.delegate = nil
+            pool.release(connection, reusable: reusable)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import NIOCore
+import NIOHTTP1
+
+/// What an upstream connection reports to the request currently using it. All calls happen on the
+/// worker's event loop.
+protocol UpstreamConnectionDelegate: AnyObject {
+    func upstreamReceived(_ part: HTTPClientResponsePart)
+    /// One socket read has been delivered: the moment to flush toward the client (SSE latency).
+    func upstreamReadComplete()
+    func upstreamWritabilityChanged(isWritable: Bool)
+    func upstreamFailed(_ error: Error)
+    func upstreamClosed()
+    /// Backpressure: false while the client side cannot take more response bytes.
+    var upstreamMayRead: Bool { get }
+}
+
+/// The last handler of an upstream connection's pipeline (after NIO's HTTP/1 client codec).
+/// Idle in the pool it has no delegate: any byte then is a protocol violation and closes it.
+final class UpstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    weak var delegate: UpstreamConnectionDelegate?
+    /// Called once when the channel goes inactive, so the pool forgets the connection.
+    var onClose: (() -> Void)?
+    private var context: ChannelHandlerContext?
+    private var readPending = false
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        guard let delegate else {
+            // Unsolicited bytes on an idle connection: the stream is desynchronised.
+            context.close(promise: nil)
+            return
+        }
+        delegate.upstreamReceived(part)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        delegate?.upstreamFailed(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let delegate = self.delegate
+        self.delegate = nil
+        onClose?()
+        onClose = nil
+        delegate?.upstreamClosed()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let delegate, !delegate.upstreamMayRead {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    /// The client drained its buffer: resume reading the response.
+    func resumeReading() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    func send(_ part: HTTPClientRequestPart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() { context?.flush() }
+}

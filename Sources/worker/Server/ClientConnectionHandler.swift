@@ -1,0 +1,263 @@
+import Common
+import Logging
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The last handler of a client connection (after NIO's HTTP/1 server codec and pipelining
+/// handler, which deliver one request at a time and hold the next until our response ends).
+/// Runs the checks of behaviour §5 in order, then hands the request to a `ProxyExchange`.
+final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let worker: WorkerLoopState
+    private let idle: ClientIdleHandler
+    private var context: ChannelHandlerContext?
+    private var clientIP: String?
+
+    private var exchange: ProxyExchange?
+    /// The response of the current request is complete; drop request parts until its `.end`.
+    private var discardingRequest = false
+    private var requestInProgress = false
+    private var closeAfterResponse = false
+    private var permitHeld = false
+    private var readPending = false
+    private var record = RequestLogRecord()
+    private var started = NIODeadline.now()
+
+    init(worker: WorkerLoopState, idle: ClientIdleHandler) {
+        self.worker = worker
+        self.idle = idle
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        clientIP = context.channel.remoteAddress?.ipAddress
+        worker.clientConnections[ObjectIdentifier(context.channel)] = context.channel
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            requestHead(head, context: context)
+        case .body(let buffer):
+            if let exchange { exchange.clientBody(buffer) }
+        case .end:
+            if let exchange {
+                exchange.clientEnd()
+            } else if discardingRequest {
+                discardingRequest = false
+                requestFinished()
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        exchange?.clientReadComplete()
+        context.flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        exchange?.clientWritabilityChanged(isWritable: context.channel.isWritable)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        worker.clientConnections[ObjectIdentifier(context.channel)] = nil
+        if let exchange {
+            self.exchange = nil
+            exchange.clientClosed()
+            // nginx's 499: the client closed before the response was complete.
+            logAndRelease(status: exchange.responseStatus?.code ?? 499, exchange: exchange)
+        }
+        releasePermit()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Malformed HTTP from the client: 400 (431 for oversized heads) and close (behaviour §5).
+        guard error is HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        if let exchange {
+            self.exchange = nil
+            exchange.clientClosed()
+            logAndRelease(status: exchange.responseStatus?.code ?? 400, exchange: exchange)
+            if exchange.responseStatus != nil {
+                context.close(promise: nil)
+                return
+            }
+        } else if requestInProgress {
+            // A response is already on its way for this request: just stop.
+            context.close(promise: nil)
+            return
+        }
+        let response: ProxyErrorResponse = (error as? HTTPParserError) == .headerOverflow ? .headersTooLarge : .badRequest
+        closeAfterResponse = true
+        discardingRequest = false
+        writeError(response, context: context)
+    }
+
+    // MARK: Outbound
+
+    func read(context: ChannelHandlerContext) {
+        if let exchange, !exchange.mayReadClient {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    // MARK: ClientSide
+
+    func writeResponse(_ part: HTTPServerResponsePart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flushResponse() { context?.flush() }
+
+    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+
+    func resumeClientReads() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse) {
+        guard let context, let exchange else { return }
+        self.exchange = nil
+        record.requestBodyLength = exchange.requestBodyBytes
+        writeError(error, context: context)
+        discardingRequest = !exchange.requestEndReceived
+        if !discardingRequest { requestFinished() }
+    }
+
+    func exchangeCompleted() {
+        guard let exchange else { return }
+        self.exchange = nil
+        logAndRelease(status: exchange.responseStatus?.code ?? 502, exchange: exchange)
+        discardingRequest = !exchange.requestEndReceived
+        if !discardingRequest { requestFinished() }
+        if closeAfterResponse { context?.close(promise: nil) }
+    }
+
+    func exchangeAborted() {
+        guard let exchange else { return }
+        self.exchange = nil
+        logAndRelease(status: exchange.responseStatus?.code ?? 502, exchange: exchange)
+        context?.close(promise: nil)
+    }
+
+    // MARK: Request handling
+
+    /// Behaviour §5 "order of checks", one deliberate transaction: each rejection returns early.
+    private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        idle.requestHeadReceived()
+        requestInProgress = true
+        started = .now()
+        record = RequestLogRecord(clientIP: clientIP, method: head.method.rawValue, requestURL: head.uri)
+        closeAfterResponse = !head.isKeepAlive
+        discardingRequest = true
+
+        if let rejection = RequestPreflight.check(head, limits: worker.limits) {
+            return reject(rejection, context: context)
+        }
+        guard worker.limiter.tryAcquire() else { return reject(.overloaded, context: context) }
+        permitHeld = true
+
+        let snapshot = worker.snapshot
+        let outcome = snapshot.authenticator.authenticate(
+            authorizationHeader: head.headers.first(name: "authorization"),
+            xAPIKeyHeader: head.headers.first(name: "x-api-key"),
+            now: Int64(time(nil)))
+        guard case .allowed(let caller) = outcome else { return reject(.unauthorized, context: context) }
+        record.apiKeyID = caller.keyID
+        if !snapshot.authenticator.required && snapshot.router.isEmpty {
+            return reject(.noUpstreams, context: context)
+        }
+        let match: Router.Match
+        switch snapshot.router.route(uri: head.uri, permitted: caller.permitted) {
+        case .matched(let m): match = m
+        case .noRoute: return reject(.noRoute, context: context)
+        case .invalidPath: return reject(.invalidPath, context: context)
+        }
+        record.targetURL = match.targetURL
+        record.upstream = match.upstream.name
+        if match.upstream.targetURL.scheme == .https {
+            return reject(.httpsNotSupported, context: context)
+        }
+
+        let upstreams = snapshot.configuration.upstreams
+        let exchange = ProxyExchange(
+            eventLoop: context.eventLoop, pool: worker.pool, client: self,
+            parameters: .init(
+                upstream: match.upstream, head: head, targetPathAndQuery: match.targetPathAndQuery,
+                requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
+                streamIdleTimeout: .milliseconds(Int64(clamping: upstreams.streamIdleTimeoutMs)),
+                replayBufferBytes: worker.limits.replayBufferBytes))
+        self.exchange = exchange
+        discardingRequest = false
+        exchange.start()
+    }
+
+    private func reject(_ error: ProxyErrorResponse, context: ChannelHandlerContext) {
+        writeError(error, context: context)
+    }
+
+    /// Writes a proxy-made response for the current request and logs it.
+    private func writeError(_ error: ProxyErrorResponse, context: ChannelHandlerContext) {
+        let body = error.body(allocator: context.channel.allocator)
+        context.write(wrapOutboundOut(.head(error.head(closeConnection: closeAfterResponse, bodyLength: body.readableBytes))),
+                      promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        record.status = error.status.code
+        record.responseBodyLength = body.readableBytes
+        record.durationMs = durationMs()
+        record.emit(to: worker.logger)
+        releasePermit()
+        if closeAfterResponse {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    private func logAndRelease(status: UInt, exchange: ProxyExchange) {
+        record.requestBodyLength = exchange.requestBodyBytes
+        record.status = status
+        record.responseBodyLength = exchange.responseBodyBytes
+        record.durationMs = durationMs()
+        record.emit(to: worker.logger)
+        releasePermit()
+    }
+
+    /// Both the request and its response are complete: the connection is idle again.
+    private func requestFinished() {
+        requestInProgress = false
+        idle.exchangeFinished()
+    }
+
+    private func releasePermit() {
+        guard permitHeld else { return }
+        permitHeld = false
+        worker.limiter.release()
+    }
+
+    private func durationMs() -> Int64 {
+        (NIODeadline.now() - started).nanoseconds / 1_000_000
+    }
+}

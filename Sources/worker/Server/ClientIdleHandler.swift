@@ -1,0 +1,73 @@
+import NIOCore
+
+/// Sits in front of the HTTP decoder of a client connection and closes it when it is idle too
+/// long: `idleKeepAliveTimeoutMs` with no request in progress, or `headerReadTimeoutMs` from the
+/// first byte of a request head (or from acceptance) until the head is decoded (slowloris guard).
+/// It only sees raw bytes, so `ClientConnectionHandler` tells it when a head arrived and when a
+/// response ended.
+final class ClientIdleHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private enum State {
+        /// Waiting for the first byte of the next request.
+        case idle
+        /// Bytes of a request head have arrived; the head is not complete yet.
+        case readingHead
+        case inRequest
+    }
+
+    private let limits: WorkerLimits
+    private var state = State.readingHead
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+
+    init(limits: WorkerLimits) { self.limits = limits }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // From acceptance the client has the header timeout to send a complete head.
+        arm(limits.headerReadTimeoutMs)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .idle = state {
+            state = .readingHead
+            arm(limits.headerReadTimeoutMs)
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    func requestHeadReceived() {
+        state = .inRequest
+        timer?.cancel()
+        timer = nil
+    }
+
+    func exchangeFinished() {
+        state = .idle
+        arm(limits.idleKeepAliveTimeoutMs)
+    }
+
+    private func arm(_ milliseconds: Int64) {
+        timer?.cancel()
+        guard let context else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(milliseconds)) { [weak self] in
+            guard let self, let context = self.context else { return }
+            self.timer = nil
+            if case .inRequest = self.state { return }
+            context.close(promise: nil)
+        }
+    }
+}

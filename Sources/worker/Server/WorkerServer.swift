@@ -1,0 +1,141 @@
+import Common
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Where a worker gets its listening socket from.
+enum ListenerSource: Sendable {
+    /// A socket the master bound and passed down (already listening or not; NIO calls listen()).
+    case inheritedDescriptor(CInt)
+    /// Bind here (tests, or a worker run on its own).
+    case bind(BindAddress)
+}
+
+/// The data plane of one worker process: one event loop, one listening socket, HTTP/1.1 proxying.
+///
+/// The master integration starts it with `WorkerServer.start`, pushes new configurations with
+/// `apply(_:)` and stops it with `shutdown(gracePeriod:)`.
+final class WorkerServer: Sendable {
+    let eventLoop: EventLoop
+    private let serverChannel: Channel
+    private let state: NIOLoopBound<WorkerLoopState>
+    private let ownsGroup: MultiThreadedEventLoopGroup?
+
+    var localAddress: SocketAddress? { serverChannel.localAddress }
+
+    private init(eventLoop: EventLoop, serverChannel: Channel, state: NIOLoopBound<WorkerLoopState>,
+                 ownsGroup: MultiThreadedEventLoopGroup?) {
+        self.eventLoop = eventLoop
+        self.serverChannel = serverChannel
+        self.state = state
+        self.ownsGroup = ownsGroup
+    }
+
+    /// Starts serving. `group` defaults to a new single-threaded group owned by the server: one
+    /// event loop per worker process (the process count gives the parallelism).
+    static func start(
+        listener: ListenerSource, configuration: Configuration, logger: Logger,
+        limits: WorkerLimits = WorkerLimits(), limiter: InFlightLimiter? = nil,
+        group: MultiThreadedEventLoopGroup? = nil
+    ) async throws -> WorkerServer {
+        let ownedGroup = group == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
+        let eventLoop = (group ?? ownedGroup!).next()
+        let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
+        let snapshot = WorkerSnapshot(configuration: configuration)
+        let state = try await eventLoop.submit {
+            NIOLoopBound(WorkerLoopState(snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
+                                         logger: logger), eventLoop: eventLoop)
+        }.get()
+
+        var decoder = NIOHTTPDecoderLimitConfiguration()
+        decoder.maxHeaderFieldSize = limits.decoderFieldSizeLimit
+        decoder.maxHeaderListSize = limits.decoderHeaderListLimit
+        decoder.maxHeaderFieldCount = limits.decoderHeaderCountLimit
+        let decoderLimits = decoder
+        var encoder = HTTPResponseEncoder.Configuration()
+        // ForwardingHeaders and ProxyErrorResponse frame every response themselves (a HEAD
+        // response must keep the upstream's Content-Length and never get a chunked terminator).
+        encoder.automaticallySetFramingHeaders = false
+        let encoderConfiguration = encoder
+
+        let bootstrap = ServerBootstrap(group: eventLoop)
+            .serverChannelOption(.backlog, value: 511)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: false)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let worker = state.value
+                    let sync = channel.pipeline.syncOperations
+                    let idle = ClientIdleHandler(limits: worker.limits)
+                    try sync.addHandler(idle)
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: false,
+                        withEncoderConfiguration: encoderConfiguration,
+                        withDecoderLimitConfiguration: decoderLimits)
+                    try sync.addHandler(ClientConnectionHandler(worker: worker, idle: idle))
+                }
+            }
+
+        let serverChannel: Channel
+        do {
+            switch listener {
+            case .inheritedDescriptor(let fd):
+                serverChannel = try await bootstrap.withBoundSocket(fd).get()
+            case .bind(let address):
+                serverChannel = try await bootstrap.bind(host: address.host, port: Int(address.port)).get()
+            }
+        } catch {
+            try? await ownedGroup?.shutdownGracefully()
+            throw error
+        }
+        return WorkerServer(eventLoop: eventLoop, serverChannel: serverChannel, state: state, ownsGroup: ownedGroup)
+    }
+
+    /// A new configuration for every request whose head arrives from now on; requests in flight
+    /// keep the snapshot they started with. Listener changes are the master's business.
+    func apply(_ configuration: Configuration) {
+        let snapshot = WorkerSnapshot(configuration: configuration)
+        eventLoop.execute { [state] in state.value.snapshot = snapshot }
+    }
+
+    /// Stops accepting, lets every connection finish its current response (NIO's quiescing), then
+    /// closes whatever is left after `gracePeriod`.
+    func shutdown(gracePeriod: TimeAmount = .seconds(30)) async {
+        try? await serverChannel.close()
+        let remaining = try? await eventLoop.submit { [state] () -> [Channel] in
+            let channels = Array(state.value.clientConnections.values)
+            for channel in channels { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+            return channels
+        }.get()
+        let deadline = NIODeadline.now() + gracePeriod
+        for channel in remaining ?? [] {
+            let closed = channel.closeFuture
+            let timeout = eventLoop.scheduleTask(deadline: deadline) { channel.close(promise: nil) }
+            try? await closed.get()
+            timeout.cancel()
+        }
+        try? await eventLoop.submit { [state] in state.value.pool.closeAll() }.get()
+        try? await ownsGroup?.shutdownGracefully()
+    }
+
+    /// Completes when the listening socket is closed.
+    var closeFuture: EventLoopFuture<Void> { serverChannel.closeFuture }
+}
+
+/// The entry point the master integration calls from `Sources/worker/main.swift` once it has the
+/// configuration: serves until the listener is closed (e.g. by `WorkerServer.shutdown`).
+/// `listenerFD` is the socket inherited from the master; nil binds `server.bind_address` itself.
+func runWorker(listenerFD: CInt?, configuration: Configuration, logger: Logger,
+               limits: WorkerLimits = WorkerLimits()) async throws {
+    let listener: ListenerSource = listenerFD.map { .inheritedDescriptor($0) }
+        ?? .bind(configuration.server.bindAddress)
+    let server = try await WorkerServer.start(listener: listener, configuration: configuration, logger: logger,
+                                              limits: limits)
+    if let address = server.localAddress {
+        logger.info("Fluxgate proxy server listening on \(address.ipAddress ?? "?"):\(address.port ?? 0)")
+    }
+    try await server.closeFuture.get()
+    await server.shutdown(gracePeriod: .zero)
+}

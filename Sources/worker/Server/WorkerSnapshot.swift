@@ -1,0 +1,38 @@
+import Common
+import Logging
+import NIOCore
+
+/// Everything derived from one configuration, built once when the configuration arrives so the
+/// data plane only looks things up. A request uses the snapshot current at its head for its
+/// whole life (behaviour §6: old or new configuration, never a mix).
+struct WorkerSnapshot: Sendable {
+    let configuration: Configuration
+    let authenticator: Authenticator
+    let router: Router
+
+    init(configuration: Configuration) {
+        self.configuration = configuration
+        self.authenticator = Authenticator(configuration: configuration)
+        self.router = Router(upstreams: configuration.upstreams.entries)
+    }
+}
+
+/// The mutable state of a worker's event loop, touched only from that loop (held in a
+/// `NIOLoopBound`): the current snapshot, the upstream pool, the open client connections.
+final class WorkerLoopState {
+    var snapshot: WorkerSnapshot
+    let pool: UpstreamPool
+    let limiter: InFlightLimiter
+    let limits: WorkerLimits
+    let logger: Logger
+    var clientConnections: [ObjectIdentifier: Channel] = [:]
+
+    init(snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
+         logger: Logger) {
+        self.snapshot = snapshot
+        self.pool = UpstreamPool(eventLoop: eventLoop, limits: limits)
+        self.limiter = limiter
+        self.limits = limits
+        self.logger = logger
+    }
+}
