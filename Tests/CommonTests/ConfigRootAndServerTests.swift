@@ -167,3 +167,13 @@ private func server(_ lines: String) -> ConfigLoadResult {
     #expect(result.diagnostics.map(\.code).sorted() == ["field.unknown", "yaml.duplicate_key"])
     #expect(result.diagnostics.allSatisfy { $0.message.count < 200 })
 }
+
+@Test func mappingKeysMustBeStrings() {
+    let d = expectDiagnostic(load("version: 1\n[a, b]: 1\n"), "type.mismatch", path: "", at: 2, 1)
+    #expect(d?.message == "keys must be strings, found a sequence")
+}
+
+@Test func diagnosticsPrintAsFileLineColumn() {
+    let d = load("version: 2\n", file: "conf/fluxgate.yaml").errors.first
+    #expect(d?.description == "conf/fluxgate.yaml:1:10: error: version: must be 1 (the only version of this format), found 2 [version.unsupported]")
+}
