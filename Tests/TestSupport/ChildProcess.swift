@@ -55,17 +55,29 @@ public final class ChildProcess: @unchecked Sendable {
     public var stdout: String { condition.lock(); defer { condition.unlock() }; return String(decoding: stdoutData, as: UTF8.self) }
     public var stderr: String { condition.lock(); defer { condition.unlock() }; return String(decoding: stderrData, as: UTF8.self) }
 
-    /// Waits until stdout has a line containing `text`, the process exits, or the timeout passes.
-    /// Returns the line.
-    public func waitForLine(containing text: String, timeout: Double = 20) -> String? {
+    /// Waits until `predicate` holds for everything on stdout so far (re-checked on each new
+    /// output), the process exits, or the timeout passes. Returns whether it held.
+    @discardableResult
+    public func waitForStdout(timeout: Double = 20, until predicate: (String) -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         condition.lock()
         defer { condition.unlock() }
         while true {
-            let lines = String(decoding: stdoutData, as: UTF8.self).split(separator: "\n")
-            if let line = lines.first(where: { $0.contains(text) }) { return String(line) }
-            if exited || !condition.wait(until: deadline) { return nil }
+            if predicate(String(decoding: stdoutData, as: UTF8.self)) { return true }
+            if (exited && openStreams == 0) || !condition.wait(until: deadline) {
+                return predicate(String(decoding: stdoutData, as: UTF8.self))
+            }
         }
+    }
+
+    /// Waits until stdout has a line containing `text`; returns the line.
+    public func waitForLine(containing text: String, timeout: Double = 20) -> String? {
+        var found: String?
+        waitForStdout(timeout: timeout) { output in
+            found = output.split(separator: "\n").first { $0.contains(text) }.map(String.init)
+            return found != nil
+        }
+        return found
     }
 
     /// Waits for the process to exit and its output to end; returns its status, or nil when it

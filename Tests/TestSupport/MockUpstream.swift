@@ -17,6 +17,8 @@ import NIOPosix
 /// | `/upload` | reads the whole body, answers `{"length":L,"sha256":"…"}` |
 /// | `/delay-headers?ms=M` | answers after M ms |
 /// | `/hang` | never answers |
+/// | `/close-after?ms=M` | 200, then closes the idle keep-alive connection after M ms |
+/// | `…/chat/completions` | an OpenAI chat completion; SSE chunks and `[DONE]` when the body asks to stream |
 /// | `/redirect` | 302 with `Location: /elsewhere` |
 /// | `/gzip` | a gzip body with `Content-Encoding: gzip` |
 /// | anything else | 200 `{"ok":true}` with two `Set-Cookie` headers |
@@ -98,6 +100,9 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let state: NIOLockedValueBox<MockUpstream.State>
     private var head: HTTPRequestHead?
     private var bodyLength = 0
+    /// The first 64 KiB of the body (enough to see `"stream": true` in a chat request).
+    private var bodyPrefix: [UInt8] = []
+    private var bodyText: String { String(decoding: bodyPrefix, as: UTF8.self) }
     private var digest = SHA256Stream()
     private var pendingBytes = 0
     private var writingBytes = false
@@ -109,9 +114,11 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .head(let h):
             head = h
             bodyLength = 0
+            bodyPrefix = []
             digest = SHA256Stream()
         case .body(let buffer):
             bodyLength += buffer.readableBytes
+            if bodyPrefix.count < 65536 { bodyPrefix += buffer.readableBytesView.prefix(65536 - bodyPrefix.count) }
             digest.update(buffer.readableBytesView)
         case .end:
             guard let head else { return }
@@ -149,6 +156,13 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
             }
         } else if path.hasSuffix("/hang") {
             return
+        } else if path.hasSuffix("/close-after") {
+            // Answers as a keep-alive connection, then closes it while idle: the proxy's pooled
+            // connection goes stale without the proxy having sent anything on it.
+            send(context, status: .ok, body: Array("{\"closing\":true}".utf8))
+            context.eventLoop.scheduleTask(in: .milliseconds(Int64(int("ms", 50)))) { context.close(promise: nil) }
+        } else if path.hasSuffix("/chat/completions") {
+            openAIChat(context, stream: bodyText.contains("\"stream\":true") || bodyText.contains("\"stream\": true"))
         } else if path.hasSuffix("/redirect") {
             send(context, status: .found, body: [], extra: [("location", "/elsewhere")])
         } else if path.hasSuffix("/gzip") {
@@ -187,6 +201,32 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         event(0)
     }
 
+    /// An OpenAI-compatible chat completion, whole or as SSE chunks ending in `data: [DONE]`.
+    private func openAIChat(_ context: ChannelHandlerContext, stream: Bool) {
+        let created = Int(Date().timeIntervalSince1970)
+        guard stream else {
+            let body = """
+                {"id":"chatcmpl-mock","object":"chat.completion","created":\(created),"model":"gpt-mock",\
+                "choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the mock."},\
+                "finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10}}
+                """
+            send(context, status: .ok, body: Array(body.utf8))
+            return
+        }
+        let headers = HTTPHeaders([("content-type", "text/event-stream"), ("cache-control", "no-cache")])
+        context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        for (index, word) in ["Hello", " from", " the", " mock."].enumerated() {
+            let role = index == 0 ? "\"role\":\"assistant\"," : ""
+            let event = "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
+                + "\"model\":\"gpt-mock\",\"choices\":[{\"index\":0,\"delta\":{\(role)\"content\":\"\(word)\"},\"finish_reason\":null}]}\n\n"
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: event)))), promise: nil)
+        }
+        let last = "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
+            + "\"model\":\"gpt-mock\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: last)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
     /// Writes the byte pattern while the channel is writable (backpressure: a slow reader pauses us).
     private func writeBytes(_ context: ChannelHandlerContext) {
         while pendingBytes > 0 && context.channel.isWritable {
@@ -219,7 +259,7 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
 
 /// The repeating byte pattern the mock streams; `hashOf(count:)` gives the expected digest.
 public enum MockPattern {
-    static let block: [UInt8] = (0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+    public static let block: [UInt8] = (0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
 
     static func slice(count: Int) -> ArraySlice<UInt8> { block[0..<count] }
 

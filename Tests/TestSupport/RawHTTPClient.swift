@@ -56,6 +56,16 @@ public final class RawConnection {
         }
     }
 
+    /// Sends `count` bytes of the mock's repeating pattern without holding them all in memory.
+    public func sendPattern(count: Int) throws {
+        var left = count
+        while left > 0 {
+            let n = min(left, MockPattern.block.count)
+            try send(Array(MockPattern.block[0..<n]))
+            left -= n
+        }
+    }
+
     /// Half-closes or fully closes the connection abruptly (RST with SO_LINGER 0 when `reset`).
     public func close(reset: Bool = false) {
         if reset {
