@@ -87,12 +87,14 @@ import Testing
 }
 
 @Suite struct RequestLogRecordTests {
-    @Test func fieldsComeInSpecOrderWithoutAbsentOnesOrQueries() {
-        let record = RequestLogRecord(clientIP: "127.0.0.1", method: "POST", requestURL: "/openai/v1?key=secret",
-                                      requestBodyLength: 12, apiKeyID: nil, targetURL: "http://mock/v1?key=secret",
+    @Test func fieldsComeInSpecOrderWithoutAbsentOnes() {
+        let record = RequestLogRecord(clientIP: "127.0.0.1", method: "POST", requestURL: "/openai/v1?x=1",
+                                      requestBodyLength: 12, apiKeyID: nil, targetURL: "http://mock/v1?x=1",
                                       upstream: "openai", durationMs: 3, status: 200, responseBodyLength: 99)
         #expect(record.fields.map(\.key) == ["client_ip", "method", "request_url", "request_body_length", "target_url",
                                              "upstream", "duration_ms", "status", "response_body_length"])
-        #expect(record.fields.map(\.value).joined(separator: " ").contains("secret") == false)
+        #expect(record.fields.first { $0.key == "request_url" }?.value == "/openai/v1?x=1")
+        #expect(Set(record.metadata.keys) == Set(record.fields.map(\.key)))
+        #expect(record.metadata["status"]?.description == "200")
     }
 }

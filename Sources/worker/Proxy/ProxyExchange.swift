@@ -11,8 +11,9 @@ protocol ClientSide: AnyObject {
     func resumeClientReads()
     /// A proxy-made error in place of the upstream's response (nothing was sent to the client yet).
     func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse)
-    /// The response is complete (`.end` written).
-    func exchangeCompleted()
+    /// The upstream's response is complete: the client side writes `.end` (with `trailers`).
+    /// The exchange has already let go of its upstream connection.
+    func exchangeCompleted(trailers: HTTPHeaders?)
     /// The response was cut after its head: the client connection must be closed.
     func exchangeAborted()
 }
@@ -135,11 +136,9 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             lastResponseActivity = .now()
             client.writeResponse(.body(.byteBuffer(buffer)))
         case .end(let trailers):
-            client.writeResponse(.end(trailers))
-            client.flushResponse()
             // The connection is clean only if the upstream saw our whole request too.
             finish(reusable: upstreamKeepAlive && requestEndSent)
-            client.exchangeCompleted()
+            client.exchangeCompleted(trailers: trailers)
         }
     }
 

@@ -2,8 +2,9 @@ import Logging
 
 /// The one `Request processed` line of behaviour §7. The field order is the log handler's job
 /// (Common/Logging prints these names first, in `fieldOrder`); absent fields are left out.
-/// Nothing here may hold a secret, a header value or a body: `requestURL` and `targetURL` are
-/// logged without their query string, because providers such as Google take keys in `?key=`.
+/// Nothing here may hold a secret, a header value or a body. `request_url` and `target_url` keep
+/// their query string as Fluxgate logs them; a client that puts a credential in the query (e.g.
+/// Google's `?key=`) therefore has it logged — documented in docs/, not redacted here.
 struct RequestLogRecord: Sendable, Equatable {
     static let message: Logger.Message = "Request processed"
     static let fieldOrder = [
@@ -28,10 +29,10 @@ struct RequestLogRecord: Sendable, Equatable {
         func add(_ key: String, _ value: String?) { if let value { out.append((key, value)) } }
         add("client_ip", clientIP)
         add("method", method)
-        add("request_url", requestURL.map(Self.withoutQuery))
+        add("request_url", requestURL)
         add("request_body_length", requestBodyLength.map(String.init))
         add("api_key", apiKeyID)
-        add("target_url", targetURL.map(Self.withoutQuery))
+        add("target_url", targetURL)
         add("upstream", upstream)
         add("duration_ms", durationMs.map(String.init))
         add("status", status.map(String.init))
@@ -39,18 +40,27 @@ struct RequestLogRecord: Sendable, Equatable {
         return out
     }
 
+    /// Numbers stay numbers (`.stringConvertible`), so the JSON log format prints them unquoted.
     var metadata: Logger.Metadata {
         var metadata = Logger.Metadata()
-        for (key, value) in fields { metadata[key] = .string(value) }
+        func add(_ key: String, _ value: String?) { if let value { metadata[key] = .string(value) } }
+        func add(_ key: String, _ value: (some CustomStringConvertible & Sendable)?) {
+            if let value { metadata[key] = .stringConvertible(value) }
+        }
+        add("client_ip", clientIP)
+        add("method", method)
+        add("request_url", requestURL)
+        add("request_body_length", requestBodyLength)
+        add("api_key", apiKeyID)
+        add("target_url", targetURL)
+        add("upstream", upstream)
+        add("duration_ms", durationMs)
+        add("status", status)
+        add("response_body_length", responseBodyLength)
         return metadata
     }
 
     func emit(to logger: Logger) {
         logger.trace(Self.message, metadata: metadata)
-    }
-
-    static func withoutQuery(_ url: String) -> String {
-        guard let question = url.firstIndex(of: "?") else { return url }
-        return String(url[..<question])
     }
 }

@@ -105,8 +105,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         }
         let response: ProxyErrorResponse = (error as? HTTPParserError) == .headerOverflow ? .headersTooLarge : .badRequest
         closeAfterResponse = true
-        discardingRequest = false
-        writeError(response, context: context)
+        writeError(response, requestComplete: true, context: context)
     }
 
     // MARK: Outbound
@@ -139,18 +138,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         guard let context, let exchange else { return }
         self.exchange = nil
         record.requestBodyLength = exchange.requestBodyBytes
-        writeError(error, context: context)
-        discardingRequest = !exchange.requestEndReceived
-        if !discardingRequest { requestFinished() }
+        writeError(error, requestComplete: exchange.requestEndReceived, context: context)
     }
 
-    func exchangeCompleted() {
-        guard let exchange else { return }
+    func exchangeCompleted(trailers: HTTPHeaders?) {
+        guard let context, let exchange else { return }
         self.exchange = nil
         logAndRelease(status: exchange.responseStatus?.code ?? 502, exchange: exchange)
-        discardingRequest = !exchange.requestEndReceived
-        if !discardingRequest { requestFinished() }
-        if closeAfterResponse { context?.close(promise: nil) }
+        endResponse(trailers: trailers, requestComplete: exchange.requestEndReceived, context: context)
     }
 
     func exchangeAborted() {
@@ -172,6 +167,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         discardingRequest = true
 
         if let rejection = RequestPreflight.check(head, limits: worker.limits) {
+            if rejection == .notImplemented {
+                // llhttp stops parsing after an upgrade or CONNECT request: the connection cannot
+                // carry another request.
+                closeAfterResponse = true
+            }
+            if head.method == .CONNECT {
+                // NIO's response encoder never writes a body in answer to CONNECT (a 2xx would
+                // switch to a tunnel), so this one response is written as raw bytes below it.
+                return rejectConnect(rejection)
+            }
             return reject(rejection, context: context)
         }
         guard worker.limiter.tryAcquire() else { return reject(.overloaded, context: context) }
@@ -213,11 +218,26 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     }
 
     private func reject(_ error: ProxyErrorResponse, context: ChannelHandlerContext) {
-        writeError(error, context: context)
+        writeError(error, requestComplete: false, context: context)
+    }
+
+    private func rejectConnect(_ error: ProxyErrorResponse) {
+        let body = error.jsonBody
+        var text = "HTTP/1.1 \(error.status.code) \(error.status.reasonPhrase)\r\n"
+        for (name, value) in error.head(closeConnection: true, bodyLength: body.utf8.count).headers {
+            text += "\(name): \(value)\r\n"
+        }
+        text += "\r\n" + body
+        record.status = error.status.code
+        record.responseBodyLength = body.utf8.count
+        record.durationMs = durationMs()
+        record.emit(to: worker.logger)
+        releasePermit()
+        idle.writeRawAndClose(text)
     }
 
     /// Writes a proxy-made response for the current request and logs it.
-    private func writeError(_ error: ProxyErrorResponse, context: ChannelHandlerContext) {
+    private func writeError(_ error: ProxyErrorResponse, requestComplete: Bool, context: ChannelHandlerContext) {
         let body = error.body(allocator: context.channel.allocator)
         context.write(wrapOutboundOut(.head(error.head(closeConnection: closeAfterResponse, bodyLength: body.readableBytes))),
                       promise: nil)
@@ -227,12 +247,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         record.durationMs = durationMs()
         record.emit(to: worker.logger)
         releasePermit()
-        if closeAfterResponse {
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+        endResponse(trailers: nil, requestComplete: requestComplete, context: context)
+    }
+
+    /// Writes the response's `.end`. Every state change happens before that write: it lets NIO's
+    /// pipelining handler deliver the next request's head re-entrantly, into `requestHead`.
+    private func endResponse(trailers: HTTPHeaders?, requestComplete: Bool, context: ChannelHandlerContext) {
+        discardingRequest = !requestComplete
+        if requestComplete { requestFinished() }
+        let close = closeAfterResponse
+        if readPending {
+            readPending = false
+            context.read()
+        }
+        if close {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
         }
     }
 
