@@ -91,8 +91,11 @@ public struct LogLineFormatter: Sendable {
         }
     }
 
+    /// Printable ASCII without spaces, quotes or backslashes reads back unambiguously (a reader
+    /// splits fields on spaces and a field on its first `=`), so URLs with queries stay bare as
+    /// Fluxgate prints them: `request_url=/v1/chat?stream=true`.
     private static func isBare(_ s: String) -> Bool {
-        !s.isEmpty && s.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "=" && $0 != "\\" }
+        !s.isEmpty && s.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "\\" }
     }
 
     static func quoted(_ s: String) -> String {

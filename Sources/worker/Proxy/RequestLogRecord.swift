@@ -1,16 +1,15 @@
 import Logging
 
-/// The one `Request processed` line of behaviour §7. The field order is the log handler's job
-/// (Common/Logging prints these names first, in `fieldOrder`); absent fields are left out.
-/// Nothing here may hold a secret, a header value or a body. `request_url` and `target_url` keep
-/// their query string as Fluxgate logs them; a client that puts a credential in the query (e.g.
-/// Google's `?key=`) therefore has it logged — documented in docs/, not redacted here.
+/// The one `Request processed` line of behaviour §7. Field order is the log handler's job
+/// (`LogLineFormatter.requestFieldOrder`); absent fields are left out. Nothing here may hold a
+/// secret, a header value or a body.
+///
+/// `request_url` and `target_url` keep their query string as Fluxgate logs them, except the
+/// values of parameters that conventionally carry credentials (Google's `?key=`, signed URLs'
+/// `sig=`, OAuth's `access_token=`), which are replaced by `REDACTED`: a client's secret must not
+/// reach the log just because it travelled in the query.
 struct RequestLogRecord: Sendable, Equatable {
     static let message: Logger.Message = "Request processed"
-    static let fieldOrder = [
-        "client_ip", "method", "request_url", "request_body_length", "api_key", "target_url",
-        "upstream", "duration_ms", "status", "response_body_length",
-    ]
 
     var clientIP: String?
     var method: String?
@@ -23,23 +22,6 @@ struct RequestLogRecord: Sendable, Equatable {
     var status: UInt?
     var responseBodyLength: Int?
 
-    /// The fields in the order of behaviour §7, absent ones omitted.
-    var fields: [(key: String, value: String)] {
-        var out: [(key: String, value: String)] = []
-        func add(_ key: String, _ value: String?) { if let value { out.append((key, value)) } }
-        add("client_ip", clientIP)
-        add("method", method)
-        add("request_url", requestURL)
-        add("request_body_length", requestBodyLength.map(String.init))
-        add("api_key", apiKeyID)
-        add("target_url", targetURL)
-        add("upstream", upstream)
-        add("duration_ms", durationMs.map(String.init))
-        add("status", status.map(String.init))
-        add("response_body_length", responseBodyLength.map(String.init))
-        return out
-    }
-
     /// Numbers stay numbers (`.stringConvertible`), so the JSON log format prints them unquoted.
     var metadata: Logger.Metadata {
         var metadata = Logger.Metadata()
@@ -49,10 +31,10 @@ struct RequestLogRecord: Sendable, Equatable {
         }
         add("client_ip", clientIP)
         add("method", method)
-        add("request_url", requestURL)
+        add("request_url", requestURL.map(Self.redactingCredentials))
         add("request_body_length", requestBodyLength)
         add("api_key", apiKeyID)
-        add("target_url", targetURL)
+        add("target_url", targetURL.map(Self.redactingCredentials))
         add("upstream", upstream)
         add("duration_ms", durationMs)
         add("status", status)
@@ -62,5 +44,25 @@ struct RequestLogRecord: Sendable, Equatable {
 
     func emit(to logger: Logger) {
         logger.trace(Self.message, metadata: metadata)
+    }
+
+    /// Query parameter names (lower-cased) whose values are credentials by convention.
+    static let credentialParameters: Set<Substring> = [
+        "key", "api_key", "apikey", "api-key", "access_token", "token", "auth", "sig", "signature",
+        "secret", "password", "client_secret", "x-amz-signature", "x-goog-signature", "code",
+    ]
+
+    static func redactingCredentials(_ url: String) -> String {
+        guard let question = url.firstIndex(of: "?") else { return url }
+        let query = url[url.index(after: question)...]
+        var changed = false
+        let parts = query.split(separator: "&", omittingEmptySubsequences: false).map { part -> Substring in
+            guard let eq = part.firstIndex(of: "="), credentialParameters.contains(Substring(part[..<eq].lowercased())) else {
+                return part
+            }
+            changed = true
+            return part[...eq] + "REDACTED"
+        }
+        return changed ? String(url[...question]) + parts.joined(separator: "&") : url
     }
 }
