@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Behaviour §7: one `Request processed` line per request, Fluxgate's fields in order, no secret.
+@Suite struct RequestLogProcessTests {
+    @Test func oneLinePerRequestWithFluxgatesFieldsInOrder() throws {
+        let f = try ProxyFixture()
+        #expect(try f.request("POST", "/openai/v1/echo?x=1", body: Array("{\"a\":1}".utf8)).status == 200)
+        #expect(try f.request("GET", "/openai/v1/models", headers: [("Authorization", "Bearer nope")]).status == 401)
+        let lines = f.proxy.waitForLogLines(containing: "Request processed", count: 2)
+        #expect(lines.count == 2)
+        let pattern = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z TRACE Request processed client_ip=127\.0\.0\.1 method=POST request_url=\/openai\/v1\/echo\?x=1 request_body_length=7 api_key=team-a target_url=http:\/\/127\.0\.0\.1:\d+\/v1\/echo\?x=1 upstream=openai duration_ms=\d+ status=200 response_body_length=11$/
+        #expect(lines[0].wholeMatch(of: pattern) != nil, "\(lines[0])")
+        let rejected = /^\S+ TRACE Request processed client_ip=127\.0\.0\.1 method=GET request_url=\/openai\/v1\/models duration_ms=\d+ status=401 response_body_length=\d+$/
+        #expect(lines[1].wholeMatch(of: rejected) != nil, "\(lines[1])")
+    }
+
+    @Test func noSecretEverReachesTheLog() throws {
+        let f = try ProxyFixture()
+        _ = try f.request("GET", "/openai/x")
+        _ = try f.request("GET", "/openai/x", headers: [("x-api-key", ProxyFixture.clientKey)])
+        let token = TestJWT.make(kid: "dev", key: ProxyFixture.jwtKey)
+        _ = try f.request("GET", "/openai/x", headers: [("Authorization", "Bearer \(token)")])
+        _ = try f.request("GET", "/openai/x", headers: [("Authorization", "Bearer \(ProxyFixture.otherClientKey)")])
+        _ = try f.request("GET", "/openai/x?alt=sse&key=AIza-query-secret-123")
+        let lines = f.proxy.waitForLogLines(containing: "Request processed", count: 5)
+        #expect(lines.last?.contains("request_url=/openai/x?alt=sse&key=REDACTED") == true)
+        let output = f.proxy.process.stdout + f.proxy.process.stderr
+        for secret in [ProxyFixture.clientKey, ProxyFixture.otherClientKey, ProxyFixture.providerKey, ProxyFixture.jwtKey, token,
+                       "AIza-query-secret-123"] {
+            #expect(!output.contains(secret))
+        }
+    }
+
+    @Test func infoLevelHidesRequestLinesAndJSONFormatIsOneObjectPerLine() throws {
+        let quiet = try ProxyFixture(environment: ["FLUXGATE_LOG": "info"])
+        _ = try quiet.request("GET", "/openai/x")
+        quiet.proxy.stop()
+        #expect(quiet.proxy.logLines(containing: "Request processed").isEmpty)
+        #expect(!quiet.proxy.logLines(containing: "Proxy server shutdown complete").isEmpty)
+
+        let json = try ProxyFixture(environment: ["FLUXGATE_LOG_FORMAT": "json"])
+        _ = try json.request("GET", "/openai/x")
+        let line = try #require(json.proxy.waitForLogLines(containing: "Request processed", count: 1).first)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["level"] as? String == "TRACE")
+        #expect(object["status"] as? Int == 200)
+        #expect(object["upstream"] as? String == "openai")
+    }
+}
