@@ -17,8 +17,10 @@ enum ForwardingHeaders {
         "trailers", "transfer-encoding", "upgrade",
     ]
 
-    /// Headers the client sends that never go upstream: its own credentials and `Host`.
-    static let clientOnly: Set<String> = ["authorization", "x-api-key", "host"]
+    /// Headers the client sends that never go upstream: its own credentials, `Host`, and
+    /// `Expect: 100-continue`, which the proxy answers itself (nginx does the same) so that the
+    /// upstream never sends a 1xx the client did not wait for.
+    static let clientOnly: Set<String> = ["authorization", "x-api-key", "host", "expect"]
 
     /// How the client's request body is framed. `Transfer-Encoding` wins over `Content-Length`
     /// (RFC 9112 §6.3; llhttp already refuses messages that carry both in a smuggling-prone way).

@@ -56,6 +56,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private var retried = false
 
     private(set) var requestBodyBytes = 0
+    /// The request announced a body (`Content-Length` or `Transfer-Encoding`), even an empty one.
+    var requestHadBody: Bool { ForwardingHeaders.requestFraming(parameters.head.headers) != .none }
     private(set) var responseBodyBytes = 0
     private(set) var responseStatus: HTTPResponseStatus?
     private(set) var requestEndReceived = false
@@ -192,9 +194,21 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             pool.release(connection, reusable: true)
             return
         }
+        guard connection.channel.isActive || retried else {
+            // The upstream closed this pooled connection before we wrote a byte on it: take a
+            // fresh one. Nothing was sent, so this is safe for any method.
+            retried = true
+            pool.release(connection, reusable: false)
+            lease(fresh: true)
+            return
+        }
         state = .connected(connection)
         connection.handler.delegate = self
-        replay = connection.hasBeenUsed && !retried ? [] : nil
+        // Once bytes are written the upstream may have acted on them, so a replay is only for
+        // idempotent methods (RFC 9110 §9.2.2), as nginx and Go's transport do: a POST to an LLM
+        // is never sent twice. Idle closes are seen before reuse (the pool keeps a read pending on
+        // idle connections), which leaves only a microsecond race for a POST to lose to.
+        replay = connection.hasBeenUsed && !retried && Self.isIdempotent(parameters.head.method) ? [] : nil
         replayBytes = 0
         let head = HTTPRequestHead(
             version: .http1_1, method: parameters.head.method, uri: parameters.targetPathAndQuery,
@@ -206,6 +220,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         for part in buffered { write(part, on: connection) }
         connection.handler.flush()
         client?.resumeClientReads()
+    }
+
+    static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        default: return false
+        }
     }
 
     private func send(_ part: HTTPClientRequestPart) {

@@ -137,7 +137,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse) {
         guard let context, let exchange else { return }
         self.exchange = nil
-        record.requestBodyLength = exchange.requestBodyBytes
+        record.requestBodyLength = bodyLength(exchange)
         writeError(error, requestComplete: exchange.requestEndReceived, context: context)
     }
 
@@ -204,6 +204,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             return reject(.httpsNotSupported, context: context)
         }
 
+        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            // The client holds its body back until told to send it (curl does for bodies over
+            // 1 KiB, waiting a second otherwise): the request is accepted, so say so now.
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+        }
         let upstreams = snapshot.configuration.upstreams
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self,
@@ -270,12 +275,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     }
 
     private func logAndRelease(status: UInt, exchange: ProxyExchange) {
-        record.requestBodyLength = exchange.requestBodyBytes
+        record.requestBodyLength = bodyLength(exchange)
         record.status = status
         record.responseBodyLength = exchange.responseBodyBytes
         record.durationMs = durationMs()
         record.emit(to: worker.logger)
         releasePermit()
+    }
+
+    /// Bytes of request body received; absent (as Fluxgate logs it) for a request without a body.
+    private func bodyLength(_ exchange: ProxyExchange) -> Int? {
+        exchange.requestBodyBytes > 0 || exchange.requestHadBody ? exchange.requestBodyBytes : nil
     }
 
     /// Both the request and its response are complete: the connection is idle again.

@@ -86,6 +86,22 @@ import TestSupport
         #expect(try connection.request("GET", "/openai/status/204", headers: [f.bearer]).status == 204)
     }
 
+    @Test func expect100ContinueIsAnsweredByTheProxyAndNotForwarded() throws {
+        let f = try ProxyFixture()
+        let connection = try f.connect()
+        let body = Array(repeating: UInt8(ascii: "x"), count: 4096)
+        try connection.send("POST /openai/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n"
+            + "Expect: 100-continue\r\nContent-Length: \(body.count)\r\n\r\n")
+        connection.setTimeout(2)  // curl would give up waiting after 1 s and send anyway
+        let interim = try connection.readHead()
+        #expect(interim.status == 100)
+        try connection.send(body)
+        let response = try connection.readResponse()
+        #expect(response.status == 200)
+        #expect(response.bodyText.contains("\"length\":4096"))
+        #expect(f.mock.requests.last?.header("expect") == nil)
+    }
+
     @Test func upstreamConnectionsAreReusedAcrossRequests() throws {
         let f = try ProxyFixture()
         for _ in 0..<5 { #expect(try f.request("GET", "/openai/x").status == 200) }
