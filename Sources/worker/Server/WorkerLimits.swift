@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Limits of the client side of a worker. Not configurable from the YAML file yet; these are the
 /// documented defaults (docs/worker.md) and tests shrink them.
 struct WorkerLimits: Sendable, Hashable {
@@ -23,6 +25,11 @@ struct WorkerLimits: Sendable, Hashable {
     var replayBufferBytes = 64 * 1024
 
     init() {}
+
+    /// Socket reads on both sides of a relay start at 16 KiB and grow to 64 KiB under a fast
+    /// stream (NIO's default starts at 2 KiB, which costs many small reads and writes per
+    /// large body). A buffer exists only during a read, so idle connections hold none.
+    static let relayReadAllocator = AdaptiveRecvByteBufferAllocator(minimum: 16 * 1024, initial: 16 * 1024, maximum: 64 * 1024)
 
     /// NIO's llhttp decoder limits: generous enough that our own checks on the decoded head pick
     /// 414 or 431, tight enough that memory per connection stays bounded before the head is whole.
