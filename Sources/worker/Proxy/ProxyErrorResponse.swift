@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import Common
 
 /// A response the proxy makes itself (behaviour §5 [differs]): a JSON body in the OpenAI error
 /// shape, so SDKs show the message to the user, with `content-type: application/json` and an
@@ -56,21 +57,5 @@ struct ProxyErrorResponse: Sendable, Equatable {
         allocator.buffer(string: jsonBody)
     }
 
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func quoted(_ text: String) -> String { JSONText.quoted(text) }
 }
