@@ -106,4 +106,14 @@ import Common
         #expect(RequestLogRecord.redactingCredentials("/x?monkey=1&keys=2") == "/x?monkey=1&keys=2")
         #expect(RequestLogRecord.redactingCredentials("/x") == "/x")
     }
+
+    @Test func longURLsAreCappedSoARequestLineStaysOneAtomicWrite() {
+        let long = "/openai/" + String(repeating: "a", count: 8000)
+        let record = RequestLogRecord(clientIP: "127.0.0.1", method: "GET", requestURL: long, targetURL: "http://u" + long,
+                                      upstream: "openai", durationMs: 1, status: 200, responseBodyLength: 1)
+        let line = LogLineFormatter().format(timestamp: "2026-11-22T03:09:25.123456Z", level: .trace,
+                                             message: "Request processed", metadata: record.metadata)
+        #expect(line.utf8.count < 4096)
+        #expect(line.contains("...(truncated)"))
+    }
 }

@@ -39,6 +39,13 @@ import Testing
         #expect(out["x-api-key"] == ["sk-provider"])
     }
 
+    @Test func clientAPIKeyIsReplacedForAzureStyleUpstreams() {
+        var azure = upstream
+        azure.apiKeyHeader = .apiKey
+        let out = ForwardingHeaders.upstreamRequestHeaders(from: ["api-key": "client-secret"], upstream: azure)
+        #expect(out["api-key"] == ["sk-provider"])
+    }
+
     @Test func chunkedRequestStaysChunkedAndDropsLength() {
         let client: HTTPHeaders = ["Transfer-Encoding": "chunked", "Content-Length": "10"]
         #expect(ForwardingHeaders.requestFraming(client) == .chunked)

@@ -78,7 +78,7 @@ public struct LogLineFormatter: Sendable {
     }
 
     /// Plain tokens stay bare (`status=200`, `request_url=/v1/models`); a string that would be
-    /// ambiguous (spaces, quotes, `=`, control characters, empty) is quoted and escaped, so one
+    /// ambiguous (spaces, quotes, backslashes, control characters, empty) is quoted and escaped, so one
     /// line is always one record. `LogQuoted` values are always quoted (Fluxgate's `status="applied"`).
     static func textValue(_ value: Logger.MetadataValue) -> String {
         switch value {

@@ -35,7 +35,10 @@ enum ForwardingHeaders {
     /// for the upstream, the provider key in the upstream's style, and the body framing.
     static func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream) -> HTTPHeaders {
         let framing = requestFraming(client)
-        let named = connectionTokens(client)
+        var named = connectionTokens(client)
+        // The client's own copy of the header the provider key goes in is dropped, so the upstream
+        // never sees two (`authorization` and `x-api-key` are client-only anyway).
+        if upstream.apiKeyHeader == .apiKey && !upstream.apiKey.value.isEmpty { named.insert("api-key") }
         var out = HTTPHeaders()
         out.reserveCapacity(client.count + 3)
         out.add(name: "host", value: upstream.targetURL.hostHeader)

@@ -31,10 +31,10 @@ struct RequestLogRecord: Sendable, Equatable {
         }
         add("client_ip", clientIP)
         add("method", method)
-        add("request_url", requestURL.map(Self.redactingCredentials))
+        add("request_url", requestURL.map { Self.capped(Self.redactingCredentials($0)) })
         add("request_body_length", requestBodyLength)
         add("api_key", apiKeyID)
-        add("target_url", targetURL.map(Self.redactingCredentials))
+        add("target_url", targetURL.map { Self.capped(Self.redactingCredentials($0)) })
         add("upstream", upstream)
         add("duration_ms", durationMs)
         add("status", status)
@@ -44,6 +44,17 @@ struct RequestLogRecord: Sendable, Equatable {
 
     func emit(to logger: Logger) {
         logger.trace(Self.message, metadata: metadata)
+    }
+
+    /// Longest URL a request line carries. Lines from several workers share one stdout, and only
+    /// writes of up to PIPE_BUF (4096) bytes to a pipe are atomic: two capped URLs and the other
+    /// fields stay well below it, so request lines never interleave (behaviour §7).
+    static let maxLoggedURLBytes = 1536
+
+    static func capped(_ url: String) -> String {
+        guard url.utf8.count > maxLoggedURLBytes else { return url }
+        // A request target is ASCII once parsed; a cut through anything else decodes as U+FFFD.
+        return String(decoding: url.utf8.prefix(maxLoggedURLBytes), as: UTF8.self) + "...(truncated)"
     }
 
     /// Query parameter names (lower-cased) whose values are credentials by convention.

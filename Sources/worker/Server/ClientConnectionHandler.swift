@@ -90,6 +90,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             context.close(promise: nil)
             return
         }
+        if !requestInProgress {
+            // The bytes that failed to parse are a new request: log it as one, not with the
+            // previous request's fields.
+            record = RequestLogRecord(clientIP: clientIP)
+            started = .now()
+        }
         if let exchange {
             self.exchange = nil
             exchange.clientClosed()

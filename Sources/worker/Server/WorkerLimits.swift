@@ -1,7 +1,7 @@
 import NIOCore
 
 /// Limits of the client side of a worker. Not configurable from the YAML file yet; these are the
-/// documented defaults (docs/worker.md) and tests shrink them.
+/// documented defaults (docs/routing-and-forwarding.md) and tests shrink them.
 struct WorkerLimits: Sendable, Hashable {
     /// Longest request-target accepted, in bytes (→ 414). nginx's default line buffer is 8 KiB.
     var maxRequestTargetBytes = 8 * 1024
@@ -20,7 +20,7 @@ struct WorkerLimits: Sendable, Hashable {
     /// An idle pooled upstream connection is closed after this long, below the keep-alive timeout
     /// of common servers (nginx 75 s, Node 5 s is the outlier) to avoid reusing half-dead sockets.
     var upstreamIdleTimeoutMs: Int64 = 4_000
-    /// While a request may still be retried on a fresh connection (see `UpstreamExchange`), the
+    /// While a request may still be retried on a fresh connection (see `ProxyExchange`), the
     /// request bytes already sent are kept up to this many bytes.
     var replayBufferBytes = 64 * 1024
 
