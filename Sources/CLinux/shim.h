@@ -4,3 +4,19 @@
 #include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+
+#include <stdint.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+// memfd_create(2) is declared only under _GNU_SOURCE, which Swift's Glibc module does not set;
+// the raw system call needs no feature macro (Linux >= 3.17).
+static inline int fluxgate_memfd_create(const char *name, unsigned int flags) {
+    return (int)syscall(SYS_memfd_create, name, flags);
+}
+
+// Sequentially consistent atomics on memory shared between processes (an mmap'd segment):
+// Swift's `Atomic` must own its storage, so it cannot sit on a pointer into a mapping.
+static inline int64_t fluxgate_atomic_add(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
+static inline int64_t fluxgate_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void fluxgate_atomic_store(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }

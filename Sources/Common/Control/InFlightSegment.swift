@@ -1,0 +1,92 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+
+/// The whole-proxy in-flight counter (`server.max_connections`, behaviour §5 step 4), shared by
+/// every worker process: a memfd the master creates, mapped MAP_SHARED by master and workers
+/// (inherited at `WorkerDescriptors.inFlight`).
+///
+/// Layout (a contract between the two executables, version in the magic):
+///
+///     offset 0     UInt64  magic "FLXINF01"
+///     offset 8     Int64   limit (the master writes the configuration's max_connections)
+///     offset 64·(i+1)  Int64  permits held by the worker process using cell i (own cache line)
+///
+/// One cell per worker process rather than one shared integer: a worker that crashes while holding
+/// permits would leak them forever from a single counter; the master zeroes a dead worker's cell.
+/// `tryAcquire` adds to its own cell, then sums all cells: with sequentially consistent atomics the
+/// last of any k+1 concurrent acquirers sees all k+1 increments, so the total never exceeds the limit.
+public final class InFlightSegment: @unchecked Sendable {
+    public static let cellCount = 256
+    public static let size = 64 * (cellCount + 1)
+    static let magic: Int64 = 0x3130_464E_4958_4C46  // "FLXINF01" little-endian
+
+    public let descriptor: FileDescriptor
+    private let base: UnsafeMutableRawPointer
+
+    private init(descriptor: FileDescriptor, base: UnsafeMutableRawPointer) {
+        self.descriptor = descriptor
+        self.base = base
+    }
+
+    /// The master's segment: a close-on-exec memfd (spawn passes it on explicitly), zero-filled.
+    public static func create() throws(SystemError) -> InFlightSegment {
+        let fd = FileDescriptor(try syscall("memfd_create") { fluxgate_memfd_create("fluxgate-inflight", 1 /* MFD_CLOEXEC */) })
+        do throws(SystemError) {
+            try syscall("ftruncate") { ftruncate(fd.rawValue, off_t(size)) }
+            let segment = try map(fd)
+            fluxgate_atomic_store(segment.slot(0), magic)
+            return segment
+        } catch {
+            fd.close()
+            throw error
+        }
+    }
+
+    /// A worker's view of the segment it inherited; nil when the descriptor is not one.
+    public static func attach(_ fd: FileDescriptor) -> InFlightSegment? {
+        guard let segment = try? map(fd), fluxgate_atomic_load(segment.slot(0)) == magic else { return nil }
+        return segment
+    }
+
+    private static func map(_ fd: FileDescriptor) throws(SystemError) -> InFlightSegment {
+        let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.rawValue, 0)
+        guard let pointer, pointer != MAP_FAILED else { throw SystemError(call: "mmap", errno: errno) }
+        return InFlightSegment(descriptor: fd, base: pointer)
+    }
+
+    private func slot(_ index: Int) -> UnsafeMutablePointer<Int64> {
+        (base + index * 8).assumingMemoryBound(to: Int64.self)
+    }
+
+    private func cell(_ index: Int) -> UnsafeMutablePointer<Int64> {
+        (base + 64 * (index + 1)).assumingMemoryBound(to: Int64.self)
+    }
+
+    public var limit: Int {
+        get { Int(fluxgate_atomic_load(slot(1))) }
+        set { fluxgate_atomic_store(slot(1), Int64(newValue)) }
+    }
+
+    public var total: Int {
+        (0..<Self.cellCount).reduce(0) { $0 + Int(fluxgate_atomic_load(cell($1))) }
+    }
+
+    /// Takes a permit for the worker using `cellIndex`; false when the proxy-wide limit is reached.
+    public func tryAcquire(cell cellIndex: Int) -> Bool {
+        fluxgate_atomic_add(cell(cellIndex), 1)
+        if total <= limit { return true }
+        fluxgate_atomic_add(cell(cellIndex), -1)
+        return false
+    }
+
+    public func release(cell cellIndex: Int) {
+        fluxgate_atomic_add(cell(cellIndex), -1)
+    }
+
+    /// The master, after reaping the worker that used the cell: its permits are free again.
+    public func reset(cell cellIndex: Int) {
+        fluxgate_atomic_store(cell(cellIndex), 0)
+    }
+}
