@@ -149,7 +149,7 @@ import Testing
         try await client.send("GET /down/x HTTP/1.1\r\nHost: p\r\n\r\n")
         #expect(await client.waitForResponses(1).hasPrefix("HTTP/1.1 502 "))
         try await client.send("GET /tls/x HTTP/1.1\r\nHost: p\r\n\r\n")
-        #expect(await client.waitForResponses(2).contains("upstream_tls_unsupported"))
+        #expect(await client.waitForResponses(2).contains("upstream_unreachable"))
         try await client.send("GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n")
         let text = await client.waitForResponses(3)
         #expect(text.contains("HTTP/1.1 504 Gateway Timeout\r\n"))

@@ -24,7 +24,7 @@ import Common
     @Test func everyProxyStatusHasAResponse() {
         let statuses = [ProxyErrorResponse.badRequest, .missingHost, .invalidPath, .unauthorized, .noRoute, .uriTooLong,
                         .headersTooLarge, .notImplemented, .versionNotSupported, .overloaded, .noUpstreams,
-                        .upstreamUnreachable, .upstreamFailed, .httpsNotSupported, .upstreamTimeout].map(\.status.code)
+                        .upstreamUnreachable, .upstreamFailed, .upstreamTLS(.handshakeTimeout), .upstreamTimeout].map(\.status.code)
         #expect(Set(statuses) == [400, 401, 404, 414, 431, 501, 505, 503, 502, 504])
     }
 

@@ -1,7 +1,7 @@
 // The root mapping and the `server` section (behaviour §2.1, §2.2).
 extension ConfigDecoder {
     static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys"]
-    static let serverKeys: Set<String> = ["bind_address", "max_connections", "workers"]
+    static let serverKeys: Set<String> = ["bind_address", "max_connections", "workers", "tls"]
     static let maxWorkers = 1024
 
     /// The whole file. Returns nil when a part could not be decoded; the loader also drops the
@@ -56,6 +56,10 @@ extension ConfigDecoder {
                 } else { valid = false }
             case "workers":
                 if let value = workers(entry.value, path) { server.workers = value } else { valid = false }
+            case "tls":
+                // A null `tls:` means plain HTTP, like an absent key.
+                if entry.value.isNull { break }
+                if let value = decodeServerTLS(entry.value, path) { server.tls = value } else { valid = false }
             default:
                 break
             }

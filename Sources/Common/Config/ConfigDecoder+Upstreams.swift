@@ -1,7 +1,7 @@
 // The `upstreams` section: two reserved timeout keys, every other key an upstream (behaviour §2.1).
 extension ConfigDecoder {
     static let reservedUpstreamsKeys: Set<String> = ["request_timeout_ms", "stream_idle_timeout_ms"]
-    static let upstreamKeys: Set<String> = ["target_url", "api_key", "request_path", "api_key_header"]
+    static let upstreamKeys: Set<String> = ["target_url", "api_key", "request_path", "api_key_header", "tls_ca_file"]
     /// Timeouts become NIO `TimeAmount`s (Int64 nanoseconds): a larger value would trap there.
     static let maxTimeoutMs = UInt64(Int64.max / 1_000_000)
 
@@ -108,9 +108,15 @@ extension ConfigDecoder {
                 }
             }
         }
-        guard let targetURL, let apiKey, let requestPath, headerValid else { return nil }
+        var tlsCA: Configuration.TrustedCA?
+        var caValid = true
+        if let node = fields.first(where: { $0.name == "tls_ca_file" })?.value, !node.isNull {
+            tlsCA = decodeTrustedCA(node, Self.join(path, "tls_ca_file"))
+            caValid = tlsCA != nil
+        }
+        guard let targetURL, let apiKey, let requestPath, headerValid, caValid else { return nil }
         return Configuration.Upstream(name: entry.name, targetURL: targetURL, apiKey: apiKey,
-                                      requestPath: requestPath, apiKeyHeader: header)
+                                      requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA)
     }
 
     /// Fluxgate's request_path rules, on the trimmed value; the first rule broken is reported.

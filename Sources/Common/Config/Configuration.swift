@@ -58,13 +58,39 @@ extension Configuration {
         public var maxConnections: UInt32
         /// Number of worker processes. Restart-class.
         public var workers: WorkerCount
+        /// `server.tls`: when set the listener speaks HTTPS. Hot: new connections use the new
+        /// certificate, connections in flight keep theirs.
+        public var tls: ServerTLS?
 
         public init(bindAddress: BindAddress = BindAddress(parsing: Defaults.bindAddress)!,
                     maxConnections: UInt32 = Defaults.maxConnections,
-                    workers: WorkerCount = Defaults.workers) {
+                    workers: WorkerCount = Defaults.workers,
+                    tls: ServerTLS? = nil) {
             self.bindAddress = bindAddress
             self.maxConnections = maxConnections
             self.workers = workers
+            self.tls = tls
+        }
+    }
+
+    /// The listener's certificate and key. The loader reads the files and carries their
+    /// *contents*: workers never read files (they get this value as JSON over the control
+    /// channel), and a reload after a certificate renewal that kept the file names is a
+    /// configuration change like any other.
+    public struct ServerTLS: Sendable, Hashable, Codable {
+        /// As written in the file (for messages); the contents below are what is used.
+        public var certificateFile: String
+        /// PEM: the server certificate first, then any intermediates.
+        public var certificateChainPEM: String
+        public var privateKeyFile: String
+        /// PEM private key, never printed.
+        public var privateKeyPEM: Secret
+
+        public init(certificateFile: String, certificateChainPEM: String, privateKeyFile: String, privateKeyPEM: Secret) {
+            self.certificateFile = certificateFile
+            self.certificateChainPEM = certificateChainPEM
+            self.privateKeyFile = privateKeyFile
+            self.privateKeyPEM = privateKeyPEM
         }
     }
 
@@ -112,14 +138,29 @@ extension Configuration {
         /// Trimmed route prefix, as written (trailing `/` kept; the router ignores it).
         public var requestPath: String
         public var apiKeyHeader: UpstreamAuthHeader
+        /// `tls_ca_file`: certificates (PEM, contents read at load) that an https upstream's chain
+        /// must lead to, *instead of* the system trust store. nil = system trust store.
+        public var tlsCA: TrustedCA?
 
         public init(name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
-                    apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader) {
+                    apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil) {
             self.name = name
             self.targetURL = targetURL
             self.apiKey = apiKey
             self.requestPath = requestPath
             self.apiKeyHeader = apiKeyHeader
+            self.tlsCA = tlsCA
+        }
+    }
+
+    /// A private CA for upstream verification: the file name (for messages) and its PEM contents.
+    public struct TrustedCA: Sendable, Hashable, Codable {
+        public var file: String
+        public var pem: String
+
+        public init(file: String, pem: String) {
+            self.file = file
+            self.pem = pem
         }
     }
 

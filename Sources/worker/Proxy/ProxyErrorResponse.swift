@@ -30,9 +30,13 @@ struct ProxyErrorResponse: Sendable, Equatable {
     static let upstreamUnreachable = Self(.badGateway, "The upstream could not be reached.", "server_error", "upstream_unreachable")
     static let upstreamFailed = Self(.badGateway, "The upstream closed the connection or sent an invalid response.",
                                      "server_error", "upstream_error")
-    static let httpsNotSupported = Self(.badGateway, "HTTPS upstreams are not supported yet by this proxy.",
-                                        "server_error", "upstream_tls_unsupported")
     static let upstreamTimeout = Self(.gatewayTimeout, "The upstream did not respond in time.", "server_error", "upstream_timeout")
+
+    /// The TLS connection to the upstream failed: the message says what (OpenSSL's fixed reason
+    /// texts, never certificate contents).
+    static func upstreamTLS(_ error: TLSError) -> Self {
+        Self(.badGateway, "TLS with the upstream failed: \(error.summary).", "server_error", "upstream_tls_error")
+    }
 
     init(_ status: HTTPResponseStatus, _ message: String, _ type: String, _ code: String) {
         self.status = status

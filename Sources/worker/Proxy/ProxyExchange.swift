@@ -174,7 +174,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     // MARK: Internals
 
     private func lease(fresh: Bool) {
-        pool.lease(parameters.upstream.targetURL, fresh: fresh).assumeIsolated().whenComplete { [weak self] result in
+        pool.lease(parameters.upstream, fresh: fresh).assumeIsolated().whenComplete { [weak self] result in
             guard let self else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
                 return
@@ -182,8 +182,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             switch result {
             case .success(let connection):
                 self.connected(connection)
-            case .failure:
-                self.fail(.upstreamUnreachable)
+            case .failure(let error):
+                // A TLS failure says what failed (expired, untrusted, wrong host); the rest is
+                // "unreachable" (refused, DNS, connect timeout).
+                self.fail((error as? TLSError).map(ProxyErrorResponse.upstreamTLS) ?? .upstreamUnreachable)
             }
         }
     }

@@ -26,12 +26,17 @@ final class UpstreamHandler: ChannelDuplexHandler {
     var onClose: (() -> Void)?
     private var context: ChannelHandlerContext?
     private var readPending = false
+    /// After an error nothing more from this connection is believed: in particular a response
+    /// that "ends at connection close" must not complete when TLS reported a truncation just
+    /// before the close (TLSHandler fires `.truncated` ahead of channelInactive).
+    private var failed = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        guard !failed else { return }
         guard let delegate else {
             // Unsolicited bytes on an idle connection: the stream is desynchronised.
             context.close(promise: nil)
@@ -49,6 +54,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        failed = true
         delegate?.upstreamFailed(error)
         context.close(promise: nil)
     }

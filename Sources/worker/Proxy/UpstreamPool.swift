@@ -29,15 +29,30 @@ final class UpstreamPool {
     private let limits: WorkerLimits
     private var idle: [String: [UpstreamConnection]] = [:]
     private var closed = false
+    /// TLS client contexts, one per trust configuration, kept across reloads so that pooled
+    /// connections and cached sessions survive a reload that did not change the trust.
+    private let tlsContexts = TLSClientContexts()
 
     init(eventLoop: EventLoop, limits: WorkerLimits) {
         self.eventLoop = eventLoop
         self.limits = limits
     }
 
-    /// An idle connection to `target`'s origin if one is alive, else a new one.
-    func lease(_ target: TargetURL, fresh: Bool = false) -> EventLoopFuture<UpstreamConnection> {
-        let origin = target.origin
+    /// An idle connection to the upstream's origin if one is alive, else a new one (for https,
+    /// one whose handshake and verification have completed). A TLS failure fails the future
+    /// with a `TLSError`.
+    func lease(_ upstream: Configuration.Upstream, fresh: Bool = false) -> EventLoopFuture<UpstreamConnection> {
+        let target = upstream.targetURL
+        var tls: TLSClientContexts.Entry?
+        if target.scheme == .https {
+            do throws(TLSError) {
+                tls = try tlsContexts.context(trusting: upstream.tlsCA)
+            } catch {
+                return eventLoop.makeFailedFuture(error)
+            }
+        }
+        // Connections verified against different trust never share a pool.
+        let origin = tls.map { "\(target.origin)#trust\($0.id)" } ?? target.origin
         if !fresh {
             while let connection = idle[origin]?.popLast() {
                 connection.idleTimer?.cancel()
@@ -49,7 +64,7 @@ final class UpstreamPool {
                 connection.channel.close(promise: nil)
             }
         }
-        return connect(target, origin: origin)
+        return connect(target, origin: origin, tls: tls?.context)
     }
 
     /// Gives a connection back after a complete exchange; `reusable` false closes it.
@@ -94,8 +109,9 @@ final class UpstreamPool {
         return configuration
     }()
 
-    private func connect(_ target: TargetURL, origin: String) -> EventLoopFuture<UpstreamConnection> {
+    private func connect(_ target: TargetURL, origin: String, tls: TLSContext?) -> EventLoopFuture<UpstreamConnection> {
         let encoderConfiguration = Self.encoderConfiguration
+        let handshakeTimeout = TimeAmount.milliseconds(limits.tlsHandshakeTimeoutMs)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(limits.upstreamConnectTimeoutMs))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -103,12 +119,25 @@ final class UpstreamPool {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    if let tls {
+                        // Below the HTTP codec: the codec sees plaintext exactly as on http.
+                        let connection = try TLSConnection(client: tls, host: target.host, port: target.port)
+                        try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
+                                                       handshakeTimeout: handshakeTimeout))
+                    }
                     try sync.addHTTPClientHandlers(encoderConfiguration: encoderConfiguration)
                     try sync.addHandler(UpstreamHandler())
                 }
             }
         return bootstrap.connect(host: target.host, port: Int(target.port))
             .assumeIsolated()
+            .flatMap { channel -> EventLoopFuture<Channel> in
+                // An https connection is handed out only once the peer is verified.
+                guard tls != nil, let handler = try? channel.pipeline.syncOperations.handler(type: TLSHandler.self) else {
+                    return channel.eventLoop.makeSucceededFuture(channel)
+                }
+                return handler.handshakeFuture.map { channel }
+            }
             .flatMapThrowing { [self] channel in
                 let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
                 let connection = UpstreamConnection(channel: channel, handler: handler, origin: origin)
@@ -118,5 +147,26 @@ final class UpstreamPool {
                 return connection
             }
             .nonisolated()
+    }
+}
+
+/// The worker's TLS client contexts, one per distinct trust (`tls_ca_file` contents, or the
+/// system store), created on first use. Building one loads a trust store, so it is done once,
+/// not per connection. Event-loop bound, like the pool that owns it.
+final class TLSClientContexts {
+    struct Entry {
+        let id: Int
+        let context: TLSContext
+    }
+
+    /// Keyed by the CA PEM; "" is the system trust store.
+    private var contexts: [String: Entry] = [:]
+
+    func context(trusting ca: Configuration.TrustedCA?) throws(TLSError) -> Entry {
+        let key = ca?.pem ?? ""
+        if let entry = contexts[key] { return entry }
+        let entry = Entry(id: contexts.count, context: try TLSContext.client(trusting: ca))
+        contexts[key] = entry
+        return entry
     }
 }

@@ -206,9 +206,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         }
         record.targetURL = match.targetURL
         record.upstream = match.upstream.name
-        if match.upstream.targetURL.scheme == .https {
-            return reject(.httpsNotSupported, context: context)
-        }
 
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             // The client holds its body back until told to send it (curl does for bodies over

@@ -15,6 +15,8 @@ struct WorkerLimits: Sendable, Hashable {
     var idleKeepAliveTimeoutMs: Int64 = 75_000
     /// TCP connect to an upstream.
     var upstreamConnectTimeoutMs: Int64 = 10_000
+    /// From TCP connect (upstream) or accept (listener) to a completed TLS handshake.
+    var tlsHandshakeTimeoutMs: Int64 = 10_000
     /// Idle keep-alive connections kept per upstream origin per worker.
     var maxIdleConnectionsPerOrigin = 64
     /// An idle pooled upstream connection is closed after this long, below the keep-alive timeout

@@ -42,7 +42,7 @@ final class WorkerServer: Sendable {
         let ownedGroup = group == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
         let eventLoop = (group ?? ownedGroup!).next()
         let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
-        let snapshot = WorkerSnapshot(configuration: configuration)
+        let snapshot = try WorkerSnapshot(configuration: configuration)
         let state = try await eventLoop.submit {
             NIOLoopBound(WorkerLoopState(snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
                                          logger: logger), eventLoop: eventLoop)
@@ -69,6 +69,12 @@ final class WorkerServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let worker = state.value
                     let sync = channel.pipeline.syncOperations
+                    if let tls = worker.snapshot.serverTLS {
+                        // First in the pipeline: everything above sees plaintext, as on http.
+                        let connection = try TLSConnection(server: tls)
+                        try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
+                                                       handshakeTimeout: .milliseconds(worker.limits.tlsHandshakeTimeoutMs)))
+                    }
                     let idle = ClientIdleHandler(limits: worker.limits)
                     try sync.addHandler(idle)
                     try sync.configureHTTPServerPipeline(
@@ -97,7 +103,16 @@ final class WorkerServer: Sendable {
     /// A new configuration for every request whose head arrives from now on; requests in flight
     /// keep the snapshot they started with. Listener changes are the master's business.
     func apply(_ configuration: Configuration) {
-        let snapshot = WorkerSnapshot(configuration: configuration)
+        let snapshot: WorkerSnapshot
+        do {
+            snapshot = try WorkerSnapshot(configuration: configuration)
+        } catch {
+            eventLoop.execute { [state] in
+                state.value.logger.error("New configuration not applied: the listener's TLS certificate is unusable",
+                                         metadata: ["error": "\(error)"])
+            }
+            return
+        }
         eventLoop.execute { [state] in state.value.snapshot = snapshot }
     }
 

@@ -9,11 +9,18 @@ struct WorkerSnapshot: Sendable {
     let configuration: Configuration
     let authenticator: Authenticator
     let router: Router
+    /// The listener's TLS context when `server.tls` is set: connections accepted while this
+    /// snapshot is current use it for their whole life, so a reload with a renewed certificate
+    /// reaches new connections only.
+    let serverTLS: TLSContext?
 
-    init(configuration: Configuration) {
+    /// Throws when `server.tls` cannot be turned into a context (the loader checked the same
+    /// bytes with the same OpenSSL, so this means a configuration the loader did not make).
+    init(configuration: Configuration) throws(TLSError) {
         self.configuration = configuration
         self.authenticator = Authenticator(configuration: configuration)
         self.router = Router(upstreams: configuration.upstreams.entries)
+        self.serverTLS = try configuration.server.tls.map { tls throws(TLSError) in try TLSContext.server(tls) }
     }
 }
 
