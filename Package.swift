@@ -62,7 +62,7 @@ let package = Package(
             ],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "CommonTests", dependencies: ["Common"]),
+        .testTarget(name: "CommonTests", dependencies: ["Common", "TestSupport"]),
         .testTarget(name: "MasterTests", dependencies: ["FluxgateMaster", "Common", "TestSupport"]),
         .testTarget(
             name: "WorkerTests",
