@@ -164,3 +164,17 @@ import Testing
         #expect(deadline.messages == ["Worker killed at the drain deadline"])
     }
 }
+
+extension SupervisorRestartTests {
+    @Test func writingDownThePortChosenForPortZeroIsNotAnAddressChange() {
+        var h = SupervisorHarness(workers: 2, address: "127.0.0.1:0")
+        let ids = h.handle(.start).opened
+        let spawned = h.handle(.listenersOpened(ids, BindAddress(parsing: "127.0.0.1:40000")!)).spawns
+        for launch in spawned { h.handle(.workerReady(launch.worker, generation: 1)) }
+        h.handle(.signal(.hangup), at: 5)
+        let pinned = SupervisorHarness.configuration(workers: 2, address: "127.0.0.1:40000", maxConnections: 5)
+        let reload = h.load(pinned)
+        #expect(reload.opened.isEmpty && reload.spawns.isEmpty, "a hot reload on the sockets already bound")
+        #expect(reload.sends.count == 2)
+    }
+}

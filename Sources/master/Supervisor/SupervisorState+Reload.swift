@@ -107,8 +107,7 @@ extension SupervisorState {
         }
         if configuration == current.configuration {
             finishReload(.unchanged(generation: current.generation), now: now)
-        } else if configuration.server.bindAddress != current.configuration.server.bindAddress
-                    || workerCount(of: configuration) != current.slots.count {
+        } else if addressChanged(configuration) || workerCount(of: configuration) != current.slots.count {
             beginRestart(configuration, now: now)
         } else {
             hotApply(configuration, now: now)
@@ -185,9 +184,16 @@ extension SupervisorState {
 
     // MARK: - Graceful restart
 
+    /// A new address needs new sockets. Writing down the port the kernel chose for `:0` is not a
+    /// change: those sockets are already bound there.
+    func addressChanged(_ configuration: Configuration) -> Bool {
+        let wanted = configuration.server.bindAddress
+        return wanted != current.configuration.server.bindAddress && wanted != current.address
+    }
+
     private mutating func beginRestart(_ configuration: Configuration, now: Instant) {
         let count = workerCount(of: configuration)
-        let addressChanged = configuration.server.bindAddress != current.configuration.server.bindAddress
+        let addressChanged = addressChanged(configuration)
         let newSockets: [ListenerID]
         let sockets: [ListenerID]
         if addressChanged {
