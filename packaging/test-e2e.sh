@@ -126,6 +126,13 @@ t_status() {
 }
 check "systemctl status shows the STATUS= line" t_status
 check "net.ipv4.tcp_migrate_req = 1 (sysctl.d drop-in applied)" eval 'cx sysctl -n net.ipv4.tcp_migrate_req | grep -x 1'
+t_security() {
+    local line score
+    line=$(cx systemd-analyze security --no-pager fluxgate | tail -n 1); echo "$line"
+    score=$(echo "$line" | grep -oE '[0-9]+\.[0-9]+' | head -n 1)
+    [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'
+}
+check "systemd-analyze security fluxgate: exposure at most 2.0" t_security
 check "fluxgate -t accepts the installed configuration" cx fluxgate -t --config /etc/fluxgate/fluxgate.yaml
 
 # ---------------------------------------------------------------------------------------------
