@@ -6,15 +6,16 @@ import Logging
 import NIOCore
 import NIOPosix
 
-// fluxgate-worker: started by the master only, with its slot's listening socket at fd 3 and its
-// control channel at fd 4 (WorkerDescriptors). It reads its configuration from the channel, never
-// from the YAML file, serves on one event loop, and exits when told to or when the master is gone.
+// fluxgate-worker: started by the master only (WorkerDescriptors): its slot's listening socket at
+// fd 3 (more from fd 6 with --listeners N), its control channel at fd 4, the shared in-flight
+// segment at fd 5 (with --inflight-cell C). It reads its configuration from the channel, never
+// from the YAML file, serves on one event loop, heartbeats every second, and exits when told to
+// or when the master is gone.
 
 signal(SIGPIPE, SIG_IGN)
 let environment = ProcessInfoEnvironment.current()
 let logger = FluxgateLogHandler.bootstrap(label: "fluxgate.worker", environment: environment)
-let arguments = CommandLine.arguments
-let slot = arguments.firstIndex(of: "--slot").flatMap { arguments.indices.contains($0 + 1) ? Int(arguments[$0 + 1]) : nil } ?? 0
+let options = WorkerOptions(arguments: CommandLine.arguments)
 
 let initial: (message: ControlMessage, configuration: Configuration)
 do {
@@ -24,28 +25,37 @@ do {
     exit(FluxgateExit.configRejected.rawValue)
 }
 
+let limiter: InFlightLimiter? = options.inFlightCell.flatMap { cell in
+    InFlightSegment.attach(Common.FileDescriptor(WorkerDescriptors.inFlight)).map { SharedInFlightLimiter(segment: $0, cell: cell) }
+}
+let descriptors = [WorkerDescriptors.listener]
+    + (0..<(options.listeners - 1)).map { WorkerDescriptors.firstExtraListener + CInt($0) }
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-let server: WorkerServer
-do {
-    server = try await WorkerServer.start(listener: .inheritedDescriptor(WorkerDescriptors.listener),
-                                          configuration: initial.configuration, logger: logger, group: group)
-} catch {
-    logger.error("Worker failed to start serving", metadata: ["error": .quoted("\(error)")])
-    exit(FluxgateExit.failure.rawValue)
+let listeners = WorkerListeners(descriptors: descriptors, configuration: initial.configuration, logger: logger,
+                                limiter: limiter, group: group)
+if !options.standby {
+    do {
+        try await listeners.startAccepting()
+    } catch {
+        logger.error("Worker failed to start serving", metadata: ["error": .quoted("\(error)")])
+        exit(FluxgateExit.failure.rawValue)
+    }
 }
 
 do {
     let channel = try await ClientBootstrap(group: group)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                let handler = ControlChannelHandler(dataPlane: server, logger: logger) { status in exit(status) }
+                let handler = ControlChannelHandler(dataPlane: listeners, generation: initial.message.gen, logger: logger) { status in
+                    exit(status)
+                }
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
         .withConnectedSocket(WorkerDescriptors.control)
         .get()
     let ready = ControlMessage(type: .ready, seq: 1, ack: initial.message.seq, gen: initial.message.gen,
-                               body: .init(pid: getpid(), slot: slot))
+                               body: .init(pid: getpid(), slot: options.slot))
     try await channel.writeAndFlush(channel.allocator.buffer(bytes: ControlFrame.encode(ready))).get()
 } catch {
     logger.error("Worker control channel failed", metadata: ["error": .quoted("\(error)")])

@@ -4,6 +4,11 @@ public enum WorkerDescriptors {
     public static let listener: CInt = 3
     /// The worker's end of its control socketpair.
     public static let control: CInt = 4
+    /// The shared in-flight counter segment (`InFlightSegment`), when the master created one.
+    public static let inFlight: CInt = 5
+    /// Further listening sockets of the slot (after the worker count shrank), from here upwards;
+    /// the worker is told how many with `--listeners N` (N counts fd 3 too).
+    public static let firstExtraListener: CInt = 6
 }
 
 /// One message on a master–worker control channel (lifecycle.md):
@@ -13,8 +18,13 @@ public struct ControlMessage: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable {
         // master -> worker
         case applyConfig, drain, stop, reopenLogs
+        /// A worker started with `--standby` begins accepting (the previous acceptor of its
+        /// sockets has stopped: two processes never accept on one socket at once).
+        case startAccepting
         // worker -> master
         case hello, ready, configApplied, configRejected, heartbeat, drained
+        /// After `drain`: the worker closed its listeners; another worker may take them over.
+        case stoppedAccepting
     }
 
     public struct Body: Sendable, Codable, Equatable {

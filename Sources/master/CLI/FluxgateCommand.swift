@@ -22,12 +22,20 @@ struct FluxgateCommand: ParsableCommand {
           help: "Load and validate the configuration, print every problem, and exit (0 valid, 78 invalid). Binds nothing.")
     var checkConfig = false
 
+    @Argument(help: ArgumentHelp("Talk to the running master instead of starting one: 'reload' (waits for the outcome; non-zero exit when the configuration is rejected) or 'status'.", valueName: "command"))
+    var action: OperatorAction?
+
+    @Option(name: .long, help: ArgumentHelp("The master's control socket (default: $RUNTIME_DIRECTORY/control.sock, /run/fluxgate/control.sock for root, else $XDG_RUNTIME_DIR/fluxgate-UID.sock).", valueName: "path"))
+    var controlSocket: String?
+
     @Option(name: .long, help: ArgumentHelp("Path of the fluxgate-worker executable (default: beside this one, or ../libexec/fluxgate/).", visibility: .hidden))
     var workerPath: String?
 
     /// Returns the process exit status.
     func execute(environment: [String: String]) -> Int32 {
         if checkConfig { return ConfigCheck(path: config).run() }
+        let socketPath = controlSocket ?? OperatorChannel.defaultPath(environment: environment)
+        if let action { return OperatorCommand(action: action, socketPath: socketPath).run() }
         let logger = FluxgateLogHandler.bootstrap(label: "fluxgate.master", environment: environment)
         let result = ConfigLoader.load(path: config)
         for warning in result.warnings { logger.warning("\(warning)") }
@@ -41,9 +49,9 @@ struct FluxgateCommand: ParsableCommand {
             logger.error("fluxgate-worker executable not found beside fluxgate or in ../libexec/fluxgate/")
             return FluxgateExit.failure.rawValue
         }
-        let master = Master(configPath: config, configuration: configuration, workerExecutable: worker,
-                            environment: environment, logger: logger)
-        return master.run()
+        let settings = Master.Settings(configPath: config, workerExecutable: worker, environment: environment,
+                                       controlSocketPath: socketPath)
+        return Master(settings: settings, configuration: configuration, logger: logger).run()
     }
 }
 
@@ -62,5 +70,31 @@ struct ConfigCheck {
         let n = result.errors.count
         Console.error("fluxgate: the configuration file \(path) is invalid: \(n) error\(n == 1 ? "" : "s")")
         return FluxgateExit.configRejected.rawValue
+    }
+}
+
+enum OperatorAction: String, ExpressibleByArgument, CaseIterable {
+    case reload, status
+}
+
+/// `fluxgate reload` / `fluxgate status`: one request on the master's control socket. `reload`
+/// waits for the outcome and exits 1 with the reasons on stderr when it was not applied, so
+/// `ExecReload=` makes `systemctl reload` tell the truth.
+struct OperatorCommand {
+    let action: OperatorAction
+    let socketPath: String
+
+    func run() -> Int32 {
+        let request: OperatorChannel.Request = action == .reload ? .reload : .status
+        guard let answer = OperatorChannel.send(request, path: socketPath) else {
+            Console.error("fluxgate: no running master answers on \(socketPath)")
+            return FluxgateExit.failure.rawValue
+        }
+        if answer.ok {
+            Console.out(answer.text)
+            return FluxgateExit.success.rawValue
+        }
+        Console.error(answer.text)
+        return FluxgateExit.failure.rawValue
     }
 }

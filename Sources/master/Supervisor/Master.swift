@@ -1,268 +1,240 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSystemd
 import Common
 import Logging
 
-/// The running master: owns the listening sockets (one SO_REUSEPORT socket per worker slot, kept
-/// for the master's whole life), spawns one worker per slot, hands each its configuration over
-/// its control channel, and drains them on SIGTERM/SIGINT.
-///
-/// This is the first generation of the supervisor: start, serve, shut down. Reload, graceful
-/// restarts and crash respawn (lifecycle.md) build on the same pieces.
+/// The running master: a thin shell around `SupervisorState`. One poll loop over the signalfd,
+/// the workers' control channels and the operator socket; a file check every 250 ms. Every event
+/// goes through the state machine; this class only performs the actions it returns (bind,
+/// posix_spawn, send, kill, sd_notify, log) and feeds results back as events.
 final class Master {
-    private let configPath: String
-    private let configuration: Configuration
-    private let workerExecutable: String
-    private let environment: [String: String]
-    private let logger: Logger
-    private var workers: [WorkerProcess] = []
-    private var listeners: [FileDescriptor] = []
-    private var sequence: UInt64 = 0
-    private let generation: UInt64 = 1
-    /// How long workers have to finish in-flight requests on SIGTERM before they are killed.
-    static let shutdownTimeoutMs: UInt64 = 30_000
-    /// How long a first-generation worker has to report ready.
-    static let startTimeoutMs: Int = 15_000
+    struct Settings {
+        var configPath: String
+        var workerExecutable: String
+        var environment: [String: String]
+        var controlSocketPath: String
+        var onlineCPUs = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }
 
-    init(configPath: String, configuration: Configuration, workerExecutable: String,
-         environment: [String: String], logger: Logger) {
-        self.configPath = configPath
-        self.configuration = configuration
-        self.workerExecutable = workerExecutable
-        self.environment = environment
+    /// The file is checked this often (behaviour §6: a change is applied within 1 s).
+    static let watchInterval: Duration = .milliseconds(250)
+
+    let settings: Settings
+    let logger: Logger
+    var state: SupervisorState
+    private var queue: [SupervisorEvent] = []
+    private var exitCode: Int32?
+    var workers = WorkerTable()
+    private var listeners: [ListenerID: FileDescriptor] = [:]
+    private var watcher: ConfigWatcher
+    private var nextWatch = Instant.zero
+    var operators = OperatorConnections()
+    private let segment: InFlightSegment?
+
+    init(settings: Settings, configuration: Configuration, logger: Logger) {
+        self.settings = settings
         self.logger = logger
+        var policy = SupervisorPolicy()
+        var watchdogUsec: UInt64 = 0
+        if sd_watchdog_enabled(0, &watchdogUsec) > 0 { policy.watchdogInterval = .microseconds(Int64(watchdogUsec)) }
+        state = SupervisorState(configuration: configuration, configPath: settings.configPath, policy: policy,
+                                onlineCPUs: settings.onlineCPUs)
+        watcher = ConfigWatcher(path: settings.configPath)
+        do {
+            let segment = try InFlightSegment.create()
+            segment.limit = Int(configuration.server.maxConnections)
+            self.segment = segment
+        } catch {
+            logger.warning("Shared in-flight counter unavailable; max_connections applies per worker",
+                           metadata: ["error": .quoted("\(error)")])
+            self.segment = nil
+        }
     }
 
     func run() -> Int32 {
         let signals: FileDescriptor
         do {
             signals = try Signals.makeSignalFD()
-            try bindListeners()
-            for slot in listeners.indices { try spawnWorker(slot: slot) }
         } catch {
             logger.error("Failed to start proxy server", metadata: ["error": .quoted("\(error)")])
-            stopAll(deadlineMs: 0)
             return FluxgateExit.failure.rawValue
         }
-        switch awaitReady(signals: signals) {
-        case .ready:
-            break
-        case .signal(let signal):
-            return shutdown(signal: signal, signals: signals)
-        case .failed(let reason):
-            logger.error("Workers failed to start", metadata: ["error": .quoted(reason)])
-            stopAll(deadlineMs: 0)
-            return FluxgateExit.failure.rawValue
-        }
-        let address = (try? Sockets.localAddress(of: listeners[0])).map(String.init(describing:)) ?? "\(configuration.server.bindAddress)"
-        logger.info("Fluxgate proxy server listening on \(address)")
-        SystemdNotifier.notify("READY=1\nSTATUS=serving generation \(generation) with \(workers.count) workers on \(address)")
-        return serve(signals: signals)
-    }
-
-    // MARK: - Start
-
-    private func bindListeners() throws {
-        let count = configuration.server.workers.resolved(onlineCPUs: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        var address = configuration.server.bindAddress
-        for _ in 0..<count {
-            let fd = try Sockets.listen(on: address)
-            listeners.append(fd)
-            // Port 0 means "any free port": every further slot socket shares the one the kernel chose.
-            if address.port == 0 { address = try Sockets.localAddress(of: fd) }
-        }
-    }
-
-    private func spawnWorker(slot: Int) throws {
-        let (ours, theirs) = try Sockets.socketPair()
-        defer { theirs.close() }
-        let pid: pid_t
         do {
-            pid = try Spawn.spawn(
-                executable: workerExecutable, arguments: ["--slot", String(slot)], environment: environment,
-                inherited: [Spawn.Inherited(listeners[slot], as: WorkerDescriptors.listener),
-                            Spawn.Inherited(theirs, as: WorkerDescriptors.control)])
+            operators.listener = try OperatorChannel.listen(path: settings.controlSocketPath)
         } catch {
-            ours.close()
-            throw error
+            logger.warning("Control socket unavailable; `fluxgate reload` will not reach this master",
+                           metadata: ["path": .quoted(settings.controlSocketPath), "error": .quoted("\(error)")])
         }
-        let worker = WorkerProcess(slot: slot, pid: pid, control: ours)
-        workers.append(worker)
-        try send(.applyConfig, to: worker, body: .init(config: configuration))
-    }
-
-    private enum StartOutcome { case ready, signal(CInt), failed(String) }
-
-    private func awaitReady(signals: FileDescriptor) -> StartOutcome {
-        let deadline = Monotonic.nowMs() + UInt64(Self.startTimeoutMs)
-        while workers.contains(where: { !$0.ready }) {
-            let now = Monotonic.nowMs()
-            guard now < deadline else { return .failed("no ready report within \(Self.startTimeoutMs) ms") }
-            let events = poll(signals: signals, timeoutMs: Int(deadline - now))
-            for signal in events.signals {
-                switch signal {
-                case SIGTERM, SIGINT, SIGQUIT: return .signal(signal)
-                case SIGCHLD:
-                    if let exit = reapExited().first {
-                        return .failed("worker \(exit.pid) exited during start-up (\(exit.reason))")
-                    }
-                default: break
-                }
+        defer {
+            if let listener = operators.listener {
+                listener.close()
+                unlink(settings.controlSocketPath)
             }
-            if let failure = readControl(from: events.readable) { return .failed(failure) }
         }
-        return .ready
-    }
-
-    // MARK: - Serve
-
-    private func serve(signals: FileDescriptor) -> Int32 {
+        enqueue(.start)
         while true {
-            let events = poll(signals: signals, timeoutMs: 1000)
-            for signal in events.signals {
-                switch signal {
-                case SIGTERM, SIGINT, SIGQUIT:
-                    return shutdown(signal: signal, signals: signals)
-                case SIGCHLD:
-                    for exit in reapExited() {
-                        logger.error("Worker exited unexpectedly", metadata: ["pid": "\(exit.pid)", "reason": .quoted(exit.reason)])
-                    }
-                    if workers.isEmpty {
-                        logger.error("No worker left; stopping")
-                        SystemdNotifier.notify("STOPPING=1")
-                        return FluxgateExit.failure.rawValue
-                    }
-                case SIGHUP:
-                    logger.warning("Reload is not supported yet; keeping the running configuration", metadata: ["path": .quoted(configPath)])
-                default:
-                    break
-                }
+            runQueue()
+            if let exitCode { return exitCode }
+            pollOnce(signals: signals)
+            watchFile()
+            enqueue(.tick)
+        }
+    }
+
+    // MARK: - Events and actions
+
+    func enqueue(_ event: SupervisorEvent) { queue.append(event) }
+
+    private func runQueue() {
+        while !queue.isEmpty, exitCode == nil {
+            let event = queue.removeFirst()
+            for action in state.handle(event, now: Self.now()) { perform(action) }
+        }
+    }
+
+    static func now() -> Instant {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Instant(nanoseconds: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec))
+    }
+
+    private func perform(_ action: SupervisorAction) {
+        switch action {
+        case .openListeners(let ids, let address): openListeners(ids, address: address)
+        case .closeListeners(let ids): for id in ids { listeners.removeValue(forKey: id)?.close() }
+        case .spawn(let launch): spawn(launch)
+        case .send(let id, let command): send(command, to: id)
+        case .kill(let id, let signal):
+            if let pid = workers[id]?.pid { kill(pid, signal == .kill ? SIGKILL : SIGTERM) }
+        case .loadConfiguration: enqueue(.configurationLoaded(ConfigLoader.load(path: settings.configPath)))
+        case .notify(let text): SystemdNotifier.notify(text)
+        case .log(let entry): write(entry)
+        case .replyToReloadRequest(let id, let outcome): operators.answer(id, outcome)
+        case .exit(let code): exitCode = code
+        }
+    }
+
+    private func openListeners(_ ids: [ListenerID], address: BindAddress) {
+        var opened: [FileDescriptor] = []
+        do throws(SystemError) {
+            var address = address
+            for _ in ids {
+                let fd = try Sockets.listen(on: address)
+                opened.append(fd)
+                // Port 0 means "any free port": the other sockets of the set share the one chosen.
+                if address.port == 0 { address = try Sockets.localAddress(of: fd) }
             }
-            if let failure = readControl(from: events.readable) {
-                logger.error("Control channel failure", metadata: ["error": .quoted(failure)])
+            let resolved = try Sockets.localAddress(of: opened[0])
+            for (id, fd) in zip(ids, opened) { listeners[id] = fd }
+            enqueue(.listenersOpened(ids, resolved))
+        } catch {
+            opened.forEach { $0.close() }
+            enqueue(.listenersFailed(ids, "\(error)"))
+        }
+    }
+
+    private func spawn(_ launch: WorkerLaunch) {
+        let sockets = launch.listeners.compactMap { listeners[$0] }
+        guard sockets.count == launch.listeners.count, !sockets.isEmpty else {
+            enqueue(.spawnFailed(launch.worker, "listener not open"))
+            return
+        }
+        do {
+            let handle = try workers.spawn(launch, sockets: sockets, segment: segment, settings: settings)
+            segment.map { $0.limit = Int(launch.configuration.server.maxConnections) }
+            enqueue(.workerSpawned(launch.worker, pid: handle.pid))
+        } catch {
+            enqueue(.spawnFailed(launch.worker, "\(error)"))
+        }
+    }
+
+    private func send(_ command: WorkerCommand, to id: WorkerID) {
+        if case .applyConfig(_, let configuration) = command {
+            // The proxy-wide limit follows the newest configuration sent (workers read it per request).
+            segment.map { $0.limit = Int(configuration.server.maxConnections) }
+        }
+        workers.send(command, to: id)
+    }
+
+    private func write(_ entry: LogEntry) {
+        var metadata: Logger.Metadata = [:]
+        for (key, value) in entry.metadata {
+            switch value {
+            case .plain(let text): metadata[key] = .string(text)
+            case .quoted(let text): metadata[key] = .quoted(text)
             }
         }
-    }
-
-    // MARK: - Shutdown
-
-    private func shutdown(signal: CInt, signals: FileDescriptor) -> Int32 {
-        logger.info("Shutdown signal received (\(Signals.name(signal))); shutting down proxy")
-        SystemdNotifier.notify("STOPPING=1")
-        stopAll(deadlineMs: Self.shutdownTimeoutMs, signals: signals)
-        listeners.forEach { $0.close() }
-        logger.info("Proxy server shutdown complete")
-        return FluxgateExit.success.rawValue
-    }
-
-    /// Asks every worker to drain, waits for them to exit until the deadline, then kills the rest.
-    private func stopAll(deadlineMs: UInt64, signals: FileDescriptor? = nil) {
-        for worker in workers {
-            try? send(.drain, to: worker, body: .init(deadlineMs: deadlineMs))
+        let level: Logger.Level
+        switch entry.level {
+        case .debug: level = .debug
+        case .info: level = .info
+        case .warning: level = .warning
+        case .error: level = .error
         }
-        let deadline = Monotonic.nowMs() + deadlineMs
-        while !workers.isEmpty, let signals, Monotonic.nowMs() < deadline {
-            _ = poll(signals: signals, timeoutMs: Int(min(deadline - Monotonic.nowMs(), 200)))
-            _ = reapExited()
-        }
-        for worker in workers {
-            kill(worker.pid, SIGKILL)
-            var status: CInt = 0
-            _ = try? syscall("waitpid") { waitpid(worker.pid, &status, 0) }
-            worker.control.close()
-            logger.warning("Worker killed at the shutdown deadline", metadata: ["pid": "\(worker.pid)"])
-        }
-        workers.removeAll()
+        logger.log(level: level, "\(entry.message)", metadata: metadata)
     }
 
-    // MARK: - Plumbing
+    // MARK: - Poll
 
-    private func send(_ kind: ControlMessage.Kind, to worker: WorkerProcess, body: ControlMessage.Body) throws {
-        sequence += 1
-        let frame = try ControlFrame.encode(ControlMessage(type: kind, seq: sequence, gen: generation, body: body))
-        try worker.control.sendAll(frame)
-    }
-
-    private struct PollEvents {
-        var signals: [CInt] = []
-        var readable: [WorkerProcess] = []
-    }
-
-    private func poll(signals: FileDescriptor, timeoutMs: Int) -> PollEvents {
+    private func pollOnce(signals: FileDescriptor) {
+        let now = Self.now()
+        var timeout = Self.watchInterval
+        if let deadline = state.nextDeadline() { timeout = min(timeout, deadline - now) }
         var fds = [pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0)]
-        fds += workers.map { pollfd(fd: $0.control.rawValue, events: Int16(POLLIN), revents: 0) }
-        let n = Glibc.poll(&fds, nfds_t(fds.count), Int32(clamping: timeoutMs))
-        var events = PollEvents()
-        guard n > 0 else { return events }
-        if fds[0].revents != 0 { events.signals = Signals.drain(signals) }
-        for (index, worker) in workers.enumerated() where fds[index + 1].revents != 0 {
-            events.readable.append(worker)
+        let operatorFDs = operators.pollDescriptors
+        let workerFDs = workers.pollDescriptors
+        fds += (operatorFDs + workerFDs.map(\.fd)).map { pollfd(fd: $0.rawValue, events: Int16(POLLIN), revents: 0) }
+        let milliseconds = Int32(clamping: (timeout.nanoseconds + 999_999) / 1_000_000)
+        guard Glibc.poll(&fds, nfds_t(fds.count), milliseconds) > 0 else { return }
+        if fds[0].revents != 0 { for signal in Signals.drain(signals) { received(signal) } }
+        for (index, fd) in operatorFDs.enumerated() where fds[1 + index].revents != 0 {
+            for event in operators.readable(fd, statusText: statusText) { enqueue(event) }
         }
-        return events
+        for (index, entry) in workerFDs.enumerated() where fds[1 + operatorFDs.count + index].revents != 0 {
+            for event in workers.readable(entry.id, logger: logger) { enqueue(event) }
+        }
     }
 
-    /// Reads what the readable workers sent; returns a description of the first protocol failure.
-    private func readControl(from readable: [WorkerProcess]) -> String? {
-        var failure: String?
-        for worker in readable {
-            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-            guard let n = try? worker.control.read(into: &buffer), n > 0 else { continue }  // EOF: SIGCHLD follows
-            worker.decoder.feed(buffer[0..<n])
-            do {
-                while let message = try worker.decoder.next() {
-                    handle(message, from: worker)
-                }
-            } catch {
-                failure = "worker \(worker.pid): \(error)"
-            }
+    private func received(_ signal: CInt) {
+        switch signal {
+        case SIGCHLD:
+            for (id, exit) in workers.reap(segment: segment) { enqueue(.workerExited(id, exit)) }
+        case SIGHUP: enqueue(.signal(.hangup))
+        case SIGTERM: enqueue(.signal(.terminate))
+        case SIGINT: enqueue(.signal(.interrupt))
+        case SIGQUIT: enqueue(.signal(.quit))
+        default: break  // SIGUSR1/SIGUSR2: reserved (log reopening)
         }
-        return failure
     }
 
-    private func handle(_ message: ControlMessage, from worker: WorkerProcess) {
-        switch message.type {
-        case .ready:
-            worker.ready = true
-        case .configRejected:
-            logger.error("Worker rejected its configuration", metadata: ["pid": "\(worker.pid)", "error": .quoted(message.body.error ?? "")])
-        case .hello, .configApplied, .heartbeat, .drained:
+    private func watchFile() {
+        let now = Self.now()
+        guard now >= nextWatch else { return }
+        nextWatch = now + Self.watchInterval
+        switch watcher.check() {
+        case .none:
             break
-        case .applyConfig, .drain, .stop, .reopenLogs:
-            logger.warning("Unexpected control message from worker", metadata: ["pid": "\(worker.pid)", "type": "\(message.type.rawValue)"])
+        case .changed:
+            enqueue(.reloadRequested(.fileChanged))
+        case .becameUnreadable(let code) where code == ENOENT:
+            logger.warning("Configuration file not found during polling; continuing with last valid configuration",
+                           metadata: ["path": .quoted(settings.configPath)])
+        case .becameUnreadable(let code):
+            logger.warning("Configuration file unreadable during polling; continuing with last valid configuration",
+                           metadata: ["path": .quoted(settings.configPath), "error": .quoted(String(cString: strerror(code)))])
         }
     }
 
-    private struct Exit { let pid: pid_t; let reason: String }
-
-    /// Reaps every exited child and removes it from the table.
-    private func reapExited() -> [Exit] {
-        var exits: [Exit] = []
-        while true {
-            var status: CInt = 0
-            let pid = waitpid(-1, &status, WNOHANG)
-            guard pid > 0 else { break }
-            exits.append(Exit(pid: pid, reason: ExitStatus(raw: status).description))
-            if let index = workers.firstIndex(where: { $0.pid == pid }) {
-                workers[index].control.close()
-                workers.remove(at: index)
-            }
+    private var statusText: String {
+        var lines = [state.statusLine]
+        for (slot, record) in state.current.slots.enumerated() {
+            let worker = record.worker.flatMap { state.workers[$0] }
+            let pid = worker?.pid.map(String.init) ?? "-"
+            lines.append("slot \(slot): pid \(pid) generation \(worker?.generation ?? 0)")
         }
-        return exits
-    }
-}
-
-/// One worker process as the master sees it.
-final class WorkerProcess {
-    let slot: Int
-    let pid: pid_t
-    let control: FileDescriptor
-    var decoder = ControlFrameDecoder()
-    var ready = false
-
-    init(slot: Int, pid: pid_t, control: FileDescriptor) {
-        self.slot = slot
-        self.pid = pid
-        self.control = control
+        if let last = state.lastReload { lines.append("last reload: \(last)") }
+        return lines.joined(separator: "\n")
     }
 }

@@ -1,0 +1,204 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Common
+import Logging
+
+/// One worker process as the shell sees it: pid, control channel, frame decoder, counter cell.
+final class WorkerHandle {
+    let id: WorkerID
+    let pid: pid_t
+    let control: FileDescriptor
+    let cell: Int?
+    var decoder = ControlFrameDecoder()
+    /// False after EOF or a protocol error: the channel is closed and no longer polled.
+    var open = true
+
+    init(id: WorkerID, pid: pid_t, control: FileDescriptor, cell: Int?) {
+        self.id = id
+        self.pid = pid
+        self.control = control
+        self.cell = cell
+    }
+}
+
+/// The shell's side of every worker: spawning with the descriptor contract, framing control
+/// messages, reaping.
+struct WorkerTable {
+    private var handles: [WorkerID: WorkerHandle] = [:]
+    private var byPID: [pid_t: WorkerID] = [:]
+    private var sequence: UInt64 = 0
+    private var freeCells = Array((0..<InFlightSegment.cellCount).reversed())
+
+    subscript(id: WorkerID) -> WorkerHandle? { handles[id] }
+
+    /// posix_spawn with the slot's first socket at fd 3, the control channel at fd 4, the shared
+    /// in-flight segment at fd 5 and further sockets from fd 6 (WorkerDescriptors), then the
+    /// configuration as the first control message.
+    mutating func spawn(_ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?,
+                        settings: Master.Settings) throws -> WorkerHandle {
+        let (ours, theirs) = try Sockets.socketPair()
+        defer { theirs.close() }
+        var inherited = [Spawn.Inherited(sockets[0], as: WorkerDescriptors.listener),
+                         Spawn.Inherited(theirs, as: WorkerDescriptors.control)]
+        var arguments = ["--slot", String(launch.slot), "--generation", String(launch.generation)]
+        var cell: Int?
+        if let segment, let free = freeCells.popLast() {
+            cell = free
+            segment.reset(cell: free)
+            inherited.append(Spawn.Inherited(segment.descriptor, as: WorkerDescriptors.inFlight))
+            arguments += ["--inflight-cell", String(free)]
+        }
+        for (index, socket) in sockets.dropFirst().enumerated() {
+            inherited.append(Spawn.Inherited(socket, as: WorkerDescriptors.firstExtraListener + CInt(index)))
+        }
+        if sockets.count > 1 { arguments += ["--listeners", String(sockets.count)] }
+        if launch.standby { arguments.append("--standby") }
+        let pid: pid_t
+        do {
+            pid = try Spawn.spawn(executable: settings.workerExecutable, arguments: arguments,
+                                  environment: settings.environment, inherited: inherited)
+        } catch {
+            ours.close()
+            if let cell { freeCells.append(cell) }
+            throw error
+        }
+        let handle = WorkerHandle(id: launch.worker, pid: pid, control: ours, cell: cell)
+        handles[launch.worker] = handle
+        byPID[pid] = launch.worker
+        send(.applyConfig(generation: launch.generation, launch.configuration), to: launch.worker)
+        return handle
+    }
+
+    /// A failed send means the worker is dying; its exit arrives as SIGCHLD.
+    mutating func send(_ command: WorkerCommand, to id: WorkerID) {
+        guard let handle = handles[id], handle.open else { return }
+        sequence += 1
+        let message: ControlMessage
+        switch command {
+        case .applyConfig(let generation, let configuration):
+            message = ControlMessage(type: .applyConfig, seq: sequence, gen: generation, body: .init(config: configuration))
+        case .startAccepting:
+            message = ControlMessage(type: .startAccepting, seq: sequence, gen: 0)
+        case .drain(let deadline):
+            message = ControlMessage(type: .drain, seq: sequence, gen: 0, body: .init(deadlineMs: deadline.milliseconds))
+        }
+        guard let frame = try? ControlFrame.encode(message) else { return }
+        try? handle.control.sendAll(frame)
+    }
+
+    var pollDescriptors: [(id: WorkerID, fd: FileDescriptor)] {
+        handles.values.filter(\.open).sorted { $0.id < $1.id }.map { ($0.id, $0.control) }
+    }
+
+    /// Reads what a worker sent and turns each message into an event.
+    mutating func readable(_ id: WorkerID, logger: Logger) -> [SupervisorEvent] {
+        guard let handle = handles[id] else { return [] }
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        let n = (try? handle.control.read(into: &buffer)) ?? 0
+        guard n > 0 else {
+            // EOF: the worker is exiting; SIGCHLD brings the exit status.
+            close(handle)
+            return []
+        }
+        handle.decoder.feed(buffer[0..<n])
+        var events: [SupervisorEvent] = []
+        do {
+            while let message = try handle.decoder.next() {
+                if let event = Self.event(for: message, from: id, logger: logger) { events.append(event) }
+            }
+        } catch {
+            logger.error("Control channel protocol error; closing it", metadata: ["pid": "\(handle.pid)", "error": .quoted("\(error)")])
+            close(handle)
+        }
+        return events
+    }
+
+    private static func event(for message: ControlMessage, from id: WorkerID, logger: Logger) -> SupervisorEvent? {
+        switch message.type {
+        case .ready: return .workerReady(id, generation: message.gen)
+        case .configApplied: return .configApplied(id, generation: message.gen)
+        case .configRejected: return .configRejected(id, generation: message.gen, error: message.body.error ?? "")
+        case .heartbeat, .hello: return .heartbeat(id)
+        case .stoppedAccepting: return .stoppedAccepting(id)
+        case .drained: return .drained(id)
+        case .applyConfig, .drain, .stop, .reopenLogs, .startAccepting:
+            logger.warning("Unexpected control message from worker", metadata: ["type": "\(message.type.rawValue)"])
+            return nil
+        }
+    }
+
+    private func close(_ handle: WorkerHandle) {
+        guard handle.open else { return }
+        handle.open = false
+        handle.control.close()
+    }
+
+    /// Every exited child: removed from the table, its counter cell zeroed and freed (a crashed
+    /// worker's permits would otherwise stay taken).
+    mutating func reap(segment: InFlightSegment?) -> [(WorkerID, WorkerExit)] {
+        var exits: [(WorkerID, WorkerExit)] = []
+        while true {
+            var status: CInt = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            guard pid > 0 else { break }
+            guard let id = byPID.removeValue(forKey: pid), let handle = handles.removeValue(forKey: id) else { continue }
+            close(handle)
+            if let cell = handle.cell {
+                segment?.reset(cell: cell)
+                freeCells.append(cell)
+            }
+            exits.append((id, WorkerExit(ExitStatus(raw: status))))
+        }
+        return exits
+    }
+}
+
+/// Operator connections on the control socket: `status` is answered at once, `reload` when the
+/// state machine reports the outcome.
+struct OperatorConnections {
+    var listener: FileDescriptor?
+    private var reading: [CInt: (fd: FileDescriptor, buffer: [UInt8])] = [:]
+    private var waiting: [ReloadRequestID: FileDescriptor] = [:]
+    private var nextRequest = 1
+
+    var pollDescriptors: [FileDescriptor] {
+        (listener.map { [$0] } ?? []) + reading.values.map(\.fd).sorted { $0.rawValue < $1.rawValue }
+    }
+
+    mutating func readable(_ fd: FileDescriptor, statusText: @autoclosure () -> String) -> [SupervisorEvent] {
+        if fd == listener {
+            while true {
+                // accept4(2) is GNU-only in Swift's Glibc module: set the flags afterwards.
+                let client = accept(fd.rawValue, nil, nil)
+                guard client >= 0 else { break }
+                let connection = FileDescriptor(client)
+                try? connection.setCloseOnExec(true)
+                try? connection.setNonBlocking(true)
+                reading[client] = (connection, [])
+            }
+            return []
+        }
+        guard var entry = reading[fd.rawValue] else { return [] }
+        let (request, done) = OperatorChannel.readRequest(fd, buffer: &entry.buffer)
+        reading[fd.rawValue] = done ? nil : entry
+        guard done else { return [] }
+        switch request {
+        case .reload?:
+            let id = ReloadRequestID(raw: nextRequest)
+            nextRequest += 1
+            waiting[id] = fd
+            return [.reloadRequested(.operatorRequest(id))]
+        case .status?:
+            OperatorChannel.reply(fd, ok: true, statusText())
+        case nil:
+            OperatorChannel.reply(fd, ok: false, "unknown request (expected reload or status)")
+        }
+        return []
+    }
+
+    mutating func answer(_ id: ReloadRequestID, _ outcome: ReloadOutcome) {
+        guard let fd = waiting.removeValue(forKey: id) else { return }
+        OperatorChannel.reply(fd, ok: outcome.succeeded, outcome.description)
+    }
+}

@@ -1,0 +1,23 @@
+/// The worker's command line, written only by the master (`WorkerTable.spawn`):
+/// `--slot K --generation G [--inflight-cell C] [--listeners N] [--standby]`.
+struct WorkerOptions {
+    var slot = 0
+    var generation: UInt64 = 0
+    var inFlightCell: Int?
+    var listeners = 1
+    var standby = false
+
+    init(arguments: [String]) {
+        var iterator = arguments.dropFirst().makeIterator()
+        while let argument = iterator.next() {
+            switch argument {
+            case "--slot": slot = iterator.next().flatMap { Int($0) } ?? slot
+            case "--generation": generation = iterator.next().flatMap { UInt64($0) } ?? generation
+            case "--inflight-cell": inFlightCell = iterator.next().flatMap { Int($0) }
+            case "--listeners": listeners = max(1, iterator.next().flatMap { Int($0) } ?? 1)
+            case "--standby": standby = true
+            default: break
+            }
+        }
+    }
+}
