@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# bench/run.sh - fluxgate against nginx and HAProxy doing the identical job, on loopback.
+#
+#   bench/run.sh --short     # a few minutes: S1, S2, S3/S4 (2 reps x 3 s), S5 small, S6, S7 idle/after
+#   bench/run.sh             # full: 4 reps x 10 s, S1-S5 incl. SSE c=1, S6 x5, S7 with a 10-minute soak
+#
+# Everything listens on 127.0.0.1 on free ports picked at start. Started here: an nginx mock upstream
+# (static 580 B JSON and 13,405 B SSE; 401 unless it sees the provider key), a paced SSE mock (50
+# events x 20 ms), nginx (1 worker, 1 worker with 16 KiB proxy buffers, 2 workers), HAProxy
+# (2 threads) and fluxgate (workers: 1 and 2). Every proxy checks `Authorization: Bearer
+# sk-client-key`, sends `Authorization: Bearer upstream-key` upstream and keeps connections alive.
+# Each scenario runs with per-request logging off (FLUXGATE_LOG=info, nginx access_log off) and on
+# (fluxgate's request lines and nginx's access log written to files). Targets are rotated every rep;
+# the table shows medians of per-rep ratios measured in the same run. Everything started here is
+# stopped by PID on exit (trap). Every loop is bounded in count, every client in time.
+#
+# Env overrides: DUR REPS SCENARIOS LOGMODES TARGETS FIDELITY COLDSTART_TRIALS SOAK_S OUT FLUXGATE_BIN
+set -u
+BENCH=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$BENCH")
+MODE=full
+for a in "$@"; do case $a in --short) MODE=short;; --full) MODE=full;;
+  -h|--help) sed -n 2,18p "$0"; exit 0;; *) echo "unknown argument $a" >&2; exit 2;; esac; done
+if [ $MODE = short ]; then
+  DUR=${DUR:-3}; REPS=${REPS:-2}; SCENARIOS=${SCENARIOS:-"json_c1 json_c64 sse_c64"}
+  FID_N1=4; FID_N32=32; COLDSTART_TRIALS=${COLDSTART_TRIALS:-2}; SOAK_S=${SOAK_S:-0}
+else
+  DUR=${DUR:-10}; REPS=${REPS:-4}; SCENARIOS=${SCENARIOS:-"json_c1 json_c64 sse_c64 sse_c1"}
+  FID_N1=10; FID_N32=96; COLDSTART_TRIALS=${COLDSTART_TRIALS:-5}; SOAK_S=${SOAK_S:-600}
+fi
+LOGMODES=${LOGMODES:-"off on"}; FIDELITY=${FIDELITY:-1}
+TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate2"}
+OUT=${OUT:-$BENCH/results/$(date +%Y%m%d-%H%M%S)-$MODE}
+FLUXGATE_BIN=${FLUXGATE_BIN:-}
+CLIENT_KEY=sk-client-key; UPSTREAM_KEY=upstream-key
+RUN=$(mktemp -d /tmp/fluxgate-bench.XXXXXX)
+mkdir -p "$OUT/raw"
+RES=$OUT/runs.tsv; FID=$OUT/fidelity.jsonl; MEM=$OUT/memory.tsv; COLD=$OUT/coldstart.tsv
+echo -e "logmode\tscenario\ttarget\trep\trps\tp50_ms\tp99_ms\trequests\tnon2xx\tsockerr\tproxy_cpu_us_per_req\tproxy_rss_kb\tforeign_cpu_pct\tloadavg1" > "$RES"
+echo -e "logmode\ttarget\tphase\tmaster_kb\tworkers_kb\tworkers" > "$MEM"
+: > "$FID"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/driver.log" >&2; }
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ---------------------------------------------------------------- processes started here
+declare -A PID=()
+STARTED=()
+stop_one() {   # TERM, wait up to 5 s, then KILL this PID and any descendants it left behind
+  local name=$1 pid=${PID[$1]:-} kids
+  [ -z "$pid" ] && return 0
+  kids=$(python3 "$BENCH/tools/proctree.py" --pids "$pid")
+  kill -TERM "$pid" 2>/dev/null
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null
+  for k in $kids; do [ "$k" != "$pid" ] && kill -KILL "$k" 2>/dev/null; done
+  wait "$pid" 2>/dev/null
+  unset "PID[$name]"
+}
+stop_all() { local i; for ((i=${#STARTED[@]}-1; i>=0; i--)); do stop_one "${STARTED[$i]}"; done; STARTED=(); }
+cleanup() { stop_all; rm -rf "$RUN"; }
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+launch() {     # launch NAME cmd...   (stdout+stderr to $RUN/NAME.out)
+  local name=$1; shift
+  "$@" > "$RUN/$name.out" 2>&1 &
+  PID[$name]=$!; STARTED+=("$name")
+}
+wait_http() {  # wait_http URL SECONDS CODE [curl args...]  -- bounded polling
+  local url=$1 secs=$2 want=$3 code=""; shift 3
+  for _ in $(seq 1 $((secs*20))); do
+    code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$@" "$url" 2>/dev/null)
+    [ "$code" = "$want" ] && return 0
+    sleep 0.05
+  done
+  log "timeout waiting for $url (last code $code)"; return 1
+}
+
+# ---------------------------------------------------------------- build and ports
+if [ -z "$FLUXGATE_BIN" ]; then
+  log "building fluxgate (release, --scratch-path .build-bench)"
+  (cd "$ROOT" && timeout 3600 swift build -c release --scratch-path .build-bench > "$OUT/build.log" 2>&1) \
+    || { log "build failed, see $OUT/build.log"; exit 1; }
+  FLUXGATE_BIN=$ROOT/.build-bench/release/fluxgate
+fi
+[ -x "$FLUXGATE_BIN" ] || { log "no fluxgate binary at $FLUXGATE_BIN"; exit 1; }
+for tool in nginx haproxy wrk curl python3; do
+  command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
+read -r MOCK_PORT PACED_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(8)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
+                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2)
+
+render() {     # render TEMPLATE OUT PORT WORKERS
+  sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
+      -e "s#{PACED_PORT}#$PACED_PORT#g" -e "s#{CLIENT_KEY}#$CLIENT_KEY#g" -e "s#{UPSTREAM_KEY}#$UPSTREAM_KEY#g" \
+      -e "s#{PORT}#$3#g" -e "s#{WORKERS}#$4#g" -e "s#{THREADS}#$4#g" "$1" > "$2"
+}
+mem_sample() {  # mem_sample LOGMODE TARGET PHASE
+  local r; r=$(python3 "$BENCH/tools/proctree.py" --rss "${PID[$2]}")
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${r// /$'\t'}" >> "$MEM"
+}
+
+# nginx/haproxy/fluxgate launch lines; LOG=on writes request logs to files in $RUN
+start_proxy() {  # start_proxy TARGET LOGMODE
+  local t=$1 lm=$2 p=${PORT[$1]} w=1
+  case $t in
+    nginx1|nginx1t|nginx2)
+      [ $t = nginx2 ] && w=2
+      render "$BENCH/conf/nginx-proxy.conf.tmpl" "$RUN/$t.conf" "$p" $w
+      sed -i "s#nginx-proxy.pid#$t.pid#; s#nginx-proxy.error#$t.error#" "$RUN/$t.conf"
+      [ $t = nginx1t ] && sed -i "s#proxy_buffering off;#proxy_buffering off; proxy_buffer_size 16k; proxy_buffers 8 16k;#" "$RUN/$t.conf"
+      [ "$lm" = on ] && sed -i "s#access_log off;#access_log $RUN/$t.access.log;#" "$RUN/$t.conf"
+      launch $t nginx -p "$RUN" -c "$RUN/$t.conf" -g 'daemon off;' ;;
+    haproxy)   # no per-request log in either mode (it would need syslog); see docs/performance.md
+      render "$BENCH/conf/haproxy.cfg.tmpl" "$RUN/$t.cfg" "$p" 2
+      launch $t haproxy -db -f "$RUN/$t.cfg" ;;
+    fluxgate1|fluxgate2)
+      w=${t#fluxgate}
+      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t.yaml" "$p" "$w"
+      local level=info; [ "$lm" = on ] && level=trace
+      launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" ;;
+  esac
+}
+
+target_url() {   # target_url TARGET PAYLOAD -> "url key model stream"
+  local t=$1 base key=$CLIENT_KEY
+  if [ "$t" = direct ]; then base=http://127.0.0.1:$MOCK_PORT; key=$UPSTREAM_KEY; else base=http://127.0.0.1:${PORT[$t]}; fi
+  if [ "$2" = sse ]; then echo "$base/stream/v1/chat/completions $key mock-stream true"
+  else echo "$base/v1/chat/completions $key mock-json false"; fi
+}
+
+run_wrk() {      # run_wrk LOGMODE SCENARIO TARGET REP
+  local lm=$1 sc=$2 t=$3 rep=$4 payload=${2%_*} c=${2#*_c} url key model stream th=2
+  [ "$t" != direct ] && [ -z "${PID[$t]:-}" ] && return 0
+  read -r url key model stream < <(target_url "$t" "$payload")
+  [ "$c" -lt 2 ] && th=1
+  local f=$OUT/raw/${lm}_${sc}_${t}_r${rep}.txt hz b0=0 b1="0 0 0" s0 s1 o0 o1 la
+  hz=$(getconf CLK_TCK); la=$(cut -d' ' -f1 /proc/loadavg)
+  [ "$t" != direct ] && b0=$(python3 "$BENCH/tools/proctree.py" "${PID[$t]}" | cut -d' ' -f1)
+  s0=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  o0=$(python3 "$BENCH/tools/proctree.py" "${PID[@]}" | cut -d' ' -f1)
+  local TIMEFORMAT='%U %S'
+  { time (BODY_MODEL=$model BODY_STREAM=$stream timeout $((DUR+20)) wrk -t$th -c"$c" -d"${DUR}s" --timeout 10s \
+      --latency -s "$BENCH/tools/post.lua" -H "Authorization: Bearer $key" "$url" > "$f" 2>&1); } 2> "$RUN/wrktime"
+  s1=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  o1=$(python3 "$BENCH/tools/proctree.py" "${PID[@]}" | cut -d' ' -f1)
+  [ "$t" != direct ] && b1=$(python3 "$BENCH/tools/proctree.py" "${PID[$t]}")
+  local rps p50 p99 nreq non2xx sockerr pcpu foreign
+  read -r rps p50 p99 nreq non2xx sockerr < <(python3 "$BENCH/tools/parse_wrk.py" < "$f")
+  read -r pcpu foreign < <(python3 - "$t" "$nreq" "$b0" "${b1%% *}" "$hz" "$s0" "$s1" "$o0" "$o1" "$(cat "$RUN/wrktime")" <<'EOF'
+import sys
+t, n, b0, b1, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+busy0, tot0 = map(int, sys.argv[6].split()); busy1, tot1 = map(int, sys.argv[7].split())
+mine = int(sys.argv[9]) - int(sys.argv[8]) + sum(map(float, sys.argv[10].split())) * hz
+pcpu = "%.1f" % ((b1 - b0) * 1e6 / hz / n) if n and t != "direct" else "NA"
+tot = tot1 - tot0
+print(pcpu, "%.0f" % (max(0.0, busy1 - busy0 - mine) * 100.0 / tot) if tot else "NA")
+EOF
+)
+  echo -e "$lm\t$sc\t$t\t$rep\t$rps\t$p50\t$p99\t$nreq\t$non2xx\t$sockerr\t$pcpu\t$(echo "$b1" | cut -d' ' -f2)\t$foreign\t$la" >> "$RES"
+  log "$lm $sc $t r$rep: rps=$rps p50=${p50}ms p99=${p99}ms n=$nreq non2xx=$non2xx sockerr=$sockerr cpu=${pcpu}us/req foreign=${foreign}% load=$la"
+}
+
+rotate() { local n=$1; shift; local a=("$@") k=$# i; for ((i=0; i<k; i++)); do printf '%s ' "${a[$(( (i+n) % k ))]}"; done; }
+
+fidelity() {     # S5: paced SSE (50 events x 20 ms) through each target, c=1 and c=32
+  local lm=$1 t url key
+  for t in direct nginx1 fluxgate1 fluxgate2; do
+    [ "$t" != direct ] && [ -z "${PID[$t]:-}" ] && continue
+    key=$CLIENT_KEY; url=http://127.0.0.1:${PORT[$t]:-}/paced/v1/chat/completions
+    [ $t = direct ] && { url=http://127.0.0.1:$PACED_PORT/v1/chat/completions; key=$UPSTREAM_KEY; }
+    for cc in 1 32; do
+      local n=$FID_N1; [ $cc = 32 ] && n=$FID_N32
+      local r; r=$(timeout 120 python3 "$BENCH/tools/sse_probe.py" "$url" "$key" mock-paced $n $cc 90)
+      echo "{\"logmode\":\"$lm\",\"target\":\"$t\",\"probe\":${r:-null}}" >> "$FID"
+      log "fidelity $lm $t c$cc: $r"
+    done
+  done
+}
+
+soak() {         # S7 growth: fluxgate1 and nginx1 under c=8 JSON for SOAK_S seconds, RSS every 30 s
+  local lm=$1 t
+  for t in fluxgate1 nginx1; do
+    [ -z "${PID[$t]:-}" ] && continue
+    read -r url key model stream < <(target_url "$t" json)
+    BODY_MODEL=$model BODY_STREAM=false timeout $((SOAK_S+30)) wrk -t1 -c8 -d"${SOAK_S}s" -s "$BENCH/tools/post.lua" \
+      -H "Authorization: Bearer $key" "$url" > "$OUT/raw/soak_${lm}_$t.txt" 2>&1 &
+    local wp=$! i
+    for ((i=0; i<=SOAK_S/30; i++)); do mem_sample "$lm" "$t" "soak_$((i*30))s"; sleep 30; kill -0 $wp 2>/dev/null || break; done
+    wait $wp
+  done
+}
+
+# ---------------------------------------------------------------- main
+log "mode=$MODE out=$OUT DUR=$DUR REPS=$REPS scenarios=[$SCENARIOS] logmodes=[$LOGMODES] targets=[$TARGETS]"
+{ echo "date: $(date -Is)"; echo "command: bench/run.sh $*"; uname -a; echo "nproc: $(nproc)"; grep -m1 'model name' /proc/cpuinfo
+  echo "loadavg at start: $(cat /proc/loadavg)"; nginx -v 2>&1; haproxy -v | head -1; wrk --version 2>&1 | head -1
+  echo "fluxgate: $FLUXGATE_BIN ($(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- Sources || echo ' + uncommitted changes'))"
+  echo "ports: mock=$MOCK_PORT paced=$PACED_PORT $(for t in "${!PORT[@]}"; do printf '%s=%s ' $t "${PORT[$t]}"; done)"
+  echo "DUR=$DUR REPS=$REPS SCENARIOS=$SCENARIOS LOGMODES=$LOGMODES"; } > "$OUT/env.txt" 2>&1
+
+render "$BENCH/conf/nginx-mock.conf.tmpl" "$RUN/mock.conf" "$MOCK_PORT" 2
+launch mock nginx -p "$RUN" -c "$RUN/mock.conf" -g 'daemon off;'
+launch paced python3 "$BENCH/tools/paced_sse_mock.py" "$PACED_PORT" 50 20
+wait_http "http://127.0.0.1:$MOCK_PORT/health" 10 200 || exit 1
+MOCKS=("${STARTED[@]}")
+
+for lm in $LOGMODES; do
+  proxies=(); for t in $TARGETS; do [ $t != direct ] && proxies+=($t); done
+  for t in "${proxies[@]}"; do start_proxy $t $lm; done
+  for t in "${proxies[@]}"; do
+    wait_http "http://127.0.0.1:${PORT[$t]}/v1/health" 20 401 || { log "$t did not come up:"; tail -5 "$RUN/$t.out" >&2; stop_one $t; continue; }
+    sleep 0.2; mem_sample $lm $t idle
+  done
+  targets=(); for t in $TARGETS; do [ $t = direct ] || [ -n "${PID[$t]:-}" ] && targets+=($t); done
+  for t in "${targets[@]}"; do   # sanity: 200 through the rewrite chain, right body size; then warm up
+    for p in json sse; do
+      read -r url key model stream < <(target_url $t $p)
+      code=$(curl -s -o "$RUN/sanity.out" -w '%{http_code}' -m 10 -X POST -H "Authorization: Bearer $key" \
+        -H 'Content-Type: application/json' -d "{\"model\":\"$model\",\"stream\":$stream}" "$url")
+      log "sanity $lm $t $p -> HTTP $code, $(wc -c < "$RUN/sanity.out") bytes"
+    done
+    read -r url key model stream < <(target_url $t json)
+    BODY_MODEL=$model BODY_STREAM=false timeout 10 wrk -t1 -c8 -d1s -s "$BENCH/tools/post.lua" -H "Authorization: Bearer $key" "$url" > /dev/null 2>&1
+  done
+  for ((rep=1; rep<=REPS; rep++)); do
+    log "logging $lm rep $rep, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+    for sc in $SCENARIOS; do
+      for t in $(rotate $((rep-1)) "${targets[@]}"); do
+        [ "${sc%_*}" = json ] && [ $t = nginx1t ] && continue   # 16k buffers only matter for SSE
+        run_wrk $lm $sc $t $rep
+      done
+    done
+  done
+  for t in "${proxies[@]}"; do [ -n "${PID[$t]:-}" ] && mem_sample $lm $t after_load; done
+  [ "$FIDELITY" = 1 ] && fidelity $lm
+  [ "$SOAK_S" -gt 0 ] && [ $lm = off ] && soak $lm
+  [ $lm = on ] && for t in "${proxies[@]}"; do
+    for f in "$RUN/$t.out" "$RUN/$t.access.log"; do [ -f "$f" ] && log "$lm $t log: $(wc -l < "$f") lines in $(basename "$f")"; done; done
+  for t in "${proxies[@]}"; do stop_one $t; done
+  STARTED=("${MOCKS[@]}")
+done
+
+# S6: launch -> first 200 through the chain (fluxgate 1 worker vs nginx 1 worker), mocks still up
+echo -e "proxy\ttrial\tlaunch_to_first_200_ms\trss_kb_after_first_request" > "$COLD"
+for ((i=1; i<=COLDSTART_TRIALS; i++)); do
+  for t in fluxgate1 nginx1; do
+    case $t in
+      fluxgate1) render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/cold.yaml" "${PORT[$t]}" 1
+                 cmd=(env FLUXGATE_LOG=info "$FLUXGATE_BIN" --config "$RUN/cold.yaml");;
+      nginx1)    render "$BENCH/conf/nginx-proxy.conf.tmpl" "$RUN/cold.conf" "${PORT[$t]}" 1
+                 cmd=(nginx -p "$RUN" -c "$RUN/cold.conf" -g 'daemon off;');;
+    esac
+    r=$(timeout 30 python3 "$BENCH/tools/coldstart.py" "http://127.0.0.1:${PORT[$t]}/v1/chat/completions" "$CLIENT_KEY" -- "${cmd[@]}")
+    echo -e "$t\t$i\t$r" >> "$COLD"; log "coldstart $t #$i: $r"
+  done
+done
+stop_all
+python3 "$BENCH/tools/summarize.py" "$OUT" | tee "$OUT/summary.md"
+log "done; results in $OUT"

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""summarize.py RESULTS_DIR -> markdown tables for bench/run.sh.
+Ratios are computed per rep (targets of one rep ran back to back, in rotated order) and the median
+of those per-rep ratios is shown. Reference for a 1-process target: nginx1; for 2: nginx2."""
+import csv, json, os, statistics, sys
+from collections import defaultdict
+
+d = sys.argv[1]
+rows = list(csv.DictReader(open(os.path.join(d, "runs.tsv")), delimiter="\t"))
+LABEL = {"direct": "direct to mock", "nginx1": "nginx, 1 worker", "nginx1t": "nginx, 1 worker, 16k buffers",
+         "nginx2": "nginx, 2 workers", "haproxy": "haproxy, 2 threads", "fluxgate1": "**fluxgate, 1 worker**",
+         "fluxgate2": "**fluxgate, 2 workers**"}
+ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate2"]
+REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "nginx2": "nginx2",
+       "haproxy": "nginx2", "fluxgate2": "nginx2"}
+
+
+def f(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def med(v):
+    v = [x for x in v if x == x]
+    return statistics.median(v) if v else float("nan")
+
+
+def fmt(x, spec, dash="—"):
+    return dash if x != x else format(x, spec)
+
+
+g = defaultdict(dict)          # (logmode, scenario, target) -> {rep: row}
+for r in rows:
+    g[(r["logmode"], r["scenario"], r["target"])][r["rep"]] = r
+
+
+def per_rep(lm, sc, t, ref, fn):
+    a, b = g.get((lm, sc, t), {}), g.get((lm, sc, ref), {})
+    return med([fn(a[k], b[k]) for k in a if k in b])
+
+
+def ratio(key):
+    return lambda x, y: f(x[key]) / f(y[key]) if f(y[key]) else float("nan")
+
+
+def added(key):
+    return lambda x, y: f(x[key]) - f(y[key])
+
+
+print(f"# fluxgate vs nginx / HAProxy ({os.path.basename(d.rstrip('/'))})\n")
+env = os.path.join(d, "env.txt")
+if os.path.exists(env):
+    print("```\n" + open(env).read().strip() + "\n```\n")
+
+scen_name = {"json": "S1/S2 JSON 580 B", "sse": "S3 SSE 13,405 B (50 events, sent at once)"}
+lms = [lm for lm in ("off", "on") if any(k[0] == lm for k in g)]
+head = []
+for lm in lms:
+    print(f"## Per-request logging {lm.upper()}"
+          f"{' (fluxgate FLUXGATE_LOG=info; nginx access_log off)' if lm == 'off' else ' (fluxgate request lines and nginx access log to files; haproxy logs nothing)'}\n")
+    scs = sorted({k[1] for k in g if k[0] == lm}, key=lambda s: (s.split("_c")[0], int(s.split("_c")[1])))
+    for sc in scs:
+        payload, conc = sc.split("_c")
+        print(f"### {scen_name[payload]}, {conc} connection{'s' if conc != '1' else ''}\n")
+        print("| target | req/s | rps ÷ nginx (same workers) | CPU µs/req | CPU ÷ nginx | p50 ms | p99 ms | "
+              "added p50 ms | added p99 ms | errors/requests | foreign CPU % | load1 | reps |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for t in ORDER:
+            reps = g.get((lm, sc, t))
+            if not reps:
+                continue
+            rs = list(reps.values())
+            rps = med([f(r["rps"]) for r in rs])
+            cpu = med([f(r["proxy_cpu_us_per_req"]) for r in rs])
+            ref = REF.get(t)
+            rr = per_rep(lm, sc, t, ref, ratio("rps")) if ref else float("nan")
+            cr = per_rep(lm, sc, t, ref, ratio("proxy_cpu_us_per_req")) if ref else float("nan")
+            a50 = per_rep(lm, sc, t, "direct", added("p50_ms")) if t != "direct" else float("nan")
+            a99 = per_rep(lm, sc, t, "direct", added("p99_ms")) if t != "direct" else float("nan")
+            err = sum(int(r["non2xx"]) + int(r["sockerr"]) for r in rs)
+            n = sum(int(r["requests"]) for r in rs)
+            print(f"| {LABEL.get(t, t)} | {fmt(rps, ',.0f')} | {fmt(rr, '.2f')} | {fmt(cpu, '.1f')} | {fmt(cr, '.2f')} | "
+                  f"{fmt(med([f(r['p50_ms']) for r in rs]), '.3f')} | {fmt(med([f(r['p99_ms']) for r in rs]), '.3f')} | "
+                  f"{fmt(a50, '+.3f')} | {fmt(a99, '+.3f')} | {err}/{n} | "
+                  f"{fmt(med([f(r['foreign_cpu_pct']) for r in rs]), '.0f')} | "
+                  f"{fmt(med([f(r['loadavg1']) for r in rs]), '.1f')} | {len(rs)} |")
+            if t.startswith("fluxgate"):
+                ng = REF[t]
+                head.append((sc, lm, t[-1], rr, cr,
+                             per_rep(lm, sc, t, "nginx1t", ratio("proxy_cpu_us_per_req")) if payload == "sse" and t == "fluxgate1" else float("nan"),
+                             a50 - per_rep(lm, sc, ng, "direct", added("p50_ms")),
+                             a99 - per_rep(lm, sc, ng, "direct", added("p99_ms")), err, n))
+        print()
+
+if head:
+    print("## Headline: fluxgate ÷ nginx with the same worker count (medians of per-rep ratios, same run)\n")
+    print("| scenario | logging | workers | throughput ÷ nginx | CPU µs/req ÷ nginx | CPU ÷ nginx 16k buffers | "
+          "added p50 − nginx's (ms) | added p99 − nginx's (ms) | errors |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for sc, lm, w, rr, cr, ct, d50, d99, err, n in sorted(head):
+        print(f"| {sc} | {lm} | {w} | {fmt(rr, '.2f')} | {fmt(cr, '.2f')} | {fmt(ct, '.2f')} | "
+              f"{fmt(d50, '+.3f')} | {fmt(d99, '+.3f')} | {err}/{n} |")
+    print()
+
+fid = os.path.join(d, "fidelity.jsonl")
+if os.path.exists(fid) and os.path.getsize(fid):
+    print("## S5 paced SSE (50 events × 20 ms; direct gap p50 ≈ 20 ms; bunched = gaps < 2 ms)\n")
+    print("| logging | target | conc | ok/err | events | TTFE p50 ms | TTFE p99 ms | added TTFE p99 ms | gap p50 ms | gap p99 ms | bunched % |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    probes = []
+    for line in open(fid):
+        try:
+            o = json.loads(line)
+        except ValueError:
+            continue
+        if o.get("probe"):
+            probes.append(o)
+    base = {(o["logmode"], o["probe"]["conc"]): o["probe"]["ttfe_p99_ms"] for o in probes if o["target"] == "direct"}
+    for o in probes:
+        p = o["probe"]
+        b = base.get((o["logmode"], p["conc"]))
+        add = "—" if o["target"] == "direct" or b is None else f"{p['ttfe_p99_ms'] - b:+.2f}"
+        print(f"| {o['logmode']} | {LABEL.get(o['target'], o['target'])} | {p['conc']} | {p['ok']}/{p['errors']} | "
+              f"{p['events_median']} | {p['ttfe_p50_ms']} | {p['ttfe_p99_ms']} | {add} | {p['gap_p50_ms']} | "
+              f"{p['gap_p99_ms']} | {p['bunched_pct']} |")
+    print()
+
+cs = os.path.join(d, "coldstart.tsv")
+if os.path.exists(cs):
+    by = defaultdict(list)
+    for r in csv.DictReader(open(cs), delimiter="\t"):
+        by[r["proxy"]].append(r)
+    if by:
+        print("## S6 cold start: launch → first proxied 200 (5 ms polling)\n")
+        print("| proxy | trials | median ms | min–max ms | RSS MiB after 1st request (tree) |\n|---|---:|---:|---:|---:|")
+        for k, rs in by.items():
+            v = [f(r["launch_to_first_200_ms"]) for r in rs]
+            print(f"| {LABEL.get(k, k)} | {len(v)} | {fmt(med(v), '.1f')} | {fmt(min(v), '.1f')}–{fmt(max(v), '.1f')} | "
+                  f"{fmt(med([f(r['rss_kb_after_first_request']) / 1024 for r in rs]), '.1f')} |")
+        print()
+
+mem = os.path.join(d, "memory.tsv")
+if os.path.exists(mem):
+    mrows = list(csv.DictReader(open(mem), delimiter="\t"))
+    if mrows:
+        print("## S7 RSS (MiB): master / workers (sum) / number of workers\n")
+        print("| logging | target | phase | master | workers | n | per worker |\n|---|---|---|---:|---:|---:|---:|")
+        for r in mrows:
+            n = int(r["workers"] or 0)
+            print(f"| {r['logmode']} | {LABEL.get(r['target'], r['target'])} | {r['phase']} | {f(r['master_kb']) / 1024:.1f} | "
+                  f"{f(r['workers_kb']) / 1024:.1f} | {n} | {fmt(f(r['workers_kb']) / 1024 / n if n else float('nan'), '.1f')} |")
+        print()
