@@ -36,28 +36,49 @@ public struct FluxgateLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
-        if let own = event.metadata { merged.merge(own) { _, new in new } }
+        // The workers' loggers carry no metadata of their own: the event's is used as is, without
+        // copying it into a new dictionary (once per request line).
+        var merged = event.metadata ?? [:]
+        if !metadata.isEmpty || metadataProvider != nil {
+            merged = metadata
+            if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
+            if let own = event.metadata { merged.merge(own) { _, new in new } }
+        }
         let line = formatter.format(timestamp: Self.timestamp(), level: event.level,
                                     message: event.message.description, metadata: merged)
         Self.writeAll(fd: fd, line)
     }
 
-    /// RFC 3339 UTC with microseconds: `2026-11-22T03:09:25.123456Z`.
+    /// RFC 3339 UTC with microseconds: `2026-11-22T03:09:25.123456Z`. Digits are written straight
+    /// into the string's storage (one allocation, no intermediate strings).
     public static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ v: Int, _ width: Int) -> String {
-            let s = String(v)
-            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        return String(unsafeUninitializedCapacity: 27) { out in
+            var i = 0
+            func put(_ value: Int, _ width: Int) {
+                var v = value
+                var digit = width
+                while digit > 0 {
+                    digit -= 1
+                    out[i + digit] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                    v /= 10
+                }
+                i += width
+            }
+            func sep(_ c: Unicode.Scalar) {
+                out[i] = UInt8(ascii: c)
+                i += 1
+            }
+            put(Int(parts.tm_year) + 1900, 4); sep("-"); put(Int(parts.tm_mon) + 1, 2); sep("-")
+            put(Int(parts.tm_mday), 2); sep("T"); put(Int(parts.tm_hour), 2); sep(":")
+            put(Int(parts.tm_min), 2); sep(":"); put(Int(parts.tm_sec), 2); sep(".")
+            put(Int(now.tv_nsec) / 1000, 6); sep("Z")
+            return i
         }
-        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))"
-            + "T\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))"
-            + ".\(pad(Int(now.tv_nsec) / 1000, 6))Z"
     }
 
     /// One `write(2)` per line; a short write (a full pipe, a signal) continues with the rest.

@@ -24,7 +24,7 @@ struct RequestLogRecord: Sendable, Equatable {
 
     /// Numbers stay numbers (`.stringConvertible`), so the JSON log format prints them unquoted.
     var metadata: Logger.Metadata {
-        var metadata = Logger.Metadata()
+        var metadata = Logger.Metadata(minimumCapacity: 10)
         func add(_ key: String, _ value: String?) { if let value { metadata[key] = .string(value) } }
         func add(_ key: String, _ value: (some CustomStringConvertible & Sendable)?) {
             if let value { metadata[key] = .stringConvertible(value) }
@@ -64,7 +64,9 @@ struct RequestLogRecord: Sendable, Equatable {
     ]
 
     static func redactingCredentials(_ url: String) -> String {
-        guard let question = url.firstIndex(of: "?") else { return url }
+        // Most URLs have no query: one byte scan, not a walk over Characters.
+        guard let questionByte = url.utf8.firstIndex(of: UInt8(ascii: "?")) else { return url }
+        let question = questionByte
         let query = url[url.index(after: question)...]
         var changed = false
         let parts = query.split(separator: "&", omittingEmptySubsequences: false).map { part -> Substring in
