@@ -19,6 +19,22 @@ import Testing
                                "authorization: Bearer sk-provider"])
     }
 
+    @Test func headerClassifiersMatchTheirSets() {
+        let names = Array(ForwardingHeaders.hopByHop) + Array(ForwardingHeaders.clientOnly)
+            + ["content-length", "content-type", "accept", "x-api", "t", "tes", "hostx", ""]
+        for name in names {
+            #expect(ForwardingHeaders.isHopByHop(name) == ForwardingHeaders.hopByHop.contains(name), "\(name)")
+            #expect(ForwardingHeaders.isClientOnly(name) == ForwardingHeaders.clientOnly.contains(name), "\(name)")
+        }
+    }
+
+    @Test func connectionTokensAreLowerCasedAndTrimmed() {
+        let headers: HTTPHeaders = ["Connection": " Keep-Alive ,X-Drop,, te", "connection": "X-Other\t"]
+        #expect(ForwardingHeaders.connectionTokens(headers) == ["keep-alive", "x-drop", "te", "x-other"])
+        #expect(ForwardingHeaders.connectionTokens(headers, skippingHopByHop: true) == ["x-drop", "x-other"])
+        #expect(ForwardingHeaders.connectionTokens(["Connection": "keep-alive"], skippingHopByHop: true).isEmpty)
+    }
+
     @Test func providerKeyStyles() {
         var anthropic = upstream
         anthropic.apiKeyHeader = .xAPIKey

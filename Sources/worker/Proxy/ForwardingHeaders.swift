@@ -22,6 +22,27 @@ enum ForwardingHeaders {
     /// upstream never sends a 1xx the client did not wait for.
     static let clientOnly: Set<String> = ["authorization", "x-api-key", "host", "expect"]
 
+    /// `hopByHop.contains(lower)` without hashing: the data plane asks for every header of every
+    /// request and response, and comparing short ASCII strings costs less than SipHash. Must
+    /// list exactly the members of `hopByHop` (ForwardingHeadersTests checks).
+    static func isHopByHop(_ lower: String) -> Bool {
+        switch lower {
+        case "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+             "trailers", "transfer-encoding", "upgrade":
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// `clientOnly.contains(lower)` without hashing (see `isHopByHop`).
+    static func isClientOnly(_ lower: String) -> Bool {
+        switch lower {
+        case "authorization", "x-api-key", "host", "expect": return true
+        default: return false
+        }
+    }
+
     /// How the client's request body is framed. `Transfer-Encoding` wins over `Content-Length`
     /// (RFC 9112 §6.3; llhttp already refuses messages that carry both in a smuggling-prone way).
     static func requestFraming(_ headers: HTTPHeaders) -> Framing {
@@ -35,7 +56,7 @@ enum ForwardingHeaders {
     /// for the upstream, the provider key in the upstream's style, and the body framing.
     static func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream) -> HTTPHeaders {
         let framing = requestFraming(client)
-        var named = connectionTokens(client)
+        var named = connectionTokens(client, skippingHopByHop: true)
         // The client's own copy of the header the provider key goes in is dropped, so the upstream
         // never sees two (`authorization` and `x-api-key` are client-only anyway).
         if upstream.apiKeyHeader == .apiKey && !upstream.apiKey.value.isEmpty { named.insert("api-key") }
@@ -44,7 +65,7 @@ enum ForwardingHeaders {
         out.add(name: "host", value: upstream.targetURL.hostHeader)
         for (name, value) in client {
             let lower = name.lowercased()
-            if clientOnly.contains(lower) || hopByHop.contains(lower) || named.contains(lower) { continue }
+            if isClientOnly(lower) || isHopByHop(lower) || (!named.isEmpty && named.contains(lower)) { continue }
             // A chunked body is re-framed as chunked: a stale length would desynchronise the upstream.
             if framing == .chunked && lower == "content-length" { continue }
             out.add(name: name, value: value)
@@ -72,13 +93,13 @@ enum ForwardingHeaders {
     static func clientResponseHeaders(
         from upstream: HTTPHeaders, status: HTTPResponseStatus, requestMethod: HTTPMethod
     ) -> (headers: HTTPHeaders, framing: Framing) {
-        let named = connectionTokens(upstream)
+        let named = connectionTokens(upstream, skippingHopByHop: true)
         var out = HTTPHeaders()
         out.reserveCapacity(upstream.count + 1)
         var hasLength = false
         for (name, value) in upstream {
             let lower = name.lowercased()
-            if hopByHop.contains(lower) || named.contains(lower) { continue }
+            if isHopByHop(lower) || (!named.isEmpty && named.contains(lower)) { continue }
             if lower == "content-length" { hasLength = true }
             out.add(name: name, value: value)
         }
@@ -90,12 +111,22 @@ enum ForwardingHeaders {
         return (out, .chunked)
     }
 
-    /// Lower-cased header names listed in `Connection` (RFC 9110 §7.6.1).
+    /// Lower-cased header names listed in `Connection` (RFC 9110 §7.6.1). Values are split on
+    /// commas by hand: `headers[canonicalForm:]` builds arrays and substrings for every message.
     static func connectionTokens(_ headers: HTTPHeaders) -> Set<String> {
+        connectionTokens(headers, skippingHopByHop: false)
+    }
+
+    /// With `skippingHopByHop`, leaves out the hop-by-hop names, which forwarding removes anyway:
+    /// the usual `Connection: keep-alive` then gives an empty set and the per-header lookups in
+    /// the forwarding loops are skipped.
+    static func connectionTokens(_ headers: HTTPHeaders, skippingHopByHop: Bool) -> Set<String> {
         var tokens = Set<String>()
-        for value in headers[canonicalForm: "connection"] {
-            let token = value.trimmingASCIISpaces().lowercased()
-            if !token.isEmpty { tokens.insert(token) }
+        for (name, value) in headers where name.utf8.count == 10 && name.lowercased() == "connection" {
+            for part in value.utf8.split(separator: UInt8(ascii: ",")) {
+                let token = Substring(part).trimmingASCIISpaces().lowercased()
+                if !token.isEmpty && !(skippingHopByHop && isHopByHop(token)) { tokens.insert(token) }
+            }
         }
         return tokens
     }

@@ -9,6 +9,9 @@ struct Router: Sendable {
         /// `request_path` without trailing `/`; `""` for `/`, which matches every path.
         var prefix: String
         var upstream: Configuration.Upstream
+        /// `target_url`'s `scheme://host[:port]`, built once here: `TargetURL.origin` formats it
+        /// on every call, and the request log needs it for every routed request.
+        var origin: String
     }
 
     struct Match: Sendable {
@@ -18,7 +21,7 @@ struct Router: Sendable {
 
         var upstream: Configuration.Upstream { route.upstream }
         /// The full target URL, for the request log.
-        var targetURL: String { route.upstream.targetURL.origin + targetPathAndQuery }
+        var targetURL: String { route.origin + targetPathAndQuery }
     }
 
     enum Outcome: Sendable {
@@ -33,7 +36,8 @@ struct Router: Sendable {
 
     init(upstreams: [Configuration.Upstream]) {
         let routes = upstreams.enumerated().map { index, upstream in
-            Route(index: index, prefix: Self.normalise(upstream.requestPath), upstream: upstream)
+            Route(index: index, prefix: Self.normalise(upstream.requestPath), upstream: upstream,
+                  origin: upstream.targetURL.origin)
         }
         // Stable order for equal lengths: validation makes prefixes unique, so ties cannot match
         // the same path anyway.
