@@ -216,8 +216,11 @@ t_reload_bad() {
     echo "systemctl reload failed, as it should"
 }
 check "systemctl reload of a broken configuration fails" t_reload_bad
-check "the journal explains the rejected reload" eval \
-    "cx journalctl -u fluxgate --no-pager -o cat -n 30 | tee /dev/stderr | grep -i 'rejected'"
+t_reload_reason() {
+    local log; log=$(cx journalctl -u fluxgate --no-pager -o cat -n 30); echo "$log"
+    grep -qi 'rejected' <<< "$log" && grep -q 'target_url.invalid' <<< "$log"
+}
+check "the journal explains the rejected reload (with the reason)" t_reload_reason
 check "the service is still active after the rejected reload" cx systemctl is-active fluxgate
 t_still_serves() { local now; now=$(served_key); echo "provider key before: ${SERVING_BEFORE:-none}, after: ${now:-none}"; [ -n "$now" ] && [ "$now" = "$SERVING_BEFORE" ]; }
 check "the previous configuration still serves after the rejected reload" t_still_serves
