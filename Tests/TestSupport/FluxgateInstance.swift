@@ -7,6 +7,8 @@ public final class FluxgateInstance: @unchecked Sendable {
     public let configPath: String
     public let process: ChildProcess
     public let port: Int
+    /// The master's operator socket (`fluxgate reload`/`status`), private to this instance.
+    public let controlSocket: String
 
     public enum Failure: Error, CustomStringConvertible {
         case didNotStart(stdout: String, stderr: String)
@@ -21,7 +23,9 @@ public final class FluxgateInstance: @unchecked Sendable {
     public init(yaml: String, environment: [String: String] = [:], startTimeout: Double = 30) throws {
         directory = try TemporaryDirectory()
         configPath = try directory.write("fluxgate.yaml", yaml)
-        process = try ChildProcess(Binaries.fluxgate, ["--config", configPath], environment: environment)
+        controlSocket = directory.path + "/control.sock"
+        process = try ChildProcess(Binaries.fluxgate, ["--config", configPath, "--control-socket", controlSocket],
+                                   environment: environment)
         // Text or JSON log format alike: "... listening on 127.0.0.1:PORT".
         guard let line = process.waitForLine(containing: "Fluxgate proxy server listening on", timeout: startTimeout),
               let match = line.firstMatch(of: /listening on \S*:(\d+)/), let port = Int(match.1)
@@ -63,6 +67,11 @@ public final class FluxgateInstance: @unchecked Sendable {
             output.split(separator: "\n").filter { $0.contains(text) }.count >= count
         }
         return logLines(containing: text)
+    }
+
+    /// `fluxgate reload`: returns when the master has applied (or rejected) the file.
+    public func reload() throws -> (status: Int32, stdout: String, stderr: String) {
+        try ChildProcess.run(Binaries.fluxgate, ["reload", "--control-socket", controlSocket], timeout: 60)
     }
 
     public func connect(timeout: Double = 10) throws -> RawConnection { try RawConnection(port: port, timeout: timeout) }
