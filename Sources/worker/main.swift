@@ -46,7 +46,8 @@ do {
     let channel = try await ClientBootstrap(group: group)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                let handler = ControlChannelHandler(dataPlane: listeners, generation: initial.message.gen, logger: logger) { status in
+                let handler = ControlChannelHandler(dataPlane: listeners, generation: initial.message.gen,
+                                                    standby: options.standby, logger: logger) { status in
                     exit(status)
                 }
                 try channel.pipeline.syncOperations.addHandler(handler)

@@ -60,36 +60,36 @@ enum InitialConfiguration {
     }
 }
 
-/// Master → worker messages on the worker's event loop, replies back, a heartbeat every second.
-/// EOF on the channel means the master is gone: drain and exit (lifecycle.md).
+/// The shell around `WorkerControlState`: master → worker messages, the heartbeat timer and the
+/// data plane's completions go in as events; the actions come out as writes, data-plane calls,
+/// log lines and the exit. Everything runs on the control channel's event loop.
 final class ControlChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private var decoder = ControlFrameDecoder()
+    private var state: WorkerControlState
     private let dataPlane: DataPlane
     private let logger: Logger
     private let exit: @Sendable (Int32) -> Void
-    private var sequence: UInt64 = 1
-    private var generation: UInt64
-    private var draining = false
     private var heartbeat: RepeatedTask?
-    /// Drain deadline when the master vanishes without saying anything.
-    static let orphanDrainMs: UInt64 = 30_000
-    static let heartbeatInterval: TimeAmount = .seconds(1)
 
-    init(dataPlane: DataPlane, generation: UInt64, logger: Logger, exit: @escaping @Sendable (Int32) -> Void) {
+    init(dataPlane: DataPlane, generation: UInt64, standby: Bool, logger: Logger,
+         exit: @escaping @Sendable (Int32) -> Void) {
+        self.state = WorkerControlState(generation: generation, standby: standby, startedAt: .now())
         self.dataPlane = dataPlane
-        self.generation = generation
         self.logger = logger
         self.exit = exit
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        // Scheduled after `state` read its start instant, and NIO reschedules a full interval after
+        // each run: every tick lands at or after the heartbeat the state has due.
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: Self.heartbeatInterval, delay: Self.heartbeatInterval) { _ in
+        let interval = WorkerControlState.heartbeatInterval
+        heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             let (handler, context) = loopBound.value
-            handler.send(.heartbeat, ack: nil, gen: handler.generation, context: context)
+            handler.receive(.tick(.unmeasured), context: context)
         }
     }
 
@@ -101,74 +101,73 @@ final class ControlChannelHandler: ChannelInboundHandler {
         let bytes = unwrapInboundIn(data)
         decoder.feed(bytes.readableBytesView)
         do {
-            while let message = try decoder.next() { handle(message, context: context) }
+            while let message = try decoder.next() { receive(.messageReceived(message), context: context) }
         } catch {
-            logger.error("Control channel protocol error; closing", metadata: ["error": .quoted("\(error)")])
-            context.close(promise: nil)
+            receive(.protocolError("\(error)"), context: context)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         heartbeat?.cancel()
-        guard !draining else { return }
-        logger.warning("Master is gone (control channel closed); draining and exiting")
-        drain(deadlineMs: Self.orphanDrainMs, request: nil, context: context)
+        receive(.channelClosed, context: context)
     }
 
-    private func handle(_ message: ControlMessage, context: ChannelHandlerContext) {
-        switch message.type {
-        case .applyConfig:
-            guard let configuration = message.body.config else {
-                send(.configRejected, ack: message.seq, gen: message.gen, body: .init(error: "applyConfig without a configuration"), context: context)
-                return
-            }
-            dataPlane.apply(configuration)
-            generation = message.gen
-            send(.configApplied, ack: message.seq, gen: message.gen, context: context)
-        case .startAccepting:
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let dataPlane = self.dataPlane
-            context.eventLoop.makeFutureWithTask { try await dataPlane.startAccepting() }.whenFailure { error in
-                let (handler, _) = loopBound.value
-                handler.logger.error("Worker failed to start accepting", metadata: ["error": .quoted("\(error)")])
-                handler.exit(FluxgateExit.failure.rawValue)
-            }
-        case .drain:
-            drain(deadlineMs: message.body.deadlineMs ?? Self.orphanDrainMs, request: message, context: context)
-        case .stop:
-            exit(FluxgateExit.success.rawValue)
-        case .reopenLogs:
-            break  // stdout is inherited; nothing to reopen yet
-        case .hello, .ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting:
-            logger.warning("Unexpected control message from the master", metadata: ["type": "\(message.type.rawValue)"])
+    private func receive(_ event: WorkerControlEvent, context: ChannelHandlerContext) {
+        for action in state.handle(event, now: .now()) { perform(action, context: context) }
+    }
+
+    private func perform(_ action: WorkerControlAction, context: ChannelHandlerContext) {
+        switch action {
+        case .apply(let configuration): dataPlane.apply(configuration)
+        case .send(let message): send(message, context: context)
+        case .startAccepting: startAccepting(context: context)
+        case .drain(let deadlineMs): drain(deadlineMs: deadlineMs, context: context)
+        case .closeChannel: context.close(promise: nil)
+        case .log(let entry): log(entry)
+        case .exit(let code): exit(code.rawValue)
         }
     }
 
-    private func drain(deadlineMs: UInt64, request: ControlMessage?, context: ChannelHandlerContext) {
-        guard !draining else { return }
-        draining = true
-        let exit = self.exit
+    private func startAccepting(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let dataPlane = self.dataPlane
+        context.eventLoop.makeFutureWithTask { try await dataPlane.startAccepting() }.whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success: handler.receive(.listenerAdopted, context: context)
+            case .failure(let error): handler.receive(.listenerAdoptionFailed("\(error)"), context: context)
+            }
+        }
+    }
+
+    private func drain(deadlineMs: UInt64, context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let (stopped, done) = dataPlane.drainReportingStop(deadlineMs: deadlineMs)
         stopped.hop(to: context.eventLoop).whenComplete { _ in
-            guard let request else { return }
             let (handler, context) = loopBound.value
-            handler.send(.stoppedAccepting, ack: request.seq, gen: handler.generation, context: context)
+            handler.receive(.listenersClosed, context: context)
         }
         done.hop(to: context.eventLoop).whenComplete { _ in
-            if let request {
-                let (handler, context) = loopBound.value
-                handler.send(.drained, ack: request.seq, gen: handler.generation, context: context)
-            }
-            exit(FluxgateExit.success.rawValue)
+            let (handler, context) = loopBound.value
+            handler.receive(.drainFinished, context: context)
         }
     }
 
-    func send(_ kind: ControlMessage.Kind, ack: UInt64?, gen: UInt64, body: ControlMessage.Body = .init(),
-              context: ChannelHandlerContext) {
-        sequence += 1
-        let message = ControlMessage(type: kind, seq: sequence, ack: ack, gen: gen, body: body)
+    private func send(_ message: ControlMessage, context: ChannelHandlerContext) {
         guard context.channel.isActive, let frame = try? ControlFrame.encode(message) else { return }
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: frame)), promise: nil)
+    }
+
+    private func log(_ entry: WorkerControlLog) {
+        switch entry {
+        case .unexpectedMessage(let kind):
+            logger.warning("Unexpected control message from the master", metadata: ["type": "\(kind.rawValue)"])
+        case .masterGone:
+            logger.warning("Master is gone (control channel closed); draining and exiting")
+        case .protocolError(let description):
+            logger.error("Control channel protocol error; closing", metadata: ["error": .quoted(description)])
+        case .startAcceptingFailed(let description):
+            logger.error("Worker failed to start accepting", metadata: ["error": .quoted(description)])
+        }
     }
 }

@@ -1,0 +1,194 @@
+import Common
+import NIOCore
+
+/// What happened on the worker's control channel or in its data plane, as `WorkerControlState`
+/// sees it. The shell (`ControlChannelHandler`) turns bytes, timers and future completions into
+/// these.
+enum WorkerControlEvent: Equatable, Sendable {
+    /// One complete message from the master.
+    case messageReceived(ControlMessage)
+    /// The control channel closed (EOF or error): the master is gone.
+    case channelClosed
+    /// The channel's bytes are not a valid control frame.
+    case protocolError(String)
+    /// The shell's periodic wake-up; `load` goes into the heartbeat if the shell measured it.
+    case tick(WorkerLoad)
+    /// The data plane began accepting after `startAccepting` (it adopted the listening sockets).
+    case listenerAdopted
+    /// The data plane could not begin accepting after `startAccepting`.
+    case listenerAdoptionFailed(String)
+    /// After a drain began: every listener is closed, another worker may accept on the sockets.
+    case listenersClosed
+    /// After a drain began: every connection finished or the drain deadline passed.
+    case drainFinished
+}
+
+/// The worker's load as a heartbeat reports it; `nil` fields are left out of the message.
+struct WorkerLoad: Equatable, Sendable {
+    var inflight: Int?
+    var connections: Int?
+
+    static let unmeasured = WorkerLoad()
+}
+
+/// What the shell does for `WorkerControlState`, in the order given.
+enum WorkerControlAction: Equatable, Sendable {
+    /// Swap the data plane's configuration snapshot (in-flight requests keep theirs).
+    case apply(Configuration)
+    /// Write a message to the master (dropped if the channel is already closed).
+    case send(ControlMessage)
+    /// Start the data plane's servers on the inherited listening sockets.
+    case startAccepting
+    /// Close the listeners and let in-flight requests finish for at most `deadlineMs`; report
+    /// back with `listenersClosed` and `drainFinished`.
+    case drain(deadlineMs: UInt64)
+    case closeChannel
+    case log(WorkerControlLog)
+    case exit(FluxgateExit)
+}
+
+/// Log lines the state machine asks for; the shell chooses level and wording.
+enum WorkerControlLog: Equatable, Sendable {
+    case unexpectedMessage(ControlMessage.Kind)
+    case masterGone
+    case protocolError(String)
+    case startAcceptingFailed(String)
+}
+
+/// The worker's side of the master–worker control protocol (lifecycle.md) as a pure value
+/// (conventions §2, §3): `handle(event, now:)` returns the actions `ControlChannelHandler`
+/// performs. No I/O and no clock reads; heartbeat timing is computed from the `now` passed in.
+///
+/// Contract with the master: replies ack the request's `seq`; the worker's own `seq` counts up
+/// from 1 (the `ready` that `main` sends); a heartbeat every second while the channel is open,
+/// draining included; `drain` is answered with `stoppedAccepting` then `drained`, then exit 0;
+/// EOF means the master is gone: drain with `orphanDrainMs` and exit 0 without a word.
+struct WorkerControlState {
+    enum Listening: Equatable {
+        /// Started with `--standby`: the previous acceptor of the sockets is still draining.
+        case standby
+        case starting
+        case accepting
+        /// A drain closed (or is closing) the listeners; they never reopen.
+        case closed
+    }
+
+    enum Phase: Equatable {
+        case serving
+        /// `ack` is the `seq` of the master's `drain`, `nil` when the master vanished.
+        case draining(ack: UInt64?)
+        case exited(FluxgateExit)
+    }
+
+    static let heartbeatInterval: TimeAmount = .seconds(1)
+    /// Drain deadline when the master vanishes without saying anything.
+    static let orphanDrainMs: UInt64 = 30_000
+
+    // Read by the shell and the tests, changed only by `handle`.
+    private(set) var phase: Phase = .serving
+    private(set) var listening: Listening
+    /// The configuration generation this worker serves (heartbeats and drain replies carry it).
+    private(set) var generation: UInt64
+    /// The `seq` of the last message this worker sent.
+    private(set) var sequence: UInt64 = 1
+    /// `nil` once the channel is closed: nobody is listening for heartbeats any more.
+    private(set) var nextHeartbeat: NIODeadline?
+    private var output: [WorkerControlAction] = []
+
+    /// `generation` is that of the initial `applyConfig`, whose `ready` (seq 1) `main` already sent.
+    init(generation: UInt64, standby: Bool, startedAt: NIODeadline) {
+        self.generation = generation
+        self.listening = standby ? .standby : .accepting
+        self.nextHeartbeat = startedAt + Self.heartbeatInterval
+    }
+
+    mutating func handle(_ event: WorkerControlEvent, now: NIODeadline) -> [WorkerControlAction] {
+        output = []
+        if case .exited = phase { return [] }
+        switch event {
+        case .messageReceived(let message): received(message)
+        case .channelClosed: channelClosed()
+        case .protocolError(let description):
+            output += [.log(.protocolError(description)), .closeChannel]
+        case .tick(let load): tick(load, now: now)
+        case .listenerAdopted:
+            if listening == .starting { listening = .accepting }
+        case .listenerAdoptionFailed(let description):
+            output.append(.log(.startAcceptingFailed(description)))
+            exit(.failure)
+        case .listenersClosed:
+            if case .draining(let ack?) = phase { send(.stoppedAccepting, ack: ack, gen: generation) }
+        case .drainFinished: drainFinished()
+        }
+        return output
+    }
+
+    private mutating func received(_ message: ControlMessage) {
+        switch message.type {
+        case .applyConfig:
+            guard let configuration = message.body.config else {
+                send(.configRejected, ack: message.seq, gen: message.gen, body: .init(error: "applyConfig without a configuration"))
+                return
+            }
+            output.append(.apply(configuration))
+            generation = message.gen
+            send(.configApplied, ack: message.seq, gen: message.gen)
+        case .startAccepting:
+            // Accepting, starting or drained: the master's word changes nothing.
+            guard listening == .standby else { return }
+            listening = .starting
+            output.append(.startAccepting)
+        case .drain:
+            drain(deadlineMs: message.body.deadlineMs ?? Self.orphanDrainMs, ack: message.seq)
+        case .stop:
+            exit(.success)
+        case .reopenLogs:
+            break  // stdout is inherited; nothing to reopen yet
+        case .hello, .ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting:
+            output.append(.log(.unexpectedMessage(message.type)))
+        }
+    }
+
+    private mutating func channelClosed() {
+        nextHeartbeat = nil
+        switch phase {
+        case .serving:
+            output.append(.log(.masterGone))
+            drain(deadlineMs: Self.orphanDrainMs, ack: nil)
+        case .draining, .exited:
+            break
+        }
+    }
+
+    /// Fixed delay, as NIO's repeated task: the next heartbeat is due a full interval after this one.
+    private mutating func tick(_ load: WorkerLoad, now: NIODeadline) {
+        guard let due = nextHeartbeat, now >= due else { return }
+        nextHeartbeat = now + Self.heartbeatInterval
+        send(.heartbeat, ack: nil, gen: generation, body: .init(inflight: load.inflight, connections: load.connections))
+    }
+
+    /// Only the first drain counts, whoever asked: a second `drain` is not answered.
+    private mutating func drain(deadlineMs: UInt64, ack: UInt64?) {
+        guard case .serving = phase else { return }
+        phase = .draining(ack: ack)
+        listening = .closed
+        output.append(.drain(deadlineMs: deadlineMs))
+    }
+
+    private mutating func drainFinished() {
+        guard case .draining(let ack) = phase else { return }
+        if let ack { send(.drained, ack: ack, gen: generation) }
+        exit(.success)
+    }
+
+    private mutating func exit(_ code: FluxgateExit) {
+        phase = .exited(code)
+        nextHeartbeat = nil
+        output.append(.exit(code))
+    }
+
+    private mutating func send(_ kind: ControlMessage.Kind, ack: UInt64?, gen: UInt64, body: ControlMessage.Body = .init()) {
+        sequence += 1
+        output.append(.send(ControlMessage(type: kind, seq: sequence, ack: ack, gen: gen, body: body)))
+    }
+}
