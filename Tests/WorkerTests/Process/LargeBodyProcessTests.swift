@@ -25,39 +25,41 @@ import TestSupport
         func stop() -> Int { lock.withLock { running = false; return peak } }
     }
 
-    @Test func uploadArrivesByteIdenticalWithFlatWorkerMemory() throws {
-        let f = try ProxyFixture()
+    /// Runs `transfer` on a fresh connection through a warmed-up worker and checks that the
+    /// worker's peak RSS during it stays within the budget of its RSS before.
+    func withFlatWorkerMemory(_ f: ProxyFixture, _ transfer: (RawConnection) throws -> Void) throws {
         let worker = try #require(f.proxy.workerPIDs.first)
         #expect(try f.request("GET", "/openai/warm-up").status == 200)
         let before = try #require(FluxgateInstance.rssKiB(of: worker))
         let sampler = RSSSampler(pid: worker)
         let connection = try f.connect()
         connection.setTimeout(120)
-        try connection.send("POST /openai/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\nContent-Length: \(Self.size)\r\n\r\n")
-        try connection.sendPattern(count: Self.size)
-        let response = try connection.readResponse()
+        try transfer(connection)
         let peak = sampler.stop()
-        #expect(response.status == 200)
-        #expect(response.bodyText == "{\"length\":\(Self.size),\"sha256\":\"\(MockPattern.sha256(ofCount: Self.size))\"}")
-        #expect(f.mock.requests.last?.header("content-length") == String(Self.size))
         #expect(peak - before < Self.rssBudgetKiB, "worker RSS grew from \(before) KiB to \(peak) KiB")
+    }
+
+    @Test func uploadArrivesByteIdenticalWithFlatWorkerMemory() throws {
+        let f = try ProxyFixture()
+        try withFlatWorkerMemory(f) { connection in
+            try connection.send("POST /openai/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\nContent-Length: \(Self.size)\r\n\r\n")
+            try connection.sendPattern(count: Self.size)
+            let response = try connection.readResponse()
+            #expect(response.status == 200)
+            #expect(response.bodyText == "{\"length\":\(Self.size),\"sha256\":\"\(MockPattern.sha256(ofCount: Self.size))\"}")
+        }
+        #expect(f.mock.requests.last?.header("content-length") == String(Self.size))
     }
 
     @Test func downloadArrivesByteIdenticalWithFlatWorkerMemory() throws {
         let f = try ProxyFixture()
-        let worker = try #require(f.proxy.workerPIDs.first)
-        #expect(try f.request("GET", "/openai/warm-up").status == 200)
-        let before = try #require(FluxgateInstance.rssKiB(of: worker))
-        let sampler = RSSSampler(pid: worker)
-        let connection = try f.connect()
-        connection.setTimeout(120)
-        try connection.send("GET /openai/bytes?n=\(Self.size) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
-        let head = try connection.readHead()
-        #expect(head.status == 200)
-        #expect(head.header("content-length") == String(Self.size))
-        let body = try connection.readStreamedBody(length: Self.size)
-        let peak = sampler.stop()
-        #expect(body.sha256 == MockPattern.sha256(ofCount: Self.size))
-        #expect(peak - before < Self.rssBudgetKiB, "worker RSS grew from \(before) KiB to \(peak) KiB")
+        try withFlatWorkerMemory(f) { connection in
+            try connection.send("GET /openai/bytes?n=\(Self.size) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
+            let head = try connection.readHead()
+            #expect(head.status == 200)
+            #expect(head.header("content-length") == String(Self.size))
+            let body = try connection.readStreamedBody(length: Self.size)
+            #expect(body.sha256 == MockPattern.sha256(ofCount: Self.size))
+        }
     }
 }
