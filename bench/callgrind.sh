@@ -35,14 +35,7 @@ trap 'exit 130' INT TERM
 for tool in valgrind callgrind_control callgrind_annotate nginx python3; do
   command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
 case " $TARGETS " in *" fluxgate "*) [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate at $FLUXGATE_BIN (swift build -c release --scratch-path .build-bench)"; exit 1; };; esac
-read -r MOCK_PORT PORT < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
-render() { sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
-  -e "s#{PACED_PORT}#$MOCK_PORT#g" -e "s#{CLIENT_KEY}#sk-client-key#g" -e "s#{UPSTREAM_KEY}#upstream-key#g" \
-  -e "s#{PORT}#$PORT#g" -e "s#{WORKERS}#1#g" "$1" > "$2"; }
+. "$BENCH/single-target.sh"
 wait_code() {  # wait_code URL SECONDS CODE
   for _ in $(seq 1 $(($2*10))); do
     [ "$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$1")" = "$3" ] && return 0; sleep 0.1; done; return 1; }

@@ -23,17 +23,10 @@ cleanup() { local p; for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
             for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$RUN"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-read -r MOCK_PORT PORT < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
-r() { sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
-  -e "s#{PACED_PORT}#$MOCK_PORT#g" -e "s#{CLIENT_KEY}#sk-client-key#g" -e "s#{UPSTREAM_KEY}#upstream-key#g" \
-  -e "s#{PORT}#$PORT#g" -e "s#{WORKERS}#1#g" "$1" > "$2"; }
-r "$BENCH/conf/nginx-mock.conf.tmpl" "$RUN/mock.conf"
+. "$BENCH/single-target.sh"
+render "$BENCH/conf/nginx-mock.conf.tmpl" "$RUN/mock.conf"
 nginx -p "$RUN" -c "$RUN/mock.conf" -g 'daemon off;' > "$RUN/mock.out" 2>&1 & PIDS+=($!)
-r "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/fluxgate.yaml"
+render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/fluxgate.yaml"
 FLUXGATE_LOG=$LEVEL "$FLUXGATE_BIN" --config "$RUN/fluxgate.yaml" > "$RUN/fluxgate.log" 2>&1 & MASTER=$!; PIDS+=($MASTER)
 for _ in $(seq 1 100); do [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$PORT/v1/x")" = 401 ] && break; sleep 0.1; done
 WORKER=$(pgrep -P "$MASTER" | head -1)
