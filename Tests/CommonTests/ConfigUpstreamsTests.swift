@@ -77,6 +77,17 @@ private let withStaticKey = "api_keys:\n  static:\n    - key: client-key-0000000
     #expect(null?.message.contains("write \"\"") == true)
 }
 
+/// The key is written into a request header as it is: a line break in it would let the config
+/// add headers of its own (and the worker no longer re-validates outbound headers).
+@Test func apiKeyWithLineBreakOrControlCharacterIsRejectedWithoutQuotingIt() {
+    for value in ["\"SECRET-sk-1\\nX-Injected: 1\"", "\"SECRET-sk-2\\r\"", "\"SECRET-sk-3\\x7f\""] {
+        let result = upstream(apiKey: value)
+        expectDiagnostic(result, "api_key.invalid", path: "upstreams.openai.api_key", at: 5, 14)
+        #expect(!result.errors.contains { $0.message.contains("SECRET") })
+    }
+    expectClean(upstream(apiKey: "\"sk-with\\ttab\""))
+}
+
 @Test func requestPathRules() throws {
     let p = "upstreams.openai.request_path"
     expectDiagnostic(upstream(path: "\"  \""), "request_path.blank", path: p, at: 6, 19)

@@ -82,6 +82,11 @@ extension ConfigDecoder {
             if staticKeysExist, key.isBlank {
                 error("api_key.blank", node, Self.join(path, "api_key"),
                       "must not be blank when api_keys.static has keys")
+            } else if text.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }) {
+                // The key goes into a request header verbatim: a line break would end the header
+                // and start another one.
+                error("api_key.invalid", node, Self.join(path, "api_key"),
+                      "must not contain line breaks or other control characters")
             } else {
                 apiKey = key
             }

@@ -55,6 +55,12 @@ enum ForwardingHeaders {
     /// credentials, `Host` and hop-by-hop headers (also those named in `Connection`); then `Host`
     /// for the upstream, the provider key in the upstream's style, and the body framing.
     static func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream) -> HTTPHeaders {
+        upstreamRequestHeaders(from: client, upstream: upstream, hostHeader: upstream.targetURL.hostHeader)
+    }
+
+    /// As above with the `Host` value already built (`Router.Route.hostHeader`, once per config).
+    static func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream,
+                                       hostHeader: String) -> HTTPHeaders {
         let framing = requestFraming(client)
         var named = connectionTokens(client, skippingHopByHop: true)
         // The client's own copy of the header the provider key goes in is dropped, so the upstream
@@ -62,7 +68,7 @@ enum ForwardingHeaders {
         if upstream.apiKeyHeader == .apiKey && !upstream.apiKey.value.isEmpty { named.insert("api-key") }
         var out = HTTPHeaders()
         out.reserveCapacity(client.count + 3)
-        out.add(name: "host", value: upstream.targetURL.hostHeader)
+        out.add(name: "host", value: hostHeader)
         for (name, value) in client {
             let lower = name.lowercased()
             if isClientOnly(lower) || isHopByHop(lower) || (!named.isEmpty && named.contains(lower)) { continue }

@@ -8,6 +8,8 @@ protocol ClientSide: AnyObject {
     func writeResponse(_ part: HTTPServerResponsePart)
     func flushResponse()
     var clientIsWritable: Bool { get }
+    /// True between a client read's delivery and its read-complete, which flushes toward the upstream.
+    var clientReadInProgress: Bool { get }
     func resumeClientReads()
     /// A proxy-made error in place of the upstream's response (nothing was sent to the client yet).
     func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse)
@@ -24,7 +26,8 @@ protocol ClientSide: AnyObject {
 /// ended cleanly. Lives on the worker's event loop only.
 final class ProxyExchange: UpstreamConnectionDelegate {
     struct Parameters {
-        var upstream: Configuration.Upstream
+        /// The matched route: the upstream, its origin and `Host` value.
+        var route: Router.Route
         /// The client's request head, as received.
         var head: HTTPRequestHead
         /// `target_url`'s path joined with the request's remainder and query (`Router.Match`).
@@ -65,22 +68,23 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private var responseHeadReceived = false
     private var upstreamKeepAlive = true
     private var lastResponseActivity = NIODeadline.now()
-    private var headerTimer: Scheduled<Void>?
-    private var idleTimer: Scheduled<Void>?
+    /// The client connection's exchange timer (one per connection, re-armed lazily): the response
+    /// head deadline, then the idle gap between response chunks.
+    private let timer: LazyTimer
 
-    init(eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, parameters: Parameters) {
+    init(eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, parameters: Parameters) {
         self.eventLoop = eventLoop
         self.pool = pool
         self.client = client
+        self.timer = timer
         self.parameters = parameters
     }
 
     // MARK: Client side
 
     func start() {
-        headerTimer = eventLoop.assumeIsolated().scheduleTask(in: parameters.requestTimeout) { [weak self] in
-            self?.headerDeadlinePassed()
-        }
+        timer.onExpiry = { [weak self] in self?.deadlinePassed() }
+        timer.set(in: parameters.requestTimeout)
         lease(fresh: false)
     }
 
@@ -124,15 +128,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             // 1xx are dropped by NIO's client codec (informationalResponseStrategy .drop).
             responseHeadReceived = true
             replay = nil
-            headerTimer?.cancel()
-            headerTimer = nil
             upstreamKeepAlive = head.isKeepAlive
             responseStatus = head.status
             let (headers, _) = ForwardingHeaders.clientResponseHeaders(
                 from: head.headers, status: head.status, requestMethod: parameters.head.method)
             client.writeResponse(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)))
             lastResponseActivity = .now()
-            scheduleIdleCheck(after: parameters.streamIdleTimeout)
+            timer.set(lastResponseActivity + parameters.streamIdleTimeout)
         case .body(let buffer):
             responseBodyBytes += buffer.readableBytes
             lastResponseActivity = .now()
@@ -174,14 +176,22 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     // MARK: Internals
 
     private func lease(fresh: Bool) {
-        pool.lease(parameters.upstream, fresh: fresh).assumeIsolated().whenComplete { [weak self] result in
+        let route = parameters.route
+        if !fresh, let connection = pool.idleConnection(to: route.upstream, origin: route.origin) {
+            // Called while the client's read is being delivered (head first, then any body bytes
+            // of the same read): the client side's read-complete flushes head and body together,
+            // one write to the upstream instead of two.
+            connected(connection, flushNow: !(client?.clientReadInProgress ?? false))
+            return
+        }
+        pool.connect(to: route.upstream, origin: route.origin).assumeIsolated().whenComplete { [weak self] result in
             guard let self else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
                 return
             }
             switch result {
             case .success(let connection):
-                self.connected(connection)
+                self.connected(connection, flushNow: true)
             case .failure(let error):
                 // A TLS failure says what failed (expired, untrusted, wrong host); the rest is
                 // "unreachable" (refused, DNS, connect timeout).
@@ -190,7 +200,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         }
     }
 
-    private func connected(_ connection: UpstreamConnection) {
+    private func connected(_ connection: UpstreamConnection, flushNow: Bool) {
         guard case .connecting = state else {
             // Finished while connecting (client gone, deadline passed): the connection is clean.
             pool.release(connection, reusable: true)
@@ -214,13 +224,14 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         replayBytes = 0
         let head = HTTPRequestHead(
             version: .http1_1, method: parameters.head.method, uri: parameters.targetPathAndQuery,
-            headers: ForwardingHeaders.upstreamRequestHeaders(from: parameters.head.headers, upstream: parameters.upstream))
+            headers: ForwardingHeaders.upstreamRequestHeaders(from: parameters.head.headers, upstream: parameters.route.upstream,
+                                                              hostHeader: parameters.route.hostHeader))
         let buffered = pending
         pending = []
         requestEndSent = false
         write(.head(head), on: connection)
         for part in buffered { write(part, on: connection) }
-        connection.handler.flush()
+        if flushNow { connection.handler.flush() }
         client?.resumeClientReads()
     }
 
@@ -248,21 +259,19 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         connection.handler.send(part)
     }
 
-    private func headerDeadlinePassed() {
-        headerTimer = nil
-        guard !responseHeadReceived else { return }
-        fail(.upstreamTimeout)
-    }
-
-    private func scheduleIdleCheck(after delay: TimeAmount) {
-        idleTimer = eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            guard let self, case .connected = self.state else { return }
-            let idleFor = NIODeadline.now() - self.lastResponseActivity
-            if idleFor >= self.parameters.streamIdleTimeout {
-                self.fail(nil)
-            } else {
-                self.scheduleIdleCheck(after: self.parameters.streamIdleTimeout - idleFor)
-            }
+    /// The timer's deadline passed: before the response head it is the request timeout; after
+    /// it, the stream idle timeout, unless a chunk arrived since the timer was set.
+    private func deadlinePassed() {
+        guard case .connected = state else {
+            if case .connecting = state { fail(.upstreamTimeout) }
+            return
+        }
+        guard responseHeadReceived else { return fail(.upstreamTimeout) }
+        let idleUntil = lastResponseActivity + parameters.streamIdleTimeout
+        if idleUntil <= .now() {
+            fail(nil)
+        } else {
+            timer.set(idleUntil)
         }
     }
 
@@ -284,10 +293,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private func finish(reusable: Bool) {
         let previous = state
         state = .done
-        headerTimer?.cancel()
-        headerTimer = nil
-        idleTimer?.cancel()
-        idleTimer = nil
+        timer.set(nil)
         pending = []
         replay = nil
         if case .connected(let connection) = previous {

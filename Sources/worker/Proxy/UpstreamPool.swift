@@ -12,7 +12,8 @@ final class UpstreamConnection {
     /// True once it has carried a request: a failure before any response byte may then be the
     /// upstream having closed it while idle, which `ProxyExchange` retries on a fresh connection.
     fileprivate(set) var hasBeenUsed = false
-    fileprivate var idleTimer: Scheduled<Void>?
+    /// While pooled: when the sweep closes it.
+    fileprivate var idleUntil = NIODeadline.distantFuture
 
     init(channel: Channel, handler: UpstreamHandler, origin: String) {
         self.channel = channel
@@ -29,6 +30,9 @@ final class UpstreamPool {
     private let limits: WorkerLimits
     private var idle: [String: [UpstreamConnection]] = [:]
     private var closed = false
+    /// One task closes every connection idle past `upstreamIdleTimeoutMs` (a timer per pooled
+    /// connection would be scheduled and cancelled on every request).
+    private var sweep: Scheduled<Void>?
     /// TLS client contexts, one per trust configuration, kept across reloads so that pooled
     /// connections and cached sessions survive a reload that did not change the trust.
     private let tlsContexts = TLSClientContexts()
@@ -38,33 +42,45 @@ final class UpstreamPool {
         self.limits = limits
     }
 
-    /// An idle connection to the upstream's origin if one is alive, else a new one (for https,
-    /// one whose handshake and verification have completed). A TLS failure fails the future
-    /// with a `TLSError`.
-    func lease(_ upstream: Configuration.Upstream, fresh: Bool = false) -> EventLoopFuture<UpstreamConnection> {
-        let target = upstream.targetURL
+    /// An idle connection to `upstream` (whose `scheme://host[:port]` is `origin`) that is still
+    /// open, most recently used first; nil when there is none. No future: the common case of a
+    /// warm pool costs a dictionary lookup.
+    func idleConnection(to upstream: Configuration.Upstream, origin: String) -> UpstreamConnection? {
+        guard let key = try? poolKey(upstream, origin: origin) else { return nil }
+        while let connection = idle[key]?.popLast() {
+            if connection.channel.isActive {
+                connection.hasBeenUsed = true
+                return connection
+            }
+            connection.channel.close(promise: nil)
+        }
+        return nil
+    }
+
+    /// A new connection to `upstream` (for https, one whose handshake and verification have
+    /// completed). A TLS failure fails the future with a `TLSError`.
+    func connect(to upstream: Configuration.Upstream, origin: String) -> EventLoopFuture<UpstreamConnection> {
         var tls: TLSClientContexts.Entry?
-        if target.scheme == .https {
-            do throws(TLSError) {
-                tls = try tlsContexts.context(trusting: upstream.tlsCA)
-            } catch {
-                return eventLoop.makeFailedFuture(error)
-            }
+        let key: String
+        do throws(TLSError) {
+            (key, tls) = try poolKeyAndTLS(upstream, origin: origin)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
         }
-        // Connections verified against different trust never share a pool.
-        let origin = tls.map { "\(target.origin)#trust\($0.id)" } ?? target.origin
-        if !fresh {
-            while let connection = idle[origin]?.popLast() {
-                connection.idleTimer?.cancel()
-                connection.idleTimer = nil
-                if connection.channel.isActive {
-                    connection.hasBeenUsed = true
-                    return eventLoop.assumeIsolated().makeSucceededFuture(connection)
-                }
-                connection.channel.close(promise: nil)
-            }
-        }
-        return connect(target, origin: origin, tls: tls?.context)
+        return connect(upstream.targetURL, origin: key, tls: tls?.context)
+    }
+
+    /// Connections verified against different trust never share a pool: https keys carry the
+    /// trust's id.
+    private func poolKey(_ upstream: Configuration.Upstream, origin: String) throws(TLSError) -> String {
+        try poolKeyAndTLS(upstream, origin: origin).key
+    }
+
+    private func poolKeyAndTLS(_ upstream: Configuration.Upstream, origin: String)
+        throws(TLSError) -> (key: String, tls: TLSClientContexts.Entry?) {
+        guard upstream.targetURL.scheme == .https else { return (origin, nil) }
+        let tls = try tlsContexts.context(trusting: upstream.tlsCA)
+        return ("\(origin)#trust\(tls.id)", tls)
     }
 
     /// Gives a connection back after a complete exchange; `reusable` false closes it.
@@ -78,24 +94,48 @@ final class UpstreamPool {
         }
         connection.hasBeenUsed = true
         idle[connection.origin, default: []].append(connection)
-        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(
-            in: .milliseconds(limits.upstreamIdleTimeoutMs)
-        ) { [weak connection] in
-            connection?.channel.close(promise: nil)
-        }
+        connection.idleUntil = .now() + .milliseconds(limits.upstreamIdleTimeoutMs)
+        if sweep == nil { scheduleSweep(at: connection.idleUntil) }
         // An idle connection must notice the upstream closing it: keep a read outstanding.
         connection.channel.read()
     }
 
+    private func scheduleSweep(at deadline: NIODeadline) {
+        sweep = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            self?.sweepIdle()
+        }
+    }
+
+    /// Closes the connections idle too long and schedules the next sweep for the earliest
+    /// remaining one. Lists are LIFO, so the oldest sit at the front.
+    private func sweepIdle() {
+        sweep = nil
+        let now = NIODeadline.now()
+        var next = NIODeadline.distantFuture
+        for key in Array(idle.keys) {
+            guard let list = idle[key] else { continue }
+            let expired = list.prefix { $0.idleUntil <= now }
+            guard !expired.isEmpty else {
+                next = min(next, list.first?.idleUntil ?? next)
+                continue
+            }
+            let kept = Array(list.dropFirst(expired.count))
+            idle[key] = kept.isEmpty ? nil : kept
+            if let first = kept.first { next = min(next, first.idleUntil) }
+            for connection in expired { connection.channel.close(promise: nil) }
+        }
+        if next != .distantFuture { scheduleSweep(at: next) }
+    }
+
     func closeAll() {
         closed = true
+        sweep?.cancel()
+        sweep = nil
         for connection in idle.values.joined() { connection.channel.close(promise: nil) }
         idle.removeAll()
     }
 
     private func forget(_ connection: UpstreamConnection) {
-        connection.idleTimer?.cancel()
-        connection.idleTimer = nil
         guard var list = idle[connection.origin],
               let index = list.firstIndex(where: { $0 === connection }) else { return }
         list.remove(at: index)
@@ -125,7 +165,10 @@ final class UpstreamPool {
                         try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
                                                        handshakeTimeout: handshakeTimeout))
                     }
-                    try sync.addHTTPClientHandlers(encoderConfiguration: encoderConfiguration)
+                    // No outbound header validation (see WorkerServer): the head is built from
+                    // llhttp-parsed client headers and validated config values.
+                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false,
+                                                   encoderConfiguration: encoderConfiguration)
                     try sync.addHandler(UpstreamHandler())
                 }
             }

@@ -3,15 +3,27 @@ import Common
 /// Behaviour §4, built once per configuration snapshot: routes sorted longest prefix first so the
 /// first permitted match wins.
 struct Router: Sendable {
-    struct Route: Sendable {
+    /// A class: a match hands it to the exchange with one retain instead of copying the
+    /// upstream's strings.
+    final class Route: Sendable {
         /// Position in `Configuration.Upstreams.entries` (the index used by `UpstreamSet`).
-        var index: Int
+        let index: Int
         /// `request_path` without trailing `/`; `""` for `/`, which matches every path.
-        var prefix: String
-        var upstream: Configuration.Upstream
+        let prefix: String
+        let upstream: Configuration.Upstream
         /// `target_url`'s `scheme://host[:port]`, built once here: `TargetURL.origin` formats it
-        /// on every call, and the request log needs it for every routed request.
-        var origin: String
+        /// on every call, and the request log and the connection pool need it for every request.
+        let origin: String
+        /// The `Host` header sent upstream, built once for the same reason.
+        let hostHeader: String
+
+        init(index: Int, prefix: String, upstream: Configuration.Upstream) {
+            self.index = index
+            self.prefix = prefix
+            self.upstream = upstream
+            self.origin = upstream.targetURL.origin
+            self.hostHeader = upstream.targetURL.hostHeader
+        }
     }
 
     struct Match: Sendable {
@@ -36,8 +48,7 @@ struct Router: Sendable {
 
     init(upstreams: [Configuration.Upstream]) {
         let routes = upstreams.enumerated().map { index, upstream in
-            Route(index: index, prefix: Self.normalise(upstream.requestPath), upstream: upstream,
-                  origin: upstream.targetURL.origin)
+            Route(index: index, prefix: Self.normalise(upstream.requestPath), upstream: upstream)
         }
         // Stable order for equal lengths: validation makes prefixes unique, so ties cannot match
         // the same path anyway.

@@ -29,6 +29,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     private var readPending = false
     private var record = RequestLogRecord()
     private var started = NIODeadline.now()
+    /// Set from a read's delivery until its read-complete (see `ClientSide.clientReadInProgress`).
+    private(set) var clientReadInProgress = false
+    /// Deadlines of the exchange in progress, shared by the connection's exchanges.
+    private var exchangeTimer: LazyTimer?
 
     init(worker: WorkerLoopState, idle: ClientIdleHandler) {
         self.worker = worker
@@ -37,17 +41,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        exchangeTimer = LazyTimer(eventLoop: context.eventLoop)
         clientIP = context.channel.remoteAddress?.ipAddress
         worker.clientConnections[ObjectIdentifier(context.channel)] = context.channel
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        exchangeTimer?.invalidate()
         self.context = nil
     }
 
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        clientReadInProgress = true
         switch unwrapInboundIn(data) {
         case .head(let head):
             requestHead(head, context: context)
@@ -64,6 +71,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        clientReadInProgress = false
         exchange?.clientReadComplete()
         context.flush()
     }
@@ -74,6 +82,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     func channelInactive(context: ChannelHandlerContext) {
         worker.clientConnections[ObjectIdentifier(context.channel)] = nil
+        exchangeTimer?.invalidate()
         if let exchange {
             self.exchange = nil
             exchange.clientClosed()
@@ -213,10 +222,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
         }
         let upstreams = snapshot.configuration.upstreams
+        guard let timer = exchangeTimer else { return }
         let exchange = ProxyExchange(
-            eventLoop: context.eventLoop, pool: worker.pool, client: self,
+            eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             parameters: .init(
-                upstream: match.upstream, head: head, targetPathAndQuery: match.targetPathAndQuery,
+                route: match.route, head: head, targetPathAndQuery: match.targetPathAndQuery,
                 requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
                 streamIdleTimeout: .milliseconds(Int64(clamping: upstreams.streamIdleTimeoutMs)),
                 replayBufferBytes: worker.limits.replayBufferBytes))

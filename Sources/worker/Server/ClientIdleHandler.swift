@@ -19,19 +19,23 @@ final class ClientIdleHandler: ChannelInboundHandler {
 
     private let limits: WorkerLimits
     private var state = State.readingHead
-    private var timer: Scheduled<Void>?
+    private var timer: LazyTimer?
     private var context: ChannelHandlerContext?
 
     init(limits: WorkerLimits) { self.limits = limits }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let timer = LazyTimer(eventLoop: context.eventLoop)
+        timer.onExpiry = { [weak self] in self?.expired() }
+        self.timer = timer
         // From acceptance the client has the header timeout to send a complete head.
         arm(limits.headerReadTimeoutMs)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
+        timer?.invalidate()
+        timer = nil
         self.context = nil
     }
 
@@ -44,15 +48,14 @@ final class ClientIdleHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer?.invalidate()
         context.fireChannelInactive()
     }
 
     func requestHeadReceived() {
         state = .inRequest
-        timer?.cancel()
-        timer = nil
+        // The exchange's own deadlines take over; this one is cleared without a cancellation.
+        timer?.set(nil)
     }
 
     func exchangeFinished() {
@@ -64,21 +67,19 @@ final class ClientIdleHandler: ChannelInboundHandler {
     /// response NIO's encoder refuses to frame (see `ClientConnectionHandler.rejectConnect`).
     func writeRawAndClose(_ text: String) {
         guard let context else { return }
-        timer?.cancel()
-        timer = nil
+        timer?.invalidate()
         context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
     }
 
     private func arm(_ milliseconds: Int64) {
-        timer?.cancel()
+        timer?.set(in: .milliseconds(milliseconds))
+    }
+
+    private func expired() {
         guard let context else { return }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(milliseconds)) { [weak self] in
-            guard let self, let context = self.context else { return }
-            self.timer = nil
-            if case .inRequest = self.state { return }
-            context.close(promise: nil)
-        }
+        if case .inRequest = state { return }
+        context.close(promise: nil)
     }
 }
