@@ -48,7 +48,10 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/worker"
+            path: "Sources/worker",
+            // Dynamic exclusivity checks cost ~4% of a proxied request's CPU (bench/profile.sh);
+            // the worker is single-threaded per event loop and the debug build keeps them on.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         // Helpers for process-level tests: locating the built binaries, child processes, temp dirs.
         .target(

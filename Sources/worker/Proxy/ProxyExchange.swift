@@ -46,7 +46,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private let eventLoop: EventLoop
     private let pool: UpstreamPool
     private let parameters: Parameters
-    private weak var client: ClientSide?
+    /// Strong: the client side drops its exchange when the exchange ends, which ends the cycle.
+    /// (A weak reference would give every exchange a side table, and every retain and release
+    /// of it the slow path.)
+    private var client: ClientSide?
     private var state = State.connecting
 
     /// Request parts received from the client while no connection is ready yet.
@@ -69,7 +72,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private var upstreamKeepAlive = true
     private var lastResponseActivity = NIODeadline.now()
     /// The client connection's exchange timer (one per connection, re-armed lazily): the response
-    /// head deadline, then the idle gap between response chunks.
+    /// head deadline, then the idle gap between response chunks. The client side calls
+    /// `deadlinePassed` when it expires.
     private let timer: LazyTimer
 
     init(eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, parameters: Parameters) {
@@ -83,7 +87,6 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     // MARK: Client side
 
     func start() {
-        timer.onExpiry = { [weak self] in self?.deadlinePassed() }
         timer.set(in: parameters.requestTimeout)
         lease(fresh: false)
     }
@@ -261,7 +264,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     /// The timer's deadline passed: before the response head it is the request timeout; after
     /// it, the stream idle timeout, unless a chunk arrived since the timer was set.
-    private func deadlinePassed() {
+    func deadlinePassed() {
         guard case .connected = state else {
             if case .connecting = state { fail(.upstreamTimeout) }
             return

@@ -21,7 +21,9 @@ final class UpstreamHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    weak var delegate: UpstreamConnectionDelegate?
+    /// Strong (no side table on the exchange): the exchange clears it when it ends, and the pool
+    /// when it takes the connection back.
+    var delegate: UpstreamConnectionDelegate?
     /// Called once when the channel goes inactive, so the pool forgets the connection.
     var onClose: (() -> Void)?
     private var context: ChannelHandlerContext?

@@ -7,9 +7,14 @@ import NIOHTTP1
 import Glibc
 #endif
 
-/// The last handler of a client connection (after NIO's HTTP/1 server codec and pipelining
-/// handler, which deliver one request at a time and hold the next until our response ends).
-/// Runs the checks of behaviour §5 in order, then hands the request to a `ProxyExchange`.
+/// The last handler of a client connection (after NIO's HTTP/1 server codec). Runs the checks of
+/// behaviour §5 in order, then hands the request to a `ProxyExchange`.
+///
+/// Pipelined requests are answered in order: parts of a request that arrive while the previous
+/// response is still going out are queued (and reading stops) until that response ends. This
+/// replaces NIO's `HTTPServerPipelineHandler`, which withholds `read()` for the whole wait on
+/// every request, so the socket's read interest was dropped and re-added around each response:
+/// two `epoll_ctl` calls per request. Here the read interest stays while nothing is queued.
 final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -24,6 +29,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     /// The response of the current request is complete; drop request parts until its `.end`.
     private var discardingRequest = false
     private var requestInProgress = false
+    /// The current request has been received whole; its response has not ended yet.
+    private var awaitingResponse = false
+    /// Parts of pipelined requests that arrived while `awaitingResponse`, delivered in order once
+    /// the response ends. Reading stops while any are queued.
+    private var queued: [HTTPServerRequestPart] = []
+    private var draining = false
+    /// Shutting down: close once the current response (if any) is complete.
+    private var quiescing = false
     private var closeAfterResponse = false
     private var permitHeld = false
     private var readPending = false
@@ -41,7 +54,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        exchangeTimer = LazyTimer(eventLoop: context.eventLoop)
+        let timer = LazyTimer(eventLoop: context.eventLoop)
+        // Unowned: the timer is invalidated in handlerRemoved, before this handler can go away.
+        timer.onExpiry = { [unowned self] in self.exchange?.deadlinePassed() }
+        exchangeTimer = timer
         clientIP = context.channel.remoteAddress?.ipAddress
         worker.clientConnections[ObjectIdentifier(context.channel)] = context.channel
     }
@@ -55,19 +71,53 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         clientReadInProgress = true
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if awaitingResponse || !queued.isEmpty {
+            queued.append(part)
+            return
+        }
+        handle(part, context: context)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             requestHead(head, context: context)
         case .body(let buffer):
             if let exchange { exchange.clientBody(buffer) }
         case .end:
             if let exchange {
+                awaitingResponse = true
                 exchange.clientEnd()
             } else if discardingRequest {
                 discardingRequest = false
                 requestFinished()
             }
         }
+    }
+
+    /// The previous response ended: hand queued pipelined parts on, in order, until one of them
+    /// starts a request that has to wait again (or the connection is closing).
+    private func deliverQueued(context: ChannelHandlerContext) {
+        guard !draining, !queued.isEmpty else { return }
+        draining = true
+        clientReadInProgress = true
+        while !queued.isEmpty, !awaitingResponse, context.channel.isActive {
+            handle(queued.removeFirst(), context: context)
+        }
+        draining = false
+        clientReadInProgress = false
+        exchange?.clientReadComplete()
+        context.flush()
+        if queued.isEmpty { resumeClientReads() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        // Graceful shutdown: an idle connection closes now, a busy one after its response.
+        quiescing = true
+        closeAfterResponse = true
+        if !requestInProgress && queued.isEmpty { context.close(promise: nil) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -126,6 +176,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
+        if !queued.isEmpty || (quiescing && !requestInProgress) {
+            readPending = true
+            return
+        }
         if let exchange, !exchange.mayReadClient {
             readPending = true
             return
@@ -144,7 +198,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     var clientIsWritable: Bool { context?.channel.isWritable ?? false }
 
     func resumeClientReads() {
-        guard readPending, let context else { return }
+        guard readPending, queued.isEmpty, let context else { return }
         readPending = false
         context.read()
     }
@@ -178,7 +232,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         requestInProgress = true
         started = .now()
         record = RequestLogRecord(clientIP: clientIP, method: head.method.rawValue, requestURL: head.uri)
-        closeAfterResponse = !head.isKeepAlive
+        closeAfterResponse = !head.isKeepAlive || quiescing
         discardingRequest = true
 
         if let rejection = RequestPreflight.check(head, limits: worker.limits) {
@@ -268,23 +322,22 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         endResponse(trailers: nil, requestComplete: requestComplete, context: context)
     }
 
-    /// Writes the response's `.end`. Every state change happens before that write: it lets NIO's
-    /// pipelining handler deliver the next request's head re-entrantly, into `requestHead`.
+    /// Writes the response's `.end`, then hands on a queued pipelined request, whose own
+    /// response may end re-entrantly: every state change happens before.
     private func endResponse(trailers: HTTPHeaders?, requestComplete: Bool, context: ChannelHandlerContext) {
         discardingRequest = !requestComplete
+        awaitingResponse = false
         if requestComplete { requestFinished() }
-        let close = closeAfterResponse
-        if readPending {
-            readPending = false
-            context.read()
-        }
-        if close {
+        if closeAfterResponse {
+            queued = []
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
-        } else {
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            return
         }
+        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        resumeClientReads()
+        deliverQueued(context: context)
     }
 
     private func logAndRelease(status: UInt, exchange: ProxyExchange) {

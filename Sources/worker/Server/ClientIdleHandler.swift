@@ -27,7 +27,8 @@ final class ClientIdleHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let timer = LazyTimer(eventLoop: context.eventLoop)
-        timer.onExpiry = { [weak self] in self?.expired() }
+        // Unowned: the timer is invalidated in handlerRemoved, before this handler can go away.
+        timer.onExpiry = { [unowned self] in self.expired() }
         self.timer = timer
         // From acceptance the client has the header timeout to send a complete head.
         arm(limits.headerReadTimeoutMs)

@@ -81,7 +81,7 @@ final class WorkerServer: Sendable {
                     // (and checked) by llhttp, comes from a config value the validator checked for
                     // CR/LF/control characters, or is a constant. It cost ~7% of a request's CPU.
                     try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: false,
+                        withPipeliningAssistance: false, withErrorHandling: false,
                         withOutboundHeaderValidation: false,
                         withEncoderConfiguration: encoderConfiguration,
                         withDecoderLimitConfiguration: decoderLimits)
