@@ -1,33 +1,48 @@
 #!/usr/bin/env bash
 # bench/run.sh - fluxgate against nginx and HAProxy doing the identical job, on loopback.
 #
-#   bench/run.sh --short     # a few minutes: S1, S2, S3/S4 (2 reps x 3 s), S5 small, S6, S7 idle/after
-#   bench/run.sh             # full: 4 reps x 10 s, S1-S5 incl. SSE c=1, S6 x5, S7 with a 10-minute soak
+#   bench/run.sh --short     # a few minutes: S1, S2, S3/S4 (2 reps x 3 s), S5 small, S6, S7 idle/after,
+#                            #   S8 reload under load, 1 GiB up/down (SOAK_S=60 adds a one-minute soak)
+#   bench/run.sh             # full: 4 reps x 10 s, S1-S5 incl. SSE c=1, S6 x5, S7 with a 10-minute soak, S8, 1 GiB
 #
 # Everything listens on 127.0.0.1 on free ports picked at start. Started here: an nginx mock upstream
 # (static 580 B JSON and 13,405 B SSE; 401 unless it sees the provider key), a paced SSE mock (50
 # events x 20 ms), nginx (1 worker, 1 worker with 16 KiB proxy buffers, 2 workers), HAProxy
-# (2 threads) and fluxgate (workers: 1 and 2). Every proxy checks `Authorization: Bearer
-# sk-client-key`, sends `Authorization: Bearer upstream-key` upstream and keeps connections alive.
+# (2 threads) and fluxgate (workers: 1 and 2), plus a bulk-body mock for the 1 GiB transfers. Every
+# proxy checks `Authorization: Bearer sk-client-key`, sends `Authorization: Bearer upstream-key`
+# upstream and keeps connections alive.
 # Each scenario runs with per-request logging off (FLUXGATE_LOG=info, nginx access_log off) and on
 # (fluxgate's request lines and nginx's access log written to files). Targets are rotated every rep;
 # the table shows medians of per-rep ratios measured in the same run. Everything started here is
 # stopped by PID on exit (trap). Every loop is bounded in count, every client in time.
 #
+# Scenarios (SCENARIOS): json_cN / sse_cN (wrk, N connections), bigbody (1 GiB up and down through
+# BIGBODY_TARGETS, worker RSS sampled every 50 ms), reload (S8: 2 + 6 x RELOAD_GAP + 3 s of wrk c=64
+# JSON plus 16 paced SSE streams while tools/reload_driver.py makes six configuration changes, one a
+# worker-count change N->N+1->N, on RELOAD_TARGETS). SOAK_S > 0 adds the S7 soak (c=8, logging off only).
+#
 # Env overrides: DUR REPS SCENARIOS LOGMODES TARGETS FIDELITY COLDSTART_TRIALS SOAK_S OUT FLUXGATE_BIN
+#                RELOAD_TARGETS RELOAD_GAP RELOAD_STEPS (e.g. 1,2,3: hot reloads only) BIGBODY_TARGETS
 set -u
 BENCH=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$BENCH")
 MODE=full
 for a in "$@"; do case $a in --short) MODE=short;; --full) MODE=full;;
-  -h|--help) sed -n 2,18p "$0"; exit 0;; *) echo "unknown argument $a" >&2; exit 2;; esac; done
+  -h|--help) sed -n 2,25p "$0"; exit 0;; *) echo "unknown argument $a" >&2; exit 2;; esac; done
 if [ $MODE = short ]; then
-  DUR=${DUR:-3}; REPS=${REPS:-2}; SCENARIOS=${SCENARIOS:-"json_c1 json_c64 sse_c64"}
+  DUR=${DUR:-3}; REPS=${REPS:-2}; SCENARIOS=${SCENARIOS:-"json_c1 json_c64 sse_c64 bigbody reload"}
   FID_N1=4; FID_N32=32; COLDSTART_TRIALS=${COLDSTART_TRIALS:-2}; SOAK_S=${SOAK_S:-0}
 else
-  DUR=${DUR:-10}; REPS=${REPS:-4}; SCENARIOS=${SCENARIOS:-"json_c1 json_c64 sse_c64 sse_c1"}
+  DUR=${DUR:-10}; REPS=${REPS:-4}; SCENARIOS=${SCENARIOS:-"json_c1 json_c64 sse_c64 sse_c1 bigbody reload"}
   FID_N1=10; FID_N32=96; COLDSTART_TRIALS=${COLDSTART_TRIALS:-5}; SOAK_S=${SOAK_S:-600}
 fi
 LOGMODES=${LOGMODES:-"off on"}; FIDELITY=${FIDELITY:-1}
+RELOAD_TARGETS=${RELOAD_TARGETS:-"fluxgate1 nginx1"}; RELOAD_GAP=${RELOAD_GAP:-2.5}; RELOAD_STEPS=${RELOAD_STEPS:-1,2,3,4,5,6}
+BIGBODY_TARGETS=${BIGBODY_TARGETS:-"fluxgate1 nginx1"}
+WRK_SCENARIOS=""; DO_RELOAD=0; DO_BIGBODY=0
+for sc in $SCENARIOS; do case $sc in
+  json_c[0-9]*|sse_c[0-9]*) WRK_SCENARIOS+="$sc ";;
+  reload) DO_RELOAD=1;; bigbody) DO_BIGBODY=1;;
+  *) echo "unknown scenario $sc (json_cN sse_cN bigbody reload)" >&2; exit 2;; esac; done
 TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate2"}
 OUT=${OUT:-$BENCH/results/$(date +%Y%m%d-%H%M%S)-$MODE}
 FLUXGATE_BIN=${FLUXGATE_BIN:-}
@@ -35,9 +50,12 @@ CLIENT_KEY=sk-client-key; UPSTREAM_KEY=upstream-key
 RUN=$(mktemp -d /tmp/fluxgate-bench.XXXXXX)
 mkdir -p "$OUT/raw"
 RES=$OUT/runs.tsv; FID=$OUT/fidelity.jsonl; MEM=$OUT/memory.tsv; COLD=$OUT/coldstart.tsv
+BIG=$OUT/bigbody.tsv; RLD=$OUT/reload.jsonl; SOAK=$OUT/soak.tsv
 echo -e "logmode\tscenario\ttarget\trep\trps\tp50_ms\tp99_ms\trequests\tnon2xx\tsockerr\tproxy_cpu_us_per_req\tproxy_rss_kb\tforeign_cpu_pct\tloadavg1" > "$RES"
 echo -e "logmode\ttarget\tphase\tmaster_kb\tworkers_kb\tworkers" > "$MEM"
-: > "$FID"
+echo -e "logmode\ttarget\tdirection\thttp_code\tbytes\tseconds\tverified\tbefore_workers_kb\tmax_workers_kb\tmax_one_worker_kb\tafter_workers_kb\tmax_master_kb\tsamples" > "$BIG"
+echo -e "logmode\ttarget\tseconds\tstep_s\trequests\tnon2xx\tsockerr" > "$SOAK"
+: > "$FID"; : > "$RLD"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/driver.log" >&2; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -64,6 +82,9 @@ launch() {     # launch NAME cmd...   (stdout+stderr to $RUN/NAME.out)
   "$@" > "$RUN/$name.out" 2>&1 &
   PID[$name]=$!; STARTED+=("$name")
 }
+join_one() {   # join_one NAME: wait for a launched client that ends by itself (it has its own time bound)
+  local pid=${PID[$1]:-}; [ -n "$pid" ] && wait "$pid" 2>/dev/null; unset "PID[$1]"
+}
 wait_http() {  # wait_http URL SECONDS CODE [curl args...]  -- bounded polling
   local url=$1 secs=$2 want=$3 code=""; shift 3
   for _ in $(seq 1 $((secs*20))); do
@@ -84,9 +105,9 @@ fi
 [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate binary at $FLUXGATE_BIN"; exit 1; }
 for tool in nginx haproxy wrk curl python3; do
   command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
-read -r MOCK_PORT PACED_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 < <(python3 -c '
+read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(8)]
+ss = [socket.socket() for _ in range(9)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
@@ -94,7 +115,7 @@ declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [hap
 
 render() {     # render TEMPLATE OUT PORT WORKERS
   sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
-      -e "s#{PACED_PORT}#$PACED_PORT#g" -e "s#{CLIENT_KEY}#$CLIENT_KEY#g" -e "s#{UPSTREAM_KEY}#$UPSTREAM_KEY#g" \
+      -e "s#{PACED_PORT}#$PACED_PORT#g" -e "s#{BULK_PORT}#$BULK_PORT#g" -e "s#{CLIENT_KEY}#$CLIENT_KEY#g" -e "s#{UPSTREAM_KEY}#$UPSTREAM_KEY#g" \
       -e "s#{PORT}#$3#g" -e "s#{WORKERS}#$4#g" -e "s#{THREADS}#$4#g" "$1" > "$2"
 }
 mem_sample() {  # mem_sample LOGMODE TARGET PHASE
@@ -120,7 +141,8 @@ start_proxy() {  # start_proxy TARGET LOGMODE
       w=${t#fluxgate}
       render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t.yaml" "$p" "$w"
       local level=info; [ "$lm" = on ] && level=trace
-      launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" ;;
+      # its own control socket: the default one is per user and may belong to someone else's fluxgate
+      launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock" ;;
   esac
 }
 
@@ -180,16 +202,98 @@ fidelity() {     # S5: paced SSE (50 events x 20 ms) through each target, c=1 an
   done
 }
 
-soak() {         # S7 growth: fluxgate1 and nginx1 under c=8 JSON for SOAK_S seconds, RSS every 30 s
-  local lm=$1 t
+soak() {         # S7 growth: fluxgate1 and nginx1 under c=8 JSON for SOAK_S seconds, RSS every step (30 s, less for short soaks)
+  local lm=$1 t step=30 i n t0 el
+  [ "$SOAK_S" -lt 300 ] && step=$(( SOAK_S / 10 > 5 ? SOAK_S / 10 : 5 ))
+  n=$(( SOAK_S / step ))
   for t in fluxgate1 nginx1; do
     [ -z "${PID[$t]:-}" ] && continue
     read -r url key model stream < <(target_url "$t" json)
-    BODY_MODEL=$model BODY_STREAM=false timeout $((SOAK_S+30)) wrk -t1 -c8 -d"${SOAK_S}s" -s "$BENCH/tools/post.lua" \
-      -H "Authorization: Bearer $key" "$url" > "$OUT/raw/soak_${lm}_$t.txt" 2>&1 &
-    local wp=$! i
-    for ((i=0; i<=SOAK_S/30; i++)); do mem_sample "$lm" "$t" "soak_$((i*30))s"; sleep 30; kill -0 $wp 2>/dev/null || break; done
-    wait $wp
+    log "soak $lm $t: ${SOAK_S}s at c=8, RSS every ${step}s"
+    launch soakwrk env BODY_MODEL=$model BODY_STREAM=false timeout $((SOAK_S+30)) wrk -t1 -c8 -d"${SOAK_S}s" --timeout 10s \
+      -s "$BENCH/tools/post.lua" -H "Authorization: Bearer $key" "$url"
+    t0=$(date +%s.%N)
+    for ((i=0; i<=n; i++)); do
+      sleep "$(python3 -c "import time,sys; print(max(0.0, $t0 + $i*$step - time.time()))")"
+      el=$(python3 -c "import time; print(round(time.time() - $t0))")
+      mem_sample "$lm" "$t" "soak_${el}s"
+      kill -0 "${PID[soakwrk]}" 2>/dev/null || break
+    done
+    join_one soakwrk; cp "$RUN/soakwrk.out" "$OUT/raw/soak_${lm}_$t.txt"
+    read -r _ _ _ nreq non2xx sockerr < <(python3 "$BENCH/tools/parse_wrk.py" < "$RUN/soakwrk.out")
+    echo -e "$lm\t$t\t$SOAK_S\t$step\t$nreq\t$non2xx\t$sockerr" >> "$SOAK"
+    log "soak $lm $t: n=$nreq non2xx=$non2xx sockerr=$sockerr"
+  done
+}
+
+bigbody() {      # 1 GiB up (POST, streamed from a sparse file) and down (GET) through each target, worker RSS sampled
+  local lm=$1 t dir r code bytes secs before after ok mm mw m1 ns url
+  local size=$((1024*1024*1024))
+  [ -f "$RUN/1g.bin" ] || truncate -s $size "$RUN/1g.bin"     # sparse: no disk, reads as zeros
+  for t in $BIGBODY_TARGETS; do
+    [ -z "${PID[$t]:-}" ] && continue
+    for dir in up down; do
+      sleep 0.5; before=$(python3 "$BENCH/tools/proctree.py" --rss "${PID[$t]}")
+      launch rsswatch python3 "$BENCH/tools/rss_watch.py" "${PID[$t]}" 0.05 200
+      if [ $dir = up ]; then
+        url=http://127.0.0.1:${PORT[$t]}/bulk/v1/upload
+        r=$(timeout 200 curl -sS -m 180 -o "$RUN/bulk.out" -w '%{http_code} %{size_upload} %{time_total}' -X POST \
+            -T "$RUN/1g.bin" -H 'Expect:' -H 'Content-Type: application/octet-stream' -H "Authorization: Bearer $CLIENT_KEY" "$url" 2>"$RUN/curl.err")
+        ok=0; grep -q "\"received\":$size}" "$RUN/bulk.out" 2>/dev/null && ok=1     # the mock saw every byte
+      else
+        url=http://127.0.0.1:${PORT[$t]}/bulk/v1/download/$size
+        r=$(timeout 200 curl -sS -m 180 -o /dev/null -w '%{http_code} %{size_download} %{time_total}' \
+            -H "Authorization: Bearer $CLIENT_KEY" "$url" 2>"$RUN/curl.err")
+        ok=0; [ "$(echo "$r" | cut -d' ' -f2)" = $size ] && ok=1
+      fi
+      read -r code bytes secs <<< "${r:-000 0 0}"
+      stop_one rsswatch; read -r mm mw m1 ns < "$RUN/rsswatch.out"
+      sleep 0.5; after=$(python3 "$BENCH/tools/proctree.py" --rss "${PID[$t]}")
+      echo -e "$lm\t$t\t$dir\t$code\t$bytes\t$secs\t$ok\t$(echo "$before" | cut -d' ' -f2)\t$mw\t$m1\t$(echo "$after" | cut -d' ' -f2)\t$mm\t$ns" >> "$BIG"
+      log "1GiB $lm $t $dir: HTTP $code, $bytes bytes in ${secs}s, verified=$ok, workers RSS $(echo "$before" | cut -d' ' -f2) -> max $mw -> $(echo "$after" | cut -d' ' -f2) kB$( [ -s "$RUN/curl.err" ] && echo "; curl: $(head -c 200 "$RUN/curl.err")")"
+    done
+  done
+}
+
+reload_under_load() {   # S8: wrk c=64 JSON + 16 paced SSE streams for RELOAD_S while six reloads happen
+  local lm=$1 t url key model stream cfg logf lines0 rs
+  rs=$(python3 -c "print(int(2 + 6*$RELOAD_GAP + 3 + 0.999))")
+  for t in $RELOAD_TARGETS; do
+    [ -z "${PID[$t]:-}" ] && continue
+    case $t in fluxgate*) cfg=$RUN/$t.yaml; logf=$RUN/$t.out;; nginx*) cfg=$RUN/$t.conf; logf=$RUN/$t.error.log;;
+      *) log "reload: $t not supported"; continue;; esac
+    touch "$logf"
+    read -r url key model stream < <(target_url "$t" json)
+    log "reload $lm $t: ${rs}s of wrk c=64 + 16 paced streams, 6 reloads ${RELOAD_GAP}s apart"
+    lines0=$(wc -l < "$logf")
+    launch rwrk env BODY_MODEL=$model BODY_STREAM=false timeout $((rs+20)) wrk -t2 -c64 -d"${rs}s" --timeout 10s \
+      -s "$BENCH/tools/post.lua" -H "Authorization: Bearer $key" "$url"
+    launch rsse timeout $((rs+40)) python3 "$BENCH/tools/sse_load.py" "http://127.0.0.1:${PORT[$t]}/paced/v1/chat/completions" \
+      "$CLIENT_KEY" mock-paced 16 "$rs" 51 15
+    if [ "${t%%[0-9]*}" = fluxgate ]; then
+      timeout $((rs+30)) python3 "$BENCH/tools/reload_driver.py" fluxgate "$cfg" "${PID[$t]}" --socket "$RUN/$t.sock" \
+        --bin "$FLUXGATE_BIN" --lead 2 --gap "$RELOAD_GAP" --steps "$RELOAD_STEPS" > "$RUN/rdriver.out" 2> "$RUN/rdriver.err"
+    else
+      timeout $((rs+30)) python3 "$BENCH/tools/reload_driver.py" nginx "$cfg" "${PID[$t]}" --lead 2 --gap "$RELOAD_GAP" --steps "$RELOAD_STEPS" \
+        > "$RUN/rdriver.out" 2> "$RUN/rdriver.err"
+    fi
+    join_one rwrk; join_one rsse
+    cp "$RUN/rwrk.out" "$OUT/raw/reload_${lm}_$t.txt"
+    tail -n +$((lines0+1)) "$logf" | grep -v 'Request processed' | tail -200 > "$OUT/raw/reload_${lm}_$t.log"   # lifecycle lines, no keys
+    local rps nreq non2xx sockerr sse warn
+    read -r rps _ _ nreq non2xx sockerr < <(python3 "$BENCH/tools/parse_wrk.py" < "$RUN/rwrk.out")
+    sse=$(tail -1 "$RUN/rsse.out"); case $sse in '{'*) ;; *) sse=null;; esac
+    # warnings and errors the proxy logged during the scenario (its log lines only; request lines are info/trace)
+    warn=$(tail -n +$((lines0+1)) "$logf" | grep -ciE '(^|[^a-z])(warn|warning|error|crit|alert|emerg|fatal)([^a-z]|$)')
+    [ -s "$RUN/rdriver.err" ] && log "reload driver: $(head -c 300 "$RUN/rdriver.err")"
+    while read -r line; do
+      echo "{\"logmode\":\"$lm\",\"target\":\"$t\",\"kind\":\"step\",\"step_result\":$line}" >> "$RLD"
+      log "reload $lm $t: $line"
+    done < "$RUN/rdriver.out"
+    echo "{\"logmode\":\"$lm\",\"target\":\"$t\",\"kind\":\"load\",\"seconds\":$rs,\"wrk\":{\"rps\":\"$rps\",\"requests\":$nreq,\"non2xx\":$non2xx,\"sockerr\":$sockerr},\"sse\":$sse,\"log_warnings\":$warn,\"steps\":$(grep -c . "$RUN/rdriver.out")}" >> "$RLD"
+    log "reload $lm $t: wrk n=$nreq non2xx=$non2xx sockerr=$sockerr; streams $(echo "$sse" | sed 's/, "when": \[[^]]*\(\][^]]*\)*\]//'); $warn warning/error log lines"
+    [ -n "$warn" ] && [ "$warn" -gt 0 ] && tail -n +$((lines0+1)) "$logf" | grep -iE '(^|[^a-z])(warn|warning|error|crit|alert|emerg|fatal)([^a-z]|$)' \
+      | head -5 | cut -c1-300 >> "$OUT/driver.log"
   done
 }
 
@@ -198,13 +302,15 @@ log "mode=$MODE out=$OUT DUR=$DUR REPS=$REPS scenarios=[$SCENARIOS] logmodes=[$L
 { echo "date: $(date -Is)"; echo "command: bench/run.sh $*"; uname -a; echo "nproc: $(nproc)"; grep -m1 'model name' /proc/cpuinfo
   echo "loadavg at start: $(cat /proc/loadavg)"; nginx -v 2>&1; haproxy -v | head -1; wrk --version 2>&1 | head -1
   echo "fluxgate: $FLUXGATE_BIN ($(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- Sources || echo ' + uncommitted changes'))"
-  echo "ports: mock=$MOCK_PORT paced=$PACED_PORT $(for t in "${!PORT[@]}"; do printf '%s=%s ' $t "${PORT[$t]}"; done)"
+  echo "ports: mock=$MOCK_PORT paced=$PACED_PORT bulk=$BULK_PORT $(for t in "${!PORT[@]}"; do printf '%s=%s ' $t "${PORT[$t]}"; done)"
   echo "DUR=$DUR REPS=$REPS SCENARIOS=$SCENARIOS LOGMODES=$LOGMODES"; } > "$OUT/env.txt" 2>&1
 
 render "$BENCH/conf/nginx-mock.conf.tmpl" "$RUN/mock.conf" "$MOCK_PORT" 2
 launch mock nginx -p "$RUN" -c "$RUN/mock.conf" -g 'daemon off;'
 launch paced python3 "$BENCH/tools/paced_sse_mock.py" "$PACED_PORT" 50 20
+launch bulk python3 "$BENCH/tools/body_mock.py" "$BULK_PORT"
 wait_http "http://127.0.0.1:$MOCK_PORT/health" 10 200 || exit 1
+wait_http "http://127.0.0.1:$BULK_PORT/health" 10 401 || exit 1
 MOCKS=("${STARTED[@]}")
 
 for lm in $LOGMODES; do
@@ -227,7 +333,7 @@ for lm in $LOGMODES; do
   done
   for ((rep=1; rep<=REPS; rep++)); do
     log "logging $lm rep $rep, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
-    for sc in $SCENARIOS; do
+    for sc in $WRK_SCENARIOS; do
       for t in $(rotate $((rep-1)) "${targets[@]}"); do
         [ "${sc%_*}" = json ] && [ $t = nginx1t ] && continue   # 16k buffers only matter for SSE
         run_wrk $lm $sc $t $rep
@@ -236,7 +342,9 @@ for lm in $LOGMODES; do
   done
   for t in "${proxies[@]}"; do [ -n "${PID[$t]:-}" ] && mem_sample $lm $t after_load; done
   [ "$FIDELITY" = 1 ] && fidelity $lm
+  [ $DO_BIGBODY = 1 ] && bigbody $lm
   [ "$SOAK_S" -gt 0 ] && [ $lm = off ] && soak $lm
+  [ $DO_RELOAD = 1 ] && reload_under_load $lm
   [ $lm = on ] && for t in "${proxies[@]}"; do
     for f in "$RUN/$t.out" "$RUN/$t.access.log"; do [ -f "$f" ] && log "$lm $t log: $(wc -l < "$f") lines in $(basename "$f")"; done; done
   for t in "${proxies[@]}"; do stop_one $t; done
@@ -249,7 +357,7 @@ for ((i=1; i<=COLDSTART_TRIALS; i++)); do
   for t in fluxgate1 nginx1; do
     case $t in
       fluxgate1) render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/cold.yaml" "${PORT[$t]}" 1
-                 cmd=(env FLUXGATE_LOG=info "$FLUXGATE_BIN" --config "$RUN/cold.yaml");;
+                 cmd=(env FLUXGATE_LOG=info "$FLUXGATE_BIN" --config "$RUN/cold.yaml" --control-socket "$RUN/cold.sock");;
       nginx1)    render "$BENCH/conf/nginx-proxy.conf.tmpl" "$RUN/cold.conf" "${PORT[$t]}" 1
                  cmd=(nginx -p "$RUN" -c "$RUN/cold.conf" -g 'daemon off;');;
     esac

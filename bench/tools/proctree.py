@@ -33,22 +33,27 @@ def rss(p):
         pass
     return 0
 
-args = sys.argv[1:]
-mode = args.pop(0) if args and args[0].startswith("--") else None
-roots = [int(p) for p in args if p.isdigit()]
-if mode == "--pids":
-    print(" ".join(map(str, tree(roots))))
-elif mode == "--rss":
-    t = tree(roots[:1])
-    print(rss(t[0]) if t else 0, sum(rss(p) for p in t[1:]), len(t) - 1 if t else 0)
-else:
-    ticks = rs = n = 0
-    for p in tree(roots):
-        try:
-            st = open(f"/proc/{p}/stat").read()
-            f = st[st.rindex(")") + 2:].split()
-            ticks += int(f[11]) + int(f[12])   # utime + stime
-            rs += rss(p); n += 1
-        except Exception:
-            pass
-    print(ticks, rs, n)
+def main():
+    args = sys.argv[1:]
+    mode = args.pop(0) if args and args[0].startswith("--") else None
+    roots = [int(p) for p in args if p.isdigit()]
+    if mode == "--pids":
+        print(" ".join(map(str, tree(roots))))
+    elif mode == "--rss":
+        t = tree(roots[:1])
+        print(rss(t[0]) if t else 0, sum(rss(p) for p in t[1:]), len(t) - 1 if t else 0)
+    else:
+        ticks = rs = n = 0
+        for p in tree(roots):
+            try:
+                st = open(f"/proc/{p}/stat").read()
+                f = st[st.rindex(")") + 2:].split()
+                ticks += int(f[11]) + int(f[12])   # utime + stime
+                rs += rss(p); n += 1
+            except Exception:
+                pass
+        print(ticks, rs, n)
+
+
+if __name__ == "__main__":
+    main()

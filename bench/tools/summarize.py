@@ -152,3 +152,101 @@ if os.path.exists(mem):
             print(f"| {r['logmode']} | {LABEL.get(r['target'], r['target'])} | {r['phase']} | {f(r['master_kb']) / 1024:.1f} | "
                   f"{f(r['workers_kb']) / 1024:.1f} | {n} | {fmt(f(r['workers_kb']) / 1024 / n if n else float('nan'), '.1f')} |")
         print()
+
+OKS = {True: "✔", False: "✘"}
+
+big = os.path.join(d, "bigbody.tsv")
+if os.path.exists(big):
+    brows = list(csv.DictReader(open(big), delimiter="\t"))
+    if brows:
+        print("## 1 GiB transfers through the proxy: worker RSS (sum of workers, sampled every 50 ms; target: adds < 8 MiB)\n")
+        print("| logging | target | direction | HTTP | all bytes arrived | MiB/s | RSS before MiB | max during MiB | "
+              "after MiB | added MiB (max − before) | < 8 MiB |")
+        print("|---|---|---|---:|---|---:|---:|---:|---:|---:|---|")
+        for r in brows:
+            secs, nbytes = f(r["seconds"]), f(r["bytes"])
+            added = (f(r["max_workers_kb"]) - f(r["before_workers_kb"])) / 1024
+            ok = r["verified"] == "1" and r["http_code"] == "200"
+            print(f"| {r['logmode']} | {LABEL.get(r['target'], r['target'])} | {r['direction']} | {r['http_code']} | "
+                  f"{'yes' if r['verified'] == '1' else 'NO'} | {fmt(nbytes / 1048576 / secs if secs else float('nan'), ',.0f')} | "
+                  f"{f(r['before_workers_kb']) / 1024:.1f} | {f(r['max_workers_kb']) / 1024:.1f} | "
+                  f"{f(r['after_workers_kb']) / 1024:.1f} | {added:+.1f} | {OKS[ok and added < 8]} |")
+        print()
+
+if os.path.exists(mem):
+    soak = defaultdict(list)
+    for r in csv.DictReader(open(mem), delimiter="\t"):
+        if r["phase"].startswith("soak_") and r["phase"].endswith("s"):
+            soak[(r["logmode"], r["target"])].append((f(r["phase"][5:-1]), f(r["workers_kb"]) / 1024))
+    st = {}
+    sk = os.path.join(d, "soak.tsv")
+    if os.path.exists(sk):
+        st = {(r["logmode"], r["target"]): r for r in csv.DictReader(open(sk), delimiter="\t")}
+    if soak:
+        print("## S7 soak: c=8 JSON, workers' RSS growth (least-squares slope over the samples after the first; "
+              "target < 0.5 MiB/min)\n")
+        print("| logging | target | seconds | samples | first MiB | last MiB | max MiB | growth MiB/min | < 0.5 | requests | errors |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+        for (lm, t), pts in soak.items():
+            pts.sort()
+            fit = pts[1:] if len(pts) >= 3 else pts
+            slope = float("nan")
+            if len(fit) >= 2:
+                mx, my = statistics.mean(p[0] for p in fit), statistics.mean(p[1] for p in fit)
+                den = sum((p[0] - mx) ** 2 for p in fit)
+                slope = sum((p[0] - mx) * (p[1] - my) for p in fit) / den * 60 if den else float("nan")
+            w = st.get((lm, t), {})
+            err = int(w.get("non2xx") or 0) + int(w.get("sockerr") or 0) if w else None
+            print(f"| {lm} | {LABEL.get(t, t)} | {pts[-1][0]:.0f} | {len(pts)} | {pts[0][1]:.1f} | {pts[-1][1]:.1f} | "
+                  f"{max(p[1] for p in pts):.1f} | {fmt(slope, '+.3f')} | {OKS[slope < 0.5] if slope == slope else '—'} | "
+                  f"{w.get('requests', '—')} | {'—' if err is None else err} |")
+        print()
+
+rl = os.path.join(d, "reload.jsonl")
+if os.path.exists(rl) and os.path.getsize(rl):
+    steps, loads = defaultdict(list), []
+    for line in open(rl):
+        try:
+            o = json.loads(line)
+        except ValueError:
+            continue
+        if o.get("kind") == "step" and isinstance(o["step_result"].get("step"), int):
+            steps[(o["logmode"], o["target"])].append(o["step_result"])
+        elif o.get("kind") == "load":
+            loads.append(o)
+    if loads:
+        print("## S8 reload under load: wrk c=64 JSON + 16 paced SSE streams (50 events × 20 ms) during six reloads "
+              "(target: 0 errors, 0 truncated streams)\n")
+        print("| logging | target | seconds | reloads applied | wrk requests | wrk non-2xx | wrk socket errors | streams ok | "
+              "truncated | failed | keep-alive closed before answer (retried) | proxy warnings | 0 errors, 0 truncated |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for o in loads:
+            w, s = o["wrk"], o.get("sse") or {}
+            ss = steps.get((o["logmode"], o["target"]), [])
+            applied = sum(1 for x in ss if x.get("apply_ms") is not None)
+            bad = w["non2xx"] + w["sockerr"] + s.get("truncated", 1) + s.get("failed", 1)
+            print(f"| {o['logmode']} | {LABEL.get(o['target'], o['target'])} | {o['seconds']} | {applied}/{o.get('steps', len(ss))} | "
+                  f"{w['requests']} | {w['non2xx']} | {w['sockerr']} | {s.get('ok', '—')} | {s.get('truncated', '—')} | "
+                  f"{s.get('failed', '—')} | {s.get('retried', '—')} | {o.get('log_warnings', '—')} | "
+                  f"{OKS[bad == 0 and applied == len(ss) and applied > 0]} |")
+        print()
+        when = {(o["logmode"], o["target"]): (o.get("sse") or {}).get("when", []) for o in loads}
+        print("Apply time per reload (ms; fluxgate: file replaced → `status` reports the new generation applied; "
+              "nginx: HUP → all new workers forked), then the stream events between this change and the next "
+              "(r = keep-alive closed before an answer, t = truncated, f = failed):\n")
+        ns = max([len(v) for v in steps.values()] + [1])
+        print("| logging | target | " + " | ".join(f"change {i}" for i in range(1, ns + 1)) + " |")
+        print("|---|---|" + "---|" * ns)
+        for (lm, t), ss in steps.items():
+            ts = [x.get("t", float("inf")) for x in ss] + [float("inf")]
+            cells = []
+            for i, x in enumerate(ss):
+                ev = defaultdict(int)
+                for k, tw in when.get((lm, t), []):
+                    if ts[i] <= tw < ts[i + 1]:
+                        ev[k] += 1
+                evs = " ".join(f"{n}{k}" for k, n in sorted(ev.items()))
+                cells.append(f"{fmt(x['apply_ms'] if x.get('apply_ms') is not None else float('nan'), '.0f', 'timeout')} "
+                             f"({x['trigger']}: {x['change']}){'; ' + evs if evs else ''}")
+            print(f"| {lm} | {LABEL.get(t, t)} | " + " | ".join(cells) + " |")
+        print()
