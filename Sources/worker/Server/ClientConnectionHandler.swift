@@ -37,6 +37,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     private var draining = false
     /// Shutting down: close once the current response (if any) is complete.
     private var quiescing = false
+    /// How long an idle keep-alive connection of a draining worker may still start a request.
+    static let drainIdleGrace: TimeAmount = .seconds(1)
     private var closeAfterResponse = false
     private var permitHeld = false
     private var readPending = false
@@ -114,10 +116,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
-        // Graceful shutdown: an idle connection closes now, a busy one after its response.
+        // Graceful shutdown: a busy connection closes after its response, which says
+        // `Connection: close`. An idle one is closed after a short grace unless a request starts
+        // in it: a keep-alive client under load sends its next request within milliseconds, and
+        // closing under it would fail that request; answered with `Connection: close`, it is not.
         quiescing = true
         closeAfterResponse = true
-        if !requestInProgress && queued.isEmpty { context.close(promise: nil) }
+        if !requestInProgress && queued.isEmpty { idle.closeIfIdle(after: Self.drainIdleGrace) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -176,7 +181,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        if !queued.isEmpty || (quiescing && !requestInProgress) {
+        if !queued.isEmpty {
             readPending = true
             return
         }
@@ -190,6 +195,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     // MARK: ClientSide
 
     func writeResponse(_ part: HTTPServerResponsePart) {
+        if closeAfterResponse, case .head(var head) = part {
+            // Say so, or a keep-alive client sends its next request into the close (a drain
+            // during load lost requests this way).
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+            context?.write(wrapOutboundOut(.head(head)), promise: nil)
+            return
+        }
         context?.write(wrapOutboundOut(part), promise: nil)
     }
 

@@ -18,7 +18,7 @@ final class ClientIdleHandler: ChannelInboundHandler {
     }
 
     private let limits: WorkerLimits
-    private var state = State.readingHead
+    private var state = State.idle
     private var timer: LazyTimer?
     private var context: ChannelHandlerContext?
 
@@ -57,6 +57,13 @@ final class ClientIdleHandler: ChannelInboundHandler {
         state = .inRequest
         // The exchange's own deadlines take over; this one is cleared without a cancellation.
         timer?.set(nil)
+    }
+
+    /// Closes the connection after `grace` if it is still waiting for a request then (a request
+    /// that starts in time gets the header timeout, and the connection closes after its response).
+    func closeIfIdle(after grace: TimeAmount) {
+        guard case .idle = state else { return }
+        timer?.set(in: grace)
     }
 
     func exchangeFinished() {

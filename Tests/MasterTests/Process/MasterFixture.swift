@@ -98,8 +98,11 @@ final class MasterFixture: @unchecked Sendable {
     deinit { _ = process.signal(SIGKILL) }
 }
 
-/// Several client threads sending requests, each on a new connection, until stopped; counts
-/// every failure (a refused or reset connection, a non-200 answer).
+/// Several client threads sending requests until stopped; counts every failure (a refused or
+/// reset connection, a non-200 answer). Each request gets a new connection, or with `keepAlive`
+/// the previous one is reused until the server answers `Connection: close` (as wrk and HTTP
+/// client libraries do): a request sent on a connection the server then closes fails, since a
+/// POST cannot be retried blindly.
 final class LoadGenerator: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
@@ -109,20 +112,26 @@ final class LoadGenerator: @unchecked Sendable {
     private let done = DispatchGroup()
     private var portValue: Int
 
-    init(port: Int, threads count: Int = 4, path: String = "/openai/v1/models", maxRequestsPerThread: Int = 20_000) {
+    init(port: Int, threads count: Int = 4, path: String = "/openai/v1/models", maxRequestsPerThread: Int = 20_000,
+         keepAlive: Bool = false) {
         portValue = port
         for _ in 0..<count {
             done.enter()
             let thread = Thread { [self] in
                 var sent = 0
+                var kept: RawConnection?
                 while !isStopped, sent < maxRequestsPerThread {
                     sent += 1
                     let port = currentPort
                     do {
-                        let response = try RawConnection(port: port, timeout: 15).request("GET", path)
+                        let connection = try kept ?? RawConnection(port: port, timeout: 15)
+                        let response = try connection.request("GET", path)
                         record(response.status == 200 ? nil : "status \(response.status) on port \(port)")
+                        let closing = response.header("connection")?.lowercased() == "close"
+                        kept = keepAlive && !closing ? connection : nil
                     } catch {
-                        record("\(error) on port \(port)")
+                        record("\(error) on port \(port)\(kept == nil ? "" : " (reused connection)")")
+                        kept = nil
                     }
                 }
                 done.leave()

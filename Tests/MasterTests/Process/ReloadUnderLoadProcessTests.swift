@@ -41,6 +41,25 @@ import TestSupport
         #expect(failures.isEmpty, "\(failures.count) failed requests, first: \(failures.prefix(5))")
     }
 
+    /// Shrinking replaces workers, which drain. Their keep-alive clients keep sending: each gets
+    /// its response with `Connection: close` and reconnects to a live worker, instead of sending
+    /// its next request into a closing connection (wrk lost 22-35 requests per shrink that way).
+    @Test func keepAliveClientsLoseNoRequestWhenTheirWorkerDrains() throws {
+        let master = try MasterFixture(workers: 2)
+        let load = LoadGenerator(port: master.port, threads: 4, keepAlive: true)
+        usleep(300_000)
+        for workers in [1, 2, 1] {
+            try master.rewrite(workers: workers)
+            let result = try master.reload()
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(master.waitForWorkers(workers).count == workers)
+            usleep(300_000)
+        }
+        let (succeeded, failures) = load.stop()
+        #expect(succeeded > 100, "the load really ran (\(succeeded) requests)")
+        #expect(failures.isEmpty, "\(failures.count) failed requests, first: \(failures.prefix(5))")
+    }
+
     @Test func aNewBindAddressServesAtOnceAndAnInFlightRequestOnTheOldOneCompletes() throws {
         let master = try MasterFixture(workers: 2)
         let newPort = try Self.freePort()
