@@ -1,0 +1,129 @@
+import Foundation  // only to check that the wire format is the one Foundation's JSON coders spoke
+import Testing
+@testable import Common
+
+/// The control channel's own JSON coder (no Foundation in the executables): every value the
+/// frames carry round-trips, and bad input is a `ControlProtocolError` that names no value.
+@Suite struct ControlJSONTests {
+    static let awkward = [
+        "", "plain", "quote \" backslash \\ slash /", "\\\"\\\\\\n", "tab\tnewline\nreturn\rbell\u{07}nul\u{00}end",
+        String((0..<0x20).map { Character(Unicode.Scalar(UInt8($0))) }) + "\u{7F}",
+        "é (precomposed) e\u{301} (combining)", "日本語", "emoji 🧪👩‍👩‍👧", "line separator \u{2028} paragraph \u{2029}",
+        "\u{FEFF}bom", "\u{10FFFF}", "}{][,:\"",
+    ]
+
+    static func fullConfiguration(text: String = "x") -> Configuration {
+        Configuration(
+            server: .init(bindAddress: BindAddress(parsing: "[::1]:0")!, maxConnections: .max, workers: .count(3),
+                          tls: .init(certificateFile: "/etc/\(text).pem", certificateChainPEM: "-----BEGIN\n\(text)\n",
+                                     privateKeyFile: "k.pem", privateKeyPEM: Secret("key \(text)"))),
+            upstreams: .init(requestTimeoutMs: .max, streamIdleTimeoutMs: 1, entries: [
+                .init(name: "openai \(text)", targetURL: TargetURL(scheme: .https, host: "api.example.com", explicitPort: 8443, basePath: "/v1/\(text)", query: text),
+                      apiKey: Secret("sk-\(text)"), requestPath: "/\(text)", apiKeyHeader: .xAPIKey,
+                      tlsCA: .init(file: "ca.pem", pem: text)),
+                .init(name: "local", targetURL: TargetURL(scheme: .http, host: "127.0.0.1", explicitPort: nil, basePath: "", query: nil),
+                      apiKey: Secret(""), requestPath: "/", apiKeyHeader: .apiKey),
+            ]),
+            apiKeys: .init(staticKeys: [.init(id: nil, key: Secret(text)), .init(id: text, key: Secret("k"), upstreams: ["a", text])],
+                           jwt: [.init(id: text, key: Secret(text))]))
+    }
+
+    static func roundTrip(_ message: ControlMessage) throws -> ControlMessage? {
+        var decoder = ControlFrameDecoder()
+        decoder.feed(try ControlFrame.encode(message))
+        return try decoder.next()
+    }
+
+    static func decodeFrame(_ json: String) throws -> ControlMessage? {
+        var decoder = ControlFrameDecoder()
+        let payload = Array(json.utf8)
+        decoder.feed([0, 0, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)] + payload)
+        return try decoder.next()
+    }
+
+    @Test(arguments: awkward)
+    func everyStringRoundTrips(_ text: String) throws {
+        let message = ControlMessage(type: .applyConfig, seq: 1, gen: 2, body: .init(config: Self.fullConfiguration(text: text), error: text))
+        let received = try #require(try Self.roundTrip(message))
+        #expect(received == message)
+        #expect(received.body.error?.unicodeScalars.elementsEqual(text.unicodeScalars) == true)
+    }
+
+    @Test func integersKeepEveryBitAtTheirLimits() throws {
+        let message = ControlMessage(type: .heartbeat, seq: .max, ack: .max - 1, gen: 0,
+                                     body: .init(pid: .min, slot: .max, inflight: .min, connections: 0, deadlineMs: .max))
+        #expect(try Self.roundTrip(message) == message)
+    }
+
+    @Test func absentOptionalsAreLeftOutAndReadBackAsNil() throws {
+        let bytes = try ControlJSONEncoder().encode(ControlMessage(type: .stop, seq: 5, gen: 6))
+        #expect(String(decoding: bytes, as: UTF8.self) == #"{"v":1,"type":"stop","seq":5,"gen":6,"body":{}}"#)
+        #expect(try Self.decodeFrame(#"{"v":1,"type":"stop","seq":5,"gen":6,"body":{"pid":null}}"#) == ControlMessage(type: .stop, seq: 5, gen: 6))
+    }
+
+    @Test func theWireFormatIsTheOneFoundationSpoke() throws {
+        let message = ControlMessage(type: .applyConfig, seq: 3, ack: 2, gen: 9,
+                                     body: .init(config: Self.fullConfiguration(text: Self.awkward.joined()), deadlineMs: 30_000))
+        let ours = try ControlJSONEncoder().encode(message)
+        #expect(try JSONDecoder().decode(ControlMessage.self, from: Data(ours)) == message)
+        let theirs = try JSONEncoder().encode(message)
+        #expect(try ControlJSONDecoder().decode(ControlMessage.self, from: Array(theirs)) == message)
+    }
+
+    @Test func escapesAndSurrogatePairsAreDecoded() throws {
+        let value = try JSONParser.parse(Array(#" [ "\u00e9\uD83E\uDDEA\/\b\f\n\r\t\"\\" , -0.5e+3 , true , null ] "#.utf8))
+        #expect(value == .array([.string("é🧪/\u{8}\u{C}\n\r\t\"\\"), .number("-0.5e+3"), .bool(true), .null]))
+    }
+
+    static let notJSON: [[UInt8]] = [
+        [], Array("{".utf8), Array("[1,]".utf8), Array(#"{"a":1,}"#.utf8), Array("01".utf8), Array("1.".utf8),
+        Array("-".utf8), Array("+1".utf8), Array(".5".utf8), Array("1e".utf8), Array("tru".utf8), Array("nul".utf8),
+        Array("NaN".utf8), Array(#""\x""#.utf8), Array(#""\u12""#.utf8), Array(#""\ud800""#.utf8),
+        Array(#""\ud800\u0041""#.utf8), Array(#""\udc00""#.utf8), Array(#""unterminated"#.utf8),
+        Array("\"raw \n newline\"".utf8), [0x22, 0xFF, 0x22], [0x22, 0xC0, 0x80, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22],
+        Array(#"{"a":1,"a":2}"#.utf8), Array("{} {}".utf8), Array("{1:2}".utf8), Array("[1 2]".utf8),
+        Array(repeating: UInt8(ascii: "["), count: 100_000), Array(repeating: UInt8(ascii: "{"), count: 100_000),
+    ]
+
+    @Test(arguments: notJSON)
+    func textThatIsNotJSONIsRejected(_ bytes: [UInt8]) {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(bytes) }
+    }
+
+    @Test func nestingUpToTheLimitIsAccepted() throws {
+        let depth = JSONParser.maxDepth
+        let text = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+        #expect(throws: Never.self) { try JSONParser.parse(Array(text.utf8)) }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(("[" + text + "]").utf8)) }
+    }
+
+    static let wrongShape = [
+        #"[]"#, #"{"v":1,"type":"stop","seq":1,"gen":1}"#, #"{"v":1,"type":"reboot","seq":1,"gen":1,"body":{}}"#,
+        #"{"v":1,"type":"stop","seq":-1,"gen":1,"body":{}}"#, #"{"v":1,"type":"stop","seq":1.0,"gen":1,"body":{}}"#,
+        #"{"v":1,"type":"stop","seq":18446744073709551616,"gen":1,"body":{}}"#,
+        #"{"v":"1","type":"stop","seq":1,"gen":1,"body":{}}"#, #"{"v":1,"type":"stop","seq":1,"gen":1,"body":{"pid":2147483648}}"#,
+        #"{"v":1,"type":"stop","seq":1,"gen":1,"body":{"config":{"version":1}}}"#,
+    ]
+
+    @Test(arguments: wrongShape)
+    func jsonOfTheWrongShapeIsAProtocolError(_ json: String) {
+        #expect(throws: ControlProtocolError.self) { try Self.decodeFrame(json) }
+    }
+
+    @Test func errorsSayWhereButNeverWhat() throws {
+        let secret = "sk-live-0123456789"
+        let frames = [
+            #"{"v":1,"type":"\#(secret)","seq":1,"gen":1,"body":{}}"#,
+            #"{"v":1,"type":"stop","seq":"\#(secret)","gen":1,"body":{}}"#,
+            #"{"v":1,"type":"stop","seq":1,"gen":1,"body":{"error":"\#(secret)\x"}}"#,
+            #"{"v":1,"type":"stop","seq":1,"gen":1,"body":{"config":{"version":1,"server":{},"upstreams":{},"apiKeys":{"staticKeys":[{"key":1}],"jwt":"\#(secret)"}}}}"#,
+        ]
+        for frame in frames {
+            let error = try #require(throws: ControlProtocolError.self) { try Self.decodeFrame(frame) }
+            #expect(!error.description.contains(secret), "\(error)")
+            #expect(!String(reflecting: error).contains(secret))
+        }
+        let typeError = try #require(throws: ControlProtocolError.self) { try Self.decodeFrame(frames[1]) }
+        #expect(typeError == .malformed("expected UInt64, found a string at seq"))
+    }
+}
