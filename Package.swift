@@ -26,14 +26,15 @@ let package = Package(
         .target(
             name: "Common",
             dependencies: [
-                "CYAML", "COpenSSL", "CSystemd", "CLinux",
+                "CYAML", "COpenSSL", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "FluxgateMaster",
             dependencies: [
-                "Common",
+                // libsystemd (sd_notify, sd_watchdog_enabled) is linked into the master alone.
+                "Common", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
