@@ -71,37 +71,4 @@ import Testing
         #expect(ForwardingHeaders.requestFraming([:]) == .none)
         #expect(ForwardingHeaders.requestFraming(["content-length": "0"]) == .contentLength)
     }
-
-    @Test func responseKeepsRepeatedSetCookieAndEncoding() {
-        let upstream: HTTPHeaders = [
-            "Set-Cookie": "a=1", "Content-Encoding": "gzip", "Connection": "close, X-Hop", "X-Hop": "1",
-            "Set-Cookie": "b=2", "Transfer-Encoding": "chunked", "Keep-Alive": "timeout=5",
-        ]
-        let (out, framing) = ForwardingHeaders.clientResponseHeaders(from: upstream, status: .ok, requestMethod: .POST)
-        #expect(pairs(out) == ["Set-Cookie: a=1", "Content-Encoding: gzip", "Set-Cookie: b=2",
-                               "transfer-encoding: chunked"])
-        #expect(framing == .chunked)
-    }
-
-    @Test func responseContentLengthIsKept() {
-        let (out, framing) = ForwardingHeaders.clientResponseHeaders(
-            from: ["Content-Length": "42"], status: .ok, requestMethod: .GET)
-        #expect(pairs(out) == ["Content-Length: 42"])
-        #expect(framing == .contentLength)
-    }
-
-    @Test func bodylessResponsesGetNoFraming() {
-        for (status, method) in [(HTTPResponseStatus.noContent, HTTPMethod.GET), (.notModified, .GET), (.ok, .HEAD)] {
-            let (out, framing) = ForwardingHeaders.clientResponseHeaders(
-                from: ["Transfer-Encoding": "chunked"], status: status, requestMethod: method)
-            #expect(out.isEmpty)
-            #expect(framing == .none)
-        }
-    }
-
-    @Test func redirectsAreRelayedWithLocation() {
-        let (out, _) = ForwardingHeaders.clientResponseHeaders(
-            from: ["Location": "https://elsewhere/", "Content-Length": "0"], status: .found, requestMethod: .GET)
-        #expect(out["location"] == ["https://elsewhere/"])
-    }
 }

@@ -91,32 +91,6 @@ enum ForwardingHeaders {
         }
     }
 
-    /// The client response's headers: the upstream's in order with every repeated value
-    /// (`Set-Cookie` included), minus hop-by-hop ones; then the framing this side uses.
-    ///
-    /// `Content-Length` is kept when the upstream sent one; otherwise a body that may exist is
-    /// sent chunked. Responses that cannot carry a body (HEAD, 1xx, 204, 304) get no added framing.
-    static func clientResponseHeaders(
-        from upstream: HTTPHeaders, status: HTTPResponseStatus, requestMethod: HTTPMethod
-    ) -> (headers: HTTPHeaders, framing: Framing) {
-        let named = connectionTokens(upstream, skippingHopByHop: true)
-        var out = HTTPHeaders()
-        out.reserveCapacity(upstream.count + 1)
-        var hasLength = false
-        for (name, value) in upstream {
-            let lower = name.lowercased()
-            if isHopByHop(lower) || (!named.isEmpty && named.contains(lower)) { continue }
-            if lower == "content-length" { hasLength = true }
-            out.add(name: name, value: value)
-        }
-        let code = status.code
-        let bodyless = requestMethod == .HEAD || code < 200 || code == 204 || code == 304
-        if bodyless { return (out, .none) }
-        if hasLength { return (out, .contentLength) }
-        out.add(name: "transfer-encoding", value: "chunked")
-        return (out, .chunked)
-    }
-
     /// Lower-cased header names listed in `Connection` (RFC 9110 §7.6.1). Values are split on
     /// commas by hand: `headers[canonicalForm:]` builds arrays and substrings for every message.
     static func connectionTokens(_ headers: HTTPHeaders) -> Set<String> {

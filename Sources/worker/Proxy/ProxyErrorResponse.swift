@@ -57,6 +57,18 @@ struct ProxyErrorResponse: Sendable, Equatable {
         return HTTPResponseHead(version: .http1_1, status: status, headers: headers)
     }
 
+    /// The whole response as it goes on the wire, and its body's length (for the log).
+    func wire(closeConnection: Bool, allocator: ByteBufferAllocator) -> (bytes: ByteBuffer, bodyLength: Int) {
+        let body = jsonBody
+        let head = head(closeConnection: closeConnection, bodyLength: body.utf8.count)
+        var out = allocator.buffer(capacity: 160 + body.utf8.count)
+        out.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
+        for (name, value) in head.headers { out.writeString("\(name): \(value)\r\n") }
+        out.writeStaticString("\r\n")
+        out.writeString(body)
+        return (out, body.utf8.count)
+    }
+
     func body(allocator: ByteBufferAllocator) -> ByteBuffer {
         allocator.buffer(string: jsonBody)
     }

@@ -5,7 +5,11 @@ import NIOHTTP1
 /// What an exchange needs from the client connection it serves (implemented by
 /// `ClientConnectionHandler`). All calls happen on the worker's event loop.
 protocol ClientSide: AnyObject {
-    func writeResponse(_ part: HTTPServerResponsePart)
+    /// The response head for the client without its final empty line (the client side adds
+    /// `connection: close` when it will close, then the empty line).
+    func writeResponseHead(_ head: ByteBuffer)
+    /// Response bytes as they go on the wire (body, with chunk framing when chunked).
+    func writeResponseBody(_ bytes: ByteBuffer)
     func flushResponse()
     var clientIsWritable: Bool { get }
     /// True between a client read's delivery and its read-complete, which flushes toward the upstream.
@@ -13,9 +17,9 @@ protocol ClientSide: AnyObject {
     func resumeClientReads()
     /// A proxy-made error in place of the upstream's response (nothing was sent to the client yet).
     func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse)
-    /// The upstream's response is complete: the client side writes `.end` (with `trailers`).
-    /// The exchange has already let go of its upstream connection.
-    func exchangeCompleted(trailers: HTTPHeaders?)
+    /// The upstream's response is complete (and written). The exchange has already let go of
+    /// its upstream connection.
+    func exchangeCompleted()
     /// The response was cut after its head: the client connection must be closed.
     func exchangeAborted()
 }
@@ -64,8 +68,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private(set) var requestBodyBytes = 0
     /// The request announced a body (`Content-Length` or `Transfer-Encoding`), even an empty one.
     var requestHadBody: Bool { ForwardingHeaders.requestFraming(parameters.head.headers) != .none }
+    /// Response body bytes relayed (payload, without chunk framing), for the log.
     private(set) var responseBodyBytes = 0
-    private(set) var responseStatus: HTTPResponseStatus?
+    /// The upstream's final status, once its head arrived.
+    private(set) var responseStatus: UInt?
+    private var reader: UpstreamResponseReader
+    private var upstreamErrored = false
     private(set) var requestEndReceived = false
     private var requestEndSent = false
     private var responseHeadReceived = false
@@ -82,6 +90,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.client = client
         self.timer = timer
         self.parameters = parameters
+        self.reader = UpstreamResponseReader(requestMethodIsHEAD: parameters.head.method == .HEAD)
     }
 
     // MARK: Client side
@@ -124,28 +133,32 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     var upstreamMayRead: Bool { client?.clientIsWritable ?? true }
 
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard case .connected = state, let client else { return }
-        switch part {
-        case .head(let head):
-            // 1xx are dropped by NIO's client codec (informationalResponseStrategy .drop).
-            responseHeadReceived = true
-            replay = nil
-            upstreamKeepAlive = head.isKeepAlive
-            responseStatus = head.status
-            let (headers, _) = ForwardingHeaders.clientResponseHeaders(
-                from: head.headers, status: head.status, requestMethod: parameters.head.method)
-            client.writeResponse(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)))
-            lastResponseActivity = .now()
-            timer.set(lastResponseActivity + parameters.streamIdleTimeout)
-        case .body(let buffer):
-            responseBodyBytes += buffer.readableBytes
-            lastResponseActivity = .now()
-            client.writeResponse(.body(.byteBuffer(buffer)))
-        case .end(let trailers):
-            // The connection is clean only if the upstream saw our whole request too.
-            finish(reusable: upstreamKeepAlive && requestEndSent)
-            client.exchangeCompleted(trailers: trailers)
+    func upstreamRead(_ bytes: ByteBuffer) {
+        guard case .connected(let connection) = state, let client else { return }
+        lastResponseActivity = .now()
+        do {
+            // The handler below must not touch `reader` (exclusive access while it reads).
+            try reader.read(bytes, allocator: connection.channel.allocator) { event in
+                switch event {
+                case .head(let head):
+                    responseHeadReceived = true
+                    replay = nil
+                    upstreamKeepAlive = head.keepAlive
+                    responseStatus = head.status
+                    client.writeResponseHead(head.clientHead)
+                    timer.set(lastResponseActivity + parameters.streamIdleTimeout)
+                case .body(let body, let payload):
+                    responseBodyBytes += payload
+                    client.writeResponseBody(body)
+                case .end(let clean):
+                    // The connection is clean only if the upstream saw our whole request too.
+                    finish(reusable: clean && upstreamKeepAlive && requestEndSent)
+                    client.exchangeCompleted()
+                }
+            }
+        } catch {
+            upstreamErrored = true
+            fail(responseHeadReceived ? nil : .upstreamFailed)
         }
     }
 
@@ -158,15 +171,26 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     func upstreamFailed(_ error: Error) {
-        // The channel closes right after; `upstreamClosed` decides what the client sees.
+        // The channel closes right after; `upstreamClosed` decides what the client sees. Nothing
+        // after an error is believed: a body that ends at the close must not complete when TLS
+        // reported a truncation just before it.
+        upstreamErrored = true
     }
 
     func upstreamClosed() {
         guard case .connected(let connection) = state else { return }
+        if responseHeadReceived, reader.endsAtClose, !upstreamErrored, reader.closed(), let client {
+            // A body delimited by the close is complete: end the chunked body this side made.
+            client.writeResponseBody(ByteBuffer(staticString: UpstreamResponseReader.lastChunk))
+            finish(reusable: false)
+            client.exchangeCompleted()
+            return
+        }
         if !responseHeadReceived, connection.hasBeenUsed, !retried, let parts = replay {
             // The upstream closed a kept-alive connection before answering: it most likely did so
             // while the connection was idle, before our request arrived. Replay on a fresh one.
             retried = true
+            reader = UpstreamResponseReader(requestMethodIsHEAD: parameters.head.method == .HEAD)
             pending = parts + pending
             replay = nil
             state = .connecting

@@ -4,7 +4,8 @@ import NIOHTTP1
 /// What an upstream connection reports to the request currently using it. All calls happen on the
 /// worker's event loop.
 protocol UpstreamConnectionDelegate: AnyObject {
-    func upstreamReceived(_ part: HTTPClientResponsePart)
+    /// Raw bytes of the response (`UpstreamResponseReader` frames them).
+    func upstreamRead(_ bytes: ByteBuffer)
     /// One socket read has been delivered: the moment to flush toward the client (SSE latency).
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
@@ -14,10 +15,11 @@ protocol UpstreamConnectionDelegate: AnyObject {
     var upstreamMayRead: Bool { get }
 }
 
-/// The last handler of an upstream connection's pipeline (after NIO's HTTP/1 client codec).
+/// The last handler of an upstream connection's pipeline: requests go out through NIO's request
+/// encoder, responses come in as raw bytes for the exchange's `UpstreamResponseReader`.
 /// Idle in the pool it has no delegate: any byte then is a protocol violation and closes it.
 final class UpstreamHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
@@ -44,7 +46,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        delegate.upstreamReceived(part)
+        delegate.upstreamRead(part)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

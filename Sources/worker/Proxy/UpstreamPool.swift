@@ -165,10 +165,10 @@ final class UpstreamPool {
                         try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
                                                        handshakeTimeout: handshakeTimeout))
                     }
-                    // No outbound header validation (see WorkerServer): the head is built from
-                    // llhttp-parsed client headers and validated config values.
-                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false,
-                                                   encoderConfiguration: encoderConfiguration)
+                    // Requests go out through NIO's encoder (no header validation, see
+                    // WorkerServer: the head is built from llhttp-parsed client headers and
+                    // validated config values); responses are read raw by the exchange.
+                    try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
                     try sync.addHandler(UpstreamHandler())
                 }
             }

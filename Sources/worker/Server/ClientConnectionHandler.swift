@@ -17,8 +17,8 @@ import Glibc
 /// two `epoll_ctl` calls per request. Here the read interest stays while nothing is queued.
 final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let worker: WorkerLoopState
     private let idle: ClientIdleHandler
@@ -142,7 +142,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             self.exchange = nil
             exchange.clientClosed()
             // nginx's 499: the client closed before the response was complete.
-            logAndRelease(status: exchange.responseStatus?.code ?? 499, exchange: exchange)
+            logAndRelease(status: exchange.responseStatus ?? 499, exchange: exchange)
         }
         releasePermit()
         context.fireChannelInactive()
@@ -163,7 +163,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         if let exchange {
             self.exchange = nil
             exchange.clientClosed()
-            logAndRelease(status: exchange.responseStatus?.code ?? 400, exchange: exchange)
+            logAndRelease(status: exchange.responseStatus ?? 400, exchange: exchange)
             if exchange.responseStatus != nil {
                 context.close(promise: nil)
                 return
@@ -194,15 +194,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     // MARK: ClientSide
 
-    func writeResponse(_ part: HTTPServerResponsePart) {
-        if closeAfterResponse, case .head(var head) = part {
+    func writeResponseHead(_ head: ByteBuffer) {
+        var head = head
+        if closeAfterResponse {
             // Say so, or a keep-alive client sends its next request into the close (a drain
             // during load lost requests this way).
-            head.headers.replaceOrAdd(name: "connection", value: "close")
-            context?.write(wrapOutboundOut(.head(head)), promise: nil)
-            return
+            head.writeStaticString("connection: close\r\n")
         }
-        context?.write(wrapOutboundOut(part), promise: nil)
+        head.writeStaticString("\r\n")
+        context?.write(wrapOutboundOut(head), promise: nil)
+    }
+
+    func writeResponseBody(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     func flushResponse() { context?.flush() }
@@ -222,17 +226,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         writeError(error, requestComplete: exchange.requestEndReceived, context: context)
     }
 
-    func exchangeCompleted(trailers: HTTPHeaders?) {
+    func exchangeCompleted() {
         guard let context, let exchange else { return }
         self.exchange = nil
-        logAndRelease(status: exchange.responseStatus?.code ?? 502, exchange: exchange)
-        endResponse(trailers: trailers, requestComplete: exchange.requestEndReceived, context: context)
+        logAndRelease(status: exchange.responseStatus ?? 502, exchange: exchange)
+        endResponse( requestComplete: exchange.requestEndReceived, context: context)
     }
 
     func exchangeAborted() {
         guard let exchange else { return }
         self.exchange = nil
-        logAndRelease(status: exchange.responseStatus?.code ?? 502, exchange: exchange)
+        logAndRelease(status: exchange.responseStatus ?? 502, exchange: exchange)
         context?.close(promise: nil)
     }
 
@@ -252,11 +256,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
                 // llhttp stops parsing after an upgrade or CONNECT request: the connection cannot
                 // carry another request.
                 closeAfterResponse = true
-            }
-            if head.method == .CONNECT {
-                // NIO's response encoder never writes a body in answer to CONNECT (a 2xx would
-                // switch to a tunnel), so this one response is written as raw bytes below it.
-                return rejectConnect(rejection)
             }
             return reject(rejection, context: context)
         }
@@ -285,7 +284,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             // The client holds its body back until told to send it (curl does for bodies over
             // 1 KiB, waiting a second otherwise): the request is accepted, so say so now.
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
         let upstreams = snapshot.configuration.upstreams
         guard let timer = exchangeTimer else { return }
@@ -305,49 +304,32 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         writeError(error, requestComplete: false, context: context)
     }
 
-    private func rejectConnect(_ error: ProxyErrorResponse) {
-        let body = error.jsonBody
-        var text = "HTTP/1.1 \(error.status.code) \(error.status.reasonPhrase)\r\n"
-        for (name, value) in error.head(closeConnection: true, bodyLength: body.utf8.count).headers {
-            text += "\(name): \(value)\r\n"
-        }
-        text += "\r\n" + body
-        record.status = error.status.code
-        record.responseBodyLength = body.utf8.count
-        record.durationMs = durationMs()
-        record.emit(to: worker.logger)
-        releasePermit()
-        idle.writeRawAndClose(text)
-    }
-
     /// Writes a proxy-made response for the current request and logs it.
     private func writeError(_ error: ProxyErrorResponse, requestComplete: Bool, context: ChannelHandlerContext) {
-        let body = error.body(allocator: context.channel.allocator)
-        context.write(wrapOutboundOut(.head(error.head(closeConnection: closeAfterResponse, bodyLength: body.readableBytes))),
-                      promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let (bytes, bodyLength) = error.wire(closeConnection: closeAfterResponse, allocator: context.channel.allocator)
+        context.write(wrapOutboundOut(bytes), promise: nil)
         record.status = error.status.code
-        record.responseBodyLength = body.readableBytes
+        record.responseBodyLength = bodyLength
         record.durationMs = durationMs()
         record.emit(to: worker.logger)
         releasePermit()
-        endResponse(trailers: nil, requestComplete: requestComplete, context: context)
+        endResponse(requestComplete: requestComplete, context: context)
     }
 
     /// Writes the response's `.end`, then hands on a queued pipelined request, whose own
     /// response may end re-entrantly: every state change happens before.
-    private func endResponse(trailers: HTTPHeaders?, requestComplete: Bool, context: ChannelHandlerContext) {
+    private func endResponse(requestComplete: Bool, context: ChannelHandlerContext) {
         discardingRequest = !requestComplete
         awaitingResponse = false
         if requestComplete { requestFinished() }
         if closeAfterResponse {
             queued = []
-            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+            // Close once everything written so far has gone out.
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+                .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
-        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        context.flush()
         resumeClientReads()
         deliverQueued(context: context)
     }

@@ -71,16 +71,6 @@ final class ClientIdleHandler: ChannelInboundHandler {
         arm(limits.idleKeepAliveTimeoutMs)
     }
 
-    /// Writes bytes straight to the socket, below the HTTP encoder, then closes: only for a
-    /// response NIO's encoder refuses to frame (see `ClientConnectionHandler.rejectConnect`).
-    func writeRawAndClose(_ text: String) {
-        guard let context else { return }
-        timer?.invalidate()
-        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
-    }
-
     private func arm(_ milliseconds: Int64) {
         timer?.set(in: .milliseconds(milliseconds))
     }

@@ -53,12 +53,6 @@ final class WorkerServer: Sendable {
         decoder.maxHeaderListSize = limits.decoderHeaderListLimit
         decoder.maxHeaderFieldCount = limits.decoderHeaderCountLimit
         let decoderLimits = decoder
-        var encoder = HTTPResponseEncoder.Configuration()
-        // ForwardingHeaders and ProxyErrorResponse frame every response themselves (a HEAD
-        // response must keep the upstream's Content-Length and never get a chunked terminator).
-        encoder.automaticallySetFramingHeaders = false
-        let encoderConfiguration = encoder
-
         let bootstrap = ServerBootstrap(group: eventLoop)
             .serverChannelOption(.backlog, value: 511)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -77,14 +71,11 @@ final class WorkerServer: Sendable {
                     }
                     let idle = ClientIdleHandler(limits: worker.limits)
                     try sync.addHandler(idle)
-                    // Outbound header validation is off: every header we write was either parsed
-                    // (and checked) by llhttp, comes from a config value the validator checked for
-                    // CR/LF/control characters, or is a constant. It cost ~7% of a request's CPU.
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false,
-                        withOutboundHeaderValidation: false,
-                        withEncoderConfiguration: encoderConfiguration,
-                        withDecoderLimitConfiguration: decoderLimits)
+                    // Requests are decoded by NIO's llhttp decoder (strict parsing, smuggling
+                    // checks); responses are written as bytes by ClientConnectionHandler (the
+                    // upstream's head rewritten, its body as received), so there is no encoder.
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
+                        leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
                     try sync.addHandler(ClientConnectionHandler(worker: worker, idle: idle))
                 }
             }

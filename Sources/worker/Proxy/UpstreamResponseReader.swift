@@ -1,0 +1,519 @@
+import NIOCore
+
+/// Reads an upstream's HTTP/1.1 response from the raw bytes of its connection and turns it into
+/// what the client is sent: a rewritten head, then the body **byte for byte as the upstream framed
+/// it**. Nothing is decoded and re-encoded: a `Content-Length` body and a chunked body go through
+/// as received (slices of the read buffers, no copy); the reader only follows the framing to know
+/// where the response ends. A body delimited by the connection's close is sent chunked.
+///
+/// This replaces NIO's response decoder and response encoder on the relay path, which built a
+/// `String` for every header name and value, a new `HTTPHeaders` for the client, and re-framed
+/// every body part (behaviour §5's rules are the same; see `ForwardingHeaders`).
+///
+/// The head is parsed strictly: anything unusual is a `ResponseError` (502 when nothing was sent
+/// yet), never a guess. Bytes after the end of a response are a protocol violation: the
+/// connection is then not reused.
+struct UpstreamResponseReader {
+    struct ResponseError: Error, Equatable {
+        var reason: String
+    }
+
+    /// A final response head, ready for the client.
+    struct Head {
+        var status: UInt
+        /// The head to send: status line, the upstream's end-to-end headers as received, framing.
+        /// Without the final empty line: `ClientSide` adds `connection: close` when it closes.
+        var clientHead: ByteBuffer
+        /// The upstream connection may carry another request after this response.
+        var keepAlive: Bool
+    }
+
+    enum Event {
+        case head(Head)
+        /// Bytes for the client, in order (body, with framing when chunked), and how many of them
+        /// are payload (for the log: chunk framing is not counted).
+        case body(ByteBuffer, payload: Int)
+        /// The response is complete. `reusable` is false when the upstream sent bytes past it
+        /// (whether the upstream keeps the connection open is `Head.keepAlive`).
+        case end(reusable: Bool)
+    }
+
+    /// Longest response head accepted (status line and header fields).
+    static let maxHeadBytes = 64 * 1024
+
+    private enum Framing {
+        case length(remaining: Int)
+        case chunked(ChunkedScanner)
+        case untilClose
+    }
+
+    private enum State {
+        case head
+        case body(Framing)
+        case done
+    }
+
+    private let requestIsHead: Bool
+    private var state = State.head
+    private var headBytes: ByteBuffer?
+    private(set) var status: UInt?
+
+    init(requestMethodIsHEAD: Bool) {
+        self.requestIsHead = requestMethodIsHEAD
+    }
+
+    var isComplete: Bool { if case .done = state { return true } else { return false } }
+    /// The body runs until the upstream closes: its close completes the response.
+    var endsAtClose: Bool { if case .body(.untilClose) = state { return true } else { return false } }
+
+    /// Feeds one read; `emit` gets the events it completes, in order.
+    mutating func read(_ buffer: ByteBuffer, allocator: ByteBufferAllocator, emit: (Event) -> Void) throws(ResponseError) {
+        var buffer = buffer
+        while buffer.readableBytes > 0 {
+            switch state {
+            case .done:
+                // Unsolicited bytes after the response: the stream is desynchronised.
+                return emit(.end(reusable: false))
+            case .head:
+                guard let head = try readHead(from: &buffer, allocator: allocator) else { return }
+                if let head { emit(.head(head)) }
+                if case .done = state {
+                    // A response without a body (HEAD, 204, 304, Content-Length: 0) ends with its head.
+                    emit(.end(reusable: buffer.readableBytes == 0))
+                    return
+                }
+            case .body(let framing):
+                try readBody(framing, from: &buffer, allocator: allocator, emit: emit)
+            }
+        }
+    }
+
+    /// The connection closed: completes a body delimited by the close (the terminating chunk is
+    /// the caller's to send: `Event.end` after `.untilClose`); anything else is truncated.
+    mutating func closed() -> Bool {
+        guard case .body(.untilClose) = state else { return isComplete }
+        state = .done
+        return true
+    }
+
+    /// The chunk that ends a body this side chunked itself (`endsAtClose`).
+    static let lastChunk: StaticString = "0\r\n\r\n"
+
+    // MARK: Head
+
+    /// nil: more bytes needed. `.some(nil)`: an interim (1xx) head was skipped.
+    private mutating func readHead(from buffer: inout ByteBuffer, allocator: ByteBufferAllocator)
+        throws(ResponseError) -> Head?? {
+        // Fast path: the whole head is in this read (the usual case) and nothing is buffered.
+        if headBytes == nil, let end = Self.headEnd(in: buffer) {
+            let head = buffer.readSlice(length: end)!
+            return try parsedHead(head, allocator: allocator)
+        }
+        var pending = headBytes ?? allocator.buffer(capacity: buffer.readableBytes)
+        let previous = pending.readableBytes
+        pending.writeImmutableBuffer(buffer)
+        guard let end = Self.headEnd(in: pending, from: max(0, previous - 3)) else {
+            guard pending.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
+            headBytes = pending
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return nil
+        }
+        headBytes = nil
+        buffer.moveReaderIndex(forwardBy: end - previous)
+        return try parsedHead(pending.getSlice(at: pending.readerIndex, length: end)!, allocator: allocator)
+    }
+
+    /// Offset just past the first CRLFCRLF, if any.
+    private static func headEnd(in buffer: ByteBuffer, from start: Int = 0) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes -> Int? in
+            var i = start
+            let n = bytes.count
+            while i + 3 < n {
+                if bytes[i + 3] != UInt8(ascii: "\n") { i += bytes[i + 3] == UInt8(ascii: "\r") ? 1 : 4; continue }
+                if bytes[i] == UInt8(ascii: "\r"), bytes[i + 1] == UInt8(ascii: "\n"), bytes[i + 2] == UInt8(ascii: "\r") {
+                    return i + 4
+                }
+                i += 1
+            }
+            return nil
+        }
+    }
+
+    private mutating func parsedHead(_ head: ByteBuffer, allocator: ByteBufferAllocator) throws(ResponseError) -> Head?? {
+        guard head.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
+        let parsed = try ResponseHeadParser.parse(head)
+        if parsed.status < 200 {
+            // 100 Continue and 103 Early Hints are interim: the final response follows (NIO's
+            // client codec dropped them too). 101 would switch protocols, which was not asked for.
+            guard parsed.status != 101 else { throw ResponseError(reason: "unexpected 101 Switching Protocols") }
+            return .some(nil)
+        }
+        status = parsed.status
+        let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
+        var keepAlive = parsed.keepAlive
+        var out = allocator.buffer(capacity: head.readableBytes + 32)
+        out.writeStaticString("HTTP/1.1 ")
+        head.withUnsafeReadableBytes { bytes in
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[parsed.statusStart..<parsed.statusLineEnd]))
+            out.writeStaticString("\r\n")
+            for line in parsed.forwarded {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[line]))
+                out.writeStaticString("\r\n")
+            }
+        }
+        if bodyless {
+            state = .done
+        } else if parsed.chunked {
+            out.writeStaticString("transfer-encoding: chunked\r\n")
+            state = .body(.chunked(ChunkedScanner()))
+        } else if parsed.transferEncoded {
+            // A coding other than chunked last: the body ends at the close (RFC 9112 §6.3).
+            out.writeStaticString("transfer-encoding: chunked\r\n")
+            keepAlive = false
+            state = .body(.untilClose)
+        } else if let length = parsed.contentLength {
+            state = length == 0 ? .done : .body(.length(remaining: length))
+        } else {
+            out.writeStaticString("transfer-encoding: chunked\r\n")
+            keepAlive = false
+            state = .body(.untilClose)
+        }
+        return .some(Head(status: parsed.status, clientHead: out, keepAlive: keepAlive))
+    }
+
+    // MARK: Body
+
+    private mutating func readBody(_ framing: Framing, from buffer: inout ByteBuffer, allocator: ByteBufferAllocator,
+                                   emit: (Event) -> Void) throws(ResponseError) {
+        switch framing {
+        case .length(let remaining):
+            let count = min(remaining, buffer.readableBytes)
+            emit(.body(buffer.readSlice(length: count)!, payload: count))
+            if count == remaining {
+                state = .done
+                emit(.end(reusable: buffer.readableBytes == 0))
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            } else {
+                state = .body(.length(remaining: remaining - count))
+            }
+        case .chunked(var scanner):
+            let (consumed, payload) = try buffer.withUnsafeReadableBytes { bytes throws(ResponseError) in
+                try scanner.scan(bytes)
+            }
+            emit(.body(buffer.readSlice(length: consumed)!, payload: payload))
+            if scanner.isFinished {
+                state = .done
+                emit(.end(reusable: buffer.readableBytes == 0))
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            } else {
+                state = .body(.chunked(scanner))
+            }
+        case .untilClose:
+            let count = buffer.readableBytes
+            var framed = allocator.buffer(capacity: 12)
+            framed.writeString(String(count, radix: 16))
+            framed.writeStaticString("\r\n")
+            emit(.body(framed, payload: 0))
+            emit(.body(buffer.readSlice(length: count)!, payload: count))
+            emit(.body(Self.crlf, payload: 0))
+        }
+    }
+
+    private static let crlf = ByteBuffer(staticString: "\r\n")
+}
+
+/// The parts of a response head the relay needs, as byte ranges into the head.
+struct ResponseHeadParser {
+    var status: UInt = 0
+    /// From the status code to the end of the status line (code and reason, as received).
+    var statusStart = 0
+    var statusLineEnd = 0
+    /// Header lines to forward (without CRLF), in order.
+    var forwarded: [Range<Int>] = []
+    var contentLength: Int?
+    var chunked = false
+    var transferEncoded = false
+    var keepAlive = true
+
+    typealias ResponseError = UpstreamResponseReader.ResponseError
+
+    /// Parses a head that ends with CRLFCRLF.
+    static func parse(_ head: ByteBuffer) throws(ResponseError) -> ResponseHeadParser {
+        try head.withUnsafeReadableBytes { bytes throws(ResponseError) in try parse(bytes) }
+    }
+
+    static func parse(_ bytes: UnsafeRawBufferPointer) throws(ResponseError) -> ResponseHeadParser {
+        var p = ResponseHeadParser()
+        let n = bytes.count - 2  // the final CRLF
+        guard n >= 0, bytes[n] == UInt8(ascii: "\r"), bytes[n + 1] == UInt8(ascii: "\n") else {
+            throw ResponseError(reason: "response head not terminated")
+        }
+        // Status line: HTTP/1.x SP 3DIGIT [SP reason]
+        guard let statusEnd = lineEnd(bytes, from: 0, limit: n) else { throw ResponseError(reason: "malformed status line") }
+        guard statusEnd >= 12, bytes.starts(with: "HTTP/1.".utf8), bytes[8] == UInt8(ascii: " ") else {
+            throw ResponseError(reason: "malformed status line")
+        }
+        let minor = bytes[7]
+        guard minor == UInt8(ascii: "1") || minor == UInt8(ascii: "0") else { throw ResponseError(reason: "unsupported HTTP version") }
+        var status: UInt = 0
+        for i in 9..<12 {
+            let d = bytes[i] &- UInt8(ascii: "0")
+            guard d <= 9 else { throw ResponseError(reason: "malformed status code") }
+            status = status * 10 + UInt(d)
+        }
+        guard status >= 100, statusEnd == 12 || bytes[12] == UInt8(ascii: " ") else {
+            throw ResponseError(reason: "malformed status line")
+        }
+        for i in 12..<statusEnd where !isFieldValueByte(bytes[i]) { throw ResponseError(reason: "malformed reason phrase") }
+        p.status = status
+        p.statusStart = 9
+        p.statusLineEnd = statusEnd
+        var http10 = minor == UInt8(ascii: "0")
+        var closeToken = false
+        var keepAliveToken = false
+        var connectionNamed: [Range<Int>] = []
+        var lines: [(line: Range<Int>, name: Range<Int>)] = []
+        lines.reserveCapacity(16)
+
+        var start = statusEnd + 2
+        while start < n {
+            guard let end = lineEnd(bytes, from: start, limit: n) else { throw ResponseError(reason: "malformed header line") }
+            guard let colon = (start..<end).first(where: { bytes[$0] == UInt8(ascii: ":") }), colon > start else {
+                throw ResponseError(reason: "malformed header line")
+            }
+            for i in start..<colon where !isTokenByte(bytes[i]) { throw ResponseError(reason: "malformed header name") }
+            var valueStart = colon + 1
+            var valueEnd = end
+            for i in valueStart..<valueEnd where !isFieldValueByte(bytes[i]) { throw ResponseError(reason: "malformed header value") }
+            while valueStart < valueEnd, isOWS(bytes[valueStart]) { valueStart += 1 }
+            while valueEnd > valueStart, isOWS(bytes[valueEnd - 1]) { valueEnd -= 1 }
+            let name = start..<colon
+            let value = valueStart..<valueEnd
+            switch HeaderName(bytes, name) {
+            case .contentLength:
+                guard let length = parseLength(bytes, value) else { throw ResponseError(reason: "invalid Content-Length") }
+                if let previous = p.contentLength, previous != length { throw ResponseError(reason: "conflicting Content-Length") }
+                p.contentLength = length
+                lines.append((start..<end, name))
+            case .transferEncoding:
+                p.transferEncoded = true
+                // The final coding decides: chunked framing only when it is last.
+                p.chunked = lastToken(bytes, value).map { equalsLowercase(bytes, $0, "chunked") } ?? false
+            case .connection:
+                forEachToken(bytes, value) { token in
+                    if equalsLowercase(bytes, token, "close") { closeToken = true }
+                    else if equalsLowercase(bytes, token, "keep-alive") { keepAliveToken = true }
+                    else { connectionNamed.append(token) }
+                }
+            case .hopByHop:
+                break
+            case .other:
+                lines.append((start..<end, name))
+            }
+            start = end + 2
+        }
+        if p.transferEncoded {
+            // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3): the stale length goes.
+            p.contentLength = nil
+            lines.removeAll { HeaderName(bytes, $0.name) == .contentLength }
+        }
+        if http10 && keepAliveToken { http10 = false }
+        p.keepAlive = !closeToken && !http10
+        p.forwarded = lines.compactMap { line in
+            connectionNamed.contains { equalsIgnoringCase(bytes, $0, line.name) } ? nil : line.line
+        }
+        return p
+    }
+
+    private enum HeaderName: Equatable {
+        case contentLength, transferEncoding, connection, hopByHop, other
+
+        /// The headers of `ForwardingHeaders.hopByHop` are dropped; a few are read.
+        init(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) {
+            switch name.count {
+            case 14 where equalsLowercase(bytes, name, "content-length"): self = .contentLength
+            case 17 where equalsLowercase(bytes, name, "transfer-encoding"): self = .transferEncoding
+            case 10 where equalsLowercase(bytes, name, "connection"): self = .connection
+            case 10 where equalsLowercase(bytes, name, "keep-alive"),
+                 18 where equalsLowercase(bytes, name, "proxy-authenticate"),
+                 19 where equalsLowercase(bytes, name, "proxy-authorization"),
+                 2 where equalsLowercase(bytes, name, "te"),
+                 7 where equalsLowercase(bytes, name, "trailer"),
+                 8 where equalsLowercase(bytes, name, "trailers"),
+                 7 where equalsLowercase(bytes, name, "upgrade"):
+                self = .hopByHop
+            default: self = .other
+            }
+        }
+    }
+
+    /// Index of the CR of the CRLF that ends the line starting at `from`; a bare CR or LF is malformed.
+    private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int, limit: Int) -> Int? {
+        var i = from
+        while i < limit {
+            let b = bytes[i]
+            if b == UInt8(ascii: "\r") { return bytes[i + 1] == UInt8(ascii: "\n") ? i : nil }
+            if b == UInt8(ascii: "\n") { return nil }
+            i += 1
+        }
+        return nil
+    }
+
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(b)
+        }
+    }
+
+    /// VCHAR, obs-text, SP and HTAB (RFC 9110 §5.5): no CR, LF, NUL or other controls.
+    static func isFieldValueByte(_ b: UInt8) -> Bool { b >= 0x20 ? b != 0x7F : b == 0x09 }
+
+    private static func isOWS(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
+
+    private static func parseLength(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Int? {
+        // Only digits (a list like "5, 5" is refused rather than interpreted).
+        guard !value.isEmpty, value.count <= 18 else { return nil }
+        var n = 0
+        for i in value {
+            let d = bytes[i] &- UInt8(ascii: "0")
+            guard d <= 9 else { return nil }
+            n = n * 10 + Int(d)
+        }
+        return n
+    }
+
+    private static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var i = value.lowerBound
+        while i < value.upperBound {
+            var end = i
+            while end < value.upperBound, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var s = i, e = end
+            while s < e, isOWS(bytes[s]) { s += 1 }
+            while e > s, isOWS(bytes[e - 1]) { e -= 1 }
+            if s < e { body(s..<e) }
+            i = end + 1
+        }
+    }
+
+    private static func lastToken(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Range<Int>? {
+        var last: Range<Int>?
+        forEachToken(bytes, value) { last = $0 }
+        return last
+    }
+
+    /// `lowercase` is lower-case ASCII.
+    static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
+        guard range.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        for (k, i) in range.enumerated() where bytes[i] | 0x20 != expected[k] { return false }
+        return true
+    }
+
+    private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        guard a.count == b.count else { return false }
+        for k in 0..<a.count where bytes[a.lowerBound + k] | 0x20 != bytes[b.lowerBound + k] | 0x20 { return false }
+        return true
+    }
+}
+
+/// Follows a chunked body (RFC 9112 §7.1) to find its end and count its payload, without
+/// changing a byte: chunk sizes, extensions and trailer fields go to the client as received.
+struct ChunkedScanner {
+    private enum State {
+        case size(digits: Int, value: Int)
+        /// After the size: extensions or whitespace until CR.
+        case sizeTail
+        case sizeLF
+        case data(remaining: Int)
+        case dataCR
+        case dataLF
+        /// At the start of a trailer line (or of the final empty line).
+        case trailerLineStart
+        case trailerLine
+        case trailerLF
+        case finalLF
+        case finished
+    }
+
+    private var state = State.size(digits: 0, value: 0)
+    private var lastChunk = false
+
+    var isFinished: Bool { if case .finished = state { return true } else { return false } }
+
+    /// Scans bytes until the body ends or they run out: (bytes that belong to the body, payload bytes among them).
+    mutating func scan(_ bytes: UnsafeRawBufferPointer) throws(UpstreamResponseReader.ResponseError) -> (Int, Int) {
+        typealias Failure = UpstreamResponseReader.ResponseError
+        var i = 0
+        var payload = 0
+        let n = bytes.count
+        while i < n {
+            let b = bytes[i]
+            switch state {
+            case .size(let digits, let value):
+                if let d = Self.hexValue(b) {
+                    guard digits < 15 else { throw Failure(reason: "chunk size too large") }
+                    state = .size(digits: digits + 1, value: value << 4 | d)
+                } else {
+                    guard digits > 0, b == UInt8(ascii: ";") || b == UInt8(ascii: " ") || b == UInt8(ascii: "\t")
+                        || b == UInt8(ascii: "\r") else { throw Failure(reason: "malformed chunk size") }
+                    lastChunk = value == 0
+                    state = .sizeTail
+                    pendingSize = value
+                    continue  // re-read this byte as part of the tail
+                }
+            case .sizeTail:
+                if b == UInt8(ascii: "\r") { state = .sizeLF }
+                else if b == UInt8(ascii: "\n") || !ResponseHeadParser.isFieldValueByte(b) {
+                    throw Failure(reason: "malformed chunk line")
+                }
+            case .sizeLF:
+                guard b == UInt8(ascii: "\n") else { throw Failure(reason: "malformed chunk line") }
+                state = lastChunk ? .trailerLineStart : .data(remaining: pendingSize)
+            case .data(let remaining):
+                let take = min(remaining, n - i)
+                payload += take
+                i += take
+                state = take == remaining ? .dataCR : .data(remaining: remaining - take)
+                continue
+            case .dataCR:
+                guard b == UInt8(ascii: "\r") else { throw Failure(reason: "chunk data not followed by CRLF") }
+                state = .dataLF
+            case .dataLF:
+                guard b == UInt8(ascii: "\n") else { throw Failure(reason: "chunk data not followed by CRLF") }
+                state = .size(digits: 0, value: 0)
+            case .trailerLineStart:
+                if b == UInt8(ascii: "\r") { state = .finalLF }
+                else if ResponseHeadParser.isFieldValueByte(b) { state = .trailerLine }
+                else { throw Failure(reason: "malformed trailer") }
+            case .trailerLine:
+                if b == UInt8(ascii: "\r") { state = .trailerLF }
+                else if !ResponseHeadParser.isFieldValueByte(b) { throw Failure(reason: "malformed trailer") }
+            case .trailerLF:
+                guard b == UInt8(ascii: "\n") else { throw Failure(reason: "malformed trailer") }
+                state = .trailerLineStart
+            case .finalLF:
+                guard b == UInt8(ascii: "\n") else { throw Failure(reason: "malformed chunked body end") }
+                state = .finished
+                return (i + 1, payload)
+            case .finished:
+                return (i, payload)
+            }
+            i += 1
+        }
+        return (i, payload)
+    }
+
+    private var pendingSize = 0
+
+    private static func hexValue(_ b: UInt8) -> Int? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(b - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(b - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(b - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+    }
+}

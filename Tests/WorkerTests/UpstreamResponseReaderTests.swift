@@ -1,0 +1,147 @@
+import NIOCore
+import Testing
+@testable import FluxgateWorker
+
+/// The relay's response side: the head the client gets (behaviour §5's header rules), and the body
+/// passed on byte for byte with the response's end found by its framing.
+@Suite struct UpstreamResponseReaderTests {
+    struct Result {
+        var head: String?
+        var keepAlive: Bool?
+        var body = ""
+        var payload = 0
+        var ends: [Bool] = []
+        var error: UpstreamResponseReader.ResponseError?
+        var reader: UpstreamResponseReader
+    }
+
+    /// Feeds `reads` one by one, like socket reads.
+    func relay(_ reads: [String], head: Bool = false) -> Result {
+        var result = Result(reader: UpstreamResponseReader(requestMethodIsHEAD: head))
+        for read in reads {
+            do {
+                try result.reader.read(ByteBuffer(string: read), allocator: ByteBufferAllocator()) { event in
+                    switch event {
+                    case .head(let h):
+                        result.head = String(buffer: h.clientHead)
+                        result.keepAlive = h.keepAlive
+                    case .body(let bytes, let payload):
+                        result.body += String(buffer: bytes)
+                        result.payload += payload
+                    case .end(let reusable):
+                        result.ends.append(reusable)
+                    }
+                }
+            } catch {
+                result.error = error
+                break
+            }
+        }
+        return result
+    }
+
+    @Test func chunkedBodyPassesVerbatimWithTrailersAndHopByHopHeadersGo() {
+        let body = "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+        let r = relay(["HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Encoding: gzip\r\nConnection: keep-alive, X-Hop\r\n"
+                       + "X-Hop: 1\r\nSet-Cookie: b=2\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=5\r\n\r\n" + body])
+        #expect(r.head == "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Encoding: gzip\r\nSet-Cookie: b=2\r\n"
+                + "transfer-encoding: chunked\r\n")
+        #expect(r.body == body)
+        #expect(r.payload == 11)
+        #expect(r.ends == [true])
+        #expect(r.keepAlive == true)
+    }
+
+    @Test func aChunkedBodySplitAnywhereEndsExactlyAtItsLastChunk() {
+        let response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        let r = relay(response.map { String($0) })
+        #expect(r.head == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n")
+        #expect(r.body == "3\r\nabc\r\n0\r\n\r\n")
+        #expect(r.ends == [true])
+    }
+
+    @Test func contentLengthIsKeptAndTheBodyEndsAtIt() {
+        let r = relay(["HTTP/1.1 201 Created\r\nContent-Length: 10\r\nLocation: https://elsewhere/\r\n\r\n01234", "56789"])
+        #expect(r.head == "HTTP/1.1 201 Created\r\nContent-Length: 10\r\nLocation: https://elsewhere/\r\n")
+        #expect(r.body == "0123456789")
+        #expect(r.ends == [true])
+    }
+
+    @Test func bytesPastTheEndMakeTheConnectionUnusable() {
+        #expect(relay(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"]).ends == [false])
+        #expect(relay(["HTTP/1.1 204 No Content\r\n\r\nX"]).ends == [false])
+        #expect(relay(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"]).keepAlive == false)
+        #expect(relay(["HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"]).keepAlive == false)
+        #expect(relay(["HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"]).keepAlive == true)
+    }
+
+    @Test func responsesWithoutABodyEndWithTheirHeadAndGetNoFraming() {
+        for (status, isHead) in [("204 No Content", false), ("304 Not Modified", false), ("200 OK", true)] {
+            let r = relay(["HTTP/1.1 \(status)\r\nTransfer-Encoding: chunked\r\nETag: \"x\"\r\n\r\n"], head: isHead)
+            #expect(r.head == "HTTP/1.1 \(status)\r\nETag: \"x\"\r\n")
+            #expect(r.body.isEmpty)
+            #expect(r.ends == [true])
+        }
+        // A HEAD response keeps the length of the body it describes.
+        #expect(relay(["HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n"], head: true).head
+                == "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n")
+    }
+
+    @Test func aBodyEndingAtTheCloseIsSentChunkedAndEndsWithTheClose() {
+        var r = relay(["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nab", "cde"])
+        #expect(r.head == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ntransfer-encoding: chunked\r\n")
+        #expect(r.body == "2\r\nab\r\n3\r\ncde\r\n")
+        #expect(r.payload == 5)
+        #expect(r.keepAlive == false)
+        #expect(r.ends.isEmpty)
+        #expect(r.reader.endsAtClose)
+        let completed = r.reader.closed()
+        #expect(completed)
+        // Any other body cut by the close is truncated.
+        var cut = relay(["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"])
+        let truncatedCompleted = cut.reader.closed()
+        #expect(!truncatedCompleted)
+    }
+
+    @Test func transferEncodingOverridesAStaleContentLength() {
+        let r = relay(["HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"])
+        #expect(r.head == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n")
+        #expect(r.ends == [true])
+    }
+
+    @Test func interimResponsesAreSkipped() {
+        let r = relay(["HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+                       "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"])
+        #expect(r.head == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n")
+        #expect(r.body == "x")
+        #expect(relay(["HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\n\r\n"]).error != nil)
+    }
+
+    @Test(arguments: [
+        "HTTP/2 200 OK\r\n\r\n",
+        "HTTP/1.1 20 OK\r\n\r\n",
+        "HTTP/1.1 200OK\r\n\r\n",
+        "ICY 200 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A : 1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n: empty\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: a\nX-B: b\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: a\u{0}b\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n",
+    ])
+    func malformedResponsesAreErrorsNotGuesses(response: String) {
+        #expect(relay([response]).error != nil)
+    }
+
+    @Test func anEndlessHeadIsRefused() {
+        let line = "X-Filler: " + String(repeating: "a", count: 1000) + "\r\n"
+        let r = relay(["HTTP/1.1 200 OK\r\n"] + Array(repeating: line, count: 70))
+        #expect(r.error != nil)
+        #expect(r.head == nil)
+    }
+}
