@@ -1,4 +1,5 @@
 import Common
+import NIOCore
 import NIOHTTP1
 import Testing
 @testable import FluxgateWorker
@@ -70,5 +71,22 @@ import Testing
         #expect(out["transfer-encoding"] == ["chunked"])
         #expect(ForwardingHeaders.requestFraming([:]) == .none)
         #expect(ForwardingHeaders.requestFraming(["content-length": "0"]) == .contentLength)
+    }
+
+    /// The relay writes the head as bytes; it carries exactly `upstreamRequestHeaders`, in order.
+    @Test func theWireHeadIsTheRequestLineAndTheForwardedHeaders() {
+        let client: HTTPHeaders = [
+            "Host": "proxy.local", "Authorization": "Bearer client", "Accept": "a", "Connection": "X-Drop",
+            "X-Drop": "1", "X-Multi": "1", "X-Multi": "2", "Transfer-Encoding": "chunked", "Content-Length": "3",
+        ]
+        var bytes = ByteBuffer()
+        ForwardingHeaders.writeUpstreamRequestHead(
+            method: .POST, target: "/v1/chat?x=1", client: client, upstream: upstream, hostHeader: "api.openai.com",
+            framing: ForwardingHeaders.requestFraming(client), into: &bytes)
+        let expected = "POST /v1/chat?x=1 HTTP/1.1\r\n"
+            + pairs(ForwardingHeaders.upstreamRequestHeaders(from: client, upstream: upstream)).map { $0 + "\r\n" }.joined()
+            + "\r\n"
+        #expect(String(buffer: bytes) == expected)
+        #expect(expected.contains("transfer-encoding: chunked\r\n") && !expected.contains("Content-Length"))
     }
 }

@@ -1,4 +1,5 @@
 import Common
+import NIOCore
 import NIOHTTP1
 
 /// Header rules of behaviour §5. Pure functions over `HTTPHeaders` so they are tested without a
@@ -62,23 +63,67 @@ enum ForwardingHeaders {
     static func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream,
                                        hostHeader: String) -> HTTPHeaders {
         let framing = requestFraming(client)
-        var named = connectionTokens(client, skippingHopByHop: true)
-        // The client's own copy of the header the provider key goes in is dropped, so the upstream
-        // never sees two (`authorization` and `x-api-key` are client-only anyway).
-        if upstream.apiKeyHeader == .apiKey && !upstream.apiKey.value.isEmpty { named.insert("api-key") }
+        let named = droppedNames(client, upstream: upstream)
         var out = HTTPHeaders()
         out.reserveCapacity(client.count + 3)
         out.add(name: "host", value: hostHeader)
-        for (name, value) in client {
-            let lower = name.lowercased()
-            if isClientOnly(lower) || isHopByHop(lower) || (!named.isEmpty && named.contains(lower)) { continue }
-            // A chunked body is re-framed as chunked: a stale length would desynchronise the upstream.
-            if framing == .chunked && lower == "content-length" { continue }
+        for (name, value) in client where forwards(name, framing: framing, named: named) {
             out.add(name: name, value: value)
         }
         addProviderKey(to: &out, upstream: upstream)
         if framing == .chunked { out.add(name: "transfer-encoding", value: "chunked") }
         return out
+    }
+
+    /// The upstream request's head as it goes on the wire: request line, then the headers of
+    /// `upstreamRequestHeaders` in the same order, written straight into one buffer (no header
+    /// list is built and no encoder runs on the relay path).
+    static func writeUpstreamRequestHead(method: HTTPMethod, target: String, client: HTTPHeaders,
+                                         upstream: Configuration.Upstream, hostHeader: String,
+                                         framing: Framing, into out: inout ByteBuffer) {
+        out.writeString(method.rawValue)
+        out.writeStaticString(" ")
+        out.writeString(target)
+        out.writeStaticString(" HTTP/1.1\r\nhost: ")
+        out.writeString(hostHeader)
+        out.writeStaticString("\r\n")
+        let named = droppedNames(client, upstream: upstream)
+        for (name, value) in client where forwards(name, framing: framing, named: named) {
+            out.writeString(name)
+            out.writeStaticString(": ")
+            out.writeString(value)
+            out.writeStaticString("\r\n")
+        }
+        let key = upstream.apiKey.value
+        if !key.isEmpty {
+            switch upstream.apiKeyHeader {
+            case .authorization: out.writeStaticString("authorization: Bearer ")
+            case .xAPIKey: out.writeStaticString("x-api-key: ")
+            case .apiKey: out.writeStaticString("api-key: ")
+            }
+            out.writeString(key)
+            out.writeStaticString("\r\n")
+        }
+        if framing == .chunked { out.writeStaticString("transfer-encoding: chunked\r\n") }
+        out.writeStaticString("\r\n")
+    }
+
+    /// Names (lower-case) of client headers that never go upstream besides the fixed sets: those
+    /// named in `Connection`, and the client's own copy of the header the provider key goes in,
+    /// so the upstream never sees two (`authorization` and `x-api-key` are client-only anyway).
+    private static func droppedNames(_ client: HTTPHeaders, upstream: Configuration.Upstream) -> Set<String> {
+        var named = connectionTokens(client, skippingHopByHop: true)
+        if upstream.apiKeyHeader == .apiKey && !upstream.apiKey.value.isEmpty { named.insert("api-key") }
+        return named
+    }
+
+    /// Whether a client header is forwarded: not a credential, `Host` or hop-by-hop, not named
+    /// in `Connection`; and no `Content-Length` beside a chunked body (re-framed as chunked: a
+    /// stale length would desynchronise the upstream).
+    private static func forwards(_ name: String, framing: Framing, named: Set<String>) -> Bool {
+        let lower = name.lowercased()
+        if isClientOnly(lower) || isHopByHop(lower) || (!named.isEmpty && named.contains(lower)) { return false }
+        return !(framing == .chunked && lower == "content-length")
     }
 
     static func addProviderKey(to headers: inout HTTPHeaders, upstream: Configuration.Upstream) {

@@ -57,17 +57,19 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private var state = State.connecting
 
     /// Request parts received from the client while no connection is ready yet.
-    private var pending: [HTTPClientRequestPart] = []
+    private var pending: [RequestPart] = []
     /// Request parts already sent on a reused connection, kept until the first response byte so
     /// the request can be replayed on a fresh connection if the upstream had closed the reused one
     /// while it sat idle. nil once replay is impossible (too large, response started, retried).
-    private var replay: [HTTPClientRequestPart]?
+    private var replay: [RequestPart]?
     private var replayBytes = 0
     private var retried = false
 
     private(set) var requestBodyBytes = 0
     /// The request announced a body (`Content-Length` or `Transfer-Encoding`), even an empty one.
-    var requestHadBody: Bool { ForwardingHeaders.requestFraming(parameters.head.headers) != .none }
+    var requestHadBody: Bool { requestFraming != .none }
+    /// How the client framed its body; the upstream gets the same framing.
+    private let requestFraming: ForwardingHeaders.Framing
     /// Response body bytes relayed (payload, without chunk framing), for the log.
     private(set) var responseBodyBytes = 0
     /// The upstream's final status, once its head arrived.
@@ -91,6 +93,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.timer = timer
         self.parameters = parameters
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: parameters.head.method == .HEAD)
+        self.requestFraming = ForwardingHeaders.requestFraming(parameters.head.headers)
     }
 
     // MARK: Client side
@@ -108,12 +111,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     func clientBody(_ buffer: ByteBuffer) {
         requestBodyBytes += buffer.readableBytes
-        send(.body(.byteBuffer(buffer)))
+        send(.body(buffer))
     }
 
     func clientEnd() {
         requestEndReceived = true
-        send(.end(nil))
+        send(.end)
     }
 
     func clientReadComplete() {
@@ -249,14 +252,16 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // idle connections), which leaves only a microsecond race for a POST to lose to.
         replay = connection.hasBeenUsed && !retried && Self.isIdempotent(parameters.head.method) ? [] : nil
         replayBytes = 0
-        let head = HTTPRequestHead(
-            version: .http1_1, method: parameters.head.method, uri: parameters.targetPathAndQuery,
-            headers: ForwardingHeaders.upstreamRequestHeaders(from: parameters.head.headers, upstream: parameters.route.upstream,
-                                                              hostHeader: parameters.route.hostHeader))
+        var head = connection.channel.allocator.buffer(capacity: 512)
+        ForwardingHeaders.writeUpstreamRequestHead(
+            method: parameters.head.method, target: parameters.targetPathAndQuery, client: parameters.head.headers,
+            upstream: parameters.route.upstream, hostHeader: parameters.route.hostHeader, framing: requestFraming,
+            into: &head)
         let buffered = pending
         pending = []
         requestEndSent = false
-        write(.head(head), on: connection)
+        // The head is not kept for a replay: a replay writes a fresh one.
+        connection.handler.send(head)
         for part in buffered { write(part, on: connection) }
         if flushNow { connection.handler.flush() }
         client?.resumeClientReads()
@@ -269,7 +274,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         }
     }
 
-    private func send(_ part: HTTPClientRequestPart) {
+    /// A piece of the request body as the client sent it (de-chunked by the decoder), or its end.
+    private enum RequestPart {
+        case body(ByteBuffer)
+        case end
+    }
+
+    private func send(_ part: RequestPart) {
         switch state {
         case .connecting: pending.append(part)
         case .connected(let connection): write(part, on: connection)
@@ -277,14 +288,33 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         }
     }
 
-    private func write(_ part: HTTPClientRequestPart, on connection: UpstreamConnection) {
+    private func write(_ part: RequestPart, on connection: UpstreamConnection) {
         if replay != nil {
-            if case .body(.byteBuffer(let buffer)) = part { replayBytes += buffer.readableBytes }
+            if case .body(let buffer) = part { replayBytes += buffer.readableBytes }
             if replayBytes > parameters.replayBufferBytes { replay = nil } else { replay!.append(part) }
         }
-        if case .end = part { requestEndSent = true }
-        connection.handler.send(part)
+        switch part {
+        case .body(let buffer):
+            guard buffer.readableBytes > 0 else { return }
+            if requestFraming == .chunked {
+                // The decoder removed the client's chunk framing; the upstream gets it again.
+                var size = connection.channel.allocator.buffer(capacity: 12)
+                size.writeString(String(buffer.readableBytes, radix: 16))
+                size.writeStaticString("\r\n")
+                connection.handler.send(size)
+                connection.handler.send(buffer)
+                connection.handler.send(Self.crlf)
+            } else {
+                connection.handler.send(buffer)
+            }
+        case .end:
+            requestEndSent = true
+            if requestFraming == .chunked { connection.handler.send(Self.lastChunk) }
+        }
     }
+
+    private static let crlf = ByteBuffer(staticString: "\r\n")
+    private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")
 
     /// The timer's deadline passed: before the response head it is the request timeout; after
     /// it, the stream idle timeout, unless a chunk arrived since the timer was set.

@@ -15,13 +15,13 @@ protocol UpstreamConnectionDelegate: AnyObject {
     var upstreamMayRead: Bool { get }
 }
 
-/// The last handler of an upstream connection's pipeline: requests go out through NIO's request
-/// encoder, responses come in as raw bytes for the exchange's `UpstreamResponseReader`.
+/// The only handler of an upstream connection's pipeline (after TLS for https): requests go out
+/// as bytes the exchange wrote, responses come in as raw bytes for its `UpstreamResponseReader`.
 /// Idle in the pool it has no delegate: any byte then is a protocol violation and closes it.
 final class UpstreamHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// Strong (no side table on the exchange): the exchange clears it when it ends, and the pool
     /// when it takes the connection back.
@@ -86,7 +86,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         context.read()
     }
 
-    func send(_ part: HTTPClientRequestPart) {
+    func send(_ part: ByteBuffer) {
         context?.write(wrapOutboundOut(part), promise: nil)
     }
 

@@ -142,15 +142,7 @@ final class UpstreamPool {
         idle[connection.origin] = list.isEmpty ? nil : list
     }
 
-    /// ForwardingHeaders frames the body exactly as the client did; NIO must not add framing.
-    private static let encoderConfiguration: HTTPRequestEncoder.Configuration = {
-        var configuration = HTTPRequestEncoder.Configuration()
-        configuration.automaticallySetFramingHeaders = false
-        return configuration
-    }()
-
     private func connect(_ target: TargetURL, origin: String, tls: TLSContext?) -> EventLoopFuture<UpstreamConnection> {
-        let encoderConfiguration = Self.encoderConfiguration
         let handshakeTimeout = TimeAmount.milliseconds(limits.tlsHandshakeTimeoutMs)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(limits.upstreamConnectTimeoutMs))
@@ -160,15 +152,11 @@ final class UpstreamPool {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls {
-                        // Below the HTTP codec: the codec sees plaintext exactly as on http.
+                        // Below the relay handler, which sees plaintext exactly as on http.
                         let connection = try TLSConnection(client: tls, host: target.host, port: target.port)
                         try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
                                                        handshakeTimeout: handshakeTimeout))
                     }
-                    // Requests go out through NIO's encoder (no header validation, see
-                    // WorkerServer: the head is built from llhttp-parsed client headers and
-                    // validated config values); responses are read raw by the exchange.
-                    try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
                     try sync.addHandler(UpstreamHandler())
                 }
             }

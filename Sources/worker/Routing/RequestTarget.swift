@@ -36,6 +36,9 @@ struct RequestTarget: Sendable, Equatable {
     /// True when a segment is `.` or `..`, also percent-encoded (`%2e`, `%2E`, `.%2e`, …).
     /// Such paths are rejected with 400 (behaviour §4 [differs]) rather than resolved.
     var hasDotSegment: Bool {
+        // Almost every path has neither `.` nor `%`: answer that without splitting into segments
+        // (the split allocated an array per request).
+        guard path.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "%") }) else { return false }
         for segment in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
             if Self.isDotSegment(segment) { return true }
         }

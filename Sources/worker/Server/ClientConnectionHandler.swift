@@ -127,8 +127,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         clientReadInProgress = false
+        // Flushes toward the upstream. Nothing toward the client: whatever is written to it in a
+        // read (proxy-made responses, 100 Continue) is flushed where it is written.
         exchange?.clientReadComplete()
-        context.flush()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
