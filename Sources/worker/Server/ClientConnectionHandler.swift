@@ -282,7 +282,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         record.targetURL = match.targetURL
         record.upstream = match.upstream.name
 
-        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+        if RequestPreflight.expectsContinue(head) {
             // The client holds its body back until told to send it (curl does for bodies over
             // 1 KiB, waiting a second otherwise): the request is accepted, so say so now.
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
