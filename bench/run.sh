@@ -202,25 +202,31 @@ fidelity() {     # S5: paced SSE (50 events x 20 ms) through each target, c=1 an
   done
 }
 
-soak() {         # S7 growth: fluxgate1 and nginx1 under c=8 JSON for SOAK_S seconds, RSS every step (30 s, less for short soaks)
-  local lm=$1 t step=30 i n t0 el
+soak() {         # S7 growth: fluxgate1 and nginx1 under c=8 JSON for SOAK_S seconds at the same time, RSS every step
+  local lm=$1 t step=30 i n t0 el soaked=()
   [ "$SOAK_S" -lt 300 ] && step=$(( SOAK_S / 10 > 5 ? SOAK_S / 10 : 5 ))
   n=$(( SOAK_S / step ))
+  # Both targets soak side by side: growth per minute is what is compared, and the run stays
+  # SOAK_S long instead of twice that.
   for t in fluxgate1 nginx1; do
     [ -z "${PID[$t]:-}" ] && continue
     read -r url key model stream < <(target_url "$t" json)
     log "soak $lm $t: ${SOAK_S}s at c=8, RSS every ${step}s"
-    launch soakwrk env BODY_MODEL=$model BODY_STREAM=false timeout $((SOAK_S+30)) wrk -t1 -c8 -d"${SOAK_S}s" --timeout 10s \
+    launch "soakwrk_$t" env BODY_MODEL=$model BODY_STREAM=false timeout $((SOAK_S+30)) wrk -t1 -c8 -d"${SOAK_S}s" --timeout 10s \
       -s "$BENCH/tools/post.lua" -H "Authorization: Bearer $key" "$url"
-    t0=$(date +%s.%N)
-    for ((i=0; i<=n; i++)); do
-      sleep "$(python3 -c "import time,sys; print(max(0.0, $t0 + $i*$step - time.time()))")"
-      el=$(python3 -c "import time; print(round(time.time() - $t0))")
-      mem_sample "$lm" "$t" "soak_${el}s"
-      kill -0 "${PID[soakwrk]}" 2>/dev/null || break
-    done
-    join_one soakwrk; cp "$RUN/soakwrk.out" "$OUT/raw/soak_${lm}_$t.txt"
-    read -r _ _ _ nreq non2xx sockerr < <(python3 "$BENCH/tools/parse_wrk.py" < "$RUN/soakwrk.out")
+    soaked+=("$t")
+  done
+  [ ${#soaked[@]} -eq 0 ] && return 0
+  t0=$(date +%s.%N)
+  for ((i=0; i<=n; i++)); do
+    sleep "$(python3 -c "import time,sys; print(max(0.0, $t0 + $i*$step - time.time()))")"
+    el=$(python3 -c "import time; print(round(time.time() - $t0))")
+    for t in "${soaked[@]}"; do mem_sample "$lm" "$t" "soak_${el}s"; done
+    kill -0 "${PID[soakwrk_${soaked[0]}]}" 2>/dev/null || break
+  done
+  for t in "${soaked[@]}"; do
+    join_one "soakwrk_$t"; cp "$RUN/soakwrk_$t.out" "$OUT/raw/soak_${lm}_$t.txt"
+    read -r _ _ _ nreq non2xx sockerr < <(python3 "$BENCH/tools/parse_wrk.py" < "$RUN/soakwrk_$t.out")
     echo -e "$lm\t$t\t$SOAK_S\t$step\t$nreq\t$non2xx\t$sockerr" >> "$SOAK"
     log "soak $lm $t: n=$nreq non2xx=$non2xx sockerr=$sockerr"
   done
