@@ -11,7 +11,7 @@ struct RequestTarget: Sendable, Equatable {
     init?(uri: String) {
         var rest = Substring(uri)
         if !rest.hasPrefix("/") {
-            guard let schemeEnd = rest.range(of: "://") else { return nil }
+            guard let schemeEnd = rest.firstRange(of: "://") else { return nil }
             let scheme = rest[..<schemeEnd.lowerBound].lowercased()
             guard scheme == "http" || scheme == "https" else { return nil }
             let afterAuthority = rest[schemeEnd.upperBound...]

@@ -55,6 +55,9 @@ final class WorkerServer: Sendable {
         let decoderLimits = decoder
         let bootstrap = ServerBootstrap(group: eventLoop)
             .serverChannelOption(.backlog, value: 511)
+            // Accept up to 16 queued connections per wake-up (NIO's default is 4): a burst of new
+            // clients otherwise waits for several loop turns.
+            .serverChannelOption(.maxMessagesPerRead, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.recvAllocator, value: WorkerLimits.relayReadAllocator)
