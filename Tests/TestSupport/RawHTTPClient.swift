@@ -137,7 +137,13 @@ public final class RawConnection {
     /// Reads one whole response (Content-Length, chunked, or until close). `onChunk` sees each
     /// chunk of a chunked body as it arrives, with the time it arrived.
     public func readResponse(method: String = "GET", onChunk: (([UInt8]) -> Void)? = nil) throws -> Response {
-        var response = try readHead()
+        try readResponse(afterHead: readHead(), method: method, onChunk: onChunk)
+    }
+
+    /// Reads the body of a response whose head `readHead` returned.
+    public func readResponse(afterHead head: Response, method: String = "GET",
+                             onChunk: (([UInt8]) -> Void)? = nil) throws -> Response {
+        var response = head
         if method == "HEAD" || response.status == 204 || response.status == 304 || (100..<200).contains(response.status) {
             return response
         }

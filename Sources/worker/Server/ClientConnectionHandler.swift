@@ -40,6 +40,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     /// How long an idle keep-alive connection of a draining worker may still start a request.
     static let drainIdleGrace: TimeAmount = .seconds(1)
     private var closeAfterResponse = false
+    /// The current response's head said `connection: close`.
+    private var closeAnnounced = false
     private var permitHeld = false
     private var readPending = false
     private var record = RequestLogRecord()
@@ -201,6 +203,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             // Say so, or a keep-alive client sends its next request into the close (a drain
             // during load lost requests this way).
             head.writeStaticString("connection: close\r\n")
+            closeAnnounced = true
         }
         head.writeStaticString("\r\n")
         context?.write(wrapOutboundOut(head), promise: nil)
@@ -250,6 +253,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         started = .now()
         record = RequestLogRecord(clientIP: clientIP, method: head.method.rawValue, requestURL: head.uri)
         closeAfterResponse = !head.isKeepAlive || quiescing
+        closeAnnounced = false
         discardingRequest = true
 
         if let rejection = RequestPreflight.check(head, limits: worker.limits) {
@@ -308,6 +312,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     /// Writes a proxy-made response for the current request and logs it.
     private func writeError(_ error: ProxyErrorResponse, requestComplete: Bool, context: ChannelHandlerContext) {
         let (bytes, bodyLength) = error.wire(closeConnection: closeAfterResponse, allocator: context.channel.allocator)
+        closeAnnounced = closeAfterResponse
         context.write(wrapOutboundOut(bytes), promise: nil)
         record.status = error.status.code
         record.responseBodyLength = bodyLength
@@ -323,6 +328,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         discardingRequest = !requestComplete
         awaitingResponse = false
         if requestComplete { requestFinished() }
+        if closeAfterResponse && !closeAnnounced && requestComplete && quiescing {
+            // The drain began after this response's head went out, so the client was not told
+            // and may already be sending its next request: serve one more (it will say
+            // `connection: close`), or close once the grace has passed with none.
+            context.flush()
+            resumeClientReads()
+            idle.closeIfIdle(after: Self.drainIdleGrace)
+            deliverQueued(context: context)
+            return
+        }
         if closeAfterResponse {
             queued = []
             // Close once everything written so far has gone out.
