@@ -13,17 +13,13 @@ A stream is
 Streams still running at DURATION_S are finished (each bounded by STREAM_TIMEOUT_S).
 Prints one JSON line; "when" lists [t|f|r, wall-clock time] of the first 200 non-ok events."""
 import asyncio, json, sys, time
-from urllib.parse import urlparse
+from sse_request import stream_request
 
 URL, KEY, MODEL = sys.argv[1], sys.argv[2], sys.argv[3]
 CONC, DUR = int(sys.argv[4]), float(sys.argv[5])
 EXPECT = int(sys.argv[6]) if len(sys.argv) > 6 else 51
 STO = float(sys.argv[7]) if len(sys.argv) > 7 else 15.0
-u = urlparse(URL)
-BODY = json.dumps({"model": MODEL, "stream": True, "max_tokens": 64,
-                   "messages": [{"role": "user", "content": "stream please"}]}).encode()
-REQ = (f"POST {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nAuthorization: Bearer {KEY}\r\n"
-       f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+u, REQ = stream_request(URL, KEY, MODEL)
 st = {"streams": 0, "ok": 0, "truncated": 0, "failed": 0, "retried": 0, "reconnects": 0,
       "events_min": None, "status": {}, "why": {}, "when": []}
 
