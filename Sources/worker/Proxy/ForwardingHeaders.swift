@@ -52,32 +52,11 @@ enum ForwardingHeaders {
         return .none
     }
 
-    /// The upstream request's headers: the client's in order with every repeated value, minus
-    /// credentials, `Host` and hop-by-hop headers (also those named in `Connection`); then `Host`
-    /// for the upstream, the provider key in the upstream's style, and the body framing.
-    static func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream) -> HTTPHeaders {
-        upstreamRequestHeaders(from: client, upstream: upstream, hostHeader: upstream.targetURL.hostHeader)
-    }
-
-    /// As above with the `Host` value already built (`Router.Route.hostHeader`, once per config).
-    static func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream,
-                                       hostHeader: String) -> HTTPHeaders {
-        let framing = requestFraming(client)
-        let named = droppedNames(client, upstream: upstream)
-        var out = HTTPHeaders()
-        out.reserveCapacity(client.count + 3)
-        out.add(name: "host", value: hostHeader)
-        for (name, value) in client where forwards(name, framing: framing, named: named) {
-            out.add(name: name, value: value)
-        }
-        addProviderKey(to: &out, upstream: upstream)
-        if framing == .chunked { out.add(name: "transfer-encoding", value: "chunked") }
-        return out
-    }
-
-    /// The upstream request's head as it goes on the wire: request line, then the headers of
-    /// `upstreamRequestHeaders` in the same order, written straight into one buffer (no header
-    /// list is built and no encoder runs on the relay path).
+    /// The upstream request's head as it goes on the wire, written straight into one buffer (no
+    /// header list is built and no encoder runs on the relay path): the request line; `Host` for
+    /// the upstream; the client's headers in order with every repeated value, minus credentials,
+    /// `Host` and hop-by-hop headers (also those named in `Connection`); the provider key in the
+    /// upstream's style; the body framing.
     static func writeUpstreamRequestHead(method: HTTPMethod, target: String, client: HTTPHeaders,
                                          upstream: Configuration.Upstream, hostHeader: String,
                                          framing: Framing, into out: inout ByteBuffer) {
@@ -126,26 +105,10 @@ enum ForwardingHeaders {
         return !(framing == .chunked && lower == "content-length")
     }
 
-    static func addProviderKey(to headers: inout HTTPHeaders, upstream: Configuration.Upstream) {
-        let key = upstream.apiKey.value
-        guard !key.isEmpty else { return }
-        switch upstream.apiKeyHeader {
-        case .authorization: headers.add(name: "authorization", value: "Bearer " + key)
-        case .xAPIKey: headers.add(name: "x-api-key", value: key)
-        case .apiKey: headers.add(name: "api-key", value: key)
-        }
-    }
-
     /// Lower-cased header names listed in `Connection` (RFC 9110 §7.6.1). Values are split on
     /// commas by hand: `headers[canonicalForm:]` builds arrays and substrings for every message.
-    static func connectionTokens(_ headers: HTTPHeaders) -> Set<String> {
-        connectionTokens(headers, skippingHopByHop: false)
-    }
-
-    /// With `skippingHopByHop`, leaves out the hop-by-hop names, which forwarding removes anyway:
-    /// the usual `Connection: keep-alive` then gives an empty set and the per-header lookups in
-    /// the forwarding loops are skipped.
-    static func connectionTokens(_ headers: HTTPHeaders, skippingHopByHop: Bool) -> Set<String> {
+    ///
+    static func connectionTokens(_ headers: HTTPHeaders, skippingHopByHop: Bool = false) -> Set<String> {
         var tokens = Set<String>()
         for (name, value) in headers where name.utf8.count == 10 && name.lowercased() == "connection" {
             for part in value.utf8.split(separator: UInt8(ascii: ",")) {

@@ -59,14 +59,15 @@ struct ProxyErrorResponse: Sendable, Equatable {
 
     /// The whole response as it goes on the wire, and its body's length (for the log).
     func wire(closeConnection: Bool, allocator: ByteBufferAllocator) -> (bytes: ByteBuffer, bodyLength: Int) {
-        let body = jsonBody
-        let head = head(closeConnection: closeConnection, bodyLength: body.utf8.count)
-        var out = allocator.buffer(capacity: 160 + body.utf8.count)
+        var body = body(allocator: allocator)
+        let bodyLength = body.readableBytes
+        let head = head(closeConnection: closeConnection, bodyLength: bodyLength)
+        var out = allocator.buffer(capacity: 160 + bodyLength)
         out.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
         for (name, value) in head.headers { out.writeString("\(name): \(value)\r\n") }
         out.writeStaticString("\r\n")
-        out.writeString(body)
-        return (out, body.utf8.count)
+        out.writeBuffer(&body)
+        return (out, bodyLength)
     }
 
     func body(allocator: ByteBufferAllocator) -> ByteBuffer {
