@@ -34,7 +34,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 for tool in valgrind callgrind_control callgrind_annotate nginx python3; do
   command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
-case " $TARGETS " in *" fluxgate "*) [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate at $FLUXGATE_BIN (swift build -c release --scratch-path .build-bench)"; exit 1; };; esac
+case " $TARGETS " in *" fluxgate "*) [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate at $FLUXGATE_BIN (packaging/swift-build-release --scratch-path .build-bench)"; exit 1; };; esac
 . "$BENCH/single-target.sh"
 wait_code() {  # wait_code URL SECONDS CODE
   for _ in $(seq 1 $(($2*10))); do

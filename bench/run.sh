@@ -97,8 +97,8 @@ wait_http() {  # wait_http URL SECONDS CODE [curl args...]  -- bounded polling
 
 # ---------------------------------------------------------------- build and ports
 if [ -z "$FLUXGATE_BIN" ]; then
-  log "building fluxgate (release, --scratch-path .build-bench)"
-  (cd "$ROOT" && timeout 3600 swift build -c release --scratch-path .build-bench > "$OUT/build.log" 2>&1) \
+  log "building fluxgate (the release build of the .deb: packaging/swift-build-release --scratch-path .build-bench)"
+  (cd "$ROOT" && timeout 3600 packaging/swift-build-release --scratch-path .build-bench > "$OUT/build.log" 2>&1) \
     || { log "build failed, see $OUT/build.log"; exit 1; }
   FLUXGATE_BIN=$ROOT/.build-bench/release/fluxgate
 fi
