@@ -83,9 +83,8 @@ struct Authenticator: Sendable {
     static func credential(authorizationHeader: String?, xAPIKeyHeader: String?) -> Substring? {
         if let authorization = authorizationHeader {
             // Byte comparison: `String.hasPrefix` would compare grapheme clusters.
-            let scheme = "Bearer ".utf8
-            guard authorization.utf8.starts(with: scheme) else { return nil }
-            return authorization[authorization.utf8.index(authorization.utf8.startIndex, offsetBy: scheme.count)...]
+            guard ASCIIBytes.hasPrefix(authorization, "Bearer ") else { return nil }
+            return authorization[authorization.utf8.index(authorization.utf8.startIndex, offsetBy: 7)...]
         }
         return xAPIKeyHeader.map { Substring($0) }
     }

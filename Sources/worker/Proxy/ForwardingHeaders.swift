@@ -23,33 +23,56 @@ enum ForwardingHeaders {
     /// upstream never sends a 1xx the client did not wait for.
     static let clientOnly: Set<String> = ["authorization", "x-api-key", "host", "expect"]
 
-    /// `hopByHop.contains(lower)` without hashing: the data plane asks for every header of every
-    /// request and response, and comparing short ASCII strings costs less than SipHash. Must
-    /// list exactly the members of `hopByHop` (ForwardingHeadersTests checks).
-    static func isHopByHop(_ lower: String) -> Bool {
-        switch lower {
-        case "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-             "trailers", "transfer-encoding", "upgrade":
-            return true
-        default:
-            return false
+    /// What the forwarding rules make of a header name, read from its bytes (any case).
+    enum NameClass: Equatable {
+        case clientOnly, hopByHop, contentLength, transferEncoding, connection, other
+    }
+
+    /// `clientOnly`, `hopByHop` (`connection` and `transfer-encoding` are hop-by-hop too, with
+    /// classes of their own) and `content-length`, without lower-casing or hashing: the data
+    /// plane asks for every header of every request. ForwardingHeadersTests checks it against
+    /// the two sets.
+    static func classify(_ name: String) -> NameClass {
+        switch name.utf8.count {
+        case 2 where ASCIIBytes.equals(name, lowercase: "te"): return .hopByHop
+        case 4 where ASCIIBytes.equals(name, lowercase: "host"): return .clientOnly
+        case 6 where ASCIIBytes.equals(name, lowercase: "expect"): return .clientOnly
+        case 7 where ASCIIBytes.equals(name, lowercase: "trailer") || ASCIIBytes.equals(name, lowercase: "upgrade"):
+            return .hopByHop
+        case 8 where ASCIIBytes.equals(name, lowercase: "trailers"): return .hopByHop
+        case 9 where ASCIIBytes.equals(name, lowercase: "x-api-key"): return .clientOnly
+        case 10 where ASCIIBytes.equals(name, lowercase: "connection"): return .connection
+        case 10 where ASCIIBytes.equals(name, lowercase: "keep-alive"): return .hopByHop
+        case 13 where ASCIIBytes.equals(name, lowercase: "authorization"): return .clientOnly
+        case 14 where ASCIIBytes.equals(name, lowercase: "content-length"): return .contentLength
+        case 17 where ASCIIBytes.equals(name, lowercase: "transfer-encoding"): return .transferEncoding
+        case 18 where ASCIIBytes.equals(name, lowercase: "proxy-authenticate"): return .hopByHop
+        case 19 where ASCIIBytes.equals(name, lowercase: "proxy-authorization"): return .hopByHop
+        default: return .other
         }
     }
 
-    /// `clientOnly.contains(lower)` without hashing (see `isHopByHop`).
-    static func isClientOnly(_ lower: String) -> Bool {
-        switch lower {
-        case "authorization", "x-api-key", "host", "expect": return true
+    static func isHopByHop(_ name: String) -> Bool {
+        switch classify(name) {
+        case .hopByHop, .connection, .transferEncoding: return true
         default: return false
         }
     }
 
+    static func isClientOnly(_ name: String) -> Bool { classify(name) == .clientOnly }
+
     /// How the client's request body is framed. `Transfer-Encoding` wins over `Content-Length`
     /// (RFC 9112 §6.3; llhttp already refuses messages that carry both in a smuggling-prone way).
     static func requestFraming(_ headers: HTTPHeaders) -> Framing {
-        if headers.contains(name: "transfer-encoding") { return .chunked }
-        if headers.contains(name: "content-length") { return .contentLength }
-        return .none
+        var framing = Framing.none
+        for (name, _) in headers {
+            switch classify(name) {
+            case .transferEncoding: return .chunked
+            case .contentLength: framing = .contentLength
+            default: break
+            }
+        }
+        return framing
     }
 
     /// The upstream request's head as it goes on the wire, written straight into one buffer (no
@@ -100,31 +123,23 @@ enum ForwardingHeaders {
     /// in `Connection`; and no `Content-Length` beside a chunked body (re-framed as chunked: a
     /// stale length would desynchronise the upstream).
     private static func forwards(_ name: String, framing: Framing, named: Set<String>) -> Bool {
-        let lower = name.lowercased()
-        if isClientOnly(lower) || isHopByHop(lower) || (!named.isEmpty && named.contains(lower)) { return false }
-        return !(framing == .chunked && lower == "content-length")
+        switch classify(name) {
+        case .clientOnly, .hopByHop, .connection, .transferEncoding: return false
+        case .contentLength where framing == .chunked: return false
+        default: return named.isEmpty || !named.contains(name.lowercased())
+        }
     }
 
     /// Lower-cased header names listed in `Connection` (RFC 9110 §7.6.1). Values are split on
     /// commas by hand: `headers[canonicalForm:]` builds arrays and substrings for every message.
-    ///
     static func connectionTokens(_ headers: HTTPHeaders, skippingHopByHop: Bool = false) -> Set<String> {
         var tokens = Set<String>()
-        for (name, value) in headers where name.utf8.count == 10 && name.lowercased() == "connection" {
-            for part in value.utf8.split(separator: UInt8(ascii: ",")) {
-                let token = Substring(part).trimmingASCIISpaces().lowercased()
-                if !token.isEmpty && !(skippingHopByHop && isHopByHop(token)) { tokens.insert(token) }
+        for (name, value) in headers where ASCIIBytes.equals(name, lowercase: "connection") {
+            ASCIIBytes.forEachListElement(value) { element in
+                let token = element.lowercased()
+                if !(skippingHopByHop && isHopByHop(token)) { tokens.insert(token) }
             }
         }
         return tokens
-    }
-}
-
-extension Substring {
-    func trimmingASCIISpaces() -> Substring {
-        var s = self
-        while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }
-        return s
     }
 }

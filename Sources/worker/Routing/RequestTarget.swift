@@ -10,7 +10,7 @@ struct RequestTarget: Sendable, Equatable {
     /// Anything else (`*`, authority-form) is not a routable target.
     init?(uri: String) {
         var rest = Substring(uri)
-        if !rest.hasPrefix("/") {
+        if rest.utf8.first != UInt8(ascii: "/") {
             guard let schemeEnd = rest.firstRange(of: "://") else { return nil }
             let scheme = rest[..<schemeEnd.lowerBound].lowercased()
             guard scheme == "http" || scheme == "https" else { return nil }
@@ -24,9 +24,10 @@ struct RequestTarget: Sendable, Equatable {
             rest = afterAuthority[slash...]
             if rest.hasPrefix("?") { rest = "/" + rest }
         }
-        if let question = rest.utf8.firstIndex(of: UInt8(ascii: "?")) {
+        if let offset = ASCIIBytes.firstOffset(of: UInt8(ascii: "?"), in: rest) {
+            let question = rest.utf8.index(rest.utf8.startIndex, offsetBy: offset)
             self.path = rest[..<question]
-            self.query = rest[rest.index(after: question)...]
+            self.query = rest[rest.utf8.index(after: question)...]
         } else {
             self.path = rest
             self.query = nil
@@ -38,7 +39,10 @@ struct RequestTarget: Sendable, Equatable {
     var hasDotSegment: Bool {
         // Almost every path has neither `.` nor `%`: answer that without splitting into segments
         // (the split allocated an array per request).
-        guard path.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "%") }) else { return false }
+        let suspect = path.utf8.withContiguousStorageIfAvailable { bytes in
+            bytes.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "%") }
+        } ?? true
+        guard suspect else { return false }
         for segment in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
             if Self.isDotSegment(segment) { return true }
         }

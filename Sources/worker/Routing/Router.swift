@@ -82,11 +82,12 @@ struct Router: Sendable {
     /// The path after `prefix` with its leading `/` removed, when `prefix` ends at a segment
     /// boundary of `path` (behaviour §4 [differs]: `/api` does not capture `/api-admin`).
     static func remainder(of path: Substring, after prefix: String) -> Substring? {
-        guard path.utf8.starts(with: prefix.utf8) else { return nil }
-        let rest = path.utf8.dropFirst(prefix.utf8.count)
-        if rest.isEmpty { return Substring(rest) }
-        guard rest.first == UInt8(ascii: "/") else { return nil }
-        return Substring(rest.dropFirst())
+        guard ASCIIBytes.hasPrefix(path, prefix) else { return nil }
+        let utf8 = path.utf8
+        let end = utf8.index(utf8.startIndex, offsetBy: prefix.utf8.count)
+        if end == utf8.endIndex { return path[end...] }
+        guard utf8[end] == UInt8(ascii: "/") else { return nil }
+        return path[utf8.index(after: end)...]
     }
 
     static func normalise(_ requestPath: String) -> String {

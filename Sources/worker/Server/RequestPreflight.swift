@@ -14,13 +14,13 @@ enum RequestPreflight {
         for (name, value) in head.headers {
             headerBytes += name.utf8.count + value.utf8.count
             switch name.utf8.count {
-            case 4 where name.lowercased() == "host":
+            case 4 where ASCIIBytes.equals(name, lowercase: "host"):
                 hosts += 1
                 blankHost = value.utf8.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
-            case 7 where name.lowercased() == "upgrade":
+            case 7 where ASCIIBytes.equals(name, lowercase: "upgrade"):
                 upgrade = true
-            case 10 where name.lowercased() == "connection":
-                upgrade = upgrade || hasToken(value, "upgrade")
+            case 10 where ASCIIBytes.equals(name, lowercase: "connection"):
+                upgrade = upgrade || ASCIIBytes.listContains(value, token: "upgrade")
             default:
                 break
             }
@@ -36,20 +36,8 @@ enum RequestPreflight {
 
     /// `Expect: 100-continue` (any case), which the proxy answers itself.
     static func expectsContinue(_ head: HTTPRequestHead) -> Bool {
-        for (name, value) in head.headers where name.utf8.count == 6 && name.lowercased() == "expect" {
-            if hasToken(value, "100-continue") { return true }
-        }
-        return false
-    }
-
-    /// Whether the comma-separated `value` lists `token` (lower-case ASCII), ignoring case and
-    /// surrounding whitespace.
-    static func hasToken(_ value: String, _ token: String) -> Bool {
-        for part in value.utf8.split(separator: UInt8(ascii: ",")) {
-            var s = part[...]
-            while let c = s.first, c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") { s = s.dropFirst() }
-            while let c = s.last, c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") { s = s.dropLast() }
-            if s.count == token.utf8.count && zip(s, token.utf8).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) { return true }
+        for (name, value) in head.headers where ASCIIBytes.equals(name, lowercase: "expect") {
+            if ASCIIBytes.listContains(value, token: "100-continue") { return true }
         }
         return false
     }

@@ -1,0 +1,46 @@
+import Testing
+@testable import FluxgateWorker
+
+/// The byte-level comparisons the request path uses instead of `lowercased()` and `==`.
+@Suite struct ASCIIBytesTests {
+    @Test func equalsIgnoresASCIICaseOnly() {
+        #expect(ASCIIBytes.equals("Content-Length", lowercase: "content-length"))
+        #expect(ASCIIBytes.equals("HOST", lowercase: "host"))
+        #expect(ASCIIBytes.equals("host"[...], lowercase: "host"))
+        #expect(!ASCIIBytes.equals("hosts", lowercase: "host"))
+        #expect(!ASCIIBytes.equals("hos", lowercase: "host"))
+        #expect(!ASCIIBytes.equals("", lowercase: "te"))
+        // Bytes that `| 0x20` would fold onto the expected ones do not match.
+        #expect(!ASCIIBytes.equals("x\rapi", lowercase: "x-api"))
+        #expect(!ASCIIBytes.equals("KEEP\u{0D}ALIVE", lowercase: "keep-alive"))
+        // Non-ASCII is never equal to ASCII, whatever its bytes.
+        #expect(!ASCIIBytes.equals("ho\u{17F}t", lowercase: "host"))
+    }
+
+    @Test func hasPrefixComparesBytes() {
+        #expect(ASCIIBytes.hasPrefix("Bearer abc", "Bearer "))
+        #expect(!ASCIIBytes.hasPrefix("bearer abc", "Bearer "))
+        #expect(!ASCIIBytes.hasPrefix("Bearer", "Bearer "))
+        #expect(ASCIIBytes.hasPrefix("/v1/models", ""))
+        #expect(ASCIIBytes.hasPrefix("/v1/models"[...], "/v1"))
+        #expect(!ASCIIBytes.hasPrefix("/v2/models", "/v1"))
+        // "é" precomposed and decomposed are equal Strings, not equal bytes: a path is bytes.
+        #expect(!ASCIIBytes.hasPrefix("/caf\u{65}\u{301}/x", "/caf\u{E9}"))
+    }
+
+    @Test func firstOffset() {
+        #expect(ASCIIBytes.firstOffset(of: UInt8(ascii: "?"), in: "/a?b?c") == 2)
+        #expect(ASCIIBytes.firstOffset(of: UInt8(ascii: "?"), in: "/ab") == nil)
+        #expect(ASCIIBytes.firstOffset(of: UInt8(ascii: "?"), in: "x/é?q"[...]) == 4)
+    }
+
+    @Test func listElementsAreTrimmedAndEmptyOnesSkipped() {
+        var elements: [String] = []
+        ASCIIBytes.forEachListElement(" Keep-Alive ,X-Drop,,\tte\t, ") { elements.append(String($0)) }
+        #expect(elements == ["Keep-Alive", "X-Drop", "te"])
+        #expect(ASCIIBytes.listContains("close, Upgrade", token: "upgrade"))
+        #expect(!ASCIIBytes.listContains("upgrades", token: "upgrade"))
+        #expect(ASCIIBytes.listContains("100-Continue", token: "100-continue"))
+        #expect(!ASCIIBytes.listContains("", token: "upgrade"))
+    }
+}
