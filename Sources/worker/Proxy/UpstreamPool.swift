@@ -8,18 +8,26 @@ import NIOPosix
 final class UpstreamConnection {
     let channel: Channel
     let handler: UpstreamHandler
-    let origin: String
+    /// The pool's idle list for this connection's key (origin, and trust for https): giving the
+    /// connection back appends to it without a dictionary lookup.
+    fileprivate let idleList: IdleList
     /// True once it has carried a request: a failure before any response byte may then be the
     /// upstream having closed it while idle, which `ProxyExchange` retries on a fresh connection.
     fileprivate(set) var hasBeenUsed = false
     /// While pooled: when the sweep closes it.
     fileprivate var idleUntil = NIODeadline.distantFuture
 
-    init(channel: Channel, handler: UpstreamHandler, origin: String) {
+    fileprivate init(channel: Channel, handler: UpstreamHandler, idleList: IdleList) {
         self.channel = channel
         self.handler = handler
-        self.origin = origin
+        self.idleList = idleList
     }
+}
+
+/// The idle connections of one pool key, oldest first. Never removed from the pool once made
+/// (connections point at it), so there is one per origin the worker has ever connected to.
+private final class IdleList {
+    var connections: [UpstreamConnection] = []
 }
 
 /// Keep-alive connections per upstream origin, one pool per worker event loop: no locks, no
@@ -28,7 +36,7 @@ final class UpstreamConnection {
 final class UpstreamPool {
     private let eventLoop: EventLoop
     private let limits: WorkerLimits
-    private var idle: [String: [UpstreamConnection]] = [:]
+    private var idle: [String: IdleList] = [:]
     private var closed = false
     /// One task closes every connection idle past `upstreamIdleTimeoutMs` (a timer per pooled
     /// connection would be scheduled and cancelled on every request).
@@ -47,7 +55,8 @@ final class UpstreamPool {
     /// warm pool costs a dictionary lookup.
     func idleConnection(to upstream: Configuration.Upstream, origin: String) -> UpstreamConnection? {
         guard let key = try? poolKey(upstream, origin: origin) else { return nil }
-        while let connection = idle[key]?.popLast() {
+        guard let list = idle[key] else { return nil }
+        while let connection = list.connections.popLast() {
             if connection.channel.isActive {
                 connection.hasBeenUsed = true
                 return connection
@@ -67,7 +76,7 @@ final class UpstreamPool {
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        return connect(upstream.targetURL, origin: key, tls: tls?.context)
+        return connect(upstream.targetURL, idleList: idleList(for: key), tls: tls?.context)
     }
 
     /// Connections verified against different trust never share a pool: https keys carry the
@@ -83,17 +92,24 @@ final class UpstreamPool {
         return ("\(origin)#trust\(tls.id)", tls)
     }
 
+    private func idleList(for key: String) -> IdleList {
+        if let list = idle[key] { return list }
+        let list = IdleList()
+        idle[key] = list
+        return list
+    }
+
     /// Gives a connection back after a complete exchange; `reusable` false closes it.
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         connection.handler.delegate = nil
         guard reusable, !closed, connection.channel.isActive,
-              idle[connection.origin, default: []].count < limits.maxIdleConnectionsPerOrigin
+              connection.idleList.connections.count < limits.maxIdleConnectionsPerOrigin
         else {
             connection.channel.close(promise: nil)
             return
         }
         connection.hasBeenUsed = true
-        idle[connection.origin, default: []].append(connection)
+        connection.idleList.connections.append(connection)
         connection.idleUntil = .now() + .milliseconds(limits.upstreamIdleTimeoutMs)
         if sweep == nil { scheduleSweep(at: connection.idleUntil) }
         // An idle connection must notice the upstream closing it: keep a read outstanding.
@@ -112,16 +128,14 @@ final class UpstreamPool {
         sweep = nil
         let now = NIODeadline.now()
         var next = NIODeadline.distantFuture
-        for key in Array(idle.keys) {
-            guard let list = idle[key] else { continue }
-            let expired = list.prefix { $0.idleUntil <= now }
+        for list in idle.values {
+            let expired = list.connections.prefix { $0.idleUntil <= now }
             guard !expired.isEmpty else {
-                next = min(next, list.first?.idleUntil ?? next)
+                next = min(next, list.connections.first?.idleUntil ?? next)
                 continue
             }
-            let kept = Array(list.dropFirst(expired.count))
-            idle[key] = kept.isEmpty ? nil : kept
-            if let first = kept.first { next = min(next, first.idleUntil) }
+            list.connections.removeFirst(expired.count)
+            if let first = list.connections.first { next = min(next, first.idleUntil) }
             for connection in expired { connection.channel.close(promise: nil) }
         }
         if next != .distantFuture { scheduleSweep(at: next) }
@@ -131,18 +145,20 @@ final class UpstreamPool {
         closed = true
         sweep?.cancel()
         sweep = nil
-        for connection in idle.values.joined() { connection.channel.close(promise: nil) }
-        idle.removeAll()
+        for list in idle.values {
+            let connections = list.connections
+            list.connections = []
+            for connection in connections { connection.channel.close(promise: nil) }
+        }
     }
 
     private func forget(_ connection: UpstreamConnection) {
-        guard var list = idle[connection.origin],
-              let index = list.firstIndex(where: { $0 === connection }) else { return }
-        list.remove(at: index)
-        idle[connection.origin] = list.isEmpty ? nil : list
+        let list = connection.idleList
+        guard let index = list.connections.firstIndex(where: { $0 === connection }) else { return }
+        list.connections.remove(at: index)
     }
 
-    private func connect(_ target: TargetURL, origin: String, tls: TLSContext?) -> EventLoopFuture<UpstreamConnection> {
+    private func connect(_ target: TargetURL, idleList: IdleList, tls: TLSContext?) -> EventLoopFuture<UpstreamConnection> {
         let handshakeTimeout = TimeAmount.milliseconds(limits.tlsHandshakeTimeoutMs)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(limits.upstreamConnectTimeoutMs))
@@ -178,7 +194,7 @@ final class UpstreamPool {
             }
             .flatMapThrowing { [self] channel in
                 let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                let connection = UpstreamConnection(channel: channel, handler: handler, origin: origin)
+                let connection = UpstreamConnection(channel: channel, handler: handler, idleList: idleList)
                 handler.onClose = { [weak self, weak connection] in
                     if let self, let connection { self.forget(connection) }
                 }
