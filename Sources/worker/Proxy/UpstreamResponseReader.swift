@@ -250,7 +250,9 @@ struct ResponseHeadParser {
         }
         // Status line: HTTP/1.x SP 3DIGIT [SP reason]
         guard let statusEnd = lineEnd(bytes, from: 0, limit: n) else { throw ResponseError(reason: "malformed status line") }
-        guard statusEnd >= 12, bytes.starts(with: "HTTP/1.".utf8), bytes[8] == UInt8(ascii: " ") else {
+        guard statusEnd >= 12, bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"),
+              bytes[3] == UInt8(ascii: "P"), bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"),
+              bytes[6] == UInt8(ascii: "."), bytes[8] == UInt8(ascii: " ") else {
             throw ResponseError(reason: "malformed status line")
         }
         let minor = bytes[7]
@@ -272,29 +274,36 @@ struct ResponseHeadParser {
         var closeToken = false
         var keepAliveToken = false
         var connectionNamed: [Range<Int>] = []
-        var lines: [(line: Range<Int>, name: Range<Int>)] = []
-        lines.reserveCapacity(16)
+        p.forwarded.reserveCapacity(16)
 
-        var start = statusEnd + 2
+        // One pass over each byte: the name's token bytes up to the colon, then the value's
+        // field-value bytes up to the CR, which must start a CRLF (a bare CR or LF is malformed).
+        var start = statusEnd &+ 2
         while start < n {
-            guard let end = lineEnd(bytes, from: start, limit: n) else { throw ResponseError(reason: "malformed header line") }
-            guard let colon = (start..<end).first(where: { bytes[$0] == UInt8(ascii: ":") }), colon > start else {
-                throw ResponseError(reason: "malformed header line")
+            var colon = start
+            while colon < n, isTokenByte(bytes[colon]) { colon &+= 1 }
+            guard colon < n, bytes[colon] == UInt8(ascii: ":") else {
+                let b = colon < n ? bytes[colon] : 0
+                throw ResponseError(reason: b == UInt8(ascii: "\r") || b == UInt8(ascii: "\n") ? "malformed header line" : "malformed header name")
             }
-            for i in start..<colon where !isTokenByte(bytes[i]) { throw ResponseError(reason: "malformed header name") }
-            var valueStart = colon + 1
+            guard colon > start else { throw ResponseError(reason: "malformed header line") }
+            var end = colon &+ 1
+            while end < n, isFieldValueByte(bytes[end]) { end &+= 1 }
+            guard end < n, bytes[end] == UInt8(ascii: "\r"), bytes[end &+ 1] == UInt8(ascii: "\n") else {
+                let b = end < n ? bytes[end] : 0
+                throw ResponseError(reason: b == UInt8(ascii: "\r") || b == UInt8(ascii: "\n") ? "malformed header line" : "malformed header value")
+            }
+            var valueStart = colon &+ 1
             var valueEnd = end
-            for i in valueStart..<valueEnd where !isFieldValueByte(bytes[i]) { throw ResponseError(reason: "malformed header value") }
-            while valueStart < valueEnd, isOWS(bytes[valueStart]) { valueStart += 1 }
-            while valueEnd > valueStart, isOWS(bytes[valueEnd - 1]) { valueEnd -= 1 }
-            let name = start..<colon
+            while valueStart < valueEnd, isOWS(bytes[valueStart]) { valueStart &+= 1 }
+            while valueEnd > valueStart, isOWS(bytes[valueEnd &- 1]) { valueEnd &-= 1 }
             let value = valueStart..<valueEnd
-            switch HeaderName(bytes, name) {
+            switch HeaderName(bytes, start..<colon) {
             case .contentLength:
                 guard let length = parseLength(bytes, value) else { throw ResponseError(reason: "invalid Content-Length") }
                 if let previous = p.contentLength, previous != length { throw ResponseError(reason: "conflicting Content-Length") }
                 p.contentLength = length
-                lines.append((start..<end, name))
+                p.forwarded.append(start..<end)
             case .transferEncoding:
                 p.transferEncoded = true
                 // The final coding decides: chunked framing only when it is last.
@@ -308,21 +317,30 @@ struct ResponseHeadParser {
             case .hopByHop:
                 break
             case .other:
-                lines.append((start..<end, name))
+                p.forwarded.append(start..<end)
             }
-            start = end + 2
+            start = end &+ 2
         }
         if p.transferEncoded {
             // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3): the stale length goes.
             p.contentLength = nil
-            lines.removeAll { HeaderName(bytes, $0.name) == .contentLength }
+            p.forwarded.removeAll { HeaderName(bytes, nameRange(bytes, line: $0)) == .contentLength }
         }
         if http10 && keepAliveToken { http10 = false }
         p.keepAlive = !closeToken && !http10
-        p.forwarded = lines.compactMap { line in
-            connectionNamed.contains { equalsIgnoringCase(bytes, $0, line.name) } ? nil : line.line
+        if !connectionNamed.isEmpty {
+            p.forwarded.removeAll { line in
+                connectionNamed.contains { equalsIgnoringCase(bytes, $0, nameRange(bytes, line: line)) }
+            }
         }
         return p
+    }
+
+    /// The name of a header line already parsed (it has a colon).
+    private static func nameRange(_ bytes: UnsafeRawBufferPointer, line: Range<Int>) -> Range<Int> {
+        var colon = line.lowerBound
+        while bytes[colon] != UInt8(ascii: ":") { colon += 1 }
+        return line.lowerBound..<colon
     }
 
     private enum HeaderName: Equatable {
@@ -359,12 +377,16 @@ struct ResponseHeadParser {
         return nil
     }
 
+    /// RFC 9110 `tchar`.
     static func isTokenByte(_ b: UInt8) -> Bool {
         switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
+             UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "^"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
             return true
         default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(b)
+            return false
         }
     }
 
