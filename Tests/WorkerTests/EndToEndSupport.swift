@@ -234,6 +234,8 @@ struct ProxyHarness {
     let upstream: InProcessMockUpstream
     let server: WorkerServer
     let log: RecordingLog
+    /// What the worker started with (tests change it and `server.apply` it, as a reload does).
+    let configuration: Configuration
 
     static func start(behaviour: InProcessMockBehaviour = .echo, requestPath: String = "/api",
                       staticKeys: [Configuration.StaticKey] = [], requestTimeoutMs: UInt64 = 5_000,
@@ -252,7 +254,7 @@ struct ProxyHarness {
         let server = try await WorkerServer.start(
             listener: .bind(BindAddress(parsing: "127.0.0.1:0")!), configuration: configuration,
             logger: log.logger, limits: limits)
-        return ProxyHarness(group: group, upstream: upstream, server: server, log: log)
+        return ProxyHarness(group: group, upstream: upstream, server: server, log: log, configuration: configuration)
     }
 
     var port: Int { server.localAddress!.port! }

@@ -51,6 +51,41 @@ import Testing
         await proxy.stop()
     }
 
+    /// A keep-alive connection reuses its last authentication for identical credentials, but
+    /// only under the configuration that made it: a key removed by a reload stops working on the
+    /// connection that was using it, at its very next request.
+    @Test func revokedKeyIsRefusedOnTheConnectionThatUsedIt() async throws {
+        let proxy = try await ProxyHarness.start(staticKeys: [.init(id: "alice", key: Secret("sk-alice"))])
+        let client = try await proxy.client()
+        let request = "GET /api/x HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer sk-alice\r\n\r\n"
+        try await client.send(request)
+        try await client.send(request)
+        let two = await client.waitForResponses(2)
+        #expect(two.components(separatedBy: "HTTP/1.1 200 OK").count - 1 == 2)
+
+        var revoked = proxy.configuration
+        revoked.apiKeys = Configuration.APIKeys(staticKeys: [.init(id: "bob", key: Secret("sk-bob"))], jwt: [])
+        proxy.server.apply(revoked)
+        // The reload has reached the worker once bob's key works (on another connection).
+        var applied = false
+        for _ in 0..<100 where !applied {
+            let probe = try await proxy.client()
+            try await probe.send("GET /api/x HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer sk-bob\r\n\r\n")
+            let text = await probe.waitForResponses(1)
+            applied = text.hasPrefix("HTTP/1.1 200 OK")
+            await probe.close()
+            if !applied { try await Task.sleep(nanoseconds: 10_000_000) }
+        }
+        #expect(applied)
+
+        try await client.send(request)
+        let three = await client.waitForResponses(3)
+        #expect(three.components(separatedBy: "HTTP/1.1 ").last?.hasPrefix("401 Unauthorized") == true)
+        #expect(proxy.upstream.requests.count == 3)  // alice twice, bob once
+        await client.close()
+        await proxy.stop()
+    }
+
     @Test func unknownRouteGets404AndDotSegments400() async throws {
         let proxy = try await ProxyHarness.start()
         let client = try await proxy.client()

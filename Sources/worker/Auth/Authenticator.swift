@@ -50,6 +50,11 @@ struct Authenticator: Sendable {
         }
     }
 
+    /// The outcome depends on the two credential headers alone, not on the time: no JWT keys are
+    /// configured (a JWT's `exp` and `nbf` make its outcome change while its bytes do not). A
+    /// connection may then reuse the outcome for a request that carries the same headers.
+    var outcomeDependsOnlyOnHeaders: Bool { jwt.isEmpty }
+
     /// - Parameters:
     ///   - authorizationHeader: the first `Authorization` value, if any.
     ///   - xAPIKeyHeader: the first `x-api-key` value (what the Anthropic SDK sends), used only

@@ -24,16 +24,30 @@ enum Crypto {
 
     /// SHA-256 digest, used to compare static keys in constant time whatever their lengths.
     static func sha256<Bytes: Collection<UInt8>>(_ data: Bytes) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: sha256Length)
-        var outLength: UInt32 = 0
-        let rc = withNonNullPointer(Array(data)) { d, count in
-            out.withUnsafeMutableBufferPointer { o in
-                EVP_Digest(d, count, o.baseAddress, &outLength, EVP_sha256(), nil)
+        if let digest = data.withContiguousStorageIfAvailable({ sha256(UnsafeRawBufferPointer($0)) }) { return digest }
+        return Array(data).withUnsafeBytes { sha256($0) }
+    }
+
+    static func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        var zero: UInt8 = 0
+        return withUnsafeMutablePointer(to: &zero) { nonNull in
+            [UInt8](unsafeUninitializedCapacity: sha256Length) { out, initialized in
+                var outLength: UInt32 = 0
+                let rc = EVP_Digest(bytes.baseAddress ?? UnsafeRawPointer(nonNull), bytes.count, out.baseAddress, &outLength, sha256MD, nil)
+                precondition(rc == 1 && outLength == UInt32(sha256Length), "SHA-256 failed in libcrypto")
+                initialized = sha256Length
             }
         }
-        precondition(rc == 1 && outLength == UInt32(sha256Length), "SHA-256 failed in libcrypto")
-        return out
     }
+
+    /// Fetched once. With `EVP_sha256()` every digest would look the implementation up in
+    /// OpenSSL 3's provider registry again (an "implicit fetch": locks and a property query), which
+    /// cost more than hashing a key (a client key is hashed on every request). A fetched `EVP_MD`
+    /// is immutable and may be shared by threads.
+    nonisolated(unsafe) private static let sha256MD: OpaquePointer = {
+        guard let md = EVP_MD_fetch(nil, "SHA256", nil) else { preconditionFailure("libcrypto has no SHA256") }
+        return md
+    }()
 
     /// OpenSSL wants a non-null pointer even for zero bytes; an empty Swift array may have none.
     private static func withNonNullPointer<R>(_ bytes: [UInt8], _ body: (UnsafePointer<UInt8>, Int) -> R) -> R {

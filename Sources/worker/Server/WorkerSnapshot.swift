@@ -5,7 +5,11 @@ import NIOCore
 /// Everything derived from one configuration, built once when the configuration arrives so the
 /// data plane only looks things up. A request uses the snapshot current at its head for its
 /// whole life (behaviour §6: old or new configuration, never a mix).
-struct WorkerSnapshot: Sendable {
+///
+/// A class: every request takes the current snapshot, which is then one retain instead of a copy
+/// of the configuration's and the router's fields; and its identity tells a connection whether
+/// what it cached (the last authentication) was made under the configuration still current.
+final class WorkerSnapshot: Sendable {
     let configuration: Configuration
     let authenticator: Authenticator
     let router: Router
