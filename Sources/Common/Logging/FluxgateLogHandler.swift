@@ -11,8 +11,8 @@ public struct FluxgateLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
-    private let formatter: LogLineFormatter
-    private let fd: CInt
+    let formatter: LogLineFormatter
+    let fd: CInt
 
     public init(settings: LogSettings, fd: CInt = STDOUT_FILENO) {
         self.logLevel = settings.level
@@ -85,12 +85,14 @@ public struct FluxgateLogHandler: LogHandler {
     /// A failed write is dropped: logging must never take the proxy down.
     static func writeAll(fd: CInt, _ line: String) {
         var line = line
-        line.withUTF8 { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
-            }
+        line.withUTF8 { writeAll(fd: fd, $0) }
+    }
+
+    static func writeAll(fd: CInt, _ buffer: UnsafeBufferPointer<UInt8>) {
+        var offset = 0
+        while offset < buffer.count {
+            let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
         }
     }
 }

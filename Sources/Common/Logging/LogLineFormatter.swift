@@ -62,7 +62,7 @@ public struct LogLineFormatter: Sendable {
         }
     }
 
-    private static func ansi(_ level: Logger.Level) -> String {
+    static func ansi(_ level: Logger.Level) -> String {
         switch level {
         case .trace: return "\u{1B}[35m"
         case .debug: return "\u{1B}[34m"
@@ -122,9 +122,14 @@ public struct LogLineFormatter: Sendable {
     /// Printable ASCII without spaces, quotes or backslashes reads back unambiguously (a reader
     /// splits fields on spaces and a field on its first `=`), so URLs with queries stay bare as
     /// Fluxgate prints them: `request_url=/v1/chat?stream=true`.
-    private static func isBare(_ s: String) -> Bool {
+    static func isBare(_ s: String) -> Bool {
         // Bytes, not scalars: any non-ASCII scalar has UTF-8 bytes >= 0x80, which fail the test too.
-        !s.isEmpty && s.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+        // Through the contiguous bytes: `utf8.allSatisfy` walks the view's indices (request
+        // lines ask for every field).
+        var s = s
+        return s.withUTF8 { bytes in
+            !bytes.isEmpty && bytes.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+        }
     }
 
     /// Room for a request line with typical URLs, so building it does not regrow the string.

@@ -1,3 +1,4 @@
+import Common
 import Logging
 
 /// The one `Request processed` line of behaviour §7. Field order is the log handler's job
@@ -46,6 +47,24 @@ struct RequestLogRecord: Sendable, Equatable {
         logger.trace(Self.message, metadata: metadata)
     }
 
+    /// The same line as `emit(to:)` with the process's own handler (`FluxgateLogHandler`), written
+    /// without building metadata: the fields in `LogLineFormatter.requestFieldOrder`, the same
+    /// redaction and caps, the same rendering (WorkerTests compare the two).
+    func emit(to writer: RequestLineWriter) {
+        writer.write(level: .trace, message: "Request processed") { line in
+            if let clientIP { line.add("client_ip", clientIP) }
+            if let method { line.add("method", method) }
+            if let requestURL { line.add("request_url", Self.capped(Self.redactingCredentials(requestURL))) }
+            if let requestBodyLength { line.add("request_body_length", requestBodyLength) }
+            if let apiKeyID { line.add("api_key", apiKeyID) }
+            if let targetURL { line.add("target_url", Self.capped(Self.redactingCredentials(targetURL))) }
+            if let upstream { line.add("upstream", upstream) }
+            if let durationMs { line.add("duration_ms", durationMs) }
+            if let status { line.add("status", status) }
+            if let responseBodyLength { line.add("response_body_length", responseBodyLength) }
+        }
+    }
+
     /// Longest URL a request line carries. Lines from several workers share one stdout, and only
     /// writes of up to PIPE_BUF (4096) bytes to a pipe are atomic: two capped URLs and the other
     /// fields stay well below it, so request lines never interleave (behaviour §7).
@@ -65,8 +84,8 @@ struct RequestLogRecord: Sendable, Equatable {
 
     static func redactingCredentials(_ url: String) -> String {
         // Most URLs have no query: one byte scan, not a walk over Characters.
-        guard let questionByte = url.utf8.firstIndex(of: UInt8(ascii: "?")) else { return url }
-        let question = questionByte
+        guard let offset = ASCIIBytes.firstOffset(of: UInt8(ascii: "?"), in: url) else { return url }
+        let question = url.utf8.index(url.utf8.startIndex, offsetBy: offset)
         let query = url[url.index(after: question)...]
         var changed = false
         let parts = query.split(separator: "&", omittingEmptySubsequences: false).map { part -> Substring in

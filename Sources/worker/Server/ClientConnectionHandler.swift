@@ -337,7 +337,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         record.status = error.status.code
         record.responseBodyLength = bodyLength
         record.durationMs = durationMs()
-        record.emit(to: worker.logger)
+        worker.log(record)
         releasePermit()
         endResponse(requestComplete: requestComplete, context: context)
     }
@@ -375,7 +375,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         record.status = status
         record.responseBodyLength = exchange.responseBodyBytes
         record.durationMs = durationMs()
-        record.emit(to: worker.logger)
+        worker.log(record)
         releasePermit()
     }
 

@@ -37,6 +37,9 @@ final class WorkerLoopState {
     let limits: WorkerLimits
     let logger: Logger
     var clientConnections: [ObjectIdentifier: Channel] = [:]
+    /// The request line's direct path when the logger is the process's own handler (always,
+    /// outside tests, which record metadata through their own handler).
+    private let requestLineWriter: RequestLineWriter?
 
     init(snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
          logger: Logger) {
@@ -45,5 +48,13 @@ final class WorkerLoopState {
         self.limiter = limiter
         self.limits = limits
         self.logger = logger
+        // Only when the line would carry the request's fields alone (no logger-wide metadata).
+        let handler = logger.handler as? FluxgateLogHandler
+        self.requestLineWriter = handler.flatMap { $0.metadata.isEmpty && $0.metadataProvider == nil ? $0.requestLineWriter : nil }
+    }
+
+    /// Writes the request line (behaviour §7).
+    func log(_ record: RequestLogRecord) {
+        if let requestLineWriter { record.emit(to: requestLineWriter) } else { record.emit(to: logger) }
     }
 }

@@ -1,0 +1,176 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+
+/// Writes a line whose fields are known in advance (the worker's `Request processed` line)
+/// without swift-log's metadata: the line is built byte by byte in one buffer and written with
+/// one `write(2)`, exactly as `FluxgateLogHandler` prints the same fields given as metadata
+/// (LogFormatTests compare the two in every format). Through the metadata dictionary, its boxed
+/// values, the ordering and `String` concatenation, a request line cost more instructions than
+/// proxying the request it describes.
+public struct RequestLineWriter: Sendable {
+    let formatter: LogLineFormatter
+    let fd: CInt
+    /// Whether lines of `level` are printed at all (the handler's level).
+    let level: Logger.Level
+
+    init(formatter: LogLineFormatter, fd: CInt, level: Logger.Level) {
+        self.formatter = formatter
+        self.fd = fd
+        self.level = level
+    }
+
+    public func isEnabled(_ level: Logger.Level) -> Bool { level >= self.level }
+
+    /// Builds the line (fields in the order `fields` adds them) and writes it, when `level` is enabled.
+    public func write(level: Logger.Level, message: StaticString, _ fields: (inout LogLineBuilder) -> Void) {
+        guard isEnabled(level) else { return }
+        var builder = LogLineBuilder(format: formatter.format, colour: formatter.colour)
+        defer { builder.deallocate() }
+        builder.start(timestamp: FluxgateLogHandler.timestamp(), level: level, message: message)
+        fields(&builder)
+        builder.finish()
+        builder.withBytes { FluxgateLogHandler.writeAll(fd: fd, $0) }
+    }
+}
+
+extension FluxgateLogHandler {
+    /// A writer printing to the same descriptor, in the same format, at the same level.
+    public var requestLineWriter: RequestLineWriter {
+        RequestLineWriter(formatter: formatter, fd: fd, level: logLevel)
+    }
+}
+
+/// The fields of one line, appended as `LogLineFormatter` renders `.string` values and integers,
+/// into one growable block of bytes (appends are a bounds check and a copy: an `Array` append
+/// cost ten times that). Lives inside `RequestLineWriter.write` only, which frees it.
+public struct LogLineBuilder {
+    private var storage: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private var count = 0
+    private let format: LogSettings.Format
+    private let colour: Bool
+
+    fileprivate init(format: LogSettings.Format, colour: Bool) {
+        self.format = format
+        self.colour = colour
+        capacity = LogLineFormatter.typicalLineBytes
+        storage = .allocate(capacity: capacity)
+    }
+
+    fileprivate func deallocate() { storage.deallocate() }
+
+    fileprivate func withBytes(_ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        body(UnsafeBufferPointer(start: storage, count: count))
+    }
+
+    fileprivate mutating func start(timestamp: String, level: Logger.Level, message: StaticString) {
+        let name = LogLineFormatter.levelName(level)
+        switch format {
+        case .text:
+            let padded = name.utf8.count == 5 ? name : " " + name
+            if colour {
+                append("\u{1B}[2m"); append(timestamp); append("\u{1B}[0m "); append(LogLineFormatter.ansi(level))
+                append(padded); append("\u{1B}[0m ")
+            } else {
+                append(timestamp); append(" "); append(padded); append(" ")
+            }
+            append(message)
+        case .json:
+            append("{\"timestamp\":"); appendJSONString(timestamp)
+            append(",\"level\":\""); append(name); append("\"")
+            append(",\"message\":"); appendJSONString(message.description)
+        }
+    }
+
+    fileprivate mutating func finish() {
+        append(format == .json ? "}\n" : "\n")
+    }
+
+    public mutating func add(_ key: StaticString, _ value: String) {
+        self.key(key)
+        switch format {
+        case .text:
+            if LogLineFormatter.isBare(value) { append(value) } else { append(LogLineFormatter.quoted(value)) }
+        case .json:
+            appendJSONString(value)
+        }
+    }
+
+    public mutating func add(_ key: StaticString, _ value: Int64) {
+        self.key(key)
+        if value < 0 { append("-") }
+        appendDigits(value.magnitude)
+    }
+
+    public mutating func add(_ key: StaticString, _ value: Int) { add(key, Int64(value)) }
+
+    public mutating func add(_ key: StaticString, _ value: UInt) {
+        self.key(key)
+        appendDigits(UInt64(value))
+    }
+
+    private mutating func key(_ key: StaticString) {
+        switch format {
+        case .text:
+            if colour { append(" \u{1B}[3m"); append(key); append("\u{1B}[0m=") } else { append(" "); append(key); append("=") }
+        case .json:
+            append(","); appendJSONString(key.description); append(":")
+        }
+    }
+
+    private mutating func appendDigits(_ value: UInt64) {
+        reserve(20)
+        var digits = 0
+        var rest = value
+        repeat {
+            storage[count + digits] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+            digits += 1
+        } while rest > 0
+        var written = UnsafeMutableBufferPointer(start: storage + count, count: digits)
+        written.reverse()
+        count += digits
+    }
+
+    /// `JSONText.quoted`, whose output is the string's own bytes in quotes unless it has a quote,
+    /// a backslash or a control character.
+    private mutating func appendJSONString(_ s: String) {
+        var s = s
+        let plain = s.withUTF8 { bytes in
+            bytes.allSatisfy { $0 >= 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+        }
+        if plain {
+            append("\"")
+            append(s)
+            append("\"")
+        } else {
+            append(JSONText.quoted(s))
+        }
+    }
+
+    private mutating func append(_ s: String) {
+        var s = s
+        s.withUTF8 { append($0.baseAddress, $0.count) }
+    }
+
+    private mutating func append(_ s: StaticString) { append(s.utf8Start, s.utf8CodeUnitCount) }
+
+    private mutating func append(_ bytes: UnsafePointer<UInt8>?, _ n: Int) {
+        guard n > 0, let bytes else { return }
+        reserve(n)
+        (storage + count).update(from: bytes, count: n)
+        count += n
+    }
+
+    private mutating func reserve(_ n: Int) {
+        guard count + n > capacity else { return }
+        let grown = max(capacity * 2, count + n)
+        let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
+        bigger.update(from: storage, count: count)
+        storage.deallocate()
+        storage = bigger
+        capacity = grown
+    }
+}

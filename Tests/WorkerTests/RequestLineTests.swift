@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Common
+import Logging
+import Testing
+@testable import FluxgateWorker
+
+/// The request line written directly (`RequestLogRecord.emit(to: RequestLineWriter)`, what the
+/// worker does) is byte for byte the line `FluxgateLogHandler` prints for the same record given
+/// as metadata, in every format. Both go through a pipe, as to the journal.
+@Suite struct RequestLineTests {
+    static let records: [RequestLogRecord] = [
+        RequestLogRecord(clientIP: "127.0.0.1", method: "POST", requestURL: "/openai/v1/chat/completions",
+                         requestBodyLength: 580, apiKeyID: "bench", targetURL: "http://127.0.0.1:9/v1/chat/completions",
+                         upstream: "openai", durationMs: 12, status: 200, responseBodyLength: 13_405),
+        // Absent fields are left out; a proxy-made answer has no upstream.
+        RequestLogRecord(clientIP: "::1", method: "GET", requestURL: "/nowhere", durationMs: 0, status: 404,
+                         responseBodyLength: 0),
+        // Credentials in the query are redacted; quotes, spaces, backslashes and control
+        // characters force quoting (text) or escaping (JSON); non-ASCII passes through.
+        RequestLogRecord(clientIP: "10.0.0.1", method: "GET", requestURL: "/a?key=sk-secret&q=\"x y\"\\",
+                         apiKeyID: "équipe", targetURL: "https://h/b?sig=abc&t=\u{7}", upstream: "up",
+                         durationMs: 1_234_567, status: 502, responseBodyLength: 0),
+        RequestLogRecord(clientIP: "127.0.0.1", method: "GET", requestURL: "/" + String(repeating: "p", count: 3000),
+                         status: 431),
+        RequestLogRecord(),
+    ]
+
+    @Test(arguments: [(LogSettings.Format.text, false), (.text, true), (.json, false)])
+    func directLineEqualsTheHandlersLine(format: LogSettings.Format, colour: Bool) throws {
+        var fds: [CInt] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let handler = FluxgateLogHandler(settings: LogSettings(level: .trace, colour: colour, format: format), fd: fds[1])
+        let logger = Logger(label: "test") { _ in handler }
+        for record in Self.records {
+            record.emit(to: logger)
+            record.emit(to: handler.requestLineWriter)
+            let lines = try Self.readLines(fds[0], count: 2)
+            #expect(lines.count == 2)
+            #expect(Self.withoutTimestamp(lines[0]) == Self.withoutTimestamp(lines[1]), "\(lines)")
+            #expect(!lines[1].contains("sk-secret") && !lines[1].contains("sig=abc"))
+        }
+    }
+
+    @Test func nothingIsWrittenBelowTheLevel() throws {
+        var fds: [CInt] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let handler = FluxgateLogHandler(settings: LogSettings(level: .info), fd: fds[1])
+        Self.records[0].emit(to: handler.requestLineWriter)
+        var probe: UInt8 = 0
+        #expect(fcntl(fds[0], F_SETFL, O_NONBLOCK) == 0)
+        #expect(read(fds[0], &probe, 1) == -1)  // empty pipe: EAGAIN
+    }
+
+    /// Reads until `count` newlines have arrived.
+    static func readLines(_ fd: CInt, count: Int) throws -> [String] {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while bytes.filter({ $0 == UInt8(ascii: "\n") }).count < count {
+            let n = read(fd, &buffer, buffer.count)
+            guard n > 0 else { break }
+            bytes += buffer[..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// The line with its RFC 3339 timestamp (27 bytes, wherever it is) replaced.
+    static func withoutTimestamp(_ line: String) -> String {
+        var bytes = Array(line.utf8)
+        var i = 0
+        while i + 27 <= bytes.count {
+            let slice = bytes[i..<i + 27]
+            if slice[i + 4] == UInt8(ascii: "-"), slice[i + 10] == UInt8(ascii: "T"), slice[i + 26] == UInt8(ascii: "Z") {
+                bytes.replaceSubrange(i..<i + 27, with: Array("<timestamp>".utf8))
+                break
+            }
+            i += 1
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
