@@ -90,12 +90,34 @@ public struct LogLineBuilder {
 
     public mutating func add(_ key: StaticString, _ value: String) {
         self.key(key)
-        switch format {
-        case .text:
-            if LogLineFormatter.isBare(value) { append(value) } else { append(LogLineFormatter.quoted(value)) }
-        case .json:
-            appendJSONString(value)
+        // One look at the bytes decides and copies: bare (text) or plain (JSON) values, the usual
+        // case, go in as they are; the rest through `JSONText.quoted`, as the handler does.
+        var value = value
+        let copied = value.withUTF8 { bytes -> Bool in
+            switch format {
+            case .text:
+                guard !bytes.isEmpty, bytes.allSatisfy(Self.isBareByte) else { return false }
+                append(bytes.baseAddress, bytes.count)
+            case .json:
+                guard bytes.allSatisfy(Self.isPlainJSONByte) else { return false }
+                reserve(bytes.count + 2)
+                appendByte(UInt8(ascii: "\""))
+                append(bytes.baseAddress, bytes.count)
+                appendByte(UInt8(ascii: "\""))
+            }
+            return true
         }
+        if !copied { append(LogLineFormatter.quoted(value)) }
+    }
+
+    /// `LogLineFormatter.isBare`'s test for one byte.
+    private static func isBareByte(_ b: UInt8) -> Bool {
+        b > 0x20 && b < 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\")
+    }
+
+    /// A byte `JSONText.quoted` copies unchanged.
+    private static func isPlainJSONByte(_ b: UInt8) -> Bool {
+        b >= 0x20 && b != 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\")
     }
 
     public mutating func add(_ key: StaticString, _ value: Int64) {
@@ -113,8 +135,13 @@ public struct LogLineBuilder {
 
     private mutating func key(_ key: StaticString) {
         switch format {
+        case .text where !colour:
+            reserve(key.utf8CodeUnitCount + 2)
+            appendByte(UInt8(ascii: " "))
+            append(key)
+            appendByte(UInt8(ascii: "="))
         case .text:
-            if colour { append(" \u{1B}[3m"); append(key); append("\u{1B}[0m=") } else { append(" "); append(key); append("=") }
+            append(" \u{1B}[3m"); append(key); append("\u{1B}[0m=")
         case .json:
             append(","); appendJSONString(key.description); append(":")
         }
@@ -138,9 +165,7 @@ public struct LogLineBuilder {
     /// a backslash or a control character.
     private mutating func appendJSONString(_ s: String) {
         var s = s
-        let plain = s.withUTF8 { bytes in
-            bytes.allSatisfy { $0 >= 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
-        }
+        let plain = s.withUTF8 { $0.allSatisfy(Self.isPlainJSONByte) }
         if plain {
             append("\"")
             append(s)
@@ -160,8 +185,20 @@ public struct LogLineBuilder {
     private mutating func append(_ bytes: UnsafePointer<UInt8>?, _ n: Int) {
         guard n > 0, let bytes else { return }
         reserve(n)
-        (storage + count).update(from: bytes, count: n)
+        if n <= 32 {
+            // Keys and most values are short: a loop costs less than calling memmove.
+            for i in 0..<n { storage[count &+ i] = bytes[i] }
+        } else {
+            (storage + count).update(from: bytes, count: n)
+        }
         count += n
+    }
+
+    /// One byte.
+    private mutating func appendByte(_ byte: UInt8) {
+        reserve(1)
+        storage[count] = byte
+        count += 1
     }
 
     private mutating func reserve(_ n: Int) {
