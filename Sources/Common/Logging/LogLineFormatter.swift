@@ -127,9 +127,11 @@ public struct LogLineFormatter: Sendable {
         // Through the contiguous bytes: `utf8.allSatisfy` walks the view's indices (request
         // lines ask for every field).
         var s = s
-        return s.withUTF8 { bytes in
-            !bytes.isEmpty && bytes.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
-        }
+        return s.withUTF8 { bytes in !bytes.isEmpty && bytes.allSatisfy(isBareByte) }
+    }
+
+    static func isBareByte(_ b: UInt8) -> Bool {
+        b > 0x20 && b < 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\")
     }
 
     /// Room for a request line with typical URLs, so building it does not regrow the string.

@@ -6,7 +6,7 @@ import Logging
 /// Writes a line whose fields are known in advance (the worker's `Request processed` line)
 /// without swift-log's metadata: the line is built byte by byte in one buffer and written with
 /// one `write(2)`, exactly as `FluxgateLogHandler` prints the same fields given as metadata
-/// (LogFormatTests compare the two in every format). Through the metadata dictionary, its boxed
+/// (the worker's RequestLineTests compare the two in every format). Through the metadata dictionary, its boxed
 /// values, the ordering and `String` concatenation, a request line cost more instructions than
 /// proxying the request it describes.
 public struct RequestLineWriter: Sendable {
@@ -96,7 +96,7 @@ public struct LogLineBuilder {
         let copied = value.withUTF8 { bytes -> Bool in
             switch format {
             case .text:
-                guard !bytes.isEmpty, bytes.allSatisfy(Self.isBareByte) else { return false }
+                guard !bytes.isEmpty, bytes.allSatisfy(LogLineFormatter.isBareByte) else { return false }
                 append(bytes.baseAddress, bytes.count)
             case .json:
                 guard bytes.allSatisfy(Self.isPlainJSONByte) else { return false }
@@ -110,11 +110,6 @@ public struct LogLineBuilder {
         if !copied { append(LogLineFormatter.quoted(value)) }
     }
 
-    /// `LogLineFormatter.isBare`'s test for one byte.
-    private static func isBareByte(_ b: UInt8) -> Bool {
-        b > 0x20 && b < 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\")
-    }
-
     /// A byte `JSONText.quoted` copies unchanged.
     private static func isPlainJSONByte(_ b: UInt8) -> Bool {
         b >= 0x20 && b != 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\")
@@ -124,13 +119,6 @@ public struct LogLineBuilder {
         self.key(key)
         if value < 0 { append("-") }
         appendDigits(value.magnitude)
-    }
-
-    public mutating func add(_ key: StaticString, _ value: Int) { add(key, Int64(value)) }
-
-    public mutating func add(_ key: StaticString, _ value: UInt) {
-        self.key(key)
-        appendDigits(UInt64(value))
     }
 
     private mutating func key(_ key: StaticString) {

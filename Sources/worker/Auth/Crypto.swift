@@ -14,7 +14,7 @@ enum Crypto {
         let result = withNonNullPointer(Array(key)) { k, kCount in
             withNonNullPointer(Array(message)) { m, mCount in
                 out.withUnsafeMutableBufferPointer { o in
-                    HMAC(EVP_sha256(), k, Int32(kCount), m, mCount, o.baseAddress, &outLength)
+                    HMAC(sha256MD, k, Int32(kCount), m, mCount, o.baseAddress, &outLength)
                 }
             }
         }
@@ -40,9 +40,9 @@ enum Crypto {
         }
     }
 
-    /// Fetched once. With `EVP_sha256()` every digest would look the implementation up in
-    /// OpenSSL 3's provider registry again (an "implicit fetch": locks and a property query), which
-    /// cost more than hashing a key (a client key is hashed on every request). A fetched `EVP_MD`
+    /// Fetched once, for digests and HMACs. With `EVP_sha256()` each would look the implementation
+    /// up in OpenSSL 3's provider registry again (an "implicit fetch": locks and a property query),
+    /// which cost more than hashing a key (a client key or a JWT is checked on every request). A fetched `EVP_MD`
     /// is immutable and may be shared by threads.
     nonisolated(unsafe) private static let sha256MD: OpaquePointer = {
         guard let md = EVP_MD_fetch(nil, "SHA256", nil) else { preconditionFailure("libcrypto has no SHA256") }

@@ -23,23 +23,35 @@ struct RequestLogRecord: Sendable, Equatable {
     var status: UInt?
     var responseBodyLength: Int?
 
-    /// Numbers stay numbers (`.stringConvertible`), so the JSON log format prints them unquoted.
+    /// A field's value: numbers stay numbers, so the JSON log format prints them unquoted.
+    enum FieldValue {
+        case string(String)
+        case number(Int64)
+    }
+
+    /// The line's present fields in Fluxgate's order (`LogLineFormatter.requestFieldOrder`), URLs
+    /// redacted and capped: the one list both ways of printing the line use.
+    func forEachField(_ body: (StaticString, FieldValue) -> Void) {
+        if let clientIP { body("client_ip", .string(clientIP)) }
+        if let method { body("method", .string(method)) }
+        if let requestURL { body("request_url", .string(Self.capped(Self.redactingCredentials(requestURL)))) }
+        if let requestBodyLength { body("request_body_length", .number(Int64(requestBodyLength))) }
+        if let apiKeyID { body("api_key", .string(apiKeyID)) }
+        if let targetURL { body("target_url", .string(Self.capped(Self.redactingCredentials(targetURL)))) }
+        if let upstream { body("upstream", .string(upstream)) }
+        if let durationMs { body("duration_ms", .number(durationMs)) }
+        if let status { body("status", .number(Int64(status))) }
+        if let responseBodyLength { body("response_body_length", .number(Int64(responseBodyLength))) }
+    }
+
     var metadata: Logger.Metadata {
         var metadata = Logger.Metadata(minimumCapacity: 10)
-        func add(_ key: String, _ value: String?) { if let value { metadata[key] = .string(value) } }
-        func add(_ key: String, _ value: (some CustomStringConvertible & Sendable)?) {
-            if let value { metadata[key] = .stringConvertible(value) }
+        forEachField { key, value in
+            switch value {
+            case .string(let s): metadata[key.description] = .string(s)
+            case .number(let n): metadata[key.description] = .stringConvertible(n)
+            }
         }
-        add("client_ip", clientIP)
-        add("method", method)
-        add("request_url", requestURL.map { Self.capped(Self.redactingCredentials($0)) })
-        add("request_body_length", requestBodyLength)
-        add("api_key", apiKeyID)
-        add("target_url", targetURL.map { Self.capped(Self.redactingCredentials($0)) })
-        add("upstream", upstream)
-        add("duration_ms", durationMs)
-        add("status", status)
-        add("response_body_length", responseBodyLength)
         return metadata
     }
 
@@ -47,21 +59,16 @@ struct RequestLogRecord: Sendable, Equatable {
         logger.trace(Self.message, metadata: metadata)
     }
 
-    /// The same line as `emit(to:)` with the process's own handler (`FluxgateLogHandler`), written
-    /// without building metadata: the fields in `LogLineFormatter.requestFieldOrder`, the same
-    /// redaction and caps, the same rendering (WorkerTests compare the two).
+    /// The same line as `emit(to:)` prints with the process's own handler (`FluxgateLogHandler`),
+    /// written without building metadata (RequestLineTests compare the two).
     func emit(to writer: RequestLineWriter) {
         writer.write(level: .trace, message: "Request processed") { line in
-            if let clientIP { line.add("client_ip", clientIP) }
-            if let method { line.add("method", method) }
-            if let requestURL { line.add("request_url", Self.capped(Self.redactingCredentials(requestURL))) }
-            if let requestBodyLength { line.add("request_body_length", requestBodyLength) }
-            if let apiKeyID { line.add("api_key", apiKeyID) }
-            if let targetURL { line.add("target_url", Self.capped(Self.redactingCredentials(targetURL))) }
-            if let upstream { line.add("upstream", upstream) }
-            if let durationMs { line.add("duration_ms", durationMs) }
-            if let status { line.add("status", status) }
-            if let responseBodyLength { line.add("response_body_length", responseBodyLength) }
+            forEachField { key, value in
+                switch value {
+                case .string(let s): line.add(key, s)
+                case .number(let n): line.add(key, n)
+                }
+            }
         }
     }
 
