@@ -62,7 +62,7 @@ enum ForwardingHeaders {
     static func isClientOnly(_ name: String) -> Bool { classify(name) == .clientOnly }
 
     /// How the client's request body is framed. `Transfer-Encoding` wins over `Content-Length`
-    /// (RFC 9112 §6.3; llhttp already refuses messages that carry both in a smuggling-prone way).
+    /// (RFC 9112 §6.3; `RequestParser` refuses a request that carries both).
     static func requestFraming(_ headers: HTTPHeaders) -> Framing {
         var framing = Framing.none
         for (name, _) in headers {

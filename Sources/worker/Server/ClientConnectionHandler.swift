@@ -7,8 +7,9 @@ import NIOHTTP1
 import Glibc
 #endif
 
-/// The last handler of a client connection (after NIO's HTTP/1 server codec). Runs the checks of
-/// behaviour §5 in order, then hands the request to a `ProxyExchange`.
+/// The last handler of a client connection: reads requests from the connection's bytes with
+/// `RequestParser`, runs the checks of behaviour §5 in order, then hands each request to a
+/// `ProxyExchange`.
 ///
 /// Pipelined requests are answered in order: parts of a request that arrive while the previous
 /// response is still going out are queued (and reading stops) until that response ends. This
@@ -16,7 +17,7 @@ import Glibc
 /// every request, so the socket's read interest was dropped and re-added around each response:
 /// two `epoll_ctl` calls per request. Here the read interest stays while nothing is queued.
 final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -24,6 +25,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     private let idle: ClientIdleHandler
     private var context: ChannelHandlerContext?
     private var clientIP: String?
+    private var parser: RequestParser
 
     private var exchange: ProxyExchange?
     /// The response of the current request is complete; drop request parts until its `.end`.
@@ -33,7 +35,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     private var awaitingResponse = false
     /// Parts of pipelined requests that arrived while `awaitingResponse`, delivered in order once
     /// the response ends. Reading stops while any are queued.
-    private var queued: [HTTPServerRequestPart] = []
+    private var queued: [RequestEvent] = []
+    /// The last response said `connection: close` and is complete: nothing more is read.
+    private var closing = false
     private var draining = false
     /// Shutting down: close once the current response (if any) is complete.
     private var quiescing = false
@@ -56,6 +60,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     init(worker: WorkerLoopState, idle: ClientIdleHandler) {
         self.worker = worker
         self.idle = idle
+        self.parser = RequestParser(limits: worker.limits)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -77,16 +82,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         clientReadInProgress = true
-        let part = unwrapInboundIn(data)
-        if awaitingResponse || !queued.isEmpty {
-            queued.append(part)
-            return
+        parser.append(unwrapInboundIn(data))
+        while !closing, let event = parser.next() {
+            if awaitingResponse || !queued.isEmpty {
+                queued.append(event)
+            } else {
+                handle(event, context: context)
+            }
         }
-        handle(part, context: context)
     }
 
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
+    private func handle(_ event: RequestEvent, context: ChannelHandlerContext) {
+        switch event {
         case .head(let head):
             requestHead(head, context: context)
         case .body(let buffer):
@@ -99,6 +106,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
                 discardingRequest = false
                 requestFinished()
             }
+        case .malformed(let response):
+            requestMalformed(response, context: context)
         }
     }
 
@@ -108,7 +117,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         guard !draining, !queued.isEmpty else { return }
         draining = true
         clientReadInProgress = true
-        while !queued.isEmpty, !awaitingResponse, context.channel.isActive {
+        while !queued.isEmpty, !awaitingResponse, !closing, context.channel.isActive {
             handle(queued.removeFirst(), context: context)
         }
         draining = false
@@ -154,11 +163,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // Malformed HTTP from the client: 400 (431 for oversized heads) and close (behaviour §5).
-        guard error is HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
+        context.close(promise: nil)
+    }
+
+    /// Bytes that are not a request (or not within the parser's limits): 400 (414, 431) and close
+    /// (behaviour §5).
+    private func requestMalformed(_ response: ProxyErrorResponse, context: ChannelHandlerContext) {
         if !requestInProgress {
             // The bytes that failed to parse are a new request: log it as one, not with the
             // previous request's fields.
@@ -178,7 +188,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             context.close(promise: nil)
             return
         }
-        let response: ProxyErrorResponse = (error as? HTTPParserError) == .headerOverflow ? .headersTooLarge : .badRequest
         closeAfterResponse = true
         writeError(response, requestComplete: true, context: context)
     }
@@ -260,8 +269,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
         if let rejection = RequestPreflight.check(head, limits: worker.limits) {
             if rejection == .notImplemented {
-                // llhttp stops parsing after an upgrade or CONNECT request: the connection cannot
-                // carry another request.
+                // What follows an upgrade or CONNECT request is not HTTP/1.1: the connection
+                // cannot carry another request.
                 closeAfterResponse = true
             }
             return reject(rejection, context: context)
@@ -360,6 +369,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         }
         if closeAfterResponse {
             queued = []
+            closing = true
             // Close once everything written so far has gone out.
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
                 .assumeIsolated().whenComplete { _ in context.close(promise: nil) }

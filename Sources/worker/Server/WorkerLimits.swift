@@ -32,11 +32,4 @@ struct WorkerLimits: Sendable, Hashable {
     /// stream (NIO's default starts at 2 KiB, which costs many small reads and writes per
     /// large body). A buffer exists only during a read, so idle connections hold none.
     static let relayReadAllocator = AdaptiveRecvByteBufferAllocator(minimum: 16 * 1024, initial: 16 * 1024, maximum: 64 * 1024)
-
-    /// NIO's llhttp decoder limits: generous enough that our own checks on the decoded head pick
-    /// 414 or 431, tight enough that memory per connection stays bounded before the head is whole.
-    /// The request-target counts against both of NIO's size limits.
-    var decoderFieldSizeLimit: Int { maxRequestTargetBytes + maxHeaderBytes }
-    var decoderHeaderListLimit: Int { maxRequestTargetBytes + maxHeaderBytes }
-    var decoderHeaderCountLimit: Int { maxHeaderCount + 1 }
 }

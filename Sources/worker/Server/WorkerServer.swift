@@ -48,11 +48,6 @@ final class WorkerServer: Sendable {
                                          logger: logger), eventLoop: eventLoop)
         }.get()
 
-        var decoder = NIOHTTPDecoderLimitConfiguration()
-        decoder.maxHeaderFieldSize = limits.decoderFieldSizeLimit
-        decoder.maxHeaderListSize = limits.decoderHeaderListLimit
-        decoder.maxHeaderFieldCount = limits.decoderHeaderCountLimit
-        let decoderLimits = decoder
         let bootstrap = ServerBootstrap(group: eventLoop)
             .serverChannelOption(.backlog, value: 511)
             // Accept up to 16 queued connections per wake-up (NIO's default is 4): a burst of new
@@ -74,11 +69,9 @@ final class WorkerServer: Sendable {
                     }
                     let idle = ClientIdleHandler(limits: worker.limits)
                     try sync.addHandler(idle)
-                    // Requests are decoded by NIO's llhttp decoder (strict parsing, smuggling
-                    // checks); responses are written as bytes by ClientConnectionHandler (the
-                    // upstream's head rewritten, its body as received), so there is no encoder.
-                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
-                        leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
+                    // Requests are parsed and responses written as bytes by the connection
+                    // handler (RequestParser; the upstream's head rewritten, its body as received):
+                    // no HTTP codec.
                     try sync.addHandler(ClientConnectionHandler(worker: worker, idle: idle))
                 }
             }

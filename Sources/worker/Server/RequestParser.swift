@@ -1,0 +1,418 @@
+import NIOCore
+import NIOHTTP1
+
+/// What a client connection's bytes mean, in order.
+enum RequestEvent {
+    case head(HTTPRequestHead)
+    /// Request body bytes, de-chunked: a slice of what was read, not a copy.
+    case body(ByteBuffer)
+    case end
+    /// The bytes cannot be read as a request, or not within the limits: answer with this and
+    /// close. The parser reads nothing after it.
+    case malformed(ProxyErrorResponse)
+}
+
+/// The HTTP/1.1 request parser of a client connection (RFC 9112), and the place where request
+/// smuggling is stopped: whatever two implementations could frame differently is refused.
+///
+/// * Lines end in CRLF; a bare LF or CR anywhere in a head or a chunk line is refused, as are
+///   obs-fold continuation lines and whitespace before a header's colon.
+/// * Method: upper-case letters, `-` and `_` (nginx's rule); request-target: visible ASCII;
+///   version `HTTP/1.x` (anything but 1.1 is answered 505 by the checks after the parser).
+/// * Header names are tokens; values are visible ASCII, obs-text, spaces and tabs, with the
+///   spaces and tabs around them removed.
+/// * Body framing: one `Content-Length` of digits, or one `Transfer-Encoding: chunked` (any case);
+///   both, two of either, a list, or any other coding is refused. Chunk sizes are hex with at
+///   most 15 significant digits; chunk extensions are read past, trailer fields are checked like
+///   header fields and dropped.
+/// * Empty lines before a request line are skipped (RFC 9112 §2.2).
+///
+/// Pull-based: `append` what a read delivered, then take events with `next()` until it returns
+/// nil. Body bytes are slices of the read, so a request body is never copied here. Only a head
+/// or chunk line split across reads is kept between reads, bounded by the limits.
+struct RequestParser {
+    private enum State {
+        /// Before or inside a request head. `scanned` bytes of the buffer are known not to end
+        /// the head (so a head arriving byte by byte is scanned once, not once per byte).
+        case head(scanned: Int)
+        case fixedBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        /// The CRLF after a chunk's data.
+        case chunkDataEnd
+        /// Trailer fields, `bytes` of them read so far.
+        case trailers(bytes: Int)
+        case stopped
+    }
+
+    private enum ParsedHead {
+        case head(HTTPRequestHead, Framing)
+        case failed(ProxyErrorResponse)
+    }
+
+    private enum Framing {
+        case none
+        case contentLength(Int)
+        case chunked
+    }
+
+    private let limits: WorkerLimits
+    private var state = State.head(scanned: 0)
+    private var buffer: ByteBuffer?
+
+    init(limits: WorkerLimits) { self.limits = limits }
+
+    /// The longest head kept while it is incomplete: the request-target and the header bytes at
+    /// their limits, plus the bytes that frame them. The checks after the parser (414, 431) see
+    /// every head below it.
+    private var maxHeadBytes: Int { limits.maxRequestTargetBytes + limits.maxHeaderBytes + 4 * limits.maxHeaderCount + 64 }
+    /// A chunk-size line with its extensions, or one trailer line.
+    private static let maxChunkLineBytes = 4096
+
+    /// Bytes from the connection, in order.
+    mutating func append(_ bytes: ByteBuffer) {
+        if case .stopped = state { return }
+        if buffer == nil {
+            buffer = bytes
+        } else {
+            buffer!.writeImmutableBuffer(bytes)
+        }
+    }
+
+    /// The next event the appended bytes make, or nil once more bytes are needed.
+    mutating func next() -> RequestEvent? {
+        if pendingEnd {
+            pendingEnd = false
+            return .end
+        }
+        // Taken out of `self` while parsing, so it is not copied on write.
+        guard var bytes = buffer else { return nil }
+        buffer = nil
+        let event = next(from: &bytes)
+        if case .malformed = event {
+            state = .stopped
+        } else if bytes.readableBytes > 0 {
+            buffer = bytes
+        }
+        return event
+    }
+
+    /// Set when a request's last bytes were returned: `.end` is the next event, before anything
+    /// of a pipelined request.
+    private var pendingEnd = false
+
+    private mutating func next(from bytes: inout ByteBuffer) -> RequestEvent? {
+        while true {
+            switch state {
+            case .stopped:
+                return nil
+
+            case .head(let scanned):
+                return head(from: &bytes, scanned: scanned)
+
+            case .fixedBody(let remaining):
+                guard bytes.readableBytes > 0 else { return nil }
+                let count = min(remaining, bytes.readableBytes)
+                let slice = bytes.readSlice(length: count)!
+                if count == remaining {
+                    state = .head(scanned: 0)
+                    pendingEnd = true
+                } else {
+                    state = .fixedBody(remaining: remaining - count)
+                }
+                return .body(slice)
+
+            case .chunkSize:
+                guard let line = readLine(from: &bytes) else {
+                    return bytes.readableBytes > Self.maxChunkLineBytes ? .malformed(.badRequest) : nil
+                }
+                guard line.readableBytes <= Self.maxChunkLineBytes, let size = Self.chunkSize(line) else {
+                    return .malformed(.badRequest)
+                }
+                state = size == 0 ? .trailers(bytes: 0) : .chunkData(remaining: size)
+
+            case .chunkData(let remaining):
+                guard bytes.readableBytes > 0 else { return nil }
+                let count = min(remaining, bytes.readableBytes)
+                let slice = bytes.readSlice(length: count)!
+                state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
+                return .body(slice)
+
+            case .chunkDataEnd:
+                guard bytes.readableBytes >= 2 else { return nil }
+                guard bytes.readInteger(as: UInt16.self) == 0x0D0A else { return .malformed(.badRequest) }
+                state = .chunkSize
+
+            case .trailers(let read):
+                guard let line = readLine(from: &bytes) else {
+                    return read + bytes.readableBytes > limits.maxHeaderBytes ? .malformed(.badRequest) : nil
+                }
+                if line.readableBytes == 0 {
+                    state = .head(scanned: 0)
+                    return .end
+                }
+                let total = read + line.readableBytes + 2
+                guard total <= limits.maxHeaderBytes, Self.isFieldLine(line) else { return .malformed(.badRequest) }
+                state = .trailers(bytes: total)
+            }
+        }
+    }
+
+    // MARK: Head
+
+    private mutating func head(from bytes: inout ByteBuffer, scanned: Int) -> RequestEvent? {
+        // Empty lines before the request line.
+        while bytes.readableBytes >= 2, bytes.getInteger(at: bytes.readerIndex, as: UInt16.self) == 0x0D0A, scanned == 0 {
+            bytes.moveReaderIndex(forwardBy: 2)
+        }
+        guard bytes.readableBytes > 0 else { return nil }
+        guard let length = Self.headLength(bytes, from: scanned) else {
+            if bytes.readableBytes > maxHeadBytes {
+                // Still in the request line: the target is what is too long.
+                let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
+                return .malformed(lineEnded ? .headersTooLarge : .uriTooLong)
+            }
+            state = .head(scanned: max(0, bytes.readableBytes - 3))
+            return nil
+        }
+        guard length <= maxHeadBytes else {
+            let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
+            return .malformed(lineEnded ? .headersTooLarge : .uriTooLong)
+        }
+        let parsed = bytes.readableBytesView.withUnsafeBytes { Self.parseHead(UnsafeRawBufferPointer(rebasing: $0[..<length]), limits: limits) }
+        bytes.moveReaderIndex(forwardBy: length)
+        switch parsed {
+        case .failed(let error):
+            return .malformed(error)
+        case .head(let head, let framing):
+            switch framing {
+            case .none:
+                state = .head(scanned: 0)
+                pendingEnd = true
+            case .contentLength(let count):
+                state = count == 0 ? .head(scanned: 0) : .fixedBody(remaining: count)
+                if count == 0 { pendingEnd = true }
+            case .chunked:
+                state = .chunkSize
+            }
+            return .head(head)
+        }
+    }
+
+    /// The length of the head at the start of `bytes` up to and including the empty line that
+    /// ends it, or nil when it has not all arrived. Looks for LF (CR) LF from `scanned` on: a
+    /// bare LF is found too, and refused by the full parse.
+    private static func headLength(_ bytes: ByteBuffer, from scanned: Int) -> Int? {
+        bytes.withUnsafeReadableBytes { p in
+            var i = scanned
+            let count = p.count
+            while i < count {
+                guard let lf = UnsafeRawBufferPointer(rebasing: p[i...]).firstIndex(of: 0x0A) else { return nil }
+                let at = i + lf
+                if at + 1 < count && p[at + 1] == 0x0A { return at + 2 }
+                if at + 2 < count && p[at + 1] == 0x0D && p[at + 2] == 0x0A { return at + 3 }
+                if at + 2 >= count { return nil }
+                i = at + 1
+            }
+            return nil
+        }
+    }
+
+    /// Parses a whole head (request line through the empty line).
+    private static func parseHead(_ p: UnsafeRawBufferPointer, limits: WorkerLimits) -> ParsedHead {
+        let bad = ParsedHead.failed(.badRequest)
+        var i = 0
+        // Request line.
+        while i < p.count, isMethodByte(p[i]) { i += 1 }
+        let methodEnd = i
+        guard methodEnd > 0, methodEnd <= 32, i < p.count, p[i] == 0x20 else { return bad }
+        i += 1
+        let targetStart = i
+        while i < p.count, p[i] > 0x20, p[i] < 0x7F { i += 1 }
+        let targetEnd = i
+        guard targetEnd > targetStart, i + 10 <= p.count, p[i] == 0x20,
+              p[i + 1] == UInt8(ascii: "H"), p[i + 2] == UInt8(ascii: "T"), p[i + 3] == UInt8(ascii: "T"),
+              p[i + 4] == UInt8(ascii: "P"), p[i + 5] == UInt8(ascii: "/"), p[i + 6] == UInt8(ascii: "1"),
+              p[i + 7] == UInt8(ascii: "."), p[i + 8] &- UInt8(ascii: "0") < 10,
+              p[i + 9] == 0x0D, i + 10 < p.count, p[i + 10] == 0x0A else { return bad }
+        let minor = Int(p[i + 8] &- UInt8(ascii: "0"))
+        i += 11
+
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(8)
+        var headerBytes = 0
+        var contentLength: Int?
+        var chunked = false
+        while true {
+            guard i + 1 < p.count else { return bad }
+            if p[i] == 0x0D {
+                guard p[i + 1] == 0x0A, i + 2 == p.count else { return bad }
+                break
+            }
+            let nameStart = i
+            while i < p.count, isTokenByte(p[i]) { i += 1 }
+            let nameEnd = i
+            guard nameEnd > nameStart, i < p.count, p[i] == UInt8(ascii: ":") else { return bad }
+            i += 1
+            while i < p.count, p[i] == 0x20 || p[i] == 0x09 { i += 1 }
+            let valueStart = i
+            var valueEnd = i
+            while i < p.count {
+                let b = p[i]
+                if b > 0x20 && b != 0x7F {
+                    i += 1
+                    valueEnd = i
+                } else if b == 0x20 || b == 0x09 {
+                    i += 1
+                } else {
+                    break
+                }
+            }
+            guard i + 1 < p.count, p[i] == 0x0D, p[i + 1] == 0x0A else { return bad }
+            i += 2
+            guard headers.count < limits.maxHeaderCount else { return .failed(.headersTooLarge) }
+            headerBytes += (nameEnd - nameStart) + (valueEnd - valueStart)
+            guard headerBytes <= limits.maxHeaderBytes else { return .failed(.headersTooLarge) }
+            let name = UnsafeRawBufferPointer(rebasing: p[nameStart..<nameEnd])
+            let value = UnsafeRawBufferPointer(rebasing: p[valueStart..<valueEnd])
+            switch name.count {
+            case 14 where equalsLowercase(name, "content-length"):
+                guard contentLength == nil, !chunked, let length = decimal(value) else { return bad }
+                contentLength = length
+            case 17 where equalsLowercase(name, "transfer-encoding"):
+                guard contentLength == nil, !chunked, value.count == 7, equalsLowercase(value, "chunked") else { return bad }
+                chunked = true
+            default:
+                break
+            }
+            headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        }
+
+        let head = HTTPRequestHead(
+            version: HTTPVersion(major: 1, minor: minor),
+            method: method(UnsafeRawBufferPointer(rebasing: p[..<methodEnd])),
+            uri: String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<targetEnd]), as: UTF8.self),
+            headers: HTTPHeaders(headers))
+        let framing: Framing = chunked ? .chunked : contentLength.map { .contentLength($0) } ?? .none
+        return .head(head, framing)
+    }
+
+    private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {
+        switch bytes.count {
+        case 3 where bytes[0] == UInt8(ascii: "G") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "T"):
+            return .GET
+        case 4 where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S")
+            && bytes[3] == UInt8(ascii: "T"):
+            return .POST
+        default:
+            return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
+    // MARK: Chunks
+
+    /// One line without its CRLF, or nil when its end has not arrived. A line ended by a bare LF
+    /// is returned with the LF, a byte `chunkSize` and `isFieldLine` refuse.
+    private func readLine(from bytes: inout ByteBuffer) -> ByteBuffer? {
+        guard let lf = bytes.readableBytesView.firstIndex(of: 0x0A) else { return nil }
+        let length = lf - bytes.readerIndex
+        guard length > 0, bytes.getInteger(at: lf - 1, as: UInt8.self) == 0x0D else {
+            // A bare LF: hand back the line with the LF so the caller refuses it.
+            return bytes.readSlice(length: length + 1)
+        }
+        let line = bytes.readSlice(length: length - 1)!
+        bytes.moveReaderIndex(forwardBy: 2)
+        return line
+    }
+
+    /// `chunk-size [ chunk-ext ]` (RFC 9112 §7.1.1): hex digits, then optionally BWS `;` and
+    /// extensions, which are checked for bytes only (no CR, LF or other control bytes).
+    private static func chunkSize(_ line: ByteBuffer) -> Int? {
+        line.withUnsafeReadableBytes { p in
+            var size = 0
+            var i = 0
+            var significant = 0
+            while i < p.count, let digit = hexValue(p[i]) {
+                if size != 0 || digit != 0 { significant += 1 }
+                size = size << 4 | Int(digit)
+                i += 1
+            }
+            guard i > 0, significant <= 15 else { return nil }
+            if i == p.count { return size }
+            while i < p.count, p[i] == 0x20 || p[i] == 0x09 { i += 1 }
+            guard i < p.count, p[i] == UInt8(ascii: ";") else { return nil }
+            while i < p.count {
+                let b = p[i]
+                guard b >= 0x20 && b != 0x7F || b == 0x09 else { return nil }
+                i += 1
+            }
+            return size
+        }
+    }
+
+    /// `field-name ":" OWS field-value OWS`, as in a head.
+    private static func isFieldLine(_ line: ByteBuffer) -> Bool {
+        line.withUnsafeReadableBytes { p in
+            var i = 0
+            while i < p.count, isTokenByte(p[i]) { i += 1 }
+            guard i > 0, i < p.count, p[i] == UInt8(ascii: ":") else { return false }
+            i += 1
+            while i < p.count {
+                let b = p[i]
+                guard b >= 0x20 && b != 0x7F || b == 0x09 else { return false }
+                i += 1
+            }
+            return true
+        }
+    }
+
+    // MARK: Bytes
+
+    @inline(__always)
+    private static func isMethodByte(_ b: UInt8) -> Bool {
+        b &- UInt8(ascii: "A") < 26 || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
+    }
+
+    /// RFC 9110 `tchar`.
+    @inline(__always)
+    private static func isTokenByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    @inline(__always)
+    private static func hexValue(_ b: UInt8) -> UInt8? {
+        if b &- UInt8(ascii: "0") < 10 { return b &- UInt8(ascii: "0") }
+        let lower = b | 0x20
+        if lower &- UInt8(ascii: "a") < 6 { return lower &- UInt8(ascii: "a") &+ 10 }
+        return nil
+    }
+
+    /// Digits only, at most 18 of them after leading zeros (below `Int.max`).
+    private static func decimal(_ p: UnsafeRawBufferPointer) -> Int? {
+        guard !p.isEmpty else { return nil }
+        var value = 0
+        var significant = 0
+        for b in p {
+            let digit = b &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            if value != 0 || digit != 0 { significant += 1 }
+            value = value &* 10 &+ Int(digit)
+        }
+        return significant <= 18 ? value : nil
+    }
+
+    private static func equalsLowercase(_ p: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        guard p.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        for i in 0..<p.count where ASCIIBytes.lower(p[i]) != expected[i] { return false }
+        return true
+    }
+}

@@ -1,0 +1,90 @@
+import NIOCore
+import Testing
+@testable import FluxgateWorker
+
+/// `RequestParser` on its own: the events of a byte stream do not depend on how reads split it.
+/// (What it refuses is tested through a real connection in `RequestParsingTests`.)
+@Suite struct RequestParserTests {
+    /// Events as text, consecutive body slices joined.
+    func events(_ reads: [String], limits: WorkerLimits = WorkerLimits()) -> [String] {
+        var parser = RequestParser(limits: limits)
+        var out: [String] = []
+        for read in reads {
+            parser.append(ByteBuffer(string: read))
+            while let event = parser.next() {
+                switch event {
+                case .head(let head):
+                    out.append("head \(head.method.rawValue) \(head.uri) \(head.version) "
+                        + head.headers.map { "\($0.name)=\($0.value)" }.joined(separator: ","))
+                case .body(let bytes):
+                    let text = String(buffer: bytes)
+                    if let last = out.last, last.hasPrefix("body ") { out[out.count - 1] = last + text } else { out.append("body " + text) }
+                case .end:
+                    out.append("end")
+                case .malformed(let response):
+                    out.append("malformed \(response.status.code)")
+                }
+            }
+        }
+        return out
+    }
+
+    func split(_ text: String, every size: Int) -> [String] {
+        let bytes = Array(text.utf8)
+        return stride(from: 0, to: bytes.count, by: size).map {
+            String(decoding: bytes[$0..<min($0 + size, bytes.count)], as: UTF8.self)
+        }
+    }
+
+    static let pipelined = "\r\nPOST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 5\r\n\r\nhello"
+        + "POST /b HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n"
+        + "GET /c?q=1 HTTP/1.1\r\nHost: p\r\nX-Pad:  v \r\n\r\n"
+        + "DELETE /d HTTP/1.0\r\nHost: p\r\nContent-Length: 0\r\n\r\n"
+
+    @Test func pipelinedRequestsAreReadTheSameWhateverTheReadSizes() {
+        let whole = events([Self.pipelined])
+        #expect(whole == [
+            "head POST /a HTTP/1.1 Host=p,Content-Length=5", "body hello", "end",
+            "head POST /b HTTP/1.1 Host=p,Transfer-Encoding=chunked", "body abc0123456789abcdef", "end",
+            "head GET /c?q=1 HTTP/1.1 Host=p,X-Pad=v", "end",
+            "head DELETE /d HTTP/1.0 Host=p,Content-Length=0", "end",
+        ])
+        for size in [1, 2, 3, 5, 8, 13, 100] {
+            #expect(events(split(Self.pipelined, every: size)) == whole, "reads of \(size) bytes")
+        }
+    }
+
+    @Test func nothingIsReadAfterMalformedBytes() {
+        #expect(events(["GET /a HTTP/1.1\r\nHost: p\r\n\r\nGET /b HTTP/1.1\nHost: p\r\n\r\n", "GET /c HTTP/1.1\r\nHost: p\r\n\r\n"])
+            == ["head GET /a HTTP/1.1 Host=p", "end", "malformed 400"])
+    }
+
+    @Test func anIncompleteHeadIsKeptUpToTheLimitThen414Or431() {
+        var limits = WorkerLimits()
+        limits.maxRequestTargetBytes = 100
+        limits.maxHeaderBytes = 200
+        limits.maxHeaderCount = 4
+        // Below the limit: waits for more.
+        #expect(events(["GET /" + String(repeating: "a", count: 200)], limits: limits) == [])
+        // A request line that never ends within the buffer: 414; headers that do not: 431.
+        #expect(events(["GET /" + String(repeating: "a", count: 400)], limits: limits) == ["malformed 414"])
+        #expect(events(["GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 400)], limits: limits) == ["malformed 431"])
+        // Complete heads over the header limits: 431 from the parser.
+        #expect(events(["GET / HTTP/1.1\r\n" + (0..<5).map { "X-\($0): v\r\n" }.joined() + "\r\n"], limits: limits)
+            == ["malformed 431"])
+        #expect(events(["GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 250) + "\r\n\r\n"], limits: limits)
+            == ["malformed 431"])
+    }
+
+    @Test func largeBodiesArePassedOnAsTheyArrive() {
+        let head = "POST /u HTTP/1.1\r\nHost: p\r\nContent-Length: 10\r\n\r\n"
+        var parser = RequestParser(limits: WorkerLimits())
+        parser.append(ByteBuffer(string: head + "abc"))
+        guard case .head = parser.next(), case .body(let first) = parser.next() else { Issue.record("no head and body"); return }
+        #expect(String(buffer: first) == "abc")
+        #expect(parser.next() == nil)
+        parser.append(ByteBuffer(string: "defghij"))
+        guard case .body(let rest) = parser.next(), case .end = parser.next() else { Issue.record("no rest and end"); return }
+        #expect(String(buffer: rest) == "defghij")
+    }
+}
