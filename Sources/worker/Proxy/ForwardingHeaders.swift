@@ -83,31 +83,35 @@ enum ForwardingHeaders {
     static func writeUpstreamRequestHead(method: HTTPMethod, target: String, client: HTTPHeaders,
                                          upstream: Configuration.Upstream, hostHeader: String,
                                          framing: Framing, into out: inout ByteBuffer) {
-        out.writeString(method.rawValue)
-        out.writeStaticString(" ")
-        out.writeString(target)
-        out.writeStaticString(" HTTP/1.1\r\nhost: ")
-        out.writeString(hostHeader)
-        out.writeStaticString("\r\n")
         let named = droppedNames(client, upstream: upstream)
-        for (name, value) in client where forwards(name, framing: framing, named: named) {
-            out.writeString(name)
-            out.writeStaticString(": ")
-            out.writeString(value)
-            out.writeStaticString("\r\n")
-        }
         let key = upstream.apiKey.value
-        if !key.isEmpty {
-            switch upstream.apiKeyHeader {
-            case .authorization: out.writeStaticString("authorization: Bearer ")
-            case .xAPIKey: out.writeStaticString("x-api-key: ")
-            case .apiKey: out.writeStaticString("api-key: ")
+        var bound = method.rawValue.utf8.count + target.utf8.count + hostHeader.utf8.count + key.utf8.count + 96
+        for (name, value) in client { bound += name.utf8.count + value.utf8.count + 4 }
+        out.writeHead(maxBytes: bound) { out in
+            out.write(method.rawValue)
+            out.write(" ")
+            out.write(target)
+            out.write(" HTTP/1.1\r\nhost: ")
+            out.write(hostHeader)
+            out.write("\r\n")
+            for (name, value) in client where forwards(name, framing: framing, named: named) {
+                out.write(name)
+                out.write(": ")
+                out.write(value)
+                out.write("\r\n")
             }
-            out.writeString(key)
-            out.writeStaticString("\r\n")
+            if !key.isEmpty {
+                switch upstream.apiKeyHeader {
+                case .authorization: out.write("authorization: Bearer ")
+                case .xAPIKey: out.write("x-api-key: ")
+                case .apiKey: out.write("api-key: ")
+                }
+                out.write(key)
+                out.write("\r\n")
+            }
+            if framing == .chunked { out.write("transfer-encoding: chunked\r\n") }
+            out.write("\r\n")
         }
-        if framing == .chunked { out.writeStaticString("transfer-encoding: chunked\r\n") }
-        out.writeStaticString("\r\n")
     }
 
     /// Names (lower-case) of client headers that never go upstream besides the fixed sets: those

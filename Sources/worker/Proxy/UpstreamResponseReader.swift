@@ -151,32 +151,41 @@ struct UpstreamResponseReader {
         status = parsed.status
         let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
         var keepAlive = parsed.keepAlive
-        var out = allocator.buffer(capacity: head.readableBytes + 32)
-        out.writeStaticString("HTTP/1.1 ")
-        head.withUnsafeReadableBytes { bytes in
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[parsed.statusStart..<parsed.statusLineEnd]))
-            out.writeStaticString("\r\n")
-            for line in parsed.forwarded {
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[line]))
-                out.writeStaticString("\r\n")
-            }
-        }
+        let chunkedHeader: StaticString = "transfer-encoding: chunked\r\n"
+        let addsChunked: Bool
         if bodyless {
             state = .done
+            addsChunked = false
         } else if parsed.chunked {
-            out.writeStaticString("transfer-encoding: chunked\r\n")
+            addsChunked = true
             state = .body(.chunked(ChunkedScanner()))
         } else if parsed.transferEncoded {
             // A coding other than chunked last: the body ends at the close (RFC 9112 §6.3).
-            out.writeStaticString("transfer-encoding: chunked\r\n")
+            addsChunked = true
             keepAlive = false
             state = .body(.untilClose)
         } else if let length = parsed.contentLength {
+            addsChunked = false
             state = length == 0 ? .done : .body(.length(remaining: length))
         } else {
-            out.writeStaticString("transfer-encoding: chunked\r\n")
+            addsChunked = true
             keepAlive = false
             state = .body(.untilClose)
+        }
+        // The kept lines are parts of `head`, each shorter than itself plus its CRLF there; the
+        // client side appends `connection: close` and the empty line (one allocation for all).
+        var out = allocator.buffer(capacity: head.readableBytes + 64)
+        out.writeHead(maxBytes: head.readableBytes + 48) { out in
+            out.write("HTTP/1.1 ")
+            head.withUnsafeReadableBytes { bytes in
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[parsed.statusStart..<parsed.statusLineEnd]))
+                out.write("\r\n")
+                for line in parsed.forwarded {
+                    out.write(UnsafeRawBufferPointer(rebasing: bytes[line]))
+                    out.write("\r\n")
+                }
+            }
+            if addsChunked { out.write(chunkedHeader) }
         }
         return .some(Head(status: parsed.status, clientHead: out, keepAlive: keepAlive))
     }
