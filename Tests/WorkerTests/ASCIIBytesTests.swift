@@ -3,6 +3,37 @@ import Testing
 
 /// The byte-level comparisons the request path uses instead of `lowercased()` and `==`.
 @Suite struct ASCIIBytesTests {
+    /// The eight-bytes-at-a-time scan stops exactly where a byte-by-byte one does, wherever the
+    /// first disallowed byte sits and whatever surrounds it.
+    @Test func fieldValueEndStopsAtTheFirstDisallowedByte() {
+        let allowed = (UInt8.min...UInt8.max).filter { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+        let fillers: [UInt8] = [0x20, 0x41, 0x7E, 0x80, 0xFF, 0x09]
+        for length in [0, 1, 7, 8, 9, 16, 23] {
+            for filler in fillers {
+                for stop in 0...length {
+                    for bad in UInt8.min...UInt8.max where !allowed.contains(bad) {
+                        var bytes = [UInt8](repeating: filler, count: length)
+                        if stop < length { bytes[stop] = bad }
+                        let end = bytes.withUnsafeBytes { ASCIIBytes.fieldValueEnd($0, from: 0, to: length) }
+                        #expect(end == stop, "length \(length), filler \(filler), byte \(bad) at \(stop)")
+                        if stop == length { break }
+                    }
+                }
+            }
+        }
+        // Honours `from` and `to`.
+        let text = Array("ab\u{1}cdefghijklmnop\r\n".utf8)
+        #expect(text.withUnsafeBytes { ASCIIBytes.fieldValueEnd($0, from: 3, to: text.count) } == 17)
+        #expect(text.withUnsafeBytes { ASCIIBytes.fieldValueEnd($0, from: 3, to: 10) } == 10)
+    }
+
+    @Test func tokenBytesAreExactlyRFC9110sTchar() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for b in UInt8.min...UInt8.max {
+            #expect(ASCIIBytes.isTokenByte(b) == tchar.contains(b), "byte \(b)")
+        }
+    }
+
     @Test func equalsIgnoresASCIICaseOnly() {
         #expect(ASCIIBytes.equals("Content-Length", lowercase: "content-length"))
         #expect(ASCIIBytes.equals("HOST", lowercase: "host"))

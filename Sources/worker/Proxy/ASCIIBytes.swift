@@ -5,6 +5,39 @@
 /// such questions a dozen times per request. These read the contiguous UTF-8 of a native string
 /// (what every string decoded from the wire is) and fall back to the generic path otherwise.
 enum ASCIIBytes {
+    /// RFC 9110 `tchar`, the bytes of a token (header names, methods, list elements): one test
+    /// against a bit set (the set's bits for 0–63 and 64–127; nothing above 127 is a tchar).
+    @inline(__always)
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        let low: UInt64 = 0x03FF_6CFA_0000_0000   // ! # $ % & ' * + - . 0-9
+        let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE  // A-Z ^ _ ` a-z | ~
+        return b < 64 ? (low >> b) & 1 != 0 : b < 128 && (high >> (b & 63)) & 1 != 0
+    }
+
+    /// VCHAR, obs-text, SP and HTAB (RFC 9110 §5.5): no CR, LF, NUL, DEL or other controls.
+    @inline(__always)
+    static func isFieldValueByte(_ b: UInt8) -> Bool { b >= 0x20 ? b != 0x7F : b == 0x09 }
+
+    /// The offset of the first byte in `bytes[start..<end]` that cannot be in a field value (the
+    /// CR ending the line, normally), or `end`. Eight bytes per step while none is a control
+    /// byte or DEL (tabs go the slow way): header values are most of a head's bytes.
+    static func fieldValueEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        var i = start
+        if let base = bytes.baseAddress {
+            while i &+ 8 <= end {
+                let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                // Some byte < 0x20, or some byte == 0x7F (exact as yes/no answers).
+                let control = (word &- 0x2020_2020_2020_2020) & ~word & 0x8080_8080_8080_8080
+                let del = word ^ 0x7F7F_7F7F_7F7F_7F7F
+                let hasDEL = (del &- 0x0101_0101_0101_0101) & ~del & 0x8080_8080_8080_8080
+                if control | hasDEL != 0 { break }
+                i &+= 8
+            }
+        }
+        while i < end, isFieldValueByte(bytes[i]) { i &+= 1 }
+        return i
+    }
+
     /// ASCII lower case; every other byte unchanged.
     @inline(__always)
     static func lower(_ b: UInt8) -> UInt8 { b &- UInt8(ascii: "A") < 26 ? b | 0x20 : b }

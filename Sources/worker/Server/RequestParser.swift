@@ -1,6 +1,10 @@
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What a client connection's bytes mean, in order.
 enum RequestEvent {
     case head(HTTPRequestHead)
@@ -207,8 +211,8 @@ struct RequestParser {
             var i = scanned
             let count = p.count
             while i < count {
-                guard let lf = UnsafeRawBufferPointer(rebasing: p[i...]).firstIndex(of: 0x0A) else { return nil }
-                let at = i + lf
+                guard let lf = memchr(p.baseAddress! + i, 0x0A, count - i) else { return nil }
+                let at = p.baseAddress!.distance(to: lf)
                 if at + 1 < count && p[at + 1] == 0x0A { return at + 2 }
                 if at + 2 < count && p[at + 1] == 0x0D && p[at + 2] == 0x0A { return at + 3 }
                 if at + 2 >= count { return nil }
@@ -250,25 +254,16 @@ struct RequestParser {
                 break
             }
             let nameStart = i
-            while i < p.count, isTokenByte(p[i]) { i += 1 }
+            while i < p.count, ASCIIBytes.isTokenByte(p[i]) { i += 1 }
             let nameEnd = i
             guard nameEnd > nameStart, i < p.count, p[i] == UInt8(ascii: ":") else { return bad }
             i += 1
             while i < p.count, p[i] == 0x20 || p[i] == 0x09 { i += 1 }
             let valueStart = i
-            var valueEnd = i
-            while i < p.count {
-                let b = p[i]
-                if b > 0x20 && b != 0x7F {
-                    i += 1
-                    valueEnd = i
-                } else if b == 0x20 || b == 0x09 {
-                    i += 1
-                } else {
-                    break
-                }
-            }
+            i = ASCIIBytes.fieldValueEnd(p, from: i, to: p.count)
             guard i + 1 < p.count, p[i] == 0x0D, p[i + 1] == 0x0A else { return bad }
+            var valueEnd = i
+            while valueEnd > valueStart, p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09 { valueEnd -= 1 }
             i += 2
             guard headers.count < limits.maxHeaderCount else { return .failed(.headersTooLarge) }
             headerBytes += (nameEnd - nameStart) + (valueEnd - valueStart)
@@ -342,8 +337,7 @@ struct RequestParser {
             while i < p.count, p[i] == 0x20 || p[i] == 0x09 { i += 1 }
             guard i < p.count, p[i] == UInt8(ascii: ";") else { return nil }
             while i < p.count {
-                let b = p[i]
-                guard b >= 0x20 && b != 0x7F || b == 0x09 else { return nil }
+                guard ASCIIBytes.isFieldValueByte(p[i]) else { return nil }
                 i += 1
             }
             return size
@@ -354,12 +348,11 @@ struct RequestParser {
     private static func isFieldLine(_ line: ByteBuffer) -> Bool {
         line.withUnsafeReadableBytes { p in
             var i = 0
-            while i < p.count, isTokenByte(p[i]) { i += 1 }
+            while i < p.count, ASCIIBytes.isTokenByte(p[i]) { i += 1 }
             guard i > 0, i < p.count, p[i] == UInt8(ascii: ":") else { return false }
             i += 1
             while i < p.count {
-                let b = p[i]
-                guard b >= 0x20 && b != 0x7F || b == 0x09 else { return false }
+                guard ASCIIBytes.isFieldValueByte(p[i]) else { return false }
                 i += 1
             }
             return true
@@ -371,20 +364,6 @@ struct RequestParser {
     @inline(__always)
     private static func isMethodByte(_ b: UInt8) -> Bool {
         b &- UInt8(ascii: "A") < 26 || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
-    }
-
-    /// RFC 9110 `tchar`.
-    @inline(__always)
-    private static func isTokenByte(_ b: UInt8) -> Bool {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
     }
 
     @inline(__always)
