@@ -36,42 +36,66 @@ import Common
 @Suite struct PreflightTests {
     let limits = WorkerLimits()
 
-    func head(_ version: HTTPVersion = .http1_1, _ method: HTTPMethod = .GET, uri: String = "/",
-              headers: HTTPHeaders = ["Host": "proxy"]) -> HTTPRequestHead {
-        HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+    /// The head the parser reads from `text` (a request line and header lines).
+    func head(_ text: String, limits: WorkerLimits = WorkerLimits()) throws -> RequestHead {
+        var parser = RequestParser(limits: limits)
+        parser.append(ByteBuffer(string: text + "\r\n"))
+        guard case .head(let request) = parser.next() else { throw ParseFailed() }
+        return request
+    }
+    struct ParseFailed: Error {}
+
+    @Test func http10IsRejectedWith505() throws {
+        #expect(RequestPreflight.check(try head("GET / HTTP/1.0\r\nHost: p\r\n"), limits: limits) == .versionNotSupported)
     }
 
-    @Test func http10IsRejectedWith505() {
-        #expect(RequestPreflight.check(head(.http1_0), limits: limits) == .versionNotSupported)
+    @Test func connectAndUpgradesAreRejectedWith501() throws {
+        #expect(RequestPreflight.check(try head("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n"), limits: limits) == .notImplemented)
+        #expect(RequestPreflight.check(try head("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"), limits: limits) == .notImplemented)
+        #expect(RequestPreflight.check(try head("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n"), limits: limits)
+            == .notImplemented)
+        #expect(RequestPreflight.check(try head("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgraded\r\n"), limits: limits) == nil)
     }
 
-    @Test func connectAndUpgradesAreRejectedWith501() {
-        #expect(RequestPreflight.check(head(.http1_1, .CONNECT), limits: limits) == .notImplemented)
-        #expect(RequestPreflight.check(head(headers: ["Host": "h", "Upgrade": "websocket"]), limits: limits) == .notImplemented)
-        #expect(RequestPreflight.check(head(headers: ["Host": "h", "Connection": "Upgrade"]), limits: limits) == .notImplemented)
+    @Test func missingBlankOrRepeatedHostIsRejectedWith400() throws {
+        #expect(RequestPreflight.check(try head("GET / HTTP/1.1\r\n"), limits: limits) == .missingHost)
+        #expect(RequestPreflight.check(try head("GET / HTTP/1.1\r\nHost:  \t\r\n"), limits: limits) == .missingHost)
+        #expect(RequestPreflight.check(try head("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n"), limits: limits) == .missingHost)
+        #expect(RequestPreflight.check(try head("GET / HTTP/1.1\r\nHOST: proxy\r\n"), limits: limits) == nil)
     }
 
-    @Test func missingBlankOrRepeatedHostIsRejectedWith400() {
-        #expect(RequestPreflight.check(head(headers: [:]), limits: limits) == .missingHost)
-        #expect(RequestPreflight.check(head(headers: ["Host": " "]), limits: limits) == .missingHost)
-        #expect(RequestPreflight.check(head(headers: ["Host": "a", "Host": "b"]), limits: limits) == .missingHost)
-        #expect(RequestPreflight.check(head(), limits: limits) == nil)
+    @Test func versionIsCheckedBeforeUpgradeAndHost() throws {
+        #expect(RequestPreflight.check(try head("CONNECT h:1 HTTP/1.0\r\n"), limits: limits) == .versionNotSupported)
+        #expect(RequestPreflight.check(try head("CONNECT h:1 HTTP/1.1\r\n"), limits: limits) == .notImplemented)
     }
 
-    @Test func versionIsCheckedBeforeUpgradeAndHost() {
-        #expect(RequestPreflight.check(head(.http1_0, .CONNECT, headers: [:]), limits: limits) == .versionNotSupported)
-        #expect(RequestPreflight.check(head(.http1_1, .CONNECT, headers: [:]), limits: limits) == .notImplemented)
-    }
-
-    @Test func sizeLimits() {
+    @Test func theTargetLimitGives414AndTheHeaderLimits431AtTheParser() throws {
         var small = WorkerLimits()
         small.maxRequestTargetBytes = 10
         small.maxHeaderCount = 2
         small.maxHeaderBytes = 20
-        #expect(RequestPreflight.check(head(uri: "/" + String(repeating: "a", count: 10)), limits: small) == .uriTooLong)
-        #expect(RequestPreflight.check(head(headers: ["Host": "h", "a": "1", "b": "2"]), limits: small) == .headersTooLarge)
-        #expect(RequestPreflight.check(head(headers: ["Host": "h", "a": String(repeating: "x", count: 20)]), limits: small)
-            == .headersTooLarge)
+        #expect(RequestPreflight.check(try head("GET /" + String(repeating: "a", count: 10) + " HTTP/1.1\r\nHost: h\r\n", limits: small),
+                                       limits: small) == .uriTooLong)
+        for text in ["GET / HTTP/1.1\r\nHost: h\r\na: 1\r\nb: 2\r\n", "GET / HTTP/1.1\r\nHost: h\r\na: " + String(repeating: "x", count: 20) + "\r\n"] {
+            var parser = RequestParser(limits: small)
+            parser.append(ByteBuffer(string: text + "\r\n"))
+            guard case .malformed(let response) = parser.next() else { Issue.record("parsed: \(text)"); continue }
+            #expect(response == .headersTooLarge)
+        }
+    }
+
+    /// What the parser notes about the headers while reading them, for the checks and the exchange.
+    @Test func headerFactsAreFoundInAnyCase() throws {
+        let request = try head("POST / HTTP/1.1\r\nhost: h\r\nEXPECT: 100-Continue\r\nAuthorization: Bearer a\r\n"
+            + "authorization: Bearer b\r\nX-API-KEY: k\r\nConnection: Close\r\nTransfer-Encoding: chunked\r\n")
+        #expect(request.facts.expectsContinue && request.facts.connectionClose && !request.keepAlive)
+        #expect(request.facts.authorization == "Bearer a" && request.facts.xAPIKey == "k")
+        #expect(request.facts.framing == .chunked)
+        #expect(try head("GET / HTTP/1.1\r\nHost: h\r\n").keepAlive)
+        #expect(try !head("GET / HTTP/1.0\r\nHost: h\r\n").keepAlive)
+        #expect(try head("GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n").keepAlive)
+        #expect(try head("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n").facts.framing == .contentLength)
+        #expect(try head("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continuex\r\n").facts.expectsContinue == false)
     }
 }
 

@@ -13,7 +13,8 @@ import Testing
             parser.append(ByteBuffer(string: read))
             while let event = parser.next() {
                 switch event {
-                case .head(let head):
+                case .head(let request):
+                    let head = request.head
                     out.append("head \(head.method.rawValue) \(head.uri) \(head.version) "
                         + head.headers.map { "\($0.name)=\($0.value)" }.joined(separator: ","))
                 case .body(let bytes):

@@ -100,4 +100,32 @@ enum ASCIIBytes {
             start = end < utf8.endIndex ? utf8.index(after: end) : end
         }
     }
+
+    // MARK: Raw bytes (the head parsers)
+
+    /// `bytes[range]` equals `lowercase` (lower-case ASCII) ignoring ASCII case.
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, lowercase: StaticString) -> Bool {
+        guard range.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        var k = 0
+        for i in range {
+            guard lower(bytes[i]) == expected[k] else { return false }
+            k &+= 1
+        }
+        return true
+    }
+
+    /// The non-empty elements of the comma-separated list `bytes[value]`, trimmed of spaces and tabs.
+    static func forEachListElement(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var i = value.lowerBound
+        while i < value.upperBound {
+            var end = i
+            while end < value.upperBound, bytes[end] != UInt8(ascii: ",") { end &+= 1 }
+            var s = i, e = end
+            while s < e, bytes[s] == UInt8(ascii: " ") || bytes[s] == UInt8(ascii: "\t") { s &+= 1 }
+            while e > s, bytes[e &- 1] == UInt8(ascii: " ") || bytes[e &- 1] == UInt8(ascii: "\t") { e &-= 1 }
+            if s < e { body(s..<e) }
+            i = end &+ 1
+        }
+    }
 }

@@ -61,20 +61,6 @@ enum ForwardingHeaders {
 
     static func isClientOnly(_ name: String) -> Bool { classify(name) == .clientOnly }
 
-    /// How the client's request body is framed. `Transfer-Encoding` wins over `Content-Length`
-    /// (RFC 9112 §6.3; `RequestParser` refuses a request that carries both).
-    static func requestFraming(_ headers: HTTPHeaders) -> Framing {
-        var framing = Framing.none
-        for (name, _) in headers {
-            switch classify(name) {
-            case .transferEncoding: return .chunked
-            case .contentLength: framing = .contentLength
-            default: break
-            }
-        }
-        return framing
-    }
-
     /// The upstream request's head as it goes on the wire, written straight into one buffer (no
     /// header list is built and no encoder runs on the relay path): the request line; `Host` for
     /// the upstream; the client's headers in order with every repeated value, minus credentials,

@@ -34,6 +34,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         var route: Router.Route
         /// The client's request head, as received.
         var head: HTTPRequestHead
+        /// How the client framed its body (the parser's reading); the upstream gets the same.
+        var framing: ForwardingHeaders.Framing
         /// `target_url`'s path joined with the request's remainder and query (`Router.Match`).
         var targetPathAndQuery: String
         var requestTimeout: TimeAmount
@@ -93,7 +95,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.timer = timer
         self.parameters = parameters
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: parameters.head.method == .HEAD)
-        self.requestFraming = ForwardingHeaders.requestFraming(parameters.head.headers)
+        self.requestFraming = parameters.framing
     }
 
     // MARK: Client side

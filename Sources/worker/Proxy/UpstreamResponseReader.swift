@@ -318,11 +318,11 @@ struct ResponseHeadParser {
             case .transferEncoding:
                 p.transferEncoded = true
                 // The final coding decides: chunked framing only when it is last.
-                p.chunked = lastToken(bytes, value).map { equalsLowercase(bytes, $0, "chunked") } ?? false
+                p.chunked = lastToken(bytes, value).map { ASCIIBytes.equals(bytes, $0, lowercase: "chunked") } ?? false
             case .connection:
-                forEachToken(bytes, value) { token in
-                    if equalsLowercase(bytes, token, "close") { closeToken = true }
-                    else if equalsLowercase(bytes, token, "keep-alive") { keepAliveToken = true }
+                ASCIIBytes.forEachListElement(bytes, value) { token in
+                    if ASCIIBytes.equals(bytes, token, lowercase: "close") { closeToken = true }
+                    else if ASCIIBytes.equals(bytes, token, lowercase: "keep-alive") { keepAliveToken = true }
                     else { connectionNamed.append(token) }
                 }
             case .hopByHop:
@@ -360,16 +360,16 @@ struct ResponseHeadParser {
         /// The headers of `ForwardingHeaders.hopByHop` are dropped; a few are read.
         init(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) {
             switch name.count {
-            case 14 where equalsLowercase(bytes, name, "content-length"): self = .contentLength
-            case 17 where equalsLowercase(bytes, name, "transfer-encoding"): self = .transferEncoding
-            case 10 where equalsLowercase(bytes, name, "connection"): self = .connection
-            case 10 where equalsLowercase(bytes, name, "keep-alive"),
-                 18 where equalsLowercase(bytes, name, "proxy-authenticate"),
-                 19 where equalsLowercase(bytes, name, "proxy-authorization"),
-                 2 where equalsLowercase(bytes, name, "te"),
-                 7 where equalsLowercase(bytes, name, "trailer"),
-                 8 where equalsLowercase(bytes, name, "trailers"),
-                 7 where equalsLowercase(bytes, name, "upgrade"):
+            case 14 where ASCIIBytes.equals(bytes, name, lowercase: "content-length"): self = .contentLength
+            case 17 where ASCIIBytes.equals(bytes, name, lowercase: "transfer-encoding"): self = .transferEncoding
+            case 10 where ASCIIBytes.equals(bytes, name, lowercase: "connection"): self = .connection
+            case 10 where ASCIIBytes.equals(bytes, name, lowercase: "keep-alive"),
+                 18 where ASCIIBytes.equals(bytes, name, lowercase: "proxy-authenticate"),
+                 19 where ASCIIBytes.equals(bytes, name, lowercase: "proxy-authorization"),
+                 2 where ASCIIBytes.equals(bytes, name, lowercase: "te"),
+                 7 where ASCIIBytes.equals(bytes, name, lowercase: "trailer"),
+                 8 where ASCIIBytes.equals(bytes, name, lowercase: "trailers"),
+                 7 where ASCIIBytes.equals(bytes, name, lowercase: "upgrade"):
                 self = .hopByHop
             default: self = .other
             }
@@ -402,31 +402,10 @@ struct ResponseHeadParser {
         return n
     }
 
-    private static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, _ body: (Range<Int>) -> Void) {
-        var i = value.lowerBound
-        while i < value.upperBound {
-            var end = i
-            while end < value.upperBound, bytes[end] != UInt8(ascii: ",") { end += 1 }
-            var s = i, e = end
-            while s < e, isOWS(bytes[s]) { s += 1 }
-            while e > s, isOWS(bytes[e - 1]) { e -= 1 }
-            if s < e { body(s..<e) }
-            i = end + 1
-        }
-    }
-
     private static func lastToken(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Range<Int>? {
         var last: Range<Int>?
-        forEachToken(bytes, value) { last = $0 }
+        ASCIIBytes.forEachListElement(bytes, value) { last = $0 }
         return last
-    }
-
-    /// `lowercase` is lower-case ASCII.
-    static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        guard range.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = lowercase.utf8Start
-        for (k, i) in range.enumerated() where bytes[i] | 0x20 != expected[k] { return false }
-        return true
     }
 
     private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {

@@ -67,13 +67,7 @@ struct Router: Sendable {
     func route(_ target: RequestTarget, permitted: UpstreamSet) -> Outcome {
         for route in routes where permitted.contains(route.index) {
             guard let remainder = Self.remainder(of: target.path, after: route.prefix) else { continue }
-            var path = route.upstream.targetURL.basePath
-            path += "/"
-            path += remainder
-            if let query = target.query {
-                path += "?"
-                path += query
-            }
+            let path = Self.targetPath(base: route.upstream.targetURL.basePath, remainder: remainder, query: target.query)
             return .matched(Match(route: route, targetPathAndQuery: path))
         }
         return .noRoute
@@ -88,6 +82,38 @@ struct Router: Sendable {
         if end == utf8.endIndex { return path[end...] }
         guard utf8[end] == UInt8(ascii: "/") else { return nil }
         return path[utf8.index(after: end)...]
+    }
+
+    /// `base` + `/` + `remainder` + `?query`, in one allocation (appending a `Substring` to a
+    /// `String` piece by piece cost about 1,500 instructions per request).
+    static func targetPath(base: String, remainder: Substring, query: Substring?) -> String {
+        let count = base.utf8.count + 1 + remainder.utf8.count + (query.map { 1 + $0.utf8.count } ?? 0)
+        return String(unsafeUninitializedCapacity: count) { out in
+            var at = 0
+            func copy(_ piece: some StringProtocol) {
+                let copied: Void? = piece.utf8.withContiguousStorageIfAvailable { bytes in
+                    UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(out)[at..<at + bytes.count])
+                        .copyMemory(from: UnsafeRawBufferPointer(bytes))
+                    at += bytes.count
+                }
+                if copied == nil {
+                    for byte in piece.utf8 {
+                        out[at] = byte
+                        at += 1
+                    }
+                }
+            }
+            copy(base)
+            out[at] = UInt8(ascii: "/")
+            at += 1
+            copy(remainder)
+            if let query {
+                out[at] = UInt8(ascii: "?")
+                at += 1
+                copy(query)
+            }
+            return at
+        }
     }
 
     static func normalise(_ requestPath: String) -> String {

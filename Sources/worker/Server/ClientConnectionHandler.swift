@@ -49,6 +49,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     private var permitHeld = false
     private var readPending = false
     private var record = RequestLogRecord()
+    /// The current request's route and upstream target, for the record's `target_url` (joined
+    /// only when the line is written).
+    private var match: Router.Match?
     private var started = NIODeadline.now()
     /// Set from a read's delivery until its read-complete (see `ClientSide.clientReadInProgress`).
     private(set) var clientReadInProgress = false
@@ -173,6 +176,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             // The bytes that failed to parse are a new request: log it as one, not with the
             // previous request's fields.
             record = RequestLogRecord(clientIP: clientIP)
+            match = nil
             started = .now()
         }
         if let exchange {
@@ -258,16 +262,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     // MARK: Request handling
 
     /// Behaviour §5 "order of checks", one deliberate transaction: each rejection returns early.
-    private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func requestHead(_ request: RequestHead, context: ChannelHandlerContext) {
+        let head = request.head
         idle.requestHeadReceived()
         requestInProgress = true
         started = .now()
         record = RequestLogRecord(clientIP: clientIP, method: head.method.rawValue, requestURL: head.uri)
-        closeAfterResponse = !head.isKeepAlive || quiescing
+        self.match = nil
+        closeAfterResponse = !request.keepAlive || quiescing
         closeAnnounced = false
         discardingRequest = true
 
-        if let rejection = RequestPreflight.check(head, limits: worker.limits) {
+        if let rejection = RequestPreflight.check(request, limits: worker.limits) {
             if rejection == .notImplemented {
                 // What follows an upgrade or CONNECT request is not HTTP/1.1: the connection
                 // cannot carry another request.
@@ -279,7 +285,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         permitHeld = true
 
         let snapshot = worker.snapshot
-        guard case .allowed(let caller) = authenticate(head, snapshot: snapshot) else {
+        guard case .allowed(let caller) = authenticate(request.facts, snapshot: snapshot) else {
             return reject(.unauthorized, context: context)
         }
         record.apiKeyID = caller.keyID
@@ -292,10 +298,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         case .noRoute: return reject(.noRoute, context: context)
         case .invalidPath: return reject(.invalidPath, context: context)
         }
-        record.targetURL = match.targetURL
+        self.match = match
         record.upstream = match.upstream.name
 
-        if RequestPreflight.expectsContinue(head) {
+        if request.facts.expectsContinue {
             // The client holds its body back until told to send it (curl does for bodies over
             // 1 KiB, waiting a second otherwise): the request is accepted, so say so now.
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
@@ -305,7 +311,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             parameters: .init(
-                route: match.route, head: head, targetPathAndQuery: match.targetPathAndQuery,
+                route: match.route, head: head, framing: request.facts.framing,
+                targetPathAndQuery: match.targetPathAndQuery,
                 requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
                 streamIdleTimeout: .milliseconds(Int64(clamping: upstreams.streamIdleTimeoutMs)),
                 replayBufferBytes: worker.limits.replayBufferBytes))
@@ -320,9 +327,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     /// instead of hashing the key again (SHA-256 through libcrypto: about 5% of the worker's
     /// instructions per request). The comparison is with what this client itself sent before,
     /// so its timing reveals nothing about the configured keys.
-    private func authenticate(_ head: HTTPRequestHead, snapshot: WorkerSnapshot) -> AuthOutcome {
-        let authorization = head.headers.first(name: "authorization")
-        let xAPIKey = authorization == nil ? head.headers.first(name: "x-api-key") : nil
+    private func authenticate(_ facts: RequestHead.Facts, snapshot: WorkerSnapshot) -> AuthOutcome {
+        let authorization = facts.authorization
+        let xAPIKey = authorization == nil ? facts.xAPIKey : nil
         if let cached = lastAuthentication, cached.snapshot === snapshot,
            cached.authorization == authorization, cached.xAPIKey == xAPIKey {
             return cached.outcome
@@ -346,7 +353,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         record.status = error.status.code
         record.responseBodyLength = bodyLength
         record.durationMs = durationMs()
-        worker.log(record)
+        writeRequestLine()
         releasePermit()
         endResponse(requestComplete: requestComplete, context: context)
     }
@@ -385,8 +392,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         record.status = status
         record.responseBodyLength = exchange.responseBodyBytes
         record.durationMs = durationMs()
-        worker.log(record)
+        writeRequestLine()
         releasePermit()
+    }
+
+    private func writeRequestLine() {
+        guard worker.logsRequests else { return }
+        record.targetURL = match?.targetURL
+        worker.log(record)
     }
 
     /// Bytes of request body received; absent (as Fluxgate logs it) for a request without a body.

@@ -5,9 +5,39 @@ import NIOHTTP1
 import Glibc
 #endif
 
+/// A request head as the parser read it, with what the checks of behaviour §5 and the exchange
+/// need to know about its headers, found while the bytes were parsed (so nothing looks the
+/// headers up by name again).
+struct RequestHead {
+    var head: HTTPRequestHead
+    var facts: Facts
+
+    struct Facts {
+        /// `Host` fields, and whether the (last) one is empty or blank.
+        var hostCount = 0
+        var hostIsBlank = false
+        /// An `Upgrade` field, or `upgrade` listed in `Connection`.
+        var upgrade = false
+        /// `100-continue` listed in `Expect`.
+        var expectsContinue = false
+        /// `close` / `keep-alive` listed in `Connection`.
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var framing = ForwardingHeaders.Framing.none
+        /// The first `Authorization` and `X-Api-Key` values.
+        var authorization: String?
+        var xAPIKey: String?
+    }
+
+    /// RFC 9112 §9.3: HTTP/1.1 persists unless told `close`; HTTP/1.0 only when told `keep-alive`.
+    var keepAlive: Bool {
+        !facts.connectionClose && (head.version.minor >= 1 || facts.connectionKeepAlive)
+    }
+}
+
 /// What a client connection's bytes mean, in order.
 enum RequestEvent {
-    case head(HTTPRequestHead)
+    case head(RequestHead)
     /// Request body bytes, de-chunked: a slice of what was read, not a copy.
     case body(ByteBuffer)
     case end
@@ -50,14 +80,8 @@ struct RequestParser {
     }
 
     private enum ParsedHead {
-        case head(HTTPRequestHead, Framing)
+        case head(RequestHead, bodyLength: Int)
         case failed(ProxyErrorResponse)
-    }
-
-    private enum Framing {
-        case none
-        case contentLength(Int)
-        case chunked
     }
 
     private let limits: WorkerLimits
@@ -188,16 +212,14 @@ struct RequestParser {
         switch parsed {
         case .failed(let error):
             return .malformed(error)
-        case .head(let head, let framing):
-            switch framing {
-            case .none:
+        case .head(let head, let bodyLength):
+            if head.facts.framing == .chunked {
+                state = .chunkSize
+            } else if bodyLength > 0 {
+                state = .fixedBody(remaining: bodyLength)
+            } else {
                 state = .head(scanned: 0)
                 pendingEnd = true
-            case .contentLength(let count):
-                state = count == 0 ? .head(scanned: 0) : .fixedBody(remaining: count)
-                if count == 0 { pendingEnd = true }
-            case .chunked:
-                state = .chunkSize
             }
             return .head(head)
         }
@@ -247,6 +269,7 @@ struct RequestParser {
         var headerBytes = 0
         var contentLength: Int?
         var chunked = false
+        var facts = RequestHead.Facts()
         while true {
             guard i + 1 < p.count else { return bad }
             if p[i] == 0x0D {
@@ -255,8 +278,8 @@ struct RequestParser {
             }
             let nameStart = i
             while i < p.count, ASCIIBytes.isTokenByte(p[i]) { i += 1 }
-            let nameEnd = i
-            guard nameEnd > nameStart, i < p.count, p[i] == UInt8(ascii: ":") else { return bad }
+            let name = nameStart..<i
+            guard !name.isEmpty, i < p.count, p[i] == UInt8(ascii: ":") else { return bad }
             i += 1
             while i < p.count, p[i] == 0x20 || p[i] == 0x09 { i += 1 }
             let valueStart = i
@@ -264,32 +287,54 @@ struct RequestParser {
             guard i + 1 < p.count, p[i] == 0x0D, p[i + 1] == 0x0A else { return bad }
             var valueEnd = i
             while valueEnd > valueStart, p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+            let value = valueStart..<valueEnd
             i += 2
             guard headers.count < limits.maxHeaderCount else { return .failed(.headersTooLarge) }
-            headerBytes += (nameEnd - nameStart) + (valueEnd - valueStart)
+            headerBytes += name.count + value.count
             guard headerBytes <= limits.maxHeaderBytes else { return .failed(.headersTooLarge) }
-            let name = UnsafeRawBufferPointer(rebasing: p[nameStart..<nameEnd])
-            let value = UnsafeRawBufferPointer(rebasing: p[valueStart..<valueEnd])
+            let valueString = String(decoding: UnsafeRawBufferPointer(rebasing: p[value]), as: UTF8.self)
             switch name.count {
-            case 14 where equalsLowercase(name, "content-length"):
-                guard contentLength == nil, !chunked, let length = decimal(value) else { return bad }
+            case 4 where ASCIIBytes.equals(p, name, lowercase: "host"):
+                facts.hostCount += 1
+                facts.hostIsBlank = value.isEmpty
+            case 6 where ASCIIBytes.equals(p, name, lowercase: "expect"):
+                ASCIIBytes.forEachListElement(p, value) { element in
+                    if ASCIIBytes.equals(p, element, lowercase: "100-continue") { facts.expectsContinue = true }
+                }
+            case 7 where ASCIIBytes.equals(p, name, lowercase: "upgrade"):
+                facts.upgrade = true
+            case 9 where ASCIIBytes.equals(p, name, lowercase: "x-api-key"):
+                if facts.xAPIKey == nil { facts.xAPIKey = valueString }
+            case 10 where ASCIIBytes.equals(p, name, lowercase: "connection"):
+                ASCIIBytes.forEachListElement(p, value) { element in
+                    switch element.count {
+                    case 5 where ASCIIBytes.equals(p, element, lowercase: "close"): facts.connectionClose = true
+                    case 7 where ASCIIBytes.equals(p, element, lowercase: "upgrade"): facts.upgrade = true
+                    case 10 where ASCIIBytes.equals(p, element, lowercase: "keep-alive"): facts.connectionKeepAlive = true
+                    default: break
+                    }
+                }
+            case 13 where ASCIIBytes.equals(p, name, lowercase: "authorization"):
+                if facts.authorization == nil { facts.authorization = valueString }
+            case 14 where ASCIIBytes.equals(p, name, lowercase: "content-length"):
+                guard contentLength == nil, !chunked, let length = decimal(UnsafeRawBufferPointer(rebasing: p[value])) else { return bad }
                 contentLength = length
-            case 17 where equalsLowercase(name, "transfer-encoding"):
-                guard contentLength == nil, !chunked, value.count == 7, equalsLowercase(value, "chunked") else { return bad }
+            case 17 where ASCIIBytes.equals(p, name, lowercase: "transfer-encoding"):
+                guard contentLength == nil, !chunked, ASCIIBytes.equals(p, value, lowercase: "chunked") else { return bad }
                 chunked = true
             default:
                 break
             }
-            headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            headers.append((String(decoding: UnsafeRawBufferPointer(rebasing: p[name]), as: UTF8.self), valueString))
         }
 
+        facts.framing = chunked ? .chunked : contentLength != nil ? .contentLength : .none
         let head = HTTPRequestHead(
             version: HTTPVersion(major: 1, minor: minor),
             method: method(UnsafeRawBufferPointer(rebasing: p[..<methodEnd])),
             uri: String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<targetEnd]), as: UTF8.self),
             headers: HTTPHeaders(headers))
-        let framing: Framing = chunked ? .chunked : contentLength.map { .contentLength($0) } ?? .none
-        return .head(head, framing)
+        return .head(RequestHead(head: head, facts: facts), bodyLength: contentLength ?? 0)
     }
 
     private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {
@@ -386,12 +431,5 @@ struct RequestParser {
             value = value &* 10 &+ Int(digit)
         }
         return significant <= 18 ? value : nil
-    }
-
-    private static func equalsLowercase(_ p: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
-        guard p.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = lowercase.utf8Start
-        for i in 0..<p.count where ASCIIBytes.lower(p[i]) != expected[i] { return false }
-        return true
     }
 }

@@ -40,6 +40,8 @@ final class WorkerLoopState {
     /// The request line's direct path when the logger is the process's own handler (always,
     /// outside tests, which record metadata through their own handler).
     private let requestLineWriter: RequestLineWriter?
+    /// Request lines are written (level `trace`, which `FLUXGATE_LOG` sets once per process).
+    let logsRequests: Bool
 
     init(snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
          logger: Logger) {
@@ -48,6 +50,7 @@ final class WorkerLoopState {
         self.limiter = limiter
         self.limits = limits
         self.logger = logger
+        self.logsRequests = logger.logLevel <= .trace
         // Only when the line would carry the request's fields alone (no logger-wide metadata).
         let handler = logger.handler as? FluxgateLogHandler
         self.requestLineWriter = handler.flatMap { $0.metadata.isEmpty && $0.metadataProvider == nil ? $0.requestLineWriter : nil }
