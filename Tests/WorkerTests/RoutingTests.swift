@@ -102,6 +102,13 @@ import Testing
     @Test func absoluteFormIsRoutedByItsPath() {
         let router = Router(upstreams: [Fixtures.upstream("api", "/api")])
         #expect(target(router, "http://proxy.example:8080/api/x?y=1", count: 1) == "http://mock/x?y=1")
+        #expect(target(router, "HTTPS://proxy.example/api?y=1", count: 1) == "http://mock/?y=1")
+        #expect(target(router, "http://proxy.example", count: 1) == nil)
+        #expect(router.route(uri: "ftp://proxy.example/api/x", permitted: .all(count: 1)).isInvalidPath)
+        #expect(router.route(uri: "api/x", permitted: .all(count: 1)).isInvalidPath)
+        let root = Router(upstreams: [Fixtures.upstream("root", "/")])
+        #expect(target(root, "http://proxy.example?q", count: 1) == "http://mock/?q")
+        #expect(target(root, "http://proxy.example", count: 1) == "http://mock/")
         #expect(router.route(uri: "*", permitted: .all(count: 1)).isInvalidPath)
     }
 

@@ -1,5 +1,9 @@
 import Common
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Behaviour §4, built once per configuration snapshot: routes sorted longest prefix first so the
 /// first permitted match wins.
 struct Router: Sendable {
@@ -16,6 +20,9 @@ struct Router: Sendable {
         let origin: String
         /// The `Host` header sent upstream, built once for the same reason.
         let hostHeader: String
+        /// `prefix`'s and `target_url`'s base path's bytes, compared and copied per request.
+        let prefixBytes: [UInt8]
+        let basePathBytes: [UInt8]
 
         init(index: Int, prefix: String, upstream: Configuration.Upstream) {
             self.index = index
@@ -23,6 +30,8 @@ struct Router: Sendable {
             self.upstream = upstream
             self.origin = upstream.targetURL.origin
             self.hostHeader = upstream.targetURL.hostHeader
+            self.prefixBytes = Array(prefix.utf8)
+            self.basePathBytes = Array(upstream.targetURL.basePath.utf8)
         }
     }
 
@@ -59,49 +68,48 @@ struct Router: Sendable {
 
     var isEmpty: Bool { routes.isEmpty }
 
+    /// Routes on the target's bytes: no `Substring` is made and the upstream path is built with
+    /// one allocation (the string version cost about 3,700 instructions per request).
     func route(uri: String, permitted: UpstreamSet) -> Outcome {
-        guard let target = RequestTarget(uri: uri), !target.hasDotSegment else { return .invalidPath }
-        return route(target, permitted: permitted)
+        var uri = uri
+        return uri.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            guard let target = RequestTarget(bytes), !target.hasDotSegment(bytes) else { return .invalidPath }
+            let path = target.path.isEmpty ? Self.root : UnsafeRawBufferPointer(rebasing: bytes[target.path])
+            let query = target.query.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }
+            for route in routes where permitted.contains(route.index) {
+                guard let remainder = route.prefixBytes.withUnsafeBytes({ Self.remainder(of: path, after: $0) }) else { continue }
+                let targetPath = route.basePathBytes.withUnsafeBytes { Self.targetPath(base: $0, remainder: remainder, query: query) }
+                return .matched(Match(route: route, targetPathAndQuery: targetPath))
+            }
+            return .noRoute
+        }
     }
 
-    func route(_ target: RequestTarget, permitted: UpstreamSet) -> Outcome {
-        for route in routes where permitted.contains(route.index) {
-            guard let remainder = Self.remainder(of: target.path, after: route.prefix) else { continue }
-            let path = Self.targetPath(base: route.upstream.targetURL.basePath, remainder: remainder, query: target.query)
-            return .matched(Match(route: route, targetPathAndQuery: path))
-        }
-        return .noRoute
-    }
+    /// `/`, in the binary's constant data.
+    private static var root: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: ("/" as StaticString).utf8Start, count: 1) }
 
     /// The path after `prefix` with its leading `/` removed, when `prefix` ends at a segment
     /// boundary of `path` (behaviour §4 [differs]: `/api` does not capture `/api-admin`).
-    static func remainder(of path: Substring, after prefix: String) -> Substring? {
-        guard ASCIIBytes.hasPrefix(path, prefix) else { return nil }
-        let utf8 = path.utf8
-        let end = utf8.index(utf8.startIndex, offsetBy: prefix.utf8.count)
-        if end == utf8.endIndex { return path[end...] }
-        guard utf8[end] == UInt8(ascii: "/") else { return nil }
-        return path[utf8.index(after: end)...]
+    static func remainder(of path: UnsafeRawBufferPointer, after prefix: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        let count = prefix.count
+        guard path.count >= count, count == 0 || memcmp(path.baseAddress!, prefix.baseAddress!, count) == 0 else { return nil }
+        if count == path.count { return UnsafeRawBufferPointer(rebasing: path[count...]) }
+        guard path[count] == UInt8(ascii: "/") else { return nil }
+        return UnsafeRawBufferPointer(rebasing: path[(count + 1)...])
     }
 
-    /// `base` + `/` + `remainder` + `?query`, in one allocation (appending a `Substring` to a
-    /// `String` piece by piece cost about 1,500 instructions per request).
-    static func targetPath(base: String, remainder: Substring, query: Substring?) -> String {
-        let count = base.utf8.count + 1 + remainder.utf8.count + (query.map { 1 + $0.utf8.count } ?? 0)
+    /// `base` + `/` + `remainder` + `?query`, in one allocation.
+    static func targetPath(base: UnsafeRawBufferPointer, remainder: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer?) -> String {
+        let count = base.count + 1 + remainder.count + (query.map { 1 + $0.count } ?? 0)
         return String(unsafeUninitializedCapacity: count) { out in
             var at = 0
-            func copy(_ piece: some StringProtocol) {
-                let copied: Void? = piece.utf8.withContiguousStorageIfAvailable { bytes in
-                    UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(out)[at..<at + bytes.count])
-                        .copyMemory(from: UnsafeRawBufferPointer(bytes))
-                    at += bytes.count
+            func copy(_ piece: UnsafeRawBufferPointer) {
+                guard let source = piece.baseAddress else { return }
+                (out.baseAddress! + at).withMemoryRebound(to: UInt8.self, capacity: piece.count) {
+                    $0.update(from: source.assumingMemoryBound(to: UInt8.self), count: piece.count)
                 }
-                if copied == nil {
-                    for byte in piece.utf8 {
-                        out[at] = byte
-                        at += 1
-                    }
-                }
+                at += piece.count
             }
             copy(base)
             out[at] = UInt8(ascii: "/")
