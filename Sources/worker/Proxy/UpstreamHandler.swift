@@ -26,8 +26,9 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// Strong (no side table on the exchange): the exchange clears it when it ends, and the pool
     /// when it takes the connection back.
     var delegate: UpstreamConnectionDelegate?
-    /// Called once when the channel goes inactive, so the pool forgets the connection.
-    var onClose: (() -> Void)?
+    /// Called once with this handler when the channel goes inactive, so the pool forgets the
+    /// connection.
+    var onClose: ((UpstreamHandler) -> Void)?
     private var context: ChannelHandlerContext?
     private var readPending = false
     /// After an error nothing more from this connection is believed: in particular a response
@@ -66,7 +67,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         let delegate = self.delegate
         self.delegate = nil
-        onClose?()
+        onClose?(self)
         onClose = nil
         delegate?.upstreamClosed()
     }

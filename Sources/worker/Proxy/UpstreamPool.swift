@@ -152,9 +152,12 @@ final class UpstreamPool {
         }
     }
 
-    private func forget(_ connection: UpstreamConnection) {
-        let list = connection.idleList
-        guard let index = list.connections.firstIndex(where: { $0 === connection }) else { return }
+    /// Drops the idle connection whose handler this is, if it is idle. By the handler, which is
+    /// alive while it reports its close: a `weak` reference to the connection would give every
+    /// connection a side table, and each of its retains and releases (about ten per request)
+    /// the slow path.
+    private static func forget(_ handler: UpstreamHandler, in list: IdleList) {
+        guard let index = list.connections.firstIndex(where: { $0.handler === handler }) else { return }
         list.connections.remove(at: index)
     }
 
@@ -192,12 +195,10 @@ final class UpstreamPool {
                 }
                 return handler.handshakeFuture.map { channel }
             }
-            .flatMapThrowing { [self] channel in
+            .flatMapThrowing { channel in
                 let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
                 let connection = UpstreamConnection(channel: channel, handler: handler, idleList: idleList)
-                handler.onClose = { [weak self, weak connection] in
-                    if let self, let connection { self.forget(connection) }
-                }
+                handler.onClose = { [idleList] handler in Self.forget(handler, in: idleList) }
                 return connection
             }
             .nonisolated()

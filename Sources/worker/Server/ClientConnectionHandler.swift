@@ -58,7 +58,22 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     /// Deadlines of the exchange in progress, shared by the connection's exchanges.
     private var exchangeTimer: LazyTimer?
     /// The credentials of this connection's last request and their outcome (see `authenticate`).
-    private var lastAuthentication: (snapshot: WorkerSnapshot, authorization: String?, xAPIKey: String?, outcome: AuthOutcome)?
+    private var lastAuthentication: CachedAuthentication?
+
+    /// A class, so looking at it is one retain, not a copy of two strings and an outcome.
+    private final class CachedAuthentication {
+        let snapshot: WorkerSnapshot
+        let authorization: String?
+        let xAPIKey: String?
+        let outcome: AuthOutcome
+
+        init(snapshot: WorkerSnapshot, authorization: String?, xAPIKey: String?, outcome: AuthOutcome) {
+            self.snapshot = snapshot
+            self.authorization = authorization
+            self.xAPIKey = xAPIKey
+            self.outcome = outcome
+        }
+    }
 
     init(worker: WorkerLoopState, idle: ClientIdleHandler) {
         self.worker = worker
@@ -337,7 +352,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         let outcome = snapshot.authenticator.authenticate(
             authorizationHeader: authorization, xAPIKeyHeader: xAPIKey, now: Int64(time(nil)))
         lastAuthentication = snapshot.authenticator.outcomeDependsOnlyOnHeaders
-            ? (snapshot, authorization, xAPIKey, outcome) : nil
+            ? CachedAuthentication(snapshot: snapshot, authorization: authorization, xAPIKey: xAPIKey, outcome: outcome) : nil
         return outcome
     }
 
