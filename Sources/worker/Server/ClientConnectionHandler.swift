@@ -22,7 +22,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     typealias OutboundOut = ByteBuffer
 
     private let worker: WorkerLoopState
-    private let idle: ClientIdleHandler
+    /// Where the connection is between requests, for its deadlines (see `timer`).
+    private var phase = Phase.idle
+
+    private enum Phase {
+        /// Waiting for the first byte of the next request: the keep-alive timeout runs (or the
+        /// header timeout, from acceptance).
+        case idle
+        /// Bytes of a request head have arrived, not the whole head: the header timeout runs.
+        case readingHead
+        /// From a complete head until the response has ended and the request has been read:
+        /// the exchange's deadlines run (request timeout, idle gap between response chunks).
+        case inRequest
+    }
     private var context: ChannelHandlerContext?
     private var clientIP: String?
     private var parser: RequestParser
@@ -55,8 +67,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     private var started = NIODeadline.now()
     /// Set from a read's delivery until its read-complete (see `ClientSide.clientReadInProgress`).
     private(set) var clientReadInProgress = false
-    /// Deadlines of the exchange in progress, shared by the connection's exchanges.
-    private var exchangeTimer: LazyTimer?
+    /// The connection's one deadline: the keep-alive or header timeout between requests, the
+    /// exchange's deadlines during one (the exchange sets it). On expiry the former closes the
+    /// connection, the latter goes to the exchange.
+    private var timer: LazyTimer?
     /// The credentials of this connection's last request and their outcome (see `authenticate`).
     private var lastAuthentication: CachedAuthentication?
 
@@ -75,9 +89,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         }
     }
 
-    init(worker: WorkerLoopState, idle: ClientIdleHandler) {
+    init(worker: WorkerLoopState) {
         self.worker = worker
-        self.idle = idle
         self.parser = RequestParser(limits: worker.limits)
     }
 
@@ -85,14 +98,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         self.context = context
         let timer = LazyTimer(eventLoop: context.eventLoop)
         // Unowned: the timer is invalidated in handlerRemoved, before this handler can go away.
-        timer.onExpiry = { [unowned self] in self.exchange?.deadlinePassed() }
-        exchangeTimer = timer
+        timer.onExpiry = { [unowned self] in self.deadlinePassed() }
+        self.timer = timer
+        // From acceptance the client has the header timeout to send a complete head.
+        timer.set(in: .milliseconds(worker.limits.headerReadTimeoutMs))
         clientIP = context.channel.remoteAddress?.ipAddress
         worker.clientConnections[ObjectIdentifier(context.channel)] = context.channel
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        exchangeTimer?.invalidate()
+        timer?.invalidate()
         self.context = nil
     }
 
@@ -100,6 +115,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         clientReadInProgress = true
+        if case .idle = phase {
+            phase = .readingHead
+            timer?.set(in: .milliseconds(worker.limits.headerReadTimeoutMs))
+        }
         parser.append(unwrapInboundIn(data))
         while !closing, let event = parser.next() {
             if awaitingResponse || !queued.isEmpty {
@@ -153,7 +172,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         // closing under it would fail that request; answered with `Connection: close`, it is not.
         quiescing = true
         closeAfterResponse = true
-        if !requestInProgress && queued.isEmpty { idle.closeIfIdle(after: Self.drainIdleGrace) }
+        if !requestInProgress && queued.isEmpty { closeIfIdle(after: Self.drainIdleGrace) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -169,7 +188,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     func channelInactive(context: ChannelHandlerContext) {
         worker.clientConnections[ObjectIdentifier(context.channel)] = nil
-        exchangeTimer?.invalidate()
+        timer?.invalidate()
         if let exchange {
             self.exchange = nil
             exchange.clientClosed()
@@ -279,7 +298,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     /// Behaviour §5 "order of checks", one deliberate transaction: each rejection returns early.
     private func requestHead(_ request: RequestHead, context: ChannelHandlerContext) {
         let head = request.head
-        idle.requestHeadReceived()
+        phase = .inRequest
+        // The exchange's deadlines take over; this one is cleared without a cancellation.
+        timer?.set(nil)
         requestInProgress = true
         started = .now()
         record = RequestLogRecord(clientIP: clientIP, method: head.method.rawValue, requestURL: head.uri)
@@ -322,7 +343,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
         let upstreams = snapshot.configuration.upstreams
-        guard let timer = exchangeTimer else { return }
+        guard let timer else { return }
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             parameters: .init(
@@ -385,7 +406,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             // `connection: close`), or close once the grace has passed with none.
             context.flush()
             resumeClientReads()
-            idle.closeIfIdle(after: Self.drainIdleGrace)
+            closeIfIdle(after: Self.drainIdleGrace)
             deliverQueued(context: context)
             return
         }
@@ -425,7 +446,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     /// Both the request and its response are complete: the connection is idle again.
     private func requestFinished() {
         requestInProgress = false
-        idle.exchangeFinished()
+        phase = .idle
+        timer?.set(in: .milliseconds(worker.limits.idleKeepAliveTimeoutMs))
+    }
+
+    /// Closes the connection after `grace` if it is still waiting for a request then (a request
+    /// that starts in time gets the header timeout, and the connection closes after its response).
+    private func closeIfIdle(after grace: TimeAmount) {
+        guard case .idle = phase else { return }
+        timer?.set(in: grace)
+    }
+
+    private func deadlinePassed() {
+        switch phase {
+        case .idle, .readingHead:
+            // Keep-alive or header timeout: close without a response (nginx does the same).
+            context?.close(promise: nil)
+        case .inRequest:
+            exchange?.deadlinePassed()
+        }
     }
 
     private func releasePermit() {

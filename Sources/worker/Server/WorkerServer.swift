@@ -67,12 +67,10 @@ final class WorkerServer: Sendable {
                         try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
                                                        handshakeTimeout: .milliseconds(worker.limits.tlsHandshakeTimeoutMs)))
                     }
-                    let idle = ClientIdleHandler(limits: worker.limits)
-                    try sync.addHandler(idle)
                     // Requests are parsed and responses written as bytes by the connection
                     // handler (RequestParser; the upstream's head rewritten, its body as received):
                     // no HTTP codec.
-                    try sync.addHandler(ClientConnectionHandler(worker: worker, idle: idle))
+                    try sync.addHandler(ClientConnectionHandler(worker: worker))
                 }
             }
 
