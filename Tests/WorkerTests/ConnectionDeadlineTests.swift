@@ -5,58 +5,67 @@ import Testing
 
 /// The client connection's deadlines: the header timeout from acceptance and from the first byte
 /// of a head, the keep-alive timeout between requests, and neither of them during a request.
+/// Each test makes only the deadline it watches short, so a slow test machine cannot trip another
+/// one first.
 @Suite(.serialized) struct ConnectionDeadlineTests {
-    static var shortLimits: WorkerLimits {
+    static func limits(headerMs: Int64, keepAliveMs: Int64) -> WorkerLimits {
         var limits = WorkerLimits()
-        limits.headerReadTimeoutMs = 300
-        limits.idleKeepAliveTimeoutMs = 300
+        limits.headerReadTimeoutMs = headerMs
+        limits.idleKeepAliveTimeoutMs = keepAliveMs
         return limits
     }
 
     @Test func aConnectionThatSendsNothingIsClosedAfterTheHeaderTimeout() async throws {
-        let proxy = try await ProxyHarness.start(limits: Self.shortLimits)
+        let proxy = try await ProxyHarness.start(limits: Self.limits(headerMs: 300, keepAliveMs: 60_000))
         // Taken before connecting: the deadline starts at the accept, which comes after.
         let start = NIODeadline.now()
         let client = try await proxy.client()
-        let text = await client.wait(timeoutMs: 5000) { _ in false }
+        let text = await client.wait(timeoutMs: 10_000) { _ in false }
         #expect(client.isClosed)
         #expect(text.isEmpty)
         #expect(NIODeadline.now() - start >= .milliseconds(250))
         await proxy.stop()
     }
 
+    /// After a first request (so the timeout from acceptance is out of the way), part of a head:
+    /// closed by the header timeout, long before the keep-alive timeout, with no response.
     @Test func aHeadThatNeverEndsIsClosedAfterTheHeaderTimeoutWithoutAResponse() async throws {
-        let proxy = try await ProxyHarness.start(limits: Self.shortLimits)
+        let proxy = try await ProxyHarness.start(limits: Self.limits(headerMs: 1_000, keepAliveMs: 60_000))
         let client = try await proxy.client()
-        try await client.send("GET /api/x HTTP/1.1\r\nHost: p\r\n")
-        let text = await client.wait(timeoutMs: 5000) { _ in false }
+        try await client.send("GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n")
+        let first = await client.waitForResponses(1)
+        #expect(first.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        try await client.send("GET /api/y HTTP/1.1\r\nHost: p\r\n")
+        // Closed within the wait: the keep-alive timeout (60 s) cannot have done it.
+        let text = await client.wait(timeoutMs: 20_000) { _ in false }
         #expect(client.isClosed)
-        #expect(text.isEmpty)
-        #expect(proxy.upstream.requests.isEmpty)
+        #expect(text == first)
+        #expect(proxy.upstream.requests.count == 1)
         await proxy.stop()
     }
 
     @Test func anIdleKeepAliveConnectionIsClosedAfterTheKeepAliveTimeout() async throws {
-        let proxy = try await ProxyHarness.start(limits: Self.shortLimits)
+        let proxy = try await ProxyHarness.start(limits: Self.limits(headerMs: 60_000, keepAliveMs: 300))
         let client = try await proxy.client()
         // Taken before sending: the keep-alive deadline starts after the response, which comes after.
         let sent = NIODeadline.now()
         try await client.send("GET /api/x HTTP/1.1\r\nHost: p\r\n\r\n")
         #expect(await client.waitForResponses(1).hasPrefix("HTTP/1.1 200 OK\r\n"))
-        _ = await client.wait(timeoutMs: 5000) { _ in false }
+        _ = await client.wait(timeoutMs: 10_000) { _ in false }
         #expect(client.isClosed)
         #expect(NIODeadline.now() - sent >= .milliseconds(250))
         await proxy.stop()
     }
 
-    /// A response that takes longer than both timeouts (chunks 200 ms apart, 1.2 s in all) is not
+    /// A response that takes longer than both timeouts (chunks 250 ms apart, 3 s in all) is not
     /// cut by them: during a request only the exchange's deadlines run.
     @Test func aLongResponseIsNotCutByTheConnectionTimeouts() async throws {
-        let chunks = (0..<6).map { "data: \($0)\n\n" }
-        let proxy = try await ProxyHarness.start(behaviour: .stream(chunks: chunks, gapMs: 200), limits: Self.shortLimits)
+        let chunks = (0..<12).map { "data: \($0)\n\n" }
+        let proxy = try await ProxyHarness.start(behaviour: .stream(chunks: chunks, gapMs: 250),
+                                                 limits: Self.limits(headerMs: 2_000, keepAliveMs: 300))
         let client = try await proxy.client()
         try await client.send("GET /api/stream HTTP/1.1\r\nHost: p\r\n\r\n")
-        let text = await client.wait(timeoutMs: 10_000) { $0.hasSuffix("0\r\n\r\n") }
+        let text = await client.wait(timeoutMs: 20_000) { $0.hasSuffix("0\r\n\r\n") }
         #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(chunks.allSatisfy { text.contains($0) })
         #expect(text.hasSuffix("0\r\n\r\n"))

@@ -16,8 +16,9 @@ import Testing
     }
 
     /// Feeds `reads` one by one, like socket reads.
-    func relay(_ reads: [String], head: Bool = false) -> Result {
+    func relay(_ reads: [String], head: Bool = false, announcesClose: Bool = false) -> Result {
         var result = Result(reader: UpstreamResponseReader(requestMethodIsHEAD: head))
+        result.reader.announcesClose = announcesClose
         for read in reads {
             do {
                 try result.reader.read(ByteBuffer(string: read), allocator: ByteBufferAllocator()) { event in
@@ -45,7 +46,7 @@ import Testing
         let r = relay(["HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Encoding: gzip\r\nConnection: keep-alive, X-Hop\r\n"
                        + "X-Hop: 1\r\nSet-Cookie: b=2\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=5\r\n\r\n" + body])
         #expect(r.head == "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Encoding: gzip\r\nSet-Cookie: b=2\r\n"
-                + "transfer-encoding: chunked\r\n")
+                + "transfer-encoding: chunked\r\n\r\n")
         #expect(r.body == body)
         #expect(r.payload == 11)
         #expect(r.ends == [true])
@@ -55,14 +56,22 @@ import Testing
     @Test func aChunkedBodySplitAnywhereEndsExactlyAtItsLastChunk() {
         let response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
         let r = relay(response.map { String($0) })
-        #expect(r.head == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n")
+        #expect(r.head == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
         #expect(r.body == "3\r\nabc\r\n0\r\n\r\n")
+        #expect(r.ends == [true])
+    }
+
+    /// When the client connection closes after this response, its head says so, last.
+    @Test func aClosingClientConnectionIsAnnouncedInTheHead() {
+        let r = relay(["HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\nx"], announcesClose: true)
+        #expect(r.head == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nconnection: close\r\n\r\n")
+        #expect(r.keepAlive == true)
         #expect(r.ends == [true])
     }
 
     @Test func contentLengthIsKeptAndTheBodyEndsAtIt() {
         let r = relay(["HTTP/1.1 201 Created\r\nContent-Length: 10\r\nLocation: https://elsewhere/\r\n\r\n01234", "56789"])
-        #expect(r.head == "HTTP/1.1 201 Created\r\nContent-Length: 10\r\nLocation: https://elsewhere/\r\n")
+        #expect(r.head == "HTTP/1.1 201 Created\r\nContent-Length: 10\r\nLocation: https://elsewhere/\r\n\r\n")
         #expect(r.body == "0123456789")
         #expect(r.ends == [true])
     }
@@ -78,18 +87,18 @@ import Testing
     @Test func responsesWithoutABodyEndWithTheirHeadAndGetNoFraming() {
         for (status, isHead) in [("204 No Content", false), ("304 Not Modified", false), ("200 OK", true)] {
             let r = relay(["HTTP/1.1 \(status)\r\nTransfer-Encoding: chunked\r\nETag: \"x\"\r\n\r\n"], head: isHead)
-            #expect(r.head == "HTTP/1.1 \(status)\r\nETag: \"x\"\r\n")
+            #expect(r.head == "HTTP/1.1 \(status)\r\nETag: \"x\"\r\n\r\n")
             #expect(r.body.isEmpty)
             #expect(r.ends == [true])
         }
         // A HEAD response keeps the length of the body it describes.
         #expect(relay(["HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n"], head: true).head
-                == "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n")
+                == "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n")
     }
 
     @Test func aBodyEndingAtTheCloseIsSentChunkedAndEndsWithTheClose() {
         var r = relay(["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nab", "cde"])
-        #expect(r.head == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ntransfer-encoding: chunked\r\n")
+        #expect(r.head == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n")
         #expect(r.body == "2\r\nab\r\n3\r\ncde\r\n")
         #expect(r.payload == 5)
         #expect(r.keepAlive == false)
@@ -105,14 +114,14 @@ import Testing
 
     @Test func transferEncodingOverridesAStaleContentLength() {
         let r = relay(["HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"])
-        #expect(r.head == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n")
+        #expect(r.head == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
         #expect(r.ends == [true])
     }
 
     @Test func interimResponsesAreSkipped() {
         let r = relay(["HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
                        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"])
-        #expect(r.head == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n")
+        #expect(r.head == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n")
         #expect(r.body == "x")
         #expect(relay(["HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\n\r\n"]).error != nil)
     }

@@ -5,9 +5,11 @@ import NIOHTTP1
 /// What an exchange needs from the client connection it serves (implemented by
 /// `ClientConnectionHandler`). All calls happen on the worker's event loop.
 protocol ClientSide: AnyObject {
-    /// The response head for the client without its final empty line (the client side adds
-    /// `connection: close` when it will close, then the empty line).
-    func writeResponseHead(_ head: ByteBuffer)
+    /// The complete response head for the client; `announcesClose` when it says
+    /// `connection: close` (as asked by `closesAfterResponse` when it was made).
+    func writeResponseHead(_ head: ByteBuffer, announcesClose: Bool)
+    /// The connection closes after this response: its head must say so.
+    var closesAfterResponse: Bool { get }
     /// Response bytes as they go on the wire (body, with chunk framing when chunked).
     func writeResponseBody(_ bytes: ByteBuffer)
     func flushResponse()
@@ -142,6 +144,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         guard case .connected(let connection) = state, let client else { return }
         lastResponseActivity = .now()
         do {
+            reader.announcesClose = client.closesAfterResponse
             // The handler below must not touch `reader` (exclusive access while it reads).
             try reader.read(bytes, allocator: connection.channel.allocator) { event in
                 switch event {
@@ -150,7 +153,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                     replay = nil
                     upstreamKeepAlive = head.keepAlive
                     responseStatus = head.status
-                    client.writeResponseHead(head.clientHead)
+                    client.writeResponseHead(head.clientHead, announcesClose: head.announcesClose)
                     timer.set(lastResponseActivity + parameters.streamIdleTimeout)
                 case .body(let body, let payload):
                     responseBodyBytes += payload

@@ -22,12 +22,18 @@ struct UpstreamResponseReader {
         var reason: String
     }
 
+    /// The client head says `connection: close` (set by the exchange before each read, from
+    /// whether the client connection closes after this response).
+    var announcesClose = false
+
     /// A final response head, ready for the client.
     struct Head {
         var status: UInt
-        /// The head to send: status line, the upstream's end-to-end headers as received, framing.
-        /// Without the final empty line: `ClientSide` adds `connection: close` when it closes.
+        /// The head to send: status line, the upstream's end-to-end headers as received, framing,
+        /// `connection: close` when `announcesClose`, the empty line.
         var clientHead: ByteBuffer
+        /// The head says `connection: close` (the reader's `announcesClose` when it was made).
+        var announcesClose: Bool
         /// The upstream connection may carry another request after this response.
         var keepAlive: Bool
     }
@@ -177,8 +183,9 @@ struct UpstreamResponseReader {
         }
         // The kept lines are parts of `head`, each shorter than itself plus its CRLF there; the
         // client side appends `connection: close` and the empty line (one allocation for all).
+        let close = announcesClose
         var out = allocator.buffer(capacity: head.readableBytes + 64)
-        out.writeHead(maxBytes: head.readableBytes + 48) { out in
+        out.writeHead(maxBytes: head.readableBytes + 64) { out in
             out.write("HTTP/1.1 ")
             head.withUnsafeReadableBytes { bytes in
                 out.write(UnsafeRawBufferPointer(rebasing: bytes[parsed.statusStart..<parsed.statusLineEnd]))
@@ -189,8 +196,12 @@ struct UpstreamResponseReader {
                 }
             }
             if addsChunked { out.write(chunkedHeader) }
+            // Say so, or a keep-alive client sends its next request into the close (a drain
+            // during load lost requests this way).
+            if close { out.write("connection: close\r\n") }
+            out.write("\r\n")
         }
-        return .some(Head(status: parsed.status, clientHead: out, keepAlive: keepAlive))
+        return .some(Head(status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive))
     }
 
     // MARK: Body

@@ -246,17 +246,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     // MARK: ClientSide
 
-    func writeResponseHead(_ head: ByteBuffer) {
-        var head = head
-        if closeAfterResponse {
-            // Say so, or a keep-alive client sends its next request into the close (a drain
-            // during load lost requests this way).
-            head.writeStaticString("connection: close\r\n")
-            closeAnnounced = true
-        }
-        head.writeStaticString("\r\n")
+    func writeResponseHead(_ head: ByteBuffer, announcesClose: Bool) {
+        closeAnnounced = announcesClose
         context?.write(wrapOutboundOut(head), promise: nil)
     }
+
+    var closesAfterResponse: Bool { closeAfterResponse }
 
     func writeResponseBody(_ bytes: ByteBuffer) {
         context?.write(wrapOutboundOut(bytes), promise: nil)
