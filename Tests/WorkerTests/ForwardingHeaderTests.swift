@@ -9,14 +9,22 @@ import Testing
 
     func pairs(_ headers: HTTPHeaders) -> [String] { headers.map { "\($0.name): \($0.value)" } }
 
+    /// The head the request parser reads from a request with these headers.
+    static func parsed(_ headers: HTTPHeaders) -> RequestHead {
+        var parser = RequestParser(limits: WorkerLimits())
+        parser.append(ByteBuffer(string: "POST / HTTP/1.1\r\n" + headers.map { "\($0.name): \($0.value)\r\n" }.joined() + "\r\n"))
+        guard case .head(let head) = parser.next() else { fatalError("not a request head: \(headers)") }
+        return head
+    }
+
     /// The headers of the upstream request head the relay writes (`writeUpstreamRequestHead`),
     /// read back from its bytes.
-    func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream,
-                                framing: ForwardingHeaders.Framing = .none) -> HTTPHeaders {
+    func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream) -> HTTPHeaders {
         var bytes = ByteBuffer()
+        let head = Self.parsed(client)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: .POST, target: "/", client: client, upstream: upstream,
-            hostHeader: upstream.targetURL.hostHeader, framing: framing, into: &bytes)
+            method: .POST, target: "/", client: head, upstream: upstream,
+            hostHeader: upstream.targetURL.hostHeader, framing: head.facts.framing, into: &bytes)
         let lines = String(buffer: bytes).components(separatedBy: "\r\n").dropFirst().filter { !$0.isEmpty }
         return HTTPHeaders(lines.map { line in
             let colon = line.firstIndex(of: ":")!
@@ -30,7 +38,7 @@ import Testing
             "X-Multi": "1", "Connection": "keep-alive, X-Drop", "Keep-Alive": "timeout=5", "X-Drop": "secret",
             "TE": "trailers", "Trailer": "x", "Proxy-Authorization": "p", "X-Multi": "2", "Content-Length": "3",
         ]
-        let out = upstreamRequestHeaders(from: client, upstream: upstream, framing: .contentLength)
+        let out = upstreamRequestHeaders(from: client, upstream: upstream)
         #expect(pairs(out) == ["host: api.openai.com", "Accept: a", "X-Multi: 1", "X-Multi: 2", "Content-Length: 3",
                                "authorization: Bearer sk-provider"])
     }
@@ -44,11 +52,11 @@ import Testing
         }
     }
 
-    @Test func connectionTokensAreLowerCasedAndTrimmed() {
-        let headers: HTTPHeaders = ["Connection": " Keep-Alive ,X-Drop,, te", "connection": "X-Other\t"]
-        #expect(ForwardingHeaders.connectionTokens(headers) == ["keep-alive", "x-drop", "te", "x-other"])
-        #expect(ForwardingHeaders.connectionTokens(headers, skippingHopByHop: true) == ["x-drop", "x-other"])
-        #expect(ForwardingHeaders.connectionTokens(["Connection": "keep-alive"], skippingHopByHop: true).isEmpty)
+    @Test func headersNamedInConnectionAreDroppedInAnyCase() {
+        let client: HTTPHeaders = ["Connection": " Keep-Alive ,X-Drop,, te", "connection": "X-Other\t", "x-drop": "1",
+                                   "X-OTHER": "2", "X-Kept": "3", "TE": "trailers"]
+        #expect(pairs(upstreamRequestHeaders(from: client, upstream: upstream))
+            == ["host: api.openai.com", "X-Kept: 3", "authorization: Bearer sk-provider"])
     }
 
     @Test func providerKeyStyles() {
@@ -78,10 +86,9 @@ import Testing
         #expect(out["api-key"] == ["sk-provider"])
     }
 
-    @Test func chunkedRequestStaysChunkedAndDropsLength() {
-        let client: HTTPHeaders = ["Transfer-Encoding": "chunked", "Content-Length": "10"]
-        let out = upstreamRequestHeaders(from: client, upstream: upstream, framing: .chunked)
-        #expect(out["content-length"].isEmpty)
+    @Test func chunkedRequestStaysChunked() {
+        let client: HTTPHeaders = ["Transfer-Encoding": "Chunked"]
+        let out = upstreamRequestHeaders(from: client, upstream: upstream)
         #expect(out["transfer-encoding"] == ["chunked"])
     }
 
@@ -89,11 +96,11 @@ import Testing
     @Test func theWireHeadIsTheRequestLineAndTheForwardedHeaders() {
         let client: HTTPHeaders = [
             "Host": "proxy.local", "Authorization": "Bearer client", "Accept": "a", "Connection": "X-Drop",
-            "X-Drop": "1", "X-Multi": "1", "X-Multi": "2", "Transfer-Encoding": "chunked", "Content-Length": "3",
+            "X-Drop": "1", "X-Multi": "1", "X-Multi": "2", "Transfer-Encoding": "chunked",
         ]
         var bytes = ByteBuffer()
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: .POST, target: "/v1/chat?x=1", client: client, upstream: upstream, hostHeader: "api.openai.com",
+            method: .POST, target: "/v1/chat?x=1", client: Self.parsed(client), upstream: upstream, hostHeader: "api.openai.com",
             framing: .chunked, into: &bytes)
         #expect(String(buffer: bytes) == "POST /v1/chat?x=1 HTTP/1.1\r\nhost: api.openai.com\r\nAccept: a\r\n"
                 + "X-Multi: 1\r\nX-Multi: 2\r\nauthorization: Bearer sk-provider\r\ntransfer-encoding: chunked\r\n\r\n")

@@ -13,10 +13,13 @@ import Testing
             parser.append(ByteBuffer(string: read))
             while let event = parser.next() {
                 switch event {
-                case .head(let request):
-                    let head = request.head
-                    out.append("head \(head.method.rawValue) \(head.uri) \(head.version) "
-                        + head.headers.map { "\($0.name)=\($0.value)" }.joined(separator: ","))
+                case .head(let head):
+                    let fields = head.headerBytes.withUnsafeReadableBytes { bytes in
+                        head.fields.map {
+                            String(decoding: bytes[$0.name], as: UTF8.self) + "=" + String(decoding: bytes[$0.value], as: UTF8.self)
+                        }
+                    }
+                    out.append("head \(head.method.rawValue) \(head.uri) \(head.version) " + fields.joined(separator: ","))
                 case .body(let bytes):
                     let text = String(buffer: bytes)
                     if let last = out.last, last.hasPrefix("body ") { out[out.count - 1] = last + text } else { out.append("body " + text) }

@@ -115,6 +115,13 @@ enum ASCIIBytes {
         return true
     }
 
+    /// `bytes[a]` and `bytes[b]` are the same ignoring ASCII case.
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        guard a.count == b.count else { return false }
+        for k in 0..<a.count where lower(bytes[a.lowerBound &+ k]) != lower(bytes[b.lowerBound &+ k]) { return false }
+        return true
+    }
+
     /// The non-empty elements of the comma-separated list `bytes[value]`, trimmed of spaces and tabs.
     static func forEachListElement(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>, _ body: (Range<Int>) -> Void) {
         var i = value.lowerBound

@@ -34,10 +34,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     struct Parameters {
         /// The matched route: the upstream, its origin and `Host` value.
         var route: Router.Route
-        /// The client's request head, as received.
-        var head: HTTPRequestHead
-        /// How the client framed its body (the parser's reading); the upstream gets the same.
-        var framing: ForwardingHeaders.Framing
+        /// The client's request head, as received (its framing is the upstream's too).
+        var head: RequestHead
         /// `target_url`'s path joined with the request's remainder and query (`Router.Match`).
         var targetPathAndQuery: String
         var requestTimeout: TimeAmount
@@ -97,7 +95,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.timer = timer
         self.parameters = parameters
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: parameters.head.method == .HEAD)
-        self.requestFraming = parameters.framing
+        self.requestFraming = parameters.head.facts.framing
     }
 
     // MARK: Client side
@@ -259,7 +257,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         replayBytes = 0
         var head = connection.channel.allocator.buffer(capacity: 512)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: parameters.head.method, target: parameters.targetPathAndQuery, client: parameters.head.headers,
+            method: parameters.head.method, target: parameters.targetPathAndQuery, client: parameters.head,
             upstream: parameters.route.upstream, hostHeader: parameters.route.hostHeader, framing: requestFraming,
             into: &head)
         let buffered = pending

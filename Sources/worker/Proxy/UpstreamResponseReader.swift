@@ -352,7 +352,7 @@ struct ResponseHeadParser {
         p.keepAlive = !closeToken && !http10
         if !connectionNamed.isEmpty {
             p.forwarded.removeAll { line in
-                connectionNamed.contains { equalsIgnoringCase(bytes, $0, nameRange(bytes, line: line)) }
+                connectionNamed.contains { ASCIIBytes.equalsIgnoringCase(bytes, $0, nameRange(bytes, line: line)) }
             }
         }
         return p
@@ -419,11 +419,6 @@ struct ResponseHeadParser {
         return last
     }
 
-    private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
-        guard a.count == b.count else { return false }
-        for k in 0..<a.count where bytes[a.lowerBound + k] | 0x20 != bytes[b.lowerBound + k] | 0x20 { return false }
-        return true
-    }
 }
 
 /// Follows a chunked body (RFC 9112 §7.1) to find its end and count its payload, without

@@ -292,13 +292,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     /// Behaviour §5 "order of checks", one deliberate transaction: each rejection returns early.
     private func requestHead(_ request: RequestHead, context: ChannelHandlerContext) {
-        let head = request.head
         phase = .inRequest
         // The exchange's deadlines take over; this one is cleared without a cancellation.
         timer?.set(nil)
         requestInProgress = true
         started = .now()
-        record = RequestLogRecord(clientIP: clientIP, method: head.method.rawValue, requestURL: head.uri)
+        record = RequestLogRecord(clientIP: clientIP, method: request.method.rawValue, requestURL: request.uri)
         self.match = nil
         closeAfterResponse = !request.keepAlive || quiescing
         closeAnnounced = false
@@ -324,7 +323,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             return reject(.noUpstreams, context: context)
         }
         let match: Router.Match
-        switch snapshot.router.route(uri: head.uri, permitted: caller.permitted) {
+        switch snapshot.router.route(uri: request.uri, permitted: caller.permitted) {
         case .matched(let m): match = m
         case .noRoute: return reject(.noRoute, context: context)
         case .invalidPath: return reject(.invalidPath, context: context)
@@ -342,8 +341,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             parameters: .init(
-                route: match.route, head: head, framing: request.facts.framing,
-                targetPathAndQuery: match.targetPathAndQuery,
+                route: match.route, head: request, targetPathAndQuery: match.targetPathAndQuery,
                 requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
                 streamIdleTimeout: .milliseconds(Int64(clamping: upstreams.streamIdleTimeoutMs)),
                 replayBufferBytes: worker.limits.replayBufferBytes))

@@ -9,8 +9,23 @@ import Glibc
 /// need to know about its headers, found while the bytes were parsed (so nothing looks the
 /// headers up by name again).
 struct RequestHead {
-    var head: HTTPRequestHead
+    var method: HTTPMethod
+    /// The request-target as received.
+    var uri: String
+    var version: HTTPVersion
+    /// The header lines as received (from the first field to the last field's CRLF), copied out
+    /// of the read buffer so a long request does not hold that buffer; `fields` index into it.
+    var headerBytes: ByteBuffer
+    var fields: [Field]
     var facts: Facts
+
+    /// One header field: offsets into `headerBytes`' readable bytes (the value without the
+    /// spaces around it), and what forwarding does with it.
+    struct Field {
+        var name: Range<Int>
+        var value: Range<Int>
+        var kind: ForwardingHeaders.NameClass
+    }
 
     struct Facts {
         /// `Host` fields, and whether the (last) one is empty or blank.
@@ -23,6 +38,8 @@ struct RequestHead {
         /// `close` / `keep-alive` listed in `Connection`.
         var connectionClose = false
         var connectionKeepAlive = false
+        /// `Connection` lists some other token: a header to drop by that name (RFC 9110 §7.6.1).
+        var connectionNamesHeaders = false
         var framing = ForwardingHeaders.Framing.none
         /// The first `Authorization` and `X-Api-Key` values.
         var authorization: String?
@@ -31,7 +48,7 @@ struct RequestHead {
 
     /// RFC 9112 §9.3: HTTP/1.1 persists unless told `close`; HTTP/1.0 only when told `keep-alive`.
     var keepAlive: Bool {
-        !facts.connectionClose && (head.version.minor >= 1 || facts.connectionKeepAlive)
+        !facts.connectionClose && (version.minor >= 1 || facts.connectionKeepAlive)
     }
 }
 
@@ -264,8 +281,9 @@ struct RequestParser {
         let minor = Int(p[i + 8] &- UInt8(ascii: "0"))
         i += 11
 
-        var headers: [(String, String)] = []
-        headers.reserveCapacity(8)
+        let headersStart = i
+        var fields: [RequestHead.Field] = []
+        fields.reserveCapacity(12)
         var headerBytes = 0
         var contentLength: Int?
         var chunked = false
@@ -289,10 +307,9 @@ struct RequestParser {
             while valueEnd > valueStart, p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09 { valueEnd -= 1 }
             let value = valueStart..<valueEnd
             i += 2
-            guard headers.count < limits.maxHeaderCount else { return .failed(.headersTooLarge) }
+            guard fields.count < limits.maxHeaderCount else { return .failed(.headersTooLarge) }
             headerBytes += name.count + value.count
             guard headerBytes <= limits.maxHeaderBytes else { return .failed(.headersTooLarge) }
-            let valueString = String(decoding: UnsafeRawBufferPointer(rebasing: p[value]), as: UTF8.self)
             switch name.count {
             case 4 where ASCIIBytes.equals(p, name, lowercase: "host"):
                 facts.hostCount += 1
@@ -304,18 +321,18 @@ struct RequestParser {
             case 7 where ASCIIBytes.equals(p, name, lowercase: "upgrade"):
                 facts.upgrade = true
             case 9 where ASCIIBytes.equals(p, name, lowercase: "x-api-key"):
-                if facts.xAPIKey == nil { facts.xAPIKey = valueString }
+                if facts.xAPIKey == nil { facts.xAPIKey = String(decoding: UnsafeRawBufferPointer(rebasing: p[value]), as: UTF8.self) }
             case 10 where ASCIIBytes.equals(p, name, lowercase: "connection"):
                 ASCIIBytes.forEachListElement(p, value) { element in
                     switch element.count {
                     case 5 where ASCIIBytes.equals(p, element, lowercase: "close"): facts.connectionClose = true
                     case 7 where ASCIIBytes.equals(p, element, lowercase: "upgrade"): facts.upgrade = true
                     case 10 where ASCIIBytes.equals(p, element, lowercase: "keep-alive"): facts.connectionKeepAlive = true
-                    default: break
+                    default: facts.connectionNamesHeaders = true
                     }
                 }
             case 13 where ASCIIBytes.equals(p, name, lowercase: "authorization"):
-                if facts.authorization == nil { facts.authorization = valueString }
+                if facts.authorization == nil { facts.authorization = String(decoding: UnsafeRawBufferPointer(rebasing: p[value]), as: UTF8.self) }
             case 14 where ASCIIBytes.equals(p, name, lowercase: "content-length"):
                 guard contentLength == nil, !chunked, let length = decimal(UnsafeRawBufferPointer(rebasing: p[value])) else { return bad }
                 contentLength = length
@@ -325,16 +342,19 @@ struct RequestParser {
             default:
                 break
             }
-            headers.append((String(decoding: UnsafeRawBufferPointer(rebasing: p[name]), as: UTF8.self), valueString))
+            fields.append(RequestHead.Field(name: name.lowerBound - headersStart..<name.upperBound - headersStart,
+                                            value: value.lowerBound - headersStart..<value.upperBound - headersStart,
+                                            kind: ForwardingHeaders.classify(p, name)))
         }
 
         facts.framing = chunked ? .chunked : contentLength != nil ? .contentLength : .none
-        let head = HTTPRequestHead(
-            version: HTTPVersion(major: 1, minor: minor),
+        let head = RequestHead(
             method: method(UnsafeRawBufferPointer(rebasing: p[..<methodEnd])),
             uri: String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<targetEnd]), as: UTF8.self),
-            headers: HTTPHeaders(headers))
-        return .head(RequestHead(head: head, facts: facts), bodyLength: contentLength ?? 0)
+            version: HTTPVersion(major: 1, minor: minor),
+            headerBytes: ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: p[headersStart..<i])),
+            fields: fields, facts: facts)
+        return .head(head, bodyLength: contentLength ?? 0)
     }
 
     private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {

@@ -3,9 +3,9 @@
 /// itself.) Pure, so the order is tested without sockets.
 enum RequestPreflight {
     static func check(_ request: RequestHead, limits: WorkerLimits) -> ProxyErrorResponse? {
-        if request.head.uri.utf8.count > limits.maxRequestTargetBytes { return .uriTooLong }
-        if request.head.version != .http1_1 { return .versionNotSupported }
-        if request.head.method == .CONNECT || request.facts.upgrade { return .notImplemented }
+        if request.uri.utf8.count > limits.maxRequestTargetBytes { return .uriTooLong }
+        if request.version != .http1_1 { return .versionNotSupported }
+        if request.method == .CONNECT || request.facts.upgrade { return .notImplemented }
         // RFC 9112 §3.2: exactly one Host; a blank one is as good as none.
         guard request.facts.hostCount == 1, !request.facts.hostIsBlank else { return .missingHost }
         return nil
