@@ -103,7 +103,9 @@ enum ASCIIBytes {
 
     // MARK: Raw bytes (the head parsers)
 
-    /// `bytes[range]` equals `lowercase` (lower-case ASCII) ignoring ASCII case.
+    /// `bytes[range]` equals `lowercase` (lower-case ASCII) ignoring ASCII case. Inlined: the
+    /// head parsers call it with a constant for most header names of every message.
+    @inline(__always)
     static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, lowercase: StaticString) -> Bool {
         guard range.count == lowercase.utf8CodeUnitCount else { return false }
         let expected = lowercase.utf8Start

@@ -24,30 +24,50 @@ enum ForwardingHeaders {
     static let clientOnly: Set<String> = ["authorization", "x-api-key", "host", "expect"]
 
     /// What the forwarding rules make of a header name, read from its bytes (any case).
+    /// The header names the proxy treats specially, found once per header by the parser.
     enum NameClass: Equatable {
-        case clientOnly, hopByHop, contentLength, transferEncoding, connection, other
+        /// Client-only: never forwarded (`Host` is the upstream's; credentials are replaced).
+        case host, expect, authorization, xAPIKey
+        /// Hop-by-hop (RFC 9110 §7.6.1), never forwarded; `connection`, `transferEncoding` and
+        /// `upgrade` are read too.
+        case connection, transferEncoding, upgrade, otherHopByHop
+        case contentLength, other
+
+        var isClientOnly: Bool {
+            switch self {
+            case .host, .expect, .authorization, .xAPIKey: return true
+            default: return false
+            }
+        }
+
+        var isHopByHop: Bool {
+            switch self {
+            case .connection, .transferEncoding, .upgrade, .otherHopByHop: return true
+            default: return false
+            }
+        }
     }
 
-    /// `clientOnly`, `hopByHop` (`connection` and `transfer-encoding` are hop-by-hop too, with
-    /// classes of their own) and `content-length`, on the name's bytes, without lower-casing or
-    /// hashing: the request parser asks for every header of every request. ForwardingHeadersTests
-    /// checks it against the two sets.
+    /// The class of a header name, on its bytes, without lower-casing or hashing: the request
+    /// parser asks for every header of every request. ForwardingHeadersTests checks it against
+    /// the two sets.
     static func classify(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> NameClass {
         func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equals(bytes, name, lowercase: lowercase) }
         switch name.count {
-        case 2 where named("te"): return .hopByHop
-        case 4 where named("host"): return .clientOnly
-        case 6 where named("expect"): return .clientOnly
-        case 7 where named("trailer") || named("upgrade"): return .hopByHop
-        case 8 where named("trailers"): return .hopByHop
-        case 9 where named("x-api-key"): return .clientOnly
+        case 2 where named("te"): return .otherHopByHop
+        case 4 where named("host"): return .host
+        case 6 where named("expect"): return .expect
+        case 7 where named("upgrade"): return .upgrade
+        case 7 where named("trailer"): return .otherHopByHop
+        case 8 where named("trailers"): return .otherHopByHop
+        case 9 where named("x-api-key"): return .xAPIKey
         case 10 where named("connection"): return .connection
-        case 10 where named("keep-alive"): return .hopByHop
-        case 13 where named("authorization"): return .clientOnly
+        case 10 where named("keep-alive"): return .otherHopByHop
+        case 13 where named("authorization"): return .authorization
         case 14 where named("content-length"): return .contentLength
         case 17 where named("transfer-encoding"): return .transferEncoding
-        case 18 where named("proxy-authenticate"): return .hopByHop
-        case 19 where named("proxy-authorization"): return .hopByHop
+        case 18 where named("proxy-authenticate"): return .otherHopByHop
+        case 19 where named("proxy-authorization"): return .otherHopByHop
         default: return .other
         }
     }
@@ -57,14 +77,9 @@ enum ForwardingHeaders {
         return name.withUTF8 { classify(UnsafeRawBufferPointer($0), 0..<$0.count) }
     }
 
-    static func isHopByHop(_ name: String) -> Bool {
-        switch classify(name) {
-        case .hopByHop, .connection, .transferEncoding: return true
-        default: return false
-        }
-    }
+    static func isHopByHop(_ name: String) -> Bool { classify(name).isHopByHop }
 
-    static func isClientOnly(_ name: String) -> Bool { classify(name) == .clientOnly }
+    static func isClientOnly(_ name: String) -> Bool { classify(name).isClientOnly }
 
     /// The upstream request's head as it goes on the wire, written straight into one buffer (no
     /// header list is built and no encoder runs on the relay path): the request line; `Host` for
@@ -116,11 +131,12 @@ enum ForwardingHeaders {
     private static func forwards(_ field: RequestHead.Field, _ bytes: UnsafeRawBufferPointer, framing: Framing,
                                  named: [Range<Int>], dropsAPIKeyHeader: Bool) -> Bool {
         switch field.kind {
-        case .clientOnly, .hopByHop, .connection, .transferEncoding: return false
         case .contentLength: return framing != .chunked
         case .other:
             if dropsAPIKeyHeader && ASCIIBytes.equals(bytes, field.name, lowercase: "api-key") { return false }
             return !named.contains { ASCIIBytes.equalsIgnoringCase(bytes, $0, field.name) }
+        default:
+            return false
         }
     }
 

@@ -310,19 +310,20 @@ struct RequestParser {
             guard fields.count < limits.maxHeaderCount else { return .failed(.headersTooLarge) }
             headerBytes += name.count + value.count
             guard headerBytes <= limits.maxHeaderBytes else { return .failed(.headersTooLarge) }
-            switch name.count {
-            case 4 where ASCIIBytes.equals(p, name, lowercase: "host"):
+            let kind = ForwardingHeaders.classify(p, name)
+            switch kind {
+            case .host:
                 facts.hostCount += 1
                 facts.hostIsBlank = value.isEmpty
-            case 6 where ASCIIBytes.equals(p, name, lowercase: "expect"):
+            case .expect:
                 ASCIIBytes.forEachListElement(p, value) { element in
                     if ASCIIBytes.equals(p, element, lowercase: "100-continue") { facts.expectsContinue = true }
                 }
-            case 7 where ASCIIBytes.equals(p, name, lowercase: "upgrade"):
+            case .upgrade:
                 facts.upgrade = true
-            case 9 where ASCIIBytes.equals(p, name, lowercase: "x-api-key"):
+            case .xAPIKey:
                 if facts.xAPIKey == nil { facts.xAPIKey = String(decoding: UnsafeRawBufferPointer(rebasing: p[value]), as: UTF8.self) }
-            case 10 where ASCIIBytes.equals(p, name, lowercase: "connection"):
+            case .connection:
                 ASCIIBytes.forEachListElement(p, value) { element in
                     switch element.count {
                     case 5 where ASCIIBytes.equals(p, element, lowercase: "close"): facts.connectionClose = true
@@ -331,20 +332,20 @@ struct RequestParser {
                     default: facts.connectionNamesHeaders = true
                     }
                 }
-            case 13 where ASCIIBytes.equals(p, name, lowercase: "authorization"):
+            case .authorization:
                 if facts.authorization == nil { facts.authorization = String(decoding: UnsafeRawBufferPointer(rebasing: p[value]), as: UTF8.self) }
-            case 14 where ASCIIBytes.equals(p, name, lowercase: "content-length"):
+            case .contentLength:
                 guard contentLength == nil, !chunked, let length = decimal(UnsafeRawBufferPointer(rebasing: p[value])) else { return bad }
                 contentLength = length
-            case 17 where ASCIIBytes.equals(p, name, lowercase: "transfer-encoding"):
+            case .transferEncoding:
                 guard contentLength == nil, !chunked, ASCIIBytes.equals(p, value, lowercase: "chunked") else { return bad }
                 chunked = true
-            default:
+            case .otherHopByHop, .other:
                 break
             }
             fields.append(RequestHead.Field(name: name.lowerBound - headersStart..<name.upperBound - headersStart,
                                             value: value.lowerBound - headersStart..<value.upperBound - headersStart,
-                                            kind: ForwardingHeaders.classify(p, name)))
+                                            kind: kind))
         }
 
         facts.framing = chunked ? .chunked : contentLength != nil ? .contentLength : .none
