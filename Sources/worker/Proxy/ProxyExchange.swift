@@ -66,6 +66,11 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private var replay: [RequestPart]?
     private var replayBytes = 0
     private var retried = false
+    /// The upstream request head, held while the client read that carried the request is still
+    /// being delivered: a `Content-Length` body arriving in the same read is appended to it, so
+    /// head and body are one write through the pipeline instead of two. Sent before anything
+    /// else is, and at the read's end.
+    private var heldHead: ByteBuffer?
 
     private(set) var requestBodyBytes = 0
     /// The request announced a body (`Content-Length` or `Transfer-Encoding`), even an empty one.
@@ -122,7 +127,9 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     func clientReadComplete() {
-        if case .connected(let connection) = state { connection.handler.flush() }
+        guard case .connected(let connection) = state else { return }
+        sendHeldHead(on: connection)
+        connection.handler.flush()
     }
 
     func clientWritabilityChanged(isWritable: Bool) {
@@ -255,7 +262,9 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // idle connections), which leaves only a microsecond race for a POST to lose to.
         replay = connection.hasBeenUsed && !retried && Self.isIdempotent(parameters.head.method) ? [] : nil
         replayBytes = 0
-        var head = connection.channel.allocator.buffer(capacity: 512)
+        // Room for a small body too (see `heldHead`).
+        let bodyRoom = requestFraming == .contentLength ? min(parameters.head.facts.contentLength, Self.maxHeldBodyBytes) : 0
+        var head = connection.channel.allocator.buffer(capacity: 512 + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
             method: parameters.head.method, target: parameters.targetPathAndQuery, client: parameters.head,
             upstream: parameters.route.upstream, hostHeader: parameters.route.hostHeader, framing: requestFraming,
@@ -264,9 +273,16 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         pending = []
         requestEndSent = false
         // The head is not kept for a replay: a replay writes a fresh one.
-        connection.handler.send(head)
+        if flushNow {
+            connection.handler.send(head)
+        } else {
+            heldHead = head
+        }
         for part in buffered { write(part, on: connection) }
-        if flushNow { connection.handler.flush() }
+        if flushNow {
+            sendHeldHead(on: connection)
+            connection.handler.flush()
+        }
         client?.resumeClientReads()
     }
 
@@ -299,6 +315,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         switch part {
         case .body(let buffer):
             guard buffer.readableBytes > 0 else { return }
+            if var head = heldHead, requestFraming == .contentLength, head.writableBytes >= buffer.readableBytes {
+                heldHead = nil
+                head.writeImmutableBuffer(buffer)
+                heldHead = head
+                return
+            }
+            sendHeldHead(on: connection)
             if requestFraming == .chunked {
                 // The decoder removed the client's chunk framing; the upstream gets it again.
                 var size = connection.channel.allocator.buffer(capacity: 12)
@@ -312,8 +335,20 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             }
         case .end:
             requestEndSent = true
-            if requestFraming == .chunked { connection.handler.send(Self.lastChunk) }
+            if requestFraming == .chunked {
+                sendHeldHead(on: connection)
+                connection.handler.send(Self.lastChunk)
+            }
         }
+    }
+
+    /// A body up to this size goes out in the same write as the head (copied into it).
+    private static let maxHeldBodyBytes = 8 * 1024
+
+    private func sendHeldHead(on connection: UpstreamConnection) {
+        guard let head = heldHead else { return }
+        heldHead = nil
+        connection.handler.send(head)
     }
 
     private static let crlf = ByteBuffer(staticString: "\r\n")

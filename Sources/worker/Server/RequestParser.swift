@@ -41,6 +41,8 @@ struct RequestHead {
         /// `Connection` lists some other token: a header to drop by that name (RFC 9110 §7.6.1).
         var connectionNamesHeaders = false
         var framing = ForwardingHeaders.Framing.none
+        /// The `Content-Length` value (0 without one).
+        var contentLength = 0
         /// The first `Authorization` and `X-Api-Key` values.
         var authorization: String?
         var xAPIKey: String?
@@ -349,6 +351,7 @@ struct RequestParser {
         }
 
         facts.framing = chunked ? .chunked : contentLength != nil ? .contentLength : .none
+        facts.contentLength = contentLength ?? 0
         let head = RequestHead(
             method: method(UnsafeRawBufferPointer(rebasing: p[..<methodEnd])),
             uri: String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<targetEnd]), as: UTF8.self),
