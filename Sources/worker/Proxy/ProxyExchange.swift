@@ -148,6 +148,14 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     func upstreamRead(_ bytes: ByteBuffer) {
         guard case .connected(let connection) = state, let client else { return }
         lastResponseActivity = .now()
+        // The client head, held during this read so body bytes of the same read are appended to
+        // it (the reader made room): one write to the client instead of two for a small response.
+        var held: (head: ByteBuffer, announcesClose: Bool)?
+        func writeHeld() {
+            guard let head = held else { return }
+            held = nil
+            client.writeResponseHead(head.head, announcesClose: head.announcesClose)
+        }
         do {
             reader.announcesClose = client.closesAfterResponse
             // The handler below must not touch `reader` (exclusive access while it reads).
@@ -158,18 +166,29 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                     replay = nil
                     upstreamKeepAlive = head.keepAlive
                     responseStatus = head.status
-                    client.writeResponseHead(head.clientHead, announcesClose: head.announcesClose)
+                    held = (head.clientHead, head.announcesClose)
                     timer.set(lastResponseActivity + parameters.streamIdleTimeout)
                 case .body(let body, let payload):
                     responseBodyBytes += payload
-                    client.writeResponseBody(body)
+                    if var head = held, body.readableBytes <= UpstreamResponseReader.maxBodyRoom,
+                       head.head.writableBytes >= body.readableBytes {
+                        held = nil
+                        head.head.writeImmutableBuffer(body)
+                        held = head
+                    } else {
+                        writeHeld()
+                        client.writeResponseBody(body)
+                    }
                 case .end(let clean):
+                    writeHeld()
                     // The connection is clean only if the upstream saw our whole request too.
                     finish(reusable: clean && upstreamKeepAlive && requestEndSent)
                     client.exchangeCompleted()
                 }
             }
+            writeHeld()
         } catch {
+            writeHeld()
             upstreamErrored = true
             fail(responseHeadReceived ? nil : .upstreamFailed)
         }
@@ -263,7 +282,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         replay = connection.hasBeenUsed && !retried && Self.isIdempotent(parameters.head.method) ? [] : nil
         replayBytes = 0
         // Room for a small body too (see `heldHead`).
-        let bodyRoom = requestFraming == .contentLength ? min(parameters.head.facts.contentLength, Self.maxHeldBodyBytes) : 0
+        let length = parameters.head.facts.contentLength
+        let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
         var head = connection.channel.allocator.buffer(capacity: 512 + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
             method: parameters.head.method, target: parameters.targetPathAndQuery, client: parameters.head,
@@ -315,7 +335,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         switch part {
         case .body(let buffer):
             guard buffer.readableBytes > 0 else { return }
-            if var head = heldHead, requestFraming == .contentLength, head.writableBytes >= buffer.readableBytes {
+            if var head = heldHead, requestFraming == .contentLength, buffer.readableBytes <= Self.maxHeldBodyBytes,
+               head.writableBytes >= buffer.readableBytes {
                 heldHead = nil
                 head.writeImmutableBuffer(buffer)
                 heldHead = head

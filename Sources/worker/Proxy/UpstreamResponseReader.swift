@@ -22,6 +22,10 @@ struct UpstreamResponseReader {
         var reason: String
     }
 
+    /// Body bytes up to this many go out in the client head's buffer (copied: larger ones are
+    /// cheaper as a write of their own).
+    static let maxBodyRoom = 8 * 1024
+
     /// The client head says `connection: close` (set by the exchange before each read, from
     /// whether the client connection closes after this response).
     var announcesClose = false
@@ -117,7 +121,7 @@ struct UpstreamResponseReader {
         // Fast path: the whole head is in this read (the usual case) and nothing is buffered.
         if headBytes == nil, let end = Self.headEnd(in: buffer) {
             let head = buffer.readSlice(length: end)!
-            return try parsedHead(head, allocator: allocator)
+            return try parsedHead(head, allocator: allocator, bodyRoom: buffer.readableBytes)
         }
         var pending = headBytes ?? allocator.buffer(capacity: buffer.readableBytes)
         let previous = pending.readableBytes
@@ -130,7 +134,8 @@ struct UpstreamResponseReader {
         }
         headBytes = nil
         buffer.moveReaderIndex(forwardBy: end - previous)
-        return try parsedHead(pending.getSlice(at: pending.readerIndex, length: end)!, allocator: allocator)
+        return try parsedHead(pending.getSlice(at: pending.readerIndex, length: end)!, allocator: allocator,
+                              bodyRoom: buffer.readableBytes)
     }
 
     /// Offset just past the first CRLFCRLF, if any: `memchr` (vectorised) from LF to LF.
@@ -148,7 +153,10 @@ struct UpstreamResponseReader {
         }
     }
 
-    private mutating func parsedHead(_ head: ByteBuffer, allocator: ByteBufferAllocator) throws(ResponseError) -> Head?? {
+    /// `bodyRoom`: body bytes that came in the same read; the client head gets room for them when
+    /// they are at most `maxBodyRoom`, so the exchange can send a small response in one write.
+    private mutating func parsedHead(_ head: ByteBuffer, allocator: ByteBufferAllocator,
+                                     bodyRoom: Int) throws(ResponseError) -> Head?? {
         guard head.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
         let parsed = try ResponseHeadParser.parse(head)
         if parsed.status < 200 {
@@ -184,7 +192,7 @@ struct UpstreamResponseReader {
         // The kept lines are parts of `head`, each shorter than itself plus its CRLF there; the
         // client side appends `connection: close` and the empty line (one allocation for all).
         let close = announcesClose
-        var out = allocator.buffer(capacity: head.readableBytes + 64)
+        var out = allocator.buffer(capacity: head.readableBytes + 64 + (bodyRoom <= Self.maxBodyRoom ? bodyRoom : 0))
         out.writeHead(maxBytes: head.readableBytes + 64) { out in
             out.write("HTTP/1.1 ")
             head.withUnsafeReadableBytes { bytes in
