@@ -1,10 +1,12 @@
+import Common
 import Foundation
 import NIOCore
 import Testing
 @testable import FluxgateWorker
 
 /// The client connection's deadlines: the header timeout from acceptance, the keep-alive timeout
-/// between requests, and neither of them during a request. Each test makes only the deadline it
+/// between requests, neither of them during a request, and the body discard time after a
+/// response that did not wait for the request body. Each test makes only the deadline it
 /// watches short, so a slow test machine cannot trip another one first. (A head that stops
 /// midway is `ProtocolProcessTests.silentConnectionIsClosedAfterTheHeaderTimeout`: with a short
 /// header timeout here, a loaded machine could let it expire before the test's first bytes.)
@@ -54,6 +56,29 @@ import Testing
         #expect(chunks.allSatisfy { text.contains($0) })
         #expect(text.hasSuffix("0\r\n\r\n"))
         await client.close()
+        await proxy.stop()
+    }
+
+    /// After a rejection that did not wait for the announced body, a client that stops sending
+    /// it is closed after the body discard time; one that finishes it keeps its connection.
+    @Test func aBodyThatNeverEndsAfterARejectionIsDroppedWithTheConnection() async throws {
+        var limits = WorkerLimits()
+        limits.bodyDiscardTimeoutMs = 300
+        let proxy = try await ProxyHarness.start(staticKeys: [.init(id: "alice", key: Secret("sk-alice"))], limits: limits)
+        let stalled = try await proxy.client()
+        try await stalled.send("POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 100\r\n\r\nabc")
+        #expect(await stalled.waitForResponses(1).hasPrefix("HTTP/1.1 401 "))
+        _ = await stalled.wait(timeoutMs: 10_000) { _ in false }
+        #expect(stalled.isClosed)
+
+        let finished = try await proxy.client()
+        try await finished.send("POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\n\r\n")
+        #expect(await finished.waitForResponses(1).hasPrefix("HTTP/1.1 401 "))
+        try await finished.send("abcGET /api/y HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer sk-alice\r\n\r\n")
+        #expect(await finished.waitForResponses(2).contains("HTTP/1.1 200 OK\r\n"))
+        #expect(!finished.isClosed)
+        await finished.close()
+        #expect(proxy.upstream.requests.map(\.head.uri) == ["/base/y"])
         await proxy.stop()
     }
 }

@@ -34,6 +34,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         /// From a complete head until the response has ended and the request has been read:
         /// the exchange's deadlines run (request timeout, idle gap between response chunks).
         case inRequest
+        /// The response has ended before the request body did; the rest of the body is read and
+        /// dropped until the body discard timeout.
+        case discardingBody
     }
     private var context: ChannelHandlerContext?
     private var clientIP: String?
@@ -392,7 +395,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     private func endResponse(requestComplete: Bool, context: ChannelHandlerContext) {
         discardingRequest = !requestComplete
         awaitingResponse = false
-        if requestComplete { requestFinished() }
+        if requestComplete {
+            requestFinished()
+        } else {
+            // A client that stops sending the body it announced must not hold the connection.
+            phase = .discardingBody
+            timer?.set(in: .milliseconds(worker.limits.bodyDiscardTimeoutMs))
+        }
         if closeAfterResponse && !closeAnnounced && requestComplete && quiescing {
             // The drain began after this response's head went out, so the client was not told
             // and may already be sending its next request: serve one more (it will say
@@ -452,8 +461,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     private func deadlinePassed() {
         switch phase {
-        case .idle, .readingHead:
-            // Keep-alive or header timeout: close without a response (nginx does the same).
+        case .idle, .readingHead, .discardingBody:
+            // Keep-alive, header or body discard timeout: close without a response (nginx does
+            // the same).
             context?.close(promise: nil)
         case .inRequest:
             exchange?.deadlinePassed()

@@ -13,6 +13,10 @@ struct WorkerLimits: Sendable, Hashable {
     var headerReadTimeoutMs: Int64 = 30_000
     /// A keep-alive connection with no request in progress is closed after this long.
     var idleKeepAliveTimeoutMs: Int64 = 75_000
+    /// After a response that did not wait for the whole request body (a rejection, or an
+    /// upstream that answered early), the rest of the body must arrive within this long, or the
+    /// connection is closed (nginx's `lingering_time`).
+    var bodyDiscardTimeoutMs: Int64 = 30_000
     /// TCP connect to an upstream.
     var upstreamConnectTimeoutMs: Int64 = 10_000
     /// From TCP connect (upstream) or accept (listener) to a completed TLS handshake.
