@@ -76,6 +76,16 @@ import TestSupport
                          path: "upstreams.openai.tls_ca_file", at: 7, 18)
     }
 
+    /// A CA file on an http upstream does nothing: the file loads, with a warning that says so.
+    @Test func tlsCAFileOnAnHTTPUpstreamIsAWarning() throws {
+        let yaml = minimalYAML.replacingOccurrences(of: "https://api.openai.com", with: "http://10.0.0.1:8000")
+            + "\n    tls_ca_file: \"\(pki.caFile)\"\n"
+        let result = load(yaml)
+        expectDiagnostic(result, "tls_ca_file.unused", path: "upstreams.openai.tls_ca_file", at: 7, 18, severity: .warning)
+        #expect(result.diagnostics.count == 1)
+        #expect(result.configuration?.upstreams.entries.first?.tlsCA != nil)
+    }
+
     @Test func theConfigurationSurvivesJSONForTheWorkers() throws {
         let configuration = try #require(load(serverTLS(pki.certificate("server"), pki.key("server"))).configuration)
         let decoded = try JSONDecoder().decode(Configuration.self, from: JSONEncoder().encode(configuration))

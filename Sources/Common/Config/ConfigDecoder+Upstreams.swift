@@ -118,6 +118,11 @@ extension ConfigDecoder {
         if let node = fields.first(where: { $0.name == "tls_ca_file" })?.value, !node.isNull {
             tlsCA = decodeTrustedCA(node, Self.join(path, "tls_ca_file"))
             caValid = tlsCA != nil
+            if caValid, targetURL?.scheme == .http {
+                // Harmless but surely not what was meant: say so rather than ignore it silently.
+                warning("tls_ca_file.unused", node, Self.join(path, "tls_ca_file"),
+                        "is ignored: target_url is http://, and the file only applies to https upstreams")
+            }
         }
         guard let targetURL, let apiKey, let requestPath, headerValid, caValid else { return nil }
         return Configuration.Upstream(name: entry.name, targetURL: targetURL, apiKey: apiKey,
