@@ -52,33 +52,39 @@ public struct FluxgateLogHandler: LogHandler {
     /// RFC 3339 UTC with microseconds: `2026-11-22T03:09:25.123456Z`. Digits are written straight
     /// into the string's storage (one allocation, no intermediate strings).
     public static func timestamp() -> String {
+        String(unsafeUninitializedCapacity: timestampBytes) { writeTimestamp(into: $0.baseAddress!) }
+    }
+
+    /// The length of every `timestamp()`.
+    static let timestampBytes = 27
+
+    /// Writes the current `timestamp()` at `out` (room for `timestampBytes`); returns its length.
+    static func writeTimestamp(into out: UnsafeMutablePointer<UInt8>) -> Int {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(unsafeUninitializedCapacity: 27) { out in
-            var i = 0
-            func put(_ value: Int, _ width: Int) {
-                var v = value
-                var digit = width
-                while digit > 0 {
-                    digit -= 1
-                    out[i + digit] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
-                    v /= 10
-                }
-                i += width
+        var i = 0
+        func put(_ value: Int, _ width: Int) {
+            var v = value
+            var digit = width
+            while digit > 0 {
+                digit -= 1
+                out[i + digit] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
             }
-            func sep(_ c: Unicode.Scalar) {
-                out[i] = UInt8(ascii: c)
-                i += 1
-            }
-            put(Int(parts.tm_year) + 1900, 4); sep("-"); put(Int(parts.tm_mon) + 1, 2); sep("-")
-            put(Int(parts.tm_mday), 2); sep("T"); put(Int(parts.tm_hour), 2); sep(":")
-            put(Int(parts.tm_min), 2); sep(":"); put(Int(parts.tm_sec), 2); sep(".")
-            put(Int(now.tv_nsec) / 1000, 6); sep("Z")
-            return i
+            i += width
         }
+        func sep(_ c: Unicode.Scalar) {
+            out[i] = UInt8(ascii: c)
+            i += 1
+        }
+        put(Int(parts.tm_year) + 1900, 4); sep("-"); put(Int(parts.tm_mon) + 1, 2); sep("-")
+        put(Int(parts.tm_mday), 2); sep("T"); put(Int(parts.tm_hour), 2); sep(":")
+        put(Int(parts.tm_min), 2); sep(":"); put(Int(parts.tm_sec), 2); sep(".")
+        put(Int(now.tv_nsec) / 1000, 6); sep("Z")
+        return i
     }
 
     /// One `write(2)` per line; a short write (a full pipe, a signal) continues with the rest.

@@ -28,7 +28,7 @@ public struct RequestLineWriter: Sendable {
         guard isEnabled(level) else { return }
         var builder = LogLineBuilder(format: formatter.format, colour: formatter.colour)
         defer { builder.deallocate() }
-        builder.start(timestamp: FluxgateLogHandler.timestamp(), level: level, message: message)
+        builder.start(level: level, message: message)
         fields(&builder)
         builder.finish()
         builder.withBytes { FluxgateLogHandler.writeAll(fd: fd, $0) }
@@ -65,20 +65,23 @@ public struct LogLineBuilder {
         body(UnsafeBufferPointer(start: storage, count: count))
     }
 
-    fileprivate mutating func start(timestamp: String, level: Logger.Level, message: StaticString) {
+    /// The line's start, with the current time written in place (`FluxgateLogHandler.timestamp()`'s
+    /// text, without making a `String` of it).
+    fileprivate mutating func start(level: Logger.Level, message: StaticString) {
         let name = LogLineFormatter.levelName(level)
         switch format {
         case .text:
             let padded = name.utf8.count == 5 ? name : " " + name
             if colour {
-                append("\u{1B}[2m"); append(timestamp); append("\u{1B}[0m "); append(LogLineFormatter.ansi(level))
+                append("\u{1B}[2m"); appendTimestamp(); append("\u{1B}[0m "); append(LogLineFormatter.ansi(level))
                 append(padded); append("\u{1B}[0m ")
             } else {
-                append(timestamp); append(" "); append(padded); append(" ")
+                appendTimestamp(); append(" "); append(padded); append(" ")
             }
             append(message)
         case .json:
-            append("{\"timestamp\":"); appendJSONString(timestamp)
+            // A timestamp has no byte JSON escapes: quoted as it is.
+            append("{\"timestamp\":\""); appendTimestamp(); append("\"")
             append(",\"level\":\""); append(name); append("\"")
             append(",\"message\":"); appendJSONString(message.description)
         }
@@ -169,6 +172,11 @@ public struct LogLineBuilder {
     }
 
     private mutating func append(_ s: StaticString) { append(s.utf8Start, s.utf8CodeUnitCount) }
+
+    private mutating func appendTimestamp() {
+        reserve(FluxgateLogHandler.timestampBytes)
+        count += FluxgateLogHandler.writeTimestamp(into: storage + count)
+    }
 
     private mutating func append(_ bytes: UnsafePointer<UInt8>?, _ n: Int) {
         guard n > 0, let bytes else { return }

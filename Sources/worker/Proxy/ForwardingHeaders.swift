@@ -52,7 +52,7 @@ enum ForwardingHeaders {
     /// parser asks for every header of every request. ForwardingHeadersTests checks it against
     /// the two sets.
     static func classify(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> NameClass {
-        func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equals(bytes, name, lowercase: lowercase) }
+        @inline(__always) func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equals(bytes, name, lowercase: lowercase) }
         switch name.count {
         case 2 where named("te"): return .otherHopByHop
         case 4 where named("host"): return .host

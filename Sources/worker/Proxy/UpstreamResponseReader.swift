@@ -189,8 +189,8 @@ struct UpstreamResponseReader {
             keepAlive = false
             state = .body(.untilClose)
         }
-        // The kept lines are parts of `head`, each shorter than itself plus its CRLF there; the
-        // client side appends `connection: close` and the empty line (one allocation for all).
+        // The kept lines are parts of `head`, each no longer than itself plus its CRLF there, so
+        // the head's size plus the framing, `connection: close` and the empty line bound it.
         let close = announcesClose
         var out = allocator.buffer(capacity: head.readableBytes + 64 + (bodyRoom <= Self.maxBodyRoom ? bodyRoom : 0))
         out.writeHead(maxBytes: head.readableBytes + 64) { out in
@@ -376,21 +376,15 @@ struct ResponseHeadParser {
     private enum HeaderName: Equatable {
         case contentLength, transferEncoding, connection, hopByHop, other
 
-        /// The headers of `ForwardingHeaders.hopByHop` are dropped; a few are read.
+        /// The request's classification (`ForwardingHeaders.classify`): the hop-by-hop headers are
+        /// dropped, a few are read; the request's client-only names are ordinary in a response.
         init(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) {
-            switch name.count {
-            case 14 where ASCIIBytes.equals(bytes, name, lowercase: "content-length"): self = .contentLength
-            case 17 where ASCIIBytes.equals(bytes, name, lowercase: "transfer-encoding"): self = .transferEncoding
-            case 10 where ASCIIBytes.equals(bytes, name, lowercase: "connection"): self = .connection
-            case 10 where ASCIIBytes.equals(bytes, name, lowercase: "keep-alive"),
-                 18 where ASCIIBytes.equals(bytes, name, lowercase: "proxy-authenticate"),
-                 19 where ASCIIBytes.equals(bytes, name, lowercase: "proxy-authorization"),
-                 2 where ASCIIBytes.equals(bytes, name, lowercase: "te"),
-                 7 where ASCIIBytes.equals(bytes, name, lowercase: "trailer"),
-                 8 where ASCIIBytes.equals(bytes, name, lowercase: "trailers"),
-                 7 where ASCIIBytes.equals(bytes, name, lowercase: "upgrade"):
-                self = .hopByHop
-            default: self = .other
+            switch ForwardingHeaders.classify(bytes, name) {
+            case .contentLength: self = .contentLength
+            case .transferEncoding: self = .transferEncoding
+            case .connection: self = .connection
+            case .upgrade, .otherHopByHop: self = .hopByHop
+            case .host, .expect, .authorization, .xAPIKey, .other: self = .other
             }
         }
     }
