@@ -7,7 +7,8 @@
 #
 # Everything listens on 127.0.0.1 on free ports picked at start. Started here: an nginx mock upstream
 # (static 580 B JSON and 13,405 B SSE; 401 unless it sees the provider key), a paced SSE mock (50
-# events x 20 ms), nginx (1 worker, 1 worker with 16 KiB proxy buffers, 2 workers), HAProxy
+# events x 20 ms; tools/sse_bench.c, compiled here, with tools/paced_sse_mock.py as the fallback
+# when there is no C compiler; the S5 probe likewise), nginx (1 worker, 1 worker with 16 KiB proxy buffers, 2 workers), HAProxy
 # (2 threads) and fluxgate (workers: 1 and 2), plus a bulk-body mock for the 1 GiB transfers. Every
 # proxy checks `Authorization: Bearer sk-client-key`, sends `Authorization: Bearer upstream-key`
 # upstream and keeps connections alive.
@@ -195,7 +196,12 @@ fidelity() {     # S5: paced SSE (50 events x 20 ms) through each target, c=1 an
     [ $t = direct ] && { url=http://127.0.0.1:$PACED_PORT/v1/chat/completions; key=$UPSTREAM_KEY; }
     for cc in 1 32; do
       local n=$FID_N1; [ $cc = 32 ] && n=$FID_N32
-      local r; r=$(timeout 120 python3 "$BENCH/tools/sse_probe.py" "$url" "$key" mock-paced $n $cc 90)
+      local r
+      if [ -n "$SSE_BENCH" ]; then
+        r=$(timeout 120 "$SSE_BENCH" probe "$url" "$key" mock-paced $n $cc 90)
+      else
+        r=$(timeout 120 python3 "$BENCH/tools/sse_probe.py" "$url" "$key" mock-paced $n $cc 90)
+      fi
       echo "{\"logmode\":\"$lm\",\"target\":\"$t\",\"probe\":${r:-null}}" >> "$FID"
       log "fidelity $lm $t c$cc: $r"
     done
@@ -305,15 +311,28 @@ reload_under_load() {   # S8: wrk c=64 JSON + 16 paced SSE streams for RELOAD_S 
 
 # ---------------------------------------------------------------- main
 log "mode=$MODE out=$OUT DUR=$DUR REPS=$REPS scenarios=[$SCENARIOS] logmodes=[$LOGMODES] targets=[$TARGETS]"
+# S5's paced mock and probe in C when a compiler is there: the Python ones serve every stream from
+# one interpreter thread, which at c=32 added more to the first event than any proxy did.
+SSE_BENCH=""
+if command -v cc >/dev/null && cc -O2 -o "$RUN/sse_bench" "$BENCH/tools/sse_bench.c" -lm 2> "$RUN/sse_bench.cc.log"; then
+  SSE_BENCH=$RUN/sse_bench
+else
+  log "no C compiler (or sse_bench.c did not build): S5 uses the Python mock and probe"
+fi
 { echo "date: $(date -Is)"; echo "command: bench/run.sh $*"; uname -a; echo "nproc: $(nproc)"; grep -m1 'model name' /proc/cpuinfo
   echo "loadavg at start: $(cat /proc/loadavg)"; nginx -v 2>&1; haproxy -v | head -1; wrk --version 2>&1 | head -1
   echo "fluxgate: $FLUXGATE_BIN ($(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- Sources || echo ' + uncommitted changes'))"
   echo "ports: mock=$MOCK_PORT paced=$PACED_PORT bulk=$BULK_PORT $(for t in "${!PORT[@]}"; do printf '%s=%s ' $t "${PORT[$t]}"; done)"
-  echo "DUR=$DUR REPS=$REPS SCENARIOS=$SCENARIOS LOGMODES=$LOGMODES"; } > "$OUT/env.txt" 2>&1
+  echo "DUR=$DUR REPS=$REPS SCENARIOS=$SCENARIOS LOGMODES=$LOGMODES"
+  echo "paced SSE mock and S5 probe: ${SSE_BENCH:+C (tools/sse_bench.c)}${SSE_BENCH:-Python (tools/paced_sse_mock.py, tools/sse_probe.py)}"; } > "$OUT/env.txt" 2>&1
 
 render "$BENCH/conf/nginx-mock.conf.tmpl" "$RUN/mock.conf" "$MOCK_PORT" 2
 launch mock nginx -p "$RUN" -c "$RUN/mock.conf" -g 'daemon off;'
-launch paced python3 "$BENCH/tools/paced_sse_mock.py" "$PACED_PORT" 50 20
+if [ -n "$SSE_BENCH" ]; then
+  launch paced env UPSTREAM_KEY=$UPSTREAM_KEY "$SSE_BENCH" mock "$PACED_PORT" 50 20
+else
+  launch paced env UPSTREAM_KEY=$UPSTREAM_KEY python3 "$BENCH/tools/paced_sse_mock.py" "$PACED_PORT" 50 20
+fi
 launch bulk python3 "$BENCH/tools/body_mock.py" "$BULK_PORT"
 wait_http "http://127.0.0.1:$MOCK_PORT/health" 10 200 || exit 1
 wait_http "http://127.0.0.1:$BULK_PORT/health" 10 401 || exit 1
