@@ -324,7 +324,8 @@ fi
   echo "fluxgate: $FLUXGATE_BIN ($(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- Sources || echo ' + uncommitted changes'))"
   echo "ports: mock=$MOCK_PORT paced=$PACED_PORT bulk=$BULK_PORT $(for t in "${!PORT[@]}"; do printf '%s=%s ' $t "${PORT[$t]}"; done)"
   echo "DUR=$DUR REPS=$REPS SCENARIOS=$SCENARIOS LOGMODES=$LOGMODES"
-  echo "paced SSE mock and S5 probe: ${SSE_BENCH:+C (tools/sse_bench.c)}${SSE_BENCH:-Python (tools/paced_sse_mock.py, tools/sse_probe.py)}"; } > "$OUT/env.txt" 2>&1
+  if [ -n "$SSE_BENCH" ]; then echo "paced SSE mock and S5 probe: C (tools/sse_bench.c)"
+  else echo "paced SSE mock and S5 probe: Python (tools/paced_sse_mock.py, tools/sse_probe.py)"; fi; } > "$OUT/env.txt" 2>&1
 
 render "$BENCH/conf/nginx-mock.conf.tmpl" "$RUN/mock.conf" "$MOCK_PORT" 2
 launch mock nginx -p "$RUN" -c "$RUN/mock.conf" -g 'daemon off;'
