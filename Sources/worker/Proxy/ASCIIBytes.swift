@@ -117,6 +117,21 @@ enum ASCIIBytes {
         return true
     }
 
+    /// A `Content-Length` value: digits only (a list like "5, 5" is refused rather than
+    /// interpreted), at most 18 after leading zeros, so it stays below `Int.max`.
+    static func decimal(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty else { return nil }
+        var value = 0
+        var significant = 0
+        for i in range {
+            let digit = bytes[i] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            if value != 0 || digit != 0 { significant &+= 1 }
+            value = value &* 10 &+ Int(digit)
+        }
+        return significant <= 18 ? value : nil
+    }
+
     /// `bytes[a]` and `bytes[b]` are the same ignoring ASCII case.
     static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
         guard a.count == b.count else { return false }

@@ -170,12 +170,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                     timer.set(lastResponseActivity + parameters.streamIdleTimeout)
                 case .body(let body, let payload):
                     responseBodyBytes += payload
-                    if var head = held, body.readableBytes <= UpstreamResponseReader.maxBodyRoom,
-                       head.head.writableBytes >= body.readableBytes {
-                        held = nil
-                        head.head.writeImmutableBuffer(body)
-                        held = head
-                    } else {
+                    if held == nil || !Self.append(body, to: &held!.head, upTo: UpstreamResponseReader.maxBodyRoom) {
                         writeHeld()
                         client.writeResponseBody(body)
                     }
@@ -335,11 +330,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         switch part {
         case .body(let buffer):
             guard buffer.readableBytes > 0 else { return }
-            if var head = heldHead, requestFraming == .contentLength, buffer.readableBytes <= Self.maxHeldBodyBytes,
-               head.writableBytes >= buffer.readableBytes {
-                heldHead = nil
-                head.writeImmutableBuffer(buffer)
-                heldHead = head
+            if heldHead != nil, requestFraming == .contentLength,
+               Self.append(buffer, to: &heldHead!, upTo: Self.maxHeldBodyBytes) {
                 return
             }
             sendHeldHead(on: connection)
@@ -365,6 +357,14 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     /// A body up to this size goes out in the same write as the head (copied into it).
     private static let maxHeldBodyBytes = 8 * 1024
+
+    /// Appends a body of at most `limit` bytes to a held head when its buffer has the room
+    /// (reserved when the head was made), in place; false leaves both as they were.
+    private static func append(_ body: ByteBuffer, to head: inout ByteBuffer, upTo limit: Int) -> Bool {
+        guard body.readableBytes <= limit, head.writableBytes >= body.readableBytes else { return false }
+        head.writeImmutableBuffer(body)
+        return true
+    }
 
     private func sendHeldHead(on connection: UpstreamConnection) {
         guard let head = heldHead else { return }

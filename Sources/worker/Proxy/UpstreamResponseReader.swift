@@ -330,7 +330,7 @@ struct ResponseHeadParser {
             let value = valueStart..<valueEnd
             switch HeaderName(bytes, start..<colon) {
             case .contentLength:
-                guard let length = parseLength(bytes, value) else { throw ResponseError(reason: "invalid Content-Length") }
+                guard let length = ASCIIBytes.decimal(bytes, value) else { throw ResponseError(reason: "invalid Content-Length") }
                 if let previous = p.contentLength, previous != length { throw ResponseError(reason: "conflicting Content-Length") }
                 p.contentLength = length
                 p.forwarded.append(start..<end)
@@ -402,18 +402,6 @@ struct ResponseHeadParser {
     }
 
     private static func isOWS(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
-
-    private static func parseLength(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Int? {
-        // Only digits (a list like "5, 5" is refused rather than interpreted).
-        guard !value.isEmpty, value.count <= 18 else { return nil }
-        var n = 0
-        for i in value {
-            let d = bytes[i] &- UInt8(ascii: "0")
-            guard d <= 9 else { return nil }
-            n = n * 10 + Int(d)
-        }
-        return n
-    }
 
     private static func lastToken(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Range<Int>? {
         var last: Range<Int>?

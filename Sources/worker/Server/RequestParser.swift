@@ -337,7 +337,7 @@ struct RequestParser {
             case .authorization:
                 if facts.authorization == nil { facts.authorization = String(decoding: UnsafeRawBufferPointer(rebasing: p[value]), as: UTF8.self) }
             case .contentLength:
-                guard contentLength == nil, !chunked, let length = decimal(UnsafeRawBufferPointer(rebasing: p[value])) else { return bad }
+                guard contentLength == nil, !chunked, let length = ASCIIBytes.decimal(p, value) else { return bad }
                 contentLength = length
             case .transferEncoding:
                 guard contentLength == nil, !chunked, ASCIIBytes.equals(p, value, lowercase: "chunked") else { return bad }
@@ -443,17 +443,4 @@ struct RequestParser {
         return nil
     }
 
-    /// Digits only, at most 18 of them after leading zeros (below `Int.max`).
-    private static func decimal(_ p: UnsafeRawBufferPointer) -> Int? {
-        guard !p.isEmpty else { return nil }
-        var value = 0
-        var significant = 0
-        for b in p {
-            let digit = b &- UInt8(ascii: "0")
-            guard digit < 10 else { return nil }
-            if value != 0 || digit != 0 { significant += 1 }
-            value = value &* 10 &+ Int(digit)
-        }
-        return significant <= 18 ? value : nil
-    }
 }
