@@ -34,18 +34,23 @@ import Testing
         }
     }
 
+    /// `ASCIIBytes.equals` on a string's UTF-8.
+    func equals(_ string: some StringProtocol, lowercase: StaticString) -> Bool {
+        Array(string.utf8).withUnsafeBytes { ASCIIBytes.equals($0, 0..<$0.count, lowercase: lowercase) }
+    }
+
     @Test func equalsIgnoresASCIICaseOnly() {
-        #expect(ASCIIBytes.equals("Content-Length", lowercase: "content-length"))
-        #expect(ASCIIBytes.equals("HOST", lowercase: "host"))
-        #expect(ASCIIBytes.equals("host"[...], lowercase: "host"))
-        #expect(!ASCIIBytes.equals("hosts", lowercase: "host"))
-        #expect(!ASCIIBytes.equals("hos", lowercase: "host"))
-        #expect(!ASCIIBytes.equals("", lowercase: "te"))
+        #expect(equals("Content-Length", lowercase: "content-length"))
+        #expect(equals("HOST", lowercase: "host"))
+        #expect(equals("host"[...], lowercase: "host"))
+        #expect(!equals("hosts", lowercase: "host"))
+        #expect(!equals("hos", lowercase: "host"))
+        #expect(!equals("", lowercase: "te"))
         // Bytes that `| 0x20` would fold onto the expected ones do not match.
-        #expect(!ASCIIBytes.equals("x\rapi", lowercase: "x-api"))
-        #expect(!ASCIIBytes.equals("KEEP\u{0D}ALIVE", lowercase: "keep-alive"))
+        #expect(!equals("x\rapi", lowercase: "x-api"))
+        #expect(!equals("KEEP\u{0D}ALIVE", lowercase: "keep-alive"))
         // Non-ASCII is never equal to ASCII, whatever its bytes.
-        #expect(!ASCIIBytes.equals("ho\u{17F}t", lowercase: "host"))
+        #expect(!equals("ho\u{17F}t", lowercase: "host"))
     }
 
     @Test func hasPrefixComparesBytes() {
@@ -66,12 +71,24 @@ import Testing
     }
 
     @Test func listElementsAreTrimmedAndEmptyOnesSkipped() {
-        var elements: [String] = []
-        ASCIIBytes.forEachListElement(" Keep-Alive ,X-Drop,,\tte\t, ") { elements.append(String($0)) }
-        #expect(elements == ["Keep-Alive", "X-Drop", "te"])
-        #expect(ASCIIBytes.listContains("close, Upgrade", token: "upgrade"))
-        #expect(!ASCIIBytes.listContains("upgrades", token: "upgrade"))
-        #expect(ASCIIBytes.listContains("100-Continue", token: "100-continue"))
-        #expect(!ASCIIBytes.listContains("", token: "upgrade"))
+        func elements(_ value: String) -> [String] {
+            var out: [String] = []
+            Array(value.utf8).withUnsafeBytes { bytes in
+                ASCIIBytes.forEachListElement(bytes, 0..<bytes.count) { out.append(String(decoding: bytes[$0], as: UTF8.self)) }
+            }
+            return out
+        }
+        func contains(_ value: String, _ token: StaticString) -> Bool {
+            Array(value.utf8).withUnsafeBytes { bytes in
+                var found = false
+                ASCIIBytes.forEachListElement(bytes, 0..<bytes.count) { found = found || ASCIIBytes.equals(bytes, $0, lowercase: token) }
+                return found
+            }
+        }
+        #expect(elements(" Keep-Alive ,X-Drop,,\tte\t, ") == ["Keep-Alive", "X-Drop", "te"])
+        #expect(contains("close, Upgrade", "upgrade"))
+        #expect(!contains("upgrades", "upgrade"))
+        #expect(contains("100-Continue", "100-continue"))
+        #expect(!contains("", "upgrade"))
     }
 }
