@@ -28,6 +28,9 @@ final class UpstreamConnection {
 /// (connections point at it), so there is one per origin the worker has ever connected to.
 private final class IdleList {
     var connections: [UpstreamConnection] = []
+    /// How new connections for this key are made, built on the first (the key fixes the host,
+    /// port and trust): a burst of new connections then skips rebuilding it for each.
+    var bootstrap: ClientBootstrap?
 }
 
 /// Keep-alive connections per upstream origin, one pool per worker event loop: no locks, no
@@ -164,23 +167,8 @@ final class UpstreamPool {
     }
 
     private func connect(_ target: TargetURL, idleList: IdleList, tls: TLSContext?) -> EventLoopFuture<UpstreamConnection> {
-        let handshakeTimeout = TimeAmount.milliseconds(limits.tlsHandshakeTimeoutMs)
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(.milliseconds(limits.upstreamConnectTimeoutMs))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.recvAllocator, value: WorkerLimits.relayReadAllocator)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    if let tls {
-                        // Below the relay handler, which sees plaintext exactly as on http.
-                        let connection = try TLSConnection(client: tls, host: target.host, port: target.port)
-                        try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
-                                                       handshakeTimeout: handshakeTimeout))
-                    }
-                    try sync.addHandler(UpstreamHandler())
-                }
-            }
+        let bootstrap = idleList.bootstrap ?? makeBootstrap(target, tls: tls)
+        idleList.bootstrap = bootstrap
         // An IP literal needs no resolver: NIO's resolves every name with getaddrinfo on another
         // thread, a cross-thread hop that cost milliseconds on the first request of a burst.
         let connected = if let address = try? SocketAddress(ipAddress: target.host, port: Int(target.port)) {
@@ -204,6 +192,28 @@ final class UpstreamPool {
                 return connection
             }
             .nonisolated()
+    }
+
+    private func makeBootstrap(_ target: TargetURL, tls: TLSContext?) -> ClientBootstrap {
+        let handshakeTimeout = TimeAmount.milliseconds(limits.tlsHandshakeTimeoutMs)
+        // TCP_NODELAY is the bootstrap's default. Options given to a bootstrap are applied one
+        // future at a time on every new channel; the read allocator is set in the initializer
+        // instead, synchronously (new connections come in bursts: S5 opens 31 at once).
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(.milliseconds(limits.upstreamConnectTimeoutMs))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.syncOptions?.setOption(.recvAllocator, value: WorkerLimits.relayReadAllocator)
+                    let sync = channel.pipeline.syncOperations
+                    if let tls {
+                        // Below the relay handler, which sees plaintext exactly as on http.
+                        let connection = try TLSConnection(client: tls, host: target.host, port: target.port)
+                        try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
+                                                       handshakeTimeout: handshakeTimeout))
+                    }
+                    try sync.addHandler(UpstreamHandler())
+                }
+            }
     }
 }
 
