@@ -189,12 +189,16 @@ EOF
 rotate() { local n=$1; shift; local a=("$@") k=$# i; for ((i=0; i<k; i++)); do printf '%s ' "${a[$(( (i+n) % k ))]}"; done; }
 
 fidelity() {     # S5: paced SSE (50 events x 20 ms) through each target, c=1 and c=32
-  local lm=$1 t url key
+  # Two passes per concurrency, same probe: "first" opens the proxy's upstream connections (all
+  # 32 at once at c=32: every proxy then does 32 accepts, 32 connects and 32 first relays before
+  # the last stream's first event; this is a burst, not the steady state), "warm" follows at
+  # once on new client connections with the upstream keep-alive pool filled.
+  local lm=$1 t url key pass
   for t in direct nginx1 fluxgate1 fluxgate2; do
     [ "$t" != direct ] && [ -z "${PID[$t]:-}" ] && continue
     key=$CLIENT_KEY; url=http://127.0.0.1:${PORT[$t]:-}/paced/v1/chat/completions
     [ $t = direct ] && { url=http://127.0.0.1:$PACED_PORT/v1/chat/completions; key=$UPSTREAM_KEY; }
-    for cc in 1 32; do
+    for cc in 1 32; do for pass in first warm; do
       local n=$FID_N1; [ $cc = 32 ] && n=$FID_N32
       local r
       if [ -n "$SSE_BENCH" ]; then
@@ -202,9 +206,9 @@ fidelity() {     # S5: paced SSE (50 events x 20 ms) through each target, c=1 an
       else
         r=$(timeout 120 python3 "$BENCH/tools/sse_probe.py" "$url" "$key" mock-paced $n $cc 90)
       fi
-      echo "{\"logmode\":\"$lm\",\"target\":\"$t\",\"probe\":${r:-null}}" >> "$FID"
-      log "fidelity $lm $t c$cc: $r"
-    done
+      echo "{\"logmode\":\"$lm\",\"target\":\"$t\",\"pass\":\"$pass\",\"probe\":${r:-null}}" >> "$FID"
+      log "fidelity $lm $t c$cc $pass: $r"
+    done; done
   done
 }
 

@@ -284,6 +284,7 @@ static int run_mock(int port) {
 
 struct pconn {
     int fd;
+    int index, sent;        /* which connection; requests sent on it so far */
     int left;               /* requests still to send on this connection */
     int active;             /* a request is in flight */
     double t0;
@@ -420,6 +421,8 @@ static int run_probe(const char *url, const char *key, const char *model, int re
     int epfd = epoll_create1(0);
     struct pconn **cs = calloc(conc, sizeof *cs);
     struct results r = {0};
+    const int samples = getenv("SSE_BENCH_SAMPLES") != NULL;   /* one stderr line per request */
+    const double start = now_ms();
     int cap_t = 0, cap_g = 0, cap_o = 0, cap_e = 0;
     int open_conns = 0;
     for (int i = 0; i < conc; i++) {
@@ -428,6 +431,7 @@ static int run_probe(const char *url, const char *key, const char *model, int re
         if (connect(c->fd, (struct sockaddr *)&a, sizeof a) < 0) { r.errors++; close(c->fd); free(c); continue; }
         set_nonblocking(c->fd);
         c->left = per;
+        c->index = i;
         cs[i] = c;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
@@ -441,6 +445,7 @@ static int run_probe(const char *url, const char *key, const char *model, int re
         if (write(c->fd, req, rn) != rn) { r.errors++; c->left = 0; continue; }
         c->active = 1;
         c->left--;
+        c->sent++;
     }
     struct epoll_event events[256];
     while (open_conns > 0) {
@@ -472,6 +477,9 @@ static int run_probe(const char *url, const char *key, const char *model, int re
                 r.errors++;
             } else {
                 push(&r.ttfe, &r.n_ttfe, &cap_t, c->times[1] - c->t0);
+                if (samples)
+                    fprintf(stderr, "sample conn=%d request=%d sent_at_ms=%.3f ttfe_ms=%.3f total_ms=%.3f\n", c->index,
+                            c->sent, c->t0 - start, c->times[1] - c->t0, c->times[c->n_times - 1] - c->t0);
                 push(&r.total, &r.n_total, &cap_o, c->times[c->n_times - 1] - c->t0);
                 for (int k = 2; k < c->n_times; k++) push(&r.gaps, &r.n_gaps, &cap_g, c->times[k] - c->times[k - 1]);
                 push(&r.events, &r.n_events, &cap_e, c->n_times);
@@ -486,6 +494,7 @@ static int run_probe(const char *url, const char *key, const char *model, int re
                 if (write(c->fd, req, rn) == rn) {
                     c->active = 1;
                     c->left--;
+                    c->sent++;
                     continue;
                 }
                 r.errors++;
