@@ -53,6 +53,33 @@ import Testing
         #expect(!equals("ho\u{17F}t", lowercase: "host"))
     }
 
+    /// The word-at-a-time comparison answers as a byte-by-byte one would, for every byte value
+    /// at every position of names of every length the header tables use (1-3 bytewise, 4-7 two
+    /// overlapping halves, 8+ words with an overlapping last one).
+    @Test func equalsMatchesTheByteRuleAtEveryPositionAndLength() {
+        let names: [StaticString] = ["a", "te", "abc", "host", "x-api", "expect", "upgrade", "trailers", "x-api-key",
+                                     "connection", "authorization", "content-length", "transfer-encoding",
+                                     "proxy-authorization"]
+        for name in names {
+            let expected = Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            var bytes = expected.map { $0 &- 0x20 * UInt8($0 >= 0x61 && $0 <= 0x7A ? 1 : 0) }  // upper case
+            #expect(bytes.withUnsafeBytes { ASCIIBytes.equals($0, 0..<$0.count, lowercase: name) })
+            for position in bytes.indices {
+                let original = bytes[position]
+                for b in UInt8.min...UInt8.max {
+                    bytes[position] = b
+                    let byteRule = ASCIIBytes.lower(b) == expected[position]
+                    let answer = bytes.withUnsafeBytes { ASCIIBytes.equals($0, 0..<$0.count, lowercase: name) }
+                    #expect(answer == byteRule, "\(name): byte \(b) at \(position)")
+                }
+                bytes[position] = original
+            }
+            // Within a larger buffer, at an offset.
+            let padded: [UInt8] = [0x41, 0x42, 0x43] + bytes + [0x44]
+            #expect(padded.withUnsafeBytes { ASCIIBytes.equals($0, 3..<3 + bytes.count, lowercase: name) })
+        }
+    }
+
     @Test func hasPrefixComparesBytes() {
         #expect(ASCIIBytes.hasPrefix("Bearer abc", "Bearer "))
         #expect(!ASCIIBytes.hasPrefix("bearer abc", "Bearer "))

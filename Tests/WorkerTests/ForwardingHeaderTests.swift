@@ -23,7 +23,7 @@ import Testing
         var bytes = ByteBuffer()
         let head = Self.parsed(client)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: .POST, target: "/", client: head, upstream: upstream,
+            method: .POST, target: "/", client: head, apiKey: upstream.apiKey.value, apiKeyHeader: upstream.apiKeyHeader,
             hostHeader: upstream.targetURL.hostHeader, framing: head.facts.framing, into: &bytes)
         let lines = String(buffer: bytes).components(separatedBy: "\r\n").dropFirst().filter { !$0.isEmpty }
         return HTTPHeaders(lines.map { line in
@@ -100,7 +100,8 @@ import Testing
         ]
         var bytes = ByteBuffer()
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: .POST, target: "/v1/chat?x=1", client: Self.parsed(client), upstream: upstream, hostHeader: "api.openai.com",
+            method: .POST, target: "/v1/chat?x=1", client: Self.parsed(client), apiKey: upstream.apiKey.value,
+            apiKeyHeader: upstream.apiKeyHeader, hostHeader: "api.openai.com",
             framing: .chunked, into: &bytes)
         #expect(String(buffer: bytes) == "POST /v1/chat?x=1 HTTP/1.1\r\nhost: api.openai.com\r\nAccept: a\r\n"
                 + "X-Multi: 1\r\nX-Multi: 2\r\nauthorization: Bearer sk-provider\r\ntransfer-encoding: chunked\r\n\r\n")

@@ -112,6 +112,31 @@ import Testing
         #expect(!truncatedCompleted)
     }
 
+    /// Kept lines are copied in runs between the dropped ones: dropped lines first, last and next
+    /// to each other; then the same with headers named in `Connection` (after or before they
+    /// appear, in any case), which makes the reader go over the lines again.
+    @Test func droppedLinesAnywhereLeaveTheOthersExactlyAsReceived() {
+        let head = "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nA: 1\r\nTE: x\r\nUpgrade: y\r\nB:  2 \r\n"
+            + "Connection: keep-alive\r\nC: 3\r\nContent-Length: 2\r\nTrailer: z\r\n\r\nok"
+        let expected = "HTTP/1.1 200 OK\r\nA: 1\r\nB:  2 \r\nC: 3\r\nContent-Length: 2\r\n\r\n"
+        let named = head.replacingOccurrences(of: "Connection: keep-alive\r\n", with: "x-gone: 1\r\nConnection: X-Gone, keep-alive\r\n")
+            .replacingOccurrences(of: "C: 3\r\n", with: "C: 3\r\nX-GONE: 2\r\n")
+        for response in [head, named] {
+            #expect(relay([response]).head == expected)
+            // The same head arriving a byte at a time.
+            let r = relay(response.map { String($0) })
+            #expect(r.head == expected)
+            #expect(r.body == "ok")
+        }
+        // Transfer-Encoding after a Content-Length drops the length already passed over.
+        #expect(relay(["HTTP/1.1 200 OK\r\nX: 1\r\nContent-Length: 5\r\nY: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]).head
+                == "HTTP/1.1 200 OK\r\nX: 1\r\nY: 2\r\ntransfer-encoding: chunked\r\n\r\n")
+        // An HTTP/1.0 status line becomes HTTP/1.1; the reason phrase is kept as received.
+        #expect(relay(["HTTP/1.0 404 Not  Found\r\nContent-Length: 0\r\n\r\n"]).head
+                == "HTTP/1.1 404 Not  Found\r\nContent-Length: 0\r\n\r\n")
+        #expect(relay(["HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"]).head == "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n")
+    }
+
     @Test func transferEncodingOverridesAStaleContentLength() {
         let r = relay(["HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"])
         #expect(r.head == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")

@@ -87,12 +87,11 @@ enum ForwardingHeaders {
     /// bytes they arrived in, minus credentials, `Host` and hop-by-hop headers (also those named
     /// in `Connection`); the provider key in the upstream's style; the body framing.
     static func writeUpstreamRequestHead(method: HTTPMethod, target: String, client: RequestHead,
-                                         upstream: Configuration.Upstream, hostHeader: String,
-                                         framing: Framing, into out: inout ByteBuffer) {
-        let key = upstream.apiKey.value
+                                         apiKey key: String, apiKeyHeader: Configuration.UpstreamAuthHeader,
+                                         hostHeader: String, framing: Framing, into out: inout ByteBuffer) {
         // The client's own copy of the header the provider key goes in is dropped, so the upstream
         // never sees two (`authorization` and `x-api-key` are client-only anyway).
-        let dropsAPIKeyHeader = upstream.apiKeyHeader == .apiKey && !key.isEmpty
+        let dropsAPIKeyHeader = apiKeyHeader == .apiKey && !key.isEmpty
         client.headerBytes.withUnsafeReadableBytes { bytes in
             let named = client.facts.connectionNamesHeaders ? connectionTokens(client, bytes) : []
             let bound = method.rawValue.utf8.count + target.utf8.count + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
@@ -111,7 +110,7 @@ enum ForwardingHeaders {
                     out.write("\r\n")
                 }
                 if !key.isEmpty {
-                    switch upstream.apiKeyHeader {
+                    switch apiKeyHeader {
                     case .authorization: out.write("authorization: Bearer ")
                     case .xAPIKey: out.write("x-api-key: ")
                     case .apiKey: out.write("api-key: ")

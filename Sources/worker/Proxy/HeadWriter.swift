@@ -24,6 +24,12 @@ struct HeadWriter {
         count += bytes.count
     }
 
+    /// Takes back what was written after the first `count` bytes.
+    mutating func rewind(to count: Int) {
+        precondition(count <= self.count)
+        self.count = count
+    }
+
     mutating func write(_ string: StaticString) {
         write(UnsafeRawBufferPointer(start: string.utf8Start, count: string.utf8CodeUnitCount))
     }

@@ -231,14 +231,14 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     private func lease(fresh: Bool) {
         let route = parameters.route
-        if !fresh, let connection = pool.idleConnection(to: route.upstream, origin: route.origin) {
+        if !fresh, let connection = pool.idleConnection(for: route) {
             // Called while the client's read is being delivered (head first, then any body bytes
             // of the same read): the client side's read-complete flushes head and body together,
             // one write to the upstream instead of two.
             connected(connection, flushNow: !(client?.clientReadInProgress ?? false))
             return
         }
-        pool.connect(to: route.upstream, origin: route.origin).assumeIsolated().whenComplete { [weak self] result in
+        pool.connect(for: route).assumeIsolated().whenComplete { [weak self] result in
             guard let self else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
                 return
@@ -282,8 +282,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         var head = connection.channel.allocator.buffer(capacity: 512 + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
             method: parameters.head.method, target: parameters.targetPathAndQuery, client: parameters.head,
-            upstream: parameters.route.upstream, hostHeader: parameters.route.hostHeader, framing: requestFraming,
-            into: &head)
+            apiKey: parameters.route.upstream.apiKey.value, apiKeyHeader: parameters.route.upstream.apiKeyHeader,
+            hostHeader: parameters.route.hostHeader, framing: requestFraming, into: &head)
         let buffered = pending
         pending = []
         requestEndSent = false

@@ -53,12 +53,10 @@ final class UpstreamPool {
         self.limits = limits
     }
 
-    /// An idle connection to `upstream` (whose `scheme://host[:port]` is `origin`) that is still
-    /// open, most recently used first; nil when there is none. No future: the common case of a
-    /// warm pool costs a dictionary lookup.
-    func idleConnection(to upstream: Configuration.Upstream, origin: String) -> UpstreamConnection? {
-        guard let key = try? poolKey(upstream, origin: origin) else { return nil }
-        guard let list = idle[key] else { return nil }
+    /// An idle connection for `route`'s upstream that is still open, most recently used first;
+    /// nil when there is none. No future: the common case of a warm pool costs a lookup.
+    func idleConnection(for route: Router.Route) -> UpstreamConnection? {
+        guard let list = try? entry(for: route).list else { return nil }
         while let connection = list.connections.popLast() {
             if connection.channel.isActive {
                 connection.hasBeenUsed = true
@@ -69,25 +67,46 @@ final class UpstreamPool {
         return nil
     }
 
-    /// A new connection to `upstream` (for https, one whose handshake and verification have
-    /// completed). A TLS failure fails the future with a `TLSError`.
-    func connect(to upstream: Configuration.Upstream, origin: String) -> EventLoopFuture<UpstreamConnection> {
-        var tls: TLSClientContexts.Entry?
-        let key: String
+    /// A new connection for `route`'s upstream (for https, one whose handshake and verification
+    /// have completed). A TLS failure fails the future with a `TLSError`.
+    func connect(for route: Router.Route) -> EventLoopFuture<UpstreamConnection> {
+        let entry: RouteEntry
         do throws(TLSError) {
-            (key, tls) = try poolKeyAndTLS(upstream, origin: origin)
+            entry = try self.entry(for: route)
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        return connect(upstream.targetURL, idleList: idleList(for: key), tls: tls?.context)
+        return connect(route.upstream.targetURL, idleList: entry.list, tls: entry.tls)
+    }
+
+    /// The idle list and TLS context of a route, found by the route's identity among the last
+    /// few routes used (a route lives as long as its configuration): the usual request skips
+    /// building and hashing its pool key.
+    private final class RouteEntry {
+        let route: Router.Route
+        let list: IdleList
+        let tls: TLSContext?
+
+        init(route: Router.Route, list: IdleList, tls: TLSContext?) {
+            self.route = route
+            self.list = list
+            self.tls = tls
+        }
+    }
+    private var recentRoutes: [RouteEntry] = []
+    private static let recentRoutesKept = 16
+
+    private func entry(for route: Router.Route) throws(TLSError) -> RouteEntry {
+        for i in recentRoutes.indices where recentRoutes[i].route === route { return recentRoutes[i] }
+        let (key, tls) = try poolKeyAndTLS(route.upstream, origin: route.origin)
+        let entry = RouteEntry(route: route, list: idleList(for: key), tls: tls?.context)
+        if recentRoutes.count == Self.recentRoutesKept { recentRoutes.removeFirst() }
+        recentRoutes.append(entry)
+        return entry
     }
 
     /// Connections verified against different trust never share a pool: https keys carry the
     /// trust's id.
-    private func poolKey(_ upstream: Configuration.Upstream, origin: String) throws(TLSError) -> String {
-        try poolKeyAndTLS(upstream, origin: origin).key
-    }
-
     private func poolKeyAndTLS(_ upstream: Configuration.Upstream, origin: String)
         throws(TLSError) -> (key: String, tls: TLSClientContexts.Entry?) {
         guard upstream.targetURL.scheme == .https else { return (origin, nil) }

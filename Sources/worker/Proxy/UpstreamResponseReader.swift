@@ -158,7 +158,25 @@ struct UpstreamResponseReader {
     private mutating func parsedHead(_ head: ByteBuffer, allocator: ByteBufferAllocator,
                                      bodyRoom: Int) throws(ResponseError) -> Head?? {
         guard head.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
-        let parsed = try ResponseHeadParser.parse(head)
+        // The client head is written while the upstream's is parsed: the kept lines are copied in
+        // runs as they are found valid. They are parts of `head`, and "HTTP/1.1 " replaces the
+        // status line's version, so the head's size plus the framing, `connection: close` and the
+        // empty line bound it.
+        let close = announcesClose
+        let bound = head.readableBytes + 64
+        var out = allocator.buffer(capacity: bound + (bodyRoom <= Self.maxBodyRoom ? bodyRoom : 0))
+        var parsed = ResponseHeadParser()
+        var failure: ResponseError?
+        out.writeHead(maxBytes: bound) { out in
+            head.withUnsafeReadableBytes { bytes in
+                do throws(ResponseError) {
+                    parsed = try ResponseHeadParser.parse(bytes, into: &out)
+                } catch {
+                    failure = error
+                }
+            }
+        }
+        if let failure { throw failure }
         if parsed.status < 200 {
             // 100 Continue and 103 Early Hints are interim: the final response follows (NIO's
             // client codec dropped them too). 101 would switch protocols, which was not asked for.
@@ -168,7 +186,6 @@ struct UpstreamResponseReader {
         status = parsed.status
         let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
         var keepAlive = parsed.keepAlive
-        let chunkedHeader: StaticString = "transfer-encoding: chunked\r\n"
         let addsChunked: Bool
         if bodyless {
             state = .done
@@ -189,21 +206,8 @@ struct UpstreamResponseReader {
             keepAlive = false
             state = .body(.untilClose)
         }
-        // The kept lines are parts of `head`, each no longer than itself plus its CRLF there, so
-        // the head's size plus the framing, `connection: close` and the empty line bound it.
-        let close = announcesClose
-        var out = allocator.buffer(capacity: head.readableBytes + 64 + (bodyRoom <= Self.maxBodyRoom ? bodyRoom : 0))
-        out.writeHead(maxBytes: head.readableBytes + 64) { out in
-            out.write("HTTP/1.1 ")
-            head.withUnsafeReadableBytes { bytes in
-                out.write(UnsafeRawBufferPointer(rebasing: bytes[parsed.statusStart..<parsed.statusLineEnd]))
-                out.write("\r\n")
-                for line in parsed.forwarded {
-                    out.write(UnsafeRawBufferPointer(rebasing: bytes[line]))
-                    out.write("\r\n")
-                }
-            }
-            if addsChunked { out.write(chunkedHeader) }
+        out.writeHead(maxBytes: 64) { out in
+            if addsChunked { out.write("transfer-encoding: chunked\r\n") }
             // Say so, or a keep-alive client sends its next request into the close (a drain
             // during load lost requests this way).
             if close { out.write("connection: close\r\n") }
@@ -253,14 +257,13 @@ struct UpstreamResponseReader {
     private static let crlf = ByteBuffer(staticString: "\r\n")
 }
 
-/// The parts of a response head the relay needs, as byte ranges into the head.
+/// Parses a response head and writes the client's: the status line with "HTTP/1.1", then the
+/// upstream's end-to-end header lines as received (hop-by-hop ones and those named in
+/// `Connection` dropped; a `Content-Length` beside `Transfer-Encoding` dropped). One pass over
+/// the bytes: kept lines are copied in runs (most heads: two copies), the values of the few
+/// headers that matter are read on the way.
 struct ResponseHeadParser {
     var status: UInt = 0
-    /// From the status code to the end of the status line (code and reason, as received).
-    var statusStart = 0
-    var statusLineEnd = 0
-    /// Header lines to forward (without CRLF), in order.
-    var forwarded: [Range<Int>] = []
     var contentLength: Int?
     var chunked = false
     var transferEncoded = false
@@ -268,20 +271,18 @@ struct ResponseHeadParser {
 
     typealias ResponseError = UpstreamResponseReader.ResponseError
 
-    /// Parses a head that ends with CRLFCRLF.
-    static func parse(_ head: ByteBuffer) throws(ResponseError) -> ResponseHeadParser {
-        try head.withUnsafeReadableBytes { bytes throws(ResponseError) in try parse(bytes) }
-    }
-
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws(ResponseError) -> ResponseHeadParser {
+    /// Parses `bytes`, a head ending with CRLFCRLF, writing the kept part to `out` (the final
+    /// framing lines and the empty line are the caller's).
+    static func parse(_ bytes: UnsafeRawBufferPointer, into out: inout HeadWriter) throws(ResponseError) -> ResponseHeadParser {
         var p = ResponseHeadParser()
         let n = bytes.count - 2  // the final CRLF
-        guard n >= 0, bytes[n] == UInt8(ascii: "\r"), bytes[n + 1] == UInt8(ascii: "\n") else {
+        guard n >= 0, bytes[n] == 0x0D, bytes[n + 1] == 0x0A else {
             throw ResponseError(reason: "response head not terminated")
         }
-        // Status line: HTTP/1.x SP 3DIGIT [SP reason]
-        guard let statusEnd = lineEnd(bytes, from: 0, limit: n) else { throw ResponseError(reason: "malformed status line") }
-        guard statusEnd >= 12, bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"),
+        // Status line: HTTP/1.x SP 3DIGIT [SP reason], the reason any field-value bytes.
+        let statusEnd = ASCIIBytes.fieldValueEnd(bytes, from: 0, to: n)
+        guard statusEnd < n, bytes[statusEnd] == 0x0D, bytes[statusEnd + 1] == 0x0A, statusEnd >= 12,
+              bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"),
               bytes[3] == UInt8(ascii: "P"), bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"),
               bytes[6] == UInt8(ascii: "."), bytes[8] == UInt8(ascii: " ") else {
             throw ResponseError(reason: "malformed status line")
@@ -292,123 +293,122 @@ struct ResponseHeadParser {
         for i in 9..<12 {
             let d = bytes[i] &- UInt8(ascii: "0")
             guard d <= 9 else { throw ResponseError(reason: "malformed status code") }
-            status = status * 10 + UInt(d)
+            status = status &* 10 &+ UInt(d)
         }
         guard status >= 100, statusEnd == 12 || bytes[12] == UInt8(ascii: " ") else {
             throw ResponseError(reason: "malformed status line")
         }
-        for i in 12..<statusEnd where !ASCIIBytes.isFieldValueByte(bytes[i]) { throw ResponseError(reason: "malformed reason phrase") }
         p.status = status
-        p.statusStart = 9
-        p.statusLineEnd = statusEnd
         var http10 = minor == UInt8(ascii: "0")
         var closeToken = false
         var keepAliveToken = false
         var connectionNamed: [Range<Int>] = []
-        p.forwarded.reserveCapacity(16)
+        var contentLengthKept = false
 
-        // One pass over each byte: the name's token bytes up to the colon, then the value's
-        // field-value bytes up to the CR, which must start a CRLF (a bare CR or LF is malformed).
-        var start = statusEnd &+ 2
+        out.write("HTTP/1.1 ")
+        let fieldsStart = statusEnd &+ 2
+        // The kept bytes not yet copied: from `run` to the current line.
+        var run = 9
+        var start = fieldsStart
         while start < n {
             var colon = start
             while colon < n, ASCIIBytes.isTokenByte(bytes[colon]) { colon &+= 1 }
             guard colon < n, bytes[colon] == UInt8(ascii: ":") else {
                 let b = colon < n ? bytes[colon] : 0
-                throw ResponseError(reason: b == UInt8(ascii: "\r") || b == UInt8(ascii: "\n") ? "malformed header line" : "malformed header name")
+                throw ResponseError(reason: b == 0x0D || b == 0x0A ? "malformed header line" : "malformed header name")
             }
             guard colon > start else { throw ResponseError(reason: "malformed header line") }
             let end = ASCIIBytes.fieldValueEnd(bytes, from: colon &+ 1, to: n)
-            guard end < n, bytes[end] == UInt8(ascii: "\r"), bytes[end &+ 1] == UInt8(ascii: "\n") else {
+            guard end < n, bytes[end] == 0x0D, bytes[end &+ 1] == 0x0A else {
                 let b = end < n ? bytes[end] : 0
-                throw ResponseError(reason: b == UInt8(ascii: "\r") || b == UInt8(ascii: "\n") ? "malformed header line" : "malformed header value")
+                throw ResponseError(reason: b == 0x0D || b == 0x0A ? "malformed header line" : "malformed header value")
             }
-            var valueStart = colon &+ 1
-            var valueEnd = end
-            while valueStart < valueEnd, isOWS(bytes[valueStart]) { valueStart &+= 1 }
-            while valueEnd > valueStart, isOWS(bytes[valueEnd &- 1]) { valueEnd &-= 1 }
-            let value = valueStart..<valueEnd
-            switch HeaderName(bytes, start..<colon) {
+            let next = end &+ 2
+            switch ForwardingHeaders.classify(bytes, start..<colon) {
+            case .host, .expect, .authorization, .xAPIKey, .other:
+                // The request's client-only names are ordinary in a response.
+                break
             case .contentLength:
-                guard let length = ASCIIBytes.decimal(bytes, value) else { throw ResponseError(reason: "invalid Content-Length") }
+                guard let length = ASCIIBytes.decimal(bytes, trimmed(bytes, colon &+ 1, end)) else {
+                    throw ResponseError(reason: "invalid Content-Length")
+                }
                 if let previous = p.contentLength, previous != length { throw ResponseError(reason: "conflicting Content-Length") }
                 p.contentLength = length
-                p.forwarded.append(start..<end)
+                contentLengthKept = true
             case .transferEncoding:
                 p.transferEncoded = true
                 // The final coding decides: chunked framing only when it is last.
-                p.chunked = lastToken(bytes, value).map { ASCIIBytes.equals(bytes, $0, lowercase: "chunked") } ?? false
+                p.chunked = lastToken(bytes, trimmed(bytes, colon &+ 1, end)).map {
+                    ASCIIBytes.equals(bytes, $0, lowercase: "chunked")
+                } ?? false
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[run..<start]))
+                run = next
             case .connection:
-                ASCIIBytes.forEachListElement(bytes, value) { token in
+                ASCIIBytes.forEachListElement(bytes, trimmed(bytes, colon &+ 1, end)) { token in
                     if ASCIIBytes.equals(bytes, token, lowercase: "close") { closeToken = true }
                     else if ASCIIBytes.equals(bytes, token, lowercase: "keep-alive") { keepAliveToken = true }
                     else { connectionNamed.append(token) }
                 }
-            case .hopByHop:
-                break
-            case .other:
-                p.forwarded.append(start..<end)
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[run..<start]))
+                run = next
+            case .upgrade, .otherHopByHop:
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[run..<start]))
+                run = next
             }
-            start = end &+ 2
+            start = next
         }
+        out.write(UnsafeRawBufferPointer(rebasing: bytes[run..<start]))
         if p.transferEncoded {
             // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3): the stale length goes.
             p.contentLength = nil
-            p.forwarded.removeAll { HeaderName(bytes, nameRange(bytes, line: $0)) == .contentLength }
+        }
+        if (p.transferEncoded && contentLengthKept) || !connectionNamed.isEmpty {
+            // Lines already copied must go after all (rare): copy the header lines again, filtered.
+            out.rewind(to: "HTTP/1.1 ".utf8.count + fieldsStart - 9)
+            writeFiltered(bytes, from: fieldsStart, to: n, dropsContentLength: p.transferEncoded,
+                          named: connectionNamed, into: &out)
         }
         if http10 && keepAliveToken { http10 = false }
         p.keepAlive = !closeToken && !http10
-        if !connectionNamed.isEmpty {
-            p.forwarded.removeAll { line in
-                connectionNamed.contains { ASCIIBytes.equalsIgnoringCase(bytes, $0, nameRange(bytes, line: line)) }
-            }
-        }
         return p
     }
 
-    /// The name of a header line already parsed (it has a colon).
-    private static func nameRange(_ bytes: UnsafeRawBufferPointer, line: Range<Int>) -> Range<Int> {
-        var colon = line.lowerBound
-        while bytes[colon] != UInt8(ascii: ":") { colon += 1 }
-        return line.lowerBound..<colon
-    }
-
-    private enum HeaderName: Equatable {
-        case contentLength, transferEncoding, connection, hopByHop, other
-
-        /// The request's classification (`ForwardingHeaders.classify`): the hop-by-hop headers are
-        /// dropped, a few are read; the request's client-only names are ordinary in a response.
-        init(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) {
+    /// The header lines of `bytes[from..<to]` (already validated) that are forwarded.
+    private static func writeFiltered(_ bytes: UnsafeRawBufferPointer, from: Int, to n: Int, dropsContentLength: Bool,
+                                      named: [Range<Int>], into out: inout HeadWriter) {
+        var start = from
+        while start < n {
+            var colon = start
+            while bytes[colon] != UInt8(ascii: ":") { colon &+= 1 }
+            var end = colon
+            while bytes[end] != 0x0D { end &+= 1 }
+            let name = start..<colon
+            let kept: Bool
             switch ForwardingHeaders.classify(bytes, name) {
-            case .contentLength: self = .contentLength
-            case .transferEncoding: self = .transferEncoding
-            case .connection: self = .connection
-            case .upgrade, .otherHopByHop: self = .hopByHop
-            case .host, .expect, .authorization, .xAPIKey, .other: self = .other
+            case .host, .expect, .authorization, .xAPIKey, .other: kept = true
+            case .contentLength: kept = !dropsContentLength
+            case .transferEncoding, .connection, .upgrade, .otherHopByHop: kept = false
             }
+            if kept && !named.contains(where: { ASCIIBytes.equalsIgnoringCase(bytes, $0, name) }) {
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[start..<end &+ 2]))
+            }
+            start = end &+ 2
         }
     }
 
-    /// Index of the CR of the CRLF that ends the line starting at `from`; a bare CR or LF is malformed.
-    private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int, limit: Int) -> Int? {
-        var i = from
-        while i < limit {
-            let b = bytes[i]
-            if b == UInt8(ascii: "\r") { return bytes[i + 1] == UInt8(ascii: "\n") ? i : nil }
-            if b == UInt8(ascii: "\n") { return nil }
-            i += 1
-        }
-        return nil
+    /// A value without its leading and trailing spaces and tabs.
+    private static func trimmed(_ bytes: UnsafeRawBufferPointer, _ from: Int, _ to: Int) -> Range<Int> {
+        var s = from, e = to
+        while s < e, bytes[s] == 0x20 || bytes[s] == 0x09 { s &+= 1 }
+        while e > s, bytes[e &- 1] == 0x20 || bytes[e &- 1] == 0x09 { e &-= 1 }
+        return s..<e
     }
-
-    private static func isOWS(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
 
     private static func lastToken(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Range<Int>? {
         var last: Range<Int>?
         ASCIIBytes.forEachListElement(bytes, value) { last = $0 }
         return last
     }
-
 }
 
 /// Follows a chunked body (RFC 9112 §7.1) to find its end and count its payload, without

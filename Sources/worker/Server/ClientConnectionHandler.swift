@@ -332,21 +332,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         case .invalidPath: return reject(.invalidPath, context: context)
         }
         self.match = match
-        record.upstream = match.upstream.name
+        record.upstream = match.route.upstream.name
 
         if request.facts.expectsContinue {
             // The client holds its body back until told to send it (curl does for bodies over
             // 1 KiB, waiting a second otherwise): the request is accepted, so say so now.
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
-        let upstreams = snapshot.configuration.upstreams
         guard let timer else { return }
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             parameters: .init(
                 route: match.route, head: request, targetPathAndQuery: match.targetPathAndQuery,
-                requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
-                streamIdleTimeout: .milliseconds(Int64(clamping: upstreams.streamIdleTimeoutMs)),
+                requestTimeout: .milliseconds(Int64(clamping: snapshot.configuration.upstreams.requestTimeoutMs)),
+                streamIdleTimeout: .milliseconds(Int64(clamping: snapshot.configuration.upstreams.streamIdleTimeoutMs)),
                 replayBufferBytes: worker.limits.replayBufferBytes))
         self.exchange = exchange
         discardingRequest = false
