@@ -27,6 +27,28 @@ import Testing
         #expect(text.withUnsafeBytes { ASCIIBytes.fieldValueEnd($0, from: 3, to: 10) } == 10)
     }
 
+    /// The word-at-a-time name scan stops exactly where a byte-by-byte `tchar` scan does.
+    @Test func tokenEndStopsAtTheFirstNonTokenByte() {
+        let fillers: [UInt8] = Array("aZ09-x".utf8) + [UInt8(ascii: "!"), UInt8(ascii: "~"), UInt8(ascii: "_")]
+        for length in [0, 1, 7, 8, 9, 16, 23] {
+            for filler in fillers {
+                for stop in 0...length {
+                    for b in UInt8.min...UInt8.max {
+                        var bytes = [UInt8](repeating: filler, count: length)
+                        if stop < length { bytes[stop] = b }
+                        let expected = stop < length && !ASCIIBytes.isTokenByte(b) ? stop : length
+                        let end = bytes.withUnsafeBytes { ASCIIBytes.tokenEnd($0, from: 0, to: length) }
+                        #expect(end == expected, "length \(length), filler \(filler), byte \(b) at \(stop)")
+                        if stop == length { break }
+                    }
+                }
+            }
+        }
+        let line = Array("xContent-Length: 5".utf8)
+        #expect(line.withUnsafeBytes { ASCIIBytes.tokenEnd($0, from: 1, to: line.count) } == 15)
+        #expect(line.withUnsafeBytes { ASCIIBytes.tokenEnd($0, from: 1, to: 9) } == 9)
+    }
+
     @Test func tokenBytesAreExactlyRFC9110sTchar() {
         let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
         for b in UInt8.min...UInt8.max {

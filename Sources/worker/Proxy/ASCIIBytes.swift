@@ -14,23 +14,67 @@ enum ASCIIBytes {
         return b < 64 ? (low >> b) & 1 != 0 : b < 128 && (high >> (b & 63)) & 1 != 0
     }
 
+    /// The offset of the first byte in `bytes[start..<end]` that is not a `tchar` (the colon
+    /// after a header name, normally), or `end`. Eight bytes per step while all are letters,
+    /// digits or `-` (what header names are made of); the first other byte of a word is then
+    /// looked at on its own, and the scan goes on byte by byte only when it is another `tchar`.
+    @inline(__always)
+    static func tokenEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        var i = start
+        if let base = bytes.baseAddress {
+            while i &+ 8 <= end {
+                let others = nonNameBytes(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                guard others == 0 else {
+                    i &+= others.trailingZeroBitCount >> 3
+                    break
+                }
+                i &+= 8
+            }
+        }
+        while i < end, isTokenByte(bytes[i]) { i &+= 1 }
+        return i
+    }
+
+    /// 0x80 in each byte of `word` (little-endian) that is not an ASCII letter, digit or `-`,
+    /// 0 in the others (exact, per byte: no test carries into the next byte).
+    @inline(__always)
+    static func nonNameBytes(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high = 0x80 &* ones
+        let low7 = word & (0x7F &* ones)
+        let w = lowered(low7)
+        @inline(__always) func within(_ low: UInt64, _ last: UInt64) -> UInt64 {
+            (w &+ (0x80 &- low) &* ones) & ~(w &+ (0x80 &- last &- 1) &* ones) & high
+        }
+        let dash = w ^ (0x2D &* ones)
+        let isDash = ~((dash &+ 0x7F &* ones) | dash) & high
+        let name = (within(0x61, 0x7A) | within(0x30, 0x39) | isDash) & ~word
+        return ~name & high
+    }
+
     /// VCHAR, obs-text, SP and HTAB (RFC 9110 §5.5): no CR, LF, NUL, DEL or other controls.
     @inline(__always)
     static func isFieldValueByte(_ b: UInt8) -> Bool { b >= 0x20 ? b != 0x7F : b == 0x09 }
 
     /// The offset of the first byte in `bytes[start..<end]` that cannot be in a field value (the
     /// CR ending the line, normally), or `end`. Eight bytes per step while none is a control
-    /// byte or DEL (tabs go the slow way): header values are most of a head's bytes.
+    /// byte or DEL; the word's first such byte is found from the same test, and the scan goes on
+    /// byte by byte only if it is a tab. Header values are most of a head's bytes.
     static func fieldValueEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
         var i = start
         if let base = bytes.baseAddress {
             while i &+ 8 <= end {
                 let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                // Some byte < 0x20, or some byte == 0x7F (exact as yes/no answers).
+                // 0x80 in bytes < 0x20 and in bytes == 0x7F. A borrow can flag a byte above a
+                // flagged one, never below it: the lowest flag is exact.
                 let control = (word &- 0x2020_2020_2020_2020) & ~word & 0x8080_8080_8080_8080
                 let del = word ^ 0x7F7F_7F7F_7F7F_7F7F
                 let hasDEL = (del &- 0x0101_0101_0101_0101) & ~del & 0x8080_8080_8080_8080
-                if control | hasDEL != 0 { break }
+                let flagged = control | hasDEL
+                guard flagged == 0 else {
+                    i &+= flagged.trailingZeroBitCount >> 3
+                    break
+                }
                 i &+= 8
             }
         }

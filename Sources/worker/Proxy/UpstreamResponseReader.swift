@@ -311,8 +311,7 @@ struct ResponseHeadParser {
         var run = 9
         var start = fieldsStart
         while start < n {
-            var colon = start
-            while colon < n, ASCIIBytes.isTokenByte(bytes[colon]) { colon &+= 1 }
+            let colon = ASCIIBytes.tokenEnd(bytes, from: start, to: n)
             guard colon < n, bytes[colon] == UInt8(ascii: ":") else {
                 let b = colon < n ? bytes[colon] : 0
                 throw ResponseError(reason: b == 0x0D || b == 0x0A ? "malformed header line" : "malformed header name")

@@ -297,7 +297,7 @@ struct RequestParser {
                 break
             }
             let nameStart = i
-            while i < p.count, ASCIIBytes.isTokenByte(p[i]) { i += 1 }
+            i = ASCIIBytes.tokenEnd(p, from: i, to: p.count)
             let name = nameStart..<i
             guard !name.isEmpty, i < p.count, p[i] == UInt8(ascii: ":") else { return bad }
             i += 1
