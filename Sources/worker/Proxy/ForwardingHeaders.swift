@@ -94,13 +94,14 @@ enum ForwardingHeaders {
         let dropsAPIKeyHeader = apiKeyHeader == .apiKey && !key.isEmpty
         client.headerBytes.withUnsafeReadableBytes { bytes in
             let named = client.facts.connectionNamesHeaders ? connectionTokens(client, bytes) : []
-            let bound = method.rawValue.utf8.count + target.utf8.count + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
+            let methodName = method.rawValue
+            let bound = methodName.utf8.count + target.utf8.count + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
             out.writeHead(maxBytes: bound) { out in
-                out.write(method.rawValue)
+                out.write(string: methodName)
                 out.write(" ")
-                out.write(target)
+                out.write(string: target)
                 out.write(" HTTP/1.1\r\nhost: ")
-                out.write(hostHeader)
+                out.write(string: hostHeader)
                 out.write("\r\n")
                 for field in client.fields
                 where forwards(field, bytes, framing: framing, named: named, dropsAPIKeyHeader: dropsAPIKeyHeader) {
@@ -115,7 +116,7 @@ enum ForwardingHeaders {
                     case .xAPIKey: out.write("x-api-key: ")
                     case .apiKey: out.write("api-key: ")
                     }
-                    out.write(key)
+                    out.write(string: key)
                     out.write("\r\n")
                 }
                 if framing == .chunked { out.write("transfer-encoding: chunked\r\n") }

@@ -16,6 +16,7 @@ struct HeadWriter {
         capacity = bytes.count
     }
 
+    @inline(__always)
     mutating func write(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress else { return }
         // A wrong bound is a bug, never a buffer overrun.
@@ -30,11 +31,14 @@ struct HeadWriter {
         self.count = count
     }
 
+    @inline(__always)
     mutating func write(_ string: StaticString) {
         write(UnsafeRawBufferPointer(start: string.utf8Start, count: string.utf8CodeUnitCount))
     }
 
-    mutating func write(_ string: String) {
+    /// A `String`'s UTF-8 (named apart from `write(_: StaticString)` so that literals, which
+    /// would otherwise pick this overload, are copied without a `String` round trip).
+    mutating func write(string: String) {
         if string.utf8.withContiguousStorageIfAvailable({ write(UnsafeRawBufferPointer($0)) }) == nil {
             Array(string.utf8).withUnsafeBytes { write($0) }
         }

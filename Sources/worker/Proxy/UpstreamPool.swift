@@ -141,8 +141,11 @@ final class UpstreamPool {
     }
 
     private func scheduleSweep(at deadline: NIODeadline) {
-        sweep = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-            self?.sweepIdle()
+        // Strong: `closeAll` cancels the task, and the pool lives as long as the worker's loop. A
+        // `weak` capture would give the pool a side table, and every retain of it (one per
+        // request) the slow path.
+        sweep = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            sweepIdle()
         }
     }
 

@@ -45,8 +45,11 @@ final class LazyTimer {
     private func schedule(at when: NIODeadline) {
         task?.cancel()
         firesAt = when
-        task = eventLoop.assumeIsolated().scheduleTask(deadline: when) { [weak self] in
-            self?.fired()
+        // Strong: the task keeps the timer until it fires or `invalidate` cancels it (the owner
+        // does when it goes away). A `weak` capture would give the timer a side table, and
+        // every retain of it (a few per request) the slow path.
+        task = eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
+            fired()
         }
     }
 
