@@ -18,6 +18,21 @@ import Testing
             + "upstream=openai duration_ms=3 status=200 response_body_length=12\n")
     }
 
+    /// The request line writer decides "copy the value bare" eight bytes at a time: the same
+    /// answer as `isBareByte` on each byte, for every byte value at every position.
+    @Test func bareValueCheckMatchesTheByteRuleEverywhere() {
+        for length in [1, 7, 8, 9, 16, 21] {
+            for position in 0..<length {
+                for b in UInt8.min...UInt8.max {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    bytes[position] = b
+                    let answer = bytes.withUnsafeBufferPointer { LogLineBuilder.allBare($0) }
+                    #expect(answer == LogLineFormatter.isBareByte(b), "length \(length), byte \(b) at \(position)")
+                }
+            }
+        }
+    }
+
     @Test func levelsAreRightAlignedToFiveColumns() {
         let names = [Logger.Level.trace, .debug, .info, .warning, .error].map {
             text.format(timestamp: "T", level: $0, message: "m", metadata: [:])

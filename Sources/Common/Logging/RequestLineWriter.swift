@@ -99,7 +99,7 @@ public struct LogLineBuilder {
         let copied = value.withUTF8 { bytes -> Bool in
             switch format {
             case .text:
-                guard !bytes.isEmpty, bytes.allSatisfy(LogLineFormatter.isBareByte) else { return false }
+                guard !bytes.isEmpty, Self.allBare(bytes) else { return false }
                 append(bytes.baseAddress, bytes.count)
             case .json:
                 guard bytes.allSatisfy(Self.isPlainJSONByte) else { return false }
@@ -111,6 +111,31 @@ public struct LogLineBuilder {
             return true
         }
         if !copied { append(LogLineFormatter.quoted(value)) }
+    }
+
+    /// Every byte is `LogLineFormatter.isBareByte` (printable ASCII, no space, quote or
+    /// backslash): eight at a time, then the rest one by one. Each test below answers exactly
+    /// whether some byte of the word is in its set.
+    static func allBare(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high = 0x80 &* ones
+        @inline(__always) func hasZeroByte(_ x: UInt64) -> Bool { (x &- ones) & ~x & high != 0 }
+        var i = 0
+        if let base = UnsafeRawPointer(bytes.baseAddress) {
+            while i &+ 8 <= bytes.count {
+                let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                if w & high != 0 { return false }                               // >= 0x80
+                if (w &+ ones) & high != 0 { return false }                     // 0x7F
+                if (w &- 0x21 &* ones) & ~w & high != 0 { return false }         // <= 0x20
+                if hasZeroByte(w ^ (0x22 &* ones)) || hasZeroByte(w ^ (0x5C &* ones)) { return false }  // " or \
+                i &+= 8
+            }
+        }
+        while i < bytes.count {
+            guard LogLineFormatter.isBareByte(bytes[i]) else { return false }
+            i &+= 1
+        }
+        return true
     }
 
     /// A byte `JSONText.quoted` copies unchanged.
