@@ -47,6 +47,15 @@ import Testing
         let both = await client.waitForResponses(2)
         #expect(both.contains("HTTP/1.1 200 OK"))
         #expect(proxy.log.requestLines.last?["api_key"] == "alice")
+        // A key of the same length that differs in its last byte is not the cached one; nor is
+        // the right key sent as X-Api-Key beside a wrong Authorization.
+        try await client.send("GET /api/x HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer sk-alicf\r\n\r\n")
+        let three = await client.waitForResponses(3)
+        #expect(three.components(separatedBy: "HTTP/1.1 401 Unauthorized\r\n").count == 3)
+        try await client.send("GET /api/x HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer sk-alicf\r\nX-Api-Key: sk-alice\r\n\r\n")
+        let four = await client.waitForResponses(4)
+        #expect(four.components(separatedBy: "HTTP/1.1 401 Unauthorized\r\n").count == 4)
+        #expect(proxy.upstream.requests.count == 1)
         await client.close()
         await proxy.stop()
     }

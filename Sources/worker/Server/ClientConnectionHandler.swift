@@ -322,7 +322,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         permitHeld = true
 
         let snapshot = worker.snapshot
-        guard case .allowed(let caller) = authenticate(request.facts, snapshot: snapshot) else {
+        guard case .allowed(let caller) = authenticate(request, snapshot: snapshot) else {
             return reject(.unauthorized, context: context)
         }
         if logs { record.apiKeyID = caller.keyID }
@@ -362,13 +362,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     /// instead of hashing the key again (SHA-256 through libcrypto: about 5% of the worker's
     /// instructions per request). The comparison is with what this client itself sent before,
     /// so its timing reveals nothing about the configured keys.
-    private func authenticate(_ facts: RequestHead.Facts, snapshot: WorkerSnapshot) -> AuthOutcome {
-        let authorization = facts.authorization
-        let xAPIKey = authorization == nil ? facts.xAPIKey : nil
+    private func authenticate(_ request: RequestHead, snapshot: WorkerSnapshot) -> AuthOutcome {
+        let facts = request.facts
+        // X-Api-Key counts only without Authorization.
+        let xAPIKeyValue = facts.authorizationValue == nil ? facts.xAPIKeyValue : nil
         if let cached = lastAuthentication, cached.snapshot === snapshot,
-           cached.authorization == authorization, cached.xAPIKey == xAPIKey {
+           request.bytes(at: facts.authorizationValue, equal: cached.authorization),
+           request.bytes(at: xAPIKeyValue, equal: cached.xAPIKey) {
             return cached.outcome
         }
+        let authorization = request.authorization
+        let xAPIKey = facts.authorizationValue == nil ? request.xAPIKey : nil
         let outcome = snapshot.authenticator.authenticate(
             authorizationHeader: authorization, xAPIKeyHeader: xAPIKey, now: Int64(time(nil)))
         lastAuthentication = snapshot.authenticator.outcomeDependsOnlyOnHeaders

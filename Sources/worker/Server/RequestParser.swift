@@ -43,9 +43,32 @@ struct RequestHead {
         var framing = ForwardingHeaders.Framing.none
         /// The `Content-Length` value (0 without one).
         var contentLength = 0
-        /// The first `Authorization` and `X-Api-Key` values.
-        var authorization: String?
-        var xAPIKey: String?
+        /// Where the first `Authorization` and `X-Api-Key` values are in `headerBytes` (read as
+        /// `RequestHead.authorization` and `.xAPIKey`: no `String` is made per request, the
+        /// connection's cached authentication compares the bytes).
+        var authorizationValue: Range<Int>?
+        var xAPIKeyValue: Range<Int>?
+    }
+
+    /// The first `Authorization` value.
+    var authorization: String? { facts.authorizationValue.map(string(at:)) }
+    /// The first `X-Api-Key` value.
+    var xAPIKey: String? { facts.xAPIKeyValue.map(string(at:)) }
+
+    /// `headerBytes[range]` equals `string`'s UTF-8; nil equals only nil.
+    func bytes(at range: Range<Int>?, equal string: String?) -> Bool {
+        guard let range, let string else { return range == nil && string == nil }
+        guard string.utf8.count == range.count else { return false }
+        guard !range.isEmpty else { return true }
+        return headerBytes.withUnsafeReadableBytes { bytes in
+            let value = UnsafeRawBufferPointer(rebasing: bytes[range])
+            return string.utf8.withContiguousStorageIfAvailable { memcmp(value.baseAddress!, $0.baseAddress!, range.count) == 0 }
+                ?? value.elementsEqual(string.utf8)
+        }
+    }
+
+    private func string(at range: Range<Int>) -> String {
+        headerBytes.withUnsafeReadableBytes { String(decoding: UnsafeRawBufferPointer(rebasing: $0[range]), as: UTF8.self) }
     }
 
     /// RFC 9112 §9.3: HTTP/1.1 persists unless told `close`; HTTP/1.0 only when told `keep-alive`.
@@ -324,7 +347,7 @@ struct RequestParser {
             case .upgrade:
                 facts.upgrade = true
             case .xAPIKey:
-                if facts.xAPIKey == nil { facts.xAPIKey = String(decoding: UnsafeRawBufferPointer(rebasing: p[value]), as: UTF8.self) }
+                if facts.xAPIKeyValue == nil { facts.xAPIKeyValue = value.lowerBound - headersStart..<value.upperBound - headersStart }
             case .connection:
                 ASCIIBytes.forEachListElement(p, value) { element in
                     switch element.count {
@@ -335,7 +358,9 @@ struct RequestParser {
                     }
                 }
             case .authorization:
-                if facts.authorization == nil { facts.authorization = String(decoding: UnsafeRawBufferPointer(rebasing: p[value]), as: UTF8.self) }
+                if facts.authorizationValue == nil {
+                    facts.authorizationValue = value.lowerBound - headersStart..<value.upperBound - headersStart
+                }
             case .contentLength:
                 guard contentLength == nil, !chunked, let length = ASCIIBytes.decimal(p, value) else { return bad }
                 contentLength = length
