@@ -20,19 +20,7 @@ enum ASCIIBytes {
     /// looked at on its own, and the scan goes on byte by byte only when it is another `tchar`.
     @inline(__always)
     static func tokenEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
-        var i = start
-        if let base = bytes.baseAddress {
-            while i &+ 8 <= end {
-                let others = nonNameBytes(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-                guard others == 0 else {
-                    i &+= others.trailingZeroBitCount >> 3
-                    break
-                }
-                i &+= 8
-            }
-        }
-        while i < end, isTokenByte(bytes[i]) { i &+= 1 }
-        return i
+        scan(bytes, from: start, to: end, flagging: nonNameBytes, whileByte: isTokenByte)
     }
 
     /// 0x80 in each byte of `word` (little-endian) that is not an ASCII letter, digit or `-`,
@@ -60,25 +48,38 @@ enum ASCIIBytes {
     /// CR ending the line, normally), or `end`. Eight bytes per step while none is a control
     /// byte or DEL; the word's first such byte is found from the same test, and the scan goes on
     /// byte by byte only if it is a tab. Header values are most of a head's bytes.
+    @inline(__always)
     static func fieldValueEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        scan(bytes, from: start, to: end, flagging: controlBytes, whileByte: isFieldValueByte)
+    }
+
+    /// 0x80 in bytes of `word` below 0x20 and in bytes equal to 0x7F. A borrow can flag a byte
+    /// above a flagged one, never below it: the lowest flag is exact.
+    @inline(__always)
+    static func controlBytes(_ word: UInt64) -> UInt64 {
+        let control = (word &- 0x2020_2020_2020_2020) & ~word & 0x8080_8080_8080_8080
+        let del = word ^ 0x7F7F_7F7F_7F7F_7F7F
+        return control | ((del &- 0x0101_0101_0101_0101) & ~del & 0x8080_8080_8080_8080)
+    }
+
+    /// The scan of `tokenEnd` and `fieldValueEnd`: eight bytes per step while `flagging` marks none
+    /// of them (its lowest flag must be exact), then from the first flagged byte on, one byte at a
+    /// time while `whileByte` accepts it.
+    @inline(__always)
+    private static func scan(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int,
+                             flagging: (UInt64) -> UInt64, whileByte accepts: (UInt8) -> Bool) -> Int {
         var i = start
         if let base = bytes.baseAddress {
             while i &+ 8 <= end {
-                let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                // 0x80 in bytes < 0x20 and in bytes == 0x7F. A borrow can flag a byte above a
-                // flagged one, never below it: the lowest flag is exact.
-                let control = (word &- 0x2020_2020_2020_2020) & ~word & 0x8080_8080_8080_8080
-                let del = word ^ 0x7F7F_7F7F_7F7F_7F7F
-                let hasDEL = (del &- 0x0101_0101_0101_0101) & ~del & 0x8080_8080_8080_8080
-                let flagged = control | hasDEL
-                guard flagged == 0 else {
-                    i &+= flagged.trailingZeroBitCount >> 3
+                let flags = flagging(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                guard flags == 0 else {
+                    i &+= flags.trailingZeroBitCount >> 3
                     break
                 }
                 i &+= 8
             }
         }
-        while i < end, isFieldValueByte(bytes[i]) { i &+= 1 }
+        while i < end, accepts(bytes[i]) { i &+= 1 }
         return i
     }
 

@@ -363,7 +363,9 @@ struct ResponseHeadParser {
         }
         if (p.transferEncoded && contentLengthKept) || !connectionNamed.isEmpty {
             // Lines already copied must go after all (rare): copy the header lines again, filtered.
-            out.rewind(to: "HTTP/1.1 ".utf8.count + fieldsStart - 9)
+            // "HTTP/1.1 " took the place of the status line's first nine bytes: its end is at the
+            // same offset in both heads.
+            out.rewind(to: fieldsStart)
             writeFiltered(bytes, from: fieldsStart, to: n, dropsContentLength: p.transferEncoded,
                           named: connectionNamed, into: &out)
         }
