@@ -3,47 +3,43 @@ import Testing
 
 /// The byte-level comparisons the request path uses instead of `lowercased()` and `==`.
 @Suite struct ASCIIBytesTests {
-    /// The eight-bytes-at-a-time scan stops exactly where a byte-by-byte one does, wherever the
-    /// first disallowed byte sits and whatever surrounds it.
-    @Test func fieldValueEndStopsAtTheFirstDisallowedByte() {
-        let allowed = (UInt8.min...UInt8.max).filter { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
-        let fillers: [UInt8] = [0x20, 0x41, 0x7E, 0x80, 0xFF, 0x09]
-        for length in [0, 1, 7, 8, 9, 16, 23] {
-            for filler in fillers {
-                for stop in 0...length {
-                    for bad in UInt8.min...UInt8.max where !allowed.contains(bad) {
-                        var bytes = [UInt8](repeating: filler, count: length)
-                        if stop < length { bytes[stop] = bad }
-                        let end = bytes.withUnsafeBytes { ASCIIBytes.fieldValueEnd($0, from: 0, to: length) }
-                        #expect(end == stop, "length \(length), filler \(filler), byte \(bad) at \(stop)")
-                        if stop == length { break }
-                    }
-                }
-            }
-        }
-        // Honours `from` and `to`.
-        let text = Array("ab\u{1}cdefghijklmnop\r\n".utf8)
-        #expect(text.withUnsafeBytes { ASCIIBytes.fieldValueEnd($0, from: 3, to: text.count) } == 17)
-        #expect(text.withUnsafeBytes { ASCIIBytes.fieldValueEnd($0, from: 3, to: 10) } == 10)
-    }
-
-    /// The word-at-a-time name scan stops exactly where a byte-by-byte `tchar` scan does.
-    @Test func tokenEndStopsAtTheFirstNonTokenByte() {
-        let fillers: [UInt8] = Array("aZ09-x".utf8) + [UInt8(ascii: "!"), UInt8(ascii: "~"), UInt8(ascii: "_")]
+    /// `scan` (eight bytes at a time) stops exactly where a byte-by-byte scan with `accepts`
+    /// does: every byte value at every position of runs of `fillers` (all accepted), for lengths
+    /// around the word size.
+    func expectScanMatchesByteRule(_ scan: (UnsafeRawBufferPointer, Int, Int) -> Int, accepts: (UInt8) -> Bool,
+                                   fillers: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
         for length in [0, 1, 7, 8, 9, 16, 23] {
             for filler in fillers {
                 for stop in 0...length {
                     for b in UInt8.min...UInt8.max {
                         var bytes = [UInt8](repeating: filler, count: length)
                         if stop < length { bytes[stop] = b }
-                        let expected = stop < length && !ASCIIBytes.isTokenByte(b) ? stop : length
-                        let end = bytes.withUnsafeBytes { ASCIIBytes.tokenEnd($0, from: 0, to: length) }
-                        #expect(end == expected, "length \(length), filler \(filler), byte \(b) at \(stop)")
+                        let expected = stop < length && !accepts(b) ? stop : length
+                        let end = bytes.withUnsafeBytes { scan($0, 0, length) }
+                        #expect(end == expected, "length \(length), filler \(filler), byte \(b) at \(stop)",
+                                sourceLocation: sourceLocation)
                         if stop == length { break }
                     }
                 }
             }
         }
+    }
+
+    /// The field value scan stops at the first byte that cannot be in a value, wherever it sits
+    /// and whatever surrounds it.
+    @Test func fieldValueEndStopsAtTheFirstDisallowedByte() {
+        expectScanMatchesByteRule({ ASCIIBytes.fieldValueEnd($0, from: $1, to: $2) }, accepts: ASCIIBytes.isFieldValueByte,
+                                  fillers: [0x20, 0x41, 0x7E, 0x80, 0xFF, 0x09])
+        // Honours `from` and `to`.
+        let text = Array("ab\u{1}cdefghijklmnop\r\n".utf8)
+        #expect(text.withUnsafeBytes { ASCIIBytes.fieldValueEnd($0, from: 3, to: text.count) } == 17)
+        #expect(text.withUnsafeBytes { ASCIIBytes.fieldValueEnd($0, from: 3, to: 10) } == 10)
+    }
+
+    /// The name scan stops at the first byte that is not a `tchar`.
+    @Test func tokenEndStopsAtTheFirstNonTokenByte() {
+        expectScanMatchesByteRule({ ASCIIBytes.tokenEnd($0, from: $1, to: $2) }, accepts: ASCIIBytes.isTokenByte,
+                                  fillers: Array("aZ09-x!~_".utf8))
         let line = Array("xContent-Length: 5".utf8)
         #expect(line.withUnsafeBytes { ASCIIBytes.tokenEnd($0, from: 1, to: line.count) } == 15)
         #expect(line.withUnsafeBytes { ASCIIBytes.tokenEnd($0, from: 1, to: 9) } == 9)
