@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Testing
 @testable import Common
@@ -85,5 +88,34 @@ import Testing
         #expect(stamp.hasSuffix("Z"))
         let pattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/
         #expect(stamp.wholeMatch(of: pattern) != nil)
+    }
+
+    /// The date and time to the second are cached per thread: across a change of second the
+    /// stamp must follow the clock (checked against `strftime` of the same clock read around it).
+    @Test func timestampFollowsTheClockAcrossSeconds() {
+        func now() -> time_t {
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            return now.tv_sec
+        }
+        func utc(_ seconds: time_t) -> String {
+            var seconds = seconds
+            var parts = tm()
+            gmtime_r(&seconds, &parts)
+            var text = [CChar](repeating: 0, count: 32)
+            _ = strftime(&text, text.count, "%Y-%m-%dT%H:%M:%S", &parts)
+            return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        var seen = Set<String>()
+        // A second boundary falls within 1.2 s; stamps are taken every 20 ms until two were seen.
+        for _ in 0..<60 where seen.count < 2 {
+            let before = now()
+            let stamp = String(FluxgateLogHandler.timestamp().prefix(19))
+            let after = now()
+            #expect(stamp == utc(before) || stamp == utc(after), "\(stamp) is not \(utc(before)) or \(utc(after))")
+            seen.insert(stamp)
+            usleep(20_000)
+        }
+        #expect(seen.count == 2)
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import Logging
 
 /// The swift-log handler both executables use. Each line goes out in a single `write(2)` on
@@ -59,32 +60,46 @@ public struct FluxgateLogHandler: LogHandler {
     static let timestampBytes = 27
 
     /// Writes the current `timestamp()` at `out` (room for `timestampBytes`); returns its length.
+    /// The date and time to the second come from this thread's cache, formatted once a second.
     static func writeTimestamp(into out: UnsafeMutablePointer<UInt8>) -> Int {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
+        let cache = fluxgate_second_text_cache()!
+        let second = withUnsafeMutableBytes(of: &cache.pointee.text) { $0.baseAddress!.assumingMemoryBound(to: UInt8.self) }
+        if cache.pointee.seconds != Int64(now.tv_sec) {
+            writeSecond(now.tv_sec, into: second)
+            cache.pointee.seconds = Int64(now.tv_sec)
+        }
+        out.update(from: second, count: secondBytes)
+        put(Int(now.tv_nsec) / 1000, width: 6, at: out + secondBytes)
+        out[timestampBytes - 1] = UInt8(ascii: "Z")
+        return timestampBytes
+    }
+
+    /// `2026-11-22T03:09:25.`: the part of a timestamp that changes once a second.
+    private static let secondBytes = 20
+
+    private static func writeSecond(_ seconds: time_t, into out: UnsafeMutablePointer<UInt8>) {
+        var seconds = seconds
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        var i = 0
-        func put(_ value: Int, _ width: Int) {
-            var v = value
-            var digit = width
-            while digit > 0 {
-                digit -= 1
-                out[i + digit] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
-                v /= 10
-            }
-            i += width
+        put(Int(parts.tm_year) + 1900, width: 4, at: out); out[4] = UInt8(ascii: "-")
+        put(Int(parts.tm_mon) + 1, width: 2, at: out + 5); out[7] = UInt8(ascii: "-")
+        put(Int(parts.tm_mday), width: 2, at: out + 8); out[10] = UInt8(ascii: "T")
+        put(Int(parts.tm_hour), width: 2, at: out + 11); out[13] = UInt8(ascii: ":")
+        put(Int(parts.tm_min), width: 2, at: out + 14); out[16] = UInt8(ascii: ":")
+        put(Int(parts.tm_sec), width: 2, at: out + 17); out[19] = UInt8(ascii: ".")
+    }
+
+    /// `value` in `width` decimal digits, zero-padded.
+    private static func put(_ value: Int, width: Int, at out: UnsafeMutablePointer<UInt8>) {
+        var v = value
+        var digit = width
+        while digit > 0 {
+            digit -= 1
+            out[digit] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+            v /= 10
         }
-        func sep(_ c: Unicode.Scalar) {
-            out[i] = UInt8(ascii: c)
-            i += 1
-        }
-        put(Int(parts.tm_year) + 1900, 4); sep("-"); put(Int(parts.tm_mon) + 1, 2); sep("-")
-        put(Int(parts.tm_mday), 2); sep("T"); put(Int(parts.tm_hour), 2); sep(":")
-        put(Int(parts.tm_min), 2); sep(":"); put(Int(parts.tm_sec), 2); sep(".")
-        put(Int(now.tv_nsec) / 1000, 6); sep("Z")
-        return i
     }
 
     /// One `write(2)` per line; a short write (a full pipe, a signal) continues with the rest.

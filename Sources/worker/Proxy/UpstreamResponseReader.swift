@@ -89,8 +89,11 @@ struct UpstreamResponseReader {
                 // Unsolicited bytes after the response: the stream is desynchronised.
                 return emit(.end(reusable: false))
             case .head:
-                guard let head = try readHead(from: &buffer, allocator: allocator) else { return }
-                if let head { emit(.head(head)) }
+                switch try readHead(from: &buffer, allocator: allocator) {
+                case .incomplete: return
+                case .interim: continue
+                case .final(let head): emit(.head(head))
+                }
                 if case .done = state {
                     // A response without a body (HEAD, 204, 304, Content-Length: 0) ends with its head.
                     emit(.end(reusable: buffer.readableBytes == 0))
@@ -115,9 +118,17 @@ struct UpstreamResponseReader {
 
     // MARK: Head
 
-    /// nil: more bytes needed. `.some(nil)`: an interim (1xx) head was skipped.
+    /// What one read did to the head. (Not `Head??`: copies of a double optional went through
+    /// generic value witnesses.)
+    private enum HeadProgress {
+        case incomplete
+        /// An interim (1xx) head was read and skipped.
+        case interim
+        case final(Head)
+    }
+
     private mutating func readHead(from buffer: inout ByteBuffer, allocator: ByteBufferAllocator)
-        throws(ResponseError) -> Head?? {
+        throws(ResponseError) -> HeadProgress {
         // Fast path: the whole head is in this read (the usual case) and nothing is buffered.
         if headBytes == nil, let end = Self.headEnd(in: buffer) {
             let head = buffer.readSlice(length: end)!
@@ -130,7 +141,7 @@ struct UpstreamResponseReader {
             guard pending.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
             headBytes = pending
             buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-            return nil
+            return .incomplete
         }
         headBytes = nil
         buffer.moveReaderIndex(forwardBy: end - previous)
@@ -156,7 +167,7 @@ struct UpstreamResponseReader {
     /// `bodyRoom`: body bytes that came in the same read; the client head gets room for them when
     /// they are at most `maxBodyRoom`, so the exchange can send a small response in one write.
     private mutating func parsedHead(_ head: ByteBuffer, allocator: ByteBufferAllocator,
-                                     bodyRoom: Int) throws(ResponseError) -> Head?? {
+                                     bodyRoom: Int) throws(ResponseError) -> HeadProgress {
         guard head.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
         // The client head is written while the upstream's is parsed: the kept lines are copied in
         // runs as they are found valid. They are parts of `head`, and "HTTP/1.1 " replaces the
@@ -181,7 +192,7 @@ struct UpstreamResponseReader {
             // 100 Continue and 103 Early Hints are interim: the final response follows (NIO's
             // client codec dropped them too). 101 would switch protocols, which was not asked for.
             guard parsed.status != 101 else { throw ResponseError(reason: "unexpected 101 Switching Protocols") }
-            return .some(nil)
+            return .interim
         }
         status = parsed.status
         let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
@@ -213,7 +224,7 @@ struct UpstreamResponseReader {
             if close { out.write("connection: close\r\n") }
             out.write("\r\n")
         }
-        return .some(Head(status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive))
+        return .final(Head(status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive))
     }
 
     // MARK: Body
