@@ -10,21 +10,28 @@ import Testing
     func pairs(_ headers: HTTPHeaders) -> [String] { headers.map { "\($0.name): \($0.value)" } }
 
     /// The head the request parser reads from a request with these headers.
-    static func parsed(_ headers: HTTPHeaders) -> RequestHead {
+    static func parsed(_ headers: HTTPHeaders, target: String = "/") -> RequestHead {
         var parser = RequestParser(limits: WorkerLimits())
-        parser.append(ByteBuffer(string: "POST / HTTP/1.1\r\n" + headers.map { "\($0.name): \($0.value)\r\n" }.joined() + "\r\n"))
+        parser.append(ByteBuffer(string: "POST \(target) HTTP/1.1\r\n" + headers.map { "\($0.name): \($0.value)\r\n" }.joined() + "\r\n"))
         guard case .head(let head) = parser.next() else { fatalError("not a request head: \(headers)") }
         return head
+    }
+
+    /// `head` routed by a router that has `upstream` alone.
+    static func match(_ head: RequestHead, _ upstream: Configuration.Upstream) -> Router.Match {
+        guard case .matched(let match) = Router(upstreams: [upstream]).route(head, permitted: .all(count: 1)) else {
+            fatalError("\(head.uri) does not route to \(upstream.name)")
+        }
+        return match
     }
 
     /// The headers of the upstream request head the relay writes (`writeUpstreamRequestHead`),
     /// read back from its bytes.
     func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream) -> HTTPHeaders {
         var bytes = ByteBuffer()
-        let head = Self.parsed(client)
+        let head = Self.parsed(client, target: upstream.requestPath)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: .POST, target: "/", client: head, apiKey: upstream.apiKey.value, apiKeyHeader: upstream.apiKeyHeader,
-            hostHeader: upstream.targetURL.hostHeader, framing: head.facts.framing, into: &bytes)
+            method: .POST, match: Self.match(head, upstream), client: head, framing: head.facts.framing, into: &bytes)
         let lines = String(buffer: bytes).components(separatedBy: "\r\n").dropFirst().filter { !$0.isEmpty }
         return HTTPHeaders(lines.map { line in
             let colon = line.firstIndex(of: ":")!
@@ -99,10 +106,9 @@ import Testing
             "X-Drop": "1", "X-Multi": "1", "X-Multi": "2", "Transfer-Encoding": "chunked",
         ]
         var bytes = ByteBuffer()
+        let head = Self.parsed(client, target: "/openai/v1/chat?x=1")
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: .POST, target: "/v1/chat?x=1", client: Self.parsed(client), apiKey: upstream.apiKey.value,
-            apiKeyHeader: upstream.apiKeyHeader, hostHeader: "api.openai.com",
-            framing: .chunked, into: &bytes)
+            method: .POST, match: Self.match(head, upstream), client: head, framing: .chunked, into: &bytes)
         #expect(String(buffer: bytes) == "POST /v1/chat?x=1 HTTP/1.1\r\nhost: api.openai.com\r\nAccept: a\r\n"
                 + "X-Multi: 1\r\nX-Multi: 2\r\nauthorization: Bearer sk-provider\r\ntransfer-encoding: chunked\r\n\r\n")
     }

@@ -5,7 +5,7 @@ import Testing
 @Suite struct RoutingTests {
     func target(_ router: Router, _ uri: String, permitted: UpstreamSet? = nil, count: Int) -> String? {
         if case .matched(let match) = router.route(uri: uri, permitted: permitted ?? .all(count: count)) {
-            return match.targetURL
+            return match.targetURL(uri: uri)
         }
         return nil
     }

@@ -85,21 +85,25 @@ enum ForwardingHeaders {
     /// header list is built and no encoder runs on the relay path): the request line; `Host` for
     /// the upstream; the client's headers in order with every repeated value, copied from the
     /// bytes they arrived in, minus credentials, `Host` and hop-by-hop headers (also those named
-    /// in `Connection`); the provider key in the upstream's style; the body framing.
-    static func writeUpstreamRequestHead(method: HTTPMethod, target: String, client: RequestHead,
-                                         apiKey key: String, apiKeyHeader: Configuration.UpstreamAuthHeader,
-                                         hostHeader: String, framing: Framing, into out: inout ByteBuffer) {
+    /// in `Connection`); the provider key in the upstream's style; the body framing. The
+    /// request-target is `match`'s, its pieces copied from the client's.
+    static func writeUpstreamRequestHead(method: HTTPMethod, match: Router.Match, client: RequestHead,
+                                         framing: Framing, into out: inout ByteBuffer) {
+        let upstream = match.upstream
+        let key = upstream.apiKey.value
+        let apiKeyHeader = upstream.apiKeyHeader
+        let hostHeader = match.route.hostHeader
         // The client's own copy of the header the provider key goes in is dropped, so the upstream
         // never sees two (`authorization` and `x-api-key` are client-only anyway).
         let dropsAPIKeyHeader = apiKeyHeader == .apiKey && !key.isEmpty
         client.headerBytes.withUnsafeReadableBytes { bytes in
             let named = client.facts.connectionNamesHeaders ? connectionTokens(client, bytes) : []
             let methodName = method.rawValue
-            let bound = methodName.utf8.count + target.utf8.count + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
+            let bound = methodName.utf8.count + match.targetByteCount + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
             out.writeHead(maxBytes: bound) { out in
                 out.write(string: methodName)
                 out.write(" ")
-                out.write(string: target)
+                match.writeTarget(from: UnsafeRawBufferPointer(rebasing: bytes[client.target]), into: &out)
                 out.write(" HTTP/1.1\r\nhost: ")
                 out.write(string: hostHeader)
                 out.write("\r\n")

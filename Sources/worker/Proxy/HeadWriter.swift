@@ -11,7 +11,9 @@ struct HeadWriter {
     private let capacity: Int
     private(set) var count = 0
 
-    fileprivate init(_ bytes: UnsafeMutableRawBufferPointer) {
+    /// Writes into `bytes` (`ByteBuffer.writeHead` makes them; a `String`'s uninitialised
+    /// storage also serves).
+    init(_ bytes: UnsafeMutableRawBufferPointer) {
         base = bytes.baseAddress!
         capacity = bytes.count
     }

@@ -32,12 +32,11 @@ protocol ClientSide: AnyObject {
 /// ended cleanly. Lives on the worker's event loop only.
 final class ProxyExchange: UpstreamConnectionDelegate {
     struct Parameters {
-        /// The matched route: the upstream, its origin and `Host` value.
-        var route: Router.Route
+        /// The matched route (the upstream, its origin and `Host` value) and the pieces of the
+        /// upstream request-target.
+        var match: Router.Match
         /// The client's request head, as received (its framing is the upstream's too).
         var head: RequestHead
-        /// `target_url`'s path joined with the request's remainder and query (`Router.Match`).
-        var targetPathAndQuery: String
         var requestTimeout: TimeAmount
         var streamIdleTimeout: TimeAmount
         var replayBufferBytes: Int
@@ -234,7 +233,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     // MARK: Internals
 
     private func lease(fresh: Bool) {
-        let route = parameters.route
+        let route = parameters.match.route
         if !fresh, let connection = pool.idleConnection(for: route) {
             // Called while the client's read is being delivered (head first, then any body bytes
             // of the same read): the client side's read-complete flushes head and body together,
@@ -285,9 +284,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
         var head = connection.channel.allocator.buffer(capacity: 512 + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: parameters.head.method, target: parameters.targetPathAndQuery, client: parameters.head,
-            apiKey: parameters.route.upstream.apiKey.value, apiKeyHeader: parameters.route.upstream.apiKeyHeader,
-            hostHeader: parameters.route.hostHeader, framing: requestFraming, into: &head)
+            method: parameters.head.method, match: parameters.match, client: parameters.head,
+            framing: requestFraming, into: &head)
         let buffered = pending
         pending = []
         requestEndSent = false

@@ -35,14 +35,42 @@ struct Router: Sendable {
         }
     }
 
+    /// A route and where its pieces of the upstream request-target are in the client's:
+    /// `target_url`'s base path + `/` + the remainder + `?query` when the request has one.
+    /// Offsets into the request-target's bytes, so a match makes no string.
     struct Match: Sendable {
         var route: Route
-        /// `target_url`'s base path + `/` + the remainder + `?query` when the request has one.
-        var targetPathAndQuery: String
+        var remainder: Range<Int>
+        var query: Range<Int>?
 
         var upstream: Configuration.Upstream { route.upstream }
-        /// The full target URL, for the request log.
-        var targetURL: String { route.origin + targetPathAndQuery }
+
+        /// Bytes of the upstream request-target.
+        var targetByteCount: Int { route.basePathBytes.count + 1 + remainder.count + (query.map { 1 + $0.count } ?? 0) }
+
+        /// Writes the upstream request-target, reading the pieces from `target` (the client's).
+        func writeTarget(from target: UnsafeRawBufferPointer, into out: inout HeadWriter) {
+            route.basePathBytes.withUnsafeBytes { out.write($0) }
+            out.write("/")
+            out.write(UnsafeRawBufferPointer(rebasing: target[remainder]))
+            if let query {
+                out.write("?")
+                out.write(UnsafeRawBufferPointer(rebasing: target[query]))
+            }
+        }
+
+        /// The full target URL, for the request log; `uri` is the client's request-target.
+        func targetURL(uri: String) -> String {
+            var uri = uri
+            return route.origin + uri.withUTF8 { utf8 in
+                let target = UnsafeRawBufferPointer(utf8)
+                return String(unsafeUninitializedCapacity: targetByteCount) { bytes in
+                    var out = HeadWriter(UnsafeMutableRawBufferPointer(bytes))
+                    writeTarget(from: target, into: &out)
+                    return out.count
+                }
+            }
+        }
     }
 
     enum Outcome: Sendable {
@@ -68,22 +96,27 @@ struct Router: Sendable {
 
     var isEmpty: Bool { routes.isEmpty }
 
-    /// Routes on the target's bytes: no `Substring` is made and the upstream path is built with
-    /// one allocation (the string version cost about 3,700 instructions per request).
+    /// Routes on the request-target's bytes: no `Substring` and no `String` is made (the
+    /// string version cost about 3,700 instructions per request).
+    func route(_ request: RequestHead, permitted: UpstreamSet) -> Outcome {
+        request.headerBytes.withUnsafeReadableBytes { route(target: UnsafeRawBufferPointer(rebasing: $0[request.target]), permitted: permitted) }
+    }
+
     func route(uri: String, permitted: UpstreamSet) -> Outcome {
         var uri = uri
-        return uri.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            guard let target = RequestTarget(bytes), !target.hasDotSegment(bytes) else { return .invalidPath }
-            let path = target.path.isEmpty ? Self.root : UnsafeRawBufferPointer(rebasing: bytes[target.path])
-            let query = target.query.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }
-            for route in routes where permitted.contains(route.index) {
-                guard let remainder = route.prefixBytes.withUnsafeBytes({ Self.remainder(of: path, after: $0) }) else { continue }
-                let targetPath = route.basePathBytes.withUnsafeBytes { Self.targetPath(base: $0, remainder: remainder, query: query) }
-                return .matched(Match(route: route, targetPathAndQuery: targetPath))
-            }
-            return .noRoute
+        return uri.withUTF8 { route(target: UnsafeRawBufferPointer($0), permitted: permitted) }
+    }
+
+    private func route(target bytes: UnsafeRawBufferPointer, permitted: UpstreamSet) -> Outcome {
+        guard let target = RequestTarget(bytes), !target.hasDotSegment(bytes) else { return .invalidPath }
+        let path = target.path.isEmpty ? Self.root : UnsafeRawBufferPointer(rebasing: bytes[target.path])
+        for route in routes where permitted.contains(route.index) {
+            guard let remainder = route.prefixBytes.withUnsafeBytes({ Self.remainder(of: path, after: $0) }) else { continue }
+            // An empty remainder may point into `root`: its position does not matter.
+            let start = remainder.isEmpty ? 0 : bytes.baseAddress!.distance(to: remainder.baseAddress!)
+            return .matched(Match(route: route, remainder: start..<start + remainder.count, query: target.query))
         }
+        return .noRoute
     }
 
     /// `/`, in the binary's constant data.
@@ -97,31 +130,6 @@ struct Router: Sendable {
         if count == path.count { return UnsafeRawBufferPointer(rebasing: path[count...]) }
         guard path[count] == UInt8(ascii: "/") else { return nil }
         return UnsafeRawBufferPointer(rebasing: path[(count + 1)...])
-    }
-
-    /// `base` + `/` + `remainder` + `?query`, in one allocation.
-    static func targetPath(base: UnsafeRawBufferPointer, remainder: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer?) -> String {
-        let count = base.count + 1 + remainder.count + (query.map { 1 + $0.count } ?? 0)
-        return String(unsafeUninitializedCapacity: count) { out in
-            var at = 0
-            func copy(_ piece: UnsafeRawBufferPointer) {
-                guard let source = piece.baseAddress else { return }
-                (out.baseAddress! + at).withMemoryRebound(to: UInt8.self, capacity: piece.count) {
-                    $0.update(from: source.assumingMemoryBound(to: UInt8.self), count: piece.count)
-                }
-                at += piece.count
-            }
-            copy(base)
-            out[at] = UInt8(ascii: "/")
-            at += 1
-            copy(remainder)
-            if let query {
-                out[at] = UInt8(ascii: "?")
-                at += 1
-                copy(query)
-            }
-            return at
-        }
     }
 
     static func normalise(_ requestPath: String) -> String {

@@ -330,7 +330,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             return reject(.noUpstreams, context: context)
         }
         let match: Router.Match
-        switch snapshot.router.route(uri: request.uri, permitted: caller.permitted) {
+        switch snapshot.router.route(request, permitted: caller.permitted) {
         case .matched(let m): match = m
         case .noRoute: return reject(.noRoute, context: context)
         case .invalidPath: return reject(.invalidPath, context: context)
@@ -347,7 +347,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             parameters: .init(
-                route: match.route, head: request, targetPathAndQuery: match.targetPathAndQuery,
+                match: match, head: request,
                 requestTimeout: .milliseconds(Int64(clamping: snapshot.configuration.upstreams.requestTimeoutMs)),
                 streamIdleTimeout: .milliseconds(Int64(clamping: snapshot.configuration.upstreams.streamIdleTimeoutMs)),
                 replayBufferBytes: worker.limits.replayBufferBytes))
@@ -443,7 +443,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     private func writeRequestLine() {
         guard worker.logsRequests else { return }
-        record.targetURL = match?.targetURL
+        if let match, let uri = record.requestURL { record.targetURL = match.targetURL(uri: uri) }
         worker.log(record)
     }
 

@@ -10,11 +10,13 @@ import Glibc
 /// headers up by name again).
 struct RequestHead {
     var method: HTTPMethod
-    /// The request-target as received.
-    var uri: String
+    /// Where the request-target is in `headerBytes` (it starts them).
+    var target: Range<Int>
     var version: HTTPVersion
-    /// The header lines as received (from the first field to the last field's CRLF), copied out
-    /// of the read buffer so a long request does not hold that buffer; `fields` index into it.
+    /// The head as received from the request-target to the last field's CRLF, copied out of the
+    /// read buffer so a long request does not hold that buffer; `target` and `fields` index into
+    /// it. (The target stays bytes: routing and the upstream head read it there, and no `String`
+    /// is made of it unless a request line is logged.)
     var headerBytes: ByteBuffer
     var fields: [Field]
     var facts: Facts
@@ -49,6 +51,9 @@ struct RequestHead {
         var authorizationValue: Range<Int>?
         var xAPIKeyValue: Range<Int>?
     }
+
+    /// The request-target as received.
+    var uri: String { string(at: target) }
 
     /// The first `Authorization` value.
     var authorization: String? { facts.authorizationValue.map(string(at:)) }
@@ -306,7 +311,8 @@ struct RequestParser {
         let minor = Int(p[i + 8] &- UInt8(ascii: "0"))
         i += 11
 
-        let headersStart = i
+        // Offsets in `RequestHead` count from the request-target, where its bytes start.
+        let base = targetStart
         var fields: [RequestHead.Field] = []
         fields.reserveCapacity(12)
         var headerBytes = 0
@@ -347,7 +353,7 @@ struct RequestParser {
             case .upgrade:
                 facts.upgrade = true
             case .xAPIKey:
-                if facts.xAPIKeyValue == nil { facts.xAPIKeyValue = value.lowerBound - headersStart..<value.upperBound - headersStart }
+                if facts.xAPIKeyValue == nil { facts.xAPIKeyValue = value.lowerBound - base..<value.upperBound - base }
             case .connection:
                 ASCIIBytes.forEachListElement(p, value) { element in
                     switch element.count {
@@ -359,7 +365,7 @@ struct RequestParser {
                 }
             case .authorization:
                 if facts.authorizationValue == nil {
-                    facts.authorizationValue = value.lowerBound - headersStart..<value.upperBound - headersStart
+                    facts.authorizationValue = value.lowerBound - base..<value.upperBound - base
                 }
             case .contentLength:
                 guard contentLength == nil, !chunked, let length = ASCIIBytes.decimal(p, value) else { return bad }
@@ -370,8 +376,8 @@ struct RequestParser {
             case .otherHopByHop, .other:
                 break
             }
-            fields.append(RequestHead.Field(name: name.lowerBound - headersStart..<name.upperBound - headersStart,
-                                            value: value.lowerBound - headersStart..<value.upperBound - headersStart,
+            fields.append(RequestHead.Field(name: name.lowerBound - base..<name.upperBound - base,
+                                            value: value.lowerBound - base..<value.upperBound - base,
                                             kind: kind))
         }
 
@@ -379,9 +385,9 @@ struct RequestParser {
         facts.contentLength = contentLength ?? 0
         let head = RequestHead(
             method: method(UnsafeRawBufferPointer(rebasing: p[..<methodEnd])),
-            uri: String(decoding: UnsafeRawBufferPointer(rebasing: p[targetStart..<targetEnd]), as: UTF8.self),
+            target: 0..<targetEnd - base,
             version: HTTPVersion(major: 1, minor: minor),
-            headerBytes: ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: p[headersStart..<i])),
+            headerBytes: ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: p[base..<i])),
             fields: fields, facts: facts)
         return .head(head, bodyLength: contentLength ?? 0)
     }

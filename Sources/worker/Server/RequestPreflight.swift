@@ -3,7 +3,7 @@
 /// itself.) Pure, so the order is tested without sockets.
 enum RequestPreflight {
     static func check(_ request: RequestHead, limits: WorkerLimits) -> ProxyErrorResponse? {
-        if request.uri.utf8.count > limits.maxRequestTargetBytes { return .uriTooLong }
+        if request.target.count > limits.maxRequestTargetBytes { return .uriTooLong }
         if request.version != .http1_1 { return .versionNotSupported }
         if request.method == .CONNECT || request.facts.upgrade { return .notImplemented }
         // RFC 9112 §3.2: exactly one Host; a blank one is as good as none.
