@@ -161,7 +161,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         do {
             reader.announcesClose = client.closesAfterResponse
             // The handler below must not touch `reader` (exclusive access while it reads).
-            try reader.read(bytes, allocator: connection.channel.allocator) { event in
+            try reader.read(bytes, allocator: connection.allocator) { event in
                 switch event {
                 case .head(let head):
                     responseHeadReceived = true
@@ -282,7 +282,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // Room for a small body too (see `heldHead`).
         let length = parameters.head.facts.contentLength
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
-        var head = connection.channel.allocator.buffer(capacity: 512 + bodyRoom)
+        var head = connection.allocator.buffer(capacity: 512 + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
             method: parameters.head.method, match: parameters.match, client: parameters.head,
             framing: requestFraming, into: &head)
@@ -339,7 +339,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             sendHeldHead(on: connection)
             if requestFraming == .chunked {
                 // The decoder removed the client's chunk framing; the upstream gets it again.
-                var size = connection.channel.allocator.buffer(capacity: 12)
+                var size = connection.allocator.buffer(capacity: 12)
                 size.writeString(String(buffer.readableBytes, radix: 16))
                 size.writeStaticString("\r\n")
                 connection.handler.send(size)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The request-target of an HTTP/1.1 request split into raw path and raw query, as byte ranges of
 /// its UTF-8, never decoded (the path is forwarded byte for byte, behaviour §5).
 struct RequestTarget: Equatable {
@@ -30,8 +34,12 @@ struct RequestTarget: Equatable {
     /// True when a segment of the path is `.` or `..`, also percent-encoded (`%2e`, `%2E`,
     /// `.%2e`, …). Such paths are rejected with 400 (behaviour §4 [differs]) rather than resolved.
     func hasDotSegment(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        // Almost every path has neither `.` nor `%`: answer that without looking at segments.
-        guard path.contains(where: { bytes[$0] == UInt8(ascii: ".") || bytes[$0] == UInt8(ascii: "%") }) else { return false }
+        // Almost every path has neither `.` nor `%`: answer that without looking at segments
+        // (`memchr` twice: a closure over the range cost ~250 instructions a request).
+        guard !path.isEmpty else { return false }
+        let start = bytes.baseAddress! + path.lowerBound
+        guard memchr(start, Int32(UInt8(ascii: ".")), path.count) != nil || memchr(start, Int32(UInt8(ascii: "%")), path.count) != nil
+        else { return false }
         var segmentStart = path.lowerBound
         for i in path.lowerBound...path.upperBound where i == path.upperBound || bytes[i] == UInt8(ascii: "/") {
             if Self.isDotSegment(bytes, segmentStart..<i) { return true }
