@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "FluxgateWorker", "Common", "TestSupport",
+                "FluxgateWorker", "Common", "TestSupport", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
