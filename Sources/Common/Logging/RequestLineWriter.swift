@@ -203,6 +203,7 @@ public struct LogLineBuilder {
         count += FluxgateLogHandler.writeTimestamp(into: storage + count)
     }
 
+    @inline(__always)
     private mutating func append(_ bytes: UnsafePointer<UInt8>?, _ n: Int) {
         guard n > 0, let bytes else { return }
         reserve(n)
@@ -216,14 +217,22 @@ public struct LogLineBuilder {
     }
 
     /// One byte.
+    @inline(__always)
     private mutating func appendByte(_ byte: UInt8) {
         reserve(1)
         storage[count] = byte
         count += 1
     }
 
+    /// Inlined: every append checks the room (a call each cost more than the copying); growing,
+    /// which a typical line never needs, is out of line.
+    @inline(__always)
     private mutating func reserve(_ n: Int) {
-        guard count + n > capacity else { return }
+        if count + n > capacity { grow(n) }
+    }
+
+    @inline(never)
+    private mutating func grow(_ n: Int) {
         let grown = max(capacity * 2, count + n)
         let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
         bigger.update(from: storage, count: count)

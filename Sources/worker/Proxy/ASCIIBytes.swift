@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Byte-level ASCII comparisons for header names, tokens and paths on the request path.
 ///
 /// `String.lowercased()`, `==` between `String`s and `Sequence.starts(with:)` over UTF-8 views
@@ -102,8 +106,10 @@ enum ASCIIBytes {
 
     /// Offset of the first `byte` in `string`'s UTF-8, if any.
     static func firstOffset(of byte: UInt8, in string: some StringProtocol) -> Int? {
-        string.utf8.withContiguousStorageIfAvailable { bytes in bytes.firstIndex(of: byte) }
-            ?? string.utf8.firstIndex(of: byte).map { string.utf8.distance(from: string.utf8.startIndex, to: $0) }
+        string.utf8.withContiguousStorageIfAvailable { bytes -> Int? in
+            guard let base = bytes.baseAddress, let found = memchr(base, Int32(byte), bytes.count) else { return nil }
+            return UnsafeRawPointer(base).distance(to: UnsafeRawPointer(found))
+        } ?? string.utf8.firstIndex(of: byte).map { string.utf8.distance(from: string.utf8.startIndex, to: $0) }
     }
 
     // MARK: Raw bytes (the head parsers)
