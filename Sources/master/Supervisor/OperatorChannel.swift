@@ -36,7 +36,7 @@ enum OperatorChannel {
             // umask covers the window between bind (which creates the file) and any chmod.
             let previous = umask(0o177)
             defer { umask(previous) }
-            try withAddress(path) { (sa, len) throws(SystemError) in try syscall("bind(\(path))") { bind(fd.rawValue, sa, len) } }
+            _ = try withAddress(path) { (sa, len) throws(SystemError) in try syscall("bind(\(path))") { bind(fd.rawValue, sa, len) } }
             try syscall("listen(\(path))") { Glibc.listen(fd.rawValue, 16) }
             return fd
         } catch {
