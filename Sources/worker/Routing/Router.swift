@@ -102,6 +102,7 @@ struct Router: Sendable {
         request.headerBytes.withUnsafeReadableBytes { route(target: UnsafeRawBufferPointer(rebasing: $0[request.target]), permitted: permitted) }
     }
 
+    /// The same for a request-target given as text (the routing tests).
     func route(uri: String, permitted: UpstreamSet) -> Outcome {
         var uri = uri
         return uri.withUTF8 { route(target: UnsafeRawBufferPointer($0), permitted: permitted) }

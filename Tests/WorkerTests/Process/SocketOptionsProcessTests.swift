@@ -1,4 +1,5 @@
 import CLinux
+import Common
 import Foundation
 import Testing
 import TestSupport
@@ -15,22 +16,14 @@ import TestSupport
         try connection.send("GET /openai/v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
         #expect(try connection.readResponse().status == 200)
         let worker = try #require(f.proxy.workerPIDs.first)
-        let clientSide = try #require(Self.socket(of: worker) { $0.local == f.proxy.port && $0.remote == Self.localPort(connection.fd) })
+        let clientPort = Int(try Sockets.localAddress(of: FileDescriptor(connection.fd)).port)
+        let clientSide = try #require(Self.socket(of: worker) { $0.local == f.proxy.port && $0.remote == clientPort })
         let upstreamSide = try #require(Self.socket(of: worker) { $0.remote == f.mock.port })
         #expect(try Self.noDelay(pid: worker, fd: clientSide) == 1)
         #expect(try Self.noDelay(pid: worker, fd: upstreamSide) == 1)
     }
 
     struct Failure: Error { var what: String }
-
-    static func localPort(_ fd: Int32) -> Int {
-        var address = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 
     /// The descriptor, in process `pid`, of its IPv4 TCP socket whose ports satisfy `matches`.
     static func socket(of pid: Int32, where matches: ((local: Int, remote: Int)) -> Bool) -> Int32? {
