@@ -67,7 +67,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private var retried = false
     /// The upstream request head, held while the client read that carried the request is still
     /// being delivered: a `Content-Length` body arriving in the same read is appended to it, so
-    /// head and body are one write through the pipeline instead of two. Sent before anything
+    /// head and body are one buffer and one `send` instead of two. Sent before anything
     /// else is, and at the read's end.
     private var heldHead: ByteBuffer?
 

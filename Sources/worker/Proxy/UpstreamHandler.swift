@@ -16,9 +16,10 @@ protocol UpstreamConnectionDelegate: AnyObject {
 }
 
 /// The only handler of an upstream connection's pipeline (after TLS for https): requests go out
-/// as bytes the exchange wrote, responses come in as raw bytes for its `UpstreamResponseReader`.
+/// as bytes the exchange wrote (on http straight to the socket, see `SocketOutput`), responses
+/// come in as raw bytes for its `UpstreamResponseReader`.
 /// Idle in the pool it has no delegate: any byte then is a protocol violation and closes it.
-final class UpstreamHandler: ChannelDuplexHandler {
+final class UpstreamHandler: ChannelDuplexHandler, SocketOutputOwner {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -35,8 +36,18 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// that "ends at connection close" must not complete when TLS reported a truncation just
     /// before the close (TLSHandler fires `.truncated` ahead of channelInactive).
     private var failed = false
+    /// Nothing below this handler transforms its bytes (no TLS): requests go straight to the socket.
+    private let directOutput: Bool
+    var output = SocketOutput()
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    init(directOutput: Bool) {
+        self.directOutput = directOutput
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        output = SocketOutput(channel: context.channel, direct: directOutput)
+    }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -88,8 +99,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func send(_ part: ByteBuffer) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+        if let context { writeOutput(part, context: context) }
     }
 
-    func flush() { context?.flush() }
+    func flush() {
+        if let context { flushOutput(context: context) }
+    }
 }

@@ -236,7 +236,7 @@ final class UpstreamPool {
                         try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
                                                        handshakeTimeout: handshakeTimeout))
                     }
-                    try sync.addHandler(UpstreamHandler())
+                    try sync.addHandler(UpstreamHandler(directOutput: tls == nil))
                 }
             }
     }

@@ -9,19 +9,22 @@ import Glibc
 
 /// The last handler of a client connection: reads requests from the connection's bytes with
 /// `RequestParser`, runs the checks of behaviour §5 in order, then hands each request to a
-/// `ProxyExchange`.
+/// `ProxyExchange`. Response bytes go out through a `SocketOutput` (on http straight to the socket).
 ///
 /// Pipelined requests are answered in order: parts of a request that arrive while the previous
 /// response is still going out are queued (and reading stops) until that response ends. This
 /// replaces NIO's `HTTPServerPipelineHandler`, which withholds `read()` for the whole wait on
 /// every request, so the socket's read interest was dropped and re-added around each response:
 /// two `epoll_ctl` calls per request. Here the read interest stays while nothing is queued.
-final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
+final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOutputOwner {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let worker: WorkerLoopState
+    /// Nothing below this handler transforms its bytes (no TLS): responses go straight to the socket.
+    private let directOutput: Bool
+    var output = SocketOutput()
     /// Where the connection is between requests, for its deadlines (see `timer`).
     private var phase = Phase.idle
 
@@ -95,13 +98,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         }
     }
 
-    init(worker: WorkerLoopState) {
+    init(worker: WorkerLoopState, directOutput: Bool) {
         self.worker = worker
+        self.directOutput = directOutput
         self.parser = RequestParser(limits: worker.limits)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        output = SocketOutput(channel: context.channel, direct: directOutput)
         let timer = LazyTimer(eventLoop: context.eventLoop)
         // Unowned: the timer is invalidated in handlerRemoved, before this handler can go away.
         timer.onExpiry = { [unowned self] in self.deadlinePassed() }
@@ -166,7 +171,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         draining = false
         clientReadInProgress = false
         exchange?.clientReadComplete()
-        context.flush()
+        flushOutput(context: context)
         if queued.isEmpty { resumeClientReads() }
     }
 
@@ -254,16 +259,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
 
     func writeResponseHead(_ head: ByteBuffer, announcesClose: Bool) {
         closeAnnounced = announcesClose
-        context?.write(wrapOutboundOut(head), promise: nil)
+        if let context { writeOutput(head, context: context) }
     }
 
     var closesAfterResponse: Bool { closeAfterResponse }
 
     func writeResponseBody(_ bytes: ByteBuffer) {
-        context?.write(wrapOutboundOut(bytes), promise: nil)
+        if let context { writeOutput(bytes, context: context) }
     }
 
-    func flushResponse() { context?.flush() }
+    func flushResponse() {
+        if let context { flushOutput(context: context) }
+    }
 
     var clientIsWritable: Bool { context?.channel.isWritable ?? false }
 
@@ -344,7 +351,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
         if request.facts.expectsContinue {
             // The client holds its body back until told to send it (curl does for bodies over
             // 1 KiB, waiting a second otherwise): the request is accepted, so say so now.
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+            writeOutput(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"), context: context)
+            flushOutput(context: context)
         }
         guard let timer else { return }
         let exchange = ProxyExchange(
@@ -391,7 +399,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
     private func writeError(_ error: ProxyErrorResponse, requestComplete: Bool, context: ChannelHandlerContext) {
         let (bytes, bodyLength) = error.wire(closeConnection: closeAfterResponse, allocator: context.channel.allocator)
         closeAnnounced = closeAfterResponse
-        context.write(wrapOutboundOut(bytes), promise: nil)
+        writeOutput(bytes, context: context)
         record.status = error.status.code
         record.responseBodyLength = bodyLength
         record.durationMs = durationMs()
@@ -416,7 +424,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             // The drain began after this response's head went out, so the client was not told
             // and may already be sending its next request: serve one more (it will say
             // `connection: close`), or close once the grace has passed with none.
-            context.flush()
+            flushOutput(context: context)
             resumeClientReads()
             closeIfIdle(after: Self.drainIdleGrace)
             deliverQueued(context: context)
@@ -426,11 +434,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide {
             queued = []
             closing = true
             // Close once everything written so far has gone out.
+            flushOutput(context: context)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
                 .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
-        context.flush()
+        flushOutput(context: context)
         resumeClientReads()
         deliverQueued(context: context)
     }

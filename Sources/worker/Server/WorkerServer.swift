@@ -74,7 +74,7 @@ final class WorkerServer: Sendable {
                     // Requests are parsed and responses written as bytes by the connection
                     // handler (RequestParser; the upstream's head rewritten, its body as received):
                     // no HTTP codec.
-                    try sync.addHandler(ClientConnectionHandler(worker: worker))
+                    try sync.addHandler(ClientConnectionHandler(worker: worker, directOutput: worker.snapshot.serverTLS == nil))
                 }
             }
 
