@@ -21,7 +21,11 @@ import Glibc
 /// written. With TLS below the handler the transport is not the handler's to write: every byte
 /// goes through the pipeline (`isDirect` false).
 struct SocketOutput {
-    typealias Transport = any NIOTransportAccessibleChannelCore<NIOBSDSocket.Handle>
+    /// Not `any NIOTransportAccessibleChannelCore<NIOBSDSocket.Handle>`: a cast to that
+    /// constrained existential cost ~13,500 instructions per connection (the runtime checks the
+    /// associated type every time); the plain one is a cached conformance lookup, and the
+    /// transport's type is compared when it is used.
+    typealias Transport = any NIOTransportAccessibleChannelCore
 
     private let transport: Transport?
     /// Queued bytes, oldest first: `first`, then `more` (usually empty: most flushes send one
@@ -110,10 +114,20 @@ struct SocketOutput {
     /// Bytes the socket took: 0 when it would block or failed (the pipeline then meets the same
     /// condition and handles it as it always has).
     private static func send(_ buffer: ByteBuffer, on transport: Transport) -> Int {
-        let sent = try? transport.withUnsafeTransport { fd in
+        let sent = withDescriptor(of: transport) { fd in
             buffer.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         }
         return max(sent ?? 0, 0)
+    }
+
+    /// Calls `body` with the socket's descriptor; nil when the socket is closed (or the channel's
+    /// transport is not a socket).
+    private static func withDescriptor(of transport: Transport, _ body: (NIOBSDSocket.Handle) -> Int) -> Int? {
+        func open<Core: NIOTransportAccessibleChannelCore>(_ core: Core) -> Int? {
+            guard Core.Transport.self == NIOBSDSocket.Handle.self else { return nil }
+            return try? core.withUnsafeTransport { body(unsafeBitCast($0, to: NIOBSDSocket.Handle.self)) }
+        }
+        return open(transport)
     }
 
     private static func send(_ head: ByteBuffer, _ more: [ByteBuffer], on transport: Transport) -> Int {
@@ -126,7 +140,7 @@ struct SocketOutput {
             }
             vectors[0] = vector(head)
             for (i, buffer) in more.enumerated() { vectors[i + 1] = vector(buffer) }
-            let sent = try? transport.withUnsafeTransport { fd -> Int in
+            let sent = withDescriptor(of: transport) { fd -> Int in
                 var message = msghdr()
                 message.msg_iov = vectors.baseAddress
                 message.msg_iovlen = count
