@@ -38,7 +38,9 @@ struct SocketOutput {
     /// The most buffers one `sendmsg` takes; a flush with more (rare) goes through the pipeline.
     static let maxBuffersPerSend = 64
 
-    /// `direct`: nothing below the handler transforms its bytes (no TLS).
+    /// `direct`: nothing below the handler transforms its bytes (no TLS). `_channelCore` is what
+    /// NIO's own `syncOperations.withUnsafeTransportIfAvailable` reads; that function makes the
+    /// constrained cast on every call, so the core is looked up here once per connection.
     init(channel: Channel, direct: Bool) {
         transport = direct ? channel._channelCore as? Transport : nil
     }
