@@ -36,18 +36,13 @@ final class UpstreamHandler: ChannelDuplexHandler, SocketOutputOwner {
     /// that "ends at connection close" must not complete when TLS reported a truncation just
     /// before the close (TLSHandler fires `.truncated` ahead of channelInactive).
     private var failed = false
-    /// Nothing below this handler transforms its bytes (no TLS): requests go straight to the socket.
-    private let directOutput: Bool
-    var output = SocketOutput()
+    var output: SocketOutput
 
-    init(directOutput: Bool) {
-        self.directOutput = directOutput
+    init(output: SocketOutput) {
+        self.output = output
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        output = SocketOutput(channel: context.channel, direct: directOutput)
-    }
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

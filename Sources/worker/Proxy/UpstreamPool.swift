@@ -236,7 +236,8 @@ final class UpstreamPool {
                         try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
                                                        handshakeTimeout: handshakeTimeout))
                     }
-                    try sync.addHandler(UpstreamHandler(directOutput: tls == nil))
+                    // Without TLS below it, the handler sends requests on the socket itself.
+                    try sync.addHandler(UpstreamHandler(output: SocketOutput(channel: channel, direct: tls == nil)))
                 }
             }
     }

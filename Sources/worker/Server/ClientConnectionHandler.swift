@@ -22,9 +22,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     typealias OutboundOut = ByteBuffer
 
     private let worker: WorkerLoopState
-    /// Nothing below this handler transforms its bytes (no TLS): responses go straight to the socket.
-    private let directOutput: Bool
-    var output = SocketOutput()
+    var output: SocketOutput
     /// Where the connection is between requests, for its deadlines (see `timer`).
     private var phase = Phase.idle
 
@@ -98,15 +96,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         }
     }
 
-    init(worker: WorkerLoopState, directOutput: Bool) {
+    init(worker: WorkerLoopState, output: SocketOutput) {
         self.worker = worker
-        self.directOutput = directOutput
+        self.output = output
         self.parser = RequestParser(limits: worker.limits)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        output = SocketOutput(channel: context.channel, direct: directOutput)
         let timer = LazyTimer(eventLoop: context.eventLoop)
         // Unowned: the timer is invalidated in handlerRemoved, before this handler can go away.
         timer.onExpiry = { [unowned self] in self.deadlinePassed() }

@@ -33,21 +33,17 @@ struct SocketOutput {
     private var first: ByteBuffer?
     private var more: [ByteBuffer] = []
     /// Flushes handed to the pipeline whose bytes NIO has not finished writing.
-    private(set) var pipelineOwed = 0
+    private var pipelineOwed = 0
 
     /// The most buffers one `sendmsg` takes; a flush with more (rare) goes through the pipeline.
-    static let maxBuffersPerSend = 64
+    private static let maxBuffersPerSend = 64
 
-    /// `direct`: nothing below the handler transforms its bytes (no TLS). `_channelCore` is what
+    /// Made by the channel initializer that adds the handler. `direct`: nothing below the handler
+    /// transforms its bytes (no TLS). `_channelCore` is what
     /// NIO's own `syncOperations.withUnsafeTransportIfAvailable` reads; that function makes the
     /// constrained cast on every call, so the core is looked up here once per connection.
     init(channel: Channel, direct: Bool) {
         transport = direct ? channel._channelCore as? Transport : nil
-    }
-
-    /// Everything through the pipeline (until the handler is added to one).
-    init() {
-        transport = nil
     }
 
     /// False: the handler writes and flushes through the pipeline itself, as if this did not exist.

@@ -65,7 +65,8 @@ final class WorkerServer: Sendable {
                     try channel.syncOptions?.setOption(.recvAllocator, value: WorkerLimits.relayReadAllocator)
                     let worker = state.value
                     let sync = channel.pipeline.syncOperations
-                    if let tls = worker.snapshot.serverTLS {
+                    let serverTLS = worker.snapshot.serverTLS
+                    if let tls = serverTLS {
                         // First in the pipeline: everything above sees plaintext, as on http.
                         let connection = try TLSConnection(server: tls)
                         try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
@@ -73,8 +74,9 @@ final class WorkerServer: Sendable {
                     }
                     // Requests are parsed and responses written as bytes by the connection
                     // handler (RequestParser; the upstream's head rewritten, its body as received):
-                    // no HTTP codec.
-                    try sync.addHandler(ClientConnectionHandler(worker: worker, directOutput: worker.snapshot.serverTLS == nil))
+                    // no HTTP codec. Without TLS below it, it sends responses on the socket itself.
+                    let output = SocketOutput(channel: channel, direct: serverTLS == nil)
+                    try sync.addHandler(ClientConnectionHandler(worker: worker, output: output))
                 }
             }
 
