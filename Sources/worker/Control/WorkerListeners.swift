@@ -5,7 +5,7 @@ import NIOPosix
 import Synchronization
 
 /// The worker's data plane as the control channel sees it: one `WorkerServer` per inherited
-/// listening socket (fd 3, and fd 6… when the worker count shrank and this slot took over surplus
+/// listening socket, all sharing one `WorkerContext` (fd 3, and fd 6… when the worker count shrank and this slot took over surplus
 /// sockets). In standby nothing accepts until `startAccepting`: the previous acceptor of these
 /// sockets is still draining, and two processes must not accept on one socket at once.
 final class WorkerListeners: DataPlane {
@@ -39,10 +39,13 @@ final class WorkerListeners: DataPlane {
             return state.configuration
         }
         guard let configuration else { return }
+        // One worker context for every socket this worker serves: one snapshot, pool and limiter.
+        let loop = group.next()
+        let context = try await WorkerServer.makeContext(on: loop, configuration: configuration, logger: logger,
+                                                         limiter: limiter)
         var servers: [WorkerServer] = []
         for fd in descriptors {
-            servers.append(try await WorkerServer.start(listener: .inheritedDescriptor(fd), configuration: configuration,
-                                                        logger: logger, limiter: limiter, group: group))
+            servers.append(try await WorkerServer.start(listener: .inheritedDescriptor(fd), context: context, eventLoop: loop))
         }
         let latest = state.withLock { state in
             state.servers = servers

@@ -19,12 +19,12 @@ enum ListenerSource: Sendable {
 final class WorkerServer: Sendable {
     let eventLoop: EventLoop
     private let serverChannel: Channel
-    private let state: NIOLoopBound<WorkerLoopState>
+    private let state: NIOLoopBound<WorkerContext>
     private let ownsGroup: MultiThreadedEventLoopGroup?
 
     var localAddress: SocketAddress? { serverChannel.localAddress }
 
-    private init(eventLoop: EventLoop, serverChannel: Channel, state: NIOLoopBound<WorkerLoopState>,
+    private init(eventLoop: EventLoop, serverChannel: Channel, state: NIOLoopBound<WorkerContext>,
                  ownsGroup: MultiThreadedEventLoopGroup?) {
         self.eventLoop = eventLoop
         self.serverChannel = serverChannel
@@ -32,22 +32,38 @@ final class WorkerServer: Sendable {
         self.ownsGroup = ownsGroup
     }
 
-    /// Starts serving. `group` defaults to a new single-threaded group owned by the server: one
-    /// event loop per worker process (the process count gives the parallelism).
+    /// Starts serving with a worker context of its own. `group` defaults to a new
+    /// single-threaded group owned by the server: one event loop per worker process (the process
+    /// count gives the parallelism). `pipeline`: the request stages (tests add their own).
     static func start(
         listener: ListenerSource, configuration: Configuration, logger: Logger,
         limits: WorkerLimits = WorkerLimits(), limiter: InFlightLimiter? = nil,
-        group: MultiThreadedEventLoopGroup? = nil
+        group: MultiThreadedEventLoopGroup? = nil, pipeline: RequestPipeline = .standard()
     ) async throws -> WorkerServer {
         let ownedGroup = group == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
         let eventLoop = (group ?? ownedGroup!).next()
+        let context = try await makeContext(on: eventLoop, configuration: configuration, logger: logger, limits: limits,
+                                            limiter: limiter, pipeline: pipeline)
+        return try await start(listener: listener, context: context, eventLoop: eventLoop, ownedGroup: ownedGroup)
+    }
+
+    /// The process's one worker context, on `eventLoop`: every server started with it shares its
+    /// snapshot, pool, limiter and connections.
+    static func makeContext(
+        on eventLoop: EventLoop, configuration: Configuration, logger: Logger, limits: WorkerLimits = WorkerLimits(),
+        limiter: InFlightLimiter? = nil, pipeline: RequestPipeline = .standard()
+    ) async throws -> NIOLoopBound<WorkerContext> {
         let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
         let snapshot = try WorkerSnapshot(configuration: configuration)
-        let state = try await eventLoop.submit {
-            NIOLoopBound(WorkerLoopState(snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
-                                         logger: logger), eventLoop: eventLoop)
+        return try await eventLoop.submit {
+            NIOLoopBound(WorkerContext(snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
+                                       logger: logger, pipeline: pipeline), eventLoop: eventLoop)
         }.get()
+    }
 
+    /// Starts serving on `listener` with a shared worker context (made on `eventLoop`).
+    static func start(listener: ListenerSource, context state: NIOLoopBound<WorkerContext>, eventLoop: EventLoop,
+                      ownedGroup: MultiThreadedEventLoopGroup? = nil) async throws -> WorkerServer {
         let bootstrap = ServerBootstrap(group: eventLoop)
             .serverChannelOption(.backlog, value: 511)
             // Accept up to 16 queued connections per wake-up (NIO's default is 4): a burst of new
@@ -96,7 +112,8 @@ final class WorkerServer: Sendable {
     }
 
     /// A new configuration for every request whose head arrives from now on; requests in flight
-    /// keep the snapshot they started with. Listener changes are the master's business.
+    /// keep the snapshot they started with. Listener changes are the master's business. Servers
+    /// sharing a context share its snapshot: the first of them to apply a configuration does it.
     func apply(_ configuration: Configuration) {
         let snapshot: WorkerSnapshot
         do {
@@ -108,7 +125,10 @@ final class WorkerServer: Sendable {
             }
             return
         }
-        eventLoop.execute { [state] in state.value.snapshot = snapshot }
+        eventLoop.execute { [state] in
+            guard state.value.snapshot.configuration != configuration else { return }
+            state.value.snapshot = snapshot
+        }
     }
 
     /// Stops accepting, lets every connection finish its current response (NIO's quiescing), then

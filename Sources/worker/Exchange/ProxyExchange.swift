@@ -17,19 +17,20 @@ protocol ClientSide: AnyObject {
     /// True between a client read's delivery and its read-complete, which flushes toward the upstream.
     var clientReadInProgress: Bool { get }
     func resumeClientReads()
-    /// A proxy-made error in place of the upstream's response (nothing was sent to the client yet).
-    func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse)
+    /// A proxy-made error in place of the upstream's response (nothing was sent to the client
+    /// yet), and why the upstream could not answer.
+    func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse, cause: UpstreamErrorCause?)
     /// The upstream's response is complete (and written). The exchange has already let go of
     /// its upstream connection.
     func exchangeCompleted()
     /// The response was cut after its head: the client connection must be closed.
-    func exchangeAborted()
+    func exchangeAborted(cause: UpstreamErrorCause?)
 }
 
-/// One forwarded request: leases an upstream connection, streams the request body up and the
-/// response down with backpressure on both sides, enforces the header deadline and the idle gap
-/// between response chunks, and hands the connection back to the pool only when the exchange
-/// ended cleanly. Lives on the worker's event loop only.
+/// One forwarded request: the shell around `ExchangeState`. It leases upstream connections,
+/// streams the request body up and the response down with backpressure on both sides, and
+/// performs what the state decides (send, replay on a fresh connection, fail, give the connection
+/// back). Lives on the worker's event loop only.
 final class ProxyExchange: UpstreamConnectionDelegate {
     struct Parameters {
         /// The matched route (the upstream, its origin and `Host` value) and the pieces of the
@@ -42,12 +43,6 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         var replayBufferBytes: Int
     }
 
-    private enum State {
-        case connecting
-        case connected(UpstreamConnection)
-        case done
-    }
-
     private let eventLoop: EventLoop
     private let pool: UpstreamPool
     private let parameters: Parameters
@@ -55,16 +50,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// (A weak reference would give every exchange a side table, and every retain and release
     /// of it the slow path.)
     private var client: ClientSide?
-    private var state = State.connecting
+    private var state: ExchangeState
+    private var connection: UpstreamConnection?
 
     /// Request parts received from the client while no connection is ready yet.
     private var pending: [RequestPart] = []
-    /// Request parts already sent on a reused connection, kept until the first response byte so
-    /// the request can be replayed on a fresh connection if the upstream had closed the reused one
-    /// while it sat idle. nil once replay is impossible (too large, response started, retried).
-    private var replay: [RequestPart]?
-    private var replayBytes = 0
-    private var retried = false
+    /// Request parts already sent, kept while the state keeps a replay copy.
+    private var replay: [RequestPart] = []
     /// The upstream request head, held while the client read that carried the request is still
     /// being delivered: a `Content-Length` body arriving in the same read is appended to it, so
     /// head and body are one buffer and one `send` instead of two. Sent before anything
@@ -81,12 +73,9 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The upstream's final status, once its head arrived.
     private(set) var responseStatus: UInt?
     private var reader: UpstreamResponseReader
-    private var upstreamErrored = false
-    private(set) var requestEndReceived = false
-    private var requestEndSent = false
-    private var responseHeadReceived = false
-    private var upstreamKeepAlive = true
-    private var lastResponseActivity = NIODeadline.now()
+    var requestEndReceived: Bool { state.requestEndReceived }
+    /// Tries made (the first included), for the request's facts.
+    var attempts: Int { state.attempts }
     /// The client connection's exchange timer (one per connection, re-armed lazily): the response
     /// head deadline, then the idle gap between response chunks. The client side calls
     /// `deadlinePassed` when it expires.
@@ -100,18 +89,23 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.parameters = parameters
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: parameters.head.method == .HEAD)
         self.requestFraming = parameters.head.facts.framing
+        self.state = ExchangeState(
+            settings: .init(requestTimeout: parameters.requestTimeout, attemptTimeout: parameters.requestTimeout,
+                            streamIdleTimeout: parameters.streamIdleTimeout, replayBufferBytes: parameters.replayBufferBytes,
+                            idempotent: Self.isIdempotent(parameters.head.method)),
+            now: .now())
     }
 
     // MARK: Client side
 
     func start() {
-        timer.set(in: parameters.requestTimeout)
+        timer.set(state.deadline)
         lease(fresh: false)
     }
 
     /// Backpressure toward the client: read more only when the upstream can take it.
     var mayReadClient: Bool {
-        guard case .connected(let connection) = state else { return pending.isEmpty }
+        guard let connection else { return pending.isEmpty }
         return connection.channel.isWritable
     }
 
@@ -121,22 +115,23 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     func clientEnd() {
-        requestEndReceived = true
+        state.clientEnded()
         send(.end)
     }
 
     func clientReadComplete() {
-        guard case .connected(let connection) = state else { return }
+        guard let connection else { return }
         sendHeldHead(on: connection)
         connection.handler.flush()
     }
 
     func clientWritabilityChanged(isWritable: Bool) {
-        if isWritable, case .connected(let connection) = state { connection.handler.resumeReading() }
+        if isWritable, let connection { connection.handler.resumeReading() }
     }
 
     /// The client went away: cancel the upstream exchange and never reuse its connection.
     func clientClosed() {
+        state.clientClosed()
         finish(reusable: false)
     }
 
@@ -145,8 +140,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     var upstreamMayRead: Bool { client?.clientIsWritable ?? true }
 
     func upstreamRead(_ bytes: ByteBuffer) {
-        guard case .connected(let connection) = state, let client else { return }
-        lastResponseActivity = .now()
+        guard let connection, let client else { return }
+        state.responseBytes(now: .now())
         // The client head, held during this read so body bytes of the same read are appended to
         // it (the reader made room): one write to the client instead of two for a small response.
         // Two plain variables, not an optional tuple: the tuple's copies and destroys went
@@ -164,13 +159,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             try reader.read(bytes, allocator: connection.allocator) { event in
                 switch event {
                 case .head(let head):
-                    responseHeadReceived = true
-                    replay = nil
-                    upstreamKeepAlive = head.keepAlive
+                    state.responseHead(keepAlive: head.keepAlive, now: .now())
+                    replay = []
                     responseStatus = head.status
                     held = head.clientHead
                     heldAnnouncesClose = head.announcesClose
-                    timer.set(lastResponseActivity + parameters.streamIdleTimeout)
+                    timer.set(state.deadline)
                 case .body(let body, let payload):
                     responseBodyBytes += payload
                     if held == nil || !Self.append(body, to: &held!, upTo: UpstreamResponseReader.maxBodyRoom) {
@@ -179,16 +173,14 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                     }
                 case .end(let clean):
                     writeHeld()
-                    // The connection is clean only if the upstream saw our whole request too.
-                    finish(reusable: clean && upstreamKeepAlive && requestEndSent)
+                    finish(reusable: state.responseEnded(clean: clean))
                     client.exchangeCompleted()
                 }
             }
             writeHeld()
         } catch {
             writeHeld()
-            upstreamErrored = true
-            fail(responseHeadReceived ? nil : .upstreamFailed)
+            perform(state.protocolError(error.reason))
         }
     }
 
@@ -204,30 +196,40 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // The channel closes right after; `upstreamClosed` decides what the client sees. Nothing
         // after an error is believed: a body that ends at the close must not complete when TLS
         // reported a truncation just before it.
-        upstreamErrored = true
+        state.errorReported()
     }
 
     func upstreamClosed() {
-        guard case .connected(let connection) = state else { return }
-        if responseHeadReceived, reader.endsAtClose, !upstreamErrored, reader.closed(), let client {
+        guard connection != nil else { return }
+        let endsAtClose = reader.endsAtClose && !state.upstreamErrored && reader.closed()
+        perform(state.connectionClosed(bodyEndsAtClose: endsAtClose, now: .now()))
+    }
+
+    /// Does what the state decided about a closed or failed connection.
+    private func perform(_ decision: ExchangeState.CloseDecision?) {
+        guard let decision else { return }
+        switch decision {
+        case .complete:
             // A body delimited by the close is complete: end the chunked body this side made.
-            client.writeResponseBody(ByteBuffer(staticString: UpstreamResponseReader.lastChunk))
+            client?.writeResponseBody(ByteBuffer(staticString: UpstreamResponseReader.lastChunk))
             finish(reusable: false)
-            client.exchangeCompleted()
-            return
-        }
-        if !responseHeadReceived, connection.hasBeenUsed, !retried, let parts = replay {
-            // The upstream closed a kept-alive connection before answering: it most likely did so
-            // while the connection was idle, before our request arrived. Replay on a fresh one.
-            retried = true
+            client?.exchangeCompleted()
+        case .replay:
             reader = UpstreamResponseReader(requestMethodIsHEAD: parameters.head.method == .HEAD)
-            pending = parts + pending
-            replay = nil
-            state = .connecting
+            pending = replay + pending
+            replay = []
+            release(reusable: false)
+            timer.set(state.deadline)
             lease(fresh: true)
-            return
+        case .fail(let error, let cause):
+            let client = self.client
+            finish(reusable: false)
+            if let error {
+                client?.exchangeFailedBeforeResponse(error, cause: cause)
+            } else {
+                client?.exchangeAborted(cause: cause)
+            }
         }
-        fail(responseHeadReceived ? nil : .upstreamFailed)
     }
 
     // MARK: Internals
@@ -238,7 +240,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             // Called while the client's read is being delivered (head first, then any body bytes
             // of the same read): the client side's read-complete flushes head and body together,
             // one write to the upstream instead of two.
-            connected(connection, flushNow: !(client?.clientReadInProgress ?? false))
+            connected(connection, reused: true, flushNow: !(client?.clientReadInProgress ?? false))
             return
         }
         pool.connect(for: route).assumeIsolated().whenComplete { [weak self] result in
@@ -248,37 +250,33 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             }
             switch result {
             case .success(let connection):
-                self.connected(connection, flushNow: true)
+                self.connected(connection, reused: false, flushNow: true)
             case .failure(let error):
                 // A TLS failure says what failed (expired, untrusted, wrong host); the rest is
                 // "unreachable" (refused, DNS, connect timeout).
-                self.fail((error as? TLSError).map(ProxyErrorResponse.upstreamTLS) ?? .upstreamUnreachable)
+                let response = (error as? TLSError).map(ProxyErrorResponse.upstreamTLS) ?? .upstreamUnreachable
+                self.perform(self.state.leaseFailed(UpstreamErrorCause(connectError: error), error: response))
             }
         }
     }
 
-    private func connected(_ connection: UpstreamConnection, flushNow: Bool) {
-        guard case .connecting = state else {
+    private func connected(_ connection: UpstreamConnection, reused: Bool, flushNow: Bool) {
+        switch state.leased(active: connection.channel.isActive, reused: reused, now: .now()) {
+        case .giveBack:
             // Finished while connecting (client gone, deadline passed): the connection is clean.
             pool.release(connection, reusable: true)
             return
-        }
-        guard connection.channel.isActive || retried else {
+        case .leaseFresh:
             // The upstream closed this pooled connection before we wrote a byte on it: take a
             // fresh one. Nothing was sent, so this is safe for any method.
-            retried = true
             pool.release(connection, reusable: false)
             lease(fresh: true)
             return
+        case .send:
+            break
         }
-        state = .connected(connection)
+        self.connection = connection
         connection.handler.delegate = self
-        // Once bytes are written the upstream may have acted on them, so a replay is only for
-        // idempotent methods (RFC 9110 §9.2.2), as nginx and Go's transport do: a POST to an LLM
-        // is never sent twice. Idle closes are seen before reuse (the pool keeps a read pending on
-        // idle connections), which leaves only a microsecond race for a POST to lose to.
-        replay = connection.hasBeenUsed && !retried && Self.isIdempotent(parameters.head.method) ? [] : nil
-        replayBytes = 0
         // Room for a small body too (see `heldHead`).
         let length = parameters.head.facts.contentLength
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
@@ -288,7 +286,6 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             framing: requestFraming, into: &head)
         let buffered = pending
         pending = []
-        requestEndSent = false
         // The head is not kept for a replay: a replay writes a fresh one.
         if flushNow {
             connection.handler.send(head)
@@ -317,17 +314,17 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     private func send(_ part: RequestPart) {
-        switch state {
-        case .connecting: pending.append(part)
-        case .connected(let connection): write(part, on: connection)
-        case .done: break
+        if let connection {
+            write(part, on: connection)
+        } else if !state.isDone {
+            pending.append(part)
         }
     }
 
     private func write(_ part: RequestPart, on connection: UpstreamConnection) {
-        if replay != nil {
-            if case .body(let buffer) = part { replayBytes += buffer.readableBytes }
-            if replayBytes > parameters.replayBufferBytes { replay = nil } else { replay!.append(part) }
+        if state.keepsReplayCopy {
+            if case .body(let buffer) = part { state.bodySent(bytes: buffer.readableBytes) }
+            if state.keepsReplayCopy { replay.append(part) } else { replay = [] }
         }
         switch part {
         case .body(let buffer):
@@ -349,7 +346,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                 connection.handler.send(buffer)
             }
         case .end:
-            requestEndSent = true
+            state.endSent()
             if requestFraming == .chunked {
                 sendHeldHead(on: connection)
                 connection.handler.send(Self.lastChunk)
@@ -377,46 +374,27 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private static let crlf = ByteBuffer(staticString: "\r\n")
     private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")
 
-    /// The timer's deadline passed: before the response head it is the request timeout; after
-    /// it, the stream idle timeout, unless a chunk arrived since the timer was set.
+    /// The timer's deadline passed (the client side calls this).
     func deadlinePassed() {
-        guard case .connected = state else {
-            if case .connecting = state { fail(.upstreamTimeout) }
-            return
-        }
-        guard responseHeadReceived else { return fail(.upstreamTimeout) }
-        let idleUntil = lastResponseActivity + parameters.streamIdleTimeout
-        if idleUntil <= .now() {
-            fail(nil)
-        } else {
-            timer.set(idleUntil)
+        switch state.deadlinePassed(now: .now()) {
+        case .none: break
+        case .rearm(let deadline): timer.set(deadline)
+        case .fail(let error, let cause): perform(.fail(error, cause))
         }
     }
 
-    /// `error` is what the client gets when nothing of the response was sent yet; nil when the
-    /// response had started (the client connection is then cut).
-    private func fail(_ error: ProxyErrorResponse?) {
-        guard !isDone else { return }
-        let started = responseHeadReceived
-        finish(reusable: false)
-        if started || error == nil {
-            client?.exchangeAborted()
-        } else if let error {
-            client?.exchangeFailedBeforeResponse(error)
-        }
-    }
-
-    private var isDone: Bool { if case .done = state { return true } else { return false } }
-
+    /// The exchange is over: the connection goes back to the pool (`reusable`) or is closed.
     private func finish(reusable: Bool) {
-        let previous = state
-        state = .done
         timer.set(nil)
         pending = []
-        replay = nil
-        if case .connected(let connection) = previous {
-            connection.handler.delegate = nil
-            pool.release(connection, reusable: reusable)
-        }
+        replay = []
+        release(reusable: reusable)
+    }
+
+    private func release(reusable: Bool) {
+        guard let connection else { return }
+        self.connection = nil
+        connection.handler.delegate = nil
+        pool.release(connection, reusable: reusable)
     }
 }

@@ -1,5 +1,6 @@
 import Common
 import Logging
+import NIOCore
 
 /// The one `Request processed` line of behaviour §7. Field order is the log handler's job
 /// (`LogLineFormatter.requestFieldOrder`); absent fields are left out. Nothing here may hold a
@@ -22,6 +23,8 @@ struct RequestLogRecord: Sendable, Equatable {
     var durationMs: Int64?
     var status: UInt?
     var responseBodyLength: Int?
+    /// Why the upstream could not answer (`UpstreamErrorCause`), after Fluxgate's fields.
+    var error: String?
 
     /// A field's value: numbers stay numbers, so the JSON log format prints them unquoted.
     enum FieldValue {
@@ -42,6 +45,7 @@ struct RequestLogRecord: Sendable, Equatable {
         if let durationMs { body("duration_ms", .number(durationMs)) }
         if let status { body("status", .number(Int64(status))) }
         if let responseBodyLength { body("response_body_length", .number(Int64(responseBodyLength))) }
+        if let error { body("error", .string(error)) }
     }
 
     var metadata: Logger.Metadata {
@@ -103,5 +107,26 @@ struct RequestLogRecord: Sendable, Equatable {
             return part[...eq] + "REDACTED"
         }
         return changed ? String(url[...question]) + parts.joined(separator: "&") : url
+    }
+}
+
+extension RequestLogRecord {
+    /// The line of a request that has ended: its strings are made here, only when a line is
+    /// written.
+    init(_ facts: RequestFacts, clientIP: String?) {
+        self.clientIP = clientIP
+        if let head = facts.head {
+            method = head.method.rawValue
+            let uri = head.uri
+            requestURL = uri
+            if let match = facts.match { targetURL = match.targetURL(uri: uri) }
+        }
+        requestBodyLength = facts.requestBodyBytes
+        apiKeyID = facts.keyID
+        upstream = facts.match?.route.upstream.name
+        durationMs = (NIODeadline.now() - facts.startedAt).nanoseconds / 1_000_000
+        status = facts.status
+        responseBodyLength = facts.responseBodyBytes
+        error = facts.upstreamError?.description
     }
 }

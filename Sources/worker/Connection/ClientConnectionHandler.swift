@@ -1,0 +1,484 @@
+import Common
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The last handler of a client connection: the shell around `ConnectionState`. It reads
+/// requests from the connection's bytes with `RequestParser`, passes each head through the
+/// worker's `RequestPipeline` (the order of checks), hands a request that passes to a
+/// `ProxyExchange`, and performs what the connection state decides (queue, read, close, which
+/// deadline runs). Response bytes go out through a `SocketOutput` (on http straight to the
+/// socket). Every request ends in `WorkerContext.requestEnded` with its `RequestFacts`.
+///
+/// Pipelined requests are answered in order: parts of a request that arrive while the previous
+/// response is still going out are queued (and reading stops) until that response ends. This
+/// replaces NIO's `HTTPServerPipelineHandler`, which withholds `read()` for the whole wait on
+/// every request, so the socket's read interest was dropped and re-added around each response:
+/// two `epoll_ctl` calls per request. Here the read interest stays while nothing is queued.
+final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOutputOwner {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// How long an idle keep-alive connection of a draining worker may still start a request.
+    static let drainIdleGrace: TimeAmount = .seconds(1)
+
+    private let worker: WorkerContext
+    var output: SocketOutput
+    private var state: ConnectionState
+    private var context: ChannelHandlerContext?
+    /// The peer's address, kept at acceptance (NIO forgets it at close); its text is made the
+    /// first time a request line needs it (~3,000 instructions, a tenth of an accept).
+    private var remoteAddress: SocketAddress?
+    private lazy var clientIP: String? = remoteAddress?.ipAddress
+    private var parser: RequestParser
+
+    private var exchange: ProxyExchange?
+    /// A request still in the pipeline: a stage waits for an answer or for body bytes.
+    private var waiting: WaitingRequest?
+    /// The current request's facts, from its head to `requestEnded`.
+    private var facts = RequestFacts(startedAt: .now(), head: nil)
+    private var permitHeld = false
+    /// The client was sent `100 Continue` for the current request.
+    private var continueSent = false
+    /// Counts requests, so a stage's late answer for an earlier request is recognised.
+    private var serial = 0
+    /// Re-entrancy guard of `deliverQueued`.
+    private var delivering = false
+    /// Set from a read's delivery until its read-complete (see `ClientSide.clientReadInProgress`).
+    private(set) var clientReadInProgress = false
+    /// The connection's one deadline: the connection state's between requests, the exchange's
+    /// during one (the exchange sets it). On expiry the former closes the connection, the latter
+    /// goes to the exchange.
+    private var timer: LazyTimer?
+    /// The credentials of this connection's last request and their outcome (`AuthenticateStage`).
+    private var lastAuthentication: CachedAuthentication?
+
+    /// A request between two stages: the stage `stage` waits for an answer (`suspension`) or
+    /// for `wantedBytes` of the body, collected in `parts`.
+    private struct WaitingRequest {
+        var request: PipelineRequest
+        var stage: Int
+        var suspension: StageSuspension?
+        var wantedBytes = 0
+        var parts: [ByteBuffer] = []
+        var collectedBytes = 0
+    }
+
+    init(worker: WorkerContext, output: SocketOutput) {
+        self.worker = worker
+        self.output = output
+        self.parser = RequestParser(limits: worker.limits)
+        let limits = worker.limits
+        self.state = ConnectionState(
+            timeouts: .init(header: .milliseconds(limits.headerReadTimeoutMs), keepAlive: .milliseconds(limits.idleKeepAliveTimeoutMs),
+                            bodyDiscard: .milliseconds(limits.bodyDiscardTimeoutMs), drainIdleGrace: Self.drainIdleGrace),
+            acceptedAt: .now())
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let timer = LazyTimer(eventLoop: context.eventLoop)
+        // Unowned: the timer is invalidated in handlerRemoved, before this handler can go away.
+        timer.onExpiry = { [unowned self] in self.deadlinePassed() }
+        self.timer = timer
+        // From acceptance the client has the header timeout to send a complete head.
+        timer.set(state.deadline)
+        remoteAddress = context.channel.remoteAddress
+        worker.clientConnections[ObjectIdentifier(context.channel)] = context.channel
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.invalidate()
+        self.context = nil
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        clientReadInProgress = true
+        if state.bytesArrived(now: .now()) { timer?.set(state.deadline) }
+        parser.append(unwrapInboundIn(data))
+        while state.phase != .closing, let event = parser.next() {
+            if let event = state.received(event) { handle(event, context: context) }
+        }
+    }
+
+    private func handle(_ event: RequestEvent, context: ChannelHandlerContext) {
+        switch event {
+        case .head(let head):
+            requestHead(head, context: context)
+        case .body(let buffer):
+            if let exchange {
+                exchange.clientBody(buffer)
+            } else if waiting != nil {
+                bodyCollected(buffer, end: false, context: context)
+            }
+        case .end:
+            if let exchange {
+                state.requestEnded(awaitsResponse: true, now: .now())
+                exchange.clientEnd()
+            } else if waiting != nil {
+                state.requestEnded(awaitsResponse: true, now: .now())
+                bodyCollected(nil, end: true, context: context)
+            } else {
+                state.requestEnded(awaitsResponse: false, now: .now())
+                if state.phase == .idle { timer?.set(state.deadline) }
+            }
+        case .malformed(let response):
+            requestMalformed(response, context: context)
+        }
+    }
+
+    /// The previous response ended (or a stage answered): hand queued parts on, in order, until
+    /// one of them starts a request that has to wait again (or the connection is closing).
+    private func deliverQueued(context: ChannelHandlerContext) {
+        guard !delivering, state.hasQueued else { return }
+        delivering = true
+        clientReadInProgress = true
+        while context.channel.isActive, let event = state.nextQueued() {
+            handle(event, context: context)
+        }
+        delivering = false
+        clientReadInProgress = false
+        exchange?.clientReadComplete()
+        flushOutput(context: context)
+        if !state.hasQueued { resumeClientReads() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        state.quiesce(now: .now())
+        if state.phase == .idle { timer?.set(state.deadline) }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        clientReadInProgress = false
+        // Flushes toward the upstream. Nothing toward the client: whatever is written to it in a
+        // read (proxy-made responses, 100 Continue) is flushed where it is written.
+        exchange?.clientReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        exchange?.clientWritabilityChanged(isWritable: context.channel.isWritable)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        worker.clientConnections[ObjectIdentifier(context.channel)] = nil
+        timer?.invalidate()
+        if let exchange {
+            self.exchange = nil
+            exchange.clientClosed()
+            // nginx's 499: the client closed before the response was complete.
+            if exchange.responseStatus == nil { facts.outcome = .clientClosed }
+            requestEnded(status: exchange.responseStatus ?? 499, exchange: exchange)
+        } else if let waiting {
+            self.waiting = nil
+            waiting.suspension?.onResume = nil
+            facts.outcome = .clientClosed
+            facts.status = 499
+            facts.requestBodyBytes = waiting.request.head.facts.framing == .none ? nil : waiting.collectedBytes
+            endRequest()
+        }
+        releasePermit()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    /// Bytes that are not a request (or not within the parser's limits): 400 (414, 431) and close
+    /// (docs/routing-and-forwarding.md, "What the parser refuses").
+    private func requestMalformed(_ response: ProxyErrorResponse, context: ChannelHandlerContext) {
+        let inProgress = state.requestInProgress
+        if !inProgress {
+            // The bytes that failed to parse are a new request: log it as one, not with the
+            // previous request's fields.
+            facts = RequestFacts(startedAt: .now(), head: nil)
+        }
+        state.malformed()
+        if let exchange {
+            self.exchange = nil
+            exchange.clientClosed()
+            requestEnded(status: exchange.responseStatus ?? 400, exchange: exchange)
+            if exchange.responseStatus != nil {
+                context.close(promise: nil)
+                return
+            }
+        } else if let waiting {
+            // A stage was waiting for this request's body: the request ends with the parser's answer.
+            waiting.suspension?.onResume = nil
+            self.waiting = nil
+        } else if inProgress {
+            // A response is already on its way for this request: just stop.
+            context.close(promise: nil)
+            return
+        }
+        writeError(response, requestComplete: true, context: context)
+    }
+
+    // MARK: Outbound
+
+    func read(context: ChannelHandlerContext) {
+        if state.readRequested(exchangeTakesMore: exchange?.mayReadClient ?? true) { context.read() }
+    }
+
+    // MARK: ClientSide
+
+    func writeResponseHead(_ head: ByteBuffer, announcesClose: Bool) {
+        state.responseHeadWritten(announcesClose: announcesClose)
+        if let context { writeOutput(head, context: context) }
+    }
+
+    var closesAfterResponse: Bool { state.closeAfterResponse }
+
+    func writeResponseBody(_ bytes: ByteBuffer) {
+        if let context { writeOutput(bytes, context: context) }
+    }
+
+    func flushResponse() {
+        if let context { flushOutput(context: context) }
+    }
+
+    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+
+    func resumeClientReads() {
+        guard let context, state.resumeReads() else { return }
+        context.read()
+    }
+
+    func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse, cause: UpstreamErrorCause?) {
+        guard let context, let exchange else { return }
+        self.exchange = nil
+        facts.requestBodyBytes = bodyLength(exchange)
+        facts.upstreamError = cause
+        facts.attempts = exchange.attempts
+        writeError(error, requestComplete: exchange.requestEndReceived, context: context)
+    }
+
+    func exchangeCompleted() {
+        guard let context, let exchange else { return }
+        self.exchange = nil
+        requestEnded(status: exchange.responseStatus ?? 502, exchange: exchange)
+        endResponse(requestComplete: exchange.requestEndReceived, context: context)
+    }
+
+    func exchangeAborted(cause: UpstreamErrorCause?) {
+        guard let exchange else { return }
+        self.exchange = nil
+        facts.outcome = .upstreamCut
+        facts.upstreamError = cause
+        requestEnded(status: exchange.responseStatus ?? 502, exchange: exchange)
+        context?.close(promise: nil)
+    }
+
+    // MARK: Request handling
+
+    /// A complete head: the request goes through the pipeline's stages from the first.
+    private func requestHead(_ head: RequestHead, context: ChannelHandlerContext) {
+        state.requestStarted(keepAlive: head.keepAlive)
+        // The exchange's deadlines take over; this one is cleared without a cancellation.
+        timer?.set(nil)
+        serial &+= 1
+        facts = RequestFacts(startedAt: .now(), head: head)
+        continueSent = false
+        var request = PipelineRequest(head: head, snapshot: worker.snapshot, cachedAuthentication: lastAuthentication)
+        runPipeline(&request, from: 0, context: context)
+    }
+
+    /// Runs the stages from `index` and acts on the verdict of the one that does not proceed
+    /// (or forwards the request when every stage proceeded).
+    private func runPipeline(_ request: inout PipelineRequest, from index: Int, context: ChannelHandlerContext) {
+        var index = index
+        let verdict = worker.pipeline.run(&request, from: &index, worker: worker)
+        lastAuthentication = request.cachedAuthentication
+        permitHeld = request.holdsPermit
+        facts.keyID = request.caller?.keyID
+        facts.match = request.match
+        if request.closesConnection { state.closeAfterThisResponse() }
+        switch verdict {
+        case .proceed:
+            forward(request, context: context)
+        case .reject(let error):
+            writeError(error, requestComplete: Self.receivedWhole(request), context: context)
+        case .needBody(let bytes):
+            collectBody(request, stage: index, bytes: bytes, context: context)
+        case .suspend(let suspension):
+            suspend(request, stage: index, on: suspension, context: context)
+        }
+    }
+
+    private func suspend(_ request: PipelineRequest, stage: Int, on suspension: StageSuspension, context: ChannelHandlerContext) {
+        if let verdict = suspension.verdict {
+            // Answered before it was returned: go on at once.
+            var request = request
+            return resumed(&request, stage: stage, verdict: verdict, context: context)
+        }
+        state.hold()
+        waiting = WaitingRequest(request: request, stage: stage, suspension: suspension)
+        let serial = self.serial
+        suspension.onResume = { [self] verdict in
+            guard serial == self.serial, let context = self.context, var waiting = self.waiting else { return }
+            self.waiting = nil
+            state.release()
+            resumed(&waiting.request, stage: waiting.stage, verdict: verdict, context: context)
+            deliverQueued(context: context)
+        }
+    }
+
+    private func resumed(_ request: inout PipelineRequest, stage: Int, verdict: StageVerdict, context: ChannelHandlerContext) {
+        switch verdict {
+        case .proceed:
+            runPipeline(&request, from: stage + 1, context: context)
+        case .reject(let error):
+            writeError(error, requestComplete: Self.receivedWhole(request), context: context)
+        case .needBody(let bytes):
+            collectBody(request, stage: stage, bytes: bytes, context: context)
+        case .suspend:
+            preconditionFailure("StageSuspension.resume refuses a suspension")
+        }
+    }
+
+    /// A stage asked for the body's first `bytes`: collect them (reads go on: the parts are
+    /// bounded by what was asked plus one read), then run that stage again.
+    private func collectBody(_ request: PipelineRequest, stage: Int, bytes: Int, context: ChannelHandlerContext) {
+        var request = request
+        let wanted = min(bytes, RequestPipeline.maxBodyPeekBytes)
+        if request.head.facts.framing == .none || request.bodyComplete || (request.body?.readableBytes ?? 0) >= wanted {
+            if request.head.facts.framing == .none {
+                request.bodyComplete = true
+                request.body = request.body ?? ByteBuffer()
+            }
+            return runPipeline(&request, from: stage, context: context)
+        }
+        sendContinueIfExpected(request.head, context: context)
+        if var waiting, waiting.stage == stage {
+            waiting.request = request
+            waiting.wantedBytes = wanted
+            self.waiting = waiting
+        } else {
+            waiting = WaitingRequest(request: request, stage: stage, wantedBytes: wanted)
+        }
+        resumeClientReads()
+    }
+
+    /// Body bytes (or the body's end) for a stage that asked for them.
+    private func bodyCollected(_ buffer: ByteBuffer?, end: Bool, context: ChannelHandlerContext) {
+        guard var waiting else { return }
+        if let buffer {
+            waiting.parts.append(buffer)
+            waiting.collectedBytes += buffer.readableBytes
+        }
+        guard end || waiting.collectedBytes >= waiting.wantedBytes else {
+            self.waiting = waiting
+            return
+        }
+        self.waiting = nil
+        var body = context.channel.allocator.buffer(capacity: waiting.collectedBytes)
+        for part in waiting.parts { body.writeImmutableBuffer(part) }
+        waiting.request.body = body
+        waiting.request.bodyComplete = end
+        waiting.request.bodyParts = waiting.parts
+        runPipeline(&waiting.request, from: waiting.stage, context: context)
+    }
+
+    /// The request's `.end` has been taken from the parser (a stage collected the whole body).
+    private static func receivedWhole(_ request: PipelineRequest) -> Bool {
+        request.bodyComplete && request.head.facts.framing != .none
+    }
+
+    private func sendContinueIfExpected(_ head: RequestHead, context: ChannelHandlerContext) {
+        guard head.facts.expectsContinue, !continueSent else { return }
+        continueSent = true
+        // The client holds its body back until told to send it (curl does for bodies over
+        // 1 KiB, waiting a second otherwise): the request is accepted, so say so now.
+        writeOutput(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"), context: context)
+        flushOutput(context: context)
+    }
+
+    /// Every stage proceeded: the request goes upstream.
+    private func forward(_ request: PipelineRequest, context: ChannelHandlerContext) {
+        guard let match = request.match, let timer else { return writeError(.noRoute, requestComplete: false, context: context) }
+        sendContinueIfExpected(request.head, context: context)
+        let upstreams = request.snapshot.configuration.upstreams
+        let exchange = ProxyExchange(
+            eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
+            parameters: .init(
+                match: match, head: request.head,
+                requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
+                streamIdleTimeout: .milliseconds(Int64(clamping: upstreams.streamIdleTimeoutMs)),
+                replayBufferBytes: worker.limits.replayBufferBytes))
+        self.exchange = exchange
+        state.forwarding()
+        exchange.start()
+        // Body bytes a stage collected go first, as they arrived.
+        for part in request.bodyParts { exchange.clientBody(part) }
+        if request.bodyComplete && request.head.facts.framing != .none { exchange.clientEnd() }
+    }
+
+    /// Writes a proxy-made response for the current request and ends it.
+    private func writeError(_ error: ProxyErrorResponse, requestComplete: Bool, context: ChannelHandlerContext) {
+        let (bytes, bodyLength) = error.wire(closeConnection: state.closeAfterResponse, allocator: context.channel.allocator)
+        state.responseHeadWritten(announcesClose: state.closeAfterResponse)
+        writeOutput(bytes, context: context)
+        facts.status = error.status.code
+        facts.responseBodyBytes = bodyLength
+        if facts.outcome == .responded { facts.outcome = .proxyError(code: error.code) }
+        endRequest()
+        releasePermit()
+        endResponse(requestComplete: requestComplete, context: context)
+    }
+
+    /// Writes the response's `.end` and does what the connection state says follows, which may
+    /// hand on a queued pipelined request whose own response may end re-entrantly: every state
+    /// change happens before.
+    private func endResponse(requestComplete: Bool, context: ChannelHandlerContext) {
+        let next = state.responseEnded(requestComplete: requestComplete, now: .now())
+        timer?.set(state.deadline)
+        switch next {
+        case .keepAlive, .serveOneMoreThenClose:
+            flushOutput(context: context)
+            resumeClientReads()
+            deliverQueued(context: context)
+        case .closeWhenFlushed:
+            // Close once everything written so far has gone out.
+            flushOutput(context: context)
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+                .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// The request's exchange has ended: its numbers go into the facts, and the request ends.
+    private func requestEnded(status: UInt, exchange: ProxyExchange) {
+        facts.requestBodyBytes = bodyLength(exchange)
+        facts.status = status
+        facts.responseBodyBytes = exchange.responseBodyBytes
+        facts.attempts = exchange.attempts
+        endRequest()
+        releasePermit()
+    }
+
+    /// The one place a request ends.
+    private func endRequest() {
+        worker.requestEnded(facts) { [self] in clientIP }
+    }
+
+    /// Bytes of request body received; absent (as Fluxgate logs it) for a request without a body.
+    private func bodyLength(_ exchange: ProxyExchange) -> Int? {
+        exchange.requestBodyBytes > 0 || exchange.requestHadBody ? exchange.requestBodyBytes : nil
+    }
+
+    private func deadlinePassed() {
+        switch state.expired() {
+        case .close: context?.close(promise: nil)
+        case .exchange: exchange?.deadlinePassed()
+        }
+    }
+
+    private func releasePermit() {
+        guard permitHeld else { return }
+        permitHeld = false
+        worker.limiter.release()
+    }
+}

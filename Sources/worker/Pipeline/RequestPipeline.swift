@@ -1,0 +1,110 @@
+import NIOCore
+
+/// What a stage of the request pipeline decided about a request.
+enum StageVerdict {
+    /// On to the next stage (after the last one, the request is forwarded).
+    case proceed
+    /// Answer with this error instead; no later stage runs.
+    case reject(ProxyErrorResponse)
+    /// Run this stage again once `PipelineRequest.body` holds the first `bytes` bytes of the body
+    /// (or the whole body, when it is shorter). The bytes are kept, not consumed: the upstream
+    /// still receives every one of them. `bytes` is capped by `RequestPipeline.maxBodyPeekBytes`.
+    case needBody(bytes: Int)
+    /// Wait: reads stop, the request's later parts are queued, and the pipeline goes on when the
+    /// stage calls `suspension.resume(_:)` (on the worker's event loop) with its verdict.
+    case suspend(StageSuspension)
+}
+
+/// One step of the order of checks (docs/routing-and-forwarding.md, "Order of checks"): nginx's
+/// phases, Envoy's filters. A stage reads the request, may fill in what it found (the caller, the
+/// route), and returns a verdict. A new check is a new stage, not a new flag on the connection.
+/// Stages are made once per worker and run on its event loop.
+protocol RequestStage: AnyObject {
+    /// For tests and diagnostics.
+    var name: String { get }
+    func run(_ request: inout PipelineRequest, worker: WorkerContext) -> StageVerdict
+}
+
+/// A stage's pending answer. The stage keeps it and calls `resume` once, on the worker's event
+/// loop; a connection that has gone away by then ignores it.
+final class StageSuspension {
+    fileprivate(set) var verdict: StageVerdict?
+    /// Set by the connection when the stage returns `.suspend(self)`.
+    var onResume: ((StageVerdict) -> Void)?
+
+    init() {}
+
+    func resume(_ verdict: StageVerdict) {
+        guard self.verdict == nil else { return }
+        if case .suspend = verdict { preconditionFailure("a suspension cannot resume with another suspension") }
+        self.verdict = verdict
+        let onResume = self.onResume
+        self.onResume = nil
+        onResume?(verdict)
+    }
+}
+
+/// The request as the stages see it: its head and snapshot, and what earlier stages found.
+struct PipelineRequest {
+    var head: RequestHead
+    /// The configuration current when the head arrived: the request's for its whole life.
+    let snapshot: WorkerSnapshot
+    /// The authenticated caller (the authenticate stage).
+    var caller: AuthenticatedCaller?
+    /// The route (the route stage).
+    var match: Router.Match?
+    /// The request holds a permit of `server.max_connections` (the capacity stage); it is
+    /// returned when the request ends.
+    var holdsPermit = false
+    /// The connection cannot carry another request after this one.
+    var closesConnection = false
+    /// The body's first bytes, once a stage asked for them (`.needBody`); nil before.
+    var body: ByteBuffer?
+    /// `body` is the whole body.
+    var bodyComplete = false
+    /// The collected body as it arrived (`body` is their copy in one buffer): forwarded as is.
+    var bodyParts: [ByteBuffer] = []
+    /// The connection's last authentication, reused when the same credentials come again
+    /// (see `AuthenticateStage`).
+    var cachedAuthentication: CachedAuthentication?
+
+    init(head: RequestHead, snapshot: WorkerSnapshot, cachedAuthentication: CachedAuthentication?) {
+        self.head = head
+        self.snapshot = snapshot
+        self.cachedAuthentication = cachedAuthentication
+    }
+}
+
+/// The stages every request goes through, in order; forwarding follows the last one. Built once
+/// per worker (`standard`, or a list with extra stages in tests).
+struct RequestPipeline {
+    let stages: [RequestStage]
+
+    /// The most a stage may ask to see of a body before the request is forwarded.
+    static let maxBodyPeekBytes = 1024 * 1024
+
+    /// docs/routing-and-forwarding.md's order of checks.
+    static func standard() -> RequestPipeline {
+        RequestPipeline(stages: [PreflightStage(), CapacityStage(), AuthenticateStage(), RouteStage()])
+    }
+
+    /// This pipeline with `stage` inserted right after the stage named `name` (at the end when
+    /// no stage has that name).
+    func inserting(_ stage: RequestStage, after name: String) -> RequestPipeline {
+        var stages = self.stages
+        let index = stages.firstIndex { $0.name == name }.map { $0 + 1 } ?? stages.endIndex
+        stages.insert(stage, at: index)
+        return RequestPipeline(stages: stages)
+    }
+
+    /// Runs stages from `index` until one does not proceed; `index` is then that stage's (or
+    /// `stages.count` when every stage proceeded).
+    func run(_ request: inout PipelineRequest, from index: inout Int, worker: WorkerContext) -> StageVerdict {
+        while index < stages.count {
+            let verdict = stages[index].run(&request, worker: worker)
+            guard case .proceed = verdict else { return verdict }
+            index += 1
+        }
+        return .proceed
+    }
+}

@@ -1,0 +1,47 @@
+import Common
+import Logging
+import NIOCore
+
+/// What the worker process's event loop shares between every connection of every listener it
+/// serves (after a shrink a worker serves several sockets): the current configuration snapshot,
+/// the upstream pool, the in-flight limiter, the open client connections, and the one place
+/// every request ends (`requestEnded`). Touched only from that loop (held in a `NIOLoopBound`
+/// by the servers).
+final class WorkerContext {
+    var snapshot: WorkerSnapshot
+    let pool: UpstreamPool
+    let limiter: InFlightLimiter
+    let limits: WorkerLimits
+    let logger: Logger
+    /// The stages every request goes through (docs/routing-and-forwarding.md, "Order of checks").
+    let pipeline: RequestPipeline
+    var clientConnections: [ObjectIdentifier: Channel] = [:]
+    /// The request line's direct path when the logger is the process's own handler (always,
+    /// outside tests, which record metadata through their own handler).
+    private let requestLineWriter: RequestLineWriter?
+    /// Request lines are written (level `trace`, which `FLUXGATE_LOG` sets once per process).
+    let logsRequests: Bool
+
+    init(snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
+         logger: Logger, pipeline: RequestPipeline = .standard()) {
+        self.snapshot = snapshot
+        self.pool = UpstreamPool(eventLoop: eventLoop, limits: limits)
+        self.limiter = limiter
+        self.limits = limits
+        self.logger = logger
+        self.pipeline = pipeline
+        self.logsRequests = logger.logLevel <= .trace
+        // Only when the line would carry the request's fields alone (no logger-wide metadata).
+        let handler = logger.handler as? FluxgateLogHandler
+        self.requestLineWriter = handler.flatMap { $0.metadata.isEmpty && $0.metadataProvider == nil ? $0.requestLineWriter : nil }
+    }
+
+    /// Every request ends here, once, whatever happened to it: the facts feed the request line
+    /// (docs/logging.md) and, as they are added, the metrics, usage and limits. `clientIP` is
+    /// asked for only when a line is written (formatting an address costs ~3,000 instructions).
+    func requestEnded(_ facts: RequestFacts, clientIP: () -> String?) {
+        guard logsRequests else { return }
+        let record = RequestLogRecord(facts, clientIP: clientIP())
+        if let requestLineWriter { record.emit(to: requestLineWriter) } else { record.emit(to: logger) }
+    }
+}

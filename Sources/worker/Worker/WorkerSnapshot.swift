@@ -1,0 +1,29 @@
+import Common
+import Logging
+import NIOCore
+
+/// Everything derived from one configuration, built once when the configuration arrives so the
+/// data plane only looks things up. A request uses the snapshot current at its head for its
+/// whole life (behaviour §6: old or new configuration, never a mix).
+///
+/// A class: every request takes the current snapshot, which is then one retain instead of a copy
+/// of the configuration's and the router's fields; and its identity tells a connection whether
+/// what it cached (the last authentication) was made under the configuration still current.
+final class WorkerSnapshot: Sendable {
+    let configuration: Configuration
+    let authenticator: Authenticator
+    let router: Router
+    /// The listener's TLS context when `server.tls` is set: connections accepted while this
+    /// snapshot is current use it for their whole life, so a reload with a renewed certificate
+    /// reaches new connections only.
+    let serverTLS: TLSContext?
+
+    /// Throws when `server.tls` cannot be turned into a context (the loader checked the same
+    /// bytes with the same OpenSSL, so this means a configuration the loader did not make).
+    init(configuration: Configuration) throws(TLSError) {
+        self.configuration = configuration
+        self.authenticator = Authenticator(configuration: configuration)
+        self.router = Router(upstreams: configuration.upstreams.entries)
+        self.serverTLS = try configuration.server.tls.map { tls throws(TLSError) in try TLSContext.server(tls) }
+    }
+}
