@@ -236,11 +236,14 @@ struct ProxyHarness {
     let log: RecordingLog
     /// What the worker started with (tests change it and `server.apply` it, as a reload does).
     let configuration: Configuration
+    /// The test's own pipeline stage, if it has one.
+    var stage: RequestStage?
 
     static func start(behaviour: InProcessMockBehaviour = .echo, requestPath: String = "/api",
                       staticKeys: [Configuration.StaticKey] = [], requestTimeoutMs: UInt64 = 5_000,
                       maxConnections: UInt32 = 1024, limits: WorkerLimits = WorkerLimits(),
-                      extraUpstreams: [Configuration.Upstream] = []) async throws -> ProxyHarness {
+                      extraUpstreams: [Configuration.Upstream] = [],
+                      stage makeStage: ((InProcessMockUpstream) -> RequestStage)? = nil) async throws -> ProxyHarness {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let upstream = try await InProcessMockUpstream(group: group, behaviour: behaviour)
         var configuration = Fixtures.configuration(
@@ -251,10 +254,14 @@ struct ProxyHarness {
         configuration.upstreams.requestTimeoutMs = requestTimeoutMs
         configuration.server.maxConnections = maxConnections
         let log = RecordingLog()
+        // A test's own stage runs after routing.
+        let stage = makeStage?(upstream)
+        let pipeline = stage.map { RequestPipeline.standard().inserting($0, after: "route") } ?? .standard()
         let server = try await WorkerServer.start(
             listener: .bind(BindAddress(parsing: "127.0.0.1:0")!), configuration: configuration,
-            logger: log.logger, limits: limits)
-        return ProxyHarness(group: group, upstream: upstream, server: server, log: log, configuration: configuration)
+            logger: log.logger, limits: limits, pipeline: pipeline)
+        return ProxyHarness(group: group, upstream: upstream, server: server, log: log, configuration: configuration,
+                            stage: stage)
     }
 
     var port: Int { server.localAddress!.port! }

@@ -9,6 +9,8 @@ import NIOCore
 /// by the servers).
 final class WorkerContext {
     var snapshot: WorkerSnapshot
+    /// The worker's one event loop, where everything here is touched (and stages answer).
+    let eventLoop: EventLoop
     let pool: UpstreamPool
     let limiter: InFlightLimiter
     let limits: WorkerLimits
@@ -25,6 +27,7 @@ final class WorkerContext {
     init(snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
          logger: Logger, pipeline: RequestPipeline = .standard()) {
         self.snapshot = snapshot
+        self.eventLoop = eventLoop
         self.pool = UpstreamPool(eventLoop: eventLoop, limits: limits)
         self.limiter = limiter
         self.limits = limits
