@@ -30,8 +30,9 @@ import Testing
     func upstreamRequestHeaders(from client: HTTPHeaders, upstream: Configuration.Upstream) -> HTTPHeaders {
         var bytes = ByteBuffer()
         let head = Self.parsed(client, target: upstream.requestPath)
+        let match = Self.match(head, upstream)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: .POST, match: Self.match(head, upstream), client: head, framing: head.facts.framing, into: &bytes)
+            method: .POST, match: match, target: match.route.target, client: head, framing: head.facts.framing, into: &bytes)
         let lines = String(buffer: bytes).components(separatedBy: "\r\n").dropFirst().filter { !$0.isEmpty }
         return HTTPHeaders(lines.map { line in
             let colon = line.firstIndex(of: ":")!
@@ -107,8 +108,9 @@ import Testing
         ]
         var bytes = ByteBuffer()
         let head = Self.parsed(client, target: "/openai/v1/chat?x=1")
+        let match = Self.match(head, upstream)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: .POST, match: Self.match(head, upstream), client: head, framing: .chunked, into: &bytes)
+            method: .POST, match: match, target: match.route.target, client: head, framing: .chunked, into: &bytes)
         #expect(String(buffer: bytes) == "POST /v1/chat?x=1 HTTP/1.1\r\nhost: api.openai.com\r\nAccept: a\r\n"
                 + "X-Multi: 1\r\nX-Multi: 2\r\nauthorization: Bearer sk-provider\r\ntransfer-encoding: chunked\r\n\r\n")
     }

@@ -50,13 +50,17 @@ private final class PeekingStage: RequestStage, @unchecked Sendable {
 /// Stages that wait for an answer or for body bytes, through a real connection: the request's
 /// later parts wait, nothing reaches the upstream early, and every body byte arrives unchanged.
 @Suite(.serialized) struct PipelineTests {
+    /// The request timeout: far beyond what the tests take, so a starved test machine cannot
+    /// turn a slow answer into a 504.
+    static let generous: UInt64 = 60_000
+
     static func body(_ count: Int) -> String {
         String((0..<count).map { i in Character(UnicodeScalar(UInt8(97 + i % 26))) })
     }
 
     @Test func aStageThatWaitsHoldsTheRequestAndItsBodyThenGoesOn() async throws {
         // The stage watches the harness's own upstream, so it is made with it.
-        let proxy = try await ProxyHarness.start { upstream in
+        let proxy = try await ProxyHarness.start(requestTimeoutMs: Self.generous) { upstream in
             DelayedStage(delay: .milliseconds(300), upstream: upstream)
         }
         let delayed = proxy.stage as! DelayedStage
@@ -82,7 +86,7 @@ private final class PeekingStage: RequestStage, @unchecked Sendable {
     }
 
     @Test func aStageThatAnswersWithARejectionKeepsTheConnection() async throws {
-        let proxy = try await ProxyHarness.start { upstream in
+        let proxy = try await ProxyHarness.start(requestTimeoutMs: Self.generous) { upstream in
             DelayedStage(delay: .milliseconds(100), verdict: .reject(.noRoute), upstream: upstream)
         }
         let client = try await proxy.client()
@@ -101,7 +105,7 @@ private final class PeekingStage: RequestStage, @unchecked Sendable {
     }
 
     @Test func aStageThatAsksForBodyBytesGetsThemAndTheUpstreamStillGetsEveryByte() async throws {
-        let proxy = try await ProxyHarness.start { _ in PeekingStage(bytes: 1000) }
+        let proxy = try await ProxyHarness.start(requestTimeoutMs: Self.generous) { _ in PeekingStage(bytes: 1000) }
         let peeking = proxy.stage as! PeekingStage
         let client = try await proxy.client()
         let body = Self.body(5000)
@@ -131,7 +135,7 @@ private final class PeekingStage: RequestStage, @unchecked Sendable {
     }
 
     @Test func aBodyShorterThanWhatTheStageAskedForIsGivenWhole() async throws {
-        let proxy = try await ProxyHarness.start { _ in PeekingStage(bytes: 1000) }
+        let proxy = try await ProxyHarness.start(requestTimeoutMs: Self.generous) { _ in PeekingStage(bytes: 1000) }
         let peeking = proxy.stage as! PeekingStage
         let client = try await proxy.client()
         try await client.send("POST /api/chat HTTP/1.1\r\nHost: p\r\nContent-Length: 11\r\n\r\n{\"a\":\"bcd\"}")

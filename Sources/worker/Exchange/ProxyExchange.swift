@@ -235,15 +235,15 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     // MARK: Internals
 
     private func lease(fresh: Bool) {
-        let route = parameters.match.route
-        if !fresh, let connection = pool.idleConnection(for: route) {
+        let target = parameters.match.route.target
+        if !fresh, let connection = pool.idleConnection(to: target) {
             // Called while the client's read is being delivered (head first, then any body bytes
             // of the same read): the client side's read-complete flushes head and body together,
             // one write to the upstream instead of two.
             connected(connection, reused: true, flushNow: !(client?.clientReadInProgress ?? false))
             return
         }
-        pool.connect(for: route).assumeIsolated().whenComplete { [weak self] result in
+        pool.connect(to: target).assumeIsolated().whenComplete { [weak self] result in
             guard let self else {
                 if case .success(let connection) = result { connection.channel.close(promise: nil) }
                 return
@@ -282,8 +282,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
         var head = connection.allocator.buffer(capacity: 512 + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: parameters.head.method, match: parameters.match, client: parameters.head,
-            framing: requestFraming, into: &head)
+            method: parameters.head.method, match: parameters.match, target: parameters.match.route.target,
+            client: parameters.head, framing: requestFraming, into: &head)
         let buffered = pending
         pending = []
         // The head is not kept for a replay: a replay writes a fresh one.

@@ -10,7 +10,7 @@ final class UpstreamConnection {
     let handler: UpstreamHandler
     /// The channel's allocator, read once: `Channel.allocator` costs ~110 instructions a call.
     let allocator: ByteBufferAllocator
-    /// The pool's idle list for this connection's key (origin, and trust for https): giving the
+    /// The pool's idle list for this connection's key (`UpstreamTarget.PoolKey`): giving the
     /// connection back appends to it without a dictionary lookup.
     fileprivate let idleList: IdleList
     /// True once it has carried a request: a failure before any response byte may then be the
@@ -28,7 +28,7 @@ final class UpstreamConnection {
 }
 
 /// The idle connections of one pool key, oldest first. Never removed from the pool once made
-/// (connections point at it), so there is one per origin the worker has ever connected to.
+/// (connections point at it), so there is one per target the worker has ever connected to.
 private final class IdleList {
     var connections: [UpstreamConnection] = []
     /// How new connections for this key are made, built on the first (the key fixes the host,
@@ -36,13 +36,14 @@ private final class IdleList {
     var bootstrap: ClientBootstrap?
 }
 
-/// Keep-alive connections per upstream origin, one pool per worker event loop: no locks, no
-/// sharing between loops. Idle connections are kept LIFO (the most recently used is the least
-/// likely to have been closed by the upstream) up to a cap per origin and for a bounded time.
+/// Keep-alive connections per upstream target (origin, trust and credential: `PoolKey`), one
+/// pool per worker event loop: no locks, no sharing between loops. Idle connections are kept LIFO
+/// (the most recently used is the least likely to have been closed by the upstream) up to a cap
+/// per target and for a bounded time.
 final class UpstreamPool {
     private let eventLoop: EventLoop
     private let limits: WorkerLimits
-    private var idle: [String: IdleList] = [:]
+    private var idle: [UpstreamTarget.PoolKey: IdleList] = [:]
     private var closed = false
     /// One task closes every connection idle past `upstreamIdleTimeoutMs` (a timer per pooled
     /// connection would be scheduled and cancelled on every request).
@@ -56,10 +57,10 @@ final class UpstreamPool {
         self.limits = limits
     }
 
-    /// An idle connection for `route`'s upstream that is still open, most recently used first;
-    /// nil when there is none. No future: the common case of a warm pool costs a lookup.
-    func idleConnection(for route: Router.Route) -> UpstreamConnection? {
-        guard let list = try? entry(for: route).list else { return nil }
+    /// An idle connection to `target` that is still open, most recently used first; nil when
+    /// there is none. No future: the common case of a warm pool costs a lookup.
+    func idleConnection(to target: UpstreamTarget) -> UpstreamConnection? {
+        guard let list = try? entry(for: target).list else { return nil }
         while let connection = list.connections.popLast() {
             if connection.channel.isActive {
                 connection.hasBeenUsed = true
@@ -70,54 +71,46 @@ final class UpstreamPool {
         return nil
     }
 
-    /// A new connection for `route`'s upstream (for https, one whose handshake and verification
-    /// have completed). A TLS failure fails the future with a `TLSError`.
-    func connect(for route: Router.Route) -> EventLoopFuture<UpstreamConnection> {
-        let entry: RouteEntry
+    /// A new connection to `target` (for https, one whose handshake and verification have
+    /// completed). A TLS failure fails the future with a `TLSError`.
+    func connect(to target: UpstreamTarget) -> EventLoopFuture<UpstreamConnection> {
+        let entry: TargetEntry
         do throws(TLSError) {
-            entry = try self.entry(for: route)
+            entry = try self.entry(for: target)
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        return connect(route.upstream.targetURL, idleList: entry.list, tls: entry.tls)
+        return connect(target.url, idleList: entry.list, tls: entry.tls)
     }
 
-    /// The idle list and TLS context of a route, found by the route's identity among the last
-    /// few routes used (a route lives as long as its configuration): the usual request skips
-    /// building and hashing its pool key.
-    private final class RouteEntry {
-        let route: Router.Route
+    /// The idle list and TLS context of a target, found by the target's identity among the last
+    /// few used (a target lives as long as its configuration): the usual request skips hashing
+    /// its pool key.
+    private final class TargetEntry {
+        let target: UpstreamTarget
         let list: IdleList
         let tls: TLSContext?
 
-        init(route: Router.Route, list: IdleList, tls: TLSContext?) {
-            self.route = route
+        init(target: UpstreamTarget, list: IdleList, tls: TLSContext?) {
+            self.target = target
             self.list = list
             self.tls = tls
         }
     }
-    private var recentRoutes: [RouteEntry] = []
-    private static let recentRoutesKept = 16
+    private var recentTargets: [TargetEntry] = []
+    private static let recentTargetsKept = 16
 
-    private func entry(for route: Router.Route) throws(TLSError) -> RouteEntry {
-        for i in recentRoutes.indices where recentRoutes[i].route === route { return recentRoutes[i] }
-        let (key, tls) = try poolKeyAndTLS(route.upstream, origin: route.origin)
-        let entry = RouteEntry(route: route, list: idleList(for: key), tls: tls?.context)
-        if recentRoutes.count == Self.recentRoutesKept { recentRoutes.removeFirst() }
-        recentRoutes.append(entry)
+    private func entry(for target: UpstreamTarget) throws(TLSError) -> TargetEntry {
+        for i in recentTargets.indices where recentTargets[i].target === target { return recentTargets[i] }
+        // Connections verified against different trust never share a list: the key has the trust.
+        let tls = target.url.scheme == .https ? try tlsContexts.context(trusting: target.tlsCA).context : nil
+        let entry = TargetEntry(target: target, list: idleList(for: target.poolKey), tls: tls)
+        if recentTargets.count == Self.recentTargetsKept { recentTargets.removeFirst() }
+        recentTargets.append(entry)
         return entry
     }
 
-    /// Connections verified against different trust never share a pool: https keys carry the
-    /// trust's id.
-    private func poolKeyAndTLS(_ upstream: Configuration.Upstream, origin: String)
-        throws(TLSError) -> (key: String, tls: TLSClientContexts.Entry?) {
-        guard upstream.targetURL.scheme == .https else { return (origin, nil) }
-        let tls = try tlsContexts.context(trusting: upstream.tlsCA)
-        return ("\(origin)#trust\(tls.id)", tls)
-    }
-
-    private func idleList(for key: String) -> IdleList {
+    private func idleList(for key: UpstreamTarget.PoolKey) -> IdleList {
         if let list = idle[key] { return list }
         let list = IdleList()
         idle[key] = list
@@ -251,6 +244,7 @@ final class TLSClientContexts {
         let id: Int
         let context: TLSContext
     }
+
 
     /// Keyed by the CA PEM; "" is the system trust store.
     private var contexts: [String: Entry] = [:]

@@ -86,24 +86,23 @@ enum ForwardingHeaders {
     /// the upstream; the client's headers in order with every repeated value, copied from the
     /// bytes they arrived in, minus credentials, `Host` and hop-by-hop headers (also those named
     /// in `Connection`); the provider key in the upstream's style; the body framing. The
-    /// request-target is `match`'s, its pieces copied from the client's.
-    static func writeUpstreamRequestHead(method: HTTPMethod, match: Router.Match, client: RequestHead,
-                                         framing: Framing, into out: inout ByteBuffer) {
-        let upstream = match.upstream
-        let key = upstream.apiKey.value
-        let apiKeyHeader = upstream.apiKeyHeader
-        let hostHeader = match.route.hostHeader
+    /// request-target is `match`'s on `target`, its pieces copied from the client's.
+    static func writeUpstreamRequestHead(method: HTTPMethod, match: Router.Match, target: UpstreamTarget,
+                                         client: RequestHead, framing: Framing, into out: inout ByteBuffer) {
+        let key = target.apiKey.value
+        let apiKeyHeader = target.apiKeyHeader
+        let hostHeader = target.hostHeader
         // The client's own copy of the header the provider key goes in is dropped, so the upstream
         // never sees two (`authorization` and `x-api-key` are client-only anyway).
         let dropsAPIKeyHeader = apiKeyHeader == .apiKey && !key.isEmpty
         client.headerBytes.withUnsafeReadableBytes { bytes in
             let named = client.facts.connectionNamesHeaders ? connectionTokens(client, bytes) : []
             let methodName = method.rawValue
-            let bound = methodName.utf8.count + match.targetByteCount + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
+            let bound = methodName.utf8.count + match.targetByteCount(on: target) + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
             out.writeHead(maxBytes: bound) { out in
                 out.write(string: methodName)
                 out.write(" ")
-                match.writeTarget(from: UnsafeRawBufferPointer(rebasing: bytes[client.target]), into: &out)
+                match.writeTarget(on: target, from: UnsafeRawBufferPointer(rebasing: bytes[client.target]), into: &out)
                 out.write(" HTTP/1.1\r\nhost: ")
                 out.write(string: hostHeader)
                 out.write("\r\n")

@@ -15,23 +15,17 @@ struct Router: Sendable {
         /// `request_path` without trailing `/`; `""` for `/`, which matches every path.
         let prefix: String
         let upstream: Configuration.Upstream
-        /// `target_url`'s `scheme://host[:port]`, built once here: `TargetURL.origin` formats it
-        /// on every call, and the request log and the connection pool need it for every request.
-        let origin: String
-        /// The `Host` header sent upstream, built once for the same reason.
-        let hostHeader: String
-        /// `prefix`'s and `target_url`'s base path's bytes, compared and copied per request.
+        /// Where its requests go (today the upstream's one target).
+        let target: UpstreamTarget
+        /// `prefix`'s bytes, compared per request.
         let prefixBytes: [UInt8]
-        let basePathBytes: [UInt8]
 
         init(index: Int, prefix: String, upstream: Configuration.Upstream) {
             self.index = index
             self.prefix = prefix
             self.upstream = upstream
-            self.origin = upstream.targetURL.origin
-            self.hostHeader = upstream.targetURL.hostHeader
+            self.target = UpstreamTarget(upstream)
             self.prefixBytes = Array(prefix.utf8)
-            self.basePathBytes = Array(upstream.targetURL.basePath.utf8)
         }
     }
 
@@ -45,12 +39,15 @@ struct Router: Sendable {
 
         var upstream: Configuration.Upstream { route.upstream }
 
-        /// Bytes of the upstream request-target.
-        var targetByteCount: Int { route.basePathBytes.count + 1 + remainder.count + (query.map { 1 + $0.count } ?? 0) }
+        /// Bytes of the upstream request-target on `upstreamTarget`.
+        func targetByteCount(on upstreamTarget: UpstreamTarget) -> Int {
+            upstreamTarget.basePathBytes.count + 1 + remainder.count + (query.map { 1 + $0.count } ?? 0)
+        }
 
-        /// Writes the upstream request-target, reading the pieces from `target` (the client's).
-        func writeTarget(from target: UnsafeRawBufferPointer, into out: inout HeadWriter) {
-            route.basePathBytes.withUnsafeBytes { out.write($0) }
+        /// Writes the upstream request-target on `upstreamTarget`, reading the pieces from
+        /// `target` (the client's).
+        func writeTarget(on upstreamTarget: UpstreamTarget, from target: UnsafeRawBufferPointer, into out: inout HeadWriter) {
+            upstreamTarget.basePathBytes.withUnsafeBytes { out.write($0) }
             out.write("/")
             out.write(UnsafeRawBufferPointer(rebasing: target[remainder]))
             if let query {
@@ -59,17 +56,19 @@ struct Router: Sendable {
             }
         }
 
-        /// The full target URL, for the request log; `uri` is the client's request-target. One
-        /// string, written once (origin + target as two strings cost twice as much).
-        func targetURL(uri: String) -> String {
+        /// The full target URL on `upstreamTarget` (the route's own by default), for the request
+        /// log; `uri` is the client's request-target. One string, written once (origin + target
+        /// as two strings cost twice as much).
+        func targetURL(uri: String, on upstreamTarget: UpstreamTarget? = nil) -> String {
             var uri = uri
-            let origin = route.origin
+            let upstreamTarget = upstreamTarget ?? route.target
+            let origin = upstreamTarget.origin
             return uri.withUTF8 { utf8 in
                 let target = UnsafeRawBufferPointer(utf8)
-                return String(unsafeUninitializedCapacity: origin.utf8.count + targetByteCount) { bytes in
+                return String(unsafeUninitializedCapacity: origin.utf8.count + targetByteCount(on: upstreamTarget)) { bytes in
                     var out = HeadWriter(UnsafeMutableRawBufferPointer(bytes))
                     out.write(string: origin)
-                    writeTarget(from: target, into: &out)
+                    writeTarget(on: upstreamTarget, from: target, into: &out)
                     return out.count
                 }
             }

@@ -1,0 +1,46 @@
+import Common
+
+/// One place an upstream's requests go: its URL, the provider key and the header that carries it,
+/// the trust for https. Today every upstream has one (`target_url` + `api_key`); an exchange's
+/// attempts each name the target they use, and the pool keeps connections per target
+/// (`PoolKey`), so an attempt on another target gets that target's connections and key.
+/// Built once per configuration snapshot; a class, so an exchange holds it with one retain.
+final class UpstreamTarget: Sendable {
+    let url: TargetURL
+    /// `scheme://host[:port]`, built once: the request log and the pool need it per request.
+    let origin: String
+    /// The `Host` header sent upstream, built once for the same reason.
+    let hostHeader: String
+    /// The URL's base path's bytes, copied into every upstream request-target.
+    let basePathBytes: [UInt8]
+    let apiKey: Secret
+    let apiKeyHeader: Configuration.UpstreamAuthHeader
+    let tlsCA: Configuration.TrustedCA?
+    let poolKey: PoolKey
+
+    /// What makes two targets' connections interchangeable: the same origin, the same trust for
+    /// https, and the same credential sent on them. Held in memory only, never printed.
+    struct PoolKey: Hashable, Sendable {
+        var origin: String
+        var trustPEM: String?
+        var apiKeyHeader: Configuration.UpstreamAuthHeader
+        var apiKey: Secret
+    }
+
+    init(url: TargetURL, apiKey: Secret, apiKeyHeader: Configuration.UpstreamAuthHeader, tlsCA: Configuration.TrustedCA?) {
+        self.url = url
+        self.origin = url.origin
+        self.hostHeader = url.hostHeader
+        self.basePathBytes = Array(url.basePath.utf8)
+        self.apiKey = apiKey
+        self.apiKeyHeader = apiKeyHeader
+        self.tlsCA = tlsCA
+        self.poolKey = PoolKey(origin: origin, trustPEM: url.scheme == .https ? (tlsCA?.pem ?? "") : nil,
+                               apiKeyHeader: apiKeyHeader, apiKey: apiKey)
+    }
+
+    /// The one target of an upstream in Fluxgate's form (`target_url` + `api_key`).
+    convenience init(_ upstream: Configuration.Upstream) {
+        self.init(url: upstream.targetURL, apiKey: upstream.apiKey, apiKeyHeader: upstream.apiKeyHeader, tlsCA: upstream.tlsCA)
+    }
+}
