@@ -48,4 +48,23 @@ import TestSupport
         #expect(object["status"] as? Int == 200)
         #expect(object["upstream"] as? String == "openai")
     }
+
+    /// A 502 says why in the request line's `error` field, after Fluxgate's fields, in both
+    /// formats: here the connection was refused (nothing listens on the target's port).
+    @Test func aProxyMade502SaysWhyTheUpstreamCouldNotAnswer() throws {
+        let port = try TestPorts.closedPort()
+        let f = try ProxyFixture(upstreams: [.init(name: "gone", path: "/gone", target: "http://127.0.0.1:\(port)")])
+        #expect(try f.request("GET", "/gone/x").status == 502)
+        let line = try #require(f.proxy.waitForLogLines(containing: "Request processed", count: 1).first)
+        #expect(line.contains(" status=502 "), "\(line)")
+        #expect(line.hasSuffix(#" error="connect: connection refused""#), "\(line)")
+
+        let json = try ProxyFixture(upstreams: [.init(name: "gone", path: "/gone", target: "http://127.0.0.1:\(port)")],
+                                    environment: ["FLUXGATE_LOG_FORMAT": "json"])
+        #expect(try json.request("GET", "/gone/x").status == 502)
+        let jsonLine = try #require(json.proxy.waitForLogLines(containing: "Request processed", count: 1).first)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(jsonLine.utf8)) as? [String: Any])
+        #expect(object["error"] as? String == "connect: connection refused")
+        #expect(jsonLine.hasSuffix(#","error":"connect: connection refused"}"#), "\(jsonLine)")
+    }
 }
