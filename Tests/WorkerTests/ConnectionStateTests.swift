@@ -43,16 +43,16 @@ import Testing
         #expect(parts.count == 4)
         _ = state.bytesArrived(now: Self.at(ms: 1))
 
-        let first = state.received(parts[0])
+        let first = state.take(parts[0])
         #expect(Self.isHead(first, "/a"))
         Self.start(&state, first)
-        let r1 = state.received(parts[1])
+        let r1 = state.take(parts[1])
         #expect(Self.isEnd(r1))
-        state.requestEnded(awaitsResponse: true, now: Self.at(ms: 1))
+        state.requestReceived()
         // The second request waits until the first response has ended, and reading stops.
-        let r2 = state.received(parts[2])
+        let r2 = state.take(parts[2])
         #expect(r2 == nil)
-        let r3 = state.received(parts[3])
+        let r3 = state.take(parts[3])
         #expect(r3 == nil)
         let r4 = state.nextQueued()
         #expect(r4 == nil)
@@ -66,7 +66,7 @@ import Testing
         Self.start(&state, second)
         let r7 = state.nextQueued()
         #expect(Self.isEnd(r7))
-        state.requestEnded(awaitsResponse: true, now: Self.at(ms: 5))
+        state.requestReceived()
         let r8 = state.nextQueued()
         #expect(r8 == nil)
         // The queue is empty: the held read goes out now, once.
@@ -91,15 +91,15 @@ import Testing
         #expect(r12)
         #expect(state.deadline == Self.at(ms: 20) + Self.timeouts.header)
         let parts = Self.events("GET /a HTTP/1.1\r\nHost: p\r\n\r\n")
-        Self.start(&state, state.received(parts[0]))
+        Self.start(&state, state.take(parts[0]))
         #expect(state.closeAfterResponse)
         #expect(state.deadline == nil)
-        state.requestEnded(awaitsResponse: true, now: Self.at(ms: 20))
+        state.requestReceived()
         state.responseHeadWritten(announcesClose: state.closeAfterResponse)
         let r13 = state.responseEnded(requestComplete: true, now: Self.at(ms: 30))
         #expect(r13 == .closeWhenFlushed)
         #expect(state.phase == .closing)
-        let r14 = state.received(.end)
+        let r14 = state.take(.end)
         #expect(r14 == nil)
     }
 
@@ -107,8 +107,8 @@ import Testing
         var state = ConnectionState(timeouts: Self.timeouts, acceptedAt: Self.t0)
         let parts = Self.events("GET /a HTTP/1.1\r\nHost: p\r\n\r\n")
         _ = state.bytesArrived(now: Self.at(ms: 1))
-        Self.start(&state, state.received(parts[0]))
-        state.requestEnded(awaitsResponse: true, now: Self.at(ms: 1))
+        Self.start(&state, state.take(parts[0]))
+        state.requestReceived()
         state.responseHeadWritten(announcesClose: false)
         // The head went out without `connection: close`: the client may already be sending more.
         state.quiesce(now: Self.at(ms: 2))
@@ -116,7 +116,7 @@ import Testing
         #expect(r15 == .serveOneMoreThenClose)
         #expect(state.deadline == Self.at(ms: 3) + Self.timeouts.drainIdleGrace)
         // The next request is answered with close.
-        Self.start(&state, state.received(Self.events("GET /b HTTP/1.1\r\nHost: p\r\n\r\n")[0]))
+        Self.start(&state, state.take(Self.events("GET /b HTTP/1.1\r\nHost: p\r\n\r\n")[0]))
         #expect(state.closeAfterResponse)
     }
 
@@ -134,7 +134,7 @@ import Testing
 
         // During a request only the exchange's deadlines run.
         let parts = Self.events("POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 10\r\n\r\n")
-        Self.start(&state, state.received(parts[0]))
+        Self.start(&state, state.take(parts[0]))
         #expect(state.deadline == nil)
         #expect(state.expired() == .exchange)
 
@@ -145,7 +145,7 @@ import Testing
         #expect(state.deadline == Self.at(ms: 500) + Self.timeouts.bodyDiscard)
         #expect(state.expired() == .close)
         // The body's end arrives: idle, keep-alive timeout from then.
-        state.requestEnded(awaitsResponse: false, now: Self.at(ms: 700))
+        state.requestDiscarded(now: Self.at(ms: 700))
         #expect(state.phase == .idle)
         #expect(state.deadline == Self.at(ms: 700) + Self.timeouts.keepAlive)
         #expect(state.expired() == .close)
@@ -158,11 +158,11 @@ import Testing
     @Test func aRequestWithoutKeepAliveClosesTheConnectionAfterItsResponse() {
         var state = ConnectionState(timeouts: Self.timeouts, acceptedAt: Self.t0)
         let parts = Self.events("GET /a HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\nHost: p\r\n\r\n")
-        Self.start(&state, state.received(parts[0]))
+        Self.start(&state, state.take(parts[0]))
         #expect(state.closeAfterResponse)
-        _ = state.received(parts[1])
-        state.requestEnded(awaitsResponse: true, now: Self.at(ms: 1))
-        let r20 = state.received(parts[2])
+        _ = state.take(parts[1])
+        state.requestReceived()
+        let r20 = state.take(parts[2])
         #expect(r20 == nil)
         state.responseHeadWritten(announcesClose: true)
         let r21 = state.responseEnded(requestComplete: true, now: Self.at(ms: 2))
@@ -188,13 +188,13 @@ import Testing
         var state = ConnectionState(timeouts: Self.timeouts, acceptedAt: Self.t0)
         let parts = Self.events("POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\n\r\nabc")
         #expect(parts.count == 3)
-        let head = state.received(parts[0])
+        let head = state.take(parts[0])
         guard case .head(let h) = head else { Issue.record("no head"); return }
         state.requestStarted(keepAlive: h.keepAlive)
         state.hold()
-        let r24 = state.received(parts[1])
+        let r24 = state.take(parts[1])
         #expect(r24 == nil)
-        let r25 = state.received(parts[2])
+        let r25 = state.take(parts[2])
         #expect(r25 == nil)
         let r26 = state.readRequested(exchangeTakesMore: true)
         #expect(!r26)
@@ -227,4 +227,9 @@ import Testing
         let r34 = state.resumeReads()
         #expect(!r34)
     }
+}
+
+extension ConnectionState {
+    /// What the shell does with a part: handles it now (returned here), or it waits (nil).
+    mutating func take(_ event: RequestEvent) -> RequestEvent? { received(event) ? event : nil }
 }

@@ -89,7 +89,7 @@ import Testing
         let r12 = state.leaseFailed(cause, error: .upstreamUnreachable)
         #expect(r12 == .fail(.upstreamUnreachable, cause))
         #expect(state.isDone)
-        #expect(state.current.end == .connectFailed(cause))
+        #expect(state.current.end == .connectFailed)
         // A connection that arrives after the exchange ended goes back clean.
         let r13 = state.leased(active: true, reused: false, now: Self.at(ms: 1))
         #expect(r13 == .giveBack)

@@ -18,8 +18,8 @@ private final class DelayedStage: RequestStage, @unchecked Sendable {
         self.upstream = upstream
     }
 
-    func run(_ request: inout PipelineRequest, worker: WorkerContext) -> StageVerdict {
-        guard request.head.method == .POST else { return .proceed }
+    func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
+        guard head.method == .POST else { return .proceed }
         let suspension = StageSuspension()
         worker.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
             let seen = upstream.requests.count
@@ -38,7 +38,7 @@ private final class PeekingStage: RequestStage, @unchecked Sendable {
 
     init(bytes: Int) { self.bytes = bytes }
 
-    func run(_ request: inout PipelineRequest, worker: WorkerContext) -> StageVerdict {
+    func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
         guard let body = request.body else { return .needBody(bytes: bytes) }
         let text = String(buffer: body)
         let complete = request.bodyComplete

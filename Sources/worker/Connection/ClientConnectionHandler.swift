@@ -51,13 +51,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// during one (the exchange sets it). On expiry the former closes the connection, the latter
     /// goes to the exchange.
     private var timer: LazyTimer?
-    /// The credentials of this connection's last request and their outcome (`AuthenticateStage`).
-    private var lastAuthentication: CachedAuthentication?
+    /// The current request as the pipeline's stages see it (one per connection, reset per
+    /// request; it keeps the connection's last authentication).
+    private var request: PipelineRequest?
 
-    /// A request between two stages: the stage `stage` waits for an answer (`suspension`) or
-    /// for `wantedBytes` of the body, collected in `parts`.
+    /// The request is between two stages: the stage `stage` waits for an answer (`suspension`)
+    /// or for `wantedBytes` of the body, collected in `parts`.
     private struct WaitingRequest {
-        var request: PipelineRequest
         var stage: Int
         var suspension: StageSuspension?
         var wantedBytes = 0
@@ -97,10 +97,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         clientReadInProgress = true
-        if state.bytesArrived(now: .now()) { timer?.set(state.deadline) }
+        // The clock is read only when the bytes start a request (the header timeout starts).
+        if state.phase == .idle, state.bytesArrived(now: .now()) { timer?.set(state.deadline) }
         parser.append(unwrapInboundIn(data))
         while state.phase != .closing, let event = parser.next() {
-            if let event = state.received(event) { handle(event, context: context) }
+            if state.received(event) { handle(event, context: context) }
         }
     }
 
@@ -116,14 +117,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             }
         case .end:
             if let exchange {
-                state.requestEnded(awaitsResponse: true, now: .now())
+                state.requestReceived()
                 exchange.clientEnd()
             } else if waiting != nil {
-                state.requestEnded(awaitsResponse: true, now: .now())
+                state.requestReceived()
                 bodyCollected(nil, end: true, context: context)
-            } else {
-                state.requestEnded(awaitsResponse: false, now: .now())
-                if state.phase == .idle { timer?.set(state.deadline) }
+            } else if state.discardingRequest {
+                state.requestDiscarded(now: .now())
+                timer?.set(state.deadline)
             }
         case .malformed(let response):
             requestMalformed(response, context: context)
@@ -177,7 +178,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             waiting.suspension?.onResume = nil
             facts.outcome = .clientClosed
             facts.status = 499
-            facts.requestBodyBytes = waiting.request.head.facts.framing == .none ? nil : waiting.collectedBytes
+            facts.requestBodyBytes = request?.head.facts.framing == .none ? nil : waiting.collectedBytes
             endRequest()
         }
         releasePermit()
@@ -195,7 +196,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         if !inProgress {
             // The bytes that failed to parse are a new request: log it as one, not with the
             // previous request's fields.
-            facts = RequestFacts(startedAt: .now(), head: nil)
+            facts.reset(startedAt: .now())
         }
         state.malformed()
         if let exchange {
@@ -281,27 +282,37 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         // The exchange's deadlines take over; this one is cleared without a cancellation.
         timer?.set(nil)
         serial &+= 1
-        facts = RequestFacts(startedAt: .now(), head: head)
+        // The head is kept for the request line's method and URL only when lines are written.
+        facts.reset(startedAt: .now())
+        if worker.logsRequests { facts.head = head }
         continueSent = false
-        var request = PipelineRequest(head: head, snapshot: worker.snapshot, cachedAuthentication: lastAuthentication)
-        runPipeline(&request, from: 0, context: context)
+        let request: PipelineRequest
+        if let current = self.request {
+            current.reset(head: head, snapshot: worker.snapshot)
+            request = current
+        } else {
+            request = PipelineRequest(head: head, snapshot: worker.snapshot)
+            self.request = request
+        }
+        runPipeline(request, head: head, from: 0, context: context)
     }
 
     /// Runs the stages from `index` and acts on the verdict of the one that does not proceed
     /// (or forwards the request when every stage proceeded).
-    private func runPipeline(_ request: inout PipelineRequest, from index: Int, context: ChannelHandlerContext) {
+    /// `head` is `request.head` (passed on so that reading it copies nothing).
+    private func runPipeline(_ request: PipelineRequest, head: RequestHead, from index: Int, context: ChannelHandlerContext) {
         var index = index
-        let verdict = worker.pipeline.run(&request, from: &index, worker: worker)
-        lastAuthentication = request.cachedAuthentication
+        let verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
         permitHeld = request.holdsPermit
         facts.keyID = request.caller?.keyID
-        facts.match = request.match
+        facts.route = request.match?.route
+        if worker.logsRequests { facts.match = request.match }
         if request.closesConnection { state.closeAfterThisResponse() }
         switch verdict {
         case .proceed:
-            forward(request, context: context)
+            forward(request, head: head, context: context)
         case .reject(let error):
-            writeError(error, requestComplete: Self.receivedWhole(request), context: context)
+            writeError(error, requestComplete: request.receivedWhole, context: context)
         case .needBody(let bytes):
             collectBody(request, stage: index, bytes: bytes, context: context)
         case .suspend(let suspension):
@@ -312,27 +323,26 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private func suspend(_ request: PipelineRequest, stage: Int, on suspension: StageSuspension, context: ChannelHandlerContext) {
         if let verdict = suspension.verdict {
             // Answered before it was returned: go on at once.
-            var request = request
-            return resumed(&request, stage: stage, verdict: verdict, context: context)
+            return resumed(request, stage: stage, verdict: verdict, context: context)
         }
         state.hold()
-        waiting = WaitingRequest(request: request, stage: stage, suspension: suspension)
+        waiting = WaitingRequest(stage: stage, suspension: suspension)
         let serial = self.serial
         suspension.onResume = { [self] verdict in
-            guard serial == self.serial, let context = self.context, var waiting = self.waiting else { return }
+            guard serial == self.serial, let context = self.context, let waiting = self.waiting else { return }
             self.waiting = nil
             state.release()
-            resumed(&waiting.request, stage: waiting.stage, verdict: verdict, context: context)
+            resumed(request, stage: waiting.stage, verdict: verdict, context: context)
             deliverQueued(context: context)
         }
     }
 
-    private func resumed(_ request: inout PipelineRequest, stage: Int, verdict: StageVerdict, context: ChannelHandlerContext) {
+    private func resumed(_ request: PipelineRequest, stage: Int, verdict: StageVerdict, context: ChannelHandlerContext) {
         switch verdict {
         case .proceed:
-            runPipeline(&request, from: stage + 1, context: context)
+            runPipeline(request, head: request.head, from: stage + 1, context: context)
         case .reject(let error):
-            writeError(error, requestComplete: Self.receivedWhole(request), context: context)
+            writeError(error, requestComplete: request.receivedWhole, context: context)
         case .needBody(let bytes):
             collectBody(request, stage: stage, bytes: bytes, context: context)
         case .suspend:
@@ -343,29 +353,27 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// A stage asked for the body's first `bytes`: collect them (reads go on: the parts are
     /// bounded by what was asked plus one read), then run that stage again.
     private func collectBody(_ request: PipelineRequest, stage: Int, bytes: Int, context: ChannelHandlerContext) {
-        var request = request
         let wanted = min(bytes, RequestPipeline.maxBodyPeekBytes)
         if request.head.facts.framing == .none || request.bodyComplete || (request.body?.readableBytes ?? 0) >= wanted {
             if request.head.facts.framing == .none {
                 request.bodyComplete = true
                 request.body = request.body ?? ByteBuffer()
             }
-            return runPipeline(&request, from: stage, context: context)
+            return runPipeline(request, head: request.head, from: stage, context: context)
         }
         sendContinueIfExpected(request.head, context: context)
         if var waiting, waiting.stage == stage {
-            waiting.request = request
             waiting.wantedBytes = wanted
             self.waiting = waiting
         } else {
-            waiting = WaitingRequest(request: request, stage: stage, wantedBytes: wanted)
+            waiting = WaitingRequest(stage: stage, wantedBytes: wanted)
         }
         resumeClientReads()
     }
 
     /// Body bytes (or the body's end) for a stage that asked for them.
     private func bodyCollected(_ buffer: ByteBuffer?, end: Bool, context: ChannelHandlerContext) {
-        guard var waiting else { return }
+        guard var waiting, let request else { return }
         if let buffer {
             waiting.parts.append(buffer)
             waiting.collectedBytes += buffer.readableBytes
@@ -377,15 +385,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         self.waiting = nil
         var body = context.channel.allocator.buffer(capacity: waiting.collectedBytes)
         for part in waiting.parts { body.writeImmutableBuffer(part) }
-        waiting.request.body = body
-        waiting.request.bodyComplete = end
-        waiting.request.bodyParts = waiting.parts
-        runPipeline(&waiting.request, from: waiting.stage, context: context)
-    }
-
-    /// The request's `.end` has been taken from the parser (a stage collected the whole body).
-    private static func receivedWhole(_ request: PipelineRequest) -> Bool {
-        request.bodyComplete && request.head.facts.framing != .none
+        request.body = body
+        request.bodyComplete = end
+        request.bodyParts = waiting.parts
+        runPipeline(request, head: request.head, from: waiting.stage, context: context)
     }
 
     private func sendContinueIfExpected(_ head: RequestHead, context: ChannelHandlerContext) {
@@ -398,23 +401,27 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     /// Every stage proceeded: the request goes upstream.
-    private func forward(_ request: PipelineRequest, context: ChannelHandlerContext) {
+    private func forward(_ request: PipelineRequest, head: RequestHead, context: ChannelHandlerContext) {
         guard let match = request.match, let timer else { return writeError(.noRoute, requestComplete: false, context: context) }
-        sendContinueIfExpected(request.head, context: context)
+        sendContinueIfExpected(head, context: context)
         let upstreams = request.snapshot.configuration.upstreams
         let exchange = ProxyExchange(
-            eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
-            parameters: .init(
-                match: match, head: request.head,
+            eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer, match: match, head: head,
+            settings: .init(
                 requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
+                attemptTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
                 streamIdleTimeout: .milliseconds(Int64(clamping: upstreams.streamIdleTimeoutMs)),
-                replayBufferBytes: worker.limits.replayBufferBytes))
+                replayBufferBytes: worker.limits.replayBufferBytes,
+                idempotent: ProxyExchange.isIdempotent(head.method)))
         self.exchange = exchange
         state.forwarding()
         exchange.start()
         // Body bytes a stage collected go first, as they arrived.
-        for part in request.bodyParts { exchange.clientBody(part) }
-        if request.bodyComplete && request.head.facts.framing != .none { exchange.clientEnd() }
+        if !request.bodyParts.isEmpty {
+            for part in request.bodyParts { exchange.clientBody(part) }
+            request.bodyParts = []
+        }
+        if request.receivedWhole { exchange.clientEnd() }
     }
 
     /// Writes a proxy-made response for the current request and ends it.
@@ -424,7 +431,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         writeOutput(bytes, context: context)
         facts.status = error.status.code
         facts.responseBodyBytes = bodyLength
-        if facts.outcome == .responded { facts.outcome = .proxyError(code: error.code) }
+        if facts.outcome == .responded { facts.outcome = .proxyError }
         endRequest()
         releasePermit()
         endResponse(requestComplete: requestComplete, context: context)

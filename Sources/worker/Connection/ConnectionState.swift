@@ -110,15 +110,16 @@ struct ConnectionState {
         return true
     }
 
-    /// A part the parser produced: returned when it is to be handled now, nil when it was queued
+    /// A part the parser produced: true when it is to be handled now, false when it was queued
     /// behind an unfinished response or a waiting stage (or dropped: the connection is closing).
-    mutating func received(_ event: RequestEvent) -> RequestEvent? {
-        if case .closing = phase { return nil }
+    /// (A Bool, not the part handed back: passing a head through would copy it.)
+    mutating func received(_ event: RequestEvent) -> Bool {
+        if case .closing = phase { return false }
         if awaitingResponse || holding || hasQueued {
             queue.append(event)
-            return nil
+            return false
         }
-        return event
+        return true
     }
 
     /// The next queued part to handle now, if nothing has to be waited for any more.
@@ -170,15 +171,18 @@ struct ConnectionState {
     /// An exchange takes the request's body from here on.
     mutating func forwarding() { discardingRequest = false }
 
-    /// The request's `.end` was handled: with an exchange (or a stage that collected the body)
-    /// the response is now awaited; after a response that ended early, the request is done too.
-    mutating func requestEnded(awaitsResponse: Bool, now: NIODeadline) {
-        if awaitsResponse {
-            awaitingResponse = true
-        } else if discardingRequest {
-            discardingRequest = false
-            requestFinished(now: now)
-        }
+    /// The request's `.end` went to an exchange (or to a stage that collected the body): the
+    /// response is now awaited.
+    mutating func requestReceived() {
+        awaitingResponse = true
+    }
+
+    /// The request's `.end` arrived with nobody to take it: after a response that ended early
+    /// (or a rejection), the request is done too.
+    mutating func requestDiscarded(now: NIODeadline) {
+        guard discardingRequest else { return }
+        discardingRequest = false
+        requestFinished(now: now)
     }
 
     // MARK: The response

@@ -34,8 +34,10 @@ struct ExchangeState {
         case staleConnection
         /// A reused connection closed before any response byte (replayed when possible).
         case closedBeforeResponse
-        /// No connection could be made (refused, DNS, TLS handshake, connect timeout).
-        case connectFailed(UpstreamErrorCause)
+        /// No connection could be made (refused, DNS, TLS handshake, connect timeout); the cause
+        /// goes to the request's facts. (No payload: an attempt stays a plain value that copies
+        /// without reference counting.)
+        case connectFailed
         /// No response head before the deadline.
         case timedOut
         /// The connection failed or closed before the response head (not replayable).
@@ -132,12 +134,12 @@ struct ExchangeState {
     // MARK: Connections
 
     /// The lease gave a connection: `active` false when it is already closed, `reused` when it
-    /// comes from the pool.
-    mutating func leased(active: Bool, reused: Bool, now: NIODeadline) -> LeaseDecision {
+    /// comes from the pool. (`now` is read only when another attempt starts.)
+    mutating func leased(active: Bool, reused: Bool, now: @autoclosure () -> NIODeadline) -> LeaseDecision {
         guard phase == .leasing else { return .giveBack }
         // One stale pooled connection is retried, any method: nothing was written on it.
         if !active && current.number == 1 {
-            nextAttempt(ending: .staleConnection, now: now)
+            nextAttempt(ending: .staleConnection, now: now())
             return .leaseFresh
         }
         phase = .awaitingHead
@@ -154,7 +156,7 @@ struct ExchangeState {
     /// No connection could be made for the current attempt.
     mutating func leaseFailed(_ cause: UpstreamErrorCause, error: ProxyErrorResponse) -> CloseDecision? {
         guard phase == .leasing else { return nil }
-        current.end = .connectFailed(cause)
+        current.end = .connectFailed
         phase = .done
         return .fail(error, cause)
     }

@@ -32,20 +32,13 @@ protocol ClientSide: AnyObject {
 /// performs what the state decides (send, replay on a fresh connection, fail, give the connection
 /// back). Lives on the worker's event loop only.
 final class ProxyExchange: UpstreamConnectionDelegate {
-    struct Parameters {
-        /// The matched route (the upstream, its origin and `Host` value) and the pieces of the
-        /// upstream request-target.
-        var match: Router.Match
-        /// The client's request head, as received (its framing is the upstream's too).
-        var head: RequestHead
-        var requestTimeout: TimeAmount
-        var streamIdleTimeout: TimeAmount
-        var replayBufferBytes: Int
-    }
-
     private let eventLoop: EventLoop
     private let pool: UpstreamPool
-    private let parameters: Parameters
+    /// The matched route (the upstream, its target) and the pieces of the upstream
+    /// request-target.
+    private let match: Router.Match
+    /// The client's request head, as received (its framing is the upstream's too).
+    private let head: RequestHead
     /// Strong: the client side drops its exchange when the exchange ends, which ends the cycle.
     /// (A weak reference would give every exchange a side table, and every retain and release
     /// of it the slow path.)
@@ -81,19 +74,17 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// `deadlinePassed` when it expires.
     private let timer: LazyTimer
 
-    init(eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, parameters: Parameters) {
+    init(eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
+         head: RequestHead, settings: ExchangeState.Settings) {
         self.eventLoop = eventLoop
         self.pool = pool
         self.client = client
         self.timer = timer
-        self.parameters = parameters
-        self.reader = UpstreamResponseReader(requestMethodIsHEAD: parameters.head.method == .HEAD)
-        self.requestFraming = parameters.head.facts.framing
-        self.state = ExchangeState(
-            settings: .init(requestTimeout: parameters.requestTimeout, attemptTimeout: parameters.requestTimeout,
-                            streamIdleTimeout: parameters.streamIdleTimeout, replayBufferBytes: parameters.replayBufferBytes,
-                            idempotent: Self.isIdempotent(parameters.head.method)),
-            now: .now())
+        self.match = match
+        self.head = head
+        self.reader = UpstreamResponseReader(requestMethodIsHEAD: head.method == .HEAD)
+        self.requestFraming = head.facts.framing
+        self.state = ExchangeState(settings: settings, now: .now())
     }
 
     // MARK: Client side
@@ -141,7 +132,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     func upstreamRead(_ bytes: ByteBuffer) {
         guard let connection, let client else { return }
-        state.responseBytes(now: .now())
+        let now = NIODeadline.now()
+        state.responseBytes(now: now)
         // The client head, held during this read so body bytes of the same read are appended to
         // it (the reader made room): one write to the client instead of two for a small response.
         // Two plain variables, not an optional tuple: the tuple's copies and destroys went
@@ -159,7 +151,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             try reader.read(bytes, allocator: connection.allocator) { event in
                 switch event {
                 case .head(let head):
-                    state.responseHead(keepAlive: head.keepAlive, now: .now())
+                    state.responseHead(keepAlive: head.keepAlive, now: now)
                     replay = []
                     responseStatus = head.status
                     held = head.clientHead
@@ -215,7 +207,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             finish(reusable: false)
             client?.exchangeCompleted()
         case .replay:
-            reader = UpstreamResponseReader(requestMethodIsHEAD: parameters.head.method == .HEAD)
+            reader = UpstreamResponseReader(requestMethodIsHEAD: head.method == .HEAD)
             pending = replay + pending
             replay = []
             release(reusable: false)
@@ -235,7 +227,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     // MARK: Internals
 
     private func lease(fresh: Bool) {
-        let target = parameters.match.route.target
+        let target = match.route.target
         if !fresh, let connection = pool.idleConnection(to: target) {
             // Called while the client's read is being delivered (head first, then any body bytes
             // of the same read): the client side's read-complete flushes head and body together,
@@ -278,12 +270,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.connection = connection
         connection.handler.delegate = self
         // Room for a small body too (see `heldHead`).
-        let length = parameters.head.facts.contentLength
+        let length = head.facts.contentLength
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
         var head = connection.allocator.buffer(capacity: 512 + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: parameters.head.method, match: parameters.match, target: parameters.match.route.target,
-            client: parameters.head, framing: requestFraming, into: &head)
+            method: self.head.method, match: match, target: match.route.target,
+            client: self.head, framing: requestFraming, into: &head)
         let buffered = pending
         pending = []
         // The head is not kept for a replay: a replay writes a fresh one.

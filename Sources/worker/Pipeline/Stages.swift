@@ -5,11 +5,9 @@ import Glibc
 /// Checks 1–3 of the order of checks: the request-target's size, the version, CONNECT and
 /// upgrades, `Host` (`RequestPreflight`). The header count and size limits are the parser's: it
 /// answers 431 itself.
-final class PreflightStage: RequestStage {
-    let name = "preflight"
-
-    func run(_ request: inout PipelineRequest, worker: WorkerContext) -> StageVerdict {
-        guard let rejection = RequestPreflight.check(request.head, limits: worker.limits) else { return .proceed }
+enum PreflightStage {
+    static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
+        guard let rejection = RequestPreflight.check(head, limits: worker.limits) else { return .proceed }
         if rejection == .notImplemented {
             // What follows an upgrade or CONNECT request is not HTTP/1.1: the connection cannot
             // carry another request.
@@ -21,10 +19,8 @@ final class PreflightStage: RequestStage {
 
 /// Check 4: a permit of the whole proxy's `server.max_connections`, held until the request ends;
 /// none left is 503 at once, without queueing.
-final class CapacityStage: RequestStage {
-    let name = "capacity"
-
-    func run(_ request: inout PipelineRequest, worker: WorkerContext) -> StageVerdict {
+enum CapacityStage {
+    static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
         guard worker.limiter.tryAcquire() else { return .reject(.overloaded) }
         request.holdsPermit = true
         return .proceed
@@ -55,17 +51,14 @@ final class CachedAuthentication {
 /// (SHA-256 through libcrypto: about 5% of the worker's instructions per request). The
 /// comparison is with what this client itself sent before, so its timing reveals nothing about
 /// the configured keys.
-final class AuthenticateStage: RequestStage {
-    let name = "authenticate"
-
-    func run(_ request: inout PipelineRequest, worker: WorkerContext) -> StageVerdict {
-        guard case .allowed(let caller) = authenticate(&request) else { return .reject(.unauthorized) }
+enum AuthenticateStage {
+    static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
+        guard case .allowed(let caller) = authenticate(request, head: head) else { return .reject(.unauthorized) }
         request.caller = caller
         return .proceed
     }
 
-    private func authenticate(_ request: inout PipelineRequest) -> AuthOutcome {
-        let head = request.head
+    private static func authenticate(_ request: PipelineRequest, head: RequestHead) -> AuthOutcome {
         let facts = head.facts
         let snapshot = request.snapshot
         // X-Api-Key counts only without Authorization.
@@ -87,15 +80,13 @@ final class AuthenticateStage: RequestStage {
 
 /// Checks 6–7: an open proxy without upstreams is 503; then the longest permitted prefix
 /// (docs/routing-and-forwarding.md) → the route, or 404 / 400.
-final class RouteStage: RequestStage {
-    let name = "route"
-
-    func run(_ request: inout PipelineRequest, worker: WorkerContext) -> StageVerdict {
+enum RouteStage {
+    static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
         let snapshot = request.snapshot
         if !snapshot.authenticator.required && snapshot.router.isEmpty { return .reject(.noUpstreams) }
         // The authenticate stage ran before: a caller is always there.
         guard let caller = request.caller else { return .reject(.unauthorized) }
-        switch snapshot.router.route(request.head, permitted: caller.permitted) {
+        switch snapshot.router.route(head, permitted: caller.permitted) {
         case .matched(let match):
             request.match = match
             return .proceed

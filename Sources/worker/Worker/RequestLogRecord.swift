@@ -123,7 +123,7 @@ extension RequestLogRecord {
         }
         requestBodyLength = facts.requestBodyBytes
         apiKeyID = facts.keyID
-        upstream = facts.match?.route.upstream.name
+        upstream = facts.route?.upstream.name
         durationMs = (NIODeadline.now() - facts.startedAt).nanoseconds / 1_000_000
         status = facts.status
         responseBodyLength = facts.responseBodyBytes
