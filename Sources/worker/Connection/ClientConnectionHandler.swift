@@ -304,7 +304,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var index = index
         let verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
         permitHeld = request.holdsPermit
-        facts.keyID = request.caller?.keyID
+        facts.keyID = request.keyID
         facts.route = request.match?.route
         if worker.logsRequests { facts.match = request.match }
         if request.closesConnection { state.closeAfterThisResponse() }
@@ -404,15 +404,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private func forward(_ request: PipelineRequest, head: RequestHead, context: ChannelHandlerContext) {
         guard let match = request.match, let timer else { return writeError(.noRoute, requestComplete: false, context: context) }
         sendContinueIfExpected(head, context: context)
-        let upstreams = request.snapshot.configuration.upstreams
-        let exchange = ProxyExchange(
-            eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer, match: match, head: head,
-            settings: .init(
-                requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
-                attemptTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
-                streamIdleTimeout: .milliseconds(Int64(clamping: upstreams.streamIdleTimeoutMs)),
-                replayBufferBytes: worker.limits.replayBufferBytes,
-                idempotent: ProxyExchange.isIdempotent(head.method)))
+        var settings = request.snapshot.exchangeSettings
+        settings.replayBufferBytes = worker.limits.replayBufferBytes
+        settings.idempotent = ProxyExchange.isIdempotent(head.method)
+        let exchange = ProxyExchange(eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
+                                     match: match, head: head, settings: settings)
         self.exchange = exchange
         state.forwarding()
         exchange.start()

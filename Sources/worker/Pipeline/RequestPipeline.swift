@@ -52,8 +52,11 @@ final class PipelineRequest {
     private(set) var head: RequestHead
     /// The configuration current when the head arrived: the request's for its whole life.
     private(set) var snapshot: WorkerSnapshot
-    /// The authenticated caller (the authenticate stage).
-    var caller: AuthenticatedCaller?
+    /// The upstreams the authenticated caller may reach, and its key's `id` (the authenticate
+    /// stage). Apart, not as an `AuthenticatedCaller`: each is read on its own per request,
+    /// and reading the pair would copy both.
+    var permitted: UpstreamSet?
+    var keyID: String?
     /// The route (the route stage).
     var match: Router.Match?
     /// The request holds a permit of `server.max_connections` (the capacity stage); it is
@@ -80,7 +83,8 @@ final class PipelineRequest {
     func reset(head: RequestHead, snapshot: WorkerSnapshot) {
         self.head = head
         self.snapshot = snapshot
-        caller = nil
+        permitted = nil
+        keyID = nil
         match = nil
         holdsPermit = false
         closesConnection = false

@@ -54,7 +54,8 @@ final class CachedAuthentication {
 enum AuthenticateStage {
     static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
         guard case .allowed(let caller) = authenticate(request, head: head) else { return .reject(.unauthorized) }
-        request.caller = caller
+        request.permitted = caller.permitted
+        request.keyID = caller.keyID
         return .proceed
     }
 
@@ -85,8 +86,8 @@ enum RouteStage {
         let snapshot = request.snapshot
         if !snapshot.authenticator.required && snapshot.router.isEmpty { return .reject(.noUpstreams) }
         // The authenticate stage ran before: a caller is always there.
-        guard let caller = request.caller else { return .reject(.unauthorized) }
-        switch snapshot.router.route(head, permitted: caller.permitted) {
+        guard let permitted = request.permitted else { return .reject(.unauthorized) }
+        switch snapshot.router.route(head, permitted: permitted) {
         case .matched(let match):
             request.match = match
             return .proceed

@@ -28,7 +28,8 @@ struct WorkerLimits: Sendable, Hashable {
     var upstreamIdleTimeoutMs: Int64 = 4_000
     /// While a request may still be retried on a fresh connection (see `ProxyExchange`), the
     /// request bytes already sent are kept up to this many bytes.
-    var replayBufferBytes = 64 * 1024
+    var replayBufferBytes = Self.defaultReplayBufferBytes
+    static let defaultReplayBufferBytes = 64 * 1024
 
     init() {}
 

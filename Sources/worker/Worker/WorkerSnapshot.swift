@@ -17,6 +17,9 @@ final class WorkerSnapshot: Sendable {
     /// snapshot is current use it for their whole life, so a reload with a renewed certificate
     /// reaches new connections only.
     let serverTLS: TLSContext?
+    /// The exchange settings every request of this configuration starts from (timeouts made
+    /// once, not per request).
+    let exchangeSettings: ExchangeState.Settings
 
     /// Throws when `server.tls` cannot be turned into a context (the loader checked the same
     /// bytes with the same OpenSSL, so this means a configuration the loader did not make).
@@ -24,6 +27,12 @@ final class WorkerSnapshot: Sendable {
         self.configuration = configuration
         self.authenticator = Authenticator(configuration: configuration)
         self.router = Router(upstreams: configuration.upstreams.entries)
+        let upstreams = configuration.upstreams
+        self.exchangeSettings = ExchangeState.Settings(
+            requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
+            attemptTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
+            streamIdleTimeout: .milliseconds(Int64(clamping: upstreams.streamIdleTimeoutMs)),
+            replayBufferBytes: WorkerLimits.defaultReplayBufferBytes, idempotent: false)
         self.serverTLS = try configuration.server.tls.map { tls throws(TLSError) in try TLSContext.server(tls) }
     }
 }
