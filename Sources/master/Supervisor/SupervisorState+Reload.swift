@@ -92,7 +92,7 @@ extension SupervisorState {
         reload = Reload(trigger: trigger, requests: requests, step: .loading)
         // sd_notify(3): RELOADING=1 must come with MONOTONIC_USEC= in the same message.
         emit(.notify("RELOADING=1\nMONOTONIC_USEC=\(now.microseconds)"))
-        log(.info, "Reloading configuration", [("path", .quoted(configPath)), ("trigger", .quoted(trigger.label))])
+        log(.info, "Reloading configuration", [("path", .plain(configPath)), ("trigger", .plain(trigger.label))])
         emit(.loadConfiguration)
     }
 
@@ -122,7 +122,7 @@ extension SupervisorState {
         case .fileChanged: message = "Configuration file changed but validation failed; keeping previous settings"
         case .signal, .operatorRequest: message = "Configuration reload failed validation; keeping previous settings"
         }
-        log(.warning, message, [("path", .quoted(configPath)), ("error", .quoted(problems.joined(separator: "; ")))])
+        log(.warning, message, [("path", .plain(configPath)), ("error", .plain(problems.joined(separator: "; ")))])
         finishReload(.rejected(problems), now: now)
     }
 
@@ -167,7 +167,7 @@ extension SupervisorState {
     mutating func configRejected(_ id: WorkerID, generation: UInt64, error: String, now: Instant) {
         guard let worker = workers[id] else { return }
         log(.error, "Worker rejected the configuration it was sent; restarting it",
-            workerMetadata(worker) + [("error", .quoted(error))])
+            workerMetadata(worker) + [("error", .plain(error))])
         if case .restarting(let candidate)? = reload?.step, candidate.kept.contains(id) {
             rollback("a worker rejected the configuration: \(error)", now: now)
         }
@@ -239,7 +239,7 @@ extension SupervisorState {
         guard case .opening(let candidate)? = reload?.step else { return }
         let why = "cannot listen on \(candidate.layout.address): \(reason)"
         log(.warning, "Configuration reload failed; keeping previous settings", [
-            ("path", .quoted(configPath)), ("error", .quoted(why)),
+            ("path", .plain(configPath)), ("error", .plain(why)),
         ])
         finishReload(.failed(why), now: now)
     }
@@ -294,7 +294,7 @@ extension SupervisorState {
     mutating func rollback(_ reason: String, now: Instant) {
         guard case .restarting(let candidate)? = reload?.step else { return }
         log(.error, "New generation failed to start; keeping the previous one", [
-            ("generation", .plain(String(candidate.layout.generation))), ("reason", .quoted(reason)),
+            ("generation", .plain(String(candidate.layout.generation))), ("reason", .plain(reason)),
         ])
         for id in candidate.layout.slots.compactMap(\.worker) {
             if candidate.kept.contains(id) {
@@ -353,10 +353,10 @@ extension SupervisorState {
             switch finished.trigger {
             case .fileChanged:
                 log(.info, "Configuration file changed, reloaded automatically",
-                    [("path", .quoted(configPath)), ("status", .quoted(status))])
+                    [("path", .plain(configPath)), ("status", .quoted(status))])
             case .signal, .operatorRequest:
                 log(.info, "Configuration reloaded", [
-                    ("path", .quoted(configPath)), ("status", .quoted(status)),
+                    ("path", .plain(configPath)), ("status", .quoted(status)),
                     ("generation", .plain(String(current.generation))),
                 ])
             }
