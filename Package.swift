@@ -2,7 +2,9 @@
 // fluxgate: an LLM API proxy. Layout fixed by the design card:
 //   Sources/master  -> `fluxgate`        (the master: config, listeners, supervision)
 //   Sources/worker  -> `fluxgate-worker` (a stateless worker: the HTTP data plane)
-//   Sources/Common  -> shared mechanism (config model and validator, logging, syscalls)
+//   Sources/Common  -> shared mechanism (the configuration model, JSON, logging, syscalls)
+//   Sources/ConfigLoading -> the YAML file to a validated Configuration: the master's alone, so
+//                      the worker (which receives its configuration as JSON) never links libyaml
 // System libraries come from Debian through pkg-config; nothing vendors BoringSSL.
 import PackageDescription
 
@@ -26,15 +28,18 @@ let package = Package(
         .target(
             name: "Common",
             dependencies: [
-                "CYAML", "COpenSSL", "CLinux",
+                "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // libyaml and the PEM checks of the loader (OpenSSL) for the master; nothing here is
+        // linked into the worker.
+        .target(name: "ConfigLoading", dependencies: ["Common", "CYAML", "COpenSSL"]),
         .executableTarget(
             name: "FluxgateMaster",
             dependencies: [
                 // libsystemd (sd_notify, sd_watchdog_enabled) is linked into the master alone.
-                "Common", "CSystemd",
+                "Common", "ConfigLoading", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -67,7 +72,8 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "CommonTests", dependencies: ["Common", "TestSupport"]),
-        .testTarget(name: "MasterTests", dependencies: ["FluxgateMaster", "Common", "TestSupport"]),
+        .testTarget(name: "ConfigLoadingTests", dependencies: ["ConfigLoading", "Common", "TestSupport"]),
+        .testTarget(name: "MasterTests", dependencies: ["FluxgateMaster", "ConfigLoading", "Common", "TestSupport"]),
         .testTarget(
             name: "WorkerTests",
             dependencies: [

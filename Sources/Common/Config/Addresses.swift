@@ -88,5 +88,5 @@ public struct TargetURL: Sendable, Hashable, Codable, CustomStringConvertible {
 }
 
 extension Character {
-    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+    package var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }

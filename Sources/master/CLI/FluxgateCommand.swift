@@ -1,5 +1,6 @@
 import ArgumentParser
 import Common
+import ConfigLoading
 import Logging
 
 /// `fluxgate [--config PATH] [-t] [--version]` (behaviour §1).

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CSystemd
 import Common
+import ConfigLoading
 import Logging
 
 /// The running master: a thin shell around `SupervisorState`. One poll loop over the signalfd,

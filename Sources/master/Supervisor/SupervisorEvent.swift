@@ -1,4 +1,5 @@
 import Common
+import ConfigLoading
 
 /// Everything that can happen to the master, as the shell reports it to `SupervisorState`.
 /// Results of actions (listeners opened, spawn failed, configuration loaded) come back as events.

@@ -1,4 +1,5 @@
 import Common
+import ConfigLoading
 
 /// A reload in progress (lifecycle.md "Reload").
 struct Reload: Equatable {

@@ -1,3 +1,5 @@
+import Common
+
 // The root mapping and the `server` section (behaviour §2.1, §2.2).
 extension ConfigDecoder {
     static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys"]

@@ -1,3 +1,5 @@
+import Common
+
 // The `api_keys` section: static client keys and JWT signing keys (behaviour §2.1, §2.2, §3).
 // Every message here names a key by its index and id, never by its value (§2.2 [differs]).
 extension ConfigDecoder {

@@ -1,3 +1,4 @@
+import Common
 import COpenSSL
 
 /// What the loader checks about TLS files (behaviour §2.2 applied to `server.tls` and

@@ -1,3 +1,5 @@
+import Common
+
 /// Loads and validates a configuration file: the one code path shared by start-up, reload and
 /// `--check-config` (lifecycle.md). It never throws, never crashes and never hangs: every problem,
 /// including a missing file or hostile YAML, comes back as a diagnostic with a position.

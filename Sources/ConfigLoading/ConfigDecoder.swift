@@ -1,3 +1,5 @@
+import Common
+
 // Turns the YAML tree into a `Configuration`, collecting every problem instead of stopping at the
 // first (behaviour §2.2). Each section lives in its own extension file; this one holds the typed
 // accessors they share. Rule of this file: a message may name a key, a path or a kind of node, but

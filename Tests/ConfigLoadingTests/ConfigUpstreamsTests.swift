@@ -1,5 +1,6 @@
 import Testing
-@testable import Common
+@testable import ConfigLoading
+import Common
 
 // behaviour §2.1–§2.2: `upstreams`, its reserved timeout keys and each upstream's fields.
 // In `upstream(...)`, target_url's value is at 4:17, api_key's at 5:14, request_path's at 6:19.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Common
+@testable import ConfigLoading
+import Common
 
 // behaviour §2.2 [differs]: no secret ever appears in a message. Every rule that touches a secret
 // is broken below with a distinctive value, then all output is searched for those values.

@@ -1,5 +1,6 @@
 import Testing
-@testable import Common
+@testable import ConfigLoading
+import Common
 
 // behaviour §2.1–§2.2: the root mapping, `version` and the `server` section.
 

@@ -1,3 +1,5 @@
+import Common
+
 // The `upstreams` section: two reserved timeout keys, every other key an upstream (behaviour §2.1).
 extension ConfigDecoder {
     static let reservedUpstreamsKeys: Set<String> = ["request_timeout_ms", "stream_idle_timeout_ms"]
