@@ -14,10 +14,14 @@ let package = Package(
         .executable(name: "fluxgate", targets: ["FluxgateMaster"]),
         .executable(name: "fluxgate-worker", targets: ["FluxgateWorker"]),
     ],
+    // Pinned exactly. swift-nio because Sources/worker/Server/SocketOutput.swift reads the
+    // channel's `_channelCore`, which NIO's docs/public-api.md does not cover: it was checked
+    // against 2.101.3, and WorkerTests' DirectWriteProcessTests fails if the direct path turns off.
+    // The other two so that a build resolves the same code everywhere.
     dependencies: [
-        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
     ],
     targets: [
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
