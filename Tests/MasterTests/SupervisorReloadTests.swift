@@ -30,7 +30,7 @@ import Testing
 
         #expect(h.handle(.configApplied(workers[0], generation: 2), at: 10.01).notifications.isEmpty)
         let done = h.handle(.configApplied(workers[1], generation: 2), at: 10.02)
-        #expect(done.logs == [LogEntry(.info, "Configuration reloaded", [
+        #expect(done.logs == [LogEntry(.info, "Reloaded configuration", [
             ("path", .plain("/etc/fluxgate/fluxgate.yaml")), ("status", .quoted("applied")), ("generation", .plain("2")),
         ])])
         #expect(done.notifications == ["READY=1\nSTATUS=serving generation 2 with 2 workers on 127.0.0.1:8080"])

@@ -65,7 +65,7 @@ final class Master {
         do {
             operators.listener = try OperatorChannel.listen(path: settings.controlSocketPath)
         } catch {
-            logger.warning("Control socket unavailable; `fluxgate reload` will not reach this master",
+            logger.warning("Control socket unavailable; fluxgate reload and status will not reach this master",
                            metadata: ["path": "\(settings.controlSocketPath)", "error": "\(error)"])
         }
         defer {

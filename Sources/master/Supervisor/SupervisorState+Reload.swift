@@ -118,12 +118,17 @@ extension SupervisorState {
     /// Invalid: every problem at WARN, the previous configuration stays in force untouched.
     private mutating func reject(_ problems: [String], trigger: ReloadTrigger, now: Instant) {
         for problem in problems { log(.warning, problem) }
-        let message: String
+        // Message and fields written at each log call: docs/logging.md's tables are checked
+        // against them (CommonTests' DocumentedLogMessagesTests).
+        let reasons = problems.joined(separator: "; ")
         switch trigger {
-        case .fileChanged: message = "Configuration file changed but validation failed; keeping previous settings"
-        case .signal, .operatorRequest: message = "Configuration reload failed validation; keeping previous settings"
+        case .fileChanged:
+            log(.warning, "Configuration file changed but validation failed; keeping previous settings",
+                [("path", .plain(configPath)), ("error", .plain(reasons))])
+        case .signal, .operatorRequest:
+            log(.warning, "Configuration reload failed validation; keeping previous settings",
+                [("path", .plain(configPath)), ("error", .plain(reasons))])
         }
-        log(.warning, message, [("path", .plain(configPath)), ("error", .plain(problems.joined(separator: "; ")))])
         finishReload(.rejected(problems), now: now)
     }
 
@@ -356,7 +361,8 @@ extension SupervisorState {
                 log(.info, "Configuration file changed, reloaded automatically",
                     [("path", .plain(configPath)), ("status", .quoted(status))])
             case .signal, .operatorRequest:
-                log(.info, "Configuration reloaded", [
+                // Fluxgate's text for a requested reload (its ConfigManager::reload).
+                log(.info, "Reloaded configuration", [
                     ("path", .plain(configPath)), ("status", .quoted(status)),
                     ("generation", .plain(String(current.generation))),
                 ])
