@@ -15,7 +15,8 @@ public struct LogLineFormatter: Sendable {
         self.format = format
     }
 
-    /// The request line's fields, in the order Fluxgate prints them (behaviour §7).
+    /// The request line's fields, in the order Fluxgate prints them
+    /// (docs/logging.md "The request line").
     public static let requestFieldOrder = [
         "client_ip", "method", "request_url", "request_body_length", "api_key", "target_url",
         "upstream", "duration_ms", "status", "response_body_length",

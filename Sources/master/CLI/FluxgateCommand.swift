@@ -3,7 +3,8 @@ import Common
 import ConfigLoading
 import Logging
 
-/// `fluxgate [--config PATH] [-t] [--version]` (behaviour §1).
+/// `fluxgate [--config PATH] [-t] [--version]`, `fluxgate reload | status` (docs/operations.md
+/// "Command line").
 struct FluxgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fluxgate",

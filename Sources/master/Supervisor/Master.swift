@@ -19,7 +19,8 @@ final class Master {
         var onlineCPUs = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     }
 
-    /// The file is checked this often (behaviour §6: a change is applied within 1 s).
+    /// The file is checked this often (docs/architecture.md "Watching the file": a change is in
+    /// force within a second).
     static let watchInterval: Duration = .milliseconds(250)
 
     let settings: Settings

@@ -1,7 +1,7 @@
 import Common
 import ConfigLoading
 
-/// A reload in progress (lifecycle.md "Reload").
+/// A reload in progress (docs/architecture.md "Reload paths").
 struct Reload: Equatable {
     enum Step: Equatable {
         /// `.loadConfiguration` sent, waiting for `configurationLoaded`.
