@@ -2,7 +2,9 @@
 // fluxgate: an LLM API proxy. Layout fixed by the design card:
 //   Sources/master  -> `fluxgate`        (the master: config, listeners, supervision)
 //   Sources/worker  -> `fluxgate-worker` (a stateless worker: the HTTP data plane)
-//   Sources/Common  -> shared mechanism (config model and validator, logging, syscalls)
+//   Sources/Common  -> shared mechanism (the configuration model, JSON, logging, syscalls)
+//   Sources/ConfigLoading -> the YAML file to a validated Configuration: the master's alone, so
+//                      the worker (which receives its configuration as JSON) never links libyaml
 // System libraries come from Debian through pkg-config; nothing vendors BoringSSL.
 import PackageDescription
 
@@ -12,10 +14,14 @@ let package = Package(
         .executable(name: "fluxgate", targets: ["FluxgateMaster"]),
         .executable(name: "fluxgate-worker", targets: ["FluxgateWorker"]),
     ],
+    // Pinned exactly. swift-nio because Sources/worker/Server/SocketOutput.swift reads the
+    // channel's `_channelCore`, which NIO's docs/public-api.md does not cover: it was checked
+    // against 2.101.3, and WorkerTests' DirectWriteProcessTests fails if the direct path turns off.
+    // The other two so that a build resolves the same code everywhere.
     dependencies: [
-        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
     ],
     targets: [
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
@@ -26,15 +32,18 @@ let package = Package(
         .target(
             name: "Common",
             dependencies: [
-                "CYAML", "COpenSSL", "CLinux",
+                "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // libyaml and the PEM checks of the loader (OpenSSL) for the master; nothing here is
+        // linked into the worker.
+        .target(name: "ConfigLoading", dependencies: ["Common", "CYAML", "COpenSSL"]),
         .executableTarget(
             name: "FluxgateMaster",
             dependencies: [
                 // libsystemd (sd_notify, sd_watchdog_enabled) is linked into the master alone.
-                "Common", "CSystemd",
+                "Common", "ConfigLoading", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -67,7 +76,8 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "CommonTests", dependencies: ["Common", "TestSupport"]),
-        .testTarget(name: "MasterTests", dependencies: ["FluxgateMaster", "Common", "TestSupport"]),
+        .testTarget(name: "ConfigLoadingTests", dependencies: ["ConfigLoading", "Common", "TestSupport"]),
+        .testTarget(name: "MasterTests", dependencies: ["FluxgateMaster", "ConfigLoading", "Common", "TestSupport"]),
         .testTarget(
             name: "WorkerTests",
             dependencies: [

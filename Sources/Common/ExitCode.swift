@@ -1,4 +1,5 @@
-/// Process exit codes: a contract between the master, its workers and systemd (lifecycle.md).
+/// Process exit codes: a contract between the master, its workers and systemd (docs/operations.md
+/// "Command line", docs/architecture.md "Processes and descriptors").
 public enum FluxgateExit: Int32, Sendable {
     /// Finished as asked.
     case success = 0

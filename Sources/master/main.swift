@@ -17,7 +17,8 @@ do {
     let command = try FluxgateCommand.parse(Array(CommandLine.arguments.dropFirst()))
     status = command.execute(environment: environment)
 } catch {
-    // ArgumentParser would exit 64 for a usage error; the spec (and nginx) use 2.
+    // ArgumentParser would exit 64 for a usage error; fluxgate (as nginx) exits 2
+    // (docs/operations.md "Command line").
     let code = FluxgateCommand.exitCode(for: error)
     if code == .success {
         Console.out(FluxgateCommand.fullMessage(for: error))

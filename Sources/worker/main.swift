@@ -21,7 +21,7 @@ let initial: (message: ControlMessage, configuration: Configuration)
 do {
     initial = try InitialConfiguration.receive(from: Common.FileDescriptor(WorkerDescriptors.control))
 } catch {
-    logger.error("Worker could not receive its configuration", metadata: ["error": .quoted("\(error)")])
+    logger.error("Worker could not receive its configuration", metadata: ["error": "\(error)"])
     exit(FluxgateExit.configRejected.rawValue)
 }
 
@@ -37,7 +37,7 @@ if !options.standby {
     do {
         try await listeners.startAccepting()
     } catch {
-        logger.error("Worker failed to start serving", metadata: ["error": .quoted("\(error)")])
+        logger.error("Worker failed to start serving", metadata: ["error": "\(error)"])
         exit(FluxgateExit.failure.rawValue)
     }
 }
@@ -59,7 +59,7 @@ do {
                                body: .init(pid: getpid(), slot: options.slot))
     try await channel.writeAndFlush(channel.allocator.buffer(bytes: ControlFrame.encode(ready))).get()
 } catch {
-    logger.error("Worker control channel failed", metadata: ["error": .quoted("\(error)")])
+    logger.error("Worker control channel failed", metadata: ["error": "\(error)"])
     exit(FluxgateExit.failure.rawValue)
 }
 

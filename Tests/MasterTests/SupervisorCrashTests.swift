@@ -14,7 +14,7 @@ import Testing
         let crash = h.handle(.workerExited(workers[1], .signalled(SIGSEGV)), at: 60)
         #expect(crash.logs.first == LogEntry(.error, "Worker exited unexpectedly; respawning", [
             ("slot", .plain("1")), ("pid", .plain("1001")), ("generation", .plain("1")),
-            ("reason", .quoted("killed by SIGSEGV")), ("delay_ms", .plain("0")),
+            ("reason", .plain("killed by SIGSEGV")), ("delay_ms", .plain("0")),
         ]))
         #expect(crash.spawns.map(\.slot) == [1])
         #expect(crash.spawns.first?.listeners == [listeners[1]])

@@ -30,8 +30,8 @@ import Testing
 
         #expect(h.handle(.configApplied(workers[0], generation: 2), at: 10.01).notifications.isEmpty)
         let done = h.handle(.configApplied(workers[1], generation: 2), at: 10.02)
-        #expect(done.logs == [LogEntry(.info, "Configuration reloaded", [
-            ("path", .quoted("/etc/fluxgate/fluxgate.yaml")), ("status", .quoted("applied")), ("generation", .plain("2")),
+        #expect(done.logs == [LogEntry(.info, "Reloaded configuration", [
+            ("path", .plain("/etc/fluxgate/fluxgate.yaml")), ("status", .quoted("applied")), ("generation", .plain("2")),
         ])])
         #expect(done.notifications == ["READY=1\nSTATUS=serving generation 2 with 2 workers on 127.0.0.1:8080"])
         #expect(h.state.current.configuration == changed)
@@ -45,7 +45,7 @@ import Testing
         h.handle(.configApplied(workers[0], generation: 2))
         let done = h.handle(.configApplied(workers[1], generation: 2))
         #expect(done.logs == [LogEntry(.info, "Configuration file changed, reloaded automatically", [
-            ("path", .quoted("/etc/fluxgate/fluxgate.yaml")), ("status", .quoted("applied")),
+            ("path", .plain("/etc/fluxgate/fluxgate.yaml")), ("status", .quoted("applied")),
         ])])
     }
 
@@ -74,8 +74,8 @@ import Testing
         h.handle(.reloadRequested(.fileChanged))
         let rejected = h.loadInvalid(["must be greater than 0"])
         #expect(rejected.logs.last == LogEntry(.warning, "Configuration file changed but validation failed; keeping previous settings", [
-            ("path", .quoted("/etc/fluxgate/fluxgate.yaml")),
-            ("error", .quoted("fluxgate.yaml:1:1: error: server.max_connections: must be greater than 0 [test.problem]")),
+            ("path", .plain("/etc/fluxgate/fluxgate.yaml")),
+            ("error", .plain("fluxgate.yaml:1:1: error: server.max_connections: must be greater than 0 [test.problem]")),
         ]))
     }
 

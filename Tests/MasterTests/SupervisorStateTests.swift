@@ -76,7 +76,7 @@ import Testing
         let ids = h.handle(.start).opened
         let failed = h.handle(.listenersFailed(ids, "bind(127.0.0.1:8080): Address already in use"))
         #expect(failed.logs.first == LogEntry(.error, "Failed to start proxy server",
-                                              [("error", .quoted("bind(127.0.0.1:8080): Address already in use"))]))
+                                              [("error", .plain("bind(127.0.0.1:8080): Address already in use"))]))
         #expect(failed.exitCode == 1)
         #expect(failed.spawns.isEmpty)
     }

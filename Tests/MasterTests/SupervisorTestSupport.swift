@@ -1,4 +1,5 @@
 import Common
+import ConfigLoading
 @testable import FluxgateMaster
 
 /// Drives a `SupervisorState` with explicit instants (no clock, no sleeping) and keeps every

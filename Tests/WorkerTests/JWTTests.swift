@@ -131,13 +131,4 @@ import Testing
         #expect(Base64URL.decode(Substring("QR").utf8) == nil)
         #expect(Base64URL.decode(Substring("Q").utf8) == nil)
     }
-
-    @Test func jsonReaderDecodesEscapesAndKeepsNumbersLiteral() {
-        let members = JSONObjectReader.members(of: Array(#" { "a" : "x\u00e9\"\ud83d\ude00" , "n": -12, "o": {"p": [1, true, null]} } "#.utf8))
-        #expect(members?["a"] == .string("xé\"😀"))
-        #expect(members?["n"] == .number("-12"))
-        #expect(members?["o"] == .object)
-        #expect(JSONObjectReader.members(of: Array(#"{"a":01}"#.utf8)) == nil)
-        #expect(JSONObjectReader.members(of: Array(#"{"a":1} x"#.utf8)) == nil)
-    }
 }

@@ -2,7 +2,8 @@ import NIOCore
 import Testing
 @testable import FluxgateWorker
 
-/// The relay's response side: the head the client gets (behaviour §5's header rules), and the body
+/// The relay's response side: the head the client gets (docs/routing-and-forwarding.md
+/// "Response (upstream → client)"), and the body
 /// passed on byte for byte with the response's end found by its framing.
 @Suite struct UpstreamResponseReaderTests {
     struct Result {

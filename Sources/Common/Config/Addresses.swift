@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// A literal listening address: `a.b.c.d:port` or `[ipv6]:port` (behaviour §2.2: no host names,
-/// so a value that validates can always be bound, unlike Fluxgate's `localhost:8080`).
+/// A literal listening address: `a.b.c.d:port` or `[ipv6]:port` (docs/configuration.md "Keys": no
+/// host names, so a value that validates can always be bound, unlike Fluxgate's `localhost:8080`).
 public struct BindAddress: Sendable, Hashable, Codable, CustomStringConvertible {
     public enum Family: String, Sendable, Hashable, Codable { case ipv4, ipv6 }
 
@@ -72,7 +72,8 @@ public struct TargetURL: Sendable, Hashable, Codable, CustomStringConvertible {
 
     public var port: UInt16 { explicitPort ?? (scheme == .https ? 443 : 80) }
 
-    /// `Host` header value: `:port` only when it is not the scheme's default (behaviour §5).
+    /// `Host` header value: `:port` only when it is not the scheme's default
+    /// (docs/routing-and-forwarding.md "Request (client → upstream)").
     public var hostHeader: String {
         let bracketed = host.contains(":") ? "[\(host)]" : host
         if let p = explicitPort, p != (scheme == .https ? 443 : 80) { return "\(bracketed):\(p)" }
@@ -88,5 +89,5 @@ public struct TargetURL: Sendable, Hashable, Codable, CustomStringConvertible {
 }
 
 extension Character {
-    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+    package var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }

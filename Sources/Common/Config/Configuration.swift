@@ -46,7 +46,8 @@ public struct Configuration: Sendable, Hashable, Codable {
         self.apiKeys = apiKeys
     }
 
-    /// Authentication is required iff at least one static or JWT key is configured (behaviour §3).
+    /// Authentication is required iff at least one static or JWT key is configured
+    /// (docs/authentication.md "When authentication is required").
     public var requiresAuthentication: Bool { !apiKeys.staticKeys.isEmpty || !apiKeys.jwt.isEmpty }
 }
 

@@ -11,7 +11,7 @@ public enum WorkerDescriptors {
     public static let firstExtraListener: CInt = 6
 }
 
-/// One message on a master–worker control channel (lifecycle.md):
+/// One message on a master–worker control channel (docs/architecture.md "The control protocol"):
 /// `{"v":1,"type":…,"seq":…,"gen":…,"body":…}`. Requests carry `seq`; replies carry `ack`
 /// with the `seq` they answer.
 public struct ControlMessage: Sendable, Codable, Equatable {

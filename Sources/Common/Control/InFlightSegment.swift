@@ -3,7 +3,9 @@ import Glibc
 #endif
 import CLinux
 
-/// The whole-proxy in-flight counter (`server.max_connections`, behaviour §5 step 4), shared by
+/// The whole-proxy in-flight counter (`server.max_connections`: step 5 of
+/// docs/routing-and-forwarding.md "Order of checks", and docs/architecture.md
+/// "Whole-proxy `max_connections`"), shared by
 /// every worker process: a memfd the master creates, mapped MAP_SHARED by master and workers
 /// (inherited at `WorkerDescriptors.inFlight`).
 ///

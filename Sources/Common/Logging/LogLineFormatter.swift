@@ -2,7 +2,7 @@ import Logging
 
 /// Renders one log event as one line, in Fluxgate's text format or as a JSON object:
 ///
-///     2026-11-22T03:09:25.123456Z  INFO Loaded configuration path="/etc/fluxgate/fluxgate.yaml" status="applied"
+///     2026-11-22T03:09:25.123456Z  INFO Loaded configuration path=/etc/fluxgate/fluxgate.yaml status="applied"
 ///
 /// Metadata keys of the request line come first in Fluxgate's order; any other keys follow sorted,
 /// so a line reads the same on every run.
@@ -15,7 +15,8 @@ public struct LogLineFormatter: Sendable {
         self.format = format
     }
 
-    /// The request line's fields, in the order Fluxgate prints them (behaviour §7).
+    /// The request line's fields, in the order Fluxgate prints them
+    /// (docs/logging.md "The request line").
     public static let requestFieldOrder = [
         "client_ip", "method", "request_url", "request_body_length", "api_key", "target_url",
         "upstream", "duration_ms", "status", "response_body_length",
@@ -177,8 +178,9 @@ public struct LogLineFormatter: Sendable {
     static func jsonString(_ s: String) -> String { JSONText.quoted(s) }
 }
 
-/// A metadata value that the text format always prints in quotes, as Fluxgate prints
-/// `status="applied"` and paths.
+/// A metadata value that the text format always prints in quotes, as Fluxgate prints the string
+/// literal of `status="applied"` (values it records with `Display`, such as paths and errors,
+/// are bare unless they need quotes: those are plain `.string` metadata here).
 public struct LogQuoted: CustomStringConvertible, Sendable {
     public let value: String
     public init(_ value: String) { self.value = value }

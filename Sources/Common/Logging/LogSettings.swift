@@ -1,7 +1,8 @@
 import Logging
 
-/// The logging settings a process reads from its environment (behaviour §7). Only these variables
-/// influence the proxy: `FLUXGATE_LOG`, `FLUXGATE_LOG_STYLE`, `FLUXGATE_LOG_FORMAT`.
+/// The logging settings a process reads from its environment (docs/logging.md "Environment"). Only
+/// these variables influence the proxy: `FLUXGATE_LOG`, `FLUXGATE_LOG_STYLE`,
+/// `FLUXGATE_LOG_FORMAT`.
 public struct LogSettings: Sendable, Equatable {
     public enum Format: String, Sendable { case text, json }
 

@@ -102,7 +102,7 @@ public struct LogLineBuilder {
                 guard !bytes.isEmpty, Self.allBare(bytes) else { return false }
                 append(bytes.baseAddress, bytes.count)
             case .json:
-                guard bytes.allSatisfy(Self.isPlainJSONByte) else { return false }
+                guard bytes.allSatisfy(JSONText.isPlain) else { return false }
                 reserve(bytes.count + 2)
                 appendByte(UInt8(ascii: "\""))
                 append(bytes.baseAddress, bytes.count)
@@ -136,11 +136,6 @@ public struct LogLineBuilder {
             i &+= 1
         }
         return true
-    }
-
-    /// A byte `JSONText.quoted` copies unchanged.
-    private static func isPlainJSONByte(_ b: UInt8) -> Bool {
-        b >= 0x20 && b != 0x7F && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\")
     }
 
     public mutating func add(_ key: StaticString, _ value: Int64) {
@@ -181,7 +176,7 @@ public struct LogLineBuilder {
     /// a backslash or a control character.
     private mutating func appendJSONString(_ s: String) {
         var s = s
-        let plain = s.withUTF8 { $0.allSatisfy(Self.isPlainJSONByte) }
+        let plain = s.withUTF8 { $0.allSatisfy(JSONText.isPlain) }
         if plain {
             append("\"")
             append(s)

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Common
+import ConfigLoading
 import Logging
 
-/// `fluxgate [--config PATH] [-t] [--version]` (behaviour §1).
+/// `fluxgate [--config PATH] [-t] [--version]`, `fluxgate reload | status` (docs/operations.md
+/// "Command line").
 struct FluxgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fluxgate",
@@ -37,18 +39,22 @@ struct FluxgateCommand: ParsableCommand {
         let socketPath = controlSocket ?? OperatorChannel.defaultPath(environment: environment)
         if let action { return OperatorCommand(action: action, socketPath: socketPath).run() }
         let logger = FluxgateLogHandler.bootstrap(label: "fluxgate.master", environment: environment)
+        // Fluxgate's start-up lines, with its quoting: a path is printed as Display, bare
+        // (docs/logging.md "System messages").
+        logger.info("Starting fluxgate proxy with configuration path", metadata: ["path": "\(config)"])
         let result = ConfigLoader.load(path: config)
         for warning in result.warnings { logger.warning("\(warning)") }
         guard let configuration = result.configuration else {
             for error in result.errors { logger.error("\(error)") }
-            logger.error("Configuration rejected; not starting", metadata: ["path": .quoted(config), "errors": "\(result.errors.count)"])
+            logger.error("Configuration rejected; not starting", metadata: ["path": "\(config)", "errors": "\(result.errors.count)"])
             return FluxgateExit.configRejected.rawValue
         }
-        logger.info("Loaded configuration", metadata: ["path": .quoted(config), "status": .quoted("applied")])
+        logger.info("Loaded configuration", metadata: ["path": "\(config)", "status": .quoted("applied")])
         guard let worker = WorkerExecutable.locate(override: workerPath) else {
             logger.error("fluxgate-worker executable not found beside fluxgate or in ../libexec/fluxgate/")
             return FluxgateExit.failure.rawValue
         }
+        logger.info("Fluxgate proxy initialized", metadata: ["path": "\(config)"])
         let settings = Master.Settings(configPath: config, workerExecutable: worker, environment: environment,
                                        controlSocketPath: socketPath)
         return Master(settings: settings, configuration: configuration, logger: logger).run()

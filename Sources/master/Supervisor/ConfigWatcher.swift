@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Common
+import ConfigLoading
 
 /// Notices content changes of the configuration file by polling it (the shell calls `check` at
 /// least every 250 ms). Polling rather than inotify because it sees every way a file is replaced

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CSystemd
 import Common
+import ConfigLoading
 import Logging
 
 /// The running master: a thin shell around `SupervisorState`. One poll loop over the signalfd,
@@ -18,7 +19,8 @@ final class Master {
         var onlineCPUs = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     }
 
-    /// The file is checked this often (behaviour §6: a change is applied within 1 s).
+    /// The file is checked this often (docs/architecture.md "Watching the file": a change is in
+    /// force within a second).
     static let watchInterval: Duration = .milliseconds(250)
 
     let settings: Settings
@@ -48,7 +50,7 @@ final class Master {
             self.segment = segment
         } catch {
             logger.warning("Shared in-flight counter unavailable; max_connections applies per worker",
-                           metadata: ["error": .quoted("\(error)")])
+                           metadata: ["error": "\(error)"])
             self.segment = nil
         }
     }
@@ -58,14 +60,14 @@ final class Master {
         do {
             signals = try Signals.makeSignalFD()
         } catch {
-            logger.error("Failed to start proxy server", metadata: ["error": .quoted("\(error)")])
+            logger.error("Failed to start proxy server", metadata: ["error": "\(error)"])
             return FluxgateExit.failure.rawValue
         }
         do {
             operators.listener = try OperatorChannel.listen(path: settings.controlSocketPath)
         } catch {
-            logger.warning("Control socket unavailable; `fluxgate reload` will not reach this master",
-                           metadata: ["path": .quoted(settings.controlSocketPath), "error": .quoted("\(error)")])
+            logger.warning("Control socket unavailable; fluxgate reload and status will not reach this master",
+                           metadata: ["path": "\(settings.controlSocketPath)", "error": "\(error)"])
         }
         defer {
             if let listener = operators.listener {
@@ -220,10 +222,10 @@ final class Master {
             enqueue(.reloadRequested(.fileChanged))
         case .becameUnreadable(let code) where code == ENOENT:
             logger.warning("Configuration file not found during polling; continuing with last valid configuration",
-                           metadata: ["path": .quoted(settings.configPath)])
+                           metadata: ["path": "\(settings.configPath)"])
         case .becameUnreadable(let code):
             logger.warning("Configuration file unreadable during polling; continuing with last valid configuration",
-                           metadata: ["path": .quoted(settings.configPath), "error": .quoted(String(cString: strerror(code)))])
+                           metadata: ["path": "\(settings.configPath)", "error": "\(String(cString: strerror(code)))"])
         }
     }
 

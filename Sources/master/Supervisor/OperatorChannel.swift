@@ -24,9 +24,11 @@ enum OperatorChannel {
 
     // MARK: - Server side (the master)
 
-    /// Binds the socket with mode 0600. A leftover file from a master that died is replaced; a
-    /// socket another master still answers on is not.
+    /// Binds the socket with mode 0600, in its directory (created when missing, see
+    /// `makeDirectory`). A leftover file from a master that died is replaced; a socket another
+    /// master still answers on is not.
     static func listen(path: String) throws(SystemError) -> FileDescriptor {
+        try makeDirectory(containing: path)
         if connect(path: path) != nil { throw SystemError(call: "bind(\(path)): another master answers there", errno: EADDRINUSE) }
         unlink(path)
         let fd = FileDescriptor(try syscall("socket(AF_UNIX)") {
@@ -43,6 +45,23 @@ enum OperatorChannel {
             fd.close()
             throw error
         }
+    }
+
+    /// Creates the socket's directory, mode 0755, when it does not exist: /run/fluxgate for root
+    /// outside systemd (under systemd, RuntimeDirectory= has made it). Only the last component:
+    /// a missing parent is an error (mkdir(2): ENOENT), reported as the socket being unavailable,
+    /// rather than a tree of directories made up from a mistyped `--control-socket`. The mode is
+    /// set with chmod after mkdir, which the umask would otherwise narrow.
+    static func makeDirectory(containing path: String) throws(SystemError) {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), slash != path.utf8.startIndex else { return }
+        let directory = String(path[..<slash])
+        do {
+            try syscall("mkdir(\(directory))") { mkdir(directory, 0o755) }
+        } catch {
+            if error.errno == EEXIST { return }
+            throw error
+        }
+        try syscall("chmod(\(directory))") { chmod(directory, 0o755) }
     }
 
     /// Reads one request line from a connection; nil until a whole line arrived (or on EOF).

@@ -1,4 +1,5 @@
 import Common
+import ConfigLoading
 
 /// Everything that can happen to the master, as the shell reports it to `SupervisorState`.
 /// Results of actions (listeners opened, spawn failed, configuration loaded) come back as events.
@@ -61,8 +62,9 @@ struct WorkerLaunch: Sendable, Equatable {
     var slot: Int
     var generation: UInt64
     var configuration: Configuration
-    /// The first is the slot's own socket; more when the worker count shrank (lifecycle.md:
-    /// surplus sockets are handed to surviving slots, never closed while connections may queue).
+    /// The first is the slot's own socket; more when the worker count shrank (docs/architecture.md
+    /// "Reload paths": surplus sockets are handed to surviving slots, never closed while
+    /// connections may queue).
     var listeners: [ListenerID]
     /// Start without accepting until `startAccepting`: another worker still accepts on one of
     /// these sockets, and two acceptors on one socket must not overlap.

@@ -1,6 +1,7 @@
 import Common
+import ConfigLoading
 
-/// A reload in progress (lifecycle.md "Reload").
+/// A reload in progress (docs/architecture.md "Reload paths").
 struct Reload: Equatable {
     enum Step: Equatable {
         /// `.loadConfiguration` sent, waiting for `configurationLoaded`.
@@ -92,7 +93,7 @@ extension SupervisorState {
         reload = Reload(trigger: trigger, requests: requests, step: .loading)
         // sd_notify(3): RELOADING=1 must come with MONOTONIC_USEC= in the same message.
         emit(.notify("RELOADING=1\nMONOTONIC_USEC=\(now.microseconds)"))
-        log(.info, "Reloading configuration", [("path", .quoted(configPath)), ("trigger", .quoted(trigger.label))])
+        log(.info, "Reloading configuration", [("path", .plain(configPath)), ("trigger", .plain(trigger.label))])
         emit(.loadConfiguration)
     }
 
@@ -117,12 +118,17 @@ extension SupervisorState {
     /// Invalid: every problem at WARN, the previous configuration stays in force untouched.
     private mutating func reject(_ problems: [String], trigger: ReloadTrigger, now: Instant) {
         for problem in problems { log(.warning, problem) }
-        let message: String
+        // Message and fields written at each log call: docs/logging.md's tables are checked
+        // against them (CommonTests' DocumentedLogMessagesTests).
+        let reasons = problems.joined(separator: "; ")
         switch trigger {
-        case .fileChanged: message = "Configuration file changed but validation failed; keeping previous settings"
-        case .signal, .operatorRequest: message = "Configuration reload failed validation; keeping previous settings"
+        case .fileChanged:
+            log(.warning, "Configuration file changed but validation failed; keeping previous settings",
+                [("path", .plain(configPath)), ("error", .plain(reasons))])
+        case .signal, .operatorRequest:
+            log(.warning, "Configuration reload failed validation; keeping previous settings",
+                [("path", .plain(configPath)), ("error", .plain(reasons))])
         }
-        log(.warning, message, [("path", .quoted(configPath)), ("error", .quoted(problems.joined(separator: "; ")))])
         finishReload(.rejected(problems), now: now)
     }
 
@@ -167,7 +173,7 @@ extension SupervisorState {
     mutating func configRejected(_ id: WorkerID, generation: UInt64, error: String, now: Instant) {
         guard let worker = workers[id] else { return }
         log(.error, "Worker rejected the configuration it was sent; restarting it",
-            workerMetadata(worker) + [("error", .quoted(error))])
+            workerMetadata(worker) + [("error", .plain(error))])
         if case .restarting(let candidate)? = reload?.step, candidate.kept.contains(id) {
             rollback("a worker rejected the configuration: \(error)", now: now)
         }
@@ -239,7 +245,7 @@ extension SupervisorState {
         guard case .opening(let candidate)? = reload?.step else { return }
         let why = "cannot listen on \(candidate.layout.address): \(reason)"
         log(.warning, "Configuration reload failed; keeping previous settings", [
-            ("path", .quoted(configPath)), ("error", .quoted(why)),
+            ("path", .plain(configPath)), ("error", .plain(why)),
         ])
         finishReload(.failed(why), now: now)
     }
@@ -294,7 +300,7 @@ extension SupervisorState {
     mutating func rollback(_ reason: String, now: Instant) {
         guard case .restarting(let candidate)? = reload?.step else { return }
         log(.error, "New generation failed to start; keeping the previous one", [
-            ("generation", .plain(String(candidate.layout.generation))), ("reason", .quoted(reason)),
+            ("generation", .plain(String(candidate.layout.generation))), ("reason", .plain(reason)),
         ])
         for id in candidate.layout.slots.compactMap(\.worker) {
             if candidate.kept.contains(id) {
@@ -353,10 +359,11 @@ extension SupervisorState {
             switch finished.trigger {
             case .fileChanged:
                 log(.info, "Configuration file changed, reloaded automatically",
-                    [("path", .quoted(configPath)), ("status", .quoted(status))])
+                    [("path", .plain(configPath)), ("status", .quoted(status))])
             case .signal, .operatorRequest:
-                log(.info, "Configuration reloaded", [
-                    ("path", .quoted(configPath)), ("status", .quoted(status)),
+                // Fluxgate's text for a requested reload (its ConfigManager::reload).
+                log(.info, "Reloaded configuration", [
+                    ("path", .plain(configPath)), ("status", .quoted(status)),
                     ("generation", .plain(String(current.generation))),
                 ])
             }

@@ -32,7 +32,7 @@ extension SupervisorState {
     mutating func listenersFailed(_ ids: [ListenerID], reason: String, now: Instant) {
         switch phase {
         case .starting:
-            log(.error, "Failed to start proxy server", [("error", .quoted(reason))])
+            log(.error, "Failed to start proxy server", [("error", .plain(reason))])
             beginStop(signal: nil, exitCode: FluxgateExit.failure.rawValue, fast: true, now: now)
         case .running:
             restartListenersFailed(reason: reason, now: now)
@@ -143,7 +143,7 @@ extension SupervisorState {
         switch phase {
         case .starting:
             if slotIndex != nil {
-                log(.error, "Workers failed to start", workerMetadata(worker) + [("reason", .quoted(reason))])
+                log(.error, "Workers failed to start", workerMetadata(worker) + [("reason", .plain(reason))])
                 let code = exit?.isConfigRejection == true ? FluxgateExit.configRejected.rawValue : FluxgateExit.failure.rawValue
                 beginStop(signal: nil, exitCode: code, fast: true, now: now)
             }
@@ -153,7 +153,7 @@ extension SupervisorState {
                 current.slots[slotIndex].worker = nil
                 crashed(worker, slot: slotIndex, reason: reason, exit: exit, now: now)
             } else {
-                log(.debug, "Worker exited", workerMetadata(worker) + [("reason", .quoted(reason))])
+                log(.debug, "Worker exited", workerMetadata(worker) + [("reason", .plain(reason))])
             }
         case .idle, .stopping, .exited:
             break
@@ -176,7 +176,7 @@ extension SupervisorState {
         current.slots[slot].failures += 1
         let delay = respawnDelay(failures: current.slots[slot].failures)
         log(.error, "Worker exited unexpectedly; respawning", workerMetadata(worker) + [
-            ("reason", .quoted(reason)), ("delay_ms", .plain(String(delay.milliseconds))),
+            ("reason", .plain(reason)), ("delay_ms", .plain(String(delay.milliseconds))),
         ])
         if delay == .zero {
             spawnCurrent(slot: slot, now: now)
@@ -225,7 +225,7 @@ extension SupervisorState {
         }
         switch phase {
         case .starting(let deadline?) where now >= deadline:
-            log(.error, "Workers failed to start", [("reason", .quoted("no ready report within \(policy.startTimeout)"))])
+            log(.error, "Workers failed to start", [("reason", .plain("no ready report within \(policy.startTimeout)"))])
             beginStop(signal: nil, exitCode: FluxgateExit.failure.rawValue, fast: true, now: now)
             return
         case .stopping(var stopping) where now >= stopping.killAt && !stopping.killed:

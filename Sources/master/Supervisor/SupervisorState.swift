@@ -1,6 +1,7 @@
 import Common
 
-/// The master's supervision logic as a pure value (conventions §2): `handle(event, now:)` returns
+/// The master's supervision logic as a pure value
+/// (docs/architecture.md "The supervisor is a state machine"): `handle(event, now:)` returns
 /// the actions a thin shell performs (`Master`). No I/O, no clock reads, no sleeping: every
 /// deadline is computed from the `now` passed in, so tests drive it with explicit instants.
 ///

@@ -50,7 +50,8 @@ struct ReloadRequestID: Hashable, Sendable {
     let raw: Int
 }
 
-/// Timeouts and limits of supervision; the defaults are the lifecycle.md contract.
+/// Timeouts and limits of supervision; the defaults are those docs/architecture.md "The supervisor
+/// is a state machine" and "Crashes, hangs, shutdown" promise.
 struct SupervisorPolicy: Sendable, Equatable {
     /// A spawned worker has this long to report ready (first start and new generations).
     var startTimeout: Duration = .seconds(15)

@@ -108,7 +108,7 @@ struct WorkerTable {
                 if let event = Self.event(for: message, from: id, logger: logger) { events.append(event) }
             }
         } catch {
-            logger.error("Control channel protocol error; closing it", metadata: ["pid": "\(handle.pid)", "error": .quoted("\(error)")])
+            logger.error("Control channel protocol error; closing it", metadata: ["pid": "\(handle.pid)", "error": "\(error)"])
             close(handle)
         }
         return events

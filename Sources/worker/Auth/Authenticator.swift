@@ -11,11 +11,13 @@ struct AuthenticatedCaller: Sendable, Equatable {
 
 enum AuthOutcome: Sendable, Equatable {
     case allowed(AuthenticatedCaller)
-    /// Always the same 401, whatever failed (behaviour §3).
+    /// Always the same 401, whatever failed
+    /// (docs/authentication.md "Every failure is the same 401").
     case rejected
 }
 
-/// Behaviour §3, built once per configuration snapshot so the hot path only hashes the token and
+/// docs/authentication.md "Client credentials", built once per configuration snapshot so the hot
+/// path only hashes the token and
 /// compares fixed-size digests.
 ///
 /// Static keys are compared through their SHA-256 digests: every configured key is compared (no

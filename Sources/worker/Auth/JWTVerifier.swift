@@ -1,6 +1,6 @@
 import Common
 
-/// Verifies HS256 JSON Web Tokens exactly as behaviour §3 specifies, with no leeway:
+/// Verifies HS256 JSON Web Tokens exactly as docs/authentication.md "JWT (HS256)" specifies, with no leeway:
 /// `alg` = `HS256`, `typ` = `JWT`, `kid` naming a configured key, HMAC-SHA256 signature compared
 /// in constant time, payload an object, integer `exp` with `now < exp`, integer `nbf` with
 /// `now >= nbf`, and no `aud` at all. Built once per configuration snapshot.
@@ -44,8 +44,7 @@ struct JWTVerifier: Sendable {
         let payloadPart = token[token.index(after: firstDot)..<secondDot]
         let signaturePart = token[token.index(after: secondDot)...]
 
-        guard let headerBytes = Base64URL.decode(headerPart.utf8),
-              let header = JSONObjectReader.members(of: headerBytes)
+        guard let headerBytes = Base64URL.decode(headerPart.utf8), let header = Self.object(headerBytes)
         else { return .failure(.malformedHeader) }
         guard header["alg"] == .string("HS256") else { return .failure(.unsupportedAlgorithm) }
         guard header["typ"] == .string("JWT") else { return .failure(.wrongType) }
@@ -59,24 +58,24 @@ struct JWTVerifier: Sendable {
               Crypto.constantTimeEquals(Crypto.hmacSHA256(key: key, message: signingInput), signature)
         else { return .failure(.badSignature) }
 
-        guard let payloadBytes = Base64URL.decode(payloadPart.utf8),
-              let claims = JSONObjectReader.members(of: payloadBytes)
+        guard let payloadBytes = Base64URL.decode(payloadPart.utf8), let claims = Self.object(payloadBytes)
         else { return .failure(.malformedPayload) }
         if claims["aud"] != nil { return .failure(.audiencePresent) }
         if let exp = claims["exp"] {
-            guard let expiry = Self.integer(exp) else { return .failure(.malformedTimeClaim) }
+            guard let expiry = exp.int64Value else { return .failure(.malformedTimeClaim) }
             guard now < expiry else { return .failure(.expired) }
         }
         if let nbf = claims["nbf"] {
-            guard let notBefore = Self.integer(nbf) else { return .failure(.malformedTimeClaim) }
+            guard let notBefore = nbf.int64Value else { return .failure(.malformedTimeClaim) }
             guard now >= notBefore else { return .failure(.notYetValid) }
         }
         return .success(kid)
     }
 
-    /// A JSON number written as an integer (`1700000000`, not `1.7e9` or `1700000000.0`).
-    private static func integer(_ value: JSONValue) -> Int64? {
-        guard case .number(let text) = value else { return nil }
-        return Int64(text)
+    /// A header or claim set: one JSON object (Common's strict parser: duplicate members, and so
+    /// two `exp` claims, are rejected). Numbers keep their text, so `exp` must be written as an
+    /// integer (`1700000000`, not `1.7e9` or `1700000000.0`).
+    private static func object(_ bytes: [UInt8]) -> JSONObject? {
+        (try? JSONParser.parse(bytes))?.objectValue
     }
 }

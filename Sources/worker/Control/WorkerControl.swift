@@ -165,9 +165,9 @@ final class ControlChannelHandler: ChannelInboundHandler {
         case .masterGone:
             logger.warning("Master is gone (control channel closed); draining and exiting")
         case .protocolError(let description):
-            logger.error("Control channel protocol error; closing", metadata: ["error": .quoted(description)])
+            logger.error("Control channel protocol error; closing", metadata: ["error": "\(description)"])
         case .startAcceptingFailed(let description):
-            logger.error("Worker failed to start accepting", metadata: ["error": .quoted(description)])
+            logger.error("Worker failed to start accepting", metadata: ["error": "\(description)"])
         }
     }
 }

@@ -55,9 +55,11 @@ enum WorkerControlLog: Equatable, Sendable {
     case startAcceptingFailed(String)
 }
 
-/// The worker's side of the master–worker control protocol (lifecycle.md) as a pure value
-/// (conventions §2, §3): `handle(event, now:)` returns the actions `ControlChannelHandler`
-/// performs. No I/O and no clock reads; heartbeat timing is computed from the `now` passed in.
+/// The worker's side of the master–worker control protocol
+/// (docs/architecture.md "The control protocol") as a pure value, like the supervisor
+/// (docs/architecture.md "The supervisor is a state machine"): `handle(event, now:)` returns the
+/// actions `ControlChannelHandler` performs. No I/O and no clock reads; heartbeat timing is
+/// computed from the `now` passed in.
 ///
 /// Contract with the master: replies ack the request's `seq`; the worker's own `seq` counts up
 /// from 1 (the `ready` that `main` sends); a heartbeat every second while the channel is open,

@@ -42,6 +42,13 @@ struct SocketOutput {
     /// transforms its bytes (no TLS). `_channelCore` is what
     /// NIO's own `syncOperations.withUnsafeTransportIfAvailable` reads; that function makes the
     /// constrained cast on every call, so the core is looked up here once per connection.
+    ///
+    /// `_channelCore` is not NIO's public API: its docs/public-api.md names exactly
+    /// `channel._channelCore` as an underscored property no user should touch, with no promise
+    /// across releases. This is the only underscored access in fluxgate; it was checked
+    /// against swift-nio 2.101.3, which Package.swift pins with `exact:`. Should a NIO update make
+    /// the cast fail or the transport unreachable, everything still works through the pipeline,
+    /// only slower: WorkerTests' DirectWriteProcessTests fails then.
     init(channel: Channel, direct: Bool) {
         transport = direct ? channel._channelCore as? Transport : nil
     }

@@ -3,7 +3,8 @@ import Glibc
 #endif
 
 /// The request-target of an HTTP/1.1 request split into raw path and raw query, as byte ranges of
-/// its UTF-8, never decoded (the path is forwarded byte for byte, behaviour §5).
+/// its UTF-8, never decoded (the path is forwarded byte for byte, docs/routing-and-forwarding.md
+/// "Routing").
 struct RequestTarget: Equatable {
     /// The path; empty for an absolute-form target without one, which means `/`.
     var path: Range<Int>
@@ -31,8 +32,9 @@ struct RequestTarget: Equatable {
         query = question < count ? question + 1..<count : nil
     }
 
-    /// True when a segment of the path is `.` or `..`, also percent-encoded (`%2e`, `%2E`,
-    /// `.%2e`, …). Such paths are rejected with 400 (behaviour §4 [differs]) rather than resolved.
+    /// True when a segment of the path is `.` or `..`, also percent-encoded (`%2e`, `%2E`, `.%2e`,
+    /// …). Such paths are rejected with 400 rather than resolved
+    /// (docs/routing-and-forwarding.md "Differences from Fluxgate").
     func hasDotSegment(_ bytes: UnsafeRawBufferPointer) -> Bool {
         // Almost every path has neither `.` nor `%`: answer that without looking at segments
         // (`memchr` twice: a closure over the range cost ~250 instructions a request).

@@ -4,8 +4,8 @@ import Common
 import Glibc
 #endif
 
-/// Behaviour §4, built once per configuration snapshot: routes sorted longest prefix first so the
-/// first permitted match wins.
+/// docs/routing-and-forwarding.md "Routing", built once per configuration snapshot: routes sorted
+/// longest prefix first so the first permitted match wins.
 struct Router: Sendable {
     /// A class: a match hands it to the exchange with one retain instead of copying the
     /// upstream's strings.
@@ -126,7 +126,8 @@ struct Router: Sendable {
     private static var root: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: ("/" as StaticString).utf8Start, count: 1) }
 
     /// The path after `prefix` with its leading `/` removed, when `prefix` ends at a segment
-    /// boundary of `path` (behaviour §4 [differs]: `/api` does not capture `/api-admin`).
+    /// boundary of `path` (docs/routing-and-forwarding.md "Differences from Fluxgate": `/api` does
+    /// not capture `/api-admin`).
     static func remainder(of path: UnsafeRawBufferPointer, after prefix: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         let count = prefix.count
         guard path.count >= count, count == 0 || memcmp(path.baseAddress!, prefix.baseAddress!, count) == 0 else { return nil }

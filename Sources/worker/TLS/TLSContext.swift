@@ -120,7 +120,7 @@ final class TLSSession: @unchecked Sendable {
     deinit { SSL_SESSION_free(pointer) }
 }
 
-/// PEM parsing for the worker. The loader already checked these same bytes (PEMCheck in Common);
+/// PEM parsing for the worker. The loader already checked these same bytes (PEMCheck in ConfigLoading);
 /// a failure here means the configuration was not made by the loader.
 enum PEMReader {
     /// Every certificate in `pem`, each an owned `X509*` (at least one).

@@ -18,7 +18,7 @@ import TestSupport
         let (succeeded, failures) = load.stop()
         #expect(failures.isEmpty, "\(failures.count) failed requests, first: \(failures.prefix(5))")
         #expect(succeeded > 100, "the load really ran (\(succeeded) requests)")
-        #expect(master.logLines(containing: "Configuration reloaded").count >= 10)
+        #expect(master.logLines(containing: "Reloaded configuration").count >= 10)
     }
 
     @Test func workerCountChangesUnderLoadFailNoRequest() throws {

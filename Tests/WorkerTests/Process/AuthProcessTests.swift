@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Behaviour §3 seen from a client: the real master and worker in front of a mock upstream.
+/// docs/authentication.md seen from a client: the real master and worker in front of a mock
+/// upstream.
 @Suite struct AuthProcessTests {
     @Test func staticKeyReachesTheUpstreamWithTheProviderKeyInstead() throws {
         let f = try ProxyFixture()

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Behaviour §5: what the upstream receives and what the client gets back, byte for byte.
+/// docs/routing-and-forwarding.md "Headers" and "Bodies": what the upstream receives and what the
+/// client gets back, byte for byte.
 @Suite struct ForwardingProcessTests {
     @Test func requestHeadersAreCopiedInOrderWithoutHopByHopOnesOrClientCredentials() throws {
         let f = try ProxyFixture()

@@ -3,7 +3,8 @@ import Testing
 import TestSupport
 
 /// Bodies stream through with backpressure: byte-identical, and the worker's memory stays flat
-/// whatever the size (behaviour §5). 1 GiB each way by default; FLUXGATE_TEST_BODY_MIB changes it.
+/// whatever the size (docs/routing-and-forwarding.md "Bodies"). 1 GiB each way by default;
+/// FLUXGATE_TEST_BODY_MIB changes it.
 @Suite(.serialized) struct LargeBodyProcessTests {
     static let size = (ProcessInfo.processInfo.environment["FLUXGATE_TEST_BODY_MIB"].flatMap(Int.init) ?? 1024) * 1024 * 1024
     /// Allowed RSS growth of the worker during one transfer.

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Behaviour §5 steps 1–3 and the worker's own limits: bad HTTP gets a clear answer, never a crash.
+/// Steps 0–4 of docs/routing-and-forwarding.md "Order of checks" and the worker's own limits: bad
+/// HTTP gets a clear answer, never a crash.
 @Suite struct ProtocolProcessTests {
     func raw(_ f: ProxyFixture, _ text: String) throws -> RawConnection.Response {
         let connection = try f.connect()

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Behaviour §7: one `Request processed` line per request, Fluxgate's fields in order, no secret.
+/// docs/logging.md "The request line": one `Request processed` line per request, Fluxgate's fields
+/// in order, no secret.
 @Suite struct RequestLogProcessTests {
     @Test func oneLinePerRequestWithFluxgatesFieldsInOrder() throws {
         let f = try ProxyFixture()

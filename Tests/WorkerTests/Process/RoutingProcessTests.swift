@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Behaviour §4: which upstream, and what URL it receives.
+/// docs/routing-and-forwarding.md "Routing" and "Target URL": which upstream, and what URL it
+/// receives.
 @Suite struct RoutingProcessTests {
     let upstreams: [ProxyFixture.Upstream] = [
         .init(name: "api", path: "/api", target: "/one"),

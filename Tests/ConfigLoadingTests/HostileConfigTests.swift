@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Common
+@testable import ConfigLoading
+import Common
 
 // Hostile and broken inputs: each must come back as exactly one clear error, well under a second,
 // without crashing or hanging (the master loads files on reload while it keeps serving).

@@ -1,3 +1,4 @@
+import Common
 import CYAML
 
 /// Builds a `YAMLNode` tree from libyaml's event parser, with the limits that make a hostile file

@@ -1,5 +1,6 @@
 import Testing
-@testable import Common
+@testable import ConfigLoading
+import Common
 
 // The libyaml layer: positions, scalars, aliases, duplicate keys, documents and syntax errors.
 

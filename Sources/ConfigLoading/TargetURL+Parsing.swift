@@ -1,3 +1,4 @@
+import Common
 #if canImport(Glibc)
 import Glibc
 #endif

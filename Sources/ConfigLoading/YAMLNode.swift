@@ -1,3 +1,5 @@
+import Common
+
 // The small YAML tree that `YAMLReader` builds from libyaml's events. It keeps exactly what the
 // validator needs: the shape, the scalar text with its style and tag, and where every node starts,
 // so that each diagnostic can point at a line and column.

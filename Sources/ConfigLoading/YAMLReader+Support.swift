@@ -1,3 +1,4 @@
+import Common
 import CYAML
 
 // Conversions from libyaml's C values, and the translation of its errors into diagnostics.

@@ -1,3 +1,4 @@
+import Common
 import COpenSSL
 
 // `server.tls` and `upstreams.<name>.tls_ca_file`: files named in the configuration are read and

@@ -1,4 +1,6 @@
-// The root mapping and the `server` section (behaviour §2.1, §2.2).
+import Common
+
+// The root mapping and the `server` section (docs/configuration.md "Keys", "Validation").
 extension ConfigDecoder {
     static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys"]
     static let serverKeys: Set<String> = ["bind_address", "max_connections", "workers", "tls"]

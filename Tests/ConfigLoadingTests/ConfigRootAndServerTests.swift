@@ -1,7 +1,9 @@
 import Testing
-@testable import Common
+@testable import ConfigLoading
+import Common
 
-// behaviour §2.1–§2.2: the root mapping, `version` and the `server` section.
+// docs/configuration.md "Keys" and "Validation": the root mapping, `version` and the `server`
+// section.
 
 @Test func minimalFileLoadsWithDefaults() throws {
     let config = try #require(expectClean(load(minimalYAML)))

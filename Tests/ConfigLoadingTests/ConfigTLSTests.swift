@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import TestSupport
-@testable import Common
+@testable import ConfigLoading
+import Common
 
 /// `server.tls` and `upstreams.<name>.tls_ca_file`: files read and checked at load, errors with
 /// positions, contents carried in the configuration, no key material in any message.

@@ -1,5 +1,8 @@
-// The `api_keys` section: static client keys and JWT signing keys (behaviour §2.1, §2.2, §3).
-// Every message here names a key by its index and id, never by its value (§2.2 [differs]).
+import Common
+
+// The `api_keys` section: static client keys and JWT signing keys (docs/configuration.md "Keys",
+// docs/authentication.md "Client credentials"). Every message here names a key by its index and
+// id, never by its value (docs/configuration.md "Differences from Fluxgate").
 extension ConfigDecoder {
     static let apiKeysKeys: Set<String> = ["static", "jwt"]
     static let staticKeyKeys: Set<String> = ["id", "key", "upstreams"]

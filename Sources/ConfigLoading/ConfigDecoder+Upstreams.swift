@@ -1,4 +1,7 @@
-// The `upstreams` section: two reserved timeout keys, every other key an upstream (behaviour §2.1).
+import Common
+
+// The `upstreams` section: two reserved timeout keys, every other key an upstream
+// (docs/configuration.md "Keys").
 extension ConfigDecoder {
     static let reservedUpstreamsKeys: Set<String> = ["request_timeout_ms", "stream_idle_timeout_ms"]
     static let upstreamKeys: Set<String> = ["target_url", "api_key", "request_path", "api_key_header", "tls_ca_file"]
@@ -41,7 +44,8 @@ extension ConfigDecoder {
                     valid = false
                     continue
                 }
-                // `/api/` and `/api` route the same requests (behaviour §4), so they collide.
+                // `/api/` and `/api` route the same requests (docs/routing-and-forwarding.md
+                // "Routing"), so they collide.
                 let normalised = String(upstream.requestPath.reversed().drop { $0 == "/" }.reversed())
                 let pathNode = requestPathNode(entry) ?? entry.value
                 if let first = claimed[normalised] {

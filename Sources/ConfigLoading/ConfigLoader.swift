@@ -1,6 +1,9 @@
+import Common
+
 /// Loads and validates a configuration file: the one code path shared by start-up, reload and
-/// `--check-config` (lifecycle.md). It never throws, never crashes and never hangs: every problem,
-/// including a missing file or hostile YAML, comes back as a diagnostic with a position.
+/// `--check-config` (docs/configuration.md "Validation"). It never throws, never crashes and never
+/// hangs: every problem, including a missing file or hostile YAML, comes back as a diagnostic with
+/// a position.
 public enum ConfigLoader {
     /// Limits that bound the work done on any input (docs/configuration.md, "Limits").
     public enum Limits {

@@ -1,5 +1,6 @@
 import Testing
-@testable import Common
+@testable import ConfigLoading
+import Common
 
 // Helpers shared by the configuration tests: load YAML text and assert on one diagnostic's code,
 // location path and position together, since all three are the contract with the user.

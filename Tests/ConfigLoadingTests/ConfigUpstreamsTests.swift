@@ -1,8 +1,10 @@
 import Testing
-@testable import Common
+@testable import ConfigLoading
+import Common
 
-// behaviour §2.1–§2.2: `upstreams`, its reserved timeout keys and each upstream's fields.
-// In `upstream(...)`, target_url's value is at 4:17, api_key's at 5:14, request_path's at 6:19.
+// docs/configuration.md "Keys" and "Validation": `upstreams`, its reserved timeout keys and each
+// upstream's fields. In `upstream(...)`, target_url's value is at 4:17, api_key's at 5:14,
+// request_path's at 6:19.
 
 private func upstream(target: String = "https://api.openai.com", apiKey: String = "sk-upstream",
                       path: String = "/openai", more: String = "") -> ConfigLoadResult {

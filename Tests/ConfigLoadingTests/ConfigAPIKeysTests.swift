@@ -1,8 +1,10 @@
 import Testing
-@testable import Common
+@testable import ConfigLoading
+import Common
 
-// behaviour §2.1–§2.2: `api_keys.static` and `api_keys.jwt`. In `keys(...)`, the first list
-// entry starts at 9:7 (after "- ") and a `key:` value on line 10 is at 10:12.
+// docs/configuration.md "Keys" and "Validation": `api_keys.static` and `api_keys.jwt`. In
+// `keys(...)`, the first list entry starts at 9:7 (after "- ") and a `key:` value on line 10 is at
+// 10:12.
 
 private func keys(_ section: String) -> ConfigLoadResult {
     load(minimalYAML + "\napi_keys:\n" + section)

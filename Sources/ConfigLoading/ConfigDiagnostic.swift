@@ -1,3 +1,5 @@
+import Common
+
 /// One problem (or warning) found in a configuration file, with where it is.
 /// `message` never contains a secret value: rules that involve a key name it by index and id.
 public struct ConfigDiagnostic: Sendable, Hashable, Codable, CustomStringConvertible {

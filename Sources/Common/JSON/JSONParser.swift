@@ -1,5 +1,5 @@
-/// Why a control frame is not JSON: the byte offset and what was wrong there. Never the bytes
-/// themselves, which may belong to a provider key.
+/// Why a document is not JSON: the byte offset and what was wrong there. Never the bytes
+/// themselves, which may belong to a provider key or a token.
 public struct JSONParseError: Error, Equatable, CustomStringConvertible {
     public var offset: Int
     public var reason: String
@@ -8,8 +8,9 @@ public struct JSONParseError: Error, Equatable, CustomStringConvertible {
 }
 
 /// A strict RFC 8259 parser over one complete document: no comments, no trailing commas, no
-/// duplicate keys, no lone surrogates, strings must be valid UTF-8. Nesting is limited so that a
-/// hostile frame cannot exhaust the stack (the recursion is one frame per level).
+/// duplicate keys (two `exp` members must not let a token choose which one a reader sees), no
+/// lone surrogates, strings must be valid UTF-8. Nesting is limited so that a hostile document
+/// cannot exhaust the stack (the recursion is one frame per level).
 public struct JSONParser {
     public static let maxDepth = 64
 

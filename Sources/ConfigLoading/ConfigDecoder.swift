@@ -1,7 +1,10 @@
+import Common
+
 // Turns the YAML tree into a `Configuration`, collecting every problem instead of stopping at the
-// first (behaviour §2.2). Each section lives in its own extension file; this one holds the typed
-// accessors they share. Rule of this file: a message may name a key, a path or a kind of node, but
-// never quotes a value it was not sure is harmless, because secrets go through the same accessors.
+// first (docs/configuration.md "Validation"). Each section lives in its own extension file; this
+// one holds the typed accessors they share. Rule of this file: a message may name a key, a path or
+// a kind of node, but never quotes a value it was not sure is harmless, because secrets go through
+// the same accessors.
 
 struct ConfigDecoder {
     let file: String
@@ -71,7 +74,8 @@ struct ConfigDecoder {
         return items
     }
 
-    /// Warns about every key not in `known` (Fluxgate ignores them silently; behaviour §2.1 [differs]).
+    /// Warns about every key not in `known` (Fluxgate ignores them silently;
+    /// docs/configuration.md "Differences from Fluxgate").
     mutating func warnUnknown(_ entries: [Entry], known: Set<String>, _ path: String) {
         for entry in entries where !known.contains(entry.name) {
             var message = "unknown key \(Self.quoted(entry.name)) is ignored"

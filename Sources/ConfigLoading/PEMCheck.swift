@@ -1,9 +1,10 @@
+import Common
 import COpenSSL
 
-/// What the loader checks about TLS files (behaviour §2.2 applied to `server.tls` and
-/// `tls_ca_file`): that they parse as PEM and that the private key belongs to the certificate.
-/// Parses with the same OpenSSL the worker uses, so a file accepted here loads there. Messages
-/// never contain file contents (a private key is a secret).
+/// What the loader checks about TLS files (docs/configuration.md "Validation", applied to
+/// `server.tls` and `tls_ca_file`): that they parse as PEM and that the private key belongs to the
+/// certificate. Parses with the same OpenSSL the worker uses, so a file accepted here loads there.
+/// Messages never contain file contents (a private key is a secret).
 enum PEMCheck {
     enum Problem: Error, Equatable {
         case noCertificate(reason: String)

@@ -1,9 +1,11 @@
 import Foundation
 import Testing
-@testable import Common
+@testable import ConfigLoading
+import Common
 
-// behaviour §2.2 [differs]: no secret ever appears in a message. Every rule that touches a secret
-// is broken below with a distinctive value, then all output is searched for those values.
+// docs/configuration.md "Differences from Fluxgate": no secret ever appears in a message. Every
+// rule that touches a secret is broken below with a distinctive value, then all output is searched
+// for those values.
 
 private let secrets = [
     "SECRET-UPSTREAM-7a1c", "SECRET-UPSTREAM-LIST-9f1b", "SECRET-STATIC-DUP-0e4d0000000000000000",
