@@ -46,8 +46,7 @@ do {
     let channel = try await ClientBootstrap(group: group)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                let handler = ControlChannelHandler(dataPlane: listeners, generation: initial.message.gen,
-                                                    standby: options.standby, logger: logger) { status in
+                let handler = ControlChannelHandler(dataPlane: listeners, standby: options.standby, logger: logger) { status in
                     exit(status)
                 }
                 try channel.pipeline.syncOperations.addHandler(handler)
@@ -55,8 +54,7 @@ do {
         }
         .withConnectedSocket(WorkerDescriptors.control)
         .get()
-    let ready = ControlMessage(type: .ready, seq: 1, ack: initial.message.seq, gen: initial.message.gen,
-                               body: .init(pid: getpid(), slot: options.slot))
+    let ready = ControlMessage(type: .ready, gen: initial.message.gen)
     try await channel.writeAndFlush(channel.allocator.buffer(bytes: ControlFrame.encode(ready))).get()
 } catch {
     logger.error("Worker control channel failed", metadata: ["error": .quoted("\(error)")])

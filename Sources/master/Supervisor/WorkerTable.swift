@@ -27,7 +27,6 @@ final class WorkerHandle {
 struct WorkerTable {
     private var handles: [WorkerID: WorkerHandle] = [:]
     private var byPID: [pid_t: WorkerID] = [:]
-    private var sequence: UInt64 = 0
     private var freeCells = Array((0..<InFlightSegment.cellCount).reversed())
 
     subscript(id: WorkerID) -> WorkerHandle? { handles[id] }
@@ -73,15 +72,14 @@ struct WorkerTable {
     /// A failed send means the worker is dying; its exit arrives as SIGCHLD.
     mutating func send(_ command: WorkerCommand, to id: WorkerID) {
         guard let handle = handles[id], handle.open else { return }
-        sequence += 1
         let message: ControlMessage
         switch command {
         case .applyConfig(let generation, let configuration):
-            message = ControlMessage(type: .applyConfig, seq: sequence, gen: generation, body: .init(config: configuration))
+            message = ControlMessage(type: .applyConfig, gen: generation, body: .init(config: configuration))
         case .startAccepting:
-            message = ControlMessage(type: .startAccepting, seq: sequence, gen: 0)
+            message = ControlMessage(type: .startAccepting)
         case .drain(let deadline):
-            message = ControlMessage(type: .drain, seq: sequence, gen: 0, body: .init(deadlineMs: deadline.milliseconds))
+            message = ControlMessage(type: .drain, body: .init(deadlineMs: deadline.milliseconds))
         }
         guard let frame = try? ControlFrame.encode(message) else { return }
         try? handle.control.sendAll(frame)
@@ -119,10 +117,10 @@ struct WorkerTable {
         case .ready: return .workerReady(id, generation: message.gen)
         case .configApplied: return .configApplied(id, generation: message.gen)
         case .configRejected: return .configRejected(id, generation: message.gen, error: message.body.error ?? "")
-        case .heartbeat, .hello: return .heartbeat(id)
+        case .heartbeat: return .heartbeat(id)
         case .stoppedAccepting: return .stoppedAccepting(id)
         case .drained: return .drained(id)
-        case .applyConfig, .drain, .stop, .reopenLogs, .startAccepting:
+        case .applyConfig, .drain, .startAccepting:
             logger.warning("Unexpected control message from worker", metadata: ["type": "\(message.type.rawValue)"])
             return nil
         }

@@ -8,8 +8,10 @@ import NIOPosix
 protocol DataPlane: AnyObject, Sendable {
     /// Begin accepting (a worker started with `--standby` waits for the master's word).
     func startAccepting() async throws
-    /// Swap the configuration snapshot for new requests (in-flight ones keep theirs).
-    func apply(_ configuration: Configuration)
+    /// Swap the configuration snapshot for new requests (in-flight ones keep theirs). The future
+    /// succeeds once every request whose head arrives from then on uses it, and fails (changing
+    /// nothing) when the configuration cannot be applied, e.g. an unusable listener certificate.
+    func apply(_ configuration: Configuration) -> EventLoopFuture<Void>
     /// Stop accepting (`stopped` completes when every listener is closed), let in-flight requests
     /// finish until the deadline (`done`).
     func drainReportingStop(deadlineMs: UInt64) -> (stopped: EventLoopFuture<Void>, done: EventLoopFuture<Void>)
@@ -74,9 +76,8 @@ final class ControlChannelHandler: ChannelInboundHandler {
     private let exit: @Sendable (Int32) -> Void
     private var heartbeat: RepeatedTask?
 
-    init(dataPlane: DataPlane, generation: UInt64, standby: Bool, logger: Logger,
-         exit: @escaping @Sendable (Int32) -> Void) {
-        self.state = WorkerControlState(generation: generation, standby: standby, startedAt: .now())
+    init(dataPlane: DataPlane, standby: Bool, logger: Logger, exit: @escaping @Sendable (Int32) -> Void) {
+        self.state = WorkerControlState(standby: standby, startedAt: .now())
         self.dataPlane = dataPlane
         self.logger = logger
         self.exit = exit
@@ -89,7 +90,7 @@ final class ControlChannelHandler: ChannelInboundHandler {
         let interval = WorkerControlState.heartbeatInterval
         heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             let (handler, context) = loopBound.value
-            handler.receive(.tick(.unmeasured), context: context)
+            handler.receive(.tick, context: context)
         }
     }
 
@@ -118,13 +119,25 @@ final class ControlChannelHandler: ChannelInboundHandler {
 
     private func perform(_ action: WorkerControlAction, context: ChannelHandlerContext) {
         switch action {
-        case .apply(let configuration): dataPlane.apply(configuration)
+        case .apply(let configuration, let generation): apply(configuration, generation: generation, context: context)
         case .send(let message): send(message, context: context)
         case .startAccepting: startAccepting(context: context)
         case .drain(let deadlineMs): drain(deadlineMs: deadlineMs, context: context)
         case .closeChannel: context.close(promise: nil)
         case .log(let entry): log(entry)
         case .exit(let code): exit(code.rawValue)
+        }
+    }
+
+    private func apply(_ configuration: Configuration, generation: UInt64, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        dataPlane.apply(configuration).hop(to: context.eventLoop).whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success: handler.receive(.configurationApplied(generation: generation), context: context)
+            case .failure(let error):
+                handler.receive(.configurationFailed(generation: generation, reason: "\(error)"), context: context)
+            }
         }
     }
 

@@ -11,8 +11,8 @@ enum WorkerControlEvent: Equatable, Sendable {
     case channelClosed
     /// The channel's bytes are not a valid control frame.
     case protocolError(String)
-    /// The shell's periodic wake-up; `load` goes into the heartbeat if the shell measured it.
-    case tick(WorkerLoad)
+    /// The shell's periodic wake-up (heartbeats).
+    case tick
     /// The data plane began accepting after `startAccepting` (it adopted the listening sockets).
     case listenerAdopted
     /// The data plane could not begin accepting after `startAccepting`.
@@ -21,20 +21,18 @@ enum WorkerControlEvent: Equatable, Sendable {
     case listenersClosed
     /// After a drain began: every connection finished or the drain deadline passed.
     case drainFinished
-}
-
-/// The worker's load as a heartbeat reports it; `nil` fields are left out of the message.
-struct WorkerLoad: Equatable, Sendable {
-    var inflight: Int?
-    var connections: Int?
-
-    static let unmeasured = WorkerLoad()
+    /// The data plane applied generation `generation` (after `.apply`): new requests use it.
+    case configurationApplied(generation: UInt64)
+    /// The data plane could not apply generation `generation` and kept the previous one (the
+    /// master logs `reason`).
+    case configurationFailed(generation: UInt64, reason: String)
 }
 
 /// What the shell does for `WorkerControlState`, in the order given.
 enum WorkerControlAction: Equatable, Sendable {
-    /// Swap the data plane's configuration snapshot (in-flight requests keep theirs).
-    case apply(Configuration)
+    /// Swap the data plane's configuration snapshot (in-flight requests keep theirs); report
+    /// back with `configurationApplied` or `configurationFailed`.
+    case apply(Configuration, generation: UInt64)
     /// Write a message to the master (dropped if the channel is already closed).
     case send(ControlMessage)
     /// Start the data plane's servers on the inherited listening sockets.
@@ -55,14 +53,16 @@ enum WorkerControlLog: Equatable, Sendable {
     case startAcceptingFailed(String)
 }
 
-/// The worker's side of the master–worker control protocol (lifecycle.md) as a pure value
+/// The worker's side of the master–worker control protocol as a pure value
 /// (conventions §2, §3): `handle(event, now:)` returns the actions `ControlChannelHandler`
 /// performs. No I/O and no clock reads; heartbeat timing is computed from the `now` passed in.
 ///
-/// Contract with the master: replies ack the request's `seq`; the worker's own `seq` counts up
-/// from 1 (the `ready` that `main` sends); a heartbeat every second while the channel is open,
-/// draining included; `drain` is answered with `stoppedAccepting` then `drained`, then exit 0;
-/// EOF means the master is gone: drain with `orphanDrainMs` and exit 0 without a word.
+/// Contract with the master (docs/architecture.md "The control protocol"): `applyConfig` is
+/// answered once the data plane has applied it (`configApplied`) or failed to (`configRejected`
+/// with the reason, the previous configuration staying in force); a heartbeat every second while
+/// the channel is open, draining included; `drain` is answered with `stoppedAccepting` then
+/// `drained`, then exit 0; EOF means the master is gone: drain with `orphanDrainMs` and exit 0
+/// without a word.
 struct WorkerControlState {
     enum Listening: Equatable {
         /// Started with `--standby`: the previous acceptor of the sockets is still draining.
@@ -75,8 +75,8 @@ struct WorkerControlState {
 
     enum Phase: Equatable {
         case serving
-        /// `ack` is the `seq` of the master's `drain`, `nil` when the master vanished.
-        case draining(ack: UInt64?)
+        /// `toldByMaster` is false when the master vanished: then nothing is reported.
+        case draining(toldByMaster: Bool)
         case exited(FluxgateExit)
     }
 
@@ -87,17 +87,12 @@ struct WorkerControlState {
     // Read by the shell and the tests, changed only by `handle`.
     private(set) var phase: Phase = .serving
     private(set) var listening: Listening
-    /// The configuration generation this worker serves (heartbeats and drain replies carry it).
-    private(set) var generation: UInt64
-    /// The `seq` of the last message this worker sent.
-    private(set) var sequence: UInt64 = 1
     /// `nil` once the channel is closed: nobody is listening for heartbeats any more.
     private(set) var nextHeartbeat: NIODeadline?
     private var output: [WorkerControlAction] = []
 
-    /// `generation` is that of the initial `applyConfig`, whose `ready` (seq 1) `main` already sent.
-    init(generation: UInt64, standby: Bool, startedAt: NIODeadline) {
-        self.generation = generation
+    /// `main` has sent `ready` for the initial `applyConfig`.
+    init(standby: Bool, startedAt: NIODeadline) {
         self.listening = standby ? .standby : .accepting
         self.nextHeartbeat = startedAt + Self.heartbeatInterval
     }
@@ -110,15 +105,19 @@ struct WorkerControlState {
         case .channelClosed: channelClosed()
         case .protocolError(let description):
             output += [.log(.protocolError(description)), .closeChannel]
-        case .tick(let load): tick(load, now: now)
+        case .tick: tick(now: now)
         case .listenerAdopted:
             if listening == .starting { listening = .accepting }
         case .listenerAdoptionFailed(let description):
             output.append(.log(.startAcceptingFailed(description)))
             exit(.failure)
         case .listenersClosed:
-            if case .draining(let ack?) = phase { send(.stoppedAccepting, ack: ack, gen: generation) }
+            if case .draining(toldByMaster: true) = phase { send(.stoppedAccepting) }
         case .drainFinished: drainFinished()
+        case .configurationApplied(let applied):
+            send(.configApplied, gen: applied)
+        case .configurationFailed(let failed, let reason):
+            send(.configRejected, gen: failed, body: .init(error: reason))
         }
         return output
     }
@@ -127,24 +126,18 @@ struct WorkerControlState {
         switch message.type {
         case .applyConfig:
             guard let configuration = message.body.config else {
-                send(.configRejected, ack: message.seq, gen: message.gen, body: .init(error: "applyConfig without a configuration"))
+                send(.configRejected, gen: message.gen, body: .init(error: "applyConfig without a configuration"))
                 return
             }
-            output.append(.apply(configuration))
-            generation = message.gen
-            send(.configApplied, ack: message.seq, gen: message.gen)
+            output.append(.apply(configuration, generation: message.gen))
         case .startAccepting:
             // Accepting, starting or drained: the master's word changes nothing.
             guard listening == .standby else { return }
             listening = .starting
             output.append(.startAccepting)
         case .drain:
-            drain(deadlineMs: message.body.deadlineMs ?? Self.orphanDrainMs, ack: message.seq)
-        case .stop:
-            exit(.success)
-        case .reopenLogs:
-            break  // stdout is inherited; nothing to reopen yet
-        case .hello, .ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting:
+            drain(deadlineMs: message.body.deadlineMs ?? Self.orphanDrainMs, toldByMaster: true)
+        case .ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting:
             output.append(.log(.unexpectedMessage(message.type)))
         }
     }
@@ -154,30 +147,30 @@ struct WorkerControlState {
         switch phase {
         case .serving:
             output.append(.log(.masterGone))
-            drain(deadlineMs: Self.orphanDrainMs, ack: nil)
+            drain(deadlineMs: Self.orphanDrainMs, toldByMaster: false)
         case .draining, .exited:
             break
         }
     }
 
     /// Fixed delay, as NIO's repeated task: the next heartbeat is due a full interval after this one.
-    private mutating func tick(_ load: WorkerLoad, now: NIODeadline) {
+    private mutating func tick(now: NIODeadline) {
         guard let due = nextHeartbeat, now >= due else { return }
         nextHeartbeat = now + Self.heartbeatInterval
-        send(.heartbeat, ack: nil, gen: generation, body: .init(inflight: load.inflight, connections: load.connections))
+        send(.heartbeat)
     }
 
     /// Only the first drain counts, whoever asked: a second `drain` is not answered.
-    private mutating func drain(deadlineMs: UInt64, ack: UInt64?) {
+    private mutating func drain(deadlineMs: UInt64, toldByMaster: Bool) {
         guard case .serving = phase else { return }
-        phase = .draining(ack: ack)
+        phase = .draining(toldByMaster: toldByMaster)
         listening = .closed
         output.append(.drain(deadlineMs: deadlineMs))
     }
 
     private mutating func drainFinished() {
-        guard case .draining(let ack) = phase else { return }
-        if let ack { send(.drained, ack: ack, gen: generation) }
+        guard case .draining(let toldByMaster) = phase else { return }
+        if toldByMaster { send(.drained) }
         exit(.success)
     }
 
@@ -187,8 +180,7 @@ struct WorkerControlState {
         output.append(.exit(code))
     }
 
-    private mutating func send(_ kind: ControlMessage.Kind, ack: UInt64?, gen: UInt64, body: ControlMessage.Body = .init()) {
-        sequence += 1
-        output.append(.send(ControlMessage(type: kind, seq: sequence, ack: ack, gen: gen, body: body)))
+    private mutating func send(_ kind: ControlMessage.Kind, gen: UInt64 = 0, body: ControlMessage.Body = .init()) {
+        output.append(.send(ControlMessage(type: kind, gen: gen, body: body)))
     }
 }

@@ -48,15 +48,22 @@ final class WorkerListeners: DataPlane {
             state.servers = servers
             return state.configuration
         }
-        if latest != configuration { servers.forEach { $0.apply(latest) } }
+        if latest != configuration { servers.forEach { _ = try? $0.apply(latest) } }
     }
 
-    func apply(_ configuration: Configuration) {
-        let servers = state.withLock { state in
-            state.configuration = configuration
-            return state.servers
+    /// Every server swaps its snapshot; in standby (no server yet) the configuration is checked the
+    /// same way and kept for `startAccepting`. A configuration that cannot be applied is not kept.
+    func apply(_ configuration: Configuration) -> EventLoopFuture<Void> {
+        let loop = group.next()
+        let servers = state.withLock { $0.servers }
+        do throws(TLSError) {
+            if servers.isEmpty { _ = try WorkerSnapshot(configuration: configuration) }
+            let swapped = try servers.map { server throws(TLSError) in try server.apply(configuration) }
+            state.withLock { $0.configuration = configuration }
+            return .andAllSucceed(swapped, on: loop)
+        } catch {
+            return loop.makeFailedFuture(ConfigurationNotApplied(reason: error))
         }
-        servers.forEach { $0.apply(configuration) }
     }
 
     /// Stops accepting on every socket: `stopped` completes when every listener is closed
@@ -75,6 +82,12 @@ final class WorkerListeners: DataPlane {
         }
         return (stopped, done)
     }
+}
+
+/// Why `apply` failed, as the master logs it (`configRejected`): OpenSSL's fixed reason texts only.
+struct ConfigurationNotApplied: Error, CustomStringConvertible {
+    let reason: TLSError
+    var description: String { "the listener's TLS certificate is unusable: \(reason)" }
 }
 
 /// `server.max_connections` across all worker processes, through the master's shared segment.

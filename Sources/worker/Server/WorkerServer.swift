@@ -95,20 +95,12 @@ final class WorkerServer: Sendable {
         return WorkerServer(eventLoop: eventLoop, serverChannel: serverChannel, state: state, ownsGroup: ownedGroup)
     }
 
-    /// A new configuration for every request whose head arrives from now on; requests in flight
-    /// keep the snapshot they started with. Listener changes are the master's business.
-    func apply(_ configuration: Configuration) {
-        let snapshot: WorkerSnapshot
-        do {
-            snapshot = try WorkerSnapshot(configuration: configuration)
-        } catch {
-            eventLoop.execute { [state] in
-                state.value.logger.error("New configuration not applied: the listener's TLS certificate is unusable",
-                                         metadata: ["error": "\(error)"])
-            }
-            return
-        }
-        eventLoop.execute { [state] in state.value.snapshot = snapshot }
+    /// A new configuration for every request whose head arrives once the future has succeeded;
+    /// requests in flight keep the snapshot they started with. Throws, changing nothing, when
+    /// `server.tls` cannot be made a context. Listener changes are the master's business.
+    func apply(_ configuration: Configuration) throws(TLSError) -> EventLoopFuture<Void> {
+        let snapshot = try WorkerSnapshot(configuration: configuration)
+        return eventLoop.submit { [state] in state.value.snapshot = snapshot }
     }
 
     /// Stops accepting, lets every connection finish its current response (NIO's quiescing), then
