@@ -99,14 +99,8 @@ extension SupervisorState {
     // MARK: - Control messages
 
     mutating func workerReady(_ id: WorkerID, generation: UInt64, now: Instant) {
-        guard let worker = workers[id], case .starting = worker.phase else { return }
+        guard case .starting? = workers[id]?.phase else { return }
         workers[id]?.phase = .ready
-        // Spawned before a hot reload finished: bring it up to date (it got the older config).
-        if current.slots.indices.contains(worker.slot), current.slots[worker.slot].worker == id,
-           worker.generation < current.generation {
-            workers[id]?.generation = current.generation
-            emit(.send(id, .applyConfig(generation: current.generation, current.configuration)))
-        }
         startFreeAcceptors()
         startCompleteIfReady(now: now)
         candidateReady(id, now: now)
