@@ -203,7 +203,44 @@ extension Array where Element == WorkerControlAction {
         #expect(h.handle(.listenerAdoptionFailed("EBADF")) == [.log(.startAcceptingFailed("EBADF")), .exit(.failure)])
     }
 
-    @Test(arguments: [ControlMessage.Kind.ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting])
+    // MARK: - Lent sockets
+
+    @Test func aLentSocketIsAdoptedAndGivenBackWhenTheMasterAsks() {
+        var h = WorkerControlHarness()
+        #expect(h.master(.adoptListener, body: .init(listener: 7)) == [.adoptListener(7)])
+        #expect(h.state.borrowed == [7])
+        #expect(h.master(.releaseListener, body: .init(listener: 7)) == [.releaseListener(7)])
+        #expect(h.handle(.borrowedListenerReleased(listener: 7)) == [
+            .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7))),
+        ])
+        #expect(h.state.borrowed.isEmpty)
+    }
+
+    @Test func aLentSocketThatCannotBeAdoptedIsReportedGivenBack() {
+        var h = WorkerControlHarness()
+        _ = h.master(.adoptListener, body: .init(listener: 7))
+        #expect(h.handle(.borrowedListenerFailed(listener: 7, reason: "EAGAIN")) == [
+            .log(.borrowedListenerFailed("EAGAIN")),
+            .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7))),
+        ])
+        #expect(h.master(.releaseListener, body: .init(listener: 7)) == [
+            .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7))),
+        ], "a release of a socket it does not hold is answered at once")
+    }
+
+    @Test func aDrainingWorkerTakesNoLoanAndItsDrainClosesThoseItHas() {
+        var h = WorkerControlHarness()
+        _ = h.master(.adoptListener, body: .init(listener: 7))
+        _ = h.master(.drain, body: .init(deadlineMs: 5_000))
+        #expect(h.state.borrowed.isEmpty, "the drain closes lent sockets with the others (stoppedAccepting)")
+        #expect(h.master(.releaseListener, body: .init(listener: 7)).isEmpty)
+        #expect(h.master(.adoptListener, body: .init(listener: 8)) == [
+            .discardListener(8), .send(ControlMessage(type: .listenerReleased, body: .init(listener: 8))),
+        ])
+    }
+
+    @Test(arguments: [ControlMessage.Kind.ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting,
+                      .listenerReleased])
     func aMasterBoundKindFromTheMasterIsLoggedAndIgnored(kind: ControlMessage.Kind) {
         var h = WorkerControlHarness()
         #expect(h.master(kind) == [.log(.unexpectedMessage(kind))], "logged, nothing sent")

@@ -6,9 +6,12 @@ public enum WorkerDescriptors {
     public static let control: CInt = 4
     /// The shared in-flight counter segment (`InFlightSegment`), when the master created one.
     public static let inFlight: CInt = 5
+    /// The worker's end of its hand-over socketpair: listening sockets lent to the worker while
+    /// another slot has none (`adoptListener`) arrive here as SCM_RIGHTS messages.
+    public static let handover: CInt = 6
     /// Further listening sockets of the slot (after the worker count shrank), from here upwards;
     /// the worker is told how many with `--listeners N` (N counts fd 3 too).
-    public static let firstExtraListener: CInt = 6
+    public static let firstExtraListener: CInt = 7
 }
 
 /// One message on a master–worker control channel (docs/architecture.md "The control protocol"):
@@ -24,6 +27,11 @@ public struct ControlMessage: Sendable, Codable, Equatable {
         case startAccepting
         /// Stop accepting, finish in-flight requests within `deadlineMs`, exit.
         case drain
+        /// Accept on the listening socket `listener` too, whose descriptor comes on the hand-over
+        /// channel (fd 6) just before this message: its slot has no worker right now.
+        case adoptListener
+        /// Stop accepting on the borrowed socket `listener` (its slot's worker is ready).
+        case releaseListener
         // worker -> master
         /// The first configuration is applied and the worker serves (or waits in standby).
         case ready
@@ -37,6 +45,9 @@ public struct ControlMessage: Sendable, Codable, Equatable {
         case stoppedAccepting
         /// After `drain`: every connection finished or the deadline passed; the worker exits.
         case drained
+        /// After `releaseListener` (or a failed `adoptListener`): the worker no longer accepts on
+        /// the borrowed socket `listener`.
+        case listenerReleased
     }
 
     public struct Body: Sendable, Codable, Equatable {
@@ -44,11 +55,15 @@ public struct ControlMessage: Sendable, Codable, Equatable {
         public var error: String?
         /// Milliseconds the worker has to finish in-flight work after `drain`.
         public var deadlineMs: UInt64?
+        /// The master's number for a listening socket (`adoptListener`, `releaseListener`,
+        /// `listenerReleased`).
+        public var listener: Int?
 
-        public init(config: Configuration? = nil, error: String? = nil, deadlineMs: UInt64? = nil) {
+        public init(config: Configuration? = nil, error: String? = nil, deadlineMs: UInt64? = nil, listener: Int? = nil) {
             self.config = config
             self.error = error
             self.deadlineMs = deadlineMs
+            self.listener = listener
         }
     }
 

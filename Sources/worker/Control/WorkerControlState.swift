@@ -26,6 +26,10 @@ enum WorkerControlEvent: Equatable, Sendable {
     /// The data plane could not apply generation `generation` and kept the previous one (the
     /// master logs `reason`).
     case configurationFailed(generation: UInt64, reason: String)
+    /// The data plane could not accept on the lent socket `listener` (after `.adoptListener`).
+    case borrowedListenerFailed(listener: Int, reason: String)
+    /// The data plane closed the lent socket `listener` (after `.releaseListener`).
+    case borrowedListenerReleased(listener: Int)
 }
 
 /// What the shell does for `WorkerControlState`, in the order given.
@@ -37,9 +41,17 @@ enum WorkerControlAction: Equatable, Sendable {
     case send(ControlMessage)
     /// Start the data plane's servers on the inherited listening sockets.
     case startAccepting
-    /// Close the listeners and let in-flight requests finish for at most `deadlineMs`; report
-    /// back with `listenersClosed` and `drainFinished`.
+    /// Close the listeners (lent ones too) and let in-flight requests finish for at most
+    /// `deadlineMs`; report back with `listenersClosed` and `drainFinished`.
     case drain(deadlineMs: UInt64)
+    /// Take the lent socket `listener` from the hand-over channel and accept on it; report back
+    /// only a failure (`borrowedListenerFailed`).
+    case adoptListener(Int)
+    /// Take the lent socket `listener` from the hand-over channel and close it unused.
+    case discardListener(Int)
+    /// Stop accepting on the lent socket `listener` (its connections go on); report back with
+    /// `borrowedListenerReleased`.
+    case releaseListener(Int)
     case closeChannel
     case log(WorkerControlLog)
     case exit(FluxgateExit)
@@ -51,6 +63,7 @@ enum WorkerControlLog: Equatable, Sendable {
     case masterGone
     case protocolError(String)
     case startAcceptingFailed(String)
+    case borrowedListenerFailed(String)
 }
 
 /// The worker's side of the master–worker control protocol as a pure value
@@ -61,7 +74,9 @@ enum WorkerControlLog: Equatable, Sendable {
 /// answered once the data plane has applied it (`configApplied`) or failed to (`configRejected`
 /// with the reason, the previous configuration staying in force); a heartbeat every second while
 /// the channel is open, draining included; `drain` is answered with `stoppedAccepting` then
-/// `drained`, then exit 0; EOF means the master is gone: drain with `orphanDrainMs` and exit 0
+/// `drained`, then exit 0; a lent socket (`adoptListener`) is accepted on until `releaseListener`,
+/// answered `listenerReleased` once closed (at once when the worker does not hold it; a draining
+/// worker closes it unused); EOF means the master is gone: drain with `orphanDrainMs` and exit 0
 /// without a word.
 struct WorkerControlState {
     enum Listening: Equatable {
@@ -89,6 +104,8 @@ struct WorkerControlState {
     private(set) var listening: Listening
     /// `nil` once the channel is closed: nobody is listening for heartbeats any more.
     private(set) var nextHeartbeat: NIODeadline?
+    /// Lent sockets the data plane accepts on (or is adopting), by the master's number.
+    private(set) var borrowed: Set<Int> = []
     private var output: [WorkerControlAction] = []
 
     /// `main` has sent `ready` for the initial `applyConfig`.
@@ -118,6 +135,12 @@ struct WorkerControlState {
             send(.configApplied, gen: applied)
         case .configurationFailed(let failed, let reason):
             send(.configRejected, gen: failed, body: .init(error: reason))
+        case .borrowedListenerFailed(let listener, let reason):
+            guard borrowed.remove(listener) != nil else { break }
+            output.append(.log(.borrowedListenerFailed(reason)))
+            send(.listenerReleased, body: .init(listener: listener))
+        case .borrowedListenerReleased(let listener):
+            if case .serving = phase { send(.listenerReleased, body: .init(listener: listener)) }
         }
         return output
     }
@@ -137,7 +160,24 @@ struct WorkerControlState {
             output.append(.startAccepting)
         case .drain:
             drain(deadlineMs: message.body.deadlineMs ?? Self.orphanDrainMs, toldByMaster: true)
-        case .ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting:
+        case .adoptListener:
+            guard let listener = message.body.listener else { return }
+            guard case .serving = phase else {
+                // Its listeners are closed for good: the socket goes back unused.
+                output.append(.discardListener(listener))
+                send(.listenerReleased, body: .init(listener: listener))
+                return
+            }
+            borrowed.insert(listener)
+            output.append(.adoptListener(listener))
+        case .releaseListener:
+            guard let listener = message.body.listener, case .serving = phase else { return }  // a drain closes it
+            if borrowed.remove(listener) != nil {
+                output.append(.releaseListener(listener))
+            } else {
+                send(.listenerReleased, body: .init(listener: listener))
+            }
+        case .ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting, .listenerReleased:
             output.append(.log(.unexpectedMessage(message.type)))
         }
     }
@@ -165,6 +205,7 @@ struct WorkerControlState {
         guard case .serving = phase else { return }
         phase = .draining(toldByMaster: toldByMaster)
         listening = .closed
+        borrowed = []
         output.append(.drain(deadlineMs: deadlineMs))
     }
 

@@ -47,4 +47,33 @@ import TestSupport
         #expect(try RawConnection(port: worker.port).request("GET", "/one/x").status == 200, "generation 1 still serves")
         #expect(try RawConnection(port: worker.port).request("GET", "/two/x").status == 404)
     }
+
+    /// The master lends a crashed slot's socket to a survivor (docs/operations.md): the worker
+    /// serves it until asked to give it back, then closes its copy before it says so.
+    @Test func aLentSocketIsServedUntilGivenBackAndThenNoLongerHeld() throws {
+        let mock = try TestSupport.MockUpstream()
+        let worker = try WorkerProcess(configuration: Self.configuration(mock: mock, path: "/one"))
+        #expect(try worker.receive() == ControlMessage(type: .ready, gen: 1))
+        let lent = try Sockets.listen(on: BindAddress(parsing: "127.0.0.1:0")!)
+        defer { lent.close() }
+        let port = Int(try Sockets.localAddress(of: lent).port)
+
+        try worker.lend(lent, as: 42)
+        // Queued in the lent socket's backlog until the worker accepts there.
+        #expect(try RawConnection(port: port).request("GET", "/one/x").status == 200)
+        #expect(worker.holds(lent))
+
+        try worker.send(ControlMessage(type: .releaseListener, body: .init(listener: 42)))
+        #expect(try worker.receive() == ControlMessage(type: .listenerReleased, body: .init(listener: 42)))
+        #expect(!worker.holds(lent), "given back means closed: another worker may accept there now")
+        #expect(try RawConnection(port: worker.port).request("GET", "/one/x").status == 200, "its own socket still serves")
+    }
+
+    @Test func aLentSocketWithoutItsDescriptorIsReportedBackAtOnce() throws {
+        let mock = try TestSupport.MockUpstream()
+        let worker = try WorkerProcess(configuration: Self.configuration(mock: mock, path: "/one"))
+        #expect(try worker.receive() == ControlMessage(type: .ready, gen: 1))
+        try worker.send(ControlMessage(type: .adoptListener, body: .init(listener: 5)))
+        #expect(try worker.receive() == ControlMessage(type: .listenerReleased, body: .init(listener: 5)))
+    }
 }
