@@ -219,6 +219,24 @@ extension SupervisorRestartTests {
         #expect(late.replies == [request: .applied(generation: 2)])
     }
 
+    @Test func aHotReloadAlsoReachesTheDrainingCandidatesOfARolledBackRestart() {
+        var h = SupervisorHarness(workers: 1, policy: Self.patientHeartbeats)
+        let (old, _) = h.startRunning()
+        h.handle(.signal(.hangup), at: 10)
+        let open = h.load(SupervisorHarness.configuration(workers: 2, address: "127.0.0.1:9090"))
+        let spawned = h.handle(.listenersOpened(open.opened, BindAddress(parsing: "127.0.0.1:9090")!), at: 10).spawns
+        h.handle(.workerReady(spawned[0].worker, generation: 2), at: 10.1)  // accepts on the new address
+        h.handle(.workerExited(spawned[1].worker, .exited(1)), at: 10.2)  // rollback: spawned[0] drains
+        // The next reload is generation 2 as well, with other keys: the drained candidate gets it.
+        let request = ReloadRequestID(raw: 1)
+        h.handle(.reloadRequested(.operatorRequest(request)), at: 11)
+        let keys = SupervisorHarness.configuration(workers: 1, maxConnections: 5)
+        let broadcast = h.load(keys)
+        #expect(broadcast.sends == [old[0]: [.applyConfig(generation: 2, keys)], spawned[0].worker: [.applyConfig(generation: 2, keys)]])
+        h.handle(.configApplied(old[0], generation: 2), at: 11.1)
+        #expect(h.handle(.configApplied(spawned[0].worker, generation: 2), at: 11.2).replies == [request: .applied(generation: 2)])
+    }
+
     @Test func aHotReloadAlsoReachesAWorkerStillDrainingAnEarlierRestart() {
         var h = SupervisorHarness(workers: 2, policy: Self.patientHeartbeats)
         let (old, _) = h.startRunning()

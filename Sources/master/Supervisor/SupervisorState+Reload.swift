@@ -319,6 +319,9 @@ extension SupervisorState {
                 emit(.send(id, .applyConfig(generation: current.generation, current.configuration)))
             } else {
                 drain(id, deadline: policy.drainTimeout, now: now)
+                // Its configuration never became current and its number will be the next
+                // reload's: marked unknown, so that reload reaches it while it drains.
+                workers[id]?.generation = 0
             }
         }
         finishReload(.failed(reason), now: now)
