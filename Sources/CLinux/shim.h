@@ -40,16 +40,24 @@ static inline int fluxgate_pidfd_getfd(int pidfd, int fd) { return (int)syscall(
 #include <sys/socket.h>
 #include <string.h>
 
-static inline long fluxgate_send_descriptor(int socket, int descriptor, const void *bytes, unsigned long count) {
-    struct iovec iov = { (void *)bytes, count };
-    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
-    memset(&control, 0, sizeof control);
+// Room for a few descriptors, aligned for cmsghdr.
+union fluxgate_rights { char buffer[CMSG_SPACE(4 * sizeof(int))]; struct cmsghdr align; };
+
+static inline struct msghdr fluxgate_rights_message(struct iovec *iov, union fluxgate_rights *control, size_t space) {
     struct msghdr message;
     memset(&message, 0, sizeof message);
-    message.msg_iov = &iov;
+    memset(control, 0, sizeof *control);
+    message.msg_iov = iov;
     message.msg_iovlen = 1;
-    message.msg_control = control.buffer;
-    message.msg_controllen = sizeof control.buffer;
+    message.msg_control = control->buffer;
+    message.msg_controllen = space;
+    return message;
+}
+
+static inline long fluxgate_send_descriptor(int socket, int descriptor, const void *bytes, unsigned long count) {
+    struct iovec iov = { (void *)bytes, count };
+    union fluxgate_rights control;
+    struct msghdr message = fluxgate_rights_message(&iov, &control, CMSG_SPACE(sizeof(int)));
     struct cmsghdr *header = CMSG_FIRSTHDR(&message);
     header->cmsg_level = SOL_SOCKET;
     header->cmsg_type = SCM_RIGHTS;
@@ -62,13 +70,8 @@ static inline long fluxgate_send_descriptor(int socket, int descriptor, const vo
 // -1 when none came. Any further descriptors in it are closed.
 static inline long fluxgate_receive_descriptor(int socket, void *bytes, unsigned long count, int *descriptor) {
     struct iovec iov = { bytes, count };
-    union { char buffer[CMSG_SPACE(4 * sizeof(int))]; struct cmsghdr align; } control;
-    struct msghdr message;
-    memset(&message, 0, sizeof message);
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control.buffer;
-    message.msg_controllen = sizeof control.buffer;
+    union fluxgate_rights control;
+    struct msghdr message = fluxgate_rights_message(&iov, &control, sizeof control.buffer);
     *descriptor = -1;
     long n = (long)recvmsg(socket, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) return n;

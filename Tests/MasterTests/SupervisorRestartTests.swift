@@ -210,8 +210,7 @@ extension SupervisorRestartTests {
         let (old, _) = h.startRunning()
         let request = ReloadRequestID(raw: 1)
         h.handle(.reloadRequested(.operatorRequest(request)), at: 10)
-        let open = h.load(SupervisorHarness.configuration(workers: 1, address: "127.0.0.1:9090"))
-        let spawned = h.handle(.listenersOpened(open.opened, BindAddress(parsing: "127.0.0.1:9090")!), at: 10).spawns
+        let spawned = h.loadMoved(SupervisorHarness.configuration(workers: 1, address: "127.0.0.1:9090"), at: 10)
         h.handle(.workerReady(spawned[0].worker, generation: 2), at: 10.1)
         #expect(h.tick(at: 20.0).kills.isEmpty)
         let late = h.tick(at: 20.1)
@@ -223,8 +222,7 @@ extension SupervisorRestartTests {
         var h = SupervisorHarness(workers: 1, policy: Self.patientHeartbeats)
         let (old, _) = h.startRunning()
         h.handle(.signal(.hangup), at: 10)
-        let open = h.load(SupervisorHarness.configuration(workers: 2, address: "127.0.0.1:9090"))
-        let spawned = h.handle(.listenersOpened(open.opened, BindAddress(parsing: "127.0.0.1:9090")!), at: 10).spawns
+        let spawned = h.loadMoved(SupervisorHarness.configuration(workers: 2, address: "127.0.0.1:9090"), at: 10)
         h.handle(.workerReady(spawned[0].worker, generation: 2), at: 10.1)  // accepts on the new address
         h.handle(.workerExited(spawned[1].worker, .exited(1)), at: 10.2)  // rollback: spawned[0] drains
         // The next reload is generation 2 as well, with other keys: the drained candidate gets it.
