@@ -34,3 +34,55 @@ static inline struct fluxgate_second_text *fluxgate_second_text_cache(void) {
 // tests look at a worker's own sockets with them.
 static inline int fluxgate_pidfd_open(int pid) { return (int)syscall(434, pid, 0); }
 static inline int fluxgate_pidfd_getfd(int pidfd, int fd) { return (int)syscall(438, pidfd, fd, 0); }
+
+// SCM_RIGHTS (unix(7)) needs the CMSG_* macros, which Swift cannot expand: one descriptor and a
+// few bytes per message, as the master lends a listening socket to a worker.
+#include <sys/socket.h>
+#include <string.h>
+
+// Room for a few descriptors, aligned for cmsghdr.
+union fluxgate_rights { char buffer[CMSG_SPACE(4 * sizeof(int))]; struct cmsghdr align; };
+
+static inline struct msghdr fluxgate_rights_message(struct iovec *iov, union fluxgate_rights *control, size_t space) {
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    memset(control, 0, sizeof *control);
+    message.msg_iov = iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control->buffer;
+    message.msg_controllen = space;
+    return message;
+}
+
+static inline long fluxgate_send_descriptor(int socket, int descriptor, const void *bytes, unsigned long count) {
+    struct iovec iov = { (void *)bytes, count };
+    union fluxgate_rights control;
+    struct msghdr message = fluxgate_rights_message(&iov, &control, CMSG_SPACE(sizeof(int)));
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
+    return (long)sendmsg(socket, &message, MSG_NOSIGNAL);
+}
+
+// Receives one message without blocking; `*descriptor` is the one it carried (close-on-exec),
+// -1 when none came. Any further descriptors in it are closed.
+static inline long fluxgate_receive_descriptor(int socket, void *bytes, unsigned long count, int *descriptor) {
+    struct iovec iov = { bytes, count };
+    union fluxgate_rights control;
+    struct msghdr message = fluxgate_rights_message(&iov, &control, sizeof control.buffer);
+    *descriptor = -1;
+    long n = (long)recvmsg(socket, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int received = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < received; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+            if (*descriptor < 0) *descriptor = fd; else close(fd);
+        }
+    }
+    return n;
+}

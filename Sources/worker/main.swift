@@ -7,10 +7,10 @@ import NIOCore
 import NIOPosix
 
 // fluxgate-worker: started by the master only (WorkerDescriptors): its slot's listening socket at
-// fd 3 (more from fd 6 with --listeners N), its control channel at fd 4, the shared in-flight
-// segment at fd 5 (with --inflight-cell C). It reads its configuration from the channel, never
-// from the YAML file, serves on one event loop, heartbeats every second, and exits when told to
-// or when the master is gone.
+// fd 3 (more from fd 7 with --listeners N), its control channel at fd 4, the shared in-flight
+// segment at fd 5 (with --inflight-cell C), the hand-over channel for lent sockets at fd 6. It
+// reads its configuration from the channel, never from the YAML file, serves on one event loop,
+// heartbeats every second, and exits when told to or when the master is gone.
 
 signal(SIGPIPE, SIG_IGN)
 let environment = ProcessInfoEnvironment.current()
@@ -46,8 +46,9 @@ do {
     let channel = try await ClientBootstrap(group: group)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                let handler = ControlChannelHandler(dataPlane: listeners, generation: initial.message.gen,
-                                                    standby: options.standby, logger: logger) { status in
+                let handler = ControlChannelHandler(dataPlane: listeners, standby: options.standby,
+                                                    handover: Common.FileDescriptor(WorkerDescriptors.handover),
+                                                    logger: logger) { status in
                     exit(status)
                 }
                 try channel.pipeline.syncOperations.addHandler(handler)
@@ -55,8 +56,7 @@ do {
         }
         .withConnectedSocket(WorkerDescriptors.control)
         .get()
-    let ready = ControlMessage(type: .ready, seq: 1, ack: initial.message.seq, gen: initial.message.gen,
-                               body: .init(pid: getpid(), slot: options.slot))
+    let ready = ControlMessage(type: .ready, gen: initial.message.gen)
     try await channel.writeAndFlush(channel.allocator.buffer(bytes: ControlFrame.encode(ready))).get()
 } catch {
     logger.error("Worker control channel failed", metadata: ["error": "\(error)"])

@@ -2,8 +2,8 @@ import Testing
 @testable import Common
 
 @Suite struct ControlFrameTests {
-    func sample(_ seq: UInt64) -> ControlMessage {
-        ControlMessage(type: .applyConfig, seq: seq, gen: 7,
+    func sample(_ gen: UInt64) -> ControlMessage {
+        ControlMessage(type: .applyConfig, gen: gen,
                        body: .init(config: Configuration(apiKeys: .init(jwt: [.init(id: "dev", key: Secret(String(repeating: "k", count: 32)))]))))
     }
 

@@ -43,26 +43,25 @@ import Testing
 
     @Test(arguments: awkward)
     func everyStringRoundTrips(_ text: String) throws {
-        let message = ControlMessage(type: .applyConfig, seq: 1, gen: 2, body: .init(config: Self.fullConfiguration(text: text), error: text))
+        let message = ControlMessage(type: .applyConfig, gen: 2, body: .init(config: Self.fullConfiguration(text: text), error: text))
         let received = try #require(try Self.roundTrip(message))
         #expect(received == message)
         #expect(received.body.error?.unicodeScalars.elementsEqual(text.unicodeScalars) == true)
     }
 
     @Test func integersKeepEveryBitAtTheirLimits() throws {
-        let message = ControlMessage(type: .heartbeat, seq: .max, ack: .max - 1, gen: 0,
-                                     body: .init(pid: .min, slot: .max, inflight: .min, connections: 0, deadlineMs: .max))
+        let message = ControlMessage(type: .drain, gen: .max, body: .init(deadlineMs: .max))
         #expect(try Self.roundTrip(message) == message)
     }
 
     @Test func absentOptionalsAreLeftOutAndReadBackAsNil() throws {
-        let bytes = try ControlJSONEncoder().encode(ControlMessage(type: .stop, seq: 5, gen: 6))
-        #expect(String(decoding: bytes, as: UTF8.self) == #"{"v":1,"type":"stop","seq":5,"gen":6,"body":{}}"#)
-        #expect(try Self.decodeFrame(#"{"v":1,"type":"stop","seq":5,"gen":6,"body":{"pid":null}}"#) == ControlMessage(type: .stop, seq: 5, gen: 6))
+        let bytes = try ControlJSONEncoder().encode(ControlMessage(type: .drain, gen: 6))
+        #expect(String(decoding: bytes, as: UTF8.self) == #"{"v":1,"type":"drain","gen":6,"body":{}}"#)
+        #expect(try Self.decodeFrame(#"{"v":1,"type":"drain","gen":6,"body":{"error":null}}"#) == ControlMessage(type: .drain, gen: 6))
     }
 
     @Test func theWireFormatIsTheOneFoundationSpoke() throws {
-        let message = ControlMessage(type: .applyConfig, seq: 3, ack: 2, gen: 9,
+        let message = ControlMessage(type: .applyConfig, gen: 9,
                                      body: .init(config: Self.fullConfiguration(text: Self.awkward.joined()), deadlineMs: 30_000))
         let ours = try ControlJSONEncoder().encode(message)
         #expect(try JSONDecoder().decode(ControlMessage.self, from: Data(ours)) == message)
@@ -71,11 +70,11 @@ import Testing
     }
 
     static let wrongShape = [
-        #"[]"#, #"{"v":1,"type":"stop","seq":1,"gen":1}"#, #"{"v":1,"type":"reboot","seq":1,"gen":1,"body":{}}"#,
-        #"{"v":1,"type":"stop","seq":-1,"gen":1,"body":{}}"#, #"{"v":1,"type":"stop","seq":1.0,"gen":1,"body":{}}"#,
-        #"{"v":1,"type":"stop","seq":18446744073709551616,"gen":1,"body":{}}"#,
-        #"{"v":"1","type":"stop","seq":1,"gen":1,"body":{}}"#, #"{"v":1,"type":"stop","seq":1,"gen":1,"body":{"pid":2147483648}}"#,
-        #"{"v":1,"type":"stop","seq":1,"gen":1,"body":{"config":{"version":1}}}"#,
+        #"[]"#, #"{"v":1,"type":"drain","gen":1}"#, #"{"v":1,"type":"reboot","gen":1,"body":{}}"#,
+        #"{"v":1,"type":"drain","gen":-1,"body":{}}"#, #"{"v":1,"type":"drain","gen":1.0,"body":{}}"#,
+        #"{"v":1,"type":"drain","gen":18446744073709551616,"body":{}}"#,
+        #"{"v":"1","type":"drain","gen":1,"body":{}}"#, #"{"v":1,"type":"drain","gen":1,"body":{"deadlineMs":-1}}"#,
+        #"{"v":1,"type":"drain","gen":1,"body":{"config":{"version":1}}}"#,
     ]
 
     @Test(arguments: wrongShape)
@@ -86,10 +85,10 @@ import Testing
     @Test func errorsSayWhereButNeverWhat() throws {
         let secret = "sk-live-0123456789"
         let frames = [
-            #"{"v":1,"type":"\#(secret)","seq":1,"gen":1,"body":{}}"#,
-            #"{"v":1,"type":"stop","seq":"\#(secret)","gen":1,"body":{}}"#,
-            #"{"v":1,"type":"stop","seq":1,"gen":1,"body":{"error":"\#(secret)\x"}}"#,
-            #"{"v":1,"type":"stop","seq":1,"gen":1,"body":{"config":{"version":1,"server":{},"upstreams":{},"apiKeys":{"staticKeys":[{"key":1}],"jwt":"\#(secret)"}}}}"#,
+            #"{"v":1,"type":"\#(secret)","gen":1,"body":{}}"#,
+            #"{"v":1,"type":"drain","gen":"\#(secret)","body":{}}"#,
+            #"{"v":1,"type":"drain","gen":1,"body":{"error":"\#(secret)\x"}}"#,
+            #"{"v":1,"type":"drain","gen":1,"body":{"config":{"version":1,"server":{},"upstreams":{},"apiKeys":{"staticKeys":[{"key":1}],"jwt":"\#(secret)"}}}}"#,
         ]
         for frame in frames {
             let error = try #require(throws: ControlProtocolError.self) { try Self.decodeFrame(frame) }
@@ -97,6 +96,6 @@ import Testing
             #expect(!String(reflecting: error).contains(secret))
         }
         let typeError = try #require(throws: ControlProtocolError.self) { try Self.decodeFrame(frames[1]) }
-        #expect(typeError == .malformed("expected UInt64, found a string at seq"))
+        #expect(typeError == .malformed("expected UInt64, found a string at gen"))
     }
 }

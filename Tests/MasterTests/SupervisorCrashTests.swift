@@ -18,7 +18,7 @@ import Testing
         ]))
         #expect(crash.spawns.map(\.slot) == [1])
         #expect(crash.spawns.first?.listeners == [listeners[1]])
-        #expect(crash.spawns.first?.standby == false)
+        #expect(crash.spawns.first?.standby == true, "the survivor accepts on the socket meanwhile (SupervisorLendingTests)")
         #expect(crash.closed.isEmpty, "the socket stays open: new connections wait in its backlog")
     }
 

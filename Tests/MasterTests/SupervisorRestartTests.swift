@@ -35,9 +35,11 @@ import Testing
         #expect(h.handle(.workerReady(spawned[0].worker, generation: 2), at: 10.2).drains.isEmpty)
         let commit = h.handle(.workerReady(spawned[1].worker, generation: 2), at: 10.3)
         #expect(commit.drains == old)
-        #expect(commit.sent(to: old[0]) == [.drain(deadline: .seconds(30))])
-        #expect(commit.notifications == ["READY=1\nSTATUS=serving generation 2 with 2 workers on 127.0.0.1:9090"])
+        #expect(commit.sent(to: old[0]) == [.applyConfig(generation: 2, moved), .drain(deadline: .seconds(30))])
         #expect(commit.closed.isEmpty, "old sockets stay open while their workers drain")
+        h.handle(.configApplied(old[0], generation: 2), at: 10.31)
+        #expect(h.handle(.configApplied(old[1], generation: 2), at: 10.32).notifications
+            == ["READY=1\nSTATUS=serving generation 2 with 2 workers on 127.0.0.1:9090"])
 
         #expect(h.handle(.workerExited(old[0], .exited(0)), at: 12).closed == [oldListeners[0]])
         #expect(h.handle(.workerExited(old[1], .exited(0)), at: 13).closed == [oldListeners[1]])
@@ -83,6 +85,7 @@ import Testing
         h.handle(.configApplied(old[1], generation: 2), at: 10.1)
         let commit = h.handle(.workerReady(successor, generation: 2), at: 10.2)
         #expect(Set(commit.drains) == [old[0], old[2]])
+        #expect(commit.sent(to: old[2]) == [.applyConfig(generation: 2, two), .drain(deadline: .seconds(30))])
         #expect(commit.sent(to: successor).isEmpty, "old workers still accept on sockets 0 and 2")
 
         #expect(h.handle(.stoppedAccepting(old[0]), at: 10.21).sent(to: successor).isEmpty)
@@ -158,6 +161,7 @@ import Testing
         let open = h.load(SupervisorHarness.configuration(workers: 1, address: "127.0.0.1:9090"))
         let spawned = h.handle(.listenersOpened(open.opened, BindAddress(parsing: "127.0.0.1:9090")!), at: 10).spawns
         h.handle(.workerReady(spawned[0].worker, generation: 2), at: 10)
+        h.handle(.configApplied(old[0], generation: 2), at: 10)
         #expect(h.tick(at: 40.9).kills.isEmpty)
         let deadline = h.tick(at: 41)
         #expect(deadline.kills == [.kill(old[0], .kill)])
@@ -165,7 +169,91 @@ import Testing
     }
 }
 
+/// docs/security.md, revoking a key: "applied" is reported only when no worker that may still
+/// answer a request has the previous generation, the old workers of a restart included.
 extension SupervisorRestartTests {
+    @Test func aRestartIsAppliedOnlyOnceTheOldWorkersServeTheNewConfigurationAndTheyDrainRightAfter() {
+        var h = SupervisorHarness(workers: 2)
+        let (old, _) = h.startRunning()
+        let request = ReloadRequestID(raw: 1)
+        h.handle(.reloadRequested(.operatorRequest(request)), at: 10)
+        let one = SupervisorHarness.configuration(workers: 1, maxConnections: 7)
+        let successor = h.load(one).spawns[0].worker  // 2 -> 1: slot 0 now serves both sockets
+
+        let commit = h.handle(.workerReady(successor, generation: 2), at: 10.2)
+        for id in old {
+            #expect(commit.sent(to: id) == [.applyConfig(generation: 2, one), .drain(deadline: .seconds(30))],
+                    "the new keys first, then the drain, on the same ordered channel")
+        }
+        #expect(commit.replies.isEmpty && commit.notifications.isEmpty, "not applied while an old worker has the old keys")
+        #expect(h.state.current.generation == 2, "the new generation is current: new connections reach it")
+
+        #expect(h.handle(.configApplied(old[0], generation: 2), at: 10.25).replies.isEmpty)
+        let applied = h.handle(.configApplied(old[1], generation: 2), at: 10.3)
+        #expect(applied.replies == [request: .applied(generation: 2)])
+        #expect(applied.notifications == ["READY=1\nSTATUS=serving generation 2 with 1 worker on 127.0.0.1:8080"])
+    }
+
+    @Test func anOldWorkerThatExitsInsteadOfAcknowledgingNoLongerHoldsTheReload() {
+        var h = SupervisorHarness(workers: 2)
+        let (old, _) = h.startRunning()
+        let request = ReloadRequestID(raw: 1)
+        h.handle(.reloadRequested(.operatorRequest(request)), at: 10)
+        let successor = h.load(SupervisorHarness.configuration(workers: 1)).spawns[0].worker
+        h.handle(.workerReady(successor, generation: 2), at: 10.2)
+        h.handle(.configApplied(old[0], generation: 2), at: 10.3)
+        #expect(h.handle(.workerExited(old[1], .exited(0)), at: 10.4).replies == [request: .applied(generation: 2)])
+    }
+
+    @Test func anOldWorkerThatNeverAcknowledgesIsKilledAtTheAcknowledgementDeadline() {
+        var h = SupervisorHarness(workers: 1, policy: Self.patientHeartbeats)
+        let (old, _) = h.startRunning()
+        let request = ReloadRequestID(raw: 1)
+        h.handle(.reloadRequested(.operatorRequest(request)), at: 10)
+        let spawned = h.loadMoved(SupervisorHarness.configuration(workers: 1, address: "127.0.0.1:9090"), at: 10)
+        h.handle(.workerReady(spawned[0].worker, generation: 2), at: 10.1)
+        #expect(h.tick(at: 20.0).kills.isEmpty)
+        let late = h.tick(at: 20.1)
+        #expect(late.kills == [.kill(old[0], .kill)], "it could still answer with the old keys")
+        #expect(late.replies == [request: .applied(generation: 2)])
+    }
+
+    @Test func aHotReloadAlsoReachesTheDrainingCandidatesOfARolledBackRestart() {
+        var h = SupervisorHarness(workers: 1, policy: Self.patientHeartbeats)
+        let (old, _) = h.startRunning()
+        h.handle(.signal(.hangup), at: 10)
+        let spawned = h.loadMoved(SupervisorHarness.configuration(workers: 2, address: "127.0.0.1:9090"), at: 10)
+        h.handle(.workerReady(spawned[0].worker, generation: 2), at: 10.1)  // accepts on the new address
+        h.handle(.workerExited(spawned[1].worker, .exited(1)), at: 10.2)  // rollback: spawned[0] drains
+        // The next reload is generation 2 as well, with other keys: the drained candidate gets it.
+        let request = ReloadRequestID(raw: 1)
+        h.handle(.reloadRequested(.operatorRequest(request)), at: 11)
+        let keys = SupervisorHarness.configuration(workers: 1, maxConnections: 5)
+        let broadcast = h.load(keys)
+        #expect(broadcast.sends == [old[0]: [.applyConfig(generation: 2, keys)], spawned[0].worker: [.applyConfig(generation: 2, keys)]])
+        h.handle(.configApplied(old[0], generation: 2), at: 11.1)
+        #expect(h.handle(.configApplied(spawned[0].worker, generation: 2), at: 11.2).replies == [request: .applied(generation: 2)])
+    }
+
+    @Test func aHotReloadAlsoReachesAWorkerStillDrainingAnEarlierRestart() {
+        var h = SupervisorHarness(workers: 2, policy: Self.patientHeartbeats)
+        let (old, _) = h.startRunning()
+        h.handle(.signal(.hangup), at: 10)
+        let successor = h.load(SupervisorHarness.configuration(workers: 1)).spawns[0].worker
+        h.handle(.workerReady(successor, generation: 2), at: 10.1)
+        for id in old { h.handle(.configApplied(id, generation: 2), at: 10.2) }
+        // The old workers still drain (a long stream) when the next reload comes.
+        let request = ReloadRequestID(raw: 2)
+        h.handle(.reloadRequested(.operatorRequest(request)), at: 12)
+        let three = SupervisorHarness.configuration(workers: 1, maxConnections: 3)
+        let broadcast = h.load(three)
+        #expect(broadcast.sends == [successor: [.applyConfig(generation: 3, three)], old[0]: [.applyConfig(generation: 3, three)],
+                                    old[1]: [.applyConfig(generation: 3, three)]])
+        h.handle(.configApplied(successor, generation: 3), at: 12.1)
+        h.handle(.configApplied(old[0], generation: 3), at: 12.1)
+        #expect(h.handle(.configApplied(old[1], generation: 3), at: 12.2).replies == [request: .applied(generation: 3)])
+    }
+
     @Test func writingDownThePortChosenForPortZeroIsNotAnAddressChange() {
         var h = SupervisorHarness(workers: 2, address: "127.0.0.1:0")
         let ids = h.handle(.start).opened

@@ -45,6 +45,13 @@ struct SupervisorHarness {
         handle(.configurationLoaded(ConfigLoadResult(configuration: configuration, diagnostics: [])))
     }
 
+    /// Answers `.loadConfiguration` with `configuration`, whose new bind address needs new sockets,
+    /// and answers their opening: returns the candidate workers spawned on them.
+    mutating func loadMoved(_ configuration: Configuration, at seconds: Double) -> [WorkerLaunch] {
+        let open = handle(.configurationLoaded(ConfigLoadResult(configuration: configuration, diagnostics: [])), at: seconds)
+        return handle(.listenersOpened(open.opened, configuration.server.bindAddress)).spawns
+    }
+
     mutating func loadInvalid(_ messages: [String]) -> [SupervisorAction] {
         let diagnostics = messages.enumerated().map { index, message in
             ConfigDiagnostic(code: "test.problem", file: "fluxgate.yaml", line: index + 1, column: 1,

@@ -74,7 +74,7 @@ import Testing
 
         var revoked = proxy.configuration
         revoked.apiKeys = Configuration.APIKeys(staticKeys: [.init(id: "bob", key: Secret("sk-bob"))], jwt: [])
-        proxy.server.apply(revoked)
+        _ = try proxy.server.apply(revoked)
         // The reload has reached the worker once bob's key works (on another connection).
         var applied = false
         for _ in 0..<100 where !applied {

@@ -8,8 +8,8 @@ struct WorkerControlHarness {
     var state: WorkerControlState
     var now: Double = 0
 
-    init(generation: UInt64 = 1, standby: Bool = false) {
-        state = WorkerControlState(generation: generation, standby: standby, startedAt: Self.instant(0))
+    init(standby: Bool = false) {
+        state = WorkerControlState(standby: standby, startedAt: Self.instant(0))
     }
 
     static func instant(_ seconds: Double) -> NIODeadline { .uptimeNanoseconds(UInt64(seconds * 1e9)) }
@@ -19,13 +19,13 @@ struct WorkerControlHarness {
         return state.handle(event, now: Self.instant(now))
     }
 
-    mutating func master(_ kind: ControlMessage.Kind, seq: UInt64, gen: UInt64 = 1, body: ControlMessage.Body = .init(),
+    mutating func master(_ kind: ControlMessage.Kind, gen: UInt64 = 0, body: ControlMessage.Body = .init(),
                          at seconds: Double? = nil) -> [WorkerControlAction] {
-        handle(.messageReceived(ControlMessage(type: kind, seq: seq, gen: gen, body: body)), at: seconds)
+        handle(.messageReceived(ControlMessage(type: kind, gen: gen, body: body)), at: seconds)
     }
 
-    mutating func tick(at seconds: Double, load: WorkerLoad = .unmeasured) -> [WorkerControlAction] {
-        handle(.tick(load), at: seconds)
+    mutating func tick(at seconds: Double) -> [WorkerControlAction] {
+        handle(.tick, at: seconds)
     }
 }
 
@@ -44,32 +44,43 @@ extension Array where Element == WorkerControlAction {
 
     // MARK: - applyConfig
 
-    @Test func applyConfigAppliesThenAcksWithTheRequestsSeqAndGeneration() {
-        var h = WorkerControlHarness(generation: 1)
-        let actions = h.master(.applyConfig, seq: 7, gen: 2, body: .init(config: Self.configuration))
-        #expect(actions == [
-            .apply(Self.configuration),
-            .send(ControlMessage(type: .configApplied, seq: 2, ack: 7, gen: 2)),
+    /// The master reports a reload applied on this ack (docs/security.md: a revoked key stops
+    /// working once the reload says so), so it must not come before the data plane swapped.
+    @Test func applyConfigIsAcknowledgedOnlyOnceTheDataPlaneHasAppliedIt() {
+        var h = WorkerControlHarness()
+        #expect(h.master(.applyConfig, gen: 2, body: .init(config: Self.configuration)) == [
+            .apply(Self.configuration, generation: 2),
         ])
-        #expect(h.state.generation == 2, "heartbeats and drain replies now carry generation 2")
+        #expect(h.tick(at: 0.5).isEmpty, "no ack while the data plane is applying")
+        #expect(h.handle(.configurationApplied(generation: 2)) == [.send(ControlMessage(type: .configApplied, gen: 2))])
+    }
+
+    @Test func aConfigurationTheDataPlaneCannotApplyIsRejectedWithTheReason() {
+        var h = WorkerControlHarness()
+        _ = h.master(.applyConfig, gen: 2, body: .init(config: Self.configuration))
+        let reason = "the listener's TLS certificate is unusable: TLS setup failed (no certificate)"
+        #expect(h.handle(.configurationFailed(generation: 2, reason: reason)) == [
+            .send(ControlMessage(type: .configRejected, gen: 2, body: .init(error: reason))),
+        ])
+        #expect(h.state.phase == .serving, "the worker goes on with the configuration it had")
     }
 
     @Test func applyConfigWithoutAConfigurationIsRejectedAndChangesNothing() {
-        var h = WorkerControlHarness(generation: 1)
-        let actions = h.master(.applyConfig, seq: 7, gen: 2)
-        #expect(actions == [
-            .send(ControlMessage(type: .configRejected, seq: 2, ack: 7, gen: 2,
-                                 body: .init(error: "applyConfig without a configuration"))),
+        var h = WorkerControlHarness()
+        #expect(h.master(.applyConfig, gen: 2) == [
+            .send(ControlMessage(type: .configRejected, gen: 2, body: .init(error: "applyConfig without a configuration"))),
         ])
-        #expect(h.state.generation == 1)
     }
 
-    @Test func theWorkersSeqCountsUpFromTheReadyMainSent() {
+    @Test func applyConfigWhileDrainingIsStillAppliedAndAcknowledged() {
+        // A graceful restart's old workers get the new configuration right before `drain` and
+        // the reload is reported applied on their acks: requests still reaching them use it.
         var h = WorkerControlHarness()
-        let first = h.master(.applyConfig, seq: 3, body: .init(config: Self.configuration)).sent
-        let second = h.master(.applyConfig, seq: 4).sent
-        let heartbeat = h.tick(at: 1).sent
-        #expect((first + second + heartbeat).map(\.seq) == [2, 3, 4])
+        _ = h.master(.drain, body: .init(deadlineMs: 5_000))
+        #expect(h.master(.applyConfig, gen: 3, body: .init(config: Self.configuration)) == [
+            .apply(Self.configuration, generation: 3),
+        ])
+        #expect(h.handle(.configurationApplied(generation: 3)).sent == [ControlMessage(type: .configApplied, gen: 3)])
     }
 
     // MARK: - Heartbeats
@@ -81,12 +92,12 @@ extension Array where Element == WorkerControlAction {
         #expect(h.tick(at: 0.999_999_999).isEmpty)
     }
 
-    @Test func oneHeartbeatPerSecondWithTheCurrentGeneration() {
-        var h = WorkerControlHarness(generation: 4)
+    @Test func oneHeartbeatPerSecond() {
+        var h = WorkerControlHarness()
         var beats: [Double] = []
         for t in stride(from: 0.25, through: 3.5, by: 0.25) where !h.tick(at: t).heartbeats.isEmpty { beats.append(t) }
         #expect(beats == [1, 2, 3])
-        #expect(h.tick(at: 4).heartbeats == [ControlMessage(type: .heartbeat, seq: 5, gen: 4)])
+        #expect(h.tick(at: 4).heartbeats == [ControlMessage(type: .heartbeat)])
     }
 
     @Test func aLateTickSendsOneHeartbeatAndTheNextIsAFullSecondLater() {
@@ -96,16 +107,9 @@ extension Array where Element == WorkerControlAction {
         #expect(h.tick(at: 4.5).heartbeats.count == 1)
     }
 
-    @Test func aHeartbeatCarriesTheLoadTheShellMeasured() {
-        var h = WorkerControlHarness()
-        let beat = h.tick(at: 1, load: WorkerLoad(inflight: 3, connections: 5)).heartbeats
-        #expect(beat.map(\.body) == [ControlMessage.Body(inflight: 3, connections: 5)])
-        #expect(h.tick(at: 2).heartbeats.map(\.body) == [ControlMessage.Body()], "unmeasured load is left out")
-    }
-
     @Test func heartbeatsContinueWhileDrainingAndStopWhenTheChannelCloses() {
         var h = WorkerControlHarness()
-        _ = h.master(.drain, seq: 2, body: .init(deadlineMs: 5_000), at: 0.5)
+        _ = h.master(.drain, body: .init(deadlineMs: 5_000), at: 0.5)
         #expect(h.tick(at: 1).heartbeats.count == 1)
         _ = h.handle(.channelClosed, at: 1.5)
         #expect(h.tick(at: 2).isEmpty)
@@ -115,12 +119,12 @@ extension Array where Element == WorkerControlAction {
     // MARK: - drain
 
     @Test func drainStopsAcceptingRepliesStoppedAcceptingThenDrainedAndExitsZero() {
-        var h = WorkerControlHarness(generation: 3)
-        #expect(h.master(.drain, seq: 9, gen: 3, body: .init(deadlineMs: 5_000)) == [.drain(deadlineMs: 5_000)])
+        var h = WorkerControlHarness()
+        #expect(h.master(.drain, body: .init(deadlineMs: 5_000)) == [.drain(deadlineMs: 5_000)])
         #expect(h.state.listening == .closed)
-        #expect(h.handle(.listenersClosed) == [.send(ControlMessage(type: .stoppedAccepting, seq: 2, ack: 9, gen: 3))])
+        #expect(h.handle(.listenersClosed) == [.send(ControlMessage(type: .stoppedAccepting))])
         #expect(h.handle(.drainFinished) == [
-            .send(ControlMessage(type: .drained, seq: 3, ack: 9, gen: 3)),
+            .send(ControlMessage(type: .drained)),
             .exit(.success),
         ])
         #expect(h.state.phase == .exited(.success))
@@ -128,20 +132,21 @@ extension Array where Element == WorkerControlAction {
 
     @Test func drainWithoutADeadlineGetsTheOrphanDeadline() {
         var h = WorkerControlHarness()
-        #expect(h.master(.drain, seq: 2) == [.drain(deadlineMs: 30_000)])
+        #expect(h.master(.drain) == [.drain(deadlineMs: 30_000)])
     }
 
     @Test func aSecondDrainIsIgnoredAndNotAnswered() {
         var h = WorkerControlHarness()
-        _ = h.master(.drain, seq: 2, body: .init(deadlineMs: 5_000))
-        #expect(h.master(.drain, seq: 3, body: .init(deadlineMs: 1_000)).isEmpty)
-        #expect(h.handle(.drainFinished).sent.map(\.ack) == [2], "only the first drain is answered")
+        #expect(h.master(.drain, body: .init(deadlineMs: 5_000)) == [.drain(deadlineMs: 5_000)])
+        #expect(h.master(.drain, body: .init(deadlineMs: 1_000)).isEmpty, "the first deadline stands")
+        #expect(h.handle(.drainFinished).sent.map(\.type) == [.drained], "answered once")
     }
 
     @Test func nothingHappensAfterTheExit() {
         var h = WorkerControlHarness()
-        _ = h.master(.stop, seq: 2)
-        #expect(h.master(.applyConfig, seq: 3, body: .init(config: Self.configuration)).isEmpty)
+        _ = h.master(.drain)
+        _ = h.handle(.drainFinished)
+        #expect(h.master(.applyConfig, gen: 3, body: .init(config: Self.configuration)).isEmpty)
         #expect(h.handle(.channelClosed).isEmpty)
         #expect(h.tick(at: 5).isEmpty)
     }
@@ -157,9 +162,9 @@ extension Array where Element == WorkerControlAction {
 
     @Test func eofDuringADrainChangesNothing() {
         var h = WorkerControlHarness()
-        _ = h.master(.drain, seq: 2, body: .init(deadlineMs: 5_000))
+        _ = h.master(.drain, body: .init(deadlineMs: 5_000))
         #expect(h.handle(.channelClosed).isEmpty)
-        #expect(h.state.phase == .draining(ack: 2))
+        #expect(h.state.phase == .draining(toldByMaster: true))
     }
 
     @Test func aProtocolErrorIsLoggedAndClosesTheChannelWhichThenDrains() {
@@ -168,56 +173,77 @@ extension Array where Element == WorkerControlAction {
         #expect(h.handle(.channelClosed) == [.log(.masterGone), .drain(deadlineMs: 30_000)])
     }
 
-    // MARK: - stop, standby, the rest
-
-    @Test func stopExitsZeroAtOnceEvenWhileDraining() {
-        var serving = WorkerControlHarness()
-        #expect(serving.master(.stop, seq: 2) == [.exit(.success)])
-
-        var draining = WorkerControlHarness()
-        _ = draining.master(.drain, seq: 2)
-        #expect(draining.master(.stop, seq: 3) == [.exit(.success)])
-    }
+    // MARK: - standby, the rest
 
     @Test func aStandbyWorkerDoesNotAcceptUntilStartAccepting() {
         var h = WorkerControlHarness(standby: true)
         #expect(h.state.listening == .standby)
-        _ = h.master(.applyConfig, seq: 2, body: .init(config: Self.configuration))
+        _ = h.master(.applyConfig, gen: 2, body: .init(config: Self.configuration))
         #expect(h.state.listening == .standby, "a configuration is not the word to accept")
 
-        #expect(h.master(.startAccepting, seq: 3) == [.startAccepting])
+        #expect(h.master(.startAccepting) == [.startAccepting])
         #expect(h.state.listening == .starting)
-        #expect(h.master(.startAccepting, seq: 4).isEmpty, "the sockets are adopted once")
+        #expect(h.master(.startAccepting).isEmpty, "the sockets are adopted once")
         #expect(h.handle(.listenerAdopted).isEmpty)
         #expect(h.state.listening == .accepting)
     }
 
     @Test func startAcceptingIsIgnoredByAnAcceptingOrDrainedWorker() {
         var accepting = WorkerControlHarness()
-        #expect(accepting.master(.startAccepting, seq: 2).isEmpty)
+        #expect(accepting.master(.startAccepting).isEmpty)
 
         var drained = WorkerControlHarness(standby: true)
-        _ = drained.master(.drain, seq: 2)
-        #expect(drained.master(.startAccepting, seq: 3).isEmpty, "a drained worker never reopens its listeners")
+        _ = drained.master(.drain)
+        #expect(drained.master(.startAccepting).isEmpty, "a drained worker never reopens its listeners")
     }
 
     @Test func failingToAdoptTheListenersExitsWithFailure() {
         var h = WorkerControlHarness(standby: true)
-        _ = h.master(.startAccepting, seq: 2)
+        _ = h.master(.startAccepting)
         #expect(h.handle(.listenerAdoptionFailed("EBADF")) == [.log(.startAcceptingFailed("EBADF")), .exit(.failure)])
     }
 
-    @Test(arguments: [ControlMessage.Kind.hello, .ready, .configApplied, .configRejected, .heartbeat, .drained,
-                      .stoppedAccepting])
-    func aWorkerBoundKindFromTheMasterIsLoggedAndIgnored(kind: ControlMessage.Kind) {
+    // MARK: - Lent sockets
+
+    @Test func aLentSocketIsAdoptedAndGivenBackWhenTheMasterAsks() {
         var h = WorkerControlHarness()
-        #expect(h.master(kind, seq: 2) == [.log(.unexpectedMessage(kind))])
-        #expect(h.state.phase == .serving)
-        #expect(h.state.sequence == 1, "nothing was sent")
+        #expect(h.master(.adoptListener, body: .init(listener: 7)) == [.adoptListener(7)])
+        #expect(h.state.borrowed == [7])
+        #expect(h.master(.releaseListener, body: .init(listener: 7)) == [.releaseListener(7)])
+        #expect(h.handle(.borrowedListenerReleased(listener: 7)) == [
+            .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7))),
+        ])
+        #expect(h.state.borrowed.isEmpty)
     }
 
-    @Test func reopenLogsNeedsNothing() {
+    @Test func aLentSocketThatCannotBeAdoptedIsReportedGivenBack() {
         var h = WorkerControlHarness()
-        #expect(h.master(.reopenLogs, seq: 2).isEmpty)
+        _ = h.master(.adoptListener, body: .init(listener: 7))
+        #expect(h.handle(.borrowedListenerFailed(listener: 7, reason: "EAGAIN")) == [
+            .log(.borrowedListenerFailed("EAGAIN")),
+            .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7))),
+        ])
+        #expect(h.master(.releaseListener, body: .init(listener: 7)) == [
+            .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7))),
+        ], "a release of a socket it does not hold is answered at once")
+    }
+
+    @Test func aDrainingWorkerTakesNoLoanAndItsDrainClosesThoseItHas() {
+        var h = WorkerControlHarness()
+        _ = h.master(.adoptListener, body: .init(listener: 7))
+        _ = h.master(.drain, body: .init(deadlineMs: 5_000))
+        #expect(h.state.borrowed.isEmpty, "the drain closes lent sockets with the others (stoppedAccepting)")
+        #expect(h.master(.releaseListener, body: .init(listener: 7)).isEmpty)
+        #expect(h.master(.adoptListener, body: .init(listener: 8)) == [
+            .discardListener(8), .send(ControlMessage(type: .listenerReleased, body: .init(listener: 8))),
+        ])
+    }
+
+    @Test(arguments: [ControlMessage.Kind.ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting,
+                      .listenerReleased])
+    func aMasterBoundKindFromTheMasterIsLoggedAndIgnored(kind: ControlMessage.Kind) {
+        var h = WorkerControlHarness()
+        #expect(h.master(kind) == [.log(.unexpectedMessage(kind))], "logged, nothing sent")
+        #expect(h.state.phase == .serving)
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 
 /// Listening sockets and socket pairs: the mechanism the master uses to hand listeners and control
 /// channels to workers.
@@ -58,13 +59,41 @@ public enum Sockets {
         return BindAddress(parsing: "\(rendered):\(port)")!
     }
 
-    /// A connected pair of Unix stream sockets, both close-on-exec.
-    public static func socketPair() throws(SystemError) -> (FileDescriptor, FileDescriptor) {
+    /// A connected pair of Unix sockets, both close-on-exec: a byte stream (the control channel), or
+    /// with `messages` a SOCK_SEQPACKET pair that keeps message boundaries (the hand-over channel:
+    /// one descriptor per message, never two read as one).
+    public static func socketPair(messages: Bool = false) throws(SystemError) -> (FileDescriptor, FileDescriptor) {
         var fds: [CInt] = [-1, -1]
+        let type = messages ? SOCK_SEQPACKET : SOCK_STREAM
         try syscall("socketpair") {
-            socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
+            socketpair(AF_UNIX, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
         }
         return (FileDescriptor(fds[0]), FileDescriptor(fds[1]))
+    }
+
+    /// Sends a duplicate of `descriptor` with SCM_RIGHTS (unix(7)) over the message socket `channel`,
+    /// labelled `tag` (the receiver checks the label, so a descriptor is never taken for another).
+    public static func sendDescriptor(_ descriptor: FileDescriptor, tag: Int, over channel: FileDescriptor) throws(SystemError) {
+        var label = Int64(tag).bigEndian
+        try syscall("sendmsg(SCM_RIGHTS)") {
+            withUnsafeBytes(of: &label) { fluxgate_send_descriptor(channel.rawValue, descriptor.rawValue, $0.baseAddress, UInt($0.count)) }
+        }
+    }
+
+    /// Takes the descriptor `sendDescriptor` sent with `tag` from `channel` without blocking (it was
+    /// sent before the control message that announces it). Throws EAGAIN when nothing is queued and
+    /// EBADMSG when the next message is not that descriptor (which is then closed).
+    public static func receiveDescriptor(tag: Int, from channel: FileDescriptor) throws(SystemError) -> FileDescriptor {
+        var label: Int64 = 0
+        var received: CInt = -1
+        let n = try syscall("recvmsg(SCM_RIGHTS)") {
+            withUnsafeMutableBytes(of: &label) { fluxgate_receive_descriptor(channel.rawValue, $0.baseAddress, UInt($0.count), &received) }
+        }
+        guard n == MemoryLayout<Int64>.size, Int64(bigEndian: label) == Int64(tag), received >= 0 else {
+            if received >= 0 { _ = Glibc.close(received) }
+            throw SystemError(call: "recvmsg(SCM_RIGHTS)", errno: EBADMSG)
+        }
+        return FileDescriptor(received)
     }
 
     static func withSockaddr<R>(_ address: BindAddress,

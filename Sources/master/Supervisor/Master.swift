@@ -153,11 +153,17 @@ final class Master {
     }
 
     private func send(_ command: WorkerCommand, to id: WorkerID) {
-        if case .applyConfig(_, let configuration) = command {
+        switch command {
+        case .applyConfig(_, let configuration):
             // The proxy-wide limit follows the newest configuration sent (workers read it per request).
             segment.map { $0.limit = Int(configuration.server.maxConnections) }
+            workers.send(command, to: id)
+        case .adoptListener(let listener):
+            // Not open any more: the worker is never told, and answers the release for nothing.
+            if let socket = listeners[listener] { workers.lend(socket, as: listener, to: id) }
+        case .startAccepting, .drain, .releaseListener:
+            workers.send(command, to: id)
         }
-        workers.send(command, to: id)
     }
 
     private func write(_ entry: LogEntry) {

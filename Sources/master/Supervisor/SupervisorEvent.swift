@@ -29,6 +29,9 @@ enum SupervisorEvent: Sendable {
     case heartbeat(WorkerID)
     /// The worker closed its listeners (after `drain`): another may now accept on them.
     case stoppedAccepting(WorkerID)
+    /// The worker no longer accepts on a socket it was lent (after `releaseListener`, or when it
+    /// could not adopt it).
+    case listenerReleased(WorkerID, ListenerID)
     case drained(WorkerID)
 
     /// The shell reaped the process.
@@ -75,6 +78,11 @@ enum WorkerCommand: Sendable, Equatable {
     case applyConfig(generation: UInt64, Configuration)
     case startAccepting
     case drain(deadline: Duration)
+    /// Accept on this socket too (its slot has no accepting worker): the shell sends the
+    /// descriptor over the worker's hand-over channel, then the control message.
+    case adoptListener(ListenerID)
+    /// Stop accepting on a socket lent with `adoptListener` (its slot's worker is ready).
+    case releaseListener(ListenerID)
 }
 
 enum KillSignal: Sendable, Equatable {

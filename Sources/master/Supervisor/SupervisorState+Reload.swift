@@ -6,7 +6,9 @@ struct Reload: Equatable {
     enum Step: Equatable {
         /// `.loadConfiguration` sent, waiting for `configurationLoaded`.
         case loading
-        /// Hot reload: `applyConfig` broadcast, waiting for every ack.
+        /// The new generation is current and went in `applyConfig` to every live worker that had
+        /// another (`sendCurrentConfigurationToStaleWorkers`): waiting until each has acknowledged
+        /// it or exited. A hot reload is only this step; a graceful restart ends with it.
         case applying(awaiting: Set<WorkerID>, deadline: Instant)
         /// Graceful restart: waiting for the candidate's new sockets.
         case opening(Candidate)
@@ -137,17 +139,33 @@ extension SupervisorState {
     private mutating func hotApply(_ configuration: Configuration, now: Instant) {
         current.configuration = configuration
         current.generation += 1
-        var awaiting: Set<WorkerID> = []
-        for id in current.slots.compactMap(\.worker) where workers[id]?.phase == .ready {
-            workers[id]?.generation = current.generation
-            awaiting.insert(id)
-            emit(.send(id, .applyConfig(generation: current.generation, configuration)))
-        }
-        reload?.step = .applying(awaiting: awaiting, deadline: now + policy.configAckTimeout)
-        finishHotApplyIfDone(now: now)
+        sendCurrentConfigurationToStaleWorkers(now: now)
+        finishApplyingIfDone(now: now)
     }
 
-    private mutating func finishHotApplyIfDone(now: Instant) {
+    /// The one rule behind "applied" (docs/security.md, revoking a key): every live worker that
+    /// may still answer a request gets the current generation — the current slots' workers, a
+    /// graceful restart's old workers (which drain next), workers still starting or draining an
+    /// earlier restart — and the reload is reported applied only when each has acknowledged it
+    /// (the worker acks after its data plane swapped) or exited. So once `fluxgate reload` says
+    /// "applied", no request anywhere is authenticated or routed with an earlier generation.
+    private mutating func sendCurrentConfigurationToStaleWorkers(now: Instant) {
+        var awaiting: Set<WorkerID> = []
+        for id in workers.keys.sorted() {
+            guard let worker = workers[id], worker.generation != current.generation else { continue }
+            switch worker.phase {
+            case .starting, .ready, .draining:
+                workers[id]?.generation = current.generation
+                awaiting.insert(id)
+                emit(.send(id, .applyConfig(generation: current.generation, current.configuration)))
+            case .killed:
+                break  // SIGKILL is on its way: it answers nothing more
+            }
+        }
+        reload?.step = .applying(awaiting: awaiting, deadline: now + policy.configAckTimeout)
+    }
+
+    private mutating func finishApplyingIfDone(now: Instant) {
         guard case .applying(let awaiting, _) = reload?.step, awaiting.isEmpty else { return }
         finishReload(.applied(generation: current.generation), now: now)
     }
@@ -157,7 +175,7 @@ extension SupervisorState {
         case .applying(var awaiting, let deadline)? where generation == current.generation:
             awaiting.remove(id)
             reload?.step = .applying(awaiting: awaiting, deadline: deadline)
-            finishHotApplyIfDone(now: now)
+            finishApplyingIfDone(now: now)
         case .restarting(var candidate)? where generation == candidate.layout.generation && candidate.kept.contains(id):
             candidate.awaiting.remove(id)
             reload?.step = .restarting(candidate)
@@ -167,9 +185,11 @@ extension SupervisorState {
         }
     }
 
-    /// A worker refusing a configuration the master validated is a bug: log it and replace the
-    /// worker on its slot with the master's configuration (the replacement starts in standby and
-    /// accepts once the old one has stopped).
+    /// A worker refusing a configuration the master validated is a bug: log it, drain the worker
+    /// and replace it on its slot with the master's configuration (the replacement starts in
+    /// standby and accepts once the old one has stopped). While it drains it still serves the
+    /// configuration it had, so a reload waiting for it stays waiting until it has exited (or is
+    /// killed at the acknowledgement deadline).
     mutating func configRejected(_ id: WorkerID, generation: UInt64, error: String, now: Instant) {
         guard let worker = workers[id] else { return }
         log(.error, "Worker rejected the configuration it was sent; restarting it",
@@ -177,14 +197,9 @@ extension SupervisorState {
         if case .restarting(let candidate)? = reload?.step, candidate.kept.contains(id) {
             rollback("a worker rejected the configuration: \(error)", now: now)
         }
+        drain(id, deadline: policy.drainTimeout, now: now)
         if let slot = current.slots.firstIndex(where: { $0.worker == id }) {
-            drain(id, deadline: policy.drainTimeout, now: now)
             spawnCurrent(slot: slot, now: now)
-        }
-        if case .applying(var awaiting, let deadline)? = reload?.step {
-            awaiting.remove(id)
-            reload?.step = .applying(awaiting: awaiting, deadline: deadline)
-            finishHotApplyIfDone(now: now)
         }
     }
 
@@ -280,20 +295,23 @@ extension SupervisorState {
         commitIfReady(now: now)
     }
 
-    /// Every candidate worker is ready: the old generation drains, the candidate becomes current.
+    /// Every candidate worker is ready: the candidate becomes current, the old workers get its
+    /// configuration and then drain (in that order on their channels: a keep-alive request that
+    /// still reaches one is answered with the new keys and routes). The reload is applied once
+    /// they have acknowledged it.
     private mutating func commitIfReady(now: Instant) {
         guard case .restarting(let candidate)? = reload?.step, candidate.awaiting.isEmpty else { return }
-        for id in current.slots.compactMap(\.worker) where !candidate.kept.contains(id) {
-            drain(id, deadline: policy.drainTimeout, now: now)
-        }
+        let old = current.slots.compactMap(\.worker).filter { !candidate.kept.contains($0) }
         for id in candidate.kept { workers[id]?.generation = candidate.layout.generation }
         current = candidate.layout
         log(.info, "New generation ready; previous workers draining", [
             ("generation", .plain(String(current.generation))), ("workers", .plain(String(current.slots.count))),
         ])
-        finishReload(.applied(generation: current.generation), now: now)
+        sendCurrentConfigurationToStaleWorkers(now: now)
+        for id in old { drain(id, deadline: policy.drainTimeout, now: now) }
         closeUnusedListeners()
         startFreeAcceptors()
+        finishApplyingIfDone(now: now)
     }
 
     /// The candidate failed: stop its workers, keep the current generation as it is.
@@ -307,6 +325,9 @@ extension SupervisorState {
                 emit(.send(id, .applyConfig(generation: current.generation, current.configuration)))
             } else {
                 drain(id, deadline: policy.drainTimeout, now: now)
+                // Its configuration never became current and its number will be the next
+                // reload's: marked unknown, so that reload reaches it while it drains.
+                workers[id]?.generation = 0
             }
         }
         finishReload(.failed(reason), now: now)
@@ -322,7 +343,7 @@ extension SupervisorState {
             // Its replacement starts with the new configuration.
             awaiting.remove(worker.id)
             reload?.step = .applying(awaiting: awaiting, deadline: deadline)
-            finishHotApplyIfDone(now: now)
+            finishApplyingIfDone(now: now)
         case .restarting?, .applying?, .loading?, .opening?, nil:
             break
         }
@@ -339,7 +360,7 @@ extension SupervisorState {
                 kill(id, .kill)
             }
             reload?.step = .applying(awaiting: [], deadline: deadline)
-            finishHotApplyIfDone(now: now)
+            finishApplyingIfDone(now: now)
         case .restarting?:
             rollback("the new generation did not report ready within \(policy.startTimeout)", now: now)
         case .loading?, .opening?, nil:

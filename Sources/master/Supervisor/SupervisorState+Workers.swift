@@ -80,17 +80,22 @@ extension SupervisorState {
         return id
     }
 
-    func hasAcceptor(_ listener: ListenerID, other id: WorkerID) -> Bool {
-        workers.values.contains { $0.id != id && $0.accepting && $0.listeners.contains(listener) }
+    /// Whether a live worker other than `id` accepts on `listener`, as its own or as a loan.
+    func hasAcceptor(_ listener: ListenerID, other id: WorkerID?) -> Bool {
+        workers.values.contains {
+            $0.id != id && (($0.accepting && $0.listeners.contains(listener)) || $0.borrowed[listener] != nil)
+        }
     }
 
-    /// Sends `startAccepting` to every standby worker of the current layout whose sockets nobody
-    /// else accepts on any more (the old worker stopped first; queued connections waited in the
-    /// backlog of the socket the master keeps open).
+    /// Sends `startAccepting` to every ready standby worker of the current layout whose sockets
+    /// nobody else accepts on any more (the old worker stopped first, or the survivor that was lent
+    /// them gave them back; queued connections waited in the backlog of the socket the master keeps
+    /// open). Sockets still lent are asked back first.
     mutating func startFreeAcceptors() {
         for slot in current.slots {
-            guard let id = slot.worker, let worker = workers[id], worker.phase == .ready, !worker.accepting,
-                  !worker.listeners.contains(where: { hasAcceptor($0, other: id) }) else { continue }
+            guard let id = slot.worker, let worker = workers[id], worker.phase == .ready, !worker.accepting else { continue }
+            recallLoans(of: worker.listeners)
+            guard !worker.listeners.contains(where: { hasAcceptor($0, other: id) }) else { continue }
             workers[id]?.accepting = true
             emit(.send(id, .startAccepting))
         }
@@ -99,21 +104,17 @@ extension SupervisorState {
     // MARK: - Control messages
 
     mutating func workerReady(_ id: WorkerID, generation: UInt64, now: Instant) {
-        guard let worker = workers[id], case .starting = worker.phase else { return }
+        guard case .starting? = workers[id]?.phase else { return }
         workers[id]?.phase = .ready
-        // Spawned before a hot reload finished: bring it up to date (it got the older config).
-        if current.slots.indices.contains(worker.slot), current.slots[worker.slot].worker == id,
-           worker.generation < current.generation {
-            workers[id]?.generation = current.generation
-            emit(.send(id, .applyConfig(generation: current.generation, current.configuration)))
-        }
         startFreeAcceptors()
         startCompleteIfReady(now: now)
         candidateReady(id, now: now)
     }
 
+    /// After `drain` every listener of the worker is closed, lent ones included.
     mutating func stoppedAccepting(_ id: WorkerID) {
         workers[id]?.accepting = false
+        workers[id]?.borrowed = [:]
         startFreeAcceptors()
     }
 
@@ -160,6 +161,7 @@ extension SupervisorState {
         }
         closeUnusedListeners()
         startFreeAcceptors()
+        lendUnservedSockets()  // what a dead borrower had goes to another survivor
         stopCompleteIfDone()
     }
 
@@ -178,6 +180,9 @@ extension SupervisorState {
         log(.error, "Worker exited unexpectedly; respawning", workerMetadata(worker) + [
             ("reason", .plain(reason)), ("delay_ms", .plain(String(delay.milliseconds))),
         ])
+        // Before the respawn, so the replacement starts in standby while a survivor serves the
+        // slot's queue (SupervisorState+Lending.swift).
+        lendUnservedSockets()
         if delay == .zero {
             spawnCurrent(slot: slot, now: now)
         } else {
@@ -208,8 +213,8 @@ extension SupervisorState {
     mutating func closeUnusedListeners() {
         var used = Set(current.sockets)
         used.formUnion(reload?.candidateSockets ?? [])
-        for worker in workers.values { used.formUnion(worker.listeners) }
-        if case .stopping = phase { used = Set(workers.values.flatMap(\.listeners)) }
+        for worker in workers.values { used.formUnion(worker.listeners + worker.borrowed.keys) }
+        if case .stopping = phase { used = Set(workers.values.flatMap { $0.listeners + $0.borrowed.keys }) }
         let unused = openListeners.filter { !used.contains($0) }
         guard !unused.isEmpty else { return }
         openListeners.removeAll { unused.contains($0) }

@@ -36,6 +36,8 @@ struct SupervisorState {
         var respawnAt: Instant?
     }
 
+    enum Loan: Equatable { case lent, returning }
+
     struct Layout: Equatable {
         var configuration: Configuration
         var generation: UInt64
@@ -52,7 +54,12 @@ struct SupervisorState {
         var generation: UInt64
         let listeners: [ListenerID]
         var phase: Phase
+        /// Accepts on its own `listeners` (false in standby and after `stoppedAccepting`).
         var accepting: Bool
+        /// Sockets of other slots this worker was lent while those slots had no accepting worker,
+        /// and whether their return was asked for (`releaseListener`). It accepts on them until it
+        /// reports `listenerReleased` (or `stoppedAccepting`, or exits).
+        var borrowed: [ListenerID: Loan] = [:]
         var pid: Int32?
         let spawnedAt: Instant
         var lastSeen: Instant
@@ -102,6 +109,7 @@ struct SupervisorState {
             seen(id, now: now); configRejected(id, generation: generation, error: error, now: now)
         case .heartbeat(let id): seen(id, now: now)
         case .stoppedAccepting(let id): seen(id, now: now); stoppedAccepting(id)
+        case .listenerReleased(let id, let listener): seen(id, now: now); listenerReleased(listener, by: id)
         case .drained(let id): seen(id, now: now)
         case .workerExited(let id, let exit): workerGone(id, reason: exit.description, exit: exit, now: now)
         }

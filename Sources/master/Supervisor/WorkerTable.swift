@@ -4,20 +4,25 @@ import Glibc
 import Common
 import Logging
 
-/// One worker process as the shell sees it: pid, control channel, frame decoder, counter cell.
+/// One worker process as the shell sees it: pid, control and hand-over channels, frame decoder,
+/// counter cell.
 final class WorkerHandle {
     let id: WorkerID
     let pid: pid_t
     let control: FileDescriptor
+    /// Our end of the SOCK_SEQPACKET pair whose other end is the worker's fd 6: lent listening
+    /// sockets travel here (SCM_RIGHTS), each announced by `adoptListener` on `control`.
+    let handover: FileDescriptor
     let cell: Int?
     var decoder = ControlFrameDecoder()
     /// False after EOF or a protocol error: the channel is closed and no longer polled.
     var open = true
 
-    init(id: WorkerID, pid: pid_t, control: FileDescriptor, cell: Int?) {
+    init(id: WorkerID, pid: pid_t, control: FileDescriptor, handover: FileDescriptor, cell: Int?) {
         self.id = id
         self.pid = pid
         self.control = control
+        self.handover = handover
         self.cell = cell
     }
 }
@@ -27,20 +32,28 @@ final class WorkerHandle {
 struct WorkerTable {
     private var handles: [WorkerID: WorkerHandle] = [:]
     private var byPID: [pid_t: WorkerID] = [:]
-    private var sequence: UInt64 = 0
     private var freeCells = Array((0..<InFlightSegment.cellCount).reversed())
 
     subscript(id: WorkerID) -> WorkerHandle? { handles[id] }
 
     /// posix_spawn with the slot's first socket at fd 3, the control channel at fd 4, the shared
-    /// in-flight segment at fd 5 and further sockets from fd 6 (WorkerDescriptors), then the
-    /// configuration as the first control message.
+    /// in-flight segment at fd 5, the hand-over channel at fd 6 and further sockets from fd 7
+    /// (WorkerDescriptors), then the configuration as the first control message.
     mutating func spawn(_ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?,
                         settings: Master.Settings) throws -> WorkerHandle {
         let (ours, theirs) = try Sockets.socketPair()
         defer { theirs.close() }
+        let (handover, theirHandover): (FileDescriptor, FileDescriptor)
+        do {
+            (handover, theirHandover) = try Sockets.socketPair(messages: true)
+        } catch {
+            ours.close()
+            throw error
+        }
+        defer { theirHandover.close() }
         var inherited = [Spawn.Inherited(sockets[0], as: WorkerDescriptors.listener),
-                         Spawn.Inherited(theirs, as: WorkerDescriptors.control)]
+                         Spawn.Inherited(theirs, as: WorkerDescriptors.control),
+                         Spawn.Inherited(theirHandover, as: WorkerDescriptors.handover)]
         var arguments = ["--slot", String(launch.slot), "--generation", String(launch.generation)]
         var cell: Int?
         if let segment, let free = freeCells.popLast() {
@@ -60,28 +73,45 @@ struct WorkerTable {
                                   environment: settings.environment, inherited: inherited)
         } catch {
             ours.close()
+            handover.close()
             if let cell { freeCells.append(cell) }
             throw error
         }
-        let handle = WorkerHandle(id: launch.worker, pid: pid, control: ours, cell: cell)
+        let handle = WorkerHandle(id: launch.worker, pid: pid, control: ours, handover: handover, cell: cell)
         handles[launch.worker] = handle
         byPID[pid] = launch.worker
         send(.applyConfig(generation: launch.generation, launch.configuration), to: launch.worker)
         return handle
     }
 
+    /// Lends the listening socket `listener` (descriptor `socket`) to a worker: the descriptor
+    /// first, on the hand-over channel, then `adoptListener` on the control channel, so the worker
+    /// finds the descriptor waiting when it reads the message.
+    mutating func lend(_ socket: FileDescriptor, as listener: ListenerID, to id: WorkerID) {
+        guard let handle = handles[id], handle.open else { return }
+        do {
+            try Sockets.sendDescriptor(socket, tag: listener.raw, over: handle.handover)
+        } catch {
+            return  // the worker is dying: its exit arrives as SIGCHLD, and with it the loan ends
+        }
+        send(.adoptListener(listener), to: id)
+    }
+
     /// A failed send means the worker is dying; its exit arrives as SIGCHLD.
     mutating func send(_ command: WorkerCommand, to id: WorkerID) {
         guard let handle = handles[id], handle.open else { return }
-        sequence += 1
         let message: ControlMessage
         switch command {
         case .applyConfig(let generation, let configuration):
-            message = ControlMessage(type: .applyConfig, seq: sequence, gen: generation, body: .init(config: configuration))
+            message = ControlMessage(type: .applyConfig, gen: generation, body: .init(config: configuration))
         case .startAccepting:
-            message = ControlMessage(type: .startAccepting, seq: sequence, gen: 0)
+            message = ControlMessage(type: .startAccepting)
         case .drain(let deadline):
-            message = ControlMessage(type: .drain, seq: sequence, gen: 0, body: .init(deadlineMs: deadline.milliseconds))
+            message = ControlMessage(type: .drain, body: .init(deadlineMs: deadline.milliseconds))
+        case .adoptListener(let listener):
+            message = ControlMessage(type: .adoptListener, body: .init(listener: listener.raw))
+        case .releaseListener(let listener):
+            message = ControlMessage(type: .releaseListener, body: .init(listener: listener.raw))
         }
         guard let frame = try? ControlFrame.encode(message) else { return }
         try? handle.control.sendAll(frame)
@@ -119,10 +149,13 @@ struct WorkerTable {
         case .ready: return .workerReady(id, generation: message.gen)
         case .configApplied: return .configApplied(id, generation: message.gen)
         case .configRejected: return .configRejected(id, generation: message.gen, error: message.body.error ?? "")
-        case .heartbeat, .hello: return .heartbeat(id)
+        case .heartbeat: return .heartbeat(id)
         case .stoppedAccepting: return .stoppedAccepting(id)
         case .drained: return .drained(id)
-        case .applyConfig, .drain, .stop, .reopenLogs, .startAccepting:
+        case .listenerReleased:
+            guard let listener = message.body.listener else { return nil }
+            return .listenerReleased(id, ListenerID(raw: listener))
+        case .applyConfig, .drain, .startAccepting, .adoptListener, .releaseListener:
             logger.warning("Unexpected control message from worker", metadata: ["type": "\(message.type.rawValue)"])
             return nil
         }
@@ -132,6 +165,7 @@ struct WorkerTable {
         guard handle.open else { return }
         handle.open = false
         handle.control.close()
+        handle.handover.close()
     }
 
     /// Every exited child: removed from the table, its counter cell zeroed and freed (a crashed

@@ -24,6 +24,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     static let drainIdleGrace: TimeAmount = .seconds(1)
 
     private let worker: WorkerContext
+    /// The connections of the listener that accepted this one.
+    private let registry: ConnectionRegistry
     var output: SocketOutput
     private var state: ConnectionState
     private var context: ChannelHandlerContext?
@@ -65,8 +67,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var collectedBytes = 0
     }
 
-    init(worker: WorkerContext, output: SocketOutput) {
+    init(worker: WorkerContext, registry: ConnectionRegistry, output: SocketOutput) {
         self.worker = worker
+        self.registry = registry
         self.output = output
         self.parser = RequestParser(limits: worker.limits)
         let limits = worker.limits
@@ -85,7 +88,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         // From acceptance the client has the header timeout to send a complete head.
         timer.set(state.deadline)
         remoteAddress = context.channel.remoteAddress
-        worker.clientConnections[ObjectIdentifier(context.channel)] = context.channel
+        registry.channels[ObjectIdentifier(context.channel)] = context.channel
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -165,7 +168,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        worker.clientConnections[ObjectIdentifier(context.channel)] = nil
+        registry.channels[ObjectIdentifier(context.channel)] = nil
         timer?.invalidate()
         if let exchange {
             self.exchange = nil

@@ -8,11 +8,19 @@ import NIOPosix
 protocol DataPlane: AnyObject, Sendable {
     /// Begin accepting (a worker started with `--standby` waits for the master's word).
     func startAccepting() async throws
-    /// Swap the configuration snapshot for new requests (in-flight ones keep theirs).
-    func apply(_ configuration: Configuration)
-    /// Stop accepting (`stopped` completes when every listener is closed), let in-flight requests
-    /// finish until the deadline (`done`).
+    /// Swap the configuration snapshot for new requests (in-flight ones keep theirs). The future
+    /// succeeds once every request whose head arrives from then on uses it, and fails (changing
+    /// nothing) when the configuration cannot be applied, e.g. an unusable listener certificate.
+    func apply(_ configuration: Configuration) -> EventLoopFuture<Void>
+    /// Stop accepting (`stopped` completes when every listener is closed, lent ones included), let
+    /// in-flight requests finish until the deadline (`done`).
     func drainReportingStop(deadlineMs: UInt64) -> (stopped: EventLoopFuture<Void>, done: EventLoopFuture<Void>)
+    /// Accept on a socket the master lent (`listener` is its number), with the current
+    /// configuration. Throws when it cannot; the descriptor is then closed.
+    func adopt(borrowed listener: Int, descriptor: CInt) async throws
+    /// Stop accepting on a lent socket; the connections accepted on it go on. Completes once the
+    /// socket is closed (at once when it is not held).
+    func release(borrowed listener: Int) -> EventLoopFuture<Void>
 }
 
 /// The first `applyConfig`, read with blocking reads before the event loop starts: a worker has
@@ -70,14 +78,17 @@ final class ControlChannelHandler: ChannelInboundHandler {
     private var decoder = ControlFrameDecoder()
     private var state: WorkerControlState
     private let dataPlane: DataPlane
+    /// The hand-over channel (fd 6), where lent sockets arrive before their `adoptListener`.
+    private let handover: Common.FileDescriptor
     private let logger: Logger
     private let exit: @Sendable (Int32) -> Void
     private var heartbeat: RepeatedTask?
 
-    init(dataPlane: DataPlane, generation: UInt64, standby: Bool, logger: Logger,
+    init(dataPlane: DataPlane, standby: Bool, handover: Common.FileDescriptor, logger: Logger,
          exit: @escaping @Sendable (Int32) -> Void) {
-        self.state = WorkerControlState(generation: generation, standby: standby, startedAt: .now())
+        self.state = WorkerControlState(standby: standby, startedAt: .now())
         self.dataPlane = dataPlane
+        self.handover = handover
         self.logger = logger
         self.exit = exit
     }
@@ -89,7 +100,7 @@ final class ControlChannelHandler: ChannelInboundHandler {
         let interval = WorkerControlState.heartbeatInterval
         heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             let (handler, context) = loopBound.value
-            handler.receive(.tick(.unmeasured), context: context)
+            handler.receive(.tick, context: context)
         }
     }
 
@@ -118,13 +129,28 @@ final class ControlChannelHandler: ChannelInboundHandler {
 
     private func perform(_ action: WorkerControlAction, context: ChannelHandlerContext) {
         switch action {
-        case .apply(let configuration): dataPlane.apply(configuration)
+        case .apply(let configuration, let generation): apply(configuration, generation: generation, context: context)
         case .send(let message): send(message, context: context)
         case .startAccepting: startAccepting(context: context)
         case .drain(let deadlineMs): drain(deadlineMs: deadlineMs, context: context)
+        case .adoptListener(let listener): adopt(listener, context: context)
+        case .discardListener(let listener): (try? Sockets.receiveDescriptor(tag: listener, from: handover))?.close()
+        case .releaseListener(let listener): release(listener, context: context)
         case .closeChannel: context.close(promise: nil)
         case .log(let entry): log(entry)
         case .exit(let code): exit(code.rawValue)
+        }
+    }
+
+    private func apply(_ configuration: Configuration, generation: UInt64, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        dataPlane.apply(configuration).hop(to: context.eventLoop).whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success: handler.receive(.configurationApplied(generation: generation), context: context)
+            case .failure(let error):
+                handler.receive(.configurationFailed(generation: generation, reason: "\(error)"), context: context)
+            }
         }
     }
 
@@ -137,6 +163,31 @@ final class ControlChannelHandler: ChannelInboundHandler {
             case .success: handler.receive(.listenerAdopted, context: context)
             case .failure(let error): handler.receive(.listenerAdoptionFailed("\(error)"), context: context)
             }
+        }
+    }
+
+    private func adopt(_ listener: Int, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let descriptor: Common.FileDescriptor
+        do {
+            descriptor = try Sockets.receiveDescriptor(tag: listener, from: handover)
+        } catch {
+            receive(.borrowedListenerFailed(listener: listener, reason: "\(error)"), context: context)
+            return
+        }
+        let dataPlane = self.dataPlane
+        context.eventLoop.makeFutureWithTask { try await dataPlane.adopt(borrowed: listener, descriptor: descriptor.rawValue) }
+            .whenFailure { error in
+                let (handler, context) = loopBound.value
+                handler.receive(.borrowedListenerFailed(listener: listener, reason: "\(error)"), context: context)
+            }
+    }
+
+    private func release(_ listener: Int, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        dataPlane.release(borrowed: listener).hop(to: context.eventLoop).whenComplete { _ in
+            let (handler, context) = loopBound.value
+            handler.receive(.borrowedListenerReleased(listener: listener), context: context)
         }
     }
 
@@ -168,6 +219,8 @@ final class ControlChannelHandler: ChannelInboundHandler {
             logger.error("Control channel protocol error; closing", metadata: ["error": "\(description)"])
         case .startAcceptingFailed(let description):
             logger.error("Worker failed to start accepting", metadata: ["error": "\(description)"])
+        case .borrowedListenerFailed(let description):
+            logger.error("Worker could not accept on a lent socket", metadata: ["error": "\(description)"])
         }
     }
 }

@@ -11,8 +11,8 @@ enum WorkerControlEvent: Equatable, Sendable {
     case channelClosed
     /// The channel's bytes are not a valid control frame.
     case protocolError(String)
-    /// The shell's periodic wake-up; `load` goes into the heartbeat if the shell measured it.
-    case tick(WorkerLoad)
+    /// The shell's periodic wake-up (heartbeats).
+    case tick
     /// The data plane began accepting after `startAccepting` (it adopted the listening sockets).
     case listenerAdopted
     /// The data plane could not begin accepting after `startAccepting`.
@@ -21,27 +21,37 @@ enum WorkerControlEvent: Equatable, Sendable {
     case listenersClosed
     /// After a drain began: every connection finished or the drain deadline passed.
     case drainFinished
-}
-
-/// The worker's load as a heartbeat reports it; `nil` fields are left out of the message.
-struct WorkerLoad: Equatable, Sendable {
-    var inflight: Int?
-    var connections: Int?
-
-    static let unmeasured = WorkerLoad()
+    /// The data plane applied generation `generation` (after `.apply`): new requests use it.
+    case configurationApplied(generation: UInt64)
+    /// The data plane could not apply generation `generation` and kept the previous one (the
+    /// master logs `reason`).
+    case configurationFailed(generation: UInt64, reason: String)
+    /// The data plane could not accept on the lent socket `listener` (after `.adoptListener`).
+    case borrowedListenerFailed(listener: Int, reason: String)
+    /// The data plane closed the lent socket `listener` (after `.releaseListener`).
+    case borrowedListenerReleased(listener: Int)
 }
 
 /// What the shell does for `WorkerControlState`, in the order given.
 enum WorkerControlAction: Equatable, Sendable {
-    /// Swap the data plane's configuration snapshot (in-flight requests keep theirs).
-    case apply(Configuration)
+    /// Swap the data plane's configuration snapshot (in-flight requests keep theirs); report
+    /// back with `configurationApplied` or `configurationFailed`.
+    case apply(Configuration, generation: UInt64)
     /// Write a message to the master (dropped if the channel is already closed).
     case send(ControlMessage)
     /// Start the data plane's servers on the inherited listening sockets.
     case startAccepting
-    /// Close the listeners and let in-flight requests finish for at most `deadlineMs`; report
-    /// back with `listenersClosed` and `drainFinished`.
+    /// Close the listeners (lent ones too) and let in-flight requests finish for at most
+    /// `deadlineMs`; report back with `listenersClosed` and `drainFinished`.
     case drain(deadlineMs: UInt64)
+    /// Take the lent socket `listener` from the hand-over channel and accept on it; report back
+    /// only a failure (`borrowedListenerFailed`).
+    case adoptListener(Int)
+    /// Take the lent socket `listener` from the hand-over channel and close it unused.
+    case discardListener(Int)
+    /// Stop accepting on the lent socket `listener` (its connections go on); report back with
+    /// `borrowedListenerReleased`.
+    case releaseListener(Int)
     case closeChannel
     case log(WorkerControlLog)
     case exit(FluxgateExit)
@@ -53,6 +63,7 @@ enum WorkerControlLog: Equatable, Sendable {
     case masterGone
     case protocolError(String)
     case startAcceptingFailed(String)
+    case borrowedListenerFailed(String)
 }
 
 /// The worker's side of the master–worker control protocol
@@ -61,10 +72,14 @@ enum WorkerControlLog: Equatable, Sendable {
 /// actions `ControlChannelHandler` performs. No I/O and no clock reads; heartbeat timing is
 /// computed from the `now` passed in.
 ///
-/// Contract with the master: replies ack the request's `seq`; the worker's own `seq` counts up
-/// from 1 (the `ready` that `main` sends); a heartbeat every second while the channel is open,
-/// draining included; `drain` is answered with `stoppedAccepting` then `drained`, then exit 0;
-/// EOF means the master is gone: drain with `orphanDrainMs` and exit 0 without a word.
+/// Contract with the master (docs/architecture.md "The control protocol"): `applyConfig` is
+/// answered once the data plane has applied it (`configApplied`) or failed to (`configRejected`
+/// with the reason, the previous configuration staying in force); a heartbeat every second while
+/// the channel is open, draining included; `drain` is answered with `stoppedAccepting` then
+/// `drained`, then exit 0; a lent socket (`adoptListener`) is accepted on until `releaseListener`,
+/// answered `listenerReleased` once closed (at once when the worker does not hold it; a draining
+/// worker closes it unused); EOF means the master is gone: drain with `orphanDrainMs` and exit 0
+/// without a word.
 struct WorkerControlState {
     enum Listening: Equatable {
         /// Started with `--standby`: the previous acceptor of the sockets is still draining.
@@ -77,8 +92,8 @@ struct WorkerControlState {
 
     enum Phase: Equatable {
         case serving
-        /// `ack` is the `seq` of the master's `drain`, `nil` when the master vanished.
-        case draining(ack: UInt64?)
+        /// `toldByMaster` is false when the master vanished: then nothing is reported.
+        case draining(toldByMaster: Bool)
         case exited(FluxgateExit)
     }
 
@@ -89,17 +104,14 @@ struct WorkerControlState {
     // Read by the shell and the tests, changed only by `handle`.
     private(set) var phase: Phase = .serving
     private(set) var listening: Listening
-    /// The configuration generation this worker serves (heartbeats and drain replies carry it).
-    private(set) var generation: UInt64
-    /// The `seq` of the last message this worker sent.
-    private(set) var sequence: UInt64 = 1
     /// `nil` once the channel is closed: nobody is listening for heartbeats any more.
     private(set) var nextHeartbeat: NIODeadline?
+    /// Lent sockets the data plane accepts on (or is adopting), by the master's number.
+    private(set) var borrowed: Set<Int> = []
     private var output: [WorkerControlAction] = []
 
-    /// `generation` is that of the initial `applyConfig`, whose `ready` (seq 1) `main` already sent.
-    init(generation: UInt64, standby: Bool, startedAt: NIODeadline) {
-        self.generation = generation
+    /// `main` has sent `ready` for the initial `applyConfig`.
+    init(standby: Bool, startedAt: NIODeadline) {
         self.listening = standby ? .standby : .accepting
         self.nextHeartbeat = startedAt + Self.heartbeatInterval
     }
@@ -112,15 +124,25 @@ struct WorkerControlState {
         case .channelClosed: channelClosed()
         case .protocolError(let description):
             output += [.log(.protocolError(description)), .closeChannel]
-        case .tick(let load): tick(load, now: now)
+        case .tick: tick(now: now)
         case .listenerAdopted:
             if listening == .starting { listening = .accepting }
         case .listenerAdoptionFailed(let description):
             output.append(.log(.startAcceptingFailed(description)))
             exit(.failure)
         case .listenersClosed:
-            if case .draining(let ack?) = phase { send(.stoppedAccepting, ack: ack, gen: generation) }
+            if case .draining(toldByMaster: true) = phase { send(.stoppedAccepting) }
         case .drainFinished: drainFinished()
+        case .configurationApplied(let applied):
+            send(.configApplied, gen: applied)
+        case .configurationFailed(let failed, let reason):
+            send(.configRejected, gen: failed, body: .init(error: reason))
+        case .borrowedListenerFailed(let listener, let reason):
+            guard borrowed.remove(listener) != nil else { break }
+            output.append(.log(.borrowedListenerFailed(reason)))
+            send(.listenerReleased, body: .init(listener: listener))
+        case .borrowedListenerReleased(let listener):
+            if case .serving = phase { send(.listenerReleased, body: .init(listener: listener)) }
         }
         return output
     }
@@ -129,24 +151,35 @@ struct WorkerControlState {
         switch message.type {
         case .applyConfig:
             guard let configuration = message.body.config else {
-                send(.configRejected, ack: message.seq, gen: message.gen, body: .init(error: "applyConfig without a configuration"))
+                send(.configRejected, gen: message.gen, body: .init(error: "applyConfig without a configuration"))
                 return
             }
-            output.append(.apply(configuration))
-            generation = message.gen
-            send(.configApplied, ack: message.seq, gen: message.gen)
+            output.append(.apply(configuration, generation: message.gen))
         case .startAccepting:
             // Accepting, starting or drained: the master's word changes nothing.
             guard listening == .standby else { return }
             listening = .starting
             output.append(.startAccepting)
         case .drain:
-            drain(deadlineMs: message.body.deadlineMs ?? Self.orphanDrainMs, ack: message.seq)
-        case .stop:
-            exit(.success)
-        case .reopenLogs:
-            break  // stdout is inherited; nothing to reopen yet
-        case .hello, .ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting:
+            drain(deadlineMs: message.body.deadlineMs ?? Self.orphanDrainMs, toldByMaster: true)
+        case .adoptListener:
+            guard let listener = message.body.listener else { return }
+            guard case .serving = phase else {
+                // Its listeners are closed for good: the socket goes back unused.
+                output.append(.discardListener(listener))
+                send(.listenerReleased, body: .init(listener: listener))
+                return
+            }
+            borrowed.insert(listener)
+            output.append(.adoptListener(listener))
+        case .releaseListener:
+            guard let listener = message.body.listener, case .serving = phase else { return }  // a drain closes it
+            if borrowed.remove(listener) != nil {
+                output.append(.releaseListener(listener))
+            } else {
+                send(.listenerReleased, body: .init(listener: listener))
+            }
+        case .ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting, .listenerReleased:
             output.append(.log(.unexpectedMessage(message.type)))
         }
     }
@@ -156,30 +189,31 @@ struct WorkerControlState {
         switch phase {
         case .serving:
             output.append(.log(.masterGone))
-            drain(deadlineMs: Self.orphanDrainMs, ack: nil)
+            drain(deadlineMs: Self.orphanDrainMs, toldByMaster: false)
         case .draining, .exited:
             break
         }
     }
 
     /// Fixed delay, as NIO's repeated task: the next heartbeat is due a full interval after this one.
-    private mutating func tick(_ load: WorkerLoad, now: NIODeadline) {
+    private mutating func tick(now: NIODeadline) {
         guard let due = nextHeartbeat, now >= due else { return }
         nextHeartbeat = now + Self.heartbeatInterval
-        send(.heartbeat, ack: nil, gen: generation, body: .init(inflight: load.inflight, connections: load.connections))
+        send(.heartbeat)
     }
 
     /// Only the first drain counts, whoever asked: a second `drain` is not answered.
-    private mutating func drain(deadlineMs: UInt64, ack: UInt64?) {
+    private mutating func drain(deadlineMs: UInt64, toldByMaster: Bool) {
         guard case .serving = phase else { return }
-        phase = .draining(ack: ack)
+        phase = .draining(toldByMaster: toldByMaster)
         listening = .closed
+        borrowed = []
         output.append(.drain(deadlineMs: deadlineMs))
     }
 
     private mutating func drainFinished() {
-        guard case .draining(let ack) = phase else { return }
-        if let ack { send(.drained, ack: ack, gen: generation) }
+        guard case .draining(let toldByMaster) = phase else { return }
+        if toldByMaster { send(.drained) }
         exit(.success)
     }
 
@@ -189,8 +223,7 @@ struct WorkerControlState {
         output.append(.exit(code))
     }
 
-    private mutating func send(_ kind: ControlMessage.Kind, ack: UInt64?, gen: UInt64, body: ControlMessage.Body = .init()) {
-        sequence += 1
-        output.append(.send(ControlMessage(type: kind, seq: sequence, ack: ack, gen: gen, body: body)))
+    private mutating func send(_ kind: ControlMessage.Kind, gen: UInt64 = 0, body: ControlMessage.Body = .init()) {
+        output.append(.send(ControlMessage(type: kind, gen: gen, body: body)))
     }
 }

@@ -13,6 +13,8 @@ struct ProxyErrorResponse: Sendable, Equatable {
 
     static let badRequest = Self(.badRequest, "The request is malformed.", "invalid_request_error", "bad_request")
     static let missingHost = Self(.badRequest, "The request has no Host header.", "invalid_request_error", "missing_host")
+    static let userinfoInTarget = Self(.badRequest, "The request target must not contain user information (user:password@).",
+                                       "invalid_request_error", "userinfo_in_target")
     static let invalidPath = Self(.badRequest, "The request path contains a '.' or '..' segment or is not a valid target.",
                                   "invalid_request_error", "invalid_path")
     static let unauthorized = Self(.unauthorized, "Invalid or missing API key.", "invalid_request_error", "invalid_api_key")

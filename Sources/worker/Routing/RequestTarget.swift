@@ -32,6 +32,30 @@ struct RequestTarget: Equatable {
         query = question < count ? question + 1..<count : nil
     }
 
+    /// Where the userinfo of a request-target is (`user:secret` in `http://user:secret@host/x`,
+    /// or before the `@` of an authority without a scheme), nil when there is none. RFC 9110
+    /// §4.2.4: a recipient treats userinfo in a target as an error (`RequestPreflight` answers
+    /// 400), and it must never be logged (`URLRedaction`). Origin-form targets (`/…`) have none,
+    /// whatever `@` their path holds.
+    static func userinfo(in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+        guard let first = bytes.first, first != UInt8(ascii: "/") else { return nil }
+        let count = bytes.count
+        var start = 0
+        var colon = 0
+        while colon < count, bytes[colon] != UInt8(ascii: ":"), bytes[colon] != UInt8(ascii: "/") { colon += 1 }
+        if colon + 2 < count, bytes[colon] == UInt8(ascii: ":"), bytes[colon + 1] == UInt8(ascii: "/"),
+           bytes[colon + 2] == UInt8(ascii: "/") {
+            start = colon + 3
+        }
+        var at: Int?
+        var i = start
+        while i < count, bytes[i] != UInt8(ascii: "/"), bytes[i] != UInt8(ascii: "?"), bytes[i] != UInt8(ascii: "#") {
+            if bytes[i] == UInt8(ascii: "@") { at = i }
+            i += 1
+        }
+        return at.map { start..<$0 }
+    }
+
     /// True when a segment of the path is `.` or `..`, also percent-encoded (`%2e`, `%2E`, `.%2e`,
     /// …). Such paths are rejected with 400 rather than resolved
     /// (docs/routing-and-forwarding.md "Differences from Fluxgate").

@@ -20,15 +20,18 @@ final class WorkerServer: Sendable {
     let eventLoop: EventLoop
     private let serverChannel: Channel
     private let state: NIOLoopBound<WorkerContext>
+    /// This server's own connections (the context is shared with the worker's other servers).
+    private let connections: NIOLoopBound<ConnectionRegistry>
     private let ownsGroup: MultiThreadedEventLoopGroup?
 
     var localAddress: SocketAddress? { serverChannel.localAddress }
 
     private init(eventLoop: EventLoop, serverChannel: Channel, state: NIOLoopBound<WorkerContext>,
-                 ownsGroup: MultiThreadedEventLoopGroup?) {
+                 connections: NIOLoopBound<ConnectionRegistry>, ownsGroup: MultiThreadedEventLoopGroup?) {
         self.eventLoop = eventLoop
         self.serverChannel = serverChannel
         self.state = state
+        self.connections = connections
         self.ownsGroup = ownsGroup
     }
 
@@ -64,6 +67,7 @@ final class WorkerServer: Sendable {
     /// Starts serving on `listener` with a shared worker context (made on `eventLoop`).
     static func start(listener: ListenerSource, context state: NIOLoopBound<WorkerContext>, eventLoop: EventLoop,
                       ownedGroup: MultiThreadedEventLoopGroup? = nil) async throws -> WorkerServer {
+        let connections = try await eventLoop.submit { NIOLoopBound(ConnectionRegistry(), eventLoop: eventLoop) }.get()
         let bootstrap = ServerBootstrap(group: eventLoop)
             .serverChannelOption(.backlog, value: 511)
             // Accept up to 16 queued connections per wake-up (NIO's default is 4): a burst of new
@@ -92,7 +96,7 @@ final class WorkerServer: Sendable {
                     // handler (RequestParser; the upstream's head rewritten, its body as received):
                     // no HTTP codec. Without TLS below it, it sends responses on the socket itself.
                     let output = SocketOutput(channel: channel, direct: serverTLS == nil)
-                    try sync.addHandler(ClientConnectionHandler(worker: worker, output: output))
+                    try sync.addHandler(ClientConnectionHandler(worker: worker, registry: connections.value, output: output))
                 }
             }
 
@@ -108,24 +112,17 @@ final class WorkerServer: Sendable {
             try? await ownedGroup?.shutdownGracefully()
             throw error
         }
-        return WorkerServer(eventLoop: eventLoop, serverChannel: serverChannel, state: state, ownsGroup: ownedGroup)
+        return WorkerServer(eventLoop: eventLoop, serverChannel: serverChannel, state: state, connections: connections,
+                            ownsGroup: ownedGroup)
     }
 
-    /// A new configuration for every request whose head arrives from now on; requests in flight
-    /// keep the snapshot they started with. Listener changes are the master's business. Servers
+    /// A new configuration for every request whose head arrives once the future has succeeded;
+    /// requests in flight keep the snapshot they started with. Throws, changing nothing, when
+    /// `server.tls` cannot be made a context. Listener changes are the master's business. Servers
     /// sharing a context share its snapshot: the first of them to apply a configuration does it.
-    func apply(_ configuration: Configuration) {
-        let snapshot: WorkerSnapshot
-        do {
-            snapshot = try WorkerSnapshot(configuration: configuration)
-        } catch {
-            eventLoop.execute { [state] in
-                state.value.logger.error("New configuration not applied: the listener's TLS certificate is unusable",
-                                         metadata: ["error": "\(error)"])
-            }
-            return
-        }
-        eventLoop.execute { [state] in
+    func apply(_ configuration: Configuration) throws(TLSError) -> EventLoopFuture<Void> {
+        let snapshot = try WorkerSnapshot(configuration: configuration)
+        return eventLoop.submit { [state] in
             guard state.value.snapshot.configuration != configuration else { return }
             state.value.snapshot = snapshot
         }
@@ -136,7 +133,8 @@ final class WorkerServer: Sendable {
     /// How long a drain waits after closing the listener before it quiesces connections.
     static let quiesceGrace: TimeAmount = .milliseconds(250)
 
-    func shutdown(gracePeriod: TimeAmount = .seconds(30)) async {
+    /// `closesPool`: the worker is done (not only this socket), so its idle upstream connections go too.
+    func shutdown(gracePeriod: TimeAmount = .seconds(30), closesPool: Bool = true) async {
         try? await serverChannel.close()
         // A connection accepted just before the listener closed may not have delivered its first
         // request yet (the client writes right after connect; the bytes can still be in flight).
@@ -146,8 +144,8 @@ final class WorkerServer: Sendable {
         // lost 1-5 requests without it, none with it.)
         let grace = min(gracePeriod, Self.quiesceGrace)
         if grace > .zero { try? await eventLoop.scheduleTask(in: grace) {}.futureResult.get() }
-        let remaining = try? await eventLoop.submit { [state] () -> [Channel] in
-            let channels = Array(state.value.clientConnections.values)
+        let remaining = try? await eventLoop.submit { [connections] () -> [Channel] in
+            let channels = Array(connections.value.channels.values)
             for channel in channels { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
             return channels
         }.get()
@@ -158,7 +156,7 @@ final class WorkerServer: Sendable {
             try? await closed.get()
             timeout.cancel()
         }
-        try? await eventLoop.submit { [state] in state.value.pool.closeAll() }.get()
+        if closesPool { try? await eventLoop.submit { [state] in state.value.pool.closeAll() }.get() }
         try? await ownsGroup?.shutdownGracefully()
     }
 

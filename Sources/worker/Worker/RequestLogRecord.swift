@@ -6,10 +6,8 @@ import NIOCore
 /// (`LogLineFormatter.requestFieldOrder`); absent fields are left out. Nothing here may hold a
 /// secret, a header value or a body.
 ///
-/// `request_url` and `target_url` keep their query string as Fluxgate logs them, except the
-/// values of parameters that conventionally carry credentials (Google's `?key=`, signed URLs'
-/// `sig=`, OAuth's `access_token=`), which are replaced by `REDACTED`: a client's secret must not
-/// reach the log just because it travelled in the query.
+/// `request_url` and `target_url` are shown as `URLRedaction` allows: without userinfo and
+/// without the values of credential query parameters.
 struct RequestLogRecord: Sendable, Equatable {
     static let message: Logger.Message = "Request processed"
 
@@ -37,10 +35,10 @@ struct RequestLogRecord: Sendable, Equatable {
     func forEachField(_ body: (StaticString, FieldValue) -> Void) {
         if let clientIP { body("client_ip", .string(clientIP)) }
         if let method { body("method", .string(method)) }
-        if let requestURL { body("request_url", .string(Self.capped(Self.redactingCredentials(requestURL)))) }
+        if let requestURL { body("request_url", .string(Self.capped(URLRedaction.redactingCredentials(requestURL)))) }
         if let requestBodyLength { body("request_body_length", .number(Int64(requestBodyLength))) }
         if let apiKeyID { body("api_key", .string(apiKeyID)) }
-        if let targetURL { body("target_url", .string(Self.capped(Self.redactingCredentials(targetURL)))) }
+        if let targetURL { body("target_url", .string(Self.capped(URLRedaction.redactingCredentials(targetURL)))) }
         if let upstream { body("upstream", .string(upstream)) }
         if let durationMs { body("duration_ms", .number(durationMs)) }
         if let status { body("status", .number(Int64(status))) }
@@ -85,28 +83,6 @@ struct RequestLogRecord: Sendable, Equatable {
         guard url.utf8.count > maxLoggedURLBytes else { return url }
         // A request target is ASCII once parsed; a cut through anything else decodes as U+FFFD.
         return String(decoding: url.utf8.prefix(maxLoggedURLBytes), as: UTF8.self) + "...(truncated)"
-    }
-
-    /// Query parameter names (lower-cased) whose values are credentials by convention.
-    static let credentialParameters: Set<Substring> = [
-        "key", "api_key", "apikey", "api-key", "access_token", "token", "auth", "sig", "signature",
-        "secret", "password", "client_secret", "x-amz-signature", "x-goog-signature", "code",
-    ]
-
-    static func redactingCredentials(_ url: String) -> String {
-        // Most URLs have no query: one byte scan, not a walk over Characters.
-        guard let offset = ASCIIBytes.firstOffset(of: UInt8(ascii: "?"), in: url) else { return url }
-        let question = url.utf8.index(url.utf8.startIndex, offsetBy: offset)
-        let query = url[url.index(after: question)...]
-        var changed = false
-        let parts = query.split(separator: "&", omittingEmptySubsequences: false).map { part -> Substring in
-            guard let eq = part.firstIndex(of: "="), credentialParameters.contains(Substring(part[..<eq].lowercased())) else {
-                return part
-            }
-            changed = true
-            return part[...eq] + "REDACTED"
-        }
-        return changed ? String(url[...question]) + parts.joined(separator: "&") : url
     }
 }
 

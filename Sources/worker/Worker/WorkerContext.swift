@@ -3,9 +3,10 @@ import Logging
 import NIOCore
 
 /// What the worker process's event loop shares between every connection of every listener it
-/// serves (after a shrink a worker serves several sockets): the current configuration snapshot,
-/// the upstream pool, the in-flight limiter, the open client connections, and the one place
-/// every request ends (`requestEnded`). Touched only from that loop (held in a `NIOLoopBound`
+/// serves (after a shrink, or on a socket lent while another slot has no worker, a worker serves
+/// several): the current configuration snapshot, the upstream pool, the in-flight limiter, the
+/// request pipeline, and the one place every request ends (`requestEnded`). Each server keeps its
+/// own `ConnectionRegistry`, so giving one socket back drains only that socket's connections. Touched only from that loop (held in a `NIOLoopBound`
 /// by the servers).
 final class WorkerContext {
     var snapshot: WorkerSnapshot
@@ -17,7 +18,6 @@ final class WorkerContext {
     let logger: Logger
     /// The stages every request goes through (docs/routing-and-forwarding.md, "Order of checks").
     let pipeline: RequestPipeline
-    var clientConnections: [ObjectIdentifier: Channel] = [:]
     /// The request line's direct path when the logger is the process's own handler (always,
     /// outside tests, which record metadata through their own handler).
     private let requestLineWriter: RequestLineWriter?
@@ -47,4 +47,10 @@ final class WorkerContext {
         let record = RequestLogRecord(facts, clientIP: clientIP())
         if let requestLineWriter { record.emit(to: requestLineWriter) } else { record.emit(to: logger) }
     }
+}
+
+/// The open client connections accepted on one listening socket (one per `WorkerServer`), for its
+/// drain. Touched only from the worker's event loop.
+final class ConnectionRegistry {
+    var channels: [ObjectIdentifier: Channel] = [:]
 }

@@ -13,14 +13,14 @@ final class MasterFixture: @unchecked Sendable {
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
-    init(workers: Int = 2, maxConnections: Int = 1024, requestPath: String = "/openai",
+    init(workers: Int = 2, maxConnections: Int = 1024, requestPath: String = "/openai", clientKeys: [String] = [],
          environment: [String: String] = [:], expectStart: Bool = true) throws {
         directory = try TemporaryDirectory()
         mock = try MockUpstream()
         configPath = directory.path + "/fluxgate.yaml"
         socketPath = directory.path + "/control.sock"
         try Self.write(Self.yaml(mock: mock, address: "127.0.0.1:0", workers: workers, maxConnections: maxConnections,
-                                 requestPath: requestPath), to: configPath)
+                                 requestPath: requestPath, clientKeys: clientKeys), to: configPath)
         process = try ChildProcess(Binaries.fluxgate, ["--config", configPath, "--control-socket", socketPath],
                                    environment: ["FLUXGATE_LOG": "info"].merging(environment) { _, new in new })
         guard expectStart else { port = 0; return }
@@ -32,9 +32,11 @@ final class MasterFixture: @unchecked Sendable {
         self.port = port
     }
 
+    /// `clientKeys` become `api_keys.static` entries (none: an open proxy).
     static func yaml(mock: MockUpstream, address: String, workers: Int, maxConnections: Int = 1024,
-                     requestPath: String = "/openai") -> String {
-        """
+                     requestPath: String = "/openai", clientKeys: [String] = []) -> String {
+        let keys = clientKeys.isEmpty ? "" : "api_keys:\n  static:\n" + clientKeys.map { "    - key: \"\($0)\"\n" }.joined()
+        return """
         version: 1
         server:
           bind_address: "\(address)"
@@ -45,7 +47,7 @@ final class MasterFixture: @unchecked Sendable {
             request_path: "\(requestPath)"
             target_url: "\(mock.baseURL)"
             api_key: "sk-test"
-
+        \(keys)
         """
     }
 
@@ -55,9 +57,11 @@ final class MasterFixture: @unchecked Sendable {
         guard rename(path + ".tmp", path) == 0 else { throw Failure(description: "rename failed: \(errno)") }
     }
 
-    func rewrite(address: String? = nil, workers: Int = 2, maxConnections: Int = 1024, requestPath: String = "/openai") throws {
+    func rewrite(address: String? = nil, workers: Int = 2, maxConnections: Int = 1024, requestPath: String = "/openai",
+                 clientKeys: [String] = []) throws {
         try Self.write(Self.yaml(mock: mock, address: address ?? "127.0.0.1:\(port)", workers: workers,
-                                 maxConnections: maxConnections, requestPath: requestPath), to: configPath)
+                                 maxConnections: maxConnections, requestPath: requestPath, clientKeys: clientKeys),
+                       to: configPath)
     }
 
     /// `fluxgate reload` against this master: waits for the outcome.
@@ -87,8 +91,9 @@ final class MasterFixture: @unchecked Sendable {
         return workerPIDs
     }
 
-    func get(_ path: String = "/openai/v1/models", port: Int? = nil) throws -> RawConnection.Response {
-        try RawConnection(port: port ?? self.port, timeout: 15).request("GET", path)
+    func get(_ path: String = "/openai/v1/models", port: Int? = nil, headers: [(String, String)] = []) throws
+        -> RawConnection.Response {
+        try RawConnection(port: port ?? self.port, timeout: 15).request("GET", path, headers: headers)
     }
 
     func logLines(containing text: String) -> [String] {

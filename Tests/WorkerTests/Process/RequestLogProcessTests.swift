@@ -34,6 +34,32 @@ import TestSupport
         }
     }
 
+    /// docs/security.md "What is never logged": userinfo in an absolute-form target is refused
+    /// (RFC 9110 §4.2.4) and logged without it; credential parameters are recognised however
+    /// their name is percent-encoded, as every upstream decodes it.
+    @Test func userinfoAndPercentEncodedCredentialNamesNeverReachTheLog() throws {
+        let f = try ProxyFixture()
+        let connection = try f.connect()
+        try connection.send("GET http://user:userinfo-secret-42@example.com/openai/r HTTP/1.1\r\nHost: example.com\r\n"
+                            + "Authorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
+        let refused = try connection.readResponse()
+        #expect(refused.status == 400)
+        #expect(refused.openAIError?["code"] as? String == "userinfo_in_target")
+        #expect(f.mock.requests.isEmpty, "nothing went upstream")
+        #expect(try f.request("GET", "/openai/r?k%65y=encoded-secret-1&%6B%65%79=encoded-secret-2&%4B%45%59=encoded-secret-3&x=1")
+            .status == 200)
+        let lines = f.proxy.waitForLogLines(containing: "Request processed", count: 2)
+        #expect(lines.count == 2)
+        #expect(lines.first?.contains("request_url=http://REDACTED@example.com/openai/r") == true, "\(lines)")
+        #expect(lines.last?.contains("request_url=/openai/r?k%65y=REDACTED&%6B%65%79=REDACTED&%4B%45%59=REDACTED&x=1") == true,
+                "\(lines)")
+        // Which secrets leaked is said by index: a failure message must not print them either.
+        let output = f.proxy.process.stdout + f.proxy.process.stderr
+        let secrets = ["userinfo-secret-42", "encoded-secret-1", "encoded-secret-2", "encoded-secret-3"]
+        let leaked = secrets.indices.filter { output.contains(secrets[$0]) }
+        #expect(leaked.isEmpty, "secrets \(leaked) of \(secrets.count) reached the log")
+    }
+
     @Test func infoLevelHidesRequestLinesAndJSONFormatIsOneObjectPerLine() throws {
         let quiet = try ProxyFixture(environment: ["FLUXGATE_LOG": "info"])
         _ = try quiet.request("GET", "/openai/x")
