@@ -38,7 +38,7 @@ import Testing
         ("Sources/Common/Logging/FluxgateLogHandler.swift", #"logger.warning("\(problem)""#, nil),
         // The request line through swift-log (the worker writes it with RequestLineWriter, found
         // as `write(level: .trace, message: "Request processed")`).
-        ("Sources/worker/Proxy/RequestLogRecord.swift", "logger.trace(Self.message", nil),
+        ("Sources/worker/Worker/RequestLogRecord.swift", "logger.trace(Self.message", nil),
     ]
 
     // MARK: - The sources

@@ -467,7 +467,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     /// The one place a request ends.
     private func endRequest() {
-        worker.requestEnded(facts) { [self] in clientIP }
+        worker.requestEnded(&facts) { [self] in clientIP }
     }
 
     /// Bytes of request body received; absent (as Fluxgate logs it) for a request without a body.

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What a request line may show of a URL (docs/security.md "What is never logged"): the
 /// `request_url` and `target_url` of `RequestLogRecord` go through `redactingCredentials`.
 ///
@@ -19,17 +23,23 @@ enum URLRedaction {
     /// A name longer than this, even fully percent-encoded, is none of `credentialParameters`.
     private static let longestEncodedName = 3 * (credentialParameters.map(\.count).max() ?? 0)
 
-    static func redactingCredentials(_ url: String) -> String {
+    /// `mayHaveUserinfo` false for a URL the proxy made itself (`target_url`: a configured origin,
+    /// which cannot have userinfo, and the client's path).
+    static func redactingCredentials(_ url: String, mayHaveUserinfo: Bool = true) -> String {
         var url = url
-        let redacted = url.withUTF8 { redacting(UnsafeRawBufferPointer($0)) }
+        let redacted = url.withUTF8 { redacting(UnsafeRawBufferPointer($0), mayHaveUserinfo: mayHaveUserinfo) }
         return redacted.map { String(decoding: $0, as: UTF8.self) } ?? url
     }
 
-    /// The redacted bytes, or nil when nothing needs redacting (almost always: one scan for `?`).
-    static func redacting(_ url: UnsafeRawBufferPointer) -> [UInt8]? {
-        let userinfo = RequestTarget.userinfo(in: url)
+    /// The redacted bytes, or nil when nothing needs redacting (almost always: one `memchr` for
+    /// `?`; a byte loop cost ~700 instructions per logged request).
+    static func redacting(_ url: UnsafeRawBufferPointer, mayHaveUserinfo: Bool = true) -> [UInt8]? {
+        let userinfo = mayHaveUserinfo ? RequestTarget.userinfo(in: url) : nil
         let afterUserinfo = userinfo?.upperBound ?? 0
-        let question = url[afterUserinfo...].firstIndex(of: UInt8(ascii: "?"))
+        let question = afterUserinfo < url.count
+            ? memchr(url.baseAddress! + afterUserinfo, Int32(UInt8(ascii: "?")), url.count - afterUserinfo)
+                .map { url.baseAddress!.distance(to: UnsafeRawPointer($0)) }
+            : nil
         guard userinfo != nil || question != nil else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(url.count + 8)

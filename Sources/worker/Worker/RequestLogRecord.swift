@@ -38,7 +38,7 @@ struct RequestLogRecord: Sendable, Equatable {
         if let requestURL { body("request_url", .string(Self.capped(URLRedaction.redactingCredentials(requestURL)))) }
         if let requestBodyLength { body("request_body_length", .number(Int64(requestBodyLength))) }
         if let apiKeyID { body("api_key", .string(apiKeyID)) }
-        if let targetURL { body("target_url", .string(Self.capped(URLRedaction.redactingCredentials(targetURL)))) }
+        if let targetURL { body("target_url", .string(Self.capped(URLRedaction.redactingCredentials(targetURL, mayHaveUserinfo: false)))) }
         if let upstream { body("upstream", .string(upstream)) }
         if let durationMs { body("duration_ms", .number(durationMs)) }
         if let status { body("status", .number(Int64(status))) }
@@ -89,14 +89,13 @@ struct RequestLogRecord: Sendable, Equatable {
 extension RequestLogRecord {
     /// The line of a request that has ended: its strings are made here, only when a line is
     /// written.
-    init(_ facts: RequestFacts, clientIP: String?) {
+    /// (`borrowing`, optional chaining: no copy of the facts or of their head is made.)
+    init(_ facts: borrowing RequestFacts, clientIP: String?) {
         self.clientIP = clientIP
-        if let head = facts.head {
-            method = head.method.rawValue
-            let uri = head.uri
-            requestURL = uri
-            if let match = facts.match { targetURL = match.targetURL(uri: uri) }
-        }
+        method = facts.head?.method.rawValue
+        let uri = facts.head?.uri
+        requestURL = uri
+        if let uri { targetURL = facts.match?.targetURL(uri: uri) }
         requestBodyLength = facts.requestBodyBytes
         apiKeyID = facts.keyID
         upstream = facts.route?.upstream.name

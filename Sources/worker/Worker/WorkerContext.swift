@@ -42,7 +42,8 @@ final class WorkerContext {
     /// Every request ends here, once, whatever happened to it: the facts feed the request line
     /// (docs/logging.md) and, as they are added, the metrics, usage and limits. `clientIP` is
     /// asked for only when a line is written (formatting an address costs ~3,000 instructions).
-    func requestEnded(_ facts: RequestFacts, clientIP: () -> String?) {
+    /// (`inout`: the connection's own facts are read where they are, not copied.)
+    func requestEnded(_ facts: inout RequestFacts, clientIP: () -> String?) {
         guard logsRequests else { return }
         let record = RequestLogRecord(facts, clientIP: clientIP())
         if let requestLineWriter { record.emit(to: requestLineWriter) } else { record.emit(to: logger) }
