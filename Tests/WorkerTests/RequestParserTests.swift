@@ -7,7 +7,7 @@ import Testing
 @Suite struct RequestParserTests {
     /// Events as text, consecutive body slices joined.
     func events(_ reads: [String], limits: WorkerLimits = WorkerLimits()) -> [String] {
-        var parser = RequestParser(limits: limits)
+        var parser = RequestParser(limits: limits.parser)
         var out: [String] = []
         for read in reads {
             parser.append(ByteBuffer(string: read))
@@ -25,8 +25,8 @@ import Testing
                     if let last = out.last, last.hasPrefix("body ") { out[out.count - 1] = last + text } else { out.append("body " + text) }
                 case .end:
                     out.append("end")
-                case .malformed(let response):
-                    out.append("malformed \(response.status.code)")
+                case .malformed(let error):
+                    out.append("malformed \(ProxyErrorResponse(error).status.code)")
                 }
             }
         }
@@ -82,7 +82,7 @@ import Testing
 
     @Test func largeBodiesArePassedOnAsTheyArrive() {
         let head = "POST /u HTTP/1.1\r\nHost: p\r\nContent-Length: 10\r\n\r\n"
-        var parser = RequestParser(limits: WorkerLimits())
+        var parser = RequestParser(limits: WorkerLimits().parser)
         parser.append(ByteBuffer(string: head + "abc"))
         guard case .head = parser.next(), case .body(let first) = parser.next() else { Issue.record("no head and body"); return }
         #expect(String(buffer: first) == "abc")

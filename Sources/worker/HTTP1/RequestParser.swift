@@ -5,94 +5,6 @@ import NIOHTTP1
 import Glibc
 #endif
 
-/// A request head as the parser read it, with what the checks of behaviour §5 and the exchange
-/// need to know about its headers, found while the bytes were parsed (so nothing looks the
-/// headers up by name again).
-struct RequestHead {
-    var method: HTTPMethod
-    /// Where the request-target is in `headerBytes` (it starts them).
-    var target: Range<Int>
-    var version: HTTPVersion
-    /// The head as received from the request-target to the last field's CRLF, copied out of the
-    /// read buffer so a long request does not hold that buffer; `target` and `fields` index into
-    /// it. (The target stays bytes: routing and the upstream head read it there, and no `String`
-    /// is made of it unless a request line is logged.)
-    var headerBytes: ByteBuffer
-    var fields: [Field]
-    var facts: Facts
-
-    /// One header field: offsets into `headerBytes`' readable bytes (the value without the
-    /// spaces around it), and what forwarding does with it.
-    struct Field {
-        var name: Range<Int>
-        var value: Range<Int>
-        var kind: ForwardingHeaders.NameClass
-    }
-
-    struct Facts {
-        /// `Host` fields, and whether the (last) one is empty or blank.
-        var hostCount = 0
-        var hostIsBlank = false
-        /// An `Upgrade` field, or `upgrade` listed in `Connection`.
-        var upgrade = false
-        /// `100-continue` listed in `Expect`.
-        var expectsContinue = false
-        /// `close` / `keep-alive` listed in `Connection`.
-        var connectionClose = false
-        var connectionKeepAlive = false
-        /// `Connection` lists some other token: a header to drop by that name (RFC 9110 §7.6.1).
-        var connectionNamesHeaders = false
-        var framing = ForwardingHeaders.Framing.none
-        /// The `Content-Length` value (0 without one).
-        var contentLength = 0
-        /// Where the first `Authorization` and `X-Api-Key` values are in `headerBytes` (read as
-        /// `RequestHead.authorization` and `.xAPIKey`: no `String` is made per request, the
-        /// connection's cached authentication compares the bytes).
-        var authorizationValue: Range<Int>?
-        var xAPIKeyValue: Range<Int>?
-    }
-
-    /// The request-target as received.
-    var uri: String { string(at: target) }
-
-    /// The first `Authorization` value.
-    var authorization: String? { facts.authorizationValue.map(string(at:)) }
-    /// The first `X-Api-Key` value.
-    var xAPIKey: String? { facts.xAPIKeyValue.map(string(at:)) }
-
-    /// `headerBytes[range]` equals `string`'s UTF-8; nil equals only nil.
-    func bytes(at range: Range<Int>?, equal string: String?) -> Bool {
-        guard let range, let string else { return range == nil && string == nil }
-        guard string.utf8.count == range.count else { return false }
-        guard !range.isEmpty else { return true }
-        return headerBytes.withUnsafeReadableBytes { bytes in
-            let value = UnsafeRawBufferPointer(rebasing: bytes[range])
-            return string.utf8.withContiguousStorageIfAvailable { memcmp(value.baseAddress!, $0.baseAddress!, range.count) == 0 }
-                ?? value.elementsEqual(string.utf8)
-        }
-    }
-
-    private func string(at range: Range<Int>) -> String {
-        headerBytes.withUnsafeReadableBytes { String(decoding: UnsafeRawBufferPointer(rebasing: $0[range]), as: UTF8.self) }
-    }
-
-    /// RFC 9112 §9.3: HTTP/1.1 persists unless told `close`; HTTP/1.0 only when told `keep-alive`.
-    var keepAlive: Bool {
-        !facts.connectionClose && (version.minor >= 1 || facts.connectionKeepAlive)
-    }
-}
-
-/// What a client connection's bytes mean, in order.
-enum RequestEvent {
-    case head(RequestHead)
-    /// Request body bytes, de-chunked: a slice of what was read, not a copy.
-    case body(ByteBuffer)
-    case end
-    /// The bytes cannot be read as a request, or not within the limits: answer with this and
-    /// close. The parser reads nothing after it.
-    case malformed(ProxyErrorResponse)
-}
-
 /// The HTTP/1.1 request parser of a client connection (RFC 9112), and the place where request
 /// smuggling is stopped: whatever two implementations could frame differently is refused.
 ///
@@ -128,14 +40,25 @@ struct RequestParser {
 
     private enum ParsedHead {
         case head(RequestHead, bodyLength: Int)
-        case failed(ProxyErrorResponse)
+        case failed(RequestParseError)
     }
 
-    private let limits: WorkerLimits
+    /// The few numbers of the worker's limits the parser needs (`WorkerLimits.parser` makes them;
+    /// docs/routing-and-forwarding.md, "Built-in limits", has their values).
+    struct Limits: Sendable, Hashable {
+        /// Longest request-target (the checks after the parser answer 414 above it).
+        var maxRequestTargetBytes: Int
+        /// Sum of header name and value bytes of one request (431); also bounds a trailer section.
+        var maxHeaderBytes: Int
+        /// Header lines in one request (431).
+        var maxHeaderCount: Int
+    }
+
+    private let limits: Limits
     private var state = State.head(scanned: 0)
     private var buffer: ByteBuffer?
 
-    init(limits: WorkerLimits) { self.limits = limits }
+    init(limits: Limits) { self.limits = limits }
 
     /// The longest head kept while it is incomplete: the request-target and the header bytes at
     /// their limits, plus the bytes that frame them. The checks after the parser (414, 431) see
@@ -245,14 +168,14 @@ struct RequestParser {
             if bytes.readableBytes > maxHeadBytes {
                 // Still in the request line: the target is what is too long.
                 let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
-                return .malformed(lineEnded ? .headersTooLarge : .uriTooLong)
+                return .malformed(lineEnded ? .headerFieldsTooLarge : .uriTooLong)
             }
             state = .head(scanned: max(0, bytes.readableBytes - 3))
             return nil
         }
         guard length <= maxHeadBytes else {
             let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
-            return .malformed(lineEnded ? .headersTooLarge : .uriTooLong)
+            return .malformed(lineEnded ? .headerFieldsTooLarge : .uriTooLong)
         }
         let parsed = bytes.readableBytesView.withUnsafeBytes { Self.parseHead(UnsafeRawBufferPointer(rebasing: $0[..<length]), limits: limits) }
         bytes.moveReaderIndex(forwardBy: length)
@@ -292,7 +215,7 @@ struct RequestParser {
     }
 
     /// Parses a whole head (request line through the empty line).
-    private static func parseHead(_ p: UnsafeRawBufferPointer, limits: WorkerLimits) -> ParsedHead {
+    private static func parseHead(_ p: UnsafeRawBufferPointer, limits: Limits) -> ParsedHead {
         let bad = ParsedHead.failed(.badRequest)
         var i = 0
         // Request line.
@@ -338,10 +261,10 @@ struct RequestParser {
             while valueEnd > valueStart, p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09 { valueEnd -= 1 }
             let value = valueStart..<valueEnd
             i += 2
-            guard fields.count < limits.maxHeaderCount else { return .failed(.headersTooLarge) }
+            guard fields.count < limits.maxHeaderCount else { return .failed(.headerFieldsTooLarge) }
             headerBytes += name.count + value.count
-            guard headerBytes <= limits.maxHeaderBytes else { return .failed(.headersTooLarge) }
-            let kind = ForwardingHeaders.classify(p, name)
+            guard headerBytes <= limits.maxHeaderBytes else { return .failed(.headerFieldsTooLarge) }
+            let kind = HeaderNameClass.classify(p, name)
             switch kind {
             case .host:
                 facts.hostCount += 1

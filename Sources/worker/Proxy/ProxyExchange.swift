@@ -75,7 +75,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The request announced a body (`Content-Length` or `Transfer-Encoding`), even an empty one.
     var requestHadBody: Bool { requestFraming != .none }
     /// How the client framed its body; the upstream gets the same framing.
-    private let requestFraming: ForwardingHeaders.Framing
+    private let requestFraming: BodyFraming
     /// Response body bytes relayed (payload, without chunk framing), for the log.
     private(set) var responseBodyBytes = 0
     /// The upstream's final status, once its head arrived.

@@ -99,7 +99,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     init(worker: WorkerLoopState, output: SocketOutput) {
         self.worker = worker
         self.output = output
-        self.parser = RequestParser(limits: worker.limits)
+        self.parser = RequestParser(limits: worker.limits.parser)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -151,8 +151,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
                 discardingRequest = false
                 requestFinished()
             }
-        case .malformed(let response):
-            requestMalformed(response, context: context)
+        case .malformed(let error):
+            requestMalformed(ProxyErrorResponse(error), context: context)
         }
     }
 
