@@ -21,20 +21,16 @@ import Glibc
 /// * Empty lines before a request line are skipped (RFC 9112 §2.2).
 ///
 /// Pull-based: `append` what a read delivered, then take events with `next()` until it returns
-/// nil. Body bytes are slices of the read, so a request body is never copied here. Only a head
-/// or chunk line split across reads is kept between reads, bounded by the limits.
+/// nil. Body bytes are slices of the read, so a request body is never copied here; a chunked body
+/// is followed by `ChunkedScanner` (the request side's rules), which keeps no bytes. Only a head
+/// split across reads is kept between reads, bounded by the limits.
 struct RequestParser {
     private enum State {
         /// Before or inside a request head. `scanned` bytes of the buffer are known not to end
         /// the head (so a head arriving byte by byte is scanned once, not once per byte).
         case head(scanned: Int)
         case fixedBody(remaining: Int)
-        case chunkSize
-        case chunkData(remaining: Int)
-        /// The CRLF after a chunk's data.
-        case chunkDataEnd
-        /// Trailer fields, `bytes` of them read so far.
-        case trailers(bytes: Int)
+        case chunked(ChunkedScanner)
         case stopped
     }
 
@@ -64,8 +60,6 @@ struct RequestParser {
     /// their limits, plus the bytes that frame them. The checks after the parser (414, 431) see
     /// every head below it.
     private var maxHeadBytes: Int { limits.maxRequestTargetBytes + limits.maxHeaderBytes + 4 * limits.maxHeaderCount + 64 }
-    /// A chunk-size line with its extensions, or one trailer line.
-    private static let maxChunkLineBytes = 4096
 
     /// Bytes from the connection, in order.
     mutating func append(_ bytes: ByteBuffer) {
@@ -100,58 +94,48 @@ struct RequestParser {
     private var pendingEnd = false
 
     private mutating func next(from bytes: inout ByteBuffer) -> RequestEvent? {
-        while true {
-            switch state {
-            case .stopped:
+        switch state {
+        case .stopped:
+            return nil
+
+        case .head(let scanned):
+            return head(from: &bytes, scanned: scanned)
+
+        case .fixedBody(let remaining):
+            guard bytes.readableBytes > 0 else { return nil }
+            let count = min(remaining, bytes.readableBytes)
+            let slice = bytes.readSlice(length: count)!
+            if count == remaining {
+                state = .head(scanned: 0)
+                pendingEnd = true
+            } else {
+                state = .fixedBody(remaining: remaining - count)
+            }
+            return .body(slice)
+
+        case .chunked(var scanner):
+            guard bytes.readableBytes > 0 else { return nil }
+            var scanned = 0
+            let step: ChunkedScanner.Step
+            do {
+                step = try bytes.withUnsafeReadableBytes { p throws(ChunkedError) in try scanner.next(p, at: &scanned) }
+            } catch {
+                return .malformed(.badRequest)
+            }
+            switch step {
+            case .data(let data):
+                // The data ends where the scan stopped: the slice is the read's bytes, de-chunked.
+                bytes.moveReaderIndex(forwardBy: data.lowerBound)
+                state = .chunked(scanner)
+                return .body(bytes.readSlice(length: data.count)!)
+            case .needsMore:
+                bytes.moveReaderIndex(forwardBy: scanned)
+                state = .chunked(scanner)
                 return nil
-
-            case .head(let scanned):
-                return head(from: &bytes, scanned: scanned)
-
-            case .fixedBody(let remaining):
-                guard bytes.readableBytes > 0 else { return nil }
-                let count = min(remaining, bytes.readableBytes)
-                let slice = bytes.readSlice(length: count)!
-                if count == remaining {
-                    state = .head(scanned: 0)
-                    pendingEnd = true
-                } else {
-                    state = .fixedBody(remaining: remaining - count)
-                }
-                return .body(slice)
-
-            case .chunkSize:
-                guard let line = readLine(from: &bytes) else {
-                    return bytes.readableBytes > Self.maxChunkLineBytes ? .malformed(.badRequest) : nil
-                }
-                guard line.readableBytes <= Self.maxChunkLineBytes, let size = Self.chunkSize(line) else {
-                    return .malformed(.badRequest)
-                }
-                state = size == 0 ? .trailers(bytes: 0) : .chunkData(remaining: size)
-
-            case .chunkData(let remaining):
-                guard bytes.readableBytes > 0 else { return nil }
-                let count = min(remaining, bytes.readableBytes)
-                let slice = bytes.readSlice(length: count)!
-                state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
-                return .body(slice)
-
-            case .chunkDataEnd:
-                guard bytes.readableBytes >= 2 else { return nil }
-                guard bytes.readInteger(as: UInt16.self) == 0x0D0A else { return .malformed(.badRequest) }
-                state = .chunkSize
-
-            case .trailers(let read):
-                guard let line = readLine(from: &bytes) else {
-                    return read + bytes.readableBytes > limits.maxHeaderBytes ? .malformed(.badRequest) : nil
-                }
-                if line.readableBytes == 0 {
-                    state = .head(scanned: 0)
-                    return .end
-                }
-                let total = read + line.readableBytes + 2
-                guard total <= limits.maxHeaderBytes, Self.isFieldLine(line) else { return .malformed(.badRequest) }
-                state = .trailers(bytes: total)
+            case .finished:
+                bytes.moveReaderIndex(forwardBy: scanned)
+                state = .head(scanned: 0)
+                return .end
             }
         }
     }
@@ -184,7 +168,7 @@ struct RequestParser {
             return .malformed(error)
         case .head(let head, let bodyLength):
             if head.facts.framing == .chunked {
-                state = .chunkSize
+                state = .chunked(ChunkedScanner(rules: .request(maxTrailerBytes: limits.maxHeaderBytes)))
             } else if bodyLength > 0 {
                 state = .fixedBody(remaining: bodyLength)
             } else {
@@ -327,74 +311,10 @@ struct RequestParser {
         }
     }
 
-    // MARK: Chunks
-
-    /// One line without its CRLF, or nil when its end has not arrived. A line ended by a bare LF
-    /// is returned with the LF, a byte `chunkSize` and `isFieldLine` refuse.
-    private func readLine(from bytes: inout ByteBuffer) -> ByteBuffer? {
-        guard let lf = bytes.readableBytesView.firstIndex(of: 0x0A) else { return nil }
-        let length = lf - bytes.readerIndex
-        guard length > 0, bytes.getInteger(at: lf - 1, as: UInt8.self) == 0x0D else {
-            // A bare LF: hand back the line with the LF so the caller refuses it.
-            return bytes.readSlice(length: length + 1)
-        }
-        let line = bytes.readSlice(length: length - 1)!
-        bytes.moveReaderIndex(forwardBy: 2)
-        return line
-    }
-
-    /// `chunk-size [ chunk-ext ]` (RFC 9112 §7.1.1): hex digits, then optionally BWS `;` and
-    /// extensions, which are checked for bytes only (no CR, LF or other control bytes).
-    private static func chunkSize(_ line: ByteBuffer) -> Int? {
-        line.withUnsafeReadableBytes { p in
-            var size = 0
-            var i = 0
-            var significant = 0
-            while i < p.count, let digit = hexValue(p[i]) {
-                if size != 0 || digit != 0 { significant += 1 }
-                size = size << 4 | Int(digit)
-                i += 1
-            }
-            guard i > 0, significant <= 15 else { return nil }
-            if i == p.count { return size }
-            while i < p.count, p[i] == 0x20 || p[i] == 0x09 { i += 1 }
-            guard i < p.count, p[i] == UInt8(ascii: ";") else { return nil }
-            while i < p.count {
-                guard ASCIIBytes.isFieldValueByte(p[i]) else { return nil }
-                i += 1
-            }
-            return size
-        }
-    }
-
-    /// `field-name ":" OWS field-value OWS`, as in a head.
-    private static func isFieldLine(_ line: ByteBuffer) -> Bool {
-        line.withUnsafeReadableBytes { p in
-            var i = 0
-            while i < p.count, ASCIIBytes.isTokenByte(p[i]) { i += 1 }
-            guard i > 0, i < p.count, p[i] == UInt8(ascii: ":") else { return false }
-            i += 1
-            while i < p.count {
-                guard ASCIIBytes.isFieldValueByte(p[i]) else { return false }
-                i += 1
-            }
-            return true
-        }
-    }
-
     // MARK: Bytes
 
     @inline(__always)
     private static func isMethodByte(_ b: UInt8) -> Bool {
         b &- UInt8(ascii: "A") < 26 || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
     }
-
-    @inline(__always)
-    private static func hexValue(_ b: UInt8) -> UInt8? {
-        if b &- UInt8(ascii: "0") < 10 { return b &- UInt8(ascii: "0") }
-        let lower = b | 0x20
-        if lower &- UInt8(ascii: "a") < 6 { return lower &- UInt8(ascii: "a") &+ 10 }
-        return nil
-    }
-
 }

@@ -114,7 +114,7 @@ struct UpstreamResponseReader {
     }
 
     /// The chunk that ends a body this side chunked itself (`endsAtClose`).
-    static let lastChunk: StaticString = "0\r\n\r\n"
+    static let lastChunk = ChunkedFraming.lastChunk
 
     // MARK: Head
 
@@ -203,7 +203,7 @@ struct UpstreamResponseReader {
             addsChunked = false
         } else if parsed.chunked {
             addsChunked = true
-            state = .body(.chunked(ChunkedScanner()))
+            state = .body(.chunked(ChunkedScanner(rules: .response)))
         } else if parsed.transferEncoded {
             // A coding other than chunked last: the body ends at the close (RFC 9112 §6.3).
             addsChunked = true
@@ -243,9 +243,18 @@ struct UpstreamResponseReader {
                 state = .body(.length(remaining: remaining - count))
             }
         case .chunked(var scanner):
-            let (consumed, payload) = try buffer.withUnsafeReadableBytes { bytes throws(ResponseError) in
-                try scanner.scan(bytes)
+            var consumed = 0
+            var payload = 0
+            do throws(ChunkedError) {
+                try buffer.withUnsafeReadableBytes { bytes throws(ChunkedError) in
+                    while case .data(let data) = try scanner.next(bytes, at: &consumed) {
+                        payload += data.count
+                    }
+                }
+            } catch {
+                throw ResponseError(reason: error.reason)
             }
+            // The bytes go on as framed: only the payload count comes from the scan.
             emit(.body(buffer.readSlice(length: consumed)!, payload: payload))
             if scanner.isFinished {
                 state = .done
@@ -256,14 +265,11 @@ struct UpstreamResponseReader {
             }
         case .untilClose:
             let count = buffer.readableBytes
-            var framed = allocator.buffer(capacity: 12)
-            framed.writeString(String(count, radix: 16))
-            framed.writeStaticString("\r\n")
+            var framed = allocator.buffer(capacity: 18)
+            ChunkedFraming.writeSizeLine(count, into: &framed)
             emit(.body(framed, payload: 0))
             emit(.body(buffer.readSlice(length: count)!, payload: count))
-            emit(.body(Self.crlf, payload: 0))
+            emit(.body(ChunkedFraming.crlf, payload: 0))
         }
     }
-
-    private static let crlf = ByteBuffer(staticString: "\r\n")
 }
