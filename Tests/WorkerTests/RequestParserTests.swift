@@ -63,6 +63,25 @@ import Testing
             == ["head GET /a HTTP/1.1 Host=p", "end", "malformed 400"])
     }
 
+    /// Bytes that cannot start a request line are refused as soon as they arrive, however the
+    /// reads split them, so garbage that never ends a line (a TLS ClientHello on the plain port)
+    /// is answered at once; a prefix that can still become a request line waits (issue 18).
+    @Test func bytesThatCannotStartARequestLineAreRefusedAtOnce() {
+        let refused = ["\u{16}\u{3}\u{1}\u{0}\u{f8}", "\u{0}", "\n", " GET /", "\r\r", "get /", "GET  /", "GET\t/",
+                       String(repeating: "A", count: 33), "GET /a\u{0}", "GET /a\u{7f}", "GET / HTTP/2", "GET / HTTP/1.x",
+                       "GET / HTTP/1.12", "GET / HTTP/1.1\n", "GET / HTTP/1.1\rX", "\r\n\r\n\u{16}\u{3}"]
+        for text in refused {
+            #expect(events([text]) == ["malformed 400"], "\(text.debugDescription)")
+            #expect(events(split(text, every: 1)) == ["malformed 400"], "\(text.debugDescription) a byte at a time")
+        }
+        let waiting = ["\r", "\r\n", "\r\n\r", "G", "GET", "GET ", "GET /a", "GET /a HTTP/1.", "GET /a HTTP/1.1\r",
+                       String(repeating: "A", count: 32) + " /", "GET /a HTTP/1.1\r\nHost: p\r\n\u{1}"]
+        for text in waiting {
+            #expect(events([text]) == [], "\(text.debugDescription)")
+            #expect(events(split(text, every: 1)) == [], "\(text.debugDescription) a byte at a time")
+        }
+    }
+
     @Test func anIncompleteHeadIsKeptUpToTheLimitThen414Or431() {
         var limits = WorkerLimits()
         limits.maxRequestTargetBytes = 100

@@ -18,7 +18,9 @@ import Glibc
 ///   both, two of either, a list, or any other coding is refused. Chunk sizes are hex with at
 ///   most 15 significant digits; chunk extensions are read past, trailer fields are checked like
 ///   header fields and dropped.
-/// * Empty lines before a request line are skipped (RFC 9112 §2.2).
+/// * Empty lines before a request line are skipped (RFC 9112 §2.2). A head that has not all
+///   arrived is refused at the first byte that cannot be part of a request line
+///   (`RequestLinePrefix`): garbage without a line end gets its 400 at once.
 ///
 /// Pull-based: `append` what a read delivered, then take events with `next()` until it returns
 /// nil. Body bytes are slices of the read, so a request body is never copied here; a chunked body
@@ -53,6 +55,8 @@ struct RequestParser {
     private let limits: Limits
     private var state = State.head(scanned: 0)
     private var buffer: ByteBuffer?
+    /// How much of an incomplete head's request line is known to be one.
+    private var requestLine = RequestLinePrefix()
 
     init(limits: Limits) { self.limits = limits }
 
@@ -149,6 +153,8 @@ struct RequestParser {
         }
         guard bytes.readableBytes > 0 else { return nil }
         guard let length = Self.headLength(bytes, from: scanned) else {
+            // Bytes that cannot start a request are answered now, not after the header timeout.
+            guard bytes.withUnsafeReadableBytes({ requestLine.check($0) }) else { return .malformed(.badRequest) }
             if bytes.readableBytes > maxHeadBytes {
                 // Still in the request line: the target is what is too long.
                 let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
@@ -157,6 +163,7 @@ struct RequestParser {
             state = .head(scanned: max(0, bytes.readableBytes - 3))
             return nil
         }
+        requestLine = RequestLinePrefix()
         guard length <= maxHeadBytes else {
             let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
             return .malformed(lineEnded ? .headerFieldsTooLarge : .uriTooLong)
@@ -314,7 +321,7 @@ struct RequestParser {
     // MARK: Bytes
 
     @inline(__always)
-    private static func isMethodByte(_ b: UInt8) -> Bool {
+    static func isMethodByte(_ b: UInt8) -> Bool {
         b &- UInt8(ascii: "A") < 26 || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
     }
 }
