@@ -13,8 +13,10 @@ struct ResponseHeadParser {
     typealias ResponseError = UpstreamResponseReader.ResponseError
 
     /// Parses `bytes`, a head ending with CRLFCRLF, writing the kept part to `out` (the final
-    /// framing lines and the empty line are the caller's).
-    static func parse(_ bytes: UnsafeRawBufferPointer, into out: inout HeadWriter) throws(ResponseError) -> ResponseHeadParser {
+    /// framing lines and the empty line are the caller's). `facts`, when not nil (an observer is
+    /// attached), gets where the values of the headers behind `ResponseFacts` are.
+    static func parse(_ bytes: UnsafeRawBufferPointer, into out: inout HeadWriter,
+                      facts: inout ResponseFacts.Fields?) throws(ResponseError) -> ResponseHeadParser {
         var p = ResponseHeadParser()
         let n = bytes.count - 2  // the final CRLF
         guard n >= 0, bytes[n] == 0x0D, bytes[n + 1] == 0x0A else {
@@ -65,7 +67,9 @@ struct ResponseHeadParser {
             }
             let next = end &+ 2
             switch HeaderNameClass.classify(bytes, start..<colon) {
-            case .host, .expect, .authorization, .xAPIKey, .other:
+            case .other:
+                if facts != nil { facts!.note(bytes, name: start..<colon, value: trimmed(bytes, colon &+ 1, end)) }
+            case .host, .expect, .authorization, .xAPIKey:
                 // The request's client-only names are ordinary in a response.
                 break
             case .contentLength:

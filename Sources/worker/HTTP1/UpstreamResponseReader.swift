@@ -17,6 +17,10 @@ import Glibc
 /// The head is parsed strictly: anything unusual is a `ResponseError` (502 when nothing was sent
 /// yet), never a guess. Bytes after the end of a response are a protocol violation: the
 /// connection is then not reused.
+///
+/// A tap: an `observer` (`ResponseObserver`) gets the final head's facts, the payload without
+/// chunk framing (ranges of the same read buffers) and the complete end, as they are read. What
+/// the client gets is the same with or without one.
 struct UpstreamResponseReader {
     struct ResponseError: Error, Equatable {
         var reason: String
@@ -29,6 +33,11 @@ struct UpstreamResponseReader {
     /// The client head says `connection: close` (set by the exchange before each read, from
     /// whether the client connection closes after this response).
     var announcesClose = false
+
+    /// Gets the response's facts, payload and complete end as they are read (see the protocol for
+    /// the order and for who reports a cut). Without one, the reader makes no facts and looks at
+    /// no payload: the only cost is the nil check.
+    var observer: ResponseObserver?
 
     /// A final response head, ready for the client.
     struct Head {
@@ -96,8 +105,7 @@ struct UpstreamResponseReader {
                 }
                 if case .done = state {
                     // A response without a body (HEAD, 204, 304, Content-Length: 0) ends with its head.
-                    emit(.end(reusable: buffer.readableBytes == 0))
-                    return
+                    return complete(reusable: buffer.readableBytes == 0, emit: emit)
                 }
             case .body(let framing):
                 try readBody(framing, from: &buffer, allocator: allocator, emit: emit)
@@ -110,7 +118,14 @@ struct UpstreamResponseReader {
     mutating func closed() -> Bool {
         guard case .body(.untilClose) = state else { return isComplete }
         state = .done
+        observer?.responseEnded(complete: true)
         return true
+    }
+
+    /// The response is complete: the observer hears it, then the exchange.
+    private func complete(reusable: Bool, emit: (Event) -> Void) {
+        observer?.responseEnded(complete: true)
+        emit(.end(reusable: reusable))
     }
 
     /// The chunk that ends a body this side chunked itself (`endsAtClose`).
@@ -178,10 +193,11 @@ struct UpstreamResponseReader {
         var out = allocator.buffer(capacity: bound + (bodyRoom <= Self.maxBodyRoom ? bodyRoom : 0))
         var parsed = ResponseHeadParser()
         var failure: ResponseError?
+        var facts: ResponseFacts.Fields? = observer == nil ? nil : ResponseFacts.Fields()
         out.writeHead(maxBytes: bound) { out in
             head.withUnsafeReadableBytes { bytes in
                 do throws(ResponseError) {
-                    parsed = try ResponseHeadParser.parse(bytes, into: &out)
+                    parsed = try ResponseHeadParser.parse(bytes, into: &out, facts: &facts)
                 } catch {
                     failure = error
                 }
@@ -195,6 +211,7 @@ struct UpstreamResponseReader {
             return .interim
         }
         status = parsed.status
+        if let observer, let facts { observer.responseHead(ResponseFacts(status: parsed.status, head: head, fields: facts)) }
         let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
         var keepAlive = parsed.keepAlive
         let addsChunked: Bool
@@ -234,10 +251,12 @@ struct UpstreamResponseReader {
         switch framing {
         case .length(let remaining):
             let count = min(remaining, buffer.readableBytes)
-            emit(.body(buffer.readSlice(length: count)!, payload: count))
+            let body = buffer.readSlice(length: count)!
+            if let observer { body.withUnsafeReadableBytes { observer.responsePayload($0) } }
+            emit(.body(body, payload: count))
             if count == remaining {
                 state = .done
-                emit(.end(reusable: buffer.readableBytes == 0))
+                complete(reusable: buffer.readableBytes == 0, emit: emit)
                 buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
             } else {
                 state = .body(.length(remaining: remaining - count))
@@ -245,10 +264,12 @@ struct UpstreamResponseReader {
         case .chunked(var scanner):
             var consumed = 0
             var payload = 0
+            let observer = self.observer
             do throws(ChunkedError) {
                 try buffer.withUnsafeReadableBytes { bytes throws(ChunkedError) in
                     while case .data(let data) = try scanner.next(bytes, at: &consumed) {
                         payload += data.count
+                        if let observer { observer.responsePayload(UnsafeRawBufferPointer(rebasing: bytes[data])) }
                     }
                 }
             } catch {
@@ -258,7 +279,7 @@ struct UpstreamResponseReader {
             emit(.body(buffer.readSlice(length: consumed)!, payload: payload))
             if scanner.isFinished {
                 state = .done
-                emit(.end(reusable: buffer.readableBytes == 0))
+                complete(reusable: buffer.readableBytes == 0, emit: emit)
                 buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
             } else {
                 state = .body(.chunked(scanner))
@@ -267,8 +288,10 @@ struct UpstreamResponseReader {
             let count = buffer.readableBytes
             var framed = allocator.buffer(capacity: 18)
             ChunkedFraming.writeSizeLine(count, into: &framed)
+            let body = buffer.readSlice(length: count)!
+            if let observer { body.withUnsafeReadableBytes { observer.responsePayload($0) } }
             emit(.body(framed, payload: 0))
-            emit(.body(buffer.readSlice(length: count)!, payload: count))
+            emit(.body(body, payload: count))
             emit(.body(ChunkedFraming.crlf, payload: 0))
         }
     }
