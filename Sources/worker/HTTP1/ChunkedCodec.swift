@@ -139,15 +139,14 @@ struct ChunkedScanner {
             case .trailerLineStart:
                 if b == Self.cr {
                     state = .finalLF
-                } else if rules.checksGrammar {
-                    guard ASCIIBytes.isTokenByte(b) else { throw .malformedTrailer }
-                    state = .trailerName
-                    try countTrailerByte()
-                } else {
-                    guard ASCIIBytes.isFieldValueByte(b) else { throw .malformedTrailer }
-                    state = .trailerValue
-                    try countTrailerByte()
+                    break
                 }
+                // Checked: a field name first. Not: any field-value bytes make the line.
+                guard rules.checksGrammar ? ASCIIBytes.isTokenByte(b) : ASCIIBytes.isFieldValueByte(b) else {
+                    throw .malformedTrailer
+                }
+                state = rules.checksGrammar ? .trailerName : .trailerValue
+                try countTrailerByte()
             case .trailerName:
                 if b == Self.colon {
                     state = .trailerValue
