@@ -7,20 +7,29 @@ import NIOCore
 ///
 /// A byte state machine: it keeps no bytes, so a body split anywhere across reads is scanned once,
 /// without copying or waiting for a line to be whole, and what it reports are ranges of the bytes
-/// it was given. Each side keeps its own strictness (`Rules`).
+/// it was given. Each side keeps its own strictness (`Rules`). Small (23 bytes), since it lives in
+/// the request parser and the response reader, which are copied as values.
 struct ChunkedScanner {
     /// What one side accepts beyond the common grammar (hex size, CRLF after every line and every
     /// chunk's data; a bare LF, a bare CR or a control byte in a line is refused on both).
     struct Rules: Equatable {
+        /// Longest chunk-size line (size and extensions, without CRLF).
+        var maxLineBytes: Int32
+        /// Longest trailer section (its lines with their CRLFs, not the final empty line).
+        var maxTrailerBytes: Int32
         /// The request side: extensions only after `;` (RFC 9112 §7.1.1, with BWS before it), and
         /// trailer lines `name: value` with a token name, checked like header fields. Off, any
         /// field-value bytes may follow the size and make a trailer line (the response side passes
         /// them on unread).
         var checksGrammar: Bool
-        /// Longest chunk-size line (size and extensions, without CRLF).
-        var maxLineBytes: Int
-        /// Longest trailer section (its lines with their CRLFs, not the final empty line).
-        var maxTrailerBytes: Int
+
+        /// Limits are at most `Int32.max` (2 GiB; the response side's "no limit"), to keep the
+        /// scanner small.
+        init(checksGrammar: Bool, maxLineBytes: Int, maxTrailerBytes: Int) {
+            self.maxLineBytes = Int32(clamping: maxLineBytes)
+            self.maxTrailerBytes = Int32(clamping: maxTrailerBytes)
+            self.checksGrammar = checksGrammar
+        }
 
         /// A client's request body: the grammar checked and every line bounded, since whatever
         /// the proxy accepts is re-framed for the upstream (docs/routing-and-forwarding.md).
@@ -42,13 +51,14 @@ struct ChunkedScanner {
         case finished
     }
 
-    private enum State {
+    private enum State: UInt8 {
         case size
         /// Strict rules: whitespace after the size, before `;`.
         case sizeWhitespace
         case extensions
         case sizeLF
-        case data(remaining: Int)
+        /// `size` is the count of the chunk's data bytes still to come.
+        case data
         case dataCR
         case dataLF
         /// At the start of a trailer line (or of the final empty line).
@@ -60,15 +70,15 @@ struct ChunkedScanner {
         case finished
     }
 
+    /// The chunk size read so far (during the data, what is left of it).
+    private var size = 0
+    /// Bytes of the current chunk-size line (during the size, its digits), or of the trailer section.
+    private var count: Int32 = 0
     private let rules: Rules
     private var state = State.size
-    /// The chunk size read so far, its significant digits (leading zeros are not, so the value
-    /// cannot overflow, with any number of them), and whether any digit was read.
-    private var size = 0
-    private var significantDigits = 0
-    private var sizeHasDigits = false
-    private var lineBytes = 0
-    private var trailerBytes = 0
+    /// The size's significant digits: leading zeros are not, so however many of them come the
+    /// value cannot overflow.
+    private var significantDigits: UInt8 = 0
 
     init(rules: Rules) { self.rules = rules }
 
@@ -92,10 +102,9 @@ struct ChunkedScanner {
                         guard significantDigits <= 15 else { throw .sizeTooLarge }
                     }
                     size = size << 4 | Int(digit)
-                    sizeHasDigits = true
                     try countLineByte()
                 } else {
-                    guard sizeHasDigits else { throw .malformedSize }
+                    guard count > 0 else { throw .malformedSize }
                     switch b {
                     case Self.cr: state = .sizeLF
                     case Self.semicolon: state = .extensions
@@ -120,10 +129,12 @@ struct ChunkedScanner {
                 }
             case .sizeLF:
                 guard b == Self.lf else { throw .malformedLine }
-                state = size == 0 ? .trailerLineStart : .data(remaining: size)
-            case .data(let remaining):
-                let take = min(remaining, n &- i)
-                state = take == remaining ? .dataCR : .data(remaining: remaining &- take)
+                state = size == 0 ? .trailerLineStart : .data
+                count = 0
+            case .data:
+                let take = min(size, n &- i)
+                size &-= take
+                if size == 0 { state = .dataCR }
                 i &+= take
                 return .data(i &- take..<i)
             case .dataCR:
@@ -132,10 +143,7 @@ struct ChunkedScanner {
             case .dataLF:
                 guard b == Self.lf else { throw .dataNotFollowedByCRLF }
                 state = .size
-                size = 0
                 significantDigits = 0
-                sizeHasDigits = false
-                lineBytes = 0
             case .trailerLineStart:
                 if b == Self.cr {
                     state = .finalLF
@@ -180,14 +188,14 @@ struct ChunkedScanner {
 
     @inline(__always)
     private mutating func countLineByte() throws(ChunkedError) {
-        lineBytes &+= 1
-        guard lineBytes <= rules.maxLineBytes else { throw .lineTooLong }
+        guard count < rules.maxLineBytes else { throw .lineTooLong }
+        count &+= 1
     }
 
     @inline(__always)
     private mutating func countTrailerByte() throws(ChunkedError) {
-        trailerBytes &+= 1
-        guard trailerBytes <= rules.maxTrailerBytes else { throw .trailersTooLarge }
+        guard count < rules.maxTrailerBytes else { throw .trailersTooLarge }
+        count &+= 1
     }
 
     @inline(__always)

@@ -11,21 +11,22 @@
 /// Only an incomplete head is checked (a head that arrives in one read, the usual case, is
 /// parsed once), and each byte once, however the reads split the line.
 struct RequestLinePrefix {
-    private enum Part {
+    private enum Part: UInt8 {
         case method, target, version, ended
     }
 
-    private var part = Part.method
     /// Bytes of the line checked so far (offsets from its first byte), and where the current
-    /// part started.
-    private var checked = 0
-    private var partStart = 0
+    /// part started. (`Int32`: the parser, which holds this, is copied as a value; a head is
+    /// refused long before 2 GiB.)
+    private var checked: Int32 = 0
+    private var partStart: Int32 = 0
+    private var part = Part.method
 
     /// Checks the bytes of `line` (the head so far, from the request line's first byte) not yet
     /// checked: false when they cannot be the start of a request line.
     mutating func check(_ line: UnsafeRawBufferPointer) -> Bool {
-        var i = checked
-        defer { checked = i }
+        var i = Int(checked)
+        defer { checked = Int32(truncatingIfNeeded: i) }
         while i < line.count {
             let b = line[i]
             switch part {
@@ -34,7 +35,7 @@ struct RequestLinePrefix {
                     guard i < Self.maxMethodBytes else { return false }
                 } else if b == Self.space, i > 0 {
                     part = .target
-                    partStart = i + 1
+                    partStart = Int32(truncatingIfNeeded: i + 1)
                 } else if b == Self.cr, i == 0, line.count == 1 {
                     // Perhaps an empty line before the request line: its LF has not come yet.
                     return true
@@ -44,14 +45,14 @@ struct RequestLinePrefix {
             case .target:
                 if b > 0x20 && b < 0x7F {
                     // Visible ASCII.
-                } else if b == Self.space, i > partStart {
+                } else if b == Self.space, i > Int(partStart) {
                     part = .version
-                    partStart = i + 1
+                    partStart = Int32(truncatingIfNeeded: i + 1)
                 } else {
                     return false
                 }
             case .version:
-                let k = i - partStart
+                let k = i - Int(partStart)
                 let fits: Bool
                 switch k {
                 case 0..<Self.version.utf8CodeUnitCount: fits = b == Self.version.utf8Start[k]

@@ -32,7 +32,8 @@ struct RequestParser {
         /// the head (so a head arriving byte by byte is scanned once, not once per byte).
         case head(scanned: Int)
         case fixedBody(remaining: Int)
-        case chunked(ChunkedScanner)
+        /// A chunked body, followed by `chunks`.
+        case chunked
         case stopped
     }
 
@@ -57,6 +58,9 @@ struct RequestParser {
     private var buffer: ByteBuffer?
     /// How much of an incomplete head's request line is known to be one.
     private var requestLine = RequestLinePrefix()
+    /// The chunked body being read. Beside `state`, not in it: the scanner is several times
+    /// the size of the other states, and every copy of the state would copy it.
+    private var chunks = ChunkedScanner(rules: .request(maxTrailerBytes: 0))
 
     init(limits: Limits) { self.limits = limits }
 
@@ -117,12 +121,12 @@ struct RequestParser {
             }
             return .body(slice)
 
-        case .chunked(var scanner):
+        case .chunked:
             guard bytes.readableBytes > 0 else { return nil }
             var scanned = 0
             let step: ChunkedScanner.Step
             do {
-                step = try bytes.withUnsafeReadableBytes { p throws(ChunkedError) in try scanner.next(p, at: &scanned) }
+                step = try bytes.withUnsafeReadableBytes { p throws(ChunkedError) in try chunks.next(p, at: &scanned) }
             } catch {
                 return .malformed(.badRequest)
             }
@@ -130,11 +134,9 @@ struct RequestParser {
             case .data(let data):
                 // The data ends where the scan stopped: the slice is the read's bytes, de-chunked.
                 bytes.moveReaderIndex(forwardBy: data.lowerBound)
-                state = .chunked(scanner)
                 return .body(bytes.readSlice(length: data.count)!)
             case .needsMore:
                 bytes.moveReaderIndex(forwardBy: scanned)
-                state = .chunked(scanner)
                 return nil
             case .finished:
                 bytes.moveReaderIndex(forwardBy: scanned)
@@ -175,7 +177,8 @@ struct RequestParser {
             return .malformed(error)
         case .head(let head, let bodyLength):
             if head.facts.framing == .chunked {
-                state = .chunked(ChunkedScanner(rules: .request(maxTrailerBytes: limits.maxHeaderBytes)))
+                state = .chunked
+                chunks = ChunkedScanner(rules: .request(maxTrailerBytes: limits.maxHeaderBytes))
             } else if bodyLength > 0 {
                 state = .fixedBody(remaining: bodyLength)
             } else {

@@ -66,7 +66,8 @@ struct UpstreamResponseReader {
 
     private enum Framing {
         case length(remaining: Int)
-        case chunked(ChunkedScanner)
+        /// Followed by `chunks`.
+        case chunked
         case untilClose
     }
 
@@ -78,6 +79,9 @@ struct UpstreamResponseReader {
 
     private let requestIsHead: Bool
     private var state = State.head
+    /// A chunked body's scanner. Beside `state`, not in it: it is several times the size of the
+    /// other states, and every copy of the state (one per read) would copy it.
+    private var chunks: ChunkedScanner?
     private var headBytes: ByteBuffer?
     private(set) var status: UInt?
 
@@ -118,15 +122,19 @@ struct UpstreamResponseReader {
     mutating func closed() -> Bool {
         guard case .body(.untilClose) = state else { return isComplete }
         state = .done
-        observer?.responseEnded(complete: true)
+        if observer != nil { observeEnd() }
         return true
     }
 
     /// The response is complete: the observer hears it, then the exchange.
+    @inline(__always)
     private func complete(reusable: Bool, emit: (Event) -> Void) {
-        observer?.responseEnded(complete: true)
+        if observer != nil { observeEnd() }
         emit(.end(reusable: reusable))
     }
+
+    @inline(never)
+    private func observeEnd() { observer?.responseEnded(complete: true) }
 
     /// The chunk that ends a body this side chunked itself (`endsAtClose`).
     static let lastChunk = ChunkedFraming.lastChunk
@@ -211,7 +219,7 @@ struct UpstreamResponseReader {
             return .interim
         }
         status = parsed.status
-        if let observer, let facts { observer.responseHead(ResponseFacts(status: parsed.status, head: head, fields: facts)) }
+        if let facts { observeHead(ResponseFacts(status: parsed.status, head: head, fields: facts)) }
         let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
         var keepAlive = parsed.keepAlive
         let addsChunked: Bool
@@ -220,7 +228,8 @@ struct UpstreamResponseReader {
             addsChunked = false
         } else if parsed.chunked {
             addsChunked = true
-            state = .body(.chunked(ChunkedScanner(rules: .response)))
+            state = .body(.chunked)
+            chunks = ChunkedScanner(rules: .response)
         } else if parsed.transferEncoded {
             // A coding other than chunked last: the body ends at the close (RFC 9112 §6.3).
             addsChunked = true
@@ -244,6 +253,9 @@ struct UpstreamResponseReader {
         return .final(Head(status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive))
     }
 
+    @inline(never)
+    private func observeHead(_ facts: ResponseFacts) { observer?.responseHead(facts) }
+
     // MARK: Body
 
     private mutating func readBody(_ framing: Framing, from buffer: inout ByteBuffer, allocator: ByteBufferAllocator,
@@ -251,9 +263,8 @@ struct UpstreamResponseReader {
         switch framing {
         case .length(let remaining):
             let count = min(remaining, buffer.readableBytes)
-            let body = buffer.readSlice(length: count)!
-            if let observer { body.withUnsafeReadableBytes { observer.responsePayload($0) } }
-            emit(.body(body, payload: count))
+            if observer != nil { observePayload(buffer, count: count) }
+            emit(.body(buffer.readSlice(length: count)!, payload: count))
             if count == remaining {
                 state = .done
                 complete(reusable: buffer.readableBytes == 0, emit: emit)
@@ -261,38 +272,51 @@ struct UpstreamResponseReader {
             } else {
                 state = .body(.length(remaining: remaining - count))
             }
-        case .chunked(var scanner):
-            var consumed = 0
-            var payload = 0
-            let observer = self.observer
-            do throws(ChunkedError) {
-                try buffer.withUnsafeReadableBytes { bytes throws(ChunkedError) in
-                    while case .data(let data) = try scanner.next(bytes, at: &consumed) {
-                        payload += data.count
-                        if let observer { observer.responsePayload(UnsafeRawBufferPointer(rebasing: bytes[data])) }
-                    }
-                }
-            } catch {
-                throw ResponseError(reason: error.reason)
-            }
+        case .chunked:
+            let (consumed, payload) = try Self.scan(buffer, with: &chunks!, observer: observer)
             // The bytes go on as framed: only the payload count comes from the scan.
             emit(.body(buffer.readSlice(length: consumed)!, payload: payload))
-            if scanner.isFinished {
+            if chunks!.isFinished {
                 state = .done
                 complete(reusable: buffer.readableBytes == 0, emit: emit)
                 buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-            } else {
-                state = .body(.chunked(scanner))
             }
         case .untilClose:
             let count = buffer.readableBytes
             var framed = allocator.buffer(capacity: 18)
             ChunkedFraming.writeSizeLine(count, into: &framed)
-            let body = buffer.readSlice(length: count)!
-            if let observer { body.withUnsafeReadableBytes { observer.responsePayload($0) } }
+            if observer != nil { observePayload(buffer, count: count) }
             emit(.body(framed, payload: 0))
-            emit(.body(body, payload: count))
+            emit(.body(buffer.readSlice(length: count)!, payload: count))
             emit(.body(ChunkedFraming.crlf, payload: 0))
         }
+    }
+
+    /// Follows the chunks of `buffer` until the body ends or the bytes run out: (bytes of the
+    /// body scanned, payload bytes among them), the payload handed to `observer` on the way.
+    /// (Apart from `readBody`, which stays small enough to be inlined into the exchange's read.)
+    @inline(never)
+    private static func scan(_ buffer: ByteBuffer, with scanner: inout ChunkedScanner,
+                             observer: ResponseObserver?) throws(ResponseError) -> (Int, Int) {
+        var consumed = 0
+        var payload = 0
+        do throws(ChunkedError) {
+            try buffer.withUnsafeReadableBytes { bytes throws(ChunkedError) in
+                while case .data(let data) = try scanner.next(bytes, at: &consumed) {
+                    payload += data.count
+                    observer?.responsePayload(UnsafeRawBufferPointer(rebasing: bytes[data]))
+                }
+            }
+        } catch {
+            throw ResponseError(reason: error.reason)
+        }
+        return (consumed, payload)
+    }
+
+    /// The next `count` bytes of `buffer` to the observer. Out of line: the relay without an
+    /// observer only tests for one.
+    @inline(never)
+    private func observePayload(_ buffer: ByteBuffer, count: Int) {
+        buffer.withUnsafeReadableBytes { observer?.responsePayload(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
     }
 }
