@@ -58,8 +58,8 @@ struct RequestParser {
     private var buffer: ByteBuffer?
     /// How much of an incomplete head's request line is known to be one.
     private var requestLine = RequestLinePrefix()
-    /// The chunked body being read. Beside `state`, not in it: the scanner is several times
-    /// the size of the other states, and every copy of the state would copy it.
+    /// The chunked body being read. Beside `state`, not in it, so that the state stays a word and
+    /// a tag: it is copied at every event, and the scanner is three words.
     private var chunks = ChunkedScanner(rules: .request(maxTrailerBytes: 0))
 
     init(limits: Limits) { self.limits = limits }

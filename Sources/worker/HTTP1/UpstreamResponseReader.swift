@@ -79,8 +79,8 @@ struct UpstreamResponseReader {
 
     private let requestIsHead: Bool
     private var state = State.head
-    /// A chunked body's scanner. Beside `state`, not in it: it is several times the size of the
-    /// other states, and every copy of the state (one per read) would copy it.
+    /// A chunked body's scanner. Beside `state`, not in it, so that the state stays a word and a
+    /// tag: it is copied at every read, and the scanner is three words.
     private var chunks: ChunkedScanner?
     private var headBytes: ByteBuffer?
     private(set) var status: UInt?
