@@ -13,7 +13,7 @@ import Testing
 
     /// The events of a request's bytes, as the connection's parser makes them.
     static func events(_ text: String) -> [RequestEvent] {
-        var parser = RequestParser(limits: WorkerLimits())
+        var parser = RequestParser(limits: WorkerLimits().parser)
         parser.append(ByteBuffer(string: text))
         var events: [RequestEvent] = []
         while let event = parser.next() { events.append(event) }

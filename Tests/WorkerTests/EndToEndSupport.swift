@@ -243,7 +243,8 @@ struct ProxyHarness {
                       staticKeys: [Configuration.StaticKey] = [], requestTimeoutMs: UInt64 = 5_000,
                       maxConnections: UInt32 = 1024, limits: WorkerLimits = WorkerLimits(),
                       extraUpstreams: [Configuration.Upstream] = [],
-                      stage makeStage: ((InProcessMockUpstream) -> RequestStage)? = nil) async throws -> ProxyHarness {
+                      stage makeStage: ((InProcessMockUpstream) -> RequestStage)? = nil,
+                      responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil) async throws -> ProxyHarness {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let upstream = try await InProcessMockUpstream(group: group, behaviour: behaviour)
         var configuration = Fixtures.configuration(
@@ -259,7 +260,7 @@ struct ProxyHarness {
         let pipeline = stage.map { RequestPipeline.standard().inserting($0, after: "route") } ?? .standard()
         let server = try await WorkerServer.start(
             listener: .bind(BindAddress(parsing: "127.0.0.1:0")!), configuration: configuration,
-            logger: log.logger, limits: limits, pipeline: pipeline)
+            logger: log.logger, limits: limits, pipeline: pipeline, responseObservers: responseObservers)
         return ProxyHarness(group: group, upstream: upstream, server: server, log: log, configuration: configuration,
                             stage: stage)
     }

@@ -38,7 +38,7 @@ import Common
 
     /// The head the parser reads from `text` (a request line and header lines).
     func head(_ text: String, limits: WorkerLimits = WorkerLimits()) throws -> RequestHead {
-        var parser = RequestParser(limits: limits)
+        var parser = RequestParser(limits: limits.parser)
         parser.append(ByteBuffer(string: text + "\r\n"))
         guard case .head(let request) = parser.next() else { throw ParseFailed() }
         return request
@@ -90,10 +90,10 @@ import Common
         #expect(RequestPreflight.check(try head("GET /" + String(repeating: "a", count: 10) + " HTTP/1.1\r\nHost: h\r\n", limits: small),
                                        limits: small) == .uriTooLong)
         for text in ["GET / HTTP/1.1\r\nHost: h\r\na: 1\r\nb: 2\r\n", "GET / HTTP/1.1\r\nHost: h\r\na: " + String(repeating: "x", count: 20) + "\r\n"] {
-            var parser = RequestParser(limits: small)
+            var parser = RequestParser(limits: small.parser)
             parser.append(ByteBuffer(string: text + "\r\n"))
-            guard case .malformed(let response) = parser.next() else { Issue.record("parsed: \(text)"); continue }
-            #expect(response == .headersTooLarge)
+            guard case .malformed(let error) = parser.next() else { Issue.record("parsed: \(text)"); continue }
+            #expect(ProxyErrorResponse(error) == .headersTooLarge)
         }
     }
 

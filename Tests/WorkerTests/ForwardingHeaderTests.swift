@@ -11,7 +11,7 @@ import Testing
 
     /// The head the request parser reads from a request with these headers.
     static func parsed(_ headers: HTTPHeaders, target: String = "/") -> RequestHead {
-        var parser = RequestParser(limits: WorkerLimits())
+        var parser = RequestParser(limits: WorkerLimits().parser)
         parser.append(ByteBuffer(string: "POST \(target) HTTP/1.1\r\n" + headers.map { "\($0.name): \($0.value)\r\n" }.joined() + "\r\n"))
         guard case .head(let head) = parser.next() else { fatalError("not a request head: \(headers)") }
         return head

@@ -7,7 +7,7 @@ import Testing
 @Suite struct RequestParserTests {
     /// Events as text, consecutive body slices joined.
     func events(_ reads: [String], limits: WorkerLimits = WorkerLimits()) -> [String] {
-        var parser = RequestParser(limits: limits)
+        var parser = RequestParser(limits: limits.parser)
         var out: [String] = []
         for read in reads {
             parser.append(ByteBuffer(string: read))
@@ -25,8 +25,8 @@ import Testing
                     if let last = out.last, last.hasPrefix("body ") { out[out.count - 1] = last + text } else { out.append("body " + text) }
                 case .end:
                     out.append("end")
-                case .malformed(let response):
-                    out.append("malformed \(response.status.code)")
+                case .malformed(let error):
+                    out.append("malformed \(ProxyErrorResponse(error).status.code)")
                 }
             }
         }
@@ -63,6 +63,25 @@ import Testing
             == ["head GET /a HTTP/1.1 Host=p", "end", "malformed 400"])
     }
 
+    /// Bytes that cannot start a request line are refused as soon as they arrive, however the
+    /// reads split them, so garbage that never ends a line (a TLS ClientHello on the plain port)
+    /// is answered at once; a prefix that can still become a request line waits (issue 18).
+    @Test func bytesThatCannotStartARequestLineAreRefusedAtOnce() {
+        let refused = ["\u{16}\u{3}\u{1}\u{0}\u{f8}", "\u{0}", "\n", " GET /", "\r\r", "get /", "GET  /", "GET\t/",
+                       String(repeating: "A", count: 33), "GET /a\u{0}", "GET /a\u{7f}", "GET / HTTP/2", "GET / HTTP/1.x",
+                       "GET / HTTP/1.12", "GET / HTTP/1.1\n", "GET / HTTP/1.1\rX", "\r\n\r\n\u{16}\u{3}"]
+        for text in refused {
+            #expect(events([text]) == ["malformed 400"], "\(text.debugDescription)")
+            #expect(events(split(text, every: 1)) == ["malformed 400"], "\(text.debugDescription) a byte at a time")
+        }
+        let waiting = ["\r", "\r\n", "\r\n\r", "G", "GET", "GET ", "GET /a", "GET /a HTTP/1.", "GET /a HTTP/1.1\r",
+                       String(repeating: "A", count: 32) + " /", "GET /a HTTP/1.1\r\nHost: p\r\n\u{1}"]
+        for text in waiting {
+            #expect(events([text]) == [], "\(text.debugDescription)")
+            #expect(events(split(text, every: 1)) == [], "\(text.debugDescription) a byte at a time")
+        }
+    }
+
     @Test func anIncompleteHeadIsKeptUpToTheLimitThen414Or431() {
         var limits = WorkerLimits()
         limits.maxRequestTargetBytes = 100
@@ -82,7 +101,7 @@ import Testing
 
     @Test func largeBodiesArePassedOnAsTheyArrive() {
         let head = "POST /u HTTP/1.1\r\nHost: p\r\nContent-Length: 10\r\n\r\n"
-        var parser = RequestParser(limits: WorkerLimits())
+        var parser = RequestParser(limits: WorkerLimits().parser)
         parser.append(ByteBuffer(string: head + "abc"))
         guard case .head = parser.next(), case .body(let first) = parser.next() else { Issue.record("no head and body"); return }
         #expect(String(buffer: first) == "abc")

@@ -70,6 +70,8 @@ import Testing
         Case("a bare LF in a chunk extension",
              "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n3;a\nb\r\nabc\r\n0\r\n\r\n"),
         Case("the HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        Case("a TLS ClientHello, which never ends a line", "\u{16}\u{3}\u{1}\u{0}\u{f8}\u{1}\u{0}\u{0}\u{f4}\u{3}\u{3}"),
+        Case("a request line turning into binary", "POST /api/x\u{0}\u{1}"),
     ]
 
     /// Refused with 400 `bad_request`, the connection closed, nothing sent upstream, and the

@@ -17,9 +17,10 @@ import Testing
     }
 
     /// Feeds `reads` one by one, like socket reads.
-    func relay(_ reads: [String], head: Bool = false, announcesClose: Bool = false) -> Result {
+    func relay(_ reads: [String], head: Bool = false, announcesClose: Bool = false, observer: ResponseObserver? = nil) -> Result {
         var result = Result(reader: UpstreamResponseReader(requestMethodIsHEAD: head))
         result.reader.announcesClose = announcesClose
+        result.reader.observer = observer
         for read in reads {
             do {
                 try result.reader.read(ByteBuffer(string: read), allocator: ByteBufferAllocator()) { event in
@@ -178,5 +179,114 @@ import Testing
         let r = relay(["HTTP/1.1 200 OK\r\n"] + Array(repeating: line, count: 70))
         #expect(r.error != nil)
         #expect(r.head == nil)
+    }
+
+    // MARK: The tap
+
+    /// Records what a `ResponseObserver` is told, in order (consecutive payload calls as one entry).
+    final class Tap: ResponseObserver {
+        var calls: [String] = []
+        var payload = ""
+        var facts: (status: UInt, contentType: String?, contentEncoding: String?, requestID: String?)?
+
+        func responseHead(_ facts: ResponseFacts) {
+            self.facts = (facts.status, facts.contentType, facts.contentEncoding, facts.requestID)
+            calls.append("head \(facts.status)")
+        }
+
+        func responsePayload(_ bytes: UnsafeRawBufferPointer) {
+            payload += String(decoding: bytes, as: UTF8.self)
+            if calls.last != "payload" { calls.append("payload") }
+        }
+
+        func responseEnded(complete: Bool) { calls.append("end \(complete)") }
+    }
+
+    /// Every way of cutting `text` into two reads, and one read per byte.
+    func splits(_ text: String) -> [[String]] {
+        let bytes = Array(text.utf8)
+        return (0...bytes.count).map { [String(decoding: bytes[..<$0], as: UTF8.self), String(decoding: bytes[$0...], as: UTF8.self)] }
+            + [bytes.map { String(decoding: [$0], as: UTF8.self) }]
+    }
+
+    static let observed: [(response: String, payload: String)] = [
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+         "hello world"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world", "hello world"),
+        ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: 1\n\ndata: 2\n\n", "data: 1\n\ndata: 2\n\n"),
+    ]
+
+    /// The observer gets the payload exactly, without framing, however the reads split the
+    /// response, then one complete end (for a body that ends at the close: at the close).
+    @Test(arguments: observed)
+    func theObserverGetsThePayloadWithoutFramingWhereverTheReadsSplit(response: String, payload: String) {
+        for reads in splits(response) {
+            let tap = Tap()
+            var r = relay(reads, observer: tap)
+            if r.reader.endsAtClose {
+                #expect(tap.calls == ["head 200", "payload"])
+                let completed = r.reader.closed()
+                #expect(completed)
+            }
+            #expect(tap.payload == payload, "reads \(reads.map(\.utf8.count))")
+            #expect(tap.calls == ["head 200", "payload", "end true"], "reads \(reads.map(\.utf8.count))")
+        }
+    }
+
+    /// Only the final head makes facts; names in any case, values without the spaces around them,
+    /// the first of each name, `x-request-id` before Anthropic's `request-id`.
+    @Test func theFactsAreTheFinalHeadsTrimmedValues() {
+        let response = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nCONTENT-TYPE:  text/event-stream; charset=utf-8 \r\n"
+            + "content-Encoding:\tgzip\t\r\nRequest-Id: req_anthropic\r\nX-Request-ID: req_openai \r\nContent-Type: second\r\n"
+            + "Content-Length: 0\r\n\r\n"
+        for reads in splits(response) {
+            let tap = Tap()
+            _ = relay(reads, observer: tap)
+            #expect(tap.calls == ["head 201", "end true"])
+            #expect(tap.facts?.contentType == "text/event-stream; charset=utf-8")
+            #expect(tap.facts?.contentEncoding == "gzip")
+            #expect(tap.facts?.requestID == "req_openai")
+        }
+        let anthropic = Tap()
+        _ = relay(["HTTP/1.1 200 OK\r\nrequest-id:req_011\r\nContent-Length: 0\r\n\r\n"], observer: anthropic)
+        #expect(anthropic.facts?.requestID == "req_011")
+        let bare = Tap()
+        _ = relay(["HTTP/1.1 204 No Content\r\n\r\n"], observer: bare)
+        #expect(bare.facts?.status == 204 && bare.facts?.contentType == nil && bare.facts?.requestID == nil)
+        #expect(bare.calls == ["head 204", "end true"])
+    }
+
+    /// The reader reports only a complete end: a cut is the exchange's to report, so an observer
+    /// never hears of a response's end twice.
+    @Test func onlyACompleteEndIsReportedAndOnce() {
+        let cut = Tap()
+        var truncated = relay(["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"], observer: cut)
+        let completed = truncated.reader.closed()
+        #expect(!completed)
+        #expect(cut.calls == ["head 200", "payload"])
+        let refused = Tap()
+        #expect(relay(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\nzz\r\n"], observer: refused).error != nil)
+        #expect(refused.calls == ["head 200", "payload"] && refused.payload == "ab")
+        let extra = Tap()
+        let r = relay(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "EXTRA"], observer: extra)
+        #expect(r.ends == [true, false])
+        #expect(extra.calls == ["head 200", "payload", "end true"])
+    }
+
+    /// With an observer attached the client gets exactly the same bytes, events and ends.
+    @Test func anObserverChangesNothingTheClientGets() {
+        let responses = Self.observed.map(\.response) + [
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n\r\nok",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+        ]
+        for response in responses {
+            for reads in splits(response) {
+                let plain = relay(reads)
+                let observed = relay(reads, observer: Tap())
+                #expect(observed.head == plain.head && observed.body == plain.body && observed.payload == plain.payload)
+                #expect(observed.ends == plain.ends && observed.keepAlive == plain.keepAlive && observed.error == plain.error)
+                #expect(plain.head != nil && plain.error == nil)
+            }
+        }
     }
 }

@@ -71,7 +71,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         self.worker = worker
         self.registry = registry
         self.output = output
-        self.parser = RequestParser(limits: worker.limits)
+        self.parser = RequestParser(limits: worker.limits.parser)
         let limits = worker.limits
         self.state = ConnectionState(
             timeouts: .init(header: .milliseconds(limits.headerReadTimeoutMs), keepAlive: .milliseconds(limits.idleKeepAliveTimeoutMs),
@@ -129,8 +129,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
                 state.requestDiscarded(now: .now())
                 timer?.set(state.deadline)
             }
-        case .malformed(let response):
-            requestMalformed(response, context: context)
+        case .malformed(let error):
+            requestMalformed(ProxyErrorResponse(error), context: context)
         }
     }
 
@@ -411,7 +411,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)
         let exchange = ProxyExchange(eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
-                                     match: match, head: head, settings: settings)
+                                     match: match, head: head, settings: settings,
+                                     observer: worker.responseObservers?(head))
         self.exchange = exchange
         state.forwarding()
         exchange.start()

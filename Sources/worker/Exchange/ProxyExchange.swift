@@ -60,12 +60,15 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The request announced a body (`Content-Length` or `Transfer-Encoding`), even an empty one.
     var requestHadBody: Bool { requestFraming != .none }
     /// How the client framed its body; the upstream gets the same framing.
-    private let requestFraming: ForwardingHeaders.Framing
+    private let requestFraming: BodyFraming
     /// Response body bytes relayed (payload, without chunk framing), for the log.
     private(set) var responseBodyBytes = 0
     /// The upstream's final status, once its head arrived.
     private(set) var responseStatus: UInt?
     private var reader: UpstreamResponseReader
+    /// Watches the response (the tap, `ResponseObserver`): the reader reports the head, the
+    /// payload and a complete end; the exchange reports a cut.
+    private let observer: ResponseObserver?
     var requestEndReceived: Bool { state.requestEndReceived }
     /// Tries made (the first included), for the request's facts.
     var attempts: Int { state.attempts }
@@ -75,7 +78,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private let timer: LazyTimer
 
     init(eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
-         head: RequestHead, settings: ExchangeState.Settings) {
+         head: RequestHead, settings: ExchangeState.Settings, observer: ResponseObserver? = nil) {
         self.eventLoop = eventLoop
         self.pool = pool
         self.client = client
@@ -83,6 +86,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.match = match
         self.head = head
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: head.method == .HEAD)
+        self.reader.observer = observer
+        self.observer = observer
         self.requestFraming = head.facts.framing
         self.state = ExchangeState(settings: settings, now: .now())
     }
@@ -122,8 +127,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     /// The client went away: cancel the upstream exchange and never reuse its connection.
     func clientClosed() {
+        let cut = state.responseStarted
         state.clientClosed()
         finish(reusable: false)
+        if cut { observer?.responseEnded(complete: false) }
     }
 
     // MARK: Upstream side
@@ -208,6 +215,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             client?.exchangeCompleted()
         case .replay:
             reader = UpstreamResponseReader(requestMethodIsHEAD: head.method == .HEAD)
+            reader.observer = observer
             pending = replay + pending
             replay = []
             release(reusable: false)
@@ -219,6 +227,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             if let error {
                 client?.exchangeFailedBeforeResponse(error, cause: cause)
             } else {
+                observer?.responseEnded(complete: false)
                 client?.exchangeAborted(cause: cause)
             }
         }

@@ -5,13 +5,6 @@ import NIOHTTP1
 /// Header rules of behaviour §5. Pure functions over `HTTPHeaders` so they are tested without a
 /// network; the data plane calls them once per request and once per response head.
 enum ForwardingHeaders {
-    /// How a message body is delimited on the wire (RFC 9112 §6).
-    enum Framing: Equatable {
-        case none
-        case contentLength
-        case chunked
-    }
-
     /// The hop-by-hop set (RFC 9110 §7.6.1) plus `trailers`, which Fluxgate also removes.
     static let hopByHop: Set<String> = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -23,63 +16,9 @@ enum ForwardingHeaders {
     /// upstream never sends a 1xx the client did not wait for.
     static let clientOnly: Set<String> = ["authorization", "x-api-key", "host", "expect"]
 
-    /// What the forwarding rules make of a header name, read from its bytes (any case).
-    /// The header names the proxy treats specially, found once per header by the parser.
-    enum NameClass: Equatable {
-        /// Client-only: never forwarded (`Host` is the upstream's; credentials are replaced).
-        case host, expect, authorization, xAPIKey
-        /// Hop-by-hop (RFC 9110 §7.6.1), never forwarded; `connection`, `transferEncoding` and
-        /// `upgrade` are read too.
-        case connection, transferEncoding, upgrade, otherHopByHop
-        case contentLength, other
+    static func isHopByHop(_ name: String) -> Bool { HeaderNameClass.classify(name).isHopByHop }
 
-        var isClientOnly: Bool {
-            switch self {
-            case .host, .expect, .authorization, .xAPIKey: return true
-            default: return false
-            }
-        }
-
-        var isHopByHop: Bool {
-            switch self {
-            case .connection, .transferEncoding, .upgrade, .otherHopByHop: return true
-            default: return false
-            }
-        }
-    }
-
-    /// The class of a header name, on its bytes, without lower-casing or hashing: the request
-    /// parser asks for every header of every request. ForwardingHeadersTests checks it against
-    /// the two sets.
-    static func classify(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> NameClass {
-        @inline(__always) func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equals(bytes, name, lowercase: lowercase) }
-        switch name.count {
-        case 2 where named("te"): return .otherHopByHop
-        case 4 where named("host"): return .host
-        case 6 where named("expect"): return .expect
-        case 7 where named("upgrade"): return .upgrade
-        case 7 where named("trailer"): return .otherHopByHop
-        case 8 where named("trailers"): return .otherHopByHop
-        case 9 where named("x-api-key"): return .xAPIKey
-        case 10 where named("connection"): return .connection
-        case 10 where named("keep-alive"): return .otherHopByHop
-        case 13 where named("authorization"): return .authorization
-        case 14 where named("content-length"): return .contentLength
-        case 17 where named("transfer-encoding"): return .transferEncoding
-        case 18 where named("proxy-authenticate"): return .otherHopByHop
-        case 19 where named("proxy-authorization"): return .otherHopByHop
-        default: return .other
-        }
-    }
-
-    static func classify(_ name: String) -> NameClass {
-        var name = name
-        return name.withUTF8 { classify(UnsafeRawBufferPointer($0), 0..<$0.count) }
-    }
-
-    static func isHopByHop(_ name: String) -> Bool { classify(name).isHopByHop }
-
-    static func isClientOnly(_ name: String) -> Bool { classify(name).isClientOnly }
+    static func isClientOnly(_ name: String) -> Bool { HeaderNameClass.classify(name).isClientOnly }
 
     /// The upstream request's head as it goes on the wire, written straight into one buffer (no
     /// header list is built and no encoder runs on the relay path): the request line; `Host` for
@@ -88,7 +27,7 @@ enum ForwardingHeaders {
     /// in `Connection`); the provider key in the upstream's style; the body framing. The
     /// request-target is `match`'s on `target`, its pieces copied from the client's.
     static func writeUpstreamRequestHead(method: HTTPMethod, match: Router.Match, target: UpstreamTarget,
-                                         client: RequestHead, framing: Framing, into out: inout ByteBuffer) {
+                                         client: RequestHead, framing: BodyFraming, into out: inout ByteBuffer) {
         let key = target.apiKey.value
         let apiKeyHeader = target.apiKeyHeader
         let hostHeader = target.hostHeader
@@ -131,7 +70,7 @@ enum ForwardingHeaders {
     /// Whether a client header is forwarded: not a credential, `Host` or hop-by-hop, not named
     /// in `Connection`; and no `Content-Length` beside a chunked body (re-framed as chunked: a
     /// stale length would desynchronise the upstream; the parser refuses both anyway).
-    private static func forwards(_ field: RequestHead.Field, _ bytes: UnsafeRawBufferPointer, framing: Framing,
+    private static func forwards(_ field: RequestHead.Field, _ bytes: UnsafeRawBufferPointer, framing: BodyFraming,
                                  named: [Range<Int>], dropsAPIKeyHeader: Bool) -> Bool {
         switch field.kind {
         case .contentLength: return framing != .chunked
@@ -151,5 +90,15 @@ enum ForwardingHeaders {
             ASCIIBytes.forEachListElement(bytes, field.value) { tokens.append($0) }
         }
         return tokens
+    }
+}
+
+extension HeaderNameClass {
+    /// Never forwarded: `Host` is the upstream's, `Expect` is answered here, credentials are replaced.
+    var isClientOnly: Bool {
+        switch self {
+        case .host, .expect, .authorization, .xAPIKey: return true
+        default: return false
+        }
     }
 }

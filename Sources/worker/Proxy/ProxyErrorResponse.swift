@@ -40,6 +40,16 @@ struct ProxyErrorResponse: Sendable, Equatable {
         Self(.badGateway, "TLS with the upstream failed: \(error.summary).", "server_error", "upstream_tls_error")
     }
 
+    /// The answer to bytes the request parser refused (step 0 of the order of checks,
+    /// docs/routing-and-forwarding.md).
+    init(_ error: RequestParseError) {
+        switch error {
+        case .badRequest: self = .badRequest
+        case .uriTooLong: self = .uriTooLong
+        case .headerFieldsTooLarge: self = .headersTooLarge
+        }
+    }
+
     init(_ status: HTTPResponseStatus, _ message: String, _ type: String, _ code: String) {
         self.status = status
         self.message = message

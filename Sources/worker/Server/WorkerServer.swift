@@ -41,12 +41,13 @@ final class WorkerServer: Sendable {
     static func start(
         listener: ListenerSource, configuration: Configuration, logger: Logger,
         limits: WorkerLimits = WorkerLimits(), limiter: InFlightLimiter? = nil,
-        group: MultiThreadedEventLoopGroup? = nil, pipeline: RequestPipeline = .standard()
+        group: MultiThreadedEventLoopGroup? = nil, pipeline: RequestPipeline = .standard(),
+        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil
     ) async throws -> WorkerServer {
         let ownedGroup = group == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
         let eventLoop = (group ?? ownedGroup!).next()
         let context = try await makeContext(on: eventLoop, configuration: configuration, logger: logger, limits: limits,
-                                            limiter: limiter, pipeline: pipeline)
+                                            limiter: limiter, pipeline: pipeline, responseObservers: responseObservers)
         return try await start(listener: listener, context: context, eventLoop: eventLoop, ownedGroup: ownedGroup)
     }
 
@@ -54,13 +55,15 @@ final class WorkerServer: Sendable {
     /// snapshot, pool, limiter and connections.
     static func makeContext(
         on eventLoop: EventLoop, configuration: Configuration, logger: Logger, limits: WorkerLimits = WorkerLimits(),
-        limiter: InFlightLimiter? = nil, pipeline: RequestPipeline = .standard()
+        limiter: InFlightLimiter? = nil, pipeline: RequestPipeline = .standard(),
+        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil
     ) async throws -> NIOLoopBound<WorkerContext> {
         let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
         let snapshot = try WorkerSnapshot(configuration: configuration)
         return try await eventLoop.submit {
             NIOLoopBound(WorkerContext(snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
-                                       logger: logger, pipeline: pipeline), eventLoop: eventLoop)
+                                       logger: logger, pipeline: pipeline, responseObservers: responseObservers),
+                         eventLoop: eventLoop)
         }.get()
     }
 

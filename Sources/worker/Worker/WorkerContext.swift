@@ -18,6 +18,9 @@ final class WorkerContext {
     let logger: Logger
     /// The stages every request goes through (docs/routing-and-forwarding.md, "Order of checks").
     let pipeline: RequestPipeline
+    /// Makes the observer of a forwarded request's response (the tap), when one is wanted:
+    /// nil, and the relay pays a nil check.
+    let responseObservers: ((RequestHead) -> ResponseObserver?)?
     /// The request line's direct path when the logger is the process's own handler (always,
     /// outside tests, which record metadata through their own handler).
     private let requestLineWriter: RequestLineWriter?
@@ -25,7 +28,8 @@ final class WorkerContext {
     let logsRequests: Bool
 
     init(snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
-         logger: Logger, pipeline: RequestPipeline = .standard()) {
+         logger: Logger, pipeline: RequestPipeline = .standard(),
+         responseObservers: ((RequestHead) -> ResponseObserver?)? = nil) {
         self.snapshot = snapshot
         self.eventLoop = eventLoop
         self.pool = UpstreamPool(eventLoop: eventLoop, limits: limits)
@@ -33,6 +37,7 @@ final class WorkerContext {
         self.limits = limits
         self.logger = logger
         self.pipeline = pipeline
+        self.responseObservers = responseObservers
         self.logsRequests = logger.logLevel <= .trace
         // Only when the line would carry the request's fields alone (no logger-wide metadata).
         let handler = logger.handler as? FluxgateLogHandler

@@ -33,6 +33,12 @@ struct WorkerLimits: Sendable, Hashable {
 
     init() {}
 
+    /// What the request parser needs of these.
+    var parser: RequestParser.Limits {
+        RequestParser.Limits(maxRequestTargetBytes: maxRequestTargetBytes, maxHeaderBytes: maxHeaderBytes,
+                             maxHeaderCount: maxHeaderCount)
+    }
+
     /// Socket reads on both sides of a relay start at 16 KiB and grow to 64 KiB under a fast
     /// stream (NIO's default starts at 2 KiB, which costs many small reads and writes per
     /// large body). A buffer exists only during a read, so idle connections hold none.

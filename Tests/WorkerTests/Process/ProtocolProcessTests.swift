@@ -45,6 +45,29 @@ import TestSupport
         #expect(try f.request("GET", "/openai/x").status == 200)
     }
 
+    /// Bytes without a line end that cannot be the start of a request line: a TLS ClientHello
+    /// sent to the plain port, binary, a valid start turning into binary, the HTTP/2 preface's
+    /// first line. Each is answered 400 within a second (at the first byte that cannot start a
+    /// request, as nginx does), not closed silently after the header timeout (issue 18).
+    static let neverARequest: [[UInt8]] = [
+        [0x16, 0x03, 0x01, 0x00, 0xf8, 0x01, 0x00, 0x00, 0xf4, 0x03, 0x03] + (0..<32).map { UInt8($0 &* 37 & 0xff) },
+        [0x00, 0xff, 0x7f, 0x80, 0x1b, 0x5b, 0x41],
+        Array("POST /openai/x".utf8) + [0x00, 0x01, 0x02],
+        Array("PRI * HTTP/2.0\r\n".utf8),
+    ]
+
+    @Test(arguments: neverARequest)
+    func bytesThatCannotStartARequestAre400AtOnce(bytes: [UInt8]) throws {
+        let f = try ProxyFixture()
+        let connection = try f.proxy.connect(timeout: 1)
+        try connection.send(bytes)
+        let response = try connection.readResponse()
+        #expect(response.status == 400)
+        #expect(response.openAIError?["code"] as? String == "bad_request")
+        #expect(connection.isClosedByPeer(timeout: 1))
+        #expect(f.mock.requests.isEmpty)
+    }
+
     @Test func oversizedHeadersAre431() throws {
         let f = try ProxyFixture()
         let big = String(repeating: "a", count: 80 * 1024)

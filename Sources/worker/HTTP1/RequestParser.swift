@@ -5,94 +5,6 @@ import NIOHTTP1
 import Glibc
 #endif
 
-/// A request head as the parser read it, with what the checks of behaviour §5 and the exchange
-/// need to know about its headers, found while the bytes were parsed (so nothing looks the
-/// headers up by name again).
-struct RequestHead {
-    var method: HTTPMethod
-    /// Where the request-target is in `headerBytes` (it starts them).
-    var target: Range<Int>
-    var version: HTTPVersion
-    /// The head as received from the request-target to the last field's CRLF, copied out of the
-    /// read buffer so a long request does not hold that buffer; `target` and `fields` index into
-    /// it. (The target stays bytes: routing and the upstream head read it there, and no `String`
-    /// is made of it unless a request line is logged.)
-    var headerBytes: ByteBuffer
-    var fields: [Field]
-    var facts: Facts
-
-    /// One header field: offsets into `headerBytes`' readable bytes (the value without the
-    /// spaces around it), and what forwarding does with it.
-    struct Field {
-        var name: Range<Int>
-        var value: Range<Int>
-        var kind: ForwardingHeaders.NameClass
-    }
-
-    struct Facts {
-        /// `Host` fields, and whether the (last) one is empty or blank.
-        var hostCount = 0
-        var hostIsBlank = false
-        /// An `Upgrade` field, or `upgrade` listed in `Connection`.
-        var upgrade = false
-        /// `100-continue` listed in `Expect`.
-        var expectsContinue = false
-        /// `close` / `keep-alive` listed in `Connection`.
-        var connectionClose = false
-        var connectionKeepAlive = false
-        /// `Connection` lists some other token: a header to drop by that name (RFC 9110 §7.6.1).
-        var connectionNamesHeaders = false
-        var framing = ForwardingHeaders.Framing.none
-        /// The `Content-Length` value (0 without one).
-        var contentLength = 0
-        /// Where the first `Authorization` and `X-Api-Key` values are in `headerBytes` (read as
-        /// `RequestHead.authorization` and `.xAPIKey`: no `String` is made per request, the
-        /// connection's cached authentication compares the bytes).
-        var authorizationValue: Range<Int>?
-        var xAPIKeyValue: Range<Int>?
-    }
-
-    /// The request-target as received.
-    var uri: String { string(at: target) }
-
-    /// The first `Authorization` value.
-    var authorization: String? { facts.authorizationValue.map(string(at:)) }
-    /// The first `X-Api-Key` value.
-    var xAPIKey: String? { facts.xAPIKeyValue.map(string(at:)) }
-
-    /// `headerBytes[range]` equals `string`'s UTF-8; nil equals only nil.
-    func bytes(at range: Range<Int>?, equal string: String?) -> Bool {
-        guard let range, let string else { return range == nil && string == nil }
-        guard string.utf8.count == range.count else { return false }
-        guard !range.isEmpty else { return true }
-        return headerBytes.withUnsafeReadableBytes { bytes in
-            let value = UnsafeRawBufferPointer(rebasing: bytes[range])
-            return string.utf8.withContiguousStorageIfAvailable { memcmp(value.baseAddress!, $0.baseAddress!, range.count) == 0 }
-                ?? value.elementsEqual(string.utf8)
-        }
-    }
-
-    private func string(at range: Range<Int>) -> String {
-        headerBytes.withUnsafeReadableBytes { String(decoding: UnsafeRawBufferPointer(rebasing: $0[range]), as: UTF8.self) }
-    }
-
-    /// RFC 9112 §9.3: HTTP/1.1 persists unless told `close`; HTTP/1.0 only when told `keep-alive`.
-    var keepAlive: Bool {
-        !facts.connectionClose && (version.minor >= 1 || facts.connectionKeepAlive)
-    }
-}
-
-/// What a client connection's bytes mean, in order.
-enum RequestEvent {
-    case head(RequestHead)
-    /// Request body bytes, de-chunked: a slice of what was read, not a copy.
-    case body(ByteBuffer)
-    case end
-    /// The bytes cannot be read as a request, or not within the limits: answer with this and
-    /// close. The parser reads nothing after it.
-    case malformed(ProxyErrorResponse)
-}
-
 /// The HTTP/1.1 request parser of a client connection (RFC 9112), and the place where request
 /// smuggling is stopped: whatever two implementations could frame differently is refused.
 ///
@@ -106,43 +18,56 @@ enum RequestEvent {
 ///   both, two of either, a list, or any other coding is refused. Chunk sizes are hex with at
 ///   most 15 significant digits; chunk extensions are read past, trailer fields are checked like
 ///   header fields and dropped.
-/// * Empty lines before a request line are skipped (RFC 9112 §2.2).
+/// * Empty lines before a request line are skipped (RFC 9112 §2.2). A head that has not all
+///   arrived is refused at the first byte that cannot be part of a request line
+///   (`RequestLinePrefix`): garbage without a line end gets its 400 at once.
 ///
 /// Pull-based: `append` what a read delivered, then take events with `next()` until it returns
-/// nil. Body bytes are slices of the read, so a request body is never copied here. Only a head
-/// or chunk line split across reads is kept between reads, bounded by the limits.
+/// nil. Body bytes are slices of the read, so a request body is never copied here; a chunked body
+/// is followed by `ChunkedScanner` (the request side's rules), which keeps no bytes. Only a head
+/// split across reads is kept between reads, bounded by the limits.
 struct RequestParser {
     private enum State {
         /// Before or inside a request head. `scanned` bytes of the buffer are known not to end
         /// the head (so a head arriving byte by byte is scanned once, not once per byte).
         case head(scanned: Int)
         case fixedBody(remaining: Int)
-        case chunkSize
-        case chunkData(remaining: Int)
-        /// The CRLF after a chunk's data.
-        case chunkDataEnd
-        /// Trailer fields, `bytes` of them read so far.
-        case trailers(bytes: Int)
+        /// A chunked body, followed by `chunks`.
+        case chunked
         case stopped
     }
 
     private enum ParsedHead {
         case head(RequestHead, bodyLength: Int)
-        case failed(ProxyErrorResponse)
+        case failed(RequestParseError)
     }
 
-    private let limits: WorkerLimits
+    /// The few numbers of the worker's limits the parser needs (`WorkerLimits.parser` makes them;
+    /// docs/routing-and-forwarding.md, "Built-in limits", has their values).
+    struct Limits: Sendable, Hashable {
+        /// Longest request-target (the checks after the parser answer 414 above it).
+        var maxRequestTargetBytes: Int
+        /// Sum of header name and value bytes of one request (431); also bounds a trailer section.
+        var maxHeaderBytes: Int
+        /// Header lines in one request (431).
+        var maxHeaderCount: Int
+    }
+
+    private let limits: Limits
     private var state = State.head(scanned: 0)
     private var buffer: ByteBuffer?
+    /// How much of an incomplete head's request line is known to be one.
+    private var requestLine = RequestLinePrefix()
+    /// The chunked body being read. Beside `state`, not in it, so that the state stays a word and
+    /// a tag: it is copied at every event, and the scanner is three words.
+    private var chunks = ChunkedScanner(rules: .request(maxTrailerBytes: 0))
 
-    init(limits: WorkerLimits) { self.limits = limits }
+    init(limits: Limits) { self.limits = limits }
 
     /// The longest head kept while it is incomplete: the request-target and the header bytes at
     /// their limits, plus the bytes that frame them. The checks after the parser (414, 431) see
     /// every head below it.
     private var maxHeadBytes: Int { limits.maxRequestTargetBytes + limits.maxHeaderBytes + 4 * limits.maxHeaderCount + 64 }
-    /// A chunk-size line with its extensions, or one trailer line.
-    private static let maxChunkLineBytes = 4096
 
     /// Bytes from the connection, in order.
     mutating func append(_ bytes: ByteBuffer) {
@@ -177,58 +102,46 @@ struct RequestParser {
     private var pendingEnd = false
 
     private mutating func next(from bytes: inout ByteBuffer) -> RequestEvent? {
-        while true {
-            switch state {
-            case .stopped:
+        switch state {
+        case .stopped:
+            return nil
+
+        case .head(let scanned):
+            return head(from: &bytes, scanned: scanned)
+
+        case .fixedBody(let remaining):
+            guard bytes.readableBytes > 0 else { return nil }
+            let count = min(remaining, bytes.readableBytes)
+            let slice = bytes.readSlice(length: count)!
+            if count == remaining {
+                state = .head(scanned: 0)
+                pendingEnd = true
+            } else {
+                state = .fixedBody(remaining: remaining - count)
+            }
+            return .body(slice)
+
+        case .chunked:
+            guard bytes.readableBytes > 0 else { return nil }
+            var scanned = 0
+            let step: ChunkedScanner.Step
+            do {
+                step = try bytes.withUnsafeReadableBytes { p throws(ChunkedError) in try chunks.next(p, at: &scanned) }
+            } catch {
+                return .malformed(.badRequest)
+            }
+            switch step {
+            case .data(let data):
+                // The data ends where the scan stopped: the slice is the read's bytes, de-chunked.
+                bytes.moveReaderIndex(forwardBy: data.lowerBound)
+                return .body(bytes.readSlice(length: data.count)!)
+            case .needsMore:
+                bytes.moveReaderIndex(forwardBy: scanned)
                 return nil
-
-            case .head(let scanned):
-                return head(from: &bytes, scanned: scanned)
-
-            case .fixedBody(let remaining):
-                guard bytes.readableBytes > 0 else { return nil }
-                let count = min(remaining, bytes.readableBytes)
-                let slice = bytes.readSlice(length: count)!
-                if count == remaining {
-                    state = .head(scanned: 0)
-                    pendingEnd = true
-                } else {
-                    state = .fixedBody(remaining: remaining - count)
-                }
-                return .body(slice)
-
-            case .chunkSize:
-                guard let line = readLine(from: &bytes) else {
-                    return bytes.readableBytes > Self.maxChunkLineBytes ? .malformed(.badRequest) : nil
-                }
-                guard line.readableBytes <= Self.maxChunkLineBytes, let size = Self.chunkSize(line) else {
-                    return .malformed(.badRequest)
-                }
-                state = size == 0 ? .trailers(bytes: 0) : .chunkData(remaining: size)
-
-            case .chunkData(let remaining):
-                guard bytes.readableBytes > 0 else { return nil }
-                let count = min(remaining, bytes.readableBytes)
-                let slice = bytes.readSlice(length: count)!
-                state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
-                return .body(slice)
-
-            case .chunkDataEnd:
-                guard bytes.readableBytes >= 2 else { return nil }
-                guard bytes.readInteger(as: UInt16.self) == 0x0D0A else { return .malformed(.badRequest) }
-                state = .chunkSize
-
-            case .trailers(let read):
-                guard let line = readLine(from: &bytes) else {
-                    return read + bytes.readableBytes > limits.maxHeaderBytes ? .malformed(.badRequest) : nil
-                }
-                if line.readableBytes == 0 {
-                    state = .head(scanned: 0)
-                    return .end
-                }
-                let total = read + line.readableBytes + 2
-                guard total <= limits.maxHeaderBytes, Self.isFieldLine(line) else { return .malformed(.badRequest) }
-                state = .trailers(bytes: total)
+            case .finished:
+                bytes.moveReaderIndex(forwardBy: scanned)
+                state = .head(scanned: 0)
+                return .end
             }
         }
     }
@@ -242,17 +155,20 @@ struct RequestParser {
         }
         guard bytes.readableBytes > 0 else { return nil }
         guard let length = Self.headLength(bytes, from: scanned) else {
+            // Bytes that cannot start a request are answered now, not after the header timeout.
+            guard bytes.withUnsafeReadableBytes({ requestLine.check($0) }) else { return .malformed(.badRequest) }
             if bytes.readableBytes > maxHeadBytes {
                 // Still in the request line: the target is what is too long.
                 let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
-                return .malformed(lineEnded ? .headersTooLarge : .uriTooLong)
+                return .malformed(lineEnded ? .headerFieldsTooLarge : .uriTooLong)
             }
             state = .head(scanned: max(0, bytes.readableBytes - 3))
             return nil
         }
+        requestLine = RequestLinePrefix()
         guard length <= maxHeadBytes else {
             let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
-            return .malformed(lineEnded ? .headersTooLarge : .uriTooLong)
+            return .malformed(lineEnded ? .headerFieldsTooLarge : .uriTooLong)
         }
         let parsed = bytes.readableBytesView.withUnsafeBytes { Self.parseHead(UnsafeRawBufferPointer(rebasing: $0[..<length]), limits: limits) }
         bytes.moveReaderIndex(forwardBy: length)
@@ -261,7 +177,8 @@ struct RequestParser {
             return .malformed(error)
         case .head(let head, let bodyLength):
             if head.facts.framing == .chunked {
-                state = .chunkSize
+                state = .chunked
+                chunks = ChunkedScanner(rules: .request(maxTrailerBytes: limits.maxHeaderBytes))
             } else if bodyLength > 0 {
                 state = .fixedBody(remaining: bodyLength)
             } else {
@@ -292,7 +209,7 @@ struct RequestParser {
     }
 
     /// Parses a whole head (request line through the empty line).
-    private static func parseHead(_ p: UnsafeRawBufferPointer, limits: WorkerLimits) -> ParsedHead {
+    private static func parseHead(_ p: UnsafeRawBufferPointer, limits: Limits) -> ParsedHead {
         let bad = ParsedHead.failed(.badRequest)
         var i = 0
         // Request line.
@@ -338,10 +255,10 @@ struct RequestParser {
             while valueEnd > valueStart, p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09 { valueEnd -= 1 }
             let value = valueStart..<valueEnd
             i += 2
-            guard fields.count < limits.maxHeaderCount else { return .failed(.headersTooLarge) }
+            guard fields.count < limits.maxHeaderCount else { return .failed(.headerFieldsTooLarge) }
             headerBytes += name.count + value.count
-            guard headerBytes <= limits.maxHeaderBytes else { return .failed(.headersTooLarge) }
-            let kind = ForwardingHeaders.classify(p, name)
+            guard headerBytes <= limits.maxHeaderBytes else { return .failed(.headerFieldsTooLarge) }
+            let kind = HeaderNameClass.classify(p, name)
             switch kind {
             case .host:
                 facts.hostCount += 1
@@ -404,74 +321,10 @@ struct RequestParser {
         }
     }
 
-    // MARK: Chunks
-
-    /// One line without its CRLF, or nil when its end has not arrived. A line ended by a bare LF
-    /// is returned with the LF, a byte `chunkSize` and `isFieldLine` refuse.
-    private func readLine(from bytes: inout ByteBuffer) -> ByteBuffer? {
-        guard let lf = bytes.readableBytesView.firstIndex(of: 0x0A) else { return nil }
-        let length = lf - bytes.readerIndex
-        guard length > 0, bytes.getInteger(at: lf - 1, as: UInt8.self) == 0x0D else {
-            // A bare LF: hand back the line with the LF so the caller refuses it.
-            return bytes.readSlice(length: length + 1)
-        }
-        let line = bytes.readSlice(length: length - 1)!
-        bytes.moveReaderIndex(forwardBy: 2)
-        return line
-    }
-
-    /// `chunk-size [ chunk-ext ]` (RFC 9112 §7.1.1): hex digits, then optionally BWS `;` and
-    /// extensions, which are checked for bytes only (no CR, LF or other control bytes).
-    private static func chunkSize(_ line: ByteBuffer) -> Int? {
-        line.withUnsafeReadableBytes { p in
-            var size = 0
-            var i = 0
-            var significant = 0
-            while i < p.count, let digit = hexValue(p[i]) {
-                if size != 0 || digit != 0 { significant += 1 }
-                size = size << 4 | Int(digit)
-                i += 1
-            }
-            guard i > 0, significant <= 15 else { return nil }
-            if i == p.count { return size }
-            while i < p.count, p[i] == 0x20 || p[i] == 0x09 { i += 1 }
-            guard i < p.count, p[i] == UInt8(ascii: ";") else { return nil }
-            while i < p.count {
-                guard ASCIIBytes.isFieldValueByte(p[i]) else { return nil }
-                i += 1
-            }
-            return size
-        }
-    }
-
-    /// `field-name ":" OWS field-value OWS`, as in a head.
-    private static func isFieldLine(_ line: ByteBuffer) -> Bool {
-        line.withUnsafeReadableBytes { p in
-            var i = 0
-            while i < p.count, ASCIIBytes.isTokenByte(p[i]) { i += 1 }
-            guard i > 0, i < p.count, p[i] == UInt8(ascii: ":") else { return false }
-            i += 1
-            while i < p.count {
-                guard ASCIIBytes.isFieldValueByte(p[i]) else { return false }
-                i += 1
-            }
-            return true
-        }
-    }
-
     // MARK: Bytes
 
     @inline(__always)
-    private static func isMethodByte(_ b: UInt8) -> Bool {
+    static func isMethodByte(_ b: UInt8) -> Bool {
         b &- UInt8(ascii: "A") < 26 || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
     }
-
-    @inline(__always)
-    private static func hexValue(_ b: UInt8) -> UInt8? {
-        if b &- UInt8(ascii: "0") < 10 { return b &- UInt8(ascii: "0") }
-        let lower = b | 0x20
-        if lower &- UInt8(ascii: "a") < 6 { return lower &- UInt8(ascii: "a") &+ 10 }
-        return nil
-    }
-
 }

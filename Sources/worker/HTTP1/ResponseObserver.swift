@@ -1,0 +1,71 @@
+import NIOCore
+
+/// Watches an upstream response while `UpstreamResponseReader` relays it (usage accounting,
+/// response logging, a cache: whatever needs the response's facts or its payload). The relay does
+/// not change for it: the client still gets the upstream's bytes as framed, as slices of the reads.
+///
+/// The order of calls, all on the event loop, from inside `UpstreamResponseReader.read` (or
+/// `closed()`):
+/// 1. `responseHead` once, for the final head (interim 1xx heads are skipped);
+/// 2. `responsePayload` zero or more times: the body's bytes in order, without chunk framing —
+///    for a chunked body the data of each chunk, for a `Content-Length` body or one that ends at
+///    the close the body bytes; none for a response without a body (HEAD, 204, 304);
+/// 3. `responseEnded(complete: true)` once the response is complete.
+///
+/// The reader reports only a complete end. A response that is cut — the upstream closes early or
+/// sends bytes the reader refuses, a deadline passes, the client goes away — is reported by the
+/// exchange, which sees every such case, with `responseEnded(complete: false)`, once, and only
+/// after a `responseHead` (before one there is no response to observe).
+///
+/// An observer must not call back into the reader that calls it (it is in the middle of a
+/// mutating call). The reader holds it strongly until the reader goes.
+protocol ResponseObserver: AnyObject {
+    /// The final head's facts. They refer to the head's bytes in the read buffer: take what is
+    /// needed (the strings are made on demand) rather than keeping the value, so the buffer can go.
+    func responseHead(_ facts: ResponseFacts)
+    /// Payload bytes, valid only during the call.
+    func responsePayload(_ bytes: UnsafeRawBufferPointer)
+    func responseEnded(complete: Bool)
+}
+
+/// What an upstream's final response head says that an observer wants: recorded as byte ranges
+/// while the head is parsed, and only when an observer is attached; strings are made when asked for.
+struct ResponseFacts {
+    var status: UInt
+    /// The head as received, status line to the empty line: the ranges below index its readable bytes.
+    let head: ByteBuffer
+    var fields: Fields
+
+    /// Where the values of the headers that make the facts are in the head: the first of each
+    /// name (any case), without the spaces and tabs around it.
+    struct Fields: Equatable {
+        var contentType: Range<Int>?
+        var contentEncoding: Range<Int>?
+        /// `x-request-id` (OpenAI and most others).
+        var xRequestID: Range<Int>?
+        /// `request-id` (Anthropic).
+        var requestID: Range<Int>?
+
+        /// Notes the header `bytes[name]` if it is one of the above.
+        mutating func note(_ bytes: UnsafeRawBufferPointer, name: Range<Int>, value: Range<Int>) {
+            @inline(__always) func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equals(bytes, name, lowercase: lowercase) }
+            switch name.count {
+            case 10 where requestID == nil && named("request-id"): requestID = value
+            case 12 where contentType == nil && named("content-type"): contentType = value
+            case 12 where xRequestID == nil && named("x-request-id"): xRequestID = value
+            case 16 where contentEncoding == nil && named("content-encoding"): contentEncoding = value
+            default: break
+            }
+        }
+    }
+
+    var contentType: String? { string(fields.contentType) }
+    var contentEncoding: String? { string(fields.contentEncoding) }
+    /// The upstream's id for the request: `x-request-id`, or else `request-id`.
+    var requestID: String? { string(fields.xRequestID ?? fields.requestID) }
+
+    private func string(_ range: Range<Int>?) -> String? {
+        guard let range else { return nil }
+        return head.withUnsafeReadableBytes { String(decoding: UnsafeRawBufferPointer(rebasing: $0[range]), as: UTF8.self) }
+    }
+}

@@ -1,0 +1,322 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads an upstream's HTTP/1.1 response from the raw bytes of its connection and turns it into
+/// what the client is sent: a rewritten head, then the body **byte for byte as the upstream framed
+/// it**. Nothing is decoded and re-encoded: a `Content-Length` body and a chunked body go through
+/// as received (slices of the read buffers, no copy); the reader only follows the framing to know
+/// where the response ends. A body delimited by the connection's close is sent chunked.
+///
+/// This replaces NIO's response decoder and response encoder on the relay path, which built a
+/// `String` for every header name and value, a new `HTTPHeaders` for the client, and re-framed
+/// every body part (behaviour §5's rules are the same; see `ResponseHeadParser`).
+///
+/// The head is parsed strictly: anything unusual is a `ResponseError` (502 when nothing was sent
+/// yet), never a guess. Bytes after the end of a response are a protocol violation: the
+/// connection is then not reused.
+///
+/// A tap: an `observer` (`ResponseObserver`) gets the final head's facts, the payload without
+/// chunk framing (ranges of the same read buffers) and the complete end, as they are read. What
+/// the client gets is the same with or without one.
+struct UpstreamResponseReader {
+    struct ResponseError: Error, Equatable {
+        var reason: String
+    }
+
+    /// Body bytes up to this many go out in the client head's buffer (copied: larger ones are
+    /// cheaper as a write of their own).
+    static let maxBodyRoom = 8 * 1024
+
+    /// The client head says `connection: close` (set by the exchange before each read, from
+    /// whether the client connection closes after this response).
+    var announcesClose = false
+
+    /// Gets the response's facts, payload and complete end as they are read (see the protocol for
+    /// the order and for who reports a cut). Without one, the reader makes no facts and looks at
+    /// no payload: the only cost is the nil check.
+    var observer: ResponseObserver?
+
+    /// A final response head, ready for the client.
+    struct Head {
+        var status: UInt
+        /// The head to send: status line, the upstream's end-to-end headers as received, framing,
+        /// `connection: close` when `announcesClose`, the empty line.
+        var clientHead: ByteBuffer
+        /// The head says `connection: close` (the reader's `announcesClose` when it was made).
+        var announcesClose: Bool
+        /// The upstream connection may carry another request after this response.
+        var keepAlive: Bool
+    }
+
+    enum Event {
+        case head(Head)
+        /// Bytes for the client, in order (body, with framing when chunked), and how many of them
+        /// are payload (for the log: chunk framing is not counted).
+        case body(ByteBuffer, payload: Int)
+        /// The response is complete. `reusable` is false when the upstream sent bytes past it
+        /// (whether the upstream keeps the connection open is `Head.keepAlive`).
+        case end(reusable: Bool)
+    }
+
+    /// Longest response head accepted (status line and header fields).
+    static let maxHeadBytes = 64 * 1024
+
+    private enum Framing {
+        case length(remaining: Int)
+        /// Followed by `chunks`.
+        case chunked
+        case untilClose
+    }
+
+    private enum State {
+        case head
+        case body(Framing)
+        case done
+    }
+
+    private let requestIsHead: Bool
+    private var state = State.head
+    /// A chunked body's scanner. Beside `state`, not in it, so that the state stays a word and a
+    /// tag: it is copied at every read, and the scanner is three words.
+    private var chunks: ChunkedScanner?
+    private var headBytes: ByteBuffer?
+    private(set) var status: UInt?
+
+    init(requestMethodIsHEAD: Bool) {
+        self.requestIsHead = requestMethodIsHEAD
+    }
+
+    var isComplete: Bool { if case .done = state { return true } else { return false } }
+    /// The body runs until the upstream closes: its close completes the response.
+    var endsAtClose: Bool { if case .body(.untilClose) = state { return true } else { return false } }
+
+    /// Feeds one read; `emit` gets the events it completes, in order.
+    mutating func read(_ buffer: ByteBuffer, allocator: ByteBufferAllocator, emit: (Event) -> Void) throws(ResponseError) {
+        var buffer = buffer
+        while buffer.readableBytes > 0 {
+            switch state {
+            case .done:
+                // Unsolicited bytes after the response: the stream is desynchronised.
+                return emit(.end(reusable: false))
+            case .head:
+                switch try readHead(from: &buffer, allocator: allocator) {
+                case .incomplete: return
+                case .interim: continue
+                case .final(let head): emit(.head(head))
+                }
+                if case .done = state {
+                    // A response without a body (HEAD, 204, 304, Content-Length: 0) ends with its head.
+                    return complete(reusable: buffer.readableBytes == 0, emit: emit)
+                }
+            case .body(let framing):
+                try readBody(framing, from: &buffer, allocator: allocator, emit: emit)
+            }
+        }
+    }
+
+    /// The connection closed: completes a body delimited by the close (the terminating chunk is
+    /// the caller's to send: `Event.end` after `.untilClose`); anything else is truncated.
+    mutating func closed() -> Bool {
+        guard case .body(.untilClose) = state else { return isComplete }
+        state = .done
+        if observer != nil { observeEnd() }
+        return true
+    }
+
+    /// The response is complete: the observer hears it, then the exchange.
+    @inline(__always)
+    private func complete(reusable: Bool, emit: (Event) -> Void) {
+        if observer != nil { observeEnd() }
+        emit(.end(reusable: reusable))
+    }
+
+    @inline(never)
+    private func observeEnd() { observer?.responseEnded(complete: true) }
+
+    /// The chunk that ends a body this side chunked itself (`endsAtClose`).
+    static let lastChunk = ChunkedFraming.lastChunk
+
+    // MARK: Head
+
+    /// What one read did to the head. (Not `Head??`: copies of a double optional went through
+    /// generic value witnesses.)
+    private enum HeadProgress {
+        case incomplete
+        /// An interim (1xx) head was read and skipped.
+        case interim
+        case final(Head)
+    }
+
+    private mutating func readHead(from buffer: inout ByteBuffer, allocator: ByteBufferAllocator)
+        throws(ResponseError) -> HeadProgress {
+        // Fast path: the whole head is in this read (the usual case) and nothing is buffered.
+        if headBytes == nil, let end = Self.headEnd(in: buffer) {
+            let head = buffer.readSlice(length: end)!
+            return try parsedHead(head, allocator: allocator, bodyRoom: buffer.readableBytes)
+        }
+        var pending = headBytes ?? allocator.buffer(capacity: buffer.readableBytes)
+        let previous = pending.readableBytes
+        pending.writeImmutableBuffer(buffer)
+        guard let end = Self.headEnd(in: pending, from: max(0, previous - 3)) else {
+            guard pending.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
+            headBytes = pending
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return .incomplete
+        }
+        headBytes = nil
+        buffer.moveReaderIndex(forwardBy: end - previous)
+        return try parsedHead(pending.getSlice(at: pending.readerIndex, length: end)!, allocator: allocator,
+                              bodyRoom: buffer.readableBytes)
+    }
+
+    /// Offset just past the first CRLFCRLF, if any: `memchr` (vectorised) from LF to LF.
+    private static func headEnd(in buffer: ByteBuffer, from start: Int = 0) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes -> Int? in
+            guard let base = bytes.baseAddress else { return nil }
+            let n = bytes.count
+            var i = start + 1
+            while i + 2 < n, let lf = memchr(base + i, 0x0A, n - 2 - i) {
+                let at = base.distance(to: UnsafeRawPointer(lf))
+                if bytes[at - 1] == 0x0D && bytes[at + 1] == 0x0D && bytes[at + 2] == 0x0A { return at + 3 }
+                i = at + 1
+            }
+            return nil
+        }
+    }
+
+    /// `bodyRoom`: body bytes that came in the same read; the client head gets room for them when
+    /// they are at most `maxBodyRoom`, so the exchange can send a small response in one write.
+    private mutating func parsedHead(_ head: ByteBuffer, allocator: ByteBufferAllocator,
+                                     bodyRoom: Int) throws(ResponseError) -> HeadProgress {
+        guard head.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
+        // The client head is written while the upstream's is parsed: the kept lines are copied in
+        // runs as they are found valid. They are parts of `head`, and "HTTP/1.1 " replaces the
+        // status line's version, so the head's size plus the framing, `connection: close` and the
+        // empty line bound it.
+        let close = announcesClose
+        let bound = head.readableBytes + 64
+        var out = allocator.buffer(capacity: bound + (bodyRoom <= Self.maxBodyRoom ? bodyRoom : 0))
+        var parsed = ResponseHeadParser()
+        var failure: ResponseError?
+        var facts: ResponseFacts.Fields? = observer == nil ? nil : ResponseFacts.Fields()
+        out.writeHead(maxBytes: bound) { out in
+            head.withUnsafeReadableBytes { bytes in
+                do throws(ResponseError) {
+                    parsed = try ResponseHeadParser.parse(bytes, into: &out, facts: &facts)
+                } catch {
+                    failure = error
+                }
+            }
+        }
+        if let failure { throw failure }
+        if parsed.status < 200 {
+            // 100 Continue and 103 Early Hints are interim: the final response follows (NIO's
+            // client codec dropped them too). 101 would switch protocols, which was not asked for.
+            guard parsed.status != 101 else { throw ResponseError(reason: "unexpected 101 Switching Protocols") }
+            return .interim
+        }
+        status = parsed.status
+        if let facts { observeHead(ResponseFacts(status: parsed.status, head: head, fields: facts)) }
+        let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
+        var keepAlive = parsed.keepAlive
+        let addsChunked: Bool
+        if bodyless {
+            state = .done
+            addsChunked = false
+        } else if parsed.chunked {
+            addsChunked = true
+            state = .body(.chunked)
+            chunks = ChunkedScanner(rules: .response)
+        } else if parsed.transferEncoded {
+            // A coding other than chunked last: the body ends at the close (RFC 9112 §6.3).
+            addsChunked = true
+            keepAlive = false
+            state = .body(.untilClose)
+        } else if let length = parsed.contentLength {
+            addsChunked = false
+            state = length == 0 ? .done : .body(.length(remaining: length))
+        } else {
+            addsChunked = true
+            keepAlive = false
+            state = .body(.untilClose)
+        }
+        out.writeHead(maxBytes: 64) { out in
+            if addsChunked { out.write("transfer-encoding: chunked\r\n") }
+            // Say so, or a keep-alive client sends its next request into the close (a drain
+            // during load lost requests this way).
+            if close { out.write("connection: close\r\n") }
+            out.write("\r\n")
+        }
+        return .final(Head(status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive))
+    }
+
+    @inline(never)
+    private func observeHead(_ facts: ResponseFacts) { observer?.responseHead(facts) }
+
+    // MARK: Body
+
+    private mutating func readBody(_ framing: Framing, from buffer: inout ByteBuffer, allocator: ByteBufferAllocator,
+                                   emit: (Event) -> Void) throws(ResponseError) {
+        switch framing {
+        case .length(let remaining):
+            let count = min(remaining, buffer.readableBytes)
+            if observer != nil { observePayload(buffer, count: count) }
+            emit(.body(buffer.readSlice(length: count)!, payload: count))
+            if count == remaining {
+                state = .done
+                complete(reusable: buffer.readableBytes == 0, emit: emit)
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            } else {
+                state = .body(.length(remaining: remaining - count))
+            }
+        case .chunked:
+            let (consumed, payload) = try Self.scan(buffer, with: &chunks!, observer: observer)
+            // The bytes go on as framed: only the payload count comes from the scan.
+            emit(.body(buffer.readSlice(length: consumed)!, payload: payload))
+            if chunks!.isFinished {
+                state = .done
+                complete(reusable: buffer.readableBytes == 0, emit: emit)
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            }
+        case .untilClose:
+            let count = buffer.readableBytes
+            var framed = allocator.buffer(capacity: 18)
+            ChunkedFraming.writeSizeLine(count, into: &framed)
+            if observer != nil { observePayload(buffer, count: count) }
+            emit(.body(framed, payload: 0))
+            emit(.body(buffer.readSlice(length: count)!, payload: count))
+            emit(.body(ChunkedFraming.crlf, payload: 0))
+        }
+    }
+
+    /// Follows the chunks of `buffer` until the body ends or the bytes run out: (bytes of the
+    /// body scanned, payload bytes among them), the payload handed to `observer` on the way.
+    /// (Apart from `readBody`, which stays small enough to be inlined into the exchange's read.)
+    @inline(never)
+    private static func scan(_ buffer: ByteBuffer, with scanner: inout ChunkedScanner,
+                             observer: ResponseObserver?) throws(ResponseError) -> (Int, Int) {
+        var consumed = 0
+        var payload = 0
+        do throws(ChunkedError) {
+            try buffer.withUnsafeReadableBytes { bytes throws(ChunkedError) in
+                while case .data(let data) = try scanner.next(bytes, at: &consumed) {
+                    payload += data.count
+                    observer?.responsePayload(UnsafeRawBufferPointer(rebasing: bytes[data]))
+                }
+            }
+        } catch {
+            throw ResponseError(reason: error.reason)
+        }
+        return (consumed, payload)
+    }
+
+    /// The next `count` bytes of `buffer` to the observer. Out of line: the relay without an
+    /// observer only tests for one.
+    @inline(never)
+    private func observePayload(_ buffer: ByteBuffer, count: Int) {
+        buffer.withUnsafeReadableBytes { observer?.responsePayload(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+    }
+}
