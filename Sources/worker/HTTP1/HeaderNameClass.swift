@@ -18,7 +18,7 @@ enum HeaderNameClass: Equatable {
     }
 
     /// The class of `bytes[name]`, without lower-casing or hashing: the request parser asks for
-    /// every header of every request. ForwardingHeaderTests checks it against behaviour §5's sets.
+    /// every header of every request. ForwardingHeaderTests checks it against the sets of docs/routing-and-forwarding.md "Headers".
     static func classify(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> HeaderNameClass {
         @inline(__always) func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equals(bytes, name, lowercase: lowercase) }
         switch name.count {

@@ -5,7 +5,7 @@ import NIOHTTP1
 import Glibc
 #endif
 
-/// A request head as the parser read it, with what the checks of behaviour §5 and the exchange
+/// A request head as the parser read it, with what the checks (docs/routing-and-forwarding.md "Order of checks") and the exchange
 /// need to know about its headers, found while the bytes were parsed (so nothing looks the
 /// headers up by name again).
 struct RequestHead {

@@ -12,7 +12,7 @@ import Glibc
 ///
 /// This replaces NIO's response decoder and response encoder on the relay path, which built a
 /// `String` for every header name and value, a new `HTTPHeaders` for the client, and re-framed
-/// every body part (behaviour §5's rules are the same; see `ResponseHeadParser`).
+/// every body part (docs/routing-and-forwarding.md "Response (upstream → client)": the rules are the same; see `ResponseHeadParser`).
 ///
 /// The head is parsed strictly: anything unusual is a `ResponseError` (502 when nothing was sent
 /// yet), never a guess. Bytes after the end of a response are a protocol violation: the

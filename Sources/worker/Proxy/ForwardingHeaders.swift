@@ -2,7 +2,7 @@ import Common
 import NIOCore
 import NIOHTTP1
 
-/// Header rules of behaviour §5. Pure functions over `HTTPHeaders` so they are tested without a
+/// Header rules of docs/routing-and-forwarding.md "Headers". Pure functions over `HTTPHeaders` so they are tested without a
 /// network; the data plane calls them once per request and once per response head.
 enum ForwardingHeaders {
     /// The hop-by-hop set (RFC 9110 §7.6.1) plus `trailers`, which Fluxgate also removes.

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 import Common
 
-/// A response the proxy makes itself (behaviour §5 [differs]): a JSON body in the OpenAI error
+/// A response the proxy makes itself (docs/routing-and-forwarding.md "Errors made by the proxy"): a JSON body in the OpenAI error
 /// shape, so SDKs show the message to the user, with `content-type: application/json` and an
 /// exact `content-length`. Messages are fixed texts: no header value, path or secret is echoed.
 struct ProxyErrorResponse: Sendable, Equatable {

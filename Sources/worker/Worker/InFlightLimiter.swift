@@ -1,6 +1,6 @@
 import Synchronization
 
-/// The whole-proxy limit on in-flight requests (`server.max_connections`, behaviour §5 step 4):
+/// The whole-proxy limit on in-flight requests (`server.max_connections`, step 5 of docs/routing-and-forwarding.md "Order of checks"; docs/architecture.md "Whole-proxy `max_connections`"):
 /// a request holds one permit from acceptance to the end of its response; when none is left the
 /// request gets 503 at once, without queueing.
 ///

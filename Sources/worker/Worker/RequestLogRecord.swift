@@ -2,7 +2,7 @@ import Common
 import Logging
 import NIOCore
 
-/// The one `Request processed` line of behaviour §7. Field order is the log handler's job
+/// The one `Request processed` line of docs/logging.md "The request line". Field order is the log handler's job
 /// (`LogLineFormatter.requestFieldOrder`); absent fields are left out. Nothing here may hold a
 /// secret, a header value or a body.
 ///
@@ -76,7 +76,7 @@ struct RequestLogRecord: Sendable, Equatable {
 
     /// Longest URL a request line carries. Lines from several workers share one stdout, and only
     /// writes of up to PIPE_BUF (4096) bytes to a pipe are atomic: two capped URLs and the other
-    /// fields stay well below it, so request lines never interleave (behaviour §7).
+    /// fields stay well below it, so request lines never interleave (docs/logging.md "Lines never interleave").
     static let maxLoggedURLBytes = 1536
 
     static func capped(_ url: String) -> String {

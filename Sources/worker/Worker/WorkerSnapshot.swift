@@ -4,7 +4,7 @@ import NIOCore
 
 /// Everything derived from one configuration, built once when the configuration arrives so the
 /// data plane only looks things up. A request uses the snapshot current at its head for its
-/// whole life (behaviour §6: old or new configuration, never a mix).
+/// whole life (docs/architecture.md "Reload paths": old or new configuration, never a mix).
 ///
 /// A class: every request takes the current snapshot, which is then one retain instead of a copy
 /// of the configuration's and the router's fields; and its identity tells a connection whether
