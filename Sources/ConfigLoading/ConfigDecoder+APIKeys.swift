@@ -27,13 +27,19 @@ extension ConfigDecoder {
                 result.staticCount = items.count
                 if let keys = decodeStaticKeys(items, &result.upstreamReferences) {
                     result.keys?.staticKeys = keys
-                } else { valid = false }
-            } else { valid = false }
+                } else {
+                    valid = false
+                }
+            } else {
+                valid = false
+            }
         }
         if let list = entries.first(where: { $0.name == "jwt" }) {
             if let items = items(list.value, "api_keys.jwt"), let keys = decodeJWTKeys(items) {
                 result.keys?.jwt = keys
-            } else { valid = false }
+            } else {
+                valid = false
+            }
         }
         if !valid { result.keys = nil }
         return result
@@ -77,8 +83,9 @@ extension ConfigDecoder {
                 if secret.isBlank {
                     error("static_key.blank", node, "\(path).key", "must not be blank")
                 } else if let first = seenKeys[text] {
-                    error("static_key.duplicate", node, "\(path).key",
-                          "duplicates the key of api_keys.static[\(first.index)]\(Self.named(first.id))")
+                    error(
+                        "static_key.duplicate", node, "\(path).key",
+                        "duplicates the key of api_keys.static[\(first.index)]\(Self.named(first.id))")
                 } else {
                     seenKeys[text] = (index, id)
                     key = secret
@@ -94,11 +101,15 @@ extension ConfigDecoder {
                         upstreams.append(name)
                         references.append((name, nameNode, namePath))
                     }
-                } else { entryValid = false }
+                } else {
+                    entryValid = false
+                }
             }
             if let key, entryValid {
                 keys.append(Configuration.StaticKey(id: id, key: key, upstreams: upstreams))
-            } else { valid = false }
+            } else {
+                valid = false
+            }
         }
         return valid ? keys : nil
     }
@@ -130,15 +141,18 @@ extension ConfigDecoder {
                 if secret.isBlank {
                     error("jwt_key.blank", node, "\(path).key", "must not be blank")
                 } else if text.utf8.count < Self.minJWTKeyBytes {
-                    error("jwt_key.too_short", node, "\(path).key",
-                          "must be at least \(Self.minJWTKeyBytes) bytes for HMAC-SHA256, found \(text.utf8.count)")
+                    error(
+                        "jwt_key.too_short", node, "\(path).key",
+                        "must be at least \(Self.minJWTKeyBytes) bytes for HMAC-SHA256, found \(text.utf8.count)")
                 } else {
                     key = secret
                 }
             }
             if let id, let key {
                 keys.append(Configuration.JWTKey(id: id, key: key))
-            } else { valid = false }
+            } else {
+                valid = false
+            }
         }
         return valid ? keys : nil
     }

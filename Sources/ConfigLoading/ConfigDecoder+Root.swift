@@ -10,8 +10,9 @@ extension ConfigDecoder {
     /// value whenever any error was reported, so a partial configuration never escapes.
     mutating func decode(_ root: YAMLNode) -> Configuration? {
         guard case .mapping = root.content, let entries = entries(root, "", nullIsEmpty: false) else {
-            error("root.not_mapping", root, "",
-                  "the configuration must be a mapping with version, server, upstreams and api_keys, found \(root.kindDescription)")
+            error(
+                "root.not_mapping", root, "",
+                "the configuration must be a mapping with version, server, upstreams and api_keys, found \(root.kindDescription)")
             return nil
         }
         warnUnknown(entries, known: Self.rootKeys, "")
@@ -19,7 +20,8 @@ extension ConfigDecoder {
 
         var version: Int?
         if let node = required("version", entries, in: root, ""),
-           let value = unsigned(node, "version", max: UInt64(Int32.max)) {
+            let value = unsigned(node, "version", max: UInt64(Int32.max))
+        {
             if value == 1 {
                 version = 1
             } else {
@@ -35,8 +37,9 @@ extension ConfigDecoder {
         // Checked once both sections are read; an upstream that has errors of its own still counts
         // as configured, so that one mistake is not reported twice.
         for reference in keys.upstreamReferences where !upstreams.names.contains(reference.name) {
-            error("static_upstreams.unknown", reference.node, reference.path,
-                  "upstream \"\(reference.name)\" is not configured in upstreams")
+            error(
+                "static_upstreams.unknown", reference.node, reference.path,
+                "upstream \"\(reference.name)\" is not configured in upstreams")
         }
         guard let version, let server, let apiKeys = keys.keys, let upstreams = upstreams.upstreams else { return nil }
         return Configuration(version: version, server: server, upstreams: upstreams, apiKeys: apiKeys)
@@ -55,7 +58,9 @@ extension ConfigDecoder {
             case "max_connections":
                 if let value = positive(entry.value, path, max: UInt64(UInt32.max)) {
                     server.maxConnections = UInt32(value)
-                } else { valid = false }
+                } else {
+                    valid = false
+                }
             case "workers":
                 if let value = workers(entry.value, path) { server.workers = value } else { valid = false }
             case "tls":
@@ -108,7 +113,8 @@ extension ConfigDecoder {
         if scalar.value == "auto" { return .auto }
         let digits = scalar.value.hasPrefix("+") ? scalar.value.dropFirst() : Substring(scalar.value)
         guard scalar.mayBeInteger, !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit) else {
-            error("workers.invalid", node, path, "must be \"auto\" or an integer from 1 to \(Self.maxWorkers), found \(node.kindDescription)")
+            error(
+                "workers.invalid", node, path, "must be \"auto\" or an integer from 1 to \(Self.maxWorkers), found \(node.kindDescription)")
             return nil
         }
         guard let count = Int(digits), (1...Self.maxWorkers).contains(count) else {

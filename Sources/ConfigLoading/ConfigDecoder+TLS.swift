@@ -16,28 +16,34 @@ extension ConfigDecoder {
         let keyPath = Self.join(path, "private_key_file")
         var certificate: (file: String, bytes: [UInt8])?
         if let value = required("certificate_file", entries, in: node, path),
-           let file = readFile(value, certificatePath) {
+            let file = readFile(value, certificatePath)
+        {
             switch PEMCheck.certificateCount(file.bytes) {
             case .success: certificate = file
             case .failure(let problem):
-                error("certificate_file.invalid", value, certificatePath,
-                      "\(Self.quoted(file.file)) is not a PEM certificate chain: \(Self.describe(problem))")
+                error(
+                    "certificate_file.invalid", value, certificatePath,
+                    "\(Self.quoted(file.file)) is not a PEM certificate chain: \(Self.describe(problem))")
             }
         }
         var key: (file: String, bytes: [UInt8])?
         if let value = required("private_key_file", entries, in: node, path),
-           let file = readFile(value, keyPath) {
+            let file = readFile(value, keyPath)
+        {
             if let parsed = PEMCheck.readPrivateKey(file.bytes) {
                 EVP_PKEY_free(parsed)
                 key = file
                 if let certificate, case .failure = PEMCheck.checkKey(file.bytes, matches: certificate.bytes) {
-                    error("private_key_file.mismatch", value, keyPath,
-                          "the private key in \(Self.quoted(file.file)) does not belong to the certificate in \(Self.quoted(certificate.file))")
+                    error(
+                        "private_key_file.mismatch", value, keyPath,
+                        "the private key in \(Self.quoted(file.file)) does not belong to the certificate in \(Self.quoted(certificate.file))"
+                    )
                     key = nil
                 }
             } else {
-                error("private_key_file.invalid", value, keyPath,
-                      "\(Self.quoted(file.file)) does not contain an unencrypted PEM private key")
+                error(
+                    "private_key_file.invalid", value, keyPath,
+                    "\(Self.quoted(file.file)) does not contain an unencrypted PEM private key")
             }
         }
         guard let certificate, let key else { return nil }
@@ -52,8 +58,9 @@ extension ConfigDecoder {
         case .success:
             return Configuration.TrustedCA(file: file.file, pem: String(decoding: file.bytes, as: UTF8.self))
         case .failure(let problem):
-            error("tls_ca_file.invalid", node, path,
-                  "\(Self.quoted(file.file)) is not a PEM certificate bundle: \(Self.describe(problem))")
+            error(
+                "tls_ca_file.invalid", node, path,
+                "\(Self.quoted(file.file)) is not a PEM certificate bundle: \(Self.describe(problem))")
             return nil
         }
     }

@@ -28,11 +28,15 @@ extension ConfigDecoder {
             case "request_timeout_ms":
                 if let value = positive(entry.value, path, max: Self.maxTimeoutMs) {
                     result.requestTimeoutMs = value
-                } else { valid = false }
+                } else {
+                    valid = false
+                }
             case "stream_idle_timeout_ms":
                 if let value = positive(entry.value, path, max: Self.maxTimeoutMs) {
                     result.streamIdleTimeoutMs = value
-                } else { valid = false }
+                } else {
+                    valid = false
+                }
             default:
                 names.insert(entry.name)
                 guard !entry.key.isNull, !entry.name.trimmingWhitespace.isEmpty else {
@@ -49,8 +53,9 @@ extension ConfigDecoder {
                 let normalised = String(upstream.requestPath.reversed().drop { $0 == "/" }.reversed())
                 let pathNode = requestPathNode(entry) ?? entry.value
                 if let first = claimed[normalised] {
-                    error("request_path.duplicate", pathNode, Self.join(path, "request_path"),
-                          "request_path \"\(upstream.requestPath)\" is already used by upstream \"\(first.name)\" (line \(first.line))")
+                    error(
+                        "request_path.duplicate", pathNode, Self.join(path, "request_path"),
+                        "request_path \"\(upstream.requestPath)\" is already used by upstream \"\(first.name)\" (line \(first.line))")
                     valid = false
                 } else {
                     claimed[normalised] = (entry.name, pathNode.mark.line)
@@ -81,16 +86,19 @@ extension ConfigDecoder {
 
         var apiKey: Secret?
         if let node = required("api_key", fields, in: container, path),
-           let text = string(node, Self.join(path, "api_key"), hint: " (write \"\" for an upstream that needs no key)") {
+            let text = string(node, Self.join(path, "api_key"), hint: " (write \"\" for an upstream that needs no key)")
+        {
             let key = Secret(text)
             if staticKeysExist, key.isBlank {
-                error("api_key.blank", node, Self.join(path, "api_key"),
-                      "must not be blank when api_keys.static has keys")
+                error(
+                    "api_key.blank", node, Self.join(path, "api_key"),
+                    "must not be blank when api_keys.static has keys")
             } else if text.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }) {
                 // The key goes into a request header verbatim: a line break would end the header
                 // and start another one.
-                error("api_key.invalid", node, Self.join(path, "api_key"),
-                      "must not contain line breaks or other control characters")
+                error(
+                    "api_key.invalid", node, Self.join(path, "api_key"),
+                    "must not contain line breaks or other control characters")
             } else {
                 apiKey = key
             }
@@ -98,7 +106,8 @@ extension ConfigDecoder {
 
         var requestPath: String?
         if let node = required("request_path", fields, in: container, path),
-           let text = string(node, Self.join(path, "request_path")) {
+            let text = string(node, Self.join(path, "request_path"))
+        {
             requestPath = checkedRequestPath(text, node, Self.join(path, "request_path"))
         }
 
@@ -112,8 +121,9 @@ extension ConfigDecoder {
                     headerValid = true
                 } else {
                     let choices = Configuration.UpstreamAuthHeader.allCases.map(\.rawValue).joined(separator: ", ")
-                    error("api_key_header.invalid", node, Self.join(path, "api_key_header"),
-                          "is not supported; use one of \(choices)") // the value is not quoted: it may be a misplaced key
+                    error(
+                        "api_key_header.invalid", node, Self.join(path, "api_key_header"),
+                        "is not supported; use one of \(choices)")  // the value is not quoted: it may be a misplaced key
                 }
             }
         }
@@ -124,13 +134,15 @@ extension ConfigDecoder {
             caValid = tlsCA != nil
             if caValid, targetURL?.scheme == .http {
                 // Harmless but surely not what was meant: say so rather than ignore it silently.
-                warning("tls_ca_file.unused", node, Self.join(path, "tls_ca_file"),
-                        "is ignored: target_url is http://, and the file only applies to https upstreams")
+                warning(
+                    "tls_ca_file.unused", node, Self.join(path, "tls_ca_file"),
+                    "is ignored: target_url is http://, and the file only applies to https upstreams")
             }
         }
         guard let targetURL, let apiKey, let requestPath, headerValid, caValid else { return nil }
-        return Configuration.Upstream(name: entry.name, targetURL: targetURL, apiKey: apiKey,
-                                      requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA)
+        return Configuration.Upstream(
+            name: entry.name, targetURL: targetURL, apiKey: apiKey,
+            requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA)
     }
 
     /// Fluxgate's request_path rules, on the trimmed value; the first rule broken is reported.

@@ -22,13 +22,17 @@ struct ConfigDecoder {
     // MARK: Reporting
 
     mutating func error(_ code: String, _ node: YAMLNode, _ path: String, _ message: String) {
-        diagnostics.append(ConfigDiagnostic(code: code, file: file, line: node.mark.line,
-                                            column: node.mark.column, path: path, message: message))
+        diagnostics.append(
+            ConfigDiagnostic(
+                code: code, file: file, line: node.mark.line,
+                column: node.mark.column, path: path, message: message))
     }
 
     mutating func warning(_ code: String, _ node: YAMLNode, _ path: String, _ message: String) {
-        diagnostics.append(ConfigDiagnostic(severity: .warning, code: code, file: file, line: node.mark.line,
-                                            column: node.mark.column, path: path, message: message))
+        diagnostics.append(
+            ConfigDiagnostic(
+                severity: .warning, code: code, file: file, line: node.mark.line,
+                column: node.mark.column, path: path, message: message))
     }
 
     mutating func typeError(_ node: YAMLNode, _ path: String, expected: String, hint: String = "") {

@@ -17,8 +17,10 @@ public struct ConfigDiagnostic: Sendable, Hashable, Codable, CustomStringConvert
     public var path: String
     public var message: String
 
-    public init(severity: Severity = .error, code: String, file: String, line: Int, column: Int,
-                path: String, message: String) {
+    public init(
+        severity: Severity = .error, code: String, file: String, line: Int, column: Int,
+        path: String, message: String
+    ) {
         self.severity = severity
         self.code = code
         self.file = file

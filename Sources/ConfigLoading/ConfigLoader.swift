@@ -30,19 +30,24 @@ public enum ConfigLoader {
             case .tooLarge(let limit):
                 (code, message) = ("file.too_large", "the configuration file is larger than the limit of \(limit) bytes")
             }
-            return ConfigLoadResult(configuration: nil, diagnostics: [
-                ConfigDiagnostic(code: code, file: path, line: 0, column: 0, path: "", message: message),
-            ])
+            return ConfigLoadResult(
+                configuration: nil,
+                diagnostics: [
+                    ConfigDiagnostic(code: code, file: path, line: 0, column: 0, path: "", message: message)
+                ])
         }
     }
 
     /// Same, for bytes already in memory (`file` is the name used in diagnostics).
     public static func load(bytes: [UInt8], file: String) -> ConfigLoadResult {
         guard bytes.count <= Limits.maxFileBytes else {
-            return ConfigLoadResult(configuration: nil, diagnostics: [
-                ConfigDiagnostic(code: "file.too_large", file: file, line: 0, column: 0, path: "",
-                                 message: "the configuration file is larger than the limit of \(Limits.maxFileBytes) bytes"),
-            ])
+            return ConfigLoadResult(
+                configuration: nil,
+                diagnostics: [
+                    ConfigDiagnostic(
+                        code: "file.too_large", file: file, line: 0, column: 0, path: "",
+                        message: "the configuration file is larger than the limit of \(Limits.maxFileBytes) bytes")
+                ])
         }
         var reader = YAMLReader(file: file)
         reader.limits = .init(maxDepth: Limits.maxNestingDepth, aliasBudget: Limits.maxAliasExpansion)

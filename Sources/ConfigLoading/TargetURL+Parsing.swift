@@ -25,9 +25,11 @@ extension TargetURL {
         }
         let schemeText = text[..<separator.lowerBound].lowercased()
         guard let scheme = Scheme(rawValue: schemeText) else {
-            return fail("target_url.scheme", schemeText.isEmpty || !schemeText.allSatisfy(\.isASCII)
-                ? "must be an absolute URL such as https://api.openai.com"
-                : "scheme \"\(schemeText)\" is not supported; use http or https")
+            return fail(
+                "target_url.scheme",
+                schemeText.isEmpty || !schemeText.allSatisfy(\.isASCII)
+                    ? "must be an absolute URL such as https://api.openai.com"
+                    : "scheme \"\(schemeText)\" is not supported; use http or https")
         }
         guard !text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
             return fail("target_url.invalid", "must not contain spaces or control characters")
@@ -38,8 +40,9 @@ extension TargetURL {
         let authority = rest[..<authorityEnd]
         rest = rest[authorityEnd...]
         if authority.contains("@") {
-            return fail("target_url.userinfo",
-                        "must not contain credentials (user:password@); put the provider key in api_key")
+            return fail(
+                "target_url.userinfo",
+                "must not contain credentials (user:password@); put the provider key in api_key")
         }
         let hostPort: (host: String, port: Substring?)
         switch splitHostPort(authority) {
@@ -47,9 +50,10 @@ extension TargetURL {
         case .failure(let problem): return .failure(problem)
         }
         var port: UInt16?
-        if let digits = hostPort.port, !digits.isEmpty { // `http://h:/` means the default port (RFC 3986 §3.2.3)
+        if let digits = hostPort.port, !digits.isEmpty {  // `http://h:/` means the default port (RFC 3986 §3.2.3)
             guard digits.count <= 5, digits.allSatisfy(\.isASCIIDigit), let value = Int(digits),
-                  (1...65535).contains(value) else {
+                (1...65535).contains(value)
+            else {
                 return fail("target_url.port", "port must be a number from 1 to 65535")
             }
             port = UInt16(value)
@@ -60,8 +64,10 @@ extension TargetURL {
             query = String(rest[rest.index(after: mark)...])
         }
         while path.hasSuffix("/") { path = path.dropLast() }
-        return .success(TargetURL(scheme: scheme, host: hostPort.host, explicitPort: port,
-                                  basePath: String(path), query: query))
+        return .success(
+            TargetURL(
+                scheme: scheme, host: hostPort.host, explicitPort: port,
+                basePath: String(path), query: query))
     }
 
     private static func splitHostPort(_ authority: Substring) -> Result<(host: String, port: Substring?), ParseProblem> {
@@ -89,8 +95,10 @@ extension TargetURL {
             (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x2E || c == 0x5F || c == 0x7E
         }
         guard allowed else {
-            return .failure(ParseProblem(code: "target_url.invalid",
-                                         message: "host may contain only letters, digits, \"-\", \".\", \"_\" and \"~\""))
+            return .failure(
+                ParseProblem(
+                    code: "target_url.invalid",
+                    message: "host may contain only letters, digits, \"-\", \".\", \"_\" and \"~\""))
         }
         // All digits and dots looks like IPv4 and must be one (as WHATWG URL parsing decides).
         if host.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E }) {
@@ -107,7 +115,8 @@ extension StringProtocol {
     /// Without leading and trailing white space (YAML values are Unicode; Foundation is not needed).
     var trimmingWhitespace: String {
         guard let first = firstIndex(where: { !$0.isWhitespace }),
-              let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
+            let last = lastIndex(where: { !$0.isWhitespace })
+        else { return "" }
         return String(self[first...last])
     }
 }

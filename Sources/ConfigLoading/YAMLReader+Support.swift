@@ -24,12 +24,14 @@ extension YAMLReader {
             message = "\(context) (line \(parser.context_mark.line + 1)): \(problem)"
         }
         if parser.error == YAML_SCANNER_ERROR || parser.error == YAML_PARSER_ERROR,
-           Self.hasTabInIndentation(lineNumber: mark.line, in: bytes) {
+            Self.hasTabInIndentation(lineNumber: mark.line, in: bytes)
+        {
             message += "; tabs are not allowed for indentation in YAML; use spaces"
         }
         if parser.error == YAML_READER_ERROR { mark.line = max(mark.line, 1) }
-        return ConfigDiagnostic(code: "yaml.syntax", file: file, line: mark.line, column: mark.column,
-                                path: "", message: message)
+        return ConfigDiagnostic(
+            code: "yaml.syntax", file: file, line: mark.line, column: mark.column,
+            path: "", message: message)
     }
 
     /// 1-based line and column (in bytes) of a byte offset.

@@ -37,8 +37,13 @@ struct YAMLReader {
     func read(_ bytes: [UInt8]) -> Output {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
-            return Output(root: nil, diagnostics: [diagnostic("yaml.internal", YAMLMark(line: 0, column: 0),
-                                                              "the YAML parser could not be initialised")])
+            return Output(
+                root: nil,
+                diagnostics: [
+                    diagnostic(
+                        "yaml.internal", YAMLMark(line: 0, column: 0),
+                        "the YAML parser could not be initialised")
+                ])
         }
         defer { yaml_parser_delete(&parser) }
         var state = State()
@@ -58,8 +63,12 @@ struct YAMLReader {
         }
         if let fatal { return Output(root: nil, diagnostics: state.diagnostics + [fatal.diagnostic]) }
         guard state.documents > 0, let root = state.root, !root.isNull else {
-            return Output(root: nil, diagnostics: state.diagnostics + [diagnostic(
-                "file.empty", YAMLMark(line: 0, column: 0), "configuration file is empty")])
+            return Output(
+                root: nil,
+                diagnostics: state.diagnostics + [
+                    diagnostic(
+                        "file.empty", YAMLMark(line: 0, column: 0), "configuration file is empty")
+                ])
         }
         return Output(root: root, diagnostics: state.diagnostics)
     }
@@ -85,43 +94,54 @@ struct YAMLReader {
             case YAML_DOCUMENT_START_EVENT:
                 state.documents += 1
                 if state.documents > 1 {
-                    throw Fatal(diagnostic: diagnostic("yaml.multiple_documents", mark,
-                        "the file contains more than one YAML document; a configuration is exactly one"))
+                    throw Fatal(
+                        diagnostic: diagnostic(
+                            "yaml.multiple_documents", mark,
+                            "the file contains more than one YAML document; a configuration is exactly one"))
                 }
             case YAML_SCALAR_EVENT:
                 let s = event.data.scalar
-                let scalar = YAMLScalar(value: Self.string(s.value, Int(s.length)) ?? "",
-                                        style: Self.style(s.style), tag: Self.string(s.tag))
-                complete(YAMLNode(content: .scalar(scalar), mark: mark), size: 1,
-                         anchor: Self.string(s.anchor), &state)
+                let scalar = YAMLScalar(
+                    value: Self.string(s.value, Int(s.length)) ?? "",
+                    style: Self.style(s.style), tag: Self.string(s.tag))
+                complete(
+                    YAMLNode(content: .scalar(scalar), mark: mark), size: 1,
+                    anchor: Self.string(s.anchor), &state)
             case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
                 guard state.stack.count < limits.maxDepth else {
-                    throw Fatal(diagnostic: diagnostic("yaml.too_deep", mark,
-                        "nesting is deeper than the limit of \(limits.maxDepth) levels"))
+                    throw Fatal(
+                        diagnostic: diagnostic(
+                            "yaml.too_deep", mark,
+                            "nesting is deeper than the limit of \(limits.maxDepth) levels"))
                 }
                 let isMapping = event.type == YAML_MAPPING_START_EVENT
                 let anchor = isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor
                 state.stack.append(Frame(isMapping: isMapping, mark: mark, anchor: Self.string(anchor)))
             case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                 let frame = state.stack.removeLast()
-                let content: YAMLNode.Content = frame.isMapping
+                let content: YAMLNode.Content =
+                    frame.isMapping
                     ? .mapping(pairs(frame.items, &state.diagnostics)) : .sequence(frame.items)
                 complete(YAMLNode(content: content, mark: frame.mark), size: frame.size, anchor: frame.anchor, &state)
             case YAML_ALIAS_EVENT:
                 let name = Self.string(event.data.alias.anchor) ?? ""
                 // An anchor still open (`&a [*a]`) is not registered yet, so recursion is "undefined".
                 guard let target = state.anchors[name] else {
-                    throw Fatal(diagnostic: diagnostic("yaml.undefined_alias", mark,
-                        "alias *\(name) does not refer to an anchor defined before it"))
+                    throw Fatal(
+                        diagnostic: diagnostic(
+                            "yaml.undefined_alias", mark,
+                            "alias *\(name) does not refer to an anchor defined before it"))
                 }
                 state.expanded += target.size
                 guard state.expanded <= limits.aliasBudget else {
-                    throw Fatal(diagnostic: diagnostic("yaml.alias_limit", mark,
-                        "alias expansion exceeds the limit of \(limits.aliasBudget) nodes"))
+                    throw Fatal(
+                        diagnostic: diagnostic(
+                            "yaml.alias_limit", mark,
+                            "alias expansion exceeds the limit of \(limits.aliasBudget) nodes"))
                 }
                 complete(target.node, size: target.size, anchor: nil, &state)
             default:
-                break // STREAM_START, DOCUMENT_END, NO_EVENT: nothing to build.
+                break  // STREAM_START, DOCUMENT_END, NO_EVENT: nothing to build.
             }
         }
     }
@@ -147,8 +167,10 @@ struct YAMLReader {
             index += 2
             if let text = key.scalar?.value {
                 if let first = seen[text] {
-                    diagnostics.append(diagnostic("yaml.duplicate_key", key.mark,
-                        "duplicate key \(ConfigDecoder.quoted(text)) (first defined at line \(first.line))"))
+                    diagnostics.append(
+                        diagnostic(
+                            "yaml.duplicate_key", key.mark,
+                            "duplicate key \(ConfigDecoder.quoted(text)) (first defined at line \(first.line))"))
                     continue
                 }
                 seen[text] = key.mark

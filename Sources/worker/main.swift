@@ -28,11 +28,13 @@ do {
 let limiter: InFlightLimiter? = options.inFlightCell.flatMap { cell in
     InFlightSegment.attach(Common.FileDescriptor(WorkerDescriptors.inFlight)).map { SharedInFlightLimiter(segment: $0, cell: cell) }
 }
-let descriptors = [WorkerDescriptors.listener]
+let descriptors =
+    [WorkerDescriptors.listener]
     + (0..<(options.listeners - 1)).map { WorkerDescriptors.firstExtraListener + CInt($0) }
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-let listeners = WorkerListeners(descriptors: descriptors, configuration: initial.configuration, logger: logger,
-                                limiter: limiter, group: group)
+let listeners = WorkerListeners(
+    descriptors: descriptors, configuration: initial.configuration, logger: logger,
+    limiter: limiter, group: group)
 if !options.standby {
     do {
         try await listeners.startAccepting()
@@ -46,9 +48,11 @@ do {
     let channel = try await ClientBootstrap(group: group)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                let handler = ControlChannelHandler(dataPlane: listeners, standby: options.standby,
-                                                    handover: Common.FileDescriptor(WorkerDescriptors.handover),
-                                                    logger: logger) { status in
+                let handler = ControlChannelHandler(
+                    dataPlane: listeners, standby: options.standby,
+                    handover: Common.FileDescriptor(WorkerDescriptors.handover),
+                    logger: logger
+                ) { status in
                     exit(status)
                 }
                 try channel.pipeline.syncOperations.addHandler(handler)

@@ -3,8 +3,9 @@ import Testing
 
 @Suite struct ControlFrameTests {
     func sample(_ gen: UInt64) -> ControlMessage {
-        ControlMessage(type: .applyConfig, gen: gen,
-                       body: .init(config: Configuration(apiKeys: .init(jwt: [.init(id: "dev", key: Secret(String(repeating: "k", count: 32)))]))))
+        ControlMessage(
+            type: .applyConfig, gen: gen,
+            body: .init(config: Configuration(apiKeys: .init(jwt: [.init(id: "dev", key: Secret(String(repeating: "k", count: 32)))]))))
     }
 
     @Test func framesSurviveBeingSplitAtEveryByte() throws {

@@ -14,18 +14,27 @@ import Testing
 
     static func fullConfiguration(text: String = "x") -> Configuration {
         Configuration(
-            server: .init(bindAddress: BindAddress(parsing: "[::1]:0")!, maxConnections: .max, workers: .count(3),
-                          tls: .init(certificateFile: "/etc/\(text).pem", certificateChainPEM: "-----BEGIN\n\(text)\n",
-                                     privateKeyFile: "k.pem", privateKeyPEM: Secret("key \(text)"))),
-            upstreams: .init(requestTimeoutMs: .max, streamIdleTimeoutMs: 1, entries: [
-                .init(name: "openai \(text)", targetURL: TargetURL(scheme: .https, host: "api.example.com", explicitPort: 8443, basePath: "/v1/\(text)", query: text),
-                      apiKey: Secret("sk-\(text)"), requestPath: "/\(text)", apiKeyHeader: .xAPIKey,
-                      tlsCA: .init(file: "ca.pem", pem: text)),
-                .init(name: "local", targetURL: TargetURL(scheme: .http, host: "127.0.0.1", explicitPort: nil, basePath: "", query: nil),
-                      apiKey: Secret(""), requestPath: "/", apiKeyHeader: .apiKey),
-            ]),
-            apiKeys: .init(staticKeys: [.init(id: nil, key: Secret(text)), .init(id: text, key: Secret("k"), upstreams: ["a", text])],
-                           jwt: [.init(id: text, key: Secret(text))]))
+            server: .init(
+                bindAddress: BindAddress(parsing: "[::1]:0")!, maxConnections: .max, workers: .count(3),
+                tls: .init(
+                    certificateFile: "/etc/\(text).pem", certificateChainPEM: "-----BEGIN\n\(text)\n",
+                    privateKeyFile: "k.pem", privateKeyPEM: Secret("key \(text)"))),
+            upstreams: .init(
+                requestTimeoutMs: .max, streamIdleTimeoutMs: 1,
+                entries: [
+                    .init(
+                        name: "openai \(text)",
+                        targetURL: TargetURL(
+                            scheme: .https, host: "api.example.com", explicitPort: 8443, basePath: "/v1/\(text)", query: text),
+                        apiKey: Secret("sk-\(text)"), requestPath: "/\(text)", apiKeyHeader: .xAPIKey,
+                        tlsCA: .init(file: "ca.pem", pem: text)),
+                    .init(
+                        name: "local", targetURL: TargetURL(scheme: .http, host: "127.0.0.1", explicitPort: nil, basePath: "", query: nil),
+                        apiKey: Secret(""), requestPath: "/", apiKeyHeader: .apiKey),
+                ]),
+            apiKeys: .init(
+                staticKeys: [.init(id: nil, key: Secret(text)), .init(id: text, key: Secret("k"), upstreams: ["a", text])],
+                jwt: [.init(id: text, key: Secret(text))]))
     }
 
     static func roundTrip(_ message: ControlMessage) throws -> ControlMessage? {
@@ -61,8 +70,9 @@ import Testing
     }
 
     @Test func theWireFormatIsTheOneFoundationSpoke() throws {
-        let message = ControlMessage(type: .applyConfig, gen: 9,
-                                     body: .init(config: Self.fullConfiguration(text: Self.awkward.joined()), deadlineMs: 30_000))
+        let message = ControlMessage(
+            type: .applyConfig, gen: 9,
+            body: .init(config: Self.fullConfiguration(text: Self.awkward.joined()), deadlineMs: 30_000))
         let ours = try ControlJSONEncoder().encode(message)
         #expect(try JSONDecoder().decode(ControlMessage.self, from: Data(ours)) == message)
         let theirs = try JSONEncoder().encode(message)

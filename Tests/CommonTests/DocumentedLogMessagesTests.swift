@@ -23,14 +23,22 @@ import Testing
     /// until it is added here (and documented).
     static let dynamicCalls: [(file: String, call: String, documented: Message?)] = [
         // Configuration diagnostics, at start (errors and warnings) and at reload (warnings).
-        ("Sources/master/CLI/FluxgateCommand.swift", #"logger.warning("\(warning)""#,
-         Message(level: "WARN", text: "<>:<>:<>: warning: <>: <> [<>]")),
-        ("Sources/master/CLI/FluxgateCommand.swift", #"logger.error("\(error)""#,
-         Message(level: "ERROR", text: "<>:<>:<>: error: <>: <> [<>]")),
-        ("Sources/master/Supervisor/SupervisorState+Reload.swift", "log(.warning, warning.description",
-         Message(level: "WARN", text: "<>:<>:<>: warning: <>: <> [<>]")),
-        ("Sources/master/Supervisor/SupervisorState+Reload.swift", "log(.warning, problem",
-         Message(level: "WARN", text: "<>:<>:<>: error: <>: <> [<>]")),
+        (
+            "Sources/master/CLI/FluxgateCommand.swift", #"logger.warning("\(warning)""#,
+            Message(level: "WARN", text: "<>:<>:<>: warning: <>: <> [<>]")
+        ),
+        (
+            "Sources/master/CLI/FluxgateCommand.swift", #"logger.error("\(error)""#,
+            Message(level: "ERROR", text: "<>:<>:<>: error: <>: <> [<>]")
+        ),
+        (
+            "Sources/master/Supervisor/SupervisorState+Reload.swift", "log(.warning, warning.description",
+            Message(level: "WARN", text: "<>:<>:<>: warning: <>: <> [<>]")
+        ),
+        (
+            "Sources/master/Supervisor/SupervisorState+Reload.swift", "log(.warning, problem",
+            Message(level: "WARN", text: "<>:<>:<>: error: <>: <> [<>]")
+        ),
         // The master's shell writing the state machine's LogEntry values (their literals are the
         // `log(.level, "…")` calls found in SupervisorState).
         ("Sources/master/Supervisor/Master.swift", #"logger.log(level: level, "\(entry.message)""#, nil),
@@ -43,8 +51,10 @@ import Testing
 
     // MARK: - The sources
 
-    static let levels = ["trace": "TRACE", "debug": "DEBUG", "info": "INFO", "notice": "INFO",
-                         "warning": "WARN", "error": "ERROR", "critical": "ERROR"]
+    static let levels = [
+        "trace": "TRACE", "debug": "DEBUG", "info": "INFO", "notice": "INFO",
+        "warning": "WARN", "error": "ERROR", "critical": "ERROR",
+    ]
 
     /// Every log call in Sources: `logger.<level>(…)`, the supervisor's `log(.<level>, …)`,
     /// `RequestLineWriter.write(level:message:)` and LogSettings' `problems.append(…)` (logged at
@@ -70,7 +80,10 @@ import Testing
                 for match in text.matches(of: pattern.wordBoundaryKind(.simple)) {
                     // The supervisor's `log(.level, …)` is called bare; `x.log(.…)` is something else.
                     if method, match.range.lowerBound > text.startIndex,
-                       text[text.index(before: match.range.lowerBound)] == "." { continue }
+                        text[text.index(before: match.range.lowerBound)] == "."
+                    {
+                        continue
+                    }
                     let level = fixedLevel ?? levels[String(match.output.1)]!
                     let rest = text[match.range.upperBound...]
                     let arguments = Self.balanced(rest)
@@ -193,11 +206,13 @@ import Testing
 
     @Test func everyLoggedMessageIsDocumentedAndEveryDocumentedOneIsLogged() throws {
         let (logged, unlisted) = try Self.sourceMessages()
-        #expect(unlisted.isEmpty, "log calls whose message is not a literal: list them in dynamicCalls\n\(unlisted.joined(separator: "\n"))")
+        #expect(
+            unlisted.isEmpty, "log calls whose message is not a literal: list them in dynamicCalls\n\(unlisted.joined(separator: "\n"))")
         let documented = try Self.documentedMessages()
         let undocumented = Set(logged.keys).subtracting(documented.keys)
         let stale = Set(documented.keys).subtracting(logged.keys)
-        #expect(undocumented.isEmpty, "logged but not in docs/logging.md:\n\(undocumented.map(\.description).sorted().joined(separator: "\n"))")
+        #expect(
+            undocumented.isEmpty, "logged but not in docs/logging.md:\n\(undocumented.map(\.description).sorted().joined(separator: "\n"))")
         #expect(stale.isEmpty, "in docs/logging.md but never logged:\n\(stale.map(\.description).sorted().joined(separator: "\n"))")
         #expect(logged.count > 40, "the extraction finds the sources' messages (\(logged.count))")
     }

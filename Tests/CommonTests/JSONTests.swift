@@ -16,8 +16,10 @@ import Testing
     }
 
     @Test func onlyIntegerTextIsAnInteger() throws {
-        for (text, integer) in [("1700000000", Int64(1_700_000_000)), ("-0", 0), ("1.0", nil), ("1e3", nil),
-                                ("9223372036854775808", nil), ("\"1\"", nil)] as [(String, Int64?)] {
+        for (text, integer) in [
+            ("1700000000", Int64(1_700_000_000)), ("-0", 0), ("1.0", nil), ("1e3", nil),
+            ("9223372036854775808", nil), ("\"1\"", nil),
+        ] as [(String, Int64?)] {
             #expect(try JSONParser.parse(Array(text.utf8)).int64Value == integer, "\(text)")
         }
     }

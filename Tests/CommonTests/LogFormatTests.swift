@@ -14,11 +14,13 @@ import Testing
             "target_url": "http://127.0.0.1:9/v1/models", "api_key": "pr", "request_body_length": "0",
             "request_url": "/openai/v1/models", "method": "GET", "client_ip": "127.0.0.1",
         ]
-        let line = text.format(timestamp: "2026-11-22T03:09:25.123456Z", level: .trace,
-                               message: "Request processed", metadata: metadata)
-        #expect(line == "2026-11-22T03:09:25.123456Z TRACE Request processed client_ip=127.0.0.1 method=GET "
-            + "request_url=/openai/v1/models request_body_length=0 api_key=pr target_url=http://127.0.0.1:9/v1/models "
-            + "upstream=openai duration_ms=3 status=200 response_body_length=12\n")
+        let line = text.format(
+            timestamp: "2026-11-22T03:09:25.123456Z", level: .trace,
+            message: "Request processed", metadata: metadata)
+        #expect(
+            line == "2026-11-22T03:09:25.123456Z TRACE Request processed client_ip=127.0.0.1 method=GET "
+                + "request_url=/openai/v1/models request_body_length=0 api_key=pr target_url=http://127.0.0.1:9/v1/models "
+                + "upstream=openai duration_ms=3 status=200 response_body_length=12\n")
     }
 
     /// The request line writer decides "copy the value bare" eight bytes at a time: the same
@@ -44,11 +46,15 @@ import Testing
     }
 
     @Test func quotedValuesAndAmbiguousStringsAreQuotedAndEscaped() {
-        let line = text.format(timestamp: "T", level: .info, message: "Loaded configuration",
-                               metadata: ["path": .quoted("/etc/fluxgate/fluxgate.yaml"), "status": .quoted("applied"),
-                                          "error": "two words\nand \"quotes\""])
-        #expect(line == "T  INFO Loaded configuration error=\"two words\\nand \\\"quotes\\\"\" "
-            + "path=\"/etc/fluxgate/fluxgate.yaml\" status=\"applied\"\n")
+        let line = text.format(
+            timestamp: "T", level: .info, message: "Loaded configuration",
+            metadata: [
+                "path": .quoted("/etc/fluxgate/fluxgate.yaml"), "status": .quoted("applied"),
+                "error": "two words\nand \"quotes\"",
+            ])
+        #expect(
+            line == "T  INFO Loaded configuration error=\"two words\\nand \\\"quotes\\\"\" "
+                + "path=\"/etc/fluxgate/fluxgate.yaml\" status=\"applied\"\n")
     }
 
     @Test func oneRecordIsAlwaysOneLineEvenWithNewlinesInTheMessageValues() {
@@ -58,10 +64,12 @@ import Testing
 
     @Test func jsonFormatIsOneObjectPerLineWithNumbersAsNumbers() throws {
         let json = LogLineFormatter(colour: false, format: .json)
-        let line = json.format(timestamp: "T", level: .trace, message: "Request processed",
-                               metadata: ["status": .stringConvertible(200), "method": "POST", "client_ip": "::1", "path": .quoted("a \"b\"")])
-        #expect(line == "{\"timestamp\":\"T\",\"level\":\"TRACE\",\"message\":\"Request processed\","
-            + "\"client_ip\":\"::1\",\"method\":\"POST\",\"status\":200,\"path\":\"a \\\"b\\\"\"}\n")
+        let line = json.format(
+            timestamp: "T", level: .trace, message: "Request processed",
+            metadata: ["status": .stringConvertible(200), "method": "POST", "client_ip": "::1", "path": .quoted("a \"b\"")])
+        #expect(
+            line == "{\"timestamp\":\"T\",\"level\":\"TRACE\",\"message\":\"Request processed\","
+                + "\"client_ip\":\"::1\",\"method\":\"POST\",\"status\":200,\"path\":\"a \\\"b\\\"\"}\n")
     }
 
     @Test func colourIsOnlyUsedWhenAskedFor() {

@@ -65,8 +65,9 @@ private func server(_ lines: String) -> ConfigLoadResult {
 }
 
 @Test func bindAddressRefusesHostNames() {
-    let d = expectDiagnostic(server("  bind_address: localhost:8080\n"), "bind_address.not_literal",
-                             path: "server.bind_address", at: 3, 17)
+    let d = expectDiagnostic(
+        server("  bind_address: localhost:8080\n"), "bind_address.not_literal",
+        path: "server.bind_address", at: 3, 17)
     #expect(d?.message.contains("host names are not accepted; use an IP literal such as 127.0.0.1:8080 or [::1]:8080") == true)
     expectDiagnostic(server("  bind_address: 127.0.0.1\n"), "bind_address.not_literal", path: "server.bind_address", at: 3, 17)
     expectDiagnostic(server("  bind_address: ::1:80\n"), "bind_address.not_literal", path: "server.bind_address", at: 3, 17)
@@ -78,10 +79,12 @@ private func server(_ lines: String) -> ConfigLoadResult {
 
 @Test func maxConnectionsMustBePositive() {
     #expect(expectClean(server("  max_connections: 10\n"))?.server.maxConnections == 10)
-    expectDiagnostic(server("  max_connections: 0\n"), "max_connections.not_positive",
-                     path: "server.max_connections", at: 3, 20)
-    expectDiagnostic(server("  max_connections: 4294967296\n"), "type.out_of_range",
-                     path: "server.max_connections", at: 3, 20)
+    expectDiagnostic(
+        server("  max_connections: 0\n"), "max_connections.not_positive",
+        path: "server.max_connections", at: 3, 20)
+    expectDiagnostic(
+        server("  max_connections: 4294967296\n"), "type.out_of_range",
+        path: "server.max_connections", at: 3, 20)
     expectDiagnostic(server("  max_connections: '10'\n"), "type.mismatch", path: "server.max_connections", at: 3, 20)
 }
 
@@ -99,7 +102,8 @@ private func server(_ lines: String) -> ConfigLoadResult {
 }
 
 @Test func unknownKeysAreWarningsWithTheirPosition() throws {
-    let result = load("""
+    let result = load(
+        """
         version: 1
         extra: 1
         server:
@@ -123,14 +127,18 @@ private func server(_ lines: String) -> ConfigLoadResult {
     #expect(result.errors.isEmpty, "\(result.errors)")
     #expect(result.configuration != nil)
     let found = result.warnings.map { "\($0.path)@\($0.line):\($0.column)" }
-    #expect(found == ["extra@2:1", "server.max_connectons@4:3", "upstreams.openai.timeout@10:5",
-                      "api_keys.statics@12:3", "api_keys.static[0].name@15:7", "api_keys.jwt[0].alg@19:7"])
+    #expect(
+        found == [
+            "extra@2:1", "server.max_connectons@4:3", "upstreams.openai.timeout@10:5",
+            "api_keys.statics@12:3", "api_keys.static[0].name@15:7", "api_keys.jwt[0].alg@19:7",
+        ])
     #expect(result.warnings.allSatisfy { $0.code == "field.unknown" })
     #expect(result.warnings[1].message == "unknown key \"max_connectons\" is ignored (did you mean \"max_connections\"?)")
 }
 
 @Test func everyProblemIsCollectedInOnePass() {
-    let result = load("""
+    let result = load(
+        """
         version: 3
         server:
           bind_address: localhost:80
@@ -154,17 +162,20 @@ private func server(_ lines: String) -> ConfigLoadResult {
         """)
     #expect(result.configuration == nil)
     let codes = Set(result.errors.map(\.code))
-    #expect(codes == ["version.unsupported", "bind_address.not_literal", "max_connections.not_positive",
-                      "workers.invalid", "request_timeout_ms.not_positive", "target_url.scheme", "api_key.blank",
-                      "request_path.not_absolute", "field.missing", "static_key.blank", "jwt_id.blank",
-                      "jwt_key.too_short"])
+    #expect(
+        codes == [
+            "version.unsupported", "bind_address.not_literal", "max_connections.not_positive",
+            "workers.invalid", "request_timeout_ms.not_positive", "target_url.scheme", "api_key.blank",
+            "request_path.not_absolute", "field.missing", "static_key.blank", "jwt_id.blank",
+            "jwt_key.too_short",
+        ])
     #expect(result.errors.count == 12)
     // Reported in file order.
     #expect(result.errors.map(\.line) == result.errors.map(\.line).sorted())
 }
 
 @Test func longKeyNamesAreCutInMessages() {
-    let name = String(repeating: "k", count: 1_000) // libyaml allows simple keys up to 1024 characters
+    let name = String(repeating: "k", count: 1_000)  // libyaml allows simple keys up to 1024 characters
     let result = load("version: 1\n\(name): 1\n\(name): 2\n")
     #expect(result.diagnostics.map(\.code).sorted() == ["field.unknown", "yaml.duplicate_key"])
     #expect(result.diagnostics.allSatisfy { $0.message.count < 200 })
@@ -177,5 +188,7 @@ private func server(_ lines: String) -> ConfigLoadResult {
 
 @Test func diagnosticsPrintAsFileLineColumn() {
     let d = load("version: 2\n", file: "conf/fluxgate.yaml").errors.first
-    #expect(d?.description == "conf/fluxgate.yaml:1:10: error: version: must be 1 (the only version of this format), found 2 [version.unsupported]")
+    #expect(
+        d?.description
+            == "conf/fluxgate.yaml:1:10: error: version: must be 1 (the only version of this format), found 2 [version.unsupported]")
 }

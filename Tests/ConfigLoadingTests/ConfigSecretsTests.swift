@@ -23,7 +23,8 @@ private func expectNoSecret(in result: ConfigLoadResult, codes: Set<String>, sou
 }
 
 @Test func diagnosticsNeverQuoteSecrets() {
-    let result = load("""
+    let result = load(
+        """
         version: 1
         upstreams:
           openai:
@@ -49,8 +50,12 @@ private func expectNoSecret(in result: ConfigLoadResult, codes: Set<String>, sou
             - id: map
               key: {a: SECRET-JWT-MAP-77b2}
         """)
-    expectNoSecret(in: result, codes: ["target_url.userinfo", "type.mismatch", "api_key.blank",
-                                       "static_key.duplicate", "yaml.duplicate_key", "jwt_key.too_short"])
+    expectNoSecret(
+        in: result,
+        codes: [
+            "target_url.userinfo", "type.mismatch", "api_key.blank",
+            "static_key.duplicate", "yaml.duplicate_key", "jwt_key.too_short",
+        ])
     #expect(result.errors.filter { $0.code == "type.mismatch" }.count == 4)
 }
 

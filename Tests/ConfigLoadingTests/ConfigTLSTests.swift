@@ -23,8 +23,10 @@ import Common
     }
 
     @Test func aChainFileWithIntermediatesIsAccepted() throws {
-        let chain = try pki.directory.write("chain.pem", try String(contentsOfFile: pki.certificate("server"), encoding: .utf8)
-                                            + (try String(contentsOfFile: pki.caFile, encoding: .utf8)))
+        let chain = try pki.directory.write(
+            "chain.pem",
+            try String(contentsOfFile: pki.certificate("server"), encoding: .utf8)
+                + (try String(contentsOfFile: pki.caFile, encoding: .utf8)))
         expectClean(load(serverTLS(chain, pki.key("server"))))
     }
 
@@ -36,8 +38,9 @@ import Common
 
     @Test func aFileThatIsNotPEMIsInvalid() throws {
         let junk = try pki.directory.write("junk.pem", "-----BEGIN CERTIFICATE-----\nnot base64!!\n-----END CERTIFICATE-----\n")
-        expectDiagnostic(load(serverTLS(junk, pki.key("server"))), "certificate_file.invalid",
-                         path: "server.tls.certificate_file", at: 9, 23)
+        expectDiagnostic(
+            load(serverTLS(junk, pki.key("server"))), "certificate_file.invalid",
+            path: "server.tls.certificate_file", at: 9, 23)
     }
 
     @Test func aKeyOfAnotherCertificateIsAMismatchAndNoKeyBytesAreQuoted() throws {
@@ -50,8 +53,9 @@ import Common
     }
 
     @Test func aCertificateGivenAsTheKeyIsNotAPrivateKey() {
-        expectDiagnostic(load(serverTLS(pki.certificate("server"), pki.certificate("server"))),
-                         "private_key_file.invalid", path: "server.tls.private_key_file", at: 10, 23)
+        expectDiagnostic(
+            load(serverTLS(pki.certificate("server"), pki.certificate("server"))),
+            "private_key_file.invalid", path: "server.tls.private_key_file", at: 10, 23)
     }
 
     @Test func bothFilesAreRequired() {
@@ -71,15 +75,18 @@ import Common
         #expect(configuration.upstreams.entries[0].tlsCA?.pem == (try String(contentsOfFile: pki.caFile, encoding: .utf8)))
 
         let junk = try pki.directory.write("junk-ca.pem", "hello\n")
-        expectDiagnostic(load(minimalYAML + "\n    tls_ca_file: \"\(junk)\"\n"), "tls_ca_file.invalid",
-                         path: "upstreams.openai.tls_ca_file", at: 7, 18)
-        expectDiagnostic(load(minimalYAML + "\n    tls_ca_file: \"\"\n"), "tls_ca_file.blank",
-                         path: "upstreams.openai.tls_ca_file", at: 7, 18)
+        expectDiagnostic(
+            load(minimalYAML + "\n    tls_ca_file: \"\(junk)\"\n"), "tls_ca_file.invalid",
+            path: "upstreams.openai.tls_ca_file", at: 7, 18)
+        expectDiagnostic(
+            load(minimalYAML + "\n    tls_ca_file: \"\"\n"), "tls_ca_file.blank",
+            path: "upstreams.openai.tls_ca_file", at: 7, 18)
     }
 
     /// A CA file on an http upstream does nothing: the file loads, with a warning that says so.
     @Test func tlsCAFileOnAnHTTPUpstreamIsAWarning() throws {
-        let yaml = minimalYAML.replacingOccurrences(of: "https://api.openai.com", with: "http://10.0.0.1:8000")
+        let yaml =
+            minimalYAML.replacingOccurrences(of: "https://api.openai.com", with: "http://10.0.0.1:8000")
             + "\n    tls_ca_file: \"\(pki.caFile)\"\n"
         let result = load(yaml)
         expectDiagnostic(result, "tls_ca_file.unused", path: "upstreams.openai.tls_ca_file", at: 7, 18, severity: .warning)

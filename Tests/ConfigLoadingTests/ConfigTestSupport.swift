@@ -21,12 +21,15 @@ let minimalYAML = """
 
 /// Expects exactly one diagnostic with `code`, at `path` and `line:column`, of the given severity.
 @discardableResult
-func expectDiagnostic(_ result: ConfigLoadResult, _ code: String, path: String, at line: Int, _ column: Int,
-                      severity: ConfigDiagnostic.Severity = .error,
-                      sourceLocation: SourceLocation = #_sourceLocation) -> ConfigDiagnostic? {
+func expectDiagnostic(
+    _ result: ConfigLoadResult, _ code: String, path: String, at line: Int, _ column: Int,
+    severity: ConfigDiagnostic.Severity = .error,
+    sourceLocation: SourceLocation = #_sourceLocation
+) -> ConfigDiagnostic? {
     let matches = result.diagnostics.filter { $0.code == code }
-    #expect(matches.count == 1, "expected one \(code) in \(result.diagnostics.map(\.description))",
-            sourceLocation: sourceLocation)
+    #expect(
+        matches.count == 1, "expected one \(code) in \(result.diagnostics.map(\.description))",
+        sourceLocation: sourceLocation)
     guard let found = matches.first else { return nil }
     #expect(found.path == path, "path of \(found)", sourceLocation: sourceLocation)
     #expect(found.line == line && found.column == column, "position of \(found)", sourceLocation: sourceLocation)

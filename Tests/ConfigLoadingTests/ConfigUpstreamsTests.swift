@@ -6,9 +6,12 @@ import Common
 // upstream's fields. In `upstream(...)`, target_url's value is at 4:17, api_key's at 5:14,
 // request_path's at 6:19.
 
-private func upstream(target: String = "https://api.openai.com", apiKey: String = "sk-upstream",
-                      path: String = "/openai", more: String = "") -> ConfigLoadResult {
-    load("""
+private func upstream(
+    target: String = "https://api.openai.com", apiKey: String = "sk-upstream",
+    path: String = "/openai", more: String = ""
+) -> ConfigLoadResult {
+    load(
+        """
         version: 1
         upstreams:
           openai:
@@ -26,12 +29,15 @@ private let withStaticKey = "api_keys:\n  static:\n    - key: client-key-0000000
     #expect(config.upstreams.requestTimeoutMs == 5000)
     #expect(config.upstreams.streamIdleTimeoutMs == 60000)
     #expect(config.upstreams.entries.isEmpty, "reserved keys are not upstreams")
-    expectDiagnostic(load("version: 1\nupstreams:\n  request_timeout_ms: 0\n"), "request_timeout_ms.not_positive",
-                     path: "upstreams.request_timeout_ms", at: 3, 23)
-    expectDiagnostic(load("version: 1\nupstreams:\n  stream_idle_timeout_ms: 0\n"), "stream_idle_timeout_ms.not_positive",
-                     path: "upstreams.stream_idle_timeout_ms", at: 3, 27)
-    expectDiagnostic(load("version: 1\nupstreams:\n  request_timeout_ms: 99999999999999999\n"), "type.out_of_range",
-                     path: "upstreams.request_timeout_ms", at: 3, 23)
+    expectDiagnostic(
+        load("version: 1\nupstreams:\n  request_timeout_ms: 0\n"), "request_timeout_ms.not_positive",
+        path: "upstreams.request_timeout_ms", at: 3, 23)
+    expectDiagnostic(
+        load("version: 1\nupstreams:\n  stream_idle_timeout_ms: 0\n"), "stream_idle_timeout_ms.not_positive",
+        path: "upstreams.stream_idle_timeout_ms", at: 3, 27)
+    expectDiagnostic(
+        load("version: 1\nupstreams:\n  request_timeout_ms: 99999999999999999\n"), "type.out_of_range",
+        path: "upstreams.request_timeout_ms", at: 3, 23)
 }
 
 @Test func targetURLIsSplitOnce() throws {
@@ -102,12 +108,14 @@ private let withStaticKey = "api_keys:\n  static:\n    - key: client-key-0000000
 }
 
 @Test func requestPathIsUniqueIgnoringTrailingSlash() {
-    let result = upstream(path: "/api/", more: """
-          second:
-            target_url: http://localhost:9000
-            api_key: k
-            request_path: /api
-        """)
+    let result = upstream(
+        path: "/api/",
+        more: """
+              second:
+                target_url: http://localhost:9000
+                api_key: k
+                request_path: /api
+            """)
     let d = expectDiagnostic(result, "request_path.duplicate", path: "upstreams.second.request_path", at: 10, 19)
     #expect(d?.message.contains("upstream \"openai\" (line 6)") == true)
 }
@@ -116,16 +124,20 @@ private let withStaticKey = "api_keys:\n  static:\n    - key: client-key-0000000
     let config = try #require(expectClean(upstream(more: "    api_key_header: x-api-key\n")))
     #expect(config.upstreams.entries[0].apiKeyHeader == .xAPIKey)
     #expect(expectClean(upstream(more: "    api_key_header: api-key\n"))?.upstreams.entries[0].apiKeyHeader == .apiKey)
-    expectDiagnostic(upstream(more: "    api_key_header: bearer\n"), "api_key_header.invalid",
-                     path: "upstreams.openai.api_key_header", at: 7, 21)
+    expectDiagnostic(
+        upstream(more: "    api_key_header: bearer\n"), "api_key_header.invalid",
+        path: "upstreams.openai.api_key_header", at: 7, 21)
 }
 
 @Test func upstreamsKeepFileOrder() throws {
-    let config = try #require(expectClean(upstream(more: """
-          zeta:
-            target_url: http://z
-            api_key: k
-            request_path: /z
-        """)))
+    let config = try #require(
+        expectClean(
+            upstream(
+                more: """
+                      zeta:
+                        target_url: http://z
+                        api_key: k
+                        request_path: /z
+                    """)))
     #expect(config.upstreams.entries.map(\.name) == ["openai", "zeta"])
 }

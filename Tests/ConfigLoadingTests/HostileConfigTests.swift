@@ -6,14 +6,17 @@ import Common
 // Hostile and broken inputs: each must come back as exactly one clear error, well under a second,
 // without crashing or hanging (the master loads files on reload while it keeps serving).
 
-private func expectFastError(_ code: String, sourceLocation: SourceLocation = #_sourceLocation,
-                             _ body: () -> ConfigLoadResult) {
+private func expectFastError(
+    _ code: String, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () -> ConfigLoadResult
+) {
     var result: ConfigLoadResult?
     let elapsed = ContinuousClock().measure { result = body() }
     #expect(elapsed < .seconds(1), "took \(elapsed)", sourceLocation: sourceLocation)
     #expect(result?.configuration == nil, sourceLocation: sourceLocation)
-    #expect(result?.errors.map(\.code) == [code], "\(result?.diagnostics.map(\.description) ?? [])",
-            sourceLocation: sourceLocation)
+    #expect(
+        result?.errors.map(\.code) == [code], "\(result?.diagnostics.map(\.description) ?? [])",
+        sourceLocation: sourceLocation)
 }
 
 private func bytes(_ text: String) -> ConfigLoadResult { load(text) }
@@ -30,7 +33,7 @@ private func temporaryPath(_ name: String) -> String {
 @Test func binaryGarbage() {
     var state: UInt32 = 0x1234_5678
     let garbage = (0..<65_536).map { _ -> UInt8 in
-        state = state &* 1_664_525 &+ 1_013_904_223 // a fixed LCG: the same bytes on every run
+        state = state &* 1_664_525 &+ 1_013_904_223  // a fixed LCG: the same bytes on every run
         return UInt8(truncatingIfNeeded: state >> 24)
     }
     expectFastError("yaml.syntax") { ConfigLoader.load(bytes: garbage, file: "g.bin") }
@@ -97,7 +100,7 @@ private func temporaryPath(_ name: String) -> String {
 
 @Test func aLargeValidFileLoadsQuickly() throws {
     let comment = "# " + String(repeating: "c", count: 1_000) + "\n"
-    let text = String(repeating: comment, count: 3_000) + minimalYAML // about 3 MB
+    let text = String(repeating: comment, count: 3_000) + minimalYAML  // about 3 MB
     let path = temporaryPath("large.yaml")
     defer { try? FileManager.default.removeItem(atPath: path) }
     try text.write(toFile: path, atomically: true, encoding: .utf8)

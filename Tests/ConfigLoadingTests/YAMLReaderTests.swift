@@ -34,12 +34,15 @@ private func read(_ yaml: String) -> YAMLReader.Output {
 }
 
 @Test func aliasesAreResolved() throws {
-    let config = try #require(expectClean(load("""
-        version: 1
-        upstreams:
-          request_timeout_ms: &timeout 5000
-          stream_idle_timeout_ms: *timeout
-        """)))
+    let config = try #require(
+        expectClean(
+            load(
+                """
+                version: 1
+                upstreams:
+                  request_timeout_ms: &timeout 5000
+                  stream_idle_timeout_ms: *timeout
+                """)))
     #expect(config.upstreams.streamIdleTimeoutMs == 5000)
 }
 
@@ -82,7 +85,8 @@ private func read(_ yaml: String) -> YAMLReader.Output {
 }
 
 @Test func byteOrderMarkCRLFAndTrailingSpacesAreAccepted() throws {
-    let text = "\u{FEFF}version: 1   \r\nupstreams:\r\n  openai:  \r\n    target_url: https://api.openai.com\r\n"
+    let text =
+        "\u{FEFF}version: 1   \r\nupstreams:\r\n  openai:  \r\n    target_url: https://api.openai.com\r\n"
         + "    api_key: sk-upstream\r\n    request_path: /openai \r\n"
     let config = try #require(expectClean(load(text)))
     #expect(config.upstreams.entries[0].requestPath == "/openai")

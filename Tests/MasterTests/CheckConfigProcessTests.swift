@@ -13,7 +13,9 @@ import TestSupport
 
     @Test func everyProblemOfABadFileIsListedAndExitIs78() throws {
         let dir = try TemporaryDirectory()
-        let file = try dir.write("bad.yaml", """
+        let file = try dir.write(
+            "bad.yaml",
+            """
             version: 2
             server:
               bind_address: localhost:8080

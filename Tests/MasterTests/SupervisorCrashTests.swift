@@ -12,10 +12,14 @@ import Testing
         var h = SupervisorHarness(workers: 2)
         let (workers, listeners) = h.startRunning()
         let crash = h.handle(.workerExited(workers[1], .signalled(SIGSEGV)), at: 60)
-        #expect(crash.logs.first == LogEntry(.error, "Worker exited unexpectedly; respawning", [
-            ("slot", .plain("1")), ("pid", .plain("1001")), ("generation", .plain("1")),
-            ("reason", .plain("killed by SIGSEGV")), ("delay_ms", .plain("0")),
-        ]))
+        #expect(
+            crash.logs.first
+                == LogEntry(
+                    .error, "Worker exited unexpectedly; respawning",
+                    [
+                        ("slot", .plain("1")), ("pid", .plain("1001")), ("generation", .plain("1")),
+                        ("reason", .plain("killed by SIGSEGV")), ("delay_ms", .plain("0")),
+                    ]))
         #expect(crash.spawns.map(\.slot) == [1])
         #expect(crash.spawns.first?.listeners == [listeners[1]])
         #expect(crash.spawns.first?.standby == true, "the survivor accepts on the socket meanwhile (SupervisorLendingTests)")

@@ -59,8 +59,9 @@ import Testing
         var h = SupervisorHarness(workers: 3)
         let (workers, listeners) = h.startRunning()
         // Slot 1 dies: lent to the survivor with the fewest loans, the lowest slot: slot 0.
-        #expect(h.handle(.workerExited(workers[1], .signalled(SIGKILL)), at: 5).sent(to: workers[0])
-            == [.adoptListener(listeners[1])])
+        #expect(
+            h.handle(.workerExited(workers[1], .signalled(SIGKILL)), at: 5).sent(to: workers[0])
+                == [.adoptListener(listeners[1])])
         // Slot 0 dies too: its own socket and the borrowed one go to slot 2.
         let second = h.handle(.workerExited(workers[0], .signalled(SIGKILL)), at: 5.1)
         #expect(second.sent(to: workers[2]) == [.adoptListener(listeners[0]), .adoptListener(listeners[1])])
@@ -83,8 +84,9 @@ import Testing
         let replacement = h.handle(.workerExited(workers[1], .signalled(SIGKILL)), at: 5).spawns[0].worker
         h.handle(.workerReady(replacement, generation: 1), at: 5.2)  // release asked
         h.handle(.signal(.terminate), at: 5.3)
-        #expect(h.handle(.stoppedAccepting(workers[0]), at: 5.4).sent(to: replacement).isEmpty,
-                "shutting down: the replacement drains too and never starts")
+        #expect(
+            h.handle(.stoppedAccepting(workers[0]), at: 5.4).sent(to: replacement).isEmpty,
+            "shutting down: the replacement drains too and never starts")
         #expect(h.state.workers[workers[0]]?.borrowed == [:])
         #expect(!h.state.hasAcceptor(listeners[1], other: nil))
     }

@@ -23,16 +23,24 @@ import Testing
         h.handle(.signal(.hangup), at: 10)
 
         let broadcast = h.load(changed)
-        #expect(broadcast.sends == [workers[0]: [.applyConfig(generation: 2, changed)],
-                                    workers[1]: [.applyConfig(generation: 2, changed)]])
+        #expect(
+            broadcast.sends == [
+                workers[0]: [.applyConfig(generation: 2, changed)],
+                workers[1]: [.applyConfig(generation: 2, changed)],
+            ])
         #expect(broadcast.notifications.isEmpty, "READY=1 waits for every ack")
         #expect(broadcast.spawns.isEmpty && broadcast.drains.isEmpty, "a hot reload restarts nobody")
 
         #expect(h.handle(.configApplied(workers[0], generation: 2), at: 10.01).notifications.isEmpty)
         let done = h.handle(.configApplied(workers[1], generation: 2), at: 10.02)
-        #expect(done.logs == [LogEntry(.info, "Reloaded configuration", [
-            ("path", .plain("/etc/fluxgate/fluxgate.yaml")), ("status", .quoted("applied")), ("generation", .plain("2")),
-        ])])
+        #expect(
+            done.logs == [
+                LogEntry(
+                    .info, "Reloaded configuration",
+                    [
+                        ("path", .plain("/etc/fluxgate/fluxgate.yaml")), ("status", .quoted("applied")), ("generation", .plain("2")),
+                    ])
+            ])
         #expect(done.notifications == ["READY=1\nSTATUS=serving generation 2 with 2 workers on 127.0.0.1:8080"])
         #expect(h.state.current.configuration == changed)
     }
@@ -44,9 +52,14 @@ import Testing
         h.load(changed)
         h.handle(.configApplied(workers[0], generation: 2))
         let done = h.handle(.configApplied(workers[1], generation: 2))
-        #expect(done.logs == [LogEntry(.info, "Configuration file changed, reloaded automatically", [
-            ("path", .plain("/etc/fluxgate/fluxgate.yaml")), ("status", .quoted("applied")),
-        ])])
+        #expect(
+            done.logs == [
+                LogEntry(
+                    .info, "Configuration file changed, reloaded automatically",
+                    [
+                        ("path", .plain("/etc/fluxgate/fluxgate.yaml")), ("status", .quoted("applied")),
+                    ])
+            ])
     }
 
     @Test func anInvalidFileIsRejectedEveryProblemLoggedAndNothingChanges() {
@@ -56,13 +69,16 @@ import Testing
         h.handle(.reloadRequested(.operatorRequest(request)), at: 4)
         let rejected = h.loadInvalid(["must be greater than 0", "unknown upstream"])
 
-        let problems = ["fluxgate.yaml:1:1: error: server.max_connections: must be greater than 0 [test.problem]",
-                        "fluxgate.yaml:2:1: error: server.max_connections: unknown upstream [test.problem]"]
+        let problems = [
+            "fluxgate.yaml:1:1: error: server.max_connections: must be greater than 0 [test.problem]",
+            "fluxgate.yaml:2:1: error: server.max_connections: unknown upstream [test.problem]",
+        ]
         #expect(rejected.logs.map(\.level) == [.warning, .warning, .warning])
         #expect(rejected.messages == problems + ["Configuration reload failed validation; keeping previous settings"])
-        #expect(rejected.notifications == [
-            "READY=1\nSTATUS=reload rejected: \(problems[0]); serving generation 1 with 2 workers on 127.0.0.1:8080",
-        ])
+        #expect(
+            rejected.notifications == [
+                "READY=1\nSTATUS=reload rejected: \(problems[0]); serving generation 1 with 2 workers on 127.0.0.1:8080"
+            ])
         #expect(rejected.replies == [request: .rejected(problems)])
         #expect(rejected.sends.isEmpty && rejected.spawns.isEmpty)
         #expect(h.state.current.generation == 1)
@@ -73,10 +89,14 @@ import Testing
         h.startRunning()
         h.handle(.reloadRequested(.fileChanged))
         let rejected = h.loadInvalid(["must be greater than 0"])
-        #expect(rejected.logs.last == LogEntry(.warning, "Configuration file changed but validation failed; keeping previous settings", [
-            ("path", .plain("/etc/fluxgate/fluxgate.yaml")),
-            ("error", .plain("fluxgate.yaml:1:1: error: server.max_connections: must be greater than 0 [test.problem]")),
-        ]))
+        #expect(
+            rejected.logs.last
+                == LogEntry(
+                    .warning, "Configuration file changed but validation failed; keeping previous settings",
+                    [
+                        ("path", .plain("/etc/fluxgate/fluxgate.yaml")),
+                        ("error", .plain("fluxgate.yaml:1:1: error: server.max_connections: must be greater than 0 [test.problem]")),
+                    ]))
     }
 
     @Test func anUnchangedConfigurationSendsNothingAndReportsUnchanged() {
@@ -98,16 +118,21 @@ import Testing
         h.load(changed)
 
         // Three triggers while the broadcast waits for acks: nothing starts yet.
-        for event in [SupervisorEvent.signal(.hangup), .reloadRequested(.operatorRequest(second)),
-                      .reloadRequested(.operatorRequest(third))] {
+        for event in [
+            SupervisorEvent.signal(.hangup), .reloadRequested(.operatorRequest(second)),
+            .reloadRequested(.operatorRequest(third)),
+        ] {
             #expect(h.handle(event, at: 10.1).isEmpty)
         }
         h.handle(.configApplied(workers[0], generation: 2), at: 10.2)
         let finished = h.handle(.configApplied(workers[1], generation: 2), at: 10.3)
         #expect(finished.replies == [first: .applied(generation: 2)])
-        #expect(finished.notifications == ["READY=1\nSTATUS=serving generation 2 with 2 workers on 127.0.0.1:8080",
-                                           "RELOADING=1\nMONOTONIC_USEC=10300000"],
-                "exactly one follow-up reload starts at once")
+        #expect(
+            finished.notifications == [
+                "READY=1\nSTATUS=serving generation 2 with 2 workers on 127.0.0.1:8080",
+                "RELOADING=1\nMONOTONIC_USEC=10300000",
+            ],
+            "exactly one follow-up reload starts at once")
         #expect(finished.loadsConfiguration)
 
         let followUp = h.load(changed)
@@ -120,8 +145,11 @@ import Testing
         let spawned = h.handle(.listenersOpened(ids, h.state.current.address)).spawns
         #expect(h.handle(.signal(.hangup), at: 0.1).isEmpty)
         let ready = h.handle(.workerReady(spawned[0].worker, generation: 1), at: 0.2)
-        #expect(ready.notifications == ["READY=1\nSTATUS=serving generation 1 with 1 worker on 127.0.0.1:8080",
-                                        "RELOADING=1\nMONOTONIC_USEC=200000"])
+        #expect(
+            ready.notifications == [
+                "READY=1\nSTATUS=serving generation 1 with 1 worker on 127.0.0.1:8080",
+                "RELOADING=1\nMONOTONIC_USEC=200000",
+            ])
     }
 
     @Test func aWorkerThatRejectsTheConfigurationIsReplacedWithoutOverlappingAcceptors() {
@@ -173,8 +201,9 @@ import Testing
         h.handle(.signal(.hangup), at: 5.1)
         #expect(h.load(changed).sent(to: respawned.worker) == [.applyConfig(generation: 2, changed)])
         #expect(h.handle(.configApplied(workers[0], generation: 2), at: 5.2).notifications.isEmpty)
-        #expect(h.handle(.workerReady(respawned.worker, generation: 1), at: 5.3).sent(to: respawned.worker).isEmpty,
-                "it has the new generation already")
+        #expect(
+            h.handle(.workerReady(respawned.worker, generation: 1), at: 5.3).sent(to: respawned.worker).isEmpty,
+            "it has the new generation already")
         let done = h.handle(.configApplied(respawned.worker, generation: 2), at: 5.4)
         #expect(done.notifications.first?.hasPrefix("READY=1") == true)
     }

@@ -22,12 +22,16 @@ import Testing
         h.handle(.signal(.hangup), at: 10)
 
         let open = h.load(moved)
-        #expect(open == [
-            .log(LogEntry(.info, "Configuration needs new workers; starting a new generation", [
-                ("generation", .plain("2")), ("workers", .plain("2")), ("address", .plain("127.0.0.1:9090")),
-            ])),
-            .openListeners([ListenerID(raw: 3), ListenerID(raw: 4)], BindAddress(parsing: "127.0.0.1:9090")!),
-        ])
+        #expect(
+            open == [
+                .log(
+                    LogEntry(
+                        .info, "Configuration needs new workers; starting a new generation",
+                        [
+                            ("generation", .plain("2")), ("workers", .plain("2")), ("address", .plain("127.0.0.1:9090")),
+                        ])),
+                .openListeners([ListenerID(raw: 3), ListenerID(raw: 4)], BindAddress(parsing: "127.0.0.1:9090")!),
+            ])
         let spawned = h.handle(.listenersOpened(open.opened, BindAddress(parsing: "127.0.0.1:9090")!), at: 10.1).spawns
         #expect(spawned.map(\.listeners) == [[ListenerID(raw: 3)], [ListenerID(raw: 4)]])
         #expect(spawned.allSatisfy { !$0.standby && $0.generation == 2 }, "fresh sockets: nobody else accepts on them")
@@ -38,8 +42,9 @@ import Testing
         #expect(commit.sent(to: old[0]) == [.applyConfig(generation: 2, moved), .drain(deadline: .seconds(30))])
         #expect(commit.closed.isEmpty, "old sockets stay open while their workers drain")
         h.handle(.configApplied(old[0], generation: 2), at: 10.31)
-        #expect(h.handle(.configApplied(old[1], generation: 2), at: 10.32).notifications
-            == ["READY=1\nSTATUS=serving generation 2 with 2 workers on 127.0.0.1:9090"])
+        #expect(
+            h.handle(.configApplied(old[1], generation: 2), at: 10.32).notifications
+                == ["READY=1\nSTATUS=serving generation 2 with 2 workers on 127.0.0.1:9090"])
 
         #expect(h.handle(.workerExited(old[0], .exited(0)), at: 12).closed == [oldListeners[0]])
         #expect(h.handle(.workerExited(old[1], .exited(0)), at: 13).closed == [oldListeners[1]])
@@ -182,8 +187,9 @@ extension SupervisorRestartTests {
 
         let commit = h.handle(.workerReady(successor, generation: 2), at: 10.2)
         for id in old {
-            #expect(commit.sent(to: id) == [.applyConfig(generation: 2, one), .drain(deadline: .seconds(30))],
-                    "the new keys first, then the drain, on the same ordered channel")
+            #expect(
+                commit.sent(to: id) == [.applyConfig(generation: 2, one), .drain(deadline: .seconds(30))],
+                "the new keys first, then the drain, on the same ordered channel")
         }
         #expect(commit.replies.isEmpty && commit.notifications.isEmpty, "not applied while an old worker has the old keys")
         #expect(h.state.current.generation == 2, "the new generation is current: new connections reach it")
@@ -247,8 +253,11 @@ extension SupervisorRestartTests {
         h.handle(.reloadRequested(.operatorRequest(request)), at: 12)
         let three = SupervisorHarness.configuration(workers: 1, maxConnections: 3)
         let broadcast = h.load(three)
-        #expect(broadcast.sends == [successor: [.applyConfig(generation: 3, three)], old[0]: [.applyConfig(generation: 3, three)],
-                                    old[1]: [.applyConfig(generation: 3, three)]])
+        #expect(
+            broadcast.sends == [
+                successor: [.applyConfig(generation: 3, three)], old[0]: [.applyConfig(generation: 3, three)],
+                old[1]: [.applyConfig(generation: 3, three)],
+            ])
         h.handle(.configApplied(successor, generation: 3), at: 12.1)
         h.handle(.configApplied(old[0], generation: 3), at: 12.1)
         #expect(h.handle(.configApplied(old[1], generation: 3), at: 12.2).replies == [request: .applied(generation: 3)])

@@ -12,8 +12,12 @@ import Testing
     @Test func startOpensOneListenerPerSlotThenSpawnsOneWorkerPerSlot() {
         var h = SupervisorHarness(workers: 3)
         let first = h.handle(.start)
-        #expect(first == [.openListeners([ListenerID(raw: 1), ListenerID(raw: 2), ListenerID(raw: 3)],
-                                         BindAddress(parsing: "127.0.0.1:8080")!)])
+        #expect(
+            first == [
+                .openListeners(
+                    [ListenerID(raw: 1), ListenerID(raw: 2), ListenerID(raw: 3)],
+                    BindAddress(parsing: "127.0.0.1:8080")!)
+            ])
 
         let resolved = BindAddress(parsing: "127.0.0.1:41234")!
         let spawned = h.handle(.listenersOpened(first.opened, resolved)).spawns
@@ -75,8 +79,11 @@ import Testing
         var h = SupervisorHarness(workers: 2)
         let ids = h.handle(.start).opened
         let failed = h.handle(.listenersFailed(ids, "bind(127.0.0.1:8080): Address already in use"))
-        #expect(failed.logs.first == LogEntry(.error, "Failed to start proxy server",
-                                              [("error", .plain("bind(127.0.0.1:8080): Address already in use"))]))
+        #expect(
+            failed.logs.first
+                == LogEntry(
+                    .error, "Failed to start proxy server",
+                    [("error", .plain("bind(127.0.0.1:8080): Address already in use"))]))
         #expect(failed.exitCode == 1)
         #expect(failed.spawns.isEmpty)
     }

@@ -9,13 +9,16 @@ struct SupervisorHarness {
     var now: Instant = .zero
 
     init(workers: Int = 2, address: String = "127.0.0.1:8080", policy: SupervisorPolicy = SupervisorPolicy()) {
-        state = SupervisorState(configuration: Self.configuration(workers: workers, address: address),
-                                configPath: "/etc/fluxgate/fluxgate.yaml", policy: policy, onlineCPUs: 2)
+        state = SupervisorState(
+            configuration: Self.configuration(workers: workers, address: address),
+            configPath: "/etc/fluxgate/fluxgate.yaml", policy: policy, onlineCPUs: 2)
     }
 
     static func configuration(workers: Int = 2, address: String = "127.0.0.1:8080", maxConnections: UInt32 = 1024) -> Configuration {
-        Configuration(server: .init(bindAddress: BindAddress(parsing: address)!, maxConnections: maxConnections,
-                                    workers: .count(workers)))
+        Configuration(
+            server: .init(
+                bindAddress: BindAddress(parsing: address)!, maxConnections: maxConnections,
+                workers: .count(workers)))
     }
 
     @discardableResult
@@ -54,8 +57,9 @@ struct SupervisorHarness {
 
     mutating func loadInvalid(_ messages: [String]) -> [SupervisorAction] {
         let diagnostics = messages.enumerated().map { index, message in
-            ConfigDiagnostic(code: "test.problem", file: "fluxgate.yaml", line: index + 1, column: 1,
-                             path: "server.max_connections", message: message)
+            ConfigDiagnostic(
+                code: "test.problem", file: "fluxgate.yaml", line: index + 1, column: 1,
+                path: "server.max_connections", message: message)
         }
         return handle(.configurationLoaded(ConfigLoadResult(configuration: nil, diagnostics: diagnostics)))
     }

@@ -105,11 +105,15 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Runs a command to completion (for short commands such as `fluxgate -t`).
-    public static func run(_ executable: String, _ arguments: [String], timeout: Double = 30) throws
-        -> (status: Int32, stdout: String, stderr: String) {
+    public static func run(
+        _ executable: String, _ arguments: [String], timeout: Double = 30
+    ) throws
+        -> (status: Int32, stdout: String, stderr: String)
+    {
         let child = try ChildProcess(executable, arguments)
         guard let status = child.waitForExit(timeout: timeout) else {
-            throw NSError(domain: "ChildProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(executable) did not exit within \(timeout) s"])
+            throw NSError(
+                domain: "ChildProcess", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(executable) did not exit within \(timeout) s"])
         }
         return (status, child.stdout, child.stderr)
     }

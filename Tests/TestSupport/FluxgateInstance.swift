@@ -24,11 +24,12 @@ public final class FluxgateInstance: @unchecked Sendable {
         directory = try TemporaryDirectory()
         configPath = try directory.write("fluxgate.yaml", yaml)
         controlSocket = directory.path + "/control.sock"
-        process = try ChildProcess(Binaries.fluxgate, ["--config", configPath, "--control-socket", controlSocket],
-                                   environment: environment)
+        process = try ChildProcess(
+            Binaries.fluxgate, ["--config", configPath, "--control-socket", controlSocket],
+            environment: environment)
         // Text or JSON log format alike: "... listening on 127.0.0.1:PORT".
         guard let line = process.waitForLine(containing: "Fluxgate proxy server listening on", timeout: startTimeout),
-              let match = line.firstMatch(of: /listening on \S*:(\d+)/), let port = Int(match.1)
+            let match = line.firstMatch(of: /listening on \S*:(\d+)/), let port = Int(match.1)
         else {
             process.signal(SIGKILL)
             throw Failure.didNotStart(stdout: process.stdout, stderr: process.stderr)

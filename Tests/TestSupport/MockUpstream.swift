@@ -124,9 +124,11 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
             guard let head else { return }
             let hash = digest.finalHex()
             state.withLockedValue {
-                $0.requests.append(.init(method: head.method.rawValue, uri: head.uri,
-                                         headers: head.headers.map { ($0.name, $0.value) },
-                                         bodyLength: bodyLength, bodySHA256: hash))
+                $0.requests.append(
+                    .init(
+                        method: head.method.rawValue, uri: head.uri,
+                        headers: head.headers.map { ($0.name, $0.value) },
+                        bodyLength: bodyLength, bodySHA256: hash))
             }
             respond(to: head, hash: hash, context: context)
         }
@@ -168,13 +170,16 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         } else if path.hasSuffix("/gzip") {
             send(context, status: .ok, body: MockUpstream.gzipBody, extra: [("content-encoding", "gzip")], contentType: "text/plain")
         } else {
-            send(context, status: .ok, body: Array("{\"ok\":true}".utf8),
-                 extra: [("set-cookie", "a=1; Path=/"), ("set-cookie", "b=2; Path=/"), ("x-upstream", "mock")])
+            send(
+                context, status: .ok, body: Array("{\"ok\":true}".utf8),
+                extra: [("set-cookie", "a=1; Path=/"), ("set-cookie", "b=2; Path=/"), ("x-upstream", "mock")])
         }
     }
 
-    private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, body: [UInt8],
-                      extra: [(String, String)] = [], contentType: String = "application/json") {
+    private func send(
+        _ context: ChannelHandlerContext, status: HTTPResponseStatus, body: [UInt8],
+        extra: [(String, String)] = [], contentType: String = "application/json"
+    ) {
         var headers = HTTPHeaders([("content-type", contentType), ("content-length", String(body.count))])
         for (name, value) in extra { headers.add(name: name, value: value) }
         context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: status, headers: headers))), promise: nil)
@@ -217,11 +222,13 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))), promise: nil)
         for (index, word) in ["Hello", " from", " the", " mock."].enumerated() {
             let role = index == 0 ? "\"role\":\"assistant\"," : ""
-            let event = "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
+            let event =
+                "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
                 + "\"model\":\"gpt-mock\",\"choices\":[{\"index\":0,\"delta\":{\(role)\"content\":\"\(word)\"},\"finish_reason\":null}]}\n\n"
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: event)))), promise: nil)
         }
-        let last = "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
+        let last =
+            "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
             + "\"model\":\"gpt-mock\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: last)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

@@ -141,8 +141,10 @@ public final class RawConnection {
     }
 
     /// Reads the body of a response whose head `readHead` returned.
-    public func readResponse(afterHead head: Response, method: String = "GET",
-                             onChunk: (([UInt8]) -> Void)? = nil) throws -> Response {
+    public func readResponse(
+        afterHead head: Response, method: String = "GET",
+        onChunk: (([UInt8]) -> Void)? = nil
+    ) throws -> Response {
         var response = head
         if method == "HEAD" || response.status == 204 || response.status == 304 || (100..<200).contains(response.status) {
             return response
@@ -194,8 +196,10 @@ public final class RawConnection {
     }
 
     /// One request and its response on this connection.
-    public func request(_ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8] = [],
-                        host: String = "localhost") throws -> Response {
+    public func request(
+        _ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8] = [],
+        host: String = "localhost"
+    ) throws -> Response {
         var text = "\(method) \(target) HTTP/1.1\r\nHost: \(host)\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) { text += "Content-Length: \(body.count)\r\n" }

@@ -12,7 +12,8 @@ public final class TLSMockUpstream: @unchecked Sendable {
         let script = Binaries.packageRoot + "/Tests/Fixtures/tls_mock_upstream.py"
         process = try ChildProcess(Tools.find("python3") ?? "/usr/bin/python3", [script, certificate, key])
         guard let line = process.waitForLine(containing: "PORT ", timeout: 20),
-              let port = Int(line.split(separator: " ").last ?? "") else {
+            let port = Int(line.split(separator: " ").last ?? "")
+        else {
             throw Failure.didNotStart(process.stderr)
         }
         self.port = port

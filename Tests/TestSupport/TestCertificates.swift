@@ -25,10 +25,14 @@ public final class TestCertificates: @unchecked Sendable {
 
     public init() throws {
         directory = try TemporaryDirectory()
-        try run(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", key("ca"), "-out", caFile, "-days", "3", "-subj", "/CN=fluxgate test CA"])
-        try run(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", key("otherca"), "-out", certificate("otherca"), "-days", "3", "-subj", "/CN=other CA"])
+        try run([
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key("ca"), "-out", caFile, "-days", "3", "-subj", "/CN=fluxgate test CA",
+        ])
+        try run([
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key("otherca"), "-out", certificate("otherca"), "-days", "3", "-subj", "/CN=other CA",
+        ])
         try issue("server", cn: "localhost", san: "DNS:localhost,IP:127.0.0.1", days: 3)
         try issue("rotated", cn: "localhost rotated", san: "DNS:localhost,IP:127.0.0.1", days: 3)
         // -days -1: notAfter one day before now (notBefore now), so "certificate has expired".
@@ -38,10 +42,14 @@ public final class TestCertificates: @unchecked Sendable {
 
     private func issue(_ name: String, cn: String, san: String, days: Int) throws {
         let ext = try directory.write("\(name).ext", "subjectAltName=\(san)\n")
-        try run(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", key(name), "-out", path + "/\(name).csr", "-subj", "/CN=\(cn)"])
-        try run(["x509", "-req", "-in", path + "/\(name).csr", "-CA", caFile, "-CAkey", key("ca"),
-                 "-CAcreateserial", "-days", String(days), "-extfile", ext, "-out", certificate(name)])
+        try run([
+            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key(name), "-out", path + "/\(name).csr", "-subj", "/CN=\(cn)",
+        ])
+        try run([
+            "x509", "-req", "-in", path + "/\(name).csr", "-CA", caFile, "-CAkey", key("ca"),
+            "-CAcreateserial", "-days", String(days), "-extfile", ext, "-out", certificate(name),
+        ])
     }
 
     private func run(_ arguments: [String]) throws {
@@ -51,8 +59,9 @@ public final class TestCertificates: @unchecked Sendable {
 
     /// SHA-256 fingerprint of a certificate file as `openssl x509 -fingerprint` prints it.
     public func fingerprint(_ name: String) throws -> String {
-        let result = try ChildProcess.run(Self.opensslPath ?? "/usr/bin/openssl",
-                                          ["x509", "-in", certificate(name), "-noout", "-fingerprint", "-sha256"])
+        let result = try ChildProcess.run(
+            Self.opensslPath ?? "/usr/bin/openssl",
+            ["x509", "-in", certificate(name), "-noout", "-fingerprint", "-sha256"])
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

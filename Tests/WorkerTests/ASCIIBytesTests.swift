@@ -6,8 +6,10 @@ import Testing
     /// `scan` (eight bytes at a time) stops exactly where a byte-by-byte scan with `accepts`
     /// does: every byte value at every position of runs of `fillers` (all accepted), for lengths
     /// around the word size.
-    func expectScanMatchesByteRule(_ scan: (UnsafeRawBufferPointer, Int, Int) -> Int, accepts: (UInt8) -> Bool,
-                                   fillers: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectScanMatchesByteRule(
+        _ scan: (UnsafeRawBufferPointer, Int, Int) -> Int, accepts: (UInt8) -> Bool,
+        fillers: [UInt8], sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         for length in [0, 1, 7, 8, 9, 16, 23] {
             for filler in fillers {
                 for stop in 0...length {
@@ -16,8 +18,9 @@ import Testing
                         if stop < length { bytes[stop] = b }
                         let expected = stop < length && !accepts(b) ? stop : length
                         let end = bytes.withUnsafeBytes { scan($0, 0, length) }
-                        #expect(end == expected, "length \(length), filler \(filler), byte \(b) at \(stop)",
-                                sourceLocation: sourceLocation)
+                        #expect(
+                            end == expected, "length \(length), filler \(filler), byte \(b) at \(stop)",
+                            sourceLocation: sourceLocation)
                         if stop == length { break }
                     }
                 }
@@ -28,8 +31,9 @@ import Testing
     /// The field value scan stops at the first byte that cannot be in a value, wherever it sits
     /// and whatever surrounds it.
     @Test func fieldValueEndStopsAtTheFirstDisallowedByte() {
-        expectScanMatchesByteRule({ ASCIIBytes.fieldValueEnd($0, from: $1, to: $2) }, accepts: ASCIIBytes.isFieldValueByte,
-                                  fillers: [0x20, 0x41, 0x7E, 0x80, 0xFF, 0x09])
+        expectScanMatchesByteRule(
+            { ASCIIBytes.fieldValueEnd($0, from: $1, to: $2) }, accepts: ASCIIBytes.isFieldValueByte,
+            fillers: [0x20, 0x41, 0x7E, 0x80, 0xFF, 0x09])
         // Honours `from` and `to`.
         let text = Array("ab\u{1}cdefghijklmnop\r\n".utf8)
         #expect(text.withUnsafeBytes { ASCIIBytes.fieldValueEnd($0, from: 3, to: text.count) } == 17)
@@ -38,8 +42,9 @@ import Testing
 
     /// The name scan stops at the first byte that is not a `tchar`.
     @Test func tokenEndStopsAtTheFirstNonTokenByte() {
-        expectScanMatchesByteRule({ ASCIIBytes.tokenEnd($0, from: $1, to: $2) }, accepts: ASCIIBytes.isTokenByte,
-                                  fillers: Array("aZ09-x!~_".utf8))
+        expectScanMatchesByteRule(
+            { ASCIIBytes.tokenEnd($0, from: $1, to: $2) }, accepts: ASCIIBytes.isTokenByte,
+            fillers: Array("aZ09-x!~_".utf8))
         let line = Array("xContent-Length: 5".utf8)
         #expect(line.withUnsafeBytes { ASCIIBytes.tokenEnd($0, from: 1, to: line.count) } == 15)
         #expect(line.withUnsafeBytes { ASCIIBytes.tokenEnd($0, from: 1, to: 9) } == 9)
@@ -75,9 +80,11 @@ import Testing
     /// at every position of names of every length the header tables use (1-3 bytewise, 4-7 two
     /// overlapping halves, 8+ words with an overlapping last one).
     @Test func equalsMatchesTheByteRuleAtEveryPositionAndLength() {
-        let names: [StaticString] = ["a", "te", "abc", "host", "x-api", "expect", "upgrade", "trailers", "x-api-key",
-                                     "connection", "authorization", "content-length", "transfer-encoding",
-                                     "proxy-authorization"]
+        let names: [StaticString] = [
+            "a", "te", "abc", "host", "x-api", "expect", "upgrade", "trailers", "x-api-key",
+            "connection", "authorization", "content-length", "transfer-encoding",
+            "proxy-authorization",
+        ]
         for name in names {
             let expected = Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
             var bytes = expected.map { $0 &- 0x20 * UInt8($0 >= 0x61 && $0 <= 0x7A ? 1 : 0) }  // upper case

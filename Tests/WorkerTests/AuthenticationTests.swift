@@ -35,8 +35,10 @@ import Testing
         #expect(c != nil && c?.keyID == nil)
     }
 
-    @Test(arguments: ["bearer sk-alice", "Bearer  sk-alice", "Bearer sk-alice ", "Bearer sk-alic", "Bearer ",
-                      "Bearer", "Basic sk-alice", "sk-alice", "Bearer sk-alice\u{301}", ""])
+    @Test(arguments: [
+        "bearer sk-alice", "Bearer  sk-alice", "Bearer sk-alice ", "Bearer sk-alic", "Bearer ",
+        "Bearer", "Basic sk-alice", "sk-alice", "Bearer sk-alice\u{301}", "",
+    ])
     func everythingButTheExactBearerFormIsRejected(_ header: String) {
         let auth = authenticator([.init(id: "alice", key: Secret("sk-alice"))])
         #expect(auth.authenticate(authorizationHeader: header, xAPIKeyHeader: nil, now: 0) == .rejected)
@@ -73,14 +75,16 @@ import Testing
 
     @Test func staticKeysAreTriedBeforeJWT() {
         let token = Fixtures.jwt()
-        let auth = authenticator([.init(id: "static", key: Secret(token))],
-                                 jwt: [.init(id: "team", key: Secret(Fixtures.jwtSecret))])
+        let auth = authenticator(
+            [.init(id: "static", key: Secret(token))],
+            jwt: [.init(id: "team", key: Secret(Fixtures.jwtSecret))])
         #expect(caller(auth.authenticate(authorizationHeader: "Bearer " + token, xAPIKeyHeader: nil, now: 0))?.keyID == "static")
     }
 
     @Test func validJWTReachesAllUpstreamsAndLogsItsKid() {
-        let auth = authenticator([.init(id: "static", key: Secret("other"))],
-                                 jwt: [.init(id: "team", key: Secret(Fixtures.jwtSecret))])
+        let auth = authenticator(
+            [.init(id: "static", key: Secret("other"))],
+            jwt: [.init(id: "team", key: Secret(Fixtures.jwtSecret))])
         let c = caller(auth.authenticate(authorizationHeader: "Bearer " + Fixtures.jwt(), xAPIKeyHeader: nil, now: 0))
         #expect(c?.keyID == "team")
         #expect(c?.permitted.contains(0) == true && c?.permitted.contains(1) == true)

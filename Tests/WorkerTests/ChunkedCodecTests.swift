@@ -97,7 +97,7 @@ import Testing
         let longLine = "1;" + String(repeating: "e", count: 4094)
         #expect(scan(longLine + "\r\nx\r\n0\r\n\r\n", rules: Self.request).payload == "x")
         #expect(scan(Array((longLine + "e").utf8).map { [$0] }, rules: Self.request).error == .lineTooLong)
-        let trailers = "0\r\n" + String(repeating: "X-T: 123456789\r\n", count: 4)   // 64 bytes of lines
+        let trailers = "0\r\n" + String(repeating: "X-T: 123456789\r\n", count: 4)  // 64 bytes of lines
         #expect(scan(trailers + "\r\n", rules: Self.request).finished)
         #expect(scan(trailers + "X", rules: Self.request).error == .trailersTooLarge)
         // The response side bounds neither: nothing of them is kept, and they go to the client as sent.

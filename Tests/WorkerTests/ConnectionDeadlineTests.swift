@@ -47,8 +47,9 @@ import Testing
     /// is not cut by it: during a request only the exchange's deadlines run.
     @Test func aLongResponseIsNotCutByTheConnectionTimeouts() async throws {
         let chunks = (0..<12).map { "data: \($0)\n\n" }
-        let proxy = try await ProxyHarness.start(behaviour: .stream(chunks: chunks, gapMs: 250),
-                                                 limits: Self.limits(headerMs: 60_000, keepAliveMs: 300))
+        let proxy = try await ProxyHarness.start(
+            behaviour: .stream(chunks: chunks, gapMs: 250),
+            limits: Self.limits(headerMs: 60_000, keepAliveMs: 300))
         let client = try await proxy.client()
         try await client.send("GET /api/stream HTTP/1.1\r\nHost: p\r\n\r\n")
         let text = await client.wait(timeoutMs: 20_000) { $0.hasSuffix("0\r\n\r\n") }

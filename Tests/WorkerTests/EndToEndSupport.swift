@@ -88,8 +88,10 @@ private final class InProcessMockHandler: ChannelInboundHandler {
             return
         case .echo, .echoThenCloseAfter:
             let text = "\(head.method.rawValue) \(head.uri) body=\(body)"
-            var headers: HTTPHeaders = ["content-length": String(text.utf8.count), "set-cookie": "a=1",
-                                        "set-cookie": "b=2", "x-upstream": "mock"]
+            var headers: HTTPHeaders = [
+                "content-length": String(text.utf8.count), "set-cookie": "a=1",
+                "set-cookie": "b=2", "x-upstream": "mock",
+            ]
             if head.method == .HEAD { headers.replaceOrAdd(name: "content-length", value: "999") }
             context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))), promise: nil)
             if head.method != .HEAD {
@@ -101,12 +103,14 @@ private final class InProcessMockHandler: ChannelInboundHandler {
             }
         case .stream(let chunks, let gap):
             let headers: HTTPHeaders = ["content-type": "text/event-stream", "transfer-encoding": "chunked"]
-            context.writeAndFlush(wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))),
-                                  promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))),
+                promise: nil)
             for (i, chunk) in chunks.enumerated() {
                 context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(gap * Int64(i + 1))) {
-                    context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: chunk)))),
-                                          promise: nil)
+                    context.writeAndFlush(
+                        self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: chunk)))),
+                        promise: nil)
                     if i == chunks.count - 1 { context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil) }
                 }
             }
@@ -177,7 +181,8 @@ final class InProcessClient: Sendable {
         let headers = head[..<end.lowerBound].lowercased()
         let body = head[end.upperBound...]
         if let line = headers.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
-           let n = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) {
+            let n = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        {
             return body.utf8.count >= n || headers.hasPrefix("http/1.1 200") && headers.contains("head-request")
         }
         if headers.contains("transfer-encoding: chunked") { return body.hasSuffix("0\r\n\r\n") }
@@ -194,7 +199,9 @@ private final class Collector: ChannelInboundHandler {
     init(box: LockedBox<(bytes: [UInt8], events: [(NIODeadline, Int)], closed: Bool)>) { self.box = box }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = Array(buffer: unwrapInboundIn(data))
-        box.withLock { $0.bytes += bytes; $0.events.append((.now(), bytes.count)) }
+        box.withLock {
+            $0.bytes += bytes; $0.events.append((.now(), bytes.count))
+        }
     }
     func channelInactive(context: ChannelHandlerContext) { box.withLock { $0.closed = true } }
 }
@@ -239,18 +246,23 @@ struct ProxyHarness {
     /// The test's own pipeline stage, if it has one.
     var stage: RequestStage?
 
-    static func start(behaviour: InProcessMockBehaviour = .echo, requestPath: String = "/api",
-                      staticKeys: [Configuration.StaticKey] = [], requestTimeoutMs: UInt64 = 5_000,
-                      maxConnections: UInt32 = 1024, limits: WorkerLimits = WorkerLimits(),
-                      extraUpstreams: [Configuration.Upstream] = [],
-                      stage makeStage: ((InProcessMockUpstream) -> RequestStage)? = nil,
-                      responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil) async throws -> ProxyHarness {
+    static func start(
+        behaviour: InProcessMockBehaviour = .echo, requestPath: String = "/api",
+        staticKeys: [Configuration.StaticKey] = [], requestTimeoutMs: UInt64 = 5_000,
+        maxConnections: UInt32 = 1024, limits: WorkerLimits = WorkerLimits(),
+        extraUpstreams: [Configuration.Upstream] = [],
+        stage makeStage: ((InProcessMockUpstream) -> RequestStage)? = nil,
+        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil
+    ) async throws -> ProxyHarness {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let upstream = try await InProcessMockUpstream(group: group, behaviour: behaviour)
         var configuration = Fixtures.configuration(
-            upstreams: [Fixtures.upstream("mock", requestPath,
-                                          Fixtures.url(.http, "127.0.0.1", port: UInt16(upstream.port), path: "/base"),
-                                          key: "sk-provider")] + extraUpstreams,
+            upstreams: [
+                Fixtures.upstream(
+                    "mock", requestPath,
+                    Fixtures.url(.http, "127.0.0.1", port: UInt16(upstream.port), path: "/base"),
+                    key: "sk-provider")
+            ] + extraUpstreams,
             staticKeys: staticKeys)
         configuration.upstreams.requestTimeoutMs = requestTimeoutMs
         configuration.server.maxConnections = maxConnections
@@ -261,8 +273,9 @@ struct ProxyHarness {
         let server = try await WorkerServer.start(
             listener: .bind(BindAddress(parsing: "127.0.0.1:0")!), configuration: configuration,
             logger: log.logger, limits: limits, pipeline: pipeline, responseObservers: responseObservers)
-        return ProxyHarness(group: group, upstream: upstream, server: server, log: log, configuration: configuration,
-                            stage: stage)
+        return ProxyHarness(
+            group: group, upstream: upstream, server: server, log: log, configuration: configuration,
+            stage: stage)
     }
 
     var port: Int { server.localAddress!.port! }

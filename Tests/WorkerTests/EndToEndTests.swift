@@ -11,8 +11,9 @@ import Testing
     @Test func forwardsWithHeaderFidelityAndLogsOneLine() async throws {
         let proxy = try await ProxyHarness.start()
         let client = try await proxy.client()
-        try await client.send("GET /api/v1/models?x=1 HTTP/1.1\r\nHost: proxy.local\r\nAuthorization: Bearer client\r\n"
-            + "X-Multi: 1\r\nConnection: X-Drop\r\nX-Drop: d\r\nX-Multi: 2\r\n\r\n")
+        try await client.send(
+            "GET /api/v1/models?x=1 HTTP/1.1\r\nHost: proxy.local\r\nAuthorization: Bearer client\r\n"
+                + "X-Multi: 1\r\nConnection: X-Drop\r\nX-Drop: d\r\nX-Multi: 2\r\n\r\n")
         let text = await client.waitForResponses(1)
         #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(text.contains("set-cookie: a=1\r\n") && text.contains("set-cookie: b=2\r\n"))
@@ -108,12 +109,14 @@ import Testing
 
     @Test func protocolRejections() async throws {
         let proxy = try await ProxyHarness.start()
-        for (request, status) in [("GET /api/x HTTP/1.0\r\nHost: p\r\n\r\n", "505"),
-                                  ("GET /api/x HTTP/1.1\r\nHost: p\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", "501"),
-                                  ("GET /api/x HTTP/1.1\r\n\r\n", "400"),
-                                  ("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "501"),
-                                  ("GET /api/x HTTP/1.1\r\nHost: p\r\nConnection: upgrade\r\n\r\n", "501"),
-                                  ("GET /api/x HTTP/1.1\r\nHost: p\r\nBad Header\r\n\r\n", "400")] {
+        for (request, status) in [
+            ("GET /api/x HTTP/1.0\r\nHost: p\r\n\r\n", "505"),
+            ("GET /api/x HTTP/1.1\r\nHost: p\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", "501"),
+            ("GET /api/x HTTP/1.1\r\n\r\n", "400"),
+            ("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "501"),
+            ("GET /api/x HTTP/1.1\r\nHost: p\r\nConnection: upgrade\r\n\r\n", "501"),
+            ("GET /api/x HTTP/1.1\r\nHost: p\r\nBad Header\r\n\r\n", "400"),
+        ] {
             let client = try await proxy.client()
             try await client.send(request)
             let text = await client.waitForResponses(1)
@@ -187,8 +190,10 @@ import Testing
     @Test func unreachableUpstreamGets502AndSilentOne504() async throws {
         let proxy = try await ProxyHarness.start(
             behaviour: .silent, requestTimeoutMs: 300,
-            extraUpstreams: [Fixtures.upstream("down", "/down", Fixtures.url(.http, "127.0.0.1", port: 1)),
-                             Fixtures.upstream("tls", "/tls", Fixtures.url(.https, "127.0.0.1", port: 1))])
+            extraUpstreams: [
+                Fixtures.upstream("down", "/down", Fixtures.url(.http, "127.0.0.1", port: 1)),
+                Fixtures.upstream("tls", "/tls", Fixtures.url(.https, "127.0.0.1", port: 1)),
+            ])
         let client = try await proxy.client()
         try await client.send("GET /down/x HTTP/1.1\r\nHost: p\r\n\r\n")
         #expect(await client.waitForResponses(1).hasPrefix("HTTP/1.1 502 "))

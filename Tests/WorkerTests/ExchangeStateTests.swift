@@ -8,10 +8,14 @@ import Testing
     static let t0 = NIODeadline.uptimeNanoseconds(5_000_000_000)
     static func at(ms: Int64) -> NIODeadline { t0 + .milliseconds(ms) }
 
-    static func settings(idempotent: Bool, attemptTimeoutMs: Int64 = 600_000, replayBufferBytes: Int = 64 * 1024)
-        -> ExchangeState.Settings {
-        .init(requestTimeout: .seconds(600), attemptTimeout: .milliseconds(attemptTimeoutMs),
-              streamIdleTimeout: .seconds(60), replayBufferBytes: replayBufferBytes, idempotent: idempotent)
+    static func settings(
+        idempotent: Bool, attemptTimeoutMs: Int64 = 600_000, replayBufferBytes: Int = 64 * 1024
+    )
+        -> ExchangeState.Settings
+    {
+        .init(
+            requestTimeout: .seconds(600), attemptTimeout: .milliseconds(attemptTimeoutMs),
+            streamIdleTimeout: .seconds(60), replayBufferBytes: replayBufferBytes, idempotent: idempotent)
     }
 
     @Test func aCleanExchangeOnAPooledConnectionGivesItBack() {
@@ -53,8 +57,10 @@ import Testing
         _ = state.leased(active: true, reused: true, now: Self.t0)
         state.endSent()
         let r7 = state.connectionClosed(bodyEndsAtClose: false, now: Self.at(ms: 1))
-        #expect(r7
-            == .fail(.upstreamFailed, UpstreamErrorCause(layer: .reset, reason: "the upstream closed the connection before responding")))
+        #expect(
+            r7
+                == .fail(.upstreamFailed, UpstreamErrorCause(layer: .reset, reason: "the upstream closed the connection before responding"))
+        )
         #expect(state.attempts == 1)
         #expect(state.current.end == .failedBeforeResponse)
     }

@@ -34,10 +34,11 @@ import Testing
         ForwardingHeaders.writeUpstreamRequestHead(
             method: .POST, match: match, target: match.route.target, client: head, framing: head.facts.framing, into: &bytes)
         let lines = String(buffer: bytes).components(separatedBy: "\r\n").dropFirst().filter { !$0.isEmpty }
-        return HTTPHeaders(lines.map { line in
-            let colon = line.firstIndex(of: ":")!
-            return (String(line[..<colon]), String(line[line.index(colon, offsetBy: 2)...]))
-        })
+        return HTTPHeaders(
+            lines.map { line in
+                let colon = line.firstIndex(of: ":")!
+                return (String(line[..<colon]), String(line[line.index(colon, offsetBy: 2)...]))
+            })
     }
 
     @Test func credentialsHostAndHopByHopAreRemovedOrderAndRepeatsKept() {
@@ -47,12 +48,16 @@ import Testing
             "TE": "trailers", "Trailer": "x", "Proxy-Authorization": "p", "X-Multi": "2", "Content-Length": "3",
         ]
         let out = upstreamRequestHeaders(from: client, upstream: upstream)
-        #expect(pairs(out) == ["host: api.openai.com", "Accept: a", "X-Multi: 1", "X-Multi: 2", "Content-Length: 3",
-                               "authorization: Bearer sk-provider"])
+        #expect(
+            pairs(out) == [
+                "host: api.openai.com", "Accept: a", "X-Multi: 1", "X-Multi: 2", "Content-Length: 3",
+                "authorization: Bearer sk-provider",
+            ])
     }
 
     @Test func headerClassifiersMatchTheirSets() {
-        let names = Array(ForwardingHeaders.hopByHop) + Array(ForwardingHeaders.clientOnly)
+        let names =
+            Array(ForwardingHeaders.hopByHop) + Array(ForwardingHeaders.clientOnly)
             + ["content-length", "content-type", "accept", "x-api", "t", "tes", "hostx", ""]
         for name in names {
             #expect(ForwardingHeaders.isHopByHop(name) == ForwardingHeaders.hopByHop.contains(name), "\(name)")
@@ -61,10 +66,13 @@ import Testing
     }
 
     @Test func headersNamedInConnectionAreDroppedInAnyCase() {
-        let client: HTTPHeaders = ["Connection": " Keep-Alive ,X-Drop,, te", "connection": "X-Other\t", "x-drop": "1",
-                                   "X-OTHER": "2", "X-Kept": "3", "TE": "trailers"]
-        #expect(pairs(upstreamRequestHeaders(from: client, upstream: upstream))
-            == ["host: api.openai.com", "X-Kept: 3", "authorization: Bearer sk-provider"])
+        let client: HTTPHeaders = [
+            "Connection": " Keep-Alive ,X-Drop,, te", "connection": "X-Other\t", "x-drop": "1",
+            "X-OTHER": "2", "X-Kept": "3", "TE": "trailers",
+        ]
+        #expect(
+            pairs(upstreamRequestHeaders(from: client, upstream: upstream))
+                == ["host: api.openai.com", "X-Kept: 3", "authorization: Bearer sk-provider"])
     }
 
     @Test func providerKeyStyles() {
@@ -111,7 +119,8 @@ import Testing
         let match = Self.match(head, upstream)
         ForwardingHeaders.writeUpstreamRequestHead(
             method: .POST, match: match, target: match.route.target, client: head, framing: .chunked, into: &bytes)
-        #expect(String(buffer: bytes) == "POST /v1/chat?x=1 HTTP/1.1\r\nhost: api.openai.com\r\nAccept: a\r\n"
+        #expect(
+            String(buffer: bytes) == "POST /v1/chat?x=1 HTTP/1.1\r\nhost: api.openai.com\r\nAccept: a\r\n"
                 + "X-Multi: 1\r\nX-Multi: 2\r\nauthorization: Bearer sk-provider\r\ntransfer-encoding: chunked\r\n\r\n")
     }
 }

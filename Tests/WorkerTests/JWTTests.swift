@@ -3,8 +3,10 @@ import Testing
 @testable import FluxgateWorker
 
 @Suite struct JWTTests {
-    let verifier = JWTVerifier(keys: [.init(id: "team", key: Secret(Fixtures.jwtSecret)),
-                                      .init(id: "other", key: Secret("another-secret-of-at-least-32-bytes!!"))])
+    let verifier = JWTVerifier(keys: [
+        .init(id: "team", key: Secret(Fixtures.jwtSecret)),
+        .init(id: "other", key: Secret("another-secret-of-at-least-32-bytes!!")),
+    ])
     let now: Int64 = 1_700_000_000
 
     func verify(_ token: String) -> Result<String, JWTVerifier.Rejection> {
@@ -78,8 +80,9 @@ import Testing
     @Test func headerThatIsNotAJSONObjectIsRejected() {
         #expect(verify(Fixtures.jwt(header: "[1]")) == .failure(.malformedHeader))
         #expect(verify(Fixtures.jwt(header: "not json")) == .failure(.malformedHeader))
-        #expect(verify(Fixtures.jwt(header: #"{"alg":"HS256","alg":"HS256","typ":"JWT","kid":"team"}"#))
-            == .failure(.malformedHeader))
+        #expect(
+            verify(Fixtures.jwt(header: #"{"alg":"HS256","alg":"HS256","typ":"JWT","kid":"team"}"#))
+                == .failure(.malformedHeader))
     }
 
     @Test func payloadThatIsNotAJSONObjectIsRejected() {
@@ -114,8 +117,9 @@ import Testing
     }
 
     @Test func everyRejectionIsTheSame401ThroughTheAuthenticator() {
-        let config = Fixtures.configuration(upstreams: [Fixtures.upstream("u", "/")],
-                                            jwt: [.init(id: "team", key: Secret(Fixtures.jwtSecret))])
+        let config = Fixtures.configuration(
+            upstreams: [Fixtures.upstream("u", "/")],
+            jwt: [.init(id: "team", key: Secret(Fixtures.jwtSecret))])
         let auth = Authenticator(configuration: config)
         for token in [Fixtures.jwt(header: header(alg: "\"none\"")), Fixtures.jwt(payload: #"{"exp":1}"#), "a.b.c"] {
             #expect(auth.authenticate(authorizationHeader: "Bearer " + token, xAPIKeyHeader: nil, now: now) == .rejected)

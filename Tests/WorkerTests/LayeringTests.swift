@@ -24,13 +24,16 @@ import Testing
 
     /// Top-level types declared in `code` (nested ones are reached through these).
     static func declaredTypes(_ code: String) -> [String] {
-        let declaration = /^(?:(?:public|internal|private|fileprivate|final|indirect)\s+)*(?:struct|enum|class|protocol|typealias|actor)\s+(\w+)/
+        let declaration =
+            /^(?:(?:public|internal|private|fileprivate|final|indirect)\s+)*(?:struct|enum|class|protocol|typealias|actor)\s+(\w+)/
             .anchorsMatchLineEndings()
         return code.matches(of: declaration).map { String($0.1) }
     }
 
     @Test func theWireLayerNamesNothingAboveIt() throws {
-        let above = ["Proxy", "Server", "Routing", "Auth", "Control", "TLS", "Connection", "Pipeline", "Exchange", "Worker", "IO", "Logging"]
+        let above = [
+            "Proxy", "Server", "Routing", "Auth", "Control", "TLS", "Connection", "Pipeline", "Exchange", "Worker", "IO", "Logging",
+        ]
         let names = try above.flatMap { try Self.sources(in: $0) }.flatMap { Self.declaredTypes($0.1) }
         #expect(names.contains("ProxyErrorResponse") && names.contains("WorkerLimits") && names.contains("Router"))
         let wire = try Self.sources(in: "HTTP1")

@@ -11,19 +11,23 @@ import Testing
 /// as metadata, in every format. Both go through a pipe, as to the journal.
 @Suite struct RequestLineTests {
     static let records: [RequestLogRecord] = [
-        RequestLogRecord(clientIP: "127.0.0.1", method: "POST", requestURL: "/openai/v1/chat/completions",
-                         requestBodyLength: 580, apiKeyID: "bench", targetURL: "http://127.0.0.1:9/v1/chat/completions",
-                         upstream: "openai", durationMs: 12, status: 200, responseBodyLength: 13_405),
+        RequestLogRecord(
+            clientIP: "127.0.0.1", method: "POST", requestURL: "/openai/v1/chat/completions",
+            requestBodyLength: 580, apiKeyID: "bench", targetURL: "http://127.0.0.1:9/v1/chat/completions",
+            upstream: "openai", durationMs: 12, status: 200, responseBodyLength: 13_405),
         // Absent fields are left out; a proxy-made answer has no upstream.
-        RequestLogRecord(clientIP: "::1", method: "GET", requestURL: "/nowhere", durationMs: 0, status: 404,
-                         responseBodyLength: 0),
+        RequestLogRecord(
+            clientIP: "::1", method: "GET", requestURL: "/nowhere", durationMs: 0, status: 404,
+            responseBodyLength: 0),
         // Credentials in the query are redacted; quotes, spaces, backslashes and control
         // characters force quoting (text) or escaping (JSON); non-ASCII passes through.
-        RequestLogRecord(clientIP: "10.0.0.1", method: "GET", requestURL: "/a?key=sk-secret&q=\"x y\"\\",
-                         apiKeyID: "équipe", targetURL: "https://h/b?sig=abc&t=\u{7}", upstream: "up",
-                         durationMs: 1_234_567, status: 502, responseBodyLength: 0),
-        RequestLogRecord(clientIP: "127.0.0.1", method: "GET", requestURL: "/" + String(repeating: "p", count: 3000),
-                         status: 431),
+        RequestLogRecord(
+            clientIP: "10.0.0.1", method: "GET", requestURL: "/a?key=sk-secret&q=\"x y\"\\",
+            apiKeyID: "équipe", targetURL: "https://h/b?sig=abc&t=\u{7}", upstream: "up",
+            durationMs: 1_234_567, status: 502, responseBodyLength: 0),
+        RequestLogRecord(
+            clientIP: "127.0.0.1", method: "GET", requestURL: "/" + String(repeating: "p", count: 3000),
+            status: 431),
         RequestLogRecord(),
     ]
 

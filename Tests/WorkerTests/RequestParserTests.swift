@@ -40,42 +40,49 @@ import Testing
         }
     }
 
-    static let pipelined = "\r\nPOST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 5\r\n\r\nhello"
+    static let pipelined =
+        "\r\nPOST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 5\r\n\r\nhello"
         + "POST /b HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n"
         + "GET /c?q=1 HTTP/1.1\r\nHost: p\r\nX-Pad:  v \r\n\r\n"
         + "DELETE /d HTTP/1.0\r\nHost: p\r\nContent-Length: 0\r\n\r\n"
 
     @Test func pipelinedRequestsAreReadTheSameWhateverTheReadSizes() {
         let whole = events([Self.pipelined])
-        #expect(whole == [
-            "head POST /a HTTP/1.1 Host=p,Content-Length=5", "body hello", "end",
-            "head POST /b HTTP/1.1 Host=p,Transfer-Encoding=chunked", "body abc0123456789abcdef", "end",
-            "head GET /c?q=1 HTTP/1.1 Host=p,X-Pad=v", "end",
-            "head DELETE /d HTTP/1.0 Host=p,Content-Length=0", "end",
-        ])
+        #expect(
+            whole == [
+                "head POST /a HTTP/1.1 Host=p,Content-Length=5", "body hello", "end",
+                "head POST /b HTTP/1.1 Host=p,Transfer-Encoding=chunked", "body abc0123456789abcdef", "end",
+                "head GET /c?q=1 HTTP/1.1 Host=p,X-Pad=v", "end",
+                "head DELETE /d HTTP/1.0 Host=p,Content-Length=0", "end",
+            ])
         for size in [1, 2, 3, 5, 8, 13, 100] {
             #expect(events(split(Self.pipelined, every: size)) == whole, "reads of \(size) bytes")
         }
     }
 
     @Test func nothingIsReadAfterMalformedBytes() {
-        #expect(events(["GET /a HTTP/1.1\r\nHost: p\r\n\r\nGET /b HTTP/1.1\nHost: p\r\n\r\n", "GET /c HTTP/1.1\r\nHost: p\r\n\r\n"])
-            == ["head GET /a HTTP/1.1 Host=p", "end", "malformed 400"])
+        #expect(
+            events(["GET /a HTTP/1.1\r\nHost: p\r\n\r\nGET /b HTTP/1.1\nHost: p\r\n\r\n", "GET /c HTTP/1.1\r\nHost: p\r\n\r\n"])
+                == ["head GET /a HTTP/1.1 Host=p", "end", "malformed 400"])
     }
 
     /// Bytes that cannot start a request line are refused as soon as they arrive, however the
     /// reads split them, so garbage that never ends a line (a TLS ClientHello on the plain port)
     /// is answered at once; a prefix that can still become a request line waits (issue 18).
     @Test func bytesThatCannotStartARequestLineAreRefusedAtOnce() {
-        let refused = ["\u{16}\u{3}\u{1}\u{0}\u{f8}", "\u{0}", "\n", " GET /", "\r\r", "get /", "GET  /", "GET\t/",
-                       String(repeating: "A", count: 33), "GET /a\u{0}", "GET /a\u{7f}", "GET / HTTP/2", "GET / HTTP/1.x",
-                       "GET / HTTP/1.12", "GET / HTTP/1.1\n", "GET / HTTP/1.1\rX", "\r\n\r\n\u{16}\u{3}"]
+        let refused = [
+            "\u{16}\u{3}\u{1}\u{0}\u{f8}", "\u{0}", "\n", " GET /", "\r\r", "get /", "GET  /", "GET\t/",
+            String(repeating: "A", count: 33), "GET /a\u{0}", "GET /a\u{7f}", "GET / HTTP/2", "GET / HTTP/1.x",
+            "GET / HTTP/1.12", "GET / HTTP/1.1\n", "GET / HTTP/1.1\rX", "\r\n\r\n\u{16}\u{3}",
+        ]
         for text in refused {
             #expect(events([text]) == ["malformed 400"], "\(text.debugDescription)")
             #expect(events(split(text, every: 1)) == ["malformed 400"], "\(text.debugDescription) a byte at a time")
         }
-        let waiting = ["\r", "\r\n", "\r\n\r", "G", "GET", "GET ", "GET /a", "GET /a HTTP/1.", "GET /a HTTP/1.1\r",
-                       String(repeating: "A", count: 32) + " /", "GET /a HTTP/1.1\r\nHost: p\r\n\u{1}"]
+        let waiting = [
+            "\r", "\r\n", "\r\n\r", "G", "GET", "GET ", "GET /a", "GET /a HTTP/1.", "GET /a HTTP/1.1\r",
+            String(repeating: "A", count: 32) + " /", "GET /a HTTP/1.1\r\nHost: p\r\n\u{1}",
+        ]
         for text in waiting {
             #expect(events([text]) == [], "\(text.debugDescription)")
             #expect(events(split(text, every: 1)) == [], "\(text.debugDescription) a byte at a time")
@@ -93,10 +100,12 @@ import Testing
         #expect(events(["GET /" + String(repeating: "a", count: 400)], limits: limits) == ["malformed 414"])
         #expect(events(["GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 400)], limits: limits) == ["malformed 431"])
         // Complete heads over the header limits: 431 from the parser.
-        #expect(events(["GET / HTTP/1.1\r\n" + (0..<5).map { "X-\($0): v\r\n" }.joined() + "\r\n"], limits: limits)
-            == ["malformed 431"])
-        #expect(events(["GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 250) + "\r\n\r\n"], limits: limits)
-            == ["malformed 431"])
+        #expect(
+            events(["GET / HTTP/1.1\r\n" + (0..<5).map { "X-\($0): v\r\n" }.joined() + "\r\n"], limits: limits)
+                == ["malformed 431"])
+        #expect(
+            events(["GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 250) + "\r\n\r\n"], limits: limits)
+                == ["malformed 431"])
     }
 
     @Test func largeBodiesArePassedOnAsTheyArrive() {

@@ -28,32 +28,43 @@ import Testing
         Case("separator in a header name", "GET /api/x HTTP/1.1\r\nHost: p\r\nX(A): 1\r\n\r\n"),
         Case("NUL in a header value", "GET /api/x HTTP/1.1\r\nHost: p\r\nX-A: a\u{0}b\r\n\r\n"),
         Case("control byte in a header value", "GET /api/x HTTP/1.1\r\nHost: p\r\nX-A: a\u{1b}b\r\n\r\n"),
-        Case("two different Content-Lengths",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
-        Case("the same Content-Length twice",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"),
+        Case(
+            "two different Content-Lengths",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+        Case(
+            "the same Content-Length twice",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"),
         Case("a Content-Length list", "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 3, 4\r\n\r\nabcd"),
         Case("a signed Content-Length", "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: +3\r\n\r\nabc"),
         Case("a negative Content-Length", "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: -1\r\n\r\n"),
-        Case("a Content-Length beyond 64 bits",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 99999999999999999999999\r\n\r\nabc"),
-        Case("Content-Length with Transfer-Encoding",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-        Case("Transfer-Encoding with Content-Length",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"),
-        Case("Transfer-Encoding not ending in chunked",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: gzip\r\n\r\nabc"),
-        Case("chunked before another coding",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"),
-        Case("an unknown transfer coding",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"),
-        Case("a chunk size beyond 64 bits",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nabc\r\n0\r\n\r\n"),
+        Case(
+            "a Content-Length beyond 64 bits",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 99999999999999999999999\r\n\r\nabc"),
+        Case(
+            "Content-Length with Transfer-Encoding",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        Case(
+            "Transfer-Encoding with Content-Length",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"),
+        Case(
+            "Transfer-Encoding not ending in chunked",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: gzip\r\n\r\nabc"),
+        Case(
+            "chunked before another coding",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"),
+        Case(
+            "an unknown transfer coding",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"),
+        Case(
+            "a chunk size beyond 64 bits",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nabc\r\n0\r\n\r\n"),
         Case("a signed chunk size", "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n"),
-        Case("chunk data longer than its size",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n"),
-        Case("a chunk size line with a bare LF",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n"),
+        Case(
+            "chunk data longer than its size",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n"),
+        Case(
+            "a chunk size line with a bare LF",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n"),
         Case("an empty chunk size", "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n"),
         Case("lower-case method", "get /api/x HTTP/1.1\r\nHost: p\r\n\r\n"),
         Case("two spaces in the request line", "GET  /api/x HTTP/1.1\r\nHost: p\r\n\r\n"),
@@ -63,12 +74,15 @@ import Testing
         Case("a space in the target", "GET /api/x y HTTP/1.1\r\nHost: p\r\n\r\n"),
         Case("a control byte in the target", "GET /api/x\u{7f} HTTP/1.1\r\nHost: p\r\n\r\n"),
         Case("a non-ASCII byte in the target", "GET /api/caf\u{e9} HTTP/1.1\r\nHost: p\r\n\r\n"),
-        Case("two Transfer-Encoding fields",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-        Case("a trailer line without a colon",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T 1\r\n\r\n"),
-        Case("a bare LF in a chunk extension",
-             "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n3;a\nb\r\nabc\r\n0\r\n\r\n"),
+        Case(
+            "two Transfer-Encoding fields",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        Case(
+            "a trailer line without a colon",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T 1\r\n\r\n"),
+        Case(
+            "a bare LF in a chunk extension",
+            "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n3;a\nb\r\nabc\r\n0\r\n\r\n"),
         Case("the HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
         Case("a TLS ClientHello, which never ends a line", "\u{16}\u{3}\u{1}\u{0}\u{f8}\u{1}\u{0}\u{0}\u{f4}\u{3}\u{3}"),
         Case("a request line turning into binary", "POST /api/x\u{0}\u{1}"),
@@ -113,14 +127,30 @@ import Testing
     /// answered, so the first body ended exactly where its framing said.
     static let accepted: [(Case, String)] = [
         (Case("an empty line before the request line", "\r\nPOST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\n\r\nabc"), "abc"),
-        (Case("chunk extensions", "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + "3;name=value\r\nabc\r\n2 ; q=\"x;y\"\r\nde\r\n0;last\r\n\r\n"), "abcde"),
-        (Case("a trailer section", "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + "3\r\nabc\r\n0\r\nX-Checksum: 1\r\nX-Other: 2\r\n\r\n"), "abc"),
-        (Case("upper-case hex and leading zeros in chunk sizes", "POST /api/x HTTP/1.1\r\nHost: p\r\n"
-            + "Transfer-Encoding: chunked\r\n\r\n00A\r\n0123456789\r\n000\r\n\r\n"), "0123456789"),
-        (Case("Transfer-Encoding in another case", "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: Chunked\r\n\r\n"
-            + "1\r\nz\r\n0\r\n\r\n"), "z"),
+        (
+            Case(
+                "chunk extensions",
+                "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "3;name=value\r\nabc\r\n2 ; q=\"x;y\"\r\nde\r\n0;last\r\n\r\n"), "abcde"
+        ),
+        (
+            Case(
+                "a trailer section",
+                "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "3\r\nabc\r\n0\r\nX-Checksum: 1\r\nX-Other: 2\r\n\r\n"), "abc"
+        ),
+        (
+            Case(
+                "upper-case hex and leading zeros in chunk sizes",
+                "POST /api/x HTTP/1.1\r\nHost: p\r\n"
+                    + "Transfer-Encoding: chunked\r\n\r\n00A\r\n0123456789\r\n000\r\n\r\n"), "0123456789"
+        ),
+        (
+            Case(
+                "Transfer-Encoding in another case",
+                "POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                    + "1\r\nz\r\n0\r\n\r\n"), "z"
+        ),
         (Case("Content-Length with leading zeros", "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 003\r\n\r\nabc"), "abc"),
         (Case("Content-Length: 0", "POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 0\r\n\r\n"), ""),
     ]
@@ -145,8 +175,9 @@ import Testing
     @Test func headerValuesAreTrimmedAndKeepInnerTabsAndObsText() async throws {
         let proxy = try await ProxyHarness.start()
         let client = try await proxy.client()
-        try await client.send("GET /api/x HTTP/1.1\r\nHost: p\r\nX-Pad: \t padded \t \r\nX-Tab: a\tb\r\n"
-            + "X-Latin: caf\u{e9}\r\nX-Empty:\r\n\r\n")
+        try await client.send(
+            "GET /api/x HTTP/1.1\r\nHost: p\r\nX-Pad: \t padded \t \r\nX-Tab: a\tb\r\n"
+                + "X-Latin: caf\u{e9}\r\nX-Empty:\r\n\r\n")
         #expect(await client.waitForResponses(1).hasPrefix("HTTP/1.1 200 OK\r\n"))
         let seen = try #require(proxy.upstream.requests.first)
         #expect(seen.head.headers["x-pad"] == ["padded"])
@@ -161,8 +192,9 @@ import Testing
     @Test func methodsAreForwardedAsSent() async throws {
         let proxy = try await ProxyHarness.start()
         let client = try await proxy.client()
-        try await client.send("DELETE /api/a HTTP/1.1\r\nHost: p\r\n\r\nOPTIONS /api/b HTTP/1.1\r\nHost: p\r\n\r\n"
-            + "PATCH /api/c HTTP/1.1\r\nHost: p\r\nContent-Length: 1\r\n\r\nx")
+        try await client.send(
+            "DELETE /api/a HTTP/1.1\r\nHost: p\r\n\r\nOPTIONS /api/b HTTP/1.1\r\nHost: p\r\n\r\n"
+                + "PATCH /api/c HTTP/1.1\r\nHost: p\r\nContent-Length: 1\r\n\r\nx")
         let text = await client.waitForResponses(3)
         #expect(text.contains("DELETE /base/a body="))
         #expect(text.contains("OPTIONS /base/b body="))

@@ -12,7 +12,9 @@ private final class RecordingObserver: ResponseObserver, @unchecked Sendable {
     func responseHead(_ facts: ResponseFacts) {
         let status = facts.status
         let type = facts.contentType
-        box.withLock { $0.status = status; $0.contentType = type }
+        box.withLock {
+            $0.status = status; $0.contentType = type
+        }
     }
 
     func responsePayload(_ bytes: UnsafeRawBufferPointer) {

@@ -31,8 +31,10 @@ import Testing
     }
 
     @Test func longestPrefixWinsAtSegmentBoundary() {
-        let router = Router(upstreams: [Fixtures.upstream("root", "/"), Fixtures.upstream("api", "/api"),
-                                        Fixtures.upstream("v1", "/api/v1")])
+        let router = Router(upstreams: [
+            Fixtures.upstream("root", "/"), Fixtures.upstream("api", "/api"),
+            Fixtures.upstream("v1", "/api/v1"),
+        ])
         #expect(upstreamName(router, "/api/v1/chat", count: 3) == "v1")
         #expect(upstreamName(router, "/api/v2/chat", count: 3) == "api")
         #expect(upstreamName(router, "/other", count: 3) == "root")
@@ -86,8 +88,10 @@ import Testing
         #expect(Router(upstreams: []).route(uri: "/x", permitted: .all(count: 0)).isNoRoute)
     }
 
-    @Test(arguments: ["/api/../admin", "/api/./x", "/api/%2e%2e/x", "/api/%2E/x", "/api/.%2e", "/api/%2e.",
-                      "/..", "/api/x/.."])
+    @Test(arguments: [
+        "/api/../admin", "/api/./x", "/api/%2e%2e/x", "/api/%2E/x", "/api/.%2e", "/api/%2e.",
+        "/..", "/api/x/..",
+    ])
     func dotSegmentsAreRejected(_ uri: String) {
         let router = Router(upstreams: [Fixtures.upstream("api", "/api")])
         #expect(router.route(uri: uri, permitted: .all(count: 1)).isInvalidPath)

@@ -14,10 +14,12 @@ import Testing
 
     /// Every upstream percent-decodes a parameter's name: `k%65y` is `key` to it, so it is here.
     @Test func namesAreComparedPercentDecodedInAnyCase() {
-        #expect(redacted("/x?k%65y=s1&%6B%65%79=s2&%4b%45%59=s3&API%5FKEY=s4&x%2Damz%2Dsignature=s5")
-            == "/x?k%65y=REDACTED&%6B%65%79=REDACTED&%4b%45%59=REDACTED&API%5FKEY=REDACTED&x%2Damz%2Dsignature=REDACTED")
-        #expect(redacted("/x?%6Bey%3D=1&k%6=2&%=3&%zzkey=4") == "/x?%6Bey%3D=1&k%6=2&%=3&%zzkey=4",
-                "a decoded name that is not exactly a credential name, or an invalid escape, is kept")
+        #expect(
+            redacted("/x?k%65y=s1&%6B%65%79=s2&%4b%45%59=s3&API%5FKEY=s4&x%2Damz%2Dsignature=s5")
+                == "/x?k%65y=REDACTED&%6B%65%79=REDACTED&%4b%45%59=REDACTED&API%5FKEY=REDACTED&x%2Damz%2Dsignature=REDACTED")
+        #expect(
+            redacted("/x?%6Bey%3D=1&k%6=2&%=3&%zzkey=4") == "/x?%6Bey%3D=1&k%6=2&%=3&%zzkey=4",
+            "a decoded name that is not exactly a credential name, or an invalid escape, is kept")
         #expect(redacted("/x?%256B%2565y=1") == "/x?%256B%2565y=1", "decoded once, as the upstream does")
     }
 

@@ -45,9 +45,12 @@ import Testing
 
     @Test func chunkedBodyPassesVerbatimWithTrailersAndHopByHopHeadersGo() {
         let body = "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
-        let r = relay(["HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Encoding: gzip\r\nConnection: keep-alive, X-Hop\r\n"
-                       + "X-Hop: 1\r\nSet-Cookie: b=2\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=5\r\n\r\n" + body])
-        #expect(r.head == "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Encoding: gzip\r\nSet-Cookie: b=2\r\n"
+        let r = relay([
+            "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Encoding: gzip\r\nConnection: keep-alive, X-Hop\r\n"
+                + "X-Hop: 1\r\nSet-Cookie: b=2\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=5\r\n\r\n" + body
+        ])
+        #expect(
+            r.head == "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Encoding: gzip\r\nSet-Cookie: b=2\r\n"
                 + "transfer-encoding: chunked\r\n\r\n")
         #expect(r.body == body)
         #expect(r.payload == 11)
@@ -94,7 +97,8 @@ import Testing
             #expect(r.ends == [true])
         }
         // A HEAD response keeps the length of the body it describes.
-        #expect(relay(["HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n"], head: true).head
+        #expect(
+            relay(["HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n"], head: true).head
                 == "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n")
     }
 
@@ -118,7 +122,8 @@ import Testing
     /// to each other; then the same with headers named in `Connection` (after or before they
     /// appear, in any case), which makes the reader go over the lines again.
     @Test func droppedLinesAnywhereLeaveTheOthersExactlyAsReceived() {
-        let head = "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nA: 1\r\nTE: x\r\nUpgrade: y\r\nB:  2 \r\n"
+        let head =
+            "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nA: 1\r\nTE: x\r\nUpgrade: y\r\nB:  2 \r\n"
             + "Connection: keep-alive\r\nC: 3\r\nContent-Length: 2\r\nTrailer: z\r\n\r\nok"
         let expected = "HTTP/1.1 200 OK\r\nA: 1\r\nB:  2 \r\nC: 3\r\nContent-Length: 2\r\n\r\n"
         let named = head.replacingOccurrences(of: "Connection: keep-alive\r\n", with: "x-gone: 1\r\nConnection: X-Gone, keep-alive\r\n")
@@ -131,10 +136,12 @@ import Testing
             #expect(r.body == "ok")
         }
         // Transfer-Encoding after a Content-Length drops the length already passed over.
-        #expect(relay(["HTTP/1.1 200 OK\r\nX: 1\r\nContent-Length: 5\r\nY: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]).head
+        #expect(
+            relay(["HTTP/1.1 200 OK\r\nX: 1\r\nContent-Length: 5\r\nY: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]).head
                 == "HTTP/1.1 200 OK\r\nX: 1\r\nY: 2\r\ntransfer-encoding: chunked\r\n\r\n")
         // An HTTP/1.0 status line becomes HTTP/1.1; the reason phrase is kept as received.
-        #expect(relay(["HTTP/1.0 404 Not  Found\r\nContent-Length: 0\r\n\r\n"]).head
+        #expect(
+            relay(["HTTP/1.0 404 Not  Found\r\nContent-Length: 0\r\n\r\n"]).head
                 == "HTTP/1.1 404 Not  Found\r\nContent-Length: 0\r\n\r\n")
         #expect(relay(["HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"]).head == "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n")
     }
@@ -146,8 +153,10 @@ import Testing
     }
 
     @Test func interimResponsesAreSkipped() {
-        let r = relay(["HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
-                       "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"])
+        let r = relay([
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+        ])
         #expect(r.head == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n")
         #expect(r.body == "x")
         #expect(relay(["HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\n\r\n"]).error != nil)
@@ -210,8 +219,10 @@ import Testing
     }
 
     static let observed: [(response: String, payload: String)] = [
-        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
-         "hello world"),
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+            "hello world"
+        ),
         ("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world", "hello world"),
         ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: 1\n\ndata: 2\n\n", "data: 1\n\ndata: 2\n\n"),
     ]
@@ -236,7 +247,8 @@ import Testing
     /// Only the final head makes facts; names in any case, values without the spaces around them,
     /// the first of each name, `x-request-id` before Anthropic's `request-id`.
     @Test func theFactsAreTheFinalHeadsTrimmedValues() {
-        let response = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nCONTENT-TYPE:  text/event-stream; charset=utf-8 \r\n"
+        let response =
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nCONTENT-TYPE:  text/event-stream; charset=utf-8 \r\n"
             + "content-Encoding:\tgzip\t\r\nRequest-Id: req_anthropic\r\nX-Request-ID: req_openai \r\nContent-Type: second\r\n"
             + "Content-Length: 0\r\n\r\n"
         for reads in splits(response) {
@@ -275,10 +287,11 @@ import Testing
 
     /// With an observer attached the client gets exactly the same bytes, events and ends.
     @Test func anObserverChangesNothingTheClientGets() {
-        let responses = Self.observed.map(\.response) + [
-            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n\r\nok",
-            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
-        ]
+        let responses =
+            Self.observed.map(\.response) + [
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n\r\nok",
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+            ]
         for response in responses {
             for reads in splits(response) {
                 let plain = relay(reads)

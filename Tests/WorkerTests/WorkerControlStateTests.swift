@@ -19,8 +19,10 @@ struct WorkerControlHarness {
         return state.handle(event, now: Self.instant(now))
     }
 
-    mutating func master(_ kind: ControlMessage.Kind, gen: UInt64 = 0, body: ControlMessage.Body = .init(),
-                         at seconds: Double? = nil) -> [WorkerControlAction] {
+    mutating func master(
+        _ kind: ControlMessage.Kind, gen: UInt64 = 0, body: ControlMessage.Body = .init(),
+        at seconds: Double? = nil
+    ) -> [WorkerControlAction] {
         handle(.messageReceived(ControlMessage(type: kind, gen: gen, body: body)), at: seconds)
     }
 
@@ -48,9 +50,10 @@ extension Array where Element == WorkerControlAction {
     /// working once the reload says so), so it must not come before the data plane swapped.
     @Test func applyConfigIsAcknowledgedOnlyOnceTheDataPlaneHasAppliedIt() {
         var h = WorkerControlHarness()
-        #expect(h.master(.applyConfig, gen: 2, body: .init(config: Self.configuration)) == [
-            .apply(Self.configuration, generation: 2),
-        ])
+        #expect(
+            h.master(.applyConfig, gen: 2, body: .init(config: Self.configuration)) == [
+                .apply(Self.configuration, generation: 2)
+            ])
         #expect(h.tick(at: 0.5).isEmpty, "no ack while the data plane is applying")
         #expect(h.handle(.configurationApplied(generation: 2)) == [.send(ControlMessage(type: .configApplied, gen: 2))])
     }
@@ -59,17 +62,19 @@ extension Array where Element == WorkerControlAction {
         var h = WorkerControlHarness()
         _ = h.master(.applyConfig, gen: 2, body: .init(config: Self.configuration))
         let reason = "the listener's TLS certificate is unusable: TLS setup failed (no certificate)"
-        #expect(h.handle(.configurationFailed(generation: 2, reason: reason)) == [
-            .send(ControlMessage(type: .configRejected, gen: 2, body: .init(error: reason))),
-        ])
+        #expect(
+            h.handle(.configurationFailed(generation: 2, reason: reason)) == [
+                .send(ControlMessage(type: .configRejected, gen: 2, body: .init(error: reason)))
+            ])
         #expect(h.state.phase == .serving, "the worker goes on with the configuration it had")
     }
 
     @Test func applyConfigWithoutAConfigurationIsRejectedAndChangesNothing() {
         var h = WorkerControlHarness()
-        #expect(h.master(.applyConfig, gen: 2) == [
-            .send(ControlMessage(type: .configRejected, gen: 2, body: .init(error: "applyConfig without a configuration"))),
-        ])
+        #expect(
+            h.master(.applyConfig, gen: 2) == [
+                .send(ControlMessage(type: .configRejected, gen: 2, body: .init(error: "applyConfig without a configuration")))
+            ])
     }
 
     @Test func applyConfigWhileDrainingIsStillAppliedAndAcknowledged() {
@@ -77,9 +82,10 @@ extension Array where Element == WorkerControlAction {
         // the reload is reported applied on their acks: requests still reaching them use it.
         var h = WorkerControlHarness()
         _ = h.master(.drain, body: .init(deadlineMs: 5_000))
-        #expect(h.master(.applyConfig, gen: 3, body: .init(config: Self.configuration)) == [
-            .apply(Self.configuration, generation: 3),
-        ])
+        #expect(
+            h.master(.applyConfig, gen: 3, body: .init(config: Self.configuration)) == [
+                .apply(Self.configuration, generation: 3)
+            ])
         #expect(h.handle(.configurationApplied(generation: 3)).sent == [ControlMessage(type: .configApplied, gen: 3)])
     }
 
@@ -123,10 +129,11 @@ extension Array where Element == WorkerControlAction {
         #expect(h.master(.drain, body: .init(deadlineMs: 5_000)) == [.drain(deadlineMs: 5_000)])
         #expect(h.state.listening == .closed)
         #expect(h.handle(.listenersClosed) == [.send(ControlMessage(type: .stoppedAccepting))])
-        #expect(h.handle(.drainFinished) == [
-            .send(ControlMessage(type: .drained)),
-            .exit(.success),
-        ])
+        #expect(
+            h.handle(.drainFinished) == [
+                .send(ControlMessage(type: .drained)),
+                .exit(.success),
+            ])
         #expect(h.state.phase == .exited(.success))
     }
 
@@ -210,22 +217,25 @@ extension Array where Element == WorkerControlAction {
         #expect(h.master(.adoptListener, body: .init(listener: 7)) == [.adoptListener(7)])
         #expect(h.state.borrowed == [7])
         #expect(h.master(.releaseListener, body: .init(listener: 7)) == [.releaseListener(7)])
-        #expect(h.handle(.borrowedListenerReleased(listener: 7)) == [
-            .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7))),
-        ])
+        #expect(
+            h.handle(.borrowedListenerReleased(listener: 7)) == [
+                .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7)))
+            ])
         #expect(h.state.borrowed.isEmpty)
     }
 
     @Test func aLentSocketThatCannotBeAdoptedIsReportedGivenBack() {
         var h = WorkerControlHarness()
         _ = h.master(.adoptListener, body: .init(listener: 7))
-        #expect(h.handle(.borrowedListenerFailed(listener: 7, reason: "EAGAIN")) == [
-            .log(.borrowedListenerFailed("EAGAIN")),
-            .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7))),
-        ])
-        #expect(h.master(.releaseListener, body: .init(listener: 7)) == [
-            .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7))),
-        ], "a release of a socket it does not hold is answered at once")
+        #expect(
+            h.handle(.borrowedListenerFailed(listener: 7, reason: "EAGAIN")) == [
+                .log(.borrowedListenerFailed("EAGAIN")),
+                .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7))),
+            ])
+        #expect(
+            h.master(.releaseListener, body: .init(listener: 7)) == [
+                .send(ControlMessage(type: .listenerReleased, body: .init(listener: 7)))
+            ], "a release of a socket it does not hold is answered at once")
     }
 
     @Test func aDrainingWorkerTakesNoLoanAndItsDrainClosesThoseItHas() {
@@ -234,13 +244,16 @@ extension Array where Element == WorkerControlAction {
         _ = h.master(.drain, body: .init(deadlineMs: 5_000))
         #expect(h.state.borrowed.isEmpty, "the drain closes lent sockets with the others (stoppedAccepting)")
         #expect(h.master(.releaseListener, body: .init(listener: 7)).isEmpty)
-        #expect(h.master(.adoptListener, body: .init(listener: 8)) == [
-            .discardListener(8), .send(ControlMessage(type: .listenerReleased, body: .init(listener: 8))),
-        ])
+        #expect(
+            h.master(.adoptListener, body: .init(listener: 8)) == [
+                .discardListener(8), .send(ControlMessage(type: .listenerReleased, body: .init(listener: 8))),
+            ])
     }
 
-    @Test(arguments: [ControlMessage.Kind.ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting,
-                      .listenerReleased])
+    @Test(arguments: [
+        ControlMessage.Kind.ready, .configApplied, .configRejected, .heartbeat, .drained, .stoppedAccepting,
+        .listenerReleased,
+    ])
     func aMasterBoundKindFromTheMasterIsLoggedAndIgnored(kind: ControlMessage.Kind) {
         var h = WorkerControlHarness()
         #expect(h.master(kind) == [.log(.unexpectedMessage(kind))], "logged, nothing sent")

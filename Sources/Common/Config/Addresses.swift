@@ -18,7 +18,8 @@ public struct BindAddress: Sendable, Hashable, Codable, CustomStringConvertible 
             let host = String(text[text.index(after: text.startIndex)..<close])
             let rest = text[text.index(after: close)...]
             guard rest.hasPrefix(":"), let port = Self.parsePort(rest.dropFirst()),
-                  Self.isLiteral(host, family: AF_INET6) else { return nil }
+                Self.isLiteral(host, family: AF_INET6)
+            else { return nil }
             self.host = host
             self.port = port
             self.family = .ipv6
@@ -26,7 +27,8 @@ public struct BindAddress: Sendable, Hashable, Codable, CustomStringConvertible 
             guard let colon = text.lastIndex(of: ":") else { return nil }
             let host = String(text[..<colon])
             guard let port = Self.parsePort(text[text.index(after: colon)...]),
-                  Self.isLiteral(host, family: AF_INET) else { return nil }
+                Self.isLiteral(host, family: AF_INET)
+            else { return nil }
             self.host = host
             self.port = port
             self.family = .ipv4

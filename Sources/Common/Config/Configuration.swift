@@ -38,8 +38,10 @@ public struct Configuration: Sendable, Hashable, Codable {
     public var upstreams: Upstreams
     public var apiKeys: APIKeys
 
-    public init(version: Int = 1, server: Server = Server(), upstreams: Upstreams = Upstreams(),
-                apiKeys: APIKeys = APIKeys()) {
+    public init(
+        version: Int = 1, server: Server = Server(), upstreams: Upstreams = Upstreams(),
+        apiKeys: APIKeys = APIKeys()
+    ) {
         self.version = version
         self.server = server
         self.upstreams = upstreams
@@ -63,10 +65,12 @@ extension Configuration {
         /// certificate, connections in flight keep theirs.
         public var tls: ServerTLS?
 
-        public init(bindAddress: BindAddress = BindAddress(parsing: Defaults.bindAddress)!,
-                    maxConnections: UInt32 = Defaults.maxConnections,
-                    workers: WorkerCount = Defaults.workers,
-                    tls: ServerTLS? = nil) {
+        public init(
+            bindAddress: BindAddress = BindAddress(parsing: Defaults.bindAddress)!,
+            maxConnections: UInt32 = Defaults.maxConnections,
+            workers: WorkerCount = Defaults.workers,
+            tls: ServerTLS? = nil
+        ) {
             self.bindAddress = bindAddress
             self.maxConnections = maxConnections
             self.workers = workers
@@ -123,9 +127,11 @@ extension Configuration {
         /// In file order.
         public var entries: [Upstream]
 
-        public init(requestTimeoutMs: UInt64 = Defaults.requestTimeoutMs,
-                    streamIdleTimeoutMs: UInt64 = Defaults.streamIdleTimeoutMs,
-                    entries: [Upstream] = []) {
+        public init(
+            requestTimeoutMs: UInt64 = Defaults.requestTimeoutMs,
+            streamIdleTimeoutMs: UInt64 = Defaults.streamIdleTimeoutMs,
+            entries: [Upstream] = []
+        ) {
             self.requestTimeoutMs = requestTimeoutMs
             self.streamIdleTimeoutMs = streamIdleTimeoutMs
             self.entries = entries
@@ -143,8 +149,10 @@ extension Configuration {
         /// must lead to, *instead of* the system trust store. nil = system trust store.
         public var tlsCA: TrustedCA?
 
-        public init(name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
-                    apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil) {
+        public init(
+            name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
+            apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil
+        ) {
             self.name = name
             self.targetURL = targetURL
             self.apiKey = apiKey

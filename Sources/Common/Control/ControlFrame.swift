@@ -71,7 +71,7 @@ public struct ControlFrameDecoder: Sendable {
         case let error as JSONParseError:
             return "not JSON: \(error)"
         case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
-             DecodingError.keyNotFound(_, let context):
+            DecodingError.keyNotFound(_, let context):
             return "\(context.debugDescription) at \(path(context.codingPath))"
         case DecodingError.dataCorrupted(let context):
             return "invalid value at \(path(context.codingPath))"

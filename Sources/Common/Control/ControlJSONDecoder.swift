@@ -123,7 +123,8 @@ struct UnkeyedDecoder: UnkeyedDecodingContainer {
     private mutating func next(_ expected: Any.Type) throws -> (JSONValue, [any CodingKey]) {
         let path = codingPath + [IndexKey(currentIndex)]
         guard !isAtEnd else {
-            throw DecodingError.valueNotFound(expected, .init(codingPath: path, debugDescription: "array has only \(elements.count) elements"))
+            throw DecodingError.valueNotFound(
+                expected, .init(codingPath: path, debugDescription: "array has only \(elements.count) elements"))
         }
         defer { currentIndex += 1 }
         return (elements[currentIndex], path)

@@ -61,7 +61,7 @@ public struct JSONParser {
     private mutating func literal(_ word: StaticString) throws(JSONParseError) {
         let count = word.utf8CodeUnitCount
         guard bytes.count - i >= count,
-              word.withUTF8Buffer({ $0.elementsEqual(bytes[i..<(i + count)]) })
+            word.withUTF8Buffer({ $0.elementsEqual(bytes[i..<(i + count)]) })
         else { throw error("invalid literal") }
         i += count
     }

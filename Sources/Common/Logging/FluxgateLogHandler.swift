@@ -45,8 +45,9 @@ public struct FluxgateLogHandler: LogHandler {
             if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
             if let own = event.metadata { merged.merge(own) { _, new in new } }
         }
-        let line = formatter.format(timestamp: Self.timestamp(), level: event.level,
-                                    message: event.message.description, metadata: merged)
+        let line = formatter.format(
+            timestamp: Self.timestamp(), level: event.level,
+            message: event.message.description, metadata: merged)
         Self.writeAll(fd: fd, line)
     }
 

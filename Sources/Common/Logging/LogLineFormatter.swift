@@ -75,8 +75,10 @@ public struct LogLineFormatter: Sendable {
         }
     }
 
-    private func text(timestamp: String, level: Logger.Level, message: String,
-                      fields: [(String, Logger.MetadataValue)]) -> String {
+    private func text(
+        timestamp: String, level: Logger.Level, message: String,
+        fields: [(String, Logger.MetadataValue)]
+    ) -> String {
         let name = Self.levelName(level)
         let padded = name.utf8.count == 5 ? name : " " + name
         var line = ""
@@ -148,8 +150,10 @@ public struct LogLineFormatter: Sendable {
     /// any JSON string parser.
     static func quoted(_ s: String) -> String { JSONText.quoted(s) }
 
-    private func json(timestamp: String, level: Logger.Level, message: String,
-                      fields: [(String, Logger.MetadataValue)]) -> String {
+    private func json(
+        timestamp: String, level: Logger.Level, message: String,
+        fields: [(String, Logger.MetadataValue)]
+    ) -> String {
         var line = "{\"timestamp\":\(Self.jsonString(timestamp)),\"level\":\"\(Self.levelName(level))\""
         line += ",\"message\":\(Self.jsonString(message))"
         for (key, value) in fields where !["timestamp", "level", "message"].contains(key) {

@@ -124,9 +124,9 @@ public struct LogLineBuilder {
         if let base = UnsafeRawPointer(bytes.baseAddress) {
             while i &+ 8 <= bytes.count {
                 let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                if w & high != 0 { return false }                               // >= 0x80
-                if (w &+ ones) & high != 0 { return false }                     // 0x7F
-                if (w &- 0x21 &* ones) & ~w & high != 0 { return false }         // <= 0x20
+                if w & high != 0 { return false }  // >= 0x80
+                if (w &+ ones) & high != 0 { return false }  // 0x7F
+                if (w &- 0x21 &* ones) & ~w & high != 0 { return false }  // <= 0x20
                 if hasZeroByte(w ^ (0x22 &* ones)) || hasZeroByte(w ^ (0x5C &* ones)) { return false }  // " or \
                 i &+= 8
             }

@@ -3,7 +3,6 @@ import Glibc
 #endif
 import CLinux
 
-
 /// The signals the master handles, read from a signalfd in its event loop.
 public enum Signals {
     public static let handled: [CInt] = [SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2]

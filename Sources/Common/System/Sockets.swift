@@ -10,9 +10,10 @@ public enum Sockets {
     /// slot can share the address) and close-on-exec (a spawn passes it on explicitly).
     public static func listen(on address: BindAddress, backlog: CInt = 4096) throws(SystemError) -> FileDescriptor {
         let family = address.family == .ipv6 ? AF_INET6 : AF_INET
-        let fd = FileDescriptor(try syscall("socket") {
-            socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        })
+        let fd = FileDescriptor(
+            try syscall("socket") {
+                socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            })
         do {
             var one: CInt = 1
             let size = socklen_t(MemoryLayout<CInt>.size)
@@ -96,8 +97,10 @@ public enum Sockets {
         return FileDescriptor(received)
     }
 
-    static func withSockaddr<R>(_ address: BindAddress,
-                                _ body: (UnsafePointer<sockaddr>, socklen_t) throws(SystemError) -> R) throws(SystemError) -> R {
+    static func withSockaddr<R>(
+        _ address: BindAddress,
+        _ body: (UnsafePointer<sockaddr>, socklen_t) throws(SystemError) -> R
+    ) throws(SystemError) -> R {
         if address.family == .ipv6 {
             var sin6 = sockaddr_in6()
             sin6.sin6_family = sa_family_t(AF_INET6)

@@ -18,8 +18,10 @@ public enum Spawn {
 
     /// Spawns `executable` with exactly `inherited` open beyond 0–2 (every other descriptor of
     /// ours is close-on-exec), an empty signal mask and default dispositions.
-    public static func spawn(executable: String, arguments: [String], environment: [String: String],
-                             inherited: [Inherited]) throws(SystemError) -> pid_t {
+    public static func spawn(
+        executable: String, arguments: [String], environment: [String: String],
+        inherited: [Inherited]
+    ) throws(SystemError) -> pid_t {
         // A dup2 onto a number that is another action's source would clobber it, and a dup2 of
         // a descriptor onto its own number keeps FD_CLOEXEC set. Moving every source to a fresh
         // number >= 100 first avoids both.

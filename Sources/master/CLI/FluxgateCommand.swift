@@ -20,17 +20,28 @@ struct FluxgateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Configuration file.", valueName: "path"))
     var config: String = "fluxgate.yaml"
 
-    @Flag(name: [.customShort("t"), .customLong("check-config")],
-          help: "Load and validate the configuration, print every problem, and exit (0 valid, 78 invalid). Binds nothing.")
+    @Flag(
+        name: [.customShort("t"), .customLong("check-config")],
+        help: "Load and validate the configuration, print every problem, and exit (0 valid, 78 invalid). Binds nothing.")
     var checkConfig = false
 
-    @Argument(help: ArgumentHelp("Talk to the running master instead of starting one: 'reload' (waits for the outcome; non-zero exit when the configuration is rejected) or 'status'.", valueName: "command"))
+    @Argument(
+        help: ArgumentHelp(
+            "Talk to the running master instead of starting one: 'reload' (waits for the outcome; non-zero exit when the configuration is rejected) or 'status'.",
+            valueName: "command"))
     var action: OperatorAction?
 
-    @Option(name: .long, help: ArgumentHelp("The master's control socket (default: $RUNTIME_DIRECTORY/control.sock, /run/fluxgate/control.sock for root, else $XDG_RUNTIME_DIR/fluxgate-UID.sock).", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The master's control socket (default: $RUNTIME_DIRECTORY/control.sock, /run/fluxgate/control.sock for root, else $XDG_RUNTIME_DIR/fluxgate-UID.sock).",
+            valueName: "path"))
     var controlSocket: String?
 
-    @Option(name: .long, help: ArgumentHelp("Path of the fluxgate-worker executable (default: beside this one, or ../libexec/fluxgate/).", visibility: .hidden))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Path of the fluxgate-worker executable (default: beside this one, or ../libexec/fluxgate/).", visibility: .hidden))
     var workerPath: String?
 
     /// Returns the process exit status.
@@ -55,8 +66,9 @@ struct FluxgateCommand: ParsableCommand {
             return FluxgateExit.failure.rawValue
         }
         logger.info("Fluxgate proxy initialized", metadata: ["path": "\(config)"])
-        let settings = Master.Settings(configPath: config, workerExecutable: worker, environment: environment,
-                                       controlSocketPath: socketPath)
+        let settings = Master.Settings(
+            configPath: config, workerExecutable: worker, environment: environment,
+            controlSocketPath: socketPath)
         return Master(settings: settings, configuration: configuration, logger: logger).run()
     }
 }

@@ -56,9 +56,11 @@ struct ConfigWatcher {
     private mutating func observe() -> Observation {
         var info = stat()
         guard stat(path, &info) == 0 else { lastIdentity = nil; return .unreadable(errno: errno) }
-        let identity: [Int64] = [Int64(info.st_dev), Int64(info.st_ino), Int64(info.st_size),
-                                 Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_nsec),
-                                 Int64(info.st_ctim.tv_sec), Int64(info.st_ctim.tv_nsec)]
+        let identity: [Int64] = [
+            Int64(info.st_dev), Int64(info.st_ino), Int64(info.st_size),
+            Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_nsec),
+            Int64(info.st_ctim.tv_sec), Int64(info.st_ctim.tv_nsec),
+        ]
         if identity == lastIdentity, !unreadable, let lastContent { return .content(lastContent) }
         guard let hash = Self.hashContent(path) else { lastIdentity = nil; return .unreadable(errno: errno) }
         lastIdentity = identity

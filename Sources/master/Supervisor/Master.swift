@@ -41,16 +41,18 @@ final class Master {
         var policy = SupervisorPolicy()
         var watchdogUsec: UInt64 = 0
         if sd_watchdog_enabled(0, &watchdogUsec) > 0 { policy.watchdogInterval = .microseconds(Int64(watchdogUsec)) }
-        state = SupervisorState(configuration: configuration, configPath: settings.configPath, policy: policy,
-                                onlineCPUs: settings.onlineCPUs)
+        state = SupervisorState(
+            configuration: configuration, configPath: settings.configPath, policy: policy,
+            onlineCPUs: settings.onlineCPUs)
         watcher = ConfigWatcher(path: settings.configPath)
         do {
             let segment = try InFlightSegment.create()
             segment.limit = Int(configuration.server.maxConnections)
             self.segment = segment
         } catch {
-            logger.warning("Shared in-flight counter unavailable; max_connections applies per worker",
-                           metadata: ["error": "\(error)"])
+            logger.warning(
+                "Shared in-flight counter unavailable; max_connections applies per worker",
+                metadata: ["error": "\(error)"])
             self.segment = nil
         }
     }
@@ -66,8 +68,9 @@ final class Master {
         do {
             operators.listener = try OperatorChannel.listen(path: settings.controlSocketPath)
         } catch {
-            logger.warning("Control socket unavailable; fluxgate reload and status will not reach this master",
-                           metadata: ["path": "\(settings.controlSocketPath)", "error": "\(error)"])
+            logger.warning(
+                "Control socket unavailable; fluxgate reload and status will not reach this master",
+                metadata: ["path": "\(settings.controlSocketPath)", "error": "\(error)"])
         }
         defer {
             if let listener = operators.listener {
@@ -227,11 +230,13 @@ final class Master {
         case .changed:
             enqueue(.reloadRequested(.fileChanged))
         case .becameUnreadable(let code) where code == ENOENT:
-            logger.warning("Configuration file not found during polling; continuing with last valid configuration",
-                           metadata: ["path": "\(settings.configPath)"])
+            logger.warning(
+                "Configuration file not found during polling; continuing with last valid configuration",
+                metadata: ["path": "\(settings.configPath)"])
         case .becameUnreadable(let code):
-            logger.warning("Configuration file unreadable during polling; continuing with last valid configuration",
-                           metadata: ["path": "\(settings.configPath)", "error": "\(String(cString: strerror(code)))"])
+            logger.warning(
+                "Configuration file unreadable during polling; continuing with last valid configuration",
+                metadata: ["path": "\(settings.configPath)", "error": "\(String(cString: strerror(code)))"])
         }
     }
 

@@ -31,9 +31,10 @@ enum OperatorChannel {
         try makeDirectory(containing: path)
         if connect(path: path) != nil { throw SystemError(call: "bind(\(path)): another master answers there", errno: EADDRINUSE) }
         unlink(path)
-        let fd = FileDescriptor(try syscall("socket(AF_UNIX)") {
-            socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        })
+        let fd = FileDescriptor(
+            try syscall("socket(AF_UNIX)") {
+                socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            })
         do throws(SystemError) {
             // umask covers the window between bind (which creates the file) and any chmod.
             let previous = umask(0o177)
@@ -88,9 +89,10 @@ enum OperatorChannel {
     static func connect(path: String) -> FileDescriptor? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
-        let connected = (try? withAddress(path) { (sa, len) throws(SystemError) in
-            try syscall("connect") { Glibc.connect(fd, sa, len) }
-        }) != nil
+        let connected =
+            (try? withAddress(path) { (sa, len) throws(SystemError) in
+                try syscall("connect") { Glibc.connect(fd, sa, len) }
+            }) != nil
         if !connected { _ = close(fd); return nil }
         return FileDescriptor(fd)
     }
@@ -112,8 +114,10 @@ enum OperatorChannel {
         return (text[..<newline] == "ok", String(rest.hasSuffix("\n") ? rest.dropLast() : rest))
     }
 
-    private static func withAddress<R>(_ path: String,
-                                       _ body: (UnsafePointer<sockaddr>, socklen_t) throws(SystemError) -> R) throws(SystemError) -> R {
+    private static func withAddress<R>(
+        _ path: String,
+        _ body: (UnsafePointer<sockaddr>, socklen_t) throws(SystemError) -> R
+    ) throws(SystemError) -> R {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)

@@ -125,10 +125,12 @@ extension SupervisorState {
         let reasons = problems.joined(separator: "; ")
         switch trigger {
         case .fileChanged:
-            log(.warning, "Configuration file changed but validation failed; keeping previous settings",
+            log(
+                .warning, "Configuration file changed but validation failed; keeping previous settings",
                 [("path", .plain(configPath)), ("error", .plain(reasons))])
         case .signal, .operatorRequest:
-            log(.warning, "Configuration reload failed validation; keeping previous settings",
+            log(
+                .warning, "Configuration reload failed validation; keeping previous settings",
                 [("path", .plain(configPath)), ("error", .plain(reasons))])
         }
         finishReload(.rejected(problems), now: now)
@@ -192,7 +194,8 @@ extension SupervisorState {
     /// killed at the acknowledgement deadline).
     mutating func configRejected(_ id: WorkerID, generation: UInt64, error: String, now: Instant) {
         guard let worker = workers[id] else { return }
-        log(.error, "Worker rejected the configuration it was sent; restarting it",
+        log(
+            .error, "Worker rejected the configuration it was sent; restarting it",
             workerMetadata(worker) + [("error", .plain(error))])
         if case .restarting(let candidate)? = reload?.step, candidate.kept.contains(id) {
             rollback("a worker rejected the configuration: \(error)", now: now)
@@ -232,13 +235,16 @@ extension SupervisorState {
         }
         let address = addressChanged ? configuration.server.bindAddress : current.address
         let candidate = Candidate(
-            layout: Layout(configuration: configuration, generation: current.generation + 1, address: address,
-                           sockets: sockets, slots: slots),
+            layout: Layout(
+                configuration: configuration, generation: current.generation + 1, address: address,
+                sockets: sockets, slots: slots),
             newSockets: newSockets, addressChanged: addressChanged)
-        log(.info, "Configuration needs new workers; starting a new generation", [
-            ("generation", .plain(String(candidate.layout.generation))), ("workers", .plain(String(count))),
-            ("address", .plain("\(address)")),
-        ])
+        log(
+            .info, "Configuration needs new workers; starting a new generation",
+            [
+                ("generation", .plain(String(candidate.layout.generation))), ("workers", .plain(String(count))),
+                ("address", .plain("\(address)")),
+            ])
         if newSockets.isEmpty {
             launch(candidate, now: now)
         } else {
@@ -259,9 +265,11 @@ extension SupervisorState {
     mutating func restartListenersFailed(reason: String, now: Instant) {
         guard case .opening(let candidate)? = reload?.step else { return }
         let why = "cannot listen on \(candidate.layout.address): \(reason)"
-        log(.warning, "Configuration reload failed; keeping previous settings", [
-            ("path", .plain(configPath)), ("error", .plain(why)),
-        ])
+        log(
+            .warning, "Configuration reload failed; keeping previous settings",
+            [
+                ("path", .plain(configPath)), ("error", .plain(why)),
+            ])
         finishReload(.failed(why), now: now)
     }
 
@@ -270,15 +278,17 @@ extension SupervisorState {
         let layout = candidate.layout
         for k in layout.slots.indices {
             if !candidate.addressChanged, current.slots.indices.contains(k),
-               current.slots[k].listeners == layout.slots[k].listeners,
-               let id = current.slots[k].worker, workers[id]?.phase == .ready {
+                current.slots[k].listeners == layout.slots[k].listeners,
+                let id = current.slots[k].worker, workers[id]?.phase == .ready
+            {
                 candidate.kept.insert(id)
                 candidate.awaiting.insert(id)
                 candidate.layout.slots[k].worker = id
                 emit(.send(id, .applyConfig(generation: layout.generation, layout.configuration)))
             } else {
-                let id = spawn(slot: k, listeners: layout.slots[k].listeners, configuration: layout.configuration,
-                               generation: layout.generation, mayAccept: true, now: now)
+                let id = spawn(
+                    slot: k, listeners: layout.slots[k].listeners, configuration: layout.configuration,
+                    generation: layout.generation, mayAccept: true, now: now)
                 candidate.awaiting.insert(id)
                 candidate.layout.slots[k].worker = id
             }
@@ -290,7 +300,8 @@ extension SupervisorState {
 
     mutating func candidateReady(_ id: WorkerID, now: Instant) {
         guard case .restarting(var candidate)? = reload?.step, !candidate.kept.contains(id),
-              candidate.awaiting.remove(id) != nil else { return }
+            candidate.awaiting.remove(id) != nil
+        else { return }
         reload?.step = .restarting(candidate)
         commitIfReady(now: now)
     }
@@ -304,9 +315,11 @@ extension SupervisorState {
         let old = current.slots.compactMap(\.worker).filter { !candidate.kept.contains($0) }
         for id in candidate.kept { workers[id]?.generation = candidate.layout.generation }
         current = candidate.layout
-        log(.info, "New generation ready; previous workers draining", [
-            ("generation", .plain(String(current.generation))), ("workers", .plain(String(current.slots.count))),
-        ])
+        log(
+            .info, "New generation ready; previous workers draining",
+            [
+                ("generation", .plain(String(current.generation))), ("workers", .plain(String(current.slots.count))),
+            ])
         sendCurrentConfigurationToStaleWorkers(now: now)
         for id in old { drain(id, deadline: policy.drainTimeout, now: now) }
         closeUnusedListeners()
@@ -317,9 +330,11 @@ extension SupervisorState {
     /// The candidate failed: stop its workers, keep the current generation as it is.
     mutating func rollback(_ reason: String, now: Instant) {
         guard case .restarting(let candidate)? = reload?.step else { return }
-        log(.error, "New generation failed to start; keeping the previous one", [
-            ("generation", .plain(String(candidate.layout.generation))), ("reason", .plain(reason)),
-        ])
+        log(
+            .error, "New generation failed to start; keeping the previous one",
+            [
+                ("generation", .plain(String(candidate.layout.generation))), ("reason", .plain(reason)),
+            ])
         for id in candidate.layout.slots.compactMap(\.worker) {
             if candidate.kept.contains(id) {
                 emit(.send(id, .applyConfig(generation: current.generation, current.configuration)))
@@ -379,14 +394,17 @@ extension SupervisorState {
             let status = outcome == .unchanged(generation: current.generation) ? "unchanged" : "applied"
             switch finished.trigger {
             case .fileChanged:
-                log(.info, "Configuration file changed, reloaded automatically",
+                log(
+                    .info, "Configuration file changed, reloaded automatically",
                     [("path", .plain(configPath)), ("status", .quoted(status))])
             case .signal, .operatorRequest:
                 // Fluxgate's text for a requested reload (its ConfigManager::reload).
-                log(.info, "Reloaded configuration", [
-                    ("path", .plain(configPath)), ("status", .quoted(status)),
-                    ("generation", .plain(String(current.generation))),
-                ])
+                log(
+                    .info, "Reloaded configuration",
+                    [
+                        ("path", .plain(configPath)), ("status", .quoted(status)),
+                        ("generation", .plain(String(current.generation))),
+                    ])
             }
         case .rejected, .failed, .aborted:
             break

@@ -33,8 +33,9 @@ extension SupervisorState {
         for id in abort { emit(.replyToReloadRequest(id, .aborted("the proxy is shutting down"))) }
         for slot in current.slots.indices { current.slots[slot].respawnAt = nil }
         let drainTimeout = signal == .quit ? policy.longDrainTimeout : policy.drainTimeout
-        let stopping = Stopping(signal: signal, exitCode: exitCode, killAt: now + drainTimeout + policy.killGrace,
-                                fast: false)
+        let stopping = Stopping(
+            signal: signal, exitCode: exitCode, killAt: now + drainTimeout + policy.killGrace,
+            fast: false)
         phase = .stopping(stopping)
         emit(.notify("STOPPING=1\nSTATUS=shutting down\(signal.map { " (\($0.name))" } ?? "")"))
         if fast {

@@ -59,8 +59,9 @@ extension SupervisorState {
 
     /// Spawns the worker of a current slot with the current configuration.
     mutating func spawnCurrent(slot: Int, now: Instant) {
-        let id = spawn(slot: slot, listeners: current.slots[slot].listeners, configuration: current.configuration,
-                       generation: current.generation, mayAccept: true, now: now)
+        let id = spawn(
+            slot: slot, listeners: current.slots[slot].listeners, configuration: current.configuration,
+            generation: current.generation, mayAccept: true, now: now)
         current.slots[slot].worker = id
         current.slots[slot].respawnAt = nil
     }
@@ -68,15 +69,21 @@ extension SupervisorState {
     /// Emits `.spawn`. A worker starts in standby when another live worker still accepts on one of
     /// its sockets, or when it belongs to a candidate layout (`mayAccept == false`).
     @discardableResult
-    mutating func spawn(slot: Int, listeners: [ListenerID], configuration: Configuration, generation: UInt64,
-                        mayAccept: Bool, now: Instant) -> WorkerID {
+    mutating func spawn(
+        slot: Int, listeners: [ListenerID], configuration: Configuration, generation: UInt64,
+        mayAccept: Bool, now: Instant
+    ) -> WorkerID {
         let id = makeWorkerID()
         let standby = !mayAccept || listeners.contains { hasAcceptor($0, other: id) }
-        workers[id] = Worker(id: id, slot: slot, generation: generation, listeners: listeners,
-                             phase: .starting(deadline: now + policy.startTimeout), accepting: !standby,
-                             pid: nil, spawnedAt: now, lastSeen: now)
-        emit(.spawn(WorkerLaunch(worker: id, slot: slot, generation: generation, configuration: configuration,
-                                 listeners: listeners, standby: standby)))
+        workers[id] = Worker(
+            id: id, slot: slot, generation: generation, listeners: listeners,
+            phase: .starting(deadline: now + policy.startTimeout), accepting: !standby,
+            pid: nil, spawnedAt: now, lastSeen: now)
+        emit(
+            .spawn(
+                WorkerLaunch(
+                    worker: id, slot: slot, generation: generation, configuration: configuration,
+                    listeners: listeners, standby: standby)))
         return id
     }
 
@@ -177,9 +184,11 @@ extension SupervisorState {
         if now - worker.spawnedAt >= policy.stableAfter { current.slots[slot].failures = 0 }
         current.slots[slot].failures += 1
         let delay = respawnDelay(failures: current.slots[slot].failures)
-        log(.error, "Worker exited unexpectedly; respawning", workerMetadata(worker) + [
-            ("reason", .plain(reason)), ("delay_ms", .plain(String(delay.milliseconds))),
-        ])
+        log(
+            .error, "Worker exited unexpectedly; respawning",
+            workerMetadata(worker) + [
+                ("reason", .plain(reason)), ("delay_ms", .plain(String(delay.milliseconds))),
+            ])
         // Before the respawn, so the replacement starts in standby while a survivor serves the
         // slot's queue (SupervisorState+Lending.swift).
         lendUnservedSockets()
@@ -202,8 +211,10 @@ extension SupervisorState {
     }
 
     func workerMetadata(_ worker: Worker) -> [(String, LogEntry.Value)] {
-        [("slot", .plain(String(worker.slot))), ("pid", .plain(worker.pid.map(String.init) ?? "-")),
-         ("generation", .plain(String(worker.generation)))]
+        [
+            ("slot", .plain(String(worker.slot))), ("pid", .plain(worker.pid.map(String.init) ?? "-")),
+            ("generation", .plain(String(worker.generation))),
+        ]
     }
 
     // MARK: - Listeners
@@ -260,9 +271,11 @@ extension SupervisorState {
             log(.error, "Worker did not report ready in time; killing it", workerMetadata(worker))
             kill(id, .kill)
         case .ready where now - worker.lastSeen >= policy.heartbeatTimeout:
-            log(.error, "Worker unresponsive (no heartbeat); killing it", workerMetadata(worker) + [
-                ("silent_ms", .plain(String((now - worker.lastSeen).milliseconds))),
-            ])
+            log(
+                .error, "Worker unresponsive (no heartbeat); killing it",
+                workerMetadata(worker) + [
+                    ("silent_ms", .plain(String((now - worker.lastSeen).milliseconds)))
+                ])
             kill(id, .kill)
         case .draining(let killAt) where now >= killAt:
             log(.warning, "Worker killed at the drain deadline", workerMetadata(worker))

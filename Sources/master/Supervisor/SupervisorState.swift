@@ -87,8 +87,9 @@ struct SupervisorState {
         self.policy = policy
         self.configPath = configPath
         self.onlineCPUs = onlineCPUs
-        self.current = Layout(configuration: configuration, generation: 1, address: configuration.server.bindAddress,
-                              sockets: [], slots: [])
+        self.current = Layout(
+            configuration: configuration, generation: 1, address: configuration.server.bindAddress,
+            sockets: [], slots: [])
     }
 
     mutating func handle(_ event: SupervisorEvent, now: Instant) -> [SupervisorAction] {
@@ -137,7 +138,8 @@ struct SupervisorState {
 
     /// `STATUS=` text: always says what is running and how the last reload ended.
     var statusLine: String {
-        let serving = "serving generation \(current.generation) with \(current.slots.count) worker\(current.slots.count == 1 ? "" : "s") on \(current.address)"
+        let serving =
+            "serving generation \(current.generation) with \(current.slots.count) worker\(current.slots.count == 1 ? "" : "s") on \(current.address)"
         switch lastReload {
         case .rejected(let problems)?: return "reload rejected: \(problems.first ?? "invalid configuration"); \(serving)"
         case .failed(let why)?: return "reload failed: \(why); \(serving)"

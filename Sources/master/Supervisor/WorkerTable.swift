@@ -39,8 +39,10 @@ struct WorkerTable {
     /// posix_spawn with the slot's first socket at fd 3, the control channel at fd 4, the shared
     /// in-flight segment at fd 5, the hand-over channel at fd 6 and further sockets from fd 7
     /// (WorkerDescriptors), then the configuration as the first control message.
-    mutating func spawn(_ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?,
-                        settings: Master.Settings) throws -> WorkerHandle {
+    mutating func spawn(
+        _ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?,
+        settings: Master.Settings
+    ) throws -> WorkerHandle {
         let (ours, theirs) = try Sockets.socketPair()
         defer { theirs.close() }
         let (handover, theirHandover): (FileDescriptor, FileDescriptor)
@@ -51,9 +53,11 @@ struct WorkerTable {
             throw error
         }
         defer { theirHandover.close() }
-        var inherited = [Spawn.Inherited(sockets[0], as: WorkerDescriptors.listener),
-                         Spawn.Inherited(theirs, as: WorkerDescriptors.control),
-                         Spawn.Inherited(theirHandover, as: WorkerDescriptors.handover)]
+        var inherited = [
+            Spawn.Inherited(sockets[0], as: WorkerDescriptors.listener),
+            Spawn.Inherited(theirs, as: WorkerDescriptors.control),
+            Spawn.Inherited(theirHandover, as: WorkerDescriptors.handover),
+        ]
         var arguments = ["--slot", String(launch.slot), "--generation", String(launch.generation)]
         var cell: Int?
         if let segment, let free = freeCells.popLast() {
@@ -69,8 +73,9 @@ struct WorkerTable {
         if launch.standby { arguments.append("--standby") }
         let pid: pid_t
         do {
-            pid = try Spawn.spawn(executable: settings.workerExecutable, arguments: arguments,
-                                  environment: settings.environment, inherited: inherited)
+            pid = try Spawn.spawn(
+                executable: settings.workerExecutable, arguments: arguments,
+                environment: settings.environment, inherited: inherited)
         } catch {
             ours.close()
             handover.close()

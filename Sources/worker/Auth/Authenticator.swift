@@ -65,7 +65,7 @@ struct Authenticator: Sendable {
     func authenticate(authorizationHeader: String?, xAPIKeyHeader: String?, now: Int64) -> AuthOutcome {
         guard required else { return .allowed(AuthenticatedCaller(permitted: everyUpstream, keyID: nil)) }
         guard let token = Self.credential(authorizationHeader: authorizationHeader, xAPIKeyHeader: xAPIKeyHeader),
-              !token.isEmpty
+            !token.isEmpty
         else { return .rejected }
 
         if !staticKeys.isEmpty {

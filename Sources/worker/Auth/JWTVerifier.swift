@@ -36,8 +36,8 @@ struct JWTVerifier: Sendable {
     func verify(_ token: Substring, now: Int64) -> Result<String, Rejection> {
         let utf8 = token.utf8
         guard let firstDot = utf8.firstIndex(of: UInt8(ascii: ".")),
-              let secondDot = utf8[utf8.index(after: firstDot)...].firstIndex(of: UInt8(ascii: ".")),
-              !utf8[utf8.index(after: secondDot)...].contains(UInt8(ascii: "."))
+            let secondDot = utf8[utf8.index(after: firstDot)...].firstIndex(of: UInt8(ascii: ".")),
+            !utf8[utf8.index(after: secondDot)...].contains(UInt8(ascii: "."))
         else { return .failure(.notThreeParts) }
 
         let headerPart = token[token.startIndex..<firstDot]
@@ -55,7 +55,7 @@ struct JWTVerifier: Sendable {
         // The signature covers the two encoded parts exactly as sent (RFC 7515 §5.2).
         let signingInput = utf8[utf8.startIndex..<secondDot]
         guard let signature = Base64URL.decode(signaturePart.utf8),
-              Crypto.constantTimeEquals(Crypto.hmacSHA256(key: key, message: signingInput), signature)
+            Crypto.constantTimeEquals(Crypto.hmacSHA256(key: key, message: signingInput), signature)
         else { return .failure(.badSignature) }
 
         guard let payloadBytes = Base64URL.decode(payloadPart.utf8), let claims = Self.object(payloadBytes)

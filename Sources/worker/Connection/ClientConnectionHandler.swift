@@ -74,8 +74,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         self.parser = RequestParser(limits: worker.limits.parser)
         let limits = worker.limits
         self.state = ConnectionState(
-            timeouts: .init(header: .milliseconds(limits.headerReadTimeoutMs), keepAlive: .milliseconds(limits.idleKeepAliveTimeoutMs),
-                            bodyDiscard: .milliseconds(limits.bodyDiscardTimeoutMs), drainIdleGrace: Self.drainIdleGrace),
+            timeouts: .init(
+                header: .milliseconds(limits.headerReadTimeoutMs), keepAlive: .milliseconds(limits.idleKeepAliveTimeoutMs),
+                bodyDiscard: .milliseconds(limits.bodyDiscardTimeoutMs), drainIdleGrace: Self.drainIdleGrace),
             acceptedAt: .now())
     }
 
@@ -410,9 +411,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)
-        let exchange = ProxyExchange(eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
-                                     match: match, head: head, settings: settings,
-                                     observer: worker.responseObservers?(head))
+        let exchange = ProxyExchange(
+            eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
+            match: match, head: head, settings: settings,
+            observer: worker.responseObservers?(head))
         self.exchange = exchange
         state.forwarding()
         exchange.start()

@@ -84,8 +84,10 @@ final class ControlChannelHandler: ChannelInboundHandler {
     private let exit: @Sendable (Int32) -> Void
     private var heartbeat: RepeatedTask?
 
-    init(dataPlane: DataPlane, standby: Bool, handover: Common.FileDescriptor, logger: Logger,
-         exit: @escaping @Sendable (Int32) -> Void) {
+    init(
+        dataPlane: DataPlane, standby: Bool, handover: Common.FileDescriptor, logger: Logger,
+        exit: @escaping @Sendable (Int32) -> Void
+    ) {
         self.state = WorkerControlState(standby: standby, startedAt: .now())
         self.dataPlane = dataPlane
         self.handover = handover

@@ -46,8 +46,10 @@ final class WorkerListeners: DataPlane {
     private let loop: EventLoop
     private let state: Mutex<State>
 
-    init(descriptors: [CInt], configuration: Configuration, logger: Logger, limiter: InFlightLimiter?,
-         group: MultiThreadedEventLoopGroup) {
+    init(
+        descriptors: [CInt], configuration: Configuration, logger: Logger, limiter: InFlightLimiter?,
+        group: MultiThreadedEventLoopGroup
+    ) {
         self.descriptors = descriptors
         self.logger = logger
         self.limiter = limiter

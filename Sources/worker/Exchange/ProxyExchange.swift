@@ -77,8 +77,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// `deadlinePassed` when it expires.
     private let timer: LazyTimer
 
-    init(eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
-         head: RequestHead, settings: ExchangeState.Settings, observer: ResponseObserver? = nil) {
+    init(
+        eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
+        head: RequestHead, settings: ExchangeState.Settings, observer: ResponseObserver? = nil
+    ) {
         self.eventLoop = eventLoop
         self.pool = pool
         self.client = client
@@ -331,7 +333,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         case .body(let buffer):
             guard buffer.readableBytes > 0 else { return }
             if heldHead != nil, requestFraming == .contentLength,
-               Self.append(buffer, to: &heldHead!, upTo: Self.maxHeldBodyBytes) {
+                Self.append(buffer, to: &heldHead!, upTo: Self.maxHeldBodyBytes)
+            {
                 return
             }
             sendHeldHead(on: connection)

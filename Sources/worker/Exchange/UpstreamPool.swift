@@ -121,7 +121,7 @@ final class UpstreamPool {
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         connection.handler.delegate = nil
         guard reusable, !closed, connection.channel.isActive,
-              connection.idleList.connections.count < limits.maxIdleConnectionsPerOrigin
+            connection.idleList.connections.count < limits.maxIdleConnectionsPerOrigin
         else {
             connection.channel.close(promise: nil)
             return
@@ -189,12 +189,14 @@ final class UpstreamPool {
         idleList.bootstrap = bootstrap
         // An IP literal needs no resolver: NIO's resolves every name with getaddrinfo on another
         // thread, a cross-thread hop that cost milliseconds on the first request of a burst.
-        let connected = if let address = try? SocketAddress(ipAddress: target.host, port: Int(target.port)) {
-            bootstrap.connect(to: address)
-        } else {
-            bootstrap.connect(host: target.host, port: Int(target.port))
-        }
-        return connected
+        let connected =
+            if let address = try? SocketAddress(ipAddress: target.host, port: Int(target.port)) {
+                bootstrap.connect(to: address)
+            } else {
+                bootstrap.connect(host: target.host, port: Int(target.port))
+            }
+        return
+            connected
             .assumeIsolated()
             .flatMap { channel -> EventLoopFuture<Channel> in
                 // An https connection is handed out only once the peer is verified.
@@ -226,8 +228,10 @@ final class UpstreamPool {
                     if let tls {
                         // Below the relay handler, which sees plaintext exactly as on http.
                         let connection = try TLSConnection(client: tls, host: target.host, port: target.port)
-                        try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
-                                                       handshakeTimeout: handshakeTimeout))
+                        try sync.addHandler(
+                            TLSHandler(
+                                connection: connection, eventLoop: channel.eventLoop,
+                                handshakeTimeout: handshakeTimeout))
                     }
                     // Without TLS below it, the handler sends requests on the socket itself.
                     try sync.addHandler(UpstreamHandler(output: SocketOutput(channel: channel, direct: tls == nil)))
@@ -244,7 +248,6 @@ final class TLSClientContexts {
         let id: Int
         let context: TLSContext
     }
-
 
     /// Keyed by the CA PEM; "" is the system trust store.
     private var contexts: [String: Entry] = [:]

@@ -13,7 +13,7 @@ enum ASCIIBytes {
     /// against a bit set (the set's bits for 0–63 and 64–127; nothing above 127 is a tchar).
     @inline(__always)
     static func isTokenByte(_ b: UInt8) -> Bool {
-        let low: UInt64 = 0x03FF_6CFA_0000_0000   // ! # $ % & ' * + - . 0-9
+        let low: UInt64 = 0x03FF_6CFA_0000_0000  // ! # $ % & ' * + - . 0-9
         let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE  // A-Z ^ _ ` a-z | ~
         return b < 64 ? (low >> b) & 1 != 0 : b < 128 && (high >> (b & 63)) & 1 != 0
     }
@@ -70,8 +70,10 @@ enum ASCIIBytes {
     /// of them (its lowest flag must be exact), then from the first flagged byte on, one byte at a
     /// time while `whileByte` accepts it.
     @inline(__always)
-    private static func scan(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int,
-                             flagging: (UInt64) -> UInt64, whileByte accepts: (UInt8) -> Bool) -> Int {
+    private static func scan(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int,
+        flagging: (UInt64) -> UInt64, whileByte accepts: (UInt8) -> Bool
+    ) -> Int {
         var i = start
         if let base = bytes.baseAddress {
             while i &+ 8 <= end {
@@ -152,8 +154,8 @@ enum ASCIIBytes {
     static func lowered(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let low7 = word & (0x7F &* ones)
-        let atLeastA = low7 &+ (0x80 &- 0x41) &* ones     // high bit set when >= "A"
-        let pastZ = low7 &+ (0x80 &- 0x5B) &* ones        // high bit set when > "Z"
+        let atLeastA = low7 &+ (0x80 &- 0x41) &* ones  // high bit set when >= "A"
+        let pastZ = low7 &+ (0x80 &- 0x5B) &* ones  // high bit set when > "Z"
         let upper = atLeastA & ~pastZ & ~word & (0x80 &* ones)
         return word | (upper >> 2)
     }

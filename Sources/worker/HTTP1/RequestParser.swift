@@ -170,7 +170,9 @@ struct RequestParser {
             let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
             return .malformed(lineEnded ? .headerFieldsTooLarge : .uriTooLong)
         }
-        let parsed = bytes.readableBytesView.withUnsafeBytes { Self.parseHead(UnsafeRawBufferPointer(rebasing: $0[..<length]), limits: limits) }
+        let parsed = bytes.readableBytesView.withUnsafeBytes {
+            Self.parseHead(UnsafeRawBufferPointer(rebasing: $0[..<length]), limits: limits)
+        }
         bytes.moveReaderIndex(forwardBy: length)
         switch parsed {
         case .failed(let error):
@@ -221,10 +223,11 @@ struct RequestParser {
         while i < p.count, p[i] > 0x20, p[i] < 0x7F { i += 1 }
         let targetEnd = i
         guard targetEnd > targetStart, i + 10 <= p.count, p[i] == 0x20,
-              p[i + 1] == UInt8(ascii: "H"), p[i + 2] == UInt8(ascii: "T"), p[i + 3] == UInt8(ascii: "T"),
-              p[i + 4] == UInt8(ascii: "P"), p[i + 5] == UInt8(ascii: "/"), p[i + 6] == UInt8(ascii: "1"),
-              p[i + 7] == UInt8(ascii: "."), p[i + 8] &- UInt8(ascii: "0") < 10,
-              p[i + 9] == 0x0D, i + 10 < p.count, p[i + 10] == 0x0A else { return bad }
+            p[i + 1] == UInt8(ascii: "H"), p[i + 2] == UInt8(ascii: "T"), p[i + 3] == UInt8(ascii: "T"),
+            p[i + 4] == UInt8(ascii: "P"), p[i + 5] == UInt8(ascii: "/"), p[i + 6] == UInt8(ascii: "1"),
+            p[i + 7] == UInt8(ascii: "."), p[i + 8] &- UInt8(ascii: "0") < 10,
+            p[i + 9] == 0x0D, i + 10 < p.count, p[i + 10] == 0x0A
+        else { return bad }
         let minor = Int(p[i + 8] &- UInt8(ascii: "0"))
         i += 11
 
@@ -293,9 +296,11 @@ struct RequestParser {
             case .otherHopByHop, .other:
                 break
             }
-            fields.append(RequestHead.Field(name: name.lowerBound - base..<name.upperBound - base,
-                                            value: value.lowerBound - base..<value.upperBound - base,
-                                            kind: kind))
+            fields.append(
+                RequestHead.Field(
+                    name: name.lowerBound - base..<name.upperBound - base,
+                    value: value.lowerBound - base..<value.upperBound - base,
+                    kind: kind))
         }
 
         facts.framing = chunked ? .chunked : contentLength != nil ? .contentLength : .none
@@ -313,7 +318,8 @@ struct RequestParser {
         switch bytes.count {
         case 3 where bytes[0] == UInt8(ascii: "G") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "T"):
             return .GET
-        case 4 where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S")
+        case 4
+        where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S")
             && bytes[3] == UInt8(ascii: "T"):
             return .POST
         default:

@@ -15,8 +15,10 @@ struct ResponseHeadParser {
     /// Parses `bytes`, a head ending with CRLFCRLF, writing the kept part to `out` (the final
     /// framing lines and the empty line are the caller's). `facts`, when not nil (an observer is
     /// attached), gets where the values of the headers behind `ResponseFacts` are.
-    static func parse(_ bytes: UnsafeRawBufferPointer, into out: inout HeadWriter,
-                      facts: inout ResponseFacts.Fields?) throws(ResponseError) -> ResponseHeadParser {
+    static func parse(
+        _ bytes: UnsafeRawBufferPointer, into out: inout HeadWriter,
+        facts: inout ResponseFacts.Fields?
+    ) throws(ResponseError) -> ResponseHeadParser {
         var p = ResponseHeadParser()
         let n = bytes.count - 2  // the final CRLF
         guard n >= 0, bytes[n] == 0x0D, bytes[n + 1] == 0x0A else {
@@ -25,9 +27,10 @@ struct ResponseHeadParser {
         // Status line: HTTP/1.x SP 3DIGIT [SP reason], the reason any field-value bytes.
         let statusEnd = ASCIIBytes.fieldValueEnd(bytes, from: 0, to: n)
         guard statusEnd < n, bytes[statusEnd] == 0x0D, bytes[statusEnd + 1] == 0x0A, statusEnd >= 12,
-              bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"),
-              bytes[3] == UInt8(ascii: "P"), bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"),
-              bytes[6] == UInt8(ascii: "."), bytes[8] == UInt8(ascii: " ") else {
+            bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"),
+            bytes[3] == UInt8(ascii: "P"), bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"),
+            bytes[6] == UInt8(ascii: "."), bytes[8] == UInt8(ascii: " ")
+        else {
             throw ResponseError(reason: "malformed status line")
         }
         let minor = bytes[7]
@@ -82,16 +85,21 @@ struct ResponseHeadParser {
             case .transferEncoding:
                 p.transferEncoded = true
                 // The final coding decides: chunked framing only when it is last.
-                p.chunked = lastToken(bytes, trimmed(bytes, colon &+ 1, end)).map {
-                    ASCIIBytes.equals(bytes, $0, lowercase: "chunked")
-                } ?? false
+                p.chunked =
+                    lastToken(bytes, trimmed(bytes, colon &+ 1, end)).map {
+                        ASCIIBytes.equals(bytes, $0, lowercase: "chunked")
+                    } ?? false
                 out.write(UnsafeRawBufferPointer(rebasing: bytes[run..<start]))
                 run = next
             case .connection:
                 ASCIIBytes.forEachListElement(bytes, trimmed(bytes, colon &+ 1, end)) { token in
-                    if ASCIIBytes.equals(bytes, token, lowercase: "close") { closeToken = true }
-                    else if ASCIIBytes.equals(bytes, token, lowercase: "keep-alive") { keepAliveToken = true }
-                    else { connectionNamed.append(token) }
+                    if ASCIIBytes.equals(bytes, token, lowercase: "close") {
+                        closeToken = true
+                    } else if ASCIIBytes.equals(bytes, token, lowercase: "keep-alive") {
+                        keepAliveToken = true
+                    } else {
+                        connectionNamed.append(token)
+                    }
                 }
                 out.write(UnsafeRawBufferPointer(rebasing: bytes[run..<start]))
                 run = next
@@ -111,8 +119,9 @@ struct ResponseHeadParser {
             // "HTTP/1.1 " took the place of the status line's first nine bytes: its end is at the
             // same offset in both heads.
             out.rewind(to: fieldsStart)
-            writeFiltered(bytes, from: fieldsStart, to: n, dropsContentLength: p.transferEncoded,
-                          named: connectionNamed, into: &out)
+            writeFiltered(
+                bytes, from: fieldsStart, to: n, dropsContentLength: p.transferEncoded,
+                named: connectionNamed, into: &out)
         }
         if http10 && keepAliveToken { http10 = false }
         p.keepAlive = !closeToken && !http10
@@ -120,8 +129,10 @@ struct ResponseHeadParser {
     }
 
     /// The header lines of `bytes[from..<to]` (already validated) that are forwarded.
-    private static func writeFiltered(_ bytes: UnsafeRawBufferPointer, from: Int, to n: Int, dropsContentLength: Bool,
-                                      named: [Range<Int>], into out: inout HeadWriter) {
+    private static func writeFiltered(
+        _ bytes: UnsafeRawBufferPointer, from: Int, to n: Int, dropsContentLength: Bool,
+        named: [Range<Int>], into out: inout HeadWriter
+    ) {
         var start = from
         while start < n {
             var colon = start

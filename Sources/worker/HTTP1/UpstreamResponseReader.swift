@@ -150,8 +150,11 @@ struct UpstreamResponseReader {
         case final(Head)
     }
 
-    private mutating func readHead(from buffer: inout ByteBuffer, allocator: ByteBufferAllocator)
-        throws(ResponseError) -> HeadProgress {
+    private mutating func readHead(
+        from buffer: inout ByteBuffer, allocator: ByteBufferAllocator
+    )
+        throws(ResponseError) -> HeadProgress
+    {
         // Fast path: the whole head is in this read (the usual case) and nothing is buffered.
         if headBytes == nil, let end = Self.headEnd(in: buffer) {
             let head = buffer.readSlice(length: end)!
@@ -168,8 +171,9 @@ struct UpstreamResponseReader {
         }
         headBytes = nil
         buffer.moveReaderIndex(forwardBy: end - previous)
-        return try parsedHead(pending.getSlice(at: pending.readerIndex, length: end)!, allocator: allocator,
-                              bodyRoom: buffer.readableBytes)
+        return try parsedHead(
+            pending.getSlice(at: pending.readerIndex, length: end)!, allocator: allocator,
+            bodyRoom: buffer.readableBytes)
     }
 
     /// Offset just past the first CRLFCRLF, if any: `memchr` (vectorised) from LF to LF.
@@ -189,8 +193,10 @@ struct UpstreamResponseReader {
 
     /// `bodyRoom`: body bytes that came in the same read; the client head gets room for them when
     /// they are at most `maxBodyRoom`, so the exchange can send a small response in one write.
-    private mutating func parsedHead(_ head: ByteBuffer, allocator: ByteBufferAllocator,
-                                     bodyRoom: Int) throws(ResponseError) -> HeadProgress {
+    private mutating func parsedHead(
+        _ head: ByteBuffer, allocator: ByteBufferAllocator,
+        bodyRoom: Int
+    ) throws(ResponseError) -> HeadProgress {
         guard head.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
         // The client head is written while the upstream's is parsed: the kept lines are copied in
         // runs as they are found valid. They are parts of `head`, and "HTTP/1.1 " replaces the
@@ -258,8 +264,10 @@ struct UpstreamResponseReader {
 
     // MARK: Body
 
-    private mutating func readBody(_ framing: Framing, from buffer: inout ByteBuffer, allocator: ByteBufferAllocator,
-                                   emit: (Event) -> Void) throws(ResponseError) {
+    private mutating func readBody(
+        _ framing: Framing, from buffer: inout ByteBuffer, allocator: ByteBufferAllocator,
+        emit: (Event) -> Void
+    ) throws(ResponseError) {
         switch framing {
         case .length(let remaining):
             let count = min(remaining, buffer.readableBytes)
@@ -296,8 +304,10 @@ struct UpstreamResponseReader {
     /// body scanned, payload bytes among them), the payload handed to `observer` on the way.
     /// (Apart from `readBody`, which stays small enough to be inlined into the exchange's read.)
     @inline(never)
-    private static func scan(_ buffer: ByteBuffer, with scanner: inout ChunkedScanner,
-                             observer: ResponseObserver?) throws(ResponseError) -> (Int, Int) {
+    private static func scan(
+        _ buffer: ByteBuffer, with scanner: inout ChunkedScanner,
+        observer: ResponseObserver?
+    ) throws(ResponseError) -> (Int, Int) {
         var consumed = 0
         var payload = 0
         do throws(ChunkedError) {

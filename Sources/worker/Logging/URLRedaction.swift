@@ -15,10 +15,11 @@ import Glibc
 /// the target unchanged.
 enum URLRedaction {
     /// Query parameter names (percent-decoded, lower-cased) whose values are credentials.
-    static let credentialParameters: Set<[UInt8]> = Set([
-        "key", "api_key", "apikey", "api-key", "access_token", "token", "auth", "sig", "signature",
-        "secret", "password", "client_secret", "x-amz-signature", "x-goog-signature", "code",
-    ].map { Array($0.utf8) })
+    static let credentialParameters: Set<[UInt8]> = Set(
+        [
+            "key", "api_key", "apikey", "api-key", "access_token", "token", "auth", "sig", "signature",
+            "secret", "password", "client_secret", "x-amz-signature", "x-goog-signature", "code",
+        ].map { Array($0.utf8) })
 
     /// A name longer than this, even fully percent-encoded, is none of `credentialParameters`.
     private static let longestEncodedName = 3 * (credentialParameters.map(\.count).max() ?? 0)
@@ -36,7 +37,8 @@ enum URLRedaction {
     static func redacting(_ url: UnsafeRawBufferPointer, mayHaveUserinfo: Bool = true) -> [UInt8]? {
         let userinfo = mayHaveUserinfo ? RequestTarget.userinfo(in: url) : nil
         let afterUserinfo = userinfo?.upperBound ?? 0
-        let question = afterUserinfo < url.count
+        let question =
+            afterUserinfo < url.count
             ? memchr(url.baseAddress! + afterUserinfo, Int32(UInt8(ascii: "?")), url.count - afterUserinfo)
                 .map { url.baseAddress!.distance(to: UnsafeRawPointer($0)) }
             : nil
@@ -81,7 +83,8 @@ enum URLRedaction {
         while i < name.endIndex {
             var byte = name[i]
             if byte == UInt8(ascii: "%"), name.endIndex - i >= 3,
-               let high = hexValue(name[i + 1]), let low = hexValue(name[i + 2]) {
+                let high = hexValue(name[i + 1]), let low = hexValue(name[i + 2])
+            {
                 byte = high << 4 | low
                 i += 3
             } else {

@@ -65,15 +65,17 @@ enum AuthenticateStage {
         // X-Api-Key counts only without Authorization.
         let xAPIKeyValue = facts.authorizationValue == nil ? facts.xAPIKeyValue : nil
         if let cached = request.cachedAuthentication, cached.snapshot === snapshot,
-           head.bytes(at: facts.authorizationValue, equal: cached.authorization),
-           head.bytes(at: xAPIKeyValue, equal: cached.xAPIKey) {
+            head.bytes(at: facts.authorizationValue, equal: cached.authorization),
+            head.bytes(at: xAPIKeyValue, equal: cached.xAPIKey)
+        {
             return cached.outcome
         }
         let authorization = head.authorization
         let xAPIKey = facts.authorizationValue == nil ? head.xAPIKey : nil
         let outcome = snapshot.authenticator.authenticate(
             authorizationHeader: authorization, xAPIKeyHeader: xAPIKey, now: Int64(time(nil)))
-        request.cachedAuthentication = snapshot.authenticator.outcomeDependsOnlyOnHeaders
+        request.cachedAuthentication =
+            snapshot.authenticator.outcomeDependsOnlyOnHeaders
             ? CachedAuthentication(snapshot: snapshot, authorization: authorization, xAPIKey: xAPIKey, outcome: outcome) : nil
         return outcome
     }

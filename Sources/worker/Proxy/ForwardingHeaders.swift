@@ -26,8 +26,10 @@ enum ForwardingHeaders {
     /// bytes they arrived in, minus credentials, `Host` and hop-by-hop headers (also those named
     /// in `Connection`); the provider key in the upstream's style; the body framing. The
     /// request-target is `match`'s on `target`, its pieces copied from the client's.
-    static func writeUpstreamRequestHead(method: HTTPMethod, match: Router.Match, target: UpstreamTarget,
-                                         client: RequestHead, framing: BodyFraming, into out: inout ByteBuffer) {
+    static func writeUpstreamRequestHead(
+        method: HTTPMethod, match: Router.Match, target: UpstreamTarget,
+        client: RequestHead, framing: BodyFraming, into out: inout ByteBuffer
+    ) {
         let key = target.apiKey.value
         let apiKeyHeader = target.apiKeyHeader
         let hostHeader = target.hostHeader
@@ -37,7 +39,8 @@ enum ForwardingHeaders {
         client.headerBytes.withUnsafeReadableBytes { bytes in
             let named = client.facts.connectionNamesHeaders ? connectionTokens(client, bytes) : []
             let methodName = method.rawValue
-            let bound = methodName.utf8.count + match.targetByteCount(on: target) + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
+            let bound =
+                methodName.utf8.count + match.targetByteCount(on: target) + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
             out.writeHead(maxBytes: bound) { out in
                 out.write(string: methodName)
                 out.write(" ")
@@ -70,8 +73,10 @@ enum ForwardingHeaders {
     /// Whether a client header is forwarded: not a credential, `Host` or hop-by-hop, not named
     /// in `Connection`; and no `Content-Length` beside a chunked body (re-framed as chunked: a
     /// stale length would desynchronise the upstream; the parser refuses both anyway).
-    private static func forwards(_ field: RequestHead.Field, _ bytes: UnsafeRawBufferPointer, framing: BodyFraming,
-                                 named: [Range<Int>], dropsAPIKeyHeader: Bool) -> Bool {
+    private static func forwards(
+        _ field: RequestHead.Field, _ bytes: UnsafeRawBufferPointer, framing: BodyFraming,
+        named: [Range<Int>], dropsAPIKeyHeader: Bool
+    ) -> Bool {
         switch field.kind {
         case .contentLength: return framing != .chunked
         case .other:

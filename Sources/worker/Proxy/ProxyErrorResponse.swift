@@ -13,25 +13,32 @@ struct ProxyErrorResponse: Sendable, Equatable {
 
     static let badRequest = Self(.badRequest, "The request is malformed.", "invalid_request_error", "bad_request")
     static let missingHost = Self(.badRequest, "The request has no Host header.", "invalid_request_error", "missing_host")
-    static let userinfoInTarget = Self(.badRequest, "The request target must not contain user information (user:password@).",
-                                       "invalid_request_error", "userinfo_in_target")
-    static let invalidPath = Self(.badRequest, "The request path contains a '.' or '..' segment or is not a valid target.",
-                                  "invalid_request_error", "invalid_path")
+    static let userinfoInTarget = Self(
+        .badRequest, "The request target must not contain user information (user:password@).",
+        "invalid_request_error", "userinfo_in_target")
+    static let invalidPath = Self(
+        .badRequest, "The request path contains a '.' or '..' segment or is not a valid target.",
+        "invalid_request_error", "invalid_path")
     static let unauthorized = Self(.unauthorized, "Invalid or missing API key.", "invalid_request_error", "invalid_api_key")
     static let noRoute = Self(.notFound, "No upstream is configured for this path.", "invalid_request_error", "route_not_found")
     static let uriTooLong = Self(.uriTooLong, "The request line is too long.", "invalid_request_error", "uri_too_long")
-    static let headersTooLarge = Self(.requestHeaderFieldsTooLarge, "The request headers are too large or too many.",
-                                      "invalid_request_error", "request_header_fields_too_large")
-    static let notImplemented = Self(.notImplemented, "CONNECT and protocol upgrades are not supported.",
-                                     "invalid_request_error", "not_implemented")
-    static let versionNotSupported = Self(.httpVersionNotSupported, "Only HTTP/1.1 is supported.",
-                                          "invalid_request_error", "http_version_not_supported")
-    static let overloaded = Self(.serviceUnavailable, "The proxy is at its connection limit; retry later.",
-                                 "server_error", "overloaded")
+    static let headersTooLarge = Self(
+        .requestHeaderFieldsTooLarge, "The request headers are too large or too many.",
+        "invalid_request_error", "request_header_fields_too_large")
+    static let notImplemented = Self(
+        .notImplemented, "CONNECT and protocol upgrades are not supported.",
+        "invalid_request_error", "not_implemented")
+    static let versionNotSupported = Self(
+        .httpVersionNotSupported, "Only HTTP/1.1 is supported.",
+        "invalid_request_error", "http_version_not_supported")
+    static let overloaded = Self(
+        .serviceUnavailable, "The proxy is at its connection limit; retry later.",
+        "server_error", "overloaded")
     static let noUpstreams = Self(.serviceUnavailable, "No upstreams are configured.", "server_error", "no_upstreams")
     static let upstreamUnreachable = Self(.badGateway, "The upstream could not be reached.", "server_error", "upstream_unreachable")
-    static let upstreamFailed = Self(.badGateway, "The upstream closed the connection or sent an invalid response.",
-                                     "server_error", "upstream_error")
+    static let upstreamFailed = Self(
+        .badGateway, "The upstream closed the connection or sent an invalid response.",
+        "server_error", "upstream_error")
     static let upstreamTimeout = Self(.gatewayTimeout, "The upstream did not respond in time.", "server_error", "upstream_timeout")
 
     /// The TLS connection to the upstream failed: the message says what (OpenSSL's fixed reason

@@ -21,7 +21,7 @@ struct RequestTarget: Equatable {
             var colon = 0
             while colon < count, bytes[colon] != UInt8(ascii: ":") { colon += 1 }
             guard colon + 2 < count, bytes[colon + 1] == UInt8(ascii: "/"), bytes[colon + 2] == UInt8(ascii: "/"),
-                  ASCIIBytes.equals(bytes, 0..<colon, lowercase: "http") || ASCIIBytes.equals(bytes, 0..<colon, lowercase: "https")
+                ASCIIBytes.equals(bytes, 0..<colon, lowercase: "http") || ASCIIBytes.equals(bytes, 0..<colon, lowercase: "https")
             else { return nil }
             start = colon + 3
             while start < count, bytes[start] != UInt8(ascii: "/"), bytes[start] != UInt8(ascii: "?") { start += 1 }
@@ -44,7 +44,8 @@ struct RequestTarget: Equatable {
         var colon = 0
         while colon < count, bytes[colon] != UInt8(ascii: ":"), bytes[colon] != UInt8(ascii: "/") { colon += 1 }
         if colon + 2 < count, bytes[colon] == UInt8(ascii: ":"), bytes[colon + 1] == UInt8(ascii: "/"),
-           bytes[colon + 2] == UInt8(ascii: "/") {
+            bytes[colon + 2] == UInt8(ascii: "/")
+        {
             start = colon + 3
         }
         var at: Int?

@@ -101,7 +101,9 @@ struct Router: Sendable {
     /// Routes on the request-target's bytes: no `Substring` and no `String` is made (the
     /// string version cost about 3,700 instructions per request).
     func route(_ request: RequestHead, permitted: UpstreamSet) -> Outcome {
-        request.headerBytes.withUnsafeReadableBytes { route(target: UnsafeRawBufferPointer(rebasing: $0[request.target]), permitted: permitted) }
+        request.headerBytes.withUnsafeReadableBytes {
+            route(target: UnsafeRawBufferPointer(rebasing: $0[request.target]), permitted: permitted)
+        }
     }
 
     /// The same for a request-target given as text (the routing tests).

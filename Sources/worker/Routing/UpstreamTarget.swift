@@ -35,8 +35,9 @@ final class UpstreamTarget: Sendable {
         self.apiKey = apiKey
         self.apiKeyHeader = apiKeyHeader
         self.tlsCA = tlsCA
-        self.poolKey = PoolKey(origin: origin, trustPEM: url.scheme == .https ? (tlsCA?.pem ?? "") : nil,
-                               apiKeyHeader: apiKeyHeader, apiKey: apiKey)
+        self.poolKey = PoolKey(
+            origin: origin, trustPEM: url.scheme == .https ? (tlsCA?.pem ?? "") : nil,
+            apiKeyHeader: apiKeyHeader, apiKey: apiKey)
     }
 
     /// The one target of an upstream in Fluxgate's form (`target_url` + `api_key`).

@@ -26,8 +26,10 @@ final class WorkerServer: Sendable {
 
     var localAddress: SocketAddress? { serverChannel.localAddress }
 
-    private init(eventLoop: EventLoop, serverChannel: Channel, state: NIOLoopBound<WorkerContext>,
-                 connections: NIOLoopBound<ConnectionRegistry>, ownsGroup: MultiThreadedEventLoopGroup?) {
+    private init(
+        eventLoop: EventLoop, serverChannel: Channel, state: NIOLoopBound<WorkerContext>,
+        connections: NIOLoopBound<ConnectionRegistry>, ownsGroup: MultiThreadedEventLoopGroup?
+    ) {
         self.eventLoop = eventLoop
         self.serverChannel = serverChannel
         self.state = state
@@ -46,8 +48,9 @@ final class WorkerServer: Sendable {
     ) async throws -> WorkerServer {
         let ownedGroup = group == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
         let eventLoop = (group ?? ownedGroup!).next()
-        let context = try await makeContext(on: eventLoop, configuration: configuration, logger: logger, limits: limits,
-                                            limiter: limiter, pipeline: pipeline, responseObservers: responseObservers)
+        let context = try await makeContext(
+            on: eventLoop, configuration: configuration, logger: logger, limits: limits,
+            limiter: limiter, pipeline: pipeline, responseObservers: responseObservers)
         return try await start(listener: listener, context: context, eventLoop: eventLoop, ownedGroup: ownedGroup)
     }
 
@@ -61,15 +64,19 @@ final class WorkerServer: Sendable {
         let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
         let snapshot = try WorkerSnapshot(configuration: configuration)
         return try await eventLoop.submit {
-            NIOLoopBound(WorkerContext(snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
-                                       logger: logger, pipeline: pipeline, responseObservers: responseObservers),
-                         eventLoop: eventLoop)
+            NIOLoopBound(
+                WorkerContext(
+                    snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
+                    logger: logger, pipeline: pipeline, responseObservers: responseObservers),
+                eventLoop: eventLoop)
         }.get()
     }
 
     /// Starts serving on `listener` with a shared worker context (made on `eventLoop`).
-    static func start(listener: ListenerSource, context state: NIOLoopBound<WorkerContext>, eventLoop: EventLoop,
-                      ownedGroup: MultiThreadedEventLoopGroup? = nil) async throws -> WorkerServer {
+    static func start(
+        listener: ListenerSource, context state: NIOLoopBound<WorkerContext>, eventLoop: EventLoop,
+        ownedGroup: MultiThreadedEventLoopGroup? = nil
+    ) async throws -> WorkerServer {
         let connections = try await eventLoop.submit { NIOLoopBound(ConnectionRegistry(), eventLoop: eventLoop) }.get()
         let bootstrap = ServerBootstrap(group: eventLoop)
             .serverChannelOption(.backlog, value: 511)
@@ -92,8 +99,10 @@ final class WorkerServer: Sendable {
                     if let tls = serverTLS {
                         // First in the pipeline: everything above sees plaintext, as on http.
                         let connection = try TLSConnection(server: tls)
-                        try sync.addHandler(TLSHandler(connection: connection, eventLoop: channel.eventLoop,
-                                                       handshakeTimeout: .milliseconds(worker.limits.tlsHandshakeTimeoutMs)))
+                        try sync.addHandler(
+                            TLSHandler(
+                                connection: connection, eventLoop: channel.eventLoop,
+                                handshakeTimeout: .milliseconds(worker.limits.tlsHandshakeTimeoutMs)))
                     }
                     // Requests are parsed and responses written as bytes by the connection
                     // handler (RequestParser; the upstream's head rewritten, its body as received):
@@ -115,8 +124,9 @@ final class WorkerServer: Sendable {
             try? await ownedGroup?.shutdownGracefully()
             throw error
         }
-        return WorkerServer(eventLoop: eventLoop, serverChannel: serverChannel, state: state, connections: connections,
-                            ownsGroup: ownedGroup)
+        return WorkerServer(
+            eventLoop: eventLoop, serverChannel: serverChannel, state: state, connections: connections,
+            ownsGroup: ownedGroup)
     }
 
     /// A new configuration for every request whose head arrives once the future has succeeded;
@@ -170,12 +180,16 @@ final class WorkerServer: Sendable {
 /// The entry point the master integration calls from `Sources/worker/main.swift` once it has the
 /// configuration: serves until the listener is closed (e.g. by `WorkerServer.shutdown`).
 /// `listenerFD` is the socket inherited from the master; nil binds `server.bind_address` itself.
-func runWorker(listenerFD: CInt?, configuration: Configuration, logger: Logger,
-               limits: WorkerLimits = WorkerLimits()) async throws {
-    let listener: ListenerSource = listenerFD.map { .inheritedDescriptor($0) }
+func runWorker(
+    listenerFD: CInt?, configuration: Configuration, logger: Logger,
+    limits: WorkerLimits = WorkerLimits()
+) async throws {
+    let listener: ListenerSource =
+        listenerFD.map { .inheritedDescriptor($0) }
         ?? .bind(configuration.server.bindAddress)
-    let server = try await WorkerServer.start(listener: listener, configuration: configuration, logger: logger,
-                                              limits: limits)
+    let server = try await WorkerServer.start(
+        listener: listener, configuration: configuration, logger: logger,
+        limits: limits)
     if let address = server.localAddress {
         logger.info("Fluxgate proxy server listening on \(address.ipAddress ?? "?"):\(address.port ?? 0)")
     }

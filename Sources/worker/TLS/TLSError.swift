@@ -28,8 +28,8 @@ enum TLSError: Error, Equatable, CustomStringConvertible {
             case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
                 return "certificate is for another host, wrong host (\(reason))"
             case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT,
-                 X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
-                 X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+                X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
+                X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
                 return "certificate untrusted (\(reason))"
             default: return "certificate rejected (\(reason))"
             }

@@ -27,9 +27,11 @@ final class WorkerContext {
     /// Request lines are written (level `trace`, which `FLUXGATE_LOG` sets once per process).
     let logsRequests: Bool
 
-    init(snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
-         logger: Logger, pipeline: RequestPipeline = .standard(),
-         responseObservers: ((RequestHead) -> ResponseObserver?)? = nil) {
+    init(
+        snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
+        logger: Logger, pipeline: RequestPipeline = .standard(),
+        responseObservers: ((RequestHead) -> ResponseObserver?)? = nil
+    ) {
         self.snapshot = snapshot
         self.eventLoop = eventLoop
         self.pool = UpstreamPool(eventLoop: eventLoop, limits: limits)

@@ -35,8 +35,9 @@ struct WorkerLimits: Sendable, Hashable {
 
     /// What the request parser needs of these.
     var parser: RequestParser.Limits {
-        RequestParser.Limits(maxRequestTargetBytes: maxRequestTargetBytes, maxHeaderBytes: maxHeaderBytes,
-                             maxHeaderCount: maxHeaderCount)
+        RequestParser.Limits(
+            maxRequestTargetBytes: maxRequestTargetBytes, maxHeaderBytes: maxHeaderBytes,
+            maxHeaderCount: maxHeaderCount)
     }
 
     /// Socket reads on both sides of a relay start at 16 KiB and grow to 64 KiB under a fast

@@ -10,8 +10,9 @@ import TestSupport
 
     static func start(socket: String, in directory: TemporaryDirectory) throws -> ChildProcess {
         let config = try directory.write("fluxgate.yaml", yaml)
-        let master = try ChildProcess(Binaries.fluxgate, ["--config", config, "--control-socket", socket],
-                                      environment: ["FLUXGATE_LOG": "info"])
+        let master = try ChildProcess(
+            Binaries.fluxgate, ["--config", config, "--control-socket", socket],
+            environment: ["FLUXGATE_LOG": "info"])
         if master.waitForLine(containing: "Fluxgate proxy server listening on", timeout: 60) == nil {
             master.signal(SIGKILL)
             throw FluxgateInstance.Failure.didNotStart(stdout: master.stdout, stderr: master.stderr)

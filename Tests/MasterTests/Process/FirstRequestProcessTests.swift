@@ -15,8 +15,9 @@ import TestSupport
 
         init() throws {
             let root = Binaries.packageRoot
-            mock = try ChildProcess(Tools.find("python3") ?? "/usr/bin/python3",
-                                    [root + "/examples/mock-provider.py", "--port", "0"])
+            mock = try ChildProcess(
+                Tools.find("python3") ?? "/usr/bin/python3",
+                [root + "/examples/mock-provider.py", "--port", "0"])
             let line = try #require(mock.waitForLine(containing: "mock provider listening on", timeout: 20), "\(mock.stderr)")
             mockPort = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
             let example = try String(contentsOfFile: root + "/examples/fluxgate-local.yaml", encoding: .utf8)
@@ -28,8 +29,11 @@ import TestSupport
 
         func post(_ path: String, _ json: String, port: Int? = nil) throws -> RawConnection.Response {
             try RawConnection(port: port ?? proxy.port, timeout: 15).request(
-                "POST", path, headers: [("Authorization", "Bearer \(FirstRequestProcessTests.clientKey)"),
-                                        ("Content-Type", "application/json")], body: Array(json.utf8))
+                "POST", path,
+                headers: [
+                    ("Authorization", "Bearer \(FirstRequestProcessTests.clientKey)"),
+                    ("Content-Type", "application/json"),
+                ], body: Array(json.utf8))
         }
     }
 
@@ -41,14 +45,16 @@ import TestSupport
 
     @Test func aCompletionAndAStreamThroughTheProxyAnswer200() throws {
         let setup = try Setup()
-        let completion = try setup.post("/openai/v1/chat/completions",
-                                        #"{"model": "mock-gpt", "messages": [{"role": "user", "content": "Hello"}]}"#)
+        let completion = try setup.post(
+            "/openai/v1/chat/completions",
+            #"{"model": "mock-gpt", "messages": [{"role": "user", "content": "Hello"}]}"#)
         #expect(completion.status == 200, "\(completion.bodyText)")
         let choices = try #require(try Self.object(completion.bodyText)["choices"] as? [[String: Any]])
         #expect((choices.first?["message"] as? [String: Any])?["content"] as? String == Self.reply)
 
-        let stream = try setup.post("/openai/v1/chat/completions",
-                                    #"{"model": "mock-gpt", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}"#)
+        let stream = try setup.post(
+            "/openai/v1/chat/completions",
+            #"{"model": "mock-gpt", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}"#)
         #expect(stream.status == 200)
         #expect(stream.header("content-type") == "text/event-stream")
         let events = stream.bodyText.components(separatedBy: "\n\n").filter { !$0.isEmpty }
@@ -64,8 +70,9 @@ import TestSupport
 
     @Test func anAnthropicMessageThroughTheProxyAnswers200() throws {
         let setup = try Setup()
-        let message = try setup.post("/anthropic/v1/messages",
-                                     #"{"model": "mock-claude", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]}"#)
+        let message = try setup.post(
+            "/anthropic/v1/messages",
+            #"{"model": "mock-claude", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]}"#)
         #expect(message.status == 200, "\(message.bodyText)")
         let content = try #require(try Self.object(message.bodyText)["content"] as? [[String: Any]])
         #expect(content.first?["text"] as? String == Self.reply)

@@ -23,8 +23,9 @@ import TestSupport
         try master.rewrite(workers: 2, clientKeys: [Self.keptKey])
         let result = try master.reload()
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("configuration applied") || result.stdout.contains("configuration unchanged"),
-                "\(result.stdout)")
+        #expect(
+            result.stdout.contains("configuration applied") || result.stdout.contains("configuration unchanged"),
+            "\(result.stdout)")
 
         // Right after the answer: every connection refuses the revoked key (401), or is closed.
         var accepted = 0

@@ -13,19 +13,25 @@ final class MasterFixture: @unchecked Sendable {
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
-    init(workers: Int = 2, maxConnections: Int = 1024, requestPath: String = "/openai", clientKeys: [String] = [],
-         environment: [String: String] = [:], expectStart: Bool = true) throws {
+    init(
+        workers: Int = 2, maxConnections: Int = 1024, requestPath: String = "/openai", clientKeys: [String] = [],
+        environment: [String: String] = [:], expectStart: Bool = true
+    ) throws {
         directory = try TemporaryDirectory()
         mock = try MockUpstream()
         configPath = directory.path + "/fluxgate.yaml"
         socketPath = directory.path + "/control.sock"
-        try Self.write(Self.yaml(mock: mock, address: "127.0.0.1:0", workers: workers, maxConnections: maxConnections,
-                                 requestPath: requestPath, clientKeys: clientKeys), to: configPath)
-        process = try ChildProcess(Binaries.fluxgate, ["--config", configPath, "--control-socket", socketPath],
-                                   environment: ["FLUXGATE_LOG": "info"].merging(environment) { _, new in new })
+        try Self.write(
+            Self.yaml(
+                mock: mock, address: "127.0.0.1:0", workers: workers, maxConnections: maxConnections,
+                requestPath: requestPath, clientKeys: clientKeys), to: configPath)
+        process = try ChildProcess(
+            Binaries.fluxgate, ["--config", configPath, "--control-socket", socketPath],
+            environment: ["FLUXGATE_LOG": "info"].merging(environment) { _, new in new })
         guard expectStart else { port = 0; return }
         guard let line = process.waitForLine(containing: "Fluxgate proxy server listening on", timeout: 60),
-              let match = line.firstMatch(of: /listening on \S*:(\d+)/), let port = Int(match.1) else {
+            let match = line.firstMatch(of: /listening on \S*:(\d+)/), let port = Int(match.1)
+        else {
             process.signal(SIGKILL)
             throw Failure(description: "fluxgate did not start\n\(process.stdout)\n\(process.stderr)")
         }
@@ -33,22 +39,24 @@ final class MasterFixture: @unchecked Sendable {
     }
 
     /// `clientKeys` become `api_keys.static` entries (none: an open proxy).
-    static func yaml(mock: MockUpstream, address: String, workers: Int, maxConnections: Int = 1024,
-                     requestPath: String = "/openai", clientKeys: [String] = []) -> String {
+    static func yaml(
+        mock: MockUpstream, address: String, workers: Int, maxConnections: Int = 1024,
+        requestPath: String = "/openai", clientKeys: [String] = []
+    ) -> String {
         let keys = clientKeys.isEmpty ? "" : "api_keys:\n  static:\n" + clientKeys.map { "    - key: \"\($0)\"\n" }.joined()
         return """
-        version: 1
-        server:
-          bind_address: "\(address)"
-          workers: \(workers)
-          max_connections: \(maxConnections)
-        upstreams:
-          openai:
-            request_path: "\(requestPath)"
-            target_url: "\(mock.baseURL)"
-            api_key: "sk-test"
-        \(keys)
-        """
+            version: 1
+            server:
+              bind_address: "\(address)"
+              workers: \(workers)
+              max_connections: \(maxConnections)
+            upstreams:
+              openai:
+                request_path: "\(requestPath)"
+                target_url: "\(mock.baseURL)"
+                api_key: "sk-test"
+            \(keys)
+            """
     }
 
     /// Replaces the file atomically (write + rename), as editors and config management do.
@@ -57,11 +65,15 @@ final class MasterFixture: @unchecked Sendable {
         guard rename(path + ".tmp", path) == 0 else { throw Failure(description: "rename failed: \(errno)") }
     }
 
-    func rewrite(address: String? = nil, workers: Int = 2, maxConnections: Int = 1024, requestPath: String = "/openai",
-                 clientKeys: [String] = []) throws {
-        try Self.write(Self.yaml(mock: mock, address: address ?? "127.0.0.1:\(port)", workers: workers,
-                                 maxConnections: maxConnections, requestPath: requestPath, clientKeys: clientKeys),
-                       to: configPath)
+    func rewrite(
+        address: String? = nil, workers: Int = 2, maxConnections: Int = 1024, requestPath: String = "/openai",
+        clientKeys: [String] = []
+    ) throws {
+        try Self.write(
+            Self.yaml(
+                mock: mock, address: address ?? "127.0.0.1:\(port)", workers: workers,
+                maxConnections: maxConnections, requestPath: requestPath, clientKeys: clientKeys),
+            to: configPath)
     }
 
     /// `fluxgate reload` against this master: waits for the outcome.
@@ -91,8 +103,11 @@ final class MasterFixture: @unchecked Sendable {
         return workerPIDs
     }
 
-    func get(_ path: String = "/openai/v1/models", port: Int? = nil, headers: [(String, String)] = []) throws
-        -> RawConnection.Response {
+    func get(
+        _ path: String = "/openai/v1/models", port: Int? = nil, headers: [(String, String)] = []
+    ) throws
+        -> RawConnection.Response
+    {
         try RawConnection(port: port ?? self.port, timeout: 15).request("GET", path, headers: headers)
     }
 
@@ -117,8 +132,10 @@ final class LoadGenerator: @unchecked Sendable {
     private let done = DispatchGroup()
     private var portValue: Int
 
-    init(port: Int, threads count: Int = 4, path: String = "/openai/v1/models", maxRequestsPerThread: Int = 20_000,
-         keepAlive: Bool = false) {
+    init(
+        port: Int, threads count: Int = 4, path: String = "/openai/v1/models", maxRequestsPerThread: Int = 20_000,
+        keepAlive: Bool = false
+    ) {
         portValue = port
         for _ in 0..<count {
             done.enter()

@@ -34,8 +34,9 @@ import TestSupport
     @Test func aPathWithASpaceIsQuotedAndARejectedFileIsNeverInitialized() throws {
         let directory = try TemporaryDirectory()
         let path = try directory.write("my config.yaml", "version: 1\nserver:\n  max_connections: 0\n")
-        let master = try ChildProcess(Binaries.fluxgate, ["--config", path, "--control-socket", directory.path + "/c.sock"],
-                                      environment: ["FLUXGATE_LOG": "info"])
+        let master = try ChildProcess(
+            Binaries.fluxgate, ["--config", path, "--control-socket", directory.path + "/c.sock"],
+            environment: ["FLUXGATE_LOG": "info"])
         #expect(master.waitForExit(timeout: 30) == 78)
         let lines = Self.messages(master.stdout)
         #expect(lines.first == "Starting fluxgate proxy with configuration path path=\"\(path)\"", "\(master.stdout)")

@@ -25,8 +25,9 @@ import TestSupport
 
     @Test func anthropicStyleUpstreamGetsTheKeyInXAPIKey() throws {
         let f = try ProxyFixture(upstreams: [.init(name: "anthropic", path: "/anthropic", extra: "api_key_header: x-api-key")])
-        let response = try f.request("POST", "/anthropic/v1/messages", headers: [("x-api-key", ProxyFixture.clientKey)],
-                                     body: Array("{}".utf8))
+        let response = try f.request(
+            "POST", "/anthropic/v1/messages", headers: [("x-api-key", ProxyFixture.clientKey)],
+            body: Array("{}".utf8))
         #expect(response.status == 200)
         let received = try #require(f.mock.requests.last)
         #expect(received.headers(named: "x-api-key") == [ProxyFixture.providerKey])
@@ -91,8 +92,9 @@ import TestSupport
                   upstreams: [a]
 
             """
-        let f = try ProxyFixture(upstreams: [.init(name: "a", path: "/a", target: "/base-a"), .init(name: "b", path: "/b", target: "/base-b")],
-                                 auth: auth)
+        let f = try ProxyFixture(
+            upstreams: [.init(name: "a", path: "/a", target: "/base-a"), .init(name: "b", path: "/b", target: "/base-b")],
+            auth: auth)
         #expect(try f.request("GET", "/a/x").status == 200)
         #expect(try f.request("GET", "/b/x").status == 404)
         #expect(f.mock.requests.map(\.uri) == ["/base-a/x"])

@@ -7,11 +7,15 @@ import TestSupport
 /// master: `applyConfig` is acknowledged once applied, refused with the reason when it cannot be.
 @Suite struct ControlProtocolProcessTests {
     static func configuration(mock: TestSupport.MockUpstream, path: String) -> Configuration {
-        Configuration(upstreams: .init(entries: [
-            .init(name: "mock", targetURL: TargetURL(scheme: .http, host: "127.0.0.1", explicitPort: UInt16(mock.port),
-                                                     basePath: "", query: nil),
-                  apiKey: Secret(""), requestPath: path, apiKeyHeader: .authorization),
-        ]))
+        Configuration(
+            upstreams: .init(entries: [
+                .init(
+                    name: "mock",
+                    targetURL: TargetURL(
+                        scheme: .http, host: "127.0.0.1", explicitPort: UInt16(mock.port),
+                        basePath: "", query: nil),
+                    apiKey: Secret(""), requestPath: path, apiKeyHeader: .authorization)
+            ]))
     }
 
     @Test func aConfigurationIsAcknowledgedOnceNewRequestsUseIt() throws {
@@ -35,8 +39,9 @@ import TestSupport
         // the worker's own check, for a configuration it did not expect).
         let privateKey = "-----BEGIN PRIVATE KEY-----\nnot-a-key-secret-material\n-----END PRIVATE KEY-----\n"
         var broken = Self.configuration(mock: mock, path: "/two")
-        broken.server.tls = .init(certificateFile: "cert.pem", certificateChainPEM: "-----BEGIN CERTIFICATE-----\nAAAA\n",
-                                  privateKeyFile: "key.pem", privateKeyPEM: Secret(privateKey))
+        broken.server.tls = .init(
+            certificateFile: "cert.pem", certificateChainPEM: "-----BEGIN CERTIFICATE-----\nAAAA\n",
+            privateKeyFile: "key.pem", privateKeyPEM: Secret(privateKey))
         try worker.send(ControlMessage(type: .applyConfig, gen: 2, body: .init(config: broken)))
 
         let rejected = try worker.receive()

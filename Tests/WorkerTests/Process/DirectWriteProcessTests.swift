@@ -23,8 +23,10 @@ import TestSupport
     }
 
     /// `syscw` of the one worker across `requests` proxied requests on one keep-alive connection.
-    static func writeCallsWhileProxying(_ fixture: ProxyFixture, path: String = "/openai/v1/models",
-                                        keep: AnyObject? = nil) throws -> Int {
+    static func writeCallsWhileProxying(
+        _ fixture: ProxyFixture, path: String = "/openai/v1/models",
+        keep: AnyObject? = nil
+    ) throws -> Int {
         let worker = try #require(fixture.proxy.workerPIDs.first)
         let connection = try fixture.connect()
         // Warm up: the upstream connection is opened and pooled, lazily made state exists.
@@ -44,8 +46,9 @@ import TestSupport
         let writes = try Self.writeCallsWhileProxying(fixture)
         // Through NIO this is at least 2 per request (the upstream's request, the client's
         // response); on the direct path only the heartbeat to the master (one a second) remains.
-        #expect(writes < Self.requests / 2,
-                "\(writes) write(2)/writev(2) calls for \(Self.requests) requests: the direct path (SocketOutput) is off")
+        #expect(
+            writes < Self.requests / 2,
+            "\(writes) write(2)/writev(2) calls for \(Self.requests) requests: the direct path (SocketOutput) is off")
     }
 
     /// The measurement sees the pipeline's writes: with TLS to the upstream, that connection's
@@ -53,9 +56,13 @@ import TestSupport
     @Test func throughTLSTheWritesAreNIOsAndAreCounted() throws {
         let pki = try TestCertificates()
         let upstream = try TLSMockUpstream(certificate: pki.certificate("server"), key: pki.key("server"))
-        let fixture = try ProxyFixture(upstreams: [.init(name: "openai", path: "/openai", target: upstream.baseURL,
-                                                         extra: "tls_ca_file: \"\(pki.caFile)\"")],
-                                       environment: Self.quiet)
+        let fixture = try ProxyFixture(
+            upstreams: [
+                .init(
+                    name: "openai", path: "/openai", target: upstream.baseURL,
+                    extra: "tls_ca_file: \"\(pki.caFile)\"")
+            ],
+            environment: Self.quiet)
         let writes = try Self.writeCallsWhileProxying(fixture, keep: upstream)
         #expect(writes >= Self.requests, "\(writes) write calls for \(Self.requests) requests over TLS")
     }

@@ -91,8 +91,9 @@ import TestSupport
         let f = try ProxyFixture()
         let connection = try f.connect()
         let body = Array(repeating: UInt8(ascii: "x"), count: 4096)
-        try connection.send("POST /openai/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n"
-            + "Expect: 100-continue\r\nContent-Length: \(body.count)\r\n\r\n")
+        try connection.send(
+            "POST /openai/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n"
+                + "Expect: 100-continue\r\nContent-Length: \(body.count)\r\n\r\n")
         connection.setTimeout(2)  // curl would give up waiting after 1 s and send anyway
         let interim = try connection.readHead()
         #expect(interim.status == 100)

@@ -23,7 +23,11 @@ import TestSupport
                 }
             }
         }
-        func stop() -> Int { lock.withLock { running = false; return peak } }
+        func stop() -> Int {
+            lock.withLock {
+                running = false; return peak
+            }
+        }
     }
 
     /// Runs `transfer` on a fresh connection through a warmed-up worker and checks that the
@@ -43,7 +47,9 @@ import TestSupport
     @Test func uploadArrivesByteIdenticalWithFlatWorkerMemory() throws {
         let f = try ProxyFixture()
         try withFlatWorkerMemory(f) { connection in
-            try connection.send("POST /openai/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\nContent-Length: \(Self.size)\r\n\r\n")
+            try connection.send(
+                "POST /openai/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\nContent-Length: \(Self.size)\r\n\r\n"
+            )
             try connection.sendPattern(count: Self.size)
             let response = try connection.readResponse()
             #expect(response.status == 200)
@@ -55,7 +61,8 @@ import TestSupport
     @Test func downloadArrivesByteIdenticalWithFlatWorkerMemory() throws {
         let f = try ProxyFixture()
         try withFlatWorkerMemory(f) { connection in
-            try connection.send("GET /openai/bytes?n=\(Self.size) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
+            try connection.send(
+                "GET /openai/bytes?n=\(Self.size) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
             let head = try connection.readHead()
             #expect(head.status == 200)
             #expect(head.header("content-length") == String(Self.size))

@@ -32,9 +32,11 @@ import TestSupport
         #expect(f.mock.requests.isEmpty)
     }
 
-    @Test(arguments: ["GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nHost x\r\n\r\n", "\u{1}\u{2}\u{3}\r\n\r\n",
-                      "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
-                      "POST /openai/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"])
+    @Test(arguments: [
+        "GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nHost x\r\n\r\n", "\u{1}\u{2}\u{3}\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+        "POST /openai/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ])
     func malformedRequestsAre400AndCloseAndTheWorkerKeepsServing(text: String) throws {
         let f = try ProxyFixture()
         let connection = try f.connect()

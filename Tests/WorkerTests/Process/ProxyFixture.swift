@@ -20,9 +20,11 @@ struct ProxyFixture {
     }
 
     /// Defaults: one upstream `openai` on `/openai`, one static key `team-a`, one JWT key `dev`.
-    init(upstreams: [Upstream] = [Upstream(name: "openai", path: "/openai")],
-         server: String = "", upstreamSettings: String = "", auth: String? = nil,
-         environment: [String: String] = [:]) throws {
+    init(
+        upstreams: [Upstream] = [Upstream(name: "openai", path: "/openai")],
+        server: String = "", upstreamSettings: String = "", auth: String? = nil,
+        environment: [String: String] = [:]
+    ) throws {
         let mock = try TestSupport.MockUpstream()
         var yaml = "version: 1\nserver:\n  bind_address: \"127.0.0.1:0\"\n  workers: 1\n"
         yaml += server.split(separator: "\n").map { "  \($0)\n" }.joined()
@@ -33,16 +35,17 @@ struct ProxyFixture {
             yaml += "  \(u.name):\n    request_path: \"\(u.path)\"\n    target_url: \"\(target)\"\n    api_key: \"\(Self.providerKey)\"\n"
             yaml += u.extra.split(separator: "\n").map { "    \($0)\n" }.joined()
         }
-        yaml += auth ?? """
-            api_keys:
-              static:
-                - id: team-a
-                  key: "\(Self.clientKey)"
-              jwt:
-                - id: dev
-                  key: "\(Self.jwtKey)"
+        yaml +=
+            auth ?? """
+                api_keys:
+                  static:
+                    - id: team-a
+                      key: "\(Self.clientKey)"
+                  jwt:
+                    - id: dev
+                      key: "\(Self.jwtKey)"
 
-            """
+                """
         self.mock = mock
         self.proxy = try FluxgateInstance(yaml: yaml, environment: environment)
     }
@@ -52,8 +55,10 @@ struct ProxyFixture {
     func connect() throws -> RawConnection { try proxy.connect() }
 
     /// One request on a new connection.
-    func request(_ method: String = "GET", _ target: String, headers: [(String, String)]? = nil,
-                 body: [UInt8] = []) throws -> RawConnection.Response {
+    func request(
+        _ method: String = "GET", _ target: String, headers: [(String, String)]? = nil,
+        body: [UInt8] = []
+    ) throws -> RawConnection.Response {
         try connect().request(method, target, headers: headers ?? [bearer], body: body)
     }
 }
@@ -63,9 +68,9 @@ extension RawConnection.Response {
     /// and a correct length. Returns the parsed `error` object.
     var openAIError: [String: Any]? {
         guard header("content-type")?.hasPrefix("application/json") == true,
-              header("content-length").flatMap(Int.init) == body.count,
-              let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let error = object["error"] as? [String: Any], error["message"] is String, error["type"] is String
+            header("content-length").flatMap(Int.init) == body.count,
+            let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+            let error = object["error"] as? [String: Any], error["message"] is String, error["type"] is String
         else { return nil }
         return error
     }

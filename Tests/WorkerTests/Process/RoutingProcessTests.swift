@@ -45,7 +45,9 @@ import TestSupport
     }
 
     @Test func targetBasePathExamplesFromTheSpec() throws {
-        let f = try ProxyFixture(upstreams: [.init(name: "test", path: "/test", target: "/v1"), .init(name: "mock", path: "/api", target: "")])
+        let f = try ProxyFixture(upstreams: [
+            .init(name: "test", path: "/test", target: "/v1"), .init(name: "mock", path: "/api", target: ""),
+        ])
         #expect(try f.request("GET", "/test").status == 200)
         #expect(try f.request("GET", "/api/").status == 200)
         #expect(f.mock.requests.map(\.uri) == ["/v1/", "/"])

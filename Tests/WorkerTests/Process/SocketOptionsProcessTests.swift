@@ -35,7 +35,8 @@ import TestSupport
         let inodes = table.split(separator: "\n").dropFirst().compactMap { line -> String? in
             let f = line.split(separator: " ", omittingEmptySubsequences: true)
             guard f.count > 9, let local = Int(f[1].split(separator: ":")[1], radix: 16),
-                  let remote = Int(f[2].split(separator: ":")[1], radix: 16), matches((local, remote)) else { return nil }
+                let remote = Int(f[2].split(separator: ":")[1], radix: 16), matches((local, remote))
+            else { return nil }
             return String(f[9])
         }
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []

@@ -16,7 +16,8 @@ import TestSupport
     @Test func sseEventsReachTheClientAsTheUpstreamFlushesThem() throws {
         let f = try ProxyFixture()
         let connection = try f.connect()
-        try connection.send("GET /openai/sse?n=20&interval_ms=25 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
+        try connection.send(
+            "GET /openai/sse?n=20&interval_ms=25 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
         var delaysMs: [Double] = []
         var events = 0
         let response = try connection.readResponse { chunk in
@@ -57,7 +58,8 @@ import TestSupport
     @Test func aStreamIdleLongerThanTheIdleTimeoutIsCut() throws {
         let f = try ProxyFixture(upstreamSettings: "stream_idle_timeout_ms: 300")
         let connection = try f.connect()
-        try connection.send("GET /openai/sse?n=3&interval_ms=1500 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
+        try connection.send(
+            "GET /openai/sse?n=3&interval_ms=1500 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
         var events = 0
         #expect(throws: (any Error).self) {
             _ = try connection.readResponse { events += Self.sentNanoseconds($0).count }
@@ -68,12 +70,14 @@ import TestSupport
     @Test func clientLeavingMidStreamCancelsTheUpstreamExchange() throws {
         let f = try ProxyFixture()
         let connection = try f.connect()
-        try connection.send("GET /openai/sse?n=500&interval_ms=10 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
+        try connection.send(
+            "GET /openai/sse?n=500&interval_ms=10 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n\r\n")
         let head = try connection.readHead()
         #expect(head.status == 200)
         connection.close(reset: true)
-        #expect(f.mock.wait(timeout: 5) { $0.abortedResponses == 1 && $0.connectionsClosed == $0.connectionsOpened },
-                "the upstream connection is closed, not left streaming or returned to the pool")
+        #expect(
+            f.mock.wait(timeout: 5) { $0.abortedResponses == 1 && $0.connectionsClosed == $0.connectionsOpened },
+            "the upstream connection is closed, not left streaming or returned to the pool")
         #expect(try f.request("GET", "/openai/x").status == 200)
         let line = f.proxy.waitForLogLines(containing: "request_url=/openai/sse", count: 1).first
         #expect(line != nil, "an aborted request is still logged")

@@ -28,7 +28,8 @@ import TestSupport
     @Test func opensslSClientSeesTLS13ALPNAndAVerifiedChain() throws {
         let f = try ProxyFixture(server: serverTLS)
         let result = try ChildProcess.shell(
-            "openssl s_client -connect 127.0.0.1:\(f.proxy.port) -servername localhost -verify_hostname localhost -CAfile '\(pki.caFile)' -alpn http/1.1 </dev/null 2>&1")
+            "openssl s_client -connect 127.0.0.1:\(f.proxy.port) -servername localhost -verify_hostname localhost -CAfile '\(pki.caFile)' -alpn http/1.1 </dev/null 2>&1"
+        )
         #expect(result.stdout.contains("Verify return code: 0 (ok)"), "\(result.stdout)")
         #expect(result.stdout.contains("ALPN protocol: http/1.1"))
         #expect(result.stdout.contains("TLSv1.3"))
@@ -58,9 +59,13 @@ import TestSupport
     @Test func largeBodiesThroughTLSOnBothSidesKeepWorkerMemoryFlat() throws {
         let size = (ProcessInfo.processInfo.environment["FLUXGATE_TEST_TLS_BODY_MIB"].flatMap(Int.init) ?? 1024) * 1024 * 1024
         let upstream = try TLSMockUpstream(certificate: pki.certificate("server"), key: pki.key("server"))
-        let f = try ProxyFixture(upstreams: [.init(name: "openai", path: "/openai", target: upstream.baseURL,
-                                                   extra: "tls_ca_file: \"\(pki.caFile)\"")],
-                                 server: serverTLS)
+        let f = try ProxyFixture(
+            upstreams: [
+                .init(
+                    name: "openai", path: "/openai", target: upstream.baseURL,
+                    extra: "tls_ca_file: \"\(pki.caFile)\"")
+            ],
+            server: serverTLS)
         let port = f.proxy.port
         let worker = try #require(f.proxy.workerPIDs.first)
         #expect(try curl(port, "-o /dev/null -w '%{http_code}' https://localhost:\(port)/openai/warm").stdout == "200")
@@ -80,9 +85,11 @@ import TestSupport
 
         let before = try #require(FluxgateInstance.rssKiB(of: worker))
         let sampler = LargeBodyProcessTests.RSSSampler(pid: worker)
-        let upload = try curl(port, "-X POST -H 'Content-Type: application/octet-stream' -T '\(file)' https://localhost:\(port)/openai/upload")
+        let upload = try curl(
+            port, "-X POST -H 'Content-Type: application/octet-stream' -T '\(file)' https://localhost:\(port)/openai/upload")
         let download = try ChildProcess.shell(
-            "curl -sS --cacert '\(pki.caFile)' -H 'Authorization: Bearer \(ProxyFixture.clientKey)' 'https://localhost:\(port)/openai/bytes?n=\(size)' | sha256sum")
+            "curl -sS --cacert '\(pki.caFile)' -H 'Authorization: Bearer \(ProxyFixture.clientKey)' 'https://localhost:\(port)/openai/bytes?n=\(size)' | sha256sum"
+        )
         let peak = sampler.stop()
         #expect(upload.stdout == "{\"length\":\(size),\"sha256\":\"\(expected)\"}", "\(upload.stdout) \(upload.stderr)")
         #expect(download.stdout.hasPrefix(expected), "\(download.stdout) \(download.stderr)")

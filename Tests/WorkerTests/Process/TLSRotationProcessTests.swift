@@ -25,16 +25,17 @@ import TestSupport
         try FileManager.default.createDirectory(atPath: live, withIntermediateDirectories: true)
         try install(pki.certificate("server"), as: live + "/fullchain.pem")
         try install(pki.key("server"), as: live + "/privkey.pem")
-        let proxy = try FluxgateInstance(yaml: """
-            version: 1
-            server:
-              bind_address: "127.0.0.1:0"
-              workers: 2
-              tls:
-                certificate_file: "\(live)/fullchain.pem"
-                private_key_file: "\(live)/privkey.pem"
+        let proxy = try FluxgateInstance(
+            yaml: """
+                version: 1
+                server:
+                  bind_address: "127.0.0.1:0"
+                  workers: 2
+                  tls:
+                    certificate_file: "\(live)/fullchain.pem"
+                    private_key_file: "\(live)/privkey.pem"
 
-            """)
+                """)
         let workers = Set(proxy.workerPIDs)
         #expect(try presentedFingerprint(port: proxy.port) == pki.fingerprint("server"))
 

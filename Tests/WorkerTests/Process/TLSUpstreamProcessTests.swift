@@ -20,13 +20,19 @@ import TestSupport
         func connect() throws -> RawConnection { try proxy.connect() }
     }
 
-    func proxy(certificate: String, useCA: Bool = true, host: String = "localhost",
-               environment: [String: String] = [:]) throws -> Pair {
+    func proxy(
+        certificate: String, useCA: Bool = true, host: String = "localhost",
+        environment: [String: String] = [:]
+    ) throws -> Pair {
         let upstream = try TLSMockUpstream(certificate: pki.certificate(certificate), key: pki.key(certificate))
         let extra = useCA ? "tls_ca_file: \"\(pki.caFile)\"" : ""
-        let f = try ProxyFixture(upstreams: [.init(name: "openai", path: "/openai",
-                                                   target: "https://\(host):\(upstream.port)", extra: extra)],
-                                 environment: environment)
+        let f = try ProxyFixture(
+            upstreams: [
+                .init(
+                    name: "openai", path: "/openai",
+                    target: "https://\(host):\(upstream.port)", extra: extra)
+            ],
+            environment: environment)
         return Pair(upstream, f)
     }
 
@@ -70,8 +76,9 @@ import TestSupport
     @Test func withoutTheCAtheUpstreamIsUntrusted() throws {
         // The system store (here: an empty bundle, so the test does not depend on the machine's).
         let empty = try pki.directory.write("empty.pem", "")
-        let f = try proxy(certificate: "server", useCA: false,
-                               environment: ["SSL_CERT_FILE": empty, "SSL_CERT_DIR": pki.path + "/none"])
+        let f = try proxy(
+            certificate: "server", useCA: false,
+            environment: ["SSL_CERT_FILE": empty, "SSL_CERT_DIR": pki.path + "/none"])
         let response = try f.request("GET", "/openai/x")
         #expect(response.status == 502)
         let message = response.openAIError?["message"] as? String ?? ""
@@ -104,8 +111,13 @@ import TestSupport
 
     @Test func aCAThatDidNotIssueTheCertificateIsNotTrusted() throws {
         let upstream = try TLSMockUpstream(certificate: pki.certificate("server"), key: pki.key("server"))
-        let f = Pair(upstream, try ProxyFixture(upstreams: [.init(name: "openai", path: "/openai", target: upstream.baseURL,
-                                                                  extra: "tls_ca_file: \"\(pki.certificate("otherca"))\"")]))
+        let f = Pair(
+            upstream,
+            try ProxyFixture(upstreams: [
+                .init(
+                    name: "openai", path: "/openai", target: upstream.baseURL,
+                    extra: "tls_ca_file: \"\(pki.certificate("otherca"))\"")
+            ]))
         let response = try f.request("GET", "/openai/x")
         #expect(response.status == 502)
         #expect((response.openAIError?["message"] as? String ?? "").contains("untrusted"))

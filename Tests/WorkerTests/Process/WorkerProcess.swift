@@ -31,8 +31,10 @@ final class WorkerProcess {
         pid = try Spawn.spawn(
             executable: Binaries.worker, arguments: ["--slot", "0", "--generation", "1"] + (standby ? ["--standby"] : []),
             environment: ["FLUXGATE_LOG": "warn"],
-            inherited: [.init(listener, as: WorkerDescriptors.listener), .init(theirs, as: WorkerDescriptors.control),
-                        .init(theirHandover, as: WorkerDescriptors.handover)])
+            inherited: [
+                .init(listener, as: WorkerDescriptors.listener), .init(theirs, as: WorkerDescriptors.control),
+                .init(theirHandover, as: WorkerDescriptors.handover),
+            ])
         try send(ControlMessage(type: .applyConfig, gen: 1, body: .init(config: configuration)))
     }
 
