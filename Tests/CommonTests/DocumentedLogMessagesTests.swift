@@ -68,8 +68,8 @@ import Testing
         #expect(files.count > 50, "found the sources at \(sources.path)")
         let calls: [(Regex<(Substring, Substring)>, fixedLevel: String?, method: Bool)] = [
             (/\blogger\.(trace|debug|info|notice|warning|error|critical)\(/, nil, false),
-            (/\blog\(\.(debug|info|warning|error),\s*/, nil, true),
-            (/\.write\(level: \.(trace|debug|info|warning|error), message:\s*/, nil, false),
+            (/\blog\(\s*\.(debug|info|warning|error),\s*/, nil, true),
+            (/\.write\(\s*level: \.(trace|debug|info|warning|error),\s*message:\s*/, nil, false),
             (/\bproblems\.append\(()/, "WARN", false),
         ]
         for file in files {
@@ -146,6 +146,8 @@ import Testing
 
     /// The first argument when it is a string literal, each interpolation as `<>`.
     static func leadingLiteral(_ arguments: Substring) -> String? {
+        // A call the formatter wrapped starts its arguments on the next line.
+        let arguments = arguments.drop(while: \.isWhitespace)
         guard arguments.first == "\"" else { return nil }
         let end = endOfLiteral(arguments, from: arguments.startIndex)
         let body = arguments[arguments.index(after: arguments.startIndex)..<arguments.index(before: end)]
