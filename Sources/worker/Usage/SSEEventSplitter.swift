@@ -21,7 +21,7 @@ protocol SSEEventSink {
 /// place), so the only state is the line's position and the `event` name. An event whose data
 /// passes `maximumEventBytes` (1 MiB, spec §2) is skipped and reported, and the next one is read
 /// as usual.
-struct SSEEventSplitter {
+struct SSEEventSplitter: BitwiseCopyable {
     static let maximumEventBytes = 1 << 20
 
     typealias EventType = KeptBytes<64>

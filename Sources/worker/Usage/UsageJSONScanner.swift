@@ -1,7 +1,8 @@
 /// Reads one JSON document (RFC 8259) fed in slices of any size, and keeps only what the usage
 /// reader needs (`UsageDocument`): no tree is built, strings it does not need are skipped without
-/// being kept, and its memory is this value alone — a few hundred bytes inline, no heap — however
-/// large the document (`retainedBytes`).
+/// being kept, and its memory is this value alone — about a kilobyte inline, no heap — however
+/// large the document (`retainedBytes`; `BitwiseCopyable` has the compiler check that it holds
+/// no reference).
 ///
 /// It tracks the path only where a value it needs can be: the top level, `usage` and its
 /// `*_details`, `response`, `message`, `choices[]` and their `delta`. Below any other member it
@@ -13,7 +14,7 @@
 ///
 /// Cost: one pass, one branch per structural byte; strings it skips go through a tight loop that
 /// only looks for `"`, `\` and control bytes.
-struct UsageJSONScanner {
+struct UsageJSONScanner: BitwiseCopyable {
     /// Open containers, tracked or not, beyond which a document is rejected.
     static let maximumDepth = 512
 
@@ -40,7 +41,8 @@ struct UsageJSONScanner {
     private var literal: StaticString = "null"
     private var literalIndex = 0
 
-    /// Bytes this value holds, all of it inline: the whole of its memory, whatever it scanned.
+    /// Bytes this value holds, all of it inline (it is `BitwiseCopyable`): the whole of its
+    /// memory, whatever it scanned.
     static var retainedBytes: Int { MemoryLayout<UsageJSONScanner>.size }
 
     /// Forgets the document, to read another (the next event's data).
