@@ -15,7 +15,8 @@
 /// Cost: one pass, one branch per structural byte; strings it skips go through a tight loop that
 /// only looks for `"`, `\` and control bytes.
 struct UsageJSONScanner: BitwiseCopyable {
-    /// Open containers, tracked or not, beyond which a document is rejected.
+    /// Open containers, tracked or not, beyond which a document is rejected (a client's parser
+    /// has a limit too; this one keeps the bit stack below a fixed size).
     static let maximumDepth = 512
 
     private(set) var document = UsageDocument()
@@ -56,7 +57,8 @@ struct UsageJSONScanner: BitwiseCopyable {
 
     /// Whether the bytes fed since the last reset were one whole JSON value and nothing else.
     func finish() -> Bool {
-        state == .done
+        // A top-level number ends with the document, not with a byte after it.
+        state == .done || (state == .number && depth == 0 && number.isComplete)
     }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer) {
@@ -199,7 +201,7 @@ extension UsageJSONScanner {
             frameCount &+= 1
         } else {
             if case .presence = role, array { document.contentDeltas &+= 1 }
-            guard ignoredDepth < Self.maximumDepth else { state = .failed; return }
+            guard depth < Self.maximumDepth else { state = .failed; return }
             let bit = ignoredDepth
             if array {
                 ignoredKinds[bit >> 6] |= 1 << UInt64(bit & 63)
@@ -274,6 +276,7 @@ extension UsageJSONScanner {
         if i > start {
             stringNonEmpty = true
             if target.keepsBytes {
+                flushSurrogate()
                 keep(UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
             }
         }
