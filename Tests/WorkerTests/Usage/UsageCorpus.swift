@@ -103,10 +103,13 @@ enum UsageFeed {
         (0...count).map { [$0] } + [Array(1..<max(count, 1))]
     }
 
-    /// For large bodies: cuts every `stride` bytes from `offset`, for a few offsets, plus every
-    /// cut in the first and last 2 KiB.
-    static func denseSample(count: Int, stride step: Int) -> [[Int]] {
-        var plans = (0..<min(count, 2048)).map { [$0] } + (max(0, count - 2048)...count).map { [$0] }
+    /// For large bodies: every cut within `radius` bytes of the start, the end and each point of
+    /// `around`, and cuts every `stride` bytes from a few offsets.
+    static func denseSample(count: Int, stride step: Int, around points: [Int] = [], radius: Int = 256) -> [[Int]] {
+        var plans: [[Int]] = []
+        for point in [0, count] + points {
+            plans += (max(0, point - radius)...min(count, point + radius)).map { [$0] }
+        }
         for offset in [1, 7, step / 2, step - 1] { plans.append(Array(Swift.stride(from: offset, to: count, by: step))) }
         return plans
     }
