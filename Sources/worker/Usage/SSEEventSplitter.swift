@@ -1,11 +1,15 @@
 /// What an `SSEEventSplitter` hands on, in stream order.
 protocol SSEEventSink {
+    /// The first `data` line of an event begins; `type` is its `event` name so far. false: the
+    /// sink has no use for this event's data, which is then not handed on (`eventEnded` still
+    /// comes).
+    mutating func eventDataBegins(type: borrowing SSEEventSplitter.EventType) -> Bool
     /// Bytes of the current event's data: its `data` lines' values joined with LF, in pieces of
     /// any size (the data is streamed, not held).
     mutating func eventData(_ bytes: UnsafeRawBufferPointer)
     /// A blank line ended an event with data (WHATWG "dispatch the event"); `type` is its last
     /// `event` field, unset when it had none.
-    mutating func eventEnded(type: SSEEventSplitter.EventType)
+    mutating func eventEnded(type: borrowing SSEEventSplitter.EventType)
     /// The current event's data passed `maximumEventBytes`: what was handed on of it is to be
     /// dropped, and nothing more of it comes; the stream goes on with the next event.
     mutating func eventOversized()
@@ -52,6 +56,8 @@ struct SSEEventSplitter: BitwiseCopyable {
     private var dataLines = 0
     private var eventBytes = 0
     private var oversized = false
+    /// The sink reads this event's data.
+    private var forwarding = true
 
     mutating func split<Sink: SSEEventSink>(_ bytes: UnsafeRawBufferPointer, into sink: inout Sink) {
         var i = 0
@@ -93,16 +99,8 @@ struct SSEEventSplitter: BitwiseCopyable {
         }
     }
 
-    /// The first index at or after `from` that holds CR or LF (`bytes.count` when none).
     private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int) -> Int {
-        var i = from
-        let n = bytes.count
-        while i < n {
-            let b = bytes[i]
-            if b == 0x0A || b == 0x0D { break }
-            i &+= 1
-        }
-        return i
+        UsageByteScan.lineEnd(bytes, from: from)
     }
 
     private mutating func endLine(_ terminator: UInt8) {
@@ -155,7 +153,11 @@ struct SSEEventSplitter: BitwiseCopyable {
     private mutating func beginValue(into sink: inout some SSEEventSink) {
         switch field {
         case .data:
-            if dataLines > 0 { withUnsafeBytes(of: UInt8(0x0A)) { appendData($0, into: &sink) } }
+            if dataLines > 0 {
+                withUnsafeBytes(of: UInt8(0x0A)) { appendData($0, into: &sink) }
+            } else {
+                forwarding = sink.eventDataBegins(type: eventType)
+            }
             dataLines &+= 1
         case .event:
             eventType.begin()
@@ -187,7 +189,7 @@ struct SSEEventSplitter: BitwiseCopyable {
             sink.eventOversized()
             return
         }
-        sink.eventData(bytes)
+        if forwarding { sink.eventData(bytes) }
     }
 
     /// A blank line: the event ends, and is handed on when it had data.
@@ -196,6 +198,7 @@ struct SSEEventSplitter: BitwiseCopyable {
         dataLines = 0
         eventBytes = 0
         oversized = false
+        forwarding = true
         eventType.clear()
     }
 }

@@ -29,7 +29,9 @@ struct KeptBytes<let capacity: Int> {
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count <= capacity &- count else { overflowed = true; return }
-        for b in bytes { storage[count] = b; count &+= 1 }
+        let at = count
+        withUnsafeMutableBytes(of: &storage) { $0.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        count &+= bytes.count
     }
 
     /// The value when it was kept whole.
@@ -41,6 +43,12 @@ struct KeptBytes<let capacity: Int> {
             for i in 0..<count where storage[i] != text[i] { return false }
             return true
         }
+    }
+
+    /// The kept bytes, in place (mutating only so that the storage is not copied first).
+    mutating func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let n = count
+        return withUnsafeBytes(of: &storage) { body(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
     }
 
     func hasPrefix(_ literal: StaticString) -> Bool {
@@ -179,10 +187,9 @@ struct NormalizedUsage: Equatable {
 struct UsageDocument {
     /// The top-level `type` (Anthropic and Responses API events).
     var type = KeptBytes<64>()
-    /// The top-level `model`.
+    /// The top-level `model`, `response.model` or `message.model`, whichever came last (a
+    /// document has one of them).
     var model = KeptBytes<256>()
-    /// `response.model` or `message.model`, whichever came last.
-    var nestedModel = KeptBytes<256>()
     var usage = UsageCounts()
     var responseUsage = UsageCounts()
     var messageUsage = UsageCounts()
@@ -194,11 +201,28 @@ struct UsageDocument {
     mutating func clear() {
         type.clear()
         model.clear()
-        nestedModel.clear()
         usage = UsageCounts()
         responseUsage = UsageCounts()
         messageUsage = UsageCounts()
         contentDeltas = 0
+    }
+
+    /// In place (through `subscript(location:)`, the counts were copied out and back).
+    mutating func set(_ field: UsageCounts.Field, at location: UsageLocation, to value: Int?) {
+        switch location {
+        case .root: usage[field] = value
+        case .response: responseUsage[field] = value
+        case .message: messageUsage[field] = value
+        }
+    }
+
+    /// `present`: an object opened there; false: the member's earlier value is forgotten.
+    mutating func start(_ location: UsageLocation, present: Bool) {
+        switch location {
+        case .root: usage = UsageCounts(present: present)
+        case .response: responseUsage = UsageCounts(present: present)
+        case .message: messageUsage = UsageCounts(present: present)
+        }
     }
 
     subscript(location: UsageLocation) -> UsageCounts {

@@ -1,34 +1,37 @@
 /// Reads one JSON document (RFC 8259) fed in slices of any size, and keeps only what the usage
 /// reader needs (`UsageDocument`): no tree is built, strings it does not need are skipped without
 /// being kept, and its memory is this value alone — about a kilobyte inline, no heap — however
-/// large the document (`retainedBytes`; `BitwiseCopyable` has the compiler check that it holds
-/// no reference).
+/// large or deep the document (`retainedBytes`; `BitwiseCopyable` has the compiler check that it
+/// holds no reference).
 ///
-/// It tracks the path only where a value it needs can be: the top level, `usage` and its
-/// `*_details`, `response`, `message`, `choices[]` and their `delta`. Below any other member it
-/// keeps one bit per open container (object or array), so that brackets are still matched; a
-/// document nested deeper than `maximumDepth` is treated as invalid. It validates the grammar
-/// as it goes, so `finish()` says whether the bytes were exactly one JSON value: a client's
-/// parser rejects anything else, and so does the reader. Duplicate members: the last wins, as in
-/// the parsers of the SDKs.
+/// It follows the grammar strictly where a value it needs can be: the top level, `usage` and its
+/// `*_details`, `response`, `message`, `choices[]` and their `delta`. The value of any other
+/// member is skipped by following only its strings and its bracket depth (a counter, so any depth
+/// fits): that is what finds the value's end, and nothing inside it can be usage. So `finish()`
+/// says whether the bytes were one JSON value as far as the reader follows it; a document that
+/// breaks the grammar where it is followed is not read at all. Duplicate members: the last wins,
+/// as in the parsers of the SDKs.
 ///
-/// Cost: one pass, one branch per structural byte; strings it skips go through a tight loop that
-/// only looks for `"`, `\` and control bytes.
+/// Cost: the bytes of skipped values and strings are searched eight at a time
+/// (`UsageByteScan`) for the few bytes that matter; structural bytes on the followed path take one
+/// branch each.
 struct UsageJSONScanner: BitwiseCopyable {
-    /// Open containers, tracked or not, beyond which a document is rejected (a client's parser
-    /// has a limit too; this one keeps the bit stack below a fixed size).
-    static let maximumDepth = 512
-
     private(set) var document = UsageDocument()
+    /// Whether `choices[].delta` is followed, to count content deltas: for event streams only
+    /// (a JSON body's `choices` are skipped whole).
+    var countsDeltas = false
 
     private var state = State.value
-    /// Containers on the interesting path, from the root down (at most four deep: root,
-    /// `response`, `usage`, `input_tokens_details`; or root, `choices`, a choice, its `delta`).
-    private var frames = InlineArray<4, Frame>(repeating: Frame(container: .root, isArray: false))
+    // Containers on the followed path, from the root down (at most four deep: root, `response`,
+    // `usage`, `input_tokens_details`; or root, `choices`, a choice, its `delta`).
+    private var top = Frame(container: .root, isArray: false)
+    /// The frames around `top`, outermost first (`frameCount - 1` of them). The innermost is kept
+    /// apart because it is read at every value: an `InlineArray` element read from a
+    /// non-mutating context made the optimizer copy the whole scanner.
+    private var outer = InlineArray<3, Frame>(repeating: Frame(container: .root, isArray: false))
     private var frameCount = 0
-    /// Open containers below the interesting path, and whether each is an array (one bit each).
-    private var ignoredDepth = 0
-    private var ignoredKinds = InlineArray<8, UInt64>(repeating: 0)
+    /// Open brackets of the skipped value being read (0: none is).
+    private var skipDepth = 0
 
     // The value being read.
     private var target = StringTarget.skip
@@ -51,14 +54,21 @@ struct UsageJSONScanner: BitwiseCopyable {
         document.clear()
         state = .value
         frameCount = 0
-        ignoredDepth = 0
+        skipDepth = 0
         highSurrogate = 0
     }
 
-    /// Whether the bytes fed since the last reset were one whole JSON value and nothing else.
+    /// Whether the bytes fed since the last reset were one whole JSON object (as far as the
+    /// reader follows it) and nothing else. Usage is only ever in an object: any other top-level
+    /// value (`[DONE]`, a number) is not read.
     func finish() -> Bool {
-        // A top-level number ends with the document, not with a byte after it.
-        state == .done || (state == .number && depth == 0 && number.isComplete)
+        state == .done
+    }
+
+    /// Hands the document to `tally` in place (passing `document` from outside made the
+    /// optimizer copy it, a kilobyte per event).
+    mutating func report(to tally: inout UsageTally, eventType: borrowing KeptBytes<64>) {
+        tally.add(document, eventType: eventType)
     }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer) {
@@ -68,11 +78,28 @@ struct UsageJSONScanner: BitwiseCopyable {
             switch state {
             case .string:
                 i = scanString(bytes, from: i)
+            case .skipping:
+                i = skip(bytes, from: i)
+            case .skippingString:
+                i = skipString(bytes, from: i)
+            case .number:
+                i = scanDigits(bytes, from: i)
+                if i < n {
+                    numberByte(bytes[i])
+                    i &+= 1
+                }
             case .failed:
                 return
             default:
-                step(bytes[i])
+                let b = bytes[i]
                 i &+= 1
+                // Pretty-printed bodies are a third white space: stepped over here, not in `step`.
+                if b <= 0x20 && Self.isWhitespace(b) && state.allowsWhitespace { continue }
+                if b == 0x22 && (state == .keyOrObjectEnd || state == .key), let end = quickKey(bytes, from: i) {
+                    i = end
+                    continue
+                }
+                step(b)
             }
         }
     }
@@ -81,6 +108,7 @@ struct UsageJSONScanner: BitwiseCopyable {
 // MARK: - Grammar
 
 extension UsageJSONScanner {
+    /// The states white space may stand in come first (`allowsWhitespace`).
     enum State: UInt8 {
         /// A value must come: the document's start, after `:`, or after `,` in an array.
         case value
@@ -93,10 +121,17 @@ extension UsageJSONScanner {
         case colon
         /// After a value: `,` or the end of its container (or of the document).
         case afterValue
-        case string, escape, unicode, number, literal
         /// The top-level value is complete: only white space may follow.
         case done
+        case string, escape, unicode, number, literal
+        /// In a skipped value (`skipDepth` brackets open), outside its strings.
+        case skipping
+        case skippingString
+        /// After a `\` in a skipped string: the next byte is part of the escape.
+        case skippingEscape
         case failed
+
+        var allowsWhitespace: Bool { rawValue <= State.done.rawValue }
     }
 
     private static func isWhitespace(_ b: UInt8) -> Bool {
@@ -121,7 +156,7 @@ extension UsageJSONScanner {
         case .afterValue:
             if Self.isWhitespace(b) { return }
             switch b {
-            case UInt8(ascii: ","): state = topIsArray ? .value : .key
+            case UInt8(ascii: ","): state = top.isArray ? .value : .key
             case UInt8(ascii: "]"): close(array: true)
             case UInt8(ascii: "}"): close(array: false)
             default: state = .failed
@@ -136,22 +171,15 @@ extension UsageJSONScanner {
             literalByte(b)
         case .done:
             if !Self.isWhitespace(b) { state = .failed }
-        case .string, .failed:
+        case .skippingEscape:
+            state = .skippingString
+        case .string, .skipping, .skippingString, .failed:
             break
         }
     }
 
-    private var depth: Int { frameCount &+ ignoredDepth }
-
-    private var topIsArray: Bool {
-        if ignoredDepth > 0 {
-            let bit = ignoredDepth &- 1
-            return ignoredKinds[bit >> 6] & (1 << UInt64(bit & 63)) != 0
-        }
-        return frames[frameCount &- 1].isArray
-    }
-
     private mutating func beginValue(_ b: UInt8) {
+        guard frameCount > 0 || b == UInt8(ascii: "{") else { state = .failed; return }
         let role = valueRole()
         clearPrevious(role)
         switch b {
@@ -174,15 +202,14 @@ extension UsageJSONScanner {
     private mutating func clearPrevious(_ role: Role) {
         switch role {
         case .container(.usage(let location)):
-            document[location] = UsageCounts()
+            document.start(location, present: false)
         case .container(.response):
             document.responseUsage = UsageCounts()
         case .container(.message):
             document.messageUsage = UsageCounts()
         case .count(let location, let field):
-            document[location][field] = nil
+            document.set(field, at: location, to: nil)
         case .keep(.model): document.model.clear()
-        case .keep(.nestedModel): document.nestedModel.clear()
         case .keep(.type): document.type.clear()
         case .container, .keep, .content, .presence, .skip:
             break
@@ -191,32 +218,69 @@ extension UsageJSONScanner {
 
     /// A value ended (scalar or container): what may follow depends on the container around it.
     private mutating func valueEnded() {
-        state = depth == 0 ? .done : .afterValue
+        state = frameCount == 0 ? .done : .afterValue
     }
 
     private mutating func open(array: Bool, role: Role) {
-        if case .container(let container) = role, container.isArray == array {
-            if case .usage(let location) = container { document[location].present = true }
-            frames[frameCount] = Frame(container: container, isArray: array)
-            frameCount &+= 1
-        } else {
+        guard case .container(let container) = role, container.isArray == array else {
             if case .presence = role, array { document.contentDeltas &+= 1 }
-            guard depth < Self.maximumDepth else { state = .failed; return }
-            let bit = ignoredDepth
-            if array {
-                ignoredKinds[bit >> 6] |= 1 << UInt64(bit & 63)
-            } else {
-                ignoredKinds[bit >> 6] &= ~(1 << UInt64(bit & 63))
-            }
-            ignoredDepth &+= 1
+            skipDepth = 1
+            state = .skipping
+            return
         }
+        if case .usage(let location) = container { document.start(location, present: true) }
+        if frameCount > 0 { outer[frameCount &- 1] = top }
+        top = Frame(container: container, isArray: array)
+        frameCount &+= 1
         state = array ? .valueOrArrayEnd : .keyOrObjectEnd
     }
 
     private mutating func close(array: Bool) {
-        guard depth > 0, topIsArray == array else { state = .failed; return }
-        if ignoredDepth > 0 { ignoredDepth &-= 1 } else { frameCount &-= 1 }
+        guard frameCount > 0, top.isArray == array else { state = .failed; return }
+        frameCount &-= 1
+        if frameCount > 0 { top = outer[frameCount &- 1] }
         valueEnded()
+    }
+
+    /// Through a skipped value, outside its strings: only brackets and quotes matter.
+    private mutating func skip(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var i = start
+        while true {
+            i = UsageByteScan.structural(bytes, from: i)
+            guard i < bytes.count else { return i }
+            let b = bytes[i]
+            i &+= 1
+            if b == 0x22 {
+                state = .skippingString
+                return i
+            }
+            if b | 0x20 == 0x7B {
+                skipDepth &+= 1
+            } else {
+                skipDepth &-= 1
+                if skipDepth == 0 { valueEnded(); return i }
+            }
+        }
+    }
+
+    /// Through a string of a skipped value: to its closing quote, escapes stepped over.
+    private mutating func skipString(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var i = start
+        let n = bytes.count
+        while true {
+            i = UsageByteScan.stringEnd(bytes, from: i)
+            guard i < n else { return i }
+            switch bytes[i] {
+            case 0x22:
+                state = .skipping
+                return i &+ 1
+            case 0x5C:
+                guard i &+ 1 < n else { state = .skippingEscape; return n }
+                i &+= 2
+            default:
+                i &+= 1  // a raw control byte: not followed here
+            }
+        }
     }
 }
 
@@ -225,22 +289,26 @@ extension UsageJSONScanner {
 extension UsageJSONScanner {
     /// What a string's bytes are kept for.
     enum StringTarget: UInt8 {
-        case skip, key, model, nestedModel, type
+        case skip, key, model, type
         /// Counted as a content delta when not empty.
         case content
-        /// A member name in a container off the interesting path.
-        case ignoredKey
 
-        var keepsBytes: Bool { self == .key || self == .model || self == .nestedModel || self == .type }
+        var keepsBytes: Bool { self == .key || self == .model || self == .type }
+    }
+
+    /// A member name whose closing quote is in `bytes` and that has no escape (nearly all):
+    /// named from the input in place. Returns the index after the quote; nil for the general path.
+    private mutating func quickKey(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        let end = UsageByteScan.stringEnd(bytes, from: start)
+        guard end < bytes.count, bytes[end] == 0x22 else { return nil }
+        top.key = MemberName(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+        state = .colon
+        return end &+ 1
     }
 
     private mutating func beginKey() {
-        if ignoredDepth == 0 {
-            target = .key
-            key.begin()
-        } else {
-            target = .ignoredKey
-        }
+        target = .key
+        key.begin()
         state = .string
     }
 
@@ -250,9 +318,8 @@ extension UsageJSONScanner {
             target = t
             switch t {
             case .model: document.model.begin()
-            case .nestedModel: document.nestedModel.begin()
             case .type: document.type.begin()
-            case .skip, .key, .content, .ignoredKey: break
+            case .skip, .key, .content: break
             }
         case .content:
             target = .content
@@ -266,13 +333,8 @@ extension UsageJSONScanner {
 
     /// Runs through a string's plain bytes at once; returns where it stopped.
     private mutating func scanString(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        var i = start
+        let i = UsageByteScan.stringEnd(bytes, from: start)
         let n = bytes.count
-        while i < n {
-            let b = bytes[i]
-            if b == 0x22 || b == 0x5C || b < 0x20 { break }
-            i &+= 1
-        }
         if i > start {
             stringNonEmpty = true
             if target.keepsBytes {
@@ -293,9 +355,8 @@ extension UsageJSONScanner {
         switch target {
         case .key: key.append(bytes)
         case .model: document.model.append(bytes)
-        case .nestedModel: document.nestedModel.append(bytes)
         case .type: document.type.append(bytes)
-        case .skip, .content, .ignoredKey: break
+        case .skip, .content: break
         }
     }
 
@@ -303,9 +364,8 @@ extension UsageJSONScanner {
         switch target {
         case .key: key.append(byte)
         case .model: document.model.append(byte)
-        case .nestedModel: document.nestedModel.append(byte)
         case .type: document.type.append(byte)
-        case .skip, .content, .ignoredKey: break
+        case .skip, .content: break
         }
     }
 
@@ -313,15 +373,12 @@ extension UsageJSONScanner {
         flushSurrogate()
         switch target {
         case .key:
-            frames[frameCount &- 1].key = MemberName(key)
-            state = .colon
-            return
-        case .ignoredKey:
+            top.key = key.isComplete ? key.withBytes { MemberName($0) } : .other
             state = .colon
             return
         case .content:
             if stringNonEmpty { document.contentDeltas &+= 1 }
-        case .skip, .model, .nestedModel, .type:
+        case .skip, .model, .type:
             break
         }
         valueEnded()
@@ -406,6 +463,27 @@ extension UsageJSONScanner {
         var isComplete: Bool { phase == .zero || phase == .integer || phase == .fraction || phase == .exponent }
     }
 
+    /// A run of digits after the first byte of an integer part (most numbers are only that).
+    private mutating func scanDigits(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        guard number.phase == .integer else { return start }
+        var i = start
+        var value = number.value
+        var digits = number.digits
+        while i < bytes.count {
+            let digit = bytes[i] &- UInt8(ascii: "0")
+            guard digit <= 9 else { break }
+            value = value &* 10 &+ Int(digit)
+            digits &+= 1
+            i &+= 1
+        }
+        if digits > 15 { number.isCount = false }  // also keeps `value` from overflowing below
+        if number.isCount {
+            number.value = value
+            number.digits = digits
+        }
+        return i
+    }
+
     private mutating func numberByte(_ b: UInt8) {
         let digit = b &- UInt8(ascii: "0")
         if digit <= 9 {
@@ -445,7 +523,7 @@ extension UsageJSONScanner {
             return
         default:
             guard number.isComplete else { state = .failed; return }
-            if let (location, field) = countField, number.isCount { document[location][field] = number.value }
+            if let (location, field) = countField, number.isCount { document.set(field, at: location, to: number.value) }
             valueEnded()
             step(b)  // the byte after the number belongs to what follows it
         }
@@ -498,9 +576,8 @@ extension UsageJSONScanner {
     }
 
     private func valueRole() -> Role {
-        guard ignoredDepth == 0 else { return .skip }
         guard frameCount > 0 else { return .container(.root) }
-        let frame = frames[frameCount &- 1]
+        let frame = top
         if frame.isArray { return frame.container == .choices ? .container(.choice) : .skip }
         let name = frame.key
         switch frame.container {
@@ -511,13 +588,13 @@ extension UsageJSONScanner {
             case .usage: return .container(.usage(.root))
             case .response: return .container(.response)
             case .message: return .container(.message)
-            case .choices: return .container(.choices)
+            case .choices: return countsDeltas ? .container(.choices) : .skip
             default: return .skip
             }
         case .response, .message:
             let location: UsageLocation = frame.container == .response ? .response : .message
             switch name {
-            case .model: return .keep(.nestedModel)
+            case .model: return .keep(.model)
             case .usage: return .container(.usage(location))
             default: return .skip
             }
@@ -563,23 +640,42 @@ enum MemberName: UInt8 {
     case promptTokens, completionTokens, promptTokensDetails, cachedTokens
     case inputTokens, outputTokens, inputTokensDetails, cacheReadInputTokens, cacheCreationInputTokens
 
-    init(_ name: KeptBytes<32>) {
+    init(_ name: UnsafeRawBufferPointer) {
         self = .other
-        guard name.isComplete else { return }
-        for candidate in Self.table where name.equals(candidate.0) {
-            self = candidate.1
-            return
+        @inline(__always) func equals(_ literal: StaticString) -> Bool {
+            literal.withUTF8Buffer { text in
+                for i in 0..<text.count where name[i] != text[i] { return false }
+                return true
+            }
+        }
+        // By length first: one or two comparisons per member name.
+        switch name.count {
+        case 4: if equals("type") { self = .type } else if equals("text") { self = .text }
+        case 5:
+            if equals("model") { self = .model }
+            else if equals("usage") { self = .usage }
+            else if equals("delta") { self = .delta }
+        case 7:
+            if equals("choices") { self = .choices }
+            else if equals("content") { self = .content }
+            else if equals("message") { self = .message }
+            else if equals("refusal") { self = .refusal }
+        case 8: if equals("response") { self = .response }
+        case 9: if equals("reasoning") { self = .reasoning }
+        case 10: if equals("tool_calls") { self = .toolCalls }
+        case 12: if equals("input_tokens") { self = .inputTokens }
+        case 13:
+            if equals("prompt_tokens") { self = .promptTokens }
+            else if equals("output_tokens") { self = .outputTokens }
+            else if equals("cached_tokens") { self = .cachedTokens }
+        case 17:
+            if equals("completion_tokens") { self = .completionTokens }
+            else if equals("reasoning_content") { self = .reasoningContent }
+        case 20: if equals("input_tokens_details") { self = .inputTokensDetails }
+        case 21: if equals("prompt_tokens_details") { self = .promptTokensDetails }
+        case 23: if equals("cache_read_input_tokens") { self = .cacheReadInputTokens }
+        case 27: if equals("cache_creation_input_tokens") { self = .cacheCreationInputTokens }
+        default: break
         }
     }
-
-    private static let table: [(StaticString, MemberName)] = [
-        ("model", .model), ("type", .type), ("usage", .usage), ("response", .response), ("message", .message),
-        ("choices", .choices), ("delta", .delta), ("content", .content), ("text", .text), ("refusal", .refusal),
-        ("reasoning_content", .reasoningContent), ("reasoning", .reasoning), ("tool_calls", .toolCalls),
-        ("prompt_tokens", .promptTokens), ("completion_tokens", .completionTokens),
-        ("prompt_tokens_details", .promptTokensDetails), ("cached_tokens", .cachedTokens),
-        ("input_tokens", .inputTokens), ("output_tokens", .outputTokens),
-        ("input_tokens_details", .inputTokensDetails), ("cache_read_input_tokens", .cacheReadInputTokens),
-        ("cache_creation_input_tokens", .cacheCreationInputTokens),
-    ]
 }

@@ -49,7 +49,9 @@ struct UsageReader {
         }
         switch contentType {
         case .json: body = .json
-        case .eventStream: body = .events
+        case .eventStream:
+            body = .events
+            collector.scanner.countsDeltas = true
         case .unknown: body = .undecided
         case .other: body = .inert
         }
@@ -114,6 +116,7 @@ struct UsageReader {
             return
         }
         body = bytes[first] == UInt8(ascii: "{") || bytes[first] == UInt8(ascii: "[") ? .json : .events
+        collector.scanner.countsDeltas = body == .events
         let rest = UnsafeRawBufferPointer(rebasing: bytes[first...])
         read(rest)
     }
@@ -124,15 +127,32 @@ struct UsageCollector: SSEEventSink {
     var scanner = UsageJSONScanner()
     var tally = UsageTally()
     var skippedEvents = 0
+    /// The current event is a content delta by its `event` name: its data is not read.
+    private var namedDelta = false
 
     private static let noEventType = KeptBytes<64>()
+
+    /// Events named as content deltas (`content_block_delta`, `response.….delta`: most of an
+    /// Anthropic or Responses API stream) are counted by name, their data not scanned: such events
+    /// carry no usage and no model.
+    mutating func eventDataBegins(type: borrowing SSEEventSplitter.EventType) -> Bool {
+        guard type.count > 0 else { return true }
+        let kind = UsageTally.EventKind(type)
+        namedDelta = kind == .contentBlockDelta || kind == .responseDelta
+        return !namedDelta
+    }
 
     mutating func eventData(_ bytes: UnsafeRawBufferPointer) {
         scanner.scan(bytes)
     }
 
-    mutating func eventEnded(type: SSEEventSplitter.EventType) {
-        if scanner.finish() { tally.add(scanner.document, eventType: type) }
+    mutating func eventEnded(type: borrowing SSEEventSplitter.EventType) {
+        if namedDelta {
+            tally.addDelta()
+            namedDelta = false
+            return
+        }
+        if scanner.finish() { scanner.report(to: &tally, eventType: type) }
         scanner.reset()
     }
 
@@ -143,6 +163,6 @@ struct UsageCollector: SSEEventSink {
 
     /// The end of a JSON body.
     mutating func bodyEnded() {
-        if scanner.finish() { tally.add(scanner.document, eventType: Self.noEventType) }
+        if scanner.finish() { scanner.report(to: &tally, eventType: Self.noEventType) }
     }
 }

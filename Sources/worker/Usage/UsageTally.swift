@@ -36,24 +36,26 @@ struct UsageTally {
         /// No type, or one without a rule: read by shape (OpenAI chunks).
         case other
 
-        init(_ type: KeptBytes<64>) {
+        init(_ type: borrowing KeptBytes<64>) {
             if type.equals("message_start") { self = .messageStart }
             else if type.equals("message_delta") { self = .messageDelta }
             else if type.equals("content_block_delta") { self = .contentBlockDelta }
-            else if type.equals("response.completed") || type.equals("response.incomplete")
-                || type.equals("response.failed") { self = .responseFinal }
-            else if type.hasPrefix("response.") { self = type.hasSuffix(".delta") ? .responseDelta : .responseOther }
-            else { self = .other }
+            else if !type.hasPrefix("response.") { self = .other }
+            else if type.hasSuffix(".delta") { self = .responseDelta }
+            else if type.equals("response.completed") { self = .responseFinal }
+            else if type.equals("response.incomplete") { self = .responseFinal }
+            else if type.equals("response.failed") { self = .responseFinal }
+            else { self = .responseOther }
         }
     }
 
     /// One whole JSON document: a body, or an event's data (`eventType`: its SSE `event` name,
     /// used when the data has no top-level `type`).
-    mutating func add(_ document: UsageDocument, eventType: KeptBytes<64>) {
+    mutating func add(_ document: borrowing UsageDocument, eventType: borrowing KeptBytes<64>) {
         let kind = document.type.isComplete ? EventKind(document.type) : EventKind(eventType)
         switch kind {
         case .messageStart:
-            name(document.nestedModel)
+            name(document.model)
             if document.messageUsage.present {
                 anthropic.overlay(document.messageUsage)
                 source = .anthropic
@@ -68,7 +70,7 @@ struct UsageTally {
         case .contentBlockDelta:
             contentDeltas &+= 1
         case .responseFinal:
-            name(document.nestedModel)
+            name(document.model)
             if document.responseUsage.present, let usage = document.responseUsage.normalized {
                 replaced = usage
                 source = .replaced
@@ -76,7 +78,7 @@ struct UsageTally {
         case .responseDelta:
             contentDeltas &+= 1
         case .responseOther:
-            name(document.nestedModel)
+            name(document.model)
         case .other:
             name(document.model)
             contentDeltas &+= document.contentDeltas
@@ -87,8 +89,15 @@ struct UsageTally {
         }
     }
 
-    private mutating func name(_ kept: KeptBytes<256>) {
-        if model == nil, let name = kept.string, !name.isEmpty { model = name }
+    private mutating func name(_ kept: borrowing KeptBytes<256>) {
+        guard model == nil, kept.isComplete, kept.count > 0 else { return }
+        model = kept.string
+    }
+
+    /// An event the splitter did not hand on because its `event` name says it is a content
+    /// delta (`content_block_delta`, `response.….delta`): such events carry no usage.
+    mutating func addDelta() {
+        contentDeltas &+= 1
     }
 
     /// The result once the response has ended. `stream`: the body was an event stream, whose

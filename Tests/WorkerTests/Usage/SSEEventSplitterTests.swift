@@ -15,6 +15,8 @@ import Testing
         var oversized = 0
         var current: [UInt8] = []
 
+        mutating func eventDataBegins(type: SSEEventSplitter.EventType) -> Bool { true }
+
         mutating func eventData(_ bytes: UnsafeRawBufferPointer) { current += bytes }
 
         mutating func eventEnded(type: SSEEventSplitter.EventType) {
