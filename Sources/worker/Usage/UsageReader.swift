@@ -1,10 +1,13 @@
+import NIOCore
+
 /// Reads the token usage of one response as it is relayed (gateway spec §2; `docs/usage.md`).
 ///
 /// The exchange makes one per response and calls, in order:
 ///
 ///     var usage = UsageReader(status: head.status, contentType: .init(headerValue: ct),
 ///                             contentEncoding: .init(headerValue: ce))
-///     usage.feed(bytes)                        // each payload slice as relayed (no chunk framing)
+///     usage.feed(payload)                      // each payload slice as relayed (ByteBuffer or raw
+///                                              // bytes; no chunk framing), in order
 ///     let result = usage.end(complete: true)   // false: the client left or the upstream cut
 ///
 /// The body's shape decides how it is read, never the request's path: `text/event-stream` is split
@@ -81,6 +84,12 @@ struct UsageReader {
             unreadable = true
             self.decoder = nil
         }
+    }
+
+    /// The readable bytes of `buffer`, which must be payload only (a chunked body's sizes and
+    /// CRLFs are not part of it).
+    mutating func feed(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { feed($0) }
     }
 
     /// The response ended: `complete` when it was relayed whole, false when the client left or the

@@ -1,4 +1,5 @@
 import CZstd
+import NIOCore
 import Testing
 @testable import FluxgateWorker
 
@@ -234,6 +235,15 @@ import Testing
     }
 
     // MARK: The exchange's calls
+
+    @Test func aByteBufferIsFedAsItsReadableBytes() {
+        var reader = UsageReader(status: 200, contentType: "application/json", contentEncoding: nil)
+        var buffer = ByteBuffer(bytes: Array("xx".utf8) + Self.chat.bytes)
+        buffer.moveReaderIndex(forwardBy: 2)
+        reader.feed(buffer.readSlice(length: 10)!)
+        reader.feed(buffer)
+        #expect(reader.end(complete: true) == Self.chatUsage)
+    }
 
     @Test func endIsFinalAndLaterBytesAreIgnored() {
         var reader = UsageReader(status: 200, contentType: "application/json", contentEncoding: nil)
