@@ -27,6 +27,12 @@ let package = Package(
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // The usage reader decodes a copy of compressed responses (gzip/deflate, br, zstd).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlidec", providers: [.apt(["libbrotli-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // Brotli's encoder, for the tests that compress the usage corpus; the worker never links it.
+        .systemLibrary(name: "CBrotliEncoder", pkgConfig: "libbrotlienc", providers: [.apt(["libbrotli-dev"])]),
         // Linux headers Glibc's module leaves out (signalfd, inotify, mman): no library to link.
         .systemLibrary(name: "CLinux"),
         .target(
@@ -52,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "FluxgateWorker",
             dependencies: [
-                "Common", "COpenSSL",
+                "Common", "COpenSSL", "CZlib", "CBrotli", "CZstd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -81,11 +87,13 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "FluxgateWorker", "Common", "TestSupport", "CLinux",
+                "FluxgateWorker", "Common", "TestSupport", "CLinux", "CZlib", "CBrotliEncoder", "CZstd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+            ],
+            // The usage conformance corpus is read from the source tree by path (UsageCorpus.swift).
+            exclude: ["Usage/Corpus"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,177 @@
+import NIOCore
+
+/// Reads the token usage of one response as it is relayed (gateway spec §2; `docs/usage.md`).
+///
+/// The exchange makes one per response and calls, in order:
+///
+///     var usage = UsageReader(status: head.status, contentType: .init(headerValue: ct),
+///                             contentEncoding: .init(headerValue: ce))
+///     usage.feed(payload)                      // each payload slice as relayed (ByteBuffer or raw
+///                                              // bytes; no chunk framing), in order
+///     let result = usage.end(complete: true)   // false: the client left or the upstream cut
+///
+/// The body's shape decides how it is read, never the request's path: `text/event-stream` is split
+/// into events (`SSEEventSplitter`) whose data is scanned as JSON; `application/json` or `+json`
+/// is scanned as one document; with no `Content-Type` (or `text/plain`) the first byte that is not
+/// white space decides (`{` or `[`: JSON; else events); any other type is not read (`missing`).
+/// A non-2xx response carries no usage and is not read.
+///
+/// Cost, by design (measured by the lead with callgrind, not claimed here): nothing copies the
+/// relayed bytes; they are scanned where they lie. An identity body costs one pass of the event
+/// splitter (a loop looking for CR and LF in `data` values) and of the JSON scanner (a loop over
+/// strings looking for `"` and `\`, one branch per structural byte). Per chunk there is no
+/// allocation: the scanner's and splitter's state is inline in this value (`retainedBytes`), the
+/// model name becomes a `String` once per response. A compressed body is decoded through one
+/// 16 KiB buffer that is reused (`UsageBodyDecoder`), the only copy made.
+///
+/// A value type, except for the decoder of a compressed body (a class, for its C state): keep one
+/// reader per response and do not use a copy of it after feeding the original.
+struct UsageReader {
+    private enum Body {
+        /// Not read: a non-2xx status, or a type that carries no usage.
+        case inert
+        /// No byte but white space yet, and no type to tell: the first one decides.
+        case undecided
+        case json
+        case events
+    }
+
+    private var body: Body
+    private var decoder: UsageBodyDecoder?
+    private var unreadable = false
+    /// Encoded bytes came (an empty body is not a cut compressed stream).
+    private var encodedBytesSeen = false
+    private var splitter = SSEEventSplitter()
+    private var collector = UsageCollector()
+    private var result: UsageResult?
+
+    init(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
+        guard (200..<300).contains(status) else {
+            body = .inert
+            return
+        }
+        switch contentType {
+        case .json: body = .json
+        case .eventStream:
+            body = .events
+            collector.scanner.countsDeltas = true
+        case .unknown: body = .undecided
+        case .other: body = .inert
+        }
+        guard body != .inert else { return }
+        switch contentEncoding {
+        case .identity:
+            break
+        case .gzip, .deflate, .brotli, .zstd, .unsupported:
+            decoder = UsageBodyDecoder(contentEncoding)
+            if decoder == nil { unreadable = true }
+        }
+    }
+
+    /// Convenience for tests and callers holding header values as text.
+    init(status: UInt, contentType: String?, contentEncoding: String?) {
+        self.init(status: status, contentType: MediaType(contentType), contentEncoding: ContentCoding(contentEncoding))
+    }
+
+    /// The next payload bytes of the response, in order (no chunked framing), as they are relayed.
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        guard body != .inert, !unreadable, result == nil else { return }
+        guard let decoder else { read(bytes); return }
+        encodedBytesSeen = encodedBytesSeen || !bytes.isEmpty
+        do {
+            try decoder.decode(bytes) { read($0) }
+        } catch {
+            unreadable = true
+            self.decoder = nil
+        }
+    }
+
+    /// The readable bytes of `buffer`, which must be payload only (a chunked body's sizes and
+    /// CRLFs are not part of it).
+    mutating func feed(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { feed($0) }
+    }
+
+    /// The response ended: `complete` when it was relayed whole, false when the client left or the
+    /// upstream cut it. Later calls return the same result.
+    mutating func end(complete: Bool) -> UsageResult {
+        if let result { return result }
+        if complete, encodedBytesSeen, let decoder, !decoder.isFinished { unreadable = true }
+        decoder = nil
+        if body == .json { collector.bodyEnded() }
+        let result = collector.tally.result(complete: complete, unreadable: unreadable || collector.skippedEvents > 0,
+                                            stream: body == .events)
+        self.result = result
+        return result
+    }
+
+    /// Bytes of this value's own state (inline, fixed), whatever it has read; a decoder adds its
+    /// 16 KiB buffer and its library's window.
+    static var retainedBytes: Int { MemoryLayout<UsageReader>.size }
+
+    /// Decoded payload bytes.
+    private mutating func read(_ bytes: UnsafeRawBufferPointer) {
+        switch body {
+        case .json: collector.scanner.scan(bytes)
+        case .events: splitter.split(bytes, into: &collector)
+        case .undecided: decide(bytes)
+        case .inert: break
+        }
+    }
+
+    private mutating func decide(_ bytes: UnsafeRawBufferPointer) {
+        guard let first = bytes.firstIndex(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }) else {
+            collector.scanner.scan(bytes)  // white space: valid before a JSON value, ignored between events
+            return
+        }
+        body = bytes[first] == UInt8(ascii: "{") || bytes[first] == UInt8(ascii: "[") ? .json : .events
+        collector.scanner.countsDeltas = body == .events
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[first...])
+        read(rest)
+    }
+}
+
+/// Connects the event splitter and the JSON scanner to the tally.
+struct UsageCollector: SSEEventSink {
+    var scanner = UsageJSONScanner()
+    var tally = UsageTally()
+    var skippedEvents = 0
+    /// The current event is a content delta by its `event` name: its data is not read.
+    private var namedDelta = false
+
+    private static let noEventType = KeptBytes<64>()
+
+    /// Events named as content deltas (`content_block_delta`, `response.….delta`: most of an
+    /// Anthropic or Responses API stream) are counted by name, their data not scanned: such events
+    /// carry no usage and no model.
+    mutating func eventDataBegins(type: borrowing SSEEventSplitter.EventType) -> Bool {
+        guard type.count > 0 else { return true }
+        let kind = UsageTally.EventKind(type)
+        namedDelta = kind == .contentBlockDelta || kind == .responseDelta
+        return !namedDelta
+    }
+
+    mutating func eventData(_ bytes: UnsafeRawBufferPointer) {
+        scanner.scan(bytes)
+    }
+
+    mutating func eventEnded(type: borrowing SSEEventSplitter.EventType) {
+        if namedDelta {
+            tally.addDelta()
+            namedDelta = false
+            return
+        }
+        if scanner.finish() { scanner.report(to: &tally, eventType: type) }
+        scanner.reset()
+    }
+
+    mutating func eventOversized() {
+        skippedEvents &+= 1
+        scanner.reset()
+    }
+
+    /// The end of a JSON body.
+    mutating func bodyEnded() {
+        if scanner.finish() { scanner.report(to: &tally, eventType: Self.noEventType) }
+    }
+}

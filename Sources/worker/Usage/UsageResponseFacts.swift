@@ -1,0 +1,70 @@
+extension UsageReader {
+    /// What a response's `Content-Type` says about where its usage is.
+    enum MediaType: Equatable {
+        /// `application/json`, or any `…/…+json`.
+        case json
+        /// `text/event-stream`.
+        case eventStream
+        /// No `Content-Type`, or `text/plain`: the body's first byte decides.
+        case unknown
+        /// Anything else (audio, images, HTML): not read.
+        case other
+
+        /// From the header's value bytes: `type/subtype` before any `;` parameter, without case
+        /// (RFC 9110 §8.3.1).
+        init(headerValue value: UnsafeRawBufferPointer?) {
+            guard let value else { self = .unknown; return }
+            var s = 0, e = 0
+            while e < value.count && value[e] != UInt8(ascii: ";") { e &+= 1 }
+            while s < e, value[s] == 0x20 || value[s] == 0x09 { s &+= 1 }
+            while e > s, value[e &- 1] == 0x20 || value[e &- 1] == 0x09 { e &-= 1 }
+            let plusJSON = e - s > 5 && ASCIIBytes.equals(value, (e &- 5)..<e, lowercase: "+json")
+            if s == e || ASCIIBytes.equals(value, s..<e, lowercase: "text/plain") { self = .unknown }
+            else if ASCIIBytes.equals(value, s..<e, lowercase: "text/event-stream") { self = .eventStream }
+            else if plusJSON || ASCIIBytes.equals(value, s..<e, lowercase: "application/json") { self = .json }
+            else { self = .other }
+        }
+
+        init(_ value: String?) {
+            guard var value else { self = .unknown; return }
+            self = value.withUTF8 { MediaType(headerValue: UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    /// What a response's `Content-Encoding` asks of the reader (RFC 9110 §8.4).
+    enum ContentCoding: Equatable {
+        case identity, gzip, deflate, brotli, zstd
+        /// An unknown coding, or several codings applied one after the other: `unreadable`.
+        case unsupported
+
+        /// From one header line's value: a comma-separated list of codings, applied in order.
+        init(headerValue value: UnsafeRawBufferPointer?) {
+            self = .identity
+            guard let value else { return }
+            ASCIIBytes.forEachListElement(value, 0..<value.count) { add(Self.single(value, $0)) }
+        }
+
+        init(_ value: String?) {
+            guard var value else { self = .identity; return }
+            self = value.withUTF8 { ContentCoding(headerValue: UnsafeRawBufferPointer($0)) }
+        }
+
+        /// A further coding applied after this one (another list element, or another
+        /// `Content-Encoding` line): the reader decodes one coding at most.
+        mutating func add(_ next: ContentCoding) {
+            if next == .identity { return }
+            self = self == .identity ? next : .unsupported
+        }
+
+        private static func single(_ bytes: UnsafeRawBufferPointer, _ token: Range<Int>) -> ContentCoding {
+            if ASCIIBytes.equals(bytes, token, lowercase: "identity") { return .identity }
+            if ASCIIBytes.equals(bytes, token, lowercase: "gzip") || ASCIIBytes.equals(bytes, token, lowercase: "x-gzip") {
+                return .gzip
+            }
+            if ASCIIBytes.equals(bytes, token, lowercase: "deflate") { return .deflate }
+            if ASCIIBytes.equals(bytes, token, lowercase: "br") { return .brotli }
+            if ASCIIBytes.equals(bytes, token, lowercase: "zstd") { return .zstd }
+            return .unsupported
+        }
+    }
+}
