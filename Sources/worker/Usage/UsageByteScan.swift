@@ -22,8 +22,10 @@ enum UsageByteScan {
     /// The first index at or after `start` whose byte `flags` marks, or whose byte `test`
     /// accepts in the tail shorter than a word; `bytes.count` when none.
     @inline(__always)
-    private static func first(_ bytes: UnsafeRawBufferPointer, from start: Int, flags: (UInt64) -> UInt64,
-                              test: (UInt8) -> Bool) -> Int {
+    private static func first(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, flags: (UInt64) -> UInt64,
+        test: (UInt8) -> Bool
+    ) -> Int {
         var i = start
         let n = bytes.count
         if let base = bytes.baseAddress {
@@ -40,18 +42,21 @@ enum UsageByteScan {
     /// The next `"`, `\` or control byte: where a JSON string's plain run ends.
     @inline(__always)
     static func stringEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        first(bytes, from: start, flags: { equal($0, 0x22) | equal($0, 0x5C) | control($0) },
-              test: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 })
+        first(
+            bytes, from: start, flags: { equal($0, 0x22) | equal($0, 0x5C) | control($0) },
+            test: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 })
     }
 
     /// The next `"`, `{`, `[`, `}` or `]`: what a skipped JSON value's depth depends on. (`[`
     /// and `{`, `]` and `}` differ only in bit 5.)
     @inline(__always)
     static func structural(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        first(bytes, from: start, flags: {
-            let folded = $0 | 0x2020_2020_2020_2020
-            return equal($0, 0x22) | equal(folded, 0x7B) | equal(folded, 0x7D)
-        }, test: { $0 == 0x22 || $0 | 0x20 == 0x7B || $0 | 0x20 == 0x7D })
+        first(
+            bytes, from: start,
+            flags: {
+                let folded = $0 | 0x2020_2020_2020_2020
+                return equal($0, 0x22) | equal(folded, 0x7B) | equal(folded, 0x7D)
+            }, test: { $0 == 0x22 || $0 | 0x20 == 0x7B || $0 | 0x20 == 0x7D })
     }
 
     /// The next CR or LF.

@@ -30,7 +30,9 @@ struct KeptBytes<let capacity: Int> {
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count <= capacity &- count else { overflowed = true; return }
         let at = count
-        withUnsafeMutableBytes(of: &storage) { $0.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        withUnsafeMutableBytes(of: &storage) {
+            $0.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        }
         count &+= bytes.count
     }
 
@@ -162,15 +164,19 @@ struct UsageCounts: Equatable {
     /// nil when the object has neither family.
     var normalized: NormalizedUsage? {
         if let prompt = promptTokens {
-            return NormalizedUsage(input: prompt, output: completionTokens ?? 0, cacheRead: promptCachedTokens ?? 0,
-                                   cacheWrite: 0)
+            return NormalizedUsage(
+                input: prompt, output: completionTokens ?? 0, cacheRead: promptCachedTokens ?? 0,
+                cacheWrite: 0)
         }
-        guard inputTokens != nil || outputTokens != nil || cacheReadInputTokens != nil
-            || cacheCreationInputTokens != nil else { return nil }
+        guard
+            inputTokens != nil || outputTokens != nil || cacheReadInputTokens != nil
+                || cacheCreationInputTokens != nil
+        else { return nil }
         let read = cacheReadInputTokens ?? inputCachedTokens ?? 0
         let write = cacheCreationInputTokens ?? 0
-        return NormalizedUsage(input: (inputTokens ?? 0) + (cacheReadInputTokens ?? 0) + write,
-                               output: outputTokens ?? 0, cacheRead: read, cacheWrite: write)
+        return NormalizedUsage(
+            input: (inputTokens ?? 0) + (cacheReadInputTokens ?? 0) + write,
+            output: outputTokens ?? 0, cacheRead: read, cacheWrite: write)
     }
 }
 

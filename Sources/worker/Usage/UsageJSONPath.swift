@@ -107,25 +107,31 @@ enum MemberName: UInt8 {
         switch name.count {
         case 4: if equals("type") { self = .type } else if equals("text") { self = .text }
         case 5:
-            if equals("model") { self = .model }
-            else if equals("usage") { self = .usage }
-            else if equals("delta") { self = .delta }
+            if equals("model") { self = .model } else if equals("usage") { self = .usage } else if equals("delta") { self = .delta }
         case 7:
-            if equals("choices") { self = .choices }
-            else if equals("content") { self = .content }
-            else if equals("message") { self = .message }
-            else if equals("refusal") { self = .refusal }
+            if equals("choices") {
+                self = .choices
+            } else if equals("content") {
+                self = .content
+            } else if equals("message") {
+                self = .message
+            } else if equals("refusal") {
+                self = .refusal
+            }
         case 8: if equals("response") { self = .response }
         case 9: if equals("reasoning") { self = .reasoning }
         case 10: if equals("tool_calls") { self = .toolCalls }
         case 12: if equals("input_tokens") { self = .inputTokens }
         case 13:
-            if equals("prompt_tokens") { self = .promptTokens }
-            else if equals("output_tokens") { self = .outputTokens }
-            else if equals("cached_tokens") { self = .cachedTokens }
+            if equals("prompt_tokens") {
+                self = .promptTokens
+            } else if equals("output_tokens") {
+                self = .outputTokens
+            } else if equals("cached_tokens") {
+                self = .cachedTokens
+            }
         case 17:
-            if equals("completion_tokens") { self = .completionTokens }
-            else if equals("reasoning_content") { self = .reasoningContent }
+            if equals("completion_tokens") { self = .completionTokens } else if equals("reasoning_content") { self = .reasoningContent }
         case 20: if equals("input_tokens_details") { self = .inputTokensDetails }
         case 21: if equals("prompt_tokens_details") { self = .promptTokensDetails }
         case 23: if equals("cache_read_input_tokens") { self = .cacheReadInputTokens }

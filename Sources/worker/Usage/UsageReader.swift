@@ -99,8 +99,9 @@ struct UsageReader {
         if complete, encodedBytesSeen, let decoder, !decoder.isFinished { unreadable = true }
         decoder = nil
         if body == .json { collector.bodyEnded() }
-        let result = collector.tally.result(complete: complete, unreadable: unreadable || collector.skippedEvents > 0,
-                                            stream: body == .events)
+        let result = collector.tally.result(
+            complete: complete, unreadable: unreadable || collector.skippedEvents > 0,
+            stream: body == .events)
         self.result = result
         return result
     }

@@ -19,10 +19,15 @@ extension UsageReader {
             while s < e, value[s] == 0x20 || value[s] == 0x09 { s &+= 1 }
             while e > s, value[e &- 1] == 0x20 || value[e &- 1] == 0x09 { e &-= 1 }
             let plusJSON = e - s > 5 && ASCIIBytes.equals(value, (e &- 5)..<e, lowercase: "+json")
-            if s == e || ASCIIBytes.equals(value, s..<e, lowercase: "text/plain") { self = .unknown }
-            else if ASCIIBytes.equals(value, s..<e, lowercase: "text/event-stream") { self = .eventStream }
-            else if plusJSON || ASCIIBytes.equals(value, s..<e, lowercase: "application/json") { self = .json }
-            else { self = .other }
+            if s == e || ASCIIBytes.equals(value, s..<e, lowercase: "text/plain") {
+                self = .unknown
+            } else if ASCIIBytes.equals(value, s..<e, lowercase: "text/event-stream") {
+                self = .eventStream
+            } else if plusJSON || ASCIIBytes.equals(value, s..<e, lowercase: "application/json") {
+                self = .json
+            } else {
+                self = .other
+            }
         }
 
         init(_ value: String?) {

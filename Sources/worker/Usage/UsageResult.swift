@@ -28,8 +28,10 @@ struct UsageResult: Equatable, Sendable {
     var cacheWriteTokens: Int?
     var status: Status
 
-    init(model: String? = nil, inputTokens: Int? = nil, outputTokens: Int? = nil, cacheReadTokens: Int? = nil,
-         cacheWriteTokens: Int? = nil, status: Status) {
+    init(
+        model: String? = nil, inputTokens: Int? = nil, outputTokens: Int? = nil, cacheReadTokens: Int? = nil,
+        cacheWriteTokens: Int? = nil, status: Status
+    ) {
         self.model = model
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens

@@ -37,15 +37,25 @@ struct UsageTally {
         case other
 
         init(_ type: borrowing KeptBytes<64>) {
-            if type.equals("message_start") { self = .messageStart }
-            else if type.equals("message_delta") { self = .messageDelta }
-            else if type.equals("content_block_delta") { self = .contentBlockDelta }
-            else if !type.hasPrefix("response.") { self = .other }
-            else if type.hasSuffix(".delta") { self = .responseDelta }
-            else if type.equals("response.completed") { self = .responseFinal }
-            else if type.equals("response.incomplete") { self = .responseFinal }
-            else if type.equals("response.failed") { self = .responseFinal }
-            else { self = .responseOther }
+            if type.equals("message_start") {
+                self = .messageStart
+            } else if type.equals("message_delta") {
+                self = .messageDelta
+            } else if type.equals("content_block_delta") {
+                self = .contentBlockDelta
+            } else if !type.hasPrefix("response.") {
+                self = .other
+            } else if type.hasSuffix(".delta") {
+                self = .responseDelta
+            } else if type.equals("response.completed") {
+                self = .responseFinal
+            } else if type.equals("response.incomplete") {
+                self = .responseFinal
+            } else if type.equals("response.failed") {
+                self = .responseFinal
+            } else {
+                self = .responseOther
+            }
         }
     }
 
@@ -112,8 +122,9 @@ struct UsageTally {
         }
         let status: UsageResult.Status =
             unreadable ? .unreadable : !complete ? .truncated : final && usage != nil ? .reported : .missing
-        var result = UsageResult(model: model, inputTokens: usage?.input, outputTokens: usage?.output,
-                                 cacheReadTokens: usage?.cacheRead, cacheWriteTokens: usage?.cacheWrite, status: status)
+        var result = UsageResult(
+            model: model, inputTokens: usage?.input, outputTokens: usage?.output,
+            cacheReadTokens: usage?.cacheRead, cacheWriteTokens: usage?.cacheWrite, status: status)
         if stream && status != .reported {
             // Never below the deltas relayed: a stream cut after 806 deltas is not 1 token
             // (the 1 of Anthropic's `message_start`).

@@ -24,9 +24,10 @@ struct CorpusCase: Decodable, Sendable, CustomStringConvertible {
     var description: String { file }
 
     var expected: UsageResult {
-        UsageResult(model: expect.model, inputTokens: expect.inputTokens, outputTokens: expect.outputTokens,
-                    cacheReadTokens: expect.cacheReadTokens, cacheWriteTokens: expect.cacheWriteTokens,
-                    status: UsageResult.Status(rawValue: expect.status)!)
+        UsageResult(
+            model: expect.model, inputTokens: expect.inputTokens, outputTokens: expect.outputTokens,
+            cacheReadTokens: expect.cacheReadTokens, cacheWriteTokens: expect.cacheWriteTokens,
+            status: UsageResult.Status(rawValue: expect.status)!)
     }
 
     var bytes: [UInt8] { UsageCorpus.bytes(file) }
@@ -54,8 +55,10 @@ enum UsageCorpus {
 
 /// Feeds a body to a reader in the pieces given.
 enum UsageFeed {
-    static func read(_ bytes: [UInt8], contentType: String?, contentEncoding: String? = nil, status: UInt = 200,
-                     complete: Bool = true, cuts: some Sequence<Int>) -> UsageResult {
+    static func read(
+        _ bytes: [UInt8], contentType: String?, contentEncoding: String? = nil, status: UInt = 200,
+        complete: Bool = true, cuts: some Sequence<Int>
+    ) -> UsageResult {
         var reader = UsageReader(status: status, contentType: contentType, contentEncoding: contentEncoding)
         bytes.withUnsafeBytes { all in
             var start = 0
@@ -68,10 +71,13 @@ enum UsageFeed {
         return reader.end(complete: complete)
     }
 
-    static func read(_ bytes: [UInt8], contentType: String?, contentEncoding: String? = nil, status: UInt = 200,
-                     complete: Bool = true) -> UsageResult {
-        read(bytes, contentType: contentType, contentEncoding: contentEncoding, status: status, complete: complete,
-             cuts: EmptyCollection())
+    static func read(
+        _ bytes: [UInt8], contentType: String?, contentEncoding: String? = nil, status: UInt = 200,
+        complete: Bool = true
+    ) -> UsageResult {
+        read(
+            bytes, contentType: contentType, contentEncoding: contentEncoding, status: status, complete: complete,
+            cuts: EmptyCollection())
     }
 
     /// A body in pieces as a server writes them: each event of an event stream with its blank
@@ -199,8 +205,10 @@ enum Compress {
                     let produced = buffer.withUnsafeMutableBufferPointer { sink in
                         var availableOut = sink.count
                         var nextOut = sink.baseAddress
-                        precondition(BrotliEncoderCompressStream(state, operation, &availableIn, &nextIn,
-                                                                 &availableOut, &nextOut, nil) == 1)
+                        precondition(
+                            BrotliEncoderCompressStream(
+                                state, operation, &availableIn, &nextIn,
+                                &availableOut, &nextOut, nil) == 1)
                         return sink.count - availableOut
                     }
                     output += buffer[..<produced]

@@ -13,8 +13,9 @@ extension CorpusCase: CustomTestStringConvertible {
         let bytes = corpusCase.bytes
         var checked = 0
         for cuts in UsageFeed.everySplit(count: bytes.count) {
-            let result = UsageFeed.read(bytes, contentType: corpusCase.contentType, complete: corpusCase.complete,
-                                        cuts: cuts)
+            let result = UsageFeed.read(
+                bytes, contentType: corpusCase.contentType, complete: corpusCase.complete,
+                cuts: cuts)
             guard result == corpusCase.expected else {
                 Issue.record("\(corpusCase.file) cut at \(cuts.prefix(4)): \(result), expected \(corpusCase.expected)")
                 return
@@ -28,8 +29,9 @@ extension CorpusCase: CustomTestStringConvertible {
     func exactWhenCompressedAtEveryByteBoundary(_ corpusCase: CorpusCase, _ encoding: CorpusEncoding) {
         let encoded = encoding.encode(corpusFile: corpusCase.bytes)
         for cuts in UsageFeed.everySplit(count: encoded.count) {
-            let result = UsageFeed.read(encoded, contentType: corpusCase.contentType, contentEncoding: encoding.header,
-                                        complete: corpusCase.complete, cuts: cuts)
+            let result = UsageFeed.read(
+                encoded, contentType: corpusCase.contentType, contentEncoding: encoding.header,
+                complete: corpusCase.complete, cuts: cuts)
             guard result == corpusCase.expected else {
                 Issue.record("\(corpusCase.file) as \(encoding) cut at \(cuts.prefix(4)): \(result)")
                 return
@@ -43,8 +45,9 @@ extension CorpusCase: CustomTestStringConvertible {
     func compressedStreamCutHalfwayIsTruncated(_ encoding: CorpusEncoding) {
         let corpusCase = UsageCorpus["anthropic-stream.sse"]
         let encoded = encoding.encode(corpusFile: corpusCase.bytes)
-        let result = UsageFeed.read(Array(encoded[..<(encoded.count / 2)]), contentType: corpusCase.contentType,
-                                    contentEncoding: encoding.header, complete: false)
+        let result = UsageFeed.read(
+            Array(encoded[..<(encoded.count / 2)]), contentType: corpusCase.contentType,
+            contentEncoding: encoding.header, complete: false)
         #expect(result.status == .truncated)
         #expect(result.inputTokens == 25)
         #expect(result.model == "claude-sonnet-4-5-20250929")

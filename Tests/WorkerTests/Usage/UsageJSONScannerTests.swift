@@ -22,7 +22,8 @@ import Testing
             }
             let outcome = (scanner.finish(), scanner.document)
             if let first {
-                #expect(outcome.0 == first.0 && outcome.1.usage == first.1.usage
+                #expect(
+                    outcome.0 == first.0 && outcome.1.usage == first.1.usage
                         && outcome.1.model.string == first.1.model.string, "cut at \(cuts.prefix(3))")
             } else {
                 first = outcome
@@ -34,7 +35,9 @@ import Testing
     func valid(_ json: String) -> Bool { scan(json).valid }
 
     @Test func keepsTopLevelModelTypeAndUsage() {
-        let (valid, d) = scan(#"{"type":"message","model":"gpt-4o","usage":{"prompt_tokens":12,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":8,"audio_tokens":0}}}"#)
+        let (valid, d) = scan(
+            #"{"type":"message","model":"gpt-4o","usage":{"prompt_tokens":12,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":8,"audio_tokens":0}}}"#
+        )
         #expect(valid)
         #expect(d.type.string == "message")
         #expect(d.model.string == "gpt-4o")
@@ -42,16 +45,22 @@ import Testing
     }
 
     @Test func keepsResponseAndMessageUsage() {
-        let (_, r) = scan(#"{"type":"response.completed","response":{"model":"m1","usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":2},"output_tokens":4}}}"#)
+        let (_, r) = scan(
+            #"{"type":"response.completed","response":{"model":"m1","usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":2},"output_tokens":4}}}"#
+        )
         #expect(r.model.string == "m1")
         #expect(r.responseUsage == UsageCounts(present: true, inputTokens: 5, outputTokens: 4, inputCachedTokens: 2))
-        let (_, m) = scan(#"{"type":"message_start","message":{"model":"m2","usage":{"input_tokens":5,"cache_read_input_tokens":6,"cache_creation_input_tokens":7}}}"#)
+        let (_, m) = scan(
+            #"{"type":"message_start","message":{"model":"m2","usage":{"input_tokens":5,"cache_read_input_tokens":6,"cache_creation_input_tokens":7}}}"#
+        )
         #expect(m.model.string == "m2")
         #expect(m.messageUsage == UsageCounts(present: true, inputTokens: 5, cacheReadInputTokens: 6, cacheCreationInputTokens: 7))
     }
 
     @Test func theSameNamesDeeperAreNotUsage() {
-        let (valid, d) = scan(#"{"choices":[{"message":{"usage":{"prompt_tokens":1},"model":"x"}}],"metadata":{"usage":{"prompt_tokens":2},"type":"t","model":"y"},"data":[{"usage":{"prompt_tokens":3}}],"usage":{"completion_tokens_details":{"cached_tokens":9},"input_tokens_details":{"prompt_tokens":4}}}"#)
+        let (valid, d) = scan(
+            #"{"choices":[{"message":{"usage":{"prompt_tokens":1},"model":"x"}}],"metadata":{"usage":{"prompt_tokens":2},"type":"t","model":"y"},"data":[{"usage":{"prompt_tokens":3}}],"usage":{"completion_tokens_details":{"cached_tokens":9},"input_tokens_details":{"prompt_tokens":4}}}"#
+        )
         #expect(valid)
         #expect(d.model.isSet == false)
         #expect(d.type.isSet == false)
@@ -77,7 +86,9 @@ import Testing
     }
 
     @Test func onlyPlainIntegersAreCounts() {
-        let (valid, d) = scan(#"{"usage":{"prompt_tokens":-1,"completion_tokens":2.0,"input_tokens":1e3,"output_tokens":1234567890123456,"cache_read_input_tokens":0,"cache_creation_input_tokens":"5"}}"#)
+        let (valid, d) = scan(
+            #"{"usage":{"prompt_tokens":-1,"completion_tokens":2.0,"input_tokens":1e3,"output_tokens":1234567890123456,"cache_read_input_tokens":0,"cache_creation_input_tokens":"5"}}"#
+        )
         #expect(valid)
         #expect(d.usage == UsageCounts(present: true, cacheReadInputTokens: 0))
         #expect(scan(#"{"usage":{"prompt_tokens":123456789012345}}"#).document.usage.promptTokens == 123_456_789_012_345)
@@ -86,8 +97,9 @@ import Testing
     @Test func theLastOfDuplicateMembersWins() {
         #expect(scan(#"{"usage":{"prompt_tokens":1,"prompt_tokens":2}}"#).document.usage.promptTokens == 2)
         #expect(scan(#"{"usage":{"prompt_tokens":1},"usage":null}"#).document.usage.present == false)
-        #expect(scan(#"{"usage":{"prompt_tokens":1},"usage":{"completion_tokens":4}}"#).document.usage
-            == UsageCounts(present: true, completionTokens: 4))
+        #expect(
+            scan(#"{"usage":{"prompt_tokens":1},"usage":{"completion_tokens":4}}"#).document.usage
+                == UsageCounts(present: true, completionTokens: 4))
         #expect(scan(#"{"model":"a","model":null}"#).document.model.string == nil)
         #expect(scan(#"{"usage":{"prompt_tokens":1,"prompt_tokens":null}}"#).document.usage.promptTokens == nil)
     }
@@ -98,7 +110,8 @@ import Testing
     }
 
     @Test func countsContentDeltas() {
-        let chunk = #"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":""}},{"delta":{"content":null,"refusal":"no"}},{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}},{"delta":{"reasoning_content":"\n"}},{"text":"t"},{"text":""},{"delta":{"role":"assistant"}}]}"#
+        let chunk =
+            #"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":""}},{"delta":{"content":null,"refusal":"no"}},{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}},{"delta":{"reasoning_content":"\n"}},{"text":"t"},{"text":""},{"delta":{"role":"assistant"}}]}"#
         #expect(scan(chunk).document.contentDeltas == 5)
         #expect(scan(#"{"choices":[{"message":{"content":"not a delta"}}]}"#).document.contentDeltas == 0)
         // A JSON body's choices are skipped whole: deltas are for streams.
@@ -115,7 +128,8 @@ import Testing
 
     @Test(arguments: [
         "", "[DONE]", "[]", "0", #""x""#, "null", #"{"a":1"#, #"{"a":1,}"#, #"{"a":1}}"#, #"{"a":1} x"#, #"{"a":[1}"#, #"{"usage":{]}"#,
-        #"{"choices":[1,]}"#, #"{"usage":{"prompt_tokens":1,}}"#, #"{"a" 1}"#, #"{1:2}"#, "{\"a\":\"\n\"}", #"{"a":01}"#, #"{"a":1.}"#, #"{"a":-}"#, #"{"a":1e}"#, #"{"a":tru}"#,
+        #"{"choices":[1,]}"#, #"{"usage":{"prompt_tokens":1,}}"#, #"{"a" 1}"#, #"{1:2}"#, "{\"a\":\"\n\"}", #"{"a":01}"#, #"{"a":1.}"#,
+        #"{"a":-}"#, #"{"a":1e}"#, #"{"a":tru}"#,
         #"{"a":"\x"}"#, #"{"a":"\u12G4"}"#, #"{"a":1}{"b":2}"#, "{'a':1}",
     ])
     func rejectsWhatIsNotOneJSONObject(_ json: String) {
@@ -131,7 +145,8 @@ import Testing
 
     @Test func anyNestingIsReadInFixedMemory() {
         let deep = 100_000
-        let json = #"{"x":"# + String(repeating: #"[{"a":"#, count: deep) + #""]}""# + String(repeating: "}]", count: deep)
+        let json =
+            #"{"x":"# + String(repeating: #"[{"a":"#, count: deep) + #""]}""# + String(repeating: "}]", count: deep)
             + #","usage":{"prompt_tokens":1}}"#
         var scanner = UsageJSONScanner()
         var bytes = Array(json.utf8)

@@ -101,8 +101,11 @@ import Testing
         #expect(Self.eventCount(bytes) == 806)
         for cuts in UsageFeed.denseSample(count: bytes.count, stride: 997, around: [bytes.count / 2], radius: 128) {
             let result = UsageFeed.read(bytes, contentType: "text/event-stream", complete: false, cuts: cuts)
-            #expect(result == UsageResult(model: "claude-sonnet-4-5-20250929", inputTokens: 4820, outputTokens: 803,
-                                          cacheReadTokens: 4096, cacheWriteTokens: 0, status: .truncated))
+            #expect(
+                result
+                    == UsageResult(
+                        model: "claude-sonnet-4-5-20250929", inputTokens: 4820, outputTokens: 803,
+                        cacheReadTokens: 4096, cacheWriteTokens: 0, status: .truncated))
             guard result.status == .truncated, (result.outputTokens ?? 0) >= 800 else { return }
         }
     }
@@ -111,8 +114,9 @@ import Testing
         let bytes = Self.anthropicStream(deltas: 803)
         for encoding in CorpusEncoding.allCases {
             let encoded = encoding.encode(corpusFile: bytes)
-            let result = UsageFeed.read(encoded, contentType: "text/event-stream", contentEncoding: encoding.header,
-                                        complete: false, cuts: Array(stride(from: 1, to: encoded.count, by: 61)))
+            let result = UsageFeed.read(
+                encoded, contentType: "text/event-stream", contentEncoding: encoding.header,
+                complete: false, cuts: Array(stride(from: 1, to: encoded.count, by: 61)))
             #expect(result.status == .truncated && result.outputTokens == 803, "\(encoding)")
         }
     }
@@ -136,8 +140,9 @@ import Testing
         }
         for encoding in CorpusEncoding.allCases {
             let encoded = encoding.encode(corpusFile: bytes)
-            let result = UsageFeed.read(encoded, contentType: "text/event-stream", contentEncoding: encoding.header,
-                                        cuts: Array(stride(from: 4096, to: encoded.count, by: 4096)))
+            let result = UsageFeed.read(
+                encoded, contentType: "text/event-stream", contentEncoding: encoding.header,
+                cuts: Array(stride(from: 4096, to: encoded.count, by: 4096)))
             #expect(result == expected, "\(encoding)")
         }
     }
@@ -158,19 +163,22 @@ import Testing
     func aCorruptEncodingIsUnreadableNeverACrash(_ encoding: CorpusEncoding) {
         var encoded = encoding.encode(Self.chat.bytes)
         for i in stride(from: encoded.count / 3, to: encoded.count, by: 7) { encoded[i] ^= 0x5A }
-        let result = UsageFeed.read(encoded, contentType: "application/json", contentEncoding: encoding.header,
-                                    cuts: [5, 40])
+        let result = UsageFeed.read(
+            encoded, contentType: "application/json", contentEncoding: encoding.header,
+            cuts: [5, 40])
         #expect(result == UsageResult(status: .unreadable))
-        let garbage = UsageFeed.read(Array("not compressed at all".utf8), contentType: "application/json",
-                                     contentEncoding: encoding.header)
+        let garbage = UsageFeed.read(
+            Array("not compressed at all".utf8), contentType: "application/json",
+            contentEncoding: encoding.header)
         #expect(garbage == UsageResult(status: .unreadable))
     }
 
     @Test(arguments: CorpusEncoding.allCases)
     func anEncodedBodyCutShortButRelayedWholeIsUnreadable(_ encoding: CorpusEncoding) {
         let encoded = encoding.encode(Self.chat.bytes)
-        let result = UsageFeed.read(Array(encoded[..<(encoded.count - 4)]), contentType: "application/json",
-                                    contentEncoding: encoding.header)
+        let result = UsageFeed.read(
+            Array(encoded[..<(encoded.count - 4)]), contentType: "application/json",
+            contentEncoding: encoding.header)
         #expect(result.status == .unreadable)
     }
 
@@ -207,8 +215,12 @@ import Testing
     @Test(arguments: [nil, CorpusEncoding.gzip] as [CorpusEncoding?])
     func a50MiBJSONBodyIsReadInBoundedMemory(_ encoding: CorpusEncoding?) {
         let filler = Array(#"lorem ipsum \"usage\":{\"prompt_tokens\":1} dolor \u00e9 sit amet, "#.utf8)
-        let head = Array(#"{"id":"chatcmpl-big","object":"chat.completion","model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":""#.utf8)
-        let tail = Array(#""},"finish_reason":"stop"}],"usage":{"prompt_tokens":123456,"completion_tokens":7654321,"prompt_tokens_details":{"cached_tokens":100000}}}"#.utf8)
+        let head = Array(
+            #"{"id":"chatcmpl-big","object":"chat.completion","model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":""#
+                .utf8)
+        let tail = Array(
+            #""},"finish_reason":"stop"}],"usage":{"prompt_tokens":123456,"completion_tokens":7654321,"prompt_tokens_details":{"cached_tokens":100000}}}"#
+                .utf8)
         let piece = [UInt8]((0..<(1 << 16) / filler.count).flatMap { _ in filler })
         let pieces = 50 << 20 / piece.count
         var reader = UsageReader(status: 200, contentType: "application/json", contentEncoding: encoding?.header)
@@ -227,9 +239,12 @@ import Testing
             feed(tail)
         }
         #expect(pieces * piece.count >= 49 << 20)
-        #expect(reader.end(complete: true) == UsageResult(model: "gpt-4o-2024-08-06", inputTokens: 123_456,
-                                                          outputTokens: 7_654_321, cacheReadTokens: 100_000,
-                                                          cacheWriteTokens: 0, status: .reported))
+        #expect(
+            reader.end(complete: true)
+                == UsageResult(
+                    model: "gpt-4o-2024-08-06", inputTokens: 123_456,
+                    outputTokens: 7_654_321, cacheReadTokens: 100_000,
+                    cacheWriteTokens: 0, status: .reported))
         #expect(UsageJSONScanner.retainedBytes < 2048)
         #expect(UsageReader.retainedBytes < 4096)
     }
@@ -258,11 +273,14 @@ import Testing
     /// An Anthropic stream as the client saw it when it left: message_start with cache reads,
     /// content_block_start, ping, then `deltas` text deltas; no message_delta.
     static func anthropicStream(deltas: Int) -> [UInt8] {
-        var s = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_013Zva2CMHLNnXjNJJKqJ2EF\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5-20250929\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":724,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":4096,\"output_tokens\":1}}}\n\n"
-        s += "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        var s =
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_013Zva2CMHLNnXjNJJKqJ2EF\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5-20250929\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":724,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":4096,\"output_tokens\":1}}}\n\n"
+        s +=
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
         s += "event: ping\ndata: {\"type\": \"ping\"}\n\n"
         for i in 0..<deltas {
-            s += "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" word\(i)\"}}\n\n"
+            s +=
+                "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" word\(i)\"}}\n\n"
         }
         return Array(s.utf8)
     }
@@ -274,7 +292,9 @@ import Testing
     static func streamWithLargeEvent(dataBytes: Int) -> [UInt8] {
         let stream = UsageCorpus["openai-chat-stream-include-usage.sse"].bytes
         let prefix = Array("data: ".utf8)
-        let open = Array(#"{"id":"chatcmpl-AOvBKDo0YFJmOPXiaz1Ij0C0pTcJz","object":"chat.completion.chunk","created":1730737078,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"delta":{"content":""#.utf8)
+        let open = Array(
+            #"{"id":"chatcmpl-AOvBKDo0YFJmOPXiaz1Ij0C0pTcJz","object":"chat.completion.chunk","created":1730737078,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"delta":{"content":""#
+                .utf8)
         let close = Array(#""},"finish_reason":null}],"usage":null}"#.utf8)
         var text = [UInt8]()
         text.reserveCapacity(dataBytes)
