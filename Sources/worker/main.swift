@@ -28,13 +28,19 @@ do {
 let limiter: InFlightLimiter? = options.inFlightCell.flatMap { cell in
     InFlightSegment.attach(Common.FileDescriptor(WorkerDescriptors.inFlight)).map { SharedInFlightLimiter(segment: $0, cell: cell) }
 }
+// The rate-limit segment comes with the in-flight cell, which is its cell too (`max_in_flight`).
+let rateLimits: HostRateLimits? = options.inFlightCell.flatMap { cell in
+    options.rateLimitsFD.flatMap { fd in
+        RateLimitSegment.attach(Common.FileDescriptor(fd)).map { HostRateLimits(inherited: $0, cell: cell) }
+    }
+}
 let descriptors =
     [WorkerDescriptors.listener]
     + (0..<(options.listeners - 1)).map { WorkerDescriptors.firstExtraListener + CInt($0) }
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let listeners = WorkerListeners(
     descriptors: descriptors, configuration: initial.configuration, logger: logger,
-    limiter: limiter, group: group)
+    limiter: limiter, rateLimits: rateLimits, group: group)
 if !options.standby {
     do {
         try await listeners.startAccepting()

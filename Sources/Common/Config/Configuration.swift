@@ -37,15 +37,18 @@ public struct Configuration: Sendable, Hashable, Codable {
     public var server: Server
     public var upstreams: Upstreams
     public var apiKeys: APIKeys
+    /// `rate_limits` (docs/rate-limits.md); nil = limits hold per host.
+    public var rateLimits: RateLimits?
 
     public init(
         version: Int = 1, server: Server = Server(), upstreams: Upstreams = Upstreams(),
-        apiKeys: APIKeys = APIKeys()
+        apiKeys: APIKeys = APIKeys(), rateLimits: RateLimits? = nil
     ) {
         self.version = version
         self.server = server
         self.upstreams = upstreams
         self.apiKeys = apiKeys
+        self.rateLimits = rateLimits
     }
 
     /// Authentication is required iff at least one static or JWT key is configured
@@ -148,11 +151,15 @@ extension Configuration {
         /// `tls_ca_file`: certificates (PEM, contents read at load) that an https upstream's chain
         /// must lead to, *instead of* the system trust store. nil = system trust store.
         public var tlsCA: TrustedCA?
+        /// `limits`: all keys together (docs/rate-limits.md).
+        public var limits: Limits?
 
         public init(
             name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
-            apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil
+            apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil,
+            limits: Limits? = nil
         ) {
+            self.limits = limits
             self.name = name
             self.targetURL = targetURL
             self.apiKey = apiKey
@@ -198,8 +205,11 @@ extension Configuration {
         public var key: Secret
         /// Upstream names this key may reach; empty = all.
         public var upstreams: [String]
+        /// `limits` (docs/rate-limits.md); needs an `id`.
+        public var limits: Limits?
 
-        public init(id: String?, key: Secret, upstreams: [String] = []) {
+        public init(id: String?, key: Secret, upstreams: [String] = [], limits: Limits? = nil) {
+            self.limits = limits
             self.id = id
             self.key = key
             self.upstreams = upstreams
@@ -211,8 +221,11 @@ extension Configuration {
         public var id: String
         /// HMAC-SHA256 secret: the raw UTF-8 bytes of the configured string.
         public var key: Secret
+        /// `limits`, per token subject (docs/rate-limits.md).
+        public var limits: Limits?
 
-        public init(id: String, key: Secret) {
+        public init(id: String, key: Secret, limits: Limits? = nil) {
+            self.limits = limits
             self.id = id
             self.key = key
         }

@@ -34,6 +34,8 @@ final class Master {
     private var nextWatch = Instant.zero
     var operators = OperatorConnections()
     private let segment: InFlightSegment?
+    /// Every rate limit's host-local state (docs/rate-limits.md "On one host").
+    private let rateLimits: RateLimitSegment?
 
     init(settings: Settings, configuration: Configuration, logger: Logger) {
         self.settings = settings
@@ -54,6 +56,21 @@ final class Master {
                 "Shared in-flight counter unavailable; max_connections applies per worker",
                 metadata: ["error": "\(error)"])
             self.segment = nil
+        }
+        do {
+            self.rateLimits = try RateLimitSegment.create()
+        } catch {
+            logger.warning(
+                "Shared rate-limit memory unavailable; rate limits apply per worker", metadata: ["error": "\(error)"])
+            self.rateLimits = nil
+        }
+    }
+
+    /// Room for `configuration`'s limits, made before any worker sees it.
+    private func prepareRateLimits(_ configuration: Configuration) {
+        guard let rateLimits else { return }
+        for name in rateLimits.prepare(for: configuration) {
+            logger.error("Rate-limit memory is full; this limit applies per worker", metadata: ["limit": "\(name)"])
         }
     }
 
@@ -146,8 +163,10 @@ final class Master {
             enqueue(.spawnFailed(launch.worker, "listener not open"))
             return
         }
+        prepareRateLimits(launch.configuration)
         do {
-            let handle = try workers.spawn(launch, sockets: sockets, segment: segment, settings: settings)
+            let handle = try workers.spawn(
+                launch, sockets: sockets, segment: segment, rateLimits: rateLimits, settings: settings)
             segment.map { $0.limit = Int(launch.configuration.server.maxConnections) }
             enqueue(.workerSpawned(launch.worker, pid: handle.pid))
         } catch {
@@ -160,6 +179,7 @@ final class Master {
         case .applyConfig(_, let configuration):
             // The proxy-wide limit follows the newest configuration sent (workers read it per request).
             segment.map { $0.limit = Int(configuration.server.maxConnections) }
+            prepareRateLimits(configuration)
             workers.send(command, to: id)
         case .adoptListener(let listener):
             // Not open any more: the worker is never told, and answers the release for nothing.
@@ -211,7 +231,7 @@ final class Master {
     private func received(_ signal: CInt) {
         switch signal {
         case SIGCHLD:
-            for (id, exit) in workers.reap(segment: segment) { enqueue(.workerExited(id, exit)) }
+            for (id, exit) in workers.reap(segment: segment, rateLimits: rateLimits) { enqueue(.workerExited(id, exit)) }
         case SIGHUP: enqueue(.signal(.hangup))
         case SIGTERM: enqueue(.signal(.terminate))
         case SIGINT: enqueue(.signal(.interrupt))

@@ -41,7 +41,7 @@ struct WorkerTable {
     /// (WorkerDescriptors), then the configuration as the first control message.
     mutating func spawn(
         _ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?,
-        settings: Master.Settings
+        rateLimits: RateLimitSegment?, settings: Master.Settings
     ) throws -> WorkerHandle {
         let (ours, theirs) = try Sockets.socketPair()
         defer { theirs.close() }
@@ -65,6 +65,13 @@ struct WorkerTable {
             segment.reset(cell: free)
             inherited.append(Spawn.Inherited(segment.descriptor, as: WorkerDescriptors.inFlight))
             arguments += ["--inflight-cell", String(free)]
+            if let rateLimits {
+                // After the last extra listener: their count varies with the slot.
+                let target = WorkerDescriptors.firstExtraListener + CInt(sockets.count - 1)
+                rateLimits.reset(cell: free)
+                inherited.append(Spawn.Inherited(rateLimits.descriptor, as: target))
+                arguments += ["--rate-limits-fd", String(target)]
+            }
         }
         for (index, socket) in sockets.dropFirst().enumerated() {
             inherited.append(Spawn.Inherited(socket, as: WorkerDescriptors.firstExtraListener + CInt(index)))
@@ -175,7 +182,7 @@ struct WorkerTable {
 
     /// Every exited child: removed from the table, its counter cell zeroed and freed (a crashed
     /// worker's permits would otherwise stay taken).
-    mutating func reap(segment: InFlightSegment?) -> [(WorkerID, WorkerExit)] {
+    mutating func reap(segment: InFlightSegment?, rateLimits: RateLimitSegment?) -> [(WorkerID, WorkerExit)] {
         var exits: [(WorkerID, WorkerExit)] = []
         while true {
             var status: CInt = 0
@@ -185,6 +192,7 @@ struct WorkerTable {
             close(handle)
             if let cell = handle.cell {
                 segment?.reset(cell: cell)
+                rateLimits?.reset(cell: cell)
                 freeCells.append(cell)
             }
             exits.append((id, WorkerExit(ExitStatus(raw: status))))

@@ -41,6 +41,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// The current request's facts, from its head to `requestEnded`.
     private var facts = RequestFacts(startedAt: .now(), head: nil)
     private var permitHeld = false
+    /// The current request's `max_in_flight` places (docs/rate-limits.md), given back with the permit.
+    private var rateLimitHold: RateLimitHold?
     /// The client was sent `100 Continue` for the current request.
     private var continueSent = false
     /// Counts requests, so a stage's late answer for an earlier request is recognised.
@@ -308,6 +310,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var index = index
         let verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
         permitHeld = request.holdsPermit
+        if let hold = request.rateLimitHold {
+            rateLimitHold = hold
+            request.rateLimitHold = nil
+        }
+        facts.rateLimited = request.rateLimited
         facts.keyID = request.keyID
         facts.route = request.match?.route
         if worker.logsRequests { facts.match = request.match }
@@ -486,6 +493,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     private func releasePermit() {
+        if let hold = rateLimitHold {
+            rateLimitHold = nil
+            hold.release()
+        }
         guard permitHeld else { return }
         permitHeld = false
         worker.limiter.release()

@@ -41,6 +41,7 @@ final class WorkerListeners: DataPlane {
     private let descriptors: [CInt]
     private let logger: Logger
     private let limiter: InFlightLimiter?
+    private let rateLimits: HostRateLimits?
     private let group: MultiThreadedEventLoopGroup
     /// The worker's one event loop (the group has one thread).
     private let loop: EventLoop
@@ -48,8 +49,9 @@ final class WorkerListeners: DataPlane {
 
     init(
         descriptors: [CInt], configuration: Configuration, logger: Logger, limiter: InFlightLimiter?,
-        group: MultiThreadedEventLoopGroup
+        rateLimits: HostRateLimits? = nil, group: MultiThreadedEventLoopGroup
     ) {
+        self.rateLimits = rateLimits
         self.descriptors = descriptors
         self.logger = logger
         self.limiter = limiter
@@ -83,8 +85,9 @@ final class WorkerListeners: DataPlane {
         let loop = self.loop
         let making: Task<NIOLoopBound<WorkerContext>, any Error> = state.withLock { state in
             if let context = state.context { return context }
-            let task = Task { [logger, limiter] in
-                try await WorkerServer.makeContext(on: loop, configuration: configuration, logger: logger, limiter: limiter)
+            let task = Task { [logger, limiter, rateLimits] in
+                try await WorkerServer.makeContext(
+                    on: loop, configuration: configuration, logger: logger, limiter: limiter, rateLimits: rateLimits)
             }
             state.context = task
             return task

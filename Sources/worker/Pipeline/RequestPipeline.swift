@@ -62,6 +62,10 @@ final class PipelineRequest {
     /// The request holds a permit of `server.max_connections` (the capacity stage); it is
     /// returned when the request ends.
     var holdsPermit = false
+    /// `max_in_flight` places taken (the limits stage); given back when the request ends.
+    var rateLimitHold: RateLimitHold?
+    /// The limit that refused the request (the limits stage).
+    var rateLimited: RateLimitKind?
     /// The connection cannot carry another request after this one.
     var closesConnection = false
     /// The body's first bytes, once a stage asked for them (`.needBody`); nil before.
@@ -87,6 +91,8 @@ final class PipelineRequest {
         keyID = nil
         match = nil
         holdsPermit = false
+        if rateLimitHold != nil { rateLimitHold = nil }
+        if rateLimited != nil { rateLimited = nil }
         closesConnection = false
         if body != nil { body = nil }
         bodyComplete = false
@@ -104,7 +110,7 @@ final class PipelineRequest {
 /// The built-in stages are cases, not objects: running one is a direct call (a list of objects
 /// cost a retain and a release of each stage on every request, ~180 instructions).
 enum PipelineStage {
-    case preflight, capacity, authenticate, route
+    case preflight, capacity, authenticate, route, limits
     case custom(RequestStage)
 
     var name: String {
@@ -113,6 +119,7 @@ enum PipelineStage {
         case .capacity: return "capacity"
         case .authenticate: return "authenticate"
         case .route: return "route"
+        case .limits: return "limits"
         case .custom(let stage): return stage.name
         }
     }
@@ -128,7 +135,7 @@ struct RequestPipeline {
 
     /// docs/routing-and-forwarding.md's order of checks.
     static func standard() -> RequestPipeline {
-        RequestPipeline(stages: [.preflight, .capacity, .authenticate, .route])
+        RequestPipeline(stages: [.preflight, .capacity, .authenticate, .route, .limits])
     }
 
     /// This pipeline with `stage` inserted right after the stage named `name` (at the end when
@@ -151,6 +158,7 @@ struct RequestPipeline {
             case .capacity: verdict = CapacityStage.run(request, head: head, worker: worker)
             case .authenticate: verdict = AuthenticateStage.run(request, head: head, worker: worker)
             case .route: verdict = RouteStage.run(request, head: head, worker: worker)
+            case .limits: verdict = RateLimitStage.run(request, head: head, worker: worker)
             case .custom(let stage): verdict = stage.run(request, head: head, worker: worker)
             }
             guard case .proceed = verdict else { return verdict }

@@ -28,6 +28,8 @@ struct RequestFacts {
     var upstreamError: UpstreamErrorCause?
     /// Tries made upstream (the first included); 0 when the request never left the proxy.
     var attempts = 0
+    /// The rate limit that refused the request (its 429), for `fluxgate_rate_limited_total`.
+    var rateLimited: RateLimitKind?
 
     init(startedAt: NIODeadline, head: RequestHead?) {
         self.startedAt = startedAt
@@ -48,6 +50,7 @@ struct RequestFacts {
         outcome = .responded
         upstreamError = nil
         attempts = 0
+        if rateLimited != nil { rateLimited = nil }
     }
 }
 

@@ -14,6 +14,8 @@ final class WorkerContext {
     let eventLoop: EventLoop
     let pool: UpstreamPool
     let limiter: InFlightLimiter
+    /// The host's rate-limit segment (docs/rate-limits.md); nil when none could be made.
+    let rateLimits: HostRateLimits?
     let limits: WorkerLimits
     let logger: Logger
     /// The stages every request goes through (docs/routing-and-forwarding.md, "Order of checks").
@@ -29,13 +31,14 @@ final class WorkerContext {
 
     init(
         snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
-        logger: Logger, pipeline: RequestPipeline = .standard(),
+        logger: Logger, rateLimits: HostRateLimits? = nil, pipeline: RequestPipeline = .standard(),
         responseObservers: ((RequestHead) -> ResponseObserver?)? = nil
     ) {
         self.snapshot = snapshot
         self.eventLoop = eventLoop
         self.pool = UpstreamPool(eventLoop: eventLoop, limits: limits)
         self.limiter = limiter
+        self.rateLimits = rateLimits
         self.limits = limits
         self.logger = logger
         self.pipeline = pipeline
