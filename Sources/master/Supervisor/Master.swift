@@ -36,6 +36,8 @@ final class Master {
     private let segment: InFlightSegment?
     /// Every rate limit's host-local state (docs/rate-limits.md "On one host").
     private let rateLimits: RateLimitSegment?
+    /// Limits already reported as unplaced (each is reported once, not per worker and reload).
+    private var unplacedLimits: Set<String> = []
 
     init(settings: Settings, configuration: Configuration, logger: Logger) {
         self.settings = settings
@@ -69,8 +71,8 @@ final class Master {
     /// Room for `configuration`'s limits, made before any worker sees it.
     private func prepareRateLimits(_ configuration: Configuration) {
         guard let rateLimits else { return }
-        for name in rateLimits.prepare(for: configuration) {
-            logger.error("Rate-limit memory is full; this limit applies per worker", metadata: ["limit": "\(name)"])
+        for name in rateLimits.prepare(for: configuration) where unplacedLimits.insert(name).inserted {
+            logger.error("Rate-limit memory is full; this limit is not enforced", metadata: ["limit": "\(name)"])
         }
     }
 
