@@ -137,8 +137,10 @@ extension ConfigDecoder {
             tls = false
             rest = text.dropFirst("redis://".count)
         } else if text.hasPrefix("rediss://") {
-            tls = true
-            rest = text.dropFirst("rediss://".count)
+            // hiredis 0.14 has no TLS and the worker's own OpenSSL handler is not on the Redis
+            // channel yet: refused rather than sent in the clear (docs/rate-limits.md).
+            error("redis_url.tls_unsupported", node, path, "rediss:// (TLS to Redis) is not supported yet; use redis://")
+            return nil
         } else {
             error("redis_url.scheme", node, path, "must start with redis:// or rediss://")
             return nil

@@ -349,6 +349,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     private func resumed(_ request: PipelineRequest, stage: Int, verdict: StageVerdict, context: ChannelHandlerContext) {
+        facts.rateLimited = request.rateLimited
         switch verdict {
         case .proceed:
             runPipeline(request, head: request.head, from: stage + 1, context: context)

@@ -16,6 +16,11 @@ struct RateLimitRefusal {
             .tooManyRequests, "Too many requests in flight for this API key or upstream; retry later.",
             "rate_limit_exceeded", "in_flight", headers: [.init(name: "retry-after", value: "1")]))
 
+    /// `on_unavailable: reject` while Redis cannot be asked.
+    static let backendUnavailable = ProxyErrorResponse(
+        .serviceUnavailable, "The rate-limit store is unavailable; retry later.", "server_error",
+        "rate_limit_store_unavailable", headers: [.init(name: "retry-after", value: "1")])
+
     /// `wait`: nanoseconds until the window has room.
     static func requests(limit: Int, wait: Int64, owner: Owner) -> RateLimitRefusal {
         let seconds = max(1, (wait + 999_999_999) / 1_000_000_000)

@@ -31,10 +31,12 @@ enum RateLimitStage {
         let key = request.keyID.flatMap { table.keys[$0] }
         let upstream = request.match.flatMap { match in table.upstreams[match.route.index] }
         if key == nil, upstream == nil { return .proceed }
-        return check(request, key: key, upstream: upstream, cell: table.cell)
+        return check(request, key: key, upstream: upstream, cell: table.cell, worker: worker)
     }
 
-    private static func check(_ request: PipelineRequest, key: LimitSet?, upstream: LimitSet?, cell: Int) -> StageVerdict {
+    private static func check(
+        _ request: PipelineRequest, key: LimitSet?, upstream: LimitSet?, cell: Int, worker: WorkerContext
+    ) -> StageVerdict {
         // In-flight places first: giving one back is free, an admission's record is not.
         var hold = RateLimitHold(key: nil, upstream: nil, cell: cell)
         if let region = key?.inFlight, let limit = key?.limits.maxInFlight {
@@ -48,6 +50,12 @@ enum RateLimitStage {
             }
             hold.upstream = region
         }
+        if let redis = request.snapshot.configuration.rateLimits?.redis,
+            key?.limits.requestsPerMinute != nil || upstream?.limits.requestsPerMinute != nil
+        {
+            if hold.key != nil || hold.upstream != nil { request.rateLimitHold = hold }
+            return RedisCheck.run(request, key: key, upstream: upstream, settings: redis, worker: worker)
+        }
         if let refusal = admitRequests(key: key, upstream: upstream) {
             hold.release()
             return refuse(request, refusal)
@@ -56,14 +64,14 @@ enum RateLimitStage {
         return .proceed
     }
 
-    private static func refuse(_ request: PipelineRequest, _ refusal: RateLimitRefusal) -> StageVerdict {
+    static func refuse(_ request: PipelineRequest, _ refusal: RateLimitRefusal) -> StageVerdict {
         request.rateLimited = refusal.kind
         return .reject(refusal.response)
     }
 
     /// Both requests logs under their locks (the key's first, then the upstream's: every process
     /// takes them in that order), so both admit or neither records.
-    private static func admitRequests(key: LimitSet?, upstream: LimitSet?) -> RateLimitRefusal? {
+    static func admitRequests(key: LimitSet?, upstream: LimitSet?) -> RateLimitRefusal? {
         let keyLimit = key?.limits.requestsPerMinute.map(Int.init)
         let upstreamLimit = upstream?.limits.requestsPerMinute.map(Int.init)
         var keyLog = keyLimit == nil ? nil : key?.requests?.lock()

@@ -28,6 +28,25 @@ final class WorkerContext {
     private let requestLineWriter: RequestLineWriter?
     /// Request lines are written (level `trace`, which `FLUXGATE_LOG` sets once per process).
     let logsRequests: Bool
+    /// The client of `rate_limits.redis`, made when a request first needs it, replaced when a
+    /// reload changes the section.
+    private var redis: RedisRateLimiter?
+    /// A random prefix and a counter: each Redis admission's member, unique across hosts.
+    private(set) var redisMemberSequence: UInt64 = 0
+    private let redisMemberPrefix = "\(UInt64.random(in: 0...UInt64.max))-"
+
+    func redisLimiter(for settings: Configuration.Redis) -> RedisRateLimiter {
+        if let redis, redis.settings == settings { return redis }
+        redis?.close()
+        let made = RedisRateLimiter(settings: settings, eventLoop: eventLoop, logger: logger)
+        redis = made
+        return made
+    }
+
+    func nextRedisMember() -> [UInt8] {
+        redisMemberSequence &+= 1
+        return Array((redisMemberPrefix + String(redisMemberSequence)).utf8)
+    }
 
     init(
         snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
