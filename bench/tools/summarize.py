@@ -9,10 +9,12 @@ d = sys.argv[1]
 rows = list(csv.DictReader(open(os.path.join(d, "runs.tsv")), delimiter="\t"))
 LABEL = {"direct": "direct to mock", "nginx1": "nginx, 1 worker", "nginx1t": "nginx, 1 worker, 16k buffers",
          "nginx2": "nginx, 2 workers", "haproxy": "haproxy, 2 threads", "fluxgate1": "**fluxgate, 1 worker**",
-         "fluxgate2": "**fluxgate, 2 workers**"}
-ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate2"]
+         "fluxgate2": "**fluxgate, 2 workers**", "fluxgate2rl": "fluxgate, 2 workers, host-local limit",
+         "fluxgate2redis": "fluxgate, 2 workers, limit in Redis"}
+ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate2", "fluxgate2rl", "fluxgate2redis"]
+# The rate-limit targets are measured against fluxgate without limits (docs/rate-limits.md).
 REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "nginx2": "nginx2",
-       "haproxy": "nginx2", "fluxgate2": "nginx2"}
+       "haproxy": "nginx2", "fluxgate2": "nginx2", "fluxgate2rl": "fluxgate2", "fluxgate2redis": "fluxgate2"}
 
 
 def f(x):

@@ -81,6 +81,7 @@ import TestSupport
         let retryAfter = try #require(refused.header("retry-after").flatMap { Int($0) })
         #expect((1...60).contains(retryAfter))
         #expect(refused.header("x-ratelimit-reset-requests")?.hasSuffix("s") == true)
+        #expect(proxy.waitForLogLines(containing: "status=429", count: 1).count == 1, "the request line says 429")
     }
 
     @Test func maxInFlightHoldsAcrossWorkersWithASlowUpstream() throws {
