@@ -89,6 +89,7 @@ public struct RateLimitRegionName: Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable {
         case requests = "r"
         case inFlight = "f"
+        case tokens = "t"
     }
 
     public var owner: Owner

@@ -108,3 +108,46 @@ public struct InFlightRegion {
         fluxgate_atomic_add(total, -held)
     }
 }
+
+/// One `tokens_per_minute` log (docs/rate-limits.md "Memory"): never moved, since its size does
+/// not depend on the limit.
+///
+///     0    capacity (entries), 16 head, 24 count, 32 total tokens, 40 next sequence
+///     64   the robust process-shared mutex
+///     128  capacity × (instant, tokens, sequence)
+public struct TokenLogRegion {
+    /// Admissions of one minute a token limit can hold: 65,536 (1.5 MiB, touched as used).
+    public static let capacity = 65_536
+    static let bytes = 128 + 24 * capacity
+    let region: UnsafeMutableRawPointer
+
+    static func initialize(_ region: UnsafeMutableRawPointer) {
+        region.assumingMemoryBound(to: Int64.self).pointee = Int64(capacity)
+        precondition(fluxgate_robust_mutex_init(region + 64) == 0, "robust mutex")
+    }
+
+    public func lock() -> LockedTokenLog {
+        _ = fluxgate_robust_mutex_lock(region + 64)
+        let words = region.assumingMemoryBound(to: Int64.self)
+        let entries = UnsafeMutableBufferPointer(
+            start: (region + 128).assumingMemoryBound(to: Int64.self), count: 3 * Int(words[0]))
+        return LockedTokenLog(
+            region: region,
+            log: TokenLog(head: Int(words[2]), count: Int(words[3]), total: words[4], nextSequence: words[5], entries: entries))
+    }
+}
+
+/// A token log while its lock is held: change `log`, then `unlock` (which stores it).
+public struct LockedTokenLog {
+    let region: UnsafeMutableRawPointer
+    public var log: TokenLog
+
+    public func unlock() {
+        let words = region.assumingMemoryBound(to: Int64.self)
+        words[3] = Int64(log.count)
+        words[2] = Int64(log.head)
+        words[4] = log.total
+        words[5] = log.nextSequence
+        fluxgate_robust_mutex_unlock(region + 64)
+    }
+}

@@ -116,6 +116,10 @@ public final class RateLimitSegment: @unchecked Sendable {
                 let region = RateLimitRegionName(owner, name, .inFlight)
                 if !ensureInFlight(region.description) { unplaced.append(region.description) }
             }
+            if limits.tokensPerMinute != nil {
+                let region = RateLimitRegionName(owner, name, .tokens)
+                if !ensureTokenLog(region.description) { unplaced.append(region.description) }
+            }
         }
         return unplaced
     }
@@ -150,6 +154,17 @@ public final class RateLimitSegment: @unchecked Sendable {
         guard let region = allocate(InFlightRegion.bytes), publish(name, region: region, capacity: 0) else { return false }
         inFlightRegions.append(region)
         return true
+    }
+
+    private func ensureTokenLog(_ name: String) -> Bool {
+        guard assigned[name] == nil else { return true }
+        guard let region = allocate(TokenLogRegion.bytes) else { return false }
+        TokenLogRegion.initialize(base + region)
+        return publish(name, region: region, capacity: TokenLogRegion.capacity)
+    }
+
+    public func tokenLog(entry index: Int) -> TokenLogRegion {
+        TokenLogRegion(region: base + regionOffset(entry: index))
     }
 
     private func ensureRequestLog(_ name: String, capacity: Int) -> Bool {

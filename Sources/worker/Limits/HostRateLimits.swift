@@ -45,6 +45,7 @@ struct LimitSet {
     var limits: Configuration.Limits
     var requests: RequestLogRegion?
     var inFlight: InFlightRegion?
+    var tokens: TokenLogRegion?
 }
 
 /// Every limit of one configuration (part of its snapshot): by key id, and by the upstream's
@@ -72,10 +73,12 @@ struct RateLimitTable: @unchecked Sendable {
         func regions(_ owner: RateLimitRegionName.Owner, _ name: String, _ limits: Configuration.Limits) -> LimitSet {
             let requests = directory[RateLimitRegionName(owner, name, .requests).description]
             let inFlight = directory[RateLimitRegionName(owner, name, .inFlight).description]
+            let tokens = directory[RateLimitRegionName(owner, name, .tokens).description]
             return LimitSet(
                 limits: limits,
                 requests: limits.requestsPerMinute == nil ? nil : requests.map { host.segment.requestLog(entry: $0) },
-                inFlight: limits.maxInFlight == nil ? nil : inFlight.map { host.segment.inFlight(entry: $0) })
+                inFlight: limits.maxInFlight == nil ? nil : inFlight.map { host.segment.inFlight(entry: $0) },
+                tokens: limits.tokensPerMinute == nil ? nil : tokens.map { host.segment.tokenLog(entry: $0) })
         }
         var keys: [String: LimitSet] = [:]
         var upstreams = [LimitSet?](repeating: nil, count: configuration.upstreams.entries.count)

@@ -39,6 +39,26 @@ struct RateLimitRefusal {
                 ]))
     }
 
+    /// `wait`: nanoseconds until the window has room; nil when the reservation alone is over
+    /// the limit (it never fits: a minute is the honest answer).
+    static func tokens(limit: Int64, wait: Int64?, owner: Owner) -> RateLimitRefusal {
+        let nanoseconds = wait ?? RateLimitStage.window
+        let seconds = max(1, (nanoseconds + 999_999_999) / 1_000_000_000)
+        let subject = owner == .key ? "this API key" : "this upstream"
+        return RateLimitRefusal(
+            kind: .tokens,
+            response: ProxyErrorResponse(
+                .tooManyRequests,
+                "Rate limit of \(limit) tokens per minute reached for \(subject); retry after \(seconds) s.",
+                "rate_limit_exceeded", "tokens",
+                headers: [
+                    .init(name: "retry-after", value: String(seconds)),
+                    .init(name: "x-ratelimit-limit-tokens", value: String(limit)),
+                    .init(name: "x-ratelimit-remaining-tokens", value: "0"),
+                    .init(name: "x-ratelimit-reset-tokens", value: resetText(nanoseconds)),
+                ]))
+    }
+
     /// OpenAI's form of a reset duration: "1s", "6m0s", "250ms".
     static func resetText(_ nanoseconds: Int64) -> String {
         let milliseconds = max(0, (nanoseconds + 999_999) / 1_000_000)

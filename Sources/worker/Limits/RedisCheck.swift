@@ -30,6 +30,7 @@ enum RedisCheck {
             case .refused(let index, let wait):
                 let position = min(max(index, 0), limits.count - 1)
                 let refusal = RateLimitRefusal.requests(limit: limits[position], wait: wait * 1000, owner: owners[position])
+                request.rateLimitHold?.cancelTokens()
                 suspension.resume(RateLimitStage.refuse(request, refusal))
             case .unavailable(let reason):
                 client.noteUnavailable(reason, mode: settings.onUnavailable)
@@ -44,9 +45,13 @@ enum RedisCheck {
     ) -> StageVerdict {
         switch mode {
         case .allow: return .proceed
-        case .reject: return .reject(RateLimitRefusal.backendUnavailable)
+        case .reject:
+            request.rateLimitHold?.cancelTokens()
+            return .reject(RateLimitRefusal.backendUnavailable)
         case .local:
-            guard let refusal = RateLimitStage.admitRequests(key: key, upstream: upstream) else { return .proceed }
+            var hold = RateLimitHold(key: nil, upstream: nil, cell: 0)
+            guard let refusal = RateLimitStage.admitLocally(key: key, upstream: upstream, hold: &hold) else { return .proceed }
+            request.rateLimitHold?.cancelTokens()
             return RateLimitStage.refuse(request, refusal)
         }
     }

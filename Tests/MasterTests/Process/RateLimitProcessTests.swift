@@ -84,6 +84,29 @@ import TestSupport
         #expect(proxy.waitForLogLines(containing: "status=429", count: 1).count == 1, "the request line says 429")
     }
 
+    @Test func tokensPerMinuteReservesTheBodysMaxTokensOrTheDefault() throws {
+        let mock = try MockUpstream()
+        let proxy = try FluxgateInstance(
+            yaml: Self.yaml(mock: mock, limits: "tokens_per_minute: 100, default_reserved_tokens: 30"))
+        defer { proxy.stop() }
+        let connection = try proxy.connect()
+        let auth = [("Authorization", "Bearer \(Self.key)"), ("Content-Type", "application/json")]
+        func post(_ body: String) throws -> RawConnection.Response {
+            try connection.request("POST", "/openai/v1/chat/completions", headers: auth, body: Array(body.utf8))
+        }
+        #expect(try post(#"{"model":"m","messages":[],"max_tokens":60}"#).status == 200)
+        let refused = try post(#"{"model":"m","max_completion_tokens":50}"#)
+        #expect(refused.status == 429)
+        #expect(String(decoding: refused.body, as: UTF8.self).contains("\"code\":\"tokens\""))
+        #expect(refused.header("x-ratelimit-limit-tokens") == "100")
+        #expect(try post(#"{"model":"m","max_tokens":10}"#).status == 200)
+        // No max_tokens: default_reserved_tokens (30) fits in the 30 left, then nothing does.
+        #expect(try post(#"{"model":"m"}"#).status == 200)
+        #expect(try post(#"{"model":"m","max_tokens":1}"#).status == 429)
+        #expect(mock.requests.count == 3)
+        #expect(mock.requests.allSatisfy { $0.bodyLength > 0 }, "the peeked bodies were forwarded whole")
+    }
+
     @Test func maxInFlightHoldsAcrossWorkersWithASlowUpstream() throws {
         let mock = try MockUpstream()
         let proxy = try FluxgateInstance(yaml: Self.yaml(mock: mock, limits: "max_in_flight: 4"))
