@@ -90,7 +90,7 @@ for lm in lms:
                   f"{fmt(med([f(r['loadavg1']) for r in rs]), '.1f')} | {len(rs)} |")
             if t.startswith("fluxgate"):
                 ng = REF[t]
-                head.append((sc, lm, t[-1], rr, cr,
+                head.append((sc, lm, t.rstrip("abcdefghijklmnopqrstuvwxyz")[-1] if t[-1].isalpha() else t[-1], rr, cr,
                              per_rep(lm, sc, t, "nginx1t", ratio("proxy_cpu_us_per_req")) if payload == "sse" and t == "fluxgate1" else float("nan"),
                              a50 - per_rep(lm, sc, ng, "direct", added("p50_ms")),
                              a99 - per_rep(lm, sc, ng, "direct", added("p99_ms")), err, n))
