@@ -92,6 +92,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         timer.set(state.deadline)
         remoteAddress = context.channel.remoteAddress
         registry.channels[ObjectIdentifier(context.channel)] = context.channel
+        worker.metrics?.region.connectionOpened()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -172,6 +173,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     func channelInactive(context: ChannelHandlerContext) {
         registry.channels[ObjectIdentifier(context.channel)] = nil
+        worker.metrics?.region.connectionClosed()
         timer?.invalidate()
         if let exchange {
             self.exchange = nil
@@ -261,6 +263,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.requestBodyBytes = bodyLength(exchange)
         facts.upstreamError = cause
         facts.attempts = exchange.attempts
+        facts.upstreamSentNs = exchange.upstreamSentNs
         writeError(error, requestComplete: exchange.requestEndReceived, context: context)
     }
 
@@ -314,6 +317,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         let verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
         permitHeld = request.holdsPermit
         facts.keyID = request.keyID
+        facts.keyMetric = request.keyMetric
         facts.route = request.match?.route
         if worker.logsRequests { facts.match = request.match }
         if request.closesConnection { state.closeAfterThisResponse() }
@@ -475,6 +479,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.status = status
         facts.responseBodyBytes = exchange.responseBodyBytes
         facts.attempts = exchange.attempts
+        facts.upstreamSentNs = exchange.upstreamSentNs
+        facts.upstreamHeadNs = exchange.upstreamHeadNs
+        facts.clientHeadNs = exchange.clientHeadNs
         endRequest()
         releasePermit()
     }

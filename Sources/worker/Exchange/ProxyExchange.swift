@@ -65,6 +65,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private(set) var responseBodyBytes = 0
     /// The upstream's final status, once its head arrived.
     private(set) var responseStatus: UInt?
+    /// Instants (`NIODeadline.uptimeNanoseconds`, 0 = not yet) for the request's facts and
+    /// docs/observability.md's histograms: the upstream request head handed to the upstream
+    /// connection (the last attempt's), the upstream's final head read, the client head written.
+    private(set) var upstreamSentNs: UInt64 = 0
+    private(set) var upstreamHeadNs: UInt64 = 0
+    private(set) var clientHeadNs: UInt64 = 0
     private var reader: UpstreamResponseReader
     /// Watches the response (the tap, `ResponseObserver`): the reader reports the head, the
     /// payload and a complete end; the exchange reports a cut.
@@ -153,6 +159,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             guard let head = held else { return }
             held = nil
             client.writeResponseHead(head, announcesClose: heldAnnouncesClose)
+            if clientHeadNs == 0 { clientHeadNs = NIODeadline.now().uptimeNanoseconds }
         }
         do {
             reader.announcesClose = client.closesAfterResponse
@@ -163,6 +170,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                     state.responseHead(keepAlive: head.keepAlive, now: now)
                     replay = []
                     responseStatus = head.status
+                    upstreamHeadNs = now.uptimeNanoseconds
                     held = head.clientHead
                     heldAnnouncesClose = head.announcesClose
                     timer.set(state.deadline)
@@ -295,6 +303,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // The head is not kept for a replay: a replay writes a fresh one.
         if flushNow {
             connection.handler.send(head)
+            upstreamSentNs = NIODeadline.now().uptimeNanoseconds
         } else {
             heldHead = head
         }
@@ -383,6 +392,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         guard let head = heldHead else { return }
         heldHead = nil
         connection.handler.send(head)
+        upstreamSentNs = NIODeadline.now().uptimeNanoseconds
     }
 
     private static let crlf = ByteBuffer(staticString: "\r\n")

@@ -1,3 +1,4 @@
+import Common
 import NIOCore
 
 /// What a stage of the request pipeline decided about a request.
@@ -59,6 +60,8 @@ final class PipelineRequest {
     /// and reading the pair would copy both.
     var permitted: UpstreamSet?
     var keyID: String?
+    /// The key's series key for the metrics (`MetricsSchema`; `noneKey` when none was accepted).
+    var keyMetric = MetricsSchema.noneKey
     /// The route (the route stage).
     var match: Router.Match?
     /// The request holds a permit of `server.max_connections` (the capacity stage); it is
@@ -87,6 +90,7 @@ final class PipelineRequest {
         self.snapshot = snapshot
         permitted = nil
         keyID = nil
+        keyMetric = MetricsSchema.noneKey
         match = nil
         holdsPermit = false
         closesConnection = false

@@ -12,6 +12,8 @@ struct Router: Sendable {
     final class Route: Sendable {
         /// Position in `Configuration.Upstreams.entries` (the index used by `UpstreamSet`).
         let index: Int
+        /// The upstream's series key for the metrics' `upstream` label (`MetricsSchema.key`).
+        let metricKey: Int64
         /// `request_path` without trailing `/`; `""` for `/`, which matches every path.
         let prefix: String
         let upstream: Configuration.Upstream
@@ -22,6 +24,7 @@ struct Router: Sendable {
 
         init(index: Int, prefix: String, upstream: Configuration.Upstream) {
             self.index = index
+            self.metricKey = MetricsSchema.key(upstream.name)
             self.prefix = prefix
             self.upstream = upstream
             self.target = UpstreamTarget(upstream)

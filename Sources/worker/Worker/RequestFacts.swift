@@ -1,3 +1,4 @@
+import Common
 import NIOCore
 import NIOHTTP1
 
@@ -21,6 +22,13 @@ struct RequestFacts {
     var match: Router.Match?
     /// The `id` of the client key that was accepted.
     var keyID: String?
+    /// The accepted key's series key for the metrics' `key` label (`MetricsSchema`).
+    var keyMetric = MetricsSchema.noneKey
+    /// Instants of the upstream exchange (`ProxyExchange.upstreamSentNs` …; 0 = did not happen),
+    /// for docs/observability.md's `fluxgate_upstream_response_seconds` and `fluxgate_overhead_seconds`.
+    var upstreamSentNs: UInt64 = 0
+    var upstreamHeadNs: UInt64 = 0
+    var clientHeadNs: UInt64 = 0
     /// Request body bytes received; nil for a request that announced no body (as Fluxgate logs it).
     var requestBodyBytes: Int?
     /// Response body bytes sent (payload, without chunk framing).
@@ -46,6 +54,10 @@ struct RequestFacts {
         route = nil
         match = nil
         keyID = nil
+        keyMetric = MetricsSchema.noneKey
+        upstreamSentNs = 0
+        upstreamHeadNs = 0
+        clientHeadNs = 0
         requestBodyBytes = nil
         responseBodyBytes = nil
         status = 0
