@@ -2,7 +2,7 @@ import Common
 
 // The root mapping and the `server` section (docs/configuration.md "Keys", "Validation").
 extension ConfigDecoder {
-    static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys", "rate_limits"]
+    static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys", "observability", "rate_limits"]
     static let serverKeys: Set<String> = ["bind_address", "max_connections", "workers", "tls"]
     static let maxWorkers = 1024
 
@@ -41,14 +41,19 @@ extension ConfigDecoder {
                 "static_upstreams.unknown", reference.node, reference.path,
                 "upstream \"\(reference.name)\" is not configured in upstreams")
         }
+        var observability: Configuration.Observability? = Configuration.Observability()
+        if let node = section("observability") { observability = decodeObservability(node, server: server) }
         var rateLimits: Configuration.RateLimits?? = .some(nil)
         if let node = section("rate_limits"), !node.isNull { rateLimits = decodeRateLimits(node).map { $0 } }
         if let apiKeys = keys.keys { checkLimitNames(apiKeys, root) }
-        guard let version, let server, let apiKeys = keys.keys, let upstreams = upstreams.upstreams, let rateLimits else {
+        guard let version, let server, let apiKeys = keys.keys, let upstreams = upstreams.upstreams, let observability,
+            let rateLimits
+        else {
             return nil
         }
         return Configuration(
-            version: version, server: server, upstreams: upstreams, apiKeys: apiKeys, rateLimits: rateLimits)
+            version: version, server: server, upstreams: upstreams, apiKeys: apiKeys, observability: observability,
+            rateLimits: rateLimits)
     }
 
     mutating func decodeServer(_ node: YAMLNode) -> Configuration.Server? {

@@ -39,16 +39,19 @@ public struct Configuration: Sendable, Hashable, Codable {
     public var apiKeys: APIKeys
     /// `rate_limits` (docs/rate-limits.md); nil = limits hold per host.
     public var rateLimits: RateLimits?
+    /// `observability:` (Configuration+Observability.swift).
+    public var observability: Observability
 
     public init(
         version: Int = 1, server: Server = Server(), upstreams: Upstreams = Upstreams(),
-        apiKeys: APIKeys = APIKeys(), rateLimits: RateLimits? = nil
+        apiKeys: APIKeys = APIKeys(), observability: Observability = Observability(), rateLimits: RateLimits? = nil
     ) {
         self.version = version
         self.server = server
         self.upstreams = upstreams
         self.apiKeys = apiKeys
         self.rateLimits = rateLimits
+        self.observability = observability
     }
 
     /// Authentication is required iff at least one static or JWT key is configured

@@ -34,6 +34,7 @@ enum RedisCheck {
                 suspension.resume(RateLimitStage.refuse(request, refusal))
             case .unavailable(let reason):
                 client.noteUnavailable(reason, mode: settings.onUnavailable)
+                worker.metrics?.region.countRateLimitBackendError()
                 suspension.resume(unavailable(request, key: key, upstream: upstream, mode: settings.onUnavailable))
             }
         }

@@ -64,7 +64,7 @@ final class WorkerServer: Sendable {
     static func makeContext(
         on eventLoop: EventLoop, configuration: Configuration, logger: Logger, limits: WorkerLimits = WorkerLimits(),
         limiter: InFlightLimiter? = nil, rateLimits: HostRateLimits? = nil, pipeline: RequestPipeline = .standard(),
-        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil
+        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil
     ) async throws -> NIOLoopBound<WorkerContext> {
         let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
         // Without the master's segment, one of this process's own (limits then hold per process).
@@ -74,7 +74,8 @@ final class WorkerServer: Sendable {
             NIOLoopBound(
                 WorkerContext(
                     snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
-                    logger: logger, rateLimits: rateLimits, pipeline: pipeline, responseObservers: responseObservers),
+                    logger: logger, rateLimits: rateLimits, pipeline: pipeline, responseObservers: responseObservers,
+                    metrics: metrics),
                 eventLoop: eventLoop)
         }.get()
     }

@@ -7,8 +7,11 @@ import TestSupport
 @Suite(.serialized) struct RedisRateLimitProcessTests {
     static let auth = [("Authorization", "Bearer \(RateLimitProcessTests.key)")]
 
-    static func yaml(mock: MockUpstream, redis: Int, limit: Int, timeoutMs: Int, mode: String) -> String {
-        RateLimitProcessTests.yaml(mock: mock, limits: "requests_per_minute: \(limit)") + """
+    static func yaml(
+        mock: MockUpstream, redis: Int, limit: Int, timeoutMs: Int, mode: String, observability: Int? = nil
+    ) -> String {
+        let listener = observability.map { "\nobservability:\n  listen: 127.0.0.1:\($0)" } ?? ""
+        return RateLimitProcessTests.yaml(mock: mock, limits: "requests_per_minute: \(limit)") + listener + """
 
             rate_limits:
               redis:
@@ -52,8 +55,10 @@ import TestSupport
         defer { redis.kill() }
         let mock = try MockUpstream()
         let timeoutMs = 200
+        let metricsPort = try TestPorts.closedPort()
         let proxy = try FluxgateInstance(
-            yaml: Self.yaml(mock: mock, redis: redis.port, limit: 5, timeoutMs: timeoutMs, mode: mode))
+            yaml: Self.yaml(
+                mock: mock, redis: redis.port, limit: 5, timeoutMs: timeoutMs, mode: mode, observability: metricsPort))
         defer { proxy.stop() }
         let connection = try proxy.connect(timeout: 30)
         func send(_ count: Int) throws -> [(status: Int, seconds: Double)] {
@@ -89,6 +94,9 @@ import TestSupport
         let slowest = (stopped + killed).map(\.seconds).max() ?? 0
         #expect(slowest < Double(timeoutMs) / 1000 + 2, "slowest request took \(slowest) s")
         #expect(proxy.logLines(containing: "Rate-limit Redis unavailable").count == 1, "one warning, not one per request")
+        let scrape = String(decoding: try RawConnection(port: metricsPort).request("GET", "/metrics").body, as: UTF8.self)
+        let errors = scrape.split(separator: "\n").first { $0.hasPrefix("fluxgate_ratelimit_backend_errors_total ") }
+        #expect(errors.flatMap { Int($0.split(separator: " ")[1]) } == 12, "every unavailable check counted: \(errors ?? "none")")
 
         // A new Redis on the same port: the workers reconnect and its (empty) log limits again.
         redis = try RedisServer(port: redis.port)
