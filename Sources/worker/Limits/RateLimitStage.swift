@@ -55,9 +55,8 @@ enum RateLimitStage {
     static let window: Int64 = 60_000_000_000
 
     static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
-        let snapshot = request.snapshot
-        if !snapshot.hasRateLimits { return .proceed }
-        let table = snapshot.rateLimits
+        // The pipeline calls this only when the snapshot has limits (`checksRateLimits`).
+        let table = request.snapshot.rateLimits
         let key = request.keyID.flatMap { table.keys[$0] }
         let upstream = request.match.flatMap { match in table.upstreams[match.route.index] }
         if key == nil, upstream == nil { return .proceed }

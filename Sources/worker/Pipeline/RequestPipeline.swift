@@ -55,6 +55,9 @@ final class PipelineRequest {
     private(set) var framing: BodyFraming
     /// The configuration current when the head arrived: the request's for its whole life.
     private(set) var snapshot: WorkerSnapshot
+    /// The snapshot has rate limits: without, the limits stage is not even called (read here,
+    /// where the snapshot is in hand, rather than through `snapshot` in the stage).
+    private(set) var checksRateLimits: Bool
     /// The upstreams the authenticated caller may reach, and its key's `id` (the authenticate
     /// stage). Apart, not as an `AuthenticatedCaller`: each is read on its own per request,
     /// and reading the pair would copy both.
@@ -86,12 +89,14 @@ final class PipelineRequest {
     init(framing: BodyFraming, snapshot: WorkerSnapshot) {
         self.framing = framing
         self.snapshot = snapshot
+        self.checksRateLimits = snapshot.hasRateLimits
     }
 
     /// The next request on the connection.
     func reset(framing: BodyFraming, snapshot: WorkerSnapshot) {
         self.framing = framing
         self.snapshot = snapshot
+        checksRateLimits = snapshot.hasRateLimits
         permitted = nil
         keyID = nil
         keyMetric = MetricsSchema.noneKey
@@ -164,7 +169,7 @@ struct RequestPipeline {
             case .capacity: verdict = CapacityStage.run(request, head: head, worker: worker)
             case .authenticate: verdict = AuthenticateStage.run(request, head: head, worker: worker)
             case .route: verdict = RouteStage.run(request, head: head, worker: worker)
-            case .limits: verdict = RateLimitStage.run(request, head: head, worker: worker)
+            case .limits: verdict = request.checksRateLimits ? RateLimitStage.run(request, head: head, worker: worker) : .proceed
             case .custom(let stage): verdict = stage.run(request, head: head, worker: worker)
             }
             guard case .proceed = verdict else { return verdict }
