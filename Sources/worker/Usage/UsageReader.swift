@@ -1,5 +1,3 @@
-import NIOCore
-
 /// Reads the token usage of one response as it is relayed (gateway spec §2; `docs/usage.md`).
 ///
 /// The exchange makes one per response and calls, in order:
@@ -86,12 +84,6 @@ struct UsageReader {
         }
     }
 
-    /// The readable bytes of `buffer`, which must be payload only (a chunked body's sizes and
-    /// CRLFs are not part of it).
-    mutating func feed(_ buffer: ByteBuffer) {
-        buffer.withUnsafeReadableBytes { feed($0) }
-    }
-
     /// The response ended: `complete` when it was relayed whole, false when the client left or the
     /// upstream cut it. Later calls return the same result.
     mutating func end(complete: Bool) -> UsageResult {
@@ -150,6 +142,22 @@ struct UsageCollector: SSEEventSink {
         let kind = UsageTally.EventKind(type)
         namedDelta = kind == .contentBlockDelta || kind == .responseDelta
         return !namedDelta
+    }
+
+    /// An event whole in one slice: read here when `UsageEventPrefilter` shows that the scanner
+    /// would find nothing in it but content deltas.
+    mutating func wholeEvent(data: UnsafeRawBufferPointer, type: borrowing SSEEventSplitter.EventType) -> Bool {
+        let kind = UsageTally.EventKind(type)
+        if kind == .contentBlockDelta || kind == .responseDelta {
+            tally.addDelta()
+            return true
+        }
+        guard
+            let deltas = UsageEventPrefilter.contentDeltas(
+                data, modelKnown: tally.model != nil, countsDeltas: kind == .other)
+        else { return false }
+        tally.addDeltas(deltas)
+        return true
     }
 
     mutating func eventData(_ bytes: UnsafeRawBufferPointer) {
