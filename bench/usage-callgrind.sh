@@ -3,7 +3,7 @@
 #
 #   bench/usage-callgrind.sh [N=2000]     # env: SLICE (bytes per feed; default the whole body)
 #
-# Builds Sources/worker/Usage (without its NIO adapter) with bench/usage/main.swift at -O, then
+# Builds Sources/worker/Usage (without its NIO adapter and the tap observer) with bench/usage/main.swift at -O, then
 # runs it under callgrind twice (N and 2N responses) and prints the difference divided by N:
 # the reader's instructions per response, start-up and the file read cancelled out. The payloads
 # are the bench mocks' (bench/mock/chat.json, bench/mock/sse.txt), as bench/run.sh serves them.
@@ -11,7 +11,7 @@ set -eu
 BENCH=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$BENCH")
 N=${1:-2000}; SLICE=${SLICE:-0}
 OUT=$(mktemp -d /tmp/fluxgate-usage-bench.XXXXXX); trap 'rm -rf "$OUT"' EXIT
-SRC=$(ls "$ROOT"/Sources/worker/Usage/*.swift | grep -v '+ByteBuffer')
+SRC=$(ls "$ROOT"/Sources/worker/Usage/*.swift | grep -v -e '+ByteBuffer' -e 'UsageObserver')
 swiftc -O -enforce-exclusivity=unchecked -wmo -module-name UsageBench -gnone \
   -I "$ROOT/Sources/CZlib" -I "$ROOT/Sources/CBrotli" -I "$ROOT/Sources/CZstd" \
   $SRC "$ROOT/Sources/worker/HTTP1/ASCIIBytes.swift" "$BENCH/usage/main.swift" -o "$OUT/usage-bench"

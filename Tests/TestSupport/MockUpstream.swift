@@ -21,6 +21,7 @@ import NIOPosix
 /// | `…/chat/completions` | an OpenAI chat completion; SSE chunks and `[DONE]` when the body asks to stream |
 /// | `/redirect` | 302 with `Location: /elsewhere` |
 /// | `/gzip` | a gzip body with `Content-Encoding: gzip` |
+/// | a path given to `serve(_:_:)` | that canned response |
 /// | anything else | 200 `{"ok":true}` with two `Set-Cookie` headers |
 public final class MockUpstream: @unchecked Sendable {
     public struct Request: Sendable {
@@ -43,7 +44,29 @@ public final class MockUpstream: @unchecked Sendable {
     private var channel: Channel!
     private let state = NIOLockedValueBox(State())
 
+    /// A response given by the test: `pieces` written one after the other, each flushed, chunked
+    /// (no `Content-Length`) unless `headers` has one; with `holdOpen`, the response never ends.
+    public struct Canned: Sendable {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var pieces: [[UInt8]]
+        public var holdOpen: Bool
+
+        public init(status: Int = 200, headers: [(String, String)], pieces: [[UInt8]], holdOpen: Bool = false) {
+            self.status = status
+            self.headers = headers
+            self.pieces = pieces
+            self.holdOpen = holdOpen
+        }
+    }
+
+    /// Answers requests for `path` (after any base path) with `response`.
+    public func serve(_ path: String, _ response: Canned) {
+        state.withLockedValue { $0.canned[path] = response }
+    }
+
     struct State {
+        var canned: [String: Canned] = [:]
         var requests: [Request] = []
         var connectionsOpened = 0
         var connectionsClosed = 0
@@ -140,7 +163,15 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         let query = Dictionary((components?.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
         let int = { (name: String, fallback: Int) in query[name].flatMap(Int.init) ?? fallback }
 
-        if let range = path.range(of: "/status/"), let code = Int(path[range.upperBound...]) {
+        if let canned = state.withLockedValue({ state in state.canned.first { path.hasSuffix($0.key) }?.value }) {
+            let headers = HTTPHeaders(canned.headers)
+            let status = HTTPResponseStatus(statusCode: canned.status)
+            context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: status, headers: headers))), promise: nil)
+            for piece in canned.pieces {
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: piece)))), promise: nil)
+            }
+            if canned.holdOpen { context.flush() } else { context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil) }
+        } else if let range = path.range(of: "/status/"), let code = Int(path[range.upperBound...]) {
             send(context, status: .init(statusCode: code), body: Array("{\"status\":\(code)}".utf8))
         } else if path.hasSuffix("/sse") {
             streamEvents(context, count: int("n", 5), intervalMs: int("interval_ms", 10))

@@ -36,6 +36,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private var parser: RequestParser
 
     private var exchange: ProxyExchange?
+    /// The current exchange's usage reader (docs/usage.md), when its upstream reads usage.
+    private var usage: UsageObserver?
     /// A request still in the pipeline: a stage waits for an answer or for body bytes.
     private var waiting: WaitingRequest?
     /// The current request's facts, from its head to `requestEnded`.
@@ -256,6 +258,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse, cause: UpstreamErrorCause?) {
         guard let context, let exchange else { return }
         self.exchange = nil
+        usage = nil
         facts.requestBodyBytes = bodyLength(exchange)
         facts.upstreamError = cause
         facts.attempts = exchange.attempts
@@ -411,10 +414,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)
+        let usage = worker.usageObserver(for: match.route)
+        self.usage = usage
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             match: match, head: head, settings: settings,
-            observer: worker.responseObservers?(head))
+            observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)))
         self.exchange = exchange
         state.forwarding()
         exchange.start()
@@ -464,6 +469,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.status = status
         facts.responseBodyBytes = exchange.responseBodyBytes
         facts.attempts = exchange.attempts
+        facts.usage = usage?.finish()
+        usage = nil
         endRequest()
         releasePermit()
     }
