@@ -9,8 +9,14 @@ let contentType = args[2]
 let n = Int(args[3])!
 let slice = args.count > 4 ? Int(args[4])! : body.count
 var sink = 0
+// As the tap does (UsageObserver): one reader, restarted in place for each response, the header
+// value read as bytes.
+var reader = UsageReader()
+let contentTypeBytes = Array(contentType.utf8)
 @inline(never) func once(_ bytes: UnsafeRawBufferPointer) -> Int {
-    var reader = UsageReader(status: 200, contentType: contentType, contentEncoding: nil)
+    contentTypeBytes.withUnsafeBytes {
+        reader.restart(status: 200, contentType: .init(headerValue: $0), contentEncoding: .init(headerValue: nil))
+    }
     var i = 0
     while i < bytes.count {
         let end = min(i + slice, bytes.count)

@@ -36,7 +36,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private var parser: RequestParser
 
     private var exchange: ProxyExchange?
-    /// The current exchange's usage reader (docs/usage.md), when its upstream reads usage.
+    /// The usage reader of this connection's exchanges (docs/usage.md), made for the first
+    /// request whose upstream reads usage and reused after it.
     private var usage: UsageObserver?
     /// A request still in the pipeline: a stage waits for an answer or for body bytes.
     private var waiting: WaitingRequest?
@@ -258,7 +259,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse, cause: UpstreamErrorCause?) {
         guard let context, let exchange else { return }
         self.exchange = nil
-        usage = nil
+        _ = usage?.finish()
         facts.requestBodyBytes = bodyLength(exchange)
         facts.upstreamError = cause
         facts.attempts = exchange.attempts
@@ -414,8 +415,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)
-        let usage = worker.usageObserver(for: match.route)
-        self.usage = usage
+        let usage = match.route.upstream.usage == .off ? nil : usageObserver()
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             match: match, head: head, settings: settings,
@@ -429,6 +429,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             request.bodyParts = []
         }
         if request.receivedWhole { exchange.clientEnd() }
+    }
+
+    /// The connection's usage reader, ready for the response of the request being forwarded.
+    private func usageObserver() -> UsageObserver {
+        let observer = usage ?? UsageObserver()
+        usage = observer
+        observer.begin()
+        return observer
     }
 
     /// Writes a proxy-made response for the current request and ends it.
@@ -470,7 +478,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.responseBodyBytes = exchange.responseBodyBytes
         facts.attempts = exchange.attempts
         facts.usage = usage?.finish()
-        usage = nil
         endRequest()
         releasePermit()
     }

@@ -22,11 +22,18 @@ extension SSEEventSplitter {
         var data: Range<Int>?
         var type = EventType()
         while true {
-            guard let found = memchr(base + i, 0x0A, n &- i) else { return nil }
-            let lf = base.distance(to: UnsafeRawPointer(found))
+            let lf: Int
+            if i < n && bytes[i] == 0x0A {
+                lf = i  // a blank line, as after nearly every data line
+            } else {
+                guard let found = memchr(base + i, 0x0A, n &- i) else { return nil }
+                lf = base.distance(to: UnsafeRawPointer(found))
+            }
             var end = lf
             if end > i && bytes[end &- 1] == 0x0D { end &-= 1 }
-            if end > i, memchr(base + i, 0x0D, end &- i) != nil { return nil }  // a CR alone ends a line
+            // A CR alone ends a line. A data line's is left to the sink's prefilter, which finds
+            // any CR (`UsageEventPrefilter`) and then has the event read the ordinary way.
+            if end > i && !Self.isData(bytes, at: i), memchr(base + i, 0x0D, end &- i) != nil { return nil }
             if end == i {
                 if let data {
                     let value = UnsafeRawBufferPointer(rebasing: bytes[data])
@@ -37,6 +44,13 @@ extension SSEEventSplitter {
             guard Self.field(bytes, i..<end, data: &data, type: &type) else { return nil }
             i = lf &+ 1
         }
+    }
+
+    /// The line at `i` is a `data` field with a colon (the one whose CR the prefilter looks for).
+    @inline(__always)
+    private static func isData(_ bytes: UnsafeRawBufferPointer, at i: Int) -> Bool {
+        i &+ 5 <= bytes.count && bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self) == 0x6174_6164
+            && bytes[i &+ 4] == UInt8(ascii: ":")
     }
 
     /// One line of the event, not blank: false when the ordinary path must read the event.

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Decides, from one whole event's data, that the JSON scanner need not read it, and counts its
 /// content deltas meanwhile (`docs/usage.md`, "Cost"). Most events of a stream are content deltas
 /// that carry no usage; scanning each one's grammar cost several thousand instructions per event.
@@ -27,13 +31,21 @@ enum UsageEventPrefilter {
     /// The content deltas of `data` (one event's data, whole), or nil when the scanner must read
     /// it. `modelKnown`: the response has named its model, so a `model` member changes nothing.
     /// `countsDeltas`: the event is of a kind whose chunk deltas count (an OpenAI chunk).
-    static func contentDeltas(_ data: UnsafeRawBufferPointer, modelKnown: Bool, countsDeltas: Bool) -> Int? {
+    ///
+    /// `start`: where to begin, when the bytes before it are known to pass (`EventPrefix`).
+    /// `firstDelta`: set to where the first `"delta"` member name is, when the bytes before it
+    /// passed.
+    static func contentDeltas(
+        _ data: UnsafeRawBufferPointer, from start: Int = 0, modelKnown: Bool, countsDeltas: Bool,
+        firstDelta: inout Int?
+    ) -> Int? {
         var deltas = 0
-        var i = 0
+        var i = start
         let n = data.count
         while true {
             i = nextCandidate(data, from: i)
             guard i < n else { return deltas }
+            if data[i] == 0x0D { return nil }  // a CR alone ends a line: the splitter's to read
             let after = word(data, at: i &+ 1)
             if data[i] == 0x5C {
                 if after & three == u00 { return nil }
@@ -46,6 +58,7 @@ enum UsageEventPrefilter {
             if after & six == model {
                 if !modelKnown { return nil }
             } else if after & six == delta {
+                if firstDelta == nil { firstDelta = i }
                 guard let (count, end) = deltaObject(data, from: i &+ 7) else { return nil }
                 if countsDeltas { deltas &+= count }
                 i = end
@@ -68,7 +81,7 @@ enum UsageEventPrefilter {
             let b = data.loadUnaligned(fromByteOffset: i &+ 1, as: V.self)
             let u = b .== V(repeating: 0x75)
             let letter = u .| (b .== V(repeating: 0x74)) .| (b .== V(repeating: 0x6D)) .| (b .== V(repeating: 0x64))
-            let hits = (a .== V(repeating: 0x22)) .& letter .| (a .== V(repeating: 0x5C)) .& u
+            let hits = (a .== V(repeating: 0x22)) .& letter .| (a .== V(repeating: 0x5C)) .& u .| (a .== V(repeating: 0x0D))
             if any(hits) {
                 for lane in 0..<16 where hits[lane] { return i &+ lane }
             }
@@ -76,6 +89,7 @@ enum UsageEventPrefilter {
         }
         while i < n {
             let b = data[i]
+            if b == 0x0D { return i }
             if b == 0x22 || b == 0x5C {
                 let c = i &+ 1 < n ? data[i &+ 1] : 0
                 if c == 0x75 || (b == 0x22 && (c == 0x74 || c == 0x6D || c == 0x64)) { return i }
@@ -150,8 +164,8 @@ enum UsageEventPrefilter {
     private static func string(_ data: UnsafeRawBufferPointer, from start: Int) -> (Int, Bool)? {
         var i = start
         while true {
-            i = UsageByteScan.quoteOrBackslash(data, from: i)
-            guard i < data.count else { return nil }
+            i = UsageByteScan.stringEnd(data, from: i)
+            guard i < data.count, data[i] >= 0x20 else { return nil }  // a control byte (a CR): scanned
             if data[i] == 0x22 { return (i &+ 1, i > start) }
             if word(data, at: i &+ 1) & three == u00 { return nil }
             i &+= 2
@@ -161,7 +175,41 @@ enum UsageEventPrefilter {
     @inline(__always)
     private static func skipSpace(_ data: UnsafeRawBufferPointer, from start: Int) -> Int {
         var i = start
-        while i < data.count, UsageJSONScanner.isWhitespace(data[i]) { i &+= 1 }
+        // Spaces and tabs: a CR is the splitter's to read, and a data line holds no LF.
+        while i < data.count, data[i] == 0x20 || data[i] == 0x09 { i &+= 1 }
         return i
+    }
+}
+
+/// The bytes of the last event read by the prefilter, up to its first `"delta"` member name. The
+/// chunks of one OpenAI stream begin alike (`id`, `object`, `created`, `model`, …, `"choices":
+/// [{"index":0,`) and differ from their delta on: when an event begins with these bytes, the
+/// prefilter, a function of the bytes alone, would pass them again (whether the model was known
+/// only changes from no to yes, and a prefix that passed with a `"model"` stays passed), so it
+/// starts at the delta. One `memcmp` instead of a search through most of the event.
+struct EventPrefix {
+    static let capacity = 256
+    private var storage = InlineArray<256, UInt8>(repeating: 0)
+    /// 0: none kept.
+    private var count = 0
+
+    mutating func clear() { count = 0 }
+
+    /// Where the prefilter may start in `data`: after the kept bytes when `data` begins with them.
+    mutating func start(in data: UnsafeRawBufferPointer) -> Int {
+        let n = count
+        guard n > 0, data.count > n, let base = data.baseAddress else { return 0 }
+        let same = withUnsafeBytes(of: &storage) { memcmp(base, $0.baseAddress!, n) == 0 }
+        return same ? n : 0
+    }
+
+    /// Keeps `data[..<length]`, which the prefilter passed, up to a `"delta"` member name.
+    mutating func keep(_ data: UnsafeRawBufferPointer, length: Int) {
+        guard length <= Self.capacity, length > 0 else { count = 0; return }
+        if length == count { return }  // the same bytes: `start` has just compared them
+        withUnsafeMutableBytes(of: &storage) {
+            $0.baseAddress!.copyMemory(from: data.baseAddress!, byteCount: length)
+        }
+        count = length
     }
 }

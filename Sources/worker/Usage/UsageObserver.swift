@@ -1,17 +1,33 @@
-/// The usage reader on the response tap (`ResponseObserver`): one per forwarded request of an
-/// upstream with `usage: auto` (docs/usage.md). It reads the relayed payload where it lies and
-/// holds nothing back; its `result` is in the request's facts when the request ends
+/// The usage reader on the response tap (`ResponseObserver`) for the requests of one client
+/// connection whose upstream has `usage: auto` (docs/usage.md). It reads the relayed payload where
+/// it lies and holds nothing back; its result is in the request's facts when the request ends
 /// (`WorkerContext.requestEnded`), for the request line and whoever settles on the counts.
+///
+/// One per connection, reused request after request (`begin`, `finish`): its reader is a
+/// kilobyte of state that is reset in place rather than built and copied for every response.
 final class UsageObserver: ResponseObserver {
-    private var reader: UsageReader?
+    private var reader = UsageReader()
+    /// Between `begin` and `finish`: calls from an exchange that has ended are ignored.
+    private var active = false
+    /// A response head came.
+    private var reading = false
     private var result: UsageResult?
 
+    /// A request is forwarded: its response is the next to read.
+    func begin() {
+        active = true
+        reading = false
+        result = nil
+    }
+
     func responseHead(_ facts: ResponseFacts) {
+        guard active else { return }
         // A retried exchange reports the head of the response it relays: that one is read.
         result = nil
+        reading = true
         let fields = facts.fields
-        reader = facts.head.withUnsafeReadableBytes { head in
-            UsageReader(
+        facts.head.withUnsafeReadableBytes { head in
+            reader.restart(
                 status: facts.status,
                 contentType: .init(headerValue: fields.contentType.map { UnsafeRawBufferPointer(rebasing: head[$0]) }),
                 contentEncoding: .init(
@@ -20,19 +36,23 @@ final class UsageObserver: ResponseObserver {
     }
 
     func responsePayload(_ bytes: UnsafeRawBufferPointer) {
-        reader?.feed(bytes)
+        guard reading else { return }
+        reader.feed(bytes)
     }
 
     func responseEnded(complete: Bool) {
-        guard result == nil, reader != nil else { return }
-        result = reader!.end(complete: complete)
-        reader = nil
+        guard reading, result == nil else { return }
+        result = reader.end(complete: complete)
     }
 
-    /// The usage of the response, once the request has ended: nil when no response head came (the
+    /// The usage of the response once the request has ended: nil when no response head came (the
     /// proxy answered, or the upstream never did). A response still open counts as cut.
     func finish() -> UsageResult? {
         responseEnded(complete: false)
+        active = false
+        reading = false
+        let result = self.result
+        self.result = nil
         return result
     }
 }

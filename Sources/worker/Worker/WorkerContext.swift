@@ -46,12 +46,6 @@ final class WorkerContext {
         self.requestLineWriter = handler.flatMap { $0.metadata.isEmpty && $0.metadataProvider == nil ? $0.requestLineWriter : nil }
     }
 
-    /// The usage reader for a request forwarded on `route` (docs/usage.md), unless its upstream
-    /// says `usage: off`.
-    func usageObserver(for route: Router.Route) -> UsageObserver? {
-        route.upstream.usage == .off ? nil : UsageObserver()
-    }
-
     /// Every request ends here, once, whatever happened to it: the facts feed the request line
     /// (docs/logging.md) and, as they are added, the metrics, usage and limits. `clientIP` is
     /// asked for only when a line is written (formatting an address costs ~3,000 instructions).
