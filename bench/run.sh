@@ -196,7 +196,7 @@ fidelity() {     # S5: paced SSE (50 events x 20 ms) through each target, c=1 an
   # the last stream's first event; this is a burst, not the steady state), "warm" follows at
   # once on new client connections with the upstream keep-alive pool filled.
   local lm=$1 t url key pass
-  for t in direct nginx1 fluxgate1 fluxgate2; do
+  for t in direct nginx1 fluxgate1 fluxgate1off fluxgate2; do
     [ "$t" != direct ] && [ -z "${PID[$t]:-}" ] && continue
     key=$CLIENT_KEY; url=http://127.0.0.1:${PORT[$t]:-}/paced/v1/chat/completions
     [ $t = direct ] && { url=http://127.0.0.1:$PACED_PORT/v1/chat/completions; key=$UPSTREAM_KEY; }
