@@ -40,6 +40,9 @@ struct RequestFacts {
     var upstreamError: UpstreamErrorCause?
     /// Tries made upstream (the first included); 0 when the request never left the proxy.
     var attempts = 0
+    /// The response's token usage (docs/usage.md), when its upstream reads usage and a response
+    /// head came: what the request line shows and what token limits settle on.
+    var usage: UsageResult?
 
     init(startedAt: NIODeadline) {
         self.startedAt = startedAt
@@ -64,6 +67,7 @@ struct RequestFacts {
         outcome = .responded
         upstreamError = nil
         attempts = 0
+        usage = nil
     }
 }
 
