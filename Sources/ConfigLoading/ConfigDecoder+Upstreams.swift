@@ -5,7 +5,7 @@ import Common
 extension ConfigDecoder {
     static let reservedUpstreamsKeys: Set<String> = ["request_timeout_ms", "stream_idle_timeout_ms"]
     static let upstreamKeys: Set<String> = [
-        "target_url", "api_key", "request_path", "api_key_header", "tls_ca_file", "limits",
+        "target_url", "api_key", "request_path", "api_key_header", "tls_ca_file", "usage", "limits",
     ]
     /// Timeouts become NIO `TimeAmount`s (Int64 nanoseconds): a larger value would trap there.
     static let maxTimeoutMs = UInt64(Int64.max / 1_000_000)
@@ -141,11 +141,12 @@ extension ConfigDecoder {
                     "is ignored: target_url is http://, and the file only applies to https upstreams")
             }
         }
+        let usage = decodeUsageMode(fields, path)
         let limits = optionalLimits(fields, path)
-        guard let targetURL, let apiKey, let requestPath, headerValid, caValid, let limits else { return nil }
+        guard let targetURL, let apiKey, let requestPath, headerValid, caValid, let usage, let limits else { return nil }
         return Configuration.Upstream(
             name: entry.name, targetURL: targetURL, apiKey: apiKey,
-            requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA, limits: limits)
+            requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA, usage: usage, limits: limits)
     }
 
     /// Fluxgate's request_path rules, on the trimmed value; the first rule broken is reported.

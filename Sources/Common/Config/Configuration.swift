@@ -156,11 +156,13 @@ extension Configuration {
         public var tlsCA: TrustedCA?
         /// `limits`: all keys together (docs/rate-limits.md).
         public var limits: Limits?
+        /// `usage`: whether the token usage of its responses is read (docs/usage.md). Hot.
+        public var usage: UsageMode = .auto
 
         public init(
             name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
             apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil,
-            limits: Limits? = nil
+            usage: UsageMode = .auto, limits: Limits? = nil
         ) {
             self.limits = limits
             self.name = name
@@ -169,7 +171,16 @@ extension Configuration {
             self.requestPath = requestPath
             self.apiKeyHeader = apiKeyHeader
             self.tlsCA = tlsCA
+            self.usage = usage
         }
+    }
+
+    /// An upstream's `usage` key (docs/configuration.md, docs/usage.md).
+    public enum UsageMode: String, Sendable, Hashable, Codable, CaseIterable {
+        /// The usage each response reports is read as it is relayed (the default).
+        case auto
+        /// Nothing is read: the request line has no token fields.
+        case off
     }
 
     /// A private CA for upstream verification: the file name (for messages) and its PEM contents.

@@ -41,6 +41,17 @@ struct RateLimitHold {
         upstream?.release(cell: cell)
     }
 
+    /// The request's token entries hold what its response reported (input + output) instead of
+    /// the reservation (docs/rate-limits.md "Tokens"); without a reported usage they stand.
+    func settle(_ usage: UsageResult?) {
+        guard keyTokens != nil || upstreamTokens != nil, let usage, usage.status == .reported,
+            usage.inputTokens != nil || usage.outputTokens != nil
+        else { return }
+        let tokens = Int64((usage.inputTokens ?? 0) + (usage.outputTokens ?? 0))
+        keyTokens?.settle(tokens)
+        upstreamTokens?.settle(tokens)
+    }
+
     /// Undoes the token reservations of a request another limit refused.
     func cancelTokens() {
         keyTokens?.settle(0)

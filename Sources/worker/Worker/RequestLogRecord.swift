@@ -30,6 +30,14 @@ struct RequestLogRecord: Sendable {
     /// request).
     var requestTarget: ByteBuffer?
     var match: Router.Match?
+    /// The response's token usage (docs/usage.md): `usage` is its status, the counts are absent
+    /// when the response gave none.
+    var model: String?
+    var inputTokens: Int?
+    var outputTokens: Int?
+    var cacheReadTokens: Int?
+    var cacheWriteTokens: Int?
+    var usage: String?
 
     /// A field's value: numbers stay numbers, so the JSON log format prints them unquoted.
     enum FieldValue {
@@ -63,6 +71,12 @@ struct RequestLogRecord: Sendable {
         if let status { body("status", .number(Int64(status))) }
         if let responseBodyLength { body("response_body_length", .number(Int64(responseBodyLength))) }
         if let error { body("error", .string(error)) }
+        if let model { body("model", .string(model)) }
+        if let inputTokens { body("input_tokens", .number(Int64(inputTokens))) }
+        if let outputTokens { body("output_tokens", .number(Int64(outputTokens))) }
+        if let cacheReadTokens { body("cache_read_tokens", .number(Int64(cacheReadTokens))) }
+        if let cacheWriteTokens { body("cache_write_tokens", .number(Int64(cacheWriteTokens))) }
+        if let usage { body("usage", .string(usage)) }
     }
 
     var metadata: Logger.Metadata {
@@ -133,5 +147,13 @@ extension RequestLogRecord {
         status = facts.status
         responseBodyLength = facts.responseBodyBytes
         error = facts.upstreamError?.description
+        if let usage = facts.usage {
+            model = usage.model
+            inputTokens = usage.inputTokens
+            outputTokens = usage.outputTokens
+            cacheReadTokens = usage.cacheReadTokens
+            cacheWriteTokens = usage.cacheWriteTokens
+            self.usage = usage.status.rawValue
+        }
     }
 }

@@ -91,8 +91,9 @@ import TestSupport
         defer { proxy.stop() }
         let connection = try proxy.connect()
         let auth = [("Authorization", "Bearer \(Self.key)"), ("Content-Type", "application/json")]
+        // The mock's /upload reports no usage: every reservation stands (settling is tested below).
         func post(_ body: String) throws -> RawConnection.Response {
-            try connection.request("POST", "/openai/v1/chat/completions", headers: auth, body: Array(body.utf8))
+            try connection.request("POST", "/openai/v1/upload", headers: auth, body: Array(body.utf8))
         }
         #expect(try post(#"{"model":"m","messages":[],"max_tokens":60}"#).status == 200)
         let refused = try post(#"{"model":"m","max_completion_tokens":50}"#)
@@ -105,6 +106,26 @@ import TestSupport
         #expect(try post(#"{"model":"m","max_tokens":1}"#).status == 429)
         #expect(mock.requests.count == 3)
         #expect(mock.requests.allSatisfy { $0.bodyLength > 0 }, "the peeked bodies were forwarded whole")
+    }
+
+    /// The mock's chat completion reports 10 tokens (5 in, 5 out): a reservation of 90 settles to
+    /// 10 when the response ends, which frees room a second 90 could not have had.
+    @Test func settlingToTheReportedUsageFreesWhatTheReservationOverEstimated() throws {
+        let mock = try MockUpstream()
+        let proxy = try FluxgateInstance(yaml: Self.yaml(mock: mock, limits: "tokens_per_minute: 100"))
+        defer { proxy.stop() }
+        let connection = try proxy.connect()
+        let auth = [("Authorization", "Bearer \(Self.key)"), ("Content-Type", "application/json")]
+        func post(_ maxTokens: Int) throws -> Int {
+            try connection.request(
+                "POST", "/openai/v1/chat/completions", headers: auth,
+                body: Array(#"{"model":"m","messages":[],"max_tokens":\#(maxTokens)}"#.utf8)
+            ).status
+        }
+        #expect(try post(90) == 200)
+        #expect(try post(90) == 200, "the first settled to 10: 10 + 90 fits")
+        #expect(try post(90) == 429, "10 + 10 + 90 does not")
+        #expect(try post(80) == 200)
     }
 
     @Test func maxInFlightHoldsAcrossWorkersWithASlowUpstream() throws {
