@@ -20,6 +20,7 @@ import NIOPosix
 /// | `/close-after?ms=M` | 200, then closes the idle keep-alive connection after M ms |
 /// | `…/chat/completions` | an OpenAI chat completion; SSE chunks and `[DONE]` when the body asks to stream |
 /// | `/redirect` | 302 with `Location: /elsewhere` |
+/// | `/request-id` | 200 with `x-request-id: upstream-id-1` |
 /// | `/gzip` | a gzip body with `Content-Encoding: gzip` |
 /// | anything else | 200 `{"ok":true}` with two `Set-Cookie` headers |
 public final class MockUpstream: @unchecked Sendable {
@@ -165,6 +166,8 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
             context.eventLoop.scheduleTask(in: .milliseconds(Int64(int("ms", 50)))) { context.close(promise: nil) }
         } else if path.hasSuffix("/chat/completions") {
             openAIChat(context, stream: bodyText.contains("\"stream\":true") || bodyText.contains("\"stream\": true"))
+        } else if path.hasSuffix("/request-id") {
+            send(context, status: .ok, body: Array("{}".utf8), extra: [("x-request-id", "upstream-id-1")])
         } else if path.hasSuffix("/redirect") {
             send(context, status: .found, body: [], extra: [("location", "/elsewhere")])
         } else if path.hasSuffix("/gzip") {

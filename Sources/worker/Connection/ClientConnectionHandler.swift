@@ -415,10 +415,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)
+        // docs/observability.md "Request ids": made here only when it goes upstream.
+        let propagates = request.snapshot.configuration.observability.propagateRequestID
+        if propagates { facts.requestID = worker.requestIDs.id(for: head) }
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             match: match, head: head, settings: settings,
-            observer: worker.responseObservers?(head))
+            observer: worker.responseObservers?(head), requestID: propagates ? facts.requestID : nil,
+            capturesUpstreamRequestID: worker.logsRequests)
         self.exchange = exchange
         state.forwarding()
         exchange.start()
@@ -471,6 +475,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.upstreamSentNs = exchange.upstreamSentNs
         facts.upstreamHeadNs = exchange.upstreamHeadNs
         facts.clientHeadNs = exchange.clientHeadNs
+        if let id = exchange.upstreamRequestID { facts.upstreamRequestID = id }
         endRequest()
         releasePermit()
     }

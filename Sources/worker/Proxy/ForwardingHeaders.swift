@@ -28,7 +28,7 @@ enum ForwardingHeaders {
     /// request-target is `match`'s on `target`, its pieces copied from the client's.
     static func writeUpstreamRequestHead(
         method: HTTPMethod, match: Router.Match, target: UpstreamTarget,
-        client: RequestHead, framing: BodyFraming, into out: inout ByteBuffer
+        client: RequestHead, framing: BodyFraming, requestID: String? = nil, into out: inout ByteBuffer
     ) {
         let key = target.apiKey.value
         let apiKeyHeader = target.apiKeyHeader
@@ -40,7 +40,8 @@ enum ForwardingHeaders {
             let named = client.facts.connectionNamesHeaders ? connectionTokens(client, bytes) : []
             let methodName = method.rawValue
             let bound =
-                methodName.utf8.count + match.targetByteCount(on: target) + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
+                methodName.utf8.count + match.targetByteCount(on: target) + hostHeader.utf8.count + key.utf8.count + bytes.count
+                + (requestID?.utf8.count ?? 0) + 112
             out.writeHead(maxBytes: bound) { out in
                 out.write(string: methodName)
                 out.write(" ")
@@ -49,7 +50,10 @@ enum ForwardingHeaders {
                 out.write(string: hostHeader)
                 out.write("\r\n")
                 for field in client.fields
-                where forwards(field, bytes, framing: framing, named: named, dropsAPIKeyHeader: dropsAPIKeyHeader) {
+                where forwards(
+                    field, bytes, framing: framing, named: named, dropsAPIKeyHeader: dropsAPIKeyHeader,
+                    dropsRequestID: requestID != nil)
+                {
                     out.write(UnsafeRawBufferPointer(rebasing: bytes[field.name]))
                     out.write(": ")
                     out.write(UnsafeRawBufferPointer(rebasing: bytes[field.value]))
@@ -64,6 +68,12 @@ enum ForwardingHeaders {
                     out.write(string: key)
                     out.write("\r\n")
                 }
+                if let requestID {
+                    // propagate_request_id (docs/observability.md "Request ids"): ours replaces the client's.
+                    out.write("x-request-id: ")
+                    out.write(string: requestID)
+                    out.write("\r\n")
+                }
                 if framing == .chunked { out.write("transfer-encoding: chunked\r\n") }
                 out.write("\r\n")
             }
@@ -75,10 +85,14 @@ enum ForwardingHeaders {
     /// stale length would desynchronise the upstream; the parser refuses both anyway).
     private static func forwards(
         _ field: RequestHead.Field, _ bytes: UnsafeRawBufferPointer, framing: BodyFraming,
-        named: [Range<Int>], dropsAPIKeyHeader: Bool
+        named: [Range<Int>], dropsAPIKeyHeader: Bool, dropsRequestID: Bool
     ) -> Bool {
         switch field.kind {
         case .contentLength: return framing != .chunked
+        case .requestID:
+            return !dropsRequestID && !named.contains { ASCIIBytes.equalsIgnoringCase(bytes, $0, field.name) }
+        case .anthropicRequestID:
+            return !named.contains { ASCIIBytes.equalsIgnoringCase(bytes, $0, field.name) }
         case .other:
             if dropsAPIKeyHeader && ASCIIBytes.equals(bytes, field.name, lowercase: "api-key") { return false }
             return !named.contains { ASCIIBytes.equalsIgnoringCase(bytes, $0, field.name) }

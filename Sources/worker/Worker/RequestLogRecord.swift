@@ -23,6 +23,9 @@ struct RequestLogRecord: Sendable, Equatable {
     var responseBodyLength: Int?
     /// Why the upstream could not answer (`UpstreamErrorCause`), after Fluxgate's fields.
     var error: String?
+    /// docs/observability.md "Request ids", after Fluxgate's fields and `error`.
+    var requestID: String?
+    var upstreamRequestID: String?
 
     /// A field's value: numbers stay numbers, so the JSON log format prints them unquoted.
     enum FieldValue {
@@ -44,10 +47,12 @@ struct RequestLogRecord: Sendable, Equatable {
         if let status { body("status", .number(Int64(status))) }
         if let responseBodyLength { body("response_body_length", .number(Int64(responseBodyLength))) }
         if let error { body("error", .string(error)) }
+        if let requestID { body("request_id", .string(requestID)) }
+        if let upstreamRequestID { body("upstream_request_id", .string(upstreamRequestID)) }
     }
 
     var metadata: Logger.Metadata {
-        var metadata = Logger.Metadata(minimumCapacity: 10)
+        var metadata = Logger.Metadata(minimumCapacity: 13)
         forEachField { key, value in
             switch value {
             case .string(let s): metadata[key.description] = .string(s)
@@ -103,5 +108,7 @@ extension RequestLogRecord {
         status = facts.status
         responseBodyLength = facts.responseBodyBytes
         error = facts.upstreamError?.description
+        requestID = facts.requestID
+        upstreamRequestID = facts.upstreamRequestID
     }
 }
