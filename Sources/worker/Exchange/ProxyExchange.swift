@@ -99,7 +99,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.timer = timer
         self.match = match
         self.head = head
-        self.reader = UpstreamResponseReader(requestMethodIsHEAD: head.method == .HEAD)
+        self.reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         self.reader.observer = observer
         self.reader.requestIDForClient = requestID
         self.reader.capturesUpstreamRequestID = capturesUpstreamRequestID
@@ -233,7 +233,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             finish(reusable: false)
             client?.exchangeCompleted()
         case .replay:
-            reader = UpstreamResponseReader(requestMethodIsHEAD: head.method == .HEAD)
+            reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
             reader.observer = observer
             pending = replay + pending
             replay = []
@@ -300,9 +300,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // Room for a small body too (see `heldHead`).
         let length = head.facts.contentLength
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
-        var head = connection.allocator.buffer(capacity: 512 + bodyRoom)
+        let target = match.route.target
+        let bound = ForwardingHeaders.upstreamRequestHeadBound(
+            method: self.head.method, match: match, target: target, client: self.head, requestID: requestID)
+        var head = connection.allocator.buffer(capacity: bound + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: self.head.method, match: match, target: match.route.target,
+            method: self.head.method, match: match, target: target,
             client: self.head, framing: requestFraming, requestID: requestID, into: &head)
         let buffered = pending
         pending = []
@@ -319,6 +322,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             connection.handler.flush()
         }
         client?.resumeClientReads()
+    }
+
+    /// A case pattern, not `== .HEAD`: HTTPMethod's `==` is RawRepresentable's, which builds and
+    /// compares both raw-value strings.
+    private static func isHEAD(_ method: HTTPMethod) -> Bool {
+        if case .HEAD = method { return true }
+        return false
     }
 
     static func isIdempotent(_ method: HTTPMethod) -> Bool {

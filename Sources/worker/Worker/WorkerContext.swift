@@ -59,7 +59,7 @@ final class WorkerContext {
     func requestEnded(_ facts: inout RequestFacts, clientIP: () -> String?) {
         if let metrics { metrics.record(facts, now: NIODeadline.now().uptimeNanoseconds) }
         guard logsRequests else { return }
-        if facts.requestID == nil { facts.requestID = requestIDs.id(for: facts.head) }
+        if facts.requestID == nil { facts.requestID = requestIDs.next() }
         let record = RequestLogRecord(facts, clientIP: clientIP())
         if let requestLineWriter { record.emit(to: requestLineWriter) } else { record.emit(to: logger) }
     }
