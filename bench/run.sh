@@ -9,7 +9,9 @@
 # (static 580 B JSON and 13,405 B SSE; 401 unless it sees the provider key), a paced SSE mock (50
 # events x 20 ms; tools/sse_bench.c, compiled here, with tools/paced_sse_mock.py as the fallback
 # when there is no C compiler; the S5 probe likewise), nginx (1 worker, 1 worker with 16 KiB proxy buffers, 2 workers), HAProxy
-# (2 threads) and fluxgate (workers: 1 and 2), plus a bulk-body mock for the 1 GiB transfers. Every
+# (2 threads) and fluxgate (workers: 1 and 2; fluxgate1m = 1 worker with the observability listener on
+# and /metrics scraped every second by curl, against fluxgate1 in the same run: docs/observability.md),
+# plus a bulk-body mock for the 1 GiB transfers. Every
 # proxy checks `Authorization: Bearer sk-client-key`, sends `Authorization: Bearer upstream-key`
 # upstream and keeps connections alive.
 # Each scenario runs with per-request logging off (FLUXGATE_LOG=info, nginx access_log off) and on
@@ -44,7 +46,7 @@ for sc in $SCENARIOS; do case $sc in
   json_c[0-9]*|sse_c[0-9]*) WRK_SCENARIOS+="$sc ";;
   reload) DO_RELOAD=1;; bigbody) DO_BIGBODY=1;;
   *) echo "unknown scenario $sc (json_cN sse_cN bigbody reload)" >&2; exit 2;; esac; done
-TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1off fluxgate2"}
+TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1off fluxgate1m fluxgate2"}
 OUT=${OUT:-$BENCH/results/$(date +%Y%m%d-%H%M%S)-$MODE}
 FLUXGATE_BIN=${FLUXGATE_BIN:-}
 CLIENT_KEY=sk-client-key; UPSTREAM_KEY=upstream-key
@@ -106,13 +108,13 @@ fi
 [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate binary at $FLUXGATE_BIN"; exit 1; }
 for tool in nginx haproxy wrk curl python3; do
   command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
-read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1off < <(python3 -c '
+read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1off P_fluxgate1m METRICS_PORT < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(10)]
+ss = [socket.socket() for _ in range(12)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
-                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1off]=$P_fluxgate1off)
+                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1off]=$P_fluxgate1off [fluxgate1m]=$P_fluxgate1m)
 
 render() {     # render TEMPLATE OUT PORT WORKERS
   sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
@@ -146,6 +148,12 @@ start_proxy() {  # start_proxy TARGET LOGMODE
       local level=info; [ "$lm" = on ] && level=trace
       # its own control socket: the default one is per user and may belong to someone else's fluxgate
       launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock" ;;
+    fluxgate1m)   # fluxgate1 plus the observability listener, scraped every second while it runs
+      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t.yaml" "$p" 1
+      printf 'observability:\n  listen: 127.0.0.1:%s\n' "$METRICS_PORT" >> "$RUN/$t.yaml"
+      local level=info; [ "$lm" = on ] && level=trace
+      launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock"
+      launch ${t}_scraper bash -c "for _ in \$(seq 1 100000); do curl -s -o /dev/null -m 2 http://127.0.0.1:$METRICS_PORT/metrics; sleep 1; done" ;;
   esac
 }
 
@@ -380,6 +388,7 @@ for lm in $LOGMODES; do
   [ $lm = on ] && for t in "${proxies[@]}"; do
     for f in "$RUN/$t.out" "$RUN/$t.access.log"; do [ -f "$f" ] && log "$lm $t log: $(wc -l < "$f") lines in $(basename "$f")"; done; done
   for t in "${proxies[@]}"; do stop_one $t; done
+  stop_one fluxgate1m_scraper
   STARTED=("${MOCKS[@]}")
 done
 

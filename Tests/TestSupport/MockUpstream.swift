@@ -21,6 +21,7 @@ import NIOPosix
 /// | `…/chat/completions` | an OpenAI chat completion; SSE chunks and `[DONE]` when the body asks to stream (a usage chunk before `[DONE]` when it asks `include_usage`) |
 /// | `…/messages` | an Anthropic message (usage 12 in, 6 out, 3 cache read, 2 cache write); its event stream when the body asks to stream |
 /// | `/redirect` | 302 with `Location: /elsewhere` |
+/// | `/request-id` | 200 with `x-request-id: upstream-id-1` |
 /// | `/gzip` | a gzip body with `Content-Encoding: gzip` |
 /// | a path given to `serve(_:_:)` | that canned response |
 /// | anything else | 200 `{"ok":true}` with two `Set-Cookie` headers |
@@ -200,6 +201,8 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
             openAIChat(context, stream: stream, includeUsage: bodyText.contains("include_usage"))
         } else if path.hasSuffix("/messages") {
             anthropicMessage(context, stream: bodyText.contains("\"stream\":true") || bodyText.contains("\"stream\": true"))
+        } else if path.hasSuffix("/request-id") {
+            send(context, status: .ok, body: Array("{}".utf8), extra: [("x-request-id", "upstream-id-1")])
         } else if path.hasSuffix("/redirect") {
             send(context, status: .found, body: [], extra: [("location", "/elsewhere")])
         } else if path.hasSuffix("/gzip") {

@@ -9,10 +9,11 @@ d = sys.argv[1]
 rows = list(csv.DictReader(open(os.path.join(d, "runs.tsv")), delimiter="\t"))
 LABEL = {"direct": "direct to mock", "nginx1": "nginx, 1 worker", "nginx1t": "nginx, 1 worker, 16k buffers",
          "nginx2": "nginx, 2 workers", "haproxy": "haproxy, 2 threads", "fluxgate1": "**fluxgate, 1 worker**",
-         "fluxgate2": "**fluxgate, 2 workers**", "fluxgate1off": "fluxgate, 1 worker, usage: off"}
-ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate2"]
+         "fluxgate2": "**fluxgate, 2 workers**", "fluxgate1off": "fluxgate, 1 worker, usage: off",
+         "fluxgate1m": "**fluxgate, 1 worker, /metrics scraped 1/s**"}
+ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate1m", "fluxgate2"]
 REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "fluxgate1off": "nginx1", "nginx2": "nginx2",
-       "haproxy": "nginx2", "fluxgate2": "nginx2"}
+       "haproxy": "nginx2", "fluxgate2": "nginx2", "fluxgate1m": "nginx1"}
 
 
 def f(x):
@@ -114,6 +115,14 @@ if usage:
     print("|---|---|---:|---:|")
     for sc, lm, rr, cr in usage:
         print(f"| {sc} | {lm} | {fmt(rr, '.3f')} | {fmt(cr, '.3f')} |")
+obs = sorted({(k[0], k[1]) for k in g if k[2] == "fluxgate1m"})
+if obs:
+    print("## Observability listener on (scraped every second) ÷ off, fluxgate 1 worker (medians of per-rep ratios)\n")
+    print("| scenario | logging | throughput ÷ off | CPU µs/req ÷ off |")
+    print("|---|---|---:|---:|")
+    for lm, sc in obs:
+        print(f"| {sc} | {lm} | {fmt(per_rep(lm, sc, 'fluxgate1m', 'fluxgate1', ratio('rps')), '.3f')} | "
+              f"{fmt(per_rep(lm, sc, 'fluxgate1m', 'fluxgate1', ratio('proxy_cpu_us_per_req')), '.3f')} |")
     print()
 
 fid = os.path.join(d, "fidelity.jsonl")

@@ -300,6 +300,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         if worker.logsRequests {
             facts.method = head.method
             facts.requestTarget = head.targetBytes
+            // docs/observability.md "Request ids": the client's, when valid (else made at the end).
+            if head.facts.requestIDValue != nil { facts.requestID = head.clientRequestID }
         }
         continueSent = false
         let request: PipelineRequest
@@ -430,11 +432,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)
+        // docs/observability.md "Request ids": made here only when it goes upstream.
+        let propagates = request.snapshot.configuration.observability.propagateRequestID
+        if propagates, facts.requestID == nil { facts.requestID = worker.requestIDs.id(for: head) }
         let usage = match.route.upstream.usage == .off ? nil : usageObserver()
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             match: match, head: head, settings: settings,
-            observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)))
+            observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)),
+            requestID: propagates ? facts.requestID : nil, capturesUpstreamRequestID: worker.logsRequests)
         self.exchange = exchange
         state.forwarding()
         exchange.start()
@@ -496,6 +502,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.upstreamHeadNs = exchange.upstreamHeadNs
         facts.clientHeadNs = exchange.clientHeadNs
         facts.usage = usage?.finish()
+        if let id = exchange.upstreamRequestID { facts.upstreamRequestID = id }
         endRequest()
         releasePermit()
     }

@@ -71,6 +71,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private(set) var upstreamSentNs: UInt64 = 0
     private(set) var upstreamHeadNs: UInt64 = 0
     private(set) var clientHeadNs: UInt64 = 0
+    /// `propagate_request_id`: the id sent upstream and back to the client as `x-request-id`.
+    private let requestID: String?
+    /// The upstream's own request id, when the reader was asked to keep it (request lines on).
+    private(set) var upstreamRequestID: String?
     private var reader: UpstreamResponseReader
     /// Watches the response (the tap, `ResponseObserver`): the reader reports the head, the
     /// payload and a complete end; the exchange reports a cut.
@@ -85,8 +89,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     init(
         eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
-        head: RequestHead, settings: ExchangeState.Settings, observer: ResponseObserver? = nil
+        head: RequestHead, settings: ExchangeState.Settings, observer: ResponseObserver? = nil,
+        requestID: String? = nil, capturesUpstreamRequestID: Bool = false
     ) {
+        self.requestID = requestID
         self.eventLoop = eventLoop
         self.pool = pool
         self.client = client
@@ -95,6 +101,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.head = head
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         self.reader.observer = observer
+        self.reader.requestIDForClient = requestID
+        self.reader.capturesUpstreamRequestID = capturesUpstreamRequestID
         self.observer = observer
         self.requestFraming = head.facts.framing
         self.state = ExchangeState(settings: settings, now: .now())
@@ -171,6 +179,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                     replay = []
                     responseStatus = head.status
                     upstreamHeadNs = now.uptimeNanoseconds
+                    if head.upstreamRequestID != nil { upstreamRequestID = head.upstreamRequestID }
                     held = head.clientHead
                     heldAnnouncesClose = head.announcesClose
                     timer.set(state.deadline)
@@ -293,11 +302,11 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
         let target = match.route.target
         let bound = ForwardingHeaders.upstreamRequestHeadBound(
-            method: self.head.method, match: match, target: target, client: self.head)
+            method: self.head.method, match: match, target: target, client: self.head, requestID: requestID)
         var head = connection.allocator.buffer(capacity: bound + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
             method: self.head.method, match: match, target: target,
-            client: self.head, framing: requestFraming, into: &head)
+            client: self.head, framing: requestFraming, requestID: requestID, into: &head)
         let buffered = pending
         pending = []
         // The head is not kept for a replay: a replay writes a fresh one.

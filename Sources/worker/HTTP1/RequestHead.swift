@@ -50,6 +50,8 @@ struct RequestHead {
         /// connection's cached authentication compares the bytes).
         var authorizationValue: Range<Int>?
         var xAPIKeyValue: Range<Int>?
+        /// Where the first `X-Request-Id` value is (docs/observability.md "Request ids").
+        var requestIDValue: Range<Int>?
     }
 
     /// The request-target as received.
@@ -62,6 +64,24 @@ struct RequestHead {
 
     /// The first `Authorization` value.
     var authorization: String? { facts.authorizationValue.map(string(at:)) }
+    /// The client's `X-Request-Id` when it is a valid request id: 1–128 characters of
+    /// `[A-Za-z0-9._:-]` (docs/observability.md "Request ids").
+    var clientRequestID: String? {
+        guard let range = facts.requestIDValue, (1...128).contains(range.count) else { return nil }
+        let valid = headerBytes.withUnsafeReadableBytes { bytes in
+            bytes[range].allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
+                    UInt8(ascii: "-"):
+                    return true
+                default:
+                    return false
+                }
+            }
+        }
+        return valid ? string(at: range) : nil
+    }
     /// The first `X-Api-Key` value.
     var xAPIKey: String? { facts.xAPIKeyValue.map(string(at:)) }
 

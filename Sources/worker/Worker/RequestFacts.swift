@@ -29,6 +29,12 @@ struct RequestFacts {
     var upstreamSentNs: UInt64 = 0
     var upstreamHeadNs: UInt64 = 0
     var clientHeadNs: UInt64 = 0
+    /// The request id (docs/observability.md "Request ids"), made only when needed: a request
+    /// line is written or `propagate_request_id` is on.
+    var requestID: String?
+    /// The upstream's own id (`x-request-id`, or Anthropic's `request-id`), kept only when request
+    /// lines are written.
+    var upstreamRequestID: String?
     /// Request body bytes received; nil for a request that announced no body (as Fluxgate logs it).
     var requestBodyBytes: Int?
     /// Response body bytes sent (payload, without chunk framing).
@@ -61,6 +67,8 @@ struct RequestFacts {
         upstreamSentNs = 0
         upstreamHeadNs = 0
         clientHeadNs = 0
+        if requestID != nil { requestID = nil }
+        if upstreamRequestID != nil { upstreamRequestID = nil }
         requestBodyBytes = nil
         responseBodyBytes = nil
         status = 0

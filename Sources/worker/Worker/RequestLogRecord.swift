@@ -23,6 +23,9 @@ struct RequestLogRecord: Sendable {
     var responseBodyLength: Int?
     /// Why the upstream could not answer (`UpstreamErrorCause`), after Fluxgate's fields.
     var error: String?
+    /// docs/observability.md "Request ids", after Fluxgate's fields and `error`.
+    var requestID: String?
+    var upstreamRequestID: String?
     /// When the record is made from a request's facts: the request-target's bytes (a slice of
     /// the head's) and the route, from which `request_url` and `target_url` are read as the line
     /// is written (in place of `requestURL` and `targetURL`), so that no string is made of
@@ -71,6 +74,8 @@ struct RequestLogRecord: Sendable {
         if let status { body("status", .number(Int64(status))) }
         if let responseBodyLength { body("response_body_length", .number(Int64(responseBodyLength))) }
         if let error { body("error", .string(error)) }
+        if let requestID { body("request_id", .string(requestID)) }
+        if let upstreamRequestID { body("upstream_request_id", .string(upstreamRequestID)) }
         if let model { body("model", .string(model)) }
         if let inputTokens { body("input_tokens", .number(Int64(inputTokens))) }
         if let outputTokens { body("output_tokens", .number(Int64(outputTokens))) }
@@ -80,7 +85,7 @@ struct RequestLogRecord: Sendable {
     }
 
     var metadata: Logger.Metadata {
-        var metadata = Logger.Metadata(minimumCapacity: 10)
+        var metadata = Logger.Metadata(minimumCapacity: 13)
         forEachField { key, value in
             switch value {
             case .string(let s): metadata[key.description] = .string(s)
@@ -147,6 +152,8 @@ extension RequestLogRecord {
         status = facts.status
         responseBodyLength = facts.responseBodyBytes
         error = facts.upstreamError?.description
+        requestID = facts.requestID
+        upstreamRequestID = facts.upstreamRequestID
         if let usage = facts.usage {
             model = usage.model
             inputTokens = usage.inputTokens

@@ -29,6 +29,8 @@ final class WorkerContext {
     /// The worker's region of the host's metrics (docs/observability.md); nil when the master
     /// gave none (a worker run on its own, most tests).
     let metrics: WorkerMetrics?
+    /// Request ids for requests whose client sent none (docs/observability.md "Request ids").
+    let requestIDs = RequestIDGenerator()
 
     init(
         snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
@@ -57,6 +59,7 @@ final class WorkerContext {
     func requestEnded(_ facts: inout RequestFacts, clientIP: () -> String?) {
         if let metrics { metrics.record(facts, now: NIODeadline.now().uptimeNanoseconds) }
         guard logsRequests else { return }
+        if facts.requestID == nil { facts.requestID = requestIDs.next() }
         let record = RequestLogRecord(facts, clientIP: clientIP())
         if let requestLineWriter { record.emit(to: requestLineWriter) } else { record.emit(to: logger) }
     }
