@@ -148,10 +148,18 @@ extension Configuration {
         /// `tls_ca_file`: certificates (PEM, contents read at load) that an https upstream's chain
         /// must lead to, *instead of* the system trust store. nil = system trust store.
         public var tlsCA: TrustedCA?
+        /// Where requests go (docs/routing-and-forwarding.md "Several targets"); never empty.
+        /// `targetURL`, `apiKey` above are the first target's (Fluxgate's one-target form).
+        public var targets: [Target]
+        public var retry: Retry
+        public var health: Health
+        /// Upstream names tried in order when every target here failed.
+        public var fallback: [String]
 
         public init(
             name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
-            apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil
+            apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil,
+            targets: [Target]? = nil, retry: Retry = Retry(), health: Health = Health(), fallback: [String] = []
         ) {
             self.name = name
             self.targetURL = targetURL
@@ -159,6 +167,10 @@ extension Configuration {
             self.requestPath = requestPath
             self.apiKeyHeader = apiKeyHeader
             self.tlsCA = tlsCA
+            self.targets = targets ?? [Target(targetURL: targetURL, apiKey: apiKey, apiKeyHeader: apiKeyHeader, tlsCA: tlsCA)]
+            self.retry = retry
+            self.health = health
+            self.fallback = fallback
         }
     }
 
