@@ -28,13 +28,16 @@ do {
 let limiter: InFlightLimiter? = options.inFlightCell.flatMap { cell in
     InFlightSegment.attach(Common.FileDescriptor(WorkerDescriptors.inFlight)).map { SharedInFlightLimiter(segment: $0, cell: cell) }
 }
+// The host's target health (docs/routing-and-forwarding.md "Target health"), when the master
+// passed its segment; else the worker keeps its own.
+let health = options.targetHealthDescriptor.flatMap { TargetHealthSegment.attach(Common.FileDescriptor($0)) }
 let descriptors =
     [WorkerDescriptors.listener]
     + (0..<(options.listeners - 1)).map { WorkerDescriptors.firstExtraListener + CInt($0) }
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let listeners = WorkerListeners(
     descriptors: descriptors, configuration: initial.configuration, logger: logger,
-    limiter: limiter, group: group)
+    limiter: limiter, group: group, health: health)
 if !options.standby {
     do {
         try await listeners.startAccepting()

@@ -20,8 +20,8 @@ public struct LogLineFormatter: Sendable {
     public static let requestFieldOrder = [
         "client_ip", "method", "request_url", "request_body_length", "api_key", "target_url",
         "upstream", "duration_ms", "status", "response_body_length",
-        // fluxgate's own fields, after Fluxgate's (docs/logging.md).
-        "error",
+        // fluxgate's own fields, after Fluxgate's (docs/logging.md); `error` last.
+        "attempts", "error",
     ]
     private static let requestFieldRank: [String: Int] = Dictionary(
         uniqueKeysWithValues: requestFieldOrder.enumerated().map { ($1, $0) })

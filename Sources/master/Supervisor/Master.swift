@@ -34,6 +34,9 @@ final class Master {
     private var nextWatch = Instant.zero
     var operators = OperatorConnections()
     private let segment: InFlightSegment?
+    /// Upstream target health shared by every worker (docs/routing-and-forwarding.md "Target
+    /// health"): made once, so it outlives reloads and worker crashes.
+    private let health: TargetHealthSegment?
 
     init(settings: Settings, configuration: Configuration, logger: Logger) {
         self.settings = settings
@@ -54,6 +57,13 @@ final class Master {
                 "Shared in-flight counter unavailable; max_connections applies per worker",
                 metadata: ["error": "\(error)"])
             self.segment = nil
+        }
+        do {
+            health = try TargetHealthSegment.create()
+        } catch {
+            logger.warning(
+                "Shared target health unavailable; each worker keeps its own", metadata: ["error": "\(error)"])
+            health = nil
         }
     }
 
@@ -147,7 +157,7 @@ final class Master {
             return
         }
         do {
-            let handle = try workers.spawn(launch, sockets: sockets, segment: segment, settings: settings)
+            let handle = try workers.spawn(launch, sockets: sockets, segment: segment, health: health, settings: settings)
             segment.map { $0.limit = Int(launch.configuration.server.maxConnections) }
             enqueue(.workerSpawned(launch.worker, pid: handle.pid))
         } catch {

@@ -41,7 +41,7 @@ struct WorkerTable {
     /// (WorkerDescriptors), then the configuration as the first control message.
     mutating func spawn(
         _ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?,
-        settings: Master.Settings
+        health: TargetHealthSegment? = nil, settings: Master.Settings
     ) throws -> WorkerHandle {
         let (ours, theirs) = try Sockets.socketPair()
         defer { theirs.close() }
@@ -70,6 +70,12 @@ struct WorkerTable {
             inherited.append(Spawn.Inherited(socket, as: WorkerDescriptors.firstExtraListener + CInt(index)))
         }
         if sockets.count > 1 { arguments += ["--listeners", String(sockets.count)] }
+        if let health {
+            // After the extra listeners, whose numbers grow with the slot's socket count.
+            let number = WorkerDescriptors.firstExtraListener + CInt(sockets.count - 1)
+            inherited.append(Spawn.Inherited(health.descriptor, as: number))
+            arguments += ["--target-health-fd", String(number)]
+        }
         if launch.standby { arguments.append("--standby") }
         let pid: pid_t
         do {

@@ -259,6 +259,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.requestBodyBytes = bodyLength(exchange)
         facts.upstreamError = cause
         facts.attempts = exchange.attempts
+        if exchange.plan != nil { facts.target = exchange.target }
         writeError(error, requestComplete: exchange.requestEndReceived, context: context)
     }
 
@@ -411,9 +412,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)
+        let route = match.route
+        if let attemptTimeout = route.attemptTimeout { settings.attemptTimeout = attemptTimeout }
+        if route.failover {
+            // docs/routing-and-forwarding.md "Retries and failover".
+            settings.maxTries = route.maxTries
+            settings.retryOn = route.upstream.retry.on
+            settings.replayBufferBytes = route.upstream.retry.replayBufferBytes
+        }
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
-            match: match, head: head, settings: settings,
+            match: match, head: head, settings: settings, health: worker.health,
             observer: worker.responseObservers?(head))
         self.exchange = exchange
         state.forwarding()
@@ -464,6 +473,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.status = status
         facts.responseBodyBytes = exchange.responseBodyBytes
         facts.attempts = exchange.attempts
+        if exchange.plan != nil { facts.target = exchange.target }
         endRequest()
         releasePermit()
     }

@@ -41,6 +41,8 @@ final class WorkerListeners: DataPlane {
     private let descriptors: [CInt]
     private let logger: Logger
     private let limiter: InFlightLimiter?
+    /// The host's target health (the master's segment, or the worker's own).
+    private let health: TargetHealthBoard
     private let group: MultiThreadedEventLoopGroup
     /// The worker's one event loop (the group has one thread).
     private let loop: EventLoop
@@ -48,11 +50,12 @@ final class WorkerListeners: DataPlane {
 
     init(
         descriptors: [CInt], configuration: Configuration, logger: Logger, limiter: InFlightLimiter?,
-        group: MultiThreadedEventLoopGroup
+        group: MultiThreadedEventLoopGroup, health: TargetHealthSegment? = nil
     ) {
         self.descriptors = descriptors
         self.logger = logger
         self.limiter = limiter
+        self.health = TargetHealthBoard(segment: health)
         self.group = group
         self.loop = group.next()
         self.state = Mutex(State(configuration: configuration))
@@ -83,8 +86,9 @@ final class WorkerListeners: DataPlane {
         let loop = self.loop
         let making: Task<NIOLoopBound<WorkerContext>, any Error> = state.withLock { state in
             if let context = state.context { return context }
-            let task = Task { [logger, limiter] in
-                try await WorkerServer.makeContext(on: loop, configuration: configuration, logger: logger, limiter: limiter)
+            let task = Task { [logger, limiter, health] in
+                try await WorkerServer.makeContext(
+                    on: loop, configuration: configuration, logger: logger, limiter: limiter, health: health)
             }
             state.context = task
             return task

@@ -36,7 +36,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private let pool: UpstreamPool
     /// The matched route (the upstream, its target) and the pieces of the upstream
     /// request-target.
-    private let match: Router.Match
+    let match: Router.Match
     /// The client's request head, as received (its framing is the upstream's too).
     private let head: RequestHead
     /// Strong: the client side drops its exchange when the exchange ends, which ends the cycle.
@@ -45,6 +45,15 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private var client: ClientSide?
     private var state: ExchangeState
     private var connection: UpstreamConnection?
+    /// The current try's target: the route's own unless the route has `failover`.
+    var target: UpstreamTarget
+    /// Which targets were tried, for a route with `failover` only (nil keeps the one-target
+    /// path free of it).
+    var plan: FailoverPlan?
+    let health: TargetHealthBoard
+    /// The status of a response head that failed the current try (`HeadDecision.tryNext`): the
+    /// rest of that response is dropped.
+    private var droppedStatus: UInt?
 
     /// Request parts received from the client while no connection is ready yet.
     private var pending: [RequestPart] = []
@@ -79,10 +88,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     init(
         eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
-        head: RequestHead, settings: ExchangeState.Settings, observer: ResponseObserver? = nil
+        head: RequestHead, settings: ExchangeState.Settings, health: TargetHealthBoard, observer: ResponseObserver? = nil
     ) {
         self.eventLoop = eventLoop
         self.pool = pool
+        self.health = health
+        self.target = match.route.target
         self.client = client
         self.timer = timer
         self.match = match
@@ -98,6 +109,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     func start() {
         timer.set(state.deadline)
+        if match.route.failover { chooseTarget(now: .now()) }
         lease(fresh: false)
     }
 
@@ -158,9 +170,15 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             reader.announcesClose = client.closesAfterResponse
             // The handler below must not touch `reader` (exclusive access while it reads).
             try reader.read(bytes, allocator: connection.allocator) { event in
+                guard droppedStatus == nil else { return }
                 switch event {
                 case .head(let head):
-                    state.responseHead(keepAlive: head.keepAlive, now: now)
+                    if state.responseHead(status: head.status, keepAlive: head.keepAlive, now: now) == .tryNext {
+                        // Never relayed: the next target answers instead.
+                        droppedStatus = head.status
+                        return
+                    }
+                    if plan != nil { tryAnswered(status: head.status, retryOn: state.settings.retryOn, now: now) }
                     replay = []
                     responseStatus = head.status
                     held = head.clientHead
@@ -181,7 +199,11 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             writeHeld()
         } catch {
             writeHeld()
-            perform(state.protocolError(error.reason))
+            if droppedStatus == nil { perform(state.protocolError(error.reason)) }
+        }
+        if let status = droppedStatus {
+            droppedStatus = nil
+            perform(.tryNext(.status(status), UpstreamErrorCause(layer: .protocol, reason: "status \(status)")))
         }
     }
 
@@ -216,15 +238,17 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             finish(reusable: false)
             client?.exchangeCompleted()
         case .replay:
-            reader = UpstreamResponseReader(requestMethodIsHEAD: head.method == .HEAD)
-            reader.observer = observer
-            pending = replay + pending
-            replay = []
-            release(reusable: false)
-            timer.set(state.deadline)
+            resend()
             lease(fresh: true)
+        case .tryNext(let failure, _):
+            let now = NIODeadline.now()
+            tryFailed(failure, now: now)
+            resend()
+            chooseTarget(now: now)
+            lease(fresh: false)
         case .fail(let error, let cause):
             let client = self.client
+            if plan != nil, error != nil { targetFailed(now: .now()) }
             finish(reusable: false)
             if let error {
                 client?.exchangeFailedBeforeResponse(error, cause: cause)
@@ -235,10 +259,22 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         }
     }
 
+    /// The request goes out again from the start: a fresh reader, the parts sent so far before
+    /// those still waiting, the old connection closed.
+    private func resend() {
+        reader = UpstreamResponseReader(requestMethodIsHEAD: head.method == .HEAD)
+        reader.observer = observer
+        pending = replay + pending
+        replay = []
+        heldHead = nil
+        release(reusable: false)
+        timer.set(state.deadline)
+    }
+
     // MARK: Internals
 
     private func lease(fresh: Bool) {
-        let target = match.route.target
+        let target = self.target
         if !fresh, let connection = pool.idleConnection(to: target) {
             // Called while the client's read is being delivered (head first, then any body bytes
             // of the same read): the client side's read-complete flushes head and body together,
@@ -246,9 +282,14 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             connected(connection, reused: true, flushNow: !(client?.clientReadInProgress ?? false))
             return
         }
+        let attempt = state.attempts
         pool.connect(to: target).assumeIsolated().whenComplete { [weak self] result in
-            guard let self else {
-                if case .success(let connection) = result { connection.channel.close(promise: nil) }
+            guard let self, self.state.attempts == attempt else {
+                // The exchange is gone, or this try ended meanwhile (its attempt_timeout_ms):
+                // the connection carried nothing.
+                if case .success(let connection) = result {
+                    if let self { self.pool.release(connection, reusable: true) } else { connection.channel.close(promise: nil) }
+                }
                 return
             }
             switch result {
@@ -258,7 +299,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                 // A TLS failure says what failed (expired, untrusted, wrong host); the rest is
                 // "unreachable" (refused, DNS, connect timeout).
                 let response = (error as? TLSError).map(ProxyErrorResponse.upstreamTLS) ?? .upstreamUnreachable
-                self.perform(self.state.leaseFailed(UpstreamErrorCause(connectError: error), error: response))
+                self.perform(self.state.leaseFailed(UpstreamErrorCause(connectError: error), error: response, now: .now()))
             }
         }
     }
@@ -285,7 +326,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
         var head = connection.allocator.buffer(capacity: 512 + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: self.head.method, match: match, target: match.route.target,
+            method: self.head.method, match: match, target: target,
             client: self.head, framing: requestFraming, into: &head)
         let buffered = pending
         pending = []
@@ -325,10 +366,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     private func write(_ part: RequestPart, on connection: UpstreamConnection) {
-        if state.keepsReplayCopy {
-            if case .body(let buffer) = part { state.bodySent(bytes: buffer.readableBytes) }
-            if state.keepsReplayCopy { replay.append(part) } else { replay = [] }
-        }
+        if case .body(let buffer) = part { state.bodySent(bytes: buffer.readableBytes) }
+        if state.keepsReplayCopy { replay.append(part) } else if !replay.isEmpty { replay = [] }
         switch part {
         case .body(let buffer):
             guard buffer.readableBytes > 0 else { return }
@@ -384,6 +423,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         case .none: break
         case .rearm(let deadline): timer.set(deadline)
         case .fail(let error, let cause): perform(.fail(error, cause))
+        case .tryNext(let failure, let cause): perform(.tryNext(failure, cause))
         }
     }
 

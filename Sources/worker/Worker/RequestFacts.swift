@@ -28,6 +28,8 @@ struct RequestFacts {
     var upstreamError: UpstreamErrorCause?
     /// Tries made upstream (the first included); 0 when the request never left the proxy.
     var attempts = 0
+    /// The target of the last try, when the route has several (nil: the route's one target).
+    var target: UpstreamTarget?
 
     init(startedAt: NIODeadline, head: RequestHead?) {
         self.startedAt = startedAt
@@ -48,6 +50,7 @@ struct RequestFacts {
         outcome = .responded
         upstreamError = nil
         attempts = 0
+        target = nil
     }
 }
 
@@ -68,7 +71,7 @@ enum RequestOutcome: Equatable {
 /// and the system's or OpenSSL's fixed reason text. Never a header, a URL with credentials or a key.
 struct UpstreamErrorCause: Equatable, CustomStringConvertible {
     enum Layer: String {
-        case dns, connect, tls, timeout, reset, `protocol`
+        case dns, connect, tls, timeout, reset, `protocol`, truncated
     }
 
     var layer: Layer

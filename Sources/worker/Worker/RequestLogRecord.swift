@@ -21,7 +21,9 @@ struct RequestLogRecord: Sendable, Equatable {
     var durationMs: Int64?
     var status: UInt?
     var responseBodyLength: Int?
-    /// Why the upstream could not answer (`UpstreamErrorCause`), after Fluxgate's fields.
+    /// Tries made upstream, when more than one (docs/logging.md).
+    var attempts: Int?
+    /// Why the upstream could not answer (`UpstreamErrorCause`), after Fluxgate's fields; last.
     var error: String?
 
     /// A field's value: numbers stay numbers, so the JSON log format prints them unquoted.
@@ -43,6 +45,7 @@ struct RequestLogRecord: Sendable, Equatable {
         if let durationMs { body("duration_ms", .number(durationMs)) }
         if let status { body("status", .number(Int64(status))) }
         if let responseBodyLength { body("response_body_length", .number(Int64(responseBodyLength))) }
+        if let attempts { body("attempts", .number(Int64(attempts))) }
         if let error { body("error", .string(error)) }
     }
 
@@ -95,13 +98,14 @@ extension RequestLogRecord {
         method = facts.head?.method.rawValue
         let uri = facts.head?.uri
         requestURL = uri
-        if let uri { targetURL = facts.match?.targetURL(uri: uri) }
+        if let uri { targetURL = facts.match?.targetURL(uri: uri, on: facts.target) }
         requestBodyLength = facts.requestBodyBytes
         apiKeyID = facts.keyID
         upstream = facts.route?.upstream.name
         durationMs = (NIODeadline.now() - facts.startedAt).nanoseconds / 1_000_000
         status = facts.status
         responseBodyLength = facts.responseBodyBytes
+        attempts = facts.attempts > 1 ? facts.attempts : nil
         error = facts.upstreamError?.description
     }
 }
