@@ -9,7 +9,8 @@
 # (static 580 B JSON and 13,405 B SSE; 401 unless it sees the provider key), a paced SSE mock (50
 # events x 20 ms; tools/sse_bench.c, compiled here, with tools/paced_sse_mock.py as the fallback
 # when there is no C compiler; the S5 probe likewise), nginx (1 worker, 1 worker with 16 KiB proxy buffers, 2 workers), HAProxy
-# (2 threads) and fluxgate (workers: 1 and 2), plus a bulk-body mock for the 1 GiB transfers. Every
+# (2 threads) and fluxgate (workers: 1 and 2; fluxgate1t2: workers 1, the JSON upstream over two targets),
+# plus a bulk-body mock for the 1 GiB transfers. Every
 # proxy checks `Authorization: Bearer sk-client-key`, sends `Authorization: Bearer upstream-key`
 # upstream and keeps connections alive.
 # Each scenario runs with per-request logging off (FLUXGATE_LOG=info, nginx access_log off) and on
@@ -44,7 +45,7 @@ for sc in $SCENARIOS; do case $sc in
   json_c[0-9]*|sse_c[0-9]*) WRK_SCENARIOS+="$sc ";;
   reload) DO_RELOAD=1;; bigbody) DO_BIGBODY=1;;
   *) echo "unknown scenario $sc (json_cN sse_cN bigbody reload)" >&2; exit 2;; esac; done
-TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate2"}
+TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate2 fluxgate1t2"}
 OUT=${OUT:-$BENCH/results/$(date +%Y%m%d-%H%M%S)-$MODE}
 FLUXGATE_BIN=${FLUXGATE_BIN:-}
 CLIENT_KEY=sk-client-key; UPSTREAM_KEY=upstream-key
@@ -111,8 +112,9 @@ import socket
 ss = [socket.socket() for _ in range(9)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
+P_fluxgate1t2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
-                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2)
+                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1t2]=$P_fluxgate1t2)
 
 render() {     # render TEMPLATE OUT PORT WORKERS
   sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
@@ -138,9 +140,12 @@ start_proxy() {  # start_proxy TARGET LOGMODE
     haproxy)   # no per-request log in either mode (it would need syslog); see docs/performance.md
       render "$BENCH/conf/haproxy.cfg.tmpl" "$RUN/$t.cfg" "$p" 2
       launch $t haproxy -db -f "$RUN/$t.cfg" ;;
-    fluxgate1|fluxgate2)
-      w=${t#fluxgate}
+    fluxgate1|fluxgate2|fluxgate1t2)
+      w=${t#fluxgate}; w=${w%t2}
       render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t.yaml" "$p" "$w"
+      # fluxgate1t2: the JSON upstream over two healthy targets (two origins of the one mock:
+      # weighted choice and shared health on every request), against fluxgate1's one target.
+      [ $t = fluxgate1t2 ] && python3 "$BENCH/tools/two_targets.py" "$RUN/$t.yaml" "$MOCK_PORT" "$UPSTREAM_KEY"
       local level=info; [ "$lm" = on ] && level=trace
       # its own control socket: the default one is per user and may belong to someone else's fluxgate
       launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock" ;;
