@@ -54,6 +54,11 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The status of a response head that failed the current try (`HeadDecision.tryNext`): the
     /// rest of that response is dropped.
     private var droppedStatus: UInt?
+    /// The dropped response of a failed try, whole (head and body in one read, small), or the
+    /// last one that was: what the client gets if no later try answers
+    /// (docs/routing-and-forwarding.md "Retries and failover").
+    private var failedResponse: FailedResponse?
+    private var dropping: FailedResponse?
 
     /// Request parts received from the client while no connection is ready yet.
     private var pending: [RequestPart] = []
@@ -170,12 +175,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             reader.announcesClose = client.closesAfterResponse
             // The handler below must not touch `reader` (exclusive access while it reads).
             try reader.read(bytes, allocator: connection.allocator) { event in
-                guard droppedStatus == nil else { return }
+                guard droppedStatus == nil else { return keepDropped(event) }
                 switch event {
                 case .head(let head):
                     if state.responseHead(status: head.status, keepAlive: head.keepAlive, now: now) == .tryNext {
                         // Never relayed: the next target answers instead.
                         droppedStatus = head.status
+                        dropping = FailedResponse(bytes: head.clientHead, announcesClose: head.announcesClose, status: head.status)
                         return
                     }
                     if plan != nil { tryAnswered(status: head.status, retryOn: state.settings.retryOn, now: now) }
@@ -203,6 +209,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         }
         if let status = droppedStatus {
             droppedStatus = nil
+            if let dropping, dropping.complete { failedResponse = dropping }
+            dropping = nil
             perform(.tryNext(.status(status), UpstreamErrorCause(layer: .protocol, reason: "status \(status)")))
         }
     }
@@ -250,6 +258,15 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             let client = self.client
             if plan != nil, error != nil { targetFailed(now: .now()) }
             finish(reusable: false)
+            if error != nil, let failed = failedResponse {
+                // An earlier try's answer beats the proxy's own error.
+                failedResponse = nil
+                responseStatus = failed.status
+                responseBodyBytes = failed.payload
+                client?.writeResponseHead(failed.bytes, announcesClose: failed.announcesClose)
+                client?.exchangeCompleted()
+                return
+            }
             if let error {
                 client?.exchangeFailedBeforeResponse(error, cause: cause)
             } else {
@@ -257,6 +274,35 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                 client?.exchangeAborted(cause: cause)
             }
         }
+    }
+
+    /// A dropped response as the client would have got it, kept while it stays small.
+    struct FailedResponse {
+        var bytes: ByteBuffer
+        var announcesClose: Bool
+        var status: UInt
+        var payload = 0
+        var complete = false
+        static let maxBytes = 64 * 1024
+    }
+
+    /// A body or end event of a dropped response.
+    private func keepDropped(_ event: UpstreamResponseReader.Event) {
+        guard var kept = dropping else { return }
+        switch event {
+        case .head:
+            return
+        case .body(let body, let payload):
+            guard kept.bytes.readableBytes + body.readableBytes <= FailedResponse.maxBytes else {
+                dropping = nil
+                return
+            }
+            kept.bytes.writeImmutableBuffer(body)
+            kept.payload += payload
+        case .end:
+            kept.complete = true
+        }
+        dropping = kept
     }
 
     /// The request goes out again from the start: a fresh reader, the parts sent so far before

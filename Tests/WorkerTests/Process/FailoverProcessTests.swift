@@ -183,6 +183,70 @@ import TestSupport
         let line = try #require(proxy.waitForLogLines(containing: "Request processed", count: 1).first)
         #expect(line.contains("error=\"truncated: the upstream closed the connection mid-response\""))
     }
+
+    @Test func theOpenAISDKRaisesOnACutStream() throws {
+        let python = Binaries.packageRoot + "/.venv-tests/bin/python"
+        try #require(FileManager.default.isExecutableFile(atPath: python), "run .ci/install-deps first (it installs the OpenAI SDK)")
+        let cut = try MockUpstream()
+        defer { cut.shutdown() }
+        cut.failure = .cutStream(after: 10)
+        let proxy = try Self.proxy(targets: [(cut.baseURL + "/v1", "sk-a")], workers: 1)
+        defer { _ = proxy.stop() }
+        let script = Binaries.packageRoot + "/Tests/Fixtures/openai_sdk_truncated.py"
+        let result = try ChildProcess.run(python, [script, "http://127.0.0.1:\(proxy.port)/llm", Self.clientKey], timeout: 60)
+        #expect(result.stdout.contains("EVENTS 10"), "\(result.stdout) \(result.stderr)")
+        #expect(result.stdout.contains("RAISED"), "the SDK took a cut stream for a complete one: \(result.stdout)")
+        let line = try #require(proxy.waitForLogLines(containing: "Request processed", count: 1).first)
+        #expect(line.contains("truncated"))
+    }
+
+    @Test func theLastUpstreamAnswerBeatsTheProxysError() throws {
+        let busy = try MockUpstream()
+        defer { busy.shutdown() }
+        busy.failure = .status(503)
+        let refused = "http://127.0.0.1:\(try TestPorts.closedPort())"
+        let proxy = try Self.proxy(targets: [(busy.baseURL, "sk-a"), (refused, "sk-b")], workers: 1)
+        defer { _ = proxy.stop() }
+        // The first try gets the 503 (dropped, another try remains), the second no connection.
+        let response = try proxy.connect().request("POST", "/llm/v1/chat/completions", headers: [Self.auth], body: Self.chat)
+        #expect(response.status == 503)
+        #expect(response.bodyText == #"{"status":503}"#)
+        let line = try #require(proxy.waitForLogLines(containing: "Request processed", count: 1).first)
+        #expect(line.contains("attempts=2"))
+        #expect(line.contains("status=503"))
+    }
+
+    @Test func aReloadKeepsTheHealthOfTargetsThatStay() throws {
+        let healthy = try MockUpstream()
+        let failing = try MockUpstream()
+        defer {
+            healthy.shutdown()
+            failing.shutdown()
+        }
+        failing.failure = .status(503)
+        let health = "health:\n  failures: 1\n  cooldown_ms: 60000\n"
+        let proxy = try Self.proxy(targets: [(failing.baseURL, "sk-a"), (healthy.baseURL, "sk-b")], extra: health)
+        defer { _ = proxy.stop() }
+        #expect(Self.load(proxy, rounds: 2) == [])
+        let sent = failing.requests.count
+        #expect(sent >= 1)
+        // The same targets in the other order, and a third: the failing one stays out.
+        let third = try MockUpstream()
+        defer { third.shutdown() }
+        let yaml = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
+        let reordered = yaml.replacingOccurrences(
+            of:
+                "      - target_url: \"\(failing.baseURL)\"\n        api_key: \"sk-a\"\n      - target_url: \"\(healthy.baseURL)\"\n        api_key: \"sk-b\"\n",
+            with:
+                "      - target_url: \"\(third.baseURL)\"\n        api_key: \"sk-c\"\n      - target_url: \"\(healthy.baseURL)\"\n        api_key: \"sk-b\"\n      - target_url: \"\(failing.baseURL)\"\n        api_key: \"sk-a\"\n"
+        )
+        #expect(reordered != yaml)
+        try reordered.write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+        #expect(try proxy.reload().status == 0)
+        #expect(Self.load(proxy, rounds: 3) == [])
+        #expect(!third.requests.isEmpty, "the reload did not take effect")
+        #expect(failing.requests.count == sent, "the reload forgot that the failing target is out")
+    }
 }
 
 /// Strings collected from several threads.
