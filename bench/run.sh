@@ -4,6 +4,7 @@
 #   bench/run.sh --short     # a few minutes: S1, S2, S3/S4 (2 reps x 3 s), S5 small, S6, S7 idle/after,
 #                            #   S8 reload under load, 1 GiB up/down (SOAK_S=60 adds a one-minute soak)
 #   bench/run.sh             # full: 4 reps x 10 s, S1-S5 incl. SSE c=1, S6 x5, S7 with a 10-minute soak, S8, 1 GiB
+#                            # (both: S9, the extra p99 of a refused connection before failover, fluxgate1 vs fluxgate1r)
 #
 # Everything listens on 127.0.0.1 on free ports picked at start. Started here: an nginx mock upstream
 # (static 580 B JSON and 13,405 B SSE; 401 unless it sees the provider key), a paced SSE mock (50
@@ -384,6 +385,24 @@ for lm in $LOGMODES; do
     for f in "$RUN/$t.out" "$RUN/$t.access.log"; do [ -f "$f" ] && log "$lm $t log: $(wc -l < "$f") lines in $(basename "$f")"; done; done
   for t in "${proxies[@]}"; do stop_one $t; done
   STARTED=("${MOCKS[@]}")
+done
+
+# S9: the extra time a refused connection costs a request (issue 21: < 5 ms at p99). fluxgate1
+# against fluxgate1r, whose JSON upstream has a refused target first (weight 1000 to the mock's 1,
+# health.failures 255: every one of the 200 sequential requests tries it, fails over, and it is
+# not yet taken out), one keep-alive connection each, same run.
+REF=$OUT/refused.tsv; echo -e "proxy\trequests\tresult" > "$REF"
+REFUSED_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+for t in fluxgate1 fluxgate1r; do
+  render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t-s9.yaml" "${PORT[fluxgate1]}" 1
+  [ $t = fluxgate1r ] && python3 "$BENCH/tools/two_targets.py" "$RUN/$t-s9.yaml" "$MOCK_PORT" "$UPSTREAM_KEY" \
+    --refused "$REFUSED_PORT"
+  launch s9$t env FLUXGATE_LOG=info "$FLUXGATE_BIN" --config "$RUN/$t-s9.yaml" --control-socket "$RUN/$t-s9.sock"
+  if wait_http "http://127.0.0.1:${PORT[fluxgate1]}/none" 20 401; then
+    r=$(timeout 120 python3 "$BENCH/tools/latency_probe.py" "http://127.0.0.1:${PORT[fluxgate1]}/v1/chat/completions" "$CLIENT_KEY" 200)
+    echo -e "$t\t200\t$r" >> "$REF"; log "S9 refused $t: $r"
+  fi
+  stop_one s9$t
 done
 
 # S6: launch -> first 200 through the chain (fluxgate 1 worker vs nginx 1 worker), mocks still up
