@@ -37,15 +37,18 @@ public struct Configuration: Sendable, Hashable, Codable {
     public var server: Server
     public var upstreams: Upstreams
     public var apiKeys: APIKeys
+    /// `observability:` (Configuration+Observability.swift).
+    public var observability: Observability
 
     public init(
         version: Int = 1, server: Server = Server(), upstreams: Upstreams = Upstreams(),
-        apiKeys: APIKeys = APIKeys()
+        apiKeys: APIKeys = APIKeys(), observability: Observability = Observability()
     ) {
         self.version = version
         self.server = server
         self.upstreams = upstreams
         self.apiKeys = apiKeys
+        self.observability = observability
     }
 
     /// Authentication is required iff at least one static or JWT key is configured

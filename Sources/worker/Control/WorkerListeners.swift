@@ -8,7 +8,7 @@ import NIOPosix
 import Synchronization
 
 /// The worker's data plane as the control channel sees it: one `WorkerServer` per inherited
-/// listening socket (fd 3, and fd 7… when the worker count shrank and this slot took over surplus
+/// listening socket (fd 3, and fd 8… when the worker count shrank and this slot took over surplus
 /// sockets), and one per socket the master lent while another slot has no worker, all sharing
 /// one `WorkerContext` (one snapshot, upstream pool and limiter). In standby nothing accepts until
 /// `startAccepting`: the previous acceptor of these sockets is still draining, and two processes
@@ -43,6 +43,7 @@ final class WorkerListeners: DataPlane {
     private let limiter: InFlightLimiter?
     /// The host's target health (the master's segment, or the worker's own).
     private let health: TargetHealthBoard
+    private let metrics: MetricsRegion?
     private let group: MultiThreadedEventLoopGroup
     /// The worker's one event loop (the group has one thread).
     private let loop: EventLoop
@@ -50,12 +51,13 @@ final class WorkerListeners: DataPlane {
 
     init(
         descriptors: [CInt], configuration: Configuration, logger: Logger, limiter: InFlightLimiter?,
-        group: MultiThreadedEventLoopGroup, health: TargetHealthSegment? = nil
+        metrics: MetricsRegion? = nil, group: MultiThreadedEventLoopGroup, health: TargetHealthSegment? = nil
     ) {
         self.descriptors = descriptors
         self.logger = logger
         self.limiter = limiter
         self.health = TargetHealthBoard(segment: health)
+        self.metrics = metrics
         self.group = group
         self.loop = group.next()
         self.state = Mutex(State(configuration: configuration))
@@ -86,9 +88,10 @@ final class WorkerListeners: DataPlane {
         let loop = self.loop
         let making: Task<NIOLoopBound<WorkerContext>, any Error> = state.withLock { state in
             if let context = state.context { return context }
-            let task = Task { [logger, limiter, health] in
+            let task = Task { [logger, limiter, metrics, health] in
                 try await WorkerServer.makeContext(
-                    on: loop, configuration: configuration, logger: logger, limiter: limiter, health: health)
+                    on: loop, configuration: configuration, logger: logger, limiter: limiter, metrics: metrics,
+                    health: health)
             }
             state.context = task
             return task

@@ -59,7 +59,8 @@ final class WorkerServer: Sendable {
     static func makeContext(
         on eventLoop: EventLoop, configuration: Configuration, logger: Logger, limits: WorkerLimits = WorkerLimits(),
         limiter: InFlightLimiter? = nil, pipeline: RequestPipeline = .standard(),
-        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil, health: TargetHealthBoard? = nil
+        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil,
+        health: TargetHealthBoard? = nil
     ) async throws -> NIOLoopBound<WorkerContext> {
         let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
         let health = health ?? TargetHealthBoard(segment: nil)
@@ -68,7 +69,8 @@ final class WorkerServer: Sendable {
             NIOLoopBound(
                 WorkerContext(
                     snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
-                    logger: logger, pipeline: pipeline, responseObservers: responseObservers, health: health),
+                    logger: logger, pipeline: pipeline, responseObservers: responseObservers, metrics: metrics,
+                    health: health),
                 eventLoop: eventLoop)
         }.get()
     }
