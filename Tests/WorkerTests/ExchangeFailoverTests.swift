@@ -18,7 +18,7 @@ import Testing
             requestTimeout: .seconds(60), attemptTimeout: .milliseconds(attemptTimeoutMs),
             streamIdleTimeout: .seconds(60), replayBufferBytes: replayBufferBytes, idempotent: false)
         settings.maxTries = tries
-        settings.retryOn = on
+        settings.retryOn = RetryRules(on)
         return ExchangeState(settings: settings, now: t0)
     }
 
@@ -103,6 +103,13 @@ import Testing
         state.responseHead(status: 200, keepAlive: true, now: Self.at(ms: 1))
         let cut = state.connectionClosed(bodyEndsAtClose: false, now: Self.at(ms: 2))
         #expect(cut == .fail(nil, UpstreamErrorCause(layer: .truncated, reason: "the upstream closed the connection mid-response")))
+    }
+
+    @Test func retryRulesHoldEveryListedStatusAndNoOther() {
+        let rules = RetryRules(.init(statuses: [429, 500, 563, 599]))
+        #expect([429, 500, 563, 599].allSatisfy { rules.retries(status: $0) })
+        #expect(![400, 404, 428, 502, 600, 200].contains { rules.retries(status: $0) })
+        #expect(RetryRules().retries(status: 503) && !RetryRules().retries(status: 500))
     }
 
     @Test func oneTryMeansNoFailover() {

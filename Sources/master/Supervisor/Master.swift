@@ -44,7 +44,6 @@ final class Master {
     var reloadsSeen: Int64 = 0
     /// Addresses the listener could not bind: not retried until the configuration names another.
     var failedObservabilityAddresses: Set<String> = []
-    private let segment: InFlightSegment?
     /// Upstream target health shared by every worker (docs/routing-and-forwarding.md "Target
     /// health"): made once, so it outlives reloads and worker crashes.
     private let health: TargetHealthSegment?

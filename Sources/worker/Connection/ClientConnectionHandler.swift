@@ -432,7 +432,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         if route.failover {
             // docs/routing-and-forwarding.md "Retries and failover".
             settings.maxTries = route.maxTries
-            settings.retryOn = route.upstream.retry.on
+            settings.retryOn = route.retryRules
             settings.replayBufferBytes = route.upstream.retry.replayBufferBytes
         }
         let exchange = ProxyExchange(

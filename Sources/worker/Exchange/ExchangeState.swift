@@ -35,7 +35,7 @@ struct ExchangeState {
         /// Tries on targets in all (`retry.attempts`); 1 = no failover.
         var maxTries = 1
         /// What fails a try (`retry.on`), read only when `maxTries` > 1.
-        var retryOn = Configuration.RetryConditions()
+        var retryOn = RetryRules()
     }
 
     /// Why a try failed and another follows (the attempt counts for `fluxgate_upstream_attempts_total`).
@@ -220,7 +220,7 @@ struct ExchangeState {
     @discardableResult
     mutating func responseHead(status: UInt, keepAlive: Bool, now: NIODeadline) -> HeadDecision {
         guard phase == .awaitingHead else { return .relay }
-        if tries < settings.maxTries, status >= 429, settings.retryOn.statuses.contains(UInt16(clamping: status)), mayTryNext(now: now) {
+        if tries < settings.maxTries, settings.retryOn.retries(status: status), mayTryNext(now: now) {
             startNextTry(ending: .status(status), now: now)
             return .tryNext
         }

@@ -64,10 +64,10 @@ extension ProxyExchange {
 
     /// A response head is relayed: a success for the target's health unless its status is one
     /// `retry.on` lists (the last try's 503 is relayed, and still a failure of that target).
-    func tryAnswered(status: UInt, retryOn: Configuration.RetryConditions, now: NIODeadline) {
+    func tryAnswered(status: UInt, retryOn: RetryRules, now: NIODeadline) {
         guard let plan else { return }
         let nowMs = TargetHealthBoard.milliseconds(now)
-        if status >= 429, retryOn.statuses.contains(UInt16(clamping: status)) {
+        if retryOn.retries(status: status) {
             group(plan.group).failed(plan.index, board: health, nowMs: nowMs)
         } else {
             group(plan.group).succeeded(plan.index, board: health, nowMs: nowMs)

@@ -29,6 +29,8 @@ struct Router: Sendable {
         let failover: Bool
         /// Tries in all (`retry.attempts` or its default).
         let maxTries: Int
+        /// `retry.on`, as the exchange reads it.
+        let retryRules: RetryRules
         /// `retry.attempt_timeout_ms`, when set.
         let attemptTimeout: TimeAmount?
         /// `prefix`'s bytes, compared per request.
@@ -43,6 +45,7 @@ struct Router: Sendable {
             self.target = group.targets[0]
             self.fallbacks = fallbacks
             self.maxTries = upstream.maxAttempts
+            self.retryRules = RetryRules(upstream.retry.on)
             self.failover = group.targets.count > 1 || !fallbacks.isEmpty || maxTries > 1
             self.attemptTimeout = upstream.retry.attemptTimeoutMs.map { .milliseconds(Int64(clamping: $0)) }
             self.prefixBytes = Array(prefix.utf8)
