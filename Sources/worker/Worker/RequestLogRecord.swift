@@ -57,7 +57,9 @@ struct RequestLogRecord: Sendable {
         if let apiKeyID { body("api_key", .string(apiKeyID)) }
         if requestTarget != nil, match != nil {
             requestTarget?.withUnsafeReadableBytes { target in
-                match?.withTargetURL(target: target, on: answeringTarget) { Self.url($0, mayHaveUserinfo: false) { body("target_url", $0) } }
+                match?.withTargetURL(target: target, on: answeringTarget) {
+                    Self.url($0, mayHaveUserinfo: false) { body("target_url", $0) }
+                }
             }
         } else if let targetURL {
             body("target_url", .string(Self.capped(URLRedaction.redactingCredentials(targetURL, mayHaveUserinfo: false))))
