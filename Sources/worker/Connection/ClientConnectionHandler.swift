@@ -437,7 +437,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         }
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
-            match: match, head: head, settings: settings, health: worker.health,
+            match: match, head: head, settings: settings, health: route.failover ? worker.health : nil,
             observer: worker.responseObservers?(head))
         self.exchange = exchange
         state.forwarding()

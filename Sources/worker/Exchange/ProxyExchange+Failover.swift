@@ -19,6 +19,7 @@ extension ProxyExchange {
     /// never refuses a request by itself); when every target was tried (`retry.attempts` above
     /// the number of targets), the round starts again.
     func chooseTarget(now: NIODeadline) {
+        guard let health else { return }
         let nowMs = TargetHealthBoard.milliseconds(now)
         let count = 1 + match.route.fallbacks.count
         var plan = self.plan ?? FailoverPlan(tried: [UInt64](repeating: 0, count: count))
@@ -58,14 +59,14 @@ extension ProxyExchange {
 
     /// The current try's target failed (by `retry.on`, or it could not be reached at all).
     func targetFailed(now: NIODeadline) {
-        guard let plan else { return }
+        guard let plan, let health else { return }
         group(plan.group).failed(plan.index, board: health, nowMs: TargetHealthBoard.milliseconds(now))
     }
 
     /// A response head is relayed: a success for the target's health unless its status is one
     /// `retry.on` lists (the last try's 503 is relayed, and still a failure of that target).
     func tryAnswered(status: UInt, retryOn: RetryRules, now: NIODeadline) {
-        guard let plan else { return }
+        guard let plan, let health else { return }
         let nowMs = TargetHealthBoard.milliseconds(now)
         if retryOn.retries(status: status) {
             group(plan.group).failed(plan.index, board: health, nowMs: nowMs)

@@ -45,12 +45,16 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private var client: ClientSide?
     private var state: ExchangeState
     private var connection: UpstreamConnection?
-    /// The current try's target: the route's own unless the route has `failover`.
-    var target: UpstreamTarget
+    /// The current try's target: the route's own unless the route has `failover`. Unowned: the
+    /// route, which the exchange holds through `match` for its whole life, holds every target it
+    /// may choose (its own and its fallbacks'), and a retain and release per request is saved.
+    unowned(unsafe) var target: UpstreamTarget
     /// Which targets were tried, for a route with `failover` only (nil keeps the one-target
     /// path free of it).
     var plan: FailoverPlan?
-    let health: TargetHealthBoard
+    /// The host's target health, given only to an exchange whose route has `failover` (nil
+    /// costs the one-target path no retain).
+    let health: TargetHealthBoard?
     /// The status of a response head that failed the current try (`HeadDecision.tryNext`): the
     /// rest of that response is dropped.
     private var droppedStatus: UInt?
@@ -99,7 +103,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     init(
         eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
-        head: RequestHead, settings: ExchangeState.Settings, health: TargetHealthBoard, observer: ResponseObserver? = nil
+        head: RequestHead, settings: ExchangeState.Settings, health: TargetHealthBoard?, observer: ResponseObserver? = nil
     ) {
         self.eventLoop = eventLoop
         self.pool = pool
@@ -378,7 +382,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // Room for a small body too (see `heldHead`).
         let length = head.facts.contentLength
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
-        let target = match.route.target
+        let target = self.target
         let bound = ForwardingHeaders.upstreamRequestHeadBound(
             method: self.head.method, match: match, target: target, client: self.head)
         var head = connection.allocator.buffer(capacity: bound + bodyRoom)
