@@ -9,9 +9,9 @@ d = sys.argv[1]
 rows = list(csv.DictReader(open(os.path.join(d, "runs.tsv")), delimiter="\t"))
 LABEL = {"direct": "direct to mock", "nginx1": "nginx, 1 worker", "nginx1t": "nginx, 1 worker, 16k buffers",
          "nginx2": "nginx, 2 workers", "haproxy": "haproxy, 2 threads", "fluxgate1": "**fluxgate, 1 worker**",
-         "fluxgate2": "**fluxgate, 2 workers**"}
-ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate2"]
-REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "nginx2": "nginx2",
+         "fluxgate2": "**fluxgate, 2 workers**", "fluxgate1off": "fluxgate, 1 worker, usage: off"}
+ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate2"]
+REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "fluxgate1off": "nginx1", "nginx2": "nginx2",
        "haproxy": "nginx2", "fluxgate2": "nginx2"}
 
 
@@ -86,7 +86,7 @@ for lm in lms:
                   f"{fmt(a50, '+.3f')} | {fmt(a99, '+.3f')} | {err}/{n} | "
                   f"{fmt(med([f(r['foreign_cpu_pct']) for r in rs]), '.0f')} | "
                   f"{fmt(med([f(r['loadavg1']) for r in rs]), '.1f')} | {len(rs)} |")
-            if t.startswith("fluxgate"):
+            if t.startswith("fluxgate") and not t.endswith("off"):
                 ng = REF[t]
                 head.append((sc, lm, t[-1], rr, cr,
                              per_rep(lm, sc, t, "nginx1t", ratio("proxy_cpu_us_per_req")) if payload == "sse" and t == "fluxgate1" else float("nan"),
@@ -102,6 +102,18 @@ if head:
     for sc, lm, w, rr, cr, ct, d50, d99, err, n in sorted(head):
         print(f"| {sc} | {lm} | {w} | {fmt(rr, '.2f')} | {fmt(cr, '.2f')} | {fmt(ct, '.2f')} | "
               f"{fmt(d50, '+.3f')} | {fmt(d99, '+.3f')} | {err}/{n} |")
+    print()
+
+usage = [(sc, lm, per_rep(lm, sc, "fluxgate1", "fluxgate1off", ratio("rps")),
+          per_rep(lm, sc, "fluxgate1", "fluxgate1off", ratio("proxy_cpu_us_per_req")))
+         for (lm, sc, t) in sorted(g) if t == "fluxgate1off" and (lm, sc, "fluxgate1") in g]
+if usage:
+    print("## Usage reader: fluxgate `usage: auto` ÷ `usage: off`, 1 worker (medians of per-rep ratios, same run)\n")
+    print("Issue 20's budget: throughput ≥ 0.97 (JSON) and ≥ 0.95 (SSE).\n")
+    print("| scenario | logging | throughput ÷ off | CPU µs/req ÷ off |")
+    print("|---|---|---:|---:|")
+    for sc, lm, rr, cr in usage:
+        print(f"| {sc} | {lm} | {fmt(rr, '.3f')} | {fmt(cr, '.3f')} |")
     print()
 
 fid = os.path.join(d, "fidelity.jsonl")

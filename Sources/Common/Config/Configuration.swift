@@ -168,11 +168,14 @@ extension Configuration {
         public var health: Health
         /// Upstream names tried in order when every target here failed.
         public var fallback: [String]
+        /// `usage`: whether the token usage of its responses is read (docs/usage.md). Hot.
+        public var usage: UsageMode = .auto
 
         public init(
             name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
             apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil,
-            targets: [Target]? = nil, retry: Retry = Retry(), health: Health = Health(), fallback: [String] = []
+            targets: [Target]? = nil, retry: Retry = Retry(), health: Health = Health(), fallback: [String] = [],
+            usage: UsageMode = .auto
         ) {
             self.name = name
             self.targetURL = targetURL
@@ -184,7 +187,16 @@ extension Configuration {
             self.retry = retry
             self.health = health
             self.fallback = fallback
+            self.usage = usage
         }
+    }
+
+    /// An upstream's `usage` key (docs/configuration.md, docs/usage.md).
+    public enum UsageMode: String, Sendable, Hashable, Codable, CaseIterable {
+        /// The usage each response reports is read as it is relayed (the default).
+        case auto
+        /// Nothing is read: the request line has no token fields.
+        case off
     }
 
     /// A private CA for upstream verification: the file name (for messages) and its PEM contents.

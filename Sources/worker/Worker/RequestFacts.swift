@@ -42,6 +42,9 @@ struct RequestFacts {
     var attempts = 0
     /// The target of the last try, when the route has several (nil: the route's one target).
     var target: UpstreamTarget?
+    /// The response's token usage (docs/usage.md), when its upstream reads usage and a response
+    /// head came: what the request line shows and what token limits settle on.
+    var usage: UsageResult?
 
     init(startedAt: NIODeadline) {
         self.startedAt = startedAt
@@ -67,6 +70,7 @@ struct RequestFacts {
         upstreamError = nil
         attempts = 0
         target = nil
+        usage = nil
     }
 }
 

@@ -34,6 +34,14 @@ struct RequestLogRecord: Sendable {
     var match: Router.Match?
     /// The target of the last try when the route has several (`target_url` is on it).
     var answeringTarget: UpstreamTarget?
+    /// The response's token usage (docs/usage.md): `usage` is its status, the counts are absent
+    /// when the response gave none.
+    var model: String?
+    var inputTokens: Int?
+    var outputTokens: Int?
+    var cacheReadTokens: Int?
+    var cacheWriteTokens: Int?
+    var usage: String?
 
     /// A field's value: numbers stay numbers, so the JSON log format prints them unquoted.
     enum FieldValue {
@@ -70,6 +78,12 @@ struct RequestLogRecord: Sendable {
         if let responseBodyLength { body("response_body_length", .number(Int64(responseBodyLength))) }
         if let attempts { body("attempts", .number(Int64(attempts))) }
         if let error { body("error", .string(error)) }
+        if let model { body("model", .string(model)) }
+        if let inputTokens { body("input_tokens", .number(Int64(inputTokens))) }
+        if let outputTokens { body("output_tokens", .number(Int64(outputTokens))) }
+        if let cacheReadTokens { body("cache_read_tokens", .number(Int64(cacheReadTokens))) }
+        if let cacheWriteTokens { body("cache_write_tokens", .number(Int64(cacheWriteTokens))) }
+        if let usage { body("usage", .string(usage)) }
     }
 
     var metadata: Logger.Metadata {
@@ -142,5 +156,13 @@ extension RequestLogRecord {
         responseBodyLength = facts.responseBodyBytes
         attempts = facts.attempts > 1 ? facts.attempts : nil
         error = facts.upstreamError?.description
+        if let usage = facts.usage {
+            model = usage.model
+            inputTokens = usage.inputTokens
+            outputTokens = usage.outputTokens
+            cacheReadTokens = usage.cacheReadTokens
+            cacheWriteTokens = usage.cacheWriteTokens
+            self.usage = usage.status.rawValue
+        }
     }
 }
