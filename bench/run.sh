@@ -4,13 +4,15 @@
 #   bench/run.sh --short     # a few minutes: S1, S2, S3/S4 (2 reps x 3 s), S5 small, S6, S7 idle/after,
 #                            #   S8 reload under load, 1 GiB up/down (SOAK_S=60 adds a one-minute soak)
 #   bench/run.sh             # full: 4 reps x 10 s, S1-S5 incl. SSE c=1, S6 x5, S7 with a 10-minute soak, S8, 1 GiB
+#                            # (both: S9, the extra p99 of a refused connection before failover, fluxgate1 vs fluxgate1r)
 #
 # Everything listens on 127.0.0.1 on free ports picked at start. Started here: an nginx mock upstream
 # (static 580 B JSON and 13,405 B SSE; 401 unless it sees the provider key), a paced SSE mock (50
 # events x 20 ms; tools/sse_bench.c, compiled here, with tools/paced_sse_mock.py as the fallback
 # when there is no C compiler; the S5 probe likewise), nginx (1 worker, 1 worker with 16 KiB proxy buffers, 2 workers), HAProxy
 # (2 threads) and fluxgate (workers: 1 and 2; fluxgate1m = 1 worker with the observability listener on
-# and /metrics scraped every second by curl, against fluxgate1 in the same run: docs/observability.md),
+# and /metrics scraped every second by curl, against fluxgate1 in the same run: docs/observability.md;
+# fluxgate1t2: workers 1, the JSON upstream over two targets),
 # plus a bulk-body mock for the 1 GiB transfers. Every
 # proxy checks `Authorization: Bearer sk-client-key`, sends `Authorization: Bearer upstream-key`
 # upstream and keeps connections alive.
@@ -46,7 +48,7 @@ for sc in $SCENARIOS; do case $sc in
   json_c[0-9]*|sse_c[0-9]*) WRK_SCENARIOS+="$sc ";;
   reload) DO_RELOAD=1;; bigbody) DO_BIGBODY=1;;
   *) echo "unknown scenario $sc (json_cN sse_cN bigbody reload)" >&2; exit 2;; esac; done
-TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1off fluxgate1m fluxgate2"}
+TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1off fluxgate1m fluxgate2 fluxgate1t2"}
 OUT=${OUT:-$BENCH/results/$(date +%Y%m%d-%H%M%S)-$MODE}
 FLUXGATE_BIN=${FLUXGATE_BIN:-}
 CLIENT_KEY=sk-client-key; UPSTREAM_KEY=upstream-key
@@ -113,8 +115,10 @@ import socket
 ss = [socket.socket() for _ in range(12)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
+P_fluxgate1t2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
-                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1off]=$P_fluxgate1off [fluxgate1m]=$P_fluxgate1m)
+                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1off]=$P_fluxgate1off [fluxgate1m]=$P_fluxgate1m
+                 [fluxgate1t2]=$P_fluxgate1t2)
 
 render() {     # render TEMPLATE OUT PORT WORKERS
   sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
@@ -140,11 +144,14 @@ start_proxy() {  # start_proxy TARGET LOGMODE
     haproxy)   # no per-request log in either mode (it would need syslog); see docs/performance.md
       render "$BENCH/conf/haproxy.cfg.tmpl" "$RUN/$t.cfg" "$p" 2
       launch $t haproxy -db -f "$RUN/$t.cfg" ;;
-    fluxgate1|fluxgate2|fluxgate1off)
+    fluxgate1|fluxgate2|fluxgate1off|fluxgate1t2)
       # fluxgate1off: fluxgate1 with `usage: off` (docs/usage.md), the baseline of the usage reader's cost
       local usage=auto; [ $t = fluxgate1off ] && usage=off
-      w=${t#fluxgate}; w=${w%off}
+      w=${t#fluxgate}; w=${w%off}; w=${w%t2}
       render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t.yaml" "$p" "$w" "$usage"
+      # fluxgate1t2: the JSON upstream over two healthy targets (two origins of the one mock:
+      # weighted choice and shared health on every request), against fluxgate1's one target.
+      [ $t = fluxgate1t2 ] && python3 "$BENCH/tools/two_targets.py" "$RUN/$t.yaml" "$MOCK_PORT" "$UPSTREAM_KEY"
       local level=info; [ "$lm" = on ] && level=trace
       # its own control socket: the default one is per user and may belong to someone else's fluxgate
       launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock" ;;
@@ -390,6 +397,24 @@ for lm in $LOGMODES; do
   for t in "${proxies[@]}"; do stop_one $t; done
   stop_one fluxgate1m_scraper
   STARTED=("${MOCKS[@]}")
+done
+
+# S9: the extra time a refused connection costs a request (issue 21: < 5 ms at p99). fluxgate1
+# against fluxgate1r, whose JSON upstream has a refused target first (weight 1000 to the mock's 1,
+# health.failures 255: every one of the 200 sequential requests tries it, fails over, and it is
+# not yet taken out), one keep-alive connection each, same run.
+REF=$OUT/refused.tsv; echo -e "proxy\trequests\tresult" > "$REF"
+REFUSED_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+for t in fluxgate1 fluxgate1r; do
+  render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t-s9.yaml" "${PORT[fluxgate1]}" 1
+  [ $t = fluxgate1r ] && python3 "$BENCH/tools/two_targets.py" "$RUN/$t-s9.yaml" "$MOCK_PORT" "$UPSTREAM_KEY" \
+    --refused "$REFUSED_PORT"
+  launch s9$t env FLUXGATE_LOG=info "$FLUXGATE_BIN" --config "$RUN/$t-s9.yaml" --control-socket "$RUN/$t-s9.sock"
+  if wait_http "http://127.0.0.1:${PORT[fluxgate1]}/none" 20 401; then
+    r=$(timeout 120 python3 "$BENCH/tools/latency_probe.py" "http://127.0.0.1:${PORT[fluxgate1]}/v1/chat/completions" "$CLIENT_KEY" 200)
+    echo -e "$t\t200\t$r" >> "$REF"; log "S9 refused $t: $r"
+  fi
+  stop_one s9$t
 done
 
 # S6: launch -> first 200 through the chain (fluxgate 1 worker vs nginx 1 worker), mocks still up

@@ -29,6 +29,9 @@ do {
 let limiter: InFlightLimiter? = options.inFlightCell.flatMap { cell in
     InFlightSegment.attach(Common.FileDescriptor(WorkerDescriptors.inFlight)).map { SharedInFlightLimiter(segment: $0, cell: cell) }
 }
+// The host's target health (docs/routing-and-forwarding.md "Target health"), when the master
+// passed its segment; else the worker keeps its own.
+let health = options.targetHealthDescriptor.flatMap { TargetHealthSegment.attach(Common.FileDescriptor($0)) }
 let metrics = options.metricsCell.flatMap { cell in
     MetricsSegment.attach(Common.FileDescriptor(WorkerDescriptors.metrics)).map { $0.region(cell) }
 }
@@ -38,7 +41,7 @@ let descriptors =
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let listeners = WorkerListeners(
     descriptors: descriptors, configuration: initial.configuration, logger: logger,
-    limiter: limiter, metrics: metrics, group: group)
+    limiter: limiter, metrics: metrics, group: group, health: health)
 if !options.standby {
     do {
         try await listeners.startAccepting()

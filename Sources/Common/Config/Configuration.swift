@@ -142,21 +142,39 @@ extension Configuration {
     }
 
     public struct Upstream: Sendable, Hashable, Codable {
+        // Fluxgate's one-target form: setting one of these four on an upstream with a single
+        // target sets that target's too, so the two views never disagree.
         public var name: String
-        public var targetURL: TargetURL
-        public var apiKey: Secret
+        public var targetURL: TargetURL {
+            didSet { if targets.count == 1 { targets[0].targetURL = targetURL } }
+        }
+        public var apiKey: Secret {
+            didSet { if targets.count == 1 { targets[0].apiKey = apiKey } }
+        }
         /// Trimmed route prefix, as written (trailing `/` kept; the router ignores it).
         public var requestPath: String
-        public var apiKeyHeader: UpstreamAuthHeader
+        public var apiKeyHeader: UpstreamAuthHeader {
+            didSet { if targets.count == 1 { targets[0].apiKeyHeader = apiKeyHeader } }
+        }
         /// `tls_ca_file`: certificates (PEM, contents read at load) that an https upstream's chain
         /// must lead to, *instead of* the system trust store. nil = system trust store.
-        public var tlsCA: TrustedCA?
+        public var tlsCA: TrustedCA? {
+            didSet { if targets.count == 1 { targets[0].tlsCA = tlsCA } }
+        }
+        /// Where requests go (docs/routing-and-forwarding.md "Several targets"); never empty.
+        /// `targetURL`, `apiKey` above are the first target's (Fluxgate's one-target form).
+        public var targets: [Target]
+        public var retry: Retry
+        public var health: Health
+        /// Upstream names tried in order when every target here failed.
+        public var fallback: [String]
         /// `usage`: whether the token usage of its responses is read (docs/usage.md). Hot.
         public var usage: UsageMode = .auto
 
         public init(
             name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
             apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil,
+            targets: [Target]? = nil, retry: Retry = Retry(), health: Health = Health(), fallback: [String] = [],
             usage: UsageMode = .auto
         ) {
             self.name = name
@@ -165,6 +183,10 @@ extension Configuration {
             self.requestPath = requestPath
             self.apiKeyHeader = apiKeyHeader
             self.tlsCA = tlsCA
+            self.targets = targets ?? [Target(targetURL: targetURL, apiKey: apiKey, apiKeyHeader: apiKeyHeader, tlsCA: tlsCA)]
+            self.retry = retry
+            self.health = health
+            self.fallback = fallback
             self.usage = usage
         }
     }

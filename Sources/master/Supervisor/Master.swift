@@ -44,6 +44,9 @@ final class Master {
     var reloadsSeen: Int64 = 0
     /// Addresses the listener could not bind: not retried until the configuration names another.
     var failedObservabilityAddresses: Set<String> = []
+    /// Upstream target health shared by every worker (docs/routing-and-forwarding.md "Target
+    /// health"): made once, so it outlives reloads and worker crashes.
+    private let health: TargetHealthSegment?
 
     init(settings: Settings, configuration: Configuration, logger: Logger) {
         self.settings = settings
@@ -70,6 +73,13 @@ final class Master {
         } catch {
             logger.warning("Shared metrics segment unavailable; /metrics shows no request counters", metadata: ["error": "\(error)"])
             self.metrics = nil
+        }
+        do {
+            health = try TargetHealthSegment.create()
+        } catch {
+            logger.warning(
+                "Shared target health unavailable; each worker keeps its own", metadata: ["error": "\(error)"])
+            health = nil
         }
     }
 
@@ -167,7 +177,8 @@ final class Master {
             return
         }
         do {
-            let handle = try workers.spawn(launch, sockets: sockets, segment: segment, metrics: metrics, settings: settings)
+            let handle = try workers.spawn(
+                launch, sockets: sockets, segment: segment, metrics: metrics, health: health, settings: settings)
             segment.map { $0.limit = Int(launch.configuration.server.maxConnections) }
             enqueue(.workerSpawned(launch.worker, pid: handle.pid))
         } catch {

@@ -42,6 +42,7 @@ struct WorkerTable {
     /// message. A worker's cell names both its in-flight cell and its metrics region.
     mutating func spawn(
         _ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?, metrics: MetricsSegment?,
+        health: TargetHealthSegment? = nil,
         settings: Master.Settings
     ) throws -> WorkerHandle {
         let (ours, theirs) = try Sockets.socketPair()
@@ -77,6 +78,12 @@ struct WorkerTable {
             inherited.append(Spawn.Inherited(socket, as: WorkerDescriptors.firstExtraListener + CInt(index)))
         }
         if sockets.count > 1 { arguments += ["--listeners", String(sockets.count)] }
+        if let health {
+            // After the extra listeners, whose numbers grow with the slot's socket count.
+            let number = WorkerDescriptors.firstExtraListener + CInt(sockets.count - 1)
+            inherited.append(Spawn.Inherited(health.descriptor, as: number))
+            arguments += ["--target-health-fd", String(number)]
+        }
         if launch.standby { arguments.append("--standby") }
         let pid: pid_t
         do {

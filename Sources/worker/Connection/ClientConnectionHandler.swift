@@ -267,6 +267,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.requestBodyBytes = bodyLength(exchange)
         facts.upstreamError = cause
         facts.attempts = exchange.attempts
+        if exchange.plan != nil { facts.target = exchange.target }
         facts.upstreamSentNs = exchange.upstreamSentNs
         writeError(error, requestComplete: exchange.requestEndReceived, context: context)
     }
@@ -435,10 +436,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         // docs/observability.md "Request ids": made here only when it goes upstream.
         let propagates = request.snapshot.configuration.observability.propagateRequestID
         if propagates, facts.requestID == nil { facts.requestID = worker.requestIDs.id(for: head) }
-        let usage = match.route.upstream.usage == .off ? nil : usageObserver()
+        let route = match.route
+        let usage = route.upstream.usage == .off ? nil : usageObserver()
+        if let attemptTimeout = route.attemptTimeout { settings.attemptTimeout = attemptTimeout }
+        if route.failover {
+            // docs/routing-and-forwarding.md "Retries and failover".
+            settings.maxTries = route.maxTries
+            settings.retryOn = route.retryRules
+            settings.replayBufferBytes = route.upstream.retry.replayBufferBytes
+        }
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
-            match: match, head: head, settings: settings,
+            match: match, head: head, settings: settings, health: route.failover ? worker.health : nil,
             observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)),
             requestID: propagates ? facts.requestID : nil, capturesUpstreamRequestID: worker.logsRequests)
         self.exchange = exchange
@@ -498,6 +507,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.status = status
         facts.responseBodyBytes = exchange.responseBodyBytes
         facts.attempts = exchange.attempts
+        if exchange.plan != nil { facts.target = exchange.target }
         facts.upstreamSentNs = exchange.upstreamSentNs
         facts.upstreamHeadNs = exchange.upstreamHeadNs
         facts.clientHeadNs = exchange.clientHeadNs

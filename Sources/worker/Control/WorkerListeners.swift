@@ -41,6 +41,8 @@ final class WorkerListeners: DataPlane {
     private let descriptors: [CInt]
     private let logger: Logger
     private let limiter: InFlightLimiter?
+    /// The host's target health (the master's segment, or the worker's own).
+    private let health: TargetHealthBoard
     private let metrics: MetricsRegion?
     private let group: MultiThreadedEventLoopGroup
     /// The worker's one event loop (the group has one thread).
@@ -49,11 +51,12 @@ final class WorkerListeners: DataPlane {
 
     init(
         descriptors: [CInt], configuration: Configuration, logger: Logger, limiter: InFlightLimiter?,
-        metrics: MetricsRegion? = nil, group: MultiThreadedEventLoopGroup
+        metrics: MetricsRegion? = nil, group: MultiThreadedEventLoopGroup, health: TargetHealthSegment? = nil
     ) {
         self.descriptors = descriptors
         self.logger = logger
         self.limiter = limiter
+        self.health = TargetHealthBoard(segment: health)
         self.metrics = metrics
         self.group = group
         self.loop = group.next()
@@ -85,9 +88,10 @@ final class WorkerListeners: DataPlane {
         let loop = self.loop
         let making: Task<NIOLoopBound<WorkerContext>, any Error> = state.withLock { state in
             if let context = state.context { return context }
-            let task = Task { [logger, limiter, metrics] in
+            let task = Task { [logger, limiter, metrics, health] in
                 try await WorkerServer.makeContext(
-                    on: loop, configuration: configuration, logger: logger, limiter: limiter, metrics: metrics)
+                    on: loop, configuration: configuration, logger: logger, limiter: limiter, metrics: metrics,
+                    health: health)
             }
             state.context = task
             return task

@@ -44,6 +44,8 @@ struct WorkerMetrics {
         case .timeout: return .timeout
         case .reset: return .reset
         case .protocol: return .protocol
+        // A response cut after its head (docs/routing-and-forwarding.md "Truncated responses").
+        case .truncated: return .truncated
         }
     }
 

@@ -59,15 +59,18 @@ final class WorkerServer: Sendable {
     static func makeContext(
         on eventLoop: EventLoop, configuration: Configuration, logger: Logger, limits: WorkerLimits = WorkerLimits(),
         limiter: InFlightLimiter? = nil, pipeline: RequestPipeline = .standard(),
-        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil
+        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil,
+        health: TargetHealthBoard? = nil
     ) async throws -> NIOLoopBound<WorkerContext> {
         let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
+        let health = health ?? TargetHealthBoard(segment: nil)
         let snapshot = try WorkerSnapshot(configuration: configuration)
         return try await eventLoop.submit {
             NIOLoopBound(
                 WorkerContext(
                     snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
-                    logger: logger, pipeline: pipeline, responseObservers: responseObservers, metrics: metrics),
+                    logger: logger, pipeline: pipeline, responseObservers: responseObservers, metrics: metrics,
+                    health: health),
                 eventLoop: eventLoop)
         }.get()
     }

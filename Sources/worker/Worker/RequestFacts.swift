@@ -46,6 +46,8 @@ struct RequestFacts {
     var upstreamError: UpstreamErrorCause?
     /// Tries made upstream (the first included); 0 when the request never left the proxy.
     var attempts = 0
+    /// The target of the last try, when the route has several (nil: the route's one target).
+    var target: UpstreamTarget?
     /// The response's token usage (docs/usage.md), when its upstream reads usage and a response
     /// head came: what the request line shows and what token limits settle on.
     var usage: UsageResult?
@@ -75,6 +77,7 @@ struct RequestFacts {
         outcome = .responded
         upstreamError = nil
         attempts = 0
+        target = nil
         usage = nil
     }
 }
@@ -96,7 +99,7 @@ enum RequestOutcome: Equatable {
 /// and the system's or OpenSSL's fixed reason text. Never a header, a URL with credentials or a key.
 struct UpstreamErrorCause: Equatable, CustomStringConvertible {
     enum Layer: String {
-        case dns, connect, tls, timeout, reset, `protocol`
+        case dns, connect, tls, timeout, reset, `protocol`, truncated
     }
 
     var layer: Layer

@@ -21,7 +21,9 @@ struct RequestLogRecord: Sendable {
     var durationMs: Int64?
     var status: UInt?
     var responseBodyLength: Int?
-    /// Why the upstream could not answer (`UpstreamErrorCause`), after Fluxgate's fields.
+    /// Tries made upstream, when more than one (docs/logging.md).
+    var attempts: Int?
+    /// Why the upstream could not answer (`UpstreamErrorCause`), after Fluxgate's fields; last.
     var error: String?
     /// docs/observability.md "Request ids", after Fluxgate's fields and `error`.
     var requestID: String?
@@ -33,6 +35,8 @@ struct RequestLogRecord: Sendable {
     /// request).
     var requestTarget: ByteBuffer?
     var match: Router.Match?
+    /// The target of the last try when the route has several (`target_url` is on it).
+    var answeringTarget: UpstreamTarget?
     /// The response's token usage (docs/usage.md): `usage` is its status, the counts are absent
     /// when the response gave none.
     var model: String?
@@ -64,7 +68,9 @@ struct RequestLogRecord: Sendable {
         if let apiKeyID { body("api_key", .string(apiKeyID)) }
         if requestTarget != nil, match != nil {
             requestTarget?.withUnsafeReadableBytes { target in
-                match?.withTargetURL(target: target) { Self.url($0, mayHaveUserinfo: false) { body("target_url", $0) } }
+                match?.withTargetURL(target: target, on: answeringTarget) {
+                    Self.url($0, mayHaveUserinfo: false) { body("target_url", $0) }
+                }
             }
         } else if let targetURL {
             body("target_url", .string(Self.capped(URLRedaction.redactingCredentials(targetURL, mayHaveUserinfo: false))))
@@ -76,6 +82,7 @@ struct RequestLogRecord: Sendable {
         if let error { body("error", .string(error)) }
         if let requestID { body("request_id", .string(requestID)) }
         if let upstreamRequestID { body("upstream_request_id", .string(upstreamRequestID)) }
+        if let attempts { body("attempts", .number(Int64(attempts))) }
         if let model { body("model", .string(model)) }
         if let inputTokens { body("input_tokens", .number(Int64(inputTokens))) }
         if let outputTokens { body("output_tokens", .number(Int64(outputTokens))) }
@@ -145,12 +152,14 @@ extension RequestLogRecord {
         method = facts.method?.rawValue
         requestTarget = facts.requestTarget
         match = facts.match
+        answeringTarget = facts.target
         requestBodyLength = facts.requestBodyBytes
         apiKeyID = facts.keyID
         upstream = facts.route?.upstream.name
         durationMs = (NIODeadline.now() - facts.startedAt).nanoseconds / 1_000_000
         status = facts.status
         responseBodyLength = facts.responseBodyBytes
+        attempts = facts.attempts > 1 ? facts.attempts : nil
         error = facts.upstreamError?.description
         requestID = facts.requestID
         upstreamRequestID = facts.upstreamRequestID

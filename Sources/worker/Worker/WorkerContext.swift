@@ -14,6 +14,8 @@ final class WorkerContext {
     let eventLoop: EventLoop
     let pool: UpstreamPool
     let limiter: InFlightLimiter
+    /// The health of every upstream target, shared by the host's workers.
+    let health: TargetHealthBoard
     let limits: WorkerLimits
     let logger: Logger
     /// The stages every request goes through (docs/routing-and-forwarding.md, "Order of checks").
@@ -35,9 +37,11 @@ final class WorkerContext {
     init(
         snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
         logger: Logger, pipeline: RequestPipeline = .standard(),
-        responseObservers: ((RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil
+        responseObservers: ((RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil,
+        health: TargetHealthBoard? = nil
     ) {
         self.metrics = metrics.map(WorkerMetrics.init(region:))
+        self.health = health ?? TargetHealthBoard(segment: nil)
         self.snapshot = snapshot
         self.eventLoop = eventLoop
         self.pool = UpstreamPool(eventLoop: eventLoop, limits: limits)

@@ -26,7 +26,7 @@ final class WorkerSnapshot: Sendable {
     init(configuration: Configuration) throws(TLSError) {
         self.configuration = configuration
         self.authenticator = Authenticator(configuration: configuration)
-        self.router = Router(upstreams: configuration.upstreams.entries)
+        self.router = Router(upstreams: configuration.upstreams.entries, requestTimeoutMs: configuration.upstreams.requestTimeoutMs)
         let upstreams = configuration.upstreams
         self.exchangeSettings = ExchangeState.Settings(
             requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),

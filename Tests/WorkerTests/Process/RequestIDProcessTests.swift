@@ -20,7 +20,8 @@ import TestSupport
         _ = try f.request("GET", "/openai/x", headers: [f.bearer, ("x-request-id", String(repeating: "a", count: 129))])
         let lines = f.proxy.waitForLogLines(containing: "Request processed", count: 3)
         #expect(lines[0].hasSuffix(" request_id=client-42.a:b_c upstream_request_id=upstream-id-1 usage=missing"), "\(lines[0])")
-        #expect(lines[1].wholeMatch(of: /.* status=200 response_body_length=\d+ request_id=[0-9a-f]{32} usage=missing$/) != nil, "\(lines[1])")
+        #expect(
+            lines[1].wholeMatch(of: /.* status=200 response_body_length=\d+ request_id=[0-9a-f]{32} usage=missing$/) != nil, "\(lines[1])")
         #expect(lines[2].wholeMatch(of: /.* request_id=[0-9a-f]{32} usage=missing$/) != nil, "\(lines[2])")
         // Without propagation the upstream sees the client's own header, untouched, and the
         // client gets the upstream's.
