@@ -2,7 +2,7 @@ import Common
 
 // The root mapping and the `server` section (docs/configuration.md "Keys", "Validation").
 extension ConfigDecoder {
-    static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys"]
+    static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys", "models"]
     static let serverKeys: Set<String> = ["bind_address", "max_connections", "workers", "tls"]
     static let maxWorkers = 1024
 
@@ -41,8 +41,10 @@ extension ConfigDecoder {
                 "static_upstreams.unknown", reference.node, reference.path,
                 "upstream \"\(reference.name)\" is not configured in upstreams")
         }
-        guard let version, let server, let apiKeys = keys.keys, let upstreams = upstreams.upstreams else { return nil }
-        return Configuration(version: version, server: server, upstreams: upstreams, apiKeys: apiKeys)
+        var models: [Configuration.ModelRoute]? = []
+        if let node = section("models") { models = decodeModels(node, upstreamNames: upstreams.names) }
+        guard let version, let server, let apiKeys = keys.keys, let upstreams = upstreams.upstreams, let models else { return nil }
+        return Configuration(version: version, server: server, upstreams: upstreams, apiKeys: apiKeys, models: models)
     }
 
     mutating func decodeServer(_ node: YAMLNode) -> Configuration.Server? {

@@ -21,7 +21,7 @@ public struct LogLineFormatter: Sendable {
         "client_ip", "method", "request_url", "request_body_length", "api_key", "target_url",
         "upstream", "duration_ms", "status", "response_body_length",
         // fluxgate's own fields, after Fluxgate's (docs/logging.md).
-        "error",
+        "error", "model",
     ]
     private static let requestFieldRank: [String: Int] = Dictionary(
         uniqueKeysWithValues: requestFieldOrder.enumerated().map { ($1, $0) })

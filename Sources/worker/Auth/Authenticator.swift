@@ -7,6 +7,8 @@ struct AuthenticatedCaller: Sendable, Equatable {
     /// The `id` of the static or JWT key that matched, for the request log; nil on an open proxy
     /// or for a static key without an id. Never the secret.
     var keyID: String?
+    /// The static key's position in `api_keys.static`, for its `models:` list (`ModelTable`).
+    var staticKey: Int? = nil
 }
 
 enum AuthOutcome: Sendable, Equatable {
@@ -28,6 +30,7 @@ struct Authenticator: Sendable {
         var digest: [UInt8]
         var id: String?
         var permitted: UpstreamSet
+        var position: Int
     }
 
     let required: Bool
@@ -42,13 +45,13 @@ struct Authenticator: Sendable {
         self.required = configuration.requiresAuthentication
         self.everyUpstream = all
         self.jwt = JWTVerifier(keys: configuration.apiKeys.jwt)
-        self.staticKeys = configuration.apiKeys.staticKeys.map { key in
+        self.staticKeys = configuration.apiKeys.staticKeys.enumerated().map { position, key in
             var permitted = all
             if !key.upstreams.isEmpty {
                 permitted = UpstreamSet(universe: upstreams.count)
                 for name in key.upstreams { if let i = indexByName[name] { permitted.insert(i) } }
             }
-            return StaticEntry(digest: Crypto.sha256(key.key.value.utf8), id: key.id, permitted: permitted)
+            return StaticEntry(digest: Crypto.sha256(key.key.value.utf8), id: key.id, permitted: permitted, position: position)
         }
     }
 
@@ -76,7 +79,8 @@ struct Authenticator: Sendable {
             }
             if let match {
                 return match.permitted.isEmpty
-                    ? .rejected : .allowed(AuthenticatedCaller(permitted: match.permitted, keyID: match.id))
+                    ? .rejected
+                    : .allowed(AuthenticatedCaller(permitted: match.permitted, keyID: match.id, staticKey: match.position))
             }
         }
         guard !jwt.isEmpty, case .success(let kid) = jwt.verify(token, now: now), !everyUpstream.isEmpty else {

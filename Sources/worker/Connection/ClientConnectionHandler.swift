@@ -311,6 +311,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.keyID = request.keyID
         facts.route = request.match?.route
         if worker.logsRequests { facts.match = request.match }
+        if let model = request.model { facts.requestModel = model.name }
         if request.closesConnection { state.closeAfterThisResponse() }
         switch verdict {
         case .proceed:
@@ -370,7 +371,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             waiting.wantedBytes = wanted
             self.waiting = waiting
         } else {
-            waiting = WaitingRequest(stage: stage, wantedBytes: wanted)
+            // A stage that asks again for more keeps what it was given, first.
+            let collected = request.body?.readableBytes ?? 0
+            waiting = WaitingRequest(stage: stage, wantedBytes: wanted, parts: request.bodyParts, collectedBytes: collected)
         }
         resumeClientReads()
     }
@@ -408,6 +411,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private func forward(_ request: PipelineRequest, head: RequestHead, context: ChannelHandlerContext) {
         guard let match = request.match, let timer else { return writeError(.noRoute, requestComplete: false, context: context) }
         sendContinueIfExpected(head, context: context)
+        var head = head
+        if let length = request.model?.forwardedLength {
+            // A renamed model changed the body's length (`ModelRouteStage`).
+            head.facts.contentLength = length
+            head.facts.contentLengthRewritten = true
+        }
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)

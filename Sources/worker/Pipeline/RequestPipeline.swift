@@ -57,6 +57,11 @@ final class PipelineRequest {
     /// and reading the pair would copy both.
     var permitted: UpstreamSet?
     var keyID: String?
+    /// The static key's position in `api_keys.static` (its `models:` list), nil for a JWT or
+    /// an open proxy.
+    var staticKey: Int?
+    /// Model routing's decision, when the request was routed by its body's `model`.
+    var model: ModelDecision?
     /// The route (the route stage).
     var match: Router.Match?
     /// The request holds a permit of `server.max_connections` (the capacity stage); it is
@@ -85,6 +90,8 @@ final class PipelineRequest {
         self.snapshot = snapshot
         permitted = nil
         keyID = nil
+        staticKey = nil
+        if model != nil { model = nil }
         match = nil
         holdsPermit = false
         closesConnection = false

@@ -56,6 +56,7 @@ enum AuthenticateStage {
         guard case .allowed(let caller) = authenticate(request, head: head) else { return .reject(.unauthorized) }
         request.permitted = caller.permitted
         request.keyID = caller.keyID
+        request.staticKey = caller.staticKey
         return .proceed
     }
 
@@ -81,8 +82,9 @@ enum AuthenticateStage {
     }
 }
 
-/// Checks 6–7: an open proxy without upstreams is 503; then the longest permitted prefix
-/// (docs/routing-and-forwarding.md) → the route, or 404 / 400.
+/// Checks 7–8: an open proxy without upstreams is 503; then the longest permitted prefix
+/// (docs/routing-and-forwarding.md) → the route, or 400; no prefix → model routing
+/// (`ModelRouteStage`), or 404.
 enum RouteStage {
     static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
         let snapshot = request.snapshot
@@ -93,7 +95,7 @@ enum RouteStage {
         case .matched(let match):
             request.match = match
             return .proceed
-        case .noRoute: return .reject(.noRoute)
+        case .noRoute: return ModelRouteStage.run(request, head: head, permitted: permitted)
         case .invalidPath: return .reject(.invalidPath)
         }
     }

@@ -10,6 +10,9 @@ struct ProxyErrorResponse: Sendable, Equatable {
     var message: String
     var type: String
     var code: String
+    /// The whole body instead of the error shape, for the proxy's own documents (`GET
+    /// /v1/models`, `ProxyErrorResponse+Models.swift`).
+    var document: String?
 
     static let badRequest = Self(.badRequest, "The request is malformed.", "invalid_request_error", "bad_request")
     static let missingHost = Self(.badRequest, "The request has no Host header.", "invalid_request_error", "missing_host")
@@ -65,7 +68,8 @@ struct ProxyErrorResponse: Sendable, Equatable {
     }
 
     var jsonBody: String {
-        #"{"error":{"message":\#(Self.quoted(message)),"type":\#(Self.quoted(type)),"code":\#(Self.quoted(code))}}"#
+        if let document { return document }
+        return #"{"error":{"message":\#(Self.quoted(message)),"type":\#(Self.quoted(type)),"code":\#(Self.quoted(code))}}"#
     }
 
     func head(closeConnection: Bool, bodyLength: Int) -> HTTPResponseHead {

@@ -83,7 +83,8 @@ struct Router: Sendable {
         case invalidPath
     }
 
-    private let routes: [Route]
+    /// Longest prefix first (internal for `Router+Models.swift`).
+    let routes: [Route]
 
     init(upstreams: [Configuration.Upstream]) {
         let routes = upstreams.enumerated().map { index, upstream in

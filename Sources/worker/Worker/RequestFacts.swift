@@ -28,6 +28,9 @@ struct RequestFacts {
     var upstreamError: UpstreamErrorCause?
     /// Tries made upstream (the first included); 0 when the request never left the proxy.
     var attempts = 0
+    /// The `model` the client sent, when the request was routed by it (the request line's
+    /// `model` when the response names none).
+    var requestModel: String?
 
     init(startedAt: NIODeadline, head: RequestHead?) {
         self.startedAt = startedAt
@@ -48,6 +51,7 @@ struct RequestFacts {
         outcome = .responded
         upstreamError = nil
         attempts = 0
+        if requestModel != nil { requestModel = nil }
     }
 }
 

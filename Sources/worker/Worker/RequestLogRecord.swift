@@ -23,6 +23,8 @@ struct RequestLogRecord: Sendable, Equatable {
     var responseBodyLength: Int?
     /// Why the upstream could not answer (`UpstreamErrorCause`), after Fluxgate's fields.
     var error: String?
+    /// The model the request was routed by (docs/logging.md), in the spec's place after `error`.
+    var model: String?
 
     /// A field's value: numbers stay numbers, so the JSON log format prints them unquoted.
     enum FieldValue {
@@ -44,6 +46,7 @@ struct RequestLogRecord: Sendable, Equatable {
         if let status { body("status", .number(Int64(status))) }
         if let responseBodyLength { body("response_body_length", .number(Int64(responseBodyLength))) }
         if let error { body("error", .string(error)) }
+        if let model { body("model", .string(model)) }
     }
 
     var metadata: Logger.Metadata {
@@ -103,5 +106,6 @@ extension RequestLogRecord {
         status = facts.status
         responseBodyLength = facts.responseBodyBytes
         error = facts.upstreamError?.description
+        model = facts.requestModel
     }
 }
