@@ -1,3 +1,4 @@
+import Common
 import NIOCore
 
 /// What model routing decided for a request (docs/routing-and-forwarding.md "Model routing"),
@@ -52,8 +53,9 @@ enum ModelRouteStage {
         name: String
     ) -> StageVerdict {
         let table = request.snapshot.models
+        // Longer names are never matched, and not logged.
+        if name.utf8.count <= Configuration.maxModelNameBytes { request.model = ModelDecision(name: name) }
         guard let entry = table.entry(for: name) else { return .reject(.modelNotFound) }
-        request.model = ModelDecision(name: name)
         guard table.allows(name, entry, staticKey: request.staticKey, permitted: permitted),
             let match = request.snapshot.router.match(head, upstream: entry.upstream)
         else { return .reject(.modelNotFound) }
