@@ -2,7 +2,9 @@
 # bench/callgrind.sh - instructions per proxied request, fluxgate's worker vs nginx's worker.
 #
 #   bench/callgrind.sh [N=2000]        # env: CONC (1), TARGETS ("fluxgate nginx"), PAYLOADS ("json sse"),
-#                                      #      LOGMODES ("off on"), FLUXGATE_BIN, OUT, TOP (25)
+#                                      #      LOGMODES ("off on"), FLUXGATE_BIN, OUT, TOP (25),
+#                                      #      FLUXGATE_CONF (conf/fluxgate.yaml.tmpl; conf/fluxgate-models.yaml.tmpl
+#                                      #      routes the JSON requests by model instead of by prefix)
 #
 # Instruction counts do not depend on what else runs on the machine, unlike wall-clock numbers.
 # For each target x payload x logging mode: start the proxy under `valgrind --tool=callgrind` (the
@@ -66,7 +68,7 @@ for t in $TARGETS; do for lm in $LOGMODES; do for p in $PAYLOADS; do
         nginx -p "$RUN" -c "$RUN/proxy.conf" -g 'daemon off; master_process off;' > "$RUN/$name.out" 2>&1 &
       ;;
     fluxgate)
-      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/proxy.yaml"
+      render "$BENCH/${FLUXGATE_CONF:-conf/fluxgate.yaml.tmpl}" "$RUN/proxy.yaml"
       level=info; [ $lm = on ] && level=trace
       FLUXGATE_LOG=$level valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$RUN/cg.%p.out" \
         "$FLUXGATE_BIN" --config "$RUN/proxy.yaml" > "$RUN/$name.out" 2> "$RUN/$name.err" &

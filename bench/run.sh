@@ -9,7 +9,9 @@
 # (static 580 B JSON and 13,405 B SSE; 401 unless it sees the provider key), a paced SSE mock (50
 # events x 20 ms; tools/sse_bench.c, compiled here, with tools/paced_sse_mock.py as the fallback
 # when there is no C compiler; the S5 probe likewise), nginx (1 worker, 1 worker with 16 KiB proxy buffers, 2 workers), HAProxy
-# (2 threads) and fluxgate (workers: 1 and 2), plus a bulk-body mock for the 1 GiB transfers. Every
+# (2 threads) and fluxgate (workers: 1 and 2; fluxgate1m: 1 worker with the JSON requests routed by
+# their body's model, conf/fluxgate-models.yaml.tmpl, compared with fluxgate1's prefix route), plus
+# a bulk-body mock for the 1 GiB transfers. Every
 # proxy checks `Authorization: Bearer sk-client-key`, sends `Authorization: Bearer upstream-key`
 # upstream and keeps connections alive.
 # Each scenario runs with per-request logging off (FLUXGATE_LOG=info, nginx access_log off) and on
@@ -44,7 +46,7 @@ for sc in $SCENARIOS; do case $sc in
   json_c[0-9]*|sse_c[0-9]*) WRK_SCENARIOS+="$sc ";;
   reload) DO_RELOAD=1;; bigbody) DO_BIGBODY=1;;
   *) echo "unknown scenario $sc (json_cN sse_cN bigbody reload)" >&2; exit 2;; esac; done
-TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate2"}
+TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1m fluxgate2"}
 OUT=${OUT:-$BENCH/results/$(date +%Y%m%d-%H%M%S)-$MODE}
 FLUXGATE_BIN=${FLUXGATE_BIN:-}
 CLIENT_KEY=sk-client-key; UPSTREAM_KEY=upstream-key
@@ -106,13 +108,13 @@ fi
 [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate binary at $FLUXGATE_BIN"; exit 1; }
 for tool in nginx haproxy wrk curl python3; do
   command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
-read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 < <(python3 -c '
+read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1m < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(9)]
+ss = [socket.socket() for _ in range(10)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
-                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2)
+                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1m]=$P_fluxgate1m)
 
 render() {     # render TEMPLATE OUT PORT WORKERS
   sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
@@ -138,9 +140,10 @@ start_proxy() {  # start_proxy TARGET LOGMODE
     haproxy)   # no per-request log in either mode (it would need syslog); see docs/performance.md
       render "$BENCH/conf/haproxy.cfg.tmpl" "$RUN/$t.cfg" "$p" 2
       launch $t haproxy -db -f "$RUN/$t.cfg" ;;
-    fluxgate1|fluxgate2)
-      w=${t#fluxgate}
-      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t.yaml" "$p" "$w"
+    fluxgate1|fluxgate2|fluxgate1m)
+      w=${t#fluxgate}; w=${w%m}
+      local conf=fluxgate.yaml.tmpl; [ $t = fluxgate1m ] && conf=fluxgate-models.yaml.tmpl
+      render "$BENCH/conf/$conf" "$RUN/$t.yaml" "$p" "$w"
       local level=info; [ "$lm" = on ] && level=trace
       # its own control socket: the default one is per user and may belong to someone else's fluxgate
       launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock" ;;
@@ -366,6 +369,7 @@ for lm in $LOGMODES; do
     for sc in $WRK_SCENARIOS; do
       for t in $(rotate $((rep-1)) "${targets[@]}"); do
         [ "${sc%_*}" = json ] && [ $t = nginx1t ] && continue   # 16k buffers only matter for SSE
+        [ "${sc%_*}" = sse ] && [ $t = fluxgate1m ] && continue # its SSE goes by prefix, as fluxgate1's
         run_wrk $lm $sc $t $rep
       done
     done

@@ -311,7 +311,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.keyID = request.keyID
         facts.route = request.match?.route
         if worker.logsRequests { facts.match = request.match }
-        if let model = request.model { facts.requestModel = model.name }
+        if let model = request.model {
+            facts.requestModel = model.name
+            facts.unknownModel = model.notFound
+        }
         if request.closesConnection { state.closeAfterThisResponse() }
         switch verdict {
         case .proceed:

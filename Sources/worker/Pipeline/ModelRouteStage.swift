@@ -4,8 +4,12 @@ import NIOCore
 /// What model routing decided for a request (docs/routing-and-forwarding.md "Model routing"),
 /// for forwarding and the request's facts.
 struct ModelDecision {
-    /// The name the client sent (at most `Configuration.maxModelNameBytes`).
-    var name: String
+    /// The name the client sent; nil when longer than `Configuration.maxModelNameBytes` (never
+    /// matched, never logged).
+    var name: String?
+    /// Answered 404 `model_not_found` (unknown, or not the key's): the metric
+    /// `fluxgate_rejected_requests_total{reason="unknown_model"}` counts these.
+    var notFound = false
     /// The body's length once renamed, when the upstream's name differs in length: the
     /// `Content-Length` sent upstream.
     var forwardedLength: Int?
@@ -38,9 +42,9 @@ enum ModelRouteStage {
             case .found(let literal, let name):
                 return routed(request, head: head, permitted: permitted, body: body, literal: literal, name: name)
             case .needMore:
-                if request.bodyComplete { return .reject(.modelMissing) }
                 let have = body.readableBytes
                 if have >= RequestPipeline.maxBodyPeekBytes { return .reject(.modelBeyondLimit) }
+                if request.bodyComplete { return .reject(.modelMissing) }
                 return .needBody(bytes: min(2 * max(have, firstPeekBytes), RequestPipeline.maxBodyPeekBytes))
             case .notAnObject, .missing, .notAString, .invalid:
                 return .reject(.modelMissing)
@@ -54,11 +58,13 @@ enum ModelRouteStage {
     ) -> StageVerdict {
         let table = request.snapshot.models
         // Longer names are never matched, and not logged.
-        if name.utf8.count <= Configuration.maxModelNameBytes { request.model = ModelDecision(name: name) }
-        guard let entry = table.entry(for: name) else { return .reject(.modelNotFound) }
-        guard table.allows(name, entry, staticKey: request.staticKey, permitted: permitted),
+        request.model = ModelDecision(name: name.utf8.count <= Configuration.maxModelNameBytes ? name : nil)
+        guard let entry = table.entry(for: name), table.allows(name, entry, staticKey: request.staticKey, permitted: permitted),
             let match = request.snapshot.router.match(head, upstream: entry.upstream)
-        else { return .reject(.modelNotFound) }
+        else {
+            request.model?.notFound = true
+            return .reject(.modelNotFound)
+        }
         request.match = match
         if let upstreamModel = entry.upstreamModel, upstreamModel != name {
             let renamed = ModelRename.splice(body, literal: literal, with: upstreamModel, allocator: ByteBufferAllocator())

@@ -31,6 +31,9 @@ struct RequestFacts {
     /// The `model` the client sent, when the request was routed by it (the request line's
     /// `model` when the response names none).
     var requestModel: String?
+    /// Refused with 404 `model_not_found` (for `fluxgate_rejected_requests_total{reason="unknown_model"}`
+    /// once the metrics registry exists).
+    var unknownModel = false
 
     init(startedAt: NIODeadline, head: RequestHead?) {
         self.startedAt = startedAt
@@ -51,7 +54,10 @@ struct RequestFacts {
         outcome = .responded
         upstreamError = nil
         attempts = 0
-        if requestModel != nil { requestModel = nil }
+        if requestModel != nil || unknownModel {
+            requestModel = nil
+            unknownModel = false
+        }
     }
 }
 
