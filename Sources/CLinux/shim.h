@@ -86,3 +86,15 @@ static inline long fluxgate_receive_descriptor(int socket, void *bytes, unsigned
     }
     return n;
 }
+
+// Counters with one writer (a worker's own metrics region, docs/observability.md "How the
+// counters are shared"): a relaxed load and store, no locked instruction; the master reads them
+// with relaxed loads (a value may be a few requests old, never torn: aligned 8-byte accesses).
+static inline void fluxgate_counter_add(int64_t *p, int64_t v) {
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+static inline int64_t fluxgate_counter_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+// Publishing a table entry: its other words are written first, this one last (release); the
+// reader loads it first (acquire) and reads the rest only when it is set.
+static inline void fluxgate_publish(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline int64_t fluxgate_published(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }

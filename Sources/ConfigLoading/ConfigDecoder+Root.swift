@@ -2,7 +2,7 @@ import Common
 
 // The root mapping and the `server` section (docs/configuration.md "Keys", "Validation").
 extension ConfigDecoder {
-    static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys", "models"]
+    static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys", "observability", "models"]
     static let serverKeys: Set<String> = ["bind_address", "max_connections", "workers", "tls"]
     static let maxWorkers = 1024
 
@@ -41,10 +41,17 @@ extension ConfigDecoder {
                 "static_upstreams.unknown", reference.node, reference.path,
                 "upstream \"\(reference.name)\" is not configured in upstreams")
         }
+        var observability: Configuration.Observability? = Configuration.Observability()
+        if let node = section("observability") { observability = decodeObservability(node, server: server) }
         var models: [Configuration.ModelRoute]? = []
         if let node = section("models") { models = decodeModels(node, upstreamNames: upstreams.names) }
-        guard let version, let server, let apiKeys = keys.keys, let upstreams = upstreams.upstreams, let models else { return nil }
-        return Configuration(version: version, server: server, upstreams: upstreams, apiKeys: apiKeys, models: models)
+        guard let version, let server, let apiKeys = keys.keys, let upstreams = upstreams.upstreams, let observability, let models
+        else {
+            return nil
+        }
+        return Configuration(
+            version: version, server: server, upstreams: upstreams, apiKeys: apiKeys, observability: observability,
+            models: models)
     }
 
     mutating func decodeServer(_ node: YAMLNode) -> Configuration.Server? {

@@ -7,8 +7,9 @@ import NIOCore
 import NIOPosix
 
 // fluxgate-worker: started by the master only (WorkerDescriptors): its slot's listening socket at
-// fd 3 (more from fd 7 with --listeners N), its control channel at fd 4, the shared in-flight
-// segment at fd 5 (with --inflight-cell C), the hand-over channel for lent sockets at fd 6. It
+// fd 3 (more from fd 8 with --listeners N), its control channel at fd 4, the shared in-flight
+// segment at fd 5 (with --inflight-cell C), the hand-over channel for lent sockets at fd 6, the
+// metrics segment at fd 7 (with --metrics-cell C). It
 // reads its configuration from the channel, never from the YAML file, serves on one event loop,
 // heartbeats every second, and exits when told to or when the master is gone.
 
@@ -28,13 +29,16 @@ do {
 let limiter: InFlightLimiter? = options.inFlightCell.flatMap { cell in
     InFlightSegment.attach(Common.FileDescriptor(WorkerDescriptors.inFlight)).map { SharedInFlightLimiter(segment: $0, cell: cell) }
 }
+let metrics = options.metricsCell.flatMap { cell in
+    MetricsSegment.attach(Common.FileDescriptor(WorkerDescriptors.metrics)).map { $0.region(cell) }
+}
 let descriptors =
     [WorkerDescriptors.listener]
     + (0..<(options.listeners - 1)).map { WorkerDescriptors.firstExtraListener + CInt($0) }
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let listeners = WorkerListeners(
     descriptors: descriptors, configuration: initial.configuration, logger: logger,
-    limiter: limiter, group: group)
+    limiter: limiter, metrics: metrics, group: group)
 if !options.standby {
     do {
         try await listeners.startAccepting()

@@ -37,17 +37,20 @@ public struct Configuration: Sendable, Hashable, Codable {
     public var server: Server
     public var upstreams: Upstreams
     public var apiKeys: APIKeys
+    /// `observability:` (Configuration+Observability.swift).
+    public var observability: Observability
     /// `models:` in file order (`Configuration+Models.swift`); empty = no model routing.
     public var models: [ModelRoute]
 
     public init(
         version: Int = 1, server: Server = Server(), upstreams: Upstreams = Upstreams(),
-        apiKeys: APIKeys = APIKeys(), models: [ModelRoute] = []
+        apiKeys: APIKeys = APIKeys(), observability: Observability = Observability(), models: [ModelRoute] = []
     ) {
         self.version = version
         self.server = server
         self.upstreams = upstreams
         self.apiKeys = apiKeys
+        self.observability = observability
         self.models = models
     }
 

@@ -9,9 +9,12 @@ public enum WorkerDescriptors {
     /// The worker's end of its hand-over socketpair: listening sockets lent to the worker while
     /// another slot has none (`adoptListener`) arrive here as SCM_RIGHTS messages.
     public static let handover: CInt = 6
+    /// The shared metrics segment (`MetricsSegment`), when the master created one; the worker's
+    /// region is `--metrics-cell C`.
+    public static let metrics: CInt = 7
     /// Further listening sockets of the slot (after the worker count shrank), from here upwards;
     /// the worker is told how many with `--listeners N` (N counts fd 3 too).
-    public static let firstExtraListener: CInt = 7
+    public static let firstExtraListener: CInt = 8
 }
 
 /// One message on a master–worker control channel (docs/architecture.md "The control protocol"):

@@ -91,6 +91,9 @@ public final class InFlightSegment: @unchecked Sendable {
         fluxgate_atomic_add(slot(2), -1)
     }
 
+    /// Permits held by the worker using `cellIndex` (`fluxgate status`).
+    public func held(cell cellIndex: Int) -> Int { Int(fluxgate_atomic_load(cell(cellIndex))) }
+
     /// The master, after reaping the worker that used the cell: its permits are free again.
     public func reset(cell cellIndex: Int) {
         // The worker is gone: nobody else writes this cell.

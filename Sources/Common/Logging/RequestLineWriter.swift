@@ -92,25 +92,28 @@ public struct LogLineBuilder {
     }
 
     public mutating func add(_ key: StaticString, _ value: String) {
+        var value = value
+        value.withUTF8 { add(key, text: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// A string value given as its UTF-8 bytes (a URL read where it was received: no `String`
+    /// is made of it), printed exactly as `add(_:_:)` prints the same string.
+    public mutating func add(_ key: StaticString, text bytes: UnsafeRawBufferPointer) {
         self.key(key)
         // One look at the bytes decides and copies: bare (text) or plain (JSON) values, the usual
         // case, go in as they are; the rest through `JSONText.quoted`, as the handler does.
-        var value = value
-        let copied = value.withUTF8 { bytes -> Bool in
-            switch format {
-            case .text:
-                guard !bytes.isEmpty, Self.allBare(bytes) else { return false }
-                append(bytes.baseAddress, bytes.count)
-            case .json:
-                guard bytes.allSatisfy(JSONText.isPlain) else { return false }
-                reserve(bytes.count + 2)
-                appendByte(UInt8(ascii: "\""))
-                append(bytes.baseAddress, bytes.count)
-                appendByte(UInt8(ascii: "\""))
-            }
-            return true
+        let utf8 = bytes.assumingMemoryBound(to: UInt8.self)
+        switch format {
+        case .text where !utf8.isEmpty && Self.allBare(utf8):
+            append(utf8.baseAddress, utf8.count)
+        case .json where utf8.allSatisfy(JSONText.isPlain):
+            reserve(utf8.count + 2)
+            appendByte(UInt8(ascii: "\""))
+            append(utf8.baseAddress, utf8.count)
+            appendByte(UInt8(ascii: "\""))
+        case .text, .json:
+            append(LogLineFormatter.quoted(String(decoding: utf8, as: UTF8.self)))
         }
-        if !copied { append(LogLineFormatter.quoted(value)) }
     }
 
     /// Every byte is `LogLineFormatter.isBareByte` (printable ASCII, no space, quote or

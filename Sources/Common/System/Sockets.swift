@@ -8,7 +8,12 @@ import CLinux
 public enum Sockets {
     /// A bound, listening, non-blocking TCP socket with SO_REUSEPORT (so one socket per worker
     /// slot can share the address) and close-on-exec (a spawn passes it on explicitly).
-    public static func listen(on address: BindAddress, backlog: CInt = 4096) throws(SystemError) -> FileDescriptor {
+    /// `reusePort: false` for a listener of the master's own, which no other process may share.
+    public static func listen(
+        on address: BindAddress, backlog: CInt = 4096, reusePort: Bool = true
+    ) throws(SystemError)
+        -> FileDescriptor
+    {
         let family = address.family == .ipv6 ? AF_INET6 : AF_INET
         let fd = FileDescriptor(
             try syscall("socket") {
@@ -18,7 +23,9 @@ public enum Sockets {
             var one: CInt = 1
             let size = socklen_t(MemoryLayout<CInt>.size)
             try syscall("setsockopt(SO_REUSEADDR)") { setsockopt(fd.rawValue, SOL_SOCKET, SO_REUSEADDR, &one, size) }
-            try syscall("setsockopt(SO_REUSEPORT)") { setsockopt(fd.rawValue, SOL_SOCKET, SO_REUSEPORT, &one, size) }
+            if reusePort {
+                try syscall("setsockopt(SO_REUSEPORT)") { setsockopt(fd.rawValue, SOL_SOCKET, SO_REUSEPORT, &one, size) }
+            }
             if family == AF_INET6 {
                 // A literal IPv6 address means that address only, whatever net.ipv6.bindv6only says.
                 try syscall("setsockopt(IPV6_V6ONLY)") { setsockopt(fd.rawValue, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, size) }

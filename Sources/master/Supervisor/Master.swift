@@ -33,7 +33,17 @@ final class Master {
     private var watcher: ConfigWatcher
     private var nextWatch = Instant.zero
     var operators = OperatorConnections()
-    private let segment: InFlightSegment?
+    let segment: InFlightSegment?
+    /// The host's metrics (docs/observability.md): the workers' regions, the totals kept from
+    /// workers that exited, the listener, and the supervisor's own counters.
+    let metrics: MetricsSegment?
+    var retained = MetricsTotals()
+    var observability = ObservabilityServer()
+    var exitTally = WorkerExitTally()
+    var lastReloadSuccess = Master.wallClock()
+    var reloadsSeen: Int64 = 0
+    /// Addresses the listener could not bind: not retried until the configuration names another.
+    var failedObservabilityAddresses: Set<String> = []
 
     init(settings: Settings, configuration: Configuration, logger: Logger) {
         self.settings = settings
@@ -54,6 +64,12 @@ final class Master {
                 "Shared in-flight counter unavailable; max_connections applies per worker",
                 metadata: ["error": "\(error)"])
             self.segment = nil
+        }
+        do {
+            self.metrics = try MetricsSegment.create()
+        } catch {
+            logger.warning("Shared metrics segment unavailable; /metrics shows no request counters", metadata: ["error": "\(error)"])
+            self.metrics = nil
         }
     }
 
@@ -78,10 +94,12 @@ final class Master {
                 unlink(settings.controlSocketPath)
             }
         }
+        defer { observability.close() }
         enqueue(.start)
         while true {
             runQueue()
             if let exitCode { return exitCode }
+            observabilityFollowsConfiguration()
             pollOnce(signals: signals)
             watchFile()
             enqueue(.tick)
@@ -110,7 +128,9 @@ final class Master {
         case .openListeners(let ids, let address): openListeners(ids, address: address)
         case .closeListeners(let ids): for id in ids { listeners.removeValue(forKey: id)?.close() }
         case .spawn(let launch): spawn(launch)
-        case .send(let id, let command): send(command, to: id)
+        case .send(let id, let command):
+            if case .drain = command { exitTally.draining.insert(id) }
+            send(command, to: id)
         case .kill(let id, let signal):
             if let pid = workers[id]?.pid { kill(pid, signal == .kill ? SIGKILL : SIGTERM) }
         case .loadConfiguration: enqueue(.configurationLoaded(ConfigLoader.load(path: settings.configPath)))
@@ -147,7 +167,7 @@ final class Master {
             return
         }
         do {
-            let handle = try workers.spawn(launch, sockets: sockets, segment: segment, settings: settings)
+            let handle = try workers.spawn(launch, sockets: sockets, segment: segment, metrics: metrics, settings: settings)
             segment.map { $0.limit = Int(launch.configuration.server.maxConnections) }
             enqueue(.workerSpawned(launch.worker, pid: handle.pid))
         } catch {
@@ -197,6 +217,8 @@ final class Master {
         let operatorFDs = operators.pollDescriptors
         let workerFDs = workers.pollDescriptors
         fds += (operatorFDs + workerFDs.map(\.fd)).map { pollfd(fd: $0.rawValue, events: Int16(POLLIN), revents: 0) }
+        let observabilityFDs = observability.pollDescriptors
+        fds += observabilityFDs.map { pollfd(fd: $0.fd.rawValue, events: $0.events, revents: 0) }
         let milliseconds = Int32(clamping: (timeout.nanoseconds + 999_999) / 1_000_000)
         guard Glibc.poll(&fds, nfds_t(fds.count), milliseconds) > 0 else { return }
         if fds[0].revents != 0 { for signal in Signals.drain(signals) { received(signal) } }
@@ -206,12 +228,20 @@ final class Master {
         for (index, entry) in workerFDs.enumerated() where fds[1 + operatorFDs.count + index].revents != 0 {
             for event in workers.readable(entry.id, logger: logger) { enqueue(event) }
         }
+        let first = 1 + operatorFDs.count + workerFDs.count
+        for (index, entry) in observabilityFDs.enumerated() where fds[first + index].revents != 0 {
+            observability.ready(entry.fd, now: Self.now()) { respond(to: $0) }
+        }
+        observability.expire(now: Self.now())
     }
 
     private func received(_ signal: CInt) {
         switch signal {
         case SIGCHLD:
-            for (id, exit) in workers.reap(segment: segment) { enqueue(.workerExited(id, exit)) }
+            for (id, exit) in workers.reap(segment: segment, metrics: metrics, retained: &retained) {
+                exitTally.count(id, phase: state.workers[id]?.phase)
+                enqueue(.workerExited(id, exit))
+            }
         case SIGHUP: enqueue(.signal(.hangup))
         case SIGTERM: enqueue(.signal(.terminate))
         case SIGINT: enqueue(.signal(.interrupt))
@@ -245,7 +275,7 @@ final class Master {
         for (slot, record) in state.current.slots.enumerated() {
             let worker = record.worker.flatMap { state.workers[$0] }
             let pid = worker?.pid.map(String.init) ?? "-"
-            lines.append("slot \(slot): pid \(pid) generation \(worker?.generation ?? 0)")
+            lines.append("slot \(slot): pid \(pid) generation \(worker?.generation ?? 0)\(workerCounters(record.worker))")
         }
         if let last = state.lastReload { lines.append("last reload: \(last)") }
         return lines.joined(separator: "\n")

@@ -389,6 +389,7 @@ extension SupervisorState {
         guard let finished = reload else { return }
         reload = nil
         lastReload = outcome
+        reloadTally.count(outcome)
         switch outcome {
         case .applied, .unchanged:
             let status = outcome == .unchanged(generation: current.generation) ? "unchanged" : "applied"

@@ -77,6 +77,8 @@ struct SupervisorState {
     var reload: Reload?
     var pendingReload: PendingReload?
     var lastReload: ReloadOutcome?
+    /// Reloads finished, by result (`fluxgate_config_reloads_total`, docs/observability.md).
+    var reloadTally = ReloadTally()
     var nextWatchdog: Instant?
     var nextWorker = 1
     var nextListener = 1

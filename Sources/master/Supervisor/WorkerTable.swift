@@ -37,10 +37,11 @@ struct WorkerTable {
     subscript(id: WorkerID) -> WorkerHandle? { handles[id] }
 
     /// posix_spawn with the slot's first socket at fd 3, the control channel at fd 4, the shared
-    /// in-flight segment at fd 5, the hand-over channel at fd 6 and further sockets from fd 7
-    /// (WorkerDescriptors), then the configuration as the first control message.
+    /// in-flight segment at fd 5, the hand-over channel at fd 6, the metrics segment at fd 7 and
+    /// further sockets from fd 8 (WorkerDescriptors), then the configuration as the first control
+    /// message. A worker's cell names both its in-flight cell and its metrics region.
     mutating func spawn(
-        _ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?,
+        _ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?, metrics: MetricsSegment?,
         settings: Master.Settings
     ) throws -> WorkerHandle {
         let (ours, theirs) = try Sockets.socketPair()
@@ -60,11 +61,17 @@ struct WorkerTable {
         ]
         var arguments = ["--slot", String(launch.slot), "--generation", String(launch.generation)]
         var cell: Int?
-        if let segment, let free = freeCells.popLast() {
+        if segment != nil || metrics != nil, let free = freeCells.popLast() {
             cell = free
-            segment.reset(cell: free)
-            inherited.append(Spawn.Inherited(segment.descriptor, as: WorkerDescriptors.inFlight))
-            arguments += ["--inflight-cell", String(free)]
+            if let segment {
+                segment.reset(cell: free)
+                inherited.append(Spawn.Inherited(segment.descriptor, as: WorkerDescriptors.inFlight))
+                arguments += ["--inflight-cell", String(free)]
+            }
+            if let metrics {
+                inherited.append(Spawn.Inherited(metrics.descriptor, as: WorkerDescriptors.metrics))
+                arguments += ["--metrics-cell", String(free)]
+            }
         }
         for (index, socket) in sockets.dropFirst().enumerated() {
             inherited.append(Spawn.Inherited(socket, as: WorkerDescriptors.firstExtraListener + CInt(index)))
@@ -122,6 +129,11 @@ struct WorkerTable {
         try? handle.control.sendAll(frame)
     }
 
+    /// The metrics cells of the workers alive now, by worker.
+    var cells: [(id: WorkerID, cell: Int)] {
+        handles.values.sorted { $0.id < $1.id }.compactMap { handle in handle.cell.map { (handle.id, $0) } }
+    }
+
     var pollDescriptors: [(id: WorkerID, fd: FileDescriptor)] {
         handles.values.filter(\.open).sorted { $0.id < $1.id }.map { ($0.id, $0.control) }
     }
@@ -174,8 +186,11 @@ struct WorkerTable {
     }
 
     /// Every exited child: removed from the table, its counter cell zeroed and freed (a crashed
-    /// worker's permits would otherwise stay taken).
-    mutating func reap(segment: InFlightSegment?) -> [(WorkerID, WorkerExit)] {
+    /// worker's permits would otherwise stay taken), its metrics region folded into `retained`
+    /// and cleared (docs/observability.md: counters never go backwards).
+    mutating func reap(
+        segment: InFlightSegment?, metrics: MetricsSegment?, retained: inout MetricsTotals
+    ) -> [(WorkerID, WorkerExit)] {
         var exits: [(WorkerID, WorkerExit)] = []
         while true {
             var status: CInt = 0
@@ -185,6 +200,10 @@ struct WorkerTable {
             close(handle)
             if let cell = handle.cell {
                 segment?.reset(cell: cell)
+                if let metrics {
+                    retained.retain(metrics.region(cell))
+                    metrics.clear(cell)
+                }
                 freeCells.append(cell)
             }
             exits.append((id, WorkerExit(ExitStatus(raw: status))))

@@ -7,6 +7,9 @@ struct AuthenticatedCaller: Sendable, Equatable {
     /// The `id` of the static or JWT key that matched, for the request log; nil on an open proxy
     /// or for a static key without an id. Never the secret.
     var keyID: String?
+    /// The key's series key for the metrics' `key` label (`MetricsSchema`), made when the
+    /// configuration arrived: `noneKey` on an open proxy.
+    var keyMetric = MetricsSchema.noneKey
     /// The static key's position in `api_keys.static`, for its `models:` list (`ModelTable`).
     var staticKey: Int? = nil
 }
@@ -30,6 +33,7 @@ struct Authenticator: Sendable {
         var digest: [UInt8]
         var id: String?
         var permitted: UpstreamSet
+        var metricKey: Int64
         var position: Int
     }
 
@@ -37,6 +41,8 @@ struct Authenticator: Sendable {
     private let staticKeys: [StaticEntry]
     private let jwt: JWTVerifier
     private let everyUpstream: UpstreamSet
+    /// `jwt:<kid>`'s series key per configured kid.
+    private let jwtMetricKeys: [String: Int64]
 
     init(configuration: Configuration) {
         let upstreams = configuration.upstreams.entries
@@ -45,13 +51,18 @@ struct Authenticator: Sendable {
         self.required = configuration.requiresAuthentication
         self.everyUpstream = all
         self.jwt = JWTVerifier(keys: configuration.apiKeys.jwt)
+        self.jwtMetricKeys = Dictionary(
+            configuration.apiKeys.jwt.map { ($0.id, MetricsSchema.key(MetricsSchema.jwtKeyLabel(kid: $0.id))) },
+            uniquingKeysWith: { a, _ in a })
         self.staticKeys = configuration.apiKeys.staticKeys.enumerated().map { position, key in
             var permitted = all
             if !key.upstreams.isEmpty {
                 permitted = UpstreamSet(universe: upstreams.count)
                 for name in key.upstreams { if let i = indexByName[name] { permitted.insert(i) } }
             }
-            return StaticEntry(digest: Crypto.sha256(key.key.value.utf8), id: key.id, permitted: permitted, position: position)
+            return StaticEntry(
+                digest: Crypto.sha256(key.key.value.utf8), id: key.id, permitted: permitted,
+                metricKey: MetricsSchema.key(MetricsSchema.staticKeyLabel(id: key.id)), position: position)
         }
     }
 
@@ -80,13 +91,16 @@ struct Authenticator: Sendable {
             if let match {
                 return match.permitted.isEmpty
                     ? .rejected
-                    : .allowed(AuthenticatedCaller(permitted: match.permitted, keyID: match.id, staticKey: match.position))
+                    : .allowed(
+                        AuthenticatedCaller(
+                            permitted: match.permitted, keyID: match.id, keyMetric: match.metricKey, staticKey: match.position))
             }
         }
         guard !jwt.isEmpty, case .success(let kid) = jwt.verify(token, now: now), !everyUpstream.isEmpty else {
             return .rejected
         }
-        return .allowed(AuthenticatedCaller(permitted: everyUpstream, keyID: kid))
+        return .allowed(
+            AuthenticatedCaller(permitted: everyUpstream, keyID: kid, keyMetric: jwtMetricKeys[kid] ?? MetricsSchema.otherKey))
     }
 
     /// `Authorization: Bearer <token>` (capital B, one space, token untrimmed); otherwise, only when

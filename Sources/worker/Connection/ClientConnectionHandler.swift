@@ -39,7 +39,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// A request still in the pipeline: a stage waits for an answer or for body bytes.
     private var waiting: WaitingRequest?
     /// The current request's facts, from its head to `requestEnded`.
-    private var facts = RequestFacts(startedAt: .now(), head: nil)
+    private var facts = RequestFacts(startedAt: .now())
     private var permitHeld = false
     /// The client was sent `100 Continue` for the current request.
     private var continueSent = false
@@ -61,6 +61,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// or for `wantedBytes` of the body, collected in `parts`.
     private struct WaitingRequest {
         var stage: Int
+        /// The request's head, kept while it waits (the pipeline request does not keep one).
+        var head: RequestHead
         var suspension: StageSuspension?
         var wantedBytes = 0
         var parts: [ByteBuffer] = []
@@ -90,6 +92,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         timer.set(state.deadline)
         remoteAddress = context.channel.remoteAddress
         registry.channels[ObjectIdentifier(context.channel)] = context.channel
+        worker.metrics?.region.connectionOpened()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -170,6 +173,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     func channelInactive(context: ChannelHandlerContext) {
         registry.channels[ObjectIdentifier(context.channel)] = nil
+        worker.metrics?.region.connectionClosed()
         timer?.invalidate()
         if let exchange {
             self.exchange = nil
@@ -182,7 +186,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             waiting.suspension?.onResume = nil
             facts.outcome = .clientClosed
             facts.status = 499
-            facts.requestBodyBytes = request?.head.facts.framing == .none ? nil : waiting.collectedBytes
+            facts.requestBodyBytes = request?.framing == .none ? nil : waiting.collectedBytes
             endRequest()
         }
         releasePermit()
@@ -259,6 +263,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.requestBodyBytes = bodyLength(exchange)
         facts.upstreamError = cause
         facts.attempts = exchange.attempts
+        facts.upstreamSentNs = exchange.upstreamSentNs
         writeError(error, requestComplete: exchange.requestEndReceived, context: context)
     }
 
@@ -286,16 +291,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         // The exchange's deadlines take over; this one is cleared without a cancellation.
         timer?.set(nil)
         serial &+= 1
-        // The head is kept for the request line's method and URL only when lines are written.
+        // The method and target are kept for the request line only when lines are written.
         facts.reset(startedAt: .now())
-        if worker.logsRequests { facts.head = head }
+        if worker.logsRequests {
+            facts.method = head.method
+            facts.requestTarget = head.targetBytes
+        }
         continueSent = false
         let request: PipelineRequest
         if let current = self.request {
-            current.reset(head: head, snapshot: worker.snapshot)
+            current.reset(framing: head.facts.framing, snapshot: worker.snapshot)
             request = current
         } else {
-            request = PipelineRequest(head: head, snapshot: worker.snapshot)
+            request = PipelineRequest(framing: head.facts.framing, snapshot: worker.snapshot)
             self.request = request
         }
         runPipeline(request, head: head, from: 0, context: context)
@@ -303,12 +311,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     /// Runs the stages from `index` and acts on the verdict of the one that does not proceed
     /// (or forwards the request when every stage proceeded).
-    /// `head` is `request.head` (passed on so that reading it copies nothing).
+    /// `head` is the request's head.
     private func runPipeline(_ request: PipelineRequest, head: RequestHead, from index: Int, context: ChannelHandlerContext) {
         var index = index
         let verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
         permitHeld = request.holdsPermit
         facts.keyID = request.keyID
+        facts.keyMetric = request.keyMetric
         facts.route = request.match?.route
         if worker.logsRequests { facts.match = request.match }
         if let model = request.model {
@@ -322,37 +331,41 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         case .reject(let error):
             writeError(error, requestComplete: request.receivedWhole, context: context)
         case .needBody(let bytes):
-            collectBody(request, stage: index, bytes: bytes, context: context)
+            collectBody(request, head: head, stage: index, bytes: bytes, context: context)
         case .suspend(let suspension):
-            suspend(request, stage: index, on: suspension, context: context)
+            suspend(request, head: head, stage: index, on: suspension, context: context)
         }
     }
 
-    private func suspend(_ request: PipelineRequest, stage: Int, on suspension: StageSuspension, context: ChannelHandlerContext) {
+    private func suspend(
+        _ request: PipelineRequest, head: RequestHead, stage: Int, on suspension: StageSuspension, context: ChannelHandlerContext
+    ) {
         if let verdict = suspension.verdict {
             // Answered before it was returned: go on at once.
-            return resumed(request, stage: stage, verdict: verdict, context: context)
+            return resumed(request, head: head, stage: stage, verdict: verdict, context: context)
         }
         state.hold()
-        waiting = WaitingRequest(stage: stage, suspension: suspension)
+        waiting = WaitingRequest(stage: stage, head: head, suspension: suspension)
         let serial = self.serial
         suspension.onResume = { [self] verdict in
             guard serial == self.serial, let context = self.context, let waiting = self.waiting else { return }
             self.waiting = nil
             state.release()
-            resumed(request, stage: waiting.stage, verdict: verdict, context: context)
+            resumed(request, head: waiting.head, stage: waiting.stage, verdict: verdict, context: context)
             deliverQueued(context: context)
         }
     }
 
-    private func resumed(_ request: PipelineRequest, stage: Int, verdict: StageVerdict, context: ChannelHandlerContext) {
+    private func resumed(
+        _ request: PipelineRequest, head: RequestHead, stage: Int, verdict: StageVerdict, context: ChannelHandlerContext
+    ) {
         switch verdict {
         case .proceed:
-            runPipeline(request, head: request.head, from: stage + 1, context: context)
+            runPipeline(request, head: head, from: stage + 1, context: context)
         case .reject(let error):
             writeError(error, requestComplete: request.receivedWhole, context: context)
         case .needBody(let bytes):
-            collectBody(request, stage: stage, bytes: bytes, context: context)
+            collectBody(request, head: head, stage: stage, bytes: bytes, context: context)
         case .suspend:
             preconditionFailure("StageSuspension.resume refuses a suspension")
         }
@@ -360,23 +373,26 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     /// A stage asked for the body's first `bytes`: collect them (reads go on: the parts are
     /// bounded by what was asked plus one read), then run that stage again.
-    private func collectBody(_ request: PipelineRequest, stage: Int, bytes: Int, context: ChannelHandlerContext) {
+    private func collectBody(
+        _ request: PipelineRequest, head: RequestHead, stage: Int, bytes: Int, context: ChannelHandlerContext
+    ) {
         let wanted = min(bytes, RequestPipeline.maxBodyPeekBytes)
-        if request.head.facts.framing == .none || request.bodyComplete || (request.body?.readableBytes ?? 0) >= wanted {
-            if request.head.facts.framing == .none {
+        if request.framing == .none || request.bodyComplete || (request.body?.readableBytes ?? 0) >= wanted {
+            if request.framing == .none {
                 request.bodyComplete = true
                 request.body = request.body ?? ByteBuffer()
             }
-            return runPipeline(request, head: request.head, from: stage, context: context)
+            return runPipeline(request, head: head, from: stage, context: context)
         }
-        sendContinueIfExpected(request.head, context: context)
+        sendContinueIfExpected(head, context: context)
         if var waiting, waiting.stage == stage {
             waiting.wantedBytes = wanted
             self.waiting = waiting
         } else {
             // A stage that asks again for more keeps what it was given, first.
             let collected = request.body?.readableBytes ?? 0
-            waiting = WaitingRequest(stage: stage, wantedBytes: wanted, parts: request.bodyParts, collectedBytes: collected)
+            waiting = WaitingRequest(
+                stage: stage, head: head, wantedBytes: wanted, parts: request.bodyParts, collectedBytes: collected)
         }
         resumeClientReads()
     }
@@ -398,7 +414,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         request.body = body
         request.bodyComplete = end
         request.bodyParts = waiting.parts
-        runPipeline(request, head: request.head, from: waiting.stage, context: context)
+        runPipeline(request, head: waiting.head, from: waiting.stage, context: context)
     }
 
     private func sendContinueIfExpected(_ head: RequestHead, context: ChannelHandlerContext) {
@@ -476,6 +492,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.status = status
         facts.responseBodyBytes = exchange.responseBodyBytes
         facts.attempts = exchange.attempts
+        facts.upstreamSentNs = exchange.upstreamSentNs
+        facts.upstreamHeadNs = exchange.upstreamHeadNs
+        facts.clientHeadNs = exchange.clientHeadNs
         endRequest()
         releasePermit()
     }

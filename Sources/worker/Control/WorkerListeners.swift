@@ -8,7 +8,7 @@ import NIOPosix
 import Synchronization
 
 /// The worker's data plane as the control channel sees it: one `WorkerServer` per inherited
-/// listening socket (fd 3, and fd 7… when the worker count shrank and this slot took over surplus
+/// listening socket (fd 3, and fd 8… when the worker count shrank and this slot took over surplus
 /// sockets), and one per socket the master lent while another slot has no worker, all sharing
 /// one `WorkerContext` (one snapshot, upstream pool and limiter). In standby nothing accepts until
 /// `startAccepting`: the previous acceptor of these sockets is still draining, and two processes
@@ -41,6 +41,7 @@ final class WorkerListeners: DataPlane {
     private let descriptors: [CInt]
     private let logger: Logger
     private let limiter: InFlightLimiter?
+    private let metrics: MetricsRegion?
     private let group: MultiThreadedEventLoopGroup
     /// The worker's one event loop (the group has one thread).
     private let loop: EventLoop
@@ -48,11 +49,12 @@ final class WorkerListeners: DataPlane {
 
     init(
         descriptors: [CInt], configuration: Configuration, logger: Logger, limiter: InFlightLimiter?,
-        group: MultiThreadedEventLoopGroup
+        metrics: MetricsRegion? = nil, group: MultiThreadedEventLoopGroup
     ) {
         self.descriptors = descriptors
         self.logger = logger
         self.limiter = limiter
+        self.metrics = metrics
         self.group = group
         self.loop = group.next()
         self.state = Mutex(State(configuration: configuration))
@@ -83,8 +85,9 @@ final class WorkerListeners: DataPlane {
         let loop = self.loop
         let making: Task<NIOLoopBound<WorkerContext>, any Error> = state.withLock { state in
             if let context = state.context { return context }
-            let task = Task { [logger, limiter] in
-                try await WorkerServer.makeContext(on: loop, configuration: configuration, logger: logger, limiter: limiter)
+            let task = Task { [logger, limiter, metrics] in
+                try await WorkerServer.makeContext(
+                    on: loop, configuration: configuration, logger: logger, limiter: limiter, metrics: metrics)
             }
             state.context = task
             return task

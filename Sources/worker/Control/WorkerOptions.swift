@@ -1,9 +1,11 @@
 /// The worker's command line, written only by the master (`WorkerTable.spawn`):
-/// `--slot K --generation G [--inflight-cell C] [--listeners N] [--standby]`.
+/// `--slot K --generation G [--inflight-cell C] [--metrics-cell C] [--listeners N] [--standby]`.
 struct WorkerOptions {
     var slot = 0
     var generation: UInt64 = 0
     var inFlightCell: Int?
+    /// The region of the metrics segment this worker counts into (docs/observability.md).
+    var metricsCell: Int?
     var listeners = 1
     var standby = false
 
@@ -14,6 +16,7 @@ struct WorkerOptions {
             case "--slot": slot = iterator.next().flatMap { Int($0) } ?? slot
             case "--generation": generation = iterator.next().flatMap { UInt64($0) } ?? generation
             case "--inflight-cell": inFlightCell = iterator.next().flatMap { Int($0) }
+            case "--metrics-cell": metricsCell = iterator.next().flatMap { Int($0) }
             case "--listeners": listeners = max(1, iterator.next().flatMap { Int($0) } ?? 1)
             case "--standby": standby = true
             default: break

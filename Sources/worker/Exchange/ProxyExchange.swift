@@ -65,6 +65,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private(set) var responseBodyBytes = 0
     /// The upstream's final status, once its head arrived.
     private(set) var responseStatus: UInt?
+    /// Instants (`NIODeadline.uptimeNanoseconds`, 0 = not yet) for the request's facts and
+    /// docs/observability.md's histograms: the upstream request head handed to the upstream
+    /// connection (the last attempt's), the upstream's final head read, the client head written.
+    private(set) var upstreamSentNs: UInt64 = 0
+    private(set) var upstreamHeadNs: UInt64 = 0
+    private(set) var clientHeadNs: UInt64 = 0
     private var reader: UpstreamResponseReader
     /// Watches the response (the tap, `ResponseObserver`): the reader reports the head, the
     /// payload and a complete end; the exchange reports a cut.
@@ -87,7 +93,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.timer = timer
         self.match = match
         self.head = head
-        self.reader = UpstreamResponseReader(requestMethodIsHEAD: head.method == .HEAD)
+        self.reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         self.reader.observer = observer
         self.observer = observer
         self.requestFraming = head.facts.framing
@@ -153,6 +159,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             guard let head = held else { return }
             held = nil
             client.writeResponseHead(head, announcesClose: heldAnnouncesClose)
+            if clientHeadNs == 0 { clientHeadNs = NIODeadline.now().uptimeNanoseconds }
         }
         do {
             reader.announcesClose = client.closesAfterResponse
@@ -163,6 +170,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                     state.responseHead(keepAlive: head.keepAlive, now: now)
                     replay = []
                     responseStatus = head.status
+                    upstreamHeadNs = now.uptimeNanoseconds
                     held = head.clientHead
                     heldAnnouncesClose = head.announcesClose
                     timer.set(state.deadline)
@@ -216,7 +224,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             finish(reusable: false)
             client?.exchangeCompleted()
         case .replay:
-            reader = UpstreamResponseReader(requestMethodIsHEAD: head.method == .HEAD)
+            reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
             reader.observer = observer
             pending = replay + pending
             replay = []
@@ -283,15 +291,19 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // Room for a small body too (see `heldHead`).
         let length = head.facts.contentLength
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
-        var head = connection.allocator.buffer(capacity: 512 + bodyRoom)
+        let target = match.route.target
+        let bound = ForwardingHeaders.upstreamRequestHeadBound(
+            method: self.head.method, match: match, target: target, client: self.head)
+        var head = connection.allocator.buffer(capacity: bound + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: self.head.method, match: match, target: match.route.target,
+            method: self.head.method, match: match, target: target,
             client: self.head, framing: requestFraming, into: &head)
         let buffered = pending
         pending = []
         // The head is not kept for a replay: a replay writes a fresh one.
         if flushNow {
             connection.handler.send(head)
+            upstreamSentNs = NIODeadline.now().uptimeNanoseconds
         } else {
             heldHead = head
         }
@@ -301,6 +313,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             connection.handler.flush()
         }
         client?.resumeClientReads()
+    }
+
+    /// A case pattern, not `== .HEAD`: HTTPMethod's `==` is RawRepresentable's, which builds and
+    /// compares both raw-value strings.
+    private static func isHEAD(_ method: HTTPMethod) -> Bool {
+        if case .HEAD = method { return true }
+        return false
     }
 
     static func isIdempotent(_ method: HTTPMethod) -> Bool {
@@ -373,6 +392,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         guard let head = heldHead else { return }
         heldHead = nil
         connection.handler.send(head)
+        upstreamSentNs = NIODeadline.now().uptimeNanoseconds
     }
 
     private static let crlf = ByteBuffer(staticString: "\r\n")

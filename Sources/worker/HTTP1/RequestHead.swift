@@ -58,6 +58,11 @@ struct RequestHead {
     /// The request-target as received.
     var uri: String { string(at: target) }
 
+    /// The request-target's bytes as received (a slice: the head's bytes are not copied).
+    var targetBytes: ByteBuffer {
+        headerBytes.getSlice(at: headerBytes.readerIndex + target.lowerBound, length: target.count) ?? ByteBuffer()
+    }
+
     /// The first `Authorization` value.
     var authorization: String? { facts.authorizationValue.map(string(at:)) }
     /// The first `X-Api-Key` value.

@@ -6,7 +6,10 @@ enum RequestPreflight {
         if request.target.count > limits.maxRequestTargetBytes { return .uriTooLong }
         if request.hasUserinfo { return .userinfoInTarget }
         if request.version != .http1_1 { return .versionNotSupported }
-        if request.method == .CONNECT || request.facts.upgrade { return .notImplemented }
+        // A case pattern, not `==`: HTTPMethod's `==` is RawRepresentable's, which builds both
+        // raw-value strings and compares them (~100 instructions).
+        if case .CONNECT = request.method { return .notImplemented }
+        if request.facts.upgrade { return .notImplemented }
         // RFC 9112 §3.2: exactly one Host; a blank one is as good as none.
         guard request.facts.hostCount == 1, !request.facts.hostIsBlank else { return .missingHost }
         return nil

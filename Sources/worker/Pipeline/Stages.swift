@@ -57,6 +57,7 @@ enum AuthenticateStage {
         request.permitted = caller.permitted
         request.keyID = caller.keyID
         request.staticKey = caller.staticKey
+        request.keyMetric = caller.keyMetric
         return .proceed
     }
 

@@ -39,8 +39,7 @@ enum ForwardingHeaders {
         client.headerBytes.withUnsafeReadableBytes { bytes in
             let named = client.facts.connectionNamesHeaders ? connectionTokens(client, bytes) : []
             let methodName = method.rawValue
-            let bound =
-                methodName.utf8.count + match.targetByteCount(on: target) + hostHeader.utf8.count + key.utf8.count + bytes.count + 96
+            let bound = upstreamRequestHeadBound(method: method, match: match, target: target, client: client)
             out.writeHead(maxBytes: bound) { out in
                 out.write(string: methodName)
                 out.write(" ")
@@ -78,6 +77,21 @@ enum ForwardingHeaders {
                 out.write("\r\n")
             }
         }
+    }
+
+    /// At least the bytes `writeUpstreamRequestHead` writes: a buffer made with this much room
+    /// (and the body's, when it goes in the same write) is never grown while the head is written
+    /// (growing it copied the head and cost ~250 instructions per request).
+    static func upstreamRequestHeadBound(method: HTTPMethod, match: Router.Match, target: UpstreamTarget, client: RequestHead) -> Int {
+        let methodBytes: Int
+        // The usual methods without making their raw-value string (`rawValue` builds one).
+        switch method {
+        case .GET, .PUT: methodBytes = 3
+        case .POST: methodBytes = 4
+        default: methodBytes = method.rawValue.utf8.count
+        }
+        return methodBytes + match.targetByteCount(on: target) + target.hostHeader.utf8.count + target.apiKey.value.utf8.count
+            + client.headerBytes.readableBytes + 96
     }
 
     /// Whether a client header is forwarded: not a credential, `Host` or hop-by-hop, not named

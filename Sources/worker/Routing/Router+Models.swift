@@ -19,12 +19,18 @@ extension Router {
 
     /// Which model endpoint the request is for, if any (the path exactly, the query aside).
     static func modelEndpoint(_ request: RequestHead) -> ModelEndpoint? {
-        guard request.method == .POST || request.method == .GET else { return nil }
+        // Case patterns: `HTTPMethod`'s `==` builds both raw-value strings.
+        let isGET: Bool
+        switch request.method {
+        case .GET: isGET = true
+        case .POST: isGET = false
+        default: return nil
+        }
         return request.headerBytes.withUnsafeReadableBytes { all in
             let bytes = UnsafeRawBufferPointer(rebasing: all[request.target])
             guard let target = RequestTarget(bytes) else { return nil }
             let path = UnsafeRawBufferPointer(rebasing: bytes[target.path])
-            if request.method == .GET { return path.elementsEqual(modelListingPath) ? .listing : nil }
+            if isGET { return path.elementsEqual(modelListingPath) ? .listing : nil }
             return modelRoutedPaths.contains { path.elementsEqual($0) } ? .routedByModel : nil
         }
     }

@@ -12,6 +12,8 @@ struct Router: Sendable {
     final class Route: Sendable {
         /// Position in `Configuration.Upstreams.entries` (the index used by `UpstreamSet`).
         let index: Int
+        /// The upstream's series key for the metrics' `upstream` label (`MetricsSchema.key`).
+        let metricKey: Int64
         /// `request_path` without trailing `/`; `""` for `/`, which matches every path.
         let prefix: String
         let upstream: Configuration.Upstream
@@ -22,6 +24,7 @@ struct Router: Sendable {
 
         init(index: Int, prefix: String, upstream: Configuration.Upstream) {
             self.index = index
+            self.metricKey = MetricsSchema.key(upstream.name)
             self.prefix = prefix
             self.upstream = upstream
             self.target = UpstreamTarget(upstream)
@@ -57,20 +60,28 @@ struct Router: Sendable {
         }
 
         /// The full target URL on `upstreamTarget` (the route's own by default), for the request
-        /// log; `uri` is the client's request-target. One string, written once (origin + target
-        /// as two strings cost twice as much).
+        /// log; `uri` is the client's request-target.
         func targetURL(uri: String, on upstreamTarget: UpstreamTarget? = nil) -> String {
             var uri = uri
+            return uri.withUTF8 {
+                withTargetURL(target: UnsafeRawBufferPointer($0), on: upstreamTarget) { String(decoding: $0, as: UTF8.self) }
+            }
+        }
+
+        /// Calls `body` with the full target URL's bytes on `upstreamTarget` (the route's own by
+        /// default), written on the stack: the request line writes them as they are, and no
+        /// string is made (`target` is the client's request-target).
+        func withTargetURL<R>(
+            target: UnsafeRawBufferPointer, on upstreamTarget: UpstreamTarget? = nil, _ body: (UnsafeRawBufferPointer) -> R
+        ) -> R {
             let upstreamTarget = upstreamTarget ?? route.target
             let origin = upstreamTarget.origin
-            return uri.withUTF8 { utf8 in
-                let target = UnsafeRawBufferPointer(utf8)
-                return String(unsafeUninitializedCapacity: origin.utf8.count + targetByteCount(on: upstreamTarget)) { bytes in
-                    var out = HeadWriter(UnsafeMutableRawBufferPointer(bytes))
-                    out.write(string: origin)
-                    writeTarget(on: upstreamTarget, from: target, into: &out)
-                    return out.count
-                }
+            return withUnsafeTemporaryAllocation(byteCount: origin.utf8.count + targetByteCount(on: upstreamTarget), alignment: 1) {
+                bytes in
+                var out = HeadWriter(bytes)
+                out.write(string: origin)
+                writeTarget(on: upstreamTarget, from: target, into: &out)
+                return body(UnsafeRawBufferPointer(rebasing: bytes[..<out.count]))
             }
         }
     }

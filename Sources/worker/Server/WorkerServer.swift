@@ -59,7 +59,7 @@ final class WorkerServer: Sendable {
     static func makeContext(
         on eventLoop: EventLoop, configuration: Configuration, logger: Logger, limits: WorkerLimits = WorkerLimits(),
         limiter: InFlightLimiter? = nil, pipeline: RequestPipeline = .standard(),
-        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil
+        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil
     ) async throws -> NIOLoopBound<WorkerContext> {
         let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
         let snapshot = try WorkerSnapshot(configuration: configuration)
@@ -67,7 +67,7 @@ final class WorkerServer: Sendable {
             NIOLoopBound(
                 WorkerContext(
                     snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
-                    logger: logger, pipeline: pipeline, responseObservers: responseObservers),
+                    logger: logger, pipeline: pipeline, responseObservers: responseObservers, metrics: metrics),
                 eventLoop: eventLoop)
         }.get()
     }

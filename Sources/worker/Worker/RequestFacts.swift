@@ -1,4 +1,6 @@
+import Common
 import NIOCore
+import NIOHTTP1
 
 /// What happened to one request, as cheap values collected whether or not anything is written
 /// (conventions: facts first, strings last). Every request ends in one place,
@@ -7,9 +9,12 @@ import NIOCore
 struct RequestFacts {
     /// When the request's head was complete (or the malformed bytes were read).
     var startedAt: NIODeadline
-    /// The head as parsed, for the request line's method and URL (kept only when request lines
-    /// are written); nil for bytes that were not a request.
-    var head: RequestHead?
+    /// The request's method and request-target's bytes (a slice of the head's), for the request
+    /// line's `method`, `request_url` and `target_url` (kept only when request lines are
+    /// written: not the whole head, whose copy cost ~200 instructions); nil for bytes that were
+    /// not a request.
+    var method: HTTPMethod?
+    var requestTarget: ByteBuffer?
     /// The route the request took (its upstream and target), once routed.
     var route: Router.Route?
     /// Where the route's pieces are in the request-target, for the request line's `target_url`
@@ -17,6 +22,13 @@ struct RequestFacts {
     var match: Router.Match?
     /// The `id` of the client key that was accepted.
     var keyID: String?
+    /// The accepted key's series key for the metrics' `key` label (`MetricsSchema`).
+    var keyMetric = MetricsSchema.noneKey
+    /// Instants of the upstream exchange (`ProxyExchange.upstreamSentNs` …; 0 = did not happen),
+    /// for docs/observability.md's `fluxgate_upstream_response_seconds` and `fluxgate_overhead_seconds`.
+    var upstreamSentNs: UInt64 = 0
+    var upstreamHeadNs: UInt64 = 0
+    var clientHeadNs: UInt64 = 0
     /// Request body bytes received; nil for a request that announced no body (as Fluxgate logs it).
     var requestBodyBytes: Int?
     /// Response body bytes sent (payload, without chunk framing).
@@ -35,19 +47,23 @@ struct RequestFacts {
     /// once the metrics registry exists).
     var unknownModel = false
 
-    init(startedAt: NIODeadline, head: RequestHead?) {
+    init(startedAt: NIODeadline) {
         self.startedAt = startedAt
-        self.head = head
     }
 
     /// A new request on the same connection: field by field, in place (assigning a new value
     /// whole went through generic value witnesses, ~2,300 instructions per request).
     mutating func reset(startedAt: NIODeadline) {
         self.startedAt = startedAt
-        head = nil
+        method = nil
+        requestTarget = nil
         route = nil
         match = nil
         keyID = nil
+        keyMetric = MetricsSchema.noneKey
+        upstreamSentNs = 0
+        upstreamHeadNs = 0
+        clientHeadNs = 0
         requestBodyBytes = nil
         responseBodyBytes = nil
         status = 0

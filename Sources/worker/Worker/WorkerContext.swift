@@ -26,12 +26,16 @@ final class WorkerContext {
     private let requestLineWriter: RequestLineWriter?
     /// Request lines are written (level `trace`, which `FLUXGATE_LOG` sets once per process).
     let logsRequests: Bool
+    /// The worker's region of the host's metrics (docs/observability.md); nil when the master
+    /// gave none (a worker run on its own, most tests).
+    let metrics: WorkerMetrics?
 
     init(
         snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
         logger: Logger, pipeline: RequestPipeline = .standard(),
-        responseObservers: ((RequestHead) -> ResponseObserver?)? = nil
+        responseObservers: ((RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil
     ) {
+        self.metrics = metrics.map(WorkerMetrics.init(region:))
         self.snapshot = snapshot
         self.eventLoop = eventLoop
         self.pool = UpstreamPool(eventLoop: eventLoop, limits: limits)
@@ -51,6 +55,7 @@ final class WorkerContext {
     /// asked for only when a line is written (formatting an address costs ~3,000 instructions).
     /// (`inout`: the connection's own facts are read where they are, not copied.)
     func requestEnded(_ facts: inout RequestFacts, clientIP: () -> String?) {
+        if let metrics { metrics.record(facts, now: NIODeadline.now().uptimeNanoseconds) }
         guard logsRequests else { return }
         let record = RequestLogRecord(facts, clientIP: clientIP())
         if let requestLineWriter { record.emit(to: requestLineWriter) } else { record.emit(to: logger) }

@@ -10,13 +10,16 @@ final class MasterFixture: @unchecked Sendable {
     let mock: MockUpstream
     let process: ChildProcess
     let port: Int
+    /// More top-level YAML after the upstreams (an `observability:` section), kept by `rewrite`.
+    let extraYAML: String
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
     init(
         workers: Int = 2, maxConnections: Int = 1024, requestPath: String = "/openai", clientKeys: [String] = [],
-        environment: [String: String] = [:], expectStart: Bool = true
+        environment: [String: String] = [:], expectStart: Bool = true, extraYAML: String = ""
     ) throws {
+        self.extraYAML = extraYAML
         directory = try TemporaryDirectory()
         mock = try MockUpstream()
         configPath = directory.path + "/fluxgate.yaml"
@@ -24,7 +27,7 @@ final class MasterFixture: @unchecked Sendable {
         try Self.write(
             Self.yaml(
                 mock: mock, address: "127.0.0.1:0", workers: workers, maxConnections: maxConnections,
-                requestPath: requestPath, clientKeys: clientKeys), to: configPath)
+                requestPath: requestPath, clientKeys: clientKeys) + extraYAML, to: configPath)
         process = try ChildProcess(
             Binaries.fluxgate, ["--config", configPath, "--control-socket", socketPath],
             environment: ["FLUXGATE_LOG": "info"].merging(environment) { _, new in new })
@@ -72,7 +75,7 @@ final class MasterFixture: @unchecked Sendable {
         try Self.write(
             Self.yaml(
                 mock: mock, address: address ?? "127.0.0.1:\(port)", workers: workers,
-                maxConnections: maxConnections, requestPath: requestPath, clientKeys: clientKeys),
+                maxConnections: maxConnections, requestPath: requestPath, clientKeys: clientKeys) + extraYAML,
             to: configPath)
     }
 

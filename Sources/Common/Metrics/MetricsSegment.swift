@@ -1,0 +1,65 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+
+/// The host's metrics (docs/observability.md "How the counters are shared"): a memfd the master
+/// creates before spawning any worker, mapped MAP_SHARED by master and workers (inherited at
+/// `WorkerDescriptors.metrics`). One region per worker cell (the cell of `InFlightSegment`, passed
+/// as `--metrics-cell`), written only by the worker using that cell, read by the master. When the
+/// master reaps a worker it folds the region into totals it keeps and clears the region.
+///
+/// The memfd is sparse: a page costs memory only once a worker touched it, and clearing a region
+/// gives its pages back (MADV_REMOVE).
+public final class MetricsSegment: @unchecked Sendable {
+    public static let regionCount = InFlightSegment.cellCount
+    public static let size = MetricsRegion.Layout.regionBytes * regionCount
+
+    public let descriptor: FileDescriptor
+    private let base: UnsafeMutableRawPointer
+
+    private init(descriptor: FileDescriptor, base: UnsafeMutableRawPointer) {
+        self.descriptor = descriptor
+        self.base = base
+    }
+
+    /// The master's segment: a close-on-exec memfd, zero-filled.
+    public static func create() throws(SystemError) -> MetricsSegment {
+        let fd = FileDescriptor(try syscall("memfd_create") { fluxgate_memfd_create("fluxgate-metrics", 1 /* MFD_CLOEXEC */) })
+        do throws(SystemError) {
+            try syscall("ftruncate") { ftruncate(fd.rawValue, off_t(size)) }
+            return try map(fd)
+        } catch {
+            fd.close()
+            throw error
+        }
+    }
+
+    /// A worker's view of the segment it inherited; nil when the descriptor is not one.
+    public static func attach(_ fd: FileDescriptor) -> MetricsSegment? {
+        var status = stat()
+        guard fstat(fd.rawValue, &status) == 0, Int(status.st_size) == size else { return nil }
+        return try? map(fd)
+    }
+
+    private static func map(_ fd: FileDescriptor) throws(SystemError) -> MetricsSegment {
+        let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.rawValue, 0)
+        guard let pointer, pointer != MAP_FAILED else { throw SystemError(call: "mmap", errno: errno) }
+        return MetricsSegment(descriptor: fd, base: pointer)
+    }
+
+    /// The region of cell `index` (0..<regionCount).
+    public func region(_ index: Int) -> MetricsRegion {
+        precondition((0..<Self.regionCount).contains(index), "metrics cell out of range")
+        return MetricsRegion(base: base + index * MetricsRegion.Layout.regionBytes)
+    }
+
+    /// The master, after reaping the worker that used the region (and folding it): zero again.
+    public func clear(_ index: Int) {
+        let region = base + index * MetricsRegion.Layout.regionBytes
+        // MADV_REMOVE frees a shared mapping's pages (they read back as zeros): madvise(2).
+        if madvise(region, MetricsRegion.Layout.regionBytes, 9 /* MADV_REMOVE */) != 0 {
+            memset(region, 0, MetricsRegion.Layout.regionBytes)
+        }
+    }
+}

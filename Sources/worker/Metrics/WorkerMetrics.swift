@@ -1,0 +1,65 @@
+import Common
+import NIOCore
+
+/// The worker's side of docs/observability.md: every finished request is counted into the
+/// worker's own region of the shared segment, from values already in its `RequestFacts`
+/// (no string, no dictionary, no allocation per request). Touched only from the worker's loop.
+struct WorkerMetrics {
+    let region: MetricsRegion
+
+    /// One finished request (`WorkerContext.requestEnded`). `now`: its end.
+    func record(_ facts: borrowing RequestFacts, now: UInt64) {
+        region.countServed()
+        let upstream = facts.route?.metricKey ?? MetricsSchema.noneKey
+        region.countRequest(upstream: upstream, key: facts.keyMetric, code: Int64(facts.status))
+        let entry = region.upstreamEntry(upstream)
+        let started = facts.startedAt.uptimeNanoseconds
+        let sent = facts.upstreamSentNs
+        let upstreamHead = facts.upstreamHeadNs
+        region.countUpstream(
+            entry: entry, requestBody: Int64(facts.requestBodyBytes ?? 0), responseBody: Int64(facts.responseBodyBytes ?? 0),
+            durationNs: Self.span(started, now),
+            upstreamResponseNs: sent != 0 && upstreamHead >= sent ? Self.span(sent, upstreamHead) : nil)
+        // Only a request answered at its first attempt: a retry's wait would count as overhead.
+        if facts.attempts == 1, sent != 0, upstreamHead != 0, facts.clientHeadNs >= upstreamHead {
+            region.observeOverhead(nanoseconds: Self.span(started, sent) + Self.span(upstreamHead, facts.clientHeadNs))
+        }
+        if facts.outcome == .upstreamCut {
+            region.countUpstreamError(entry: entry, .truncated)
+        } else if let cause = facts.upstreamError {
+            region.countUpstreamError(entry: entry, Self.reason(cause.layer))
+        } else if facts.outcome == .proxyError,
+            let reason = facts.unknownModel ? MetricsSchema.RejectionReason.unknownModel : Self.rejection(status: facts.status)
+        {
+            region.countRejected(reason)
+        }
+    }
+
+    @inline(__always) static func span(_ from: UInt64, _ to: UInt64) -> Int64 {
+        to >= from ? Int64(to - from) : 0
+    }
+
+    static func reason(_ layer: UpstreamErrorCause.Layer) -> MetricsSchema.UpstreamErrorReason {
+        switch layer {
+        case .dns, .connect: return .connect
+        case .tls: return .tls
+        case .timeout: return .timeout
+        case .reset: return .reset
+        case .protocol: return .protocol
+        }
+    }
+
+    /// A response the proxy made itself without asking an upstream, by its status
+    /// (docs/observability.md `fluxgate_rejected_requests_total`).
+    static func rejection(status: UInt) -> MetricsSchema.RejectionReason? {
+        switch status {
+        case 401: return .unauthorized
+        case 404: return .noRoute
+        case 413, 414, 431: return .tooLarge
+        case 429: return .rateLimited
+        case 503: return .overCapacity
+        case 400..<500, 501, 505: return .badRequest
+        default: return nil
+        }
+    }
+}
