@@ -14,10 +14,7 @@ extension ProxyErrorResponse {
         .payloadTooLarge, "The request body's \"model\" member must be within its first 1 MiB.",
         "invalid_request_error", "model_beyond_limit")
 
-    /// A 200 with `json` as its body: `GET /v1/models`, answered by the proxy.
-    static func document(_ json: String) -> Self {
-        var response = Self(.ok, "", "", "")
-        response.document = json
-        return response
-    }
+    /// A 200 with `json` as its body: `GET /v1/models`, answered by the proxy (an empty `type`
+    /// says `message` is the whole body, `jsonBody`).
+    static func document(_ json: String) -> Self { Self(.ok, json, "", "") }
 }
