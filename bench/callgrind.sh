@@ -4,7 +4,8 @@
 #   bench/callgrind.sh [N=2000]        # env: CONC (1), TARGETS ("fluxgate nginx"), PAYLOADS ("json sse"),
 #                                      #      LOGMODES ("off on"), FLUXGATE_BIN, OUT, TOP (25),
 #                                      #      FLUXGATE_CONF (conf/fluxgate.yaml.tmpl; conf/fluxgate-models.yaml.tmpl
-#                                      #      routes the JSON requests by model instead of by prefix)
+#                                      #      routes the JSON requests by model instead of by prefix),
+#                                      #      START_S (60: seconds a target under valgrind may take to answer)
 #
 # Instruction counts do not depend on what else runs on the machine, unlike wall-clock numbers.
 # For each target x payload x logging mode: start the proxy under `valgrind --tool=callgrind` (the
@@ -75,7 +76,7 @@ for t in $TARGETS; do for lm in $LOGMODES; do for p in $PAYLOADS; do
       ;;
   esac
   top=$!; PIDS+=($top)
-  if ! wait_code "http://127.0.0.1:$PORT/v1/x" 60 401; then log "$name did not come up"; stop_pid $top; continue; fi
+  if ! wait_code "http://127.0.0.1:$PORT/v1/x" "${START_S:-60}" 401; then log "$name did not come up"; stop_pid $top; continue; fi
   # the process whose counters we want: nginx itself, or fluxgate's worker (the master's child)
   vp=$top; [ $t = fluxgate ] && vp=$(pgrep -P $top | head -1)
   if [ $p = sse ]; then url=http://127.0.0.1:$PORT/stream/v1/chat/completions; else url=http://127.0.0.1:$PORT/v1/chat/completions; fi

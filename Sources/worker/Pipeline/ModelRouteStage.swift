@@ -33,22 +33,29 @@ enum ModelRouteStage {
             let entries = snapshot.models.listing(staticKey: request.staticKey, permitted: permitted)
             return .reject(.document(ModelListing.body(entries, anthropic: head.hasAnthropicVersion)))
         case .routedByModel:
-            guard let body = request.body else { return .needBody(bytes: firstPeekBytes) }
-            // Exactly the first 1 MiB is searched, however much the last read brought.
-            let searched = body.withUnsafeReadableBytes {
-                ModelMember.find(in: UnsafeRawBufferPointer(rebasing: $0.prefix(RequestPipeline.maxBodyPeekBytes)))
-            }
-            switch searched {
-            case .found(let literal, let name):
-                return routed(request, head: head, permitted: permitted, body: body, literal: literal, name: name)
-            case .needMore:
-                let have = body.readableBytes
-                if have >= RequestPipeline.maxBodyPeekBytes { return .reject(.modelBeyondLimit) }
-                if request.bodyComplete { return .reject(.modelMissing) }
-                return .needBody(bytes: min(2 * max(have, firstPeekBytes), RequestPipeline.maxBodyPeekBytes))
-            case .notAnObject, .missing, .notAString, .invalid:
-                return .reject(.modelMissing)
-            }
+            request.readsModel = true
+            return routeByBody(request, head: head, permitted: permitted)
+        }
+    }
+
+    /// A `POST` to a model endpoint: the top-level `model` of the body's first bytes, asking
+    /// for more until it is known.
+    static func routeByBody(_ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet) -> StageVerdict {
+        guard let body = request.body else { return .needBody(bytes: firstPeekBytes) }
+        // Exactly the first 1 MiB is searched, however much the last read brought.
+        let searched = body.withUnsafeReadableBytes {
+            ModelMember.find(in: UnsafeRawBufferPointer(rebasing: $0.prefix(RequestPipeline.maxBodyPeekBytes)))
+        }
+        switch searched {
+        case .found(let literal, let name):
+            return routed(request, head: head, permitted: permitted, body: body, literal: literal, name: name)
+        case .needMore:
+            let have = body.readableBytes
+            if have >= RequestPipeline.maxBodyPeekBytes { return .reject(.modelBeyondLimit) }
+            if request.bodyComplete { return .reject(.modelMissing) }
+            return .needBody(bytes: min(2 * max(have, firstPeekBytes), RequestPipeline.maxBodyPeekBytes))
+        case .notAnObject, .missing, .notAString, .invalid:
+            return .reject(.modelMissing)
         }
     }
 

@@ -65,6 +65,9 @@ final class PipelineRequest {
     var staticKey: Int?
     /// Model routing's decision, when the request was routed by its body's `model`.
     var model: ModelDecision?
+    /// The model stage asked for the body: when the route stage runs again with it, no prefix
+    /// matched already and the endpoint is a model-routed one.
+    var readsModel = false
     /// The key's series key for the metrics (`MetricsSchema`; `noneKey` when none was accepted).
     var keyMetric = MetricsSchema.noneKey
     /// The route (the route stage).
@@ -97,6 +100,7 @@ final class PipelineRequest {
         keyID = nil
         staticKey = nil
         if model != nil { model = nil }
+        readsModel = false
         keyMetric = MetricsSchema.noneKey
         match = nil
         holdsPermit = false

@@ -92,6 +92,8 @@ enum RouteStage {
         if !snapshot.authenticator.required && snapshot.router.isEmpty { return .reject(.noUpstreams) }
         // The authenticate stage ran before: a caller is always there.
         guard let permitted = request.permitted else { return .reject(.unauthorized) }
+        // Again, with the body's first bytes: routed by model already.
+        if request.readsModel { return ModelRouteStage.routeByBody(request, head: head, permitted: permitted) }
         switch snapshot.router.route(head, permitted: permitted) {
         case .matched(let match):
             request.match = match
