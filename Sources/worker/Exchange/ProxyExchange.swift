@@ -358,13 +358,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             }
             sendHeldHead(on: connection)
             if requestFraming == .chunked {
-                // The decoder removed the client's chunk framing; the upstream gets it again.
-                var size = connection.allocator.buffer(capacity: 12)
-                size.writeString(String(buffer.readableBytes, radix: 16))
-                size.writeStaticString("\r\n")
+                // The decoder removed the client's chunk framing; the upstream gets it again
+                // (the codec's encoding half, as for a response this side chunks).
+                var size = connection.allocator.buffer(capacity: 18)
+                ChunkedFraming.writeSizeLine(buffer.readableBytes, into: &size)
                 connection.handler.send(size)
                 connection.handler.send(buffer)
-                connection.handler.send(Self.crlf)
+                connection.handler.send(ChunkedFraming.crlf)
             } else {
                 connection.handler.send(buffer)
             }
@@ -395,8 +395,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         upstreamSentNs = NIODeadline.now().uptimeNanoseconds
     }
 
-    private static let crlf = ByteBuffer(staticString: "\r\n")
-    private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")
+    private static let lastChunk = ByteBuffer(staticString: ChunkedFraming.lastChunk)
 
     /// The timer's deadline passed (the client side calls this).
     func deadlinePassed() {

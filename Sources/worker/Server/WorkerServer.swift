@@ -176,23 +176,3 @@ final class WorkerServer: Sendable {
     /// Completes when the listening socket is closed.
     var closeFuture: EventLoopFuture<Void> { serverChannel.closeFuture }
 }
-
-/// The entry point the master integration calls from `Sources/worker/main.swift` once it has the
-/// configuration: serves until the listener is closed (e.g. by `WorkerServer.shutdown`).
-/// `listenerFD` is the socket inherited from the master; nil binds `server.bind_address` itself.
-func runWorker(
-    listenerFD: CInt?, configuration: Configuration, logger: Logger,
-    limits: WorkerLimits = WorkerLimits()
-) async throws {
-    let listener: ListenerSource =
-        listenerFD.map { .inheritedDescriptor($0) }
-        ?? .bind(configuration.server.bindAddress)
-    let server = try await WorkerServer.start(
-        listener: listener, configuration: configuration, logger: logger,
-        limits: limits)
-    if let address = server.localAddress {
-        logger.info("Fluxgate proxy server listening on \(address.ipAddress ?? "?"):\(address.port ?? 0)")
-    }
-    try await server.closeFuture.get()
-    await server.shutdown(gracePeriod: .zero)
-}
