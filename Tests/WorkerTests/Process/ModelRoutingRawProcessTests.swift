@@ -26,8 +26,25 @@ import TestSupport
 
         """
 
-    static func fixture(_ upstreams: [ProxyFixture.Upstream] = [.init(name: "openai", path: "/openai")]) throws -> ProxyFixture {
-        try ProxyFixture(upstreams: upstreams, auth: tail)
+    static func fixture(
+        _ upstreams: [ProxyFixture.Upstream] = [.init(name: "openai", path: "/openai")], observability: Int? = nil
+    ) throws -> ProxyFixture {
+        let listener = observability.map { "observability:\n  listen: \"127.0.0.1:\($0)\"\n" } ?? ""
+        return try ProxyFixture(upstreams: upstreams, auth: listener + tail)
+    }
+
+    /// `fluxgate_rejected_requests_total{reason="…"}` from the observability listener, once it
+    /// reaches `expected` (the workers' counters are folded by the master), or its last value.
+    static func rejected(_ reason: String, port: Int, expected: Double) throws -> Double? {
+        var value: Double?
+        for _ in 0..<200 {
+            let text = try RawConnection(port: port, timeout: 10).request("GET", "/metrics").bodyText
+            value = text.split(separator: "\n").first { $0.hasPrefix("fluxgate_rejected_requests_total{reason=\"\(reason)\"}") }
+                .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+            if value == expected { return value }
+            usleep(50_000)
+        }
+        return value
     }
 
     static func sha256(_ bytes: [UInt8]) -> String {
@@ -93,7 +110,8 @@ import TestSupport
     }
 
     @Test func aModelTheKeyMayNotUseGetsTheSameAnswerAsAnUnknownOne() throws {
-        let f = try Self.fixture()
+        let metricsPort = try TestPorts.closedPort()
+        let f = try Self.fixture(observability: metricsPort)
         let notAllowed = try f.request(
             "POST", "/v1/chat/completions", headers: [("Authorization", "Bearer \(Self.keyB)")],
             body: Self.body(padding: 1, modelLiteral: #""claude-sonnet""#))
@@ -107,6 +125,9 @@ import TestSupport
             body: Self.body(padding: 1, modelLiteral: #""gpt-4o""#))
         #expect(allowed.status == 200)
         #expect(f.mock.requests.count == 1)
+        // Both 404s count as unknown_model, not as no_route.
+        #expect(try Self.rejected("unknown_model", port: metricsPort, expected: 2) == 2)
+        #expect(try Self.rejected("no_route", port: metricsPort, expected: 0) == 0)
     }
 
     /// The body arrives as two chunks cut at every byte around the `model` member, which lies
