@@ -46,7 +46,7 @@ for sc in $SCENARIOS; do case $sc in
   json_c[0-9]*|sse_c[0-9]*) WRK_SCENARIOS+="$sc ";;
   reload) DO_RELOAD=1;; bigbody) DO_BIGBODY=1;;
   *) echo "unknown scenario $sc (json_cN sse_cN bigbody reload)" >&2; exit 2;; esac; done
-TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1m fluxgate2"}
+TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1off fluxgate1m fluxgate2"}
 OUT=${OUT:-$BENCH/results/$(date +%Y%m%d-%H%M%S)-$MODE}
 FLUXGATE_BIN=${FLUXGATE_BIN:-}
 CLIENT_KEY=sk-client-key; UPSTREAM_KEY=upstream-key
@@ -108,18 +108,18 @@ fi
 [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate binary at $FLUXGATE_BIN"; exit 1; }
 for tool in nginx haproxy wrk curl python3; do
   command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
-read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1m < <(python3 -c '
+read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1off P_fluxgate1m < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(10)]
+ss = [socket.socket() for _ in range(11)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
-                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1m]=$P_fluxgate1m)
+                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1off]=$P_fluxgate1off [fluxgate1m]=$P_fluxgate1m)
 
 render() {     # render TEMPLATE OUT PORT WORKERS
   sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
       -e "s#{PACED_PORT}#$PACED_PORT#g" -e "s#{BULK_PORT}#$BULK_PORT#g" -e "s#{CLIENT_KEY}#$CLIENT_KEY#g" -e "s#{UPSTREAM_KEY}#$UPSTREAM_KEY#g" \
-      -e "s#{PORT}#$3#g" -e "s#{WORKERS}#$4#g" -e "s#{THREADS}#$4#g" "$1" > "$2"
+      -e "s#{PORT}#$3#g" -e "s#{WORKERS}#$4#g" -e "s#{THREADS}#$4#g" -e "s#{USAGE}#${5:-auto}#g" "$1" > "$2"
 }
 mem_sample() {  # mem_sample LOGMODE TARGET PHASE
   local r; r=$(python3 "$BENCH/tools/proctree.py" --rss "${PID[$2]}")
@@ -140,10 +140,13 @@ start_proxy() {  # start_proxy TARGET LOGMODE
     haproxy)   # no per-request log in either mode (it would need syslog); see docs/performance.md
       render "$BENCH/conf/haproxy.cfg.tmpl" "$RUN/$t.cfg" "$p" 2
       launch $t haproxy -db -f "$RUN/$t.cfg" ;;
-    fluxgate1|fluxgate2|fluxgate1m)
-      w=${t#fluxgate}; w=${w%m}
-      local conf=fluxgate.yaml.tmpl; [ $t = fluxgate1m ] && conf=fluxgate-models.yaml.tmpl
-      render "$BENCH/conf/$conf" "$RUN/$t.yaml" "$p" "$w"
+    fluxgate1|fluxgate2|fluxgate1off|fluxgate1m)
+      # fluxgate1off: fluxgate1 with `usage: off` (docs/usage.md), the baseline of the usage reader's cost;
+      # fluxgate1m: fluxgate1 with the JSON requests routed by model (conf/fluxgate-models.yaml.tmpl)
+      local usage=auto conf=fluxgate.yaml.tmpl; [ $t = fluxgate1off ] && usage=off
+      [ $t = fluxgate1m ] && conf=fluxgate-models.yaml.tmpl
+      w=${t#fluxgate}; w=${w%off}; w=${w%m}
+      render "$BENCH/conf/$conf" "$RUN/$t.yaml" "$p" "$w" "$usage"
       local level=info; [ "$lm" = on ] && level=trace
       # its own control socket: the default one is per user and may belong to someone else's fluxgate
       launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock" ;;
@@ -197,7 +200,7 @@ fidelity() {     # S5: paced SSE (50 events x 20 ms) through each target, c=1 an
   # the last stream's first event; this is a burst, not the steady state), "warm" follows at
   # once on new client connections with the upstream keep-alive pool filled.
   local lm=$1 t url key pass
-  for t in direct nginx1 fluxgate1 fluxgate2; do
+  for t in direct nginx1 fluxgate1 fluxgate1off fluxgate2; do
     [ "$t" != direct ] && [ -z "${PID[$t]:-}" ] && continue
     key=$CLIENT_KEY; url=http://127.0.0.1:${PORT[$t]:-}/paced/v1/chat/completions
     [ $t = direct ] && { url=http://127.0.0.1:$PACED_PORT/v1/chat/completions; key=$UPSTREAM_KEY; }

@@ -4,7 +4,7 @@ import Common
 // (docs/configuration.md "Keys").
 extension ConfigDecoder {
     static let reservedUpstreamsKeys: Set<String> = ["request_timeout_ms", "stream_idle_timeout_ms"]
-    static let upstreamKeys: Set<String> = ["target_url", "api_key", "request_path", "api_key_header", "tls_ca_file"]
+    static let upstreamKeys: Set<String> = ["target_url", "api_key", "request_path", "api_key_header", "tls_ca_file", "usage"]
     /// Timeouts become NIO `TimeAmount`s (Int64 nanoseconds): a larger value would trap there.
     static let maxTimeoutMs = UInt64(Int64.max / 1_000_000)
 
@@ -139,10 +139,11 @@ extension ConfigDecoder {
                     "is ignored: target_url is http://, and the file only applies to https upstreams")
             }
         }
-        guard let targetURL, let apiKey, let requestPath, headerValid, caValid else { return nil }
+        let usage = decodeUsageMode(fields, path)
+        guard let targetURL, let apiKey, let requestPath, headerValid, caValid, let usage else { return nil }
         return Configuration.Upstream(
             name: entry.name, targetURL: targetURL, apiKey: apiKey,
-            requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA)
+            requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA, usage: usage)
     }
 
     /// Fluxgate's request_path rules, on the trimmed value; the first rule broken is reported.

@@ -141,3 +141,13 @@ private let withStaticKey = "api_keys:\n  static:\n    - key: client-key-0000000
                     """)))
     #expect(config.upstreams.entries.map(\.name) == ["openai", "zeta"])
 }
+
+/// docs/usage.md: `usage` is `auto` unless the upstream says `off`; anything else is an error
+/// at the value.
+@Test func usageIsAutoOrOff() throws {
+    #expect(expectClean(upstream())?.upstreams.entries[0].usage == .auto)
+    #expect(expectClean(upstream(more: "    usage: off\n"))?.upstreams.entries[0].usage == .off)
+    #expect(expectClean(upstream(more: "    usage: AUTO\n"))?.upstreams.entries[0].usage == .auto)
+    #expect(expectClean(upstream(more: "    usage:\n"))?.upstreams.entries[0].usage == .auto)
+    expectDiagnostic(upstream(more: "    usage: sometimes\n"), "usage.invalid", path: "upstreams.openai.usage", at: 7, 12)
+}

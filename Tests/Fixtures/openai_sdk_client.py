@@ -11,7 +11,9 @@ messages = [{"role": "user", "content": "Say hello."}]
 completion = client.chat.completions.create(model="gpt-mock", messages=messages)
 print("COMPLETION", completion.choices[0].message.content)
 
-stream = client.chat.completions.create(model="gpt-mock", messages=messages, stream=True)
+stream = client.chat.completions.create(
+    model="gpt-mock", messages=messages, stream=True, stream_options={"include_usage": True}
+)
 pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
 print("STREAM", len(pieces), "".join(pieces))
 

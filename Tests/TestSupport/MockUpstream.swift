@@ -18,9 +18,11 @@ import NIOPosix
 /// | `/delay-headers?ms=M` | answers after M ms |
 /// | `/hang` | never answers |
 /// | `/close-after?ms=M` | 200, then closes the idle keep-alive connection after M ms |
-/// | `…/chat/completions` | an OpenAI chat completion; SSE chunks and `[DONE]` when the body asks to stream |
+/// | `…/chat/completions` | an OpenAI chat completion; SSE chunks and `[DONE]` when the body asks to stream (a usage chunk before `[DONE]` when it asks `include_usage`) |
+/// | `…/messages` | an Anthropic message (usage 12 in, 6 out, 3 cache read, 2 cache write); its event stream when the body asks to stream |
 /// | `/redirect` | 302 with `Location: /elsewhere` |
 /// | `/gzip` | a gzip body with `Content-Encoding: gzip` |
+/// | a path given to `serve(_:_:)` | that canned response |
 /// | anything else | 200 `{"ok":true}` with two `Set-Cookie` headers |
 public final class MockUpstream: @unchecked Sendable {
     public struct Request: Sendable {
@@ -43,7 +45,29 @@ public final class MockUpstream: @unchecked Sendable {
     private var channel: Channel!
     private let state = NIOLockedValueBox(State())
 
+    /// A response given by the test: `pieces` written one after the other, each flushed, chunked
+    /// (no `Content-Length`) unless `headers` has one; with `holdOpen`, the response never ends.
+    public struct Canned: Sendable {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var pieces: [[UInt8]]
+        public var holdOpen: Bool
+
+        public init(status: Int = 200, headers: [(String, String)], pieces: [[UInt8]], holdOpen: Bool = false) {
+            self.status = status
+            self.headers = headers
+            self.pieces = pieces
+            self.holdOpen = holdOpen
+        }
+    }
+
+    /// Answers requests for `path` (after any base path) with `response`.
+    public func serve(_ path: String, _ response: Canned) {
+        state.withLockedValue { $0.canned[path] = response }
+    }
+
     struct State {
+        var canned: [String: Canned] = [:]
         var requests: [Request] = []
         var connectionsOpened = 0
         var connectionsClosed = 0
@@ -140,7 +164,15 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         let query = Dictionary((components?.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
         let int = { (name: String, fallback: Int) in query[name].flatMap(Int.init) ?? fallback }
 
-        if let range = path.range(of: "/status/"), let code = Int(path[range.upperBound...]) {
+        if let canned = state.withLockedValue({ state in state.canned.first { path.hasSuffix($0.key) }?.value }) {
+            let headers = HTTPHeaders(canned.headers)
+            let status = HTTPResponseStatus(statusCode: canned.status)
+            context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: status, headers: headers))), promise: nil)
+            for piece in canned.pieces {
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: piece)))), promise: nil)
+            }
+            if canned.holdOpen { context.flush() } else { context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil) }
+        } else if let range = path.range(of: "/status/"), let code = Int(path[range.upperBound...]) {
             send(context, status: .init(statusCode: code), body: Array("{\"status\":\(code)}".utf8))
         } else if path.hasSuffix("/sse") {
             streamEvents(context, count: int("n", 5), intervalMs: int("interval_ms", 10))
@@ -164,7 +196,10 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
             send(context, status: .ok, body: Array("{\"closing\":true}".utf8))
             context.eventLoop.scheduleTask(in: .milliseconds(Int64(int("ms", 50)))) { context.close(promise: nil) }
         } else if path.hasSuffix("/chat/completions") {
-            openAIChat(context, stream: bodyText.contains("\"stream\":true") || bodyText.contains("\"stream\": true"))
+            let stream = bodyText.contains("\"stream\":true") || bodyText.contains("\"stream\": true")
+            openAIChat(context, stream: stream, includeUsage: bodyText.contains("include_usage"))
+        } else if path.hasSuffix("/messages") {
+            anthropicMessage(context, stream: bodyText.contains("\"stream\":true") || bodyText.contains("\"stream\": true"))
         } else if path.hasSuffix("/redirect") {
             send(context, status: .found, body: [], extra: [("location", "/elsewhere")])
         } else if path.hasSuffix("/gzip") {
@@ -207,7 +242,7 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     /// An OpenAI-compatible chat completion, whole or as SSE chunks ending in `data: [DONE]`.
-    private func openAIChat(_ context: ChannelHandlerContext, stream: Bool) {
+    private func openAIChat(_ context: ChannelHandlerContext, stream: Bool, includeUsage: Bool = false) {
         let created = Int(Date().timeIntervalSince1970)
         guard stream else {
             let body = """
@@ -229,8 +264,63 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
         let last =
             "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
-            + "\"model\":\"gpt-mock\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+            + "\"model\":\"gpt-mock\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+            + (includeUsage
+                ? "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
+                    + "\"model\":\"gpt-mock\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":4,\"total_tokens\":9}}\n\n"
+                : "")
+            + "data: [DONE]\n\n"
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: last)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    /// An Anthropic Messages response, whole or as its event stream (message_start with the input
+    /// and cache counts, text deltas, a cumulative message_delta).
+    private func anthropicMessage(_ context: ChannelHandlerContext, stream: Bool) {
+        let message =
+            "{\"id\":\"msg_mock\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-mock\","
+        guard stream else {
+            let body =
+                message + "\"content\":[{\"type\":\"text\",\"text\":\"Hello from the mock.\"}],"
+                + "\"stop_reason\":\"end_turn\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,"
+                + "\"cache_read_input_tokens\":3,\"cache_creation_input_tokens\":2,\"output_tokens\":6}}"
+            send(context, status: .ok, body: Array(body.utf8))
+            return
+        }
+        let headers = HTTPHeaders([("content-type", "text/event-stream"), ("cache-control", "no-cache")])
+        context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        var events = [
+            (
+                "message_start",
+                "{\"type\":\"message_start\",\"message\":" + message + "\"content\":[],\"stop_reason\":null,"
+                    + "\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,\"cache_read_input_tokens\":3,"
+                    + "\"cache_creation_input_tokens\":2,\"output_tokens\":1}}}"
+            ),
+            (
+                "content_block_start",
+                "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"
+            ),
+        ]
+        for word in ["Hello", " from", " the", " mock."] {
+            events.append(
+                (
+                    "content_block_delta",
+                    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\(word)\"}}"
+                ))
+        }
+        events += [
+            ("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}"),
+            (
+                "message_delta",
+                "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},"
+                    + "\"usage\":{\"output_tokens\":6}}"
+            ),
+            ("message_stop", "{\"type\":\"message_stop\"}"),
+        ]
+        for (name, data) in events {
+            let text = "event: \(name)\ndata: \(data)\n\n"
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+        }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 

@@ -9,10 +9,11 @@ d = sys.argv[1]
 rows = list(csv.DictReader(open(os.path.join(d, "runs.tsv")), delimiter="\t"))
 LABEL = {"direct": "direct to mock", "nginx1": "nginx, 1 worker", "nginx1t": "nginx, 1 worker, 16k buffers",
          "nginx2": "nginx, 2 workers", "haproxy": "haproxy, 2 threads", "fluxgate1": "**fluxgate, 1 worker**",
-         "fluxgate2": "**fluxgate, 2 workers**", "fluxgate1m": "fluxgate, 1 worker, routed by model (÷ fluxgate1)"}
-ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1m", "fluxgate2"]
+         "fluxgate2": "**fluxgate, 2 workers**", "fluxgate1off": "fluxgate, 1 worker, usage: off",
+         "fluxgate1m": "fluxgate, 1 worker, routed by model (÷ fluxgate1)"}
+ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate1m", "fluxgate2"]
 # fluxgate1m's reference is fluxgate1: model routing against the prefix route, same run.
-REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "nginx2": "nginx2",
+REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "fluxgate1off": "nginx1", "nginx2": "nginx2",
        "haproxy": "nginx2", "fluxgate2": "nginx2", "fluxgate1m": "fluxgate1"}
 
 
@@ -103,6 +104,18 @@ if head:
     for sc, lm, w, rr, cr, ct, d50, d99, err, n in sorted(head):
         print(f"| {sc} | {lm} | {w} | {fmt(rr, '.2f')} | {fmt(cr, '.2f')} | {fmt(ct, '.2f')} | "
               f"{fmt(d50, '+.3f')} | {fmt(d99, '+.3f')} | {err}/{n} |")
+    print()
+
+usage = [(sc, lm, per_rep(lm, sc, "fluxgate1", "fluxgate1off", ratio("rps")),
+          per_rep(lm, sc, "fluxgate1", "fluxgate1off", ratio("proxy_cpu_us_per_req")))
+         for (lm, sc, t) in sorted(g) if t == "fluxgate1off" and (lm, sc, "fluxgate1") in g]
+if usage:
+    print("## Usage reader: fluxgate `usage: auto` ÷ `usage: off`, 1 worker (medians of per-rep ratios, same run)\n")
+    print("Issue 20's budget: throughput ≥ 0.97 (JSON) and ≥ 0.95 (SSE).\n")
+    print("| scenario | logging | throughput ÷ off | CPU µs/req ÷ off |")
+    print("|---|---|---:|---:|")
+    for sc, lm, rr, cr in usage:
+        print(f"| {sc} | {lm} | {fmt(rr, '.3f')} | {fmt(cr, '.3f')} |")
     print()
 
 fid = os.path.join(d, "fidelity.jsonl")

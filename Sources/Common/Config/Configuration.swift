@@ -154,10 +154,13 @@ extension Configuration {
         /// `tls_ca_file`: certificates (PEM, contents read at load) that an https upstream's chain
         /// must lead to, *instead of* the system trust store. nil = system trust store.
         public var tlsCA: TrustedCA?
+        /// `usage`: whether the token usage of its responses is read (docs/usage.md). Hot.
+        public var usage: UsageMode = .auto
 
         public init(
             name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
-            apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil
+            apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil,
+            usage: UsageMode = .auto
         ) {
             self.name = name
             self.targetURL = targetURL
@@ -165,7 +168,16 @@ extension Configuration {
             self.requestPath = requestPath
             self.apiKeyHeader = apiKeyHeader
             self.tlsCA = tlsCA
+            self.usage = usage
         }
+    }
+
+    /// An upstream's `usage` key (docs/configuration.md, docs/usage.md).
+    public enum UsageMode: String, Sendable, Hashable, Codable, CaseIterable {
+        /// The usage each response reports is read as it is relayed (the default).
+        case auto
+        /// Nothing is read: the request line has no token fields.
+        case off
     }
 
     /// A private CA for upstream verification: the file name (for messages) and its PEM contents.

@@ -36,6 +36,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private var parser: RequestParser
 
     private var exchange: ProxyExchange?
+    /// The usage reader of this connection's exchanges (docs/usage.md), made for the first
+    /// request whose upstream reads usage and reused after it.
+    private var usage: UsageObserver?
     /// A request still in the pipeline: a stage waits for an answer or for body bytes.
     private var waiting: WaitingRequest?
     /// The current request's facts, from its head to `requestEnded`.
@@ -260,6 +263,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse, cause: UpstreamErrorCause?) {
         guard let context, let exchange else { return }
         self.exchange = nil
+        _ = usage?.finish()
         facts.requestBodyBytes = bodyLength(exchange)
         facts.upstreamError = cause
         facts.attempts = exchange.attempts
@@ -447,10 +451,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)
+        let usage = match.route.upstream.usage == .off ? nil : usageObserver()
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             match: match, head: head, settings: settings,
-            observer: worker.responseObservers?(head))
+            observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)))
         self.exchange = exchange
         state.forwarding()
         exchange.start()
@@ -460,6 +465,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             request.bodyParts = []
         }
         if request.receivedWhole { exchange.clientEnd() }
+    }
+
+    /// The connection's usage reader, ready for the response of the request being forwarded.
+    private func usageObserver() -> UsageObserver {
+        let observer = usage ?? UsageObserver()
+        usage = observer
+        observer.begin()
+        return observer
     }
 
     /// Writes a proxy-made response for the current request and ends it.
@@ -503,6 +516,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.upstreamSentNs = exchange.upstreamSentNs
         facts.upstreamHeadNs = exchange.upstreamHeadNs
         facts.clientHeadNs = exchange.clientHeadNs
+        facts.usage = usage?.finish()
         endRequest()
         releasePermit()
     }

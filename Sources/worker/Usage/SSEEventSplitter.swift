@@ -7,12 +7,23 @@ protocol SSEEventSink {
     /// Bytes of the current event's data: its `data` lines' values joined with LF, in pieces of
     /// any size (the data is streamed, not held).
     mutating func eventData(_ bytes: UnsafeRawBufferPointer)
+    /// The whole event lies in one slice, with one `data` line (`data`) and its last `event` name
+    /// (`type`): true when the sink has dealt with it, so that the splitter moves past it; false
+    /// and the splitter hands it on the ordinary way (`eventDataBegins`…`eventEnded`).
+    mutating func wholeEvent(data: UnsafeRawBufferPointer, type: borrowing SSEEventSplitter.EventType) -> Bool
     /// A blank line ended an event with data (WHATWG "dispatch the event"); `type` is its last
     /// `event` field, unset when it had none.
     mutating func eventEnded(type: borrowing SSEEventSplitter.EventType)
     /// The current event's data passed `maximumEventBytes`: what was handed on of it is to be
     /// dropped, and nothing more of it comes; the stream goes on with the next event.
     mutating func eventOversized()
+}
+
+extension SSEEventSink {
+    /// By default every event is handed on the ordinary way.
+    mutating func wholeEvent(data: UnsafeRawBufferPointer, type: borrowing SSEEventSplitter.EventType) -> Bool {
+        false
+    }
 }
 
 /// Splits a `text/event-stream` body (WHATWG HTML, "Interpreting an event stream") fed in slices
@@ -71,6 +82,10 @@ struct SSEEventSplitter: BitwiseCopyable {
             }
             switch line {
             case .start:
+                if dataLines == 0, !eventType.isSet, let next = wholeEvent(bytes, from: i, into: &sink) {
+                    i = next
+                    continue
+                }
                 if b == 0x0A || b == 0x0D {
                     endEvent(into: &sink)
                     afterCR = b == 0x0D

@@ -59,6 +59,12 @@ enum UsageByteScan {
             }, test: { $0 == 0x22 || $0 | 0x20 == 0x7B || $0 | 0x20 == 0x7D })
     }
 
+    /// The next `"` or `\`: where the event prefilter looks for member names.
+    @inline(__always)
+    static func quoteOrBackslash(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        first(bytes, from: start, flags: { equal($0, 0x22) | equal($0, 0x5C) }, test: { $0 == 0x22 || $0 == 0x5C })
+    }
+
     /// The next CR or LF.
     @inline(__always)
     static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {

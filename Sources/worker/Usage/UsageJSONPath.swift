@@ -30,7 +30,9 @@ extension UsageJSONScanner {
         case presence
     }
 
-    func valueRole() -> Role {
+    /// (`mutating` only so that `self` is read in place: called from `beginValue`, a
+    /// non-mutating call made the optimizer copy the whole scanner, a kilobyte, per value.)
+    mutating func valueRole() -> Role {
         guard frameCount > 0 else { return .container(.root) }
         let frame = top
         if frame.isArray { return frame.container == .choices ? .container(.choice) : .skip }

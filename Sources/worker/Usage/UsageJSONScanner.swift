@@ -257,8 +257,14 @@ extension UsageJSONScanner {
             let b = bytes[i]
             i &+= 1
             if b == 0x22 {
-                state = .skippingString
-                return i
+                // The string is stepped over here, not through the main loop: a skipped value is
+                // mostly strings, and a state change per string cost more than the search.
+                guard let end = Self.skippedStringEnd(bytes, from: i) else {
+                    state = bytes.last == 0x5C && Self.endsInEscape(bytes, stringFrom: i) ? .skippingEscape : .skippingString
+                    return bytes.count
+                }
+                i = end
+                continue
             }
             if b | 0x20 == 0x7B {
                 skipDepth &+= 1
@@ -267,6 +273,40 @@ extension UsageJSONScanner {
                 if skipDepth == 0 { valueEnded(); return i }
             }
         }
+    }
+
+    /// The index after the closing quote of a skipped string whose content begins at `start`, or
+    /// nil when `bytes` ends first.
+    @inline(__always)
+    static func skippedStringEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        var i = start
+        let n = bytes.count
+        while true {
+            i = UsageByteScan.stringEnd(bytes, from: i)
+            guard i < n else { return nil }
+            switch bytes[i] {
+            case 0x22: return i &+ 1
+            case 0x5C: i &+= 2
+            default: i &+= 1  // a raw control byte: not followed here
+            }
+            if i >= n { return nil }
+        }
+    }
+
+    /// Whether a string whose content began at `start` and that `bytes` ends inside ends just
+    /// after the `\` of an escape (the next slice's first byte is escaped).
+    static func endsInEscape(_ bytes: UnsafeRawBufferPointer, stringFrom start: Int) -> Bool {
+        var i = start
+        var escaped = false
+        while i < bytes.count {
+            if escaped {
+                escaped = false
+            } else if bytes[i] == 0x5C {
+                escaped = true
+            }
+            i &+= 1
+        }
+        return escaped
     }
 
     /// Through a string of a skipped value: to its closing quote, escapes stepped over.

@@ -1,4 +1,6 @@
-import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads the token usage of one response as it is relayed (gateway spec §2; `docs/usage.md`).
 ///
@@ -36,7 +38,7 @@ struct UsageReader {
         case events
     }
 
-    private var body: Body
+    private var body = Body.inert
     private var decoder: UsageBodyDecoder?
     private var unreadable = false
     /// Encoded bytes came (an empty body is not a cut compressed stream).
@@ -46,6 +48,26 @@ struct UsageReader {
     private var result: UsageResult?
 
     init(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
+        configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
+    }
+
+    /// Not reading anything until `restart`: the state a reused reader starts in.
+    init() {}
+
+    /// Reads a new response with this value's memory, in place: what `init` does, without
+    /// building a kilobyte of state and copying it (the tap keeps one reader per connection).
+    mutating func restart(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
+        decoder = nil
+        unreadable = false
+        encodedBytesSeen = false
+        splitter = SSEEventSplitter()
+        collector.reset()
+        result = nil
+        configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
+    }
+
+    private mutating func configure(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
+        collector.scanner.countsDeltas = false
         guard (200..<300).contains(status) else {
             body = .inert
             return
@@ -84,12 +106,6 @@ struct UsageReader {
             unreadable = true
             self.decoder = nil
         }
-    }
-
-    /// The readable bytes of `buffer`, which must be payload only (a chunked body's sizes and
-    /// CRLFs are not part of it).
-    mutating func feed(_ buffer: ByteBuffer) {
-        buffer.withUnsafeReadableBytes { feed($0) }
     }
 
     /// The response ended: `complete` when it was relayed whole, false when the client left or the
@@ -139,8 +155,19 @@ struct UsageCollector: SSEEventSink {
     var skippedEvents = 0
     /// The current event is a content delta by its `event` name: its data is not read.
     private var namedDelta = false
+    /// How the last event the prefilter read began (`EventPrefix`).
+    private var prefix = EventPrefix()
 
     private static let noEventType = KeptBytes<64>()
+
+    /// For a new response, in place.
+    mutating func reset() {
+        scanner.reset()
+        tally = UsageTally()
+        skippedEvents = 0
+        namedDelta = false
+        prefix.clear()
+    }
 
     /// Events named as content deltas (`content_block_delta`, `response.….delta`: most of an
     /// Anthropic or Responses API stream) are counted by name, their data not scanned: such events
@@ -150,6 +177,30 @@ struct UsageCollector: SSEEventSink {
         let kind = UsageTally.EventKind(type)
         namedDelta = kind == .contentBlockDelta || kind == .responseDelta
         return !namedDelta
+    }
+
+    /// An event whole in one slice: read here when `UsageEventPrefilter` shows that the scanner
+    /// would find nothing in it but content deltas.
+    mutating func wholeEvent(data: UnsafeRawBufferPointer, type: borrowing SSEEventSplitter.EventType) -> Bool {
+        let kind = UsageTally.EventKind(type)
+        if kind == .contentBlockDelta || kind == .responseDelta {
+            // Unread, but a CR alone in its data line would end the line: the splitter's to read.
+            guard let base = data.baseAddress, memchr(base, 0x0D, data.count) != nil else {
+                tally.addDelta()
+                return true
+            }
+            return false
+        }
+        let start = prefix.start(in: data)
+        var firstDelta: Int?
+        guard
+            let deltas = UsageEventPrefilter.contentDeltas(
+                data, from: start, modelKnown: tally.model != nil, countsDeltas: kind == .other,
+                firstDelta: &firstDelta)
+        else { return false }
+        if start == 0 { prefix.keep(data, length: firstDelta ?? 0) }
+        tally.addDeltas(deltas)
+        return true
     }
 
     mutating func eventData(_ bytes: UnsafeRawBufferPointer) {

@@ -110,6 +110,11 @@ struct UsageTally {
         contentDeltas &+= 1
     }
 
+    /// Content deltas of an event the prefilter read (`UsageEventPrefilter`).
+    mutating func addDeltas(_ count: Int) {
+        contentDeltas &+= count
+    }
+
     /// The result once the response has ended. `stream`: the body was an event stream, whose
     /// content deltas estimate the output when the usage is not the provider's final word.
     func result(complete: Bool, unreadable: Bool, stream: Bool) -> UsageResult {

@@ -46,6 +46,9 @@ struct RequestFacts {
     /// Refused with 404 `model_not_found` (for `fluxgate_rejected_requests_total{reason="unknown_model"}`
     /// once the metrics registry exists).
     var unknownModel = false
+    /// The response's token usage (docs/usage.md), when its upstream reads usage and a response
+    /// head came: what the request line shows and what token limits settle on.
+    var usage: UsageResult?
 
     init(startedAt: NIODeadline) {
         self.startedAt = startedAt
@@ -74,6 +77,7 @@ struct RequestFacts {
             requestModel = nil
             unknownModel = false
         }
+        usage = nil
     }
 }
 

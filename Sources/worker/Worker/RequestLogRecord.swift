@@ -30,8 +30,14 @@ struct RequestLogRecord: Sendable {
     /// request).
     var requestTarget: ByteBuffer?
     var match: Router.Match?
-    /// The model the request was routed by (docs/logging.md), in the spec's place after `error`.
+    /// The response's token usage (docs/usage.md): `usage` is its status, the counts are absent
+    /// when the response gave none.
     var model: String?
+    var inputTokens: Int?
+    var outputTokens: Int?
+    var cacheReadTokens: Int?
+    var cacheWriteTokens: Int?
+    var usage: String?
 
     /// A field's value: numbers stay numbers, so the JSON log format prints them unquoted.
     enum FieldValue {
@@ -66,6 +72,11 @@ struct RequestLogRecord: Sendable {
         if let responseBodyLength { body("response_body_length", .number(Int64(responseBodyLength))) }
         if let error { body("error", .string(error)) }
         if let model { body("model", .string(model)) }
+        if let inputTokens { body("input_tokens", .number(Int64(inputTokens))) }
+        if let outputTokens { body("output_tokens", .number(Int64(outputTokens))) }
+        if let cacheReadTokens { body("cache_read_tokens", .number(Int64(cacheReadTokens))) }
+        if let cacheWriteTokens { body("cache_write_tokens", .number(Int64(cacheWriteTokens))) }
+        if let usage { body("usage", .string(usage)) }
     }
 
     var metadata: Logger.Metadata {
@@ -136,6 +147,14 @@ extension RequestLogRecord {
         status = facts.status
         responseBodyLength = facts.responseBodyBytes
         error = facts.upstreamError?.description
-        model = facts.requestModel
+        if let usage = facts.usage {
+            inputTokens = usage.inputTokens
+            outputTokens = usage.outputTokens
+            cacheReadTokens = usage.cacheReadTokens
+            cacheWriteTokens = usage.cacheWriteTokens
+            self.usage = usage.status.rawValue
+        }
+        // The response's model when it names one, else the one the client sent (model routing).
+        model = facts.usage?.model ?? facts.requestModel
     }
 }

@@ -12,7 +12,7 @@ import TestSupport
         let lines = f.proxy.waitForLogLines(containing: "Request processed", count: 2)
         #expect(lines.count == 2)
         let pattern =
-            /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z TRACE Request processed client_ip=127\.0\.0\.1 method=POST request_url=\/openai\/v1\/echo\?x=1 request_body_length=7 api_key=team-a target_url=http:\/\/127\.0\.0\.1:\d+\/v1\/echo\?x=1 upstream=openai duration_ms=\d+ status=200 response_body_length=11$/
+            /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z TRACE Request processed client_ip=127\.0\.0\.1 method=POST request_url=\/openai\/v1\/echo\?x=1 request_body_length=7 api_key=team-a target_url=http:\/\/127\.0\.0\.1:\d+\/v1\/echo\?x=1 upstream=openai duration_ms=\d+ status=200 response_body_length=11 usage=missing$/
         #expect(lines[0].wholeMatch(of: pattern) != nil, "\(lines[0])")
         let rejected =
             /^\S+ TRACE Request processed client_ip=127\.0\.0\.1 method=GET request_url=\/openai\/v1\/models duration_ms=\d+ status=401 response_body_length=\d+$/

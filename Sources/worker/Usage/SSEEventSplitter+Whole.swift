@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The splitter's fast path (`docs/usage.md`, "Cost"): an event that lies whole in the slice being
+// read, as nearly every event of a stream does, is found with memchr and offered to the sink at
+// once, which can then skip it without the JSON scanner (`UsageEventPrefilter`). Anything this
+// path does not handle simply (several `data` lines, a CR alone ending a line, an `event` line
+// after the data, an event over the cap, or one the slice does not hold whole) is left, untouched,
+// to the byte-by-byte path, which gives the same result.
+
+extension SSEEventSplitter {
+    /// At the start of an event's first line: the index after the blank line that ends it, when
+    /// the event is whole in `bytes` and the sink dealt with it (or it had no data); nil to read it
+    /// the ordinary way. Changes nothing when it returns nil.
+    mutating func wholeEvent<Sink: SSEEventSink>(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, into sink: inout Sink
+    ) -> Int? {
+        guard let base = bytes.baseAddress else { return nil }
+        let n = bytes.count
+        var i = start
+        var data: Range<Int>?
+        var type = EventType()
+        while true {
+            let lf: Int
+            if i < n && bytes[i] == 0x0A {
+                lf = i  // a blank line, as after nearly every data line
+            } else {
+                guard let found = memchr(base + i, 0x0A, n &- i) else { return nil }
+                lf = base.distance(to: UnsafeRawPointer(found))
+            }
+            var end = lf
+            if end > i && bytes[end &- 1] == 0x0D { end &-= 1 }
+            // A CR alone ends a line. A data line's is left to the sink's prefilter, which finds
+            // any CR (`UsageEventPrefilter`) and then has the event read the ordinary way.
+            if end > i && !Self.isData(bytes, at: i), memchr(base + i, 0x0D, end &- i) != nil { return nil }
+            if end == i {
+                if let data {
+                    let value = UnsafeRawBufferPointer(rebasing: bytes[data])
+                    guard sink.wholeEvent(data: value, type: type) else { return nil }
+                }
+                return lf &+ 1
+            }
+            guard Self.field(bytes, i..<end, data: &data, type: &type) else { return nil }
+            i = lf &+ 1
+        }
+    }
+
+    /// The line at `i` is a `data` field with a colon (the one whose CR the prefilter looks for).
+    @inline(__always)
+    private static func isData(_ bytes: UnsafeRawBufferPointer, at i: Int) -> Bool {
+        i &+ 5 <= bytes.count && bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self) == 0x6174_6164
+            && bytes[i &+ 4] == UInt8(ascii: ":")
+    }
+
+    /// One line of the event, not blank: false when the ordinary path must read the event.
+    private static func field(
+        _ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, data: inout Range<Int>?, type: inout EventType
+    ) -> Bool {
+        if bytes[line.lowerBound] == UInt8(ascii: ":") { return true }  // a comment
+        var colon = line.lowerBound
+        while colon < line.upperBound && bytes[colon] != UInt8(ascii: ":") && colon &- line.lowerBound < 6 {
+            colon &+= 1
+        }
+        let nameLength = colon &- line.lowerBound
+        var value = min(colon &+ 1, line.upperBound)..<line.upperBound
+        if value.lowerBound < value.upperBound && bytes[value.lowerBound] == 0x20 {
+            value = (value.lowerBound &+ 1)..<value.upperBound
+        }
+        let atEnd = colon == line.upperBound || bytes[colon] == UInt8(ascii: ":")
+        // Field names are case-sensitive (WHATWG): compared as they are.
+        let head = nameLength >= 4 ? bytes.loadUnaligned(fromByteOffset: line.lowerBound, as: UInt32.self) : 0
+        if nameLength == 4 && atEnd && head == 0x6174_6164 {  // data
+            guard data == nil, value.count <= maximumEventBytes else { return false }
+            data = value
+        } else if nameLength == 5 && atEnd && head == 0x6E65_7665 && bytes[line.lowerBound &+ 4] == 0x74 {  // event
+            guard data == nil else { return false }
+            type.begin()
+            type.append(UnsafeRawBufferPointer(rebasing: bytes[value]))
+        }
+        return true
+    }
+}
