@@ -12,8 +12,9 @@
 # when there is no C compiler; the S5 probe likewise), nginx (1 worker, 1 worker with 16 KiB proxy buffers, 2 workers), HAProxy
 # (2 threads) and fluxgate (workers: 1 and 2; fluxgate1m = 1 worker with the observability listener on
 # and /metrics scraped every second by curl, against fluxgate1 in the same run: docs/observability.md;
-# fluxgate1t2: workers 1, the JSON upstream over two targets),
-# plus a bulk-body mock for the 1 GiB transfers. Every
+# fluxgate1t2: workers 1, the JSON upstream over two targets; fluxgate1mr: 1 worker with the JSON
+# requests routed by their body's model, conf/fluxgate-models.yaml.tmpl, compared with fluxgate1's
+# prefix route), plus a bulk-body mock for the 1 GiB transfers. Every
 # proxy checks `Authorization: Bearer sk-client-key`, sends `Authorization: Bearer upstream-key`
 # upstream and keeps connections alive.
 # Each scenario runs with per-request logging off (FLUXGATE_LOG=info, nginx access_log off) and on
@@ -48,7 +49,7 @@ for sc in $SCENARIOS; do case $sc in
   json_c[0-9]*|sse_c[0-9]*) WRK_SCENARIOS+="$sc ";;
   reload) DO_RELOAD=1;; bigbody) DO_BIGBODY=1;;
   *) echo "unknown scenario $sc (json_cN sse_cN bigbody reload)" >&2; exit 2;; esac; done
-TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1off fluxgate1m fluxgate2 fluxgate1t2"}
+TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1off fluxgate1m fluxgate1mr fluxgate2 fluxgate1t2"}
 OUT=${OUT:-$BENCH/results/$(date +%Y%m%d-%H%M%S)-$MODE}
 FLUXGATE_BIN=${FLUXGATE_BIN:-}
 CLIENT_KEY=sk-client-key; UPSTREAM_KEY=upstream-key
@@ -110,15 +111,15 @@ fi
 [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate binary at $FLUXGATE_BIN"; exit 1; }
 for tool in nginx haproxy wrk curl python3; do
   command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
-read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1off P_fluxgate1m METRICS_PORT < <(python3 -c '
+read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1off P_fluxgate1m METRICS_PORT P_fluxgate1mr < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(12)]
+ss = [socket.socket() for _ in range(13)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 P_fluxgate1t2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
                  [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1off]=$P_fluxgate1off [fluxgate1m]=$P_fluxgate1m
-                 [fluxgate1t2]=$P_fluxgate1t2)
+                 [fluxgate1t2]=$P_fluxgate1t2 [fluxgate1mr]=$P_fluxgate1mr)
 
 render() {     # render TEMPLATE OUT PORT WORKERS
   sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
@@ -144,11 +145,13 @@ start_proxy() {  # start_proxy TARGET LOGMODE
     haproxy)   # no per-request log in either mode (it would need syslog); see docs/performance.md
       render "$BENCH/conf/haproxy.cfg.tmpl" "$RUN/$t.cfg" "$p" 2
       launch $t haproxy -db -f "$RUN/$t.cfg" ;;
-    fluxgate1|fluxgate2|fluxgate1off|fluxgate1t2)
-      # fluxgate1off: fluxgate1 with `usage: off` (docs/usage.md), the baseline of the usage reader's cost
-      local usage=auto; [ $t = fluxgate1off ] && usage=off
-      w=${t#fluxgate}; w=${w%off}; w=${w%t2}
-      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t.yaml" "$p" "$w" "$usage"
+    fluxgate1|fluxgate2|fluxgate1off|fluxgate1t2|fluxgate1mr)
+      # fluxgate1off: fluxgate1 with `usage: off` (docs/usage.md), the baseline of the usage reader's cost;
+      # fluxgate1mr: fluxgate1 with the JSON requests routed by model (conf/fluxgate-models.yaml.tmpl)
+      local usage=auto conf=fluxgate.yaml.tmpl; [ $t = fluxgate1off ] && usage=off
+      [ $t = fluxgate1mr ] && conf=fluxgate-models.yaml.tmpl
+      w=${t#fluxgate}; w=${w%off}; w=${w%t2}; w=${w%mr}
+      render "$BENCH/conf/$conf" "$RUN/$t.yaml" "$p" "$w" "$usage"
       # fluxgate1t2: the JSON upstream over two healthy targets (two origins of the one mock:
       # weighted choice and shared health on every request), against fluxgate1's one target.
       [ $t = fluxgate1t2 ] && python3 "$BENCH/tools/two_targets.py" "$RUN/$t.yaml" "$MOCK_PORT" "$UPSTREAM_KEY"
@@ -383,6 +386,7 @@ for lm in $LOGMODES; do
     for sc in $WRK_SCENARIOS; do
       for t in $(rotate $((rep-1)) "${targets[@]}"); do
         [ "${sc%_*}" = json ] && [ $t = nginx1t ] && continue   # 16k buffers only matter for SSE
+        [ "${sc%_*}" = sse ] && [ $t = fluxgate1mr ] && continue # its SSE goes by prefix, as fluxgate1's
         run_wrk $lm $sc $t $rep
       done
     done

@@ -5,7 +5,7 @@ import Common
 // id, never by its value (docs/configuration.md "Differences from Fluxgate").
 extension ConfigDecoder {
     static let apiKeysKeys: Set<String> = ["static", "jwt"]
-    static let staticKeyKeys: Set<String> = ["id", "key", "upstreams"]
+    static let staticKeyKeys: Set<String> = ["id", "key", "upstreams", "models"]
     static let jwtKeyKeys: Set<String> = ["id", "key"]
     /// HMAC-SHA256 wants a key at least as long as its output (RFC 7518 §3.2).
     static let minJWTKeyBytes = 32
@@ -105,8 +105,13 @@ extension ConfigDecoder {
                     entryValid = false
                 }
             }
+            var models: [String]?
+            if let node = fields.first(where: { $0.name == "models" })?.value {
+                models = decodeKeyModels(node, "\(path).models")
+                if models == nil { entryValid = false }
+            }
             if let key, entryValid {
-                keys.append(Configuration.StaticKey(id: id, key: key, upstreams: upstreams))
+                keys.append(Configuration.StaticKey(id: id, key: key, upstreams: upstreams, models: models))
             } else {
                 valid = false
             }

@@ -10,10 +10,12 @@ rows = list(csv.DictReader(open(os.path.join(d, "runs.tsv")), delimiter="\t"))
 LABEL = {"direct": "direct to mock", "nginx1": "nginx, 1 worker", "nginx1t": "nginx, 1 worker, 16k buffers",
          "nginx2": "nginx, 2 workers", "haproxy": "haproxy, 2 threads", "fluxgate1": "**fluxgate, 1 worker**",
          "fluxgate2": "**fluxgate, 2 workers**", "fluxgate1off": "fluxgate, 1 worker, usage: off",
-         "fluxgate1m": "**fluxgate, 1 worker, /metrics scraped 1/s**"}
-ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate1m", "fluxgate2"]
+         "fluxgate1m": "**fluxgate, 1 worker, /metrics scraped 1/s**",
+         "fluxgate1mr": "fluxgate, 1 worker, routed by model (÷ fluxgate1)"}
+ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate1m", "fluxgate1mr", "fluxgate2"]
+# fluxgate1mr's reference is fluxgate1: model routing against the prefix route, same run.
 REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "fluxgate1off": "nginx1", "nginx2": "nginx2",
-       "haproxy": "nginx2", "fluxgate2": "nginx2", "fluxgate1m": "nginx1"}
+       "haproxy": "nginx2", "fluxgate2": "nginx2", "fluxgate1m": "nginx1", "fluxgate1mr": "fluxgate1"}
 
 
 def f(x):
@@ -87,7 +89,7 @@ for lm in lms:
                   f"{fmt(a50, '+.3f')} | {fmt(a99, '+.3f')} | {err}/{n} | "
                   f"{fmt(med([f(r['foreign_cpu_pct']) for r in rs]), '.0f')} | "
                   f"{fmt(med([f(r['loadavg1']) for r in rs]), '.1f')} | {len(rs)} |")
-            if t.startswith("fluxgate") and not t.endswith("off"):
+            if t in ("fluxgate1", "fluxgate2"):
                 ng = REF[t]
                 head.append((sc, lm, t[-1], rr, cr,
                              per_rep(lm, sc, t, "nginx1t", ratio("proxy_cpu_us_per_req")) if payload == "sse" and t == "fluxgate1" else float("nan"),

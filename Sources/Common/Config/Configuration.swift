@@ -39,16 +39,19 @@ public struct Configuration: Sendable, Hashable, Codable {
     public var apiKeys: APIKeys
     /// `observability:` (Configuration+Observability.swift).
     public var observability: Observability
+    /// `models:` in file order (`Configuration+Models.swift`); empty = no model routing.
+    public var models: [ModelRoute]
 
     public init(
         version: Int = 1, server: Server = Server(), upstreams: Upstreams = Upstreams(),
-        apiKeys: APIKeys = APIKeys(), observability: Observability = Observability()
+        apiKeys: APIKeys = APIKeys(), observability: Observability = Observability(), models: [ModelRoute] = []
     ) {
         self.version = version
         self.server = server
         self.upstreams = upstreams
         self.apiKeys = apiKeys
         self.observability = observability
+        self.models = models
     }
 
     /// Authentication is required iff at least one static or JWT key is configured
@@ -235,11 +238,15 @@ extension Configuration {
         public var key: Secret
         /// Upstream names this key may reach; empty = all.
         public var upstreams: [String]
+        /// Model names and patterns this key may send to the model-routed endpoint; nil or
+        /// empty = every model whose upstream it may reach.
+        public var models: [String]?
 
-        public init(id: String?, key: Secret, upstreams: [String] = []) {
+        public init(id: String?, key: Secret, upstreams: [String] = [], models: [String]? = nil) {
             self.id = id
             self.key = key
             self.upstreams = upstreams
+            self.models = models
         }
     }
 

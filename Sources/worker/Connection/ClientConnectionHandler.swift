@@ -327,6 +327,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.keyMetric = request.keyMetric
         facts.route = request.match?.route
         if worker.logsRequests { facts.match = request.match }
+        if let model = request.model {
+            facts.requestModel = model.name
+            facts.unknownModel = model.notFound
+        }
         if request.closesConnection { state.closeAfterThisResponse() }
         switch verdict {
         case .proceed:
@@ -392,7 +396,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             waiting.wantedBytes = wanted
             self.waiting = waiting
         } else {
-            waiting = WaitingRequest(stage: stage, head: head, wantedBytes: wanted)
+            // A stage that asks again for more keeps what it was given, first.
+            let collected = request.body?.readableBytes ?? 0
+            waiting = WaitingRequest(
+                stage: stage, head: head, wantedBytes: wanted, parts: request.bodyParts, collectedBytes: collected)
         }
         resumeClientReads()
     }
@@ -430,6 +437,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private func forward(_ request: PipelineRequest, head: RequestHead, context: ChannelHandlerContext) {
         guard let match = request.match, let timer else { return writeError(.noRoute, requestComplete: false, context: context) }
         sendContinueIfExpected(head, context: context)
+        if let length = request.model?.forwardedLength {
+            // A renamed model changed the body's length (`ModelRouteStage`); the head is copied
+            // only then (a copy on every request cost ~60 instructions).
+            var renamed = head
+            renamed.facts.contentLength = length
+            renamed.facts.contentLengthRewritten = true
+            return startExchange(request, head: renamed, match: match, timer: timer, context: context)
+        }
+        startExchange(request, head: head, match: match, timer: timer, context: context)
+    }
+
+    private func startExchange(
+        _ request: PipelineRequest, head: RequestHead, match: Router.Match, timer: LazyTimer, context: ChannelHandlerContext
+    ) {
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)

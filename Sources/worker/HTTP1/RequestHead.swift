@@ -45,6 +45,9 @@ struct RequestHead {
         var framing = BodyFraming.none
         /// The `Content-Length` value (0 without one).
         var contentLength = 0
+        /// Set above the wire layer when the body forwarded is not the client's length (a
+        /// renamed model): the upstream head says `contentLength` instead of the client's field.
+        var contentLengthRewritten = false
         /// Where the first `Authorization` and `X-Api-Key` values are in `headerBytes` (read as
         /// `RequestHead.authorization` and `.xAPIKey`: no `String` is made per request, the
         /// connection's cached authentication compares the bytes).

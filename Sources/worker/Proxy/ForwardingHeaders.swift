@@ -50,7 +50,7 @@ enum ForwardingHeaders {
                 for field in client.fields
                 where forwards(
                     field, bytes, framing: framing, named: named, dropsAPIKeyHeader: dropsAPIKeyHeader,
-                    dropsRequestID: requestID != nil)
+                    dropsRequestID: requestID != nil, lengthRewritten: client.facts.contentLengthRewritten)
                 {
                     out.write(UnsafeRawBufferPointer(rebasing: bytes[field.name]))
                     out.write(": ")
@@ -73,6 +73,13 @@ enum ForwardingHeaders {
                     out.write("\r\n")
                 }
                 if framing == .chunked { out.write("transfer-encoding: chunked\r\n") }
+                if client.facts.contentLengthRewritten {
+                    // A renamed model changed the body's length (docs/routing-and-forwarding.md
+                    // "Model routing"); the client's own field was left out.
+                    out.write("content-length: ")
+                    out.write(string: String(client.facts.contentLength))
+                    out.write("\r\n")
+                }
                 out.write("\r\n")
             }
         }
@@ -100,10 +107,10 @@ enum ForwardingHeaders {
     /// stale length would desynchronise the upstream; the parser refuses both anyway).
     private static func forwards(
         _ field: RequestHead.Field, _ bytes: UnsafeRawBufferPointer, framing: BodyFraming,
-        named: [Range<Int>], dropsAPIKeyHeader: Bool, dropsRequestID: Bool
+        named: [Range<Int>], dropsAPIKeyHeader: Bool, dropsRequestID: Bool, lengthRewritten: Bool
     ) -> Bool {
         switch field.kind {
-        case .contentLength: return framing != .chunked
+        case .contentLength: return framing != .chunked && !lengthRewritten
         case .requestID:
             return !dropsRequestID && !named.contains { ASCIIBytes.equalsIgnoringCase(bytes, $0, field.name) }
         case .anthropicRequestID:

@@ -114,7 +114,8 @@ struct Router: Sendable {
         case invalidPath
     }
 
-    private let routes: [Route]
+    /// Longest prefix first (internal for `Router+Models.swift`).
+    let routes: [Route]
 
     init(upstreams: [Configuration.Upstream], requestTimeoutMs: UInt64 = Configuration.Defaults.requestTimeoutMs) {
         var groups: [String: TargetGroup] = [:]

@@ -48,6 +48,12 @@ struct RequestFacts {
     var attempts = 0
     /// The target of the last try, when the route has several (nil: the route's one target).
     var target: UpstreamTarget?
+    /// The `model` the client sent, when the request was routed by it (the request line's
+    /// `model` when the response names none).
+    var requestModel: String?
+    /// Refused with 404 `model_not_found` (for `fluxgate_rejected_requests_total{reason="unknown_model"}`
+    /// once the metrics registry exists).
+    var unknownModel = false
     /// The response's token usage (docs/usage.md), when its upstream reads usage and a response
     /// head came: what the request line shows and what token limits settle on.
     var usage: UsageResult?
@@ -78,6 +84,10 @@ struct RequestFacts {
         upstreamError = nil
         attempts = 0
         target = nil
+        if requestModel != nil || unknownModel {
+            requestModel = nil
+            unknownModel = false
+        }
         usage = nil
     }
 }

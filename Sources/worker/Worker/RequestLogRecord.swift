@@ -164,12 +164,13 @@ extension RequestLogRecord {
         requestID = facts.requestID
         upstreamRequestID = facts.upstreamRequestID
         if let usage = facts.usage {
-            model = usage.model
             inputTokens = usage.inputTokens
             outputTokens = usage.outputTokens
             cacheReadTokens = usage.cacheReadTokens
             cacheWriteTokens = usage.cacheWriteTokens
             self.usage = usage.status.rawValue
         }
+        // The response's model when it names one, else the one the client sent (model routing).
+        model = facts.usage?.model ?? facts.requestModel
     }
 }
