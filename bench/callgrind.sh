@@ -2,7 +2,10 @@
 # bench/callgrind.sh - instructions per proxied request, fluxgate's worker vs nginx's worker.
 #
 #   bench/callgrind.sh [N=2000]        # env: CONC (1), TARGETS ("fluxgate nginx"), PAYLOADS ("json sse"),
-#                                      #      LOGMODES ("off on"), FLUXGATE_BIN, OUT, TOP (25)
+#                                      #      LOGMODES ("off on"), FLUXGATE_BIN, OUT, TOP (25),
+#                                      #      FLUXGATE_CONF (conf/fluxgate.yaml.tmpl; conf/fluxgate-models.yaml.tmpl
+#                                      #      routes the JSON requests by model instead of by prefix),
+#                                      #      START_S (60: seconds a target under valgrind may take to answer)
 #
 # Instruction counts do not depend on what else runs on the machine, unlike wall-clock numbers.
 # For each target x payload x logging mode: start the proxy under `valgrind --tool=callgrind` (the
@@ -66,14 +69,14 @@ for t in $TARGETS; do for lm in $LOGMODES; do for p in $PAYLOADS; do
         nginx -p "$RUN" -c "$RUN/proxy.conf" -g 'daemon off; master_process off;' > "$RUN/$name.out" 2>&1 &
       ;;
     fluxgate)
-      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/proxy.yaml"
+      render "$BENCH/${FLUXGATE_CONF:-conf/fluxgate.yaml.tmpl}" "$RUN/proxy.yaml"
       level=info; [ $lm = on ] && level=trace
       FLUXGATE_LOG=$level valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$RUN/cg.%p.out" \
         "$FLUXGATE_BIN" --config "$RUN/proxy.yaml" > "$RUN/$name.out" 2> "$RUN/$name.err" &
       ;;
   esac
   top=$!; PIDS+=($top)
-  if ! wait_code "http://127.0.0.1:$PORT/v1/x" 60 401; then log "$name did not come up"; stop_pid $top; continue; fi
+  if ! wait_code "http://127.0.0.1:$PORT/v1/x" "${START_S:-60}" 401; then log "$name did not come up"; stop_pid $top; continue; fi
   # the process whose counters we want: nginx itself, or fluxgate's worker (the master's child)
   vp=$top; [ $t = fluxgate ] && vp=$(pgrep -P $top | head -1)
   if [ $p = sse ]; then url=http://127.0.0.1:$PORT/stream/v1/chat/completions; else url=http://127.0.0.1:$PORT/v1/chat/completions; fi

@@ -4,12 +4,17 @@
 #   bench/run.sh --short     # a few minutes: S1, S2, S3/S4 (2 reps x 3 s), S5 small, S6, S7 idle/after,
 #                            #   S8 reload under load, 1 GiB up/down (SOAK_S=60 adds a one-minute soak)
 #   bench/run.sh             # full: 4 reps x 10 s, S1-S5 incl. SSE c=1, S6 x5, S7 with a 10-minute soak, S8, 1 GiB
+#                            # (both: S9, the extra p99 of a refused connection before failover, fluxgate1 vs fluxgate1r)
 #
 # Everything listens on 127.0.0.1 on free ports picked at start. Started here: an nginx mock upstream
 # (static 580 B JSON and 13,405 B SSE; 401 unless it sees the provider key), a paced SSE mock (50
 # events x 20 ms; tools/sse_bench.c, compiled here, with tools/paced_sse_mock.py as the fallback
 # when there is no C compiler; the S5 probe likewise), nginx (1 worker, 1 worker with 16 KiB proxy buffers, 2 workers), HAProxy
-# (2 threads) and fluxgate (workers: 1 and 2), plus a bulk-body mock for the 1 GiB transfers. Every
+# (2 threads) and fluxgate (workers: 1 and 2; fluxgate1m = 1 worker with the observability listener on
+# and /metrics scraped every second by curl, against fluxgate1 in the same run: docs/observability.md;
+# fluxgate1t2: workers 1, the JSON upstream over two targets; fluxgate1mr: 1 worker with the JSON
+# requests routed by their body's model, conf/fluxgate-models.yaml.tmpl, compared with fluxgate1's
+# prefix route), plus a bulk-body mock for the 1 GiB transfers. Every
 # proxy checks `Authorization: Bearer sk-client-key`, sends `Authorization: Bearer upstream-key`
 # upstream and keeps connections alive.
 # Each scenario runs with per-request logging off (FLUXGATE_LOG=info, nginx access_log off) and on
@@ -49,7 +54,7 @@ for sc in $SCENARIOS; do case $sc in
   json_c[0-9]*|sse_c[0-9]*) WRK_SCENARIOS+="$sc ";;
   reload) DO_RELOAD=1;; bigbody) DO_BIGBODY=1;;
   *) echo "unknown scenario $sc (json_cN sse_cN bigbody reload)" >&2; exit 2;; esac; done
-TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1off fluxgate2"}
+TARGETS=${TARGETS:-"direct nginx1 nginx1t nginx2 haproxy fluxgate1 fluxgate1off fluxgate1m fluxgate1mr fluxgate2 fluxgate1t2"}
 OUT=${OUT:-$BENCH/results/$(date +%Y%m%d-%H%M%S)-$MODE}
 FLUXGATE_BIN=${FLUXGATE_BIN:-}
 CLIENT_KEY=sk-client-key; UPSTREAM_KEY=upstream-key
@@ -111,14 +116,16 @@ fi
 [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate binary at $FLUXGATE_BIN"; exit 1; }
 for tool in nginx haproxy wrk curl python3; do
   command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
-read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1off P_fluxgate2rl P_fluxgate2redis REDIS_PORT < <(python3 -c '
+read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1off P_fluxgate1m METRICS_PORT P_fluxgate1mr P_fluxgate2rl P_fluxgate2redis REDIS_PORT < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(13)]
+ss = [socket.socket() for _ in range(16)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
+P_fluxgate1t2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
-                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1off]=$P_fluxgate1off
-                 [fluxgate2rl]=$P_fluxgate2rl [fluxgate2redis]=$P_fluxgate2redis)
+                 [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1off]=$P_fluxgate1off [fluxgate1m]=$P_fluxgate1m
+                 [fluxgate1t2]=$P_fluxgate1t2 [fluxgate1mr]=$P_fluxgate1mr [fluxgate2rl]=$P_fluxgate2rl
+                 [fluxgate2redis]=$P_fluxgate2redis)
 
 render() {     # render TEMPLATE OUT PORT WORKERS
   sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
@@ -144,11 +151,16 @@ start_proxy() {  # start_proxy TARGET LOGMODE
     haproxy)   # no per-request log in either mode (it would need syslog); see docs/performance.md
       render "$BENCH/conf/haproxy.cfg.tmpl" "$RUN/$t.cfg" "$p" 2
       launch $t haproxy -db -f "$RUN/$t.cfg" ;;
-    fluxgate1|fluxgate2|fluxgate1off|fluxgate2rl|fluxgate2redis)
-      # fluxgate1off: fluxgate1 with `usage: off` (docs/usage.md), the baseline of the usage reader's cost
-      local usage=auto; [ $t = fluxgate1off ] && usage=off
+    fluxgate1|fluxgate2|fluxgate1off|fluxgate1t2|fluxgate1mr|fluxgate2rl|fluxgate2redis)
+      # fluxgate1off: fluxgate1 with `usage: off` (docs/usage.md), the baseline of the usage reader's cost;
+      # fluxgate1mr: fluxgate1 with the JSON requests routed by model (conf/fluxgate-models.yaml.tmpl)
+      local usage=auto conf=fluxgate.yaml.tmpl; [ $t = fluxgate1off ] && usage=off
+      [ $t = fluxgate1mr ] && conf=fluxgate-models.yaml.tmpl
       w=${t#fluxgate}; w=${w%%[a-z]*}
-      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t.yaml" "$p" "$w" "$usage"
+      render "$BENCH/conf/$conf" "$RUN/$t.yaml" "$p" "$w" "$usage"
+      # fluxgate1t2: the JSON upstream over two healthy targets (two origins of the one mock:
+      # weighted choice and shared health on every request), against fluxgate1's one target.
+      [ $t = fluxgate1t2 ] && python3 "$BENCH/tools/two_targets.py" "$RUN/$t.yaml" "$MOCK_PORT" "$UPSTREAM_KEY"
       # A limit that never triggers (60 s x ~100k requests/s would be 6M: the maximum is 1M, so a
       # long run at that rate would see 429s; the bench runs are seconds long).
       case $t in *rl|*redis) echo "      limits: { requests_per_minute: 1000000 }" >> "$RUN/$t.yaml";; esac
@@ -157,6 +169,12 @@ start_proxy() {  # start_proxy TARGET LOGMODE
       local level=info; [ "$lm" = on ] && level=trace
       # its own control socket: the default one is per user and may belong to someone else's fluxgate
       launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock" ;;
+    fluxgate1m)   # fluxgate1 plus the observability listener, scraped every second while it runs
+      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t.yaml" "$p" 1
+      printf 'observability:\n  listen: 127.0.0.1:%s\n' "$METRICS_PORT" >> "$RUN/$t.yaml"
+      local level=info; [ "$lm" = on ] && level=trace
+      launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock"
+      launch ${t}_scraper bash -c "for _ in \$(seq 1 100000); do curl -s -o /dev/null -m 2 http://127.0.0.1:$METRICS_PORT/metrics; sleep 1; done" ;;
   esac
 }
 
@@ -384,6 +402,7 @@ for lm in $LOGMODES; do
     for sc in $WRK_SCENARIOS; do
       for t in $(rotate $((rep-1)) "${targets[@]}"); do
         [ "${sc%_*}" = json ] && [ $t = nginx1t ] && continue   # 16k buffers only matter for SSE
+        [ "${sc%_*}" = sse ] && [ $t = fluxgate1mr ] && continue # its SSE goes by prefix, as fluxgate1's
         run_wrk $lm $sc $t $rep
       done
     done
@@ -396,7 +415,26 @@ for lm in $LOGMODES; do
   [ $lm = on ] && for t in "${proxies[@]}"; do
     for f in "$RUN/$t.out" "$RUN/$t.access.log"; do [ -f "$f" ] && log "$lm $t log: $(wc -l < "$f") lines in $(basename "$f")"; done; done
   for t in "${proxies[@]}"; do stop_one $t; done
+  stop_one fluxgate1m_scraper
   STARTED=("${MOCKS[@]}")
+done
+
+# S9: the extra time a refused connection costs a request (issue 21: < 5 ms at p99). fluxgate1
+# against fluxgate1r, whose JSON upstream has a refused target first (weight 1000 to the mock's 1,
+# health.failures 255: every one of the 200 sequential requests tries it, fails over, and it is
+# not yet taken out), one keep-alive connection each, same run.
+REF=$OUT/refused.tsv; echo -e "proxy\trequests\tresult" > "$REF"
+REFUSED_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+for t in fluxgate1 fluxgate1r; do
+  render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t-s9.yaml" "${PORT[fluxgate1]}" 1
+  [ $t = fluxgate1r ] && python3 "$BENCH/tools/two_targets.py" "$RUN/$t-s9.yaml" "$MOCK_PORT" "$UPSTREAM_KEY" \
+    --refused "$REFUSED_PORT"
+  launch s9$t env FLUXGATE_LOG=info "$FLUXGATE_BIN" --config "$RUN/$t-s9.yaml" --control-socket "$RUN/$t-s9.sock"
+  if wait_http "http://127.0.0.1:${PORT[fluxgate1]}/none" 20 401; then
+    r=$(timeout 120 python3 "$BENCH/tools/latency_probe.py" "http://127.0.0.1:${PORT[fluxgate1]}/v1/chat/completions" "$CLIENT_KEY" 200)
+    echo -e "$t\t200\t$r" >> "$REF"; log "S9 refused $t: $r"
+  fi
+  stop_one s9$t
 done
 
 # S6: launch -> first 200 through the chain (fluxgate 1 worker vs nginx 1 worker), mocks still up

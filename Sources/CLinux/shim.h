@@ -20,6 +20,9 @@ static inline int fluxgate_memfd_create(const char *name, unsigned int flags) {
 static inline int64_t fluxgate_atomic_add(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
 static inline int64_t fluxgate_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void fluxgate_atomic_store(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+static inline int fluxgate_atomic_cas(int64_t *p, int64_t expected, int64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
 
 // The log timestamp's first 20 bytes ("2026-11-22T03:09:25.") change once a second: each thread
 // keeps the last ones it formatted, so a request line does not call gmtime_r (~1,200 of its

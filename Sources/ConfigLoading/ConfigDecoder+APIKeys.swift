@@ -5,7 +5,7 @@ import Common
 // id, never by its value (docs/configuration.md "Differences from Fluxgate").
 extension ConfigDecoder {
     static let apiKeysKeys: Set<String> = ["static", "jwt"]
-    static let staticKeyKeys: Set<String> = ["id", "key", "upstreams", "limits"]
+    static let staticKeyKeys: Set<String> = ["id", "key", "upstreams", "limits", "models"]
     static let jwtKeyKeys: Set<String> = ["id", "key", "limits"]
     /// HMAC-SHA256 wants a key at least as long as its output (RFC 7518 §3.2).
     static let minJWTKeyBytes = 32
@@ -111,8 +111,13 @@ extension ConfigDecoder {
                 error("limits.needs_id", item, "\(path).limits", "limits need the key to have an id")
                 entryValid = false
             }
+            var models: [String]?
+            if let node = fields.first(where: { $0.name == "models" })?.value {
+                models = decodeKeyModels(node, "\(path).models")
+                if models == nil { entryValid = false }
+            }
             if let key, entryValid, let limits {
-                keys.append(Configuration.StaticKey(id: id, key: key, upstreams: upstreams, limits: limits))
+                keys.append(Configuration.StaticKey(id: id, key: key, upstreams: upstreams, limits: limits, models: models))
             } else {
                 valid = false
             }

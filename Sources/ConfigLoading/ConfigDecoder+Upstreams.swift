@@ -24,6 +24,7 @@ extension ConfigDecoder {
         var names: Set<String> = []
         // Normalised request_path -> the upstream that has it, for the uniqueness rule.
         var claimed: [String: (name: String, line: Int)] = [:]
+        var fallbackNodes: [String: YAMLNode] = [:]
         for entry in entries {
             let path = Self.join("upstreams", entry.name)
             switch entry.name {
@@ -63,90 +64,63 @@ extension ConfigDecoder {
                     claimed[normalised] = (entry.name, pathNode.mark.line)
                 }
                 result.entries.append(upstream)
+                if let node = Self.field("fallback", of: entry) { fallbackNodes[entry.name] = node }
             }
         }
+        if !checkFallbacks(result.entries, names: names, nodes: fallbackNodes) { valid = false }
         return DecodedUpstreams(upstreams: valid ? result : nil, names: names)
     }
 
-    private func requestPathNode(_ entry: Entry) -> YAMLNode? {
+    private func requestPathNode(_ entry: Entry) -> YAMLNode? { Self.field("request_path", of: entry) }
+
+    static func field(_ name: String, of entry: Entry) -> YAMLNode? {
         guard case .mapping(let pairs) = entry.value.content else { return nil }
-        return pairs.first { $0.key.scalar?.value == "request_path" }?.value
+        return pairs.first { $0.key.scalar?.value == name }?.value
     }
 
     mutating func decodeUpstream(_ entry: Entry, _ path: String, staticKeysExist: Bool) -> Configuration.Upstream? {
         guard let fields = entries(entry.value, path, nullIsEmpty: false) else { return nil }
-        warnUnknown(fields, known: Self.upstreamKeys, path)
+        warnUnknown(fields, known: Self.upstreamKeys.union(Self.failoverUpstreamKeys), path)
         let container = entry.value
+        func field(_ name: String) -> YAMLNode? { fields.first { $0.name == name }?.value }
 
-        var targetURL: TargetURL?
-        if let node = required("target_url", fields, in: container, path), let text = string(node, Self.join(path, "target_url")) {
-            switch TargetURL.parse(text) {
-            case .success(let url): targetURL = url
-            case .failure(let problem): error(problem.code, node, Self.join(path, "target_url"), problem.message)
-            }
+        // The upstream's api_key_header and tls_ca_file are its targets' defaults.
+        var headerValid = true
+        var header = Configuration.Defaults.apiKeyHeader
+        if let node = field("api_key_header") {
+            if let value = authHeader(node, Self.join(path, "api_key_header")) { header = value } else { headerValid = false }
         }
-
-        var apiKey: Secret?
-        if let node = required("api_key", fields, in: container, path),
-            let text = string(node, Self.join(path, "api_key"), hint: " (write \"\" for an upstream that needs no key)")
-        {
-            let key = Secret(text)
-            if staticKeysExist, key.isBlank {
-                error(
-                    "api_key.blank", node, Self.join(path, "api_key"),
-                    "must not be blank when api_keys.static has keys")
-            } else if text.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }) {
-                // The key goes into a request header verbatim: a line break would end the header
-                // and start another one.
-                error(
-                    "api_key.invalid", node, Self.join(path, "api_key"),
-                    "must not contain line breaks or other control characters")
-            } else {
-                apiKey = key
-            }
+        var tlsCA: Configuration.TrustedCA?
+        var caValid = true
+        if let node = field("tls_ca_file"), !node.isNull {
+            tlsCA = decodeTrustedCA(node, Self.join(path, "tls_ca_file"))
+            caValid = tlsCA != nil
         }
-
+        let defaults = TargetDefaults(apiKeyHeader: header, tlsCA: tlsCA, tlsCANode: field("tls_ca_file"), staticKeysExist: staticKeysExist)
+        let targets: [Configuration.Target]?
+        if let node = field("targets") {
+            targets = decodeTargets(node, fields, path, defaults: defaults)
+        } else {
+            targets = decodeTarget(fields, in: container, path, defaults: defaults).map { [$0] }
+        }
         var requestPath: String?
         if let node = required("request_path", fields, in: container, path),
             let text = string(node, Self.join(path, "request_path"))
         {
             requestPath = checkedRequestPath(text, node, Self.join(path, "request_path"))
         }
-
-        var header = Configuration.Defaults.apiKeyHeader
-        var headerValid = true
-        if let node = fields.first(where: { $0.name == "api_key_header" })?.value {
-            headerValid = false
-            if let text = string(node, Self.join(path, "api_key_header")) {
-                if let value = Configuration.UpstreamAuthHeader(rawValue: text.trimmingWhitespace.lowercased()) {
-                    header = value
-                    headerValid = true
-                } else {
-                    let choices = Configuration.UpstreamAuthHeader.allCases.map(\.rawValue).joined(separator: ", ")
-                    error(
-                        "api_key_header.invalid", node, Self.join(path, "api_key_header"),
-                        "is not supported; use one of \(choices)")  // the value is not quoted: it may be a misplaced key
-                }
-            }
-        }
-        var tlsCA: Configuration.TrustedCA?
-        var caValid = true
-        if let node = fields.first(where: { $0.name == "tls_ca_file" })?.value, !node.isNull {
-            tlsCA = decodeTrustedCA(node, Self.join(path, "tls_ca_file"))
-            caValid = tlsCA != nil
-            if caValid, targetURL?.scheme == .http {
-                // Harmless but surely not what was meant: say so rather than ignore it silently.
-                warning(
-                    "tls_ca_file.unused", node, Self.join(path, "tls_ca_file"),
-                    "is ignored: target_url is http://, and the file only applies to https upstreams")
-            }
-        }
+        let failover = decodeFailoverKeys(fields, path)
         let usage = decodeUsageMode(fields, path)
         let limits = optionalLimits(fields, path)
-        guard let targetURL, let apiKey, let requestPath, headerValid, caValid, let usage, let limits else { return nil }
+        guard let targets, let requestPath, headerValid, caValid, let failover, let usage, let limits, let first = targets.first
+        else {
+            return nil
+        }
         return Configuration.Upstream(
-            name: entry.name, targetURL: targetURL, apiKey: apiKey,
-            requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA, usage: usage, limits: limits)
+            name: entry.name, targetURL: first.targetURL, apiKey: first.apiKey,
+            requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA,
+            targets: targets, retry: failover.retry, health: failover.health, fallback: failover.fallback, usage: usage,
+            limits: limits)
     }
 
     /// Fluxgate's request_path rules, on the trimmed value; the first rule broken is reported.

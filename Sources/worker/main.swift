@@ -35,6 +35,9 @@ let rateLimits: HostRateLimits? = options.inFlightCell.flatMap { cell in
         RateLimitSegment.attach(Common.FileDescriptor(fd)).map { HostRateLimits(inherited: $0, cell: cell) }
     }
 }
+// The host's target health (docs/routing-and-forwarding.md "Target health"), when the master
+// passed its segment; else the worker keeps its own.
+let health = options.targetHealthDescriptor.flatMap { TargetHealthSegment.attach(Common.FileDescriptor($0)) }
 let metrics = options.metricsCell.flatMap { cell in
     MetricsSegment.attach(Common.FileDescriptor(WorkerDescriptors.metrics)).map { $0.region(cell) }
 }
@@ -44,7 +47,7 @@ let descriptors =
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let listeners = WorkerListeners(
     descriptors: descriptors, configuration: initial.configuration, logger: logger,
-    limiter: limiter, metrics: metrics, rateLimits: rateLimits, group: group)
+    limiter: limiter, metrics: metrics, rateLimits: rateLimits, group: group, health: health)
 if !options.standby {
     do {
         try await listeners.startAccepting()

@@ -21,6 +21,7 @@ import NIOPosix
 /// | `…/chat/completions` | an OpenAI chat completion; SSE chunks and `[DONE]` when the body asks to stream (a usage chunk before `[DONE]` when it asks `include_usage`) |
 /// | `…/messages` | an Anthropic message (usage 12 in, 6 out, 3 cache read, 2 cache write); its event stream when the body asks to stream |
 /// | `/redirect` | 302 with `Location: /elsewhere` |
+/// | `/request-id` | 200 with `x-request-id: upstream-id-1` |
 /// | `/gzip` | a gzip body with `Content-Encoding: gzip` |
 /// | a path given to `serve(_:_:)` | that canned response |
 /// | anything else | 200 `{"ok":true}` with two `Set-Cookie` headers |
@@ -45,6 +46,24 @@ public final class MockUpstream: @unchecked Sendable {
     private var channel: Channel!
     private let state = NIOLockedValueBox(State())
 
+    /// How every request is answered instead of by path, while set (a failing target).
+    public enum Failure: Sendable {
+        /// This status with a small JSON body.
+        case status(Int)
+        /// The connection is closed once the request arrived, before any response byte.
+        case closeBeforeResponse
+        /// No answer at all.
+        case hang
+        /// A chunked SSE stream (`text/event-stream`) whose connection is closed after N events.
+        case cutStream(after: Int)
+    }
+
+    /// Set to make every following request fail this way; nil answers by path again.
+    public var failure: Failure? {
+        get { state.withLockedValue { $0.failure } }
+        set { state.withLockedValue { $0.failure = newValue } }
+    }
+
     /// A response given by the test: `pieces` written one after the other, each flushed, chunked
     /// (no `Content-Length`) unless `headers` has one; with `holdOpen`, the response never ends.
     public struct Canned: Sendable {
@@ -67,6 +86,7 @@ public final class MockUpstream: @unchecked Sendable {
     }
 
     struct State {
+        var failure: Failure?
         var canned: [String: Canned] = [:]
         var requests: [Request] = []
         var connectionsOpened = 0
@@ -169,6 +189,19 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         let query = Dictionary((components?.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
         let int = { (name: String, fallback: Int) in query[name].flatMap(Int.init) ?? fallback }
 
+        switch state.withLockedValue({ $0.failure }) {
+        case .status(let code)?:
+            return send(context, status: .init(statusCode: code), body: Array("{\"status\":\(code)}".utf8))
+        case .closeBeforeResponse?:
+            return context.close(promise: nil)
+        case .hang?:
+            return
+        case .cutStream(let after)?:
+            return streamEvents(context, count: after, intervalMs: 1, cut: true)
+        case nil:
+            break
+        }
+
         if let canned = state.withLockedValue({ state in state.canned.first { path.hasSuffix($0.key) }?.value }) {
             let headers = HTTPHeaders(canned.headers)
             let status = HTTPResponseStatus(statusCode: canned.status)
@@ -210,6 +243,8 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
             openAIChat(context, stream: stream, includeUsage: bodyText.contains("include_usage"))
         } else if path.hasSuffix("/messages") {
             anthropicMessage(context, stream: bodyText.contains("\"stream\":true") || bodyText.contains("\"stream\": true"))
+        } else if path.hasSuffix("/request-id") {
+            send(context, status: .ok, body: Array("{}".utf8), extra: [("x-request-id", "upstream-id-1")])
         } else if path.hasSuffix("/redirect") {
             send(context, status: .found, body: [], extra: [("location", "/elsewhere")])
         } else if path.hasSuffix("/gzip") {
@@ -232,7 +267,7 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    private func streamEvents(_ context: ChannelHandlerContext, count: Int, intervalMs: Int) {
+    private func streamEvents(_ context: ChannelHandlerContext, count: Int, intervalMs: Int, cut: Bool = false) {
         let headers = HTTPHeaders([("content-type", "text/event-stream"), ("cache-control", "no-cache")])
         context.writeAndFlush(wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))), promise: nil)
         func event(_ index: Int) {
@@ -241,7 +276,11 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
                 return
             }
             if index == count {
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                if cut {
+                    context.close(promise: nil)
+                } else {
+                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                }
                 return
             }
             let text = "data: {\"index\":\(index),\"sent_ns\":\(DispatchTime.now().uptimeNanoseconds)}\n\n"

@@ -24,7 +24,7 @@ import Testing
         #expect(r1 == .send(keepReplayCopy: false))
         state.clientEnded()
         state.endSent()
-        state.responseHead(keepAlive: true, now: Self.at(ms: 40))
+        state.responseHead(status: 200, keepAlive: true, now: Self.at(ms: 40))
         #expect(state.responseStarted)
         let r2 = state.responseEnded(clean: true)
         #expect(r2)
@@ -47,7 +47,7 @@ import Testing
         let r5 = state.leased(active: true, reused: false, now: Self.at(ms: 2))
         #expect(r5 == .send(keepReplayCopy: false))
         state.endSent()
-        state.responseHead(keepAlive: true, now: Self.at(ms: 30))
+        state.responseHead(status: 200, keepAlive: true, now: Self.at(ms: 30))
         let r6 = state.responseEnded(clean: true)
         #expect(r6)
     }
@@ -92,7 +92,7 @@ import Testing
     @Test func aConnectFailureIsA502WithItsCause() {
         var state = ExchangeState(settings: Self.settings(idempotent: true), now: Self.t0)
         let cause = UpstreamErrorCause(layer: .connect, reason: "connection refused")
-        let r12 = state.leaseFailed(cause, error: .upstreamUnreachable)
+        let r12 = state.leaseFailed(cause, error: .upstreamUnreachable, now: Self.t0)
         #expect(r12 == .fail(.upstreamUnreachable, cause))
         #expect(state.isDone)
         #expect(state.current.end == .connectFailed)
@@ -107,7 +107,7 @@ import Testing
         _ = state.leased(active: true, reused: false, now: Self.at(ms: 1))
         let r14 = state.deadlinePassed(now: Self.at(ms: 1000))
         #expect(r14 == .rearm(Self.t0 + .seconds(600)))
-        state.responseHead(keepAlive: true, now: Self.at(ms: 2000))
+        state.responseHead(status: 200, keepAlive: true, now: Self.at(ms: 2000))
         #expect(state.deadline == Self.at(ms: 2000) + .seconds(60))
         // Bytes keep arriving: the idle timer fires early and is set again.
         state.responseBytes(now: Self.at(ms: 50_000))
@@ -150,7 +150,7 @@ import Testing
         var state = ExchangeState(settings: Self.settings(idempotent: true), now: Self.t0)
         _ = state.leased(active: true, reused: false, now: Self.t0)
         state.endSent()
-        state.responseHead(keepAlive: true, now: Self.at(ms: 5))
+        state.responseHead(status: 200, keepAlive: true, now: Self.at(ms: 5))
         let r19 = state.connectionClosed(bodyEndsAtClose: false, now: Self.at(ms: 9))
         guard case .fail(nil, _) = r19 else {
             Issue.record("expected a cut")
@@ -159,12 +159,12 @@ import Testing
         // A body delimited by the close ends cleanly, unless an error was reported just before.
         var closing = ExchangeState(settings: Self.settings(idempotent: true), now: Self.t0)
         _ = closing.leased(active: true, reused: false, now: Self.t0)
-        closing.responseHead(keepAlive: false, now: Self.at(ms: 5))
+        closing.responseHead(status: 200, keepAlive: false, now: Self.at(ms: 5))
         let r20 = closing.connectionClosed(bodyEndsAtClose: true, now: Self.at(ms: 9))
         #expect(r20 == .complete)
         var truncated = ExchangeState(settings: Self.settings(idempotent: true), now: Self.t0)
         _ = truncated.leased(active: true, reused: false, now: Self.t0)
-        truncated.responseHead(keepAlive: false, now: Self.at(ms: 5))
+        truncated.responseHead(status: 200, keepAlive: false, now: Self.at(ms: 5))
         truncated.errorReported()
         let r21 = truncated.connectionClosed(bodyEndsAtClose: true, now: Self.at(ms: 9))
         guard case .fail(nil, _) = r21 else {
@@ -176,7 +176,7 @@ import Testing
     @Test func aConnectionIsReusedOnlyIfTheUpstreamSawTheWholeRequest() {
         var state = ExchangeState(settings: Self.settings(idempotent: false), now: Self.t0)
         _ = state.leased(active: true, reused: false, now: Self.t0)
-        state.responseHead(keepAlive: true, now: Self.at(ms: 5))
+        state.responseHead(status: 200, keepAlive: true, now: Self.at(ms: 5))
         // The upstream answered early, before the request's end went out.
         let r22 = state.responseEnded(clean: true)
         #expect(!r22)

@@ -47,6 +47,26 @@ private final class PeekingStage: RequestStage, @unchecked Sendable {
     }
 }
 
+/// A stage that asks for `first` bytes, then for `second`, and records the lengths it was given.
+private final class AskingTwiceStage: RequestStage, @unchecked Sendable {
+    let name = "test-ask-twice"
+    let first: Int
+    let second: Int
+    let seen = LockedBox<[String]>([])
+
+    init(first: Int, second: Int) {
+        self.first = first
+        self.second = second
+    }
+
+    func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
+        guard let body = request.body else { return .needBody(bytes: first) }
+        seen.withLock { $0.append(String(buffer: body)) }
+        if body.readableBytes < second && !request.bodyComplete { return .needBody(bytes: second) }
+        return .proceed
+    }
+}
+
 /// Stages that wait for an answer or for body bytes, through a real connection: the request's
 /// later parts wait, nothing reaches the upstream early, and every body byte arrives unchanged.
 @Suite(.serialized) struct PipelineTests {
@@ -129,6 +149,28 @@ private final class PeekingStage: RequestStage, @unchecked Sendable {
             #expect(body.hasPrefix(first.body))
             #expect(!first.complete)
         }
+        #expect(proxy.upstream.requests.first?.body == body)
+        await client.close()
+        await proxy.stop()
+    }
+
+    @Test func aStageThatAsksAgainGetsTheWholePrefixAndTheUpstreamEveryByte() async throws {
+        let proxy = try await ProxyHarness.start(requestTimeoutMs: Self.generous) { _ in AskingTwiceStage(first: 100, second: 2500) }
+        let stage = proxy.stage as! AskingTwiceStage
+        let client = try await proxy.client()
+        let body = Self.body(3000)
+        try await client.send("POST /api/chat HTTP/1.1\r\nHost: p\r\nContent-Length: 3000\r\n\r\n" + body.prefix(200))
+        // The first look, at the 200 bytes there are, before the rest is sent.
+        _ = await client.wait(timeoutMs: 10_000) { _ in stage.seen.withLock { $0.count } == 1 }
+        #expect(stage.seen.withLock { $0.map(\.utf8.count) } == [200])
+        try await client.send(String(body.dropFirst(200)))
+        let text = await client.waitForResponses(1, timeoutMs: 10_000)
+        #expect(text.contains("HTTP/1.1 200 OK"))
+        let seen = stage.seen.withLock { $0 }
+        #expect(seen.count == 2)
+        // Each look starts at the body's first byte.
+        #expect(seen.allSatisfy { body.hasPrefix($0) })
+        #expect((seen.last?.utf8.count ?? 0) >= 2500)
         #expect(proxy.upstream.requests.first?.body == body)
         await client.close()
         await proxy.stop()

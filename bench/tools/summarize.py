@@ -10,12 +10,16 @@ rows = list(csv.DictReader(open(os.path.join(d, "runs.tsv")), delimiter="\t"))
 LABEL = {"direct": "direct to mock", "nginx1": "nginx, 1 worker", "nginx1t": "nginx, 1 worker, 16k buffers",
          "nginx2": "nginx, 2 workers", "haproxy": "haproxy, 2 threads", "fluxgate1": "**fluxgate, 1 worker**",
          "fluxgate2": "**fluxgate, 2 workers**", "fluxgate1off": "fluxgate, 1 worker, usage: off",
+         "fluxgate1m": "**fluxgate, 1 worker, /metrics scraped 1/s**",
+         "fluxgate1mr": "fluxgate, 1 worker, routed by model (÷ fluxgate1)",
          "fluxgate2rl": "fluxgate, 2 workers, host-local limit", "fluxgate2redis": "fluxgate, 2 workers, limit in Redis"}
-ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate2", "fluxgate2rl",
-         "fluxgate2redis"]
-# The rate-limit targets are measured against fluxgate without limits (docs/rate-limits.md).
+ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate1m", "fluxgate1mr", "fluxgate2",
+         "fluxgate2rl", "fluxgate2redis"]
+# fluxgate1mr's reference is fluxgate1: model routing against the prefix route, same run; the
+# rate-limit targets are measured against fluxgate without limits (docs/rate-limits.md).
 REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "fluxgate1off": "nginx1", "nginx2": "nginx2",
-       "haproxy": "nginx2", "fluxgate2": "nginx2", "fluxgate2rl": "fluxgate2", "fluxgate2redis": "fluxgate2"}
+       "haproxy": "nginx2", "fluxgate2": "nginx2", "fluxgate1m": "nginx1", "fluxgate1mr": "fluxgate1",
+       "fluxgate2rl": "fluxgate2", "fluxgate2redis": "fluxgate2"}
 
 
 def f(x):
@@ -89,7 +93,7 @@ for lm in lms:
                   f"{fmt(a50, '+.3f')} | {fmt(a99, '+.3f')} | {err}/{n} | "
                   f"{fmt(med([f(r['foreign_cpu_pct']) for r in rs]), '.0f')} | "
                   f"{fmt(med([f(r['loadavg1']) for r in rs]), '.1f')} | {len(rs)} |")
-            if t.startswith("fluxgate") and not t.endswith("off"):
+            if t in ("fluxgate1", "fluxgate2"):
                 ng = REF[t]
                 head.append((sc, lm, t.rstrip("abcdefghijklmnopqrstuvwxyz")[-1] if t[-1].isalpha() else t[-1], rr, cr,
                              per_rep(lm, sc, t, "nginx1t", ratio("proxy_cpu_us_per_req")) if payload == "sse" and t == "fluxgate1" else float("nan"),
@@ -117,6 +121,14 @@ if usage:
     print("|---|---|---:|---:|")
     for sc, lm, rr, cr in usage:
         print(f"| {sc} | {lm} | {fmt(rr, '.3f')} | {fmt(cr, '.3f')} |")
+obs = sorted({(k[0], k[1]) for k in g if k[2] == "fluxgate1m"})
+if obs:
+    print("## Observability listener on (scraped every second) ÷ off, fluxgate 1 worker (medians of per-rep ratios)\n")
+    print("| scenario | logging | throughput ÷ off | CPU µs/req ÷ off |")
+    print("|---|---|---:|---:|")
+    for lm, sc in obs:
+        print(f"| {sc} | {lm} | {fmt(per_rep(lm, sc, 'fluxgate1m', 'fluxgate1', ratio('rps')), '.3f')} | "
+              f"{fmt(per_rep(lm, sc, 'fluxgate1m', 'fluxgate1', ratio('proxy_cpu_us_per_req')), '.3f')} |")
     print()
 
 fid = os.path.join(d, "fidelity.jsonl")

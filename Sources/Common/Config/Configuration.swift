@@ -41,10 +41,13 @@ public struct Configuration: Sendable, Hashable, Codable {
     public var rateLimits: RateLimits?
     /// `observability:` (Configuration+Observability.swift).
     public var observability: Observability
+    /// `models:` in file order (`Configuration+Models.swift`); empty = no model routing.
+    public var models: [ModelRoute]
 
     public init(
         version: Int = 1, server: Server = Server(), upstreams: Upstreams = Upstreams(),
-        apiKeys: APIKeys = APIKeys(), observability: Observability = Observability(), rateLimits: RateLimits? = nil
+        apiKeys: APIKeys = APIKeys(), observability: Observability = Observability(), rateLimits: RateLimits? = nil,
+        models: [ModelRoute] = []
     ) {
         self.version = version
         self.server = server
@@ -52,6 +55,7 @@ public struct Configuration: Sendable, Hashable, Codable {
         self.apiKeys = apiKeys
         self.rateLimits = rateLimits
         self.observability = observability
+        self.models = models
     }
 
     /// Authentication is required iff at least one static or JWT key is configured
@@ -145,15 +149,32 @@ extension Configuration {
     }
 
     public struct Upstream: Sendable, Hashable, Codable {
+        // Fluxgate's one-target form: setting one of these four on an upstream with a single
+        // target sets that target's too, so the two views never disagree.
         public var name: String
-        public var targetURL: TargetURL
-        public var apiKey: Secret
+        public var targetURL: TargetURL {
+            didSet { if targets.count == 1 { targets[0].targetURL = targetURL } }
+        }
+        public var apiKey: Secret {
+            didSet { if targets.count == 1 { targets[0].apiKey = apiKey } }
+        }
         /// Trimmed route prefix, as written (trailing `/` kept; the router ignores it).
         public var requestPath: String
-        public var apiKeyHeader: UpstreamAuthHeader
+        public var apiKeyHeader: UpstreamAuthHeader {
+            didSet { if targets.count == 1 { targets[0].apiKeyHeader = apiKeyHeader } }
+        }
         /// `tls_ca_file`: certificates (PEM, contents read at load) that an https upstream's chain
         /// must lead to, *instead of* the system trust store. nil = system trust store.
-        public var tlsCA: TrustedCA?
+        public var tlsCA: TrustedCA? {
+            didSet { if targets.count == 1 { targets[0].tlsCA = tlsCA } }
+        }
+        /// Where requests go (docs/routing-and-forwarding.md "Several targets"); never empty.
+        /// `targetURL`, `apiKey` above are the first target's (Fluxgate's one-target form).
+        public var targets: [Target]
+        public var retry: Retry
+        public var health: Health
+        /// Upstream names tried in order when every target here failed.
+        public var fallback: [String]
         /// `limits`: all keys together (docs/rate-limits.md).
         public var limits: Limits?
         /// `usage`: whether the token usage of its responses is read (docs/usage.md). Hot.
@@ -162,6 +183,7 @@ extension Configuration {
         public init(
             name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
             apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil,
+            targets: [Target]? = nil, retry: Retry = Retry(), health: Health = Health(), fallback: [String] = [],
             usage: UsageMode = .auto, limits: Limits? = nil
         ) {
             self.limits = limits
@@ -171,6 +193,10 @@ extension Configuration {
             self.requestPath = requestPath
             self.apiKeyHeader = apiKeyHeader
             self.tlsCA = tlsCA
+            self.targets = targets ?? [Target(targetURL: targetURL, apiKey: apiKey, apiKeyHeader: apiKeyHeader, tlsCA: tlsCA)]
+            self.retry = retry
+            self.health = health
+            self.fallback = fallback
             self.usage = usage
         }
     }
@@ -221,12 +247,16 @@ extension Configuration {
         public var upstreams: [String]
         /// `limits` (docs/rate-limits.md); needs an `id`.
         public var limits: Limits?
+        /// Model names and patterns this key may send to the model-routed endpoint; nil or
+        /// empty = every model whose upstream it may reach.
+        public var models: [String]?
 
-        public init(id: String?, key: Secret, upstreams: [String] = [], limits: Limits? = nil) {
+        public init(id: String?, key: Secret, upstreams: [String] = [], limits: Limits? = nil, models: [String]? = nil) {
             self.limits = limits
             self.id = id
             self.key = key
             self.upstreams = upstreams
+            self.models = models
         }
     }
 

@@ -21,7 +21,8 @@ public struct LogLineFormatter: Sendable {
         "client_ip", "method", "request_url", "request_body_length", "api_key", "target_url",
         "upstream", "duration_ms", "status", "response_body_length",
         // fluxgate's own fields, after Fluxgate's (docs/logging.md).
-        "error", "model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "usage",
+        "error", "request_id", "upstream_request_id", "attempts", "model", "input_tokens", "output_tokens", "cache_read_tokens",
+        "cache_write_tokens", "usage",
     ]
     private static let requestFieldRank: [String: Int] = Dictionary(
         uniqueKeysWithValues: requestFieldOrder.enumerated().map { ($1, $0) })

@@ -9,7 +9,7 @@ import CLinux
 ///                  histogram, the number of upstream entries in use
 ///     upstreams    512 entries of 64 words: series key (published last), body bytes, errors by
 ///                  reason, the two histograms
-///     requests     8192 entries of 4 words: code (published last), upstream key, client key, count
+///     requests     32768 entries of 4 words: code (published last), upstream key, client key, count
 ///
 /// Tables are open-addressed on the series keys of `MetricsSchema.key`. Each accepts at most 3/4
 /// of its entries (so a probe always ends); past that, new series count under `other`.
@@ -19,9 +19,9 @@ public struct MetricsRegion: @unchecked Sendable {
         public static let upstreamEntries = 512
         public static let upstreamWords = 64
         public static let maxUpstreams = 256
-        public static let requestEntries = 8192
+        public static let requestEntries = 32768
         public static let requestWords = 4
-        public static let maxRequestSeries = 6144
+        public static let maxRequestSeries = 24576
         static let upstreamsOffset = headerWords
         static let requestsOffset = upstreamsOffset + upstreamEntries * upstreamWords
         static let words = requestsOffset + requestEntries * requestWords

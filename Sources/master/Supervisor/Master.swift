@@ -48,6 +48,9 @@ final class Master {
     private let rateLimits: RateLimitSegment?
     /// Limits already reported as unplaced (each is reported once, not per worker and reload).
     private var unplacedLimits: Set<String> = []
+    /// Upstream target health shared by every worker (docs/routing-and-forwarding.md "Target
+    /// health"): made once, so it outlives reloads and worker crashes.
+    private let health: TargetHealthSegment?
 
     init(settings: Settings, configuration: Configuration, logger: Logger) {
         self.settings = settings
@@ -81,6 +84,13 @@ final class Master {
             logger.warning(
                 "Shared rate-limit memory unavailable; rate limits apply per worker", metadata: ["error": "\(error)"])
             self.rateLimits = nil
+        }
+        do {
+            health = try TargetHealthSegment.create()
+        } catch {
+            logger.warning(
+                "Shared target health unavailable; each worker keeps its own", metadata: ["error": "\(error)"])
+            health = nil
         }
     }
 
@@ -188,7 +198,8 @@ final class Master {
         prepareRateLimits(launch.configuration)
         do {
             let handle = try workers.spawn(
-                launch, sockets: sockets, segment: segment, metrics: metrics, rateLimits: rateLimits, settings: settings)
+                launch, sockets: sockets, segment: segment, metrics: metrics, rateLimits: rateLimits, health: health,
+                settings: settings)
             segment.map { $0.limit = Int(launch.configuration.server.maxConnections) }
             enqueue(.workerSpawned(launch.worker, pid: handle.pid))
         } catch {

@@ -42,7 +42,8 @@ struct WorkerTable {
     /// message. A worker's cell names both its in-flight cell and its metrics region.
     mutating func spawn(
         _ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?, metrics: MetricsSegment?,
-        rateLimits: RateLimitSegment?, settings: Master.Settings
+        rateLimits: RateLimitSegment?, health: TargetHealthSegment? = nil,
+        settings: Master.Settings
     ) throws -> WorkerHandle {
         let (ours, theirs) = try Sockets.socketPair()
         defer { theirs.close() }
@@ -84,6 +85,13 @@ struct WorkerTable {
             inherited.append(Spawn.Inherited(socket, as: WorkerDescriptors.firstExtraListener + CInt(index)))
         }
         if sockets.count > 1 { arguments += ["--listeners", String(sockets.count)] }
+        if let health {
+            // After the extra listeners, whose numbers grow with the slot's socket count (and
+            // after the rate-limit segment, when it was passed there).
+            let number = WorkerDescriptors.firstExtraListener + CInt(sockets.count - 1) + (arguments.contains("--rate-limits-fd") ? 1 : 0)
+            inherited.append(Spawn.Inherited(health.descriptor, as: number))
+            arguments += ["--target-health-fd", String(number)]
+        }
         if launch.standby { arguments.append("--standby") }
         let pid: pid_t
         do {

@@ -10,6 +10,8 @@ struct AuthenticatedCaller: Sendable, Equatable {
     /// The key's series key for the metrics' `key` label (`MetricsSchema`), made when the
     /// configuration arrived: `noneKey` on an open proxy.
     var keyMetric = MetricsSchema.noneKey
+    /// The static key's position in `api_keys.static`, for its `models:` list (`ModelTable`).
+    var staticKey: Int? = nil
 }
 
 enum AuthOutcome: Sendable, Equatable {
@@ -32,6 +34,7 @@ struct Authenticator: Sendable {
         var id: String?
         var permitted: UpstreamSet
         var metricKey: Int64
+        var position: Int
     }
 
     let required: Bool
@@ -51,7 +54,7 @@ struct Authenticator: Sendable {
         self.jwtMetricKeys = Dictionary(
             configuration.apiKeys.jwt.map { ($0.id, MetricsSchema.key(MetricsSchema.jwtKeyLabel(kid: $0.id))) },
             uniquingKeysWith: { a, _ in a })
-        self.staticKeys = configuration.apiKeys.staticKeys.map { key in
+        self.staticKeys = configuration.apiKeys.staticKeys.enumerated().map { position, key in
             var permitted = all
             if !key.upstreams.isEmpty {
                 permitted = UpstreamSet(universe: upstreams.count)
@@ -59,7 +62,7 @@ struct Authenticator: Sendable {
             }
             return StaticEntry(
                 digest: Crypto.sha256(key.key.value.utf8), id: key.id, permitted: permitted,
-                metricKey: MetricsSchema.key(MetricsSchema.staticKeyLabel(id: key.id)))
+                metricKey: MetricsSchema.key(MetricsSchema.staticKeyLabel(id: key.id)), position: position)
         }
     }
 
@@ -88,7 +91,9 @@ struct Authenticator: Sendable {
             if let match {
                 return match.permitted.isEmpty
                     ? .rejected
-                    : .allowed(AuthenticatedCaller(permitted: match.permitted, keyID: match.id, keyMetric: match.metricKey))
+                    : .allowed(
+                        AuthenticatedCaller(
+                            permitted: match.permitted, keyID: match.id, keyMetric: match.metricKey, staticKey: match.position))
             }
         }
         guard !jwt.isEmpty, case .success(let kid) = jwt.verify(token, now: now), !everyUpstream.isEmpty else {

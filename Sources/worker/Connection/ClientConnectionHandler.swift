@@ -269,6 +269,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.requestBodyBytes = bodyLength(exchange)
         facts.upstreamError = cause
         facts.attempts = exchange.attempts
+        if exchange.plan != nil { facts.target = exchange.target }
         facts.upstreamSentNs = exchange.upstreamSentNs
         writeError(error, requestComplete: exchange.requestEndReceived, context: context)
     }
@@ -302,6 +303,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         if worker.logsRequests {
             facts.method = head.method
             facts.requestTarget = head.targetBytes
+            // docs/observability.md "Request ids": the client's, when valid (else made at the end).
+            if head.facts.requestIDValue != nil { facts.requestID = head.clientRequestID }
         }
         continueSent = false
         let request: PipelineRequest
@@ -331,6 +334,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.keyMetric = request.keyMetric
         facts.route = request.match?.route
         if worker.logsRequests { facts.match = request.match }
+        if let model = request.model {
+            facts.requestModel = model.name
+            facts.unknownModel = model.notFound
+        }
         if request.closesConnection { state.closeAfterThisResponse() }
         switch verdict {
         case .proceed:
@@ -397,7 +404,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             waiting.wantedBytes = wanted
             self.waiting = waiting
         } else {
-            waiting = WaitingRequest(stage: stage, head: head, wantedBytes: wanted)
+            // A stage that asks again for more keeps what it was given, first.
+            let collected = request.body?.readableBytes ?? 0
+            waiting = WaitingRequest(
+                stage: stage, head: head, wantedBytes: wanted, parts: request.bodyParts, collectedBytes: collected)
         }
         resumeClientReads()
     }
@@ -435,14 +445,40 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private func forward(_ request: PipelineRequest, head: RequestHead, context: ChannelHandlerContext) {
         guard let match = request.match, let timer else { return writeError(.noRoute, requestComplete: false, context: context) }
         sendContinueIfExpected(head, context: context)
+        if let length = request.model?.forwardedLength {
+            // A renamed model changed the body's length (`ModelRouteStage`); the head is copied
+            // only then (a copy on every request cost ~60 instructions).
+            var renamed = head
+            renamed.facts.contentLength = length
+            renamed.facts.contentLengthRewritten = true
+            return startExchange(request, head: renamed, match: match, timer: timer, context: context)
+        }
+        startExchange(request, head: head, match: match, timer: timer, context: context)
+    }
+
+    private func startExchange(
+        _ request: PipelineRequest, head: RequestHead, match: Router.Match, timer: LazyTimer, context: ChannelHandlerContext
+    ) {
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)
-        let usage = match.route.upstream.usage == .off ? nil : usageObserver()
+        // docs/observability.md "Request ids": made here only when it goes upstream.
+        let propagates = request.snapshot.configuration.observability.propagateRequestID
+        if propagates, facts.requestID == nil { facts.requestID = worker.requestIDs.id(for: head) }
+        let route = match.route
+        let usage = route.upstream.usage == .off ? nil : usageObserver()
+        if let attemptTimeout = route.attemptTimeout { settings.attemptTimeout = attemptTimeout }
+        if route.failover {
+            // docs/routing-and-forwarding.md "Retries and failover".
+            settings.maxTries = route.maxTries
+            settings.retryOn = route.retryRules
+            settings.replayBufferBytes = route.upstream.retry.replayBufferBytes
+        }
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
-            match: match, head: head, settings: settings,
-            observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)))
+            match: match, head: head, settings: settings, health: route.failover ? worker.health : nil,
+            observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)),
+            requestID: propagates ? facts.requestID : nil, capturesUpstreamRequestID: worker.logsRequests)
         self.exchange = exchange
         state.forwarding()
         exchange.start()
@@ -500,10 +536,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.status = status
         facts.responseBodyBytes = exchange.responseBodyBytes
         facts.attempts = exchange.attempts
+        if exchange.plan != nil { facts.target = exchange.target }
         facts.upstreamSentNs = exchange.upstreamSentNs
         facts.upstreamHeadNs = exchange.upstreamHeadNs
         facts.clientHeadNs = exchange.clientHeadNs
         facts.usage = usage?.finish()
+        if let id = exchange.upstreamRequestID { facts.upstreamRequestID = id }
         endRequest()
         releasePermit()
     }

@@ -42,6 +42,8 @@ final class WorkerListeners: DataPlane {
     private let logger: Logger
     private let limiter: InFlightLimiter?
     private let rateLimits: HostRateLimits?
+    /// The host's target health (the master's segment, or the worker's own).
+    private let health: TargetHealthBoard
     private let metrics: MetricsRegion?
     private let group: MultiThreadedEventLoopGroup
     /// The worker's one event loop (the group has one thread).
@@ -50,12 +52,14 @@ final class WorkerListeners: DataPlane {
 
     init(
         descriptors: [CInt], configuration: Configuration, logger: Logger, limiter: InFlightLimiter?,
-        metrics: MetricsRegion? = nil, rateLimits: HostRateLimits? = nil, group: MultiThreadedEventLoopGroup
+        metrics: MetricsRegion? = nil, rateLimits: HostRateLimits? = nil, group: MultiThreadedEventLoopGroup,
+        health: TargetHealthSegment? = nil
     ) {
         self.rateLimits = rateLimits
         self.descriptors = descriptors
         self.logger = logger
         self.limiter = limiter
+        self.health = TargetHealthBoard(segment: health)
         self.metrics = metrics
         self.group = group
         self.loop = group.next()
@@ -87,10 +91,10 @@ final class WorkerListeners: DataPlane {
         let loop = self.loop
         let making: Task<NIOLoopBound<WorkerContext>, any Error> = state.withLock { state in
             if let context = state.context { return context }
-            let task = Task { [logger, limiter, metrics, rateLimits] in
+            let task = Task { [logger, limiter, metrics, rateLimits, health] in
                 try await WorkerServer.makeContext(
                     on: loop, configuration: configuration, logger: logger, limiter: limiter, rateLimits: rateLimits,
-                    metrics: metrics)
+                    metrics: metrics, health: health)
             }
             state.context = task
             return task

@@ -6,6 +6,8 @@ struct WorkerOptions {
     var inFlightCell: Int?
     /// The descriptor of the rate-limit segment (`RateLimitSegment`), when the master made one.
     var rateLimitsFD: CInt?
+    /// The descriptor of the shared target health segment (`--target-health-fd N`).
+    var targetHealthDescriptor: CInt?
     /// The region of the metrics segment this worker counts into (docs/observability.md).
     var metricsCell: Int?
     var listeners = 1
@@ -19,6 +21,7 @@ struct WorkerOptions {
             case "--generation": generation = iterator.next().flatMap { UInt64($0) } ?? generation
             case "--inflight-cell": inFlightCell = iterator.next().flatMap { Int($0) }
             case "--rate-limits-fd": rateLimitsFD = iterator.next().flatMap { CInt($0) }
+            case "--target-health-fd": targetHealthDescriptor = iterator.next().flatMap { CInt($0) }
             case "--metrics-cell": metricsCell = iterator.next().flatMap { Int($0) }
             case "--listeners": listeners = max(1, iterator.next().flatMap { Int($0) } ?? 1)
             case "--standby": standby = true

@@ -1,3 +1,4 @@
+import Common
 import NIOCore
 
 /// The rules of one forwarded request, as a value: attempts, replay, deadlines and whether the
@@ -11,7 +12,14 @@ import NIOCore
 /// connection closed before answering, which most likely means the upstream closed it while idle
 /// just as the request went out (replayed for idempotent methods only, RFC 9110 §9.2.2, as nginx
 /// and Go's transport do: a POST to an LLM is never sent twice). Each attempt records why it
-/// ended. Failover to other targets adds attempts through the same events.
+/// ended.
+///
+/// **Failover** (docs/routing-and-forwarding.md "Retries and failover"): when the upstream allows
+/// more than one try (`maxTries`), a try that fails by `retryOn` (no connection, a reset or a
+/// timeout before the response head, a listed status) ends in `tryNext`, and the shell sends the
+/// request again to the next target. Only before any response byte reached the client, and only
+/// while the request body can be sent whole again (no body byte sent yet, or every byte sent
+/// still in the replay copy).
 struct ExchangeState {
     struct Settings: Equatable {
         /// From the start to the upstream's response head, all attempts together.
@@ -24,6 +32,24 @@ struct ExchangeState {
         var replayBufferBytes: Int
         /// The request's method may be sent twice (RFC 9110 §9.2.2).
         var idempotent: Bool
+        /// Tries on targets in all (`retry.attempts`); 1 = no failover.
+        var maxTries = 1
+        /// What fails a try (`retry.on`), read only when `maxTries` > 1.
+        var retryOn = RetryRules()
+    }
+
+    /// Why a try failed and another follows (the attempt counts for `fluxgate_upstream_attempts_total`).
+    enum TryFailure: Equatable {
+        case connect, timeout, reset
+        case status(UInt)
+    }
+
+    /// What a response head means.
+    enum HeadDecision: Equatable {
+        /// Relay it: this try answers the request.
+        case relay
+        /// Drop it (never relayed) and send the request to the next target.
+        case tryNext
     }
 
     /// Why an attempt ended.
@@ -44,6 +70,8 @@ struct ExchangeState {
         case failedBeforeResponse
         /// The client went away first.
         case cancelled
+        /// It failed by `retry.on`; the next try goes to another target.
+        case failedOver(TryFailure)
     }
 
     struct Attempt: Equatable {
@@ -81,6 +109,8 @@ struct ExchangeState {
         case complete
         /// Send the request again on a fresh connection (the copy kept for it).
         case replay
+        /// The try failed (by `retry.on`): send the request again, to the next target.
+        case tryNext(TryFailure, UpstreamErrorCause)
         /// The exchange failed: with this error for the client when nothing was sent to it yet,
         /// else (nil) the client connection is cut.
         case fail(ProxyErrorResponse?, UpstreamErrorCause)
@@ -89,6 +119,8 @@ struct ExchangeState {
     /// What the deadline passing means.
     enum Expiry: Equatable {
         case fail(ProxyErrorResponse?, UpstreamErrorCause)
+        /// The try's `attempt_timeout_ms` passed: the next target.
+        case tryNext(TryFailure, UpstreamErrorCause)
         /// Not yet: bytes arrived since; the timer is set again to `deadline`.
         case rearm(NIODeadline)
         case none
@@ -102,6 +134,10 @@ struct ExchangeState {
     /// A copy of the request is kept for a replay (see `LeaseDecision.send`).
     private(set) var keepsReplayCopy = false
     private var replayBytes = 0
+    /// Body bytes written on the current attempt's connection.
+    private var bodyBytesSent = 0
+    /// Tries on targets made (this one included); attempts also count fresh connections.
+    private(set) var tries = 1
     private(set) var requestEndReceived = false
     private(set) var requestEndSent = false
     private(set) var upstreamKeepAlive = true
@@ -147,15 +183,17 @@ struct ExchangeState {
         // Once bytes are written the upstream may have acted on them, so a replay is only for
         // idempotent methods. Idle closes are seen before reuse (the pool keeps a read pending
         // on idle connections), which leaves only a microsecond race for a POST to lose to.
-        keepsReplayCopy = reused && current.number == 1 && settings.idempotent
+        keepsReplayCopy = (reused && current.number == 1 && settings.idempotent) || tries < settings.maxTries
         replayBytes = 0
+        bodyBytesSent = 0
         requestEndSent = false
         return .send(keepReplayCopy: keepsReplayCopy)
     }
 
     /// No connection could be made for the current attempt.
-    mutating func leaseFailed(_ cause: UpstreamErrorCause, error: ProxyErrorResponse) -> CloseDecision? {
+    mutating func leaseFailed(_ cause: UpstreamErrorCause, error: ProxyErrorResponse, now: NIODeadline) -> CloseDecision? {
         guard phase == .leasing else { return nil }
+        if let next = tryNext(.connect, cause, now: now) { return next }
         current.end = .connectFailed
         phase = .done
         return .fail(error, cause)
@@ -166,6 +204,7 @@ struct ExchangeState {
     /// Body bytes went out on the current connection; false when the copy for a replay is
     /// dropped (too large to keep).
     mutating func bodySent(bytes: Int) {
+        bodyBytesSent &+= bytes
         guard keepsReplayCopy else { return }
         replayBytes += bytes
         if replayBytes > settings.replayBufferBytes { keepsReplayCopy = false }
@@ -176,14 +215,21 @@ struct ExchangeState {
 
     // MARK: The response
 
-    /// The final response head arrived.
-    mutating func responseHead(keepAlive: Bool, now: NIODeadline) {
-        guard phase == .awaitingHead else { return }
+    /// The final response head arrived; `tryNext` when its status fails the try and another may
+    /// follow (the head is then never relayed).
+    @discardableResult
+    mutating func responseHead(status: UInt, keepAlive: Bool, now: NIODeadline) -> HeadDecision {
+        guard phase == .awaitingHead else { return .relay }
+        if tries < settings.maxTries, settings.retryOn.retries(status: status), mayTryNext(now: now) {
+            startNextTry(ending: .status(status), now: now)
+            return .tryNext
+        }
         phase = .relaying
         current.end = .responded
         keepsReplayCopy = false
         upstreamKeepAlive = keepAlive
         lastResponseActivity = now
+        return .relay
     }
 
     mutating func responseBytes(now: NIODeadline) { lastResponseActivity = now }
@@ -206,14 +252,17 @@ struct ExchangeState {
         case .relaying:
             phase = .done
             if bodyEndsAtClose && !upstreamErrored { return .complete }
-            return .fail(nil, UpstreamErrorCause(layer: .reset, reason: "the upstream closed the connection mid-response"))
+            // Never passed off as complete (docs/routing-and-forwarding.md "Truncated responses").
+            return .fail(nil, UpstreamErrorCause(layer: .truncated, reason: "the upstream closed the connection mid-response"))
         case .awaitingHead:
-            if current.reusedConnection, current.number == 1, keepsReplayCopy {
+            if current.reusedConnection, current.number == 1, keepsReplayCopy, settings.idempotent {
                 // It most likely closed the kept-alive connection while it was idle, before our
                 // request arrived.
                 nextAttempt(ending: .closedBeforeResponse, now: now)
                 return .replay
             }
+            let cause = UpstreamErrorCause(layer: .reset, reason: "the upstream closed the connection before responding")
+            if let next = tryNext(.reset, cause, now: now) { return next }
             current.end = .failedBeforeResponse
             phase = .done
             return .fail(.upstreamFailed, UpstreamErrorCause(layer: .reset, reason: "the upstream closed the connection before responding"))
@@ -238,6 +287,13 @@ struct ExchangeState {
         guard deadline <= now else { return .rearm(deadline) }
         switch phase {
         case .leasing, .awaitingHead:
+            if now < headDeadline {
+                // This try's attempt_timeout_ms passed, not the request's: a connection that is
+                // still being made is a connect failure (nothing left), a silent upstream a timeout.
+                let failure: TryFailure = phase == .leasing ? .connect : .timeout
+                let cause = UpstreamErrorCause(layer: .timeout, reason: "no response head within attempt_timeout_ms")
+                if case .tryNext(let failure, let cause)? = tryNext(failure, cause, now: now) { return .tryNext(failure, cause) }
+            }
             current.end = .timedOut
             phase = .done
             return .fail(.upstreamTimeout, UpstreamErrorCause(layer: .timeout, reason: "no response head in time"))
@@ -253,6 +309,37 @@ struct ExchangeState {
     mutating func clientClosed() {
         if current.end == nil { current.end = .cancelled }
         phase = .done
+    }
+
+    // MARK: Failover
+
+    /// Another try may follow: tries are left, the request deadline has not passed, and the body
+    /// can be sent whole again.
+    private func mayTryNext(now: NIODeadline) -> Bool {
+        tries < settings.maxTries && now < headDeadline && (bodyBytesSent == 0 || keepsReplayCopy)
+    }
+
+    /// `tryNext` when `failure` is in `retry.on` and another try may follow.
+    private mutating func tryNext(_ failure: TryFailure, _ cause: UpstreamErrorCause, now: NIODeadline) -> CloseDecision? {
+        guard settings.maxTries > 1 else { return nil }
+        let listed: Bool
+        switch failure {
+        case .connect: listed = settings.retryOn.connect
+        case .timeout: listed = settings.retryOn.timeout
+        case .reset: listed = settings.retryOn.reset
+        case .status: listed = true
+        }
+        guard listed, mayTryNext(now: now) else { return nil }
+        startNextTry(ending: failure, now: now)
+        return .tryNext(failure, cause)
+    }
+
+    private mutating func startNextTry(ending failure: TryFailure, now: NIODeadline) {
+        let keep = keepsReplayCopy
+        nextAttempt(ending: .failedOver(failure), now: now)
+        tries += 1
+        // The copy is what the next try sends; it is kept again while tries remain.
+        keepsReplayCopy = keep
     }
 
     private mutating func nextAttempt(ending end: AttemptEnd, now: NIODeadline) {

@@ -36,7 +36,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private let pool: UpstreamPool
     /// The matched route (the upstream, its target) and the pieces of the upstream
     /// request-target.
-    private let match: Router.Match
+    let match: Router.Match
     /// The client's request head, as received (its framing is the upstream's too).
     private let head: RequestHead
     /// Strong: the client side drops its exchange when the exchange ends, which ends the cycle.
@@ -45,6 +45,24 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private var client: ClientSide?
     private var state: ExchangeState
     private var connection: UpstreamConnection?
+    /// The current try's target: the route's own unless the route has `failover`. Unowned: the
+    /// route, which the exchange holds through `match` for its whole life, holds every target it
+    /// may choose (its own and its fallbacks'), and a retain and release per request is saved.
+    unowned(unsafe) var target: UpstreamTarget
+    /// Which targets were tried, for a route with `failover` only (nil keeps the one-target
+    /// path free of it).
+    var plan: FailoverPlan?
+    /// The host's target health, given only to an exchange whose route has `failover` (nil
+    /// costs the one-target path no retain).
+    let health: TargetHealthBoard?
+    /// The status of a response head that failed the current try (`HeadDecision.tryNext`): the
+    /// rest of that response is dropped.
+    private var droppedStatus: UInt?
+    /// The dropped response of a failed try, whole (head and body in one read, small), or the
+    /// last one that was: what the client gets if no later try answers
+    /// (docs/routing-and-forwarding.md "Retries and failover").
+    private var failedResponse: FailedResponse?
+    private var dropping: FailedResponse?
 
     /// Request parts received from the client while no connection is ready yet.
     private var pending: [RequestPart] = []
@@ -71,6 +89,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private(set) var upstreamSentNs: UInt64 = 0
     private(set) var upstreamHeadNs: UInt64 = 0
     private(set) var clientHeadNs: UInt64 = 0
+    /// `propagate_request_id`: the id sent upstream and back to the client as `x-request-id`.
+    private let requestID: String?
+    /// The upstream's own request id, when the reader was asked to keep it (request lines on).
+    private(set) var upstreamRequestID: String?
     private var reader: UpstreamResponseReader
     /// Watches the response (the tap, `ResponseObserver`): the reader reports the head, the
     /// payload and a complete end; the exchange reports a cut.
@@ -85,16 +107,22 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     init(
         eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
-        head: RequestHead, settings: ExchangeState.Settings, observer: ResponseObserver? = nil
+        head: RequestHead, settings: ExchangeState.Settings, health: TargetHealthBoard?, observer: ResponseObserver? = nil,
+        requestID: String? = nil, capturesUpstreamRequestID: Bool = false
     ) {
+        self.requestID = requestID
         self.eventLoop = eventLoop
         self.pool = pool
+        self.health = health
+        self.target = match.route.target
         self.client = client
         self.timer = timer
         self.match = match
         self.head = head
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         self.reader.observer = observer
+        self.reader.requestIDForClient = requestID
+        self.reader.capturesUpstreamRequestID = capturesUpstreamRequestID
         self.observer = observer
         self.requestFraming = head.facts.framing
         self.state = ExchangeState(settings: settings, now: .now())
@@ -104,6 +132,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     func start() {
         timer.set(state.deadline)
+        if match.route.failover { chooseTarget(now: .now()) }
         lease(fresh: false)
     }
 
@@ -165,12 +194,20 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             reader.announcesClose = client.closesAfterResponse
             // The handler below must not touch `reader` (exclusive access while it reads).
             try reader.read(bytes, allocator: connection.allocator) { event in
+                guard droppedStatus == nil else { return keepDropped(event) }
                 switch event {
                 case .head(let head):
-                    state.responseHead(keepAlive: head.keepAlive, now: now)
+                    if state.responseHead(status: head.status, keepAlive: head.keepAlive, now: now) == .tryNext {
+                        // Never relayed: the next target answers instead.
+                        droppedStatus = head.status
+                        dropping = FailedResponse(bytes: head.clientHead, announcesClose: head.announcesClose, status: head.status)
+                        return
+                    }
+                    if plan != nil { tryAnswered(status: head.status, retryOn: state.settings.retryOn, now: now) }
                     replay = []
                     responseStatus = head.status
                     upstreamHeadNs = now.uptimeNanoseconds
+                    if head.upstreamRequestID != nil { upstreamRequestID = head.upstreamRequestID }
                     held = head.clientHead
                     heldAnnouncesClose = head.announcesClose
                     timer.set(state.deadline)
@@ -189,7 +226,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             writeHeld()
         } catch {
             writeHeld()
-            perform(state.protocolError(error.reason))
+            if droppedStatus == nil { perform(state.protocolError(error.reason)) }
+        }
+        if let status = droppedStatus {
+            droppedStatus = nil
+            if let dropping, dropping.complete { failedResponse = dropping }
+            dropping = nil
+            perform(.tryNext(.status(status), UpstreamErrorCause(layer: .protocol, reason: "status \(status)")))
         }
     }
 
@@ -224,16 +267,27 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             finish(reusable: false)
             client?.exchangeCompleted()
         case .replay:
-            reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
-            reader.observer = observer
-            pending = replay + pending
-            replay = []
-            release(reusable: false)
-            timer.set(state.deadline)
+            resend()
             lease(fresh: true)
+        case .tryNext(let failure, _):
+            let now = NIODeadline.now()
+            tryFailed(failure, now: now)
+            resend()
+            chooseTarget(now: now)
+            lease(fresh: false)
         case .fail(let error, let cause):
             let client = self.client
+            if plan != nil, error != nil { targetFailed(now: .now()) }
             finish(reusable: false)
+            if error != nil, let failed = failedResponse {
+                // An earlier try's answer beats the proxy's own error.
+                failedResponse = nil
+                responseStatus = failed.status
+                responseBodyBytes = failed.payload
+                client?.writeResponseHead(failed.bytes, announcesClose: failed.announcesClose)
+                client?.exchangeCompleted()
+                return
+            }
             if let error {
                 client?.exchangeFailedBeforeResponse(error, cause: cause)
             } else {
@@ -243,10 +297,51 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         }
     }
 
+    /// A dropped response as the client would have got it, kept while it stays small.
+    struct FailedResponse {
+        var bytes: ByteBuffer
+        var announcesClose: Bool
+        var status: UInt
+        var payload = 0
+        var complete = false
+        static let maxBytes = 64 * 1024
+    }
+
+    /// A body or end event of a dropped response.
+    private func keepDropped(_ event: UpstreamResponseReader.Event) {
+        guard var kept = dropping else { return }
+        switch event {
+        case .head:
+            return
+        case .body(let body, let payload):
+            guard kept.bytes.readableBytes + body.readableBytes <= FailedResponse.maxBytes else {
+                dropping = nil
+                return
+            }
+            kept.bytes.writeImmutableBuffer(body)
+            kept.payload += payload
+        case .end:
+            kept.complete = true
+        }
+        dropping = kept
+    }
+
+    /// The request goes out again from the start: a fresh reader, the parts sent so far before
+    /// those still waiting, the old connection closed.
+    private func resend() {
+        reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
+        reader.observer = observer
+        pending = replay + pending
+        replay = []
+        heldHead = nil
+        release(reusable: false)
+        timer.set(state.deadline)
+    }
+
     // MARK: Internals
 
     private func lease(fresh: Bool) {
-        let target = match.route.target
+        let target = self.target
         if !fresh, let connection = pool.idleConnection(to: target) {
             // Called while the client's read is being delivered (head first, then any body bytes
             // of the same read): the client side's read-complete flushes head and body together,
@@ -254,9 +349,14 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             connected(connection, reused: true, flushNow: !(client?.clientReadInProgress ?? false))
             return
         }
+        let attempt = state.attempts
         pool.connect(to: target).assumeIsolated().whenComplete { [weak self] result in
-            guard let self else {
-                if case .success(let connection) = result { connection.channel.close(promise: nil) }
+            guard let self, self.state.attempts == attempt else {
+                // The exchange is gone, or this try ended meanwhile (its attempt_timeout_ms):
+                // the connection carried nothing.
+                if case .success(let connection) = result {
+                    if let self { self.pool.release(connection, reusable: true) } else { connection.channel.close(promise: nil) }
+                }
                 return
             }
             switch result {
@@ -266,7 +366,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                 // A TLS failure says what failed (expired, untrusted, wrong host); the rest is
                 // "unreachable" (refused, DNS, connect timeout).
                 let response = (error as? TLSError).map(ProxyErrorResponse.upstreamTLS) ?? .upstreamUnreachable
-                self.perform(self.state.leaseFailed(UpstreamErrorCause(connectError: error), error: response))
+                self.perform(self.state.leaseFailed(UpstreamErrorCause(connectError: error), error: response, now: .now()))
             }
         }
     }
@@ -291,13 +391,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // Room for a small body too (see `heldHead`).
         let length = head.facts.contentLength
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
-        let target = match.route.target
+        let target = self.target
         let bound = ForwardingHeaders.upstreamRequestHeadBound(
-            method: self.head.method, match: match, target: target, client: self.head)
+            method: self.head.method, match: match, target: target, client: self.head, requestID: requestID)
         var head = connection.allocator.buffer(capacity: bound + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
             method: self.head.method, match: match, target: target,
-            client: self.head, framing: requestFraming, into: &head)
+            client: self.head, framing: requestFraming, requestID: requestID, into: &head)
         let buffered = pending
         pending = []
         // The head is not kept for a replay: a replay writes a fresh one.
@@ -344,10 +444,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     private func write(_ part: RequestPart, on connection: UpstreamConnection) {
-        if state.keepsReplayCopy {
-            if case .body(let buffer) = part { state.bodySent(bytes: buffer.readableBytes) }
-            if state.keepsReplayCopy { replay.append(part) } else { replay = [] }
-        }
+        if case .body(let buffer) = part { state.bodySent(bytes: buffer.readableBytes) }
+        if state.keepsReplayCopy { replay.append(part) } else if !replay.isEmpty { replay = [] }
         switch part {
         case .body(let buffer):
             guard buffer.readableBytes > 0 else { return }
@@ -403,6 +501,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         case .none: break
         case .rearm(let deadline): timer.set(deadline)
         case .fail(let error, let cause): perform(.fail(error, cause))
+        case .tryNext(let failure, let cause): perform(.tryNext(failure, cause))
         }
     }
 

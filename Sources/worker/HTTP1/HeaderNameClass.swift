@@ -9,6 +9,8 @@ enum HeaderNameClass: Equatable {
     /// `otherHopByHop` also holds `trailers`, which Fluxgate removes as well.
     case connection, transferEncoding, upgrade, otherHopByHop
     case contentLength, other
+    /// `X-Request-Id`, and Anthropic's `Request-Id` in responses (docs/observability.md "Request ids").
+    case requestID, anthropicRequestID
 
     var isHopByHop: Bool {
         switch self {
@@ -31,6 +33,8 @@ enum HeaderNameClass: Equatable {
         case 9 where named("x-api-key"): return .xAPIKey
         case 10 where named("connection"): return .connection
         case 10 where named("keep-alive"): return .otherHopByHop
+        case 10 where named("request-id"): return .anthropicRequestID
+        case 12 where named("x-request-id"): return .requestID
         case 13 where named("authorization"): return .authorization
         case 14 where named("content-length"): return .contentLength
         case 17 where named("transfer-encoding"): return .transferEncoding

@@ -45,11 +45,16 @@ struct RequestHead {
         var framing = BodyFraming.none
         /// The `Content-Length` value (0 without one).
         var contentLength = 0
+        /// Set above the wire layer when the body forwarded is not the client's length (a
+        /// renamed model): the upstream head says `contentLength` instead of the client's field.
+        var contentLengthRewritten = false
         /// Where the first `Authorization` and `X-Api-Key` values are in `headerBytes` (read as
         /// `RequestHead.authorization` and `.xAPIKey`: no `String` is made per request, the
         /// connection's cached authentication compares the bytes).
         var authorizationValue: Range<Int>?
         var xAPIKeyValue: Range<Int>?
+        /// Where the first `X-Request-Id` value is (docs/observability.md "Request ids").
+        var requestIDValue: Range<Int>?
     }
 
     /// The request-target as received.
@@ -62,6 +67,24 @@ struct RequestHead {
 
     /// The first `Authorization` value.
     var authorization: String? { facts.authorizationValue.map(string(at:)) }
+    /// The client's `X-Request-Id` when it is a valid request id: 1–128 characters of
+    /// `[A-Za-z0-9._:-]` (docs/observability.md "Request ids").
+    var clientRequestID: String? {
+        guard let range = facts.requestIDValue, (1...128).contains(range.count) else { return nil }
+        let valid = headerBytes.withUnsafeReadableBytes { bytes in
+            bytes[range].allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
+                    UInt8(ascii: "-"):
+                    return true
+                default:
+                    return false
+                }
+            }
+        }
+        return valid ? string(at: range) : nil
+    }
     /// The first `X-Api-Key` value.
     var xAPIKey: String? { facts.xAPIKeyValue.map(string(at:)) }
 

@@ -293,7 +293,9 @@ struct RequestParser {
             case .transferEncoding:
                 guard contentLength == nil, !chunked, ASCIIBytes.equals(p, value, lowercase: "chunked") else { return bad }
                 chunked = true
-            case .otherHopByHop, .other:
+            case .requestID:
+                if facts.requestIDValue == nil { facts.requestIDValue = value.lowerBound - base..<value.upperBound - base }
+            case .otherHopByHop, .other, .anthropicRequestID:
                 break
             }
             fields.append(

@@ -9,6 +9,10 @@ struct ResponseHeadParser {
     var chunked = false
     var transferEncoded = false
     var keepAlive = true
+    /// Where the upstream's own request id is: `X-Request-Id`, else `Request-Id` (Anthropic).
+    var xRequestID: Range<Int>?
+    var anthropicRequestID: Range<Int>?
+    var upstreamRequestID: Range<Int>? { xRequestID ?? anthropicRequestID }
 
     typealias ResponseError = UpstreamResponseReader.ResponseError
 
@@ -17,7 +21,7 @@ struct ResponseHeadParser {
     /// attached), gets where the values of the headers behind `ResponseFacts` are.
     static func parse(
         _ bytes: UnsafeRawBufferPointer, into out: inout HeadWriter,
-        facts: inout ResponseFacts.Fields?
+        facts: inout ResponseFacts.Fields?, dropsRequestID: Bool = false
     ) throws(ResponseError) -> ResponseHeadParser {
         var p = ResponseHeadParser()
         let n = bytes.count - 2  // the final CRLF
@@ -75,6 +79,17 @@ struct ResponseHeadParser {
             case .host, .expect, .authorization, .xAPIKey:
                 // The request's client-only names are ordinary in a response.
                 break
+            case .requestID:
+                if p.xRequestID == nil { p.xRequestID = trimmed(bytes, colon &+ 1, end) }
+                if facts != nil { facts!.note(bytes, name: start..<colon, value: trimmed(bytes, colon &+ 1, end)) }
+                if dropsRequestID {
+                    // propagate_request_id: the client gets the proxy's id instead.
+                    out.write(UnsafeRawBufferPointer(rebasing: bytes[run..<start]))
+                    run = next
+                }
+            case .anthropicRequestID:
+                if p.anthropicRequestID == nil { p.anthropicRequestID = trimmed(bytes, colon &+ 1, end) }
+                if facts != nil { facts!.note(bytes, name: start..<colon, value: trimmed(bytes, colon &+ 1, end)) }
             case .contentLength:
                 guard let length = ASCIIBytes.decimal(bytes, trimmed(bytes, colon &+ 1, end)) else {
                     throw ResponseError(reason: "invalid Content-Length")
@@ -120,7 +135,7 @@ struct ResponseHeadParser {
             // same offset in both heads.
             out.rewind(to: fieldsStart)
             writeFiltered(
-                bytes, from: fieldsStart, to: n, dropsContentLength: p.transferEncoded,
+                bytes, from: fieldsStart, to: n, dropsContentLength: p.transferEncoded, dropsRequestID: dropsRequestID,
                 named: connectionNamed, into: &out)
         }
         if http10 && keepAliveToken { http10 = false }
@@ -130,7 +145,7 @@ struct ResponseHeadParser {
 
     /// The header lines of `bytes[from..<to]` (already validated) that are forwarded.
     private static func writeFiltered(
-        _ bytes: UnsafeRawBufferPointer, from: Int, to n: Int, dropsContentLength: Bool,
+        _ bytes: UnsafeRawBufferPointer, from: Int, to n: Int, dropsContentLength: Bool, dropsRequestID: Bool,
         named: [Range<Int>], into out: inout HeadWriter
     ) {
         var start = from
@@ -142,7 +157,8 @@ struct ResponseHeadParser {
             let name = start..<colon
             let kept: Bool
             switch HeaderNameClass.classify(bytes, name) {
-            case .host, .expect, .authorization, .xAPIKey, .other: kept = true
+            case .host, .expect, .authorization, .xAPIKey, .other, .anthropicRequestID: kept = true
+            case .requestID: kept = !dropsRequestID
             case .contentLength: kept = !dropsContentLength
             case .transferEncoding, .connection, .upgrade, .otherHopByHop: kept = false
             }

@@ -34,6 +34,12 @@ struct UpstreamResponseReader {
     /// whether the client connection closes after this response).
     var announcesClose = false
 
+    /// `propagate_request_id`: the id the client head carries as `x-request-id` (the upstream's
+    /// own `x-request-id` lines are dropped from it). nil: the head is the upstream's.
+    var requestIDForClient: String?
+    /// Keep the upstream's own request id (`Head.upstreamRequestID`) for the request line.
+    var capturesUpstreamRequestID = false
+
     /// Gets the response's facts, payload and complete end as they are read (see the protocol for
     /// the order and for who reports a cut). Without one, the reader makes no facts and looks at
     /// no payload: the only cost is the nil check.
@@ -49,6 +55,8 @@ struct UpstreamResponseReader {
         var announcesClose: Bool
         /// The upstream connection may carry another request after this response.
         var keepAlive: Bool
+        /// The upstream's `x-request-id` (or `request-id`), when `capturesUpstreamRequestID`.
+        var upstreamRequestID: String? = nil
     }
 
     enum Event {
@@ -208,10 +216,16 @@ struct UpstreamResponseReader {
         var parsed = ResponseHeadParser()
         var failure: ResponseError?
         var facts: ResponseFacts.Fields? = observer == nil ? nil : ResponseFacts.Fields()
+        let requestID = requestIDForClient
+        let captures = capturesUpstreamRequestID
+        var upstreamRequestID: String?
         out.writeHead(maxBytes: bound) { out in
             head.withUnsafeReadableBytes { bytes in
                 do throws(ResponseError) {
-                    parsed = try ResponseHeadParser.parse(bytes, into: &out, facts: &facts)
+                    parsed = try ResponseHeadParser.parse(bytes, into: &out, facts: &facts, dropsRequestID: requestID != nil)
+                    if captures, let range = parsed.upstreamRequestID, !range.isEmpty {
+                        upstreamRequestID = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range.prefix(128)]), as: UTF8.self)
+                    }
                 } catch {
                     failure = error
                 }
@@ -249,14 +263,22 @@ struct UpstreamResponseReader {
             keepAlive = false
             state = .body(.untilClose)
         }
-        out.writeHead(maxBytes: 64) { out in
+        out.writeHead(maxBytes: 64 + (requestID?.utf8.count ?? 0)) { out in
+            if let requestID {
+                out.write("x-request-id: ")
+                out.write(string: requestID)
+                out.write("\r\n")
+            }
             if addsChunked { out.write("transfer-encoding: chunked\r\n") }
             // Say so, or a keep-alive client sends its next request into the close (a drain
             // during load lost requests this way).
             if close { out.write("connection: close\r\n") }
             out.write("\r\n")
         }
-        return .final(Head(status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive))
+        return .final(
+            Head(
+                status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive,
+                upstreamRequestID: upstreamRequestID))
     }
 
     @inline(never)

@@ -28,7 +28,9 @@ struct WorkerMetrics {
             region.countUpstreamError(entry: entry, .truncated)
         } else if let cause = facts.upstreamError {
             region.countUpstreamError(entry: entry, Self.reason(cause.layer))
-        } else if facts.outcome == .proxyError, let reason = Self.rejection(status: facts.status) {
+        } else if facts.outcome == .proxyError,
+            let reason = facts.unknownModel ? MetricsSchema.RejectionReason.unknownModel : Self.rejection(status: facts.status)
+        {
             region.countRejected(reason)
         }
     }
@@ -44,6 +46,8 @@ struct WorkerMetrics {
         case .timeout: return .timeout
         case .reset: return .reset
         case .protocol: return .protocol
+        // A response cut after its head (docs/routing-and-forwarding.md "Truncated responses").
+        case .truncated: return .truncated
         }
     }
 

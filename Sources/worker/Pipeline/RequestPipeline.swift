@@ -63,6 +63,14 @@ final class PipelineRequest {
     /// and reading the pair would copy both.
     var permitted: UpstreamSet?
     var keyID: String?
+    /// The static key's position in `api_keys.static` (its `models:` list), nil for a JWT or
+    /// an open proxy.
+    var staticKey: Int?
+    /// Model routing's decision, when the request was routed by its body's `model`.
+    var model: ModelDecision?
+    /// The model stage asked for the body: when the route stage runs again with it, no prefix
+    /// matched already and the endpoint is a model-routed one.
+    var readsModel = false
     /// The key's series key for the metrics (`MetricsSchema`; `noneKey` when none was accepted).
     var keyMetric = MetricsSchema.noneKey
     /// The route (the route stage).
@@ -99,6 +107,9 @@ final class PipelineRequest {
         checksRateLimits = snapshot.hasRateLimits
         permitted = nil
         keyID = nil
+        staticKey = nil
+        if model != nil { model = nil }
+        readsModel = false
         keyMetric = MetricsSchema.noneKey
         match = nil
         holdsPermit = false

@@ -56,6 +56,7 @@ enum AuthenticateStage {
         guard case .allowed(let caller) = authenticate(request, head: head) else { return .reject(.unauthorized) }
         request.permitted = caller.permitted
         request.keyID = caller.keyID
+        request.staticKey = caller.staticKey
         request.keyMetric = caller.keyMetric
         return .proceed
     }
@@ -82,19 +83,22 @@ enum AuthenticateStage {
     }
 }
 
-/// Checks 6–7: an open proxy without upstreams is 503; then the longest permitted prefix
-/// (docs/routing-and-forwarding.md) → the route, or 404 / 400.
+/// Checks 7–8: an open proxy without upstreams is 503; then the longest permitted prefix
+/// (docs/routing-and-forwarding.md) → the route, or 400; no prefix → model routing
+/// (`ModelRouteStage`), or 404.
 enum RouteStage {
     static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
         let snapshot = request.snapshot
         if !snapshot.authenticator.required && snapshot.router.isEmpty { return .reject(.noUpstreams) }
         // The authenticate stage ran before: a caller is always there.
         guard let permitted = request.permitted else { return .reject(.unauthorized) }
+        // Again, with the body's first bytes: routed by model already.
+        if request.readsModel { return ModelRouteStage.routeByBody(request, head: head, permitted: permitted) }
         switch snapshot.router.route(head, permitted: permitted) {
         case .matched(let match):
             request.match = match
             return .proceed
-        case .noRoute: return .reject(.noRoute)
+        case .noRoute: return ModelRouteStage.run(request, head: head, permitted: permitted)
         case .invalidPath: return .reject(.invalidPath)
         }
     }

@@ -28,7 +28,7 @@ enum ForwardingHeaders {
     /// request-target is `match`'s on `target`, its pieces copied from the client's.
     static func writeUpstreamRequestHead(
         method: HTTPMethod, match: Router.Match, target: UpstreamTarget,
-        client: RequestHead, framing: BodyFraming, into out: inout ByteBuffer
+        client: RequestHead, framing: BodyFraming, requestID: String? = nil, into out: inout ByteBuffer
     ) {
         let key = target.apiKey.value
         let apiKeyHeader = target.apiKeyHeader
@@ -39,7 +39,7 @@ enum ForwardingHeaders {
         client.headerBytes.withUnsafeReadableBytes { bytes in
             let named = client.facts.connectionNamesHeaders ? connectionTokens(client, bytes) : []
             let methodName = method.rawValue
-            let bound = upstreamRequestHeadBound(method: method, match: match, target: target, client: client)
+            let bound = upstreamRequestHeadBound(method: method, match: match, target: target, client: client, requestID: requestID)
             out.writeHead(maxBytes: bound) { out in
                 out.write(string: methodName)
                 out.write(" ")
@@ -48,7 +48,10 @@ enum ForwardingHeaders {
                 out.write(string: hostHeader)
                 out.write("\r\n")
                 for field in client.fields
-                where forwards(field, bytes, framing: framing, named: named, dropsAPIKeyHeader: dropsAPIKeyHeader) {
+                where forwards(
+                    field, bytes, framing: framing, named: named, dropsAPIKeyHeader: dropsAPIKeyHeader,
+                    dropsRequestID: requestID != nil, lengthRewritten: client.facts.contentLengthRewritten)
+                {
                     out.write(UnsafeRawBufferPointer(rebasing: bytes[field.name]))
                     out.write(": ")
                     out.write(UnsafeRawBufferPointer(rebasing: bytes[field.value]))
@@ -63,7 +66,20 @@ enum ForwardingHeaders {
                     out.write(string: key)
                     out.write("\r\n")
                 }
+                if let requestID {
+                    // propagate_request_id (docs/observability.md "Request ids"): ours replaces the client's.
+                    out.write("x-request-id: ")
+                    out.write(string: requestID)
+                    out.write("\r\n")
+                }
                 if framing == .chunked { out.write("transfer-encoding: chunked\r\n") }
+                if client.facts.contentLengthRewritten {
+                    // A renamed model changed the body's length (docs/routing-and-forwarding.md
+                    // "Model routing"); the client's own field was left out.
+                    out.write("content-length: ")
+                    out.write(string: String(client.facts.contentLength))
+                    out.write("\r\n")
+                }
                 out.write("\r\n")
             }
         }
@@ -72,7 +88,9 @@ enum ForwardingHeaders {
     /// At least the bytes `writeUpstreamRequestHead` writes: a buffer made with this much room
     /// (and the body's, when it goes in the same write) is never grown while the head is written
     /// (growing it copied the head and cost ~250 instructions per request).
-    static func upstreamRequestHeadBound(method: HTTPMethod, match: Router.Match, target: UpstreamTarget, client: RequestHead) -> Int {
+    static func upstreamRequestHeadBound(
+        method: HTTPMethod, match: Router.Match, target: UpstreamTarget, client: RequestHead, requestID: String? = nil
+    ) -> Int {
         let methodBytes: Int
         // The usual methods without making their raw-value string (`rawValue` builds one).
         switch method {
@@ -81,7 +99,7 @@ enum ForwardingHeaders {
         default: methodBytes = method.rawValue.utf8.count
         }
         return methodBytes + match.targetByteCount(on: target) + target.hostHeader.utf8.count + target.apiKey.value.utf8.count
-            + client.headerBytes.readableBytes + 96
+            + client.headerBytes.readableBytes + 96 + (requestID.map { $0.utf8.count + 16 } ?? 0)
     }
 
     /// Whether a client header is forwarded: not a credential, `Host` or hop-by-hop, not named
@@ -89,10 +107,14 @@ enum ForwardingHeaders {
     /// stale length would desynchronise the upstream; the parser refuses both anyway).
     private static func forwards(
         _ field: RequestHead.Field, _ bytes: UnsafeRawBufferPointer, framing: BodyFraming,
-        named: [Range<Int>], dropsAPIKeyHeader: Bool
+        named: [Range<Int>], dropsAPIKeyHeader: Bool, dropsRequestID: Bool, lengthRewritten: Bool
     ) -> Bool {
         switch field.kind {
-        case .contentLength: return framing != .chunked
+        case .contentLength: return framing != .chunked && !lengthRewritten
+        case .requestID:
+            return !dropsRequestID && !named.contains { ASCIIBytes.equalsIgnoringCase(bytes, $0, field.name) }
+        case .anthropicRequestID:
+            return !named.contains { ASCIIBytes.equalsIgnoringCase(bytes, $0, field.name) }
         case .other:
             if dropsAPIKeyHeader && ASCIIBytes.equals(bytes, field.name, lowercase: "api-key") { return false }
             return !named.contains { ASCIIBytes.equalsIgnoringCase(bytes, $0, field.name) }

@@ -1,4 +1,5 @@
 import Common
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -17,17 +18,36 @@ struct Router: Sendable {
         /// `request_path` without trailing `/`; `""` for `/`, which matches every path.
         let prefix: String
         let upstream: Configuration.Upstream
-        /// Where its requests go (today the upstream's one target).
+        /// The upstream's first target: where every request of a one-target upstream goes.
         let target: UpstreamTarget
+        /// Every target of the upstream, and the choice among them.
+        let group: TargetGroup
+        /// The `fallback` upstreams' targets, in order.
+        let fallbacks: [TargetGroup]
+        /// More than one target may serve a request (several targets or a fallback): the
+        /// exchange chooses and keeps health. False keeps the one-target path as it was.
+        let failover: Bool
+        /// Tries in all (`retry.attempts` or its default).
+        let maxTries: Int
+        /// `retry.on`, as the exchange reads it.
+        let retryRules: RetryRules
+        /// `retry.attempt_timeout_ms`, when set.
+        let attemptTimeout: TimeAmount?
         /// `prefix`'s bytes, compared per request.
         let prefixBytes: [UInt8]
 
-        init(index: Int, prefix: String, upstream: Configuration.Upstream) {
+        init(index: Int, prefix: String, upstream: Configuration.Upstream, group: TargetGroup, fallbacks: [TargetGroup]) {
             self.index = index
             self.metricKey = MetricsSchema.key(upstream.name)
             self.prefix = prefix
             self.upstream = upstream
-            self.target = UpstreamTarget(upstream)
+            self.group = group
+            self.target = group.targets[0]
+            self.fallbacks = fallbacks
+            self.maxTries = upstream.maxAttempts
+            self.retryRules = RetryRules(upstream.retry.on)
+            self.failover = group.targets.count > 1 || !fallbacks.isEmpty || maxTries > 1
+            self.attemptTimeout = upstream.retry.attemptTimeoutMs.map { .milliseconds(Int64(clamping: $0)) }
             self.prefixBytes = Array(prefix.utf8)
         }
     }
@@ -94,11 +114,18 @@ struct Router: Sendable {
         case invalidPath
     }
 
-    private let routes: [Route]
+    /// Longest prefix first (internal for `Router+Models.swift`).
+    let routes: [Route]
 
-    init(upstreams: [Configuration.Upstream]) {
+    init(upstreams: [Configuration.Upstream], requestTimeoutMs: UInt64 = Configuration.Defaults.requestTimeoutMs) {
+        var groups: [String: TargetGroup] = [:]
+        for upstream in upstreams {
+            groups[upstream.name] = TargetGroup(upstream, attemptTimeoutMs: upstream.retry.attemptTimeoutMs ?? requestTimeoutMs)
+        }
         let routes = upstreams.enumerated().map { index, upstream in
-            Route(index: index, prefix: Self.normalise(upstream.requestPath), upstream: upstream)
+            Route(
+                index: index, prefix: Self.normalise(upstream.requestPath), upstream: upstream,
+                group: groups[upstream.name]!, fallbacks: upstream.fallback.compactMap { groups[$0] })
         }
         // Stable order for equal lengths: validation makes prefixes unique, so ties cannot match
         // the same path anyway.

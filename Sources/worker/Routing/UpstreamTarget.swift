@@ -1,8 +1,8 @@
 import Common
 
 /// One place an upstream's requests go: its URL, the provider key and the header that carries it,
-/// the trust for https. Today every upstream has one (`target_url` + `api_key`); an exchange's
-/// attempts each name the target they use, and the pool keeps connections per target
+/// the trust for https. An upstream has one or more (`targets`, docs/routing-and-forwarding.md
+/// "Several targets"); an exchange's attempts each name the target they use, and the pool keeps connections per target
 /// (`PoolKey`), so an attempt on another target gets that target's connections and key.
 /// Built once per configuration snapshot; a class, so an exchange holds it with one retain.
 final class UpstreamTarget: Sendable {
@@ -40,8 +40,8 @@ final class UpstreamTarget: Sendable {
             apiKeyHeader: apiKeyHeader, apiKey: apiKey)
     }
 
-    /// The one target of an upstream in Fluxgate's form (`target_url` + `api_key`).
-    convenience init(_ upstream: Configuration.Upstream) {
-        self.init(url: upstream.targetURL, apiKey: upstream.apiKey, apiKeyHeader: upstream.apiKeyHeader, tlsCA: upstream.tlsCA)
+    /// One of an upstream's `targets` (Fluxgate's `target_url` + `api_key` is the only one).
+    convenience init(_ target: Configuration.Target) {
+        self.init(url: target.targetURL, apiKey: target.apiKey, apiKeyHeader: target.apiKeyHeader, tlsCA: target.tlsCA)
     }
 }

@@ -64,18 +64,20 @@ final class WorkerServer: Sendable {
     static func makeContext(
         on eventLoop: EventLoop, configuration: Configuration, logger: Logger, limits: WorkerLimits = WorkerLimits(),
         limiter: InFlightLimiter? = nil, rateLimits: HostRateLimits? = nil, pipeline: RequestPipeline = .standard(),
-        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil
+        responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil,
+        health: TargetHealthBoard? = nil
     ) async throws -> NIOLoopBound<WorkerContext> {
         let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
         // Without the master's segment, one of this process's own (limits then hold per process).
         let rateLimits = rateLimits ?? HostRateLimits.processLocal()
+        let health = health ?? TargetHealthBoard(segment: nil)
         let snapshot = try WorkerSnapshot(configuration: configuration, rateLimits: rateLimits)
         return try await eventLoop.submit {
             NIOLoopBound(
                 WorkerContext(
                     snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
                     logger: logger, rateLimits: rateLimits, pipeline: pipeline, responseObservers: responseObservers,
-                    metrics: metrics),
+                    metrics: metrics, health: health),
                 eventLoop: eventLoop)
         }.get()
     }

@@ -29,6 +29,12 @@ struct RequestFacts {
     var upstreamSentNs: UInt64 = 0
     var upstreamHeadNs: UInt64 = 0
     var clientHeadNs: UInt64 = 0
+    /// The request id (docs/observability.md "Request ids"), made only when needed: a request
+    /// line is written or `propagate_request_id` is on.
+    var requestID: String?
+    /// The upstream's own id (`x-request-id`, or Anthropic's `request-id`), kept only when request
+    /// lines are written.
+    var upstreamRequestID: String?
     /// Request body bytes received; nil for a request that announced no body (as Fluxgate logs it).
     var requestBodyBytes: Int?
     /// Response body bytes sent (payload, without chunk framing).
@@ -42,6 +48,14 @@ struct RequestFacts {
     var attempts = 0
     /// The rate limit that refused the request (its 429), for `fluxgate_rate_limited_total`.
     var rateLimited: RateLimitKind?
+    /// The target of the last try, when the route has several (nil: the route's one target).
+    var target: UpstreamTarget?
+    /// The `model` the client sent, when the request was routed by it (the request line's
+    /// `model` when the response names none).
+    var requestModel: String?
+    /// Refused with 404 `model_not_found` (for `fluxgate_rejected_requests_total{reason="unknown_model"}`
+    /// once the metrics registry exists).
+    var unknownModel = false
     /// The response's token usage (docs/usage.md), when its upstream reads usage and a response
     /// head came: what the request line shows and what token limits settle on.
     var usage: UsageResult?
@@ -63,6 +77,8 @@ struct RequestFacts {
         upstreamSentNs = 0
         upstreamHeadNs = 0
         clientHeadNs = 0
+        if requestID != nil { requestID = nil }
+        if upstreamRequestID != nil { upstreamRequestID = nil }
         requestBodyBytes = nil
         responseBodyBytes = nil
         status = 0
@@ -70,6 +86,11 @@ struct RequestFacts {
         upstreamError = nil
         attempts = 0
         if rateLimited != nil { rateLimited = nil }
+        target = nil
+        if requestModel != nil || unknownModel {
+            requestModel = nil
+            unknownModel = false
+        }
         usage = nil
     }
 }
@@ -91,7 +112,7 @@ enum RequestOutcome: Equatable {
 /// and the system's or OpenSSL's fixed reason text. Never a header, a URL with credentials or a key.
 struct UpstreamErrorCause: Equatable, CustomStringConvertible {
     enum Layer: String {
-        case dns, connect, tls, timeout, reset, `protocol`
+        case dns, connect, tls, timeout, reset, `protocol`, truncated
     }
 
     var layer: Layer

@@ -21,8 +21,13 @@ struct RequestLogRecord: Sendable {
     var durationMs: Int64?
     var status: UInt?
     var responseBodyLength: Int?
-    /// Why the upstream could not answer (`UpstreamErrorCause`), after Fluxgate's fields.
+    /// Tries made upstream, when more than one (docs/logging.md).
+    var attempts: Int?
+    /// Why the upstream could not answer (`UpstreamErrorCause`), after Fluxgate's fields; last.
     var error: String?
+    /// docs/observability.md "Request ids", after Fluxgate's fields and `error`.
+    var requestID: String?
+    var upstreamRequestID: String?
     /// When the record is made from a request's facts: the request-target's bytes (a slice of
     /// the head's) and the route, from which `request_url` and `target_url` are read as the line
     /// is written (in place of `requestURL` and `targetURL`), so that no string is made of
@@ -30,6 +35,8 @@ struct RequestLogRecord: Sendable {
     /// request).
     var requestTarget: ByteBuffer?
     var match: Router.Match?
+    /// The target of the last try when the route has several (`target_url` is on it).
+    var answeringTarget: UpstreamTarget?
     /// The response's token usage (docs/usage.md): `usage` is its status, the counts are absent
     /// when the response gave none.
     var model: String?
@@ -61,7 +68,9 @@ struct RequestLogRecord: Sendable {
         if let apiKeyID { body("api_key", .string(apiKeyID)) }
         if requestTarget != nil, match != nil {
             requestTarget?.withUnsafeReadableBytes { target in
-                match?.withTargetURL(target: target) { Self.url($0, mayHaveUserinfo: false) { body("target_url", $0) } }
+                match?.withTargetURL(target: target, on: answeringTarget) {
+                    Self.url($0, mayHaveUserinfo: false) { body("target_url", $0) }
+                }
             }
         } else if let targetURL {
             body("target_url", .string(Self.capped(URLRedaction.redactingCredentials(targetURL, mayHaveUserinfo: false))))
@@ -71,6 +80,9 @@ struct RequestLogRecord: Sendable {
         if let status { body("status", .number(Int64(status))) }
         if let responseBodyLength { body("response_body_length", .number(Int64(responseBodyLength))) }
         if let error { body("error", .string(error)) }
+        if let requestID { body("request_id", .string(requestID)) }
+        if let upstreamRequestID { body("upstream_request_id", .string(upstreamRequestID)) }
+        if let attempts { body("attempts", .number(Int64(attempts))) }
         if let model { body("model", .string(model)) }
         if let inputTokens { body("input_tokens", .number(Int64(inputTokens))) }
         if let outputTokens { body("output_tokens", .number(Int64(outputTokens))) }
@@ -80,7 +92,7 @@ struct RequestLogRecord: Sendable {
     }
 
     var metadata: Logger.Metadata {
-        var metadata = Logger.Metadata(minimumCapacity: 10)
+        var metadata = Logger.Metadata(minimumCapacity: 13)
         forEachField { key, value in
             switch value {
             case .string(let s): metadata[key.description] = .string(s)
@@ -140,20 +152,25 @@ extension RequestLogRecord {
         method = facts.method?.rawValue
         requestTarget = facts.requestTarget
         match = facts.match
+        answeringTarget = facts.target
         requestBodyLength = facts.requestBodyBytes
         apiKeyID = facts.keyID
         upstream = facts.route?.upstream.name
         durationMs = (NIODeadline.now() - facts.startedAt).nanoseconds / 1_000_000
         status = facts.status
         responseBodyLength = facts.responseBodyBytes
+        attempts = facts.attempts > 1 ? facts.attempts : nil
         error = facts.upstreamError?.description
+        requestID = facts.requestID
+        upstreamRequestID = facts.upstreamRequestID
         if let usage = facts.usage {
-            model = usage.model
             inputTokens = usage.inputTokens
             outputTokens = usage.outputTokens
             cacheReadTokens = usage.cacheReadTokens
             cacheWriteTokens = usage.cacheWriteTokens
             self.usage = usage.status.rawValue
         }
+        // The response's model when it names one, else the one the client sent (model routing).
+        model = facts.usage?.model ?? facts.requestModel
     }
 }

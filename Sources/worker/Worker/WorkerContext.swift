@@ -16,6 +16,8 @@ final class WorkerContext {
     let limiter: InFlightLimiter
     /// The host's rate-limit segment (docs/rate-limits.md); nil when none could be made.
     let rateLimits: HostRateLimits?
+    /// The health of every upstream target, shared by the host's workers.
+    let health: TargetHealthBoard
     let limits: WorkerLimits
     let logger: Logger
     /// The stages every request goes through (docs/routing-and-forwarding.md, "Order of checks").
@@ -31,6 +33,8 @@ final class WorkerContext {
     /// The worker's region of the host's metrics (docs/observability.md); nil when the master
     /// gave none (a worker run on its own, most tests).
     let metrics: WorkerMetrics?
+    /// Request ids for requests whose client sent none (docs/observability.md "Request ids").
+    let requestIDs = RequestIDGenerator()
 
     /// The client of `rate_limits.redis`, made when a request first needs it, replaced when a
     /// reload changes the section.
@@ -55,9 +59,11 @@ final class WorkerContext {
     init(
         snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
         logger: Logger, rateLimits: HostRateLimits? = nil, pipeline: RequestPipeline = .standard(),
-        responseObservers: ((RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil
+        responseObservers: ((RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil,
+        health: TargetHealthBoard? = nil
     ) {
         self.metrics = metrics.map(WorkerMetrics.init(region:))
+        self.health = health ?? TargetHealthBoard(segment: nil)
         self.snapshot = snapshot
         self.eventLoop = eventLoop
         self.pool = UpstreamPool(eventLoop: eventLoop, limits: limits)
@@ -80,6 +86,7 @@ final class WorkerContext {
     func requestEnded(_ facts: inout RequestFacts, clientIP: () -> String?) {
         if let metrics { metrics.record(facts, now: NIODeadline.now().uptimeNanoseconds) }
         guard logsRequests else { return }
+        if facts.requestID == nil { facts.requestID = requestIDs.next() }
         let record = RequestLogRecord(facts, clientIP: clientIP())
         if let requestLineWriter { record.emit(to: requestLineWriter) } else { record.emit(to: logger) }
     }

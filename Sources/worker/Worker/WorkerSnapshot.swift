@@ -13,6 +13,8 @@ final class WorkerSnapshot: Sendable {
     let configuration: Configuration
     let authenticator: Authenticator
     let router: Router
+    /// `models:` (docs/routing-and-forwarding.md "Model routing").
+    let models: ModelTable
     /// The listener's TLS context when `server.tls` is set: connections accepted while this
     /// snapshot is current use it for their whole life, so a reload with a renewed certificate
     /// reaches new connections only.
@@ -33,7 +35,8 @@ final class WorkerSnapshot: Sendable {
         self.hasRateLimits = !self.rateLimits.isEmpty
         self.configuration = configuration
         self.authenticator = Authenticator(configuration: configuration)
-        self.router = Router(upstreams: configuration.upstreams.entries)
+        self.router = Router(upstreams: configuration.upstreams.entries, requestTimeoutMs: configuration.upstreams.requestTimeoutMs)
+        self.models = ModelTable(configuration: configuration)
         let upstreams = configuration.upstreams
         self.exchangeSettings = ExchangeState.Settings(
             requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),

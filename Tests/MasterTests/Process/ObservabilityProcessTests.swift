@@ -46,7 +46,12 @@ import TestSupport
         // Shrinking starts a new generation: the three old workers drain and count as replaced.
         try master.rewrite(workers: 1)
         #expect(try master.reload().status == 0)
-        let shrunk = try #require(Scrape.wait(port: port) { $0.sum("fluxgate_worker_exits_total", [#"reason="replaced""#]) == 3 })
+        let shrunk = try #require(
+            Scrape.wait(port: port, timeout: 60) {
+                $0.sum("fluxgate_workers") == 1 && $0.sum("fluxgate_worker_exits_total") >= 4
+            })
+        let exits = shrunk.text.split(separator: "\n").filter { $0.hasPrefix("fluxgate_worker_exits_total{") }
+        #expect(shrunk.values("fluxgate_worker_exits_total", [#"reason="replaced""#]) == [3], "\(exits)")
         #expect(shrunk.sum("fluxgate_requests_total") == 35)
         #expect(shrunk.values("fluxgate_workers", [#"state="serving""#]) == [1])
     }

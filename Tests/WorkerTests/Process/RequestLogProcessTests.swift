@@ -12,10 +12,10 @@ import TestSupport
         let lines = f.proxy.waitForLogLines(containing: "Request processed", count: 2)
         #expect(lines.count == 2)
         let pattern =
-            /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z TRACE Request processed client_ip=127\.0\.0\.1 method=POST request_url=\/openai\/v1\/echo\?x=1 request_body_length=7 api_key=team-a target_url=http:\/\/127\.0\.0\.1:\d+\/v1\/echo\?x=1 upstream=openai duration_ms=\d+ status=200 response_body_length=11 usage=missing$/
+            /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z TRACE Request processed client_ip=127\.0\.0\.1 method=POST request_url=\/openai\/v1\/echo\?x=1 request_body_length=7 api_key=team-a target_url=http:\/\/127\.0\.0\.1:\d+\/v1\/echo\?x=1 upstream=openai duration_ms=\d+ status=200 response_body_length=11 request_id=[0-9a-f]{32} usage=missing$/
         #expect(lines[0].wholeMatch(of: pattern) != nil, "\(lines[0])")
         let rejected =
-            /^\S+ TRACE Request processed client_ip=127\.0\.0\.1 method=GET request_url=\/openai\/v1\/models duration_ms=\d+ status=401 response_body_length=\d+$/
+            /^\S+ TRACE Request processed client_ip=127\.0\.0\.1 method=GET request_url=\/openai\/v1\/models duration_ms=\d+ status=401 response_body_length=\d+ request_id=[0-9a-f]{32}$/
         #expect(lines[1].wholeMatch(of: rejected) != nil, "\(lines[1])")
     }
 
@@ -91,7 +91,7 @@ import TestSupport
         #expect(try f.request("GET", "/gone/x").status == 502)
         let line = try #require(f.proxy.waitForLogLines(containing: "Request processed", count: 1).first)
         #expect(line.contains(" status=502 "), "\(line)")
-        #expect(line.hasSuffix(#" error="connect: connection refused""#), "\(line)")
+        #expect(line.contains(#" error="connect: connection refused" request_id="#), "\(line)")
 
         let json = try ProxyFixture(
             upstreams: [.init(name: "gone", path: "/gone", target: "http://127.0.0.1:\(port)")],
@@ -100,6 +100,6 @@ import TestSupport
         let jsonLine = try #require(json.proxy.waitForLogLines(containing: "Request processed", count: 1).first)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(jsonLine.utf8)) as? [String: Any])
         #expect(object["error"] as? String == "connect: connection refused")
-        #expect(jsonLine.hasSuffix(#","error":"connect: connection refused"}"#), "\(jsonLine)")
+        #expect(jsonLine.contains(#","error":"connect: connection refused","request_id":""#), "\(jsonLine)")
     }
 }

@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+
+/// The health of every upstream target on the host (docs/routing-and-forwarding.md "Target
+/// health"), shared by all worker processes: a memfd the master creates before it spawns any
+/// worker, mapped MAP_SHARED by each (inherited at the descriptor named by `--target-health-fd`).
+/// It lives as long as the master, so health survives reloads and a worker's crash.
+///
+/// Layout (a contract between the two executables, version in the magic):
+///
+///     offset 0        UInt64  magic "FLXHLT01"
+///     offset 64·(i+1) UInt64  cell i's key: a hash of upstream name + target origin, 0 = free
+///                     UInt64  cell i's health word (the worker's `TargetHealth`), own cache line
+///
+/// Cells are named by the configuration, never by list position: a worker finds a target's
+/// cell by its key (open addressing, linear probing) and claims a free one with a
+/// compare-and-swap, so two workers asking for one new target at once get the same cell and a
+/// reload that reorders or keeps targets keeps their health. Cells are never freed; a host that
+/// has seen more than `cellCount` distinct targets since its master started keeps the health of
+/// the newest ones in each worker only (`cell(forKey:)` returns nil).
+public final class TargetHealthSegment: @unchecked Sendable {
+    public static let cellCount = 1024
+    public static let size = 64 * (cellCount + 1)
+    static let magic: Int64 = 0x3130_544C_4858_4C46  // "FLXHLT01" little-endian
+
+    public let descriptor: FileDescriptor
+    private let base: UnsafeMutableRawPointer
+
+    private init(descriptor: FileDescriptor, base: UnsafeMutableRawPointer) {
+        self.descriptor = descriptor
+        self.base = base
+    }
+
+    /// A new zero-filled segment (close-on-exec: spawn passes it on explicitly): the master's,
+    /// or a worker's own when it was started without one.
+    public static func create() throws(SystemError) -> TargetHealthSegment {
+        let fd = FileDescriptor(try syscall("memfd_create") { fluxgate_memfd_create("fluxgate-health", 1 /* MFD_CLOEXEC */) })
+        do throws(SystemError) {
+            try syscall("ftruncate") { ftruncate(fd.rawValue, off_t(size)) }
+            let segment = try map(fd)
+            fluxgate_atomic_store(segment.word(0), magic)
+            return segment
+        } catch {
+            fd.close()
+            throw error
+        }
+    }
+
+    /// A worker's view of the segment it inherited; nil when the descriptor is not one.
+    public static func attach(_ fd: FileDescriptor) -> TargetHealthSegment? {
+        guard let segment = try? map(fd), fluxgate_atomic_load(segment.word(0)) == magic else { return nil }
+        return segment
+    }
+
+    private static func map(_ fd: FileDescriptor) throws(SystemError) -> TargetHealthSegment {
+        let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.rawValue, 0)
+        guard let pointer, pointer != MAP_FAILED else { throw SystemError(call: "mmap", errno: errno) }
+        return TargetHealthSegment(descriptor: fd, base: pointer)
+    }
+
+    private func word(_ offset: Int) -> UnsafeMutablePointer<Int64> {
+        (base + offset).assumingMemoryBound(to: Int64.self)
+    }
+
+    private func keyWord(_ cell: Int) -> UnsafeMutablePointer<Int64> { word(64 * (cell + 1)) }
+    private func stateWord(_ cell: Int) -> UnsafeMutablePointer<Int64> { word(64 * (cell + 1) + 8) }
+
+    /// The key of a target: FNV-1a of the upstream's name, a NUL and the target's origin
+    /// (never 0, which marks a free cell).
+    public static func key(upstream: String, origin: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in upstream.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        hash = (hash ^ 0) &* 0x100_0000_01b3
+        for byte in origin.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash == 0 ? 1 : hash
+    }
+
+    /// The cell holding `key`'s health, claimed when no cell has it yet; nil when every cell is
+    /// taken by other keys.
+    public func cell(forKey key: UInt64) -> Int? {
+        let wanted = Int64(bitPattern: key)
+        var cell = Int(key % UInt64(Self.cellCount))
+        for _ in 0..<Self.cellCount {
+            let current = fluxgate_atomic_load(keyWord(cell))
+            if current == wanted { return cell }
+            if current == 0 {
+                if fluxgate_atomic_cas(keyWord(cell), 0, wanted) != 0 { return cell }
+                // Another worker claimed it just now, perhaps for the same key: look again.
+                if fluxgate_atomic_load(keyWord(cell)) == wanted { return cell }
+            }
+            cell = (cell + 1) % Self.cellCount
+        }
+        return nil
+    }
+
+    public func load(cell: Int) -> UInt64 { UInt64(bitPattern: fluxgate_atomic_load(stateWord(cell))) }
+
+    /// Replaces the cell's word when it is still `expected`; false when another worker changed it.
+    public func compareExchange(cell: Int, expected: UInt64, desired: UInt64) -> Bool {
+        fluxgate_atomic_cas(stateWord(cell), Int64(bitPattern: expected), Int64(bitPattern: desired)) != 0
+    }
+}

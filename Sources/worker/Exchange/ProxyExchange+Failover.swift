@@ -1,0 +1,77 @@
+import Common
+import NIOCore
+
+/// The targets an exchange tried, per group (the route's upstream first, then its fallbacks in
+/// order), and the one the current try uses.
+struct FailoverPlan {
+    var group = 0
+    var index = 0
+    var tried: [UInt64]
+}
+
+// docs/routing-and-forwarding.md "Several targets" and "Target health": the choice of each try's
+// target and what each try's end does to the target's health. Only routes with `failover` come here.
+extension ProxyExchange {
+    private func group(_ index: Int) -> TargetGroup { index == 0 ? match.route.group : match.route.fallbacks[index - 1] }
+
+    /// Chooses the next try's target: the first group (the upstream, then each fallback) with an
+    /// untried target in service; when there is none, the untried target back soonest (health
+    /// never refuses a request by itself); when every target was tried (`retry.attempts` above
+    /// the number of targets), the round starts again.
+    func chooseTarget(now: NIODeadline) {
+        guard let health else { return }
+        let nowMs = TargetHealthBoard.milliseconds(now)
+        let count = 1 + match.route.fallbacks.count
+        var plan = self.plan ?? FailoverPlan(tried: [UInt64](repeating: 0, count: count))
+        if (0..<count).allSatisfy({ plan.tried[$0] == Self.allBits(group($0).targets.count) }) {
+            plan.tried = [UInt64](repeating: 0, count: count)
+        }
+        var chosen: (group: Int, index: Int)?
+        for g in 0..<count {
+            if let index = group(g).choose(excluding: plan.tried[g], board: health, nowMs: nowMs) {
+                chosen = (g, index)
+                break
+            }
+        }
+        if chosen == nil {
+            var soonest: (group: Int, index: Int, until: Int64)?
+            for g in 0..<count {
+                guard let back = group(g).earliestBack(excluding: plan.tried[g], board: health, nowMs: nowMs) else { continue }
+                if soonest.map({ back.until < $0.until }) ?? true { soonest = (g, back.index, back.until) }
+            }
+            chosen = soonest.map { ($0.group, $0.index) }
+        }
+        let (g, index) = chosen ?? (0, 0)
+        plan.group = g
+        plan.index = index
+        plan.tried[g] |= 1 << UInt64(index)
+        self.plan = plan
+        target = group(g).targets[index]
+    }
+
+    private static func allBits(_ count: Int) -> UInt64 { count >= 64 ? .max : (1 << UInt64(count)) - 1 }
+
+    /// The current try failed by `retry.on` (another follows). `failure` is the `result` that
+    /// `fluxgate_upstream_attempts_total` will count once the metrics registry exists.
+    func tryFailed(_ failure: ExchangeState.TryFailure, now: NIODeadline) {
+        targetFailed(now: now)
+    }
+
+    /// The current try's target failed (by `retry.on`, or it could not be reached at all).
+    func targetFailed(now: NIODeadline) {
+        guard let plan, let health else { return }
+        group(plan.group).failed(plan.index, board: health, nowMs: TargetHealthBoard.milliseconds(now))
+    }
+
+    /// A response head is relayed: a success for the target's health unless its status is one
+    /// `retry.on` lists (the last try's 503 is relayed, and still a failure of that target).
+    func tryAnswered(status: UInt, retryOn: RetryRules, now: NIODeadline) {
+        guard let plan, let health else { return }
+        let nowMs = TargetHealthBoard.milliseconds(now)
+        if retryOn.retries(status: status) {
+            group(plan.group).failed(plan.index, board: health, nowMs: nowMs)
+        } else {
+            group(plan.group).succeeded(plan.index, board: health, nowMs: nowMs)
+        }
+    }
+}

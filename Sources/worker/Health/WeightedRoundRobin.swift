@@ -1,0 +1,24 @@
+/// Smooth weighted round robin (nginx's `ngx_http_upstream_get_peer`): each choice adds every
+/// eligible target's weight to its running score, picks the highest score and takes the sum of
+/// the eligible weights off it. Weights 5, 1, 1 give a a b a c a a, never a burst of one target;
+/// a target that is not eligible (out of service, already tried) is skipped without disturbing
+/// the others' shares. One per upstream per worker; a pure value (tested in
+/// `WeightedRoundRobinTests`).
+struct WeightedRoundRobin: Equatable {
+    private(set) var scores: [Int]
+
+    init(count: Int) { scores = [Int](repeating: 0, count: count) }
+
+    /// The next target among those `eligible` says yes to; nil when none is.
+    mutating func next(weights: [Int], eligible: (Int) -> Bool) -> Int? {
+        var best: Int?
+        var total = 0
+        for index in scores.indices where eligible(index) {
+            scores[index] += weights[index]
+            total += weights[index]
+            if best.map({ scores[index] > scores[$0] }) ?? true { best = index }
+        }
+        if let best { scores[best] -= total }
+        return best
+    }
+}

@@ -1,0 +1,189 @@
+import Common
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Finds a request body's top-level `"model"` member in the body's first bytes
+/// (docs/routing-and-forwarding.md "Model routing"): only as far as that member, so the rest of
+/// the body is streamed unread. Pure: the same answer for the same bytes, and "more" for any
+/// prefix that ends before the answer is certain — the model stage asks for a longer prefix then.
+///
+/// Only the top-level object's grammar is followed; a member's value other than `model`'s is
+/// stepped over by its strings and bracket depth (the usage reader's `UsageByteScan` searches
+/// find the bytes that matter, eight at a time), so a `"model"` inside a nested object is never
+/// taken for the top-level one. The bytes of the skipped values are not validated: the upstream
+/// parses the body anyway. Names with escapes are decoded by the one JSON parser
+/// (`JSONParser`), so `"mod\u0065l"` is `model`, as it is to the upstream.
+///
+/// Not the usage reader's `UsageJSONScanner`: that scanner keeps `model` wherever the response
+/// puts it (the root, `response`, `message`), reads on to the end of the document, and does not
+/// say where a string's bytes are; a request needs the top level only, an early stop and the
+/// literal's position for the rename's splice.
+enum ModelMember {
+    enum Outcome: Equatable {
+        /// `literal` is where the string value is in the bytes, quotes included; `name` its
+        /// decoded text.
+        case found(literal: Range<Int>, name: String)
+        /// The bytes end before the answer is known.
+        case needMore
+        /// The body is not a JSON object.
+        case notAnObject
+        /// The object has no top-level `model`.
+        case missing
+        /// `model` is not a string (or not valid JSON text: a bad escape, invalid UTF-8).
+        case notAString
+        /// The object's own grammar is broken before `model` was found.
+        case invalid
+    }
+
+    static func find(in bytes: UnsafeRawBufferPointer) -> Outcome {
+        var walk = Walk(bytes: bytes)
+        return walk.run()
+    }
+
+    /// The decoded text of a string literal (quotes included): directly when it has no escape,
+    /// through `JSONParser` otherwise. nil when it is not valid JSON text.
+    static func decode(_ literal: UnsafeRawBufferPointer) -> String? {
+        let inner = UnsafeRawBufferPointer(rebasing: literal[1..<(literal.count - 1)])
+        if !hasBackslash(inner) {
+            return String(validating: inner, as: UTF8.self)
+        }
+        guard case .string(let text)? = try? JSONParser.parse(literal) else { return nil }
+        return text
+    }
+
+    /// `memchr`: a generic `contains` went byte by byte through the sequence protocol.
+    static func hasBackslash(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return false }
+        return memchr(base, 0x5C, bytes.count) != nil
+    }
+
+    private struct Walk {
+        let bytes: UnsafeRawBufferPointer
+        var i = 0
+
+        /// Thrown (as a value) when the bytes run out, or with the answer.
+        enum Stop: Error { case more, outcome(Outcome) }
+
+        mutating func run() -> Outcome {
+            do throws(Stop) {
+                try skipWhitespace()
+                guard bytes[i] == UInt8(ascii: "{") else { return .notAnObject }
+                i += 1
+                try skipWhitespace()
+                if bytes[i] == UInt8(ascii: "}") { return .missing }
+                while true {
+                    guard bytes[i] == UInt8(ascii: "\"") else { return .invalid }
+                    let key = try stringLiteral()
+                    try skipWhitespace()
+                    guard bytes[i] == UInt8(ascii: ":") else { return .invalid }
+                    i += 1
+                    try skipWhitespace()
+                    if isModel(key) { return try modelValue() }
+                    try skipValue()
+                    try skipWhitespace()
+                    switch bytes[i] {
+                    case UInt8(ascii: ","):
+                        i += 1
+                        try skipWhitespace()
+                    case UInt8(ascii: "}"): return .missing
+                    default: return .invalid
+                    }
+                }
+            } catch {
+                switch error {
+                case .more: return .needMore
+                case .outcome(let outcome): return outcome
+                }
+            }
+        }
+
+        /// At a non-white byte, or out of bytes.
+        mutating func skipWhitespace() throws(Stop) {
+            while i < bytes.count {
+                switch bytes[i] {
+                case 0x20, 0x0A, 0x0D, 0x09: i += 1
+                default: return
+                }
+            }
+            throw .more
+        }
+
+        /// At a `"`: the literal's range, quotes included; `i` is after it.
+        mutating func stringLiteral() throws(Stop) -> Range<Int> {
+            let start = i
+            i += 1
+            while true {
+                i = UsageByteScan.stringEnd(bytes, from: i)
+                guard i < bytes.count else { throw .more }
+                switch bytes[i] {
+                case UInt8(ascii: "\""):
+                    i += 1
+                    return start..<i
+                case UInt8(ascii: "\\"):
+                    // The escaped byte is never the closing quote; a `\u` escape's digits are plain.
+                    i += 2
+                    guard i <= bytes.count else { throw .more }
+                default:
+                    // A raw control byte: not JSON (RFC 8259 §7).
+                    throw .outcome(.invalid)
+                }
+            }
+        }
+
+        func isModel(_ key: Range<Int>) -> Bool {
+            let inner = UnsafeRawBufferPointer(rebasing: bytes[(key.lowerBound + 1)..<(key.upperBound - 1)])
+            // `memcmp`: a generic `elementsEqual` with the literal cost ~150 instructions a key.
+            if inner.count == 5, memcmp(inner.baseAddress!, ("model" as StaticString).utf8Start, 5) == 0 { return true }
+            // `"mod\u0065l"` is `model` too: the upstream would read it so.
+            guard ModelMember.hasBackslash(inner) else { return false }
+            return ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[key])) == "model"
+        }
+
+        mutating func modelValue() throws(Stop) -> Outcome {
+            guard bytes[i] == UInt8(ascii: "\"") else { return .notAString }
+            let literal = try stringLiteral()
+            guard let name = ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[literal])) else { return .notAString }
+            return .found(literal: literal, name: name)
+        }
+
+        /// Steps over one value: a string, a container (by its depth, through its strings), or a
+        /// scalar (to the byte that ends it).
+        mutating func skipValue() throws(Stop) {
+            switch bytes[i] {
+            case UInt8(ascii: "\""):
+                _ = try stringLiteral()
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                var depth = 0
+                while true {
+                    i = UsageByteScan.structural(bytes, from: i)
+                    guard i < bytes.count else { throw .more }
+                    let b = bytes[i]
+                    if b == UInt8(ascii: "\"") {
+                        _ = try stringLiteral()
+                        continue
+                    }
+                    i += 1
+                    // `[` and `{` differ only in bit 5, as `]` and `}` do.
+                    if b | 0x20 == 0x7B {
+                        depth += 1
+                    } else {
+                        depth -= 1
+                        if depth == 0 { return }
+                    }
+                }
+            default:
+                while i < bytes.count {
+                    switch bytes[i] {
+                    case UInt8(ascii: ","), UInt8(ascii: "}"), 0x20, 0x0A, 0x0D, 0x09: return
+                    case UInt8(ascii: "\""), UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: ":"):
+                        throw .outcome(.invalid)
+                    default: i += 1
+                    }
+                }
+                throw .more
+            }
+        }
+    }
+}

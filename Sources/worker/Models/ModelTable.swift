@@ -1,0 +1,71 @@
+import Common
+
+/// `models:` as the worker looks it up, built once per configuration snapshot
+/// (docs/routing-and-forwarding.md "Model routing"): exact names in a dictionary, then the
+/// patterns longest first (file order among equals); and each static key's own list.
+struct ModelTable: Sendable {
+    struct Entry: Sendable {
+        /// As configured (for `/v1/models`).
+        let name: String
+        /// The upstream's position in `Configuration.Upstreams.entries` (`UpstreamSet`'s index).
+        let upstream: Int
+        let upstreamName: String
+        /// The name sent upstream; nil = the client's, unchanged.
+        let upstreamModel: String?
+        let pattern: ModelPattern
+    }
+
+    /// Exact entries in file order (what `/v1/models` lists).
+    let exact: [Entry]
+    private let exactByName: [String: Int]
+    private let patterns: [Entry]
+    /// Per static key (by position in `api_keys.static`): the names and patterns it may send;
+    /// nil = every model whose upstream it may reach.
+    private let keyFilters: [[ModelPattern]?]
+
+    init(configuration: Configuration) {
+        let upstreams = configuration.upstreams.entries
+        let indexByName = Dictionary(upstreams.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var exact: [Entry] = []
+        var patterns: [(Int, Entry)] = []
+        for (position, route) in configuration.models.enumerated() {
+            // The loader checked every upstream name.
+            guard let upstream = indexByName[route.upstream] else { continue }
+            let entry = Entry(
+                name: route.name, upstream: upstream, upstreamName: route.upstream, upstreamModel: route.upstreamModel,
+                pattern: ModelPattern(route.name))
+            if entry.pattern.isPattern { patterns.append((position, entry)) } else { exact.append(entry) }
+        }
+        self.exact = exact
+        self.exactByName = Dictionary(exact.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        self.patterns = patterns.sorted { ($0.1.name.utf8.count, -$0.0) > ($1.1.name.utf8.count, -$1.0) }.map(\.1)
+        self.keyFilters = configuration.apiKeys.staticKeys.map { key in
+            guard let models = key.models, !models.isEmpty else { return nil }
+            return models.map(ModelPattern.init)
+        }
+    }
+
+    /// No `models:` section: model routing is off, and `/v1/models` is not the proxy's.
+    var isEmpty: Bool { exact.isEmpty && patterns.isEmpty }
+
+    /// The entry that serves `name`: the exact one, else the longest matching pattern.
+    func entry(for name: String) -> Entry? {
+        guard name.utf8.count <= Configuration.maxModelNameBytes else { return nil }
+        if let index = exactByName[name] { return exact[index] }
+        return patterns.first { $0.pattern.matches(name) }
+    }
+
+    /// Whether the caller may send `name`, served by `entry`: its key's list allows the name, and
+    /// the key may reach the entry's upstream.
+    func allows(_ name: String, _ entry: Entry, staticKey: Int?, permitted: UpstreamSet) -> Bool {
+        guard permitted.contains(entry.upstream) else { return false }
+        guard let staticKey, staticKey < keyFilters.count, let filter = keyFilters[staticKey] else { return true }
+        return filter.contains { $0.matches(name) }
+    }
+
+    /// The exact names the caller may send, in file order (patterns are not names a client can
+    /// pick from a list).
+    func listing(staticKey: Int?, permitted: UpstreamSet) -> [Entry] {
+        exact.filter { allows($0.name, $0, staticKey: staticKey, permitted: permitted) }
+    }
+}

@@ -1,0 +1,161 @@
+import Common
+import NIOCore
+import Testing
+@testable import FluxgateWorker
+
+/// docs/routing-and-forwarding.md "Model routing": the body's top-level `model` and its rename,
+/// as pure functions over bytes.
+@Suite struct ModelMemberTests {
+    static func find(_ text: String) -> ModelMember.Outcome {
+        Array(text.utf8).withUnsafeBytes { ModelMember.find(in: $0) }
+    }
+
+    static func name(_ text: String) -> String? {
+        if case .found(_, let name) = find(text) { return name }
+        return nil
+    }
+
+    @Test func theTopLevelModelIsFoundWhereverItStands() {
+        #expect(Self.name(#"{"model":"gpt-4o","messages":[]}"#) == "gpt-4o")
+        #expect(Self.name(#" { "messages" : [ {"role":"user","content":"hi"} ] , "model" : "gpt-4o" } "#) == "gpt-4o")
+        #expect(Self.name("{\n\t\"stream\": true,\n\t\"n\": -1.5e3,\n\t\"x\": null,\n\t\"model\": \"m\"\n}") == "m")
+    }
+
+    @Test func aModelInsideANestedValueIsNotTheTopLevelOne() {
+        #expect(Self.find(#"{"metadata":{"model":"gpt-4o"},"messages":[{"model":"x"}]}"#) == .missing)
+        #expect(Self.find(#"{"a":"\"model\":\"x\"","b":["{\"model\":"]}"#) == .missing)
+        #expect(Self.name(#"{"metadata":{"model":"inner"},"model":"outer"}"#) == "outer")
+    }
+
+    @Test func escapesAreDecodedAndTheirLiteralKeptWhole() {
+        let text = #"{"model":"a\"b\\c\u00e9\ud83d\ude00/\/"}"#
+        guard case .found(let literal, let name) = Self.find(text) else {
+            Issue.record("not found")
+            return
+        }
+        #expect(name == "a\"b\\cé😀//")
+        #expect(String(decoding: Array(text.utf8)[literal], as: UTF8.self) == #""a\"b\\c\u00e9\ud83d\ude00/\/""#)
+        // A member name spelled with an escape is `model` to the upstream too.
+        #expect(Self.name(#"{"mod\u0065l":"x"}"#) == "x")
+    }
+
+    @Test func whatIsNotAnObjectWithAStringModelIsSaidSo() {
+        #expect(Self.find(#"["model","x"]"#) == .notAnObject)
+        #expect(Self.find(#""model""#) == .notAnObject)
+        #expect(Self.find("{}") == .missing)
+        #expect(Self.find(#"{"model":5}"#) == .notAString)
+        #expect(Self.find(#"{"model":null}"#) == .notAString)
+        #expect(Self.find(#"{"model":{"name":"x"}}"#) == .notAString)
+        #expect(Self.find(#"{"model":"\ud800"}"#) == .notAString)
+        #expect(Self.find(#"{"model":"\q"}"#) == .notAString)
+        #expect(Self.find(#"{"a" 1,"model":"x"}"#) == .invalid)
+        #expect(Self.find(#"{"a":1 "model":"x"}"#) == .invalid)
+        #expect(Self.find("{\"model\":\"a\nb\"}") == .invalid)
+    }
+
+    /// Every prefix of a body says "more" until the model's closing quote has arrived, then the
+    /// full answer: never a wrong one from a cut in the middle of a token.
+    @Test func everyPrefixSaysMoreUntilTheAnswerIsCertain() {
+        let bodies = [
+            #"{"messages":[{"role":"user","content":"say \"model\": {x} [y]"}],"temperature":0.5,"stream":true,"model":"gpt-\u0034o"}"#,
+            #"{"a":{"b":[1,2,{"model":"no"}]},"model":"ft:gpt-4o-mini:acme"}"#,
+        ]
+        for body in bodies {
+            let bytes = Array(body.utf8)
+            let full = bytes.withUnsafeBytes { ModelMember.find(in: $0) }
+            guard case .found(let literal, _) = full else {
+                Issue.record("not found in \(body)")
+                continue
+            }
+            for cut in 0..<bytes.count {
+                let outcome = bytes[..<cut].withUnsafeBytes { ModelMember.find(in: $0) }
+                #expect(outcome == (cut < literal.upperBound ? .needMore : full), "cut at \(cut)")
+            }
+        }
+    }
+
+    @Test func theRenameReplacesOnlyTheLiteral() {
+        let text = #"{ "messages":[{"content":"keep \"model\": this"}], "model" : "a\u0062c" ,"z":1}"#
+        let bytes = Array(text.utf8)
+        guard case .found(let literal, _) = bytes.withUnsafeBytes({ ModelMember.find(in: $0) }) else {
+            Issue.record("not found")
+            return
+        }
+        let renamed = ModelRename.splice(ByteBuffer(bytes: bytes), literal: literal, with: "up\"stream\n", allocator: .init())
+        let expected = Array(bytes[..<literal.lowerBound]) + Array(#""up\"stream\n""#.utf8) + Array(bytes[literal.upperBound...])
+        #expect(Array(renamed.readableBytesView) == expected)
+        // Read back, the renamed body names the upstream's model.
+        guard case .found(_, let name) = Array(renamed.readableBytesView).withUnsafeBytes({ ModelMember.find(in: $0) }) else {
+            Issue.record("renamed body has no model")
+            return
+        }
+        #expect(name == "up\"stream\n")
+    }
+
+    @Test func patternsMatchRunsOfAnyCharacters() {
+        #expect(ModelPattern("ft:gpt-4o-mini:*").matches("ft:gpt-4o-mini:acme:123"))
+        #expect(ModelPattern("ft:gpt-4o-mini:*").matches("ft:gpt-4o-mini:"))
+        #expect(!ModelPattern("ft:gpt-4o-mini:*").matches("ft:gpt-4o:acme"))
+        #expect(ModelPattern("*-mini").matches("gpt-4o-mini") && !ModelPattern("*-mini").matches("gpt-4o-mini-x"))
+        #expect(ModelPattern("a*b*c").matches("abc") && ModelPattern("a*b*c").matches("aXbYbZc"))
+        #expect(!ModelPattern("a*b*c").matches("acb") && !ModelPattern("ab*ba").matches("aba"))
+        #expect(ModelPattern("*").matches("") && ModelPattern("gpt-4o").matches("gpt-4o") && !ModelPattern("gpt-4o").matches("gpt-4"))
+    }
+}
+
+/// `ModelTable`: exact names win, then the longest pattern; a key's list and upstreams decide
+/// what it may use and what `/v1/models` lists it.
+@Suite struct ModelTableTests {
+    static func configuration(keyModels: [String]?, keyUpstreams: [String] = []) -> Configuration {
+        Configuration(
+            upstreams: .init(entries: [Fixtures.upstream("openai", "/openai"), Fixtures.upstream("anthropic", "/anthropic")]),
+            apiKeys: .init(staticKeys: [.init(id: "a", key: Secret("k"), upstreams: keyUpstreams, models: keyModels)]),
+            models: [
+                .init(name: "gpt-*", upstream: "openai"),
+                .init(name: "gpt-4o-*", upstream: "anthropic", upstreamModel: "longest"),
+                .init(name: "gpt-4o-mini", upstream: "openai", upstreamModel: "exact"),
+                .init(name: "claude-sonnet", upstream: "anthropic", upstreamModel: "claude-sonnet-4-5"),
+            ])
+    }
+
+    @Test func exactWinsThenTheLongestPattern() {
+        let table = ModelTable(configuration: Self.configuration(keyModels: nil))
+        #expect(table.entry(for: "gpt-4o-mini")?.upstreamModel == "exact")
+        #expect(table.entry(for: "gpt-4o-audio")?.upstreamModel == "longest")
+        #expect(table.entry(for: "gpt-5")?.name == "gpt-*")
+        #expect(table.entry(for: "llama") == nil)
+        #expect(table.entry(for: "gpt-" + String(repeating: "x", count: 300)) == nil)
+    }
+
+    @Test func aKeyMayUseWhatItsListAndItsUpstreamsAllow() {
+        let all = UpstreamSet.all(count: 2)
+        var openaiOnly = UpstreamSet(universe: 2)
+        openaiOnly.insert(0)
+        let table = ModelTable(configuration: Self.configuration(keyModels: ["gpt-4o-mini", "claude-*"]))
+        let claude = table.entry(for: "claude-sonnet")!
+        let mini = table.entry(for: "gpt-4o-mini")!
+        #expect(table.allows("claude-sonnet", claude, staticKey: 0, permitted: all))
+        #expect(!table.allows("claude-sonnet", claude, staticKey: 0, permitted: openaiOnly))
+        #expect(table.allows("gpt-4o-mini", mini, staticKey: 0, permitted: openaiOnly))
+        #expect(!table.allows("gpt-5", table.entry(for: "gpt-5")!, staticKey: 0, permitted: all))
+        // A JWT or an open proxy: every model whose upstream is permitted.
+        #expect(table.allows("gpt-5", table.entry(for: "gpt-5")!, staticKey: nil, permitted: all))
+        #expect(table.listing(staticKey: 0, permitted: all).map(\.name) == ["gpt-4o-mini", "claude-sonnet"])
+        #expect(table.listing(staticKey: 0, permitted: openaiOnly).map(\.name) == ["gpt-4o-mini"])
+        #expect(table.listing(staticKey: nil, permitted: UpstreamSet(universe: 2)).isEmpty)
+    }
+
+    @Test func theListingsAreOpenAIsAndAnthropicsFormats() throws {
+        let table = ModelTable(configuration: Self.configuration(keyModels: nil))
+        let entries = table.listing(staticKey: nil, permitted: .all(count: 2))
+        #expect(
+            ModelListing.body(entries, anthropic: false)
+                == #"{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":0,"owned_by":"openai"},"#
+                + #"{"id":"claude-sonnet","object":"model","created":0,"owned_by":"anthropic"}]}"#)
+        #expect(ModelListing.body([], anthropic: false) == #"{"object":"list","data":[]}"#)
+        #expect(
+            ModelListing.body([], anthropic: true) == #"{"data":[],"has_more":false,"first_id":null,"last_id":null}"#)
+        let anthropic = try JSONParser.parse(Array(ModelListing.body(entries, anthropic: true).utf8))
+        #expect(anthropic["first_id"] == .string("gpt-4o-mini") && anthropic["last_id"] == .string("claude-sonnet"))
+    }
+}
