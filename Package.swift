@@ -31,6 +31,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlidec", providers: [.apt(["libbrotli-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // The rate limits' Redis client: hiredis's command formatter and reply reader over NIO.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         // Brotli's encoder, for the tests that compress the usage corpus; the worker never links it.
         .systemLibrary(name: "CBrotliEncoder", pkgConfig: "libbrotlienc", providers: [.apt(["libbrotli-dev"])]),
         // Linux headers Glibc's module leaves out (signalfd, inotify, mman): no library to link.
@@ -58,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "FluxgateWorker",
             dependencies: [
-                "Common", "COpenSSL", "CZlib", "CBrotli", "CZstd",
+                "Common", "COpenSSL", "CZlib", "CBrotli", "CZstd", "CHiredis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -27,6 +27,11 @@
 # JSON plus 16 paced SSE streams while tools/reload_driver.py makes six configuration changes, one a
 # worker-count change N->N+1->N, on RELOAD_TARGETS). SOAK_S > 0 adds the S7 soak (c=8, logging off only).
 #
+# Rate limits (docs/rate-limits.md): the targets fluxgate2rl (2 workers, the bench key with a
+# requests_per_minute high enough never to trigger, host-local) and fluxgate2redis (the same limit
+# kept in a redis-server started here), against fluxgate2 in the same run:
+#   TARGETS="fluxgate2 fluxgate2rl fluxgate2redis" SCENARIOS=json_c64 bench/run.sh --short
+#
 # Env overrides: DUR REPS SCENARIOS LOGMODES TARGETS FIDELITY COLDSTART_TRIALS SOAK_S OUT FLUXGATE_BIN
 #                RELOAD_TARGETS RELOAD_GAP RELOAD_STEPS (e.g. 1,2,3: hot reloads only) BIGBODY_TARGETS
 set -u
@@ -111,15 +116,16 @@ fi
 [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate binary at $FLUXGATE_BIN"; exit 1; }
 for tool in nginx haproxy wrk curl python3; do
   command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
-read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1off P_fluxgate1m METRICS_PORT P_fluxgate1mr < <(python3 -c '
+read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1off P_fluxgate1m METRICS_PORT P_fluxgate1mr P_fluxgate2rl P_fluxgate2redis REDIS_PORT < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(13)]
+ss = [socket.socket() for _ in range(16)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 P_fluxgate1t2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
                  [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1off]=$P_fluxgate1off [fluxgate1m]=$P_fluxgate1m
-                 [fluxgate1t2]=$P_fluxgate1t2 [fluxgate1mr]=$P_fluxgate1mr)
+                 [fluxgate1t2]=$P_fluxgate1t2 [fluxgate1mr]=$P_fluxgate1mr [fluxgate2rl]=$P_fluxgate2rl
+                 [fluxgate2redis]=$P_fluxgate2redis)
 
 render() {     # render TEMPLATE OUT PORT WORKERS
   sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
@@ -145,16 +151,21 @@ start_proxy() {  # start_proxy TARGET LOGMODE
     haproxy)   # no per-request log in either mode (it would need syslog); see docs/performance.md
       render "$BENCH/conf/haproxy.cfg.tmpl" "$RUN/$t.cfg" "$p" 2
       launch $t haproxy -db -f "$RUN/$t.cfg" ;;
-    fluxgate1|fluxgate2|fluxgate1off|fluxgate1t2|fluxgate1mr)
+    fluxgate1|fluxgate2|fluxgate1off|fluxgate1t2|fluxgate1mr|fluxgate2rl|fluxgate2redis)
       # fluxgate1off: fluxgate1 with `usage: off` (docs/usage.md), the baseline of the usage reader's cost;
       # fluxgate1mr: fluxgate1 with the JSON requests routed by model (conf/fluxgate-models.yaml.tmpl)
       local usage=auto conf=fluxgate.yaml.tmpl; [ $t = fluxgate1off ] && usage=off
       [ $t = fluxgate1mr ] && conf=fluxgate-models.yaml.tmpl
-      w=${t#fluxgate}; w=${w%off}; w=${w%t2}; w=${w%mr}
+      w=${t#fluxgate}; w=${w%%[a-z]*}
       render "$BENCH/conf/$conf" "$RUN/$t.yaml" "$p" "$w" "$usage"
       # fluxgate1t2: the JSON upstream over two healthy targets (two origins of the one mock:
       # weighted choice and shared health on every request), against fluxgate1's one target.
       [ $t = fluxgate1t2 ] && python3 "$BENCH/tools/two_targets.py" "$RUN/$t.yaml" "$MOCK_PORT" "$UPSTREAM_KEY"
+      # A limit that never triggers (60 s x ~100k requests/s would be 6M: the maximum is 1M, so a
+      # long run at that rate would see 429s; the bench runs are seconds long).
+      case $t in *rl|*redis) echo "      limits: { requests_per_minute: 1000000 }" >> "$RUN/$t.yaml";; esac
+      case $t in *redis) printf 'rate_limits:\n  redis:\n    url: redis://127.0.0.1:%s/0\n    timeout_ms: 50\n    on_unavailable: reject\n' \
+        "$REDIS_PORT" >> "$RUN/$t.yaml";; esac
       local level=info; [ "$lm" = on ] && level=trace
       # its own control socket: the default one is per user and may belong to someone else's fluxgate
       launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock" ;;
@@ -359,6 +370,11 @@ else
   launch paced env UPSTREAM_KEY=$UPSTREAM_KEY python3 "$BENCH/tools/paced_sse_mock.py" "$PACED_PORT" 50 20
 fi
 launch bulk python3 "$BENCH/tools/body_mock.py" "$BULK_PORT"
+case " $TARGETS " in *" fluxgate2redis "*)
+  command -v redis-server >/dev/null || { log "redis-server missing: run .ci/install-deps"; exit 1; }
+  launch redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no
+  for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done;;
+esac
 wait_http "http://127.0.0.1:$MOCK_PORT/health" 10 200 || exit 1
 wait_http "http://127.0.0.1:$BULK_PORT/health" 10 401 || exit 1
 MOCKS=("${STARTED[@]}")

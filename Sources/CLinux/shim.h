@@ -90,6 +90,44 @@ static inline long fluxgate_receive_descriptor(int socket, void *bytes, unsigned
     return n;
 }
 
+// A mutex in memory shared between processes that survives its holder's death
+// (pthread_mutexattr_setrobust(3)): the next locker gets EOWNERDEAD, marks it consistent, and
+// goes on. The rate-limit segment keeps one per limit (docs/rate-limits.md "Locking").
+#include <pthread.h>
+#include <errno.h>
+#include <time.h>
+
+static inline int fluxgate_robust_mutex_init(void *memory) {
+    pthread_mutexattr_t attributes;
+    pthread_mutexattr_init(&attributes);
+    pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
+    int rc = pthread_mutex_init((pthread_mutex_t *)memory, &attributes);
+    pthread_mutexattr_destroy(&attributes);
+    return rc;
+}
+
+// 0 when locked; 1 when locked after the previous holder died holding it (the data it guards
+// may be half-updated: the caller repairs what it can); another errno value on failure.
+static inline int fluxgate_robust_mutex_lock(void *memory) {
+    int rc = pthread_mutex_lock((pthread_mutex_t *)memory);
+    if (rc == EOWNERDEAD) {
+        pthread_mutex_consistent((pthread_mutex_t *)memory);
+        return 1;
+    }
+    return rc;
+}
+
+static inline void fluxgate_robust_mutex_unlock(void *memory) { pthread_mutex_unlock((pthread_mutex_t *)memory); }
+
+static inline unsigned long fluxgate_mutex_size(void) { return sizeof(pthread_mutex_t); }
+
+// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the host (clock_gettime(2)).
+static inline int64_t fluxgate_monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
 // Counters with one writer (a worker's own metrics region, docs/observability.md "How the
 // counters are shared"): a relaxed load and store, no locked instruction; the master reads them
 // with relaxed loads (a value may be a few requests old, never torn: aligned 8-byte accesses).

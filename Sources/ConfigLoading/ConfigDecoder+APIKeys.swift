@@ -5,8 +5,8 @@ import Common
 // id, never by its value (docs/configuration.md "Differences from Fluxgate").
 extension ConfigDecoder {
     static let apiKeysKeys: Set<String> = ["static", "jwt"]
-    static let staticKeyKeys: Set<String> = ["id", "key", "upstreams", "models"]
-    static let jwtKeyKeys: Set<String> = ["id", "key"]
+    static let staticKeyKeys: Set<String> = ["id", "key", "upstreams", "limits", "models"]
+    static let jwtKeyKeys: Set<String> = ["id", "key", "limits"]
     /// HMAC-SHA256 wants a key at least as long as its output (RFC 7518 §3.2).
     static let minJWTKeyBytes = 32
 
@@ -105,13 +105,19 @@ extension ConfigDecoder {
                     entryValid = false
                 }
             }
+            let limits = optionalLimits(fields, path)
+            if case .some(.some) = limits, id == nil, entryValid {
+                // Limits are kept by key id (docs/rate-limits.md): without one they have no name.
+                error("limits.needs_id", item, "\(path).limits", "limits need the key to have an id")
+                entryValid = false
+            }
             var models: [String]?
             if let node = fields.first(where: { $0.name == "models" })?.value {
                 models = decodeKeyModels(node, "\(path).models")
                 if models == nil { entryValid = false }
             }
-            if let key, entryValid {
-                keys.append(Configuration.StaticKey(id: id, key: key, upstreams: upstreams, models: models))
+            if let key, entryValid, let limits {
+                keys.append(Configuration.StaticKey(id: id, key: key, upstreams: upstreams, limits: limits, models: models))
             } else {
                 valid = false
             }
@@ -153,8 +159,8 @@ extension ConfigDecoder {
                     key = secret
                 }
             }
-            if let id, let key {
-                keys.append(Configuration.JWTKey(id: id, key: key))
+            if let id, let key, let limits = optionalLimits(fields, path) {
+                keys.append(Configuration.JWTKey(id: id, key: key, limits: limits))
             } else {
                 valid = false
             }

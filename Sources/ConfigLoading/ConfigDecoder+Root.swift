@@ -2,7 +2,7 @@ import Common
 
 // The root mapping and the `server` section (docs/configuration.md "Keys", "Validation").
 extension ConfigDecoder {
-    static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys", "observability", "models"]
+    static let rootKeys: Set<String> = ["version", "server", "upstreams", "api_keys", "observability", "rate_limits", "models"]
     static let serverKeys: Set<String> = ["bind_address", "max_connections", "workers", "tls"]
     static let maxWorkers = 1024
 
@@ -43,15 +43,19 @@ extension ConfigDecoder {
         }
         var observability: Configuration.Observability? = Configuration.Observability()
         if let node = section("observability") { observability = decodeObservability(node, server: server) }
+        var rateLimits: Configuration.RateLimits?? = .some(nil)
+        if let node = section("rate_limits"), !node.isNull { rateLimits = decodeRateLimits(node).map { $0 } }
+        if let apiKeys = keys.keys { checkLimitNames(apiKeys, root) }
         var models: [Configuration.ModelRoute]? = []
         if let node = section("models") { models = decodeModels(node, upstreamNames: upstreams.names) }
-        guard let version, let server, let apiKeys = keys.keys, let upstreams = upstreams.upstreams, let observability, let models
+        guard let version, let server, let apiKeys = keys.keys, let upstreams = upstreams.upstreams, let observability,
+            let rateLimits, let models
         else {
             return nil
         }
         return Configuration(
             version: version, server: server, upstreams: upstreams, apiKeys: apiKeys, observability: observability,
-            models: models)
+            rateLimits: rateLimits, models: models)
     }
 
     mutating func decodeServer(_ node: YAMLNode) -> Configuration.Server? {

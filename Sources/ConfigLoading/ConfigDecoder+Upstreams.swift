@@ -4,7 +4,9 @@ import Common
 // (docs/configuration.md "Keys").
 extension ConfigDecoder {
     static let reservedUpstreamsKeys: Set<String> = ["request_timeout_ms", "stream_idle_timeout_ms"]
-    static let upstreamKeys: Set<String> = ["target_url", "api_key", "request_path", "api_key_header", "tls_ca_file", "usage"]
+    static let upstreamKeys: Set<String> = [
+        "target_url", "api_key", "request_path", "api_key_header", "tls_ca_file", "usage", "limits",
+    ]
     /// Timeouts become NIO `TimeAmount`s (Int64 nanoseconds): a larger value would trap there.
     static let maxTimeoutMs = UInt64(Int64.max / 1_000_000)
 
@@ -109,13 +111,16 @@ extension ConfigDecoder {
         }
         let failover = decodeFailoverKeys(fields, path)
         let usage = decodeUsageMode(fields, path)
-        guard let targets, let requestPath, headerValid, caValid, let failover, let usage, let first = targets.first else {
+        let limits = optionalLimits(fields, path)
+        guard let targets, let requestPath, headerValid, caValid, let failover, let usage, let limits, let first = targets.first
+        else {
             return nil
         }
         return Configuration.Upstream(
             name: entry.name, targetURL: first.targetURL, apiKey: first.apiKey,
             requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA,
-            targets: targets, retry: failover.retry, health: failover.health, fallback: failover.fallback, usage: usage)
+            targets: targets, retry: failover.retry, health: failover.health, fallback: failover.fallback, usage: usage,
+            limits: limits)
     }
 
     /// Fluxgate's request_path rules, on the trimmed value; the first rule broken is reported.

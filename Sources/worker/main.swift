@@ -29,6 +29,12 @@ do {
 let limiter: InFlightLimiter? = options.inFlightCell.flatMap { cell in
     InFlightSegment.attach(Common.FileDescriptor(WorkerDescriptors.inFlight)).map { SharedInFlightLimiter(segment: $0, cell: cell) }
 }
+// The rate-limit segment comes with the in-flight cell, which is its cell too (`max_in_flight`).
+let rateLimits: HostRateLimits? = options.inFlightCell.flatMap { cell in
+    options.rateLimitsFD.flatMap { fd in
+        RateLimitSegment.attach(Common.FileDescriptor(fd)).map { HostRateLimits(inherited: $0, cell: cell) }
+    }
+}
 // The host's target health (docs/routing-and-forwarding.md "Target health"), when the master
 // passed its segment; else the worker keeps its own.
 let health = options.targetHealthDescriptor.flatMap { TargetHealthSegment.attach(Common.FileDescriptor($0)) }
@@ -41,7 +47,7 @@ let descriptors =
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let listeners = WorkerListeners(
     descriptors: descriptors, configuration: initial.configuration, logger: logger,
-    limiter: limiter, metrics: metrics, group: group, health: health)
+    limiter: limiter, metrics: metrics, rateLimits: rateLimits, group: group, health: health)
 if !options.standby {
     do {
         try await listeners.startAccepting()

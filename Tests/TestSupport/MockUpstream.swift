@@ -92,6 +92,9 @@ public final class MockUpstream: @unchecked Sendable {
         var connectionsOpened = 0
         var connectionsClosed = 0
         var abortedResponses = 0
+        /// `/delay-headers` requests being answered now, and the most there ever were at once.
+        var delayedInFlight = 0
+        var maxDelayedInFlight = 0
     }
 
     public init() throws {
@@ -118,6 +121,8 @@ public final class MockUpstream: @unchecked Sendable {
     public var connectionsClosed: Int { state.withLockedValue { $0.connectionsClosed } }
     /// Responses whose client went away before the mock finished writing them.
     public var abortedResponses: Int { state.withLockedValue { $0.abortedResponses } }
+    /// The most `/delay-headers` requests the mock held at once (a concurrency limit's witness).
+    public var maxDelayedInFlight: Int { state.withLockedValue { $0.maxDelayedInFlight } }
 
     /// Waits (bounded) until `condition` holds on the recorded state.
     public func wait(timeout: Double = 10, until condition: (MockUpstream) -> Bool) -> Bool {
@@ -218,7 +223,12 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         } else if path.hasSuffix("/upload") {
             send(context, status: .ok, body: Array("{\"length\":\(bodyLength),\"sha256\":\"\(hash)\"}".utf8))
         } else if path.hasSuffix("/delay-headers") {
+            state.withLockedValue {
+                $0.delayedInFlight += 1
+                $0.maxDelayedInFlight = max($0.maxDelayedInFlight, $0.delayedInFlight)
+            }
             context.eventLoop.scheduleTask(in: .milliseconds(Int64(int("ms", 100)))) {
+                self.state.withLockedValue { $0.delayedInFlight -= 1 }
                 self.send(context, status: .ok, body: Array("{\"delayed\":true}".utf8))
             }
         } else if path.hasSuffix("/hang") {

@@ -11,11 +11,15 @@ LABEL = {"direct": "direct to mock", "nginx1": "nginx, 1 worker", "nginx1t": "ng
          "nginx2": "nginx, 2 workers", "haproxy": "haproxy, 2 threads", "fluxgate1": "**fluxgate, 1 worker**",
          "fluxgate2": "**fluxgate, 2 workers**", "fluxgate1off": "fluxgate, 1 worker, usage: off",
          "fluxgate1m": "**fluxgate, 1 worker, /metrics scraped 1/s**",
-         "fluxgate1mr": "fluxgate, 1 worker, routed by model (÷ fluxgate1)"}
-ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate1m", "fluxgate1mr", "fluxgate2"]
-# fluxgate1mr's reference is fluxgate1: model routing against the prefix route, same run.
+         "fluxgate1mr": "fluxgate, 1 worker, routed by model (÷ fluxgate1)",
+         "fluxgate2rl": "fluxgate, 2 workers, host-local limit", "fluxgate2redis": "fluxgate, 2 workers, limit in Redis"}
+ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate1m", "fluxgate1mr", "fluxgate2",
+         "fluxgate2rl", "fluxgate2redis"]
+# fluxgate1mr's reference is fluxgate1: model routing against the prefix route, same run; the
+# rate-limit targets are measured against fluxgate without limits (docs/rate-limits.md).
 REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "fluxgate1off": "nginx1", "nginx2": "nginx2",
-       "haproxy": "nginx2", "fluxgate2": "nginx2", "fluxgate1m": "nginx1", "fluxgate1mr": "fluxgate1"}
+       "haproxy": "nginx2", "fluxgate2": "nginx2", "fluxgate1m": "nginx1", "fluxgate1mr": "fluxgate1",
+       "fluxgate2rl": "fluxgate2", "fluxgate2redis": "fluxgate2"}
 
 
 def f(x):
@@ -91,7 +95,7 @@ for lm in lms:
                   f"{fmt(med([f(r['loadavg1']) for r in rs]), '.1f')} | {len(rs)} |")
             if t in ("fluxgate1", "fluxgate2"):
                 ng = REF[t]
-                head.append((sc, lm, t[-1], rr, cr,
+                head.append((sc, lm, t.rstrip("abcdefghijklmnopqrstuvwxyz")[-1] if t[-1].isalpha() else t[-1], rr, cr,
                              per_rep(lm, sc, t, "nginx1t", ratio("proxy_cpu_us_per_req")) if payload == "sse" and t == "fluxgate1" else float("nan"),
                              a50 - per_rep(lm, sc, ng, "direct", added("p50_ms")),
                              a99 - per_rep(lm, sc, ng, "direct", added("p99_ms")), err, n))

@@ -35,7 +35,7 @@ e2e_mirror() {
 # What the container needs: systemd as init, python3 for the mock upstream, curl and procps for
 # the checks, and the package's runtime dependencies (the container has no network, so
 # `apt install ./fluxgate_*.deb` must find them installed).
-E2E_INCLUDE=systemd,systemd-sysv,dbus,python3,curl,procps,libyaml-0-2,libssl3,libsystemd0,zlib1g,libbrotli1,libzstd1
+E2E_INCLUDE=systemd,systemd-sysv,dbus,python3,curl,procps,libyaml-0-2,libssl3,libsystemd0,zlib1g,libbrotli1,libzstd1,libhiredis0.14
 E2E_ROOTFS_STAMP="bookworm minbase $E2E_INCLUDE v1"
 
 e2e_nspawn_tmpfs() {

@@ -37,6 +37,8 @@ public struct Configuration: Sendable, Hashable, Codable {
     public var server: Server
     public var upstreams: Upstreams
     public var apiKeys: APIKeys
+    /// `rate_limits` (docs/rate-limits.md); nil = limits hold per host.
+    public var rateLimits: RateLimits?
     /// `observability:` (Configuration+Observability.swift).
     public var observability: Observability
     /// `models:` in file order (`Configuration+Models.swift`); empty = no model routing.
@@ -44,12 +46,14 @@ public struct Configuration: Sendable, Hashable, Codable {
 
     public init(
         version: Int = 1, server: Server = Server(), upstreams: Upstreams = Upstreams(),
-        apiKeys: APIKeys = APIKeys(), observability: Observability = Observability(), models: [ModelRoute] = []
+        apiKeys: APIKeys = APIKeys(), observability: Observability = Observability(), rateLimits: RateLimits? = nil,
+        models: [ModelRoute] = []
     ) {
         self.version = version
         self.server = server
         self.upstreams = upstreams
         self.apiKeys = apiKeys
+        self.rateLimits = rateLimits
         self.observability = observability
         self.models = models
     }
@@ -171,6 +175,8 @@ extension Configuration {
         public var health: Health
         /// Upstream names tried in order when every target here failed.
         public var fallback: [String]
+        /// `limits`: all keys together (docs/rate-limits.md).
+        public var limits: Limits?
         /// `usage`: whether the token usage of its responses is read (docs/usage.md). Hot.
         public var usage: UsageMode = .auto
 
@@ -178,8 +184,9 @@ extension Configuration {
             name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
             apiKeyHeader: UpstreamAuthHeader = Defaults.apiKeyHeader, tlsCA: TrustedCA? = nil,
             targets: [Target]? = nil, retry: Retry = Retry(), health: Health = Health(), fallback: [String] = [],
-            usage: UsageMode = .auto
+            usage: UsageMode = .auto, limits: Limits? = nil
         ) {
+            self.limits = limits
             self.name = name
             self.targetURL = targetURL
             self.apiKey = apiKey
@@ -238,11 +245,14 @@ extension Configuration {
         public var key: Secret
         /// Upstream names this key may reach; empty = all.
         public var upstreams: [String]
+        /// `limits` (docs/rate-limits.md); needs an `id`.
+        public var limits: Limits?
         /// Model names and patterns this key may send to the model-routed endpoint; nil or
         /// empty = every model whose upstream it may reach.
         public var models: [String]?
 
-        public init(id: String?, key: Secret, upstreams: [String] = [], models: [String]? = nil) {
+        public init(id: String?, key: Secret, upstreams: [String] = [], limits: Limits? = nil, models: [String]? = nil) {
+            self.limits = limits
             self.id = id
             self.key = key
             self.upstreams = upstreams
@@ -255,8 +265,11 @@ extension Configuration {
         public var id: String
         /// HMAC-SHA256 secret: the raw UTF-8 bytes of the configured string.
         public var key: Secret
+        /// `limits`, per token subject (docs/rate-limits.md).
+        public var limits: Limits?
 
-        public init(id: String, key: Secret) {
+        public init(id: String, key: Secret, limits: Limits? = nil) {
+            self.limits = limits
             self.id = id
             self.key = key
         }

@@ -33,6 +33,8 @@ public struct MetricsRegion: @unchecked Sendable {
         static let openConnections = 1
         static let upstreamsInUse = 2
         static let requestSeriesInUse = 3
+        /// `fluxgate_ratelimit_backend_errors_total` (docs/rate-limits.md "When Redis is unavailable").
+        static let rateLimitBackendErrors = 4
         static let rejected = 8  // + RejectionReason.rawValue (7 words)
         static let overhead = 16  // a histogram of overheadBoundsNs
 
@@ -58,6 +60,7 @@ public struct MetricsRegion: @unchecked Sendable {
     @inline(__always) func add(_ word: Int, _ value: Int64) { fluxgate_counter_add(base + word, value) }
 
     public func countServed() { add(Layout.served, 1) }
+    public func countRateLimitBackendError() { add(Layout.rateLimitBackendErrors, 1) }
     public func connectionOpened() { add(Layout.openConnections, 1) }
     public func connectionClosed() { add(Layout.openConnections, -1) }
     public func countRejected(_ reason: MetricsSchema.RejectionReason) { add(Layout.rejected + reason.rawValue, 1) }
@@ -151,6 +154,7 @@ public struct MetricsRegion: @unchecked Sendable {
     public func add(to totals: inout MetricsTotals) {
         totals.served += served
         totals.openConnections += openConnections
+        totals.rateLimitBackendErrors += load(Layout.rateLimitBackendErrors)
         for reason in MetricsSchema.RejectionReason.allCases {
             totals.rejected[reason.rawValue] += load(Layout.rejected + reason.rawValue)
         }

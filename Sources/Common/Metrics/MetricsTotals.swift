@@ -66,6 +66,8 @@ public struct MetricsTotals: Sendable, Equatable {
     public var served: Int64 = 0
     /// A gauge: only live regions add to it (a dead worker's connections are closed).
     public var openConnections: Int64 = 0
+    /// Rate-limit checks that found Redis unavailable.
+    public var rateLimitBackendErrors: Int64 = 0
     public var rejected = Array(repeating: Int64(0), count: MetricsSchema.RejectionReason.allCases.count)
     public var overhead = Histogram(bounds: MetricsSchema.overheadBoundsNs.count)
     public var upstreams: [Int64: Upstream] = [:]
@@ -76,6 +78,7 @@ public struct MetricsTotals: Sendable, Equatable {
     /// Adds `other`'s counters (not its gauge).
     public mutating func add(_ other: MetricsTotals) {
         served += other.served
+        rateLimitBackendErrors += other.rateLimitBackendErrors
         for index in rejected.indices { rejected[index] += other.rejected[index] }
         overhead.add(other.overhead)
         for (key, value) in other.upstreams { upstreams[key, default: Upstream()].add(value) }

@@ -62,6 +62,10 @@ enum MetricsRenderer {
         for reason in MetricsSchema.RejectionReason.allCases {
             out += "fluxgate_rejected_requests_total{reason=\"\(reason.label)\"} \(host.totals.rejected[reason.rawValue])\n"
         }
+        family(
+            &out, "fluxgate_ratelimit_backend_errors_total", "counter",
+            "Rate-limit checks that found Redis unavailable (on_unavailable applied).")
+        out += "fluxgate_ratelimit_backend_errors_total \(host.totals.rateLimitBackendErrors)\n"
         family(&out, "fluxgate_workers", "gauge", "Worker processes by state.")
         for (index, state) in ["starting", "serving", "draining"].enumerated() {
             out += "fluxgate_workers{state=\"\(state)\"} \(host.workers[index])\n"

@@ -44,6 +44,10 @@ final class Master {
     var reloadsSeen: Int64 = 0
     /// Addresses the listener could not bind: not retried until the configuration names another.
     var failedObservabilityAddresses: Set<String> = []
+    /// Every rate limit's host-local state (docs/rate-limits.md "On one host").
+    private let rateLimits: RateLimitSegment?
+    /// Limits already reported as unplaced (each is reported once, not per worker and reload).
+    private var unplacedLimits: Set<String> = []
     /// Upstream target health shared by every worker (docs/routing-and-forwarding.md "Target
     /// health"): made once, so it outlives reloads and worker crashes.
     private let health: TargetHealthSegment?
@@ -75,11 +79,26 @@ final class Master {
             self.metrics = nil
         }
         do {
+            self.rateLimits = try RateLimitSegment.create()
+        } catch {
+            logger.warning(
+                "Shared rate-limit memory unavailable; rate limits apply per worker", metadata: ["error": "\(error)"])
+            self.rateLimits = nil
+        }
+        do {
             health = try TargetHealthSegment.create()
         } catch {
             logger.warning(
                 "Shared target health unavailable; each worker keeps its own", metadata: ["error": "\(error)"])
             health = nil
+        }
+    }
+
+    /// Room for `configuration`'s limits, made before any worker sees it.
+    private func prepareRateLimits(_ configuration: Configuration) {
+        guard let rateLimits else { return }
+        for name in rateLimits.prepare(for: configuration) where unplacedLimits.insert(name).inserted {
+            logger.error("Rate-limit memory is full; this limit is not enforced", metadata: ["limit": "\(name)"])
         }
     }
 
@@ -176,9 +195,11 @@ final class Master {
             enqueue(.spawnFailed(launch.worker, "listener not open"))
             return
         }
+        prepareRateLimits(launch.configuration)
         do {
             let handle = try workers.spawn(
-                launch, sockets: sockets, segment: segment, metrics: metrics, health: health, settings: settings)
+                launch, sockets: sockets, segment: segment, metrics: metrics, rateLimits: rateLimits, health: health,
+                settings: settings)
             segment.map { $0.limit = Int(launch.configuration.server.maxConnections) }
             enqueue(.workerSpawned(launch.worker, pid: handle.pid))
         } catch {
@@ -191,6 +212,7 @@ final class Master {
         case .applyConfig(_, let configuration):
             // The proxy-wide limit follows the newest configuration sent (workers read it per request).
             segment.map { $0.limit = Int(configuration.server.maxConnections) }
+            prepareRateLimits(configuration)
             workers.send(command, to: id)
         case .adoptListener(let listener):
             // Not open any more: the worker is never told, and answers the release for nothing.
@@ -249,7 +271,7 @@ final class Master {
     private func received(_ signal: CInt) {
         switch signal {
         case SIGCHLD:
-            for (id, exit) in workers.reap(segment: segment, metrics: metrics, retained: &retained) {
+            for (id, exit) in workers.reap(segment: segment, metrics: metrics, rateLimits: rateLimits, retained: &retained) {
                 exitTally.count(id, phase: state.workers[id]?.phase)
                 enqueue(.workerExited(id, exit))
             }

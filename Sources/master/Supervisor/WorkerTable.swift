@@ -42,7 +42,7 @@ struct WorkerTable {
     /// message. A worker's cell names both its in-flight cell and its metrics region.
     mutating func spawn(
         _ launch: WorkerLaunch, sockets: [FileDescriptor], segment: InFlightSegment?, metrics: MetricsSegment?,
-        health: TargetHealthSegment? = nil,
+        rateLimits: RateLimitSegment?, health: TargetHealthSegment? = nil,
         settings: Master.Settings
     ) throws -> WorkerHandle {
         let (ours, theirs) = try Sockets.socketPair()
@@ -73,14 +73,22 @@ struct WorkerTable {
                 inherited.append(Spawn.Inherited(metrics.descriptor, as: WorkerDescriptors.metrics))
                 arguments += ["--metrics-cell", String(free)]
             }
+            if let rateLimits {
+                // After the last extra listener: their count varies with the slot.
+                let target = WorkerDescriptors.firstExtraListener + CInt(sockets.count - 1)
+                rateLimits.reset(cell: free)
+                inherited.append(Spawn.Inherited(rateLimits.descriptor, as: target))
+                arguments += ["--rate-limits-fd", String(target)]
+            }
         }
         for (index, socket) in sockets.dropFirst().enumerated() {
             inherited.append(Spawn.Inherited(socket, as: WorkerDescriptors.firstExtraListener + CInt(index)))
         }
         if sockets.count > 1 { arguments += ["--listeners", String(sockets.count)] }
         if let health {
-            // After the extra listeners, whose numbers grow with the slot's socket count.
-            let number = WorkerDescriptors.firstExtraListener + CInt(sockets.count - 1)
+            // After the extra listeners, whose numbers grow with the slot's socket count (and
+            // after the rate-limit segment, when it was passed there).
+            let number = WorkerDescriptors.firstExtraListener + CInt(sockets.count - 1) + (arguments.contains("--rate-limits-fd") ? 1 : 0)
             inherited.append(Spawn.Inherited(health.descriptor, as: number))
             arguments += ["--target-health-fd", String(number)]
         }
@@ -196,7 +204,7 @@ struct WorkerTable {
     /// worker's permits would otherwise stay taken), its metrics region folded into `retained`
     /// and cleared (docs/observability.md: counters never go backwards).
     mutating func reap(
-        segment: InFlightSegment?, metrics: MetricsSegment?, retained: inout MetricsTotals
+        segment: InFlightSegment?, metrics: MetricsSegment?, rateLimits: RateLimitSegment?, retained: inout MetricsTotals
     ) -> [(WorkerID, WorkerExit)] {
         var exits: [(WorkerID, WorkerExit)] = []
         while true {
@@ -207,6 +215,7 @@ struct WorkerTable {
             close(handle)
             if let cell = handle.cell {
                 segment?.reset(cell: cell)
+                rateLimits?.reset(cell: cell)
                 if let metrics {
                     retained.retain(metrics.region(cell))
                     metrics.clear(cell)

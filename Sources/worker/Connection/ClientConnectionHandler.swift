@@ -44,6 +44,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// The current request's facts, from its head to `requestEnded`.
     private var facts = RequestFacts(startedAt: .now())
     private var permitHeld = false
+    /// The current request's `max_in_flight` places (docs/rate-limits.md), given back with the permit.
+    private var rateLimitHold: RateLimitHold?
     /// The client was sent `100 Continue` for the current request.
     private var continueSent = false
     /// Counts requests, so a stage's late answer for an earlier request is recognised.
@@ -323,6 +325,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         var index = index
         let verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
         permitHeld = request.holdsPermit
+        if let hold = request.rateLimitHold {
+            rateLimitHold = hold
+            request.rateLimitHold = nil
+        }
+        facts.rateLimited = request.rateLimited
         facts.keyID = request.keyID
         facts.keyMetric = request.keyMetric
         facts.route = request.match?.route
@@ -366,6 +373,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private func resumed(
         _ request: PipelineRequest, head: RequestHead, stage: Int, verdict: StageVerdict, context: ChannelHandlerContext
     ) {
+        facts.rateLimited = request.rateLimited
         switch verdict {
         case .proceed:
             runPipeline(request, head: head, from: stage + 1, context: context)
@@ -556,6 +564,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     private func releasePermit() {
+        if let hold = rateLimitHold {
+            rateLimitHold = nil
+            hold.release()
+            hold.settle(facts.usage)
+        }
         guard permitHeld else { return }
         permitHeld = false
         worker.limiter.release()

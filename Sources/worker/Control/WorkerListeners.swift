@@ -41,6 +41,7 @@ final class WorkerListeners: DataPlane {
     private let descriptors: [CInt]
     private let logger: Logger
     private let limiter: InFlightLimiter?
+    private let rateLimits: HostRateLimits?
     /// The host's target health (the master's segment, or the worker's own).
     private let health: TargetHealthBoard
     private let metrics: MetricsRegion?
@@ -51,8 +52,10 @@ final class WorkerListeners: DataPlane {
 
     init(
         descriptors: [CInt], configuration: Configuration, logger: Logger, limiter: InFlightLimiter?,
-        metrics: MetricsRegion? = nil, group: MultiThreadedEventLoopGroup, health: TargetHealthSegment? = nil
+        metrics: MetricsRegion? = nil, rateLimits: HostRateLimits? = nil, group: MultiThreadedEventLoopGroup,
+        health: TargetHealthSegment? = nil
     ) {
+        self.rateLimits = rateLimits
         self.descriptors = descriptors
         self.logger = logger
         self.limiter = limiter
@@ -88,10 +91,10 @@ final class WorkerListeners: DataPlane {
         let loop = self.loop
         let making: Task<NIOLoopBound<WorkerContext>, any Error> = state.withLock { state in
             if let context = state.context { return context }
-            let task = Task { [logger, limiter, metrics, health] in
+            let task = Task { [logger, limiter, metrics, rateLimits, health] in
                 try await WorkerServer.makeContext(
-                    on: loop, configuration: configuration, logger: logger, limiter: limiter, metrics: metrics,
-                    health: health)
+                    on: loop, configuration: configuration, logger: logger, limiter: limiter, rateLimits: rateLimits,
+                    metrics: metrics, health: health)
             }
             state.context = task
             return task

@@ -55,6 +55,9 @@ final class PipelineRequest {
     private(set) var framing: BodyFraming
     /// The configuration current when the head arrived: the request's for its whole life.
     private(set) var snapshot: WorkerSnapshot
+    /// The snapshot has rate limits: without, the limits stage is not even called (read here,
+    /// where the snapshot is in hand, rather than through `snapshot` in the stage).
+    private(set) var checksRateLimits: Bool
     /// The upstreams the authenticated caller may reach, and its key's `id` (the authenticate
     /// stage). Apart, not as an `AuthenticatedCaller`: each is read on its own per request,
     /// and reading the pair would copy both.
@@ -75,6 +78,10 @@ final class PipelineRequest {
     /// The request holds a permit of `server.max_connections` (the capacity stage); it is
     /// returned when the request ends.
     var holdsPermit = false
+    /// `max_in_flight` places taken (the limits stage); given back when the request ends.
+    var rateLimitHold: RateLimitHold?
+    /// The limit that refused the request (the limits stage).
+    var rateLimited: RateLimitKind?
     /// The connection cannot carry another request after this one.
     var closesConnection = false
     /// The body's first bytes, once a stage asked for them (`.needBody`); nil before.
@@ -90,12 +97,14 @@ final class PipelineRequest {
     init(framing: BodyFraming, snapshot: WorkerSnapshot) {
         self.framing = framing
         self.snapshot = snapshot
+        self.checksRateLimits = snapshot.hasRateLimits
     }
 
     /// The next request on the connection.
     func reset(framing: BodyFraming, snapshot: WorkerSnapshot) {
         self.framing = framing
         self.snapshot = snapshot
+        checksRateLimits = snapshot.hasRateLimits
         permitted = nil
         keyID = nil
         staticKey = nil
@@ -104,6 +113,8 @@ final class PipelineRequest {
         keyMetric = MetricsSchema.noneKey
         match = nil
         holdsPermit = false
+        if rateLimitHold != nil { rateLimitHold = nil }
+        if rateLimited != nil { rateLimited = nil }
         closesConnection = false
         if body != nil { body = nil }
         bodyComplete = false
@@ -121,7 +132,7 @@ final class PipelineRequest {
 /// The built-in stages are cases, not objects: running one is a direct call (a list of objects
 /// cost a retain and a release of each stage on every request, ~180 instructions).
 enum PipelineStage {
-    case preflight, capacity, authenticate, route
+    case preflight, capacity, authenticate, route, limits
     case custom(RequestStage)
 
     var name: String {
@@ -130,6 +141,7 @@ enum PipelineStage {
         case .capacity: return "capacity"
         case .authenticate: return "authenticate"
         case .route: return "route"
+        case .limits: return "limits"
         case .custom(let stage): return stage.name
         }
     }
@@ -145,7 +157,7 @@ struct RequestPipeline {
 
     /// docs/routing-and-forwarding.md's order of checks.
     static func standard() -> RequestPipeline {
-        RequestPipeline(stages: [.preflight, .capacity, .authenticate, .route])
+        RequestPipeline(stages: [.preflight, .capacity, .authenticate, .route, .limits])
     }
 
     /// This pipeline with `stage` inserted right after the stage named `name` (at the end when
@@ -168,6 +180,7 @@ struct RequestPipeline {
             case .capacity: verdict = CapacityStage.run(request, head: head, worker: worker)
             case .authenticate: verdict = AuthenticateStage.run(request, head: head, worker: worker)
             case .route: verdict = RouteStage.run(request, head: head, worker: worker)
+            case .limits: verdict = request.checksRateLimits ? RateLimitStage.run(request, head: head, worker: worker) : .proceed
             case .custom(let stage): verdict = stage.run(request, head: head, worker: worker)
             }
             guard case .proceed = verdict else { return verdict }

@@ -10,6 +10,14 @@ struct ProxyErrorResponse: Sendable, Equatable {
     var message: String
     var type: String
     var code: String
+    /// Headers beyond content-type and content-length (a 429's `retry-after` and
+    /// `x-ratelimit-*`, docs/rate-limits.md).
+    var headers: [Header] = []
+
+    struct Header: Sendable, Equatable {
+        var name: String
+        var value: String
+    }
 
     static let badRequest = Self(.badRequest, "The request is malformed.", "invalid_request_error", "bad_request")
     static let missingHost = Self(.badRequest, "The request has no Host header.", "invalid_request_error", "missing_host")
@@ -57,11 +65,12 @@ struct ProxyErrorResponse: Sendable, Equatable {
         }
     }
 
-    init(_ status: HTTPResponseStatus, _ message: String, _ type: String, _ code: String) {
+    init(_ status: HTTPResponseStatus, _ message: String, _ type: String, _ code: String, headers: [Header] = []) {
         self.status = status
         self.message = message
         self.type = type
         self.code = code
+        self.headers = headers
     }
 
     var jsonBody: String {
@@ -76,6 +85,7 @@ struct ProxyErrorResponse: Sendable, Equatable {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(bodyLength))
+        for header in self.headers { headers.add(name: header.name, value: header.value) }
         if closeConnection { headers.add(name: "connection", value: "close") }
         return HTTPResponseHead(version: .http1_1, status: status, headers: headers)
     }

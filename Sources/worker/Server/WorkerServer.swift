@@ -23,13 +23,17 @@ final class WorkerServer: Sendable {
     /// This server's own connections (the context is shared with the worker's other servers).
     private let connections: NIOLoopBound<ConnectionRegistry>
     private let ownsGroup: MultiThreadedEventLoopGroup?
+    /// The context's rate-limit segment, for the snapshots `apply` makes off the loop.
+    private let rateLimits: HostRateLimits?
 
     var localAddress: SocketAddress? { serverChannel.localAddress }
 
     private init(
         eventLoop: EventLoop, serverChannel: Channel, state: NIOLoopBound<WorkerContext>,
-        connections: NIOLoopBound<ConnectionRegistry>, ownsGroup: MultiThreadedEventLoopGroup?
+        connections: NIOLoopBound<ConnectionRegistry>, ownsGroup: MultiThreadedEventLoopGroup?,
+        rateLimits: HostRateLimits?
     ) {
+        self.rateLimits = rateLimits
         self.eventLoop = eventLoop
         self.serverChannel = serverChannel
         self.state = state
@@ -43,6 +47,7 @@ final class WorkerServer: Sendable {
     static func start(
         listener: ListenerSource, configuration: Configuration, logger: Logger,
         limits: WorkerLimits = WorkerLimits(), limiter: InFlightLimiter? = nil,
+        rateLimits: HostRateLimits? = nil,
         group: MultiThreadedEventLoopGroup? = nil, pipeline: RequestPipeline = .standard(),
         responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil
     ) async throws -> WorkerServer {
@@ -50,7 +55,7 @@ final class WorkerServer: Sendable {
         let eventLoop = (group ?? ownedGroup!).next()
         let context = try await makeContext(
             on: eventLoop, configuration: configuration, logger: logger, limits: limits,
-            limiter: limiter, pipeline: pipeline, responseObservers: responseObservers)
+            limiter: limiter, rateLimits: rateLimits, pipeline: pipeline, responseObservers: responseObservers)
         return try await start(listener: listener, context: context, eventLoop: eventLoop, ownedGroup: ownedGroup)
     }
 
@@ -58,19 +63,21 @@ final class WorkerServer: Sendable {
     /// snapshot, pool, limiter and connections.
     static func makeContext(
         on eventLoop: EventLoop, configuration: Configuration, logger: Logger, limits: WorkerLimits = WorkerLimits(),
-        limiter: InFlightLimiter? = nil, pipeline: RequestPipeline = .standard(),
+        limiter: InFlightLimiter? = nil, rateLimits: HostRateLimits? = nil, pipeline: RequestPipeline = .standard(),
         responseObservers: (@Sendable (RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil,
         health: TargetHealthBoard? = nil
     ) async throws -> NIOLoopBound<WorkerContext> {
         let limiter = limiter ?? LocalInFlightLimiter(limit: Int(configuration.server.maxConnections))
+        // Without the master's segment, one of this process's own (limits then hold per process).
+        let rateLimits = rateLimits ?? HostRateLimits.processLocal()
         let health = health ?? TargetHealthBoard(segment: nil)
-        let snapshot = try WorkerSnapshot(configuration: configuration)
+        let snapshot = try WorkerSnapshot(configuration: configuration, rateLimits: rateLimits)
         return try await eventLoop.submit {
             NIOLoopBound(
                 WorkerContext(
                     snapshot: snapshot, eventLoop: eventLoop, limiter: limiter, limits: limits,
-                    logger: logger, pipeline: pipeline, responseObservers: responseObservers, metrics: metrics,
-                    health: health),
+                    logger: logger, rateLimits: rateLimits, pipeline: pipeline, responseObservers: responseObservers,
+                    metrics: metrics, health: health),
                 eventLoop: eventLoop)
         }.get()
     }
@@ -81,6 +88,7 @@ final class WorkerServer: Sendable {
         ownedGroup: MultiThreadedEventLoopGroup? = nil
     ) async throws -> WorkerServer {
         let connections = try await eventLoop.submit { NIOLoopBound(ConnectionRegistry(), eventLoop: eventLoop) }.get()
+        let rateLimits = try await eventLoop.submit { state.value.rateLimits }.get()
         let bootstrap = ServerBootstrap(group: eventLoop)
             .serverChannelOption(.backlog, value: 511)
             // Accept up to 16 queued connections per wake-up (NIO's default is 4): a burst of new
@@ -129,7 +137,7 @@ final class WorkerServer: Sendable {
         }
         return WorkerServer(
             eventLoop: eventLoop, serverChannel: serverChannel, state: state, connections: connections,
-            ownsGroup: ownedGroup)
+            ownsGroup: ownedGroup, rateLimits: rateLimits)
     }
 
     /// A new configuration for every request whose head arrives once the future has succeeded;
@@ -137,7 +145,7 @@ final class WorkerServer: Sendable {
     /// `server.tls` cannot be made a context. Listener changes are the master's business. Servers
     /// sharing a context share its snapshot: the first of them to apply a configuration does it.
     func apply(_ configuration: Configuration) throws(TLSError) -> EventLoopFuture<Void> {
-        let snapshot = try WorkerSnapshot(configuration: configuration)
+        let snapshot = try WorkerSnapshot(configuration: configuration, rateLimits: rateLimits)
         return eventLoop.submit { [state] in
             guard state.value.snapshot.configuration != configuration else { return }
             state.value.snapshot = snapshot

@@ -46,6 +46,8 @@ struct RequestFacts {
     var upstreamError: UpstreamErrorCause?
     /// Tries made upstream (the first included); 0 when the request never left the proxy.
     var attempts = 0
+    /// The rate limit that refused the request (its 429), for `fluxgate_rate_limited_total`.
+    var rateLimited: RateLimitKind?
     /// The target of the last try, when the route has several (nil: the route's one target).
     var target: UpstreamTarget?
     /// The `model` the client sent, when the request was routed by it (the request line's
@@ -83,6 +85,7 @@ struct RequestFacts {
         outcome = .responded
         upstreamError = nil
         attempts = 0
+        if rateLimited != nil { rateLimited = nil }
         target = nil
         if requestModel != nil || unknownModel {
             requestModel = nil

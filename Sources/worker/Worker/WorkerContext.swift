@@ -14,6 +14,8 @@ final class WorkerContext {
     let eventLoop: EventLoop
     let pool: UpstreamPool
     let limiter: InFlightLimiter
+    /// The host's rate-limit segment (docs/rate-limits.md); nil when none could be made.
+    let rateLimits: HostRateLimits?
     /// The health of every upstream target, shared by the host's workers.
     let health: TargetHealthBoard
     let limits: WorkerLimits
@@ -34,9 +36,29 @@ final class WorkerContext {
     /// Request ids for requests whose client sent none (docs/observability.md "Request ids").
     let requestIDs = RequestIDGenerator()
 
+    /// The client of `rate_limits.redis`, made when a request first needs it, replaced when a
+    /// reload changes the section.
+    private var redis: RedisRateLimiter?
+    /// A random prefix and a counter: each Redis admission's member, unique across hosts.
+    private(set) var redisMemberSequence: UInt64 = 0
+    private let redisMemberPrefix = "\(UInt64.random(in: 0...UInt64.max))-"
+
+    func redisLimiter(for settings: Configuration.Redis) -> RedisRateLimiter {
+        if let redis, redis.settings == settings { return redis }
+        redis?.close()
+        let made = RedisRateLimiter(settings: settings, eventLoop: eventLoop, logger: logger)
+        redis = made
+        return made
+    }
+
+    func nextRedisMember() -> [UInt8] {
+        redisMemberSequence &+= 1
+        return Array((redisMemberPrefix + String(redisMemberSequence)).utf8)
+    }
+
     init(
         snapshot: WorkerSnapshot, eventLoop: EventLoop, limiter: InFlightLimiter, limits: WorkerLimits,
-        logger: Logger, pipeline: RequestPipeline = .standard(),
+        logger: Logger, rateLimits: HostRateLimits? = nil, pipeline: RequestPipeline = .standard(),
         responseObservers: ((RequestHead) -> ResponseObserver?)? = nil, metrics: MetricsRegion? = nil,
         health: TargetHealthBoard? = nil
     ) {
@@ -46,6 +68,7 @@ final class WorkerContext {
         self.eventLoop = eventLoop
         self.pool = UpstreamPool(eventLoop: eventLoop, limits: limits)
         self.limiter = limiter
+        self.rateLimits = rateLimits
         self.limits = limits
         self.logger = logger
         self.pipeline = pipeline

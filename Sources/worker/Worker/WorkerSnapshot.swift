@@ -22,10 +22,17 @@ final class WorkerSnapshot: Sendable {
     /// The exchange settings every request of this configuration starts from (timeouts made
     /// once, not per request).
     let exchangeSettings: ExchangeState.Settings
+    /// The configuration's rate limits and where their state is (docs/rate-limits.md).
+    let rateLimits: RateLimitTable
+    /// `rateLimits` has any limit: the one test a request pays when none is configured (reading
+    /// the table itself would retain its dictionary and array).
+    let hasRateLimits: Bool
 
     /// Throws when `server.tls` cannot be turned into a context (the loader checked the same
     /// bytes with the same OpenSSL, so this means a configuration the loader did not make).
-    init(configuration: Configuration) throws(TLSError) {
+    init(configuration: Configuration, rateLimits: HostRateLimits? = nil) throws(TLSError) {
+        self.rateLimits = rateLimits?.table(for: configuration) ?? .none
+        self.hasRateLimits = !self.rateLimits.isEmpty
         self.configuration = configuration
         self.authenticator = Authenticator(configuration: configuration)
         self.router = Router(upstreams: configuration.upstreams.entries, requestTimeoutMs: configuration.upstreams.requestTimeoutMs)

@@ -1,0 +1,66 @@
+/// The exact sliding window of docs/rate-limits.md "The algorithm": the instants of the
+/// admissions of the last `window`, oldest first, in a ring of `entries.count` slots. A request
+/// is admitted at `now` when fewer than `limit` admissions are later than `now − window`; its
+/// instant is then appended. So no 60-second window ever holds more than `limit` admissions, and
+/// no request is refused while one holds fewer (a token bucket or GCRA keeps neither promise).
+///
+/// A value over storage it does not own: the ring lives in the shared segment (guarded by that
+/// limit's mutex) or, in tests, in a buffer of their own, with explicit instants.
+public struct AdmissionLog {
+    /// Index of the oldest admission.
+    public var head: Int
+    /// Admissions in the ring.
+    public var count: Int
+    public let entries: UnsafeMutableBufferPointer<Int64>
+
+    public init(head: Int, count: Int, entries: UnsafeMutableBufferPointer<Int64>) {
+        self.entries = entries
+        // Clamped: after a holder died mid-update (a robust mutex's EOWNERDEAD) the two numbers
+        // may be from different moments; within the ring they are always safe to read.
+        let capacity = entries.count
+        self.head = capacity == 0 ? 0 : min(max(head, 0), capacity - 1)
+        self.count = min(max(count, 0), capacity)
+    }
+
+    public var capacity: Int { entries.count }
+
+    /// The `index`-th oldest admission (0 = oldest).
+    public func instant(_ index: Int) -> Int64 { entries[(head + index) % capacity] }
+
+    /// Forgets the admissions that are `window` or more old.
+    public mutating func expire(now: Int64, window: Int64) {
+        let horizon = now - window
+        var dropped = 0
+        while dropped < count, instant(dropped) <= horizon { dropped += 1 }
+        guard dropped > 0 else { return }
+        head = (head + dropped) % capacity
+        count -= dropped
+    }
+
+    /// An admission under `limit` fits now (call `expire` first). The ring's size bounds it too:
+    /// a region made for a smaller limit never overflows.
+    public func hasRoom(limit: Int) -> Bool { count < min(limit, capacity) }
+
+    /// Records an admission at `now` (after `hasRoom`): instants are appended in lock order,
+    /// which is time order, since every process reads one monotonic clock inside the lock.
+    public mutating func append(_ now: Int64) {
+        precondition(count < capacity, "AdmissionLog.append without room")
+        entries[(head + count) % capacity] = now
+        count += 1
+    }
+
+    /// How long until a request under `limit` would be admitted: the admission whose expiry
+    /// leaves `limit − 1` in the window must expire first. 0 when there is room now.
+    public func waitUntilRoom(limit: Int, now: Int64, window: Int64) -> Int64 {
+        let effective = min(limit, capacity)
+        guard count >= effective else { return 0 }
+        let mustExpire = count - effective
+        return max(instant(mustExpire) + window - now, 0)
+    }
+
+    /// Until the window is empty again (the `x-ratelimit-reset-*` of an admitted request is
+    /// when its oldest admission expires): 0 for an empty window.
+    public func untilOldestExpires(now: Int64, window: Int64) -> Int64 {
+        count == 0 ? 0 : max(instant(0) + window - now, 0)
+    }
+}

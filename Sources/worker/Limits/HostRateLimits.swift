@@ -1,0 +1,98 @@
+import Common
+import Synchronization
+
+/// The worker's access to the host's rate-limit segment (docs/rate-limits.md "On one host"): the
+/// segment the master made and this process inherited, with the worker's cell for `max_in_flight`;
+/// or, when there is none (a worker started without the master, the tests), one of its own, so
+/// limits hold for this process alone.
+final class HostRateLimits: Sendable {
+    let segment: RateLimitSegment
+    let cell: Int
+    /// Set when the segment is this process's own: it makes room itself (the master does for
+    /// an inherited one, before it sends a configuration).
+    private let ownSegment: Mutex<Bool>
+
+    init(inherited segment: RateLimitSegment, cell: Int) {
+        self.segment = segment
+        self.cell = cell
+        self.ownSegment = Mutex(false)
+    }
+
+    init(processLocal segment: RateLimitSegment) {
+        self.segment = segment
+        self.cell = 0
+        self.ownSegment = Mutex(true)
+    }
+
+    /// A segment of this process's own; nil when even that cannot be made (limits then do nothing).
+    static func processLocal() -> HostRateLimits? {
+        (try? RateLimitSegment.create()).map { HostRateLimits(processLocal: $0) }
+    }
+
+    /// The limits of `configuration`, with their regions looked up by name.
+    func table(for configuration: Configuration) -> RateLimitTable {
+        let owners = configuration.limitedOwners
+        guard !owners.isEmpty else { return .none }
+        ownSegment.withLock { own in
+            if own { _ = segment.prepare(for: configuration) }
+        }
+        return RateLimitTable(configuration: configuration, owners: owners, host: self)
+    }
+}
+
+/// One key's or one upstream's limits and where their state is.
+struct LimitSet {
+    var limits: Configuration.Limits
+    var requests: RequestLogRegion?
+    var inFlight: InFlightRegion?
+    var tokens: TokenLogRegion?
+}
+
+/// Every limit of one configuration (part of its snapshot): by key id, and by the upstream's
+/// position in that configuration (the route's index; the regions themselves are named).
+struct RateLimitTable: @unchecked Sendable {
+    static let none = RateLimitTable()
+
+    let isEmpty: Bool
+    let keys: [String: LimitSet]
+    let upstreams: [LimitSet?]
+    let cell: Int
+
+    private init() {
+        isEmpty = true
+        keys = [:]
+        upstreams = []
+        cell = 0
+    }
+
+    init(
+        configuration: Configuration, owners: [(owner: RateLimitRegionName.Owner, name: String, limits: Configuration.Limits)],
+        host: HostRateLimits
+    ) {
+        let directory = host.segment.directory()
+        func regions(_ owner: RateLimitRegionName.Owner, _ name: String, _ limits: Configuration.Limits) -> LimitSet {
+            let requests = directory[RateLimitRegionName(owner, name, .requests).description]
+            let inFlight = directory[RateLimitRegionName(owner, name, .inFlight).description]
+            let tokens = directory[RateLimitRegionName(owner, name, .tokens).description]
+            return LimitSet(
+                limits: limits,
+                requests: limits.requestsPerMinute == nil ? nil : requests.map { host.segment.requestLog(entry: $0) },
+                inFlight: limits.maxInFlight == nil ? nil : inFlight.map { host.segment.inFlight(entry: $0) },
+                tokens: limits.tokensPerMinute == nil ? nil : tokens.map { host.segment.tokenLog(entry: $0) })
+        }
+        var keys: [String: LimitSet] = [:]
+        var upstreams = [LimitSet?](repeating: nil, count: configuration.upstreams.entries.count)
+        let positions = Dictionary(
+            configuration.upstreams.entries.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        for (owner, name, limits) in owners {
+            switch owner {
+            case .key: keys[name] = regions(.key, name, limits)
+            case .upstream: positions[name].map { upstreams[$0] = regions(.upstream, name, limits) }
+            }
+        }
+        self.isEmpty = false
+        self.keys = keys
+        self.upstreams = upstreams
+        self.cell = host.cell
+    }
+}

@@ -1,0 +1,179 @@
+import CLinux
+import Common
+
+/// Which limit refused a request (the request line and `fluxgate_rate_limited_total`'s `limit`).
+enum RateLimitKind: String {
+    case requests, tokens
+    case inFlight = "in_flight"
+}
+
+/// A request's entry in a token log, to settle when its usage is known.
+struct TokenHold {
+    var region: TokenLogRegion
+    var sequence: Int64
+
+    /// The entry holds `tokens` from now on (0 undoes the reservation).
+    func settle(_ tokens: Int64) {
+        var locked = region.lock()
+        locked.log.settle(sequence, tokens: tokens)
+        locked.unlock()
+    }
+}
+
+/// What a request's body reserves under each token limit (docs/rate-limits.md "Tokens").
+struct TokenReservation {
+    var key: Int64
+    var upstream: Int64
+}
+
+/// The `max_in_flight` places a request holds until it ends (`release`), and its token entries.
+struct RateLimitHold {
+    var key: InFlightRegion?
+    var upstream: InFlightRegion?
+    var cell: Int
+    var keyTokens: TokenHold?
+    var upstreamTokens: TokenHold?
+
+    var isEmpty: Bool { key == nil && upstream == nil && keyTokens == nil && upstreamTokens == nil }
+
+    func release() {
+        key?.release(cell: cell)
+        upstream?.release(cell: cell)
+    }
+
+    /// The request's token entries hold what its response reported (input + output) instead of
+    /// the reservation (docs/rate-limits.md "Tokens"); without a reported usage they stand.
+    func settle(_ usage: UsageResult?) {
+        guard keyTokens != nil || upstreamTokens != nil, let usage, usage.status == .reported,
+            usage.inputTokens != nil || usage.outputTokens != nil
+        else { return }
+        let tokens = Int64((usage.inputTokens ?? 0) + (usage.outputTokens ?? 0))
+        keyTokens?.settle(tokens)
+        upstreamTokens?.settle(tokens)
+    }
+
+    /// Undoes the token reservations of a request another limit refused.
+    func cancelTokens() {
+        keyTokens?.settle(0)
+        upstreamTokens?.settle(0)
+    }
+}
+
+/// The check after the route (docs/rate-limits.md, docs/routing-and-forwarding.md "Order of
+/// checks"): the caller's key limits and the upstream's, all together or none — a request refused
+/// by one limit is not counted by another. A configuration without limits costs one test.
+enum RateLimitStage {
+    static let window: Int64 = 60_000_000_000
+
+    static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
+        // The pipeline calls this only when the snapshot has limits (`checksRateLimits`).
+        let table = request.snapshot.rateLimits
+        let key = request.keyID.flatMap { table.keys[$0] }
+        let upstream = request.match.flatMap { match in table.upstreams[match.route.index] }
+        if key == nil, upstream == nil { return .proceed }
+        var reserve: TokenReservation?
+        if key?.limits.tokensPerMinute != nil || upstream?.limits.tokensPerMinute != nil {
+            // The reservation reads the body's max_tokens: its first bytes first (bounded).
+            if request.body == nil, head.facts.framing != .none { return .needBody(bytes: RequestPipeline.maxBodyPeekBytes) }
+            let requested = TokenEstimate.maxTokens(in: request.body, complete: request.bodyComplete)
+            reserve = TokenReservation(
+                key: requested ?? Int64(key?.limits.defaultReservedTokens ?? 0),
+                upstream: requested ?? Int64(upstream?.limits.defaultReservedTokens ?? 0))
+        }
+        return check(request, key: key, upstream: upstream, reserve: reserve, cell: table.cell, worker: worker)
+    }
+
+    private static func check(
+        _ request: PipelineRequest, key: LimitSet?, upstream: LimitSet?, reserve: TokenReservation?, cell: Int,
+        worker: WorkerContext
+    ) -> StageVerdict {
+        // In-flight places first: giving one back is free, an admission's record is not.
+        var hold = RateLimitHold(key: nil, upstream: nil, cell: cell)
+        if let region = key?.inFlight, let limit = key?.limits.maxInFlight {
+            guard region.tryAcquire(limit: Int(limit), cell: cell) else { return refuse(request, .inFlightExceeded) }
+            hold.key = region
+        }
+        if let region = upstream?.inFlight, let limit = upstream?.limits.maxInFlight {
+            guard region.tryAcquire(limit: Int(limit), cell: cell) else {
+                hold.release()
+                return refuse(request, .inFlightExceeded)
+            }
+            hold.upstream = region
+        }
+        if let redis = request.snapshot.configuration.rateLimits?.redis,
+            key?.limits.requestsPerMinute != nil || upstream?.limits.requestsPerMinute != nil
+        {
+            // Tokens stay on this host: reserved now, undone if Redis refuses.
+            if let refusal = admitLocally(key: key, upstream: upstream, requests: false, reserve: reserve, hold: &hold) {
+                hold.release()
+                return refuse(request, refusal)
+            }
+            if !hold.isEmpty { request.rateLimitHold = hold }
+            return RedisCheck.run(request, key: key, upstream: upstream, settings: redis, worker: worker)
+        }
+        if let refusal = admitLocally(key: key, upstream: upstream, reserve: reserve, hold: &hold) {
+            hold.release()
+            return refuse(request, refusal)
+        }
+        if !hold.isEmpty { request.rateLimitHold = hold }
+        return .proceed
+    }
+
+    static func refuse(_ request: PipelineRequest, _ refusal: RateLimitRefusal) -> StageVerdict {
+        request.rateLimited = refusal.kind
+        return .reject(refusal.response)
+    }
+
+    /// Both requests logs and both token logs under their locks (the key's first, then the
+    /// upstream's; requests before tokens: every process takes them in that order), so all admit
+    /// or none records. `requests: false` leaves the requests logs out (Redis keeps them);
+    /// `reserve` is nil for a request without token limits.
+    static func admitLocally(
+        key: LimitSet?, upstream: LimitSet?, requests: Bool = true, reserve: TokenReservation? = nil,
+        hold: inout RateLimitHold
+    ) -> RateLimitRefusal? {
+        let keyLimit = requests ? key?.limits.requestsPerMinute.map(Int.init) : nil
+        let upstreamLimit = requests ? upstream?.limits.requestsPerMinute.map(Int.init) : nil
+        let keyTokenLimit = reserve == nil ? nil : key?.limits.tokensPerMinute.map(Int64.init)
+        let upstreamTokenLimit = reserve == nil ? nil : upstream?.limits.tokensPerMinute.map(Int64.init)
+        var keyLog = keyLimit == nil ? nil : key?.requests?.lock()
+        var keyTokens = keyTokenLimit == nil ? nil : key?.tokens?.lock()
+        var upstreamLog = upstreamLimit == nil ? nil : upstream?.requests?.lock()
+        var upstreamTokens = upstreamTokenLimit == nil ? nil : upstream?.tokens?.lock()
+        if keyLog == nil, upstreamLog == nil, keyTokens == nil, upstreamTokens == nil { return nil }
+        let now = fluxgate_monotonic_ns()
+        keyLog?.log.expire(now: now, window: window)
+        keyTokens?.log.expire(now: now, window: window)
+        upstreamLog?.log.expire(now: now, window: window)
+        upstreamTokens?.log.expire(now: now, window: window)
+        let keyReserve = reserve?.key ?? 0
+        let upstreamReserve = reserve?.upstream ?? 0
+        var refusal: RateLimitRefusal?
+        if let log = keyLog?.log, let limit = keyLimit, !log.hasRoom(limit: limit) {
+            refusal = .requests(limit: limit, wait: log.waitUntilRoom(limit: limit, now: now, window: window), owner: .key)
+        } else if let log = keyTokens?.log, let limit = keyTokenLimit, !log.hasRoom(keyReserve, limit: limit) {
+            refusal = .tokens(limit: limit, wait: log.waitUntilRoom(keyReserve, limit: limit, now: now, window: window), owner: .key)
+        } else if let log = upstreamLog?.log, let limit = upstreamLimit, !log.hasRoom(limit: limit) {
+            refusal = .requests(
+                limit: limit, wait: log.waitUntilRoom(limit: limit, now: now, window: window), owner: .upstream)
+        } else if let log = upstreamTokens?.log, let limit = upstreamTokenLimit, !log.hasRoom(upstreamReserve, limit: limit) {
+            refusal = .tokens(
+                limit: limit, wait: log.waitUntilRoom(upstreamReserve, limit: limit, now: now, window: window),
+                owner: .upstream)
+        } else {
+            keyLog?.log.append(now)
+            upstreamLog?.log.append(now)
+            if let sequence = keyTokens?.log.append(now, reserve: keyReserve), let region = key?.tokens {
+                hold.keyTokens = TokenHold(region: region, sequence: sequence)
+            }
+            if let sequence = upstreamTokens?.log.append(now, reserve: upstreamReserve), let region = upstream?.tokens {
+                hold.upstreamTokens = TokenHold(region: region, sequence: sequence)
+            }
+        }
+        keyLog?.unlock()
+        keyTokens?.unlock()
+        upstreamLog?.unlock()
+        upstreamTokens?.unlock()
+        return refusal
+    }
+}

@@ -1,0 +1,50 @@
+import Testing
+@testable import Common
+
+// docs/rate-limits.md "On one host": regions named by the configuration, found again after a
+// reload that reorders or grows them, and in-flight places of a dead worker given back.
+
+private func configuration(_ keys: [(String, Configuration.Limits)]) -> Configuration {
+    Configuration(
+        apiKeys: Configuration.APIKeys(
+            staticKeys: keys.map { Configuration.StaticKey(id: $0.0, key: Secret("key-\($0.0)"), limits: $0.1) }))
+}
+
+@Test func regionsAreNamedByKeyIDNotPosition() throws {
+    let segment = try RateLimitSegment.create()
+    let a = Configuration.Limits(requestsPerMinute: 2)
+    let b = Configuration.Limits(requestsPerMinute: 3, maxInFlight: 1)
+    #expect(segment.prepare(for: configuration([("a", a), ("b", b)])).isEmpty)
+    let before = segment.directory()
+    #expect(segment.prepare(for: configuration([("b", b), ("a", a)])).isEmpty)
+    #expect(segment.directory() == before, "a reordered list finds the same regions")
+    #expect(Set(before.keys) == ["k/r/a", "k/r/b", "k/f/b"])
+}
+
+@Test func aRaisedLimitMovesTheLogWithItsAdmissions() throws {
+    let segment = try RateLimitSegment.create()
+    #expect(segment.prepare(for: configuration([("a", Configuration.Limits(requestsPerMinute: 2))])).isEmpty)
+    let entry = try #require(segment.directory()["k/r/a"])
+    let region = segment.requestLog(entry: entry)
+    var locked = region.lock()
+    locked.log.append(100)
+    locked.log.append(200)
+    locked.unlock()
+    #expect(segment.prepare(for: configuration([("a", Configuration.Limits(requestsPerMinute: 5))])).isEmpty)
+    let moved = region.lock()
+    defer { moved.unlock() }
+    #expect(moved.log.capacity >= 5)
+    #expect(moved.log.count == 2 && moved.log.instant(0) == 100 && moved.log.instant(1) == 200)
+}
+
+@Test func aDeadWorkersInFlightPlacesAreGivenBack() throws {
+    let segment = try RateLimitSegment.create()
+    #expect(segment.prepare(for: configuration([("a", Configuration.Limits(maxInFlight: 2))])).isEmpty)
+    let places = segment.inFlight(entry: try #require(segment.directory()["k/f/a"]))
+    #expect(places.tryAcquire(limit: 2, cell: 7))
+    #expect(places.tryAcquire(limit: 2, cell: 7))
+    #expect(!places.tryAcquire(limit: 2, cell: 8))
+    segment.reset(cell: 7)
+    #expect(places.current == 0)
+    #expect(places.tryAcquire(limit: 2, cell: 8))
+}
