@@ -27,46 +27,27 @@ public final class InFlightSegment: @unchecked Sendable {
     public static let size = 64 * (cellCount + 1)
     static let magic: Int64 = 0x3230_464E_4958_4C46  // "FLXINF02" little-endian
 
-    public let descriptor: FileDescriptor
-    private let base: UnsafeMutableRawPointer
+    private let memory: SharedMemory
+    public var descriptor: FileDescriptor { memory.descriptor }
 
-    private init(descriptor: FileDescriptor, base: UnsafeMutableRawPointer) {
-        self.descriptor = descriptor
-        self.base = base
-    }
+    private init(_ memory: SharedMemory) { self.memory = memory }
 
-    /// The master's segment: a close-on-exec memfd (spawn passes it on explicitly), zero-filled.
+    /// The master's segment (zero-filled).
     public static func create() throws(SystemError) -> InFlightSegment {
-        let fd = FileDescriptor(try syscall("memfd_create") { fluxgate_memfd_create("fluxgate-inflight", 1 /* MFD_CLOEXEC */) })
-        do throws(SystemError) {
-            try syscall("ftruncate") { ftruncate(fd.rawValue, off_t(size)) }
-            let segment = try map(fd)
-            fluxgate_atomic_store(segment.slot(0), magic)
-            return segment
-        } catch {
-            fd.close()
-            throw error
-        }
+        InFlightSegment(try SharedMemory.create(name: "fluxgate-inflight", size: size, magic: magic))
     }
 
     /// A worker's view of the segment it inherited; nil when the descriptor is not one.
     public static func attach(_ fd: FileDescriptor) -> InFlightSegment? {
-        guard let segment = try? map(fd), fluxgate_atomic_load(segment.slot(0)) == magic else { return nil }
-        return segment
-    }
-
-    private static func map(_ fd: FileDescriptor) throws(SystemError) -> InFlightSegment {
-        let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.rawValue, 0)
-        guard let pointer, pointer != MAP_FAILED else { throw SystemError(call: "mmap", errno: errno) }
-        return InFlightSegment(descriptor: fd, base: pointer)
+        SharedMemory.attach(fd, size: size, magic: magic).map(InFlightSegment.init)
     }
 
     private func slot(_ index: Int) -> UnsafeMutablePointer<Int64> {
-        (base + index * 8).assumingMemoryBound(to: Int64.self)
+        memory.word(index * 8)
     }
 
     private func cell(_ index: Int) -> UnsafeMutablePointer<Int64> {
-        (base + 64 * (index + 1)).assumingMemoryBound(to: Int64.self)
+        memory.word(64 * (index + 1))
     }
 
     public var limit: Int {

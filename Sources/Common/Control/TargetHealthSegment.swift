@@ -25,44 +25,22 @@ public final class TargetHealthSegment: @unchecked Sendable {
     public static let size = 64 * (cellCount + 1)
     static let magic: Int64 = 0x3130_544C_4858_4C46  // "FLXHLT01" little-endian
 
-    public let descriptor: FileDescriptor
-    private let base: UnsafeMutableRawPointer
+    private let memory: SharedMemory
+    public var descriptor: FileDescriptor { memory.descriptor }
 
-    private init(descriptor: FileDescriptor, base: UnsafeMutableRawPointer) {
-        self.descriptor = descriptor
-        self.base = base
-    }
+    private init(_ memory: SharedMemory) { self.memory = memory }
 
-    /// A new zero-filled segment (close-on-exec: spawn passes it on explicitly): the master's,
-    /// or a worker's own when it was started without one.
+    /// A new zero-filled segment: the master's, or a worker's own when it was started without one.
     public static func create() throws(SystemError) -> TargetHealthSegment {
-        let fd = FileDescriptor(try syscall("memfd_create") { fluxgate_memfd_create("fluxgate-health", 1 /* MFD_CLOEXEC */) })
-        do throws(SystemError) {
-            try syscall("ftruncate") { ftruncate(fd.rawValue, off_t(size)) }
-            let segment = try map(fd)
-            fluxgate_atomic_store(segment.word(0), magic)
-            return segment
-        } catch {
-            fd.close()
-            throw error
-        }
+        TargetHealthSegment(try SharedMemory.create(name: "fluxgate-health", size: size, magic: magic))
     }
 
     /// A worker's view of the segment it inherited; nil when the descriptor is not one.
     public static func attach(_ fd: FileDescriptor) -> TargetHealthSegment? {
-        guard let segment = try? map(fd), fluxgate_atomic_load(segment.word(0)) == magic else { return nil }
-        return segment
+        SharedMemory.attach(fd, size: size, magic: magic).map(TargetHealthSegment.init)
     }
 
-    private static func map(_ fd: FileDescriptor) throws(SystemError) -> TargetHealthSegment {
-        let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.rawValue, 0)
-        guard let pointer, pointer != MAP_FAILED else { throw SystemError(call: "mmap", errno: errno) }
-        return TargetHealthSegment(descriptor: fd, base: pointer)
-    }
-
-    private func word(_ offset: Int) -> UnsafeMutablePointer<Int64> {
-        (base + offset).assumingMemoryBound(to: Int64.self)
-    }
+    private func word(_ offset: Int) -> UnsafeMutablePointer<Int64> { memory.word(offset) }
 
     private func keyWord(_ cell: Int) -> UnsafeMutablePointer<Int64> { word(64 * (cell + 1)) }
     private func stateWord(_ cell: Int) -> UnsafeMutablePointer<Int64> { word(64 * (cell + 1) + 8) }

@@ -27,48 +27,28 @@ public final class RateLimitSegment: @unchecked Sendable {
     static let entryBytes = 32
     static let heapOffset = directoryOffset + maxEntries * entryBytes
 
-    public let descriptor: FileDescriptor
-    let base: UnsafeMutableRawPointer
+    private let memory: SharedMemory
+    public var descriptor: FileDescriptor { memory.descriptor }
+    var base: UnsafeMutableRawPointer { memory.base }
     /// The master's book of what it handed out (the master alone writes the segment's directory).
     private var assigned: [String: (entry: Int, region: Int, capacity: Int)] = [:]
     private var inFlightRegions: [Int] = []
     private var nextFree = heapOffset
 
-    private init(descriptor: FileDescriptor, base: UnsafeMutableRawPointer) {
-        self.descriptor = descriptor
-        self.base = base
-    }
+    private init(_ memory: SharedMemory) { self.memory = memory }
 
-    /// The master's segment: a close-on-exec memfd (spawn passes it on explicitly), zero-filled.
+    /// The master's segment (zero-filled). Address space, not a commitment of 16 GiB
+    /// (`MAP_NORESERVE`).
     public static func create() throws(SystemError) -> RateLimitSegment {
-        let fd = FileDescriptor(try syscall("memfd_create") { fluxgate_memfd_create("fluxgate-ratelimits", 1 /* MFD_CLOEXEC */) })
-        do throws(SystemError) {
-            try syscall("ftruncate") { ftruncate(fd.rawValue, off_t(size)) }
-            let segment = try map(fd)
-            fluxgate_atomic_store(segment.word(0), magic)
-            return segment
-        } catch {
-            fd.close()
-            throw error
-        }
+        RateLimitSegment(try SharedMemory.create(name: "fluxgate-ratelimits", size: size, magic: magic, reservesSwap: false))
     }
 
     /// A worker's view of the segment it inherited; nil when the descriptor is not one.
     public static func attach(_ fd: FileDescriptor) -> RateLimitSegment? {
-        guard let segment = try? map(fd), fluxgate_atomic_load(segment.word(0)) == magic else { return nil }
-        return segment
+        SharedMemory.attach(fd, size: size, magic: magic, reservesSwap: false).map(RateLimitSegment.init)
     }
 
-    private static func map(_ fd: FileDescriptor) throws(SystemError) -> RateLimitSegment {
-        // MAP_NORESERVE: the mapping is address space, not a commitment of 16 GiB.
-        let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.rawValue, 0)
-        guard let pointer, pointer != MAP_FAILED else { throw SystemError(call: "mmap", errno: errno) }
-        return RateLimitSegment(descriptor: fd, base: pointer)
-    }
-
-    func word(_ offset: Int) -> UnsafeMutablePointer<Int64> {
-        (base + offset).assumingMemoryBound(to: Int64.self)
-    }
+    func word(_ offset: Int) -> UnsafeMutablePointer<Int64> { memory.word(offset) }
 
     private func entry(_ index: Int) -> Int { Self.directoryOffset + index * Self.entryBytes }
 

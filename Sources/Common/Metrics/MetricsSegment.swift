@@ -15,37 +15,20 @@ public final class MetricsSegment: @unchecked Sendable {
     public static let regionCount = InFlightSegment.cellCount
     public static let size = MetricsRegion.Layout.regionBytes * regionCount
 
-    public let descriptor: FileDescriptor
-    private let base: UnsafeMutableRawPointer
+    private let memory: SharedMemory
+    public var descriptor: FileDescriptor { memory.descriptor }
+    private var base: UnsafeMutableRawPointer { memory.base }
 
-    private init(descriptor: FileDescriptor, base: UnsafeMutableRawPointer) {
-        self.descriptor = descriptor
-        self.base = base
-    }
+    private init(_ memory: SharedMemory) { self.memory = memory }
 
-    /// The master's segment: a close-on-exec memfd, zero-filled.
+    /// The master's segment (zero-filled).
     public static func create() throws(SystemError) -> MetricsSegment {
-        let fd = FileDescriptor(try syscall("memfd_create") { fluxgate_memfd_create("fluxgate-metrics", 1 /* MFD_CLOEXEC */) })
-        do throws(SystemError) {
-            try syscall("ftruncate") { ftruncate(fd.rawValue, off_t(size)) }
-            return try map(fd)
-        } catch {
-            fd.close()
-            throw error
-        }
+        MetricsSegment(try SharedMemory.create(name: "fluxgate-metrics", size: size))
     }
 
     /// A worker's view of the segment it inherited; nil when the descriptor is not one.
     public static func attach(_ fd: FileDescriptor) -> MetricsSegment? {
-        var status = stat()
-        guard fstat(fd.rawValue, &status) == 0, Int(status.st_size) == size else { return nil }
-        return try? map(fd)
-    }
-
-    private static func map(_ fd: FileDescriptor) throws(SystemError) -> MetricsSegment {
-        let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.rawValue, 0)
-        guard let pointer, pointer != MAP_FAILED else { throw SystemError(call: "mmap", errno: errno) }
-        return MetricsSegment(descriptor: fd, base: pointer)
+        SharedMemory.attach(fd, size: size).map(MetricsSegment.init)
     }
 
     /// The region of cell `index` (0..<regionCount).

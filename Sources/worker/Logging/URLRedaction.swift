@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Common
 
 /// What a request line may show of a URL (docs/security.md "What is never logged"): the
 /// `request_url` and `target_url` of `RequestLogRecord` go through `redactingCredentials`.
@@ -83,7 +84,7 @@ enum URLRedaction {
         while i < name.endIndex {
             var byte = name[i]
             if byte == UInt8(ascii: "%"), name.endIndex - i >= 3,
-                let high = hexValue(name[i + 1]), let low = hexValue(name[i + 2])
+                let high = name[i + 1].hexDigitValue, let low = name[i + 2].hexDigitValue
             {
                 byte = high << 4 | low
                 i += 3
@@ -95,12 +96,4 @@ enum URLRedaction {
         return credentialParameters.contains(decoded)
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
 }
