@@ -306,6 +306,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             // docs/observability.md "Request ids": the client's, when valid (else made at the end).
             if head.facts.requestIDValue != nil { facts.requestID = head.clientRequestID }
         }
+        // With propagation every response carries the id, the proxy's own answers too
+        // (docs/observability.md "Request ids").
+        if worker.snapshot.configuration.observability.propagateRequestID, facts.requestID == nil {
+            facts.requestID = worker.requestIDs.id(for: head)
+        }
         continueSent = false
         let request: PipelineRequest
         if let current = self.request {
@@ -500,6 +505,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     /// Writes a proxy-made response for the current request and ends it.
     private func writeError(_ error: ProxyErrorResponse, requestComplete: Bool, context: ChannelHandlerContext) {
+        var error = error
+        if let id = facts.requestID, worker.snapshot.configuration.observability.propagateRequestID {
+            error.headers.append(ProxyErrorResponse.Header(name: "x-request-id", value: id))
+        }
         let (bytes, bodyLength) = error.wire(closeConnection: state.closeAfterResponse, allocator: context.channel.allocator)
         state.responseHeadWritten(announcesClose: state.closeAfterResponse)
         writeOutput(bytes, context: context)

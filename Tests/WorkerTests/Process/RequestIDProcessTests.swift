@@ -51,4 +51,21 @@ import TestSupport
         #expect(lines[0].hasSuffix(" request_id=abc-123 upstream_request_id=upstream-id-1 usage=missing"), "\(lines[0])")
         #expect(lines[1].hasSuffix(" request_id=\(id) usage=missing"), "\(lines[1])")
     }
+
+    /// With propagation the proxy's own answers carry the id too: the client's when valid, else
+    /// a generated one, the same as the request line's.
+    @Test func propagationMarksTheProxysOwnAnswers() throws {
+        let f = try ProxyFixture(auth: Self.keys + "observability:\n  propagate_request_id: true\n")
+        let refused = try f.request("GET", "/openai/x", headers: [("authorization", "Bearer wrong"), ("x-request-id", "given-1")])
+        #expect(refused.status == 401)
+        #expect(refused.headers(named: "x-request-id") == ["given-1"])
+        let unrouted = try f.request("GET", "/nowhere", headers: [f.bearer])
+        #expect(unrouted.status == 404)
+        let id = try #require(unrouted.header("x-request-id"))
+        #expect(id.wholeMatch(of: /[0-9a-f]{32}/) != nil, "\(id)")
+        let lines = f.proxy.waitForLogLines(containing: "Request processed", count: 2)
+        #expect(lines[0].contains(" status=401 ") && lines[0].hasSuffix(" request_id=given-1"), "\(lines[0])")
+        #expect(lines[1].hasSuffix(" request_id=\(id)"), "\(lines[1])")
+        #expect(f.mock.requests.isEmpty)
+    }
 }
