@@ -23,39 +23,31 @@ struct RateLimitRefusal {
 
     /// `wait`: nanoseconds until the window has room.
     static func requests(limit: Int, wait: Int64, owner: Owner) -> RateLimitRefusal {
-        let seconds = max(1, (wait + 999_999_999) / 1_000_000_000)
-        let subject = owner == .key ? "this API key" : "this upstream"
-        return RateLimitRefusal(
-            kind: .requests,
-            response: ProxyErrorResponse(
-                .tooManyRequests,
-                "Rate limit of \(limit) requests per minute reached for \(subject); retry after \(seconds) s.",
-                "rate_limit_exceeded", "requests",
-                headers: [
-                    .init(name: "retry-after", value: String(seconds)),
-                    .init(name: "x-ratelimit-limit-requests", value: String(limit)),
-                    .init(name: "x-ratelimit-remaining-requests", value: "0"),
-                    .init(name: "x-ratelimit-reset-requests", value: resetText(wait)),
-                ]))
+        refusal(.requests, unit: "requests", limit: String(limit), wait: wait, owner: owner)
     }
 
     /// `wait`: nanoseconds until the window has room; nil when the reservation alone is over
     /// the limit (it never fits: a minute is the honest answer).
     static func tokens(limit: Int64, wait: Int64?, owner: Owner) -> RateLimitRefusal {
-        let nanoseconds = wait ?? RateLimitStage.window
-        let seconds = max(1, (nanoseconds + 999_999_999) / 1_000_000_000)
+        refusal(.tokens, unit: "tokens", limit: String(limit), wait: wait ?? RateLimitStage.window, owner: owner)
+    }
+
+    /// The 429 of docs/rate-limits.md for a limit counted in `unit` (`requests`, `tokens`: also
+    /// the error's `code` and the `x-ratelimit-*-<unit>` headers' suffix).
+    private static func refusal(_ kind: RateLimitKind, unit: String, limit: String, wait: Int64, owner: Owner) -> RateLimitRefusal {
+        let seconds = max(1, (wait + 999_999_999) / 1_000_000_000)
         let subject = owner == .key ? "this API key" : "this upstream"
         return RateLimitRefusal(
-            kind: .tokens,
+            kind: kind,
             response: ProxyErrorResponse(
                 .tooManyRequests,
-                "Rate limit of \(limit) tokens per minute reached for \(subject); retry after \(seconds) s.",
-                "rate_limit_exceeded", "tokens",
+                "Rate limit of \(limit) \(unit) per minute reached for \(subject); retry after \(seconds) s.",
+                "rate_limit_exceeded", unit,
                 headers: [
                     .init(name: "retry-after", value: String(seconds)),
-                    .init(name: "x-ratelimit-limit-tokens", value: String(limit)),
-                    .init(name: "x-ratelimit-remaining-tokens", value: "0"),
-                    .init(name: "x-ratelimit-reset-tokens", value: resetText(nanoseconds)),
+                    .init(name: "x-ratelimit-limit-\(unit)", value: limit),
+                    .init(name: "x-ratelimit-remaining-\(unit)", value: "0"),
+                    .init(name: "x-ratelimit-reset-\(unit)", value: resetText(wait)),
                 ]))
     }
 
