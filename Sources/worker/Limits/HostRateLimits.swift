@@ -1,4 +1,6 @@
+import CLinux
 import Common
+import Logging
 import Synchronization
 
 /// The worker's access to the host's rate-limit segment (docs/rate-limits.md "On one host"): the
@@ -11,6 +13,8 @@ final class HostRateLimits: Sendable {
     /// Set when the segment is this process's own: it makes room itself (the master does for
     /// an inherited one, before it sends a configuration).
     private let ownSegment: Mutex<Bool>
+    /// When this process last warned that a subject table was full (monotonic ns; 0 = never).
+    private let lastSubjectWarning = Mutex<Int64>(0)
 
     init(inherited segment: RateLimitSegment, cell: Int) {
         self.segment = segment
@@ -27,6 +31,20 @@ final class HostRateLimits: Sendable {
     /// A segment of this process's own; nil when even that cannot be made (limits then do nothing).
     static func processLocal() -> HostRateLimits? {
         (try? RateLimitSegment.create()).map { HostRateLimits(processLocal: $0) }
+    }
+
+    /// Says at most once a minute that a JWT key's subject table is full (docs/logging.md).
+    func noteSubjectTableFull(kid: String, logger: Logger) {
+        let now = fluxgate_monotonic_ns()
+        let due = lastSubjectWarning.withLock { last in
+            guard last == 0 || now - last >= RateLimitStage.window else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        logger.warning(
+            "Rate-limit subject table full; counting per kid",
+            metadata: ["kid": "\(kid)", "subjects": "\(SubjectTable.slots)"])
     }
 
     /// The limits of `configuration`, with their regions looked up by name.
@@ -46,6 +64,8 @@ struct LimitSet {
     var requests: RequestLogRegion?
     var inFlight: InFlightRegion?
     var tokens: TokenLogRegion?
+    /// The Redis key's owner part when it is not `k:<key id>`: `s:<kid>:<digest>` for a subject.
+    var redisOwner: String? = nil
 }
 
 /// Every limit of one configuration (part of its snapshot): by key id, and by the upstream's
@@ -56,11 +76,14 @@ struct RateLimitTable: @unchecked Sendable {
     let isEmpty: Bool
     let keys: [String: LimitSet]
     let upstreams: [LimitSet?]
+    /// JWT keys' per-subject limits, by kid.
+    let subjects: [String: SubjectLimits]
     let cell: Int
 
     private init() {
         isEmpty = true
         keys = [:]
+        subjects = [:]
         upstreams = []
         cell = 0
     }
@@ -90,7 +113,19 @@ struct RateLimitTable: @unchecked Sendable {
             case .upstream: positions[name].map { upstreams[$0] = regions(.upstream, name, limits) }
             }
         }
+        var subjects: [String: SubjectLimits] = [:]
+        for key in configuration.apiKeys.jwt {
+            guard let limits = key.limits, !limits.isEmpty,
+                let table = directory[RateLimitRegionName(.key, key.id, .subjects).description]
+            else { continue }
+            let requests = directory[RateLimitRegionName(.key, key.id, .subjectRequests).description]
+            if limits.requestsPerMinute != nil, requests == nil { continue }  // not placed: per kid
+            subjects[key.id] = SubjectLimits(
+                kid: key.id, limits: limits, table: host.segment.subjectTable(entry: table),
+                requests: requests.map { host.segment.subjectRequests(entry: $0) })
+        }
         self.isEmpty = false
+        self.subjects = subjects
         self.keys = keys
         self.upstreams = upstreams
         self.cell = host.cell

@@ -12,7 +12,7 @@ enum RedisCheck {
         var limits: [Int] = []
         var owners: [RateLimitRefusal.Owner] = []
         if let limit = key?.limits.requestsPerMinute, let id = request.keyID {
-            keys.append(Array((settings.keyPrefix + "requests:k:" + id).utf8))
+            keys.append(Array((settings.keyPrefix + "requests:" + (key?.redisOwner ?? "k:" + id)).utf8))
             limits.append(Int(limit))
             owners.append(.key)
         }
