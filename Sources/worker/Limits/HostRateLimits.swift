@@ -64,8 +64,9 @@ struct LimitSet {
     var requests: RequestLogRegion?
     var inFlight: InFlightRegion?
     var tokens: TokenLogRegion?
-    /// The Redis key's owner part when it is not `k:<key id>`: `s:<kid>:<digest>` for a subject.
-    var redisOwner: String? = nil
+    /// The requests limit's key in Redis (with `rate_limits.redis`): `<key_prefix>requests:k:<key
+    /// id>`, `…requests:s:<kid>:<digest>` for a JWT subject, `…requests:u:<upstream>`.
+    var redisKey: [UInt8]? = nil
 }
 
 /// Every limit of one configuration (part of its snapshot): by key id, and by the upstream's
@@ -97,11 +98,15 @@ struct RateLimitTable: @unchecked Sendable {
             let requests = directory[RateLimitRegionName(owner, name, .requests).description]
             let inFlight = directory[RateLimitRegionName(owner, name, .inFlight).description]
             let tokens = directory[RateLimitRegionName(owner, name, .tokens).description]
+            let redisKey = configuration.rateLimits?.redis.map {
+                Array(($0.keyPrefix + "requests:" + (owner == .key ? "k:" : "u:") + name).utf8)
+            }
             return LimitSet(
                 limits: limits,
                 requests: limits.requestsPerMinute == nil ? nil : requests.map { host.segment.requestLog(entry: $0) },
                 inFlight: limits.maxInFlight == nil ? nil : inFlight.map { host.segment.inFlight(entry: $0) },
-                tokens: limits.tokensPerMinute == nil ? nil : tokens.map { host.segment.tokenLog(entry: $0) })
+                tokens: limits.tokensPerMinute == nil ? nil : tokens.map { host.segment.tokenLog(entry: $0) },
+                redisKey: redisKey)
         }
         var keys: [String: LimitSet] = [:]
         var upstreams = [LimitSet?](repeating: nil, count: configuration.upstreams.entries.count)
@@ -122,7 +127,8 @@ struct RateLimitTable: @unchecked Sendable {
             if limits.requestsPerMinute != nil, requests == nil { continue }  // not placed: per kid
             subjects[key.id] = SubjectLimits(
                 kid: key.id, limits: limits, table: host.segment.subjectTable(entry: table),
-                requests: requests.map { host.segment.subjectRequests(entry: $0) })
+                requests: requests.map { host.segment.subjectRequests(entry: $0) },
+                redisPrefix: configuration.rateLimits?.redis.map { $0.keyPrefix + "requests:s:" + key.id + ":" })
         }
         self.isEmpty = false
         self.subjects = subjects

@@ -8,6 +8,8 @@ struct SubjectLimits {
     let limits: Configuration.Limits
     let table: SubjectTable
     let requests: SubjectRequestsTable?
+    /// `<key_prefix>requests:s:<kid>:` with `rate_limits.redis`.
+    let redisPrefix: String?
 
     /// The subject's limits; nil when the table has no room for it (every probed slot is live):
     /// the request is then counted under the key's own limits, with the tokens without `sub`.
@@ -22,7 +24,7 @@ struct SubjectLimits {
             requests: limits.requestsPerMinute == nil ? nil : requests?.log(slot: slot),
             inFlight: limits.maxInFlight == nil ? nil : table.inFlight(slot: slot),
             tokens: limits.tokensPerMinute == nil ? nil : table.tokens(slot: slot),
-            redisOwner: "s:" + kid + ":" + Self.hex(digest.prefix(16)))
+            redisKey: redisPrefix.map { Array(($0 + Self.hex(digest.prefix(16))).utf8) })
     }
 
     private static let digits = Array("0123456789abcdef".utf8)

@@ -94,5 +94,10 @@ import TestSupport
             let ttl = Int(try redis.cli("PTTL", String(key))) ?? -1
             #expect(ttl > 0 && ttl <= 61_000, "a subject's key expires a minute after its last admission")
         }
+        // A flushed script cache (NOSCRIPT): the check is sent again as EVAL and still counts.
+        #expect(try redis.cli("SCRIPT", "FLUSH") == "OK")
+        let carol = Self.token(#"{"sub":"carol"}"#)
+        #expect(Self.admitted(proxies[0].port, carol, 5) == 3)
+        #expect(Self.admitted(proxies[1].port, carol, 2) == 0)
     }
 }
