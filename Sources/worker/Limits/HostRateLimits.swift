@@ -58,15 +58,28 @@ final class HostRateLimits: Sendable {
     }
 }
 
-/// One key's or one upstream's limits and where their state is.
-struct LimitSet {
-    var limits: Configuration.Limits
-    var requests: RequestLogRegion?
-    var inFlight: InFlightRegion?
-    var tokens: TokenLogRegion?
+/// One key's or one upstream's limits and where their state is. A class: the stage passes it
+/// around per request, and a struct of this size was copied (with a retain and release of each
+/// of its references) at every step — about 400 instructions per limited request.
+final class LimitSet {
+    let limits: Configuration.Limits
+    let requests: RequestLogRegion?
+    let inFlight: InFlightRegion?
+    let tokens: TokenLogRegion?
     /// The requests limit's key in Redis (with `rate_limits.redis`): `<key_prefix>requests:k:<key
     /// id>`, `…requests:s:<kid>:<digest>` for a JWT subject, `…requests:u:<upstream>`.
-    var redisKey: [UInt8]? = nil
+    let redisKey: [UInt8]?
+
+    init(
+        limits: Configuration.Limits, requests: RequestLogRegion?, inFlight: InFlightRegion?, tokens: TokenLogRegion?,
+        redisKey: [UInt8]?
+    ) {
+        self.limits = limits
+        self.requests = requests
+        self.inFlight = inFlight
+        self.tokens = tokens
+        self.redisKey = redisKey
+    }
 }
 
 /// Every limit of one configuration (part of its snapshot): by key id, and by the upstream's
@@ -76,6 +89,9 @@ struct RateLimitTable: @unchecked Sendable {
 
     let isEmpty: Bool
     let keys: [String: LimitSet]
+    /// The static keys' limits by position in `api_keys.static` (the authenticated request's
+    /// `staticKey`): no hashing of the key id per request.
+    let staticKeys: [LimitSet?]
     let upstreams: [LimitSet?]
     /// JWT keys' per-subject limits, by kid.
     let subjects: [String: SubjectLimits]
@@ -84,6 +100,7 @@ struct RateLimitTable: @unchecked Sendable {
     private init() {
         isEmpty = true
         keys = [:]
+        staticKeys = []
         subjects = [:]
         upstreams = []
         cell = 0
@@ -133,6 +150,7 @@ struct RateLimitTable: @unchecked Sendable {
         self.isEmpty = false
         self.subjects = subjects
         self.keys = keys
+        self.staticKeys = configuration.apiKeys.staticKeys.map { key in key.id.flatMap { keys[$0] } }
         self.upstreams = upstreams
         self.cell = host.cell
     }

