@@ -31,6 +31,7 @@
 # requests_per_minute high enough never to trigger, host-local) and fluxgate2redis (the same limit
 # kept in a redis-server started here), against fluxgate2 in the same run:
 #   TARGETS="fluxgate2 fluxgate2rl fluxgate2redis" SCENARIOS=json_c64 bench/run.sh --short
+# With fluxgate2redis, S10 also measures the latency Redis adds below saturation (S10_N, S10_REPS).
 #
 # The whole gateway at once (issue 23): fluxgate1gw is 1 worker with every feature on together
 # (conf/fluxgate-gateway.yaml.tmpl: the observability listener scraped every second, usage auto,
@@ -458,6 +459,40 @@ for t in fluxgate1 fluxgate1r; do
   fi
   stop_one s9$t
 done
+
+# S10: the latency a Redis-backed requests limit adds below saturation (issue 22: p99 <= 0.3 ms).
+# fluxgate2 against fluxgate2redis (the same proxy, the bench key limited in the redis-server
+# started above), each probed by latency_probe.py: S10_N sequential requests on one keep-alive
+# connection (a fixed rate far below saturation), S10_REPS alternating reps, same run.
+# added_p99_ms in redis-latency.tsv = the rep's p99 minus the previous no-limit rep's.
+case " $TARGETS " in *" fluxgate2redis "*)
+  RL=$OUT/redis-latency.tsv; echo -e "proxy	rep	result" > "$RL"
+  for ((i=1; i<=${S10_REPS:-3}; i++)); do
+    for t in fluxgate2 fluxgate2redis; do
+      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t-s10.yaml" "${PORT[fluxgate2]}" 2
+      [ $t = fluxgate2redis ] && { echo "      limits: { requests_per_minute: 1000000 }"
+        printf 'rate_limits:\n  redis:\n    url: redis://127.0.0.1:%s/0\n    timeout_ms: 50\n    on_unavailable: reject\n' "$REDIS_PORT"; } >> "$RUN/$t-s10.yaml"
+      launch s10$t env FLUXGATE_LOG=info "$FLUXGATE_BIN" --config "$RUN/$t-s10.yaml" --control-socket "$RUN/$t-s10.sock"
+      if wait_http "http://127.0.0.1:${PORT[fluxgate2]}/none" 20 401; then
+        r=$(timeout 300 python3 "$BENCH/tools/latency_probe.py" "http://127.0.0.1:${PORT[fluxgate2]}/v1/chat/completions" "$CLIENT_KEY" "${S10_N:-5000}")
+        echo -e "$t\t$i\t$r" >> "$RL"; log "S10 redis latency $t #$i: $r"
+      fi
+      stop_one s10$t
+    done
+  done
+  python3 - "$RL" <<'PY' | tee -a "$OUT/driver.log"
+import re, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+base = None
+for proxy, rep, result in rows:
+    m = dict(re.findall(r"(\w+)=([\d.]+)", result))
+    if proxy == "fluxgate2": base = m
+    elif base and "p99_ms" in m:
+        print(f"S10 rep {rep}: added p50 {float(m['p50_ms']) - float(base['p50_ms']):+.3f} ms, "
+              f"added p99 {float(m['p99_ms']) - float(base['p99_ms']):+.3f} ms (Redis-backed vs no limit)")
+PY
+  ;;
+esac
 
 # S6: launch -> first 200 through the chain (fluxgate 1 worker vs nginx 1 worker), mocks still up
 echo -e "proxy\ttrial\tlaunch_to_first_200_ms\trss_kb_after_first_request" > "$COLD"

@@ -63,6 +63,8 @@ final class PipelineRequest {
     /// and reading the pair would copy both.
     var permitted: UpstreamSet?
     var keyID: String?
+    /// A JWT's `sub`, for its key's limits (docs/rate-limits.md "JWT keys").
+    var subject: String?
     /// The static key's position in `api_keys.static` (its `models:` list), nil for a JWT or
     /// an open proxy.
     var staticKey: Int?
@@ -108,6 +110,7 @@ final class PipelineRequest {
         checksRateLimits = snapshot.hasRateLimits
         permitted = nil
         keyID = nil
+        if subject != nil { subject = nil }
         staticKey = nil
         if model != nil { model = nil }
         if modelTarget != nil { modelTarget = nil }

@@ -56,6 +56,7 @@ enum AuthenticateStage {
         guard case .allowed(let caller) = authenticate(request, head: head) else { return .reject(.unauthorized) }
         request.permitted = caller.permitted
         request.keyID = caller.keyID
+        request.subject = caller.subject
         request.staticKey = caller.staticKey
         request.keyMetric = caller.keyMetric
         return .proceed
