@@ -8,7 +8,7 @@ extension ConfigDecoder {
         "requests_per_minute", "tokens_per_minute", "default_reserved_tokens", "max_in_flight",
     ]
     static let rateLimitsKeys: Set<String> = ["redis"]
-    static let redisKeys: Set<String> = ["url", "timeout_ms", "on_unavailable", "key_prefix"]
+    static let redisKeys: Set<String> = ["url", "timeout_ms", "on_unavailable", "key_prefix", "tls_ca_file"]
     /// The host-local log keeps one 8-byte instant per admission of the window
     /// (docs/rate-limits.md "Memory"): a million is 8 MB for one key.
     static let maxRequestsPerMinute = ConfigLimits.maxRequestsPerMinute
@@ -120,9 +120,19 @@ extension ConfigDecoder {
                 } else {
                     valid = false
                 }
+            case "tls_ca_file" where !field.value.isNull:
+                if let ca = decodeTrustedCA(field.value, fieldPath) {
+                    redis?.tlsCA = ca
+                } else {
+                    valid = false
+                }
             default:
                 break
             }
+        }
+        if let redis, !redis.tls, redis.tlsCA != nil, let node = fields.first(where: { $0.name == "tls_ca_file" })?.value {
+            error("tls_ca_file.without_tls", node, "\(path).tls_ca_file", "needs a rediss:// url (TLS to Redis)")
+            valid = false
         }
         return valid ? redis : nil
     }
@@ -137,10 +147,10 @@ extension ConfigDecoder {
             tls = false
             rest = text.dropFirst("redis://".count)
         } else if text.hasPrefix("rediss://") {
-            // hiredis 0.14 has no TLS and the worker's own OpenSSL handler is not on the Redis
-            // channel yet: refused rather than sent in the clear (docs/rate-limits.md).
-            error("redis_url.tls_unsupported", node, path, "rediss:// (TLS to Redis) is not supported yet; use redis://")
-            return nil
+            // TLS through the worker's own OpenSSL handler on the Redis channel (hiredis 0.14
+            // has none): the server's certificate is verified for the URL's host.
+            tls = true
+            rest = text.dropFirst("rediss://".count)
         } else {
             error("redis_url.scheme", node, path, "must start with redis:// or rediss://")
             return nil

@@ -100,3 +100,34 @@ import Common
         #expect(decoded == configuration)
     }
 }
+
+/// `rate_limits.redis` over TLS: `rediss://` with an optional `tls_ca_file`, which needs it.
+@Suite struct ConfigRedisTLSTests {
+    let pki: TestCertificates
+    init() throws { pki = try TestCertificates() }
+
+    func redis(_ url: String, ca: String?) -> String {
+        minimalYAML + "\nrate_limits:\n  redis:\n    url: \(url)\n" + (ca.map { "    tls_ca_file: \"\($0)\"\n" } ?? "")
+    }
+
+    @Test func rediss() throws {
+        let config = try #require(expectClean(load(redis("rediss://:pw@redis.internal:6380/1", ca: pki.caFile))))
+        let settings = try #require(config.rateLimits?.redis)
+        #expect(settings.tls && settings.host == "redis.internal" && settings.port == 6380 && settings.database == 1)
+        #expect(settings.tlsCA?.pem == (try String(contentsOfFile: pki.caFile, encoding: .utf8)))
+        #expect(try #require(expectClean(load(redis("rediss://redis.internal", ca: nil)))).rateLimits?.redis?.tlsCA == nil)
+    }
+
+    @Test func aCAFileNeedsRediss() {
+        expectDiagnostic(
+            load(redis("redis://127.0.0.1", ca: pki.caFile)), "tls_ca_file.without_tls",
+            path: "rate_limits.redis.tls_ca_file", at: 10, 18)
+    }
+
+    @Test func aCAFileThatIsNoPEMIsAnError() throws {
+        let notPEM = try pki.directory.write("not.pem", "hello\n")
+        expectDiagnostic(
+            load(redis("rediss://127.0.0.1", ca: notPEM)), "tls_ca_file.invalid", path: "rate_limits.redis.tls_ca_file",
+            at: 10, 18)
+    }
+}

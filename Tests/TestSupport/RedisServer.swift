@@ -10,13 +10,27 @@ public final class RedisServer: @unchecked Sendable {
         public var description: String
     }
 
-    /// `port`: a given one (a new Redis where a killed one was), else a free one.
-    public init(port: Int? = nil) throws {
+    /// `--tls --cacert` for `redis-cli` when the server speaks only TLS.
+    private let cliTLS: [String]
+
+    /// `port`: a given one (a new Redis where a killed one was), else a free one. With `tls`
+    /// (a certificate and key issued by `tls.caFile`), the server accepts only TLS on `port`.
+    public init(port: Int? = nil, tls: (certificate: String, key: String, caFile: String)? = nil) throws {
         let port = try port ?? TestPorts.closedPort()
         self.port = port
+        var listen = ["--port", String(port)]
+        if let tls {
+            listen = [
+                "--port", "0", "--tls-port", String(port), "--tls-cert-file", tls.certificate, "--tls-key-file", tls.key,
+                "--tls-ca-cert-file", tls.caFile, "--tls-auth-clients", "no",
+            ]
+            cliTLS = ["--tls", "--cacert", tls.caFile]
+        } else {
+            cliTLS = []
+        }
         process = try ChildProcess(
             "/usr/bin/redis-server",
-            ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+            listen + ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if (try? cli("PING")) == "PONG" { return }
@@ -28,7 +42,7 @@ public final class RedisServer: @unchecked Sendable {
 
     /// One command through `redis-cli`; its output without the trailing newline.
     public func cli(_ arguments: String...) throws -> String {
-        let result = try ChildProcess.run("/usr/bin/redis-cli", ["-p", String(port)] + arguments, timeout: 10)
+        let result = try ChildProcess.run("/usr/bin/redis-cli", ["-p", String(port)] + cliTLS + arguments, timeout: 10)
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

@@ -56,6 +56,8 @@ extension Configuration {
         public var timeoutMs: UInt32
         public var onUnavailable: Unavailable
         public var keyPrefix: String
+        /// `tls_ca_file` for `rediss://`: the only trust when given, else the system store.
+        public var tlsCA: TrustedCA?
 
         public static let defaultTimeoutMs: UInt32 = 5
         public static let defaultKeyPrefix = "fluxgate:"
@@ -63,7 +65,7 @@ extension Configuration {
         public init(
             tls: Bool = false, host: String, port: Int = 6379, database: Int = 0, password: Secret? = nil,
             username: String? = nil, timeoutMs: UInt32 = Self.defaultTimeoutMs, onUnavailable: Unavailable = .local,
-            keyPrefix: String = Self.defaultKeyPrefix
+            keyPrefix: String = Self.defaultKeyPrefix, tlsCA: TrustedCA? = nil
         ) {
             self.tls = tls
             self.host = host
@@ -74,6 +76,7 @@ extension Configuration {
             self.timeoutMs = timeoutMs
             self.onUnavailable = onUnavailable
             self.keyPrefix = keyPrefix
+            self.tlsCA = tlsCA
         }
     }
 }

@@ -58,6 +58,7 @@ final class RedisRateLimiter {
     private var backoff = RedisRateLimiter.minimumBackoff
     private var lastWarning: NIODeadline?
     private var closed = false
+    private var tlsClientContext: TLSContext?
     /// Checks that found Redis unavailable (`fluxgate_ratelimit_backend_errors_total`).
     private(set) var backendErrors = 0
 
@@ -118,12 +119,31 @@ final class RedisRateLimiter {
 
     private func connectIfDue() {
         guard !closed, case .idle = state, NIODeadline.now() >= retryAt else { return }
+        let tls: TLSContext?
+        do throws(TLSError) {
+            tls = try tlsContext()
+        } catch {
+            noteUnavailable("TLS setup failed: \(error)", mode: settings.onUnavailable)
+            retryAt = .now() + Self.maximumBackoff
+            return
+        }
+        let settings = self.settings
         state = .connecting
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(Int64(max(settings.timeoutMs, 100))))
-            .channelInitializer { [weak self] channel in
+            .channelInitializer { [weak self, tls] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(client: self))
+                    let sync = channel.pipeline.syncOperations
+                    if let tls {
+                        // rediss://: below the RESP handler, which sees plaintext; commands written
+                        // before the handshake ends wait in the TLS handler (docs/rate-limits.md).
+                        let connection = try TLSConnection(client: tls, host: settings.host, port: UInt16(settings.port))
+                        try sync.addHandler(
+                            TLSHandler(
+                                connection: connection, eventLoop: channel.eventLoop,
+                                handshakeTimeout: .milliseconds(Int64(max(settings.timeoutMs, 100)) * 4)))
+                    }
+                    try sync.addHandler(RedisChannelHandler(client: self))
                 }
             }
             .connect(host: settings.host, port: settings.port)
@@ -135,6 +155,15 @@ final class RedisRateLimiter {
                 case .failure: self.lost()
                 }
             }
+    }
+
+    /// rediss://: the client context, built once (it loads a trust store); nil for redis://.
+    private func tlsContext() throws(TLSError) -> TLSContext? {
+        guard settings.tls else { return nil }
+        if let tlsClientContext { return tlsClientContext }
+        let context = try TLSContext.client(trusting: settings.tlsCA)
+        tlsClientContext = context
+        return context
     }
 
     private func connected(_ channel: Channel) {
