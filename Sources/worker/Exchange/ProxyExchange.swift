@@ -97,6 +97,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// Watches the response (the tap, `ResponseObserver`): the reader reports the head, the
     /// payload and a complete end; the exchange reports a cut.
     private let observer: ResponseObserver?
+    /// Changes the body the client gets (`stream_usage: inject`'s filter), or nil.
+    private let bodyFilter: ResponseBodyFilter?
     var requestEndReceived: Bool { state.requestEndReceived }
     /// Tries made (the first included), for the request's facts.
     var attempts: Int { state.attempts }
@@ -108,8 +110,9 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     init(
         eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
         head: RequestHead, settings: ExchangeState.Settings, health: TargetHealthBoard?, observer: ResponseObserver? = nil,
-        requestID: String? = nil, capturesUpstreamRequestID: Bool = false
+        requestID: String? = nil, capturesUpstreamRequestID: Bool = false, bodyFilter: ResponseBodyFilter? = nil
     ) {
+        self.bodyFilter = bodyFilter
         self.requestID = requestID
         self.eventLoop = eventLoop
         self.pool = pool
@@ -121,6 +124,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.head = head
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         self.reader.observer = observer
+        self.reader.bodyFilter = bodyFilter
         self.reader.requestIDForClient = requestID
         self.reader.capturesUpstreamRequestID = capturesUpstreamRequestID
         self.observer = observer
@@ -263,6 +267,9 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         switch decision {
         case .complete:
             // A body delimited by the close is complete: end the chunked body this side made.
+            if let tail = reader.filteredTail(allocator: connection?.allocator ?? ByteBufferAllocator()) {
+                client?.writeResponseBody(tail)
+            }
             client?.writeResponseBody(ByteBuffer(staticString: UpstreamResponseReader.lastChunk))
             finish(reusable: false)
             client?.exchangeCompleted()
@@ -331,6 +338,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private func resend() {
         reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         reader.observer = observer
+        reader.bodyFilter = bodyFilter
         pending = replay + pending
         replay = []
         heldHead = nil
