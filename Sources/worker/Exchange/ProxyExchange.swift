@@ -97,8 +97,6 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// Watches the response (the tap, `ResponseObserver`): the reader reports the head, the
     /// payload and a complete end; the exchange reports a cut.
     private let observer: ResponseObserver?
-    /// Changes the body the client gets (`stream_usage: inject`'s filter), or nil.
-    private let bodyFilter: ResponseBodyFilter?
     var requestEndReceived: Bool { state.requestEndReceived }
     /// Tries made (the first included), for the request's facts.
     var attempts: Int { state.attempts }
@@ -112,7 +110,6 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         head: RequestHead, settings: ExchangeState.Settings, health: TargetHealthBoard?, observer: ResponseObserver? = nil,
         requestID: String? = nil, capturesUpstreamRequestID: Bool = false, bodyFilter: ResponseBodyFilter? = nil
     ) {
-        self.bodyFilter = bodyFilter
         self.requestID = requestID
         self.eventLoop = eventLoop
         self.pool = pool
@@ -124,7 +121,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.head = head
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         self.reader.observer = observer
-        self.reader.bodyFilter = bodyFilter
+        // Only when there is one (`stream_usage: inject`): the reader keeps it across a resend.
+        if let bodyFilter { self.reader.bodyFilter = bodyFilter }
         self.reader.requestIDForClient = requestID
         self.reader.capturesUpstreamRequestID = capturesUpstreamRequestID
         self.observer = observer
@@ -336,6 +334,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The request goes out again from the start: a fresh reader, the parts sent so far before
     /// those still waiting, the old connection closed.
     private func resend() {
+        let bodyFilter = reader.bodyFilter
         reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         reader.observer = observer
         reader.bodyFilter = bodyFilter
