@@ -51,7 +51,8 @@ extension PipelineRequest {
         if head.facts.framing == .contentLength {
             forwardedLength = (forwardedLength ?? head.facts.contentLength) - body.readableBytes + edited.readableBytes
         }
-        bodyParts = [edited]
+        bodyParts.removeAll(keepingCapacity: true)
+        bodyParts.append(edited)
         self.body = edited
     }
 }

@@ -69,8 +69,8 @@ final class PipelineRequest {
     /// Model routing's decision, when the request was routed by its body's `model`.
     var model: ModelDecision?
     /// The model stage asked for the body: when the route stage runs again with it, no prefix
-    /// matched already and the endpoint is a model-routed one.
-    var readsModel = false
+    /// matched already and the endpoint is a model-routed one with this request-target.
+    var modelTarget: RequestTarget?
     /// The key's series key for the metrics (`MetricsSchema`; `noneKey` when none was accepted).
     var keyMetric = MetricsSchema.noneKey
     /// The route (the route stage).
@@ -88,7 +88,8 @@ final class PipelineRequest {
     var body: ByteBuffer?
     /// `body` is the whole body.
     var bodyComplete = false
-    /// The collected body as it arrived (`body` is their copy in one buffer): forwarded as is.
+    /// The collected body as it arrived (`body` is their copy in one buffer, or the one part):
+    /// forwarded as is. Emptied keeping its storage, so collecting allocates no array per request.
     var bodyParts: [ByteBuffer] = []
     /// The `Content-Length` sent upstream when a stage changed the body's length
     /// (`replaceCollectedBody`); nil: the client's.
@@ -115,7 +116,7 @@ final class PipelineRequest {
         keyID = nil
         staticKey = nil
         if model != nil { model = nil }
-        readsModel = false
+        if modelTarget != nil { modelTarget = nil }
         keyMetric = MetricsSchema.noneKey
         match = nil
         holdsPermit = false
@@ -124,7 +125,7 @@ final class PipelineRequest {
         closesConnection = false
         if body != nil { body = nil }
         bodyComplete = false
-        if !bodyParts.isEmpty { bodyParts = [] }
+        if !bodyParts.isEmpty { bodyParts.removeAll(keepingCapacity: true) }
         if forwardedLength != nil { forwardedLength = nil }
         injectedStreamUsage = false
     }
