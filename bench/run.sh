@@ -167,7 +167,8 @@ start_proxy() {  # start_proxy TARGET LOGMODE
       render "$BENCH/conf/haproxy.cfg.tmpl" "$RUN/$t.cfg" "$p" 2
       launch $t haproxy -db -f "$RUN/$t.cfg" ;;
     fluxgate1|fluxgate2|fluxgate1off|fluxgate1t2|fluxgate1mr|fluxgate2rl|fluxgate2redis)
-      # fluxgate1off: fluxgate1 with `usage: off` (docs/usage.md), the baseline of the usage reader's cost;
+      # fluxgate1off: fluxgate1 with `usage: off` on every upstream, S5's paced one too (docs/usage.md),
+      # the baseline of the usage reader's cost (summarize.py: throughput, and S5's time to first event);
       # fluxgate1mr: fluxgate1 with the JSON requests routed by model (conf/fluxgate-models.yaml.tmpl)
       local usage=auto conf=fluxgate.yaml.tmpl; [ $t = fluxgate1off ] && usage=off
       [ $t = fluxgate1mr ] && conf=fluxgate-models.yaml.tmpl

@@ -6,6 +6,7 @@ extension ConfigDecoder {
     static let reservedUpstreamsKeys: Set<String> = ["request_timeout_ms", "stream_idle_timeout_ms"]
     static let upstreamKeys: Set<String> = [
         "target_url", "api_key", "request_path", "api_key_header", "tls_ca_file", "usage", "limits",
+        "stream_usage",
     ]
     /// Timeouts become NIO `TimeAmount`s (Int64 nanoseconds): a larger value would trap there.
     static let maxTimeoutMs = UInt64(Int64.max / 1_000_000)
@@ -112,15 +113,19 @@ extension ConfigDecoder {
         let failover = decodeFailoverKeys(fields, path)
         let usage = decodeUsageMode(fields, path)
         let limits = optionalLimits(fields, path)
-        guard let targets, let requestPath, headerValid, caValid, let failover, let usage, let limits, let first = targets.first
+        let streamUsage = decodeStreamUsageMode(fields, path, usage: usage)
+        guard let targets, let requestPath, headerValid, caValid, let failover, let usage, let limits, let first = targets.first,
+            let streamUsage
         else {
             return nil
         }
-        return Configuration.Upstream(
+        var upstream = Configuration.Upstream(
             name: entry.name, targetURL: first.targetURL, apiKey: first.apiKey,
             requestPath: requestPath, apiKeyHeader: header, tlsCA: tlsCA,
             targets: targets, retry: failover.retry, health: failover.health, fallback: failover.fallback, usage: usage,
             limits: limits)
+        upstream.streamUsage = streamUsage
+        return upstream
     }
 
     /// Fluxgate's request_path rules, on the trimmed value; the first rule broken is reported.

@@ -13,3 +13,26 @@ extension ConfigDecoder {
         return nil
     }
 }
+
+// An upstream's `stream_usage` key (docs/configuration.md, docs/usage.md "stream_usage: inject").
+extension ConfigDecoder {
+    /// `stream_usage: passthrough | inject`; absent or null is `passthrough`. `inject` needs the
+    /// usage it asks for to be read: with `usage: off` it is an error. nil after an error.
+    mutating func decodeStreamUsageMode(
+        _ fields: [Entry], _ path: String, usage: Configuration.UsageMode?
+    ) -> Configuration.StreamUsageMode? {
+        guard let node = fields.first(where: { $0.name == "stream_usage" })?.value, !node.isNull else { return .passthrough }
+        let keyPath = Self.join(path, "stream_usage")
+        guard let text = string(node, keyPath) else { return nil }
+        guard let mode = Configuration.StreamUsageMode(rawValue: text.trimmingWhitespace.lowercased()) else {
+            let choices = Configuration.StreamUsageMode.allCases.map(\.rawValue).joined(separator: ", ")
+            error("stream_usage.invalid", node, keyPath, "is not supported; use one of \(choices)")
+            return nil
+        }
+        if mode == .inject, usage == .off {
+            error("stream_usage.needs_usage", node, keyPath, "inject asks for usage that usage: off would not read; remove one")
+            return nil
+        }
+        return mode
+    }
+}

@@ -151,3 +151,15 @@ private let withStaticKey = "api_keys:\n  static:\n    - key: client-key-0000000
     #expect(expectClean(upstream(more: "    usage:\n"))?.upstreams.entries[0].usage == .auto)
     expectDiagnostic(upstream(more: "    usage: sometimes\n"), "usage.invalid", path: "upstreams.openai.usage", at: 7, 12)
 }
+
+@Test func streamUsageIsPassthroughOrInjectAndInjectNeedsUsage() throws {
+    #expect(expectClean(upstream())?.upstreams.entries[0].streamUsage == .passthrough)
+    #expect(expectClean(upstream(more: "    stream_usage: inject\n"))?.upstreams.entries[0].streamUsage == .inject)
+    #expect(expectClean(upstream(more: "    stream_usage: Inject\n"))?.upstreams.entries[0].streamUsage == .inject)
+    #expect(expectClean(upstream(more: "    stream_usage:\n"))?.upstreams.entries[0].streamUsage == .passthrough)
+    expectDiagnostic(
+        upstream(more: "    stream_usage: always\n"), "stream_usage.invalid", path: "upstreams.openai.stream_usage", at: 7, 19)
+    expectDiagnostic(
+        upstream(more: "    usage: off\n    stream_usage: inject\n"), "stream_usage.needs_usage",
+        path: "upstreams.openai.stream_usage", at: 8, 19)
+}

@@ -32,6 +32,8 @@ public final class MockUpstream: @unchecked Sendable {
         public var headers: [(String, String)]
         public var bodyLength: Int
         public var bodySHA256: String
+        /// The body's first 64 KiB, as text.
+        public var bodyText: String = ""
 
         public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
         public func headers(named name: String) -> [String] { headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1) }
@@ -177,7 +179,7 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
                     .init(
                         method: head.method.rawValue, uri: head.uri,
                         headers: head.headers.map { ($0.name, $0.value) },
-                        bodyLength: bodyLength, bodySHA256: hash))
+                        bodyLength: bodyLength, bodySHA256: hash, bodyText: bodyText))
             }
             respond(to: head, hash: hash, context: context)
         }
@@ -240,7 +242,7 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
             context.eventLoop.scheduleTask(in: .milliseconds(Int64(int("ms", 50)))) { context.close(promise: nil) }
         } else if path.hasSuffix("/chat/completions") {
             let stream = bodyText.contains("\"stream\":true") || bodyText.contains("\"stream\": true")
-            openAIChat(context, stream: stream, includeUsage: bodyText.contains("include_usage"))
+            openAIChat(context, stream: stream, includeUsage: Self.asksForUsage(bodyText))
         } else if path.hasSuffix("/messages") {
             anthropicMessage(context, stream: bodyText.contains("\"stream\":true") || bodyText.contains("\"stream\": true"))
         } else if path.hasSuffix("/request-id") {
@@ -290,9 +292,21 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
         event(0)
     }
 
-    /// An OpenAI-compatible chat completion, whole or as SSE chunks ending in `data: [DONE]`.
+    /// `stream_options.include_usage` is `true` in the request body, as OpenAI reads it.
+    static func asksForUsage(_ body: String) -> Bool {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+            let options = object["stream_options"] as? [String: Any]
+        else { return false }
+        return options["include_usage"] as? Bool == true
+    }
+
+    /// An OpenAI-compatible chat completion, whole or as SSE chunks ending in `data: [DONE]`; with
+    /// `include_usage`, as OpenAI does it, every chunk carries `"usage":null` and a usage-only
+    /// chunk (`choices: []`) comes before `[DONE]`. `created` is fixed, so that two streams
+    /// compare byte for byte.
     private func openAIChat(_ context: ChannelHandlerContext, stream: Bool, includeUsage: Bool = false) {
-        let created = Int(Date().timeIntervalSince1970)
+        let created = 1_700_000_000
+        let nullUsage = includeUsage ? ",\"usage\":null" : ""
         guard stream else {
             let body = """
                 {"id":"chatcmpl-mock","object":"chat.completion","created":\(created),"model":"gpt-mock",\
@@ -308,12 +322,12 @@ private final class MockHandler: ChannelInboundHandler, RemovableChannelHandler 
             let role = index == 0 ? "\"role\":\"assistant\"," : ""
             let event =
                 "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
-                + "\"model\":\"gpt-mock\",\"choices\":[{\"index\":0,\"delta\":{\(role)\"content\":\"\(word)\"},\"finish_reason\":null}]}\n\n"
+                + "\"model\":\"gpt-mock\",\"choices\":[{\"index\":0,\"delta\":{\(role)\"content\":\"\(word)\"},\"finish_reason\":null}]\(nullUsage)}\n\n"
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: event)))), promise: nil)
         }
         let last =
             "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
-            + "\"model\":\"gpt-mock\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+            + "\"model\":\"gpt-mock\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]\(nullUsage)}\n\n"
             + (includeUsage
                 ? "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":\(created),"
                     + "\"model\":\"gpt-mock\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":4,\"total_tokens\":9}}\n\n"

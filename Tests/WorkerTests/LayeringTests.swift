@@ -33,7 +33,7 @@ import Testing
     @Test func theWireLayerNamesNothingAboveIt() throws {
         let above = [
             "Proxy", "Server", "Routing", "Auth", "Control", "TLS", "Connection", "Pipeline", "Exchange", "Worker", "IO", "Logging",
-            "Usage", "Health",
+            "Usage", "Health", "StreamUsage",
         ]
         let names = try above.flatMap { try Self.sources(in: $0) }.flatMap { Self.declaredTypes($0.1) }
         #expect(names.contains("ProxyErrorResponse") && names.contains("WorkerLimits") && names.contains("Router"))

@@ -175,6 +175,20 @@ if os.path.exists(fid) and os.path.getsize(fid):
               f"{p['events_median']} | {p['ttfe_p50_ms']} | {p['ttfe_p99_ms']} | {add} | {p['gap_p50_ms']} | "
               f"{p['gap_p99_ms']} | {p['bunched_pct']} |")
     print()
+    # Issue 20's "no added time to first event": the usage reader (`fluxgate1`, usage: auto) against
+    # the same proxy with `usage: off` (`fluxgate1off`), same run, logging mode, concurrency and pass.
+    by = {(o["logmode"], o["probe"]["conc"], o.get("pass", "first"), o["target"]): o["probe"] for o in probes}
+    pairs = [(k[:3], by[k], by.get(k[:3] + ("fluxgate1off",))) for k in sorted(by) if k[3] == "fluxgate1"]
+    pairs = [(k, a, b) for (k, a, b) in pairs if b]
+    if pairs:
+        print("### S5 time to first event: usage `auto` − `off` (fluxgate, 1 worker, same run)\n")
+        print("| logging | conc | pass | TTFE p50 auto | off | Δ p50 ms | TTFE p99 auto | off | Δ p99 ms |")
+        print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+        for (lm, conc, ps), a, b in pairs:
+            print(f"| {lm} | {conc} | {ps} | {a['ttfe_p50_ms']} | {b['ttfe_p50_ms']} | "
+                  f"{a['ttfe_p50_ms'] - b['ttfe_p50_ms']:+.2f} | {a['ttfe_p99_ms']} | {b['ttfe_p99_ms']} | "
+                  f"{a['ttfe_p99_ms'] - b['ttfe_p99_ms']:+.2f} |")
+        print()
 
 cs = os.path.join(d, "coldstart.tsv")
 if os.path.exists(cs):

@@ -179,6 +179,9 @@ extension Configuration {
         public var limits: Limits?
         /// `usage`: whether the token usage of its responses is read (docs/usage.md). Hot.
         public var usage: UsageMode = .auto
+        /// `stream_usage`: whether streaming OpenAI requests are made to report usage
+        /// (docs/usage.md "stream_usage: inject"). Hot.
+        public var streamUsage: StreamUsageMode = .passthrough
 
         public init(
             name: String, targetURL: TargetURL, apiKey: Secret, requestPath: String,
@@ -207,6 +210,15 @@ extension Configuration {
         case auto
         /// Nothing is read: the request line has no token fields.
         case off
+    }
+
+    /// An upstream's `stream_usage` key (docs/configuration.md, docs/usage.md).
+    public enum StreamUsageMode: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Requests and responses go as they are (the default).
+        case passthrough
+        /// A streaming OpenAI request that did not ask for usage is made to, and the usage-only
+        /// chunk is kept from the client.
+        case inject
     }
 
     /// A private CA for upstream verification: the file name (for messages) and its PEM contents.

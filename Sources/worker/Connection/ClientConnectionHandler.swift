@@ -39,6 +39,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// The usage reader of this connection's exchanges (docs/usage.md), made for the first
     /// request whose upstream reads usage and reused after it.
     private var usage: UsageObserver?
+    /// `stream_usage: inject`'s filter of the usage-only chunk, reused request after request.
+    private var usageChunks: UsageChunkFilter?
     /// A request still in the pipeline: a stage waits for an answer or for body bytes.
     private var waiting: WaitingRequest?
     /// The current request's facts, from its head to `requestEnded`.
@@ -490,8 +492,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private func forward(_ request: PipelineRequest, head: RequestHead, context: ChannelHandlerContext) {
         guard let match = request.match, let timer else { return writeError(.noRoute, requestComplete: false, context: context) }
         sendContinueIfExpected(head, context: context)
-        if let length = request.model?.forwardedLength {
-            // A renamed model changed the body's length (`ModelRouteStage`); the head is copied
+        if let length = request.forwardedLength {
+            // A stage changed the body's length (`BodySplice`); the head is copied
             // only then (a copy on every request cost ~60 instructions).
             var renamed = head
             renamed.facts.contentLength = length
@@ -523,7 +525,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
             match: match, head: head, settings: settings, health: route.failover ? worker.health : nil,
             observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)),
-            requestID: propagates ? facts.requestID : nil, capturesUpstreamRequestID: worker.logsRequests)
+            requestID: propagates ? facts.requestID : nil, capturesUpstreamRequestID: worker.logsRequests,
+            bodyFilter: request.injectedStreamUsage ? usageChunkFilter() : nil)
         self.exchange = exchange
         state.forwarding()
         exchange.start()
@@ -545,6 +548,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         usage = observer
         observer.begin()
         return observer
+    }
+
+    /// The connection's filter for `stream_usage: inject` (docs/usage.md), made on first use.
+    private func usageChunkFilter() -> UsageChunkFilter {
+        let filter = usageChunks ?? UsageChunkFilter()
+        usageChunks = filter
+        return filter
     }
 
     /// Writes a proxy-made response for the current request and ends it.

@@ -108,7 +108,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     init(
         eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
         head: RequestHead, settings: ExchangeState.Settings, health: TargetHealthBoard?, observer: ResponseObserver? = nil,
-        requestID: String? = nil, capturesUpstreamRequestID: Bool = false
+        requestID: String? = nil, capturesUpstreamRequestID: Bool = false, bodyFilter: ResponseBodyFilter? = nil
     ) {
         self.requestID = requestID
         self.eventLoop = eventLoop
@@ -121,6 +121,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.head = head
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         self.reader.observer = observer
+        // Only when there is one (`stream_usage: inject`): the reader keeps it across a resend.
+        if let bodyFilter { self.reader.bodyFilter = bodyFilter }
         self.reader.requestIDForClient = requestID
         self.reader.capturesUpstreamRequestID = capturesUpstreamRequestID
         self.observer = observer
@@ -263,6 +265,9 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         switch decision {
         case .complete:
             // A body delimited by the close is complete: end the chunked body this side made.
+            if let tail = reader.filteredTail(allocator: connection?.allocator ?? ByteBufferAllocator()) {
+                client?.writeResponseBody(tail)
+            }
             client?.writeResponseBody(ByteBuffer(staticString: UpstreamResponseReader.lastChunk))
             finish(reusable: false)
             client?.exchangeCompleted()
@@ -329,8 +334,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The request goes out again from the start: a fresh reader, the parts sent so far before
     /// those still waiting, the old connection closed.
     private func resend() {
+        let bodyFilter = reader.bodyFilter
         reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         reader.observer = observer
+        reader.bodyFilter = bodyFilter
         pending = replay + pending
         replay = []
         heldHead = nil

@@ -45,6 +45,12 @@ struct UpstreamResponseReader {
     /// no payload: the only cost is the nil check.
     var observer: ResponseObserver?
 
+    /// Changes the body the client gets, when it accepts the response (`ResponseBodyFilter`);
+    /// nil: the body is relayed as framed.
+    var bodyFilter: ResponseBodyFilter?
+    /// `bodyFilter` accepted this response: its body is filtered and chunked by this side.
+    private var filtering = false
+
     /// A final response head, ready for the client.
     struct Head {
         var status: UInt
@@ -215,7 +221,7 @@ struct UpstreamResponseReader {
         var out = allocator.buffer(capacity: bound + (bodyRoom <= Self.maxBodyRoom ? bodyRoom : 0))
         var parsed = ResponseHeadParser()
         var failure: ResponseError?
-        var facts: ResponseFacts.Fields? = observer == nil ? nil : ResponseFacts.Fields()
+        var facts: ResponseFacts.Fields? = observer == nil && bodyFilter == nil ? nil : ResponseFacts.Fields()
         let requestID = requestIDForClient
         let captures = capturesUpstreamRequestID
         var upstreamRequestID: String?
@@ -239,7 +245,7 @@ struct UpstreamResponseReader {
             return .interim
         }
         status = parsed.status
-        if let facts { observeHead(ResponseFacts(status: parsed.status, head: head, fields: facts)) }
+        if let facts, observer != nil { observeHead(ResponseFacts(status: parsed.status, head: head, fields: facts)) }
         let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
         var keepAlive = parsed.keepAlive
         let addsChunked: Bool
@@ -262,6 +268,11 @@ struct UpstreamResponseReader {
             addsChunked = true
             keepAlive = false
             state = .body(.untilClose)
+        }
+        if let bodyFilter, let facts {
+            // Only bodies this side chunks again: chunked, or ending at the close with no coding.
+            let rechunkable = parsed.chunked || (!parsed.transferEncoded && addsChunked)
+            filtering = bodyFilter.accepts(status: parsed.status, head: head, fields: facts) && rechunkable && !bodyless
         }
         out.writeHead(maxBytes: 64 + (requestID?.utf8.count ?? 0)) { out in
             if let requestID {
@@ -302,6 +313,15 @@ struct UpstreamResponseReader {
             } else {
                 state = .body(.length(remaining: remaining - count))
             }
+        case .chunked where filtering:
+            try readFilteredChunks(from: &buffer, allocator: allocator, emit: emit)
+        case .untilClose where filtering:
+            let count = buffer.readableBytes
+            if observer != nil { observePayload(buffer, count: count) }
+            var out = allocator.buffer(capacity: count)
+            buffer.withUnsafeReadableBytes { bodyFilter?.filter($0, into: &out) }
+            buffer.moveReaderIndex(forwardBy: count)
+            emitChunk(out, allocator: allocator, emit: emit)
         case .chunked:
             let (consumed, payload) = try Self.scan(buffer, with: &chunks!, observer: observer)
             // The bytes go on as framed: only the payload count comes from the scan.
@@ -320,6 +340,60 @@ struct UpstreamResponseReader {
             emit(.body(buffer.readSlice(length: count)!, payload: count))
             emit(.body(ChunkedFraming.crlf, payload: 0))
         }
+    }
+
+    /// A chunked body through `bodyFilter`: the payload of the chunks read, filtered, as one chunk
+    /// of this side's; the upstream's last chunk (and trailers) as a plain last chunk.
+    private mutating func readFilteredChunks(
+        from buffer: inout ByteBuffer, allocator: ByteBufferAllocator, emit: (Event) -> Void
+    ) throws(ResponseError) {
+        var out = allocator.buffer(capacity: buffer.readableBytes)
+        var consumed = 0
+        let observer = self.observer
+        let filter = bodyFilter
+        do throws(ChunkedError) {
+            try buffer.withUnsafeReadableBytes { bytes throws(ChunkedError) in
+                while case .data(let data) = try chunks!.next(bytes, at: &consumed) {
+                    let payload = UnsafeRawBufferPointer(rebasing: bytes[data])
+                    observer?.responsePayload(payload)
+                    filter?.filter(payload, into: &out)
+                }
+            }
+        } catch {
+            throw ResponseError(reason: error.reason)
+        }
+        buffer.moveReaderIndex(forwardBy: consumed)
+        guard chunks!.isFinished else { return emitChunk(out, allocator: allocator, emit: emit) }
+        filter?.finish(into: &out)
+        emitChunk(out, allocator: allocator, emit: emit)
+        emit(.body(ByteBuffer(staticString: ChunkedFraming.lastChunk), payload: 0))
+        state = .done
+        complete(reusable: buffer.readableBytes == 0, emit: emit)
+        buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+    }
+
+    /// `payload` as one chunk for the client (nothing when empty: a chunk of size 0 would end the body).
+    private func emitChunk(_ payload: ByteBuffer, allocator: ByteBufferAllocator, emit: (Event) -> Void) {
+        guard payload.readableBytes > 0 else { return }
+        var framed = allocator.buffer(capacity: payload.readableBytes + 20)
+        ChunkedFraming.writeSizeLine(payload.readableBytes, into: &framed)
+        framed.writeImmutableBuffer(payload)
+        framed.writeImmutableBuffer(ChunkedFraming.crlf)
+        emit(.body(framed, payload: payload.readableBytes))
+    }
+
+    /// A body that ends at the close, filtered: what the filter still holds, as a chunk, before
+    /// the exchange writes the last chunk (empty when there is nothing, or no filter).
+    mutating func filteredTail(allocator: ByteBufferAllocator) -> ByteBuffer? {
+        guard filtering, let bodyFilter else { return nil }
+        var out = allocator.buffer(capacity: 0)
+        bodyFilter.finish(into: &out)
+        guard out.readableBytes > 0 else { return nil }
+        var framed = allocator.buffer(capacity: out.readableBytes + 20)
+        ChunkedFraming.writeSizeLine(out.readableBytes, into: &framed)
+        framed.writeImmutableBuffer(out)
+        framed.writeImmutableBuffer(ChunkedFraming.crlf)
+        return framed
     }
 
     /// Follows the chunks of `buffer` until the body ends or the bytes run out: (bytes of the

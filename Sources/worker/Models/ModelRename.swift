@@ -3,18 +3,12 @@ import NIOCore
 
 /// The rename of docs/routing-and-forwarding.md "Model routing": the one string literal of the
 /// top-level `model` replaced by the upstream's name, written by the one escaper (`JSONText`);
-/// every other byte of the body is copied unchanged.
+/// every other byte of the body is copied unchanged (`BodySplice`).
 enum ModelRename {
     /// `body` with the bytes at `literal` (a string literal, quotes included, as `ModelMember`
     /// found it) replaced by `name` as a JSON string.
     static func splice(_ body: ByteBuffer, literal: Range<Int>, with name: String, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let replacement = JSONText.quoted(name)
-        var out = allocator.buffer(capacity: body.readableBytes - literal.count + replacement.utf8.count)
-        let start = body.readerIndex
-        out.writeImmutableBuffer(body.getSlice(at: start, length: literal.lowerBound)!)
-        out.writeString(replacement)
-        out.writeImmutableBuffer(body.getSlice(at: start + literal.upperBound, length: body.readableBytes - literal.upperBound)!)
-        return out
+        BodySplice.apply([.init(replacing: literal, with: JSONText.quoted(name))], to: body, allocator: allocator)
     }
 }
 

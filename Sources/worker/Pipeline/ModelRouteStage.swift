@@ -10,9 +10,6 @@ struct ModelDecision {
     /// Answered 404 `model_not_found` (unknown, or not the key's): the metric
     /// `fluxgate_rejected_requests_total{reason="unknown_model"}` counts these.
     var notFound = false
-    /// The body's length once renamed, when the upstream's name differs in length: the
-    /// `Content-Length` sent upstream.
-    var forwardedLength: Int?
 }
 
 /// Step 8's second half: a request no `request_path` matched, on one of the model endpoints,
@@ -87,13 +84,7 @@ enum ModelRouteStage {
         request.match = match
         if let upstreamModel = entry.upstreamModel, upstreamModel != name {
             let renamed = ModelRename.splice(body, literal: literal, with: upstreamModel, allocator: ByteBufferAllocator())
-            // What follows the collected bytes is still the client's, streamed as it comes.
-            request.bodyParts.removeAll(keepingCapacity: true)
-            request.bodyParts.append(renamed)
-            if head.facts.framing == .contentLength {
-                request.model?.forwardedLength = head.facts.contentLength - body.readableBytes + renamed.readableBytes
-            }
-            request.body = renamed
+            request.replaceCollectedBody(with: renamed, head: head)
         }
         return .proceed
     }

@@ -93,6 +93,12 @@ final class PipelineRequest {
     /// The collected body as it arrived (`body` is their copy in one buffer, or the one part):
     /// forwarded as is. Emptied keeping its storage, so collecting allocates no array per request.
     var bodyParts: [ByteBuffer] = []
+    /// The `Content-Length` sent upstream when a stage changed the body's length
+    /// (`replaceCollectedBody`); nil: the client's.
+    var forwardedLength: Int?
+    /// `stream_usage: inject` asked the upstream for usage the client did not ask for: the
+    /// usage-only chunk is kept from the client (docs/usage.md).
+    var injectedStreamUsage = false
     /// The connection's last authentication, reused when the same credentials come again
     /// (see `AuthenticateStage`); kept across requests.
     var cachedAuthentication: CachedAuthentication?
@@ -123,6 +129,8 @@ final class PipelineRequest {
         if body != nil { body = nil }
         bodyComplete = false
         if !bodyParts.isEmpty { bodyParts.removeAll(keepingCapacity: true) }
+        if forwardedLength != nil { forwardedLength = nil }
+        injectedStreamUsage = false
     }
 
     /// The request's `.end` has been taken from the parser (a stage collected the whole body).
@@ -136,7 +144,7 @@ final class PipelineRequest {
 /// The built-in stages are cases, not objects: running one is a direct call (a list of objects
 /// cost a retain and a release of each stage on every request, ~180 instructions).
 enum PipelineStage {
-    case preflight, capacity, authenticate, route, limits
+    case preflight, capacity, authenticate, route, streamUsage, limits
     case custom(RequestStage)
 
     var name: String {
@@ -145,6 +153,7 @@ enum PipelineStage {
         case .capacity: return "capacity"
         case .authenticate: return "authenticate"
         case .route: return "route"
+        case .streamUsage: return "stream_usage"
         case .limits: return "limits"
         case .custom(let stage): return stage.name
         }
@@ -161,7 +170,7 @@ struct RequestPipeline {
 
     /// docs/routing-and-forwarding.md's order of checks.
     static func standard() -> RequestPipeline {
-        RequestPipeline(stages: [.preflight, .capacity, .authenticate, .route, .limits])
+        RequestPipeline(stages: [.preflight, .capacity, .authenticate, .route, .streamUsage, .limits])
     }
 
     /// This pipeline with `stage` inserted right after the stage named `name` (at the end when
@@ -184,6 +193,8 @@ struct RequestPipeline {
             case .capacity: verdict = CapacityStage.run(request, head: head, worker: worker)
             case .authenticate: verdict = AuthenticateStage.run(request, head: head, worker: worker)
             case .route: verdict = RouteStage.run(request, head: head, worker: worker)
+            case .streamUsage:
+                verdict = request.match?.route.injectsStreamUsage == true ? StreamUsageStage.run(request, head: head) : .proceed
             case .limits: verdict = request.checksRateLimits ? RateLimitStage.run(request, head: head, worker: worker) : .proceed
             case .custom(let stage): verdict = stage.run(request, head: head, worker: worker)
             }

@@ -35,6 +35,8 @@ struct Router: Sendable {
         let attemptTimeout: TimeAmount?
         /// `prefix`'s bytes, compared per request.
         let prefixBytes: [UInt8]
+        /// `stream_usage: inject` (docs/usage.md): read per request, so kept apart from `upstream`.
+        let injectsStreamUsage: Bool
 
         init(index: Int, prefix: String, upstream: Configuration.Upstream, group: TargetGroup, fallbacks: [TargetGroup]) {
             self.index = index
@@ -49,6 +51,7 @@ struct Router: Sendable {
             self.failover = group.targets.count > 1 || !fallbacks.isEmpty || maxTries > 1
             self.attemptTimeout = upstream.retry.attemptTimeoutMs.map { .milliseconds(Int64(clamping: $0)) }
             self.prefixBytes = Array(prefix.utf8)
+            self.injectsStreamUsage = upstream.streamUsage == .inject
         }
     }
 
