@@ -87,6 +87,21 @@ struct SSEEventSplitter: BitwiseCopyable {
     /// The sink reads this event's data.
     private var forwarding = true
 
+    /// For a new stream, in place (what a new value is, without building and copying one).
+    mutating func reset() {
+        line = .start
+        afterCR = false
+        bomMatched = 0
+        name = 0
+        nameLength = 0
+        field = .other
+        eventType.clear()
+        dataLines = 0
+        eventBytes = 0
+        oversized = false
+        forwarding = true
+    }
+
     mutating func split<Sink: SSEEventSink>(_ bytes: UnsafeRawBufferPointer, into sink: inout Sink) {
         var i = 0
         let n = bytes.count

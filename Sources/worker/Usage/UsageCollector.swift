@@ -12,12 +12,10 @@ struct UsageCollector: SSEEventSink {
     /// How the last event the prefilter passed began and ended (`EventTemplate`).
     private var template = EventTemplate()
 
-    private static let noEventType = KeptBytes<64>()
-
     /// For a new response, in place.
     mutating func reset() {
         scanner.reset()
-        tally = UsageTally()
+        tally.reset()
         skippedEvents = 0
         namedDelta = false
         template.clear()
@@ -50,7 +48,7 @@ struct UsageCollector: SSEEventSink {
         var marks = UsageEventPrefilter.Marks()
         guard
             let deltas = UsageEventPrefilter.contentDeltas(
-                data, from: start, modelKnown: tally.model != nil, countsDeltas: kind == .other, marks: &marks)
+                data, from: start, modelKnown: tally.knowsModel, countsDeltas: kind == .other, marks: &marks)
         else { return false }
         template.keep(event, from: start, marks: marks)
         tally.addDeltas(deltas)
@@ -74,7 +72,7 @@ struct UsageCollector: SSEEventSink {
             namedDelta = false
             return
         }
-        if scanner.finish() { scanner.report(to: &tally, eventType: type) }
+        if scanner.finish() { scanner.report(to: &tally, eventKind: UsageTally.EventKind(type)) }
         scanner.reset()
     }
 
@@ -85,6 +83,6 @@ struct UsageCollector: SSEEventSink {
 
     /// The end of a JSON body.
     mutating func bodyEnded() {
-        if scanner.finish() { scanner.report(to: &tally, eventType: Self.noEventType) }
+        if scanner.finish() { scanner.report(to: &tally, eventKind: .other) }
     }
 }

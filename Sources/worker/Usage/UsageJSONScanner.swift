@@ -73,8 +73,8 @@ struct UsageJSONScanner: BitwiseCopyable {
 
     /// Hands the document to `tally` in place (passing `document` from outside made the
     /// optimizer copy it, a kilobyte per event).
-    mutating func report(to tally: inout UsageTally, eventType: borrowing KeptBytes<64>) {
-        tally.add(document, eventType: eventType)
+    mutating func report(to tally: inout UsageTally, eventKind: UsageTally.EventKind) {
+        tally.add(document, eventKind: eventKind)
     }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer) {

@@ -45,7 +45,10 @@ struct UsageReader {
     private var encodedBytesSeen = false
     private var splitter = SSEEventSplitter()
     private var collector = UsageCollector()
-    private var result: UsageResult?
+    /// `end` came: how the response ended (nil: it has not). Nothing is read after it.
+    private var ended: Bool?
+    /// The last model name made (`UsageTally.result`), kept across `restart`s.
+    private var models: String?
 
     init(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
         configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
@@ -60,9 +63,9 @@ struct UsageReader {
         decoder = nil
         unreadable = false
         encodedBytesSeen = false
-        splitter = SSEEventSplitter()
+        splitter.reset()
         collector.reset()
-        result = nil
+        ended = nil
         configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
     }
 
@@ -97,7 +100,7 @@ struct UsageReader {
 
     /// The next payload bytes of the response, in order (no chunked framing), as they are relayed.
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        guard body != .inert, !unreadable, result == nil else { return }
+        guard body != .inert, !unreadable, ended == nil else { return }
         guard let decoder else { read(bytes); return }
         encodedBytesSeen = encodedBytesSeen || !bytes.isEmpty
         do {
@@ -111,15 +114,20 @@ struct UsageReader {
     /// The response ended: `complete` when it was relayed whole, false when the client left or the
     /// upstream cut it. Later calls return the same result.
     mutating func end(complete: Bool) -> UsageResult {
-        if let result { return result }
+        stop(complete: complete)
+        return collector.tally.result(
+            complete: ended ?? complete, unreadable: unreadable || collector.skippedEvents > 0,
+            stream: body == .events, models: &models)
+    }
+
+    /// What `end` does but for making the result: nothing is read after it, and `end` gives
+    /// the result for this `complete`, whatever it is then passed.
+    mutating func stop(complete: Bool) {
+        guard ended == nil else { return }
+        ended = complete
         if complete, encodedBytesSeen, let decoder, !decoder.isFinished { unreadable = true }
         decoder = nil
         if body == .json { collector.bodyEnded() }
-        let result = collector.tally.result(
-            complete: complete, unreadable: unreadable || collector.skippedEvents > 0,
-            stream: body == .events)
-        self.result = result
-        return result
     }
 
     /// Bytes of this value's own state (inline, fixed), whatever it has read; a decoder adds its
