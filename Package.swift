@@ -35,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         // Brotli's encoder, for the tests that compress the usage corpus; the worker never links it.
         .systemLibrary(name: "CBrotliEncoder", pkgConfig: "libbrotlienc", providers: [.apt(["libbrotli-dev"])]),
+        // SSE2 byte classes as bit masks for the usage reader's scans (header only, nothing to link).
+        .systemLibrary(name: "CByteClasses"),
         // Linux headers Glibc's module leaves out (signalfd, inotify, mman): no library to link.
         .systemLibrary(name: "CLinux"),
         .target(
@@ -60,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "FluxgateWorker",
             dependencies: [
-                "Common", "COpenSSL", "CZlib", "CBrotli", "CZstd", "CHiredis",
+                "Common", "COpenSSL", "CZlib", "CBrotli", "CZstd", "CHiredis", "CByteClasses",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -16,6 +16,13 @@ extension SSEEventSplitter {
     mutating func wholeEvent<Sink: SSEEventSink>(
         _ bytes: UnsafeRawBufferPointer, from start: Int, into sink: inout Sink
     ) -> Int? {
+        if Self.isData(bytes, at: start) {
+            switch dataLineEvent(bytes, from: start, into: &sink) {
+            case .read(let next): return next
+            case .declined: return nil
+            case .otherShape: break
+            }
+        }
         guard let base = bytes.baseAddress else { return nil }
         let n = bytes.count
         var i = start
@@ -36,14 +43,51 @@ extension SSEEventSplitter {
             if end > i && !Self.isData(bytes, at: i), memchr(base + i, 0x0D, end &- i) != nil { return nil }
             if end == i {
                 if let data {
-                    let value = UnsafeRawBufferPointer(rebasing: bytes[data])
-                    guard sink.wholeEvent(data: value, type: type) else { return nil }
+                    let event = SSEWholeEvent(data: UnsafeRawBufferPointer(rebasing: bytes[data]))
+                    guard sink.wholeEvent(event, type: type) else { return nil }
                 }
                 return lf &+ 1
             }
             guard Self.field(bytes, i..<end, data: &data, type: &type) else { return nil }
             i = lf &+ 1
         }
+    }
+
+    private enum DataLineOutcome {
+        /// The sink dealt with the event, which ends before this index.
+        case read(Int)
+        /// The sink left it to the ordinary path.
+        case declined
+        /// Not a data line and a blank line whole in the slice: for the general path.
+        case otherShape
+    }
+
+    /// The commonest event, a `data` line and a blank line (LF or CRLF), at `start` (a `data:`
+    /// line): handed to the sink with its bytes.
+    @inline(__always)
+    private mutating func dataLineEvent<Sink: SSEEventSink>(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, into sink: inout Sink
+    ) -> DataLineOutcome {
+        guard let base = bytes.baseAddress else { return .otherShape }
+        let n = bytes.count
+        var value = start &+ 5
+        if value < n && bytes[value] == 0x20 { value &+= 1 }
+        guard value < n, let found = memchr(base + value, 0x0A, n &- value) else { return .otherShape }
+        let lf = base.distance(to: UnsafeRawPointer(found))
+        let end = bytes[lf &- 1] == 0x0D && lf &- 1 >= value ? lf &- 1 : lf
+        let eventEnd: Int
+        if lf &+ 1 < n && bytes[lf &+ 1] == 0x0A {
+            eventEnd = lf &+ 2
+        } else if lf &+ 2 < n && bytes[lf &+ 1] == 0x0D && bytes[lf &+ 2] == 0x0A {
+            eventEnd = lf &+ 3
+        } else {
+            return .otherShape
+        }
+        guard end &- value <= Self.maximumEventBytes else { return .otherShape }
+        let event = SSEWholeEvent(
+            data: UnsafeRawBufferPointer(rebasing: bytes[value..<end]),
+            bytes: UnsafeRawBufferPointer(rebasing: bytes[start..<eventEnd]), dataOffset: value &- start)
+        return sink.wholeEvent(event, type: eventType) ? .read(eventEnd) : .declined
     }
 
     /// The line at `i` is a `data` field with a colon (the one whose CR the prefilter looks for).

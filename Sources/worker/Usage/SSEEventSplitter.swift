@@ -7,10 +7,14 @@ protocol SSEEventSink {
     /// Bytes of the current event's data: its `data` lines' values joined with LF, in pieces of
     /// any size (the data is streamed, not held).
     mutating func eventData(_ bytes: UnsafeRawBufferPointer)
-    /// The whole event lies in one slice, with one `data` line (`data`) and its last `event` name
+    /// The whole event lies in one slice, with one `data` line and its last `event` name
     /// (`type`): true when the sink has dealt with it, so that the splitter moves past it; false
     /// and the splitter hands it on the ordinary way (`eventDataBegins`…`eventEnded`).
-    mutating func wholeEvent(data: UnsafeRawBufferPointer, type: borrowing SSEEventSplitter.EventType) -> Bool
+    mutating func wholeEvent(_ event: SSEWholeEvent, type: borrowing SSEEventSplitter.EventType) -> Bool
+    /// At the start of a line, no event begun: the index after the blank line that ends the event
+    /// beginning at `start`, when the sink knows it for a repeat of an event it was handed whole
+    /// (`SSEWholeEvent.bytes`) and has dealt with it; nil to read it the ordinary way.
+    mutating func repeatedEvent(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int?
     /// A blank line ended an event with data (WHATWG "dispatch the event"); `type` is its last
     /// `event` field, unset when it had none.
     mutating func eventEnded(type: borrowing SSEEventSplitter.EventType)
@@ -21,9 +25,22 @@ protocol SSEEventSink {
 
 extension SSEEventSink {
     /// By default every event is handed on the ordinary way.
-    mutating func wholeEvent(data: UnsafeRawBufferPointer, type: borrowing SSEEventSplitter.EventType) -> Bool {
+    mutating func wholeEvent(_ event: SSEWholeEvent, type: borrowing SSEEventSplitter.EventType) -> Bool {
         false
     }
+
+    mutating func repeatedEvent(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? { nil }
+}
+
+/// An event whole in the slice being split, with one `data` line.
+struct SSEWholeEvent {
+    /// The `data` line's value.
+    var data: UnsafeRawBufferPointer
+    /// The event's bytes, from its first line to the end of the blank line that ends it, when it
+    /// is its `data` line and that blank line alone; nil otherwise.
+    var bytes: UnsafeRawBufferPointer?
+    /// Where `data` begins in `bytes`.
+    var dataOffset = 0
 }
 
 /// Splits a `text/event-stream` body (WHATWG HTML, "Interpreting an event stream") fed in slices
@@ -63,12 +80,27 @@ struct SSEEventSplitter: BitwiseCopyable {
     private var name: UInt64 = 0
     private var nameLength = 0
     private var field = Field.other
-    private var eventType = EventType()
+    private(set) var eventType = EventType()
     private var dataLines = 0
     private var eventBytes = 0
     private var oversized = false
     /// The sink reads this event's data.
     private var forwarding = true
+
+    /// For a new stream, in place (what a new value is, without building and copying one).
+    mutating func reset() {
+        line = .start
+        afterCR = false
+        bomMatched = 0
+        name = 0
+        nameLength = 0
+        field = .other
+        eventType.clear()
+        dataLines = 0
+        eventBytes = 0
+        oversized = false
+        forwarding = true
+    }
 
     mutating func split<Sink: SSEEventSink>(_ bytes: UnsafeRawBufferPointer, into sink: inout Sink) {
         var i = 0
@@ -82,9 +114,11 @@ struct SSEEventSplitter: BitwiseCopyable {
             }
             switch line {
             case .start:
-                if dataLines == 0, !eventType.isSet, let next = wholeEvent(bytes, from: i, into: &sink) {
-                    i = next
-                    continue
+                if dataLines == 0, !eventType.isSet {
+                    if let next = sink.repeatedEvent(bytes, from: i) ?? wholeEvent(bytes, from: i, into: &sink) {
+                        i = next
+                        continue
+                    }
                 }
                 if b == 0x0A || b == 0x0D {
                     endEvent(into: &sink)

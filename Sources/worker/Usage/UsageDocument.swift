@@ -1,8 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A string value the JSON scanner keeps (a model name, an event type, a member name), stored in
 /// place: at most `capacity` bytes and no allocation. A longer value is marked `overflowed` and
 /// reads as absent rather than cut, so a long model name is never reported as a shorter one.
 struct KeptBytes<let capacity: Int> {
-    private var storage = InlineArray<capacity, UInt8>(repeating: 0)
+    fileprivate var storage = InlineArray<capacity, UInt8>(repeating: 0)
     private(set) var count = 0
     private(set) var overflowed = false
     /// A value was kept since the last `clear()` (a JSON string, possibly empty).
@@ -67,6 +71,37 @@ struct KeptBytes<let capacity: Int> {
             let offset = count &- text.count
             for i in 0..<text.count where storage[offset &+ i] != text[i] { return false }
             return true
+        }
+    }
+
+    /// Keeps `other`'s value (a whole one, not overflowed), copying only its bytes.
+    mutating func set(_ other: borrowing KeptBytes<capacity>) {
+        let n = other.count
+        other.storage.span.withUnsafeBufferPointer { from in
+            withUnsafeMutableBytes(of: &storage) { $0.baseAddress!.copyMemory(from: from.baseAddress!, byteCount: n) }
+        }
+        count = n
+        overflowed = other.overflowed
+        isSet = other.isSet
+    }
+
+    /// The value as text: `cache` when it holds these bytes already, else a new `String` (an
+    /// allocation, for more than 15 bytes) left in `cache`.
+    mutating func string(reusing cache: inout String?) -> String? {
+        guard isComplete else { return nil }
+        let n = count
+        return withUnsafeBytes(of: &storage) { kept in
+            let bytes = UnsafeBufferPointer(rebasing: kept.assumingMemoryBound(to: UInt8.self)[..<n])
+            if let cached = cache,
+                cached.utf8.withContiguousStorageIfAvailable({
+                    $0.count == n && (n == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, n) == 0)
+                }) == true
+            {
+                return cached
+            }
+            let made = String(decoding: bytes, as: UTF8.self)
+            cache = made
+            return made
         }
     }
 

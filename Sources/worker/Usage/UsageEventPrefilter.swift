@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CByteClasses
 
 /// Decides, from one whole event's data, that the JSON scanner need not read it, and counts its
 /// content deltas meanwhile (`docs/usage.md`, "Cost"). Most events of a stream are content deltas
@@ -32,12 +30,11 @@ enum UsageEventPrefilter {
     /// it. `modelKnown`: the response has named its model, so a `model` member changes nothing.
     /// `countsDeltas`: the event is of a kind whose chunk deltas count (an OpenAI chunk).
     ///
-    /// `start`: where to begin, when the bytes before it are known to pass (`EventPrefix`).
-    /// `firstDelta`: set to where the first `"delta"` member name is, when the bytes before it
-    /// passed.
+    /// `start`: where to begin, when the bytes before it are known to pass (`EventTemplate`).
+    /// `marks`: where the `"delta"` members were (for `EventTemplate`).
     static func contentDeltas(
         _ data: UnsafeRawBufferPointer, from start: Int = 0, modelKnown: Bool, countsDeltas: Bool,
-        firstDelta: inout Int?
+        marks: inout Marks
     ) -> Int? {
         var deltas = 0
         var i = start
@@ -58,8 +55,12 @@ enum UsageEventPrefilter {
             if after & six == model {
                 if !modelKnown { return nil }
             } else if after & six == delta {
-                if firstDelta == nil { firstDelta = i }
                 guard let (count, end) = deltaObject(data, from: i &+ 7) else { return nil }
+                if marks.deltaObjects == 0 {
+                    marks.firstDelta = i
+                    marks.firstDeltaEnd = end
+                }
+                marks.deltaObjects &+= 1
                 if countsDeltas { deltas &+= count }
                 i = end
                 continue
@@ -68,24 +69,35 @@ enum UsageEventPrefilter {
         }
     }
 
+    /// Where the prefilter's marks are, for `EventTemplate`.
+    struct Marks {
+        /// The first `"delta"` member name.
+        var firstDelta = 0
+        /// The index after the first delta object.
+        var firstDeltaEnd = 0
+        var deltaObjects = 0
+    }
+
     /// The next `"` followed by `u`, `t`, `m` or `d`, or `\` followed by `u`: where a name that
-    /// matters, or a `\u00` escape, can begin. Sixteen bytes a step (SIMD compares), since these
-    /// are rare: most quotes of an event begin other names and values.
+    /// matters, or a `\u00` escape, can begin. Sixteen bytes a step (`fluxgate_event_candidates16`),
+    /// since these are rare: most quotes of an event begin other names and values; the last step
+    /// reads the last seventeen bytes again rather than byte by byte.
     @inline(__always)
     private static func nextCandidate(_ data: UnsafeRawBufferPointer, from start: Int) -> Int {
-        typealias V = SIMD16<UInt8>
         var i = start
         let n = data.count
-        while i &+ 17 <= n {
-            let a = data.loadUnaligned(fromByteOffset: i, as: V.self)
-            let b = data.loadUnaligned(fromByteOffset: i &+ 1, as: V.self)
-            let u = b .== V(repeating: 0x75)
-            let letter = u .| (b .== V(repeating: 0x74)) .| (b .== V(repeating: 0x6D)) .| (b .== V(repeating: 0x64))
-            let hits = (a .== V(repeating: 0x22)) .& letter .| (a .== V(repeating: 0x5C)) .& u .| (a .== V(repeating: 0x0D))
-            if any(hits) {
-                for lane in 0..<16 where hits[lane] { return i &+ lane }
+        if let base = data.baseAddress, n >= 17 {
+            while i &+ 17 <= n {
+                let hits = fluxgate_event_candidates16(base + i)
+                if hits != 0 { return i &+ hits.trailingZeroBitCount }
+                i &+= 16
             }
-            i &+= 16
+            // Positions i..<n-1 (fewer than 16) are the last window's highest ones.
+            if i < n &- 1 {
+                let hits = fluxgate_event_candidates16(base + (n &- 17)) >> UInt32(16 &- (n &- 1 &- i))
+                if hits != 0 { return i &+ hits.trailingZeroBitCount }
+                i = n &- 1
+            }
         }
         while i < n {
             let b = data[i]
@@ -114,7 +126,8 @@ enum UsageEventPrefilter {
 
     /// `: { "name": "string" | null, … }` after a `"delta"` member name: its counted members and
     /// the index after its `}`; nil for anything else.
-    private static func deltaObject(_ data: UnsafeRawBufferPointer, from start: Int) -> (Int, Int)? {
+    static func deltaObject(_ data: UnsafeRawBufferPointer, from start: Int) -> (Int, Int)? {
+        if let quick = contentOnly(data, from: start) { return quick }
         var i = skipSpace(data, from: start)
         guard i < data.count, data[i] == UInt8(ascii: ":") else { return nil }
         i = skipSpace(data, from: i &+ 1)
@@ -143,6 +156,20 @@ enum UsageEventPrefilter {
             guard data[i] == UInt8(ascii: ",") else { return nil }
             i = skipSpace(data, from: i &+ 1)
         }
+    }
+
+    /// `:{"content":"…"}` (a chunk's delta, nearly always), its string without escapes: what
+    /// `deltaObject` gives for it, without its general steps.
+    @inline(__always)
+    private static func contentOnly(_ data: UnsafeRawBufferPointer, from start: Int) -> (Int, Int)? {
+        let content = start &+ 13
+        guard content &+ 2 <= data.count,
+            data.loadUnaligned(fromByteOffset: start, as: UInt64.self) == 0x6574_6E6F_6322_7B3A,  // :{"conte
+            data.loadUnaligned(fromByteOffset: start &+ 5, as: UInt64.self) == 0x223A_2274_6E65_746E  // ntent":"
+        else { return nil }
+        let end = UsageByteScan.stringEnd(data, from: content)
+        guard end &+ 1 < data.count, data[end] == 0x22, data[end &+ 1] == UInt8(ascii: "}") else { return nil }
+        return (end > content ? 1 : 0, end &+ 2)
     }
 
     /// A member name without escapes at `start` (its opening quote): the index after its closing
@@ -178,38 +205,5 @@ enum UsageEventPrefilter {
         // Spaces and tabs: a CR is the splitter's to read, and a data line holds no LF.
         while i < data.count, data[i] == 0x20 || data[i] == 0x09 { i &+= 1 }
         return i
-    }
-}
-
-/// The bytes of the last event read by the prefilter, up to its first `"delta"` member name. The
-/// chunks of one OpenAI stream begin alike (`id`, `object`, `created`, `model`, …, `"choices":
-/// [{"index":0,`) and differ from their delta on: when an event begins with these bytes, the
-/// prefilter, a function of the bytes alone, would pass them again (whether the model was known
-/// only changes from no to yes, and a prefix that passed with a `"model"` stays passed), so it
-/// starts at the delta. One `memcmp` instead of a search through most of the event.
-struct EventPrefix {
-    static let capacity = 256
-    private var storage = InlineArray<256, UInt8>(repeating: 0)
-    /// 0: none kept.
-    private var count = 0
-
-    mutating func clear() { count = 0 }
-
-    /// Where the prefilter may start in `data`: after the kept bytes when `data` begins with them.
-    mutating func start(in data: UnsafeRawBufferPointer) -> Int {
-        let n = count
-        guard n > 0, data.count > n, let base = data.baseAddress else { return 0 }
-        let same = withUnsafeBytes(of: &storage) { memcmp(base, $0.baseAddress!, n) == 0 }
-        return same ? n : 0
-    }
-
-    /// Keeps `data[..<length]`, which the prefilter passed, up to a `"delta"` member name.
-    mutating func keep(_ data: UnsafeRawBufferPointer, length: Int) {
-        guard length <= Self.capacity, length > 0 else { count = 0; return }
-        if length == count { return }  // the same bytes: `start` has just compared them
-        withUnsafeMutableBytes(of: &storage) {
-            $0.baseAddress!.copyMemory(from: data.baseAddress!, byteCount: length)
-        }
-        count = length
     }
 }

@@ -73,8 +73,8 @@ struct UsageJSONScanner: BitwiseCopyable {
 
     /// Hands the document to `tally` in place (passing `document` from outside made the
     /// optimizer copy it, a kilobyte per event).
-    mutating func report(to tally: inout UsageTally, eventType: borrowing KeptBytes<64>) {
-        tally.add(document, eventType: eventType)
+    mutating func report(to tally: inout UsageTally, eventKind: UsageTally.EventKind) {
+        tally.add(document, eventKind: eventKind)
     }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer) {
@@ -84,10 +84,8 @@ struct UsageJSONScanner: BitwiseCopyable {
             switch state {
             case .string:
                 i = scanString(bytes, from: i)
-            case .skipping:
+            case .skipping, .skippingString, .skippingEscape:
                 i = skip(bytes, from: i)
-            case .skippingString:
-                i = skipString(bytes, from: i)
             case .number:
                 i = scanDigits(bytes, from: i)
                 if i < n {
@@ -97,6 +95,13 @@ struct UsageJSONScanner: BitwiseCopyable {
             case .failed:
                 return
             default:
+                if state.betweenMembers, frameCount > 0, !top.isArray {
+                    let next = readMembers(bytes, from: i)
+                    if next > i {
+                        i = next
+                        continue
+                    }
+                }
                 let b = bytes[i]
                 i &+= 1
                 // Pretty-printed bodies are a third white space: stepped over here, not in `step`.
@@ -177,9 +182,7 @@ extension UsageJSONScanner {
             literalByte(b)
         case .done:
             if !Self.isWhitespace(b) { state = .failed }
-        case .skippingEscape:
-            state = .skippingString
-        case .string, .skipping, .skippingString, .failed:
+        case .string, .skipping, .skippingString, .skippingEscape, .failed:
             break
         }
     }
@@ -248,84 +251,16 @@ extension UsageJSONScanner {
         valueEnded()
     }
 
-    /// Through a skipped value, outside its strings: only brackets and quotes matter.
+    /// Through a skipped value (`UsageBlockScan`): its brackets and strings, 64 bytes a step.
     mutating func skip(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        var i = start
-        while true {
-            i = UsageByteScan.structural(bytes, from: i)
-            guard i < bytes.count else { return i }
-            let b = bytes[i]
-            i &+= 1
-            if b == 0x22 {
-                // The string is stepped over here, not through the main loop: a skipped value is
-                // mostly strings, and a state change per string cost more than the search.
-                guard let end = Self.skippedStringEnd(bytes, from: i) else {
-                    state = bytes.last == 0x5C && Self.endsInEscape(bytes, stringFrom: i) ? .skippingEscape : .skippingString
-                    return bytes.count
-                }
-                i = end
-                continue
-            }
-            if b | 0x20 == 0x7B {
-                skipDepth &+= 1
-            } else {
-                skipDepth &-= 1
-                if skipDepth == 0 { valueEnded(); return i }
-            }
+        var position = SkipPosition(
+            depth: skipDepth, inString: state != .skipping, escaped: state == .skippingEscape)
+        if let end = UsageBlockScan.skip(bytes, from: start, &position) {
+            valueEnded()
+            return end
         }
-    }
-
-    /// The index after the closing quote of a skipped string whose content begins at `start`, or
-    /// nil when `bytes` ends first.
-    @inline(__always)
-    static func skippedStringEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        var i = start
-        let n = bytes.count
-        while true {
-            i = UsageByteScan.stringEnd(bytes, from: i)
-            guard i < n else { return nil }
-            switch bytes[i] {
-            case 0x22: return i &+ 1
-            case 0x5C: i &+= 2
-            default: i &+= 1  // a raw control byte: not followed here
-            }
-            if i >= n { return nil }
-        }
-    }
-
-    /// Whether a string whose content began at `start` and that `bytes` ends inside ends just
-    /// after the `\` of an escape (the next slice's first byte is escaped).
-    static func endsInEscape(_ bytes: UnsafeRawBufferPointer, stringFrom start: Int) -> Bool {
-        var i = start
-        var escaped = false
-        while i < bytes.count {
-            if escaped {
-                escaped = false
-            } else if bytes[i] == 0x5C {
-                escaped = true
-            }
-            i &+= 1
-        }
-        return escaped
-    }
-
-    /// Through a string of a skipped value: to its closing quote, escapes stepped over.
-    mutating func skipString(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        var i = start
-        let n = bytes.count
-        while true {
-            i = UsageByteScan.stringEnd(bytes, from: i)
-            guard i < n else { return i }
-            switch bytes[i] {
-            case 0x22:
-                state = .skipping
-                return i &+ 1
-            case 0x5C:
-                guard i &+ 1 < n else { state = .skippingEscape; return n }
-                i &+= 2
-            default:
-                i &+= 1  // a raw control byte: not followed here
-            }
-        }
+        skipDepth = position.depth
+        state = position.inString ? (position.escaped ? .skippingEscape : .skippingString) : .skipping
+        return bytes.count
     }
 }

@@ -11,19 +11,16 @@ final class UsageObserver: ResponseObserver {
     private var active = false
     /// A response head came.
     private var reading = false
-    private var result: UsageResult?
 
     /// A request is forwarded: its response is the next to read.
     func begin() {
         active = true
         reading = false
-        result = nil
     }
 
     func responseHead(_ facts: ResponseFacts) {
         guard active else { return }
         // A retried exchange reports the head of the response it relays: that one is read.
-        result = nil
         reading = true
         let fields = facts.fields
         facts.head.withUnsafeReadableBytes { head in
@@ -41,19 +38,18 @@ final class UsageObserver: ResponseObserver {
     }
 
     func responseEnded(complete: Bool) {
-        guard reading, result == nil else { return }
-        result = reader.end(complete: complete)
+        guard reading else { return }
+        reader.stop(complete: complete)
     }
 
     /// The usage of the response once the request has ended: nil when no response head came (the
-    /// proxy answered, or the upstream never did). A response still open counts as cut.
+    /// proxy answered, or the upstream never did). A response still open counts as cut. The
+    /// result is made here, once (the reader holds no `UsageResult` between calls).
     func finish() -> UsageResult? {
-        responseEnded(complete: false)
         active = false
+        guard reading else { return nil }
         reading = false
-        let result = self.result
-        self.result = nil
-        return result
+        return reader.end(complete: false)
     }
 }
 

@@ -45,7 +45,10 @@ struct UsageReader {
     private var encodedBytesSeen = false
     private var splitter = SSEEventSplitter()
     private var collector = UsageCollector()
-    private var result: UsageResult?
+    /// `end` came: how the response ended (nil: it has not). Nothing is read after it.
+    private var ended: Bool?
+    /// The last model name made (`UsageTally.result`), kept across `restart`s.
+    private var models: String?
 
     init(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
         configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
@@ -60,9 +63,9 @@ struct UsageReader {
         decoder = nil
         unreadable = false
         encodedBytesSeen = false
-        splitter = SSEEventSplitter()
+        splitter.reset()
         collector.reset()
-        result = nil
+        ended = nil
         configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
     }
 
@@ -97,7 +100,7 @@ struct UsageReader {
 
     /// The next payload bytes of the response, in order (no chunked framing), as they are relayed.
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        guard body != .inert, !unreadable, result == nil else { return }
+        guard body != .inert, !unreadable, ended == nil else { return }
         guard let decoder else { read(bytes); return }
         encodedBytesSeen = encodedBytesSeen || !bytes.isEmpty
         do {
@@ -111,15 +114,20 @@ struct UsageReader {
     /// The response ended: `complete` when it was relayed whole, false when the client left or the
     /// upstream cut it. Later calls return the same result.
     mutating func end(complete: Bool) -> UsageResult {
-        if let result { return result }
+        stop(complete: complete)
+        return collector.tally.result(
+            complete: ended ?? complete, unreadable: unreadable || collector.skippedEvents > 0,
+            stream: body == .events, models: &models)
+    }
+
+    /// What `end` does but for making the result: nothing is read after it, and `end` gives
+    /// the result for this `complete`, whatever it is then passed.
+    mutating func stop(complete: Bool) {
+        guard ended == nil else { return }
+        ended = complete
         if complete, encodedBytesSeen, let decoder, !decoder.isFinished { unreadable = true }
         decoder = nil
         if body == .json { collector.bodyEnded() }
-        let result = collector.tally.result(
-            complete: complete, unreadable: unreadable || collector.skippedEvents > 0,
-            stream: body == .events)
-        self.result = result
-        return result
     }
 
     /// Bytes of this value's own state (inline, fixed), whatever it has read; a decoder adds its
@@ -145,85 +153,5 @@ struct UsageReader {
         collector.scanner.countsDeltas = body == .events
         let rest = UnsafeRawBufferPointer(rebasing: bytes[first...])
         read(rest)
-    }
-}
-
-/// Connects the event splitter and the JSON scanner to the tally.
-struct UsageCollector: SSEEventSink {
-    var scanner = UsageJSONScanner()
-    var tally = UsageTally()
-    var skippedEvents = 0
-    /// The current event is a content delta by its `event` name: its data is not read.
-    private var namedDelta = false
-    /// How the last event the prefilter read began (`EventPrefix`).
-    private var prefix = EventPrefix()
-
-    private static let noEventType = KeptBytes<64>()
-
-    /// For a new response, in place.
-    mutating func reset() {
-        scanner.reset()
-        tally = UsageTally()
-        skippedEvents = 0
-        namedDelta = false
-        prefix.clear()
-    }
-
-    /// Events named as content deltas (`content_block_delta`, `response.….delta`: most of an
-    /// Anthropic or Responses API stream) are counted by name, their data not scanned: such events
-    /// carry no usage and no model.
-    mutating func eventDataBegins(type: borrowing SSEEventSplitter.EventType) -> Bool {
-        guard type.count > 0 else { return true }
-        let kind = UsageTally.EventKind(type)
-        namedDelta = kind == .contentBlockDelta || kind == .responseDelta
-        return !namedDelta
-    }
-
-    /// An event whole in one slice: read here when `UsageEventPrefilter` shows that the scanner
-    /// would find nothing in it but content deltas.
-    mutating func wholeEvent(data: UnsafeRawBufferPointer, type: borrowing SSEEventSplitter.EventType) -> Bool {
-        let kind = UsageTally.EventKind(type)
-        if kind == .contentBlockDelta || kind == .responseDelta {
-            // Unread, but a CR alone in its data line would end the line: the splitter's to read.
-            guard let base = data.baseAddress, memchr(base, 0x0D, data.count) != nil else {
-                tally.addDelta()
-                return true
-            }
-            return false
-        }
-        let start = prefix.start(in: data)
-        var firstDelta: Int?
-        guard
-            let deltas = UsageEventPrefilter.contentDeltas(
-                data, from: start, modelKnown: tally.model != nil, countsDeltas: kind == .other,
-                firstDelta: &firstDelta)
-        else { return false }
-        if start == 0 { prefix.keep(data, length: firstDelta ?? 0) }
-        tally.addDeltas(deltas)
-        return true
-    }
-
-    mutating func eventData(_ bytes: UnsafeRawBufferPointer) {
-        scanner.scan(bytes)
-    }
-
-    mutating func eventEnded(type: borrowing SSEEventSplitter.EventType) {
-        if namedDelta {
-            tally.addDelta()
-            namedDelta = false
-            return
-        }
-        if scanner.finish() { scanner.report(to: &tally, eventType: type) }
-        scanner.reset()
-    }
-
-    mutating func eventOversized() {
-        skippedEvents &+= 1
-        scanner.reset()
-    }
-
-    /// The end of a JSON body.
-    mutating func bodyEnded() {
-        if scanner.finish() { scanner.report(to: &tally, eventType: Self.noEventType) }
     }
 }

@@ -13,7 +13,9 @@
 ///   `content_block_delta`) are counted for the estimate of a stream without final usage.
 /// * `model`: the first the response names (top-level, `response.model` or `message.model`).
 struct UsageTally {
-    private(set) var model: String?
+    /// The model's bytes, kept in place: the `String` is made once, by `result` (a tally holding
+    /// a `String` made every copy and reset of the reader's state go through value witnesses).
+    private var model = KeptBytes<256>()
     private(set) var contentDeltas = 0
     /// The last usage that replaced earlier ones (OpenAI, Responses API, JSON bodies).
     private var replaced: NormalizedUsage?
@@ -23,6 +25,16 @@ struct UsageTally {
     private var source = Source.none
 
     private enum Source { case none, replaced, anthropic }
+
+    /// For a new response, in place (a new value is built and copied, ~400 bytes).
+    mutating func reset() {
+        model.clear()
+        contentDeltas = 0
+        replaced = nil
+        anthropic = UsageCounts()
+        anthropicFinal = false
+        source = .none
+    }
 
     /// What an event's `type` (or its SSE `event` name) says about it.
     enum EventKind: Equatable {
@@ -59,10 +71,10 @@ struct UsageTally {
         }
     }
 
-    /// One whole JSON document: a body, or an event's data (`eventType`: its SSE `event` name,
-    /// used when the data has no top-level `type`).
-    mutating func add(_ document: borrowing UsageDocument, eventType: borrowing KeptBytes<64>) {
-        let kind = document.type.isComplete ? EventKind(document.type) : EventKind(eventType)
+    /// One whole JSON document: a body, or an event's data (`eventKind`: what its SSE `event`
+    /// name says, used when the data has no top-level `type`; `.other` for a body).
+    mutating func add(_ document: borrowing UsageDocument, eventKind: EventKind) {
+        let kind = document.type.isComplete ? EventKind(document.type) : eventKind
         switch kind {
         case .messageStart:
             name(document.model)
@@ -99,9 +111,12 @@ struct UsageTally {
         }
     }
 
+    /// The response has named its model.
+    var knowsModel: Bool { model.isSet }
+
     private mutating func name(_ kept: borrowing KeptBytes<256>) {
-        guard model == nil, kept.isComplete, kept.count > 0 else { return }
-        model = kept.string
+        guard !model.isSet, kept.isComplete, kept.count > 0 else { return }
+        model.set(kept)
     }
 
     /// An event the splitter did not hand on because its `event` name says it is a content
@@ -117,7 +132,9 @@ struct UsageTally {
 
     /// The result once the response has ended. `stream`: the body was an event stream, whose
     /// content deltas estimate the output when the usage is not the provider's final word.
-    func result(complete: Bool, unreadable: Bool, stream: Bool) -> UsageResult {
+    /// `models`: the last model name made, reused when it is the same (one per connection, so
+    /// that a response naming the model of the one before it allocates nothing).
+    mutating func result(complete: Bool, unreadable: Bool, stream: Bool, models: inout String?) -> UsageResult {
         var usage: NormalizedUsage?
         var final = false
         switch source {
@@ -128,7 +145,7 @@ struct UsageTally {
         let status: UsageResult.Status =
             unreadable ? .unreadable : !complete ? .truncated : final && usage != nil ? .reported : .missing
         var result = UsageResult(
-            model: model, inputTokens: usage?.input, outputTokens: usage?.output,
+            model: model.string(reusing: &models), inputTokens: usage?.input, outputTokens: usage?.output,
             cacheReadTokens: usage?.cacheRead, cacheWriteTokens: usage?.cacheWrite, status: status)
         if stream && status != .reported {
             // Never below the deltas relayed: a stream cut after 806 deltas is not 1 token
