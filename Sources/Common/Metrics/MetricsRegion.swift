@@ -10,6 +10,11 @@ import CLinux
 ///     upstreams    512 entries of 64 words: series key (published last), body bytes, errors by
 ///                  reason, the two histograms
 ///     requests     32768 entries of 4 words: code (published last), upstream key, client key, count
+///     attempts     2048 entries of 8 words: target key (published last), upstream key, -, a count
+///                  per `AttemptResult`
+///     rate limited 1024 entries of 8 words: client key (published last), -, -, a count per limit
+///     tokens       16384 entries of 8 words: model code (published last), upstream key, client
+///                  key, a count per `TokenType`
 ///
 /// Tables are open-addressed on the series keys of `MetricsSchema.key`. Each accepts at most 3/4
 /// of its entries (so a probe always ends); past that, new series count under `other`.
@@ -24,7 +29,10 @@ public struct MetricsRegion: @unchecked Sendable {
         public static let maxRequestSeries = 24576
         static let upstreamsOffset = headerWords
         static let requestsOffset = upstreamsOffset + upstreamEntries * upstreamWords
-        static let words = requestsOffset + requestEntries * requestWords
+        static let attemptsOffset = requestsOffset + requestEntries * requestWords
+        static let rateLimitedOffset = attemptsOffset + SeriesTable.attempts.entries * SeriesTable.words
+        static let tokensOffset = rateLimitedOffset + SeriesTable.rateLimited.entries * SeriesTable.words
+        static let words = tokensOffset + SeriesTable.tokens.entries * SeriesTable.words
         /// Rounded up to whole pages, so that clearing one region never touches another's pages.
         public static let regionBytes = (words * 8 + 4095) / 4096 * 4096
 
@@ -35,6 +43,10 @@ public struct MetricsRegion: @unchecked Sendable {
         static let requestSeriesInUse = 3
         /// `fluxgate_ratelimit_backend_errors_total` (docs/rate-limits.md "When Redis is unavailable").
         static let rateLimitBackendErrors = 4
+        /// Series in use in the attempts, rate-limited and tokens tables.
+        static let attemptSeriesInUse = 5
+        static let rateLimitedSeriesInUse = 6
+        static let tokenSeriesInUse = 7
         static let rejected = 8  // + RejectionReason.rawValue (7 words)
         static let overhead = 16  // a histogram of overheadBoundsNs
 
@@ -50,9 +62,12 @@ public struct MetricsRegion: @unchecked Sendable {
     public static let otherCode: Int64 = 1
 
     let base: UnsafeMutablePointer<Int64>
+    /// The host's model names, which `fluxgate_tokens_total`'s model codes index.
+    public let modelNames: ModelNameTable
 
-    init(base: UnsafeMutableRawPointer) {
+    init(base: UnsafeMutableRawPointer, modelNames: ModelNameTable) {
         self.base = base.assumingMemoryBound(to: Int64.self)
+        self.modelNames = modelNames
     }
 
     // MARK: Writing (the worker)
@@ -172,5 +187,8 @@ public struct MetricsRegion: @unchecked Sendable {
             let series = MetricsTotals.RequestSeries(upstream: entry[1], key: entry[2], code: code)
             totals.requests[series, default: 0] += fluxgate_counter_load(entry + 3)
         }
+        add(.attempts, to: &totals.attempts)
+        add(.rateLimited, to: &totals.rateLimited)
+        add(.tokens, to: &totals.tokens)
     }
 }

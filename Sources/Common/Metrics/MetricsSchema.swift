@@ -53,6 +53,45 @@ public enum MetricsSchema {
         }
     }
 
+    /// `fluxgate_upstream_attempts_total{result}`, in this order (docs/observability.md).
+    public enum AttemptResult: Int, CaseIterable, Sendable {
+        case ok, connect, timeout, reset, status
+        public var label: String {
+            switch self {
+            case .ok: return "ok"
+            case .connect: return "connect"
+            case .timeout: return "timeout"
+            case .reset: return "reset"
+            case .status: return "status"
+            }
+        }
+    }
+
+    /// `fluxgate_rate_limited_total{limit}`, in this order (docs/rate-limits.md).
+    public enum RateLimit: Int, CaseIterable, Sendable {
+        case requests, tokens, inFlight
+        public var label: String {
+            switch self {
+            case .requests: return "requests"
+            case .tokens: return "tokens"
+            case .inFlight: return "in_flight"
+            }
+        }
+    }
+
+    /// `fluxgate_tokens_total{type}`, in this order (docs/usage.md).
+    public enum TokenType: Int, CaseIterable, Sendable {
+        case input, output, cacheRead, cacheWrite
+        public var label: String {
+            switch self {
+            case .input: return "input"
+            case .output: return "output"
+            case .cacheRead: return "cache_read"
+            case .cacheWrite: return "cache_write"
+            }
+        }
+    }
+
     // MARK: Series keys
 
     /// An empty table entry.

@@ -10,6 +10,12 @@ struct HostMetrics {
     /// name a reload removed is not shown (docs/observability.md "Series of removed names").
     var upstreamNames: [Int64: String] = [:]
     var keyNames: [Int64: String] = [:]
+    /// Series key → origin, for the targets of the current configuration.
+    var targetNames: [Int64: String] = [:]
+    /// Every configured target and whether it is in service (`fluxgate_upstream_target_up`).
+    var targetsUp: [(upstream: String, target: String, up: Bool)] = []
+    /// The host's model names, for `fluxgate_tokens_total`'s `model` (nil: no segment).
+    var modelNames: ModelNameTable?
     var inFlight = 0
     var maxInFlight = 0
     /// starting, serving, draining.
@@ -25,7 +31,11 @@ struct HostMetrics {
     mutating func name(_ configuration: Configuration) {
         upstreamNames = [MetricsSchema.noneKey: "none", MetricsSchema.otherKey: "other"]
         keyNames = upstreamNames
-        for upstream in configuration.upstreams.entries { upstreamNames[MetricsSchema.key(upstream.name)] = upstream.name }
+        targetNames = [MetricsSchema.otherKey: "other"]
+        for upstream in configuration.upstreams.entries {
+            upstreamNames[MetricsSchema.key(upstream.name)] = upstream.name
+            for target in upstream.targets { targetNames[MetricsSchema.key(target.targetURL.origin)] = target.targetURL.origin }
+        }
         for key in configuration.apiKeys.staticKeys {
             let label = MetricsSchema.staticKeyLabel(id: key.id)
             keyNames[MetricsSchema.key(label)] = label
@@ -53,6 +63,10 @@ enum MetricsRenderer {
             &out, "fluxgate_overhead_seconds",
             "Time the proxy itself adds: head received to upstream request written, plus upstream head to client head written.", "",
             MetricsSchema.overheadBuckets, host.totals.overhead)
+        attempts(&out, host)
+        targetsUp(&out, host)
+        tokens(&out, host)
+        rateLimited(&out, host)
         gauge(&out, "fluxgate_in_flight_requests", "Requests being served now, every worker.", host.inFlight)
         gauge(&out, "fluxgate_max_in_flight_requests", "The in-flight limit (server.max_connections).", host.maxInFlight)
         gauge(&out, "fluxgate_open_connections", "Open client connections, every worker.", Int(host.totals.openConnections))
@@ -122,11 +136,11 @@ enum MetricsRenderer {
         }
     }
 
-    private static func family(_ out: inout String, _ name: String, _ type: String, _ help: String) {
+    static func family(_ out: inout String, _ name: String, _ type: String, _ help: String) {
         out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
     }
 
-    private static func gauge(_ out: inout String, _ name: String, _ help: String, _ value: Int) {
+    static func gauge(_ out: inout String, _ name: String, _ help: String, _ value: Int) {
         family(&out, name, "gauge", help)
         out += "\(name) \(value)\n"
     }

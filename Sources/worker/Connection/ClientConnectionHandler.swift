@@ -484,6 +484,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             match: match, head: head, settings: settings, health: route.failover ? worker.health : nil,
             observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)),
             requestID: propagates ? facts.requestID : nil, capturesUpstreamRequestID: worker.logsRequests)
+        exchange.attemptMetrics = worker.metrics?.region
         self.exchange = exchange
         state.forwarding()
         exchange.start()

@@ -24,6 +24,8 @@ struct WorkerMetrics {
         if facts.attempts == 1, sent != 0, upstreamHead != 0, facts.clientHeadNs >= upstreamHead {
             region.observeOverhead(nanoseconds: Self.span(started, sent) + Self.span(upstreamHead, facts.clientHeadNs))
         }
+        if let limit = facts.rateLimited { region.countRateLimited(key: facts.keyMetric, Self.limit(limit)) }
+        if let usage = facts.usage { countTokens(usage, facts, upstream: upstream) }
         if facts.outcome == .upstreamCut {
             region.countUpstreamError(entry: entry, .truncated)
         } else if let cause = facts.upstreamError {
@@ -32,6 +34,28 @@ struct WorkerMetrics {
             let reason = facts.unknownModel ? MetricsSchema.RejectionReason.unknownModel : Self.rejection(status: facts.status)
         {
             region.countRejected(reason)
+        }
+    }
+
+    /// `fluxgate_tokens_total` (docs/observability.md "Model names"): the response's model, else
+    /// the request's, as a code of the host's bounded model-name table.
+    func countTokens(_ usage: UsageResult, _ facts: borrowing RequestFacts, upstream: Int64) {
+        let input = Int64(usage.inputTokens ?? 0)
+        let output = Int64(usage.outputTokens ?? 0)
+        let cacheRead = Int64(usage.cacheReadTokens ?? 0)
+        let cacheWrite = Int64(usage.cacheWriteTokens ?? 0)
+        guard input | output | cacheRead | cacheWrite != 0 else { return }
+        let model = (usage.model ?? facts.requestModel).map { region.modelNames.code(upstream: upstream, name: $0) }
+        region.countTokens(
+            upstream: upstream, key: facts.keyMetric, model: model ?? ModelNameTable.noneCode, input: input, output: output,
+            cacheRead: cacheRead, cacheWrite: cacheWrite)
+    }
+
+    static func limit(_ kind: RateLimitKind) -> MetricsSchema.RateLimit {
+        switch kind {
+        case .requests: return .requests
+        case .tokens: return .tokens
+        case .inFlight: return .inFlight
         }
     }
 
