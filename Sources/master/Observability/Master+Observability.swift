@@ -61,7 +61,7 @@ extension Master {
             response.extraHeaders = [("Allow", "GET, HEAD")]
             return response
         case .get("/metrics", _):
-            var response = ObservabilityResponse(status: 200, reason: "OK", body: Array(MetricsRenderer.render(hostMetrics()).utf8))
+            var response = ObservabilityResponse(status: 200, reason: "OK", body: MetricsRenderer.renderBytes(hostMetrics()))
             response.contentType = MetricsRenderer.contentType
             return response
         case .get("/livez", _):

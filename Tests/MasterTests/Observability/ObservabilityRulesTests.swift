@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Common
 @testable import FluxgateMaster
 
 /// docs/prometheus/fluxgate-rules.yaml and docs/grafana/fluxgate.json: Prometheus accepts the

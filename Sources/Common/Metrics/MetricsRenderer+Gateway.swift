@@ -1,10 +1,8 @@
-import Common
-
 // The gateway's families of docs/observability.md: attempts and target health (failover),
 // tokens (usage) and rate-limit refusals. Only series whose names the configuration in force
 // has are shown, like every other family.
 extension MetricsRenderer {
-    static func attempts(_ out: inout String, _ host: HostMetrics) {
+    static func attempts(_ out: inout MetricsText, _ host: HostMetrics) {
         family(&out, "fluxgate_upstream_attempts_total", "counter", "Tries sent to upstream targets, by how each ended.")
         var lines: [String] = []
         for (series, counts) in host.totals.attempts {
@@ -18,7 +16,7 @@ extension MetricsRenderer {
         for line in lines { out += line }
     }
 
-    static func targetsUp(_ out: inout String, _ host: HostMetrics) {
+    static func targetsUp(_ out: inout MetricsText, _ host: HostMetrics) {
         family(&out, "fluxgate_upstream_target_up", "gauge", "1 while the target is in service, 0 while its health keeps it out.")
         for target in host.targetsUp {
             out +=
@@ -26,7 +24,7 @@ extension MetricsRenderer {
         }
     }
 
-    static func tokens(_ out: inout String, _ host: HostMetrics) {
+    static func tokens(_ out: inout MetricsText, _ host: HostMetrics) {
         family(&out, "fluxgate_tokens_total", "counter", "Tokens the providers reported, by upstream, client key, model and type.")
         // Label sets, merged: a slot whose name was never published shows as `other`.
         var merged: [String: SIMD8<Int64>] = [:]
@@ -50,7 +48,7 @@ extension MetricsRenderer {
         return names?.name(upstream: upstream, code: code) ?? "other"
     }
 
-    static func rateLimited(_ out: inout String, _ host: HostMetrics) {
+    static func rateLimited(_ out: inout MetricsText, _ host: HostMetrics) {
         family(&out, "fluxgate_rate_limited_total", "counter", "Requests refused with 429 by a rate limit, by client key and limit.")
         var lines: [String] = []
         for (series, counts) in host.totals.rateLimited {
