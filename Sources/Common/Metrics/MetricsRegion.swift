@@ -80,7 +80,7 @@ public struct MetricsRegion: @unchecked Sendable {
     public func connectionClosed() { add(Layout.openConnections, -1) }
     public func countRejected(_ reason: MetricsSchema.RejectionReason) { add(Layout.rejected + reason.rawValue, 1) }
     public func observeOverhead(nanoseconds: Int64) {
-        Self.observe(base + Layout.overhead, MetricsSchema.overheadBoundsNs, nanoseconds)
+        Self.observe(base + Layout.overhead, bucket: MetricsSchema.overheadBucket(nanoseconds), bounds: 13, nanoseconds)
     }
 
     /// The entry of upstream series `key`, added when new (an index to keep: entries never move).
@@ -110,8 +110,11 @@ public struct MetricsRegion: @unchecked Sendable {
         let entry = base + Layout.upstreamsOffset + index * Layout.upstreamWords
         fluxgate_counter_add(entry + Layout.requestBody, requestBody)
         fluxgate_counter_add(entry + Layout.responseBody, responseBody)
-        Self.observe(entry + Layout.duration, MetricsSchema.durationBoundsNs, durationNs)
-        if let upstreamResponseNs { Self.observe(entry + Layout.upstreamResponse, MetricsSchema.durationBoundsNs, upstreamResponseNs) }
+        Self.observe(entry + Layout.duration, bucket: MetricsSchema.durationBucket(durationNs), bounds: 15, durationNs)
+        if let upstreamResponseNs {
+            Self.observe(
+                entry + Layout.upstreamResponse, bucket: MetricsSchema.durationBucket(upstreamResponseNs), bounds: 15, upstreamResponseNs)
+        }
     }
 
     public func countUpstreamError(entry index: Int, _ reason: MetricsSchema.UpstreamErrorReason) {
@@ -147,15 +150,12 @@ public struct MetricsRegion: @unchecked Sendable {
         }
     }
 
-    /// A histogram at `words`: the first bound not below `value` gets the count (+Inf after the
-    /// last), then the sum and the count.
+    /// A histogram of `bounds` bounds at `words`: `bucket` gets the count, then the sum and the count.
     @inline(__always)
-    static func observe(_ words: UnsafeMutablePointer<Int64>, _ bounds: [Int64], _ value: Int64) {
-        var bucket = 0
-        while bucket < bounds.count, value > bounds[bucket] { bucket += 1 }
+    static func observe(_ words: UnsafeMutablePointer<Int64>, bucket: Int, bounds: Int, _ value: Int64) {
         fluxgate_counter_add(words + bucket, 1)
-        fluxgate_counter_add(words + bounds.count + 1, value)
-        fluxgate_counter_add(words + bounds.count + 2, 1)
+        fluxgate_counter_add(words + bounds + 1, value)
+        fluxgate_counter_add(words + bounds + 2, 1)
     }
 
     // MARK: Reading (the master)
@@ -180,6 +180,8 @@ public struct MetricsRegion: @unchecked Sendable {
             guard key != MetricsSchema.emptyKey else { continue }
             totals.upstreams[key, default: MetricsTotals.Upstream()].add(entry)
         }
+        // Room for every series at once: growing the dictionary as it fills rehashed it ~14 times.
+        totals.requests.reserveCapacity(totals.requests.count + Int(load(Layout.requestSeriesInUse)))
         for index in 0..<Layout.requestEntries {
             let entry = base + Layout.requestsOffset + index * Layout.requestWords
             let code = fluxgate_published(entry)
