@@ -6,6 +6,8 @@ import NIOCore
 /// (no string, no dictionary, no allocation per request). Touched only from the worker's loop.
 struct WorkerMetrics {
     let region: MetricsRegion
+    /// The model codes this worker used last (a code never changes while the master lives).
+    let models = ModelCodeCache()
 
     /// One finished request (`WorkerContext.requestEnded`). `now`: its end.
     func record(_ facts: borrowing RequestFacts, now: UInt64) {
@@ -45,7 +47,7 @@ struct WorkerMetrics {
         let cacheRead = Int64(usage.cacheReadTokens ?? 0)
         let cacheWrite = Int64(usage.cacheWriteTokens ?? 0)
         guard input | output | cacheRead | cacheWrite != 0 else { return }
-        let model = (usage.model ?? facts.requestModel).map { region.modelNames.code(upstream: upstream, name: $0) }
+        let model = (usage.model ?? facts.requestModel).map { models.code(upstream: upstream, name: $0, in: region.modelNames) }
         region.countTokens(
             upstream: upstream, key: facts.keyMetric, model: model ?? ModelNameTable.noneCode, input: input, output: output,
             cacheRead: cacheRead, cacheWrite: cacheWrite)
@@ -87,5 +89,27 @@ struct WorkerMetrics {
         case 400..<500, 501, 505: return .badRequest
         default: return nil
         }
+    }
+}
+
+/// The last few (upstream, model name) → code lookups of one worker: the shared table's lookup
+/// hashes the name and compares its bytes (~500 instructions per request, docs/performance.md);
+/// a hit here is a string comparison. Codes are never reassigned while the master lives, so an
+/// entry cannot go stale. Touched only from the worker's loop.
+final class ModelCodeCache {
+    static let size = 8
+    private var entries: [(upstream: Int64, name: String, code: Int64)] = []
+    private var next = 0
+
+    func code(upstream: Int64, name: String, in table: ModelNameTable) -> Int64 {
+        for entry in entries where entry.upstream == upstream && entry.name == name { return entry.code }
+        let code = table.code(upstream: upstream, name: name)
+        if entries.count < Self.size {
+            entries.append((upstream, name, code))
+        } else {
+            entries[next] = (upstream, name, code)
+            next = (next + 1) % Self.size
+        }
+        return code
     }
 }

@@ -40,6 +40,6 @@ import Common
             }
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.dashboard))) as? [String: Any]
-        #expect((json?["panels"] as? [Any])?.count == 10)
+        #expect((json?["panels"] as? [Any])?.count == 14)
     }
 }
