@@ -4,7 +4,10 @@
 #   bench/callgrind.sh [N=2000]        # env: CONC (1), TARGETS ("fluxgate nginx"), PAYLOADS ("json sse"),
 #                                      #      LOGMODES ("off on"), FLUXGATE_BIN, OUT, TOP (25),
 #                                      #      FLUXGATE_CONF (conf/fluxgate.yaml.tmpl; conf/fluxgate-models.yaml.tmpl
-#                                      #      routes the JSON requests by model instead of by prefix),
+#                                      #      routes the JSON requests by model instead of by prefix;
+#                                      #      conf/fluxgate-gateway.yaml.tmpl has every gateway feature on),
+#                                      #      REDIS (1: a redis-server started here keeps the key's
+#                                      #      requests_per_minute, `rate_limits.redis` added to the conf),
 #                                      #      START_S (60: seconds a target under valgrind may take to answer)
 #
 # Instruction counts do not depend on what else runs on the machine, unlike wall-clock numbers.
@@ -53,7 +56,12 @@ fi
 render "$BENCH/conf/nginx-mock.conf.tmpl" "$RUN/mock.conf"
 nginx -p "$RUN" -c "$RUN/mock.conf" -g 'daemon off;' > "$RUN/mock.out" 2>&1 & PIDS+=($!)
 wait_code "http://127.0.0.1:$MOCK_PORT/health" 10 200 || { log "mock did not start"; exit 1; }
-{ echo "date: $(date -Is)"; echo "command: bench/callgrind.sh $N (CONC=$CONC)"; echo "nproc: $(nproc)"
+if [ "${REDIS:-0}" = 1 ]; then
+  command -v redis-server >/dev/null || { log "redis-server missing: run .ci/install-deps"; exit 1; }
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no > "$RUN/redis.out" 2>&1 & PIDS+=($!)
+  for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+fi
+{ echo "date: $(date -Is)"; echo "command: bench/callgrind.sh $N (CONC=$CONC FLUXGATE_CONF=${FLUXGATE_CONF:-conf/fluxgate.yaml.tmpl} REDIS=${REDIS:-0})"; echo "nproc: $(nproc)"
   grep -m1 'model name' /proc/cpuinfo; echo "loadavg: $(cat /proc/loadavg)"; valgrind --version; nginx -v 2>&1
   echo "fluxgate: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- Sources || echo ' + uncommitted changes')"; } > "$OUT/env.txt"
 [ -f "$OUT/results.tsv" ] || echo -e "target\tpayload\tlogging\trequests\tok\tinstructions\tinstructions_per_request" > "$OUT/results.tsv"
@@ -70,6 +78,9 @@ for t in $TARGETS; do for lm in $LOGMODES; do for p in $PAYLOADS; do
       ;;
     fluxgate)
       render "$BENCH/${FLUXGATE_CONF:-conf/fluxgate.yaml.tmpl}" "$RUN/proxy.yaml"
+      # timeout_ms: valgrind slows the worker ~50x; a check must not time out for that.
+      [ "${REDIS:-0}" = 1 ] && printf 'rate_limits:\n  redis:\n    url: redis://127.0.0.1:%s/0\n    timeout_ms: 2000\n    on_unavailable: reject\n' \
+        "$REDIS_PORT" >> "$RUN/proxy.yaml"
       level=info; [ $lm = on ] && level=trace
       FLUXGATE_LOG=$level valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$RUN/cg.%p.out" \
         "$FLUXGATE_BIN" --config "$RUN/proxy.yaml" > "$RUN/$name.out" 2> "$RUN/$name.err" &

@@ -31,6 +31,14 @@
 # requests_per_minute high enough never to trigger, host-local) and fluxgate2redis (the same limit
 # kept in a redis-server started here), against fluxgate2 in the same run:
 #   TARGETS="fluxgate2 fluxgate2rl fluxgate2redis" SCENARIOS=json_c64 bench/run.sh --short
+# With fluxgate2redis, S10 also measures the latency Redis adds below saturation (S10_N, S10_REPS).
+#
+# The whole gateway at once (issue 23): fluxgate1gw is 1 worker with every feature on together
+# (conf/fluxgate-gateway.yaml.tmpl: the observability listener scraped every second, usage auto,
+# the bench key's requests_per_minute that never triggers, host-local, the JSON upstream over two
+# healthy targets, the JSON requests routed by model); fluxgate1gwredis the same with the limit
+# kept in the redis-server started here. Both against nginx1 doing the plain proxy job:
+#   TARGETS="nginx1 fluxgate1 fluxgate1gw fluxgate1gwredis" SCENARIOS=json_c64 bench/run.sh --short
 #
 # Env overrides: DUR REPS SCENARIOS LOGMODES TARGETS FIDELITY COLDSTART_TRIALS SOAK_S OUT FLUXGATE_BIN
 #                RELOAD_TARGETS RELOAD_GAP RELOAD_STEPS (e.g. 1,2,3: hot reloads only) BIGBODY_TARGETS
@@ -122,10 +130,17 @@ ss = [socket.socket() for _ in range(16)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 P_fluxgate1t2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+read -r P_fluxgate1gw P_fluxgate1gwredis M_fluxgate1gw M_fluxgate1gwredis < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
 declare -A PORT=([nginx1]=$P_nginx1 [nginx1t]=$P_nginx1t [nginx2]=$P_nginx2 [haproxy]=$P_haproxy
                  [fluxgate1]=$P_fluxgate1 [fluxgate2]=$P_fluxgate2 [fluxgate1off]=$P_fluxgate1off [fluxgate1m]=$P_fluxgate1m
                  [fluxgate1t2]=$P_fluxgate1t2 [fluxgate1mr]=$P_fluxgate1mr [fluxgate2rl]=$P_fluxgate2rl
-                 [fluxgate2redis]=$P_fluxgate2redis)
+                 [fluxgate2redis]=$P_fluxgate2redis [fluxgate1gw]=$P_fluxgate1gw [fluxgate1gwredis]=$P_fluxgate1gwredis)
+
+declare -A M=([fluxgate1gw]=$M_fluxgate1gw [fluxgate1gwredis]=$M_fluxgate1gwredis)   # their observability listeners
 
 render() {     # render TEMPLATE OUT PORT WORKERS
   sed -e "s#{RUNDIR}#$RUN#g" -e "s#{MOCKDIR}#$BENCH/mock/www#g" -e "s#{MOCK_PORT}#$MOCK_PORT#g" \
@@ -175,6 +190,14 @@ start_proxy() {  # start_proxy TARGET LOGMODE
       local level=info; [ "$lm" = on ] && level=trace
       launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock"
       launch ${t}_scraper bash -c "for _ in \$(seq 1 100000); do curl -s -o /dev/null -m 2 http://127.0.0.1:$METRICS_PORT/metrics; sleep 1; done" ;;
+    fluxgate1gw|fluxgate1gwredis)   # every gateway feature at once (conf/fluxgate-gateway.yaml.tmpl)
+      render "$BENCH/conf/fluxgate-gateway.yaml.tmpl" "$RUN/$t.yaml" "$p" 1
+      sed -i "s#{METRICS_PORT}#${M[$t]}#g" "$RUN/$t.yaml"
+      [ $t = fluxgate1gwredis ] && printf 'rate_limits:\n  redis:\n    url: redis://127.0.0.1:%s/0\n    timeout_ms: 50\n    on_unavailable: reject\n' \
+        "$REDIS_PORT" >> "$RUN/$t.yaml"
+      local level=info; [ "$lm" = on ] && level=trace
+      launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock"
+      launch ${t}_scraper bash -c "for _ in \$(seq 1 100000); do curl -s -o /dev/null -m 2 http://127.0.0.1:${M[$t]}/metrics; sleep 1; done" ;;
   esac
 }
 
@@ -370,7 +393,7 @@ else
   launch paced env UPSTREAM_KEY=$UPSTREAM_KEY python3 "$BENCH/tools/paced_sse_mock.py" "$PACED_PORT" 50 20
 fi
 launch bulk python3 "$BENCH/tools/body_mock.py" "$BULK_PORT"
-case " $TARGETS " in *" fluxgate2redis "*)
+case " $TARGETS " in *" fluxgate2redis "*|*" fluxgate1gwredis "*)
   command -v redis-server >/dev/null || { log "redis-server missing: run .ci/install-deps"; exit 1; }
   launch redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no
   for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done;;
@@ -415,7 +438,7 @@ for lm in $LOGMODES; do
   [ $lm = on ] && for t in "${proxies[@]}"; do
     for f in "$RUN/$t.out" "$RUN/$t.access.log"; do [ -f "$f" ] && log "$lm $t log: $(wc -l < "$f") lines in $(basename "$f")"; done; done
   for t in "${proxies[@]}"; do stop_one $t; done
-  stop_one fluxgate1m_scraper
+  stop_one fluxgate1m_scraper; stop_one fluxgate1gw_scraper; stop_one fluxgate1gwredis_scraper
   STARTED=("${MOCKS[@]}")
 done
 
@@ -436,6 +459,40 @@ for t in fluxgate1 fluxgate1r; do
   fi
   stop_one s9$t
 done
+
+# S10: the latency a Redis-backed requests limit adds below saturation (issue 22: p99 <= 0.3 ms).
+# fluxgate2 against fluxgate2redis (the same proxy, the bench key limited in the redis-server
+# started above), each probed by latency_probe.py: S10_N sequential requests on one keep-alive
+# connection (a fixed rate far below saturation), S10_REPS alternating reps, same run.
+# added_p99_ms in redis-latency.tsv = the rep's p99 minus the previous no-limit rep's.
+case " $TARGETS " in *" fluxgate2redis "*)
+  RL=$OUT/redis-latency.tsv; echo -e "proxy	rep	result" > "$RL"
+  for ((i=1; i<=${S10_REPS:-3}; i++)); do
+    for t in fluxgate2 fluxgate2redis; do
+      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t-s10.yaml" "${PORT[fluxgate2]}" 2
+      [ $t = fluxgate2redis ] && { echo "      limits: { requests_per_minute: 1000000 }"
+        printf 'rate_limits:\n  redis:\n    url: redis://127.0.0.1:%s/0\n    timeout_ms: 50\n    on_unavailable: reject\n' "$REDIS_PORT"; } >> "$RUN/$t-s10.yaml"
+      launch s10$t env FLUXGATE_LOG=info "$FLUXGATE_BIN" --config "$RUN/$t-s10.yaml" --control-socket "$RUN/$t-s10.sock"
+      if wait_http "http://127.0.0.1:${PORT[fluxgate2]}/none" 20 401; then
+        r=$(timeout 300 python3 "$BENCH/tools/latency_probe.py" "http://127.0.0.1:${PORT[fluxgate2]}/v1/chat/completions" "$CLIENT_KEY" "${S10_N:-5000}")
+        echo -e "$t\t$i\t$r" >> "$RL"; log "S10 redis latency $t #$i: $r"
+      fi
+      stop_one s10$t
+    done
+  done
+  python3 - "$RL" <<'PY' | tee -a "$OUT/driver.log"
+import re, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+base = None
+for proxy, rep, result in rows:
+    m = dict(re.findall(r"(\w+)=([\d.]+)", result))
+    if proxy == "fluxgate2": base = m
+    elif base and "p99_ms" in m:
+        print(f"S10 rep {rep}: added p50 {float(m['p50_ms']) - float(base['p50_ms']):+.3f} ms, "
+              f"added p99 {float(m['p99_ms']) - float(base['p99_ms']):+.3f} ms (Redis-backed vs no limit)")
+PY
+  ;;
+esac
 
 # S6: launch -> first 200 through the chain (fluxgate 1 worker vs nginx 1 worker), mocks still up
 echo -e "proxy\ttrial\tlaunch_to_first_200_ms\trss_kb_after_first_request" > "$COLD"

@@ -10,7 +10,7 @@ import Testing
     let now: Int64 = 1_700_000_000
 
     func verify(_ token: String) -> Result<String, JWTVerifier.Rejection> {
-        verifier.verify(Substring(token), now: now)
+        verifier.verify(Substring(token), now: now).map(\.kid)
     }
 
     func header(alg: String = "\"HS256\"", typ: String = "\"JWT\"", kid: String = "\"team\"") -> String {
@@ -19,6 +19,15 @@ import Testing
 
     @Test func validTokenIsAcceptedWithItsKid() {
         #expect(verify(Fixtures.jwt(payload: #"{"sub":"u1","exp":1700000001,"nbf":1700000000}"#)) == .success("team"))
+    }
+
+    @Test func theSubjectIsTheStringSubClaimOnly() {
+        func subject(_ payload: String) -> String?? {
+            try? verifier.verify(Substring(Fixtures.jwt(payload: payload)), now: now).get().subject
+        }
+        #expect(subject(#"{"sub":"u1"}"#) == .some("u1"))
+        #expect(subject("{}") == .some(nil))
+        #expect(subject(#"{"sub":42}"#) == .some(nil), "a sub that is not a string counts per kid")
     }
 
     @Test func theKidSelectsTheKey() {

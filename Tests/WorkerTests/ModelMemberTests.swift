@@ -48,6 +48,12 @@ import Testing
         #expect(Self.find(#"{"model":{"name":"x"}}"#) == .notAString)
         #expect(Self.find(#"{"model":"\ud800"}"#) == .notAString)
         #expect(Self.find(#"{"model":"\q"}"#) == .notAString)
+        // Raw bytes that are not UTF-8 (a lone continuation byte, a cut sequence) are not a name.
+        for bad: [UInt8] in [[0x80], [0x67, 0xFF, 0x70], [0xE2, 0x82]] {
+            let body = Array(#"{"model":""#.utf8) + bad + Array(#""}"#.utf8)
+            #expect(body.withUnsafeBytes { ModelMember.find(in: $0) } == .notAString)
+        }
+        #expect(Self.name(#"{"model":"modèle-π"}"#) == "modèle-π")
         #expect(Self.find(#"{"a" 1,"model":"x"}"#) == .invalid)
         #expect(Self.find(#"{"a":1 "model":"x"}"#) == .invalid)
         #expect(Self.find("{\"model\":\"a\nb\"}") == .invalid)
@@ -157,5 +163,19 @@ import Testing
             ModelListing.body([], anthropic: true) == #"{"data":[],"has_more":false,"first_id":null,"last_id":null}"#)
         let anthropic = try JSONParser.parse(Array(ModelListing.body(entries, anthropic: true).utf8))
         #expect(anthropic["first_id"] == .string("gpt-4o-mini") && anthropic["last_id"] == .string("claude-sonnet"))
+    }
+}
+
+/// `ModelNameIndex`: the exact names by their bytes, whatever collides in the table.
+@Suite struct ModelNameIndexTests {
+    @Test func everyNameIsFoundAtItsPositionAndNothingElseIs() {
+        let names = (0..<300).map { "model-\($0)" } + ["", "modèle-π", "model-7"]
+        let index = ModelNameIndex(names)
+        for (position, name) in names.enumerated().dropLast() { #expect(index.position(of: name) == position) }
+        // A repeated name keeps its first position.
+        #expect(index.position(of: "model-7") == 7)
+        for other in ["model-300", "model-", "Model-1", "model-1 ", "modèle", "x"] { #expect(index.position(of: other) == nil) }
+        #expect(ModelNameIndex([]).position(of: "") == nil)
+        #expect(ModelNameIndex([]).position(of: "gpt-4o") == nil)
     }
 }

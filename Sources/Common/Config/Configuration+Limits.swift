@@ -90,6 +90,9 @@ public struct RateLimitRegionName: Sendable, Hashable, CustomStringConvertible {
         case requests = "r"
         case inFlight = "f"
         case tokens = "t"
+        /// A JWT key's subjects (`SubjectTable`) and their requests logs (docs/rate-limits.md "JWT keys").
+        case subjects = "s"
+        case subjectRequests = "q"
     }
 
     public var owner: Owner

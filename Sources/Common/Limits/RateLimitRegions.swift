@@ -11,6 +11,8 @@ import CLinux
 public struct RequestLogRegion {
     let segment: RateLimitSegment
     let entry: Int
+    /// A slot of a `SubjectRequestsTable` (the directory entry names the table), or -1.
+    var slot = -1
 
     static func bytes(capacity: Int) -> Int { 128 + 8 * capacity }
 
@@ -50,7 +52,8 @@ public struct RequestLogRegion {
     /// Locks the current log and returns it (follows a move made by a reload).
     public func lock() -> LockedRequestLog {
         while true {
-            let region = segment.base + segment.regionOffset(entry: entry)
+            var region = segment.base + segment.regionOffset(entry: entry)
+            if slot >= 0 { region = SubjectRequestsTable.slotRegion(region, slot: slot) }
             _ = fluxgate_robust_mutex_lock(region + 64)
             if fluxgate_atomic_load((region + 8).assumingMemoryBound(to: Int64.self)) == 0 {
                 return LockedRequestLog(region: region, log: Self.view(region))
@@ -121,7 +124,7 @@ public struct TokenLogRegion {
     static let bytes = 128 + 24 * capacity
     let region: UnsafeMutableRawPointer
 
-    static func initialize(_ region: UnsafeMutableRawPointer) {
+    static func initialize(_ region: UnsafeMutableRawPointer, capacity: Int = capacity) {
         region.assumingMemoryBound(to: Int64.self).pointee = Int64(capacity)
         precondition(fluxgate_robust_mutex_init(region + 64) == 0, "robust mutex")
     }

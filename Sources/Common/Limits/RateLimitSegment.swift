@@ -33,6 +33,7 @@ public final class RateLimitSegment: @unchecked Sendable {
     /// The master's book of what it handed out (the master alone writes the segment's directory).
     private var assigned: [String: (entry: Int, region: Int, capacity: Int)] = [:]
     private var inFlightRegions: [Int] = []
+    private var subjectTables: [Int] = []
     private var nextFree = heapOffset
 
     private init(_ memory: SharedMemory) { self.memory = memory }
@@ -101,12 +102,58 @@ public final class RateLimitSegment: @unchecked Sendable {
                 if !ensureTokenLog(region.description) { unplaced.append(region.description) }
             }
         }
+        for key in configuration.apiKeys.jwt {
+            guard let limits = key.limits, !limits.isEmpty else { continue }
+            unplaced += prepareSubjects(kid: key.id, limits: limits)
+        }
         return unplaced
+    }
+
+    /// A JWT key's subject table, and its requests table when it has `requests_per_minute`
+    /// (grown, its slots copied, when the limit grew).
+    private func prepareSubjects(kid: String, limits: Configuration.Limits) -> [String] {
+        let tableName = RateLimitRegionName(.key, kid, .subjects).description
+        if assigned[tableName] == nil {
+            guard let region = allocate(SubjectTable.bytes) else { return [tableName] }
+            SubjectTable.initialize(base + region)
+            guard publish(tableName, region: region, capacity: 0) else { return [tableName] }
+            subjectTables.append(region)
+        }
+        guard let rpm = limits.requestsPerMinute, let table = assigned[tableName] else { return [] }
+        let name = RateLimitRegionName(.key, kid, .subjectRequests).description
+        guard let current = assigned[name] else {
+            guard let region = allocate(SubjectRequestsTable.bytes(capacity: Int(rpm))) else { return [name] }
+            SubjectRequestsTable.initialize(base + region, capacity: Int(rpm))
+            return publish(name, region: region, capacity: Int(rpm)) ? [] : [name]
+        }
+        guard Int(rpm) > current.capacity else { return [] }
+        let grown = max(Int(rpm), min(current.capacity * 2, Int(ConfigLimits.maxRequestsPerMinute)))
+        guard let region = allocate(SubjectRequestsTable.bytes(capacity: grown)) else { return [name] }
+        SubjectRequestsTable.initialize(base + region, capacity: grown)
+        SubjectTable(base: base + table.region).withLock {
+            SubjectRequestsTable.move(from: base + current.region, to: base + region) {
+                fluxgate_atomic_store(word(entry(current.entry) + 16), Int64(region))
+            }
+        }
+        assigned[name] = (current.entry, region, grown)
+        return []
+    }
+
+    public func subjectTable(entry index: Int) -> SubjectTable {
+        SubjectTable(base: base + regionOffset(entry: index))
+    }
+
+    public func subjectRequests(entry index: Int) -> SubjectRequestsTable {
+        SubjectRequestsTable(segment: self, entry: index)
     }
 
     /// The master, after reaping the worker that used `cell`: its in-flight requests are over.
     public func reset(cell: Int) {
         for region in inFlightRegions { InFlightRegion(base: base + region).reset(cell: cell) }
+        for region in subjectTables {
+            let table = SubjectTable(base: base + region)
+            table.forEachUsedSlot { table.inFlight(slot: $0).reset(cell: cell) }
+        }
     }
 
     private func allocate(_ bytes: Int) -> Int? {

@@ -12,6 +12,8 @@ struct AuthenticatedCaller: Sendable, Equatable {
     var keyMetric = MetricsSchema.noneKey
     /// The static key's position in `api_keys.static`, for its `models:` list (`ModelTable`).
     var staticKey: Int? = nil
+    /// A JWT's `sub` (its limits count per subject: docs/rate-limits.md "JWT keys").
+    var subject: String? = nil
 }
 
 enum AuthOutcome: Sendable, Equatable {
@@ -96,11 +98,13 @@ struct Authenticator: Sendable {
                             permitted: match.permitted, keyID: match.id, keyMetric: match.metricKey, staticKey: match.position))
             }
         }
-        guard !jwt.isEmpty, case .success(let kid) = jwt.verify(token, now: now), !everyUpstream.isEmpty else {
+        guard !jwt.isEmpty, case .success(let verified) = jwt.verify(token, now: now), !everyUpstream.isEmpty else {
             return .rejected
         }
         return .allowed(
-            AuthenticatedCaller(permitted: everyUpstream, keyID: kid, keyMetric: jwtMetricKeys[kid] ?? MetricsSchema.otherKey))
+            AuthenticatedCaller(
+                permitted: everyUpstream, keyID: verified.kid,
+                keyMetric: jwtMetricKeys[verified.kid] ?? MetricsSchema.otherKey, subject: verified.subject))
     }
 
     /// `Authorization: Bearer <token>` (capital B, one space, token untrimmed); otherwise, only when

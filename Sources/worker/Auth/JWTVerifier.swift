@@ -32,8 +32,14 @@ struct JWTVerifier: Sendable {
 
     var isEmpty: Bool { keys.isEmpty }
 
-    /// Returns the `kid` of the key that verified the token.
-    func verify(_ token: Substring, now: Int64) -> Result<String, Rejection> {
+    /// A verified token: the `kid` of the key that verified it, and its `sub` claim when that is
+    /// a string (what JWT limits count by: docs/rate-limits.md "JWT keys").
+    struct Verified: Equatable {
+        var kid: String
+        var subject: String?
+    }
+
+    func verify(_ token: Substring, now: Int64) -> Result<Verified, Rejection> {
         let utf8 = token.utf8
         guard let firstDot = utf8.firstIndex(of: UInt8(ascii: ".")),
             let secondDot = utf8[utf8.index(after: firstDot)...].firstIndex(of: UInt8(ascii: ".")),
@@ -69,7 +75,8 @@ struct JWTVerifier: Sendable {
             guard let notBefore = nbf.int64Value else { return .failure(.malformedTimeClaim) }
             guard now >= notBefore else { return .failure(.notYetValid) }
         }
-        return .success(kid)
+        guard case .string(let subject)? = claims["sub"] else { return .success(Verified(kid: kid, subject: nil)) }
+        return .success(Verified(kid: kid, subject: subject))
     }
 
     /// A header or claim set: one JSON object (Common's strict parser: duplicate members, and so

@@ -62,16 +62,48 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// request; it keeps the connection's last authentication).
     private var request: PipelineRequest?
 
+    /// The last body wait's `WaitingRequest`, kept for the next one on this connection.
+    private var spareWaiting: WaitingRequest?
+
     /// The request is between two stages: the stage `stage` waits for an answer (`suspension`)
-    /// or for `wantedBytes` of the body, collected in `parts`.
-    private struct WaitingRequest {
+    /// or for `wantedBytes` of the body (collected in the pipeline request's `bodyParts`). A
+    /// class, reused from one body wait to the next (`spareWaiting`): looking at it is one
+    /// retain, where a struct with the head in it was copied whole each time, and no allocation
+    /// is made per model-routed request (~1,000 instructions together, docs/performance.md).
+    private final class WaitingRequest {
         var stage: Int
-        /// The request's head, kept while it waits (the pipeline request does not keep one).
-        var head: RequestHead
+        /// The request's head, kept while it waits (the pipeline request does not keep one);
+        /// taken out (`take()`, a move, not a copy) when the wait ends.
+        var head: RequestHead?
         var suspension: StageSuspension?
-        var wantedBytes = 0
-        var parts: [ByteBuffer] = []
-        var collectedBytes = 0
+        var wantedBytes: Int
+        var collectedBytes: Int
+
+        init(stage: Int, head: RequestHead, suspension: StageSuspension?, wantedBytes: Int, collectedBytes: Int) {
+            self.stage = stage
+            self.head = head
+            self.suspension = suspension
+            self.wantedBytes = wantedBytes
+            self.collectedBytes = collectedBytes
+        }
+    }
+
+    /// Makes `waiting` (from the spare one when there is one).
+    private func startWaiting(
+        stage: Int, head: RequestHead, suspension: StageSuspension? = nil, wantedBytes: Int = 0, collectedBytes: Int = 0
+    ) {
+        guard let spare = spareWaiting else {
+            waiting = WaitingRequest(
+                stage: stage, head: head, suspension: suspension, wantedBytes: wantedBytes, collectedBytes: collectedBytes)
+            return
+        }
+        spareWaiting = nil
+        spare.stage = stage
+        spare.head = head
+        spare.suspension = suspension
+        spare.wantedBytes = wantedBytes
+        spare.collectedBytes = collectedBytes
+        waiting = spare
     }
 
     init(worker: WorkerContext, registry: ConnectionRegistry, output: SocketOutput) {
@@ -364,13 +396,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             return resumed(request, head: head, stage: stage, verdict: verdict, context: context)
         }
         state.hold()
-        waiting = WaitingRequest(stage: stage, head: head, suspension: suspension)
+        startWaiting(stage: stage, head: head, suspension: suspension)
         let serial = self.serial
         suspension.onResume = { [self] verdict in
             guard serial == self.serial, let context = self.context, let waiting = self.waiting else { return }
             self.waiting = nil
             state.release()
-            resumed(request, head: waiting.head, stage: waiting.stage, verdict: verdict, context: context)
+            // As in a read's delivery: what the resumed request writes upstream (its head, the
+            // body a stage collected) goes out in one flush. Without it a request with nothing
+            // queued behind it (a model-routed body, taken whole before a Redis-backed limit
+            // suspended) left its body unflushed for ~200 ms (docs/performance.md).
+            clientReadInProgress = true
+            resumed(request, head: waiting.head.take()!, stage: waiting.stage, verdict: verdict, context: context)
+            clientReadInProgress = false
+            exchange?.clientReadComplete()
             deliverQueued(context: context)
         }
     }
@@ -405,36 +444,37 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             return runPipeline(request, head: head, from: stage, context: context)
         }
         sendContinueIfExpected(head, context: context)
-        if var waiting, waiting.stage == stage {
+        if let waiting, waiting.stage == stage {
             waiting.wantedBytes = wanted
-            self.waiting = waiting
         } else {
-            // A stage that asks again for more keeps what it was given, first.
-            let collected = request.body?.readableBytes ?? 0
-            waiting = WaitingRequest(
-                stage: stage, head: head, wantedBytes: wanted, parts: request.bodyParts, collectedBytes: collected)
+            // A stage that asks again for more keeps what it was given (`bodyParts`), first.
+            startWaiting(stage: stage, head: head, wantedBytes: wanted, collectedBytes: request.body?.readableBytes ?? 0)
         }
         resumeClientReads()
     }
 
     /// Body bytes (or the body's end) for a stage that asked for them.
     private func bodyCollected(_ buffer: ByteBuffer?, end: Bool, context: ChannelHandlerContext) {
-        guard var waiting, let request else { return }
+        guard let waiting, let request else { return }
         if let buffer {
-            waiting.parts.append(buffer)
+            request.bodyParts.append(buffer)
             waiting.collectedBytes += buffer.readableBytes
         }
-        guard end || waiting.collectedBytes >= waiting.wantedBytes else {
-            self.waiting = waiting
-            return
-        }
+        guard end || waiting.collectedBytes >= waiting.wantedBytes else { return }
         self.waiting = nil
-        var body = context.channel.allocator.buffer(capacity: waiting.collectedBytes)
-        for part in waiting.parts { body.writeImmutableBuffer(part) }
-        request.body = body
+        spareWaiting = waiting
+        request.body = Self.joined(request.bodyParts, bytes: waiting.collectedBytes, allocator: context.channel.allocator)
         request.bodyComplete = end
-        request.bodyParts = waiting.parts
-        runPipeline(request, head: waiting.head, from: waiting.stage, context: context)
+        runPipeline(request, head: waiting.head.take()!, from: waiting.stage, context: context)
+    }
+
+    /// The collected parts as one buffer for the stage: the part itself when there is one (the
+    /// usual case, a body that came with its head or in one read), so it is not copied.
+    private static func joined(_ parts: [ByteBuffer], bytes: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        if parts.count == 1 { return parts[0] }
+        var body = allocator.buffer(capacity: bytes)
+        for part in parts { body.writeImmutableBuffer(part) }
+        return body
     }
 
     private func sendContinueIfExpected(_ head: RequestHead, context: ChannelHandlerContext) {
@@ -491,7 +531,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         // Body bytes a stage collected go first, as they arrived.
         if !request.bodyParts.isEmpty {
             for part in request.bodyParts { exchange.clientBody(part) }
-            request.bodyParts = []
+            // Its storage is kept for the next request's parts.
+            request.bodyParts.removeAll(keepingCapacity: true)
+            // The stage's view may be a slice of the read buffer (`joined`): let the channel
+            // have that buffer back now, not at the next request.
+            request.body = nil
         }
         if request.receivedWhole { exchange.clientEnd() }
     }

@@ -1,4 +1,6 @@
+import CLinux
 import Common
+import Logging
 import Synchronization
 
 /// The worker's access to the host's rate-limit segment (docs/rate-limits.md "On one host"): the
@@ -11,6 +13,8 @@ final class HostRateLimits: Sendable {
     /// Set when the segment is this process's own: it makes room itself (the master does for
     /// an inherited one, before it sends a configuration).
     private let ownSegment: Mutex<Bool>
+    /// When this process last warned that a subject table was full (monotonic ns; 0 = never).
+    private let lastSubjectWarning = Mutex<Int64>(0)
 
     init(inherited segment: RateLimitSegment, cell: Int) {
         self.segment = segment
@@ -29,6 +33,20 @@ final class HostRateLimits: Sendable {
         (try? RateLimitSegment.create()).map { HostRateLimits(processLocal: $0) }
     }
 
+    /// Says at most once a minute that a JWT key's subject table is full (docs/logging.md).
+    func noteSubjectTableFull(kid: String, logger: Logger) {
+        let now = fluxgate_monotonic_ns()
+        let due = lastSubjectWarning.withLock { last in
+            guard last == 0 || now - last >= RateLimitStage.window else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        logger.warning(
+            "Rate-limit subject table full; counting per kid",
+            metadata: ["kid": "\(kid)", "subjects": "\(SubjectTable.slots)"])
+    }
+
     /// The limits of `configuration`, with their regions looked up by name.
     func table(for configuration: Configuration) -> RateLimitTable {
         let owners = configuration.limitedOwners
@@ -40,12 +58,28 @@ final class HostRateLimits: Sendable {
     }
 }
 
-/// One key's or one upstream's limits and where their state is.
-struct LimitSet {
-    var limits: Configuration.Limits
-    var requests: RequestLogRegion?
-    var inFlight: InFlightRegion?
-    var tokens: TokenLogRegion?
+/// One key's or one upstream's limits and where their state is. A class: the stage passes it
+/// around per request, and a struct of this size was copied (with a retain and release of each
+/// of its references) at every step — about 400 instructions per limited request.
+final class LimitSet {
+    let limits: Configuration.Limits
+    let requests: RequestLogRegion?
+    let inFlight: InFlightRegion?
+    let tokens: TokenLogRegion?
+    /// The requests limit's key in Redis (with `rate_limits.redis`): `<key_prefix>requests:k:<key
+    /// id>`, `…requests:s:<kid>:<digest>` for a JWT subject, `…requests:u:<upstream>`.
+    let redisKey: [UInt8]?
+
+    init(
+        limits: Configuration.Limits, requests: RequestLogRegion?, inFlight: InFlightRegion?, tokens: TokenLogRegion?,
+        redisKey: [UInt8]?
+    ) {
+        self.limits = limits
+        self.requests = requests
+        self.inFlight = inFlight
+        self.tokens = tokens
+        self.redisKey = redisKey
+    }
 }
 
 /// Every limit of one configuration (part of its snapshot): by key id, and by the upstream's
@@ -55,12 +89,19 @@ struct RateLimitTable: @unchecked Sendable {
 
     let isEmpty: Bool
     let keys: [String: LimitSet]
+    /// The static keys' limits by position in `api_keys.static` (the authenticated request's
+    /// `staticKey`): no hashing of the key id per request.
+    let staticKeys: [LimitSet?]
     let upstreams: [LimitSet?]
+    /// JWT keys' per-subject limits, by kid.
+    let subjects: [String: SubjectLimits]
     let cell: Int
 
     private init() {
         isEmpty = true
         keys = [:]
+        staticKeys = []
+        subjects = [:]
         upstreams = []
         cell = 0
     }
@@ -74,11 +115,15 @@ struct RateLimitTable: @unchecked Sendable {
             let requests = directory[RateLimitRegionName(owner, name, .requests).description]
             let inFlight = directory[RateLimitRegionName(owner, name, .inFlight).description]
             let tokens = directory[RateLimitRegionName(owner, name, .tokens).description]
+            let redisKey = configuration.rateLimits?.redis.map {
+                Array(($0.keyPrefix + "requests:" + (owner == .key ? "k:" : "u:") + name).utf8)
+            }
             return LimitSet(
                 limits: limits,
                 requests: limits.requestsPerMinute == nil ? nil : requests.map { host.segment.requestLog(entry: $0) },
                 inFlight: limits.maxInFlight == nil ? nil : inFlight.map { host.segment.inFlight(entry: $0) },
-                tokens: limits.tokensPerMinute == nil ? nil : tokens.map { host.segment.tokenLog(entry: $0) })
+                tokens: limits.tokensPerMinute == nil ? nil : tokens.map { host.segment.tokenLog(entry: $0) },
+                redisKey: redisKey)
         }
         var keys: [String: LimitSet] = [:]
         var upstreams = [LimitSet?](repeating: nil, count: configuration.upstreams.entries.count)
@@ -90,8 +135,22 @@ struct RateLimitTable: @unchecked Sendable {
             case .upstream: positions[name].map { upstreams[$0] = regions(.upstream, name, limits) }
             }
         }
+        var subjects: [String: SubjectLimits] = [:]
+        for key in configuration.apiKeys.jwt {
+            guard let limits = key.limits, !limits.isEmpty,
+                let table = directory[RateLimitRegionName(.key, key.id, .subjects).description]
+            else { continue }
+            let requests = directory[RateLimitRegionName(.key, key.id, .subjectRequests).description]
+            if limits.requestsPerMinute != nil, requests == nil { continue }  // not placed: per kid
+            subjects[key.id] = SubjectLimits(
+                kid: key.id, limits: limits, table: host.segment.subjectTable(entry: table),
+                requests: requests.map { host.segment.subjectRequests(entry: $0) },
+                redisPrefix: configuration.rateLimits?.redis.map { $0.keyPrefix + "requests:s:" + key.id + ":" })
+        }
         self.isEmpty = false
+        self.subjects = subjects
         self.keys = keys
+        self.staticKeys = configuration.apiKeys.staticKeys.map { key in key.id.flatMap { keys[$0] } }
         self.upstreams = upstreams
         self.cell = host.cell
     }

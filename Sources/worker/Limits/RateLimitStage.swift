@@ -69,7 +69,20 @@ enum RateLimitStage {
     static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
         // The pipeline calls this only when the snapshot has limits (`checksRateLimits`).
         let table = request.snapshot.rateLimits
-        let key = request.keyID.flatMap { table.keys[$0] }
+        var key: LimitSet?
+        if let position = request.staticKey {
+            key = position < table.staticKeys.count ? table.staticKeys[position] : nil
+        } else {
+            key = request.keyID.flatMap { table.keys[$0] }
+        }
+        if let subject = request.subject, let kid = request.keyID, let subjects = table.subjects[kid] {
+            // Per subject, or per kid when the subject table is full (docs/rate-limits.md "JWT keys").
+            if let own = subjects.limitSet(subject: subject, now: fluxgate_monotonic_ns()) {
+                key = own
+            } else {
+                worker.rateLimits?.noteSubjectTableFull(kid: kid, logger: worker.logger)
+            }
+        }
         let upstream = request.match.flatMap { match in table.upstreams[match.route.index] }
         if key == nil, upstream == nil { return .proceed }
         var reserve: TokenReservation?

@@ -9,27 +9,30 @@ enum RedisCheck {
         worker: WorkerContext
     ) -> StageVerdict {
         var keys: [[UInt8]] = []
-        var limits: [Int] = []
-        var owners: [RateLimitRefusal.Owner] = []
-        if let limit = key?.limits.requestsPerMinute, let id = request.keyID {
-            keys.append(Array((settings.keyPrefix + "requests:k:" + id).utf8))
-            limits.append(Int(limit))
-            owners.append(.key)
+        var limits: (UInt32, UInt32) = (0, 0)
+        var owners: (RateLimitRefusal.Owner, RateLimitRefusal.Owner) = (.key, .key)
+        if let limit = key?.limits.requestsPerMinute, let name = key?.redisKey {
+            keys.append(name)
+            limits.0 = limit
+            owners.0 = .key
         }
-        if let limit = upstream?.limits.requestsPerMinute, let name = request.match?.upstream.name {
-            keys.append(Array((settings.keyPrefix + "requests:u:" + name).utf8))
-            limits.append(Int(limit))
-            owners.append(.upstream)
+        if let limit = upstream?.limits.requestsPerMinute, let name = upstream?.redisKey {
+            if keys.isEmpty { (limits.0, owners.0) = (limit, .upstream) } else { (limits.1, owners.1) = (limit, .upstream) }
+            keys.append(name)
         }
+        guard !keys.isEmpty else { return .proceed }
         let client = worker.redisLimiter(for: settings)
         let suspension = StageSuspension()
-        client.check(keys: keys, limits: limits, member: worker.nextRedisMember()) { outcome in
+        let command = RedisCheckCommand(
+            keys: keys, limits: limits, memberPrefix: worker.redisMemberPrefix, sequence: worker.nextRedisSequence())
+        client.check(command) { outcome in
             switch outcome {
             case .admitted:
                 suspension.resume(.proceed)
             case .refused(let index, let wait):
-                let position = min(max(index, 0), limits.count - 1)
-                let refusal = RateLimitRefusal.requests(limit: limits[position], wait: wait * 1000, owner: owners[position])
+                let second = index >= 1 && keys.count > 1
+                let refusal = RateLimitRefusal.requests(
+                    limit: Int(second ? limits.1 : limits.0), wait: wait * 1000, owner: second ? owners.1 : owners.0)
                 request.rateLimitHold?.cancelTokens()
                 suspension.resume(RateLimitStage.refuse(request, refusal))
             case .unavailable(let reason):

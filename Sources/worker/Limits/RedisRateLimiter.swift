@@ -19,19 +19,17 @@ final class RedisRateLimiter {
         case unavailable(String)
     }
 
-    private final class Pending {
+    /// A command waiting for its reply (replies come in order: `pending` is a FIFO).
+    private struct Pending {
         enum Kind {
-            case check(arguments: [[UInt8]])
+            case check(RedisCheckCommand)
             case setup
             case scriptLoad
         }
         let kind: Kind
         var done: ((Outcome) -> Void)?
-        var timeout: Scheduled<Void>?
-        init(_ kind: Kind, done: ((Outcome) -> Void)? = nil) {
-            self.kind = kind
-            self.done = done
-        }
+        /// When a check stops waiting (uptime ns); 0 for the connection's own commands.
+        var deadline: UInt64 = 0
     }
 
     private enum State {
@@ -47,9 +45,15 @@ final class RedisRateLimiter {
     private var state = State.idle
     private var channel: Channel?
     private var pending: [Pending] = []
-    /// Checks made while the connection was being made, sent once the script is loaded.
-    private var waiting: [(pending: Pending, arguments: [[UInt8]])] = []
     private var pendingHead = 0
+    /// Checks made while the connection was being made, sent once the script is loaded.
+    private var waiting: [Pending] = []
+    /// Commands of this event-loop tick, written together (docs/rate-limits.md "Across hosts":
+    /// pipelined on the connection).
+    private var outgoing: ByteBuffer
+    private var flushScheduled = false
+    /// One timer for every check: the oldest one's deadline (checks are sent in deadline order).
+    private var timer: Scheduled<Void>?
     private var retryAt = NIODeadline.uptimeNanoseconds(0)
     private var backoff = RedisRateLimiter.minimumBackoff
     private var lastWarning: NIODeadline?
@@ -67,6 +71,7 @@ final class RedisRateLimiter {
         self.settings = settings
         self.eventLoop = eventLoop
         self.logger = logger
+        self.outgoing = ByteBufferAllocator().buffer(capacity: 4096)
     }
 
     /// `host:port`, for messages (the password is never shown).
@@ -74,7 +79,7 @@ final class RedisRateLimiter {
 
     /// One atomic check-and-record of the sliding logs named `keys` with `limits`; `done` runs on
     /// the event loop, once.
-    func check(keys: [[UInt8]], limits: [Int], member: [UInt8], _ done: @escaping (Outcome) -> Void) {
+    func check(_ command: RedisCheckCommand, _ done: @escaping (Outcome) -> Void) {
         guard pending.count - pendingHead + waiting.count < Self.maxPending else {
             return done(.unavailable("too many checks waiting"))
         }
@@ -82,19 +87,15 @@ final class RedisRateLimiter {
             guard NIODeadline.now() >= retryAt else { return done(.unavailable("reconnecting")) }
             connectIfDue()
         }
-        var arguments: [[UInt8]] = [Array(String(keys.count).utf8)] + keys
-        arguments.append(Array(String(RateLimitStage.window / 1000).utf8))
-        arguments += limits.map { Array(String($0).utf8) }
-        arguments.append(member)
-        let entry = Pending(.check(arguments: arguments), done: done)
-        entry.timeout = eventLoop.scheduleTask(in: .milliseconds(Int64(settings.timeoutMs))) { [weak self] in
-            self?.timedOut(entry)
-        }
-        guard case .ready(let sha) = state, let channel else {
-            waiting.append((entry, arguments))
+        let deadline = NIODeadline.now().uptimeNanoseconds + UInt64(settings.timeoutMs) * 1_000_000
+        let entry = Pending(kind: .check(command), done: done, deadline: deadline)
+        if timer == nil { arm(at: deadline) }
+        guard case .ready(let sha) = state, channel != nil else {
+            waiting.append(entry)
             return
         }
-        send([Array("EVALSHA".utf8), sha] + arguments, entry, on: channel)
+        command.write(sha: sha, to: &outgoing)
+        enqueue(entry)
     }
 
     func close() {
@@ -142,12 +143,12 @@ final class RedisRateLimiter {
         state = .loading
         if let password = settings.password {
             let user = settings.username.map { [Array($0.utf8)] } ?? []
-            send([Array("AUTH".utf8)] + user + [Array(password.value.utf8)], Pending(.setup), on: channel)
+            send([Array("AUTH".utf8)] + user + [Array(password.value.utf8)], Pending(kind: .setup))
         }
         if settings.database != 0 {
-            send([Array("SELECT".utf8), Array(String(settings.database).utf8)], Pending(.setup), on: channel)
+            send([Array("SELECT".utf8), Array(String(settings.database).utf8)], Pending(kind: .setup))
         }
-        send([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(RedisScript.source.utf8)], Pending(.scriptLoad), on: channel)
+        send([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(RedisScript.source.utf8)], Pending(kind: .scriptLoad))
         // The script must load in time too, or the connection is as good as down.
         let generation = ObjectIdentifier(channel)
         eventLoop.scheduleTask(in: .milliseconds(Int64(max(settings.timeoutMs, 100)) * 4)) { [weak self] in
@@ -165,34 +166,67 @@ final class RedisRateLimiter {
         state = .idle
         retryAt = .now() + backoff
         backoff = min(backoff * 2, Self.maximumBackoff)
-        let unanswered = Array(pending[pendingHead...]) + waiting.map(\.pending)
+        let unanswered = Array(pending[pendingHead...]) + waiting
         pending = []
         pendingHead = 0
         waiting = []
-        for entry in unanswered { answer(entry, .unavailable("connection lost")) }
+        outgoing.clear()
+        for entry in unanswered { entry.done?(.unavailable("connection lost")) }
     }
 
-    private func send(_ command: [[UInt8]], _ entry: Pending, on channel: Channel) {
-        var buffer = channel.allocator.buffer(capacity: 256)
-        RedisWire.write(command, to: &buffer)
+    /// A command of the connection's own (AUTH, SELECT, SCRIPT LOAD): hiredis formats it.
+    private func send(_ command: [[UInt8]], _ entry: Pending) {
+        RedisWire.write(command, to: &outgoing)
+        enqueue(entry)
+    }
+
+    /// `entry`'s command is in `outgoing`: it is written with the others of this tick.
+    private func enqueue(_ entry: Pending) {
         pending.append(entry)
-        channel.writeAndFlush(buffer, promise: nil)
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        eventLoop.execute { [weak self] in self?.flush() }
     }
 
-    private func timedOut(_ entry: Pending) {
-        guard entry.done != nil else { return }
-        answer(entry, .unavailable("no reply within \(settings.timeoutMs) ms"))
-        // A Redis that does not answer in time is treated as down until a new connection is
-        // ready (one still being made has its own deadline, in `connected`).
-        if case .ready = state { channel?.close(promise: nil) }
+    private func flush() {
+        flushScheduled = false
+        guard let channel, outgoing.readableBytes > 0 else { return }
+        channel.writeAndFlush(outgoing, promise: nil)
+        // Reused: once the socket took the bytes (the usual case) the buffer is ours alone again.
+        outgoing.clear()
     }
 
-    private func answer(_ entry: Pending, _ outcome: Outcome) {
-        entry.timeout?.cancel()
-        entry.timeout = nil
-        let done = entry.done
-        entry.done = nil
-        done?(outcome)
+    private func arm(at deadline: UInt64) {
+        timer = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(deadline)) { [weak self] in self?.timerFired() }
+    }
+
+    /// The oldest check's deadline came: the checks past theirs are unavailable, and a Redis that
+    /// did not answer in time is treated as down until a new connection is ready (one still
+    /// being made has its own deadline, in `connected`).
+    private func timerFired() {
+        timer = nil
+        let now = NIODeadline.now().uptimeNanoseconds
+        var lateSent = false
+        for index in pendingHead..<pending.count where pending[index].deadline != 0 && pending[index].done != nil {
+            guard pending[index].deadline <= now else { break }
+            let done = pending[index].done
+            pending[index].done = nil
+            done?(.unavailable("no reply within \(settings.timeoutMs) ms"))
+            lateSent = true
+        }
+        while let first = waiting.first, first.deadline <= now {
+            waiting.removeFirst()
+            first.done?(.unavailable("no reply within \(settings.timeoutMs) ms"))
+        }
+        if lateSent, case .ready = state { channel?.close(promise: nil) }
+        rearm()
+    }
+
+    private func rearm() {
+        guard timer == nil else { return }
+        var next = pending[pendingHead...].first { $0.deadline != 0 && $0.done != nil }?.deadline
+        if let first = waiting.first?.deadline { next = min(next ?? first, first) }
+        if let next { arm(at: next) }
     }
 
     fileprivate func received(_ reply: RedisReply) {
@@ -202,6 +236,8 @@ final class RedisRateLimiter {
         if pendingHead == pending.count {
             pending.removeAll(keepingCapacity: true)
             pendingHead = 0
+            // The timer stays armed: a Scheduled task per check cost ~5,000 instructions (made
+            // and cancelled); firing with nothing late, it arms again for the oldest check only.
         }
         switch entry.kind {
         case .setup:
@@ -215,29 +251,32 @@ final class RedisRateLimiter {
             backoff = Self.minimumBackoff
             let queued = waiting
             waiting = []
-            for (entry, arguments) in queued where entry.done != nil {
-                guard let channel else { break }
-                send([Array("EVALSHA".utf8), sha] + arguments, entry, on: channel)
+            for entry in queued where entry.done != nil {
+                guard case .check(let command) = entry.kind else { continue }
+                command.write(sha: sha, to: &outgoing)
+                enqueue(entry)
             }
-        case .check(let arguments):
-            checked(entry, arguments: arguments, reply: reply)
+        case .check(let command):
+            checked(entry, command: command, reply: reply)
         }
     }
 
-    private func checked(_ entry: Pending, arguments: [[UInt8]], reply: RedisReply) {
+    private func checked(_ entry: Pending, command: RedisCheckCommand, reply: RedisReply) {
+        guard let done = entry.done else { return }  // timed out already
         switch reply {
         case .array(let values) where values.count == 2:
             let index = values[0].integerValue ?? -1
             let wait = values[1].integerValue ?? 0
-            answer(entry, index == 0 ? .admitted : .refused(index: Int(index) - 1, waitMicroseconds: wait))
+            done(index == 0 ? .admitted : .refused(index: Int(index) - 1, waitMicroseconds: wait))
         case .error(let message) where message.hasPrefix("NOSCRIPT"):
             // The script cache was flushed: this check goes as EVAL (which caches it again).
-            guard entry.done != nil, let channel else { return }
-            send([Array("EVAL".utf8), Array(RedisScript.source.utf8)] + arguments, entry, on: channel)
+            guard channel != nil else { return done(.unavailable("connection lost")) }
+            command.write(sha: nil, to: &outgoing)
+            enqueue(entry)
         case .error(let message):
-            answer(entry, .unavailable(String(message.prefix(200))))
+            done(.unavailable(String(message.prefix(200))))
         default:
-            answer(entry, .unavailable("unexpected reply"))
+            done(.unavailable("unexpected reply"))
         }
     }
 
@@ -279,6 +318,7 @@ private final class RedisChannelHandler: ChannelInboundHandler {
 /// this admission. Returns {0, 0} when admitted (recorded in every log), or {i, µs} when log i is
 /// full and a place frees in that many microseconds (nothing recorded).
 enum RedisScript {
+    static let bytes = Array(source.utf8)
     static let source = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

@@ -47,7 +47,14 @@ enum ModelMember {
     static func decode(_ literal: UnsafeRawBufferPointer) -> String? {
         let inner = UnsafeRawBufferPointer(rebasing: literal[1..<(literal.count - 1)])
         if !hasBackslash(inner) {
-            return String(validating: inner, as: UTF8.self)
+            // Not `String(validating:as:)`: unspecialised here, it looked up generic metadata at
+            // run time (~500 instructions). Decoding repairs invalid UTF-8 with U+FFFD, so the
+            // text is the name exactly when its bytes are the literal's.
+            var text = String(decoding: inner, as: UTF8.self)
+            let same = text.withUTF8 {
+                $0.count == inner.count && ($0.isEmpty || memcmp($0.baseAddress!, inner.baseAddress!, $0.count) == 0)
+            }
+            return same ? text : nil
         }
         guard case .string(let text)? = try? JSONParser.parse(literal) else { return nil }
         return text

@@ -3,8 +3,12 @@ import Common
 /// `models:` as the worker looks it up, built once per configuration snapshot
 /// (docs/routing-and-forwarding.md "Model routing"): exact names in a dictionary, then the
 /// patterns longest first (file order among equals); and each static key's own list.
-struct ModelTable: Sendable {
-    struct Entry: Sendable {
+///
+/// Classes, the table and its entries: a request reads the table from its snapshot and takes an
+/// entry from it with one retain each, where structs of arrays and strings were copied with a
+/// retain of every member (~400 instructions per model-routed request, docs/performance.md).
+final class ModelTable: Sendable {
+    final class Entry: Sendable {
         /// As configured (for `/v1/models`).
         let name: String
         /// The upstream's position in `Configuration.Upstreams.entries` (`UpstreamSet`'s index).
@@ -13,11 +17,19 @@ struct ModelTable: Sendable {
         /// The name sent upstream; nil = the client's, unchanged.
         let upstreamModel: String?
         let pattern: ModelPattern
+
+        init(name: String, upstream: Int, upstreamName: String, upstreamModel: String?, pattern: ModelPattern) {
+            self.name = name
+            self.upstream = upstream
+            self.upstreamName = upstreamName
+            self.upstreamModel = upstreamModel
+            self.pattern = pattern
+        }
     }
 
     /// Exact entries in file order (what `/v1/models` lists).
     let exact: [Entry]
-    private let exactByName: [String: Int]
+    private let exactByName: ModelNameIndex
     private let patterns: [Entry]
     /// Per static key (by position in `api_keys.static`): the names and patterns it may send;
     /// nil = every model whose upstream it may reach.
@@ -37,7 +49,7 @@ struct ModelTable: Sendable {
             if entry.pattern.isPattern { patterns.append((position, entry)) } else { exact.append(entry) }
         }
         self.exact = exact
-        self.exactByName = Dictionary(exact.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        self.exactByName = ModelNameIndex(exact.map(\.name))
         self.patterns = patterns.sorted { ($0.1.name.utf8.count, -$0.0) > ($1.1.name.utf8.count, -$1.0) }.map(\.1)
         self.keyFilters = configuration.apiKeys.staticKeys.map { key in
             guard let models = key.models, !models.isEmpty else { return nil }
@@ -51,7 +63,7 @@ struct ModelTable: Sendable {
     /// The entry that serves `name`: the exact one, else the longest matching pattern.
     func entry(for name: String) -> Entry? {
         guard name.utf8.count <= Configuration.maxModelNameBytes else { return nil }
-        if let index = exactByName[name] { return exact[index] }
+        if let index = exactByName.position(of: name) { return exact[index] }
         return patterns.first { $0.pattern.matches(name) }
     }
 

@@ -25,22 +25,34 @@ enum ModelRouteStage {
     /// comes after a long `messages` gets twice as much each time.
     static let firstPeekBytes = 16 * 1024
 
-    static func run(_ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet) -> StageVerdict {
+    /// `target` is the request's request-target, as the prefix routing parsed it.
+    static func run(
+        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget
+    )
+        -> StageVerdict
+    {
         let snapshot = request.snapshot
-        guard !snapshot.models.isEmpty, let endpoint = Router.modelEndpoint(head) else { return .reject(.noRoute) }
+        guard !snapshot.models.isEmpty, let endpoint = Router.modelEndpoint(head, target: target) else {
+            return .reject(.noRoute)
+        }
         switch endpoint {
         case .listing:
             let entries = snapshot.models.listing(staticKey: request.staticKey, permitted: permitted)
             return .reject(.document(ModelListing.body(entries, anthropic: head.hasAnthropicVersion)))
         case .routedByModel:
-            request.readsModel = true
-            return routeByBody(request, head: head, permitted: permitted)
+            request.modelTarget = target
+            return routeByBody(request, head: head, permitted: permitted, target: target)
         }
     }
 
     /// A `POST` to a model endpoint: the top-level `model` of the body's first bytes, asking
     /// for more until it is known.
-    static func routeByBody(_ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet) -> StageVerdict {
+    /// `target` is the request's, parsed.
+    static func routeByBody(
+        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget
+    )
+        -> StageVerdict
+    {
         guard let body = request.body else { return .needBody(bytes: firstPeekBytes) }
         // Exactly the first 1 MiB is searched, however much the last read brought.
         let searched = body.withUnsafeReadableBytes {
@@ -48,7 +60,7 @@ enum ModelRouteStage {
         }
         switch searched {
         case .found(let literal, let name):
-            return routed(request, head: head, permitted: permitted, body: body, literal: literal, name: name)
+            return routed(request, head: head, permitted: permitted, target: target, body: body, literal: literal, name: name)
         case .needMore:
             let have = body.readableBytes
             if have >= RequestPipeline.maxBodyPeekBytes { return .reject(.modelBeyondLimit) }
@@ -60,14 +72,14 @@ enum ModelRouteStage {
     }
 
     private static func routed(
-        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, body: ByteBuffer, literal: Range<Int>,
-        name: String
+        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget, body: ByteBuffer,
+        literal: Range<Int>, name: String
     ) -> StageVerdict {
         let table = request.snapshot.models
         // Longer names are never matched, and not logged.
         request.model = ModelDecision(name: name.utf8.count <= Configuration.maxModelNameBytes ? name : nil)
         guard let entry = table.entry(for: name), table.allows(name, entry, staticKey: request.staticKey, permitted: permitted),
-            let match = request.snapshot.router.match(head, upstream: entry.upstream)
+            let match = request.snapshot.router.match(upstream: entry.upstream, target: target)
         else {
             request.model?.notFound = true
             return .reject(.modelNotFound)
@@ -76,7 +88,8 @@ enum ModelRouteStage {
         if let upstreamModel = entry.upstreamModel, upstreamModel != name {
             let renamed = ModelRename.splice(body, literal: literal, with: upstreamModel, allocator: ByteBufferAllocator())
             // What follows the collected bytes is still the client's, streamed as it comes.
-            request.bodyParts = [renamed]
+            request.bodyParts.removeAll(keepingCapacity: true)
+            request.bodyParts.append(renamed)
             if head.facts.framing == .contentLength {
                 request.model?.forwardedLength = head.facts.contentLength - body.readableBytes + renamed.readableBytes
             }

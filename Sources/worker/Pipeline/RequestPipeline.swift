@@ -63,14 +63,16 @@ final class PipelineRequest {
     /// and reading the pair would copy both.
     var permitted: UpstreamSet?
     var keyID: String?
+    /// A JWT's `sub`, for its key's limits (docs/rate-limits.md "JWT keys").
+    var subject: String?
     /// The static key's position in `api_keys.static` (its `models:` list), nil for a JWT or
     /// an open proxy.
     var staticKey: Int?
     /// Model routing's decision, when the request was routed by its body's `model`.
     var model: ModelDecision?
     /// The model stage asked for the body: when the route stage runs again with it, no prefix
-    /// matched already and the endpoint is a model-routed one.
-    var readsModel = false
+    /// matched already and the endpoint is a model-routed one with this request-target.
+    var modelTarget: RequestTarget?
     /// The key's series key for the metrics (`MetricsSchema`; `noneKey` when none was accepted).
     var keyMetric = MetricsSchema.noneKey
     /// The route (the route stage).
@@ -88,7 +90,8 @@ final class PipelineRequest {
     var body: ByteBuffer?
     /// `body` is the whole body.
     var bodyComplete = false
-    /// The collected body as it arrived (`body` is their copy in one buffer): forwarded as is.
+    /// The collected body as it arrived (`body` is their copy in one buffer, or the one part):
+    /// forwarded as is. Emptied keeping its storage, so collecting allocates no array per request.
     var bodyParts: [ByteBuffer] = []
     /// The connection's last authentication, reused when the same credentials come again
     /// (see `AuthenticateStage`); kept across requests.
@@ -107,9 +110,10 @@ final class PipelineRequest {
         checksRateLimits = snapshot.hasRateLimits
         permitted = nil
         keyID = nil
+        if subject != nil { subject = nil }
         staticKey = nil
         if model != nil { model = nil }
-        readsModel = false
+        if modelTarget != nil { modelTarget = nil }
         keyMetric = MetricsSchema.noneKey
         match = nil
         holdsPermit = false
@@ -118,7 +122,7 @@ final class PipelineRequest {
         closesConnection = false
         if body != nil { body = nil }
         bodyComplete = false
-        if !bodyParts.isEmpty { bodyParts = [] }
+        if !bodyParts.isEmpty { bodyParts.removeAll(keepingCapacity: true) }
     }
 
     /// The request's `.end` has been taken from the parser (a stage collected the whole body).

@@ -56,6 +56,7 @@ enum AuthenticateStage {
         guard case .allowed(let caller) = authenticate(request, head: head) else { return .reject(.unauthorized) }
         request.permitted = caller.permitted
         request.keyID = caller.keyID
+        request.subject = caller.subject
         request.staticKey = caller.staticKey
         request.keyMetric = caller.keyMetric
         return .proceed
@@ -93,12 +94,14 @@ enum RouteStage {
         // The authenticate stage ran before: a caller is always there.
         guard let permitted = request.permitted else { return .reject(.unauthorized) }
         // Again, with the body's first bytes: routed by model already.
-        if request.readsModel { return ModelRouteStage.routeByBody(request, head: head, permitted: permitted) }
+        if let target = request.modelTarget {
+            return ModelRouteStage.routeByBody(request, head: head, permitted: permitted, target: target)
+        }
         switch snapshot.router.route(head, permitted: permitted) {
         case .matched(let match):
             request.match = match
             return .proceed
-        case .noRoute: return ModelRouteStage.run(request, head: head, permitted: permitted)
+        case .noRoute(let target): return ModelRouteStage.run(request, head: head, permitted: permitted, target: target)
         case .invalidPath: return .reject(.invalidPath)
         }
     }

@@ -21,8 +21,9 @@ extension Router {
     ].map { Array($0.utf8) }
     static let modelListingPath = Array("/v1/models".utf8)
 
-    /// Which model endpoint the request is for, if any (the path exactly, the query aside).
-    static func modelEndpoint(_ request: RequestHead) -> ModelEndpoint? {
+    /// Which model endpoint the request is for, if any (the path exactly, the query aside);
+    /// `target` is its request-target, parsed.
+    static func modelEndpoint(_ request: RequestHead, target: RequestTarget) -> ModelEndpoint? {
         // Case patterns: `HTTPMethod`'s `==` builds both raw-value strings.
         let isGET: Bool
         switch request.method {
@@ -32,7 +33,6 @@ extension Router {
         }
         return request.headerBytes.withUnsafeReadableBytes { all in
             let bytes = UnsafeRawBufferPointer(rebasing: all[request.target])
-            guard let target = RequestTarget(bytes) else { return nil }
             let path = UnsafeRawBufferPointer(rebasing: bytes[target.path])
             if isGET { return equals(path, modelListingPath) ? .listing : nil }
             // By length first: one `memcmp` at most (a generic `elementsEqual` over the six
@@ -47,16 +47,12 @@ extension Router {
         return candidate.withUnsafeBytes { memcmp(base, $0.baseAddress!, path.count) == 0 }
     }
 
-    /// The request routed to the upstream at `index` (a position in
-    /// `Configuration.Upstreams.entries`) with its path unchanged: the upstream receives
-    /// `target_url`'s base path + the path + the query.
-    func match(_ request: RequestHead, upstream index: Int) -> Match? {
-        guard let route = routes.first(where: { $0.index == index }) else { return nil }
-        return request.headerBytes.withUnsafeReadableBytes { all in
-            let bytes = UnsafeRawBufferPointer(rebasing: all[request.target])
-            guard let target = RequestTarget(bytes), target.path.count > 1 else { return nil }
-            // `writeTarget` puts the `/` back between the base path and the remainder.
-            return Match(route: route, remainder: (target.path.lowerBound + 1)..<target.path.upperBound, query: target.query)
-        }
+    /// The request whose request-target is `target` (as `modelEndpoint` parsed it) routed to
+    /// the upstream at `index` (a position in `Configuration.Upstreams.entries`) with its path
+    /// unchanged: the upstream receives `target_url`'s base path + the path + the query.
+    func match(upstream index: Int, target: RequestTarget) -> Match? {
+        guard target.path.count > 1, let route = routes.first(where: { $0.index == index }) else { return nil }
+        // `writeTarget` puts the `/` back between the base path and the remainder.
+        return Match(route: route, remainder: (target.path.lowerBound + 1)..<target.path.upperBound, query: target.query)
     }
 }

@@ -108,8 +108,9 @@ struct Router: Sendable {
 
     enum Outcome: Sendable {
         case matched(Match)
-        /// No permitted upstream's prefix covers the path → 404.
-        case noRoute
+        /// No permitted upstream's prefix covers the path → 404, or model routing: `target` is
+        /// the request-target, parsed, so the model stage does not parse it again.
+        case noRoute(target: RequestTarget)
         /// A `.`/`..` segment or an unroutable request-target → 400.
         case invalidPath
     }
@@ -159,7 +160,7 @@ struct Router: Sendable {
             let start = remainder.isEmpty ? 0 : bytes.baseAddress!.distance(to: remainder.baseAddress!)
             return .matched(Match(route: route, remainder: start..<start + remainder.count, query: target.query))
         }
-        return .noRoute
+        return .noRoute(target: target)
     }
 
     /// `/`, in the binary's constant data.

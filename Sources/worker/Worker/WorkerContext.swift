@@ -41,7 +41,7 @@ final class WorkerContext {
     private var redis: RedisRateLimiter?
     /// A random prefix and a counter: each Redis admission's member, unique across hosts.
     private(set) var redisMemberSequence: UInt64 = 0
-    private let redisMemberPrefix = "\(UInt64.random(in: 0...UInt64.max))-"
+    let redisMemberPrefix = Array("\(UInt64.random(in: 0...UInt64.max))-".utf8)
 
     func redisLimiter(for settings: Configuration.Redis) -> RedisRateLimiter {
         if let redis, redis.settings == settings { return redis }
@@ -51,9 +51,9 @@ final class WorkerContext {
         return made
     }
 
-    func nextRedisMember() -> [UInt8] {
+    func nextRedisSequence() -> UInt64 {
         redisMemberSequence &+= 1
-        return Array((redisMemberPrefix + String(redisMemberSequence)).utf8)
+        return redisMemberSequence
     }
 
     init(
