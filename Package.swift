@@ -73,6 +73,8 @@ let package = Package(
             // the worker is single-threaded per event loop and the debug build keeps them on.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
+        // bench/metrics-render.sh: how long the master takes to render /metrics for 10,000 series.
+        .executableTarget(name: "FluxgateMetricsBench", dependencies: ["Common", "CLinux"], path: "bench/metrics-render"),
         // Helpers for process-level tests: locating the built binaries, child processes, temp dirs.
         .target(
             name: "TestSupport",

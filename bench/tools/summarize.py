@@ -12,17 +12,19 @@ LABEL = {"direct": "direct to mock", "nginx1": "nginx, 1 worker", "nginx1t": "ng
          "fluxgate2": "**fluxgate, 2 workers**", "fluxgate1off": "fluxgate, 1 worker, usage: off",
          "fluxgate1m": "**fluxgate, 1 worker, /metrics scraped 1/s**",
          "fluxgate1mr": "fluxgate, 1 worker, routed by model (÷ fluxgate1)",
+         "fluxgate1t2": "fluxgate, 1 worker, two targets (÷ fluxgate1)",
          "fluxgate2rl": "fluxgate, 2 workers, host-local limit", "fluxgate2redis": "fluxgate, 2 workers, limit in Redis",
          "fluxgate1gw": "**fluxgate, 1 worker, the whole gateway (host-local limit)**",
          "fluxgate1gwredis": "**fluxgate, 1 worker, the whole gateway (limit in Redis)**"}
-ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate1m", "fluxgate1mr", "fluxgate2",
-         "fluxgate2rl", "fluxgate2redis", "fluxgate1gw", "fluxgate1gwredis"]
-# fluxgate1mr's reference is fluxgate1: model routing against the prefix route, same run; the
-# rate-limit targets are measured against fluxgate without limits (docs/rate-limits.md); the whole
-# gateway against nginx doing the plain proxy job (issue 23).
+ORDER = ["direct", "nginx1", "nginx1t", "nginx2", "haproxy", "fluxgate1", "fluxgate1off", "fluxgate1m", "fluxgate1mr", "fluxgate1t2",
+         "fluxgate2", "fluxgate2rl", "fluxgate2redis", "fluxgate1gw", "fluxgate1gwredis"]
+# fluxgate1mr's reference is fluxgate1: model routing against the prefix route, same run (and
+# fluxgate1t2's: two targets against one, docs/routing-and-forwarding.md); the rate-limit targets
+# are measured against fluxgate without limits (docs/rate-limits.md); the whole gateway against
+# nginx doing the plain proxy job (issue 23).
 REF = {"nginx1": "nginx1", "nginx1t": "nginx1", "fluxgate1": "nginx1", "fluxgate1off": "nginx1", "nginx2": "nginx2",
        "haproxy": "nginx2", "fluxgate2": "nginx2", "fluxgate1m": "nginx1", "fluxgate1mr": "fluxgate1",
-       "fluxgate2rl": "fluxgate2", "fluxgate2redis": "fluxgate2",
+       "fluxgate1t2": "fluxgate1", "fluxgate2rl": "fluxgate2", "fluxgate2redis": "fluxgate2",
        "fluxgate1gw": "nginx1", "fluxgate1gwredis": "nginx1"}
 
 

@@ -73,6 +73,24 @@ public final class TargetHealthSegment: @unchecked Sendable {
         return nil
     }
 
+    /// The health word's "out of service" bit (`TargetHealth`'s layout, a contract with the master,
+    /// which reads it for `fluxgate_upstream_target_up`).
+    public static let outOfServiceBit: UInt64 = 1 << 13
+
+    /// The target is out of service now (cooling down or in a half-open trial); false for a
+    /// target no worker has judged yet. Looks only: never claims a cell.
+    public func isOutOfService(upstream: String, origin: String) -> Bool {
+        let wanted = Int64(bitPattern: Self.key(upstream: upstream, origin: origin))
+        var cell = Int(UInt64(bitPattern: wanted) % UInt64(Self.cellCount))
+        for _ in 0..<Self.cellCount {
+            let current = fluxgate_atomic_load(keyWord(cell))
+            if current == wanted { return load(cell: cell) & Self.outOfServiceBit != 0 }
+            if current == 0 { return false }
+            cell = (cell + 1) % Self.cellCount
+        }
+        return false
+    }
+
     public func load(cell: Int) -> UInt64 { UInt64(bitPattern: fluxgate_atomic_load(stateWord(cell))) }
 
     /// Replaces the cell's word when it is still `expected`; false when another worker changed it.

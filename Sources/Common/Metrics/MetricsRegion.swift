@@ -10,6 +10,11 @@ import CLinux
 ///     upstreams    512 entries of 64 words: series key (published last), body bytes, errors by
 ///                  reason, the two histograms
 ///     requests     32768 entries of 4 words: code (published last), upstream key, client key, count
+///     attempts     2048 entries of 8 words: target key (published last), upstream key, -, a count
+///                  per `AttemptResult`
+///     rate limited 1024 entries of 8 words: client key (published last), -, -, a count per limit
+///     tokens       16384 entries of 8 words: model code (published last), upstream key, client
+///                  key, a count per `TokenType`
 ///
 /// Tables are open-addressed on the series keys of `MetricsSchema.key`. Each accepts at most 3/4
 /// of its entries (so a probe always ends); past that, new series count under `other`.
@@ -24,7 +29,10 @@ public struct MetricsRegion: @unchecked Sendable {
         public static let maxRequestSeries = 24576
         static let upstreamsOffset = headerWords
         static let requestsOffset = upstreamsOffset + upstreamEntries * upstreamWords
-        static let words = requestsOffset + requestEntries * requestWords
+        static let attemptsOffset = requestsOffset + requestEntries * requestWords
+        static let rateLimitedOffset = attemptsOffset + SeriesTable.attempts.entries * SeriesTable.words
+        static let tokensOffset = rateLimitedOffset + SeriesTable.rateLimited.entries * SeriesTable.words
+        static let words = tokensOffset + SeriesTable.tokens.entries * SeriesTable.words
         /// Rounded up to whole pages, so that clearing one region never touches another's pages.
         public static let regionBytes = (words * 8 + 4095) / 4096 * 4096
 
@@ -35,6 +43,10 @@ public struct MetricsRegion: @unchecked Sendable {
         static let requestSeriesInUse = 3
         /// `fluxgate_ratelimit_backend_errors_total` (docs/rate-limits.md "When Redis is unavailable").
         static let rateLimitBackendErrors = 4
+        /// Series in use in the attempts, rate-limited and tokens tables.
+        static let attemptSeriesInUse = 5
+        static let rateLimitedSeriesInUse = 6
+        static let tokenSeriesInUse = 7
         static let rejected = 8  // + RejectionReason.rawValue (7 words)
         static let overhead = 16  // a histogram of overheadBoundsNs
 
@@ -50,9 +62,12 @@ public struct MetricsRegion: @unchecked Sendable {
     public static let otherCode: Int64 = 1
 
     let base: UnsafeMutablePointer<Int64>
+    /// The host's model names, which `fluxgate_tokens_total`'s model codes index.
+    public let modelNames: ModelNameTable
 
-    init(base: UnsafeMutableRawPointer) {
+    init(base: UnsafeMutableRawPointer, modelNames: ModelNameTable) {
         self.base = base.assumingMemoryBound(to: Int64.self)
+        self.modelNames = modelNames
     }
 
     // MARK: Writing (the worker)
@@ -65,7 +80,7 @@ public struct MetricsRegion: @unchecked Sendable {
     public func connectionClosed() { add(Layout.openConnections, -1) }
     public func countRejected(_ reason: MetricsSchema.RejectionReason) { add(Layout.rejected + reason.rawValue, 1) }
     public func observeOverhead(nanoseconds: Int64) {
-        Self.observe(base + Layout.overhead, MetricsSchema.overheadBoundsNs, nanoseconds)
+        Self.observe(base + Layout.overhead, bucket: MetricsSchema.overheadBucket(nanoseconds), bounds: 13, nanoseconds)
     }
 
     /// The entry of upstream series `key`, added when new (an index to keep: entries never move).
@@ -95,8 +110,11 @@ public struct MetricsRegion: @unchecked Sendable {
         let entry = base + Layout.upstreamsOffset + index * Layout.upstreamWords
         fluxgate_counter_add(entry + Layout.requestBody, requestBody)
         fluxgate_counter_add(entry + Layout.responseBody, responseBody)
-        Self.observe(entry + Layout.duration, MetricsSchema.durationBoundsNs, durationNs)
-        if let upstreamResponseNs { Self.observe(entry + Layout.upstreamResponse, MetricsSchema.durationBoundsNs, upstreamResponseNs) }
+        Self.observe(entry + Layout.duration, bucket: MetricsSchema.durationBucket(durationNs), bounds: 15, durationNs)
+        if let upstreamResponseNs {
+            Self.observe(
+                entry + Layout.upstreamResponse, bucket: MetricsSchema.durationBucket(upstreamResponseNs), bounds: 15, upstreamResponseNs)
+        }
     }
 
     public func countUpstreamError(entry index: Int, _ reason: MetricsSchema.UpstreamErrorReason) {
@@ -132,15 +150,12 @@ public struct MetricsRegion: @unchecked Sendable {
         }
     }
 
-    /// A histogram at `words`: the first bound not below `value` gets the count (+Inf after the
-    /// last), then the sum and the count.
+    /// A histogram of `bounds` bounds at `words`: `bucket` gets the count, then the sum and the count.
     @inline(__always)
-    static func observe(_ words: UnsafeMutablePointer<Int64>, _ bounds: [Int64], _ value: Int64) {
-        var bucket = 0
-        while bucket < bounds.count, value > bounds[bucket] { bucket += 1 }
+    static func observe(_ words: UnsafeMutablePointer<Int64>, bucket: Int, bounds: Int, _ value: Int64) {
         fluxgate_counter_add(words + bucket, 1)
-        fluxgate_counter_add(words + bounds.count + 1, value)
-        fluxgate_counter_add(words + bounds.count + 2, 1)
+        fluxgate_counter_add(words + bounds + 1, value)
+        fluxgate_counter_add(words + bounds + 2, 1)
     }
 
     // MARK: Reading (the master)
@@ -165,6 +180,8 @@ public struct MetricsRegion: @unchecked Sendable {
             guard key != MetricsSchema.emptyKey else { continue }
             totals.upstreams[key, default: MetricsTotals.Upstream()].add(entry)
         }
+        // Room for every series at once: growing the dictionary as it fills rehashed it ~14 times.
+        totals.requests.reserveCapacity(totals.requests.count + Int(load(Layout.requestSeriesInUse)))
         for index in 0..<Layout.requestEntries {
             let entry = base + Layout.requestsOffset + index * Layout.requestWords
             let code = fluxgate_published(entry)
@@ -172,5 +189,8 @@ public struct MetricsRegion: @unchecked Sendable {
             let series = MetricsTotals.RequestSeries(upstream: entry[1], key: entry[2], code: code)
             totals.requests[series, default: 0] += fluxgate_counter_load(entry + 3)
         }
+        add(.attempts, to: &totals.attempts)
+        add(.rateLimited, to: &totals.rateLimited)
+        add(.tokens, to: &totals.tokens)
     }
 }

@@ -19,6 +19,47 @@ public enum MetricsSchema {
     public static let durationBoundsNs: [Int64] = durationBuckets.map { Int64(($0 * 1e9).rounded()) }
     public static let overheadBoundsNs: [Int64] = overheadBuckets.map { Int64(($0 * 1e9).rounded()) }
 
+    /// The bucket of a `durationBuckets` histogram for `ns`: the first bound not below it (15 =
+    /// +Inf). Literal constants, not `durationBoundsNs`: a search through the static array paid a
+    /// `swift_once` check and a retain per request (docs/performance.md); `MetricsScheduleTests`
+    /// checks both agree.
+    @inline(__always) public static func durationBucket(_ ns: Int64) -> Int {
+        if ns <= 5_000_000 { return 0 }
+        if ns <= 10_000_000 { return 1 }
+        if ns <= 25_000_000 { return 2 }
+        if ns <= 50_000_000 { return 3 }
+        if ns <= 100_000_000 { return 4 }
+        if ns <= 250_000_000 { return 5 }
+        if ns <= 500_000_000 { return 6 }
+        if ns <= 1_000_000_000 { return 7 }
+        if ns <= 2_500_000_000 { return 8 }
+        if ns <= 5_000_000_000 { return 9 }
+        if ns <= 10_000_000_000 { return 10 }
+        if ns <= 30_000_000_000 { return 11 }
+        if ns <= 60_000_000_000 { return 12 }
+        if ns <= 120_000_000_000 { return 13 }
+        if ns <= 300_000_000_000 { return 14 }
+        return 15
+    }
+
+    /// The same for `overheadBuckets` (13 = +Inf).
+    @inline(__always) public static func overheadBucket(_ ns: Int64) -> Int {
+        if ns <= 10_000 { return 0 }
+        if ns <= 25_000 { return 1 }
+        if ns <= 50_000 { return 2 }
+        if ns <= 100_000 { return 3 }
+        if ns <= 250_000 { return 4 }
+        if ns <= 500_000 { return 5 }
+        if ns <= 1_000_000 { return 6 }
+        if ns <= 2_500_000 { return 7 }
+        if ns <= 5_000_000 { return 8 }
+        if ns <= 10_000_000 { return 9 }
+        if ns <= 25_000_000 { return 10 }
+        if ns <= 50_000_000 { return 11 }
+        if ns <= 100_000_000 { return 12 }
+        return 13
+    }
+
     /// A histogram's words: one count per bound, one for +Inf, the sum (nanoseconds), the count.
     public static func histogramWords(_ bounds: [Int64]) -> Int { bounds.count + 3 }
 
@@ -49,6 +90,45 @@ public enum MetricsSchema {
             case .overCapacity: return "over_capacity"
             case .rateLimited: return "rate_limited"
             case .unknownModel: return "unknown_model"
+            }
+        }
+    }
+
+    /// `fluxgate_upstream_attempts_total{result}`, in this order (docs/observability.md).
+    public enum AttemptResult: Int, CaseIterable, Sendable {
+        case ok, connect, timeout, reset, status
+        public var label: String {
+            switch self {
+            case .ok: return "ok"
+            case .connect: return "connect"
+            case .timeout: return "timeout"
+            case .reset: return "reset"
+            case .status: return "status"
+            }
+        }
+    }
+
+    /// `fluxgate_rate_limited_total{limit}`, in this order (docs/rate-limits.md).
+    public enum RateLimit: Int, CaseIterable, Sendable {
+        case requests, tokens, inFlight
+        public var label: String {
+            switch self {
+            case .requests: return "requests"
+            case .tokens: return "tokens"
+            case .inFlight: return "in_flight"
+            }
+        }
+    }
+
+    /// `fluxgate_tokens_total{type}`, in this order (docs/usage.md).
+    public enum TokenType: Int, CaseIterable, Sendable {
+        case input, output, cacheRead, cacheWrite
+        public var label: String {
+            switch self {
+            case .input: return "input"
+            case .output: return "output"
+            case .cacheRead: return "cache_read"
+            case .cacheWrite: return "cache_write"
             }
         }
     }

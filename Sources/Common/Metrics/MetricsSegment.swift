@@ -13,7 +13,9 @@ import CLinux
 /// gives its pages back (MADV_REMOVE).
 public final class MetricsSegment: @unchecked Sendable {
     public static let regionCount = InFlightSegment.cellCount
-    public static let size = MetricsRegion.Layout.regionBytes * regionCount
+    static let regionsBytes = MetricsRegion.Layout.regionBytes * regionCount
+    /// The regions, then the host's one `ModelNameTable`.
+    public static let size = regionsBytes + ModelNameTable.bytes
 
     private let memory: SharedMemory
     public var descriptor: FileDescriptor { memory.descriptor }
@@ -34,8 +36,11 @@ public final class MetricsSegment: @unchecked Sendable {
     /// The region of cell `index` (0..<regionCount).
     public func region(_ index: Int) -> MetricsRegion {
         precondition((0..<Self.regionCount).contains(index), "metrics cell out of range")
-        return MetricsRegion(base: base + index * MetricsRegion.Layout.regionBytes)
+        return MetricsRegion(base: base + index * MetricsRegion.Layout.regionBytes, modelNames: modelNames)
     }
+
+    /// The host's model names (`fluxgate_tokens_total`'s `model`), shared by every worker.
+    public var modelNames: ModelNameTable { ModelNameTable(base: base + Self.regionsBytes) }
 
     /// The master, after reaping the worker that used the region (and folding it): zero again.
     public func clear(_ index: Int) {

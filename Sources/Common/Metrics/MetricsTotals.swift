@@ -72,6 +72,12 @@ public struct MetricsTotals: Sendable, Equatable {
     public var overhead = Histogram(bounds: MetricsSchema.overheadBoundsNs.count)
     public var upstreams: [Int64: Upstream] = [:]
     public var requests: [RequestSeries: Int64] = [:]
+    /// `fluxgate_upstream_attempts_total`: (target, upstream, 0) → a count per `AttemptResult`.
+    public var attempts: [SeriesKey: SIMD8<Int64>] = [:]
+    /// `fluxgate_rate_limited_total`: (client key, 0, 0) → a count per `RateLimit`.
+    public var rateLimited: [SeriesKey: SIMD8<Int64>] = [:]
+    /// `fluxgate_tokens_total`: (model code, upstream, client key) → a count per `TokenType`.
+    public var tokens: [SeriesKey: SIMD8<Int64>] = [:]
 
     public init() {}
 
@@ -83,6 +89,9 @@ public struct MetricsTotals: Sendable, Equatable {
         overhead.add(other.overhead)
         for (key, value) in other.upstreams { upstreams[key, default: Upstream()].add(value) }
         for (key, value) in other.requests { requests[key, default: 0] += value }
+        for (key, value) in other.attempts { attempts[key, default: SIMD8()] &+= value }
+        for (key, value) in other.rateLimited { rateLimited[key, default: SIMD8()] &+= value }
+        for (key, value) in other.tokens { tokens[key, default: SIMD8()] &+= value }
     }
 
     /// A departing worker's counters, kept by the master: everything but the gauge.

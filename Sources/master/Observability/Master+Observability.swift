@@ -61,7 +61,7 @@ extension Master {
             response.extraHeaders = [("Allow", "GET, HEAD")]
             return response
         case .get("/metrics", _):
-            var response = ObservabilityResponse(status: 200, reason: "OK", body: Array(MetricsRenderer.render(hostMetrics()).utf8))
+            var response = ObservabilityResponse(status: 200, reason: "OK", body: MetricsRenderer.renderBytes(hostMetrics()))
             response.contentType = MetricsRenderer.contentType
             return response
         case .get("/livez", _):
@@ -83,6 +83,14 @@ extension Master {
             for (_, cell) in workers.cells { metrics.region(cell).add(to: &host.totals) }
         }
         host.name(state.current.configuration)
+        host.modelNames = metrics?.modelNames
+        for upstream in state.current.configuration.upstreams.entries {
+            for target in upstream.targets {
+                let origin = target.targetURL.origin
+                let out = health?.isOutOfService(upstream: upstream.name, origin: origin) ?? false
+                host.targetsUp.append((upstream.name, origin, !out))
+            }
+        }
         host.inFlight = segment?.total ?? 0
         host.maxInFlight = Int(state.current.configuration.server.maxConnections)
         host.workers = state.workerStates

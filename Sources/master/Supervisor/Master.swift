@@ -50,7 +50,7 @@ final class Master {
     private var unplacedLimits: Set<String> = []
     /// Upstream target health shared by every worker (docs/routing-and-forwarding.md "Target
     /// health"): made once, so it outlives reloads and worker crashes.
-    private let health: TargetHealthSegment?
+    let health: TargetHealthSegment?
 
     init(settings: Settings, configuration: Configuration, logger: Logger) {
         self.settings = settings

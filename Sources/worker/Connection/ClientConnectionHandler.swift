@@ -527,6 +527,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)),
             requestID: propagates ? facts.requestID : nil, capturesUpstreamRequestID: worker.logsRequests,
             bodyFilter: request.injectedStreamUsage ? usageChunkFilter() : nil)
+        exchange.attemptMetrics = worker.metrics?.region
         self.exchange = exchange
         state.forwarding()
         exchange.start()

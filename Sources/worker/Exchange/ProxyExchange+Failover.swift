@@ -51,8 +51,8 @@ extension ProxyExchange {
 
     private static func allBits(_ count: Int) -> UInt64 { count >= 64 ? .max : (1 << UInt64(count)) - 1 }
 
-    /// The current try failed by `retry.on` (another follows). `failure` is the `result` that
-    /// `fluxgate_upstream_attempts_total` will count once the metrics registry exists.
+    /// The current try failed by `retry.on` (another follows); `countFailedAttempt` counts it
+    /// in `fluxgate_upstream_attempts_total` (ProxyExchange+Attempts.swift).
     func tryFailed(_ failure: ExchangeState.TryFailure, now: NIODeadline) {
         targetFailed(now: now)
     }

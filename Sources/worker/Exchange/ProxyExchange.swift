@@ -55,6 +55,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The host's target health, given only to an exchange whose route has `failover` (nil
     /// costs the one-target path no retain).
     let health: TargetHealthBoard?
+    /// The worker's metrics region, for `fluxgate_upstream_attempts_total` (nil: not counted).
+    var attemptMetrics: MetricsRegion?
     /// The status of a response head that failed the current try (`HeadDecision.tryNext`): the
     /// rest of that response is dropped.
     private var droppedStatus: UInt?
@@ -206,6 +208,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                         return
                     }
                     if plan != nil { tryAnswered(status: head.status, retryOn: state.settings.retryOn, now: now) }
+                    countAttempt(match.route.retryRules.retries(status: head.status) ? .status : .ok)
                     replay = []
                     responseStatus = head.status
                     upstreamHeadNs = now.uptimeNanoseconds
@@ -277,12 +280,14 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         case .tryNext(let failure, _):
             let now = NIODeadline.now()
             tryFailed(failure, now: now)
+            countFailedAttempt(failure)
             resend()
             chooseTarget(now: now)
             lease(fresh: false)
         case .fail(let error, let cause):
             let client = self.client
             if plan != nil, error != nil { targetFailed(now: .now()) }
+            if error != nil { countLastAttempt(failedBy: cause) }
             finish(reusable: false)
             if error != nil, let failed = failedResponse {
                 // An earlier try's answer beats the proxy's own error.

@@ -1,3 +1,5 @@
+import Common
+
 /// The passive health of one target, as a value that fits one 64-bit word of the shared health
 /// segment (docs/routing-and-forwarding.md "Target health"): every transition is a pure function
 /// of the word, the instant and the policy, and the shell applies it with one compare-and-swap, so
@@ -41,13 +43,14 @@ struct TargetHealth: Equatable {
     init(word: UInt64) {
         failures = Int(word & 0xFF)
         ejections = Int((word >> 8) & 0x1F)
-        out = word & (1 << 13) != 0
+        out = word & TargetHealthSegment.outOfServiceBit != 0
         trial = word & (1 << 14) != 0
         until = Int64(word >> 15)
     }
 
     var word: UInt64 {
-        UInt64(min(failures, 0xFF)) | UInt64(min(ejections, 0x1F)) << 8 | (out ? 1 << 13 : 0) | (trial ? 1 << 14 : 0)
+        UInt64(min(failures, 0xFF)) | UInt64(min(ejections, 0x1F)) << 8 | (out ? TargetHealthSegment.outOfServiceBit : 0)
+            | (trial ? 1 << 14 : 0)
             | UInt64(max(until, 0)) << 15
     }
 

@@ -1,7 +1,8 @@
 import CLinux
 import Common
 
-/// Which limit refused a request (the request line and `fluxgate_rate_limited_total`'s `limit`).
+/// Which limit refused a request: the 429's `code` and `fluxgate_rate_limited_total`'s `limit`
+/// label (counted by `WorkerMetrics.record` from `RequestFacts.rateLimited`).
 enum RateLimitKind: String {
     case requests, tokens
     case inFlight = "in_flight"

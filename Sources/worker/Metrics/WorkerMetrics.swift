@@ -6,6 +6,8 @@ import NIOCore
 /// (no string, no dictionary, no allocation per request). Touched only from the worker's loop.
 struct WorkerMetrics {
     let region: MetricsRegion
+    /// The model codes this worker used last (a code never changes while the master lives).
+    let models = ModelCodeCache()
 
     /// One finished request (`WorkerContext.requestEnded`). `now`: its end.
     func record(_ facts: borrowing RequestFacts, now: UInt64) {
@@ -24,6 +26,8 @@ struct WorkerMetrics {
         if facts.attempts == 1, sent != 0, upstreamHead != 0, facts.clientHeadNs >= upstreamHead {
             region.observeOverhead(nanoseconds: Self.span(started, sent) + Self.span(upstreamHead, facts.clientHeadNs))
         }
+        if let limit = facts.rateLimited { region.countRateLimited(key: facts.keyMetric, Self.limit(limit)) }
+        if let usage = facts.usage { countTokens(usage, facts, upstream: upstream) }
         if facts.outcome == .upstreamCut {
             region.countUpstreamError(entry: entry, .truncated)
         } else if let cause = facts.upstreamError {
@@ -32,6 +36,28 @@ struct WorkerMetrics {
             let reason = facts.unknownModel ? MetricsSchema.RejectionReason.unknownModel : Self.rejection(status: facts.status)
         {
             region.countRejected(reason)
+        }
+    }
+
+    /// `fluxgate_tokens_total` (docs/observability.md "Model names"): the response's model, else
+    /// the request's, as a code of the host's bounded model-name table.
+    func countTokens(_ usage: UsageResult, _ facts: borrowing RequestFacts, upstream: Int64) {
+        let input = Int64(usage.inputTokens ?? 0)
+        let output = Int64(usage.outputTokens ?? 0)
+        let cacheRead = Int64(usage.cacheReadTokens ?? 0)
+        let cacheWrite = Int64(usage.cacheWriteTokens ?? 0)
+        guard input | output | cacheRead | cacheWrite != 0 else { return }
+        let model = (usage.model ?? facts.requestModel).map { models.code(upstream: upstream, name: $0, in: region.modelNames) }
+        region.countTokens(
+            upstream: upstream, key: facts.keyMetric, model: model ?? ModelNameTable.noneCode, input: input, output: output,
+            cacheRead: cacheRead, cacheWrite: cacheWrite)
+    }
+
+    static func limit(_ kind: RateLimitKind) -> MetricsSchema.RateLimit {
+        switch kind {
+        case .requests: return .requests
+        case .tokens: return .tokens
+        case .inFlight: return .inFlight
         }
     }
 
@@ -63,5 +89,27 @@ struct WorkerMetrics {
         case 400..<500, 501, 505: return .badRequest
         default: return nil
         }
+    }
+}
+
+/// The last few (upstream, model name) → code lookups of one worker: the shared table's lookup
+/// hashes the name and compares its bytes (~500 instructions per request, docs/performance.md);
+/// a hit here is a string comparison. Codes are never reassigned while the master lives, so an
+/// entry cannot go stale. Touched only from the worker's loop.
+final class ModelCodeCache {
+    static let size = 8
+    private var entries: [(upstream: Int64, name: String, code: Int64)] = []
+    private var next = 0
+
+    func code(upstream: Int64, name: String, in table: ModelNameTable) -> Int64 {
+        for entry in entries where entry.upstream == upstream && entry.name == name { return entry.code }
+        let code = table.code(upstream: upstream, name: name)
+        if entries.count < Self.size {
+            entries.append((upstream, name, code))
+        } else {
+            entries[next] = (upstream, name, code)
+            next = (next + 1) % Self.size
+        }
+        return code
     }
 }

@@ -18,7 +18,7 @@ final class TargetGroup: @unchecked Sendable {
 
     init(_ upstream: Configuration.Upstream, attemptTimeoutMs: UInt64) {
         upstreamName = upstream.name
-        targets = upstream.targets.map(UpstreamTarget.init)
+        targets = upstream.targets.map { UpstreamTarget($0, upstreamName: upstream.name) }
         weights = upstream.targets.map(\.weight)
         roundRobin = WeightedRoundRobin(count: upstream.targets.count)
         policy = TargetHealth.Policy(

@@ -17,6 +17,10 @@ final class UpstreamTarget: Sendable {
     let apiKeyHeader: Configuration.UpstreamAuthHeader
     let tlsCA: Configuration.TrustedCA?
     let poolKey: PoolKey
+    /// The series keys of `fluxgate_upstream_attempts_total{upstream, target}` (docs/observability.md):
+    /// the upstream's name and this target's origin.
+    let metricUpstream: Int64
+    let metricTarget: Int64
 
     /// What makes two targets' connections interchangeable: the same origin, the same trust for
     /// https, and the same credential sent on them. Held in memory only, never printed.
@@ -27,8 +31,13 @@ final class UpstreamTarget: Sendable {
         var apiKey: Secret
     }
 
-    init(url: TargetURL, apiKey: Secret, apiKeyHeader: Configuration.UpstreamAuthHeader, tlsCA: Configuration.TrustedCA?) {
+    init(
+        url: TargetURL, apiKey: Secret, apiKeyHeader: Configuration.UpstreamAuthHeader, tlsCA: Configuration.TrustedCA?,
+        upstreamName: String = ""
+    ) {
         self.url = url
+        self.metricUpstream = MetricsSchema.key(upstreamName)
+        self.metricTarget = MetricsSchema.key(url.origin)
         self.origin = url.origin
         self.hostHeader = url.hostHeader
         self.basePathBytes = Array(url.basePath.utf8)
@@ -41,7 +50,9 @@ final class UpstreamTarget: Sendable {
     }
 
     /// One of an upstream's `targets` (Fluxgate's `target_url` + `api_key` is the only one).
-    convenience init(_ target: Configuration.Target) {
-        self.init(url: target.targetURL, apiKey: target.apiKey, apiKeyHeader: target.apiKeyHeader, tlsCA: target.tlsCA)
+    convenience init(_ target: Configuration.Target, upstreamName: String) {
+        self.init(
+            url: target.targetURL, apiKey: target.apiKey, apiKeyHeader: target.apiKeyHeader, tlsCA: target.tlsCA,
+            upstreamName: upstreamName)
     }
 }

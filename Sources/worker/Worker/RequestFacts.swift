@@ -53,8 +53,7 @@ struct RequestFacts {
     /// The `model` the client sent, when the request was routed by it (the request line's
     /// `model` when the response names none).
     var requestModel: String?
-    /// Refused with 404 `model_not_found` (for `fluxgate_rejected_requests_total{reason="unknown_model"}`
-    /// once the metrics registry exists).
+    /// Refused with 404 `model_not_found` (`fluxgate_rejected_requests_total{reason="unknown_model"}`).
     var unknownModel = false
     /// The response's token usage (docs/usage.md), when its upstream reads usage and a response
     /// head came: what the request line shows and what token limits settle on.

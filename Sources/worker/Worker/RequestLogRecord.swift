@@ -147,7 +147,7 @@ extension RequestLogRecord {
     /// The line of a request that has ended: its strings are made here, only when a line is
     /// written.
     /// (`borrowing`, optional chaining: no copy of the facts or of their head is made.)
-    init(_ facts: borrowing RequestFacts, clientIP: String?) {
+    init(_ facts: borrowing RequestFacts, clientIP: String?, endedAt: NIODeadline = .now()) {
         self.clientIP = clientIP
         method = facts.method?.rawValue
         requestTarget = facts.requestTarget
@@ -156,7 +156,7 @@ extension RequestLogRecord {
         requestBodyLength = facts.requestBodyBytes
         apiKeyID = facts.keyID
         upstream = facts.route?.upstream.name
-        durationMs = (NIODeadline.now() - facts.startedAt).nanoseconds / 1_000_000
+        durationMs = (endedAt - facts.startedAt).nanoseconds / 1_000_000
         status = facts.status
         responseBodyLength = facts.responseBodyBytes
         attempts = facts.attempts > 1 ? facts.attempts : nil

@@ -84,10 +84,12 @@ final class WorkerContext {
     /// asked for only when a line is written (formatting an address costs ~3,000 instructions).
     /// (`inout`: the connection's own facts are read where they are, not copied.)
     func requestEnded(_ facts: inout RequestFacts, clientIP: () -> String?) {
-        if let metrics { metrics.record(facts, now: NIODeadline.now().uptimeNanoseconds) }
+        // One reading of the clock for the histograms and the line's duration.
+        let now = NIODeadline.now()
+        if let metrics { metrics.record(facts, now: now.uptimeNanoseconds) }
         guard logsRequests else { return }
         if facts.requestID == nil { facts.requestID = requestIDs.next() }
-        let record = RequestLogRecord(facts, clientIP: clientIP())
+        let record = RequestLogRecord(facts, clientIP: clientIP(), endedAt: now)
         if let requestLineWriter { record.emit(to: requestLineWriter) } else { record.emit(to: logger) }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Common
 @testable import FluxgateMaster
 
 /// docs/prometheus/fluxgate-rules.yaml and docs/grafana/fluxgate.json: Prometheus accepts the
@@ -39,6 +40,6 @@ import Testing
             }
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.dashboard))) as? [String: Any]
-        #expect((json?["panels"] as? [Any])?.count == 10)
+        #expect((json?["panels"] as? [Any])?.count == 14)
     }
 }

@@ -1,31 +1,41 @@
-import Common
-
 /// Everything `/metrics` shows, gathered by the master at scrape time (docs/observability.md
 /// "Metrics"): the counters summed over every region and the retained totals, the names of the
 /// current configuration, and the supervisor's own numbers.
-struct HostMetrics {
-    var version: String
-    var totals = MetricsTotals()
+public struct HostMetrics {
+    public var version: String
+    public var totals = MetricsTotals()
     /// Series key → name, for the upstreams and keys of the current configuration: a series of a
     /// name a reload removed is not shown (docs/observability.md "Series of removed names").
-    var upstreamNames: [Int64: String] = [:]
-    var keyNames: [Int64: String] = [:]
-    var inFlight = 0
-    var maxInFlight = 0
+    public var upstreamNames: [Int64: String] = [:]
+    public var keyNames: [Int64: String] = [:]
+    /// Series key → origin, for the targets of the current configuration.
+    public var targetNames: [Int64: String] = [:]
+    /// Every configured target and whether it is in service (`fluxgate_upstream_target_up`).
+    public var targetsUp: [(upstream: String, target: String, up: Bool)] = []
+    /// The host's model names, for `fluxgate_tokens_total`'s `model` (nil: no segment).
+    public var modelNames: ModelNameTable?
+    public var inFlight = 0
+    public var maxInFlight = 0
     /// starting, serving, draining.
-    var workers = [0, 0, 0]
+    public var workers = [0, 0, 0]
     /// crash, heartbeat, replaced.
-    var workerExits = [Int64](repeating: 0, count: 3)
-    var generation: UInt64 = 0
+    public var workerExits = [Int64](repeating: 0, count: 3)
+    public var generation: UInt64 = 0
     /// applied, rejected, failed.
-    var reloads = [Int64](repeating: 0, count: 3)
-    var lastReloadSuccess: Double = 0
+    public var reloads = [Int64](repeating: 0, count: 3)
+    public var lastReloadSuccess: Double = 0
+
+    public init(version: String) { self.version = version }
 
     /// The names of `configuration`'s upstreams and keys, by series key.
-    mutating func name(_ configuration: Configuration) {
+    public mutating func name(_ configuration: Configuration) {
         upstreamNames = [MetricsSchema.noneKey: "none", MetricsSchema.otherKey: "other"]
         keyNames = upstreamNames
-        for upstream in configuration.upstreams.entries { upstreamNames[MetricsSchema.key(upstream.name)] = upstream.name }
+        targetNames = [MetricsSchema.otherKey: "other"]
+        for upstream in configuration.upstreams.entries {
+            upstreamNames[MetricsSchema.key(upstream.name)] = upstream.name
+            for target in upstream.targets { targetNames[MetricsSchema.key(target.targetURL.origin)] = target.targetURL.origin }
+        }
         for key in configuration.apiKeys.staticKeys {
             let label = MetricsSchema.staticKeyLabel(id: key.id)
             keyNames[MetricsSchema.key(label)] = label
@@ -39,12 +49,15 @@ struct HostMetrics {
 
 /// Prometheus text format 0.0.4, written by hand: swift-prometheus keeps its metrics in the
 /// process that counts them and cannot sum another process's shared memory.
-enum MetricsRenderer {
-    static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+public enum MetricsRenderer {
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    static func render(_ host: HostMetrics) -> String {
-        var out = ""
-        out.reserveCapacity(4096 + host.totals.requests.count * 96 + host.totals.upstreams.count * 4096)
+    public static func render(_ host: HostMetrics) -> String { String(decoding: renderBytes(host), as: UTF8.self) }
+
+    /// The answer's body.
+    public static func renderBytes(_ host: HostMetrics) -> [UInt8] {
+        var out = MetricsText(
+            capacity: 4096 + host.totals.requests.count * 80 + host.totals.upstreams.count * 4096 + host.totals.tokens.count * 400)
         family(&out, "fluxgate_build_info", "gauge", "Always 1; the version label is the running build.")
         out += "fluxgate_build_info{version=\"\(escape(host.version))\"} 1\n"
         requests(&out, host)
@@ -53,6 +66,10 @@ enum MetricsRenderer {
             &out, "fluxgate_overhead_seconds",
             "Time the proxy itself adds: head received to upstream request written, plus upstream head to client head written.", "",
             MetricsSchema.overheadBuckets, host.totals.overhead)
+        attempts(&out, host)
+        targetsUp(&out, host)
+        tokens(&out, host)
+        rateLimited(&out, host)
         gauge(&out, "fluxgate_in_flight_requests", "Requests being served now, every worker.", host.inFlight)
         gauge(&out, "fluxgate_max_in_flight_requests", "The in-flight limit (server.max_connections).", host.maxInFlight)
         gauge(&out, "fluxgate_open_connections", "Open client connections, every worker.", Int(host.totals.openConnections))
@@ -81,23 +98,35 @@ enum MetricsRenderer {
         }
         family(&out, "fluxgate_config_last_reload_success_timestamp_seconds", "gauge", "Unix time of the last successful (re)load.")
         out += "fluxgate_config_last_reload_success_timestamp_seconds \(host.lastReloadSuccess)\n"
-        return out
+        return out.bytes
     }
 
-    private static func requests(_ out: inout String, _ host: HostMetrics) {
+    /// The bulk of a large scrape: sorted by name ranks (integers), written as bytes.
+    private static func requests(_ out: inout MetricsText, _ host: HostMetrics) {
         family(&out, "fluxgate_requests_total", "counter", "Requests finished, by upstream, client key and status sent to the client.")
-        var lines: [String] = []
-        lines.reserveCapacity(host.totals.requests.count)
+        let upstreams = SortedNames(host.upstreamNames)
+        let keys = SortedNames(host.keyNames)
+        var rows: [(upstream: Int32, key: Int32, code: Int64, count: Int64)] = []
+        rows.reserveCapacity(host.totals.requests.count)
         for (series, count) in host.totals.requests {
-            guard let upstream = host.upstreamNames[series.upstream], let key = host.keyNames[series.key] else { continue }
-            let code = series.code == MetricsRegion.otherCode ? "other" : String(series.code)
-            lines.append("fluxgate_requests_total{upstream=\"\(escape(upstream))\",key=\"\(escape(key))\",code=\"\(code)\"} \(count)\n")
+            guard let upstream = upstreams.rank[series.upstream], let key = keys.rank[series.key] else { continue }
+            rows.append((upstream, key, series.code, count))
         }
-        lines.sort()
-        for line in lines { out += line }
+        rows.sort { ($0.upstream, $0.key, $0.code) < ($1.upstream, $1.key, $1.code) }
+        for row in rows {
+            out.append("fluxgate_requests_total{upstream=\"")
+            out.append(upstreams.escaped[Int(row.upstream)])
+            out.append("\",key=\"")
+            out.append(keys.escaped[Int(row.key)])
+            out.append("\",code=\"")
+            if row.code == MetricsRegion.otherCode { out.append("other") } else { out.append(row.code) }
+            out.append("\"} ")
+            out.append(row.count)
+            out.append("\n")
+        }
     }
 
-    private static func upstreams(_ out: inout String, _ host: HostMetrics) {
+    private static func upstreams(_ out: inout MetricsText, _ host: HostMetrics) {
         let named = host.totals.upstreams.compactMap { key, value in host.upstreamNames[key].map { (escape($0), value) } }
             .sorted { $0.0 < $1.0 }
         let durationHelp = "Request head received to response end."
@@ -122,17 +151,17 @@ enum MetricsRenderer {
         }
     }
 
-    private static func family(_ out: inout String, _ name: String, _ type: String, _ help: String) {
+    static func family(_ out: inout MetricsText, _ name: String, _ type: String, _ help: String) {
         out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
     }
 
-    private static func gauge(_ out: inout String, _ name: String, _ help: String, _ value: Int) {
+    static func gauge(_ out: inout MetricsText, _ name: String, _ help: String, _ value: Int) {
         family(&out, name, "gauge", help)
         out += "\(name) \(value)\n"
     }
 
     private static func histogram(
-        _ out: inout String, _ name: String, _ help: String, _ labels: String, _ bounds: [Double], _ value: MetricsTotals.Histogram
+        _ out: inout MetricsText, _ name: String, _ help: String, _ labels: String, _ bounds: [Double], _ value: MetricsTotals.Histogram
     ) {
         family(&out, name, "histogram", help)
         samples(&out, name, labels, bounds, value)
@@ -140,7 +169,7 @@ enum MetricsRenderer {
 
     /// `_bucket` lines (cumulative), `_sum` in seconds, `_count`.
     private static func samples(
-        _ out: inout String, _ name: String, _ labels: String, _ bounds: [Double], _ value: MetricsTotals.Histogram
+        _ out: inout MetricsText, _ name: String, _ labels: String, _ bounds: [Double], _ value: MetricsTotals.Histogram
     ) {
         let prefix = labels.isEmpty ? "" : labels + ","
         var cumulative: Int64 = 0
@@ -157,7 +186,7 @@ enum MetricsRenderer {
     }
 
     /// A label value: backslash, double quote and line feed escaped (the text format's rules).
-    static func escape(_ value: String) -> String {
+    public static func escape(_ value: String) -> String {
         guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x22 || $0 == 0x0A }) else { return value }
         var escaped = ""
         for character in value.unicodeScalars {
@@ -169,5 +198,21 @@ enum MetricsRenderer {
             }
         }
         return escaped
+    }
+}
+
+/// Names by series key, ranked in their sorted order and escaped once per scrape.
+struct SortedNames {
+    var rank: [Int64: Int32] = [:]
+    var escaped: [[UInt8]] = []
+
+    init(_ names: [Int64: String]) {
+        let sorted = names.map { (key: $0.key, name: MetricsRenderer.escape($0.value)) }.sorted { $0.name < $1.name }
+        rank.reserveCapacity(sorted.count)
+        escaped.reserveCapacity(sorted.count)
+        for (index, entry) in sorted.enumerated() {
+            rank[entry.key] = Int32(index)
+            escaped.append(Array(entry.name.utf8))
+        }
     }
 }
