@@ -339,10 +339,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The request goes out again from the start: a fresh reader, the parts sent so far before
     /// those still waiting, the old connection closed.
     private func resend() {
-        let bodyFilter = reader.bodyFilter
+        let previous = reader
         reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         reader.observer = observer
-        reader.bodyFilter = bodyFilter
+        reader.bodyFilter = previous.bodyFilter
+        // The answering try's head carries the request id too (docs/observability.md).
+        reader.requestIDForClient = previous.requestIDForClient
+        reader.capturesUpstreamRequestID = previous.capturesUpstreamRequestID
         pending = replay + pending
         replay = []
         heldHead = nil

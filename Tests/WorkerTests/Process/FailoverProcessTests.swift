@@ -131,6 +131,28 @@ import TestSupport
         #expect(b.requests.count == 1 && b.requests[0].bodyLength == 512)
     }
 
+    /// With `propagate_request_id`, the answer of a retried request carries the id as a first
+    /// try's answer would (docs/observability.md "Request ids").
+    @Test func aRetriedAnswerCarriesThePropagatedRequestID() throws {
+        let a = try MockUpstream()
+        let b = try MockUpstream()
+        defer {
+            a.shutdown()
+            b.shutdown()
+        }
+        a.failure = .status(503)
+        let proxy = try Self.proxy(
+            targets: [(a.baseURL, "sk-a"), (b.baseURL, "sk-b")], more: "observability:\n  propagate_request_id: true\n",
+            workers: 1)
+        defer { _ = proxy.stop() }
+        let response = try proxy.connect().request(
+            "POST", "/llm/v1/chat/completions", headers: [Self.auth, ("x-request-id", "retried-1")], body: Self.chat)
+        #expect(response.status == 200)
+        #expect(a.requests.count == 1 && b.requests.count == 1, "the first try went to the failing target")
+        #expect(response.headers(named: "x-request-id") == ["retried-1"])
+        #expect(b.requests.first?.headers(named: "x-request-id") == ["retried-1"])
+    }
+
     @Test func aFallbackUpstreamGetsItsOwnKeyAndHeader() throws {
         let primary = try MockUpstream()
         let azure = try MockUpstream()
