@@ -38,8 +38,15 @@ enum ModelMember {
     }
 
     static func find(in bytes: UnsafeRawBufferPointer) -> Outcome {
-        var walk = Walk(bytes: bytes)
-        return walk.run()
+        var cursor = JSONCursor(bytes)
+        do throws(JSONCursor.Stop) {
+            return try cursor.topLevelModel()
+        } catch {
+            switch error {
+            case .more: return .needMore
+            case .invalid: return .invalid
+            }
+        }
     }
 
     /// The decoded text of a string literal (quotes included): directly when it has no escape,
@@ -65,132 +72,49 @@ enum ModelMember {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return false }
         return memchr(base, 0x5C, bytes.count) != nil
     }
+}
 
-    private struct Walk {
-        let bytes: UnsafeRawBufferPointer
-        var i = 0
-
-        /// Thrown (as a value) when the bytes run out, or with the answer.
-        enum Stop: Error { case more, outcome(Outcome) }
-
-        mutating func run() -> Outcome {
-            do throws(Stop) {
-                try skipWhitespace()
-                guard bytes[i] == UInt8(ascii: "{") else { return .notAnObject }
+extension JSONCursor {
+    /// The top-level object's `model` member, walked only as far as it.
+    fileprivate mutating func topLevelModel() throws(Stop) -> ModelMember.Outcome {
+        try skipWhitespace()
+        guard bytes[i] == UInt8(ascii: "{") else { return .notAnObject }
+        i += 1
+        try skipWhitespace()
+        if bytes[i] == UInt8(ascii: "}") { return .missing }
+        while true {
+            guard bytes[i] == UInt8(ascii: "\"") else { return .invalid }
+            let key = try stringLiteral()
+            try skipWhitespace()
+            guard bytes[i] == UInt8(ascii: ":") else { return .invalid }
+            i += 1
+            try skipWhitespace()
+            if isModel(key) { return try modelValue() }
+            try skipValue()
+            try skipWhitespace()
+            switch bytes[i] {
+            case UInt8(ascii: ","):
                 i += 1
                 try skipWhitespace()
-                if bytes[i] == UInt8(ascii: "}") { return .missing }
-                while true {
-                    guard bytes[i] == UInt8(ascii: "\"") else { return .invalid }
-                    let key = try stringLiteral()
-                    try skipWhitespace()
-                    guard bytes[i] == UInt8(ascii: ":") else { return .invalid }
-                    i += 1
-                    try skipWhitespace()
-                    if isModel(key) { return try modelValue() }
-                    try skipValue()
-                    try skipWhitespace()
-                    switch bytes[i] {
-                    case UInt8(ascii: ","):
-                        i += 1
-                        try skipWhitespace()
-                    case UInt8(ascii: "}"): return .missing
-                    default: return .invalid
-                    }
-                }
-            } catch {
-                switch error {
-                case .more: return .needMore
-                case .outcome(let outcome): return outcome
-                }
+            case UInt8(ascii: "}"): return .missing
+            default: return .invalid
             }
         }
+    }
 
-        /// At a non-white byte, or out of bytes.
-        mutating func skipWhitespace() throws(Stop) {
-            while i < bytes.count {
-                switch bytes[i] {
-                case 0x20, 0x0A, 0x0D, 0x09: i += 1
-                default: return
-                }
-            }
-            throw .more
-        }
+    fileprivate func isModel(_ key: Range<Int>) -> Bool {
+        let inner = UnsafeRawBufferPointer(rebasing: bytes[(key.lowerBound + 1)..<(key.upperBound - 1)])
+        // `memcmp`: a generic `elementsEqual` with the literal cost ~150 instructions a key.
+        if inner.count == 5, memcmp(inner.baseAddress!, ("model" as StaticString).utf8Start, 5) == 0 { return true }
+        // `"mod\u0065l"` is `model` too: the upstream would read it so.
+        guard ModelMember.hasBackslash(inner) else { return false }
+        return ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[key])) == "model"
+    }
 
-        /// At a `"`: the literal's range, quotes included; `i` is after it.
-        mutating func stringLiteral() throws(Stop) -> Range<Int> {
-            let start = i
-            i += 1
-            while true {
-                i = UsageByteScan.stringEnd(bytes, from: i)
-                guard i < bytes.count else { throw .more }
-                switch bytes[i] {
-                case UInt8(ascii: "\""):
-                    i += 1
-                    return start..<i
-                case UInt8(ascii: "\\"):
-                    // The escaped byte is never the closing quote; a `\u` escape's digits are plain.
-                    i += 2
-                    guard i <= bytes.count else { throw .more }
-                default:
-                    // A raw control byte: not JSON (RFC 8259 §7).
-                    throw .outcome(.invalid)
-                }
-            }
-        }
-
-        func isModel(_ key: Range<Int>) -> Bool {
-            let inner = UnsafeRawBufferPointer(rebasing: bytes[(key.lowerBound + 1)..<(key.upperBound - 1)])
-            // `memcmp`: a generic `elementsEqual` with the literal cost ~150 instructions a key.
-            if inner.count == 5, memcmp(inner.baseAddress!, ("model" as StaticString).utf8Start, 5) == 0 { return true }
-            // `"mod\u0065l"` is `model` too: the upstream would read it so.
-            guard ModelMember.hasBackslash(inner) else { return false }
-            return ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[key])) == "model"
-        }
-
-        mutating func modelValue() throws(Stop) -> Outcome {
-            guard bytes[i] == UInt8(ascii: "\"") else { return .notAString }
-            let literal = try stringLiteral()
-            guard let name = ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[literal])) else { return .notAString }
-            return .found(literal: literal, name: name)
-        }
-
-        /// Steps over one value: a string, a container (by its depth, through its strings), or a
-        /// scalar (to the byte that ends it).
-        mutating func skipValue() throws(Stop) {
-            switch bytes[i] {
-            case UInt8(ascii: "\""):
-                _ = try stringLiteral()
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                var depth = 0
-                while true {
-                    i = UsageByteScan.structural(bytes, from: i)
-                    guard i < bytes.count else { throw .more }
-                    let b = bytes[i]
-                    if b == UInt8(ascii: "\"") {
-                        _ = try stringLiteral()
-                        continue
-                    }
-                    i += 1
-                    // `[` and `{` differ only in bit 5, as `]` and `}` do.
-                    if b | 0x20 == 0x7B {
-                        depth += 1
-                    } else {
-                        depth -= 1
-                        if depth == 0 { return }
-                    }
-                }
-            default:
-                while i < bytes.count {
-                    switch bytes[i] {
-                    case UInt8(ascii: ","), UInt8(ascii: "}"), 0x20, 0x0A, 0x0D, 0x09: return
-                    case UInt8(ascii: "\""), UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: ":"):
-                        throw .outcome(.invalid)
-                    default: i += 1
-                    }
-                }
-                throw .more
-            }
-        }
+    fileprivate mutating func modelValue() throws(Stop) -> ModelMember.Outcome {
+        guard bytes[i] == UInt8(ascii: "\"") else { return .notAString }
+        let literal = try stringLiteral()
+        guard let name = ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[literal])) else { return .notAString }
+        return .found(literal: literal, name: name)
     }
 }

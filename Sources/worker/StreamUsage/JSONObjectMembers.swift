@@ -5,8 +5,8 @@ import Glibc
 /// The members of one JSON object, by position: each member's key literal (quotes included) and
 /// value (a string with its quotes, a container with its brackets, a scalar's bytes), for the
 /// edits of `stream_usage: inject` (docs/usage.md), which change one member and copy every other
-/// byte. Only the object's own grammar is followed; a value is stepped over by its strings and
-/// bracket depth (`UsageByteScan`, as `ModelMember` does), not validated: the upstream parses it.
+/// byte. Only the object's own grammar is followed; a value is stepped over by `JSONCursor`
+/// (its strings and bracket depth, as for `ModelMember`), not validated: the upstream parses it.
 /// Pure: the same bytes give the same answer.
 enum JSONObjectMembers {
     struct Member: Equatable {
@@ -25,8 +25,15 @@ enum JSONObjectMembers {
 
     /// The object whose `{` is at `start`.
     static func members(of bytes: UnsafeRawBufferPointer, at start: Int) -> Outcome {
-        var walk = Walk(bytes: bytes, i: start)
-        return walk.object()
+        var cursor = JSONCursor(bytes, at: start)
+        do throws(JSONCursor.Stop) {
+            return try cursor.objectMembers()
+        } catch {
+            switch error {
+            case .more: return .needMore
+            case .invalid: return .invalid
+            }
+        }
     }
 
     /// The index of the first byte at or after `from` that is not JSON white space (`count` when none).
@@ -51,110 +58,34 @@ enum JSONObjectMembers {
     static func value(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, is literal: StaticString) -> Bool {
         range.count == literal.utf8CodeUnitCount && memcmp(bytes.baseAddress! + range.lowerBound, literal.utf8Start, range.count) == 0
     }
+}
 
-    private struct Walk {
-        let bytes: UnsafeRawBufferPointer
-        var i: Int
-
-        enum Stop: Error { case more, invalid }
-
-        mutating func object() -> Outcome {
-            do throws(Stop) {
-                try skipWhitespace()
-                guard bytes[i] == UInt8(ascii: "{") else { return .invalid }
+extension JSONCursor {
+    /// At the object's `{` (after white space): its members and its closing brace.
+    fileprivate mutating func objectMembers() throws(Stop) -> JSONObjectMembers.Outcome {
+        try skipWhitespace()
+        guard bytes[i] == UInt8(ascii: "{") else { return .invalid }
+        i += 1
+        try skipWhitespace()
+        var members: [JSONObjectMembers.Member] = []
+        if bytes[i] == UInt8(ascii: "}") { return .object(members, close: i) }
+        while true {
+            guard bytes[i] == UInt8(ascii: "\"") else { return .invalid }
+            let key = try stringLiteral()
+            try skipWhitespace()
+            guard bytes[i] == UInt8(ascii: ":") else { return .invalid }
+            i += 1
+            try skipWhitespace()
+            let valueStart = i
+            try skipValue()
+            members.append(.init(key: key, value: valueStart..<i))
+            try skipWhitespace()
+            switch bytes[i] {
+            case UInt8(ascii: ","):
                 i += 1
                 try skipWhitespace()
-                var members: [Member] = []
-                if bytes[i] == UInt8(ascii: "}") { return .object(members, close: i) }
-                while true {
-                    guard bytes[i] == UInt8(ascii: "\"") else { return .invalid }
-                    let key = try stringLiteral()
-                    try skipWhitespace()
-                    guard bytes[i] == UInt8(ascii: ":") else { return .invalid }
-                    i += 1
-                    try skipWhitespace()
-                    let valueStart = i
-                    try skipValue()
-                    members.append(Member(key: key, value: valueStart..<i))
-                    try skipWhitespace()
-                    switch bytes[i] {
-                    case UInt8(ascii: ","):
-                        i += 1
-                        try skipWhitespace()
-                    case UInt8(ascii: "}"): return .object(members, close: i)
-                    default: return .invalid
-                    }
-                }
-            } catch {
-                switch error {
-                case .more: return .needMore
-                case .invalid: return .invalid
-                }
-            }
-        }
-
-        mutating func skipWhitespace() throws(Stop) {
-            i = JSONObjectMembers.skipWhitespace(bytes, from: i)
-            if i == bytes.count { throw .more }
-        }
-
-        /// At a `"`: the literal's range, quotes included; `i` is after it.
-        mutating func stringLiteral() throws(Stop) -> Range<Int> {
-            let start = i
-            i += 1
-            while true {
-                i = UsageByteScan.stringEnd(bytes, from: i)
-                guard i < bytes.count else { throw .more }
-                switch bytes[i] {
-                case UInt8(ascii: "\""):
-                    i += 1
-                    return start..<i
-                case UInt8(ascii: "\\"):
-                    i += 2
-                    guard i <= bytes.count else { throw .more }
-                default:
-                    throw .invalid  // a raw control byte (RFC 8259 §7)
-                }
-            }
-        }
-
-        /// Steps over one value; `i` is just after it.
-        mutating func skipValue() throws(Stop) {
-            switch bytes[i] {
-            case UInt8(ascii: "\""):
-                _ = try stringLiteral()
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                var depth = 0
-                while true {
-                    i = UsageByteScan.structural(bytes, from: i)
-                    guard i < bytes.count else { throw .more }
-                    let b = bytes[i]
-                    if b == UInt8(ascii: "\"") {
-                        _ = try stringLiteral()
-                        continue
-                    }
-                    i += 1
-                    // `[` and `{` differ only in bit 5, as `]` and `}` do.
-                    if b | 0x20 == 0x7B {
-                        depth += 1
-                    } else {
-                        depth -= 1
-                        if depth == 0 { return }
-                    }
-                }
-            default:
-                let start = i
-                while i < bytes.count {
-                    switch bytes[i] {
-                    case UInt8(ascii: ","), UInt8(ascii: "}"), 0x20, 0x0A, 0x0D, 0x09:
-                        if i == start { throw .invalid }
-                        return
-                    case UInt8(ascii: "\""), UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: ":"):
-                        throw .invalid
-                    default: i += 1
-                    }
-                }
-                throw .more
+            case UInt8(ascii: "}"): return .object(members, close: i)
+            default: return .invalid
             }
         }
     }
