@@ -6,7 +6,23 @@ import NIOCore
 struct FailoverPlan {
     var group = 0
     var index = 0
-    var tried: [UInt64]
+    var tried: TriedTargets
+
+    /// A bit per target tried, per group (the upstream, then each fallback): the upstream's
+    /// inline, so an upstream without fallbacks allocates nothing per request.
+    struct TriedTargets {
+        private var first: UInt64 = 0
+        private var rest: [UInt64]
+
+        init(groups: Int) { rest = groups > 1 ? [UInt64](repeating: 0, count: groups - 1) : [] }
+
+        subscript(group: Int) -> UInt64 {
+            get { group == 0 ? first : rest[group - 1] }
+            set {
+                if group == 0 { first = newValue } else { rest[group - 1] = newValue }
+            }
+        }
+    }
 }
 
 // docs/routing-and-forwarding.md "Several targets" and "Target health": the choice of each try's
@@ -22,9 +38,9 @@ extension ProxyExchange {
         guard let health else { return }
         let nowMs = TargetHealthBoard.milliseconds(now)
         let count = 1 + match.route.fallbacks.count
-        var plan = self.plan ?? FailoverPlan(tried: [UInt64](repeating: 0, count: count))
+        var plan = self.plan ?? FailoverPlan(tried: .init(groups: count))
         if (0..<count).allSatisfy({ plan.tried[$0] == Self.allBits(group($0).targets.count) }) {
-            plan.tried = [UInt64](repeating: 0, count: count)
+            plan.tried = .init(groups: count)
         }
         var chosen: (group: Int, index: Int)?
         for g in 0..<count {

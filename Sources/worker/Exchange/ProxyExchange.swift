@@ -68,8 +68,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     /// Request parts received from the client while no connection is ready yet.
     private var pending: [RequestPart] = []
-    /// Request parts already sent, kept while the state keeps a replay copy.
+    /// Request body parts already sent, kept while the state keeps a replay copy; the end as a
+    /// flag (a bodiless request's only part: no array for it).
     private var replay: [RequestPart] = []
+    private var replayEnded = false
     /// The upstream request head, held while the client read that carried the request is still
     /// being delivered: a `Content-Length` body arriving in the same read is appended to it, so
     /// head and body are one buffer and one `send` instead of two. Sent before anything
@@ -209,7 +211,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                     }
                     if plan != nil { tryAnswered(status: head.status, retryOn: state.settings.retryOn, now: now) }
                     countAttempt(match.route.retryRules.retries(status: head.status) ? .status : .ok)
-                    replay = []
+                    dropReplay()
                     responseStatus = head.status
                     upstreamHeadNs = now.uptimeNanoseconds
                     if head.upstreamRequestID != nil { upstreamRequestID = head.upstreamRequestID }
@@ -346,8 +348,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // The answering try's head carries the request id too (docs/observability.md).
         reader.requestIDForClient = previous.requestIDForClient
         reader.capturesUpstreamRequestID = previous.capturesUpstreamRequestID
-        pending = replay + pending
-        replay = []
+        pending = replay + (replayEnded ? [.end] : []) + pending
+        dropReplay()
         heldHead = nil
         release(reusable: false)
         timer.set(state.deadline)
@@ -460,7 +462,11 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     private func write(_ part: RequestPart, on connection: UpstreamConnection) {
         if case .body(let buffer) = part { state.bodySent(bytes: buffer.readableBytes) }
-        if state.keepsReplayCopy { replay.append(part) } else if !replay.isEmpty { replay = [] }
+        if state.keepsReplayCopy {
+            if case .body = part { replay.append(part) } else { replayEnded = true }
+        } else if replayEnded || !replay.isEmpty {
+            dropReplay()
+        }
         switch part {
         case .body(let buffer):
             guard buffer.readableBytes > 0 else { return }
@@ -524,8 +530,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private func finish(reusable: Bool) {
         timer.set(nil)
         pending = []
-        replay = []
+        dropReplay()
         release(reusable: reusable)
+    }
+
+    private func dropReplay() {
+        replay = []
+        replayEnded = false
     }
 
     private func release(reusable: Bool) {
