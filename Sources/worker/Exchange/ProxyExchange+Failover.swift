@@ -37,7 +37,16 @@ extension ProxyExchange {
     func chooseTarget(now: NIODeadline) {
         guard let health else { return }
         let nowMs = TargetHealthBoard.milliseconds(now)
-        let count = 1 + match.route.fallbacks.count
+        let route = match.route
+        if plan == nil, route.fallbacks.isEmpty, let index = route.group.choose(excluding: 0, board: health, nowMs: nowMs) {
+            // The common first try: the upstream's own targets, one of them in service.
+            var tried = FailoverPlan.TriedTargets(groups: 1)
+            tried[0] = 1 << UInt64(index)
+            plan = FailoverPlan(group: 0, index: index, tried: tried)
+            target = route.group.targets[index]
+            return
+        }
+        let count = 1 + route.fallbacks.count
         var plan = self.plan ?? FailoverPlan(tried: .init(groups: count))
         if (0..<count).allSatisfy({ plan.tried[$0] == Self.allBits(group($0).targets.count) }) {
             plan.tried = .init(groups: count)
