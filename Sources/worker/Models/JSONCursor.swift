@@ -87,4 +87,43 @@ struct JSONCursor {
             throw .more
         }
     }
+
+    /// How a walk of an object's members ended.
+    enum ObjectWalk<Answer> {
+        case notAnObject
+        /// `visit` answered at a member.
+        case answered(Answer)
+        /// Every member visited; the closing brace is at this index.
+        case closed(Int)
+    }
+
+    /// The object at the cursor (after white space), member by member: `visit` gets each key
+    /// literal (quotes included) with the cursor at its value's first byte, and either steps over
+    /// the value and returns nil, or returns the walk's answer. A broken grammar is `invalid`.
+    mutating func walkObject<Answer>(
+        _ visit: (inout JSONCursor, Range<Int>) throws(Stop) -> Answer?
+    ) throws(Stop) -> ObjectWalk<Answer> {
+        try skipWhitespace()
+        guard bytes[i] == UInt8(ascii: "{") else { return .notAnObject }
+        i += 1
+        try skipWhitespace()
+        if bytes[i] == UInt8(ascii: "}") { return .closed(i) }
+        while true {
+            guard bytes[i] == UInt8(ascii: "\"") else { throw .invalid }
+            let key = try stringLiteral()
+            try skipWhitespace()
+            guard bytes[i] == UInt8(ascii: ":") else { throw .invalid }
+            i += 1
+            try skipWhitespace()
+            if let answer = try visit(&self, key) { return .answered(answer) }
+            try skipWhitespace()
+            switch bytes[i] {
+            case UInt8(ascii: ","):
+                i += 1
+                try skipWhitespace()
+            case UInt8(ascii: "}"): return .closed(i)
+            default: throw .invalid
+            }
+        }
+    }
 }

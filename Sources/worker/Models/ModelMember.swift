@@ -77,28 +77,15 @@ enum ModelMember {
 extension JSONCursor {
     /// The top-level object's `model` member, walked only as far as it.
     fileprivate mutating func topLevelModel() throws(Stop) -> ModelMember.Outcome {
-        try skipWhitespace()
-        guard bytes[i] == UInt8(ascii: "{") else { return .notAnObject }
-        i += 1
-        try skipWhitespace()
-        if bytes[i] == UInt8(ascii: "}") { return .missing }
-        while true {
-            guard bytes[i] == UInt8(ascii: "\"") else { return .invalid }
-            let key = try stringLiteral()
-            try skipWhitespace()
-            guard bytes[i] == UInt8(ascii: ":") else { return .invalid }
-            i += 1
-            try skipWhitespace()
-            if isModel(key) { return try modelValue() }
-            try skipValue()
-            try skipWhitespace()
-            switch bytes[i] {
-            case UInt8(ascii: ","):
-                i += 1
-                try skipWhitespace()
-            case UInt8(ascii: "}"): return .missing
-            default: return .invalid
-            }
+        let walk = try walkObject { (cursor, key) throws(Stop) -> ModelMember.Outcome? in
+            if cursor.isModel(key) { return try cursor.modelValue() }
+            try cursor.skipValue()
+            return nil
+        }
+        switch walk {
+        case .notAnObject: return .notAnObject
+        case .answered(let outcome): return outcome
+        case .closed: return .missing
         }
     }
 

@@ -63,30 +63,16 @@ enum JSONObjectMembers {
 extension JSONCursor {
     /// At the object's `{` (after white space): its members and its closing brace.
     fileprivate mutating func objectMembers() throws(Stop) -> JSONObjectMembers.Outcome {
-        try skipWhitespace()
-        guard bytes[i] == UInt8(ascii: "{") else { return .invalid }
-        i += 1
-        try skipWhitespace()
         var members: [JSONObjectMembers.Member] = []
-        if bytes[i] == UInt8(ascii: "}") { return .object(members, close: i) }
-        while true {
-            guard bytes[i] == UInt8(ascii: "\"") else { return .invalid }
-            let key = try stringLiteral()
-            try skipWhitespace()
-            guard bytes[i] == UInt8(ascii: ":") else { return .invalid }
-            i += 1
-            try skipWhitespace()
-            let valueStart = i
-            try skipValue()
-            members.append(.init(key: key, value: valueStart..<i))
-            try skipWhitespace()
-            switch bytes[i] {
-            case UInt8(ascii: ","):
-                i += 1
-                try skipWhitespace()
-            case UInt8(ascii: "}"): return .object(members, close: i)
-            default: return .invalid
-            }
+        let walk = try walkObject { (cursor, key) throws(Stop) -> Never? in
+            let valueStart = cursor.i
+            try cursor.skipValue()
+            members.append(.init(key: key, value: valueStart..<cursor.i))
+            return nil
+        }
+        switch walk {
+        case .notAnObject: return .invalid
+        case .closed(let close): return .object(members, close: close)
         }
     }
 }
