@@ -67,8 +67,10 @@ private final class RecordingObserver: ResponseObserver, @unchecked Sendable {
 
     @Test func aClientThatLeavesMidStreamIsReportedAsACut() async throws {
         let box = LockedBox<Seen>((nil, nil, [], []))
-        let chunks = (0..<40).map { "data: \($0)\n\n" }
-        let proxy = try await Self.harness(.stream(chunks: chunks, gapMs: 50), box: box)
+        // 20 s of stream: it cannot end on its own before the client's close has been heard, however
+        // slowly a loaded machine runs this test (with 2 s of stream, a busy CI saw it end first).
+        let chunks = (0..<1000).map { "data: \($0)\n\n" }
+        let proxy = try await Self.harness(.stream(chunks: chunks, gapMs: 20), box: box)
         let client = try await proxy.client()
         try await client.send("GET /api/stream HTTP/1.1\r\nHost: p\r\n\r\n")
         _ = await client.wait(timeoutMs: 10_000) { $0.contains("data: 2\n") }
