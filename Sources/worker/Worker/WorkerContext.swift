@@ -91,6 +91,8 @@ final class WorkerContext {
         if facts.requestID == nil { facts.requestID = requestIDs.next() }
         let record = RequestLogRecord(facts, clientIP: clientIP(), endedAt: now)
         if let requestLineWriter { record.emit(to: requestLineWriter) } else { record.emit(to: logger) }
+        // A slice of the head's bytes: let go now, so the parser writes the next head into them.
+        facts.requestTarget = nil
     }
 }
 
