@@ -8,7 +8,8 @@
 #                                      #      conf/fluxgate-gateway.yaml.tmpl has every gateway feature on),
 #                                      #      REDIS (1: a redis-server started here keeps the key's
 #                                      #      requests_per_minute, `rate_limits.redis` added to the conf),
-#                                      #      START_S (60: seconds a target under valgrind may take to answer)
+#                                      #      START_S (60: seconds a target under valgrind may take to answer),
+#                                      #      CALLGRIND_OPTS (more valgrind options, e.g. --dump-instr=yes)
 #
 # Instruction counts do not depend on what else runs on the machine, unlike wall-clock numbers.
 # For each target x payload x logging mode: start the proxy under `valgrind --tool=callgrind` (the
@@ -73,7 +74,7 @@ for t in $TARGETS; do for lm in $LOGMODES; do for p in $PAYLOADS; do
     nginx)
       render "$BENCH/conf/nginx-proxy.conf.tmpl" "$RUN/proxy.conf"
       [ $lm = on ] && sed -i "s#access_log off;#access_log $RUN/access.log;#" "$RUN/proxy.conf"
-      valgrind --tool=callgrind --callgrind-out-file="$RUN/cg.%p.out" \
+      valgrind --tool=callgrind ${CALLGRIND_OPTS:-} --callgrind-out-file="$RUN/cg.%p.out" \
         nginx -p "$RUN" -c "$RUN/proxy.conf" -g 'daemon off; master_process off;' > "$RUN/$name.out" 2>&1 &
       ;;
     fluxgate)
@@ -82,7 +83,7 @@ for t in $TARGETS; do for lm in $LOGMODES; do for p in $PAYLOADS; do
       [ "${REDIS:-0}" = 1 ] && printf 'rate_limits:\n  redis:\n    url: redis://127.0.0.1:%s/0\n    timeout_ms: 2000\n    on_unavailable: reject\n' \
         "$REDIS_PORT" >> "$RUN/proxy.yaml"
       level=info; [ $lm = on ] && level=trace
-      FLUXGATE_LOG=$level valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$RUN/cg.%p.out" \
+      FLUXGATE_LOG=$level valgrind --tool=callgrind ${CALLGRIND_OPTS:-} --trace-children=yes --callgrind-out-file="$RUN/cg.%p.out" \
         "$FLUXGATE_BIN" --config "$RUN/proxy.yaml" > "$RUN/$name.out" 2> "$RUN/$name.err" &
       ;;
   esac

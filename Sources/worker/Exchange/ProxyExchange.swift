@@ -194,12 +194,17 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             guard let head = held else { return }
             held = nil
             client.writeResponseHead(head, announcesClose: heldAnnouncesClose)
+            connection.sent(responseHead: head)
             if clientHeadNs == 0 { clientHeadNs = NIODeadline.now().uptimeNanoseconds }
         }
         do {
             reader.announcesClose = client.closesAfterResponse
+            // Taken out for the read: `writeHeld` gives the connection its next one.
+            var spare = connection.spareResponseHead
+            connection.spareResponseHead = nil
+            defer { if spare != nil { connection.spareResponseHead = spare } }
             // The handler below must not touch `reader` (exclusive access while it reads).
-            try reader.read(bytes, allocator: connection.allocator) { event in
+            try reader.read(bytes, allocator: connection.allocator, reusing: &spare) { event in
                 guard droppedStatus == nil else { return keepDropped(event) }
                 switch event {
                 case .head(let head):
@@ -411,7 +416,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         let target = self.target
         let bound = ForwardingHeaders.upstreamRequestHeadBound(
             method: self.head.method, match: match, target: target, client: self.head, requestID: requestID)
-        var head = connection.allocator.buffer(capacity: bound + bodyRoom)
+        var head = connection.requestHeadBuffer(capacity: bound + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
             method: self.head.method, match: match, target: target,
             client: self.head, framing: requestFraming, requestID: requestID, into: &head)
@@ -420,6 +425,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // The head is not kept for a replay: a replay writes a fresh one.
         if flushNow {
             connection.handler.send(head)
+            connection.sent(requestHead: head)
             upstreamSentNs = NIODeadline.now().uptimeNanoseconds
         } else {
             heldHead = head
@@ -511,6 +517,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         guard let head = heldHead else { return }
         heldHead = nil
         connection.handler.send(head)
+        connection.sent(requestHead: head)
         upstreamSentNs = NIODeadline.now().uptimeNanoseconds
     }
 

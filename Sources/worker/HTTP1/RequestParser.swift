@@ -61,6 +61,21 @@ struct RequestParser {
     /// The chunked body being read. Beside `state`, not in it, so that the state stays a word and
     /// a tag: it is copied at every event, and the scanner is three words.
     private var chunks = ChunkedScanner(rules: .request(maxTrailerBytes: 0))
+    /// The previous head's bytes and field list, kept so the next head is written into them:
+    /// once nothing holds that head any more (its exchange has ended), they are the parser's
+    /// alone and no buffer or array is allocated and freed per request (~900 instructions,
+    /// docs/performance.md). While the previous head is still in use (a pipelined request),
+    /// the next one gets storage of its own, as before.
+    private var spare = SpareHead()
+
+    /// Storage of a head that is kept only while small (a connection does not hold a large head's
+    /// buffer between requests).
+    private struct SpareHead {
+        var bytes: ByteBuffer?
+        var fields: [RequestHead.Field] = []
+        static let maxBytes = 4096
+        static let maxFields = 64
+    }
 
     init(limits: Limits) { self.limits = limits }
 
@@ -170,9 +185,12 @@ struct RequestParser {
             let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
             return .malformed(lineEnded ? .headerFieldsTooLarge : .uriTooLong)
         }
-        let parsed = bytes.readableBytesView.withUnsafeBytes {
-            Self.parseHead(UnsafeRawBufferPointer(rebasing: $0[..<length]), limits: limits)
+        var storage = spare
+        spare = SpareHead()
+        let parsed = bytes.withUnsafeReadableBytes {
+            Self.parseHead(UnsafeRawBufferPointer(rebasing: $0[..<length]), limits: limits, reusing: &storage)
         }
+        spare = storage
         bytes.moveReaderIndex(forwardBy: length)
         switch parsed {
         case .failed(let error):
@@ -210,8 +228,9 @@ struct RequestParser {
         }
     }
 
-    /// Parses a whole head (request line through the empty line).
-    private static func parseHead(_ p: UnsafeRawBufferPointer, limits: Limits) -> ParsedHead {
+    /// Parses a whole head (request line through the empty line), into `spare`'s storage when
+    /// nothing else holds it; `spare` then keeps the new head's storage (when small).
+    private static func parseHead(_ p: UnsafeRawBufferPointer, limits: Limits, reusing spare: inout SpareHead) -> ParsedHead {
         let bad = ParsedHead.failed(.badRequest)
         var i = 0
         // Request line.
@@ -233,7 +252,10 @@ struct RequestParser {
 
         // Offsets in `RequestHead` count from the request-target, where its bytes start.
         let base = targetStart
-        var fields: [RequestHead.Field] = []
+        // Moved out of `spare`: unique unless the previous head is still held.
+        var fields = spare.fields
+        spare.fields = []
+        fields.removeAll(keepingCapacity: true)
         fields.reserveCapacity(12)
         var headerBytes = 0
         var contentLength: Int?
@@ -307,11 +329,24 @@ struct RequestParser {
 
         facts.framing = chunked ? .chunked : contentLength != nil ? .contentLength : .none
         facts.contentLength = contentLength ?? 0
+        let kept = UnsafeRawBufferPointer(rebasing: p[base..<i])
+        var copied: ByteBuffer
+        if var bytes = spare.bytes {
+            spare.bytes = nil
+            // No allocation when unique and large enough (`clear` allocates otherwise).
+            bytes.clear(minimumCapacity: kept.count)
+            bytes.writeBytes(kept)
+            copied = bytes
+        } else {
+            copied = ByteBuffer(bytes: kept)
+        }
+        if copied.capacity <= SpareHead.maxBytes { spare.bytes = copied }
+        if fields.capacity <= SpareHead.maxFields { spare.fields = fields }
         let head = RequestHead(
             method: method(UnsafeRawBufferPointer(rebasing: p[..<methodEnd])),
             target: 0..<targetEnd - base,
             version: HTTPVersion(major: 1, minor: minor),
-            headerBytes: ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: p[base..<i])),
+            headerBytes: copied,
             fields: fields, facts: facts)
         return .head(head, bodyLength: contentLength ?? 0)
     }

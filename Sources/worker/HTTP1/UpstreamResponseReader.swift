@@ -109,6 +109,15 @@ struct UpstreamResponseReader {
 
     /// Feeds one read; `emit` gets the events it completes, in order.
     mutating func read(_ buffer: ByteBuffer, allocator: ByteBufferAllocator, emit: (Event) -> Void) throws(ResponseError) {
+        var spare: ByteBuffer?
+        try read(buffer, allocator: allocator, reusing: &spare, emit: emit)
+    }
+
+    /// Feeds one read; the client head, if this read completes one, is written into `spare`
+    /// (taken: nil after) when there is one, else into a buffer from `allocator`.
+    mutating func read(
+        _ buffer: ByteBuffer, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?, emit: (Event) -> Void
+    ) throws(ResponseError) {
         var buffer = buffer
         while buffer.readableBytes > 0 {
             switch state {
@@ -116,7 +125,7 @@ struct UpstreamResponseReader {
                 // Unsolicited bytes after the response: the stream is desynchronised.
                 return emit(.end(reusable: false))
             case .head:
-                switch try readHead(from: &buffer, allocator: allocator) {
+                switch try readHead(from: &buffer, allocator: allocator, reusing: &spare) {
                 case .incomplete: return
                 case .interim: continue
                 case .final(let head): emit(.head(head))
@@ -165,14 +174,14 @@ struct UpstreamResponseReader {
     }
 
     private mutating func readHead(
-        from buffer: inout ByteBuffer, allocator: ByteBufferAllocator
+        from buffer: inout ByteBuffer, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?
     )
         throws(ResponseError) -> HeadProgress
     {
         // Fast path: the whole head is in this read (the usual case) and nothing is buffered.
         if headBytes == nil, let end = Self.headEnd(in: buffer) {
             let head = buffer.readSlice(length: end)!
-            return try parsedHead(head, allocator: allocator, bodyRoom: buffer.readableBytes)
+            return try parsedHead(head, allocator: allocator, reusing: &spare, bodyRoom: buffer.readableBytes)
         }
         var pending = headBytes ?? allocator.buffer(capacity: buffer.readableBytes)
         let previous = pending.readableBytes
@@ -186,7 +195,7 @@ struct UpstreamResponseReader {
         headBytes = nil
         buffer.moveReaderIndex(forwardBy: end - previous)
         return try parsedHead(
-            pending.getSlice(at: pending.readerIndex, length: end)!, allocator: allocator,
+            pending.getSlice(at: pending.readerIndex, length: end)!, allocator: allocator, reusing: &spare,
             bodyRoom: buffer.readableBytes)
     }
 
@@ -208,7 +217,7 @@ struct UpstreamResponseReader {
     /// `bodyRoom`: body bytes that came in the same read; the client head gets room for them when
     /// they are at most `maxBodyRoom`, so the exchange can send a small response in one write.
     private mutating func parsedHead(
-        _ head: ByteBuffer, allocator: ByteBufferAllocator,
+        _ head: ByteBuffer, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?,
         bodyRoom: Int
     ) throws(ResponseError) -> HeadProgress {
         guard head.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
@@ -218,7 +227,16 @@ struct UpstreamResponseReader {
         // empty line bound it.
         let close = announcesClose
         let bound = head.readableBytes + 64
-        var out = allocator.buffer(capacity: bound + (bodyRoom <= Self.maxBodyRoom ? bodyRoom : 0))
+        let capacity = bound + (bodyRoom <= Self.maxBodyRoom ? bodyRoom : 0)
+        var out: ByteBuffer
+        if var reused = spare {
+            spare = nil
+            // No allocation when nothing else holds it and it is large enough.
+            reused.clear(minimumCapacity: capacity)
+            out = reused
+        } else {
+            out = allocator.buffer(capacity: capacity)
+        }
         var parsed = ResponseHeadParser()
         var failure: ResponseError?
         var facts: ResponseFacts.Fields? = observer == nil && bodyFilter == nil ? nil : ResponseFacts.Fields()

@@ -111,13 +111,16 @@ struct RequestLogRecord: Sendable {
     /// written without building metadata (RequestLineTests compare the two).
     func emit(to writer: RequestLineWriter) {
         writer.write(level: .trace, message: "Request processed") { line in
-            forEachField { key, value in
-                switch value {
-                case .string(let s): line.add(key, s)
-                case .number(let n): line.add(key, n)
-                case .text(let bytes): line.add(key, text: bytes)
-                }
-            }
+            forEachField { key, value in Self.add(key, value, to: &line) }
+        }
+    }
+
+    /// A field as `FluxgateLogHandler` prints it from metadata.
+    static func add(_ key: StaticString, _ value: FieldValue, to line: inout LogLineBuilder) {
+        switch value {
+        case .string(let s): line.add(key, s)
+        case .number(let n): line.add(key, n)
+        case .text(let bytes): line.add(key, text: bytes)
         }
     }
 
@@ -128,7 +131,7 @@ struct RequestLogRecord: Sendable {
 
     /// A URL's field value: its own bytes when nothing needs redacting or capping (almost
     /// always), else the redacted and capped string.
-    private static func url(_ bytes: UnsafeRawBufferPointer, mayHaveUserinfo: Bool, _ body: (FieldValue) -> Void) {
+    static func url(_ bytes: UnsafeRawBufferPointer, mayHaveUserinfo: Bool, _ body: (FieldValue) -> Void) {
         if bytes.count <= maxLoggedURLBytes, URLRedaction.redacting(bytes, mayHaveUserinfo: mayHaveUserinfo) == nil {
             return body(.text(bytes))
         }
