@@ -12,9 +12,10 @@ BENCH=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$BENCH")
 N=${1:-2000}; SLICE=${SLICE:-0}
 OUT=$(mktemp -d /tmp/fluxgate-usage-bench.XXXXXX); trap 'rm -rf "$OUT"' EXIT
 SRC=$(ls "$ROOT"/Sources/worker/Usage/*.swift | grep -v -e '+ByteBuffer' -e 'UsageObserver')
-swiftc -O -enforce-exclusivity=unchecked -wmo -module-name UsageBench -gnone \
+# swiftc leaves the module files (UsageBench-1.swiftmodule, …) in its working directory: build in $OUT.
+(cd "$OUT" && swiftc -O -enforce-exclusivity=unchecked -wmo -module-name UsageBench -gnone \
   -I "$ROOT/Sources/CZlib" -I "$ROOT/Sources/CBrotli" -I "$ROOT/Sources/CZstd" -I "$ROOT/Sources/CByteClasses" \
-  $SRC "$ROOT/Sources/worker/HTTP1/ASCIIBytes.swift" "$BENCH/usage/main.swift" -o "$OUT/usage-bench"
+  $SRC "$ROOT/Sources/worker/HTTP1/ASCIIBytes.swift" "$BENCH/usage/main.swift" -o "$OUT/usage-bench")
 count() {  # count FILE TYPE N -> total instructions
   local slice=$SLICE; [ "$slice" = 0 ] && slice=$(stat -c %s "$1")
   valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" "$OUT/usage-bench" "$1" "$2" "$3" "$slice" \
