@@ -72,4 +72,30 @@ import Testing
         #expect(Self.whole(bytes) == Self.scannerOnly(bytes))
         #expect(Self.whole(bytes).outputTokens == Self.scannerOnly(bytes).outputTokens)
     }
+
+    /// Chunks that repeat the kept one but for their delta are counted a run at a time
+    /// (`EventTemplate`): every kind of delta in a run, and a run broken anywhere, count as the
+    /// scanner counts them.
+    @Test func runsOfRepeatedChunksCountAsTheScannerCounts() {
+        func chunk(_ delta: String, finish: String = "null") -> String {
+            #"{"id":"c","model":"m-1","choices":[{"index":0,"delta":\#(delta),"finish_reason":\#(finish)}]}"#
+        }
+        let deltas = [
+            #"{"content":"a"}"#, #"{"content":""}"#, #"{"content":"line\nbreak \"q\""}"#, #"{}"#,
+            #"{"role":"assistant","content":"b"}"#, #"{"content":"c","refusal":null}"#, #"{"content":"d"}"#,
+            #"{"content":"\u0075sage"}"#, #"{"content":"e"}"#,
+        ]
+        var events = [chunk(#"{"role":"assistant","content":""}"#)]
+        for delta in deltas { events += [chunk(#"{"content":"x"}"#), chunk(delta), chunk(#"{"content":"y"}"#)] }
+        events += [chunk("{}", finish: #""stop""#), "[DONE]"]
+        let bytes = Self.stream(events)
+        let scanned = Self.scannerOnly(bytes)
+        #expect(scanned.outputTokens == 2 * deltas.count + 7)
+        #expect(Self.whole(bytes) == scanned)
+        for size in [100, 181, 250, 512, 2048] {
+            #expect(
+                UsageFeed.read(bytes, contentType: "text/event-stream", cuts: Array(stride(from: size, to: bytes.count, by: size)))
+                    == scanned)
+        }
+    }
 }
