@@ -10,20 +10,32 @@ import Glibc
 // to the byte-by-byte path, which gives the same result.
 
 extension SSEEventSplitter {
-    /// At the start of an event's first line: the index after the blank line that ends it, when
-    /// the event is whole in `bytes` and the sink dealt with it (or it had no data); nil to read it
-    /// the ordinary way. Changes nothing when it returns nil.
+    /// What `wholeEvent` did with the event at a line's start.
+    enum WholeEventOutcome {
+        /// The event was whole and the sink dealt with it (or it had no data): it ends before this
+        /// index.
+        case read(Int)
+        /// For the ordinary path (nothing changed).
+        case ordinary
+        /// The slice ends inside the event: it holds no blank line from the event's start
+        /// (nothing changed).
+        case incomplete
+    }
+
+    /// At the start of an event's first line: whether the event is whole in `bytes` and the sink
+    /// dealt with it; changes nothing unless it was read.
     mutating func wholeEvent<Sink: SSEEventSink>(
         _ bytes: UnsafeRawBufferPointer, from start: Int, into sink: inout Sink
-    ) -> Int? {
+    ) -> WholeEventOutcome {
         if Self.isData(bytes, at: start) {
             switch dataLineEvent(bytes, from: start, into: &sink) {
-            case .read(let next): return next
-            case .declined: return nil
+            case .read(let next): return .read(next)
+            case .declined: return .ordinary
+            case .incomplete: return Self.noCR(bytes, from: start) ? .incomplete : .ordinary
             case .otherShape: break
             }
         }
-        guard let base = bytes.baseAddress else { return nil }
+        guard let base = bytes.baseAddress else { return .ordinary }
         let n = bytes.count
         var i = start
         var data: Range<Int>?
@@ -33,24 +45,33 @@ extension SSEEventSplitter {
             if i < n && bytes[i] == 0x0A {
                 lf = i  // a blank line, as after nearly every data line
             } else {
-                guard let found = memchr(base + i, 0x0A, n &- i) else { return nil }
+                guard let found = memchr(base + i, 0x0A, n &- i) else {
+                    // No line here was blank; without a CR (which could end one alone), no
+                    // blank line follows in the slice.
+                    return Self.noCR(bytes, from: start) ? .incomplete : .ordinary
+                }
                 lf = base.distance(to: UnsafeRawPointer(found))
             }
             var end = lf
             if end > i && bytes[end &- 1] == 0x0D { end &-= 1 }
             // A CR alone ends a line. A data line's is left to the sink's prefilter, which finds
             // any CR (`UsageEventPrefilter`) and then has the event read the ordinary way.
-            if end > i && !Self.isData(bytes, at: i), memchr(base + i, 0x0D, end &- i) != nil { return nil }
+            if end > i && !Self.isData(bytes, at: i), memchr(base + i, 0x0D, end &- i) != nil { return .ordinary }
             if end == i {
                 if let data {
                     let event = SSEWholeEvent(data: UnsafeRawBufferPointer(rebasing: bytes[data]))
-                    guard sink.wholeEvent(event, type: type) else { return nil }
+                    guard sink.wholeEvent(event, type: type) else { return .ordinary }
                 }
-                return lf &+ 1
+                return .read(lf &+ 1)
             }
-            guard Self.field(bytes, i..<end, data: &data, type: &type) else { return nil }
+            guard Self.field(bytes, i..<end, data: &data, type: &type) else { return .ordinary }
             i = lf &+ 1
         }
+    }
+
+    @inline(__always)
+    private static func noCR(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Bool {
+        start >= bytes.count || memchr(bytes.baseAddress! + start, 0x0D, bytes.count &- start) == nil
     }
 
     private enum DataLineOutcome {
@@ -58,6 +79,8 @@ extension SSEEventSplitter {
         case read(Int)
         /// The sink left it to the ordinary path.
         case declined
+        /// The slice ends in the data line or its blank line: no LF but its last byte, if any.
+        case incomplete
         /// Not a data line and a blank line whole in the slice: for the general path.
         case otherShape
     }
@@ -72,7 +95,8 @@ extension SSEEventSplitter {
         let n = bytes.count
         var value = start &+ 5
         if value < n && bytes[value] == 0x20 { value &+= 1 }
-        guard value < n, let found = memchr(base + value, 0x0A, n &- value) else { return .otherShape }
+        guard value < n else { return .incomplete }
+        guard let found = memchr(base + value, 0x0A, n &- value) else { return .incomplete }
         let lf = base.distance(to: UnsafeRawPointer(found))
         let end = bytes[lf &- 1] == 0x0D && lf &- 1 >= value ? lf &- 1 : lf
         let eventEnd: Int
@@ -80,6 +104,8 @@ extension SSEEventSplitter {
             eventEnd = lf &+ 2
         } else if lf &+ 2 < n && bytes[lf &+ 1] == 0x0D && bytes[lf &+ 2] == 0x0A {
             eventEnd = lf &+ 3
+        } else if lf &+ 1 == n {
+            return .incomplete
         } else {
             return .otherShape
         }

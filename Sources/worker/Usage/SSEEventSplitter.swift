@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What an `SSEEventSplitter` hands on, in stream order.
 protocol SSEEventSink {
     /// The first `data` line of an event begins; `type` is its `event` name so far. false: the
@@ -102,7 +106,14 @@ struct SSEEventSplitter: BitwiseCopyable {
         forwarding = true
     }
 
-    mutating func split<Sink: SSEEventSink>(_ bytes: UnsafeRawBufferPointer, into sink: inout Sink) {
+    /// Splits `bytes`, the stream's next slice, and returns where it stopped: `bytes.count`, or,
+    /// when `holding` is at least the bytes left, the start of an event that the slice does not
+    /// hold whole, with nothing of it read (`SSEEventCarry` keeps those bytes and feeds them again
+    /// with the next slice's, so that the event is read whole; the state is as before them).
+    @discardableResult
+    mutating func split<Sink: SSEEventSink>(
+        _ bytes: UnsafeRawBufferPointer, into sink: inout Sink, holding: Int = 0
+    ) -> Int {
         var i = 0
         let n = bytes.count
         if bomMatched >= 0 { i = skipBOM(bytes) }
@@ -115,9 +126,18 @@ struct SSEEventSplitter: BitwiseCopyable {
             switch line {
             case .start:
                 if dataLines == 0, !eventType.isSet {
-                    if let next = sink.repeatedEvent(bytes, from: i) ?? wholeEvent(bytes, from: i, into: &sink) {
+                    if let next = sink.repeatedEvent(bytes, from: i) {
                         i = next
                         continue
+                    }
+                    switch wholeEvent(bytes, from: i, into: &sink) {
+                    case .read(let next):
+                        i = next
+                        continue
+                    case .incomplete:
+                        if n &- i <= holding { return i }
+                    case .ordinary:
+                        break
                     }
                 }
                 if b == 0x0A || b == 0x0D {
@@ -146,6 +166,34 @@ struct SSEEventSplitter: BitwiseCopyable {
                 if i < n { endLine(bytes[i]); i &+= 1 }
             }
         }
+        return n
+    }
+
+    /// Where the first blank line from `start` begins (its first byte), `bytes.count` when there
+    /// is none: one begins at `start` when it is a line's start (`afterLineEnd`), or after a
+    /// line's end (LF, CR alone, CRLF), so the bytes hold `LF LF`, `LF CR` or `CR CR` there.
+    static func blankLine(_ bytes: UnsafeRawBufferPointer, from start: Int, afterLineEnd: Bool) -> Int {
+        let n = bytes.count
+        guard start < n, let base = bytes.baseAddress else { return n }
+        if afterLineEnd && (bytes[start] == 0x0A || bytes[start] == 0x0D) { return start }
+        var i = start
+        var first = n
+        while i < n, let found = memchr(base + i, 0x0A, n &- i) {
+            let lf = base.distance(to: UnsafeRawPointer(found))
+            if lf &+ 1 < n && (bytes[lf &+ 1] == 0x0A || bytes[lf &+ 1] == 0x0D) {
+                first = lf &+ 1
+                break
+            }
+            i = lf &+ 1
+        }
+        // A CR alone ends a line too (rare: streams end lines with LF or CRLF).
+        i = start
+        while i < first, let found = memchr(base + i, 0x0D, first &- i) {
+            let cr = base.distance(to: UnsafeRawPointer(found))
+            if cr &+ 1 < n && bytes[cr &+ 1] == 0x0D { return cr &+ 1 }
+            i = cr &+ 1
+        }
+        return first
     }
 
     private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int) -> Int {

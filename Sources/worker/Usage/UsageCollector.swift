@@ -50,6 +50,7 @@ struct UsageCollector: SSEEventSink {
             let deltas = UsageEventPrefilter.contentDeltas(
                 data, from: start, modelKnown: tally.knowsModel, countsDeltas: kind == .other, marks: &marks)
         else { return false }
+        if let model = marks.model { tally.name(UnsafeRawBufferPointer(rebasing: data[model])) }
         template.keep(event, from: start, marks: marks)
         tally.addDeltas(deltas)
         return true

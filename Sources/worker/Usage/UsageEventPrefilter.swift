@@ -49,11 +49,25 @@ enum UsageEventPrefilter {
                 i &+= 2
                 continue
             }
-            if after & six == usage || after & five == type || after & five == text || after == toolCal {
+            if after & six == usage {
+                // `"usage":null` changes nothing (an `include_usage` stream has it on every chunk
+                // but the last): a usage that is not null, in the same event, is the scanner's.
+                guard let end = null(data, from: i &+ 7) else { return nil }
+                i = end
+                continue
+            }
+            if after & five == type || after & five == text || after == toolCal {
                 return nil
             }
             if after & six == model {
-                if !modelKnown { return nil }
+                if !modelKnown {
+                    // The first event to name the model: read here when it is the top-level
+                    // member's plain string and the event's only `"model"`.
+                    guard marks.model == nil, let value = topLevelModel(data, at: i) else { return nil }
+                    marks.model = value
+                    i = value.upperBound
+                    continue
+                }
             } else if after & six == delta {
                 guard let (count, end) = deltaObject(data, from: i &+ 7) else { return nil }
                 if marks.deltaObjects == 0 {
@@ -76,6 +90,70 @@ enum UsageEventPrefilter {
         /// The index after the first delta object.
         var firstDeltaEnd = 0
         var deltaObjects = 0
+        /// The top-level `model` string's bytes, when the event named it and it was read here.
+        var model: Range<Int>?
+    }
+
+    /// `: null` after a member name ending before `start`: the index after `null`.
+    @inline(__always)
+    private static func null(_ data: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        var i = skipSpace(data, from: start)
+        guard i < data.count, data[i] == UInt8(ascii: ":") else { return nil }
+        i = skipSpace(data, from: i &+ 1)
+        guard word(data, at: i) & 0xFFFF_FFFF == 0x6C6C_756E else { return nil }  // null
+        return i &+ 4
+    }
+
+    /// The bytes of the `model` member's string when `"model"` at `at` is a member name of the
+    /// top-level object, every member before it having a plain string (no escapes), a number or
+    /// a literal; its value a string without escapes of 1 to 256 bytes (what the scanner keeps,
+    /// `KeptBytes<256>`). nil otherwise: the scanner reads the event.
+    static func topLevelModel(_ data: UnsafeRawBufferPointer, at target: Int) -> Range<Int>? {
+        let n = data.count
+        var i = skipSpace(data, from: 0)
+        guard i < n, data[i] == UInt8(ascii: "{") else { return nil }
+        i = skipSpace(data, from: i &+ 1)
+        while i < target {
+            guard let nameEnd = plainString(data, from: i) else { return nil }
+            i = skipSpace(data, from: nameEnd)
+            guard i < n, data[i] == UInt8(ascii: ":") else { return nil }
+            i = skipSpace(data, from: i &+ 1)
+            guard i < n else { return nil }
+            if data[i] == 0x22 {
+                guard let end = plainString(data, from: i) else { return nil }
+                i = end
+            } else {
+                // A number or a literal: its bytes up to the next `,` (checked below).
+                let start = i
+                while i < n, isScalarByte(data[i]) { i &+= 1 }
+                guard i > start else { return nil }
+            }
+            i = skipSpace(data, from: i)
+            guard i < n, data[i] == UInt8(ascii: ",") else { return nil }
+            i = skipSpace(data, from: i &+ 1)
+        }
+        guard i == target else { return nil }
+        i = skipSpace(data, from: target &+ 7)
+        guard i < n, data[i] == UInt8(ascii: ":") else { return nil }
+        i = skipSpace(data, from: i &+ 1)
+        guard let end = plainString(data, from: i), end &- i >= 3, end &- i <= 258 else { return nil }
+        return (i &+ 1)..<(end &- 1)
+    }
+
+    /// A string without escapes or control bytes at `start` (its opening quote): the index after
+    /// its closing quote.
+    @inline(__always)
+    private static func plainString(_ data: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < data.count, data[start] == 0x22 else { return nil }
+        let end = UsageByteScan.stringEnd(data, from: start &+ 1)
+        guard end < data.count, data[end] == 0x22 else { return nil }
+        return end &+ 1
+    }
+
+    /// A byte of a JSON number or literal (`true`, `false`, `null`).
+    @inline(__always)
+    private static func isScalarByte(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x7A) || b == 0x2D || b == 0x2B || b == 0x2E
     }
 
     /// The next `"` followed by `u`, `t`, `m` or `d`, or `\` followed by `u`: where a name that

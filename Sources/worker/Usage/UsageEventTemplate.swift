@@ -20,13 +20,16 @@ struct EventTemplate {
     static let prefixCapacity = 256
     static let suffixCapacity = 128
     private var prefix = InlineArray<256, UInt8>(repeating: 0)
-    private var suffix = InlineArray<128, UInt8>(repeating: 0)
+    /// The kept event's suffix (after its delta object, to the end of its blank line), then its
+    /// head: its `data:` or `data: `, the prefix and `"delta"`. An event that ends with the suffix
+    /// and is followed by an event with the head is one memcmp of both (`repeated`).
+    private var chain = InlineArray<400, UInt8>(repeating: 0)
     /// 0: none kept.
     private var prefixCount = 0
     /// 0: none kept (a suffix is kept only with the prefix of the same event).
     private var suffixCount = 0
-    /// Where the data began in that event's bytes: 5 after `data:`, 6 after `data: `.
-    private var dataOffset = 0
+    /// The head's bytes in `chain`, after the suffix.
+    private var headCount = 0
 
     mutating func clear() {
         prefixCount = 0
@@ -42,7 +45,8 @@ struct EventTemplate {
     }
 
     /// The prefilter passed `event`, read from `start` (`marks` where its deltas were): keeps its
-    /// prefix, and its suffix when it is a `data` line and a blank line with one delta object.
+    /// prefix, and its suffix and head when it is a `data` line and a blank line with one delta
+    /// object.
     mutating func keep(_ event: SSEWholeEvent, from start: Int, marks: UsageEventPrefilter.Marks) {
         if start == 0 {
             let length = marks.deltaObjects > 0 ? marks.firstDelta : 0
@@ -58,33 +62,61 @@ struct EventTemplate {
         let from = event.dataOffset &+ marks.firstDeltaEnd
         let length = bytes.count &- from
         guard length <= Self.suffixCapacity else { return }
-        withUnsafeMutableBytes(of: &suffix) { $0.baseAddress!.copyMemory(from: bytes.baseAddress! + from, byteCount: length) }
+        // The event's bytes begin with `data:`, the prefix (its data's first bytes) and `"delta"`.
+        let head = event.dataOffset &+ prefixCount &+ 7
+        withUnsafeMutableBytes(of: &chain) {
+            $0.baseAddress!.copyMemory(from: bytes.baseAddress! + from, byteCount: length)
+            ($0.baseAddress! + length).copyMemory(from: bytes.baseAddress!, byteCount: head)
+        }
         suffixCount = length
-        dataOffset = event.dataOffset
+        headCount = head
     }
 
-    /// `"delta"` as eight bytes, little-endian, with the byte after it masked off.
-    private static let deltaName: UInt64 = 0x0022_6174_6C65_6422
-
-    /// The event at `start` (at a line's start, no event begun) when it is the kept one but for its
-    /// delta object: the index after it and its content deltas; nil for the ordinary paths.
+    /// The events from `start` (at a line's start, no event begun) that are the kept one but for
+    /// their delta objects: the index after the last and their content deltas; nil when the first
+    /// is not, for the ordinary paths. One memcmp per event: its suffix and the next one's head.
+    @inline(__always)
     mutating func repeated(_ bytes: UnsafeRawBufferPointer, from start: Int) -> (end: Int, deltas: Int)? {
-        let p = prefixCount
+        let h = headCount
         let s = suffixCount
-        let head = start &+ dataOffset
-        // `data:`, the prefix, `"delta"`, `:{}` at least, the suffix.
-        guard s > 0, let base = bytes.baseAddress, bytes.count &- head >= p &+ 10 &+ s else { return nil }
-        guard bytes.loadUnaligned(fromByteOffset: start, as: UInt32.self) == 0x6174_6164,  // data
-            bytes[start &+ 4] == UInt8(ascii: ":"), dataOffset == 5 || bytes[start &+ 5] == 0x20
-        else { return nil }
-        let prefixSame = withUnsafeBytes(of: &prefix) { memcmp(base + head, $0.baseAddress!, p) == 0 }
-        guard prefixSame,
-            bytes.loadUnaligned(fromByteOffset: head &+ p, as: UInt64.self) & 0x00FF_FFFF_FFFF_FFFF == Self.deltaName
-        else { return nil }
-        let rest = UnsafeRawBufferPointer(rebasing: bytes[head...])
-        guard let (deltas, end) = UsageEventPrefilter.deltaObject(rest, from: p &+ 7), head &+ end &+ s <= bytes.count
-        else { return nil }
-        let suffixSame = withUnsafeBytes(of: &suffix) { memcmp(base + head + end, $0.baseAddress!, s) == 0 }
-        return suffixSame ? (head &+ end &+ s, deltas) : nil
+        let n = bytes.count
+        guard s > 0, let base = bytes.baseAddress, n &- start >= h &+ 2 &+ s else { return nil }
+        return withUnsafeBytes(of: &chain) { kept -> (end: Int, deltas: Int)? in
+            let suffix = kept.baseAddress!
+            guard memcmp(base + start, suffix + s, h) == 0 else { return nil }
+            var done: (end: Int, deltas: Int)?
+            var counted = 0
+            var at = start &+ h
+            while let (deltas, end) = Self.deltaObject(bytes, from: at) {
+                if end &+ s &+ h <= n && memcmp(base + end, suffix, s &+ h) == 0 {
+                    // This event ends as the kept one did and the next begins as it did.
+                    counted &+= deltas
+                    done = (end &+ s, counted)
+                    at = end &+ s &+ h
+                    continue
+                }
+                if end &+ s <= n && memcmp(base + end, suffix, s) == 0 { return (end &+ s, counted &+ deltas) }
+                break
+            }
+            return done
+        }
+    }
+
+    /// The delta object after a `"delta"` member name ending before `at`: its content deltas and
+    /// the index after it. `{"content":"…"}` without escapes, the commonest, is read here.
+    @inline(__always)
+    private static func deltaObject(_ bytes: UnsafeRawBufferPointer, from at: Int) -> (Int, Int)? {
+        let n = bytes.count
+        let content = at &+ 13
+        if content < n
+            && bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self) == 0x6574_6E6F_6322_7B3A  // :{"conte
+            && bytes.loadUnaligned(fromByteOffset: at &+ 5, as: UInt64.self) == 0x223A_2274_6E65_746E  // ntent":"
+        {
+            let end = UsageByteScan.stringEnd(bytes, from: content)
+            if end &+ 1 < n && bytes[end] == 0x22 && bytes[end &+ 1] == UInt8(ascii: "}") {
+                return (end > content ? 1 : 0, end &+ 2)
+            }
+        }
+        return UsageEventPrefilter.deltaObject(bytes, from: at)
     }
 }

@@ -44,6 +44,8 @@ struct UsageReader {
     /// Encoded bytes came (an empty body is not a cut compressed stream).
     private var encodedBytesSeen = false
     private var splitter = SSEEventSplitter()
+    /// An event's start that a read cut (`SSEEventCarry`: at most 4 KiB, allocated once).
+    private var carry = SSEEventCarry()
     private var collector = UsageCollector()
     /// `end` came: how the response ended (nil: it has not). Nothing is read after it.
     private var ended: Bool?
@@ -64,6 +66,7 @@ struct UsageReader {
         unreadable = false
         encodedBytesSeen = false
         splitter.reset()
+        carry.reset()
         collector.reset()
         ended = nil
         configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
@@ -138,7 +141,7 @@ struct UsageReader {
     private mutating func read(_ bytes: UnsafeRawBufferPointer) {
         switch body {
         case .json: collector.scanner.scan(bytes)
-        case .events: splitter.split(bytes, into: &collector)
+        case .events: carry.split(bytes, with: &splitter, into: &collector)
         case .undecided: decide(bytes)
         case .inert: break
         }

@@ -119,6 +119,13 @@ struct UsageTally {
         model.set(kept)
     }
 
+    /// The model named by an event the prefilter read (its top-level `model`, 1 to 256 bytes).
+    mutating func name(_ bytes: UnsafeRawBufferPointer) {
+        guard !model.isSet, !bytes.isEmpty else { return }
+        model.begin()
+        model.append(bytes)
+    }
+
     /// An event the splitter did not hand on because its `event` name says it is a content
     /// delta (`content_block_delta`, `response.….delta`): such events carry no usage.
     mutating func addDelta() {
