@@ -30,8 +30,15 @@ extension UsageJSONScanner {
         while true {
             i = skipWhitespace(i)
             guard i < n else { return i }
+            if at(i) == UInt8(ascii: "}") && state != .key {
+                // The object ends (`close` judges it): on in the object around it, if any.
+                close(array: false)
+                i &+= 1
+                guard state.betweenMembers, frameCount > 0, !top.isArray else { return i }
+                continue
+            }
             if state == .afterValue {
-                // `}` and anything unexpected: the byte-by-byte path's.
+                // Anything unexpected: the byte-by-byte path's.
                 guard at(i) == UInt8(ascii: ",") else { return i }
                 state = .key
                 i = skipWhitespace(i &+ 1)
@@ -52,6 +59,14 @@ extension UsageJSONScanner {
             v = skipWhitespace(v)
             guard v < n else { return i }
             name(UnsafeRawBufferPointer(start: base + (i &+ 1), count: nameEnd &- (i &+ 1)))
+            if case .container(let container) = top.member, !container.isArray, at(v) == UInt8(ascii: "{") {
+                // An object on the followed path (`usage`, `response`, …): its members are read
+                // here too, as `beginValue` would open it.
+                clearPrevious(top.member)
+                open(array: false, role: top.member)
+                i = v &+ 1
+                continue
+            }
             guard let end = simpleValue(bytes, base, at: v) else {
                 state = .value
                 return v

@@ -74,7 +74,7 @@ struct UsageJSONScanner: BitwiseCopyable {
     /// Hands the document to `tally` in place (passing `document` from outside made the
     /// optimizer copy it, a kilobyte per event).
     mutating func report(to tally: inout UsageTally, eventKind: UsageTally.EventKind) {
-        tally.add(document, eventKind: eventKind)
+        tally.add(&document, eventKind: eventKind)
     }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer) {
