@@ -46,16 +46,14 @@ struct ResponseFacts {
         /// `request-id` (Anthropic).
         var requestID: Range<Int>?
 
-        /// Notes the header `bytes[name]` if it is one of the above. (`value` is found only then:
-        /// most of a response's headers are none of them.)
-        @inline(__always)
-        mutating func note(_ bytes: UnsafeRawBufferPointer, name: Range<Int>, value: @autoclosure () -> Range<Int>) {
+        /// Notes the header `bytes[name]` if it is one of the above.
+        mutating func note(_ bytes: UnsafeRawBufferPointer, name: Range<Int>, value: Range<Int>) {
             @inline(__always) func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equals(bytes, name, lowercase: lowercase) }
             switch name.count {
-            case 10 where requestID == nil && named("request-id"): requestID = value()
-            case 12 where contentType == nil && named("content-type"): contentType = value()
-            case 12 where xRequestID == nil && named("x-request-id"): xRequestID = value()
-            case 16 where contentEncoding == nil && named("content-encoding"): contentEncoding = value()
+            case 10 where requestID == nil && named("request-id"): requestID = value
+            case 12 where contentType == nil && named("content-type"): contentType = value
+            case 12 where xRequestID == nil && named("x-request-id"): xRequestID = value
+            case 16 where contentEncoding == nil && named("content-encoding"): contentEncoding = value
             default: break
             }
         }

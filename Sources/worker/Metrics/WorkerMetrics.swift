@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Common
 import NIOCore
 
@@ -30,7 +27,7 @@ struct WorkerMetrics {
             region.observeOverhead(nanoseconds: Self.span(started, sent) + Self.span(upstreamHead, facts.clientHeadNs))
         }
         if let limit = facts.rateLimited { region.countRateLimited(key: facts.keyMetric, Self.limit(limit)) }
-        if facts.usage != nil { countTokens(facts, upstream: upstream) }
+        if let usage = facts.usage { countTokens(usage, facts, upstream: upstream) }
         if facts.outcome == .upstreamCut {
             region.countUpstreamError(entry: entry, .truncated)
         } else if let cause = facts.upstreamError {
@@ -44,16 +41,13 @@ struct WorkerMetrics {
 
     /// `fluxgate_tokens_total` (docs/observability.md "Model names"): the response's model, else
     /// the request's, as a code of the host's bounded model-name table.
-    /// (The usage is read in the facts where it lies: passed as a value, it was copied whole.)
-    func countTokens(_ facts: borrowing RequestFacts, upstream: Int64) {
-        let input = Int64(facts.usage?.inputTokens ?? 0)
-        let output = Int64(facts.usage?.outputTokens ?? 0)
-        let cacheRead = Int64(facts.usage?.cacheReadTokens ?? 0)
-        let cacheWrite = Int64(facts.usage?.cacheWriteTokens ?? 0)
+    func countTokens(_ usage: UsageResult, _ facts: borrowing RequestFacts, upstream: Int64) {
+        let input = Int64(usage.inputTokens ?? 0)
+        let output = Int64(usage.outputTokens ?? 0)
+        let cacheRead = Int64(usage.cacheReadTokens ?? 0)
+        let cacheWrite = Int64(usage.cacheWriteTokens ?? 0)
         guard input | output | cacheRead | cacheWrite != 0 else { return }
-        let model = (facts.usage?.model ?? facts.requestModel).map {
-            models.code(upstream: upstream, name: $0, in: region.modelNames)
-        }
+        let model = (usage.model ?? facts.requestModel).map { models.code(upstream: upstream, name: $0, in: region.modelNames) }
         region.countTokens(
             upstream: upstream, key: facts.keyMetric, model: model ?? ModelNameTable.noneCode, input: input, output: output,
             cacheRead: cacheRead, cacheWrite: cacheWrite)
@@ -108,7 +102,7 @@ final class ModelCodeCache {
     private var next = 0
 
     func code(upstream: Int64, name: String, in table: ModelNameTable) -> Int64 {
-        for entry in entries where entry.upstream == upstream && Self.same(entry.name, name) { return entry.code }
+        for entry in entries where entry.upstream == upstream && entry.name == name { return entry.code }
         let code = table.code(upstream: upstream, name: name)
         if entries.count < Self.size {
             entries.append((upstream, name, code))
@@ -117,15 +111,5 @@ final class ModelCodeCache {
             next = (next + 1) % Self.size
         }
         return code
-    }
-
-    /// The same bytes, as the shared table compares names (`==` on `String` compares by Unicode
-    /// canonical equivalence: ~130 instructions for a 22-byte name that is not the same object).
-    private static func same(_ a: String, _ b: String) -> Bool {
-        var a = a
-        var b = b
-        return a.withUTF8 { x in
-            b.withUTF8 { y in x.count == y.count && (x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) }
-        }
     }
 }
