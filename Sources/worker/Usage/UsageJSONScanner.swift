@@ -110,6 +110,10 @@ struct UsageJSONScanner: BitwiseCopyable {
                     i = end
                     continue
                 }
+                if b == UInt8(ascii: "{") && state == .value && frameCount == 0 {
+                    open(array: false, role: .container(.root))  // the document's object, as `beginValue` opens it
+                    continue
+                }
                 step(b)
             }
         }
