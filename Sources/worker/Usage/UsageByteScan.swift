@@ -46,13 +46,22 @@ enum UsageByteScan {
     /// rather than byte by byte.
     @inline(__always)
     static func stringEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        let n = bytes.count
-        guard let base = bytes.baseAddress, n >= 16 else {
-            var i = start
-            while i < n, bytes[i] != 0x22, bytes[i] != 0x5C, bytes[i] >= 0x20 { i &+= 1 }
+        guard let base = bytes.baseAddress else { return start }
+        return stringEnd(base, bytes.count, from: start)
+    }
+
+    /// `stringEnd` in the `n` bytes at `base`.
+    @inline(__always)
+    static func stringEnd(_ base: UnsafeRawPointer, _ n: Int, from start: Int) -> Int {
+        var i = start
+        guard n >= 16 else {
+            while i < n {
+                let b = base.load(fromByteOffset: i, as: UInt8.self)
+                if b == 0x22 || b == 0x5C || b < 0x20 { break }
+                i &+= 1
+            }
             return i
         }
-        var i = start
         while i &+ 16 <= n {
             let stops = fluxgate_string_stops16(base + i)
             if stops != 0 { return i &+ stops.trailingZeroBitCount }

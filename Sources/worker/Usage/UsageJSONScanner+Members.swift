@@ -18,27 +18,56 @@ extension UsageJSONScanner {
     /// From `start`, in an object (`betweenMembers`): the index where the byte-by-byte path is to
     /// go on, having read every whole simple member before it.
     mutating func readMembers(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        var i = start
+        guard let base = bytes.baseAddress else { return start }
         let n = bytes.count
+        @inline(__always) func at(_ k: Int) -> UInt8 { base.load(fromByteOffset: k, as: UInt8.self) }
+        @inline(__always) func skipWhitespace(_ k: Int) -> Int {
+            var k = k
+            while k < n, at(k) <= 0x20, Self.isWhitespace(at(k)) { k &+= 1 }
+            return k
+        }
+        var i = start
         while true {
-            i = Self.skipWhitespace(bytes, from: i)
+            i = skipWhitespace(i)
             guard i < n else { return i }
+            if at(i) == UInt8(ascii: "}") && state != .key {
+                // The object ends (`close` judges it): on in the object around it, if any.
+                close(array: false)
+                i &+= 1
+                guard state.betweenMembers, frameCount > 0, !top.isArray else { return i }
+                continue
+            }
             if state == .afterValue {
-                // `}` and anything unexpected: the byte-by-byte path's.
-                guard bytes[i] == UInt8(ascii: ",") else { return i }
+                // Anything unexpected: the byte-by-byte path's.
+                guard at(i) == UInt8(ascii: ",") else { return i }
                 state = .key
-                i = Self.skipWhitespace(bytes, from: i &+ 1)
+                i = skipWhitespace(i &+ 1)
                 guard i < n else { return i }
             }
-            guard bytes[i] == 0x22 else { return i }
+            guard at(i) == 0x22 else { return i }
             let nameEnd = UsageByteScan.stringEnd(bytes, from: i &+ 1)
-            guard nameEnd < n, bytes[nameEnd] == 0x22 else { return i }
-            var v = Self.skipWhitespace(bytes, from: nameEnd &+ 1)
-            guard v < n, bytes[v] == UInt8(ascii: ":") else { return i }
-            v = Self.skipWhitespace(bytes, from: v &+ 1)
+            guard nameEnd < n, at(nameEnd) == 0x22 else { return i }
+            // `"name":` with nothing between is the common case: one comparison.
+            var v = nameEnd &+ 1
+            if v < n, at(v) == UInt8(ascii: ":") {
+                v &+= 1
+            } else {
+                v = skipWhitespace(v)
+                guard v < n, at(v) == UInt8(ascii: ":") else { return i }
+                v &+= 1
+            }
+            v = skipWhitespace(v)
             guard v < n else { return i }
-            top.key = MemberName(UnsafeRawBufferPointer(rebasing: bytes[(i &+ 1)..<nameEnd]))
-            guard let end = simpleValue(bytes, at: v) else {
+            name(UnsafeRawBufferPointer(start: base + (i &+ 1), count: nameEnd &- (i &+ 1)))
+            if case .container(let container) = top.member, !container.isArray, at(v) == UInt8(ascii: "{") {
+                // An object on the followed path (`usage`, `response`, …): its members are read
+                // here too, as `beginValue` would open it.
+                clearPrevious(top.member)
+                open(array: false, role: top.member)
+                i = v &+ 1
+                continue
+            }
+            guard let end = simpleValue(bytes, base, at: v) else {
                 state = .value
                 return v
             }
@@ -49,12 +78,14 @@ extension UsageJSONScanner {
         }
     }
 
-    /// The value at `v` (not white space) of the member `top.key`, when it is simple: the index
+    /// The value at `v` (not white space) of the member just named (`top.member`), when it is simple: the index
     /// after it, its effect on the document made; nil (and nothing changed) for the byte-by-byte
     /// path. A skipped container the slice cuts is taken too: the skip goes on in the next slice.
-    private mutating func simpleValue(_ bytes: UnsafeRawBufferPointer, at v: Int) -> Int? {
+    /// (`base` is `bytes.baseAddress`, read in place of `bytes`' subscript, which checks it.)
+    private mutating func simpleValue(_ bytes: UnsafeRawBufferPointer, _ base: UnsafeRawPointer, at v: Int) -> Int? {
+        let n = bytes.count
         let role = valueRole()
-        let b = bytes[v]
+        let b = base.load(fromByteOffset: v, as: UInt8.self)
         switch role {
         case .skip:
             if b == UInt8(ascii: "{") || b == UInt8(ascii: "[") {
@@ -62,20 +93,20 @@ extension UsageJSONScanner {
                 state = .skipping
                 return skip(bytes, from: v &+ 1)
             }
-            if b == 0x22 { return Self.plainStringEnd(bytes, from: v &+ 1)?.end }
-            return Self.plainNumberEnd(bytes, from: v)?.end ?? Self.literalEnd(bytes, from: v)
+            if b == 0x22 { return Self.plainStringEnd(base, n, from: v &+ 1)?.end }
+            return Self.plainNumberEnd(base, n, from: v)?.end ?? Self.literalEnd(base, n, from: v)
         case .count(let location, let field):
-            if let (end, value) = Self.plainNumberEnd(bytes, from: v) {
+            if let (end, value) = Self.plainNumberEnd(base, n, from: v) {
                 document.set(field, at: location, to: value)
                 return end
             }
             // A literal: the member given twice is forgotten, as `clearPrevious` does.
-            guard let end = Self.literalEnd(bytes, from: v) else { return nil }
+            guard let end = Self.literalEnd(base, n, from: v) else { return nil }
             document.set(field, at: location, to: nil)
             return end
         case .keep(let target):
-            guard b == 0x22, let (end, _) = Self.plainStringEnd(bytes, from: v &+ 1) else { return nil }
-            let text = UnsafeRawBufferPointer(rebasing: bytes[(v &+ 1)..<(end &- 1)])
+            guard b == 0x22, let (end, _) = Self.plainStringEnd(base, n, from: v &+ 1) else { return nil }
+            let text = UnsafeRawBufferPointer(start: base + (v &+ 1), count: end &- v &- 2)
             switch target {
             case .model:
                 document.model.begin()
@@ -88,7 +119,7 @@ extension UsageJSONScanner {
             }
             return end
         case .content:
-            guard b == 0x22, let (end, nonEmpty) = Self.plainStringEnd(bytes, from: v &+ 1) else { return nil }
+            guard b == 0x22, let (end, nonEmpty) = Self.plainStringEnd(base, n, from: v &+ 1) else { return nil }
             if nonEmpty { document.contentDeltas &+= 1 }
             return end
         case .container, .presence:
@@ -96,19 +127,12 @@ extension UsageJSONScanner {
         }
     }
 
+    /// A string without escapes or control bytes whose content begins at `start` (of `base`'s `n`
+    /// bytes): the index after its closing quote, and whether it is not empty.
     @inline(__always)
-    static func skipWhitespace(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        var i = start
-        while i < bytes.count, bytes[i] <= 0x20, isWhitespace(bytes[i]) { i &+= 1 }
-        return i
-    }
-
-    /// A string without escapes or control bytes whose content begins at `start`: the index after
-    /// its closing quote, and whether it is not empty.
-    @inline(__always)
-    static func plainStringEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> (end: Int, nonEmpty: Bool)? {
-        let end = UsageByteScan.stringEnd(bytes, from: start)
-        guard end < bytes.count, bytes[end] == 0x22 else { return nil }
+    static func plainStringEnd(_ base: UnsafeRawPointer, _ n: Int, from start: Int) -> (end: Int, nonEmpty: Bool)? {
+        let end = UsageByteScan.stringEnd(base, n, from: start)
+        guard end < n, base.load(fromByteOffset: end, as: UInt8.self) == 0x22 else { return nil }
         return (end &+ 1, end > start)
     }
 
@@ -116,19 +140,19 @@ extension UsageJSONScanner {
     /// white space, `,` or `}` (what else may follow is the grammar's to judge): the index after
     /// it and its value.
     @inline(__always)
-    static func plainNumberEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> (end: Int, value: Int)? {
+    static func plainNumberEnd(_ base: UnsafeRawPointer, _ n: Int, from start: Int) -> (end: Int, value: Int)? {
         var i = start
         var value = 0
-        let n = bytes.count
         while i < n {
-            let digit = bytes[i] &- UInt8(ascii: "0")
+            let digit = base.load(fromByteOffset: i, as: UInt8.self) &- UInt8(ascii: "0")
             guard digit <= 9 else { break }
             value = value &* 10 &+ Int(digit)
             i &+= 1
         }
         let digits = i &- start
-        guard digits > 0, digits <= 15, i < n, digits == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
-        let next = bytes[i]
+        guard digits > 0, digits <= 15, i < n else { return nil }
+        guard digits == 1 || base.load(fromByteOffset: start, as: UInt8.self) != UInt8(ascii: "0") else { return nil }
+        let next = base.load(fromByteOffset: i, as: UInt8.self)
         guard next == UInt8(ascii: ",") || next == UInt8(ascii: "}") || (next <= 0x20 && isWhitespace(next)) else {
             return nil
         }
@@ -137,13 +161,14 @@ extension UsageJSONScanner {
 
     /// `true`, `false` or `null` whole at `start`: the index after it.
     @inline(__always)
-    static func literalEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        guard start &+ 5 <= bytes.count || (start &+ 4 <= bytes.count && bytes[start] != UInt8(ascii: "f")) else {
-            return nil
-        }
-        let word = bytes.loadUnaligned(fromByteOffset: start, as: UInt32.self)
+    static func literalEnd(_ base: UnsafeRawPointer, _ n: Int, from start: Int) -> Int? {
+        guard start &+ 4 <= n else { return nil }
+        let word = base.loadUnaligned(fromByteOffset: start, as: UInt32.self)
         if word == 0x6C6C_756E || word == 0x6575_7274 { return start &+ 4 }  // null, true
-        if word == 0x736C_6166 && bytes[start &+ 4] == UInt8(ascii: "e") { return start &+ 5 }  // fals e
+        guard start &+ 5 <= n else { return nil }
+        if word == 0x736C_6166 && base.load(fromByteOffset: start &+ 4, as: UInt8.self) == UInt8(ascii: "e") {
+            return start &+ 5  // fals e
+        }
         return nil
     }
 }

@@ -15,7 +15,7 @@ extension UsageJSONScanner {
     mutating func quickKey(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
         let end = UsageByteScan.stringEnd(bytes, from: start)
         guard end < bytes.count, bytes[end] == 0x22 else { return nil }
-        top.key = MemberName(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+        name(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
         state = .colon
         return end &+ 1
     }
@@ -87,7 +87,8 @@ extension UsageJSONScanner {
         flushSurrogate()
         switch target {
         case .key:
-            top.key = key.isComplete ? key.withBytes { MemberName($0) } : .other
+            var kept = key  // (`withBytes` is mutating: a copy, so that `name` may change `self`)
+            if kept.isComplete { kept.withBytes { name($0) } } else { top.member = .skip }
             state = .colon
             return
         case .content:

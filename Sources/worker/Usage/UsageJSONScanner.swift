@@ -74,7 +74,7 @@ struct UsageJSONScanner: BitwiseCopyable {
     /// Hands the document to `tally` in place (passing `document` from outside made the
     /// optimizer copy it, a kilobyte per event).
     mutating func report(to tally: inout UsageTally, eventKind: UsageTally.EventKind) {
-        tally.add(document, eventKind: eventKind)
+        tally.add(&document, eventKind: eventKind)
     }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer) {
@@ -108,6 +108,10 @@ struct UsageJSONScanner: BitwiseCopyable {
                 if b <= 0x20 && Self.isWhitespace(b) && state.allowsWhitespace { continue }
                 if b == 0x22 && (state == .keyOrObjectEnd || state == .key), let end = quickKey(bytes, from: i) {
                     i = end
+                    continue
+                }
+                if b == UInt8(ascii: "{") && state == .value && frameCount == 0 {
+                    open(array: false, role: .container(.root))  // the document's object, as `beginValue` opens it
                     continue
                 }
                 step(b)

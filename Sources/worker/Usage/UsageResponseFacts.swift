@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension UsageReader {
     /// What a response's `Content-Type` says about where its usage is.
     enum MediaType: Equatable {
@@ -13,17 +17,20 @@ extension UsageReader {
         /// From the header's value bytes: `type/subtype` before any `;` parameter, without case
         /// (RFC 9110 §8.3.1).
         init(headerValue value: UnsafeRawBufferPointer?) {
-            guard let value else { self = .unknown; return }
-            var s = 0, e = 0
-            while e < value.count && value[e] != UInt8(ascii: ";") { e &+= 1 }
+            guard let value, let base = value.baseAddress else { self = .unknown; return }
+            var s = 0
+            var e = value.count
+            if let semicolon = memchr(base, Int32(UInt8(ascii: ";")), e) { e = base.distance(to: UnsafeRawPointer(semicolon)) }
             while s < e, value[s] == 0x20 || value[s] == 0x09 { s &+= 1 }
             while e > s, value[e &- 1] == 0x20 || value[e &- 1] == 0x09 { e &-= 1 }
-            let plusJSON = e - s > 5 && ASCIIBytes.equals(value, (e &- 5)..<e, lowercase: "+json")
-            if s == e || ASCIIBytes.equals(value, s..<e, lowercase: "text/plain") {
-                self = .unknown
+            // The common types first (each comparison fails at once on the length).
+            if ASCIIBytes.equals(value, s..<e, lowercase: "application/json") {
+                self = .json
             } else if ASCIIBytes.equals(value, s..<e, lowercase: "text/event-stream") {
                 self = .eventStream
-            } else if plusJSON || ASCIIBytes.equals(value, s..<e, lowercase: "application/json") {
+            } else if s == e || ASCIIBytes.equals(value, s..<e, lowercase: "text/plain") {
+                self = .unknown
+            } else if e &- s > 5 && ASCIIBytes.equals(value, (e &- 5)..<e, lowercase: "+json") {
                 self = .json
             } else {
                 self = .other

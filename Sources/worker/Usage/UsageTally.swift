@@ -73,7 +73,9 @@ struct UsageTally {
 
     /// One whole JSON document: a body, or an event's data (`eventKind`: what its SSE `event`
     /// name says, used when the data has no top-level `type`; `.other` for a body).
-    mutating func add(_ document: borrowing UsageDocument, eventKind: EventKind) {
+    /// (`inout` only so that the document is read where it lies: passed borrowed, the caller
+    /// copied it, 768 bytes, for every document.)
+    mutating func add(_ document: inout UsageDocument, eventKind: EventKind) {
         let kind = document.type.isComplete ? EventKind(document.type) : eventKind
         switch kind {
         case .messageStart:
