@@ -65,6 +65,8 @@ import Testing
         let bodies = [
             #"{"messages":[{"role":"user","content":"say \"model\": {x} [y]"}],"temperature":0.5,"stream":true,"model":"gpt-\u0034o"}"#,
             #"{"a":{"b":[1,2,{"model":"no"}]},"model":"ft:gpt-4o-mini:acme"}"#,
+            // The SDKs' shape, read without the walk.
+            #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#,
         ]
         for body in bodies {
             let bytes = Array(body.utf8)
