@@ -83,15 +83,16 @@ enum RateLimitStage {
                 worker.rateLimits?.noteSubjectTableFull(kid: kid, logger: worker.logger)
             }
         }
-        let upstream = request.match.flatMap { match in table.upstreams[match.route.index] }
+        // The route's index, not a copy of the match.
+        let upstream = (request.match?.route.index).flatMap { table.upstreams[$0] }
         if key == nil, upstream == nil { return .proceed }
         if !table.usesRedis {
             // One host-local requests limit, the other owner unlimited: its log alone.
-            if upstream == nil, let key, let limit = key.onlyRequestsLimit, let log = key.requests {
-                return admit(request, log: log, limit: limit, owner: .key)
+            if upstream == nil, let key, let limit = key.onlyRequestsLimit {
+                return admit(request, key, limit: limit, owner: .key)
             }
-            if key == nil, let upstream, let limit = upstream.onlyRequestsLimit, let log = upstream.requests {
-                return admit(request, log: log, limit: limit, owner: .upstream)
+            if key == nil, let upstream, let limit = upstream.onlyRequestsLimit {
+                return admit(request, upstream, limit: limit, owner: .upstream)
             }
         }
         var reserve: TokenReservation?
@@ -145,11 +146,12 @@ enum RateLimitStage {
     /// `admitLocally` for one requests log with plain values: the common host-local limit (a
     /// key's `requests_per_minute`), without the optionals of the general path.
     private static func admit(
-        _ request: PipelineRequest, log region: RequestLogRegion, limit: Int, owner: RateLimitRefusal.Owner
+        _ request: PipelineRequest, _ set: LimitSet, limit: Int, owner: RateLimitRefusal.Owner
     )
         -> StageVerdict
     {
-        var locked = region.lock()
+        // `onlyRequestsLimit` says the log is there; it is locked where it lies, not copied out.
+        var locked = set.requests!.lock()
         let now = fluxgate_monotonic_ns()
         locked.log.expire(now: now, window: window)
         guard locked.log.hasRoom(limit: limit) else {

@@ -113,14 +113,14 @@ enum AuthenticateStage {
 /// (`ModelRouteStage`), or 404.
 enum RouteStage {
     static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
+        // Again, with the body's first bytes: the checks below passed, routed by model already.
+        if let target = request.modelTarget, let permitted = request.permitted {
+            return ModelRouteStage.routeByBody(request, head: head, permitted: permitted, target: target)
+        }
         let snapshot = request.snapshot
         if !snapshot.authenticator.required && snapshot.router.isEmpty { return .reject(.noUpstreams) }
         // The authenticate stage ran before: a caller is always there.
         guard let permitted = request.permitted else { return .reject(.unauthorized) }
-        // Again, with the body's first bytes: routed by model already.
-        if let target = request.modelTarget {
-            return ModelRouteStage.routeByBody(request, head: head, permitted: permitted, target: target)
-        }
         switch snapshot.router.route(head, permitted: permitted) {
         case .matched(let match):
             request.match = match
