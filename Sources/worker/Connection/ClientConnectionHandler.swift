@@ -559,7 +559,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         if !request.bodyParts.isEmpty {
             for part in request.bodyParts { exchange.clientBody(part) }
             // Its storage is kept for the next request's parts.
-            request.bodyParts.removeAll(keepingCapacity: true)
+            request.emptyBodyParts()
             // The stage's view may be a slice of the read buffer (`joined`): let the channel
             // have that buffer back now, not at the next request.
             request.body = nil
