@@ -42,7 +42,7 @@ final class TargetGroup: @unchecked Sendable {
     /// The next target not in `tried` (a bit per index) that is in service, or whose half-open
     /// trial this request takes; nil when there is none. Each target's health word is read once,
     /// and the round robin is given the eligible ones as bits (a closure per target read the
-    /// health again and cost ~300 instructions per request over two targets, docs/performance.md).
+    /// health again: docs/performance.md, "gwpath (session 12)").
     func choose(excluding tried: UInt64, board: TargetHealthBoard, nowMs: Int64) -> Int? {
         var inService: UInt64 = 0
         var trialDue: UInt64 = 0
