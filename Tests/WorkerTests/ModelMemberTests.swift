@@ -180,4 +180,15 @@ import Testing
         #expect(ModelNameIndex([]).position(of: "") == nil)
         #expect(ModelNameIndex([]).position(of: "gpt-4o") == nil)
     }
+
+    /// A few names are compared one by one (`linearNames`): the same answers as the table's.
+    @Test func aFewNamesAreFoundTheSameWithoutTheTable() {
+        let names = ["gpt-4o", "", "claude-sonnet", "gpt-4o"]
+        #expect(names.count <= ModelNameIndex.linearNames)
+        let index = ModelNameIndex(names)
+        #expect(index.position(of: "gpt-4o") == 0)
+        #expect(index.position(of: "") == 1)
+        #expect(index.position(of: "claude-sonnet") == 2)
+        for other in ["gpt-4o ", "gpt-4", "GPT-4o", "claude", "x"] { #expect(index.position(of: other) == nil) }
+    }
 }
