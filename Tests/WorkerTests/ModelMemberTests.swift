@@ -65,6 +65,8 @@ import Testing
         let bodies = [
             #"{"messages":[{"role":"user","content":"say \"model\": {x} [y]"}],"temperature":0.5,"stream":true,"model":"gpt-\u0034o"}"#,
             #"{"a":{"b":[1,2,{"model":"no"}]},"model":"ft:gpt-4o-mini:acme"}"#,
+            // The SDKs' shape, read without the walk.
+            #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#,
         ]
         for body in bodies {
             let bytes = Array(body.utf8)
@@ -177,5 +179,16 @@ import Testing
         for other in ["model-300", "model-", "Model-1", "model-1 ", "modèle", "x"] { #expect(index.position(of: other) == nil) }
         #expect(ModelNameIndex([]).position(of: "") == nil)
         #expect(ModelNameIndex([]).position(of: "gpt-4o") == nil)
+    }
+
+    /// A few names are compared one by one (`linearNames`): the same answers as the table's.
+    @Test func aFewNamesAreFoundTheSameWithoutTheTable() {
+        let names = ["gpt-4o", "", "claude-sonnet", "gpt-4o"]
+        #expect(names.count <= ModelNameIndex.linearNames)
+        let index = ModelNameIndex(names)
+        #expect(index.position(of: "gpt-4o") == 0)
+        #expect(index.position(of: "") == 1)
+        #expect(index.position(of: "claude-sonnet") == 2)
+        for other in ["gpt-4o ", "gpt-4", "GPT-4o", "claude", "x"] { #expect(index.position(of: other) == nil) }
     }
 }

@@ -60,6 +60,42 @@ import Testing
         }
     }
 
+    /// `takeFixedBody` after each head, as the model stage's read does: the same events as
+    /// `.body` and `.end` whatever the reads (the body is taken whole only when it is all there).
+    @Test func aFixedBodyTakenWholeGivesTheSameEventsWhateverTheReadSizes() {
+        let whole = events([Self.pipelined])
+        for size in [1, 2, 3, 5, 8, 13, 100, Self.pipelined.utf8.count] {
+            var parser = RequestParser(limits: WorkerLimits().parser)
+            var out: [String] = []
+            var taken = 0
+            for read in split(Self.pipelined, every: size) {
+                parser.append(ByteBuffer(string: read))
+                while let event = parser.next() {
+                    switch event {
+                    case .head(let head):
+                        out.append("head \(head.method.rawValue) \(head.uri)")
+                        if head.facts.framing == .contentLength, let body = parser.takeFixedBody(length: head.facts.contentLength) {
+                            out += ["body " + String(buffer: body), "end"]
+                            taken += 1
+                        }
+                    case .body(let bytes):
+                        if let last = out.last, last.hasPrefix("body ") {
+                            out[out.count - 1] = last + String(buffer: bytes)
+                        } else {
+                            out.append("body " + String(buffer: bytes))
+                        }
+                    case .end: out.append("end")
+                    case .malformed: out.append("malformed")
+                    }
+                }
+            }
+            #expect(out == whole.map { $0.hasPrefix("head ") ? String($0.split(separator: " ").prefix(3).joined(separator: " ")) : $0 })
+            // Whole in one read, the first request's body is taken at its head; byte by byte, never.
+            if size == 1 { #expect(taken == 0) }
+            if size == Self.pipelined.utf8.count { #expect(taken == 1) }
+        }
+    }
+
     @Test func nothingIsReadAfterMalformedBytes() {
         #expect(
             events(["GET /a HTTP/1.1\r\nHost: p\r\n\r\nGET /b HTTP/1.1\nHost: p\r\n\r\n", "GET /c HTTP/1.1\r\nHost: p\r\n\r\n"])

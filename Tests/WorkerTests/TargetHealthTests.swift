@@ -96,4 +96,33 @@ import Testing
         #expect(Set(picks) == [0, 2])
         #expect(rr.next(weights: [1, 1, 1]) { _ in false } == nil)
     }
+
+    /// The eligible targets as bits (what `TargetGroup.choose` hands it) choose as the closure does.
+    @Test func eligibleBitsChooseAsTheClosureDoes() {
+        let weights = [5, 1, 3, 2]
+        var byClosure = WeightedRoundRobin(count: 4)
+        var byBits = WeightedRoundRobin(count: 4)
+        for step in 0..<200 {
+            let mask = UInt64(step * 7 % 16)
+            let expected = byClosure.next(weights: weights) { mask & (1 << UInt64($0)) != 0 }
+            #expect(byBits.next(weights: weights, eligible: mask) == expected, "step \(step)")
+            #expect(byBits == byClosure)
+        }
+    }
+}
+
+/// `TargetHealthBoard.isUntouched`'s shortcut: a word with bits 0–14 clear is one a success
+/// leaves as it is.
+@Suite struct TargetHealthWordTests {
+    @Test func aSuccessChangesNothingOnAnUntouchedWord() {
+        let policy = TargetHealth.Policy(failures: 3, cooldownMs: 1_000, trialMs: 500)
+        for until: Int64 in [0, 1, 299_999, 300_000, 10_000_000] {
+            for low: UInt64 in [0, 1, 0x100, 0x2000, 0x4000, 0x2101] {
+                let word = UInt64(until) << 15 | low
+                let health = TargetHealth(word: word)
+                let same = health.succeeding(nowMs: 400_000, policy: policy) == health
+                if word & 0x7FFF == 0 { #expect(same, "word \(word)") }
+            }
+        }
+    }
 }

@@ -362,7 +362,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// `head` is the request's head.
     private func runPipeline(_ request: PipelineRequest, head: RequestHead, from index: Int, context: ChannelHandlerContext) {
         var index = index
-        let verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
+        var verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
+        // A body already at hand (or none) goes to the stage that asked at once.
+        while case .needBody(let bytes) = verdict, bodyAtHand(request, head: head, bytes: bytes, context: context) {
+            verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
+        }
         permitHeld = request.holdsPermit
         if let hold = request.rateLimitHold {
             rateLimitHold = hold
@@ -437,15 +441,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private func collectBody(
         _ request: PipelineRequest, head: RequestHead, stage: Int, bytes: Int, context: ChannelHandlerContext
     ) {
-        let wanted = min(bytes, RequestPipeline.maxBodyPeekBytes)
-        if request.framing == .none || request.bodyComplete || (request.body?.readableBytes ?? 0) >= wanted {
-            if request.framing == .none {
-                request.bodyComplete = true
-                request.body = request.body ?? ByteBuffer()
-            }
+        if bodyAtHand(request, head: head, bytes: bytes, context: context) {
             return runPipeline(request, head: head, from: stage, context: context)
         }
         sendContinueIfExpected(head, context: context)
+        let wanted = min(bytes, RequestPipeline.maxBodyPeekBytes)
         if let waiting, waiting.stage == stage {
             waiting.wantedBytes = wanted
         } else {
@@ -453,6 +453,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             startWaiting(stage: stage, head: head, wantedBytes: wanted, collectedBytes: request.body?.readableBytes ?? 0)
         }
         resumeClientReads()
+    }
+
+    /// Whether the request's body holds what a stage asked for (`bytes`) without waiting: there
+    /// is none, it was collected already, or it came whole with its head and the parser still has
+    /// it (`takeFixedBody`: its `.body` and `.end` taken at once, as `bodyCollected` would have
+    /// had them, with no wait and no event per part).
+    private func bodyAtHand(_ request: PipelineRequest, head: RequestHead, bytes: Int, context: ChannelHandlerContext) -> Bool {
+        if request.framing == .none {
+            request.bodyComplete = true
+            request.body = request.body ?? ByteBuffer()
+            return true
+        }
+        if request.bodyComplete || (request.body?.readableBytes ?? 0) >= min(bytes, RequestPipeline.maxBodyPeekBytes) {
+            return true
+        }
+        guard waiting == nil, request.bodyParts.isEmpty, request.framing == .contentLength, !state.hasQueued,
+            let whole = parser.takeFixedBody(length: head.facts.contentLength)
+        else { return false }
+        sendContinueIfExpected(head, context: context)
+        state.requestReceived()
+        request.bodyParts.append(whole)
+        request.body = whole
+        request.bodyComplete = true
+        return true
     }
 
     /// Body bytes (or the body's end) for a stage that asked for them.
@@ -535,7 +559,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         if !request.bodyParts.isEmpty {
             for part in request.bodyParts { exchange.clientBody(part) }
             // Its storage is kept for the next request's parts.
-            request.bodyParts.removeAll(keepingCapacity: true)
+            request.emptyBodyParts()
             // The stage's view may be a slice of the read buffer (`joined`): let the channel
             // have that buffer back now, not at the next request.
             request.body = nil

@@ -91,12 +91,14 @@ extension ProxyExchange {
     /// A response head is relayed: a success for the target's health unless its status is one
     /// `retry.on` lists (the last try's 503 is relayed, and still a failure of that target).
     func tryAnswered(status: UInt, retryOn: RetryRules, now: NIODeadline) {
-        guard let plan, let health else { return }
+        // The plan's two numbers, not a copy of the plan (its tried bits hold an array).
+        guard let groupIndex = plan?.group, let index = plan?.index, let health else { return }
         let nowMs = TargetHealthBoard.milliseconds(now)
+        let group = groupIndex == 0 ? match.route.group : match.route.fallbacks[groupIndex - 1]
         if retryOn.retries(status: status) {
-            group(plan.group).failed(plan.index, board: health, nowMs: nowMs)
+            group.failed(index, board: health, nowMs: nowMs)
         } else {
-            group(plan.group).succeeded(plan.index, board: health, nowMs: nowMs)
+            group.succeeded(index, board: health, nowMs: nowMs)
         }
     }
 }

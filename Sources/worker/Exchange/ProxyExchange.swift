@@ -68,8 +68,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     /// Request parts received from the client while no connection is ready yet.
     private var pending: [RequestPart] = []
-    /// Request body parts already sent, kept while the state keeps a replay copy; the end as a
-    /// flag (a bodiless request's only part: no array for it).
+    /// Request body parts already sent, kept while the state keeps a replay copy: the first
+    /// apart (a body that came whole is one part: no array is made for it per request), the end
+    /// as a flag (a bodiless request's only part).
+    private var replayFirst: ByteBuffer?
     private var replay: [RequestPart] = []
     private var replayEnded = false
     /// The upstream request head, held while the client read that carried the request is still
@@ -353,7 +355,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // The answering try's head carries the request id too (docs/observability.md).
         reader.requestIDForClient = previous.requestIDForClient
         reader.capturesUpstreamRequestID = previous.capturesUpstreamRequestID
-        pending = replay + (replayEnded ? [.end] : []) + pending
+        pending = (replayFirst.map { [.body($0)] } ?? []) + replay + (replayEnded ? [.end] : []) + pending
         dropReplay()
         heldHead = nil
         release(reusable: false)
@@ -469,8 +471,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private func write(_ part: RequestPart, on connection: UpstreamConnection) {
         if case .body(let buffer) = part { state.bodySent(bytes: buffer.readableBytes) }
         if state.keepsReplayCopy {
-            if case .body = part { replay.append(part) } else { replayEnded = true }
-        } else if replayEnded || !replay.isEmpty {
+            if case .body(let buffer) = part {
+                if replayFirst == nil { replayFirst = buffer } else { replay.append(part) }
+            } else {
+                replayEnded = true
+            }
+        } else if replayEnded || replayFirst != nil {
             dropReplay()
         }
         switch part {
@@ -542,7 +548,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     private func dropReplay() {
-        replay = []
+        replayFirst = nil
+        if !replay.isEmpty { replay = [] }
         replayEnded = false
     }
 

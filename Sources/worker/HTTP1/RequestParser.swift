@@ -116,6 +116,23 @@ struct RequestParser {
     /// of a pipelined request.
     private var pendingEnd = false
 
+    /// The whole `Content-Length` body of the current request (`length` bytes) and its end at
+    /// once, when none of it was taken yet and the bytes appended so far hold all of it (a small
+    /// body that came with its head): a slice of those bytes, as `.body` would give it, and the
+    /// next event is the next request's. nil, and nothing taken, otherwise: the caller then reads
+    /// `.body` and `.end` as usual. The model stage reads a body that arrived whole this way,
+    /// without an event per part (docs/performance.md).
+    mutating func takeFixedBody(length: Int) -> ByteBuffer? {
+        guard case .fixedBody(let remaining) = state, remaining == length, !pendingEnd, var bytes = buffer,
+            bytes.readableBytes >= remaining
+        else { return nil }
+        buffer = nil
+        let body = bytes.readSlice(length: remaining)!
+        if bytes.readableBytes > 0 { buffer = bytes }
+        state = .head(scanned: 0)
+        return body
+    }
+
     private mutating func next(from bytes: inout ByteBuffer) -> RequestEvent? {
         switch state {
         case .stopped:

@@ -23,6 +23,23 @@ final class TargetHealthBoard: Sendable {
         return TargetHealth(word: segment.load(cell: cell))
     }
 
+    /// `health(cell:).availability(nowMs:)`, decoding the word only when it is out of service
+    /// (the usual target is in service: one load and a test).
+    func availability(cell: Int?, nowMs: Int64) -> TargetHealth.Availability {
+        guard let cell, let segment else { return .inService }
+        let word = segment.load(cell: cell)
+        if word & TargetHealthSegment.outOfServiceBit == 0 { return .inService }
+        return TargetHealth(word: word).availability(nowMs: nowMs)
+    }
+
+    /// The target is in service with no failure, ejection or trial counted (or has no cell): a
+    /// success leaves it as it is (`TargetHealth.succeeding`).
+    func isUntouched(cell: Int?) -> Bool {
+        guard let cell, let segment else { return true }
+        // Bits 0–14 of the word (`TargetHealth`): failures, ejections, out, trial.
+        return segment.load(cell: cell) & 0x7FFF == 0
+    }
+
     /// Applies `transition` to the cell's current value until no other worker raced it; writes
     /// nothing when the value does not change (a healthy target's success costs one load).
     /// Returns the value written, or nil when `transition` refused.

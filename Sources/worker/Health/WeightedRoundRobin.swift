@@ -21,4 +21,26 @@ struct WeightedRoundRobin: Equatable {
         if let best { scores[best] -= total }
         return best
     }
+
+    /// `next(weights:eligible:)` with the eligible targets as a bit per index (at most 64
+    /// targets, as `FailoverPlan` counts them): the same choice, with no closure called per target.
+    mutating func next(weights: [Int], eligible mask: UInt64) -> Int? {
+        guard mask != 0 else { return nil }
+        var best = -1
+        var total = 0
+        scores.withUnsafeMutableBufferPointer { scores in
+            var bestScore = Int.min
+            for index in 0..<min(scores.count, 64) where mask & (1 << UInt64(index)) != 0 {
+                let weight = weights[index]
+                scores[index] += weight
+                total += weight
+                if best < 0 || scores[index] > bestScore {
+                    best = index
+                    bestScore = scores[index]
+                }
+            }
+            if best >= 0 { scores[best] -= total }
+        }
+        return best < 0 ? nil : best
+    }
 }

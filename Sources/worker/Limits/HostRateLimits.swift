@@ -69,6 +69,9 @@ final class LimitSet {
     /// The requests limit's key in Redis (with `rate_limits.redis`): `<key_prefix>requests:k:<key
     /// id>`, `…requests:s:<kid>:<digest>` for a JWT subject, `…requests:u:<upstream>`.
     let redisKey: [UInt8]?
+    /// The one limit is `requests_per_minute` and its log is placed (no in-flight places, no
+    /// tokens): the stage's short path, one log locked with plain values (`RateLimitStage`).
+    let onlyRequestsLimit: Int?
 
     init(
         limits: Configuration.Limits, requests: RequestLogRegion?, inFlight: InFlightRegion?, tokens: TokenLogRegion?,
@@ -79,12 +82,17 @@ final class LimitSet {
         self.inFlight = inFlight
         self.tokens = tokens
         self.redisKey = redisKey
+        self.onlyRequestsLimit =
+            requests != nil && limits.maxInFlight == nil && limits.tokensPerMinute == nil
+            ? limits.requestsPerMinute.map(Int.init) : nil
     }
 }
 
 /// Every limit of one configuration (part of its snapshot): by key id, and by the upstream's
 /// position in that configuration (the route's index; the regions themselves are named).
-struct RateLimitTable: @unchecked Sendable {
+/// A class: the stage reads it from the snapshot once per limited request, and a struct of four
+/// collections was copied with a retain and release of each (docs/performance.md).
+final class RateLimitTable: @unchecked Sendable {
     static let none = RateLimitTable()
 
     let isEmpty: Bool
@@ -96,8 +104,11 @@ struct RateLimitTable: @unchecked Sendable {
     /// JWT keys' per-subject limits, by kid.
     let subjects: [String: SubjectLimits]
     let cell: Int
+    /// `rate_limits.redis` is set: requests limits are counted there.
+    let usesRedis: Bool
 
     private init() {
+        usesRedis = false
         isEmpty = true
         keys = [:]
         staticKeys = []
@@ -148,6 +159,7 @@ struct RateLimitTable: @unchecked Sendable {
                 redisPrefix: configuration.rateLimits?.redis.map { $0.keyPrefix + "requests:s:" + key.id + ":" })
         }
         self.isEmpty = false
+        self.usesRedis = configuration.rateLimits?.redis != nil
         self.subjects = subjects
         self.keys = keys
         self.staticKeys = configuration.apiKeys.staticKeys.map { key in key.id.flatMap { keys[$0] } }

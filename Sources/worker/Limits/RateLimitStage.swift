@@ -83,8 +83,18 @@ enum RateLimitStage {
                 worker.rateLimits?.noteSubjectTableFull(kid: kid, logger: worker.logger)
             }
         }
-        let upstream = request.match.flatMap { match in table.upstreams[match.route.index] }
+        // The route's index, not a copy of the match.
+        let upstream = (request.match?.route.index).flatMap { table.upstreams[$0] }
         if key == nil, upstream == nil { return .proceed }
+        if !table.usesRedis {
+            // One host-local requests limit, the other owner unlimited: its log alone.
+            if upstream == nil, let key, let limit = key.onlyRequestsLimit {
+                return admit(request, key, limit: limit, owner: .key)
+            }
+            if key == nil, let upstream, let limit = upstream.onlyRequestsLimit {
+                return admit(request, upstream, limit: limit, owner: .upstream)
+            }
+        }
         var reserve: TokenReservation?
         if key?.limits.tokensPerMinute != nil || upstream?.limits.tokensPerMinute != nil {
             // The reservation reads the body's max_tokens: its first bytes first (bounded).
@@ -130,6 +140,27 @@ enum RateLimitStage {
             return refuse(request, refusal)
         }
         if !hold.isEmpty { request.rateLimitHold = hold }
+        return .proceed
+    }
+
+    /// `admitLocally` for one requests log with plain values: the common host-local limit (a
+    /// key's `requests_per_minute`), without the optionals of the general path.
+    private static func admit(
+        _ request: PipelineRequest, _ set: LimitSet, limit: Int, owner: RateLimitRefusal.Owner
+    )
+        -> StageVerdict
+    {
+        // `onlyRequestsLimit` says the log is there; it is locked where it lies, not copied out.
+        var locked = set.requests!.lock()
+        let now = fluxgate_monotonic_ns()
+        locked.log.expire(now: now, window: window)
+        guard locked.log.hasRoom(limit: limit) else {
+            let wait = locked.log.waitUntilRoom(limit: limit, now: now, window: window)
+            locked.unlock()
+            return refuse(request, .requests(limit: limit, wait: wait, owner: owner))
+        }
+        locked.log.append(now)
+        locked.unlock()
         return .proceed
     }
 

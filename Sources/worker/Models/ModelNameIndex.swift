@@ -27,8 +27,23 @@ struct ModelNameIndex: Sendable {
         self.slots = slots
     }
 
+    /// At most this many names are compared one by one, by length first, without hashing: the
+    /// usual `models:` has a few exact names, and for those the hash and the probe cost more than
+    /// the comparisons (~120 against ~30 for one name).
+    static let linearNames = 4
+
     /// The position of the name whose bytes are `bytes`.
     func position(of bytes: UnsafeRawBufferPointer) -> Int? {
+        if names.count <= Self.linearNames {
+            // In order: a repeated name keeps its first position, as in the table.
+            for position in names.indices {
+                let found = names[position].withUnsafeBytes {
+                    $0.count == bytes.count && ($0.isEmpty || memcmp($0.baseAddress!, bytes.baseAddress!, $0.count) == 0)
+                }
+                if found { return position }
+            }
+            return nil
+        }
         let mask = slots.count - 1
         var i = Int(truncatingIfNeeded: Self.hash(bytes)) & mask
         for _ in 0..<slots.count {

@@ -67,6 +67,13 @@ final class ModelTable: Sendable {
         return patterns.first { $0.pattern.matches(name) }
     }
 
+    /// The exact entry whose name is `bytes` (a name without escapes, as the client's literal
+    /// holds it): its `name` is then the client's, and no text is made of the bytes.
+    func exactEntry(_ bytes: UnsafeRawBufferPointer) -> Entry? {
+        guard bytes.count <= Configuration.maxModelNameBytes, let index = exactByName.position(of: bytes) else { return nil }
+        return exact[index]
+    }
+
     /// Whether the caller may send `name`, served by `entry`: its key's list allows the name, and
     /// the key may reach the entry's upstream.
     func allows(_ name: String, _ entry: Entry, staticKey: Int?, permitted: UpstreamSet) -> Bool {

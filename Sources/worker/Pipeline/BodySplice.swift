@@ -51,7 +51,7 @@ extension PipelineRequest {
         if head.facts.framing == .contentLength {
             forwardedLength = (forwardedLength ?? head.facts.contentLength) - body.readableBytes + edited.readableBytes
         }
-        bodyParts.removeAll(keepingCapacity: true)
+        emptyBodyParts()
         bodyParts.append(edited)
         self.body = edited
     }

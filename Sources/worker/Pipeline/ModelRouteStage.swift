@@ -51,32 +51,57 @@ enum ModelRouteStage {
         -> StageVerdict
     {
         guard let body = request.body else { return .needBody(bytes: firstPeekBytes) }
+        let snapshot = request.snapshot
+        let table = snapshot.models
         // Exactly the first 1 MiB is searched, however much the last read brought.
-        let searched = body.withUnsafeReadableBytes {
-            ModelMember.find(in: UnsafeRawBufferPointer(rebasing: $0.prefix(RequestPipeline.maxBodyPeekBytes)))
+        let searched = body.withUnsafeReadableBytes { all -> Searched in
+            let bytes = UnsafeRawBufferPointer(rebasing: all[..<min(all.count, RequestPipeline.maxBodyPeekBytes)])
+            let literal: Range<Int>
+            switch ModelMember.locate(in: bytes) {
+            case .literal(let range): literal = range
+            case .other(let outcome): return .other(outcome)
+            }
+            let inner = UnsafeRawBufferPointer(rebasing: bytes[(literal.lowerBound + 1)..<(literal.upperBound - 1)])
+            // An exact name as the configuration spells it: its entry's text is the name.
+            if !ModelMember.hasBackslash(inner), let entry = table.exactEntry(inner) {
+                return .found(literal: literal, name: entry.name, entry: entry)
+            }
+            guard let name = ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[literal])) else {
+                return .other(.notAString)
+            }
+            return .found(literal: literal, name: name, entry: nil)
         }
         switch searched {
-        case .found(let literal, let name):
-            return routed(request, head: head, permitted: permitted, target: target, body: body, literal: literal, name: name)
-        case .needMore:
+        case .found(let literal, let name, let entry):
+            return routed(
+                request, head: head, permitted: permitted, target: target, body: body, literal: literal, name: name,
+                entry: entry ?? table.entry(for: name), snapshot: snapshot)
+        case .other(.needMore):
             let have = body.readableBytes
             if have >= RequestPipeline.maxBodyPeekBytes { return .reject(.modelBeyondLimit) }
             if request.bodyComplete { return .reject(.modelMissing) }
             return .needBody(bytes: min(2 * max(have, firstPeekBytes), RequestPipeline.maxBodyPeekBytes))
-        case .notAnObject, .missing, .notAString, .invalid:
+        case .other:
             return .reject(.modelMissing)
         }
     }
 
+    /// What the body's search found: the name (and its exact entry, looked up by its bytes), or
+    /// the search's other outcome (never `found`).
+    private enum Searched {
+        case found(literal: Range<Int>, name: String, entry: ModelTable.Entry?)
+        case other(ModelMember.Outcome)
+    }
+
     private static func routed(
         _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget, body: ByteBuffer,
-        literal: Range<Int>, name: String
+        literal: Range<Int>, name: String, entry: ModelTable.Entry?, snapshot: WorkerSnapshot
     ) -> StageVerdict {
-        let table = request.snapshot.models
+        let table = snapshot.models
         // Longer names are never matched, and not logged.
         request.model = ModelDecision(name: name.utf8.count <= Configuration.maxModelNameBytes ? name : nil)
-        guard let entry = table.entry(for: name), table.allows(name, entry, staticKey: request.staticKey, permitted: permitted),
-            let match = request.snapshot.router.match(upstream: entry.upstream, target: target)
+        guard let entry, table.allows(name, entry, staticKey: request.staticKey, permitted: permitted),
+            let match = snapshot.router.match(upstream: entry.upstream, target: target)
         else {
             request.model?.notFound = true
             return .reject(.modelNotFound)

@@ -128,13 +128,23 @@ final class PipelineRequest {
         closesConnection = false
         if body != nil { body = nil }
         bodyComplete = false
-        if !bodyParts.isEmpty { bodyParts.removeAll(keepingCapacity: true) }
+        emptyBodyParts()
         if forwardedLength != nil { forwardedLength = nil }
         injectedStreamUsage = false
     }
 
     /// The request's `.end` has been taken from the parser (a stage collected the whole body).
     var receivedWhole: Bool { bodyComplete && framing != .none }
+
+    /// Empties `bodyParts` keeping its storage. One part (a body that came whole) is removed as
+    /// the last: `removeAll(keepingCapacity:)` goes through the generic `replaceSubrange` (~70).
+    func emptyBodyParts() {
+        if bodyParts.count == 1 {
+            bodyParts.removeLast()
+        } else if !bodyParts.isEmpty {
+            bodyParts.removeAll(keepingCapacity: true)
+        }
+    }
 }
 
 /// One step of the order of checks (docs/routing-and-forwarding.md, "Order of checks"): nginx's

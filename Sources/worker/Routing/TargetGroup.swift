@@ -33,33 +33,37 @@ final class TargetGroup: @unchecked Sendable {
         return resolved
     }
 
-    /// The next target not in `tried` (a bit per index) that is in service, or whose half-open
-    /// trial this request takes; nil when there is none.
-    func choose(excluding tried: UInt64, board: TargetHealthBoard, nowMs: Int64) -> Int? {
-        let cells = cells(on: board)
-        var excluded = tried
-        while true {
-            let chosen = roundRobin.next(weights: weights) { index in
-                guard excluded & (1 << UInt64(index)) == 0 else { return false }
-                return self.isAvailable(index, cells, board, nowMs)
-            }
-            guard let chosen else { return nil }
-            switch board.health(cell: cells[chosen]).availability(nowMs: nowMs) {
-            case .inService:
-                return chosen
-            case .trialDue:
-                // One request only: the worker whose compare-and-swap wins sends the trial.
-                if board.update(cell: cells[chosen], { $0.claimingTrial(nowMs: nowMs, policy: self.policy) }) != nil { return chosen }
-                excluded |= 1 << UInt64(chosen)
-            case .out:
-                excluded |= 1 << UInt64(chosen)
-            }
-        }
+    /// The cell of the target at `index` (read in place: no copy of the array per request).
+    private func cell(_ index: Int, on board: TargetHealthBoard) -> Int? {
+        if cells == nil { _ = cells(on: board) }
+        return cells![index]
     }
 
-    private func isAvailable(_ index: Int, _ cells: [Int?], _ board: TargetHealthBoard, _ nowMs: Int64) -> Bool {
-        if case .out = board.health(cell: cells[index]).availability(nowMs: nowMs) { return false }
-        return true
+    /// The next target not in `tried` (a bit per index) that is in service, or whose half-open
+    /// trial this request takes; nil when there is none. Each target's health word is read once,
+    /// and the round robin is given the eligible ones as bits (a closure per target read the
+    /// health again: docs/performance.md, "gwpath (session 12)").
+    func choose(excluding tried: UInt64, board: TargetHealthBoard, nowMs: Int64) -> Int? {
+        var inService: UInt64 = 0
+        var trialDue: UInt64 = 0
+        for index in 0..<min(targets.count, 64) {
+            let bit: UInt64 = 1 << UInt64(index)
+            guard tried & bit == 0 else { continue }
+            switch board.availability(cell: cell(index, on: board), nowMs: nowMs) {
+            case .inService: inService |= bit
+            case .trialDue: trialDue |= bit
+            case .out: break
+            }
+        }
+        var eligible = inService | trialDue
+        while let chosen = roundRobin.next(weights: weights, eligible: eligible) {
+            let bit: UInt64 = 1 << UInt64(chosen)
+            if inService & bit != 0 { return chosen }
+            // One request only: the worker whose compare-and-swap wins sends the trial.
+            if board.update(cell: cell(chosen, on: board), { $0.claimingTrial(nowMs: nowMs, policy: self.policy) }) != nil { return chosen }
+            eligible &= ~bit
+        }
+        return nil
     }
 
     /// The target not in `tried` whose time out of service ends first (health never refuses a
@@ -79,7 +83,10 @@ final class TargetGroup: @unchecked Sendable {
     }
 
     func succeeded(_ index: Int, board: TargetHealthBoard, nowMs: Int64) {
-        board.update(cell: cells(on: board)[index]) { $0.succeeding(nowMs: nowMs, policy: self.policy) }
+        let cell = cell(index, on: board)
+        // The usual success, of a target in service with nothing counted, changes nothing: one load.
+        if board.isUntouched(cell: cell) { return }
+        board.update(cell: cell) { $0.succeeding(nowMs: nowMs, policy: self.policy) }
     }
 
     func failed(_ index: Int, board: TargetHealthBoard, nowMs: Int64) {

@@ -159,6 +159,35 @@ import TestSupport
         #expect(seen.allSatisfy { $0.bodySHA256 == expectedSHA && $0.header("transfer-encoding") == "chunked" })
     }
 
+    /// A `Content-Length` body that came whole with its head is read where it lies (no wait for
+    /// its parts); cut anywhere, or behind another request in the same write, it is read as
+    /// parts: the upstream gets the same renamed bytes and length every way.
+    @Test func aBodyWholeWithItsHeadOrCutAtEveryByteGoesUpTheSame() throws {
+        let f = try Self.fixture()
+        let body = Self.body(padding: 40, modelLiteral: #""claude-sonnet""#)
+        let renamed = Self.replacing(#""claude-sonnet""#, with: #""claude-sonnet-4-5""#, in: body)
+        let head = Array(
+            ("POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer \(ProxyFixture.clientKey)\r\n"
+                + "Content-Length: \(body.count)\r\n\r\n").utf8)
+        let connection = try f.connect()
+        try connection.send(head + body)
+        #expect(try connection.readResponse(method: "POST").status == 200)
+        for cut in 0..<body.count {
+            try connection.send(head + body[..<cut])
+            try connection.send(Array(body[cut...]))
+            #expect(try connection.readResponse(method: "POST").status == 200, "cut at \(cut)")
+        }
+        try connection.send(head + body + head + body)
+        #expect(try connection.readResponse(method: "POST").status == 200)
+        #expect(try connection.readResponse(method: "POST").status == 200)
+        let seen = f.mock.requests
+        #expect(seen.count == body.count + 3)
+        #expect(
+            seen.allSatisfy {
+                $0.bodySHA256 == Self.sha256(renamed) && $0.header("content-length") == String(renamed.count)
+            })
+    }
+
     @Test func aModelBeyondTheFirstMiBIs413AndExpectContinueIsAnsweredFirst() throws {
         let f = try Self.fixture()
         let far = Self.body(padding: 1024 * 1024 + 10, modelLiteral: #""gpt-4o""#)
