@@ -26,8 +26,11 @@ import TestSupport
         #expect(master.logLines(containing: "delay_ms=1000").count == 1, "the second respawn waited for the backoff")
         #expect(client.failures.isEmpty, "\(client.failures.count) failed, first: \(client.failures.prefix(3))")
         #expect(client.durations.count > 50, "the client really ran (\(client.durations.count) requests)")
-        let slow = client.durations.filter { $0 >= 0.5 }
-        #expect(slow.isEmpty, "\(slow.count) requests took 0.5 s or more, the slowest \(client.durations.max() ?? 0) s")
+        // A connection left waiting for the respawn waits its 1 s backoff at least; 0.9 s leaves
+        // a loaded machine room for a slow request (one took 0.52 s at load 8) without letting
+        // a wait for the backoff through.
+        let slow = client.durations.filter { $0 >= 0.9 }
+        #expect(slow.isEmpty, "\(slow.count) requests took 0.9 s or more, the slowest \(client.durations.max() ?? 0) s")
     }
 }
 
