@@ -76,19 +76,26 @@ final class RedisReader {
     init() { reader = redisReaderCreate() }
     deinit { redisReaderFree(reader) }
 
-    /// Every complete reply in the bytes fed so far; nil when the stream is not RESP.
-    func feed(_ buffer: ByteBuffer) -> [RedisReply]? {
+    /// Feeds `buffer` and hands every complete reply so far to `each` (hiredis's object, freed
+    /// after `each` returns: nothing is copied unless `each` copies it); false when the stream is
+    /// not RESP.
+    func feed(_ buffer: ByteBuffer, _ each: (UnsafeMutablePointer<redisReply>) -> Void) -> Bool {
         let fed = buffer.withUnsafeReadableBytes { raw in
             redisReaderFeed(reader, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
         }
-        guard fed == REDIS_OK else { return nil }
-        var replies: [RedisReply] = []
+        guard fed == REDIS_OK else { return false }
         while true {
             var reply: UnsafeMutableRawPointer?
-            guard redisReaderGetReply(reader, &reply) == REDIS_OK else { return nil }
-            guard let reply else { return replies }
-            replies.append(RedisReply(reply.assumingMemoryBound(to: redisReply.self)))
+            guard redisReaderGetReply(reader, &reply) == REDIS_OK else { return false }
+            guard let reply else { return true }
+            each(reply.assumingMemoryBound(to: redisReply.self))
             freeReplyObject(reply)
         }
+    }
+
+    /// Every complete reply in the bytes fed so far, copied; nil when the stream is not RESP.
+    func feed(_ buffer: ByteBuffer) -> [RedisReply]? {
+        var replies: [RedisReply] = []
+        return feed(buffer) { replies.append(RedisReply($0)) } ? replies : nil
     }
 }

@@ -39,9 +39,6 @@ final class WorkerContext {
     /// The client of `rate_limits.redis`, made when a request first needs it, replaced when a
     /// reload changes the section.
     private var redis: RedisRateLimiter?
-    /// A random prefix and a counter: each Redis admission's member, unique across hosts.
-    private(set) var redisMemberSequence: UInt64 = 0
-    let redisMemberPrefix = Array("\(UInt64.random(in: 0...UInt64.max))-".utf8)
 
     func redisLimiter(for settings: Configuration.Redis) -> RedisRateLimiter {
         if let redis, redis.settings == settings { return redis }
@@ -49,11 +46,6 @@ final class WorkerContext {
         let made = RedisRateLimiter(settings: settings, eventLoop: eventLoop, logger: logger)
         redis = made
         return made
-    }
-
-    func nextRedisSequence() -> UInt64 {
-        redisMemberSequence &+= 1
-        return redisMemberSequence
     }
 
     init(
