@@ -45,8 +45,11 @@ import TestSupport
             }
             var buffer = ByteBufferAllocator().buffer(capacity: 256)
             batch.write(sha: sha, to: &buffer)
-            guard case .array(let values) = try send(buffer) else { return [] }
-            return values.map { RedisCheckBatch.outcome($0.integerValue ?? -1) }
+            switch try send(buffer) {
+            case .array(let values): return values.map { RedisCheckBatch.outcome($0.integerValue ?? -1) }
+            case .integer(let value) where checks.count == 1: return [RedisCheckBatch.outcome(value)]
+            default: return []
+            }
         }
 
         private func send(_ buffer: ByteBuffer) throws -> RedisReply {

@@ -127,7 +127,7 @@ def main():
         t0 = time.perf_counter()
         r = c.call(*check_args())
         check.append((time.perf_counter() - t0) * 1000)
-        if (r[0] if legacy else r[0]) != 0:
+        if (r if isinstance(r, int) else r[0]) != 0:
             sys.exit(f"probe check refused: {r}")
     c.call("DEL", key)
     mem0 = int(re.search(r"used_memory:(\d+)", c.call("INFO", "memory").decode()).group(1))

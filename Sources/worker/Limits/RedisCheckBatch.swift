@@ -16,8 +16,9 @@ struct RedisCheckCommand {
 ///
 /// The command: `EVALSHA sha K key… window limit… code…`: the batch's distinct keys, their limits
 /// in the same order, then one code per check, its first key's position (1-based) plus 256 × its
-/// second's (0: none). The reply: one integer per check, 0 admitted, else 2 × µs until a place
-/// frees, plus 1 when the check's second key refused.
+/// second's (0: none). The reply: one integer per check (an array; the integer alone for a batch
+/// of one), 0 admitted, else 2 × µs until a place frees, plus 1 when the check's second key
+/// refused.
 struct RedisCheckBatch {
     /// Checks per command at most: a larger tick goes out as several commands (one script run
     /// blocks Redis for its length, and Lua's `unpack` is bounded).

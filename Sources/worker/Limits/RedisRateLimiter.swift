@@ -57,7 +57,8 @@ final class RedisRateLimiter {
     private var inFlightHead = 0
     /// Checks not written yet: this tick's, or all those made before the script was loaded.
     private var queued: [Check] = []
-    /// Reused for every batch (its arrays keep their storage).
+    /// The batch being made: its checks are the last ones of `inFlight`; it is written (and its
+    /// `.checks` sent) when full or at the flush. Reused (its arrays keep their storage).
     private var batch = RedisCheckBatch()
     /// Bumped when the connection is lost: a loop answering a batch stops if its checks are gone.
     private var generation = 0
@@ -106,9 +107,12 @@ final class RedisRateLimiter {
             connectIfDue()
         }
         let deadline = NIODeadline.now().uptimeNanoseconds + UInt64(settings.timeoutMs) * 1_000_000
-        queued.append(Check(command: command, waiter: waiter, deadline: deadline))
+        let check = Check(command: command, waiter: waiter, deadline: deadline)
         if timer == nil { arm(at: deadline) }
-        if case .ready = state { scheduleFlush() }
+        guard case .ready(let sha) = state, channel != nil else { return queued.append(check) }
+        // Into this tick's batch at once (written at the flush): no copy through `queued`.
+        batched(check, sha: sha)
+        scheduleFlush()
     }
 
     func close() {
@@ -214,6 +218,7 @@ final class RedisRateLimiter {
         inFlight = []
         inFlightHead = 0
         queued = []
+        batch.removeAll()
         outgoing.clear()
         for check in unanswered {
             if let waiter = check.waiter { RedisCheck.answer(waiter, .unavailable("connection lost"), client: self) }
@@ -249,15 +254,20 @@ final class RedisRateLimiter {
     /// The queued checks as batches (`RedisCheckBatch.maxChecks` each, or fewer when a reload
     /// changed a key's limit in the middle of a tick).
     private func writeQueued(sha: [UInt8]?) {
-        for check in queued where check.waiter != nil {
-            if !batch.add(check.command) {
-                writeBatch(sha: sha)
-                _ = batch.add(check.command)  // an empty batch takes any check
-            }
-            inFlight.append(check)
+        if !queued.isEmpty {
+            for check in queued where check.waiter != nil { batched(check, sha: sha) }
+            queued.removeAll(keepingCapacity: true)
         }
         if !batch.isEmpty { writeBatch(sha: sha) }
-        queued.removeAll(keepingCapacity: true)
+    }
+
+    /// `check` joins the batch being made (the one before it is written first when it is full).
+    private func batched(_ check: Check, sha: [UInt8]?) {
+        if !batch.add(check.command) {
+            writeBatch(sha: sha)
+            _ = batch.add(check.command)  // an empty batch takes any check
+        }
+        inFlight.append(check)
     }
 
     private func writeBatch(sha: [UInt8]?) {
@@ -339,6 +349,15 @@ final class RedisRateLimiter {
         let end = min(start + count, inFlight.count)
         inFlightHead = end
         let value = reply.pointee
+        if value.type == REDIS_REPLY_INTEGER, end - start == 1 {
+            // A batch of one: its integer alone.
+            guard let waiter = inFlight[start].waiter else { return compactInFlight() }
+            inFlight[start].waiter = nil
+            let generation = self.generation
+            RedisCheck.answer(waiter, Self.outcome(Int64(value.integer)), client: self)
+            if generation == self.generation { compactInFlight() }
+            return
+        }
         if value.type == REDIS_REPLY_ARRAY, value.elements == end - start {
             let generation = self.generation
             for offset in 0..<(end - start) {
@@ -349,15 +368,9 @@ final class RedisRateLimiter {
                 guard let waiter = inFlight[index].waiter else { continue }
                 inFlight[index].waiter = nil
                 let element = value.element[offset]!.pointee
-                let outcome: Outcome
-                if element.type == REDIS_REPLY_INTEGER {
-                    switch RedisCheckBatch.outcome(Int64(element.integer)) {
-                    case .admitted: outcome = .admitted
-                    case .refused(let index, let wait): outcome = .refused(index: index, waitMicroseconds: wait)
-                    }
-                } else {
-                    outcome = .unavailable("unexpected reply")
-                }
+                let outcome =
+                    element.type == REDIS_REPLY_INTEGER
+                    ? Self.outcome(Int64(element.integer)) : .unavailable("unexpected reply")
                 RedisCheck.answer(waiter, outcome, client: self)
             }
             guard generation == self.generation else { return }
@@ -370,6 +383,8 @@ final class RedisRateLimiter {
             // The script cache was flushed: these checks go again as EVAL (which caches it again).
             let again = inFlight[start..<end].filter { $0.waiter != nil }
             compactInFlight()
+            // This tick's batch (after the failed one in `inFlight`) goes first, as it is.
+            if !batch.isEmpty, case .ready(let sha) = state { writeBatch(sha: sha) }
             let waiting = queued
             queued = again
             writeQueued(sha: nil)
@@ -388,6 +403,13 @@ final class RedisRateLimiter {
         }
         guard generation == self.generation else { return }
         compactInFlight()
+    }
+
+    private static func outcome(_ value: Int64) -> Outcome {
+        switch RedisCheckBatch.outcome(value) {
+        case .admitted: return .admitted
+        case .refused(let index, let wait): return .refused(index: index, waitMicroseconds: wait)
+        }
     }
 
     /// Answered checks leave the FIFO's front: all at once when none is left (the usual case), or

