@@ -31,7 +31,7 @@ enum RedisCheck {
             return .proceed
         }
         let suspension = StageSuspension()
-        worker.redisLimiter(for: settings).check(
+        worker.redisLimiter(for: settings, in: request.snapshot).check(
             command, Waiter(request: request, key: key, upstream: upstream, suspension: suspension, worker: worker))
         return .suspend(suspension)
     }

@@ -53,8 +53,12 @@ final class RedisRateLimiter {
     private var sent: [Sent] = []
     private var sentHead = 0
     /// The checks of the batches sent, in order.
+    /// The checks of the batches sent, in order: slots `inFlightHead..<inFlightCount`. Slots are
+    /// overwritten once every check was answered, not removed (removing non-trivial elements is a
+    /// generic `replaceSubrange`, ~400 instructions per check).
     private var inFlight: [Check] = []
     private var inFlightHead = 0
+    private var inFlightCount = 0
     /// Checks not written yet: this tick's, or all those made before the script was loaded.
     private var queued: [Check] = []
     /// The batch being made: its checks are the last ones of `inFlight`; it is written (and its
@@ -97,7 +101,7 @@ final class RedisRateLimiter {
     /// One atomic check-and-record of the sliding logs of `command`; `RedisCheck.answer` is
     /// called for `waiter` on the event loop, once.
     func check(_ command: RedisCheckCommand, _ waiter: RedisCheck.Waiter) {
-        guard inFlight.count - inFlightHead + queued.count < Self.maxPending else {
+        guard inFlightCount - inFlightHead + queued.count < Self.maxPending else {
             return RedisCheck.answer(waiter, .unavailable("too many checks waiting"), client: self)
         }
         if case .idle = state {
@@ -212,11 +216,12 @@ final class RedisRateLimiter {
         generation += 1
         retryAt = .now() + backoff
         backoff = min(backoff * 2, Self.maximumBackoff)
-        let unanswered = Array(inFlight[inFlightHead...]) + queued
+        let unanswered = Array(inFlight[inFlightHead..<inFlightCount]) + queued
         sent = []
         sentHead = 0
         inFlight = []
         inFlightHead = 0
+        inFlightCount = 0
         queued = []
         batch.removeAll()
         outgoing.clear()
@@ -267,7 +272,12 @@ final class RedisRateLimiter {
             writeBatch(sha: sha)
             _ = batch.add(check.command)  // an empty batch takes any check
         }
-        inFlight.append(check)
+        if inFlightCount < inFlight.count {
+            inFlight[inFlightCount] = check
+        } else {
+            inFlight.append(check)
+        }
+        inFlightCount += 1
     }
 
     private func writeBatch(sha: [UInt8]?) {
@@ -289,7 +299,7 @@ final class RedisRateLimiter {
         let reason = "no reply within \(settings.timeoutMs) ms"
         var lateSent = false
         var index = inFlightHead
-        while index < inFlight.count, inFlight[index].deadline <= now {
+        while index < inFlightCount, inFlight[index].deadline <= now {
             if let waiter = inFlight[index].waiter {
                 inFlight[index].waiter = nil
                 lateSent = true
@@ -310,7 +320,7 @@ final class RedisRateLimiter {
 
     private func rearm() {
         guard timer == nil else { return }
-        var next = inFlight[inFlightHead...].first { $0.waiter != nil }?.deadline
+        var next = inFlight[inFlightHead..<inFlightCount].first { $0.waiter != nil }?.deadline
         if let first = queued.first(where: { $0.waiter != nil })?.deadline { next = min(next ?? first, first) }
         if let next { arm(at: next) }
     }
@@ -346,7 +356,7 @@ final class RedisRateLimiter {
     /// A batch's reply: one integer per check (`RedisCheckBatch.outcome`), or an error for all.
     private func checked(_ count: Int, reply: UnsafeMutablePointer<redisReply>) {
         let start = inFlightHead
-        let end = min(start + count, inFlight.count)
+        let end = min(start + count, inFlightCount)
         inFlightHead = end
         let value = reply.pointee
         if value.type == REDIS_REPLY_INTEGER, end - start == 1 {
@@ -415,11 +425,12 @@ final class RedisRateLimiter {
     /// Answered checks leave the FIFO's front: all at once when none is left (the usual case), or
     /// in one move once they are most of a large array.
     private func compactInFlight() {
-        if inFlightHead == inFlight.count {
-            inFlight.removeAll(keepingCapacity: true)
+        if inFlightHead == inFlightCount {
             inFlightHead = 0
-        } else if inFlightHead > 1024, inFlightHead * 2 > inFlight.count {
+            inFlightCount = 0
+        } else if inFlightHead > 1024, inFlightHead * 2 > inFlightCount {
             inFlight.removeFirst(inFlightHead)
+            inFlightCount -= inFlightHead
             inFlightHead = 0
         }
     }
