@@ -100,4 +100,25 @@ import Testing
         #expect(RedisCheckBatch.outcome(2 * 12_345) == .refused(index: 0, waitMicroseconds: 12_345))
         #expect(RedisCheckBatch.outcome(2 * 60_000_000 + 1) == .refused(index: 1, waitMicroseconds: 60_000_000))
     }
+
+    @Test func integerRepliesAreReadWithoutHiredisOnlyWhileHiredisHoldsNothing() {
+        let reader = RedisReader()
+        var integers: [Int64] = []
+        var others: [RedisReply] = []
+        func feed(_ text: String) -> Bool {
+            var buffer = ByteBufferAllocator().buffer(capacity: 64)
+            buffer.writeString(text)
+            return reader.feed(buffer, integer: { integers.append($0) }, each: { others.append(RedisReply($0)) })
+        }
+        #expect(feed(":0\r\n:-5\r\n+OK\r\n:7\r\n:12"))
+        #expect(integers == [0, -5])
+        #expect(others == [.status("OK"), .integer(7)])
+        // hiredis holds the start of `:123`: the rest is its too, and so is what follows it.
+        #expect(feed("3\r\n:8\r\n"))
+        #expect(others == [.status("OK"), .integer(7), .integer(123), .integer(8)])
+        // Nothing held any more: integers are read here again.
+        #expect(feed(":120000000\r\n"))
+        #expect(integers == [0, -5, 120_000_000])
+        #expect(!feed("?"), "not RESP")
+    }
 }

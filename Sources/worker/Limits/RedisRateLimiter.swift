@@ -328,15 +328,7 @@ final class RedisRateLimiter {
     /// One reply, in order: hiredis's reply object, read where it lies (a batch's integers are
     /// not copied into a `RedisReply`).
     fileprivate func received(_ reply: UnsafeMutablePointer<redisReply>) {
-        guard sentHead < sent.count else { return }
-        let kind = sent[sentHead]
-        sentHead += 1
-        if sentHead == sent.count {
-            sent.removeAll(keepingCapacity: true)
-            sentHead = 0
-            // The timer stays armed: a Scheduled task per check cost ~5,000 instructions (made
-            // and cancelled); firing with nothing late, it arms again for the oldest check only.
-        }
+        guard let kind = nextSent() else { return }
         switch kind {
         case .setup:
             if reply.pointee.type == REDIS_REPLY_ERROR { channel?.close(promise: nil) }
@@ -353,6 +345,56 @@ final class RedisRateLimiter {
         }
     }
 
+    /// An integer reply read without hiredis (`RedisReader.feed`): a batch of one's answer.
+    fileprivate func received(integer value: Int64) {
+        guard let kind = nextSent() else { return }
+        switch kind {
+        case .setup: break
+        case .scriptLoad: channel?.close(promise: nil)
+        case .checks(let count):
+            let start = inFlightHead
+            let end = min(start + count, inFlightCount)
+            inFlightHead = end
+            guard end - start == 1 else { return answerAll(start..<end, .unavailable("unexpected reply")) }
+            answerOne(at: start, Self.outcome(value))
+        }
+    }
+
+    /// The command the next reply answers (replies come in order).
+    private func nextSent() -> Sent? {
+        guard sentHead < sent.count else { return nil }
+        let kind = sent[sentHead]
+        sentHead += 1
+        if sentHead == sent.count {
+            sent.removeAll(keepingCapacity: true)
+            sentHead = 0
+            // The timer stays armed: a Scheduled task per check cost ~5,000 instructions (made
+            // and cancelled); firing with nothing late, it arms again for the oldest check only.
+        }
+        return kind
+    }
+
+    private func answerOne(at index: Int, _ outcome: Outcome) {
+        guard let waiter = inFlight[index].waiter else { return compactInFlight() }
+        inFlight[index].waiter = nil
+        let generation = self.generation
+        RedisCheck.answer(waiter, outcome, client: self)
+        if generation == self.generation { compactInFlight() }
+    }
+
+    /// Every check of `range` not answered yet gets `outcome`.
+    private func answerAll(_ range: Range<Int>, _ outcome: Outcome) {
+        let generation = self.generation
+        for index in range {
+            guard generation == self.generation else { return }
+            guard let waiter = inFlight[index].waiter else { continue }
+            inFlight[index].waiter = nil
+            RedisCheck.answer(waiter, outcome, client: self)
+        }
+        guard generation == self.generation else { return }
+        compactInFlight()
+    }
+
     /// A batch's reply: one integer per check (`RedisCheckBatch.outcome`), or an error for all.
     private func checked(_ count: Int, reply: UnsafeMutablePointer<redisReply>) {
         let start = inFlightHead
@@ -361,12 +403,7 @@ final class RedisRateLimiter {
         let value = reply.pointee
         if value.type == REDIS_REPLY_INTEGER, end - start == 1 {
             // A batch of one: its integer alone.
-            guard let waiter = inFlight[start].waiter else { return compactInFlight() }
-            inFlight[start].waiter = nil
-            let generation = self.generation
-            RedisCheck.answer(waiter, Self.outcome(Int64(value.integer)), client: self)
-            if generation == self.generation { compactInFlight() }
-            return
+            return answerOne(at: start, Self.outcome(Int64(value.integer)))
         }
         if value.type == REDIS_REPLY_ARRAY, value.elements == end - start {
             let generation = self.generation
@@ -404,15 +441,7 @@ final class RedisRateLimiter {
         case .error(let text): message = String(text.prefix(200))
         default: message = "unexpected reply"
         }
-        let generation = self.generation
-        for index in start..<end {
-            guard generation == self.generation else { return }
-            guard let waiter = inFlight[index].waiter else { continue }
-            inFlight[index].waiter = nil
-            RedisCheck.answer(waiter, .unavailable(message), client: self)
-        }
-        guard generation == self.generation else { return }
-        compactInFlight()
+        answerAll(start..<end, .unavailable(message))
     }
 
     private static func outcome(_ value: Int64) -> Outcome {
@@ -450,7 +479,8 @@ private final class RedisChannelHandler: ChannelInboundHandler {
     init(client: RedisRateLimiter?) { self.client = client }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let readable = reader.feed(unwrapInboundIn(data)) { reply in client?.received(reply) }
+        let readable = reader.feed(
+            unwrapInboundIn(data), integer: { client?.received(integer: $0) }, each: { client?.received($0) })
         if !readable { client?.unreadable() }
     }
 
