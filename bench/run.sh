@@ -466,8 +466,12 @@ done
 # started above), each probed by latency_probe.py: S10_N sequential requests on one keep-alive
 # connection (a fixed rate far below saturation), S10_REPS alternating reps, same run.
 # added_p99_ms in redis-latency.tsv = the rep's p99 minus the previous no-limit rep's.
+# Then redis_probe.py: Redis's own PING and EVALSHA round trips (the floor of what a check adds)
+# and redis-server's µs per check, alone and batched; and INFO commandstats over S10 (what the
+# proxy's checks cost the server: `evalsha_usec_per_call`, one call per batch of checks).
 case " $TARGETS " in *" fluxgate2redis "*)
   RL=$OUT/redis-latency.tsv; echo -e "proxy	rep	result" > "$RL"
+  redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT > /dev/null
   for ((i=1; i<=${S10_REPS:-3}; i++)); do
     for t in fluxgate2 fluxgate2redis; do
       render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t-s10.yaml" "${PORT[fluxgate2]}" 2
@@ -481,12 +485,17 @@ case " $TARGETS " in *" fluxgate2redis "*)
       stop_one s10$t
     done
   done
+  r=$(python3 "$BENCH/tools/redis_probe.py" "$REDIS_PORT" --commandstats); echo -e "redis\tS10\t$r" >> "$RL"
+  log "S10 redis-server during S10: $r"
+  r=$(timeout 300 python3 "$BENCH/tools/redis_probe.py" "$REDIS_PORT" "${S10_N:-5000}"); echo -e "redis_probe\t-\t$r" >> "$RL"
+  log "S10 redis_probe (Redis alone): $r"
   python3 - "$RL" <<'PY' | tee -a "$OUT/driver.log"
 import re, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
 base = None
 for proxy, rep, result in rows:
     m = dict(re.findall(r"(\w+)=([\d.]+)", result))
+    if proxy.startswith("redis"): continue
     if proxy == "fluxgate2": base = m
     elif base and "p99_ms" in m:
         print(f"S10 rep {rep}: added p50 {float(m['p50_ms']) - float(base['p50_ms']):+.3f} ms, "

@@ -412,10 +412,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             // body a stage collected) goes out in one flush. Without it a request with nothing
             // queued behind it (a model-routed body, taken whole before a Redis-backed limit
             // suspended) left its body unflushed for ~200 ms (docs/performance.md).
+            // The body that arrived while the stage waited (queued) is delivered in the same
+            // flush: head and body in one write to the upstream, not two.
             clientReadInProgress = true
             resumed(request, head: waiting.head.take()!, stage: waiting.stage, verdict: verdict, context: context)
-            clientReadInProgress = false
-            exchange?.clientReadComplete()
+            guard state.hasQueued, !delivering else {
+                clientReadInProgress = false
+                exchange?.clientReadComplete()
+                return
+            }
             deliverQueued(context: context)
         }
     }

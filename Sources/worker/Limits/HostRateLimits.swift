@@ -66,8 +66,8 @@ final class LimitSet {
     let requests: RequestLogRegion?
     let inFlight: InFlightRegion?
     let tokens: TokenLogRegion?
-    /// The requests limit's key in Redis (with `rate_limits.redis`): `<key_prefix>requests:k:<key
-    /// id>`, `…requests:s:<kid>:<digest>` for a JWT subject, `…requests:u:<upstream>`.
+    /// The requests limit's key in Redis (with `rate_limits.redis`): `<key_prefix>admissions:k:<key
+    /// id>`, `…admissions:s:<kid>:<digest>` for a JWT subject, `…admissions:u:<upstream>`.
     let redisKey: [UInt8]?
     /// The one limit is `requests_per_minute` and its log is placed (no in-flight places, no
     /// tokens): the stage's short path, one log locked with plain values (`RateLimitStage`).
@@ -127,7 +127,7 @@ final class RateLimitTable: @unchecked Sendable {
             let inFlight = directory[RateLimitRegionName(owner, name, .inFlight).description]
             let tokens = directory[RateLimitRegionName(owner, name, .tokens).description]
             let redisKey = configuration.rateLimits?.redis.map {
-                Array(($0.keyPrefix + "requests:" + (owner == .key ? "k:" : "u:") + name).utf8)
+                Array(($0.keyPrefix + "admissions:" + (owner == .key ? "k:" : "u:") + name).utf8)
             }
             return LimitSet(
                 limits: limits,
@@ -156,7 +156,7 @@ final class RateLimitTable: @unchecked Sendable {
             subjects[key.id] = SubjectLimits(
                 kid: key.id, limits: limits, table: host.segment.subjectTable(entry: table),
                 requests: requests.map { host.segment.subjectRequests(entry: $0) },
-                redisPrefix: configuration.rateLimits?.redis.map { $0.keyPrefix + "requests:s:" + key.id + ":" })
+                redisPrefix: configuration.rateLimits?.redis.map { $0.keyPrefix + "admissions:s:" + key.id + ":" })
         }
         self.isEmpty = false
         self.usesRedis = configuration.rateLimits?.redis != nil

@@ -1,35 +1,41 @@
+import CHiredis
 import Common
 import Logging
 import NIOCore
 import NIOPosix
 
 /// The worker's client of `rate_limits.redis` (docs/rate-limits.md "Across hosts"): one
-/// connection on the worker's event loop, never blocking it. Each check is one `EVALSHA` of
-/// `RedisScript.source` (loaded once per connection with `SCRIPT LOAD`, sent again as `EVAL` after
-/// `NOSCRIPT`); replies come in order, so pending checks are a FIFO. A check that gets no answer
-/// within `timeout_ms` is `unavailable`: the connection is then dropped and made again with
-/// backoff. A check made while a connection is being made waits for it (within `timeout_ms`);
-/// one made while the client backs off after a failure is `unavailable` at once.
+/// connection on the worker's event loop, never blocking it. The checks of one event-loop tick
+/// go out as one `EVALSHA` of `RedisScript.source` (`RedisCheckBatch`; loaded once per connection
+/// with `SCRIPT LOAD`, sent again as `EVAL` after `NOSCRIPT`); replies come in order, so the
+/// commands sent and the checks they carry are FIFOs. A check that gets no answer within
+/// `timeout_ms` is `unavailable`: the connection is then dropped and made again with backoff. A
+/// check made while a connection is being made waits for it (within `timeout_ms`); one made
+/// while the client backs off after a failure is `unavailable` at once.
 final class RedisRateLimiter {
     enum Outcome {
         case admitted
-        /// The limit at `index` (0-based, in the order of the check's keys) is full; a place
+        /// The check's limit at `index` (0: its first key, 1: its second) is full; a place
         /// frees in `waitMicroseconds`.
         case refused(index: Int, waitMicroseconds: Int64)
         case unavailable(String)
     }
 
-    /// A command waiting for its reply (replies come in order: `pending` is a FIFO).
-    private struct Pending {
-        enum Kind {
-            case check(RedisCheckCommand)
-            case setup
-            case scriptLoad
-        }
-        let kind: Kind
-        var done: ((Outcome) -> Void)?
-        /// When a check stops waiting (uptime ns); 0 for the connection's own commands.
-        var deadline: UInt64 = 0
+    /// A check not yet answered.
+    private struct Check {
+        var command: RedisCheckCommand
+        /// nil once answered (a late reply after a timeout finds nobody).
+        var waiter: RedisCheck.Waiter?
+        /// When the check stops waiting (uptime ns).
+        var deadline: UInt64
+    }
+
+    /// A command sent, waiting for its reply.
+    private enum Sent {
+        case setup
+        case scriptLoad
+        /// A batch: the next `count` checks of `inFlight`.
+        case checks(count: Int)
     }
 
     private enum State {
@@ -44,14 +50,28 @@ final class RedisRateLimiter {
     private let logger: Logger
     private var state = State.idle
     private var channel: Channel?
-    private var pending: [Pending] = []
-    private var pendingHead = 0
-    /// Checks made while the connection was being made, sent once the script is loaded.
-    private var waiting: [Pending] = []
+    private var sent: [Sent] = []
+    private var sentHead = 0
+    /// The checks of the batches sent, in order.
+    /// The checks of the batches sent, in order: slots `inFlightHead..<inFlightCount`. Slots are
+    /// overwritten once every check was answered, not removed (removing non-trivial elements is a
+    /// generic `replaceSubrange`, ~400 instructions per check).
+    private var inFlight: [Check] = []
+    private var inFlightHead = 0
+    private var inFlightCount = 0
+    /// Checks not written yet: this tick's, or all those made before the script was loaded.
+    private var queued: [Check] = []
+    /// The batch being made: its checks are the last ones of `inFlight`; it is written (and its
+    /// `.checks` sent) when full or at the flush. Reused (its arrays keep their storage).
+    private var batch = RedisCheckBatch()
+    /// Bumped when the connection is lost: a loop answering a batch stops if its checks are gone.
+    private var generation = 0
     /// Commands of this event-loop tick, written together (docs/rate-limits.md "Across hosts":
     /// pipelined on the connection).
     private var outgoing: ByteBuffer
     private var flushScheduled = false
+    /// Made once: `execute` of a stored closure allocates nothing per tick.
+    private var flushTask: (() -> Void)?
     /// One timer for every check: the oldest one's deadline (checks are sent in deadline order).
     private var timer: Scheduled<Void>?
     private var retryAt = NIODeadline.uptimeNanoseconds(0)
@@ -78,25 +98,25 @@ final class RedisRateLimiter {
     /// `host:port`, for messages (the password is never shown).
     var endpoint: String { "\(settings.host):\(settings.port)" }
 
-    /// One atomic check-and-record of the sliding logs named `keys` with `limits`; `done` runs on
-    /// the event loop, once.
-    func check(_ command: RedisCheckCommand, _ done: @escaping (Outcome) -> Void) {
-        guard pending.count - pendingHead + waiting.count < Self.maxPending else {
-            return done(.unavailable("too many checks waiting"))
+    /// One atomic check-and-record of the sliding logs of `command`; `RedisCheck.answer` is
+    /// called for `waiter` on the event loop, once.
+    func check(_ command: RedisCheckCommand, _ waiter: RedisCheck.Waiter) {
+        guard inFlightCount - inFlightHead + queued.count < Self.maxPending else {
+            return RedisCheck.answer(waiter, .unavailable("too many checks waiting"), client: self)
         }
         if case .idle = state {
-            guard NIODeadline.now() >= retryAt else { return done(.unavailable("reconnecting")) }
+            guard NIODeadline.now() >= retryAt else {
+                return RedisCheck.answer(waiter, .unavailable("reconnecting"), client: self)
+            }
             connectIfDue()
         }
         let deadline = NIODeadline.now().uptimeNanoseconds + UInt64(settings.timeoutMs) * 1_000_000
-        let entry = Pending(kind: .check(command), done: done, deadline: deadline)
+        let check = Check(command: command, waiter: waiter, deadline: deadline)
         if timer == nil { arm(at: deadline) }
-        guard case .ready(let sha) = state, channel != nil else {
-            waiting.append(entry)
-            return
-        }
-        command.write(sha: sha, to: &outgoing)
-        enqueue(entry)
+        guard case .ready(let sha) = state, channel != nil else { return queued.append(check) }
+        // Into this tick's batch at once (written at the flush): no copy through `queued`.
+        batched(check, sha: sha)
+        scheduleFlush()
     }
 
     func close() {
@@ -172,12 +192,12 @@ final class RedisRateLimiter {
         state = .loading
         if let password = settings.password {
             let user = settings.username.map { [Array($0.utf8)] } ?? []
-            send([Array("AUTH".utf8)] + user + [Array(password.value.utf8)], Pending(kind: .setup))
+            send([Array("AUTH".utf8)] + user + [Array(password.value.utf8)], .setup)
         }
         if settings.database != 0 {
-            send([Array("SELECT".utf8), Array(String(settings.database).utf8)], Pending(kind: .setup))
+            send([Array("SELECT".utf8), Array(String(settings.database).utf8)], .setup)
         }
-        send([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(RedisScript.source.utf8)], Pending(kind: .scriptLoad))
+        send([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(RedisScript.source.utf8)], .scriptLoad)
         // The script must load in time too, or the connection is as good as down.
         let generation = ObjectIdentifier(channel)
         eventLoop.scheduleTask(in: .milliseconds(Int64(max(settings.timeoutMs, 100)) * 4)) { [weak self] in
@@ -193,36 +213,77 @@ final class RedisRateLimiter {
     fileprivate func lost() {
         channel = nil
         state = .idle
+        generation += 1
         retryAt = .now() + backoff
         backoff = min(backoff * 2, Self.maximumBackoff)
-        let unanswered = Array(pending[pendingHead...]) + waiting
-        pending = []
-        pendingHead = 0
-        waiting = []
+        let unanswered = Array(inFlight[inFlightHead..<inFlightCount]) + queued
+        sent = []
+        sentHead = 0
+        inFlight = []
+        inFlightHead = 0
+        inFlightCount = 0
+        queued = []
+        batch.removeAll()
         outgoing.clear()
-        for entry in unanswered { entry.done?(.unavailable("connection lost")) }
+        for check in unanswered {
+            if let waiter = check.waiter { RedisCheck.answer(waiter, .unavailable("connection lost"), client: self) }
+        }
     }
 
     /// A command of the connection's own (AUTH, SELECT, SCRIPT LOAD): hiredis formats it.
-    private func send(_ command: [[UInt8]], _ entry: Pending) {
+    private func send(_ command: [[UInt8]], _ kind: Sent) {
         RedisWire.write(command, to: &outgoing)
-        enqueue(entry)
+        sent.append(kind)
+        scheduleFlush()
     }
 
-    /// `entry`'s command is in `outgoing`: it is written with the others of this tick.
-    private func enqueue(_ entry: Pending) {
-        pending.append(entry)
+    /// What is in `outgoing` (and the queued checks, once the script is loaded) is written with
+    /// the rest of this tick.
+    private func scheduleFlush() {
         guard !flushScheduled else { return }
         flushScheduled = true
-        eventLoop.execute { [weak self] in self?.flush() }
+        if flushTask == nil { flushTask = { [weak self] in self?.flush() } }
+        eventLoop.execute(flushTask!)
     }
 
     private func flush() {
         flushScheduled = false
-        guard let channel, outgoing.readableBytes > 0 else { return }
+        guard let channel else { return }
+        if case .ready(let sha) = state { writeQueued(sha: sha) }
+        guard outgoing.readableBytes > 0 else { return }
         channel.writeAndFlush(outgoing, promise: nil)
         // Reused: once the socket took the bytes (the usual case) the buffer is ours alone again.
         outgoing.clear()
+    }
+
+    /// The queued checks as batches (`RedisCheckBatch.maxChecks` each, or fewer when a reload
+    /// changed a key's limit in the middle of a tick).
+    private func writeQueued(sha: [UInt8]?) {
+        if !queued.isEmpty {
+            for check in queued where check.waiter != nil { batched(check, sha: sha) }
+            queued.removeAll(keepingCapacity: true)
+        }
+        if !batch.isEmpty { writeBatch(sha: sha) }
+    }
+
+    /// `check` joins the batch being made (the one before it is written first when it is full).
+    private func batched(_ check: Check, sha: [UInt8]?) {
+        if !batch.add(check.command) {
+            writeBatch(sha: sha)
+            _ = batch.add(check.command)  // an empty batch takes any check
+        }
+        if inFlightCount < inFlight.count {
+            inFlight[inFlightCount] = check
+        } else {
+            inFlight.append(check)
+        }
+        inFlightCount += 1
+    }
+
+    private func writeBatch(sha: [UInt8]?) {
+        batch.write(sha: sha, to: &outgoing)
+        sent.append(.checks(count: batch.count))
+        batch.removeAll()
     }
 
     private func arm(at deadline: UInt64) {
@@ -235,77 +296,171 @@ final class RedisRateLimiter {
     private func timerFired() {
         timer = nil
         let now = NIODeadline.now().uptimeNanoseconds
+        let reason = "no reply within \(settings.timeoutMs) ms"
         var lateSent = false
-        for index in pendingHead..<pending.count where pending[index].deadline != 0 && pending[index].done != nil {
-            guard pending[index].deadline <= now else { break }
-            let done = pending[index].done
-            pending[index].done = nil
-            done?(.unavailable("no reply within \(settings.timeoutMs) ms"))
-            lateSent = true
+        var index = inFlightHead
+        while index < inFlightCount, inFlight[index].deadline <= now {
+            if let waiter = inFlight[index].waiter {
+                inFlight[index].waiter = nil
+                lateSent = true
+                RedisCheck.answer(waiter, .unavailable(reason), client: self)
+            }
+            index += 1
         }
-        while let first = waiting.first, first.deadline <= now {
-            waiting.removeFirst()
-            first.done?(.unavailable("no reply within \(settings.timeoutMs) ms"))
+        var late: [RedisCheck.Waiter] = []
+        queued.removeAll { check in
+            guard check.deadline <= now || check.waiter == nil else { return false }
+            if let waiter = check.waiter { late.append(waiter) }
+            return true
         }
+        for waiter in late { RedisCheck.answer(waiter, .unavailable(reason), client: self) }
         if lateSent, case .ready = state { channel?.close(promise: nil) }
         rearm()
     }
 
     private func rearm() {
         guard timer == nil else { return }
-        var next = pending[pendingHead...].first { $0.deadline != 0 && $0.done != nil }?.deadline
-        if let first = waiting.first?.deadline { next = min(next ?? first, first) }
+        var next = inFlight[inFlightHead..<inFlightCount].first { $0.waiter != nil }?.deadline
+        if let first = queued.first(where: { $0.waiter != nil })?.deadline { next = min(next ?? first, first) }
         if let next { arm(at: next) }
     }
 
-    fileprivate func received(_ reply: RedisReply) {
-        guard pendingHead < pending.count else { return }
-        let entry = pending[pendingHead]
-        pendingHead += 1
-        if pendingHead == pending.count {
-            pending.removeAll(keepingCapacity: true)
-            pendingHead = 0
-            // The timer stays armed: a Scheduled task per check cost ~5,000 instructions (made
-            // and cancelled); firing with nothing late, it arms again for the oldest check only.
-        }
-        switch entry.kind {
+    /// One reply, in order: hiredis's reply object, read where it lies (a batch's integers are
+    /// not copied into a `RedisReply`).
+    fileprivate func received(_ reply: UnsafeMutablePointer<redisReply>) {
+        guard let kind = nextSent() else { return }
+        switch kind {
         case .setup:
-            if case .error = reply { channel?.close(promise: nil) }
+            if reply.pointee.type == REDIS_REPLY_ERROR { channel?.close(promise: nil) }
         case .scriptLoad:
-            guard case .bulk(let sha?) = reply else {
+            guard case .bulk(let sha?) = RedisReply(reply) else {
                 channel?.close(promise: nil)
                 return
             }
             state = .ready(sha: sha)
             backoff = Self.minimumBackoff
-            let queued = waiting
-            waiting = []
-            for entry in queued where entry.done != nil {
-                guard case .check(let command) = entry.kind else { continue }
-                command.write(sha: sha, to: &outgoing)
-                enqueue(entry)
-            }
-        case .check(let command):
-            checked(entry, command: command, reply: reply)
+            scheduleFlush()
+        case .checks(let count):
+            checked(count, reply: reply)
         }
     }
 
-    private func checked(_ entry: Pending, command: RedisCheckCommand, reply: RedisReply) {
-        guard let done = entry.done else { return }  // timed out already
-        switch reply {
-        case .array(let values) where values.count == 2:
-            let index = values[0].integerValue ?? -1
-            let wait = values[1].integerValue ?? 0
-            done(index == 0 ? .admitted : .refused(index: Int(index) - 1, waitMicroseconds: wait))
-        case .error(let message) where message.hasPrefix("NOSCRIPT"):
-            // The script cache was flushed: this check goes as EVAL (which caches it again).
-            guard channel != nil else { return done(.unavailable("connection lost")) }
-            command.write(sha: nil, to: &outgoing)
-            enqueue(entry)
-        case .error(let message):
-            done(.unavailable(String(message.prefix(200))))
-        default:
-            done(.unavailable("unexpected reply"))
+    /// An integer reply read without hiredis (`RedisReader.feed`): a batch of one's answer.
+    fileprivate func received(integer value: Int64) {
+        guard let kind = nextSent() else { return }
+        switch kind {
+        case .setup: break
+        case .scriptLoad: channel?.close(promise: nil)
+        case .checks(let count):
+            let start = inFlightHead
+            let end = min(start + count, inFlightCount)
+            inFlightHead = end
+            guard end - start == 1 else { return answerAll(start..<end, .unavailable("unexpected reply")) }
+            answerOne(at: start, Self.outcome(value))
+        }
+    }
+
+    /// The command the next reply answers (replies come in order).
+    private func nextSent() -> Sent? {
+        guard sentHead < sent.count else { return nil }
+        let kind = sent[sentHead]
+        sentHead += 1
+        if sentHead == sent.count {
+            sent.removeAll(keepingCapacity: true)
+            sentHead = 0
+            // The timer stays armed: a Scheduled task per check cost ~5,000 instructions (made
+            // and cancelled); firing with nothing late, it arms again for the oldest check only.
+        }
+        return kind
+    }
+
+    private func answerOne(at index: Int, _ outcome: Outcome) {
+        guard let waiter = inFlight[index].waiter else { return compactInFlight() }
+        inFlight[index].waiter = nil
+        let generation = self.generation
+        RedisCheck.answer(waiter, outcome, client: self)
+        if generation == self.generation { compactInFlight() }
+    }
+
+    /// Every check of `range` not answered yet gets `outcome`.
+    private func answerAll(_ range: Range<Int>, _ outcome: Outcome) {
+        let generation = self.generation
+        for index in range {
+            guard generation == self.generation else { return }
+            guard let waiter = inFlight[index].waiter else { continue }
+            inFlight[index].waiter = nil
+            RedisCheck.answer(waiter, outcome, client: self)
+        }
+        guard generation == self.generation else { return }
+        compactInFlight()
+    }
+
+    /// A batch's reply: one integer per check (`RedisCheckBatch.outcome`), or an error for all.
+    private func checked(_ count: Int, reply: UnsafeMutablePointer<redisReply>) {
+        let start = inFlightHead
+        let end = min(start + count, inFlightCount)
+        inFlightHead = end
+        let value = reply.pointee
+        if value.type == REDIS_REPLY_INTEGER, end - start == 1 {
+            // A batch of one: its integer alone.
+            return answerOne(at: start, Self.outcome(Int64(value.integer)))
+        }
+        if value.type == REDIS_REPLY_ARRAY, value.elements == end - start {
+            let generation = self.generation
+            for offset in 0..<(end - start) {
+                // An answer can start another request's check, never end this connection's
+                // FIFOs, except through `lost` (then every check left was answered there).
+                guard generation == self.generation else { return }
+                let index = start + offset
+                guard let waiter = inFlight[index].waiter else { continue }
+                inFlight[index].waiter = nil
+                let element = value.element[offset]!.pointee
+                let outcome =
+                    element.type == REDIS_REPLY_INTEGER
+                    ? Self.outcome(Int64(element.integer)) : .unavailable("unexpected reply")
+                RedisCheck.answer(waiter, outcome, client: self)
+            }
+            guard generation == self.generation else { return }
+            compactInFlight()
+            return
+        }
+        let message: String
+        switch RedisReply(reply) {
+        case .error(let text) where text.hasPrefix("NOSCRIPT") && channel != nil:
+            // The script cache was flushed: these checks go again as EVAL (which caches it again).
+            let again = inFlight[start..<end].filter { $0.waiter != nil }
+            compactInFlight()
+            // This tick's batch (after the failed one in `inFlight`) goes first, as it is.
+            if !batch.isEmpty, case .ready(let sha) = state { writeBatch(sha: sha) }
+            let waiting = queued
+            queued = again
+            writeQueued(sha: nil)
+            queued = waiting
+            scheduleFlush()
+            return
+        case .error(let text): message = String(text.prefix(200))
+        default: message = "unexpected reply"
+        }
+        answerAll(start..<end, .unavailable(message))
+    }
+
+    private static func outcome(_ value: Int64) -> Outcome {
+        switch RedisCheckBatch.outcome(value) {
+        case .admitted: return .admitted
+        case .refused(let index, let wait): return .refused(index: index, waitMicroseconds: wait)
+        }
+    }
+
+    /// Answered checks leave the FIFO's front: all at once when none is left (the usual case), or
+    /// in one move once they are most of a large array.
+    private func compactInFlight() {
+        if inFlightHead == inFlightCount {
+            inFlightHead = 0
+            inFlightCount = 0
+        } else if inFlightHead > 1024, inFlightHead * 2 > inFlightCount {
+            inFlight.removeFirst(inFlightHead)
+            inFlightCount -= inFlightHead
+            inFlightHead = 0
         }
     }
 
@@ -324,11 +479,9 @@ private final class RedisChannelHandler: ChannelInboundHandler {
     init(client: RedisRateLimiter?) { self.client = client }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let replies = reader.feed(unwrapInboundIn(data)) else {
-            client?.unreadable()
-            return
-        }
-        for reply in replies { client?.received(reply) }
+        let readable = reader.feed(
+            unwrapInboundIn(data), integer: { client?.received(integer: $0) }, each: { client?.received($0) })
+        if !readable { client?.unreadable() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -339,33 +492,4 @@ private final class RedisChannelHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }
-}
-
-/// The check, atomic in Redis (docs/rate-limits.md "Across hosts"): for each key a sorted set of
-/// admission instants (microseconds from Redis's own `TIME`, so host clocks do not matter).
-/// KEYS: the logs; ARGV: the window (µs), the limits in the order of KEYS, a member unique to
-/// this admission. Returns {0, 0} when admitted (recorded in every log), or {i, µs} when log i is
-/// full and a place frees in that many microseconds (nothing recorded).
-enum RedisScript {
-    static let bytes = Array(source.utf8)
-    static let source = """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        local window = tonumber(ARGV[1])
-        for i = 1, #KEYS do
-          redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-          local count = redis.call('ZCARD', KEYS[i])
-          local limit = tonumber(ARGV[i + 1])
-          if count >= limit then
-            local oldest = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
-            return {i, math.max(tonumber(oldest[2]) + window - now, 0)}
-          end
-        end
-        local member = now .. ':' .. ARGV[#KEYS + 2]
-        for i = 1, #KEYS do
-          redis.call('ZADD', KEYS[i], now, member)
-          redis.call('PEXPIRE', KEYS[i], math.floor(window / 1000) + 1000)
-        end
-        return {0, 0}
-        """
 }

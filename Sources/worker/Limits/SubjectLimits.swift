@@ -8,7 +8,7 @@ struct SubjectLimits {
     let limits: Configuration.Limits
     let table: SubjectTable
     let requests: SubjectRequestsTable?
-    /// `<key_prefix>requests:s:<kid>:` with `rate_limits.redis`.
+    /// `<key_prefix>admissions:s:<kid>:` with `rate_limits.redis`.
     let redisPrefix: String?
 
     /// The subject's limits; nil when the table has no room for it (every probed slot is live):

@@ -85,12 +85,12 @@ import TestSupport
         #expect(Self.admitted(proxies[1].port, alice, 4) == 1, "alice's three are shared by both hosts")
         #expect(Self.admitted(proxies[1].port, bob, 4) == 3)
         #expect(Self.admitted(proxies[0].port, anonymous, 4) == 3)
-        #expect(try redis.cli("ZCARD", "fluxgate:requests:k:issuer-1") == "3", "tokens without sub: the kid's key")
-        let keys = try redis.cli("KEYS", "fluxgate:requests:s:issuer-1:*").split(separator: "\n")
+        #expect(try redis.cli("LLEN", "fluxgate:admissions:k:issuer-1") == "3", "tokens without sub: the kid's key")
+        let keys = try redis.cli("KEYS", "fluxgate:admissions:s:issuer-1:*").split(separator: "\n")
         #expect(keys.count == 2, "one key per subject, named by a digest of the sub: \(keys)")
         for key in keys {
-            #expect(key.count == "fluxgate:requests:s:issuer-1:".count + 32)
-            #expect(try redis.cli("ZCARD", String(key)) == "3")
+            #expect(key.count == "fluxgate:admissions:s:issuer-1:".count + 32)
+            #expect(try redis.cli("LLEN", String(key)) == "3")
             let ttl = Int(try redis.cli("PTTL", String(key))) ?? -1
             #expect(ttl > 0 && ttl <= 61_000, "a subject's key expires a minute after its last admission")
         }

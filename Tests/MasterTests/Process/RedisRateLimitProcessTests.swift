@@ -46,7 +46,31 @@ import TestSupport
         #expect(all.filter { $0 == 200 }.count == 100)
         #expect(all.filter { $0 == 429 }.count == 900)
         #expect(mock.requests.count == 100)
-        #expect(try redis.cli("ZCARD", "fluxgate:requests:k:team-a") == "100")
+        #expect(try redis.cli("LLEN", "fluxgate:admissions:k:team-a") == "100")
+    }
+
+    /// A body that arrived with its head, or after it, while the check waited for Redis goes
+    /// upstream whole once the check admits the request (with the head, in one write).
+    @Test func aPostedBodyReachesTheUpstreamWholeAfterTheRedisCheck() throws {
+        let redis = try RedisServer()
+        defer { redis.kill() }
+        let mock = try MockUpstream()
+        let proxy = try FluxgateInstance(
+            yaml: Self.yaml(mock: mock, redis: redis.port, limit: 100, timeoutMs: 2000, mode: "reject"))
+        defer { proxy.stop() }
+        let connection = try proxy.connect(timeout: 30)
+        let small = Array(#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}]}"#.utf8)
+        for body in [small, Array(MockPattern.block[0..<1000]), Array(MockPattern.block) + Array(MockPattern.block)] {
+            let headers = Self.auth + [("Content-Type", "application/json")]
+            let response = try connection.request("POST", "/openai/v1/chat/completions", headers: headers, body: body)
+            #expect(response.status == 200)
+            #expect(mock.requests.last?.bodyLength == body.count)
+            let digest = SHA256Stream()
+            digest.update(body)
+            #expect(mock.requests.last?.bodySHA256 == digest.finalHex())
+        }
+        #expect(mock.requests.count == 3)
+        #expect(try redis.cli("LLEN", "fluxgate:admissions:k:team-a") == "3")
     }
 
     @Test(arguments: ["local", "allow", "reject"])
@@ -69,7 +93,7 @@ import TestSupport
             }
         }
         #expect(try send(2).map(\.status) == [200, 200])
-        #expect(try redis.cli("ZCARD", "fluxgate:requests:k:team-a") == "2")
+        #expect(try redis.cli("LLEN", "fluxgate:admissions:k:team-a") == "2")
 
         let expected: (Int) -> [Int] = { count in
             switch mode {
@@ -104,13 +128,13 @@ import TestSupport
         var admittedThroughRedis = 0
         while Date() < deadline, admittedThroughRedis == 0 {
             _ = try send(1)
-            admittedThroughRedis = Int(try redis.cli("ZCARD", "fluxgate:requests:k:team-a")) ?? 0
+            admittedThroughRedis = Int(try redis.cli("LLEN", "fluxgate:admissions:k:team-a")) ?? 0
             if admittedThroughRedis == 0 { usleep(100_000) }
         }
         #expect(admittedThroughRedis == 1)
         let resumed = try send(6)
         #expect(resumed.filter { $0.status == 200 }.count == 4, "\(resumed.map(\.status))")
         #expect(resumed.last?.status == 429)
-        #expect(try redis.cli("ZCARD", "fluxgate:requests:k:team-a") == "5")
+        #expect(try redis.cli("LLEN", "fluxgate:admissions:k:team-a") == "5")
     }
 }

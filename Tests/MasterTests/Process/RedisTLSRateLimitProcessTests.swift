@@ -29,7 +29,7 @@ import TestSupport
             try connection.request("GET", "/openai/v1/models", headers: RedisRateLimitProcessTests.auth).status
         }
         #expect(statuses == [200, 200, 200, 429, 429])
-        #expect(try redis.cli("ZCARD", "fluxgate:requests:k:team-a") == "3")
+        #expect(try redis.cli("LLEN", "fluxgate:admissions:k:team-a") == "3")
         #expect(mock.requests.count == 3)
     }
 
@@ -47,7 +47,7 @@ import TestSupport
             try connection.request("GET", "/openai/v1/models", headers: RedisRateLimitProcessTests.auth).status
         }
         #expect(statuses == [503, 503, 503])
-        #expect(try redis.cli("EXISTS", "fluxgate:requests:k:team-a") == "0")
+        #expect(try redis.cli("EXISTS", "fluxgate:admissions:k:team-a") == "0")
         #expect(mock.requests.isEmpty)
     }
 }
