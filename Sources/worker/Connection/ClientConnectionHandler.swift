@@ -146,34 +146,54 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         // The clock is read only when the bytes start a request (the header timeout starts).
         if state.phase == .idle, state.bytesArrived(now: .now()) { timer?.set(state.deadline) }
         parser.append(unwrapInboundIn(data))
-        while state.phase != .closing, let event = parser.next() {
-            if state.received(event) { handle(event, context: context) }
+        // A head stays in the parser until it is handled (`takeHead`) or queued behind an
+        // unfinished response (`event`): it is moved once, not copied with every event.
+        while state.phase != .closing, let part = parser.nextPart() {
+            if state.handlesNow {
+                handle(part, context: context)
+            } else {
+                _ = state.received(parser.event(part))
+            }
         }
     }
 
+    private func handle(_ part: RequestParser.Part, context: ChannelHandlerContext) {
+        switch part {
+        case .head: requestHead(parser.takeHead(), context: context)
+        case .body(let buffer): requestBody(buffer, context: context)
+        case .end: requestEnd(context: context)
+        case .malformed(let error): requestMalformed(ProxyErrorResponse(error), context: context)
+        }
+    }
+
+    /// A queued part (`deliverQueued`).
     private func handle(_ event: RequestEvent, context: ChannelHandlerContext) {
         switch event {
-        case .head(let head):
-            requestHead(head, context: context)
-        case .body(let buffer):
-            if let exchange {
-                exchange.clientBody(buffer)
-            } else if waiting != nil {
-                bodyCollected(buffer, end: false, context: context)
-            }
-        case .end:
-            if let exchange {
-                state.requestReceived()
-                exchange.clientEnd()
-            } else if waiting != nil {
-                state.requestReceived()
-                bodyCollected(nil, end: true, context: context)
-            } else if state.discardingRequest {
-                state.requestDiscarded(now: .now())
-                timer?.set(state.deadline)
-            }
-        case .malformed(let error):
-            requestMalformed(ProxyErrorResponse(error), context: context)
+        case .head(let head): requestHead(head, context: context)
+        case .body(let buffer): requestBody(buffer, context: context)
+        case .end: requestEnd(context: context)
+        case .malformed(let error): requestMalformed(ProxyErrorResponse(error), context: context)
+        }
+    }
+
+    private func requestBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        if let exchange {
+            exchange.clientBody(buffer)
+        } else if waiting != nil {
+            bodyCollected(buffer, end: false, context: context)
+        }
+    }
+
+    private func requestEnd(context: ChannelHandlerContext) {
+        if let exchange {
+            state.requestReceived()
+            exchange.clientEnd()
+        } else if waiting != nil {
+            state.requestReceived()
+            bodyCollected(nil, end: true, context: context)
+        } else if state.discardingRequest {
+            state.requestDiscarded(now: .now())
+            timer?.set(state.deadline)
         }
     }
 
