@@ -13,7 +13,7 @@ import Testing
             switch value {
             case .string(let s): out.append("\(key)=\(s)")
             case .number(let n): out.append("\(key)=\(n)")
-            case .text(let bytes): out.append("\(key)=\(String(decoding: bytes, as: UTF8.self))")
+            case .text(let bytes), .bare(let bytes): out.append("\(key)=\(String(decoding: bytes, as: UTF8.self))")
             }
         }
         return out
@@ -96,6 +96,19 @@ import Testing
         withID.requestID = "mine"
         let own = Self.rendered { withID.forEachLineField(clientIP: nil, endedAt: .uptimeNanoseconds(5_000_000), madeRequestID: made, $0) }
         #expect(own.contains("request_id=mine") && own.filter { $0.hasPrefix("request_id=") }.count == 1)
+    }
+
+    /// Eight digits a step give what `String(radix: 16)`, zero-padded, gives.
+    @Test func idDigitsAreTheValuesHexDigits() {
+        var random = SystemRandomNumberGenerator()
+        let values: [UInt64] = [0, 1, 9, 10, 15, 16, 0x9999_9999_aaaa_aaaa, 0xffff_ffff_ffff_ffff, 0x0123_4567_89ab_cdef]
+        for high in values + (0..<200).map({ _ in random.next() }) {
+            let low = ~high &* 31
+            var bytes = [UInt8](repeating: 0, count: 32)
+            bytes.withUnsafeMutableBytes { RequestIDGenerator.write(high, low, into: $0) }
+            let padded = { (v: UInt64) in String(repeating: "0", count: 16 - String(v, radix: 16).count) + String(v, radix: 16) }
+            #expect(String(decoding: bytes, as: UTF8.self) == padded(high) + padded(low))
+        }
     }
 
     @Test func idsAsBytesAndAsStringsLookAlikeAndDoNotRepeat() {

@@ -48,6 +48,26 @@ import Testing
         }
     }
 
+    /// Values known to need no quoting (a made request id, a method) are copied unlooked-at,
+    /// and print exactly as the same bytes looked at do.
+    @Test(arguments: [(LogSettings.Format.text, false), (.text, true), (.json, false)])
+    func bareValuesPrintAsTheSameTextDoes(format: LogSettings.Format, colour: Bool) throws {
+        var fds: [CInt] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let writer = FluxgateLogHandler(settings: LogSettings(level: .trace, colour: colour, format: format), fd: fds[1])
+            .requestLineWriter
+        for value in ["POST", "M-SEARCH_X", "0123456789abcdef0123456789abcdef"] {
+            let bytes = Array(value.utf8)
+            bytes.withUnsafeBytes { raw in
+                writer.write(level: .trace, message: "Request processed") { $0.add("method", bare: raw) }
+                writer.write(level: .trace, message: "Request processed") { $0.add("method", text: raw) }
+            }
+            let lines = try Self.readLines(fds[0], count: 2)
+            #expect(lines.count == 2 && Self.withoutTimestamp(lines[0]) == Self.withoutTimestamp(lines[1]), "\(lines)")
+        }
+    }
+
     @Test func nothingIsWrittenBelowTheLevel() throws {
         var fds: [CInt] = [0, 0]
         #expect(pipe(&fds) == 0)

@@ -26,12 +26,16 @@ public struct RequestLineWriter: Sendable {
     /// Builds the line (fields in the order `fields` adds them) and writes it, when `level` is enabled.
     public func write(level: Logger.Level, message: StaticString, _ fields: (inout LogLineBuilder) -> Void) {
         guard isEnabled(level) else { return }
-        var builder = LogLineBuilder(format: formatter.format, colour: formatter.colour)
-        defer { builder.deallocate() }
-        builder.start(level: level, message: message)
-        fields(&builder)
-        builder.finish()
-        builder.withBytes { FluxgateLogHandler.writeAll(fd: fd, $0) }
+        // On the stack: a typical line never leaves it (a `malloc` and `free` per line cost ~170
+        // instructions); a longer one moves to the heap.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: LogLineBuilder.stackBytes) { stack in
+            var builder = LogLineBuilder(format: formatter.format, colour: formatter.colour, storage: stack)
+            defer { builder.deallocate() }
+            builder.start(level: level, message: message)
+            fields(&builder)
+            builder.finish()
+            builder.withBytes { FluxgateLogHandler.writeAll(fd: fd, $0) }
+        }
     }
 }
 
@@ -51,15 +55,24 @@ public struct LogLineBuilder {
     private var count = 0
     private let format: LogSettings.Format
     private let colour: Bool
+    /// `storage` was allocated here (the line outgrew the caller's buffer) and is freed here.
+    private var ownsStorage = false
 
-    fileprivate init(format: LogSettings.Format, colour: Bool) {
+    /// Room on the stack for a line: a typical one (`LogLineFormatter.typicalLineBytes`) with
+    /// room to spare.
+    static let stackBytes = 512
+
+    /// A line written into `storage` (the caller's, which outlives the builder) until it is full.
+    fileprivate init(format: LogSettings.Format, colour: Bool, storage: UnsafeMutableBufferPointer<UInt8>) {
         self.format = format
         self.colour = colour
-        capacity = LogLineFormatter.typicalLineBytes
-        storage = .allocate(capacity: capacity)
+        self.storage = storage.baseAddress!
+        capacity = storage.count
     }
 
-    fileprivate func deallocate() { storage.deallocate() }
+    fileprivate func deallocate() {
+        if ownsStorage { storage.deallocate() }
+    }
 
     fileprivate func withBytes(_ body: (UnsafeBufferPointer<UInt8>) -> Void) {
         body(UnsafeBufferPointer(start: storage, count: count))
@@ -116,6 +129,23 @@ public struct LogLineBuilder {
         }
     }
 
+    /// A value whose bytes are known to be bare and JSON-plain (`LogLineFormatter.isBareByte`,
+    /// `JSONText.isPlain`: a request id the proxy made, a method the parser read), copied
+    /// without looking at them; printed exactly as `add(_:text:)` prints the same bytes.
+    public mutating func add(_ key: StaticString, bare bytes: UnsafeRawBufferPointer) {
+        self.key(key)
+        let utf8 = bytes.assumingMemoryBound(to: UInt8.self)
+        switch format {
+        case .text:
+            append(utf8.baseAddress, utf8.count)
+        case .json:
+            reserve(utf8.count &+ 2)
+            appendByte(UInt8(ascii: "\""))
+            append(utf8.baseAddress, utf8.count)
+            appendByte(UInt8(ascii: "\""))
+        }
+    }
+
     /// Every byte is `LogLineFormatter.isBareByte` (printable ASCII, no space, quote or
     /// backslash): eight at a time, then the rest one by one. Each test below answers exactly
     /// whether some byte of the word is in its set.
@@ -169,18 +199,24 @@ public struct LogLineBuilder {
         }
     }
 
+    /// The digits counted first, then written from the last (writing them backwards and
+    /// reversing cost twice as much per number).
     private mutating func appendDigits(_ value: UInt64) {
         reserve(20)
-        var digits = 0
+        var digits = 1
+        var power: UInt64 = 10
+        while digits < 20 && value >= power {
+            digits &+= 1
+            power = power &* 10
+        }
         var rest = value
+        var at = count &+ digits
         repeat {
-            storage[count + digits] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+            at &-= 1
+            storage[at] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
             rest /= 10
-            digits += 1
         } while rest > 0
-        var written = UnsafeMutableBufferPointer(start: storage + count, count: digits)
-        written.reverse()
-        count += digits
+        count &+= digits
     }
 
     /// `JSONText.quoted`, whose output is the string's own bytes in quotes unless it has a quote,
@@ -256,8 +292,9 @@ public struct LogLineBuilder {
         let grown = max(capacity * 2, count + n)
         let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
         bigger.update(from: storage, count: count)
-        storage.deallocate()
+        if ownsStorage { storage.deallocate() }
         storage = bigger
         capacity = grown
+        ownsStorage = true
     }
 }

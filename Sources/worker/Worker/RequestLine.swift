@@ -14,7 +14,11 @@ extension RequestFacts {
         _ body: (StaticString, RequestLogRecord.FieldValue) -> Void
     ) {
         if let clientIP { body("client_ip", .string(clientIP)) }
-        if let method { body("method", .string(method.rawValue)) }
+        if let method {
+            // The parser's method bytes (`A`–`Z`, `-`, `_`) need no quoting or escaping.
+            var name = method.rawValue
+            name.withUTF8 { body("method", .bare(UnsafeRawBufferPointer($0))) }
+        }
         // Optional chaining, not `if let`: the buffer and the match are read where they are.
         requestTarget?.withUnsafeReadableBytes { RequestLogRecord.url($0, mayHaveUserinfo: true) { body("request_url", $0) } }
         if let requestBodyBytes { body("request_body_length", .number(Int64(requestBodyBytes))) }
@@ -34,7 +38,7 @@ extension RequestFacts {
         if let requestID {
             body("request_id", .string(requestID))
         } else if let madeRequestID {
-            madeRequestID.withBytes { body("request_id", .text($0)) }
+            madeRequestID.withBytes { body("request_id", .bare($0)) }
         }
         if let upstreamRequestID { body("upstream_request_id", .string(upstreamRequestID)) }
         if attempts > 1 { body("attempts", .number(Int64(attempts))) }

@@ -52,6 +52,9 @@ struct RequestLogRecord: Sendable {
         case number(Int64)
         /// A string's UTF-8 bytes, valid during the call only (a URL, redacted and capped).
         case text(UnsafeRawBufferPointer)
+        /// Like `text`, bytes known to need no quoting or escaping in any format (hex digits,
+        /// a method's letters): written without looking at them.
+        case bare(UnsafeRawBufferPointer)
     }
 
     /// The line's present fields in Fluxgate's order (`LogLineFormatter.requestFieldOrder`), URLs
@@ -97,7 +100,8 @@ struct RequestLogRecord: Sendable {
             switch value {
             case .string(let s): metadata[key.description] = .string(s)
             case .number(let n): metadata[key.description] = .stringConvertible(n)
-            case .text(let bytes): metadata[key.description] = .string(String(decoding: bytes, as: UTF8.self))
+            case .text(let bytes), .bare(let bytes):
+                metadata[key.description] = .string(String(decoding: bytes, as: UTF8.self))
             }
         }
         return metadata
@@ -121,6 +125,7 @@ struct RequestLogRecord: Sendable {
         case .string(let s): line.add(key, s)
         case .number(let n): line.add(key, n)
         case .text(let bytes): line.add(key, text: bytes)
+        case .bare(let bytes): line.add(key, bare: bytes)
         }
     }
 

@@ -99,13 +99,16 @@ final class WorkerContext {
     }
 
     /// The request line straight from the facts (`RequestFacts.forEachLineField`); a request id
-    /// the facts lack is made for the line only. (One closure: a second one, nested, copied the
-    /// facts.)
+    /// the facts lack is made for the line only. The writer's closure reads the facts through a
+    /// pointer: capturing them (the parameter itself) copied them whole and destroyed the copy,
+    /// ~450 instructions per line.
     private func writeLine(_ facts: inout RequestFacts, clientIP: String?, endedAt: NIODeadline, to writer: RequestLineWriter) {
         let madeID = facts.requestID == nil ? requestIDs.nextText() : nil
-        writer.write(level: .trace, message: "Request processed") { line in
-            facts.forEachLineField(clientIP: clientIP, endedAt: endedAt, madeRequestID: madeID) {
-                RequestLogRecord.add($0, $1, to: &line)
+        withUnsafePointer(to: &facts) { facts in
+            writer.write(level: .trace, message: "Request processed") { line in
+                facts.pointee.forEachLineField(clientIP: clientIP, endedAt: endedAt, madeRequestID: madeID) {
+                    RequestLogRecord.add($0, $1, to: &line)
+                }
             }
         }
     }
