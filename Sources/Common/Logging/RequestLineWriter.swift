@@ -81,21 +81,19 @@ public struct LogLineBuilder {
     /// The line's start, with the current time written in place (`FluxgateLogHandler.timestamp()`'s
     /// text, without making a `String` of it).
     fileprivate mutating func start(level: Logger.Level, message: StaticString) {
-        let name = LogLineFormatter.levelName(level)
         switch format {
         case .text:
-            let padded = name.utf8.count == 5 ? name : " " + name
             if colour {
-                append("\u{1B}[2m"); appendTimestamp(); append("\u{1B}[0m "); append(LogLineFormatter.ansi(level))
-                append(padded); append("\u{1B}[0m ")
+                append("\u{1B}[2m"); appendTimestamp(); append("\u{1B}[0m "); append(string: LogLineFormatter.ansi(level))
+                appendPaddedLevel(level); append("\u{1B}[0m ")
             } else {
-                appendTimestamp(); append(" "); append(padded); append(" ")
+                appendTimestamp(); appendByte(UInt8(ascii: " ")); appendPaddedLevel(level); appendByte(UInt8(ascii: " "))
             }
             append(message)
         case .json:
             // A timestamp has no byte JSON escapes: quoted as it is.
             append("{\"timestamp\":\""); appendTimestamp(); append("\"")
-            append(",\"level\":\""); append(name); append("\"")
+            append(",\"level\":\""); append(LogLineFormatter.levelText(level)); append("\"")
             append(",\"message\":"); appendJSONString(message.description)
         }
     }
@@ -105,8 +103,12 @@ public struct LogLineBuilder {
     }
 
     public mutating func add(_ key: StaticString, _ value: String) {
-        var value = value
-        value.withUTF8 { add(key, text: UnsafeRawBufferPointer($0)) }
+        // Read in place (a copy made for `withUTF8` retained and released the string).
+        let done: Void? = value.utf8.withContiguousStorageIfAvailable { add(key, text: UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            var value = value
+            value.withUTF8 { add(key, text: UnsafeRawBufferPointer($0)) }
+        }
     }
 
     /// A string value given as its UTF-8 bytes (a URL read where it was received: no `String`
@@ -125,7 +127,7 @@ public struct LogLineBuilder {
             append(utf8.baseAddress, utf8.count)
             appendByte(UInt8(ascii: "\""))
         case .text, .json:
-            append(LogLineFormatter.quoted(String(decoding: utf8, as: UTF8.self)))
+            append(string: LogLineFormatter.quoted(String(decoding: utf8, as: UTF8.self)))
         }
     }
 
@@ -181,6 +183,8 @@ public struct LogLineBuilder {
         appendDigits(value.magnitude)
     }
 
+    /// Inlined into each `add`: the call cost about as much as the copying.
+    @inline(__always)
     private mutating func key(_ key: StaticString) {
         switch format {
         case .text where !colour:
@@ -226,16 +230,28 @@ public struct LogLineBuilder {
         let plain = s.withUTF8 { $0.allSatisfy(JSONText.isPlain) }
         if plain {
             append("\"")
-            append(s)
+            append(string: s)
             append("\"")
         } else {
-            append(JSONText.quoted(s))
+            append(string: JSONText.quoted(s))
         }
     }
 
-    private mutating func append(_ s: String) {
-        var s = s
-        s.withUTF8 { append($0.baseAddress, $0.count) }
+    /// (Not `append(_:)`: a string literal would pick it over the `StaticString` one, and
+    /// each such call retained, copied and released a `String`.)
+    private mutating func append(string s: String) {
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { append($0.baseAddress, $0.count) }
+        if done == nil {
+            var s = s
+            s.withUTF8 { append($0.baseAddress, $0.count) }
+        }
+    }
+
+    /// `LogLineFormatter.levelName`, padded on the left to five bytes as the text format prints it.
+    private mutating func appendPaddedLevel(_ level: Logger.Level) {
+        let name = LogLineFormatter.levelText(level)
+        if name.utf8CodeUnitCount < 5 { appendByte(UInt8(ascii: " ")) }
+        append(name)
     }
 
     @inline(__always)

@@ -88,29 +88,20 @@ final class WorkerContext {
         let now = NIODeadline.now()
         if let metrics { metrics.record(facts, now: now.uptimeNanoseconds) }
         guard logsRequests else { return }
+        // A request id the facts lack is made for the line only.
+        let madeID = facts.requestID == nil ? requestIDs.nextText() : nil
+        let ip = clientIP()
+        func fields(_ body: (StaticString, RequestLogRecord.FieldValue) -> Void) {
+            facts.forEachLineField(clientIP: ip, endedAt: now, madeRequestID: madeID, body)
+        }
         if let requestLineWriter {
-            writeLine(&facts, clientIP: clientIP(), endedAt: now, to: requestLineWriter)
+            RequestLogRecord.emit(fields, to: requestLineWriter)
         } else {
-            if facts.requestID == nil { facts.requestID = requestIDs.next() }
-            RequestLogRecord(facts, clientIP: clientIP(), endedAt: now).emit(to: logger)
+            // A logger of a test's own: the same fields as its metadata.
+            RequestLogRecord.emit(fields, to: logger)
         }
         // A slice of the head's bytes: let go now, so the parser writes the next head into them.
         facts.requestTarget = nil
-    }
-
-    /// The request line straight from the facts (`RequestFacts.forEachLineField`); a request id
-    /// the facts lack is made for the line only. The writer's closure reads the facts through a
-    /// pointer: capturing them (the parameter itself) copied them whole and destroyed the copy,
-    /// ~450 instructions per line.
-    private func writeLine(_ facts: inout RequestFacts, clientIP: String?, endedAt: NIODeadline, to writer: RequestLineWriter) {
-        let madeID = facts.requestID == nil ? requestIDs.nextText() : nil
-        withUnsafePointer(to: &facts) { facts in
-            writer.write(level: .trace, message: "Request processed") { line in
-                facts.pointee.forEachLineField(clientIP: clientIP, endedAt: endedAt, madeRequestID: madeID) {
-                    RequestLogRecord.add($0, $1, to: &line)
-                }
-            }
-        }
     }
 }
 
