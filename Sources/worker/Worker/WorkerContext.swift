@@ -91,14 +91,18 @@ final class WorkerContext {
         // A request id the facts lack is made for the line only.
         let madeID = facts.requestID == nil ? requestIDs.nextText() : nil
         let ip = clientIP()
-        func fields(_ body: (StaticString, RequestLogRecord.FieldValue) -> Void) {
-            facts.forEachLineField(clientIP: ip, endedAt: now, madeRequestID: madeID, body)
-        }
         if let requestLineWriter {
-            RequestLogRecord.emit(fields, to: requestLineWriter)
+            // As `RequestLogRecord.emit(_:to: RequestLineWriter)` does, without a closure
+            // around `forEachLineField` in between (one more indirect call per field, ~250
+            // instructions per line).
+            requestLineWriter.write(level: .trace, message: "Request processed") { line in
+                facts.forEachLineField(clientIP: ip, endedAt: now, madeRequestID: madeID) {
+                    RequestLogRecord.add($0, $1, to: &line)
+                }
+            }
         } else {
             // A logger of a test's own: the same fields as its metadata.
-            RequestLogRecord.emit(fields, to: logger)
+            RequestLogRecord.emit({ facts.forEachLineField(clientIP: ip, endedAt: now, madeRequestID: madeID, $0) }, to: logger)
         }
         // A slice of the head's bytes: let go now, so the parser writes the next head into them.
         facts.requestTarget = nil
