@@ -43,6 +43,9 @@ import Testing
         #expect(parts.count == 4)
         _ = state.bytesArrived(now: Self.at(ms: 1))
 
+        // What the shell asks before taking a head out of the parser (`handlesNow`) agrees
+        // with what `received` does with the part.
+        #expect(state.handlesNow)
         let first = state.take(parts[0])
         #expect(Self.isHead(first, "/a"))
         Self.start(&state, first)
@@ -50,6 +53,7 @@ import Testing
         #expect(Self.isEnd(r1))
         state.requestReceived()
         // The second request waits until the first response has ended, and reading stops.
+        #expect(!state.handlesNow)
         let r2 = state.take(parts[2])
         #expect(r2 == nil)
         let r3 = state.take(parts[3])
@@ -61,6 +65,8 @@ import Testing
 
         let r6 = state.responseEnded(requestComplete: true, now: Self.at(ms: 5))
         #expect(r6 == .keepAlive)
+        // Parts still queued go first: a new one would queue behind them.
+        #expect(!state.handlesNow)
         let second = state.nextQueued()
         #expect(Self.isHead(second, "/b"))
         Self.start(&state, second)
@@ -76,6 +82,7 @@ import Testing
         #expect(!r10)
         let r11 = state.responseEnded(requestComplete: true, now: Self.at(ms: 9))
         #expect(r11 == .keepAlive)
+        #expect(state.handlesNow)
         #expect(state.phase == .idle)
         #expect(state.deadline == Self.at(ms: 9) + Self.timeouts.keepAlive)
     }

@@ -33,18 +33,51 @@ import Testing
 
     @Test(arguments: [(LogSettings.Format.text, false), (.text, true), (.json, false)])
     func directLineEqualsTheHandlersLine(format: LogSettings.Format, colour: Bool) throws {
+        try Self.throughPipe(format: format, colour: colour) { handler, emitBoth in
+            let logger = Logger(label: "test") { _ in handler }
+            for record in Self.records {
+                let lines = try emitBoth {
+                    record.emit(to: logger)
+                    record.emit(to: handler.requestLineWriter)
+                }
+                #expect(!lines[1].contains("sk-secret") && !lines[1].contains("sig=abc"))
+            }
+        }
+    }
+
+    /// A handler printing to a pipe, and a function that runs two writes of a line and checks
+    /// both lines came out alike (but for the timestamp); it returns them.
+    static func throughPipe(
+        format: LogSettings.Format, colour: Bool,
+        _ body: (FluxgateLogHandler, (() -> Void) throws -> [String]) throws -> Void
+    ) throws {
         var fds: [CInt] = [0, 0]
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]); close(fds[1]) }
         let handler = FluxgateLogHandler(settings: LogSettings(level: .trace, colour: colour, format: format), fd: fds[1])
-        let logger = Logger(label: "test") { _ in handler }
-        for record in Self.records {
-            record.emit(to: logger)
-            record.emit(to: handler.requestLineWriter)
+        try body(handler) { writeTwice in
+            writeTwice()
             let lines = try Self.readLines(fds[0], count: 2)
-            #expect(lines.count == 2)
-            #expect(Self.withoutTimestamp(lines[0]) == Self.withoutTimestamp(lines[1]), "\(lines)")
-            #expect(!lines[1].contains("sk-secret") && !lines[1].contains("sig=abc"))
+            #expect(lines.count == 2 && Self.withoutTimestamp(lines[0]) == Self.withoutTimestamp(lines[1]), "\(lines)")
+            return lines.count == 2 ? lines : ["", ""]
+        }
+    }
+
+    /// Values known to need no quoting (a made request id, a method) are copied unlooked-at,
+    /// and print exactly as the same bytes looked at do.
+    @Test(arguments: [(LogSettings.Format.text, false), (.text, true), (.json, false)])
+    func bareValuesPrintAsTheSameTextDoes(format: LogSettings.Format, colour: Bool) throws {
+        try Self.throughPipe(format: format, colour: colour) { handler, emitBoth in
+            let writer = handler.requestLineWriter
+            for value in ["POST", "M-SEARCH_X", "0123456789abcdef0123456789abcdef"] {
+                let bytes = Array(value.utf8)
+                _ = try emitBoth {
+                    bytes.withUnsafeBytes { raw in
+                        writer.write(level: .trace, message: "Request processed") { $0.add("method", bare: raw) }
+                        writer.write(level: .trace, message: "Request processed") { $0.add("method", text: raw) }
+                    }
+                }
+            }
         }
     }
 

@@ -56,7 +56,10 @@ public struct LogLineFormatter: Sendable {
     }
 
     /// `TRACE`, `DEBUG`, ` INFO`, ` WARN`, `ERROR`: right-aligned to 5 as Fluxgate prints them.
-    static func levelName(_ level: Logger.Level) -> String {
+    static func levelName(_ level: Logger.Level) -> String { levelText(level).description }
+
+    /// `levelName` as static bytes (the request line writer copies them without a `String`).
+    static func levelText(_ level: Logger.Level) -> StaticString {
         switch level {
         case .trace: return "TRACE"
         case .debug: return "DEBUG"

@@ -26,12 +26,16 @@ public struct RequestLineWriter: Sendable {
     /// Builds the line (fields in the order `fields` adds them) and writes it, when `level` is enabled.
     public func write(level: Logger.Level, message: StaticString, _ fields: (inout LogLineBuilder) -> Void) {
         guard isEnabled(level) else { return }
-        var builder = LogLineBuilder(format: formatter.format, colour: formatter.colour)
-        defer { builder.deallocate() }
-        builder.start(level: level, message: message)
-        fields(&builder)
-        builder.finish()
-        builder.withBytes { FluxgateLogHandler.writeAll(fd: fd, $0) }
+        // On the stack: a typical line never leaves it (a `malloc` and `free` per line cost ~170
+        // instructions); a longer one moves to the heap.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: LogLineBuilder.stackBytes) { stack in
+            var builder = LogLineBuilder(format: formatter.format, colour: formatter.colour, storage: stack)
+            defer { builder.deallocate() }
+            builder.start(level: level, message: message)
+            fields(&builder)
+            builder.finish()
+            builder.withBytes { FluxgateLogHandler.writeAll(fd: fd, $0) }
+        }
     }
 }
 
@@ -51,15 +55,24 @@ public struct LogLineBuilder {
     private var count = 0
     private let format: LogSettings.Format
     private let colour: Bool
+    /// `storage` was allocated here (the line outgrew the caller's buffer) and is freed here.
+    private var ownsStorage = false
 
-    fileprivate init(format: LogSettings.Format, colour: Bool) {
+    /// Room on the stack for a line: a typical one (`LogLineFormatter.typicalLineBytes`) with
+    /// room to spare.
+    static let stackBytes = 512
+
+    /// A line written into `storage` (the caller's, which outlives the builder) until it is full.
+    fileprivate init(format: LogSettings.Format, colour: Bool, storage: UnsafeMutableBufferPointer<UInt8>) {
         self.format = format
         self.colour = colour
-        capacity = LogLineFormatter.typicalLineBytes
-        storage = .allocate(capacity: capacity)
+        self.storage = storage.baseAddress!
+        capacity = storage.count
     }
 
-    fileprivate func deallocate() { storage.deallocate() }
+    fileprivate func deallocate() {
+        if ownsStorage { storage.deallocate() }
+    }
 
     fileprivate func withBytes(_ body: (UnsafeBufferPointer<UInt8>) -> Void) {
         body(UnsafeBufferPointer(start: storage, count: count))
@@ -68,21 +81,19 @@ public struct LogLineBuilder {
     /// The line's start, with the current time written in place (`FluxgateLogHandler.timestamp()`'s
     /// text, without making a `String` of it).
     fileprivate mutating func start(level: Logger.Level, message: StaticString) {
-        let name = LogLineFormatter.levelName(level)
         switch format {
         case .text:
-            let padded = name.utf8.count == 5 ? name : " " + name
             if colour {
-                append("\u{1B}[2m"); appendTimestamp(); append("\u{1B}[0m "); append(LogLineFormatter.ansi(level))
-                append(padded); append("\u{1B}[0m ")
+                append("\u{1B}[2m"); appendTimestamp(); append("\u{1B}[0m "); append(string: LogLineFormatter.ansi(level))
+                appendPaddedLevel(level); append("\u{1B}[0m ")
             } else {
-                appendTimestamp(); append(" "); append(padded); append(" ")
+                appendTimestamp(); appendByte(UInt8(ascii: " ")); appendPaddedLevel(level); appendByte(UInt8(ascii: " "))
             }
             append(message)
         case .json:
             // A timestamp has no byte JSON escapes: quoted as it is.
             append("{\"timestamp\":\""); appendTimestamp(); append("\"")
-            append(",\"level\":\""); append(name); append("\"")
+            append(",\"level\":\""); append(LogLineFormatter.levelText(level)); append("\"")
             append(",\"message\":"); appendJSONString(message.description)
         }
     }
@@ -92,8 +103,12 @@ public struct LogLineBuilder {
     }
 
     public mutating func add(_ key: StaticString, _ value: String) {
-        var value = value
-        value.withUTF8 { add(key, text: UnsafeRawBufferPointer($0)) }
+        // Read in place (a copy made for `withUTF8` retained and released the string).
+        let done: Void? = value.utf8.withContiguousStorageIfAvailable { add(key, text: UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            var value = value
+            value.withUTF8 { add(key, text: UnsafeRawBufferPointer($0)) }
+        }
     }
 
     /// A string value given as its UTF-8 bytes (a URL read where it was received: no `String`
@@ -112,7 +127,24 @@ public struct LogLineBuilder {
             append(utf8.baseAddress, utf8.count)
             appendByte(UInt8(ascii: "\""))
         case .text, .json:
-            append(LogLineFormatter.quoted(String(decoding: utf8, as: UTF8.self)))
+            append(string: LogLineFormatter.quoted(String(decoding: utf8, as: UTF8.self)))
+        }
+    }
+
+    /// A value whose bytes are known to be bare and JSON-plain (`LogLineFormatter.isBareByte`,
+    /// `JSONText.isPlain`: a request id the proxy made, a method the parser read), copied
+    /// without looking at them; printed exactly as `add(_:text:)` prints the same bytes.
+    public mutating func add(_ key: StaticString, bare bytes: UnsafeRawBufferPointer) {
+        self.key(key)
+        let utf8 = bytes.assumingMemoryBound(to: UInt8.self)
+        switch format {
+        case .text:
+            append(utf8.baseAddress, utf8.count)
+        case .json:
+            reserve(utf8.count &+ 2)
+            appendByte(UInt8(ascii: "\""))
+            append(utf8.baseAddress, utf8.count)
+            appendByte(UInt8(ascii: "\""))
         }
     }
 
@@ -151,6 +183,8 @@ public struct LogLineBuilder {
         appendDigits(value.magnitude)
     }
 
+    /// Inlined into each `add`: the call cost about as much as the copying.
+    @inline(__always)
     private mutating func key(_ key: StaticString) {
         switch format {
         case .text where !colour:
@@ -169,18 +203,24 @@ public struct LogLineBuilder {
         }
     }
 
+    /// The digits counted first, then written from the last (writing them backwards and
+    /// reversing cost twice as much per number).
     private mutating func appendDigits(_ value: UInt64) {
         reserve(20)
-        var digits = 0
+        var digits = 1
+        var power: UInt64 = 10
+        while digits < 20 && value >= power {
+            digits &+= 1
+            power = power &* 10
+        }
         var rest = value
+        var at = count &+ digits
         repeat {
-            storage[count + digits] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+            at &-= 1
+            storage[at] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
             rest /= 10
-            digits += 1
         } while rest > 0
-        var written = UnsafeMutableBufferPointer(start: storage + count, count: digits)
-        written.reverse()
-        count += digits
+        count &+= digits
     }
 
     /// `JSONText.quoted`, whose output is the string's own bytes in quotes unless it has a quote,
@@ -190,16 +230,28 @@ public struct LogLineBuilder {
         let plain = s.withUTF8 { $0.allSatisfy(JSONText.isPlain) }
         if plain {
             append("\"")
-            append(s)
+            append(string: s)
             append("\"")
         } else {
-            append(JSONText.quoted(s))
+            append(string: JSONText.quoted(s))
         }
     }
 
-    private mutating func append(_ s: String) {
-        var s = s
-        s.withUTF8 { append($0.baseAddress, $0.count) }
+    /// (Not `append(_:)`: a string literal would pick it over the `StaticString` one, and
+    /// each such call retained, copied and released a `String`.)
+    private mutating func append(string s: String) {
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { append($0.baseAddress, $0.count) }
+        if done == nil {
+            var s = s
+            s.withUTF8 { append($0.baseAddress, $0.count) }
+        }
+    }
+
+    /// `LogLineFormatter.levelName`, padded on the left to five bytes as the text format prints it.
+    private mutating func appendPaddedLevel(_ level: Logger.Level) {
+        let name = LogLineFormatter.levelText(level)
+        if name.utf8CodeUnitCount < 5 { appendByte(UInt8(ascii: " ")) }
+        append(name)
     }
 
     @inline(__always)
@@ -256,8 +308,9 @@ public struct LogLineBuilder {
         let grown = max(capacity * 2, count + n)
         let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
         bigger.update(from: storage, count: count)
-        storage.deallocate()
+        if ownsStorage { storage.deallocate() }
         storage = bigger
         capacity = grown
+        ownsStorage = true
     }
 }

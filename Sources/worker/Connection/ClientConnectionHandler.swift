@@ -29,6 +29,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     var output: SocketOutput
     private var state: ConnectionState
     private var context: ChannelHandlerContext?
+    /// The channel's writability as its last `channelWritabilityChanged` reported it (NIO
+    /// changes it only with that event; writes that go straight to the socket do not count).
+    private var isWritable = true
     /// The peer's address, kept at acceptance (NIO forgets it at close); its text is made the
     /// first time a request line needs it (~3,000 instructions, a tenth of an accept).
     private var remoteAddress: SocketAddress?
@@ -92,7 +95,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     /// Makes `waiting` (from the spare one when there is one).
     private func startWaiting(
-        stage: Int, head: RequestHead, suspension: StageSuspension? = nil, wantedBytes: Int = 0, collectedBytes: Int = 0
+        stage: Int, head: consuming RequestHead, suspension: StageSuspension? = nil, wantedBytes: Int = 0,
+        collectedBytes: Int = 0
     ) {
         guard let spare = spareWaiting else {
             waiting = WaitingRequest(
@@ -123,6 +127,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        isWritable = context.channel.isWritable
         let timer = LazyTimer(eventLoop: context.eventLoop)
         // Unowned: the timer is invalidated in handlerRemoved, before this handler can go away.
         timer.onExpiry = { [unowned self] in self.deadlinePassed() }
@@ -146,34 +151,54 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         // The clock is read only when the bytes start a request (the header timeout starts).
         if state.phase == .idle, state.bytesArrived(now: .now()) { timer?.set(state.deadline) }
         parser.append(unwrapInboundIn(data))
-        while state.phase != .closing, let event = parser.next() {
-            if state.received(event) { handle(event, context: context) }
+        // A head stays in the parser until it is handled (`takeHead`) or queued behind an
+        // unfinished response (`event`): it is moved once, not copied with every event.
+        while state.phase != .closing, let part = parser.nextPart() {
+            if state.handlesNow {
+                handle(part, context: context)
+            } else {
+                _ = state.received(parser.event(part))
+            }
         }
     }
 
+    private func handle(_ part: RequestParser.Part, context: ChannelHandlerContext) {
+        switch part {
+        case .head: requestHead(parser.takeHead(), context: context)
+        case .body(let buffer): requestBody(buffer, context: context)
+        case .end: requestEnd(context: context)
+        case .malformed(let error): requestMalformed(ProxyErrorResponse(error), context: context)
+        }
+    }
+
+    /// A queued part (`deliverQueued`).
     private func handle(_ event: RequestEvent, context: ChannelHandlerContext) {
         switch event {
-        case .head(let head):
-            requestHead(head, context: context)
-        case .body(let buffer):
-            if let exchange {
-                exchange.clientBody(buffer)
-            } else if waiting != nil {
-                bodyCollected(buffer, end: false, context: context)
-            }
-        case .end:
-            if let exchange {
-                state.requestReceived()
-                exchange.clientEnd()
-            } else if waiting != nil {
-                state.requestReceived()
-                bodyCollected(nil, end: true, context: context)
-            } else if state.discardingRequest {
-                state.requestDiscarded(now: .now())
-                timer?.set(state.deadline)
-            }
-        case .malformed(let error):
-            requestMalformed(ProxyErrorResponse(error), context: context)
+        case .head(let head): requestHead(head, context: context)
+        case .body(let buffer): requestBody(buffer, context: context)
+        case .end: requestEnd(context: context)
+        case .malformed(let error): requestMalformed(ProxyErrorResponse(error), context: context)
+        }
+    }
+
+    private func requestBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        if let exchange {
+            exchange.clientBody(buffer)
+        } else if waiting != nil {
+            bodyCollected(buffer, end: false, context: context)
+        }
+    }
+
+    private func requestEnd(context: ChannelHandlerContext) {
+        if let exchange {
+            state.requestReceived()
+            exchange.clientEnd()
+        } else if waiting != nil {
+            state.requestReceived()
+            bodyCollected(nil, end: true, context: context)
+        } else if state.discardingRequest {
+            state.requestDiscarded(now: .now())
+            timer?.set(state.deadline)
         }
     }
 
@@ -207,7 +232,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        exchange?.clientWritabilityChanged(isWritable: context.channel.isWritable)
+        isWritable = context.channel.isWritable
+        exchange?.clientWritabilityChanged(isWritable: isWritable)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -289,7 +315,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         if let context { flushOutput(context: context) }
     }
 
-    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+    /// As last reported (`channelWritabilityChanged`): the upstream side asks before each of
+    /// its reads, and asking the channel cost a retain and release of it and a witness call.
+    var clientIsWritable: Bool { context != nil && isWritable }
 
     func resumeClientReads() {
         guard let context, state.resumeReads() else { return }
@@ -327,7 +355,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     // MARK: Request handling
 
     /// A complete head: the request goes through the pipeline's stages from the first.
-    private func requestHead(_ head: RequestHead, context: ChannelHandlerContext) {
+    /// (Each `consuming` head below is moved on, from the parser to the exchange that keeps it:
+    /// passed borrowed, it was copied into the exchange and the parser's destroyed, ~250
+    /// instructions per request.)
+    private func requestHead(_ head: consuming RequestHead, context: ChannelHandlerContext) {
         state.requestStarted(keepAlive: head.keepAlive)
         // The exchange's deadlines take over; this one is cleared without a cancellation.
         timer?.set(nil)
@@ -343,7 +374,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         // With propagation every response carries the id, the proxy's own answers too
         // (docs/observability.md "Request ids").
         if worker.snapshot.configuration.observability.propagateRequestID, facts.requestID == nil {
-            facts.requestID = worker.requestIDs.id(for: head)
+            facts.requestID = worker.requestIDs.id(for: copy head)
         }
         continueSent = false
         let request: PipelineRequest
@@ -360,7 +391,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// Runs the stages from `index` and acts on the verdict of the one that does not proceed
     /// (or forwards the request when every stage proceeded).
     /// `head` is the request's head.
-    private func runPipeline(_ request: PipelineRequest, head: RequestHead, from index: Int, context: ChannelHandlerContext) {
+    private func runPipeline(
+        _ request: PipelineRequest, head: consuming RequestHead, from index: Int, context: ChannelHandlerContext
+    ) {
         var index = index
         var verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
         // A body already at hand (or none) goes to the stage that asked at once.
@@ -395,7 +428,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     private func suspend(
-        _ request: PipelineRequest, head: RequestHead, stage: Int, on suspension: StageSuspension, context: ChannelHandlerContext
+        _ request: PipelineRequest, head: consuming RequestHead, stage: Int, on suspension: StageSuspension,
+        context: ChannelHandlerContext
     ) {
         if let verdict = suspension.verdict {
             // Answered before it was returned: go on at once.
@@ -426,7 +460,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     private func resumed(
-        _ request: PipelineRequest, head: RequestHead, stage: Int, verdict: StageVerdict, context: ChannelHandlerContext
+        _ request: PipelineRequest, head: consuming RequestHead, stage: Int, verdict: StageVerdict,
+        context: ChannelHandlerContext
     ) {
         facts.rateLimited = request.rateLimited
         switch verdict {
@@ -444,7 +479,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// A stage asked for the body's first `bytes`: collect them (reads go on: the parts are
     /// bounded by what was asked plus one read), then run that stage again.
     private func collectBody(
-        _ request: PipelineRequest, head: RequestHead, stage: Int, bytes: Int, context: ChannelHandlerContext
+        _ request: PipelineRequest, head: consuming RequestHead, stage: Int, bytes: Int, context: ChannelHandlerContext
     ) {
         if bodyAtHand(request, head: head, bytes: bytes, context: context) {
             return runPipeline(request, head: head, from: stage, context: context)
@@ -518,7 +553,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     /// Every stage proceeded: the request goes upstream.
-    private func forward(_ request: PipelineRequest, head: RequestHead, context: ChannelHandlerContext) {
+    private func forward(_ request: PipelineRequest, head: consuming RequestHead, context: ChannelHandlerContext) {
         guard let match = request.match, let timer else { return writeError(.noRoute, requestComplete: false, context: context) }
         sendContinueIfExpected(head, context: context)
         if let length = request.forwardedLength {
@@ -533,14 +568,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     private func startExchange(
-        _ request: PipelineRequest, head: RequestHead, match: Router.Match, timer: LazyTimer, context: ChannelHandlerContext
+        _ request: PipelineRequest, head: consuming RequestHead, match: Router.Match, timer: LazyTimer,
+        context: ChannelHandlerContext
     ) {
         var settings = request.snapshot.exchangeSettings
         settings.replayBufferBytes = worker.limits.replayBufferBytes
         settings.idempotent = ProxyExchange.isIdempotent(head.method)
         // docs/observability.md "Request ids": made here only when it goes upstream.
         let propagates = request.snapshot.configuration.observability.propagateRequestID
-        if propagates, facts.requestID == nil { facts.requestID = worker.requestIDs.id(for: head) }
+        if propagates, facts.requestID == nil { facts.requestID = worker.requestIDs.id(for: copy head) }
         let route = match.route
         let usage = route.upstream.usage == .off ? nil : usageObserver()
         if let attemptTimeout = route.attemptTimeout { settings.attemptTimeout = attemptTimeout }
@@ -550,10 +586,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             settings.retryOn = route.retryRules
             settings.replayBufferBytes = route.upstream.retry.replayBufferBytes
         }
+        let observer = ResponseObserverPair.combining(usage, worker.responseObservers?(head))
         let exchange = ProxyExchange(
             eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
-            match: match, head: head, settings: settings, health: route.failover ? worker.health : nil,
-            observer: ResponseObserverPair.combining(usage, worker.responseObservers?(head)),
+            match: match, head: head, settings: settings, health: route.failover ? worker.health : nil, observer: observer,
             requestID: propagates ? facts.requestID : nil, capturesUpstreamRequestID: worker.logsRequests,
             bodyFilter: request.injectedStreamUsage ? usageChunkFilter() : nil)
         exchange.attemptMetrics = worker.metrics?.region

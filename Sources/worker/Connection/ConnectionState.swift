@@ -110,16 +110,22 @@ struct ConnectionState {
         return true
     }
 
+    /// A part the parser produces now is to be handled at once (nothing earlier is unfinished
+    /// and the connection is not closing): what `received` answers true for, asked without the
+    /// part (the shell then takes a head out of the parser only when it must be queued).
+    var handlesNow: Bool {
+        if case .closing = phase { return false }
+        return !awaitingResponse && !holding && !hasQueued
+    }
+
     /// A part the parser produced: true when it is to be handled now, false when it was queued
     /// behind an unfinished response or a waiting stage (or dropped: the connection is closing).
     /// (A Bool, not the part handed back: passing a head through would copy it.)
     mutating func received(_ event: RequestEvent) -> Bool {
         if case .closing = phase { return false }
-        if awaitingResponse || holding || hasQueued {
-            queue.append(event)
-            return false
-        }
-        return true
+        if handlesNow { return true }
+        queue.append(event)
+        return false
     }
 
     /// The next queued part to handle now, if nothing has to be waited for any more.

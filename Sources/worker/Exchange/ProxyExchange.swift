@@ -124,7 +124,6 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.client = client
         self.timer = timer
         self.match = match
-        self.head = head
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         self.reader.observer = observer
         // Only when there is one (`stream_usage: inject`): the reader keeps it across a resend.
@@ -134,6 +133,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.observer = observer
         self.requestFraming = head.facts.framing
         self.state = ExchangeState(settings: settings, now: .now())
+        // Last: the head is moved in, not copied.
+        self.head = head
     }
 
     // MARK: Client side
@@ -144,11 +145,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         lease(fresh: false)
     }
 
-    /// Backpressure toward the client: read more only when the upstream can take it.
-    var mayReadClient: Bool {
-        guard let connection else { return pending.isEmpty }
-        return connection.channel.isWritable
-    }
+    /// Backpressure toward the client: read more only when the upstream can take it. (Its
+    /// writability as last reported: asking the channel on every read of the client retained
+    /// and released the connection and its channel, ~100 instructions a read.)
+    var mayReadClient: Bool { connection == nil ? pending.isEmpty : upstreamWritable }
+    /// The current connection's writability: read when it is leased, then as it changes.
+    private var upstreamWritable = true
 
     func clientBody(_ buffer: ByteBuffer) {
         requestBodyBytes += buffer.readableBytes
@@ -255,6 +257,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
+        upstreamWritable = isWritable
         if isWritable { client?.resumeClientReads() }
     }
 
@@ -411,6 +414,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             break
         }
         self.connection = connection
+        upstreamWritable = connection.channel.isWritable
         connection.handler.delegate = self
         // Room for a small body too (see `heldHead`).
         let length = head.facts.contentLength

@@ -37,9 +37,16 @@ struct RequestParser {
         case stopped
     }
 
-    private enum ParsedHead {
-        case head(RequestHead, bodyLength: Int)
-        case failed(RequestParseError)
+    /// What `nextPart()` found: a `RequestEvent` without the head in it. The head (~170
+    /// bytes) waits in the parser until `takeHead()` moves it out: carried in the event, it
+    /// was copied by `memcpy` a dozen times per request between the parser, the connection's
+    /// checks and the handler, with outlined copies and destroys of the event around them.
+    enum Part {
+        /// A complete head: `takeHead()` has it.
+        case head
+        case body(ByteBuffer)
+        case end
+        case malformed(RequestParseError)
     }
 
     /// The few numbers of the worker's limits the parser needs (`WorkerLimits.parser` makes them;
@@ -67,6 +74,8 @@ struct RequestParser {
     /// docs/performance.md). While the previous head is still in use (a pipelined request),
     /// the next one gets storage of its own, as before.
     private var spare = SpareHead()
+    /// The head `nextPart()` last returned `.head` for, until `takeHead()`.
+    private var parsedHead: RequestHead?
 
     /// Storage of a head that is kept only while small (a connection does not hold a large head's
     /// buffer between requests).
@@ -96,6 +105,26 @@ struct RequestParser {
 
     /// The next event the appended bytes make, or nil once more bytes are needed.
     mutating func next() -> RequestEvent? {
+        nextPart().map { event($0) }
+    }
+
+    /// The event of a part `nextPart()` returned (a head is taken out of the parser).
+    mutating func event(_ part: Part) -> RequestEvent {
+        switch part {
+        case .head: return .head(takeHead())
+        case .body(let bytes): return .body(bytes)
+        case .end: return .end
+        case .malformed(let error): return .malformed(error)
+        }
+    }
+
+    /// The head of the `.head` part just returned, moved out of the parser (once per head).
+    mutating func takeHead() -> RequestHead {
+        parsedHead.take()!
+    }
+
+    /// The next part the appended bytes make, or nil once more bytes are needed.
+    mutating func nextPart() -> Part? {
         if pendingEnd {
             pendingEnd = false
             return .end
@@ -133,7 +162,7 @@ struct RequestParser {
         return body
     }
 
-    private mutating func next(from bytes: inout ByteBuffer) -> RequestEvent? {
+    private mutating func next(from bytes: inout ByteBuffer) -> Part? {
         switch state {
         case .stopped:
             return nil
@@ -180,7 +209,7 @@ struct RequestParser {
 
     // MARK: Head
 
-    private mutating func head(from bytes: inout ByteBuffer, scanned: Int) -> RequestEvent? {
+    private mutating func head(from bytes: inout ByteBuffer, scanned: Int) -> Part? {
         // Empty lines before the request line.
         while bytes.readableBytes >= 2, bytes.getInteger(at: bytes.readerIndex, as: UInt16.self) == 0x0D0A, scanned == 0 {
             bytes.moveReaderIndex(forwardBy: 2)
@@ -204,26 +233,24 @@ struct RequestParser {
         }
         var storage = spare
         spare = SpareHead()
-        let parsed = bytes.withUnsafeReadableBytes {
-            Self.parseHead(UnsafeRawBufferPointer(rebasing: $0[..<length]), limits: limits, reusing: &storage)
+        // Parsed into `parsedHead` where it stays: returned, it was copied once more.
+        let failure = bytes.withUnsafeReadableBytes {
+            Self.parseHead(UnsafeRawBufferPointer(rebasing: $0[..<length]), limits: limits, reusing: &storage, into: &parsedHead)
         }
         spare = storage
         bytes.moveReaderIndex(forwardBy: length)
-        switch parsed {
-        case .failed(let error):
-            return .malformed(error)
-        case .head(let head, let bodyLength):
-            if head.facts.framing == .chunked {
-                state = .chunked
-                chunks = ChunkedScanner(rules: .request(maxTrailerBytes: limits.maxHeaderBytes))
-            } else if bodyLength > 0 {
-                state = .fixedBody(remaining: bodyLength)
-            } else {
-                state = .head(scanned: 0)
-                pendingEnd = true
-            }
-            return .head(head)
+        if let failure { return .malformed(failure) }
+        let facts = parsedHead!.facts
+        if facts.framing == .chunked {
+            state = .chunked
+            chunks = ChunkedScanner(rules: .request(maxTrailerBytes: limits.maxHeaderBytes))
+        } else if facts.contentLength > 0 {
+            state = .fixedBody(remaining: facts.contentLength)
+        } else {
+            state = .head(scanned: 0)
+            pendingEnd = true
         }
+        return .head
     }
 
     /// The length of the head at the start of `bytes` up to and including the empty line that
@@ -245,10 +272,13 @@ struct RequestParser {
         }
     }
 
-    /// Parses a whole head (request line through the empty line), into `spare`'s storage when
-    /// nothing else holds it; `spare` then keeps the new head's storage (when small).
-    private static func parseHead(_ p: UnsafeRawBufferPointer, limits: Limits, reusing spare: inout SpareHead) -> ParsedHead {
-        let bad = ParsedHead.failed(.badRequest)
+    /// Parses a whole head (request line through the empty line) into `head`, its bytes and
+    /// fields into `spare`'s storage when nothing else holds it; `spare` then keeps the new
+    /// head's storage (when small). Returns why the bytes are not a head, or nil.
+    private static func parseHead(
+        _ p: UnsafeRawBufferPointer, limits: Limits, reusing spare: inout SpareHead, into head: inout RequestHead?
+    ) -> RequestParseError? {
+        let bad = RequestParseError.badRequest
         var i = 0
         // Request line.
         while i < p.count, isMethodByte(p[i]) { i += 1 }
@@ -297,9 +327,9 @@ struct RequestParser {
             while valueEnd > valueStart, p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09 { valueEnd -= 1 }
             let value = valueStart..<valueEnd
             i += 2
-            guard fields.count < limits.maxHeaderCount else { return .failed(.headerFieldsTooLarge) }
+            guard fields.count < limits.maxHeaderCount else { return .headerFieldsTooLarge }
             headerBytes += name.count + value.count
-            guard headerBytes <= limits.maxHeaderBytes else { return .failed(.headerFieldsTooLarge) }
+            guard headerBytes <= limits.maxHeaderBytes else { return .headerFieldsTooLarge }
             let kind = HeaderNameClass.classify(p, name)
             switch kind {
             case .host:
@@ -359,13 +389,13 @@ struct RequestParser {
         }
         if copied.capacity <= SpareHead.maxBytes { spare.bytes = copied }
         if fields.capacity <= SpareHead.maxFields { spare.fields = fields }
-        let head = RequestHead(
+        head = RequestHead(
             method: method(UnsafeRawBufferPointer(rebasing: p[..<methodEnd])),
             target: 0..<targetEnd - base,
             version: HTTPVersion(major: 1, minor: minor),
             headerBytes: copied,
             fields: fields, facts: facts)
-        return .head(head, bodyLength: contentLength ?? 0)
+        return nil
     }
 
     private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {

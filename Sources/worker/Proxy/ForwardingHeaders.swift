@@ -38,11 +38,16 @@ enum ForwardingHeaders {
         let dropsAPIKeyHeader = apiKeyHeader == .apiKey && !key.isEmpty
         client.headerBytes.withUnsafeReadableBytes { bytes in
             let named = client.facts.connectionNamesHeaders ? connectionTokens(client, bytes) : []
-            let methodName = method.rawValue
             let bound = upstreamRequestHeadBound(method: method, match: match, target: target, client: client, requestID: requestID)
             out.writeHead(maxBytes: bound) { out in
-                out.write(string: methodName)
-                out.write(" ")
+                // The usual methods without making their raw-value string (`rawValue` builds one).
+                switch method {
+                case .GET: out.write("GET ")
+                case .POST: out.write("POST ")
+                default:
+                    out.write(string: method.rawValue)
+                    out.write(" ")
+                }
                 match.writeTarget(on: target, from: UnsafeRawBufferPointer(rebasing: bytes[client.target]), into: &out)
                 out.write(" HTTP/1.1\r\nhost: ")
                 out.write(string: hostHeader)

@@ -53,20 +53,30 @@ final class RequestIDGenerator {
         return (Self.mix(seed.0 &+ counter), Self.mix(seed.1 ^ counter))
     }
 
-    /// `high` then `low` as 16 lower-case hex digits each.
-    fileprivate static func write(_ high: UInt64, _ low: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
-        for index in 0..<16 {
-            let shift = 60 &- 4 &* UInt64(index)
-            buffer[index] = hexDigit(high >> shift)
-            buffer[16 &+ index] = hexDigit(low >> shift)
-        }
+    /// `high` then `low` as 16 lower-case hex digits each, eight digits a step (a digit at a
+    /// time cost ~130 instructions per id).
+    static func write(_ high: UInt64, _ low: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
+        precondition(buffer.count >= 32)
+        buffer.storeBytes(of: hexDigits(UInt32(truncatingIfNeeded: high >> 32)).littleEndian, toByteOffset: 0, as: UInt64.self)
+        buffer.storeBytes(of: hexDigits(UInt32(truncatingIfNeeded: high)).littleEndian, toByteOffset: 8, as: UInt64.self)
+        buffer.storeBytes(of: hexDigits(UInt32(truncatingIfNeeded: low >> 32)).littleEndian, toByteOffset: 16, as: UInt64.self)
+        buffer.storeBytes(of: hexDigits(UInt32(truncatingIfNeeded: low)).littleEndian, toByteOffset: 24, as: UInt64.self)
     }
 
-    /// The hex digit of `value`'s low four bits, without a table lookup.
+    /// `value`'s eight lower-case hex digits, most significant first, as the bytes of a word
+    /// stored little-endian: each nibble is spread into a byte of its own, the bytes put in
+    /// reading order, and each becomes `0`–`9` or `a`–`f` without a branch.
     @inline(__always)
-    private static func hexDigit(_ value: UInt64) -> UInt8 {
-        let nibble = UInt8(truncatingIfNeeded: value & 15)
-        return nibble < 10 ? nibble &+ UInt8(ascii: "0") : nibble &+ (UInt8(ascii: "a") &- 10)
+    static func hexDigits(_ value: UInt32) -> UInt64 {
+        var v = UInt64(value)
+        v = (v | v << 16) & 0x0000_FFFF_0000_FFFF
+        v = (v | v << 8) & 0x00FF_00FF_00FF_00FF
+        v = (v | v << 4) & 0x0F0F_0F0F_0F0F_0F0F
+        // Byte k held nibble k (from the least significant); the first digit is the last nibble.
+        v = v.byteSwapped
+        // 1 in each byte whose nibble is 10 or more: those skip from `9` + 1 to `a`.
+        let letters = ((v &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+        return v &+ 0x3030_3030_3030_3030 &+ letters &* UInt64(UInt8(ascii: "a") &- UInt8(ascii: "9") &- 1)
     }
 
     static func mix(_ value: UInt64) -> UInt64 {

@@ -2,9 +2,13 @@ import Common
 import Logging
 import NIOCore
 
-/// The one `Request processed` line of docs/logging.md "The request line". Field order is the log handler's job
-/// (`LogLineFormatter.requestFieldOrder`); absent fields are left out. Nothing here may hold a
-/// secret, a header value or a body.
+/// The one `Request processed` line of docs/logging.md "The request line": its message, its
+/// field values, and the two ways of printing its fields (as a logger's metadata, or straight
+/// into a `RequestLineWriter`'s line). The worker's fields come from
+/// `RequestFacts.forEachLineField`, the one list of them; a record of strings (below) is what
+/// tests give to compare the two ways on values no request has (quotes, control bytes,
+/// non-ASCII). Field order is the log handler's job (`LogLineFormatter.requestFieldOrder`);
+/// absent fields are left out. Nothing here may hold a secret, a header value or a body.
 ///
 /// `request_url` and `target_url` are shown as `URLRedaction` allows: without userinfo and
 /// without the values of credential query parameters.
@@ -28,15 +32,6 @@ struct RequestLogRecord: Sendable {
     /// docs/observability.md "Request ids", after Fluxgate's fields and `error`.
     var requestID: String?
     var upstreamRequestID: String?
-    /// When the record is made from a request's facts: the request-target's bytes (a slice of
-    /// the head's) and the route, from which `request_url` and `target_url` are read as the line
-    /// is written (in place of `requestURL` and `targetURL`), so that no string is made of
-    /// either (two strings, their copies and their frees cost ~1,000 instructions per logged
-    /// request).
-    var requestTarget: ByteBuffer?
-    var match: Router.Match?
-    /// The target of the last try when the route has several (`target_url` is on it).
-    var answeringTarget: UpstreamTarget?
     /// The response's token usage (docs/usage.md): `usage` is its status, the counts are absent
     /// when the response gave none.
     var model: String?
@@ -52,27 +47,20 @@ struct RequestLogRecord: Sendable {
         case number(Int64)
         /// A string's UTF-8 bytes, valid during the call only (a URL, redacted and capped).
         case text(UnsafeRawBufferPointer)
+        /// Like `text`, bytes known to need no quoting or escaping in any format (hex digits,
+        /// a method's letters): written without looking at them.
+        case bare(UnsafeRawBufferPointer)
     }
 
-    /// The line's present fields in Fluxgate's order (`LogLineFormatter.requestFieldOrder`), URLs
-    /// redacted and capped: the one list both ways of printing the line use.
+    /// The record's present fields in Fluxgate's order (`LogLineFormatter.requestFieldOrder`),
+    /// URLs redacted and capped.
     func forEachField(_ body: (StaticString, FieldValue) -> Void) {
         if let clientIP { body("client_ip", .string(clientIP)) }
         if let method { body("method", .string(method)) }
-        if requestTarget != nil {
-            requestTarget?.withUnsafeReadableBytes { Self.url($0, mayHaveUserinfo: true) { body("request_url", $0) } }
-        } else if let requestURL {
-            body("request_url", .string(Self.capped(URLRedaction.redactingCredentials(requestURL))))
-        }
+        if let requestURL { body("request_url", .string(Self.capped(URLRedaction.redactingCredentials(requestURL)))) }
         if let requestBodyLength { body("request_body_length", .number(Int64(requestBodyLength))) }
         if let apiKeyID { body("api_key", .string(apiKeyID)) }
-        if requestTarget != nil, match != nil {
-            requestTarget?.withUnsafeReadableBytes { target in
-                match?.withTargetURL(target: target, on: answeringTarget) {
-                    Self.url($0, mayHaveUserinfo: false) { body("target_url", $0) }
-                }
-            }
-        } else if let targetURL {
+        if let targetURL {
             body("target_url", .string(Self.capped(URLRedaction.redactingCredentials(targetURL, mayHaveUserinfo: false))))
         }
         if let upstream { body("upstream", .string(upstream)) }
@@ -91,27 +79,39 @@ struct RequestLogRecord: Sendable {
         if let usage { body("usage", .string(usage)) }
     }
 
-    var metadata: Logger.Metadata {
+    /// Present fields, as `forEachField` or `RequestFacts.forEachLineField` gives them.
+    typealias Fields = ((StaticString, FieldValue) -> Void) -> Void
+
+    var metadata: Logger.Metadata { Self.metadata(forEachField) }
+
+    /// The fields as a logger's metadata (what a handler other than the process's own gets).
+    static func metadata(_ fields: Fields) -> Logger.Metadata {
         var metadata = Logger.Metadata(minimumCapacity: 13)
-        forEachField { key, value in
+        fields { key, value in
             switch value {
             case .string(let s): metadata[key.description] = .string(s)
             case .number(let n): metadata[key.description] = .stringConvertible(n)
-            case .text(let bytes): metadata[key.description] = .string(String(decoding: bytes, as: UTF8.self))
+            case .text(let bytes), .bare(let bytes):
+                metadata[key.description] = .string(String(decoding: bytes, as: UTF8.self))
             }
         }
         return metadata
     }
 
-    func emit(to logger: Logger) {
-        logger.trace(Self.message, metadata: metadata)
+    func emit(to logger: Logger) { Self.emit(forEachField, to: logger) }
+
+    /// The line through swift-log: `fields` as metadata.
+    static func emit(_ fields: Fields, to logger: Logger) {
+        logger.trace(Self.message, metadata: metadata(fields))
     }
 
-    /// The same line as `emit(to:)` prints with the process's own handler (`FluxgateLogHandler`),
-    /// written without building metadata (RequestLineTests compare the two).
-    func emit(to writer: RequestLineWriter) {
+    func emit(to writer: RequestLineWriter) { Self.emit(forEachField, to: writer) }
+
+    /// The same line as `emit(_:to: Logger)` prints with the process's own handler
+    /// (`FluxgateLogHandler`), written without building metadata (RequestLineTests compare the two).
+    static func emit(_ fields: Fields, to writer: RequestLineWriter) {
         writer.write(level: .trace, message: "Request processed") { line in
-            forEachField { key, value in Self.add(key, value, to: &line) }
+            fields { key, value in add(key, value, to: &line) }
         }
     }
 
@@ -121,6 +121,7 @@ struct RequestLogRecord: Sendable {
         case .string(let s): line.add(key, s)
         case .number(let n): line.add(key, n)
         case .text(let bytes): line.add(key, text: bytes)
+        case .bare(let bytes): line.add(key, bare: bytes)
         }
     }
 
@@ -143,37 +144,5 @@ struct RequestLogRecord: Sendable {
         guard url.utf8.count > maxLoggedURLBytes else { return url }
         // A request target is ASCII once parsed; a cut through anything else decodes as U+FFFD.
         return String(decoding: url.utf8.prefix(maxLoggedURLBytes), as: UTF8.self) + "...(truncated)"
-    }
-}
-
-extension RequestLogRecord {
-    /// The line of a request that has ended: its strings are made here, only when a line is
-    /// written.
-    /// (`borrowing`, optional chaining: no copy of the facts or of their head is made.)
-    init(_ facts: borrowing RequestFacts, clientIP: String?, endedAt: NIODeadline = .now()) {
-        self.clientIP = clientIP
-        method = facts.method?.rawValue
-        requestTarget = facts.requestTarget
-        match = facts.match
-        answeringTarget = facts.target
-        requestBodyLength = facts.requestBodyBytes
-        apiKeyID = facts.keyID
-        upstream = facts.route?.upstream.name
-        durationMs = (endedAt - facts.startedAt).nanoseconds / 1_000_000
-        status = facts.status
-        responseBodyLength = facts.responseBodyBytes
-        attempts = facts.attempts > 1 ? facts.attempts : nil
-        error = facts.upstreamError?.description
-        requestID = facts.requestID
-        upstreamRequestID = facts.upstreamRequestID
-        if let usage = facts.usage {
-            inputTokens = usage.inputTokens
-            outputTokens = usage.outputTokens
-            cacheReadTokens = usage.cacheReadTokens
-            cacheWriteTokens = usage.cacheWriteTokens
-            self.usage = usage.status.rawValue
-        }
-        // The response's model when it names one, else the one the client sent (model routing).
-        model = facts.usage?.model ?? facts.requestModel
     }
 }

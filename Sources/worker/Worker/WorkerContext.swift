@@ -88,26 +88,24 @@ final class WorkerContext {
         let now = NIODeadline.now()
         if let metrics { metrics.record(facts, now: now.uptimeNanoseconds) }
         guard logsRequests else { return }
+        // A request id the facts lack is made for the line only.
+        let madeID = facts.requestID == nil ? requestIDs.nextText() : nil
+        let ip = clientIP()
         if let requestLineWriter {
-            writeLine(&facts, clientIP: clientIP(), endedAt: now, to: requestLineWriter)
+            // As `RequestLogRecord.emit(_:to: RequestLineWriter)` does, without a closure
+            // around `forEachLineField` in between (one more indirect call per field, ~250
+            // instructions per line).
+            requestLineWriter.write(level: .trace, message: "Request processed") { line in
+                facts.forEachLineField(clientIP: ip, endedAt: now, madeRequestID: madeID) {
+                    RequestLogRecord.add($0, $1, to: &line)
+                }
+            }
         } else {
-            if facts.requestID == nil { facts.requestID = requestIDs.next() }
-            RequestLogRecord(facts, clientIP: clientIP(), endedAt: now).emit(to: logger)
+            // A logger of a test's own: the same fields as its metadata.
+            RequestLogRecord.emit({ facts.forEachLineField(clientIP: ip, endedAt: now, madeRequestID: madeID, $0) }, to: logger)
         }
         // A slice of the head's bytes: let go now, so the parser writes the next head into them.
         facts.requestTarget = nil
-    }
-
-    /// The request line straight from the facts (`RequestFacts.forEachLineField`); a request id
-    /// the facts lack is made for the line only. (One closure: a second one, nested, copied the
-    /// facts.)
-    private func writeLine(_ facts: inout RequestFacts, clientIP: String?, endedAt: NIODeadline, to writer: RequestLineWriter) {
-        let madeID = facts.requestID == nil ? requestIDs.nextText() : nil
-        writer.write(level: .trace, message: "Request processed") { line in
-            facts.forEachLineField(clientIP: clientIP, endedAt: endedAt, madeRequestID: madeID) {
-                RequestLogRecord.add($0, $1, to: &line)
-            }
-        }
     }
 }
 
