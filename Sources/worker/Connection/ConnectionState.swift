@@ -88,8 +88,7 @@ struct ConnectionState {
     private var readPending = false
     /// Parts that arrived while earlier ones wait (pipelined requests, or the parts after a head
     /// whose stage waits), oldest first.
-    private var queue: [RequestEvent] = []
-    private var queueHead = 0
+    private var queue = FIFO<RequestEvent>()
 
     /// A connection accepted at `now`: the client has the header timeout to send a complete head.
     init(timeouts: Timeouts, acceptedAt now: NIODeadline) {
@@ -97,7 +96,7 @@ struct ConnectionState {
         self.deadline = now + timeouts.header
     }
 
-    var hasQueued: Bool { queueHead < queue.count }
+    var hasQueued: Bool { !queue.isEmpty }
 
     // MARK: Bytes and parts
 
@@ -131,13 +130,7 @@ struct ConnectionState {
     /// The next queued part to handle now, if nothing has to be waited for any more.
     mutating func nextQueued() -> RequestEvent? {
         guard hasQueued, !awaitingResponse, !holding, phase != .closing else { return nil }
-        let event = queue[queueHead]
-        queueHead += 1
-        if queueHead == queue.count {
-            queue.removeAll(keepingCapacity: true)
-            queueHead = 0
-        }
-        return event
+        return queue.popFirst()
     }
 
     // MARK: The request
@@ -219,8 +212,7 @@ struct ConnectionState {
             // The keep-alive (or discard) deadline stays: a client that never reads the last
             // response must not hold the connection for ever.
             phase = .closing
-            queue = []
-            queueHead = 0
+            queue.removeAll()
             return .closeWhenFlushed
         }
         return .keepAlive

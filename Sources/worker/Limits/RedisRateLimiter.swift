@@ -50,9 +50,7 @@ final class RedisRateLimiter {
     private let logger: Logger
     private var state = State.idle
     private var channel: Channel?
-    private var sent: [Sent] = []
-    private var sentHead = 0
-    /// The checks of the batches sent, in order.
+    private var sent = FIFO<Sent>()
     /// The checks of the batches sent, in order: slots `inFlightHead..<inFlightCount`. Slots are
     /// overwritten once every check was answered, not removed (removing non-trivial elements is a
     /// generic `replaceSubrange`, ~400 instructions per check).
@@ -217,8 +215,7 @@ final class RedisRateLimiter {
         retryAt = .now() + backoff
         backoff = min(backoff * 2, Self.maximumBackoff)
         let unanswered = Array(inFlight[inFlightHead..<inFlightCount]) + queued
-        sent = []
-        sentHead = 0
+        sent.removeAll()
         inFlight = []
         inFlightHead = 0
         inFlightCount = 0
@@ -362,16 +359,10 @@ final class RedisRateLimiter {
 
     /// The command the next reply answers (replies come in order).
     private func nextSent() -> Sent? {
-        guard sentHead < sent.count else { return nil }
-        let kind = sent[sentHead]
-        sentHead += 1
-        if sentHead == sent.count {
-            sent.removeAll(keepingCapacity: true)
-            sentHead = 0
-            // The timer stays armed: a Scheduled task per check cost ~5,000 instructions (made
-            // and cancelled); firing with nothing late, it arms again for the oldest check only.
-        }
-        return kind
+        // When this drains the queue the timer stays armed: a Scheduled task per check cost ~5,000
+        // instructions (made and cancelled); firing with nothing late, it arms again for the
+        // oldest check only.
+        sent.popFirst()
     }
 
     private func answerOne(at index: Int, _ outcome: Outcome) {
