@@ -3,14 +3,14 @@ import Testing
 
 /// The byte-level comparisons the request path uses instead of `lowercased()` and `==`.
 @Suite struct ASCIIBytesTests {
-    /// `scan` (eight bytes at a time) stops exactly where a byte-by-byte scan with `accepts`
+    /// `scan` (sixteen, then eight bytes at a time) stops exactly where a byte-by-byte scan with `accepts`
     /// does: every byte value at every position of runs of `fillers` (all accepted), for lengths
-    /// around the word size.
+    /// around the block and word sizes.
     func expectScanMatchesByteRule(
         _ scan: (UnsafeRawBufferPointer, Int, Int) -> Int, accepts: (UInt8) -> Bool,
         fillers: [UInt8], sourceLocation: SourceLocation = #_sourceLocation
     ) {
-        for length in [0, 1, 7, 8, 9, 16, 23] {
+        for length in [0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33] {
             for filler in fillers {
                 for stop in 0...length {
                     for b in UInt8.min...UInt8.max {
