@@ -50,6 +50,15 @@ import Testing
         #expect(line.withUnsafeBytes { ASCIIBytes.tokenEnd($0, from: 1, to: 9) } == 9)
     }
 
+    /// The request-target scan stops at the first byte that is not VCHAR.
+    @Test func targetEndStopsAtTheFirstNonVisibleByte() {
+        expectScanMatchesByteRule(
+            { ASCIIBytes.targetEnd($0, from: $1, to: $2) }, accepts: { $0 > 0x20 && $0 < 0x7F },
+            fillers: Array("/a~!%".utf8))
+        let line = Array("POST /v1/chat/completions?x=1 HTTP/1.1".utf8)
+        #expect(line.withUnsafeBytes { ASCIIBytes.targetEnd($0, from: 5, to: line.count) } == 29)
+    }
+
     @Test func tokenBytesAreExactlyRFC9110sTchar() {
         let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
         for b in UInt8.min...UInt8.max {

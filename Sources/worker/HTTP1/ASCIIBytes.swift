@@ -68,7 +68,28 @@ enum ASCIIBytes {
         return control | ((del &- 0x0101_0101_0101_0101) & ~del & 0x8080_8080_8080_8080)
     }
 
-    /// The scan of `tokenEnd` and `fieldValueEnd`: sixteen bytes per step while `flagging16` (the
+    /// VCHAR (0x21-0x7E), the bytes of a request-target.
+    @inline(__always)
+    static func isTargetByte(_ b: UInt8) -> Bool { b &- 0x21 < 0x5E }
+
+    /// The offset of the first byte in `bytes[start..<end]` that is not VCHAR (the space after a
+    /// request-target, normally), or `end`; sixteen, then eight bytes per step, as `fieldValueEnd`.
+    @inline(__always)
+    static func targetEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        scan(bytes, from: start, to: end, flagging16: { fluxgate_non_vchar16($0) }, flagging: nonTargetBytes, whileByte: isTargetByte)
+    }
+
+    /// 0x80 in bytes of `word` up to 0x20 and from 0x7F on; the lowest flag is exact (a borrow
+    /// flags only above a flagged byte).
+    @inline(__always)
+    static func nonTargetBytes(_ word: UInt64) -> UInt64 {
+        let high: UInt64 = 0x8080_8080_8080_8080
+        let low = (word &- 0x2121_2121_2121_2121) & ~word & high
+        let del = word ^ 0x7F7F_7F7F_7F7F_7F7F
+        return low | (word & high) | ((del &- 0x0101_0101_0101_0101) & ~del & high)
+    }
+
+    /// The scan of `tokenEnd`, `fieldValueEnd` and `targetEnd`: sixteen bytes per step while `flagging16` (the
     /// SSE2 class of CByteClasses' head_scan.h) marks none of them, then eight per step while
     /// `flagging` marks none (both masks exact per byte, so the lowest flag is the first flagged
     /// byte), then from the first flagged byte on, one byte at a time while `whileByte` accepts

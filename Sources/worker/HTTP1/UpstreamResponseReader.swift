@@ -1,3 +1,4 @@
+import CByteClasses
 import NIOCore
 
 #if canImport(Glibc)
@@ -199,12 +200,20 @@ struct UpstreamResponseReader {
             bodyRoom: buffer.readableBytes)
     }
 
-    /// Offset just past the first CRLFCRLF, if any: `memchr` (vectorised) from LF to LF.
+    /// Offset just past the first CRLFCRLF at or after `start`, if any: sixteen positions a step
+    /// (CByteClasses' `fluxgate_crlfcrlf16`) while nineteen bytes are left, then `memchr` from LF
+    /// to LF. (`memchr` alone was called once per line, ~50 instructions a line with the loop.)
     private static func headEnd(in buffer: ByteBuffer, from start: Int = 0) -> Int? {
         buffer.withUnsafeReadableBytes { bytes -> Int? in
             guard let base = bytes.baseAddress else { return nil }
             let n = bytes.count
-            var i = start + 1
+            var from = start
+            while from &+ 19 <= n {
+                let starts = fluxgate_crlfcrlf16(base + from)
+                if starts != 0 { return from &+ starts.trailingZeroBitCount &+ 4 }
+                from &+= 16
+            }
+            var i = from + 1
             while i + 2 < n, let lf = memchr(base + i, 0x0A, n - 2 - i) {
                 let at = base.distance(to: UnsafeRawPointer(lf))
                 if bytes[at - 1] == 0x0D && bytes[at + 1] == 0x0D && bytes[at + 2] == 0x0A { return at + 3 }
