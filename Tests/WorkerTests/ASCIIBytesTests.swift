@@ -85,6 +85,38 @@ import Testing
         #expect(!equals("ho\u{17F}t", lowercase: "host"))
     }
 
+    /// The name classes' comparison (`equalsToken`, for names the parsers have checked) answers
+    /// as `equals` does for every `tchar` at every position of every name the header table uses,
+    /// and a name that is not a token is of no special class.
+    @Test func equalsTokenMatchesEqualsOnTokens() {
+        let names: [StaticString] = [
+            "te", "host", "expect", "upgrade", "trailer", "trailers", "x-api-key", "connection", "keep-alive",
+            "request-id", "x-request-id", "authorization", "content-length", "transfer-encoding",
+            "proxy-authenticate", "proxy-authorization",
+        ]
+        let tokens = (UInt8.min...UInt8.max).filter(ASCIIBytes.isTokenByte)
+        for name in names {
+            var bytes = Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            for position in bytes.indices {
+                let original = bytes[position]
+                for b in tokens {
+                    bytes[position] = b
+                    let (token, full) = bytes.withUnsafeBytes {
+                        (
+                            ASCIIBytes.equalsToken($0, 0..<$0.count, lowercase: name),
+                            ASCIIBytes.equals($0, 0..<$0.count, lowercase: name)
+                        )
+                    }
+                    #expect(token == full, "\(name): byte \(b) at \(position)")
+                }
+                bytes[position] = original
+            }
+        }
+        #expect(HeaderNameClass.classify("Content\rLength") == .other)
+        #expect(HeaderNameClass.classify("con\u{0D}ection") == .other)
+        #expect(HeaderNameClass.classify("Content-Length") == .contentLength)
+    }
+
     /// The word-at-a-time comparison answers as a byte-by-byte one would, for every byte value
     /// at every position of names of every length the header tables use (1-3 bytewise, 4-7 two
     /// overlapping halves, 8+ words with an overlapping last one).
