@@ -84,6 +84,19 @@ import Testing
         }
     }
 
+    /// A `Connection` field of one token decides reuse as a list of it would, and goes.
+    @Test(arguments: [
+        ("1.1", "close", false), ("1.1", "Close", false), ("1.1", "keep-alive", true), ("1.0", "keep-alive", true),
+        ("1.0", "KEEP-ALIVE", true), ("1.0", "close", false), ("1.1", "close, keep-alive", false),
+        ("1.0", "keep-alives", false), ("1.1", "closed", true),
+    ])
+    func aConnectionTokenDecidesReuse(version: String, value: String, keepAlive: Bool) {
+        let r = relay(["HTTP/\(version) 200 OK\r\nConnection: \(value)\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nok"])
+        #expect(r.keepAlive == keepAlive)
+        #expect(r.head == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\n")
+        #expect(r.body == "ok")
+    }
+
     /// When the client connection closes after this response, its head says so, last.
     @Test func aClosingClientConnectionIsAnnouncedInTheHead() {
         let r = relay(["HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\nx"], announcesClose: true)
