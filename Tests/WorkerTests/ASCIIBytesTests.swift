@@ -3,14 +3,14 @@ import Testing
 
 /// The byte-level comparisons the request path uses instead of `lowercased()` and `==`.
 @Suite struct ASCIIBytesTests {
-    /// `scan` (eight bytes at a time) stops exactly where a byte-by-byte scan with `accepts`
+    /// `scan` (sixteen, then eight bytes at a time) stops exactly where a byte-by-byte scan with `accepts`
     /// does: every byte value at every position of runs of `fillers` (all accepted), for lengths
-    /// around the word size.
+    /// around the block and word sizes.
     func expectScanMatchesByteRule(
         _ scan: (UnsafeRawBufferPointer, Int, Int) -> Int, accepts: (UInt8) -> Bool,
         fillers: [UInt8], sourceLocation: SourceLocation = #_sourceLocation
     ) {
-        for length in [0, 1, 7, 8, 9, 16, 23] {
+        for length in [0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33] {
             for filler in fillers {
                 for stop in 0...length {
                     for b in UInt8.min...UInt8.max {
@@ -50,6 +50,15 @@ import Testing
         #expect(line.withUnsafeBytes { ASCIIBytes.tokenEnd($0, from: 1, to: 9) } == 9)
     }
 
+    /// The request-target scan stops at the first byte that is not VCHAR.
+    @Test func targetEndStopsAtTheFirstNonVisibleByte() {
+        expectScanMatchesByteRule(
+            { ASCIIBytes.targetEnd($0, from: $1, to: $2) }, accepts: { $0 > 0x20 && $0 < 0x7F },
+            fillers: Array("/a~!%".utf8))
+        let line = Array("POST /v1/chat/completions?x=1 HTTP/1.1".utf8)
+        #expect(line.withUnsafeBytes { ASCIIBytes.targetEnd($0, from: 5, to: line.count) } == 29)
+    }
+
     @Test func tokenBytesAreExactlyRFC9110sTchar() {
         let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
         for b in UInt8.min...UInt8.max {
@@ -74,6 +83,38 @@ import Testing
         #expect(!equals("KEEP\u{0D}ALIVE", lowercase: "keep-alive"))
         // Non-ASCII is never equal to ASCII, whatever its bytes.
         #expect(!equals("ho\u{17F}t", lowercase: "host"))
+    }
+
+    /// The name classes' comparison (`equalsToken`, for names the parsers have checked) answers
+    /// as `equals` does for every `tchar` at every position of every name the header table uses,
+    /// and a name that is not a token is of no special class.
+    @Test func equalsTokenMatchesEqualsOnTokens() {
+        let names: [StaticString] = [
+            "te", "host", "expect", "upgrade", "trailer", "trailers", "x-api-key", "connection", "keep-alive",
+            "request-id", "x-request-id", "authorization", "content-length", "transfer-encoding",
+            "proxy-authenticate", "proxy-authorization",
+        ]
+        let tokens = (UInt8.min...UInt8.max).filter(ASCIIBytes.isTokenByte)
+        for name in names {
+            var bytes = Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            for position in bytes.indices {
+                let original = bytes[position]
+                for b in tokens {
+                    bytes[position] = b
+                    let (token, full) = bytes.withUnsafeBytes {
+                        (
+                            ASCIIBytes.equalsToken($0, 0..<$0.count, lowercase: name),
+                            ASCIIBytes.equals($0, 0..<$0.count, lowercase: name)
+                        )
+                    }
+                    #expect(token == full, "\(name): byte \(b) at \(position)")
+                }
+                bytes[position] = original
+            }
+        }
+        #expect(HeaderNameClass.classify("Content\rLength") == .other)
+        #expect(HeaderNameClass.classify("con\u{0D}ection") == .other)
+        #expect(HeaderNameClass.classify("Content-Length") == .contentLength)
     }
 
     /// The word-at-a-time comparison answers as a byte-by-byte one would, for every byte value

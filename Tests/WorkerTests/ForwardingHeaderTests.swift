@@ -55,6 +55,35 @@ import Testing
             ])
     }
 
+    /// The upstream head for a client head given as raw bytes (its fields as they were sent).
+    func upstreamHead(fromRaw fields: String) -> String {
+        var parser = RequestParser(limits: WorkerLimits().parser)
+        parser.append(ByteBuffer(string: "POST /openai/x HTTP/1.1\r\nHost: proxy.local\r\n" + fields + "\r\n"))
+        guard case .head(let head) = parser.next() else { fatalError("not a request head: \(fields)") }
+        let match = Self.match(head, upstream)
+        var bytes = ByteBuffer()
+        ForwardingHeaders.writeUpstreamRequestHead(
+            method: .POST, match: match, target: match.route.target, client: head, framing: head.facts.framing, into: &bytes)
+        return String(buffer: bytes)
+    }
+
+    /// Every forwarded field goes up as `name: value` CRLF, whatever whitespace it arrived with.
+    @Test func forwardedFieldsAreWrittenNameColonSpaceValue() {
+        let head = upstreamHead(fromRaw: "A:1\r\nB:  2 \t\r\nC: 3\r\nD: 4\r\nE:\t5\r\n")
+        #expect(
+            head == "POST /x HTTP/1.1\r\nhost: api.openai.com\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n"
+                + "authorization: Bearer sk-provider\r\n\r\n")
+    }
+
+    /// As many fields as the parser accepts, each sent without the space after its colon (one byte
+    /// longer upstream): the head is written whole, never past its buffer's bound.
+    @Test func theMostFieldsWithoutSpacesFitTheHeadsBound() {
+        let count = WorkerLimits().parser.maxHeaderCount - 1
+        let head = upstreamHead(fromRaw: (0..<count).map { "x\($0):y\r\n" }.joined())
+        #expect(head.components(separatedBy: ": y\r\n").count == count + 1)
+        #expect(head.hasSuffix("x\(count - 1): y\r\nauthorization: Bearer sk-provider\r\n\r\n"))
+    }
+
     @Test func headerClassifiersMatchTheirSets() {
         let names =
             Array(ForwardingHeaders.hopByHop) + Array(ForwardingHeaders.clientOnly)

@@ -66,6 +66,37 @@ import Testing
         #expect(r.ends == [true])
     }
 
+    /// The head ends at its first CRLFCRLF however the response is cut into two reads, and a
+    /// CRLFCRLF in the body (any offset, so at every position of the head scan's 16-byte steps)
+    /// stays body.
+    @Test func theHeadEndsAtItsFirstEmptyLineWhereverTheReadsSplit() {
+        let body = "\r\n\r\nab\r\n\r\n\r\ncd\r\n\r\n\r\n\r\n"
+        let head =
+            "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 03 Dec 2026 07:14:41 GMT\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n"
+        let response = Array((head + body).utf8)
+        for cut in 0...response.count {
+            let reads = [response[..<cut], response[cut...]].map { String(decoding: $0, as: UTF8.self) }
+            let r = relay(reads)
+            #expect(r.head == head, "cut at \(cut)")
+            #expect(r.body == body, "cut at \(cut)")
+            #expect(r.ends == [true], "cut at \(cut)")
+        }
+    }
+
+    /// A `Connection` field of one token decides reuse as a list of it would, and goes.
+    @Test(arguments: [
+        ("1.1", "close", false), ("1.1", "Close", false), ("1.1", "keep-alive", true), ("1.0", "keep-alive", true),
+        ("1.0", "KEEP-ALIVE", true), ("1.0", "close", false), ("1.1", "close, keep-alive", false),
+        ("1.0", "keep-alives", false), ("1.1", "closed", true),
+    ])
+    func aConnectionTokenDecidesReuse(version: String, value: String, keepAlive: Bool) {
+        let r = relay(["HTTP/\(version) 200 OK\r\nConnection: \(value)\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nok"])
+        #expect(r.keepAlive == keepAlive)
+        #expect(r.head == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\n")
+        #expect(r.body == "ok")
+    }
+
     /// When the client connection closes after this response, its head says so, last.
     @Test func aClosingClientConnectionIsAnnouncedInTheHead() {
         let r = relay(["HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\nx"], announcesClose: true)

@@ -425,7 +425,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         var head = connection.requestHeadBuffer(capacity: bound + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
             method: self.head.method, match: match, target: target,
-            client: self.head, framing: requestFraming, requestID: requestID, into: &head)
+            client: self.head, framing: requestFraming, requestID: requestID, bound: bound, into: &head)
         let buffered = pending
         pending = []
         // The head is not kept for a replay: a replay writes a fresh one.

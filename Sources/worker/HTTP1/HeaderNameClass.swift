@@ -21,8 +21,10 @@ enum HeaderNameClass: Equatable {
 
     /// The class of `bytes[name]`, without lower-casing or hashing: the request parser asks for
     /// every header of every request. ForwardingHeaderTests checks it against the sets of docs/routing-and-forwarding.md "Headers".
+    /// `bytes[name]` must be `tchar`s (both head parsers have checked the name already), so each
+    /// byte folds to lower case with `| 0x20` (`ASCIIBytes.equalsToken`).
     static func classify(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> HeaderNameClass {
-        @inline(__always) func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equals(bytes, name, lowercase: lowercase) }
+        @inline(__always) func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equalsToken(bytes, name, lowercase: lowercase) }
         switch name.count {
         case 2 where named("te"): return .otherHopByHop
         case 4 where named("host"): return .host
@@ -46,6 +48,10 @@ enum HeaderNameClass: Equatable {
 
     static func classify(_ name: String) -> HeaderNameClass {
         var name = name
-        return name.withUTF8 { classify(UnsafeRawBufferPointer($0), 0..<$0.count) }
+        return name.withUTF8 { utf8 in
+            // A name that is not a token is none of these (and would break `classify`'s folding).
+            guard utf8.allSatisfy(ASCIIBytes.isTokenByte) else { return .other }
+            return classify(UnsafeRawBufferPointer(utf8), 0..<utf8.count)
+        }
     }
 }

@@ -28,17 +28,16 @@ enum ForwardingHeaders {
     /// request-target is `match`'s on `target`, its pieces copied from the client's.
     static func writeUpstreamRequestHead(
         method: HTTPMethod, match: Router.Match, target: UpstreamTarget,
-        client: RequestHead, framing: BodyFraming, requestID: String? = nil, into out: inout ByteBuffer
+        client: RequestHead, framing: BodyFraming, requestID: String? = nil, bound: Int? = nil,
+        into out: inout ByteBuffer
     ) {
-        let key = target.apiKey.value
-        let apiKeyHeader = target.apiKeyHeader
-        let hostHeader = target.hostHeader
         // The client's own copy of the header the provider key goes in is dropped, so the upstream
         // never sees two (`authorization` and `x-api-key` are client-only anyway).
-        let dropsAPIKeyHeader = apiKeyHeader == .apiKey && !key.isEmpty
+        let dropsAPIKeyHeader = target.apiKeyHeader == .apiKey && !target.apiKeyLine.isEmpty
         client.headerBytes.withUnsafeReadableBytes { bytes in
             let named = client.facts.connectionNamesHeaders ? connectionTokens(client, bytes) : []
-            let bound = upstreamRequestHeadBound(method: method, match: match, target: target, client: client, requestID: requestID)
+            let bound =
+                bound ?? upstreamRequestHeadBound(method: method, match: match, target: target, client: client, requestID: requestID)
             out.writeHead(maxBytes: bound) { out in
                 // The usual methods without making their raw-value string (`rawValue` builds one).
                 switch method {
@@ -49,28 +48,35 @@ enum ForwardingHeaders {
                     out.write(" ")
                 }
                 match.writeTarget(on: target, from: UnsafeRawBufferPointer(rebasing: bytes[client.target]), into: &out)
-                out.write(" HTTP/1.1\r\nhost: ")
-                out.write(string: hostHeader)
-                out.write("\r\n")
+                out.write(" HTTP/1.1\r\n")
+                target.hostLine.withUnsafeBytes { out.write($0) }
+                // Forwarded lines written as `name: value\r\n` are copied from the client's bytes
+                // when they arrived in exactly that form, consecutive ones in one copy (`run`): the
+                // same bytes as writing name, ": ", value and CRLF apart, a copy instead of four.
+                var run = 0..<0
                 for field in client.fields
                 where forwards(
                     field, bytes, framing: framing, named: named, dropsAPIKeyHeader: dropsAPIKeyHeader,
                     dropsRequestID: requestID != nil, lengthRewritten: client.facts.contentLengthRewritten)
                 {
+                    if let line = canonicalLine(field, bytes) {
+                        if line.lowerBound == run.upperBound, !run.isEmpty {
+                            run = run.lowerBound..<line.upperBound
+                        } else {
+                            out.write(UnsafeRawBufferPointer(rebasing: bytes[run]))
+                            run = line
+                        }
+                        continue
+                    }
+                    out.write(UnsafeRawBufferPointer(rebasing: bytes[run]))
+                    run = 0..<0
                     out.write(UnsafeRawBufferPointer(rebasing: bytes[field.name]))
                     out.write(": ")
                     out.write(UnsafeRawBufferPointer(rebasing: bytes[field.value]))
                     out.write("\r\n")
                 }
-                if !key.isEmpty {
-                    switch apiKeyHeader {
-                    case .authorization: out.write("authorization: Bearer ")
-                    case .xAPIKey: out.write("x-api-key: ")
-                    case .apiKey: out.write("api-key: ")
-                    }
-                    out.write(string: key)
-                    out.write("\r\n")
-                }
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[run]))
+                target.apiKeyLine.withUnsafeBytes { out.write($0) }
                 if let requestID {
                     // propagate_request_id (docs/observability.md "Request ids"): ours replaces the client's.
                     out.write("x-request-id: ")
@@ -90,6 +96,18 @@ enum ForwardingHeaders {
         }
     }
 
+    /// The whole line of `field` in the client's bytes when it reads `name: value` CRLF there
+    /// (one space, no trailing whitespace): what the four writes would have made.
+    @inline(__always)
+    private static func canonicalLine(_ field: RequestHead.Field, _ bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+        let colon = field.name.upperBound
+        let end = field.value.upperBound
+        guard field.value.lowerBound == colon &+ 2, end &+ 2 <= bytes.count, bytes[colon] == UInt8(ascii: ":"),
+            bytes[colon &+ 1] == UInt8(ascii: " "), bytes[end] == 0x0D, bytes[end &+ 1] == 0x0A
+        else { return nil }
+        return field.name.lowerBound..<end &+ 2
+    }
+
     /// At least the bytes `writeUpstreamRequestHead` writes: a buffer made with this much room
     /// (and the body's, when it goes in the same write) is never grown while the head is written
     /// (growing it copied the head and cost ~250 instructions per request).
@@ -103,8 +121,9 @@ enum ForwardingHeaders {
         case .POST: methodBytes = 4
         default: methodBytes = method.rawValue.utf8.count
         }
-        return methodBytes + match.targetByteCount(on: target) + target.hostHeader.utf8.count + target.apiKey.value.utf8.count
-            + client.headerBytes.readableBytes + 96 + (requestID.map { $0.utf8.count + 16 } ?? 0)
+        return methodBytes + match.targetByteCount(on: target) + target.hostLine.count + target.apiKeyLine.count
+            // A field received as `name:value` goes out as `name: value`, one byte more: one per field.
+            + client.headerBytes.readableBytes + client.fields.count + 96 + (requestID.map { $0.utf8.count + 16 } ?? 0)
     }
 
     /// Whether a client header is forwarded: not a credential, `Host` or hop-by-hop, not named

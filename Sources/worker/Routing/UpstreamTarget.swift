@@ -13,6 +13,11 @@ final class UpstreamTarget: Sendable {
     let hostHeader: String
     /// The URL's base path's bytes, copied into every upstream request-target.
     let basePathBytes: [UInt8]
+    /// The upstream request's constant lines, made once: `host: …\r\n`, and the provider key's
+    /// line in the upstream's style (empty without a key). One copy each per request instead of
+    /// three writes, two of them through a `String`'s UTF-8.
+    let hostLine: [UInt8]
+    let apiKeyLine: [UInt8]
     let apiKey: Secret
     let apiKeyHeader: Configuration.UpstreamAuthHeader
     let tlsCA: Configuration.TrustedCA?
@@ -41,12 +46,23 @@ final class UpstreamTarget: Sendable {
         self.origin = url.origin
         self.hostHeader = url.hostHeader
         self.basePathBytes = Array(url.basePath.utf8)
+        self.hostLine = Array("host: \(url.hostHeader)\r\n".utf8)
+        self.apiKeyLine = Self.apiKeyLine(apiKey.value, in: apiKeyHeader)
         self.apiKey = apiKey
         self.apiKeyHeader = apiKeyHeader
         self.tlsCA = tlsCA
         self.poolKey = PoolKey(
             origin: origin, trustPEM: url.scheme == .https ? (tlsCA?.pem ?? "") : nil,
             apiKeyHeader: apiKeyHeader, apiKey: apiKey)
+    }
+
+    private static func apiKeyLine(_ key: String, in header: Configuration.UpstreamAuthHeader) -> [UInt8] {
+        guard !key.isEmpty else { return [] }
+        switch header {
+        case .authorization: return Array("authorization: Bearer \(key)\r\n".utf8)
+        case .xAPIKey: return Array("x-api-key: \(key)\r\n".utf8)
+        case .apiKey: return Array("api-key: \(key)\r\n".utf8)
+        }
     }
 
     /// One of an upstream's `targets` (Fluxgate's `target_url` + `api_key` is the only one).
