@@ -45,6 +45,16 @@ final class StageSuspension {
     }
 }
 
+/// Where a stage takes a body that is at hand without waiting for it (the connection: a body that
+/// came whole with its head). The model stage reads the body in the pass that routed the request
+/// by prefix; a `.needBody` verdict instead ran the pipeline a second time from the route stage
+/// (~+250 instructions per model-routed request, docs/performance.md "gateway3").
+protocol PipelineBodySource: AnyObject {
+    /// Whether `request.body` holds the body's first `bytes` bytes (or the whole body) now, as it
+    /// would after `.needBody(bytes:)`; false when they must be waited for (ask with `.needBody`).
+    func bodyAtHand(_ request: PipelineRequest, head: RequestHead, bytes: Int) -> Bool
+}
+
 /// The request as the stages see it: its snapshot, and what earlier stages found (the head is
 /// passed to each stage beside it: a copy kept here cost ~200 instructions per request). One
 /// per connection, reset for each request (a value built per request was copied and destroyed
@@ -102,6 +112,9 @@ final class PipelineRequest {
     /// The connection's last authentication, reused when the same credentials come again
     /// (see `AuthenticateStage`); kept across requests.
     var cachedAuthentication: CachedAuthentication?
+    /// The connection that owns this request (it outlives it: the stages run only while it
+    /// drives them); nil in tests that run stages alone, which then ask with `.needBody`.
+    unowned(unsafe) var bodySource: PipelineBodySource?
 
     init(framing: BodyFraming, snapshot: WorkerSnapshot) {
         self.framing = framing

@@ -125,7 +125,8 @@ enum RouteStage {
         case .matched(let match):
             request.match = match
             return .proceed
-        case .noRoute(let target): return ModelRouteStage.run(request, head: head, permitted: permitted, target: target)
+        case .noRoute(let target, let endpoint):
+            return ModelRouteStage.run(request, head: head, permitted: permitted, target: target, endpoint: endpoint)
         case .invalidPath: return .reject(.invalidPath)
         }
     }
