@@ -82,6 +82,16 @@ enum ModelMember {
         guard let quote = memchr(base + start, 0x22, bytes.count - start) else { return nil }
         let end = base.distance(to: UnsafeRawPointer(quote))
         var i = start
+        // Eight bytes at a time: a byte that is `\\` (zero after the XOR) or below 0x20 sets its
+        // top bit in `(w - 0x01…/0x20…) & ~w & 0x80…` (exact for "is there any such byte").
+        while end - i >= 8 {
+            let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
+            let found =
+                ((backslashes &- 0x0101_0101_0101_0101) & ~backslashes) | ((word &- 0x2020_2020_2020_2020) & ~word)
+            if found & 0x8080_8080_8080_8080 != 0 { return nil }
+            i &+= 8
+        }
         while i < end {
             let byte = base.load(fromByteOffset: i, as: UInt8.self)
             if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
