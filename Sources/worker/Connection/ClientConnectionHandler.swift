@@ -383,7 +383,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             request = current
         } else {
             request = PipelineRequest(framing: head.facts.framing, snapshot: worker.snapshot)
-            request.bodySource = self
             self.request = request
         }
         runPipeline(request, head: head, from: 0, context: context)
@@ -396,10 +395,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         _ request: PipelineRequest, head: consuming RequestHead, from index: Int, context: ChannelHandlerContext
     ) {
         var index = index
-        var verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
+        var verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker, bodySource: self)
         // A body already at hand (or none) goes to the stage that asked at once.
         while case .needBody(let bytes) = verdict, bodyAtHand(request, head: head, bytes: bytes, context: context) {
-            verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
+            verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker, bodySource: self)
         }
         permitHeld = request.holdsPermit
         if let hold = request.rateLimitHold {

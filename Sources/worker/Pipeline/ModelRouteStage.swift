@@ -23,10 +23,11 @@ enum ModelRouteStage {
     static let firstPeekBytes = 16 * 1024
 
     /// `target` is the request's request-target, as the prefix routing parsed it, and
-    /// `endpoint` the model endpoint it is for (`Router.modelEndpoint(method:path:)`).
+    /// `endpoint` the model endpoint it is for (`Router.modelEndpoint(method:path:)`);
+    /// `bodySource` the connection, for a body at hand (`RequestPipeline.run`).
     static func run(
         _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget,
-        endpoint: Router.ModelEndpoint?
+        endpoint: Router.ModelEndpoint?, bodySource: PipelineBodySource?
     )
         -> StageVerdict
     {
@@ -37,7 +38,7 @@ enum ModelRouteStage {
             return .reject(.document(ModelListing.body(entries, anthropic: head.hasAnthropicVersion)))
         case .routedByModel:
             request.modelTarget = target
-            return routeByBody(request, head: head, permitted: permitted, target: target)
+            return routeByBody(request, head: head, permitted: permitted, target: target, bodySource: bodySource)
         }
     }
 
@@ -46,11 +47,12 @@ enum ModelRouteStage {
     /// the connection at once, so the request is routed in the pass that found no prefix.
     /// `target` is the request's, parsed.
     static func routeByBody(
-        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget
+        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget,
+        bodySource: PipelineBodySource?
     )
         -> StageVerdict
     {
-        if request.body == nil, request.bodySource?.bodyAtHand(request, head: head, bytes: firstPeekBytes) != true {
+        if request.body == nil, bodySource?.bodyAtHand(request, head: head, bytes: firstPeekBytes) != true {
             return .needBody(bytes: firstPeekBytes)
         }
         let table = request.snapshot.models

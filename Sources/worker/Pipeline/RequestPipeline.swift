@@ -45,8 +45,8 @@ final class StageSuspension {
     }
 }
 
-/// Where a stage takes a body that is at hand without waiting for it (the connection: a body that
-/// came whole with its head). The model stage reads the body in the pass that routed the request
+/// Where a stage takes a body that is at hand without waiting for it (the connection, passed to
+/// `RequestPipeline.run`: a body that came whole with its head). The model stage reads the body in the pass that routed the request
 /// by prefix; a `.needBody` verdict instead ran the pipeline a second time from the route stage
 /// (~+250 instructions per model-routed request, docs/performance.md "gateway3").
 protocol PipelineBodySource: AnyObject {
@@ -112,9 +112,6 @@ final class PipelineRequest {
     /// The connection's last authentication, reused when the same credentials come again
     /// (see `AuthenticateStage`); kept across requests.
     var cachedAuthentication: CachedAuthentication?
-    /// The connection that owns this request (it outlives it: the stages run only while it
-    /// drives them); nil in tests that run stages alone, which then ask with `.needBody`.
-    unowned(unsafe) var bodySource: PipelineBodySource?
 
     init(framing: BodyFraming, snapshot: WorkerSnapshot) {
         self.framing = framing
@@ -207,15 +204,20 @@ struct RequestPipeline {
 
     /// Runs stages from `index` until one does not proceed; `index` is then that stage's (or
     /// `stages.count` when every stage proceeded).
-    /// `head` is the request's head (see `RequestStage.run`).
-    func run(_ request: PipelineRequest, head: RequestHead, from index: inout Int, worker: WorkerContext) -> StageVerdict {
+    /// `head` is the request's head (see `RequestStage.run`); `bodySource` the connection, for a
+    /// body at hand (nil: a stage asks with `.needBody`). Passed, not kept in the request: an
+    /// argument the caller holds costs no retain.
+    func run(
+        _ request: PipelineRequest, head: RequestHead, from index: inout Int, worker: WorkerContext,
+        bodySource: PipelineBodySource? = nil
+    ) -> StageVerdict {
         while index < stages.count {
             let verdict: StageVerdict
             switch stages[index] {
             case .preflight: verdict = PreflightStage.run(request, head: head, worker: worker)
             case .capacity: verdict = CapacityStage.run(request, head: head, worker: worker)
             case .authenticate: verdict = AuthenticateStage.run(request, head: head, worker: worker)
-            case .route: verdict = RouteStage.run(request, head: head, worker: worker)
+            case .route: verdict = RouteStage.run(request, head: head, worker: worker, bodySource: bodySource)
             case .streamUsage:
                 verdict = request.match?.route.injectsStreamUsage == true ? StreamUsageStage.run(request, head: head) : .proceed
             case .limits: verdict = request.checksRateLimits ? RateLimitStage.run(request, head: head, worker: worker) : .proceed
