@@ -90,37 +90,67 @@ static inline long fluxgate_receive_descriptor(int socket, void *bytes, unsigned
     return n;
 }
 
-// A mutex in memory shared between processes that survives its holder's death
-// (pthread_mutexattr_setrobust(3)): the next locker gets EOWNERDEAD, marks it consistent, and
-// goes on. The rate-limit segment keeps one per limit (docs/rate-limits.md "Locking").
-#include <pthread.h>
+// A lock in memory shared between processes that survives its holder's death: the 8-byte word
+// holds the holder's process id (0: free). Taking a free lock is one compare-and-swap; a robust
+// pthread mutex (pthread_mutexattr_setrobust(3)) took glibc's pthread_mutex_lock_full path, its
+// robust list kept per lock and unlock (~110 instructions per limited request,
+// docs/performance.md "gateway3"). A locker that finds the lock held spins, then yields, and
+// asks whether the holder still lives (kill(2) with signal 0: ESRCH once it has died and been
+// reaped; the master reaps its workers at once, and a zombie still counts as alive): it then
+// takes the lock over and is told so, as EOWNERDEAD told it before. Processes are made with
+// posix_spawn (exec: never a fork that keeps the parent's cached id). The rate-limit segment
+// keeps one per limit (docs/rate-limits.md "Locking").
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <time.h>
 
-static inline int fluxgate_robust_mutex_init(void *memory) {
-    pthread_mutexattr_t attributes;
-    pthread_mutexattr_init(&attributes);
-    pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
-    int rc = pthread_mutex_init((pthread_mutex_t *)memory, &attributes);
-    pthread_mutexattr_destroy(&attributes);
-    return rc;
-}
-
-// 0 when locked; 1 when locked after the previous holder died holding it (the data it guards
-// may be half-updated: the caller repairs what it can); another errno value on failure.
-static inline int fluxgate_robust_mutex_lock(void *memory) {
-    int rc = pthread_mutex_lock((pthread_mutex_t *)memory);
-    if (rc == EOWNERDEAD) {
-        pthread_mutex_consistent((pthread_mutex_t *)memory);
-        return 1;
+static inline int64_t fluxgate_lock_owner_id(void) {
+    static int64_t cached = 0;
+    int64_t id = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (id == 0) {
+        id = (int64_t)getpid();
+        __atomic_store_n(&cached, id, __ATOMIC_RELAXED);
     }
-    return rc;
+    return id;
 }
 
-static inline void fluxgate_robust_mutex_unlock(void *memory) { pthread_mutex_unlock((pthread_mutex_t *)memory); }
+static inline int fluxgate_robust_mutex_init(void *memory) {
+    __atomic_store_n((int64_t *)memory, 0, __ATOMIC_SEQ_CST);
+    return 0;
+}
 
-static inline unsigned long fluxgate_mutex_size(void) { return sizeof(pthread_mutex_t); }
+// The lock is held, by this process's `self` from now on: 0; 1 when it was taken over from a
+// holder that died holding it (the data it guards may be half-updated: the caller repairs what
+// it can).
+static inline int fluxgate_robust_mutex_lock_contended(int64_t *word, int64_t self) {
+    for (unsigned spins = 0;; spins++) {
+        int64_t holder = __atomic_load_n(word, __ATOMIC_RELAXED);
+        int64_t expected = holder;
+        if (holder == 0) {
+            if (__atomic_compare_exchange_n(word, &expected, self, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return 0;
+            continue;
+        }
+        if (spins < 64) continue;
+        if (holder != self && kill((pid_t)holder, 0) == -1 && errno == ESRCH) {
+            if (__atomic_compare_exchange_n(word, &expected, self, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return 1;
+            continue;
+        }
+        sched_yield();
+    }
+}
+
+static inline int fluxgate_robust_mutex_lock(void *memory) {
+    int64_t *word = (int64_t *)memory;
+    int64_t self = fluxgate_lock_owner_id();
+    int64_t expected = 0;
+    if (__atomic_compare_exchange_n(word, &expected, self, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return 0;
+    return fluxgate_robust_mutex_lock_contended(word, self);
+}
+
+static inline void fluxgate_robust_mutex_unlock(void *memory) { __atomic_store_n((int64_t *)memory, 0, __ATOMIC_RELEASE); }
+
+static inline unsigned long fluxgate_mutex_size(void) { return sizeof(int64_t); }
 
 // CLOCK_MONOTONIC in nanoseconds: one clock for every process of the host (clock_gettime(2)).
 static inline int64_t fluxgate_monotonic_ns(void) {

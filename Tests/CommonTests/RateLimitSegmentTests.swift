@@ -1,4 +1,6 @@
+import Foundation  // only to start a process that exits (its id is then no one's)
 import Testing
+
 @testable import Common
 
 // docs/rate-limits.md "On one host": regions named by the configuration, found again after a
@@ -35,6 +37,40 @@ private func configuration(_ keys: [(String, Configuration.Limits)]) -> Configur
     defer { moved.unlock() }
     #expect(moved.log.capacity >= 5)
     #expect(moved.log.count == 2 && moved.log.instant(0) == 100 && moved.log.instant(1) == 200)
+}
+
+/// The id of a process that has exited and been reaped, as a worker killed holding a lock is
+/// once the master reaps it.
+private func exitedProcessID() throws -> Int64 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/true")
+    try process.run()
+    process.waitUntilExit()
+    return Int64(process.processIdentifier)
+}
+
+@Test func aLogLockedByAProcessThatDiedIsTakenOverWithItsAdmissions() throws {
+    // docs/rate-limits.md "Locking": a worker killed while holding a log's lock does not block
+    // the others; the next locker takes the lock over and finds the log as it was stored.
+    let segment = try RateLimitSegment.create()
+    #expect(segment.prepare(for: configuration([("a", Configuration.Limits(requestsPerMinute: 3))])).isEmpty)
+    let entry = try #require(segment.directory()["k/r/a"])
+    let region = segment.requestLog(entry: entry)
+    var locked = region.lock()
+    locked.log.append(100)
+    locked.unlock()
+    let lockWord = segment.word(segment.regionOffset(entry: entry) + 64)
+    #expect(lockWord.pointee == 0, "an unlocked log's lock is free")
+    lockWord.pointee = try exitedProcessID()
+    var taken = region.lock()
+    #expect(lockWord.pointee == Int64(getpid()), "taken over by this process")
+    #expect(taken.log.count == 1 && taken.log.instant(0) == 100)
+    taken.log.append(200)
+    taken.unlock()
+    #expect(lockWord.pointee == 0)
+    let again = region.lock()
+    defer { again.unlock() }
+    #expect(again.log.count == 2 && again.log.instant(1) == 200)
 }
 
 @Test func aDeadWorkersInFlightPlacesAreGivenBack() throws {

@@ -21,6 +21,29 @@ import Testing
         #expect(Self.name("{\n\t\"stream\": true,\n\t\"n\": -1.5e3,\n\t\"x\": null,\n\t\"model\": \"m\"\n}") == "m")
     }
 
+    @Test func theSDKsShapeIsTakenAtOnceOnlyForANameOfPlainBytes() {
+        // `leadingModel` reads `{"model":"<name>"` eight bytes at a time: a name with an escape
+        // or a control byte anywhere, at any length, is left to the walk.
+        for length in 0...24 {
+            let plain = String(repeating: "m", count: length)
+            let body = Array(#"{"model":"\#(plain)","n":1}"#.utf8)
+            let literal = body.withUnsafeBytes { ModelMember.leadingModel($0) }
+            #expect(literal == 9..<(11 + length), "\(length) plain bytes")
+            #expect(Self.name(String(decoding: body, as: UTF8.self)) == plain)
+            for position in 0..<length {
+                for odd: UInt8 in [0x5C, 0x01, 0x1F, 0x09] {
+                    var bytes = body
+                    bytes[10 + position] = odd
+                    #expect(bytes.withUnsafeBytes { ModelMember.leadingModel($0) } == nil, "\(odd) at \(position) of \(length)")
+                }
+                // Bytes just above the ones it looks for are plain.
+                var bytes = body
+                bytes[10 + position] = 0x5D
+                #expect(bytes.withUnsafeBytes { ModelMember.leadingModel($0) } == 9..<(11 + length))
+            }
+        }
+    }
+
     @Test func aModelInsideANestedValueIsNotTheTopLevelOne() {
         #expect(Self.find(#"{"metadata":{"model":"gpt-4o"},"messages":[{"model":"x"}]}"#) == .missing)
         #expect(Self.find(#"{"a":"\"model\":\"x\"","b":["{\"model\":"]}"#) == .missing)

@@ -1,4 +1,5 @@
 import Common
+import NIOHTTP1
 import Testing
 @testable import FluxgateWorker
 
@@ -120,6 +121,41 @@ import Testing
         #expect(Fixtures.url(.http, "mock", port: 80).hostHeader == "mock")
         #expect(Fixtures.url(.https, "h", port: 8443).hostHeader == "h:8443")
         #expect(Fixtures.url(.http, "::1", port: 8080).hostHeader == "[::1]:8080")
+    }
+}
+
+/// docs/routing-and-forwarding.md "Model routing", "Which requests": the six `POST` paths
+/// exactly, and `GET /v1/models`; nothing else, whatever its length.
+@Suite struct ModelEndpointTests {
+    private func endpoint(_ method: HTTPMethod, _ path: String) -> Router.ModelEndpoint? {
+        var path = path
+        return path.withUTF8 { Router.modelEndpoint(method: method, path: UnsafeRawBufferPointer($0)) }
+    }
+
+    @Test func theSixModelPathsAreRoutedByModelWhenPosted() {
+        for path in [
+            "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages",
+            "/v1/messages/count_tokens",
+        ] {
+            #expect(endpoint(.POST, path) == .routedByModel, "\(path)")
+            #expect(endpoint(.GET, path) == nil, "GET \(path)")
+            #expect(endpoint(.PUT, path) == nil, "PUT \(path)")
+        }
+    }
+
+    @Test func onlyGetOfTheModelsPathIsTheListing() {
+        #expect(endpoint(.GET, "/v1/models") == .listing)
+        #expect(endpoint(.POST, "/v1/models") == nil)
+    }
+
+    @Test func aPathOfTheSameLengthOrAPrefixIsNotAModelEndpoint() {
+        for path in [
+            "/v1/chat/completionz", "/v2/completions", "/v1/embedding", "/v1/responses/", "/V1/messages",
+            "/v1/messages/count_tokenz", "/v1/model", "/", "",
+        ] {
+            #expect(endpoint(.POST, path) == nil, "\(path)")
+        }
+        #expect(endpoint(.GET, "/v1/modelz") == nil)
     }
 }
 

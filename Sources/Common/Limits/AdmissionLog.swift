@@ -15,7 +15,7 @@ public struct AdmissionLog {
 
     public init(head: Int, count: Int, entries: UnsafeMutableBufferPointer<Int64>) {
         self.entries = entries
-        // Clamped: after a holder died mid-update (a robust mutex's EOWNERDEAD) the two numbers
+        // Clamped: after a holder died mid-update (its lock taken over, docs/rate-limits.md "Locking") the two numbers
         // may be from different moments; within the ring they are always safe to read.
         let capacity = entries.count
         self.head = capacity == 0 ? 0 : min(max(head, 0), capacity - 1)

@@ -6,7 +6,7 @@ import CLinux
 ///     0    capacity
 ///     8    moved (atomic; 0 while current, 1 once a larger log replaced it: the directory names that one)
 ///     16   head, 24 count (under the mutex)
-///     64   the robust process-shared mutex
+///     64   the process-shared lock that survives its holder's death (`fluxgate_robust_mutex_lock`)
 ///     128  capacity × Int64 admission instants (CLOCK_MONOTONIC nanoseconds)
 public struct RequestLogRegion {
     let segment: RateLimitSegment
@@ -116,7 +116,7 @@ public struct InFlightRegion {
 /// not depend on the limit.
 ///
 ///     0    capacity (entries), 16 head, 24 count, 32 total tokens, 40 next sequence
-///     64   the robust process-shared mutex
+///     64   the process-shared lock that survives its holder's death (`fluxgate_robust_mutex_lock`)
 ///     128  capacity × (instant, tokens, sequence)
 public struct TokenLogRegion {
     /// Admissions of one minute a token limit can hold: 65,536 (1.5 MiB, touched as used).

@@ -4,7 +4,7 @@ import CLinux
 /// `slots` subjects, each with its own `max_in_flight` counter and token log here, and its own
 /// requests log in the key's subject requests table (`SubjectRequestsTable`), which a reload that
 /// raises `requests_per_minute` may move. Subjects are found by a 128-bit digest of `sub` with
-/// linear probing over at most `probes` slots, under the table's robust mutex.
+/// linear probing over at most `probes` slots, under the table's process-shared lock (`fluxgate_robust_mutex_lock`: it survives its holder's death).
 ///
 /// Bounded: a slot is reused for another subject once it is idle — looked up last a full window
 /// ago and with nothing in flight — so its windows are empty and nothing is lost. When every slot
@@ -12,7 +12,7 @@ import CLinux
 /// JWT key's own limits, shared with the tokens that have no `sub`; never unlimited.
 ///
 ///     0      slots, 8 token capacity per slot
-///     64     the robust process-shared mutex (claims; the master's moves of the requests table)
+///     64     the process-shared lock (claims; the master's moves of the requests table)
 ///     128    slots × (digest 16 bytes, last lookup instant 8, in use 8)
 ///     then   slots × stride: in-flight counter (`InFlightRegion`), token log (`TokenLogRegion`)
 public struct SubjectTable {

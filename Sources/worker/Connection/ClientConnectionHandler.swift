@@ -15,7 +15,7 @@ import NIOHTTP1
 /// replaces NIO's `HTTPServerPipelineHandler`, which withholds `read()` for the whole wait on
 /// every request, so the socket's read interest was dropped and re-added around each response:
 /// two `epoll_ctl` calls per request. Here the read interest stays while nothing is queued.
-final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOutputOwner {
+final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOutputOwner, PipelineBodySource {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -395,10 +395,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         _ request: PipelineRequest, head: consuming RequestHead, from index: Int, context: ChannelHandlerContext
     ) {
         var index = index
-        var verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
+        var verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker, bodySource: self)
         // A body already at hand (or none) goes to the stage that asked at once.
         while case .needBody(let bytes) = verdict, bodyAtHand(request, head: head, bytes: bytes, context: context) {
-            verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker)
+            verdict = worker.pipeline.run(request, head: head, from: &index, worker: worker, bodySource: self)
         }
         permitHeld = request.holdsPermit
         if let hold = request.rateLimitHold {
@@ -517,6 +517,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         request.body = whole
         request.bodyComplete = true
         return true
+    }
+
+    /// `PipelineBodySource`: the model stage takes a body at hand in the pass that routed the
+    /// request (no `.needBody` verdict, no second pass).
+    func bodyAtHand(_ request: PipelineRequest, head: RequestHead, bytes: Int) -> Bool {
+        guard let context else { return false }
+        return bodyAtHand(request, head: head, bytes: bytes, context: context)
     }
 
     /// Body bytes (or the body's end) for a stage that asked for them.

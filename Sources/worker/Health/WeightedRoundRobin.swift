@@ -25,22 +25,33 @@ struct WeightedRoundRobin: Equatable {
     /// `next(weights:eligible:)` with the eligible targets as a bit per index (at most 64
     /// targets, as `FailoverPlan` counts them): the same choice, with no closure called per target.
     mutating func next(weights: [Int], eligible mask: UInt64) -> Int? {
+        scores.withUnsafeMutableBufferPointer { scores in
+            weights.withUnsafeBufferPointer { weights in
+                guard let scoreBase = scores.baseAddress, let weightBase = weights.baseAddress else { return nil }
+                return Self.next(
+                    scores: scoreBase, weights: weightBase, count: min(scores.count, weights.count), eligible: mask)
+            }
+        }
+    }
+
+    /// The same choice over scores and weights kept by their owner (`TargetGroup` keeps both in
+    /// one block of its own: an array's retain and uniqueness check per choice cost ~60
+    /// instructions, docs/performance.md "gateway3"). `count` targets, at most 64 looked at.
+    static func next(scores: UnsafeMutablePointer<Int>, weights: UnsafePointer<Int>, count: Int, eligible mask: UInt64) -> Int? {
         guard mask != 0 else { return nil }
         var best = -1
+        var bestScore = Int.min
         var total = 0
-        scores.withUnsafeMutableBufferPointer { scores in
-            var bestScore = Int.min
-            for index in 0..<min(scores.count, 64) where mask & (1 << UInt64(index)) != 0 {
-                let weight = weights[index]
-                scores[index] += weight
-                total += weight
-                if best < 0 || scores[index] > bestScore {
-                    best = index
-                    bestScore = scores[index]
-                }
+        for index in 0..<min(count, 64) where mask & (1 << UInt64(index)) != 0 {
+            let weight = weights[index]
+            scores[index] += weight
+            total += weight
+            if best < 0 || scores[index] > bestScore {
+                best = index
+                bestScore = scores[index]
             }
-            if best >= 0 { scores[best] -= total }
         }
+        if best >= 0 { scores[best] -= total }
         return best < 0 ? nil : best
     }
 }

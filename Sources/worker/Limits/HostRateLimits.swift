@@ -106,9 +106,13 @@ final class RateLimitTable: @unchecked Sendable {
     let cell: Int
     /// `rate_limits.redis` is set: requests limits are counted there.
     let usesRedis: Bool
+    /// Some upstream has limits: without, the stage does not look for the route's (reading the
+    /// request's match retained its route, docs/performance.md "gateway3").
+    let limitsUpstreams: Bool
 
     private init() {
         usesRedis = false
+        limitsUpstreams = false
         isEmpty = true
         keys = [:]
         staticKeys = []
@@ -164,6 +168,7 @@ final class RateLimitTable: @unchecked Sendable {
         self.keys = keys
         self.staticKeys = configuration.apiKeys.staticKeys.map { key in key.id.flatMap { keys[$0] } }
         self.upstreams = upstreams
+        self.limitsUpstreams = upstreams.contains { $0 != nil }
         self.cell = host.cell
     }
 }

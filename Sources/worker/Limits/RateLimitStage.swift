@@ -84,7 +84,7 @@ enum RateLimitStage {
             }
         }
         // The route's index, not a copy of the match.
-        let upstream = (request.match?.route.index).flatMap { table.upstreams[$0] }
+        let upstream = table.limitsUpstreams ? (request.match?.route.index).flatMap { table.upstreams[$0] } : nil
         if key == nil, upstream == nil { return .proceed }
         if !table.usesRedis {
             // One host-local requests limit, the other owner unlimited: its log alone.

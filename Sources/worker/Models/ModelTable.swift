@@ -34,6 +34,9 @@ final class ModelTable: Sendable {
     /// Per static key (by position in `api_keys.static`): the names and patterns it may send;
     /// nil = every model whose upstream it may reach.
     private let keyFilters: [[ModelPattern]?]
+    /// Some static key has its own list: without, `allows` reads no filter (the array of
+    /// optional lists was retained and indexed per request).
+    private let filtersKeys: Bool
 
     init(configuration: Configuration) {
         let upstreams = configuration.upstreams.entries
@@ -55,6 +58,7 @@ final class ModelTable: Sendable {
             guard let models = key.models, !models.isEmpty else { return nil }
             return models.map(ModelPattern.init)
         }
+        self.filtersKeys = keyFilters.contains { $0 != nil }
     }
 
     /// No `models:` section: model routing is off, and `/v1/models` is not the proxy's.
@@ -78,7 +82,7 @@ final class ModelTable: Sendable {
     /// the key may reach the entry's upstream.
     func allows(_ name: String, _ entry: Entry, staticKey: Int?, permitted: UpstreamSet) -> Bool {
         guard permitted.contains(entry.upstream) else { return false }
-        guard let staticKey, staticKey < keyFilters.count, let filter = keyFilters[staticKey] else { return true }
+        guard filtersKeys, let staticKey, staticKey < keyFilters.count, let filter = keyFilters[staticKey] else { return true }
         return filter.contains { $0.matches(name) }
     }
 

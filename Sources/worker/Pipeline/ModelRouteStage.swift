@@ -22,93 +22,107 @@ enum ModelRouteStage {
     /// comes after a long `messages` gets twice as much each time.
     static let firstPeekBytes = 16 * 1024
 
-    /// `target` is the request's request-target, as the prefix routing parsed it.
+    /// `target` is the request's request-target, as the prefix routing parsed it, and
+    /// `endpoint` the model endpoint it is for (`Router.modelEndpoint(method:path:)`);
+    /// `bodySource` the connection, for a body at hand (`RequestPipeline.run`).
     static func run(
-        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget
+        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget,
+        endpoint: Router.ModelEndpoint?, bodySource: PipelineBodySource?
     )
         -> StageVerdict
     {
-        let snapshot = request.snapshot
-        guard !snapshot.models.isEmpty, let endpoint = Router.modelEndpoint(head, target: target) else {
-            return .reject(.noRoute)
-        }
+        guard let endpoint, !request.snapshot.models.isEmpty else { return .reject(.noRoute) }
         switch endpoint {
         case .listing:
-            let entries = snapshot.models.listing(staticKey: request.staticKey, permitted: permitted)
+            let entries = request.snapshot.models.listing(staticKey: request.staticKey, permitted: permitted)
             return .reject(.document(ModelListing.body(entries, anthropic: head.hasAnthropicVersion)))
         case .routedByModel:
             request.modelTarget = target
-            return routeByBody(request, head: head, permitted: permitted, target: target)
+            return routeByBody(request, head: head, permitted: permitted, target: target, bodySource: bodySource)
         }
     }
 
     /// A `POST` to a model endpoint: the top-level `model` of the body's first bytes, asking
-    /// for more until it is known.
+    /// for more until it is known. A body at hand (it came whole with its head) is taken from
+    /// the connection at once, so the request is routed in the pass that found no prefix.
     /// `target` is the request's, parsed.
     static func routeByBody(
-        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget
+        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget,
+        bodySource: PipelineBodySource?
     )
         -> StageVerdict
     {
-        guard let body = request.body else { return .needBody(bytes: firstPeekBytes) }
-        let snapshot = request.snapshot
-        let table = snapshot.models
-        // Exactly the first 1 MiB is searched, however much the last read brought.
-        let searched = body.withUnsafeReadableBytes { all -> Searched in
+        if request.body == nil, bodySource?.bodyAtHand(request, head: head, bytes: firstPeekBytes) != true {
+            return .needBody(bytes: firstPeekBytes)
+        }
+        let table = request.snapshot.models
+        // What the search found, as plain values (an enum of the name and the entry was copied
+        // out of the closure and destroyed: ~100 instructions of retains and releases).
+        var literal = 0..<0
+        var name: String?
+        var entry: ModelTable.Entry?
+        // Exactly the first 1 MiB is searched, however much the last read brought. The body is
+        // read where it lies, not copied out of the request.
+        let other = request.body!.withUnsafeReadableBytes { all -> ModelMember.Outcome? in
             let bytes = UnsafeRawBufferPointer(rebasing: all[..<min(all.count, RequestPipeline.maxBodyPeekBytes)])
-            let literal: Range<Int>
-            switch ModelMember.locate(in: bytes) {
-            case .literal(let range): literal = range
-            case .other(let outcome): return .other(outcome)
+            // The SDKs' shape has no escape in the name (`leadingModel`): not searched again.
+            let plain: Bool
+            if let range = ModelMember.leadingModel(bytes) {
+                literal = range
+                plain = true
+            } else {
+                switch ModelMember.locate(in: bytes) {
+                case .literal(let range): literal = range
+                case .other(let outcome): return outcome
+                }
+                plain = false
             }
             let inner = UnsafeRawBufferPointer(rebasing: bytes[(literal.lowerBound + 1)..<(literal.upperBound - 1)])
             // An exact name as the configuration spells it: its entry's text is the name.
-            if !ModelMember.hasBackslash(inner), let entry = table.exactEntry(inner) {
-                return .found(literal: literal, name: entry.name, entry: entry)
+            if plain || !ModelMember.hasBackslash(inner), let exact = table.exactEntry(inner) {
+                entry = exact
+                return nil
             }
-            guard let name = ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[literal])) else {
-                return .other(.notAString)
-            }
-            return .found(literal: literal, name: name, entry: nil)
+            guard let decoded = ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[literal])) else { return .notAString }
+            name = decoded
+            return nil
         }
-        switch searched {
-        case .found(let literal, let name, let entry):
+        switch other {
+        case nil:
+            if let entry {
+                return routed(
+                    request, head: head, permitted: permitted, target: target, literal: literal, name: entry.name, entry: entry,
+                    table: table)
+            }
+            let name = name!
             return routed(
-                request, head: head, permitted: permitted, target: target, body: body, literal: literal, name: name,
-                entry: entry ?? table.entry(for: name), snapshot: snapshot)
-        case .other(.needMore):
-            let have = body.readableBytes
+                request, head: head, permitted: permitted, target: target, literal: literal, name: name,
+                entry: table.entry(for: name), table: table)
+        case .needMore?:
+            let have = request.body!.readableBytes
             if have >= RequestPipeline.maxBodyPeekBytes { return .reject(.modelBeyondLimit) }
             if request.bodyComplete { return .reject(.modelMissing) }
             return .needBody(bytes: min(2 * max(have, firstPeekBytes), RequestPipeline.maxBodyPeekBytes))
-        case .other:
+        case .some:
             return .reject(.modelMissing)
         }
     }
 
-    /// What the body's search found: the name (and its exact entry, looked up by its bytes), or
-    /// the search's other outcome (never `found`).
-    private enum Searched {
-        case found(literal: Range<Int>, name: String, entry: ModelTable.Entry?)
-        case other(ModelMember.Outcome)
-    }
-
     private static func routed(
-        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget, body: ByteBuffer,
-        literal: Range<Int>, name: String, entry: ModelTable.Entry?, snapshot: WorkerSnapshot
+        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget, literal: Range<Int>,
+        name: String, entry: ModelTable.Entry?, table: ModelTable
     ) -> StageVerdict {
-        let table = snapshot.models
         // Longer names are never matched, and not logged.
         request.model = ModelDecision(name: name.utf8.count <= Configuration.maxModelNameBytes ? name : nil)
         guard let entry, table.allows(name, entry, staticKey: request.staticKey, permitted: permitted),
-            let match = snapshot.router.match(upstream: entry.upstream, target: target)
+            let match = request.snapshot.router.match(upstream: entry.upstream, target: target)
         else {
             request.model?.notFound = true
             return .reject(.modelNotFound)
         }
         request.match = match
         if let upstreamModel = entry.upstreamModel, upstreamModel != name {
-            let renamed = ModelRename.splice(body, literal: literal, with: upstreamModel, allocator: ByteBufferAllocator())
+            let renamed = ModelRename.splice(request.body!, literal: literal, with: upstreamModel, allocator: ByteBufferAllocator())
             request.replaceCollectedBody(with: renamed, head: head)
         }
         return .proceed

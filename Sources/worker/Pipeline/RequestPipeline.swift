@@ -45,6 +45,16 @@ final class StageSuspension {
     }
 }
 
+/// Where a stage takes a body that is at hand without waiting for it (the connection, passed to
+/// `RequestPipeline.run`: a body that came whole with its head). The model stage reads the body in the pass that routed the request
+/// by prefix; a `.needBody` verdict instead ran the pipeline a second time from the route stage
+/// (~+250 instructions per model-routed request, docs/performance.md "gateway3").
+protocol PipelineBodySource: AnyObject {
+    /// Whether `request.body` holds the body's first `bytes` bytes (or the whole body) now, as it
+    /// would after `.needBody(bytes:)`; false when they must be waited for (ask with `.needBody`).
+    func bodyAtHand(_ request: PipelineRequest, head: RequestHead, bytes: Int) -> Bool
+}
+
 /// The request as the stages see it: its snapshot, and what earlier stages found (the head is
 /// passed to each stage beside it: a copy kept here cost ~200 instructions per request). One
 /// per connection, reset for each request (a value built per request was copied and destroyed
@@ -194,15 +204,20 @@ struct RequestPipeline {
 
     /// Runs stages from `index` until one does not proceed; `index` is then that stage's (or
     /// `stages.count` when every stage proceeded).
-    /// `head` is the request's head (see `RequestStage.run`).
-    func run(_ request: PipelineRequest, head: RequestHead, from index: inout Int, worker: WorkerContext) -> StageVerdict {
+    /// `head` is the request's head (see `RequestStage.run`); `bodySource` the connection, for a
+    /// body at hand (nil: a stage asks with `.needBody`). Passed, not kept in the request: an
+    /// argument the caller holds costs no retain.
+    func run(
+        _ request: PipelineRequest, head: RequestHead, from index: inout Int, worker: WorkerContext,
+        bodySource: PipelineBodySource? = nil
+    ) -> StageVerdict {
         while index < stages.count {
             let verdict: StageVerdict
             switch stages[index] {
             case .preflight: verdict = PreflightStage.run(request, head: head, worker: worker)
             case .capacity: verdict = CapacityStage.run(request, head: head, worker: worker)
             case .authenticate: verdict = AuthenticateStage.run(request, head: head, worker: worker)
-            case .route: verdict = RouteStage.run(request, head: head, worker: worker)
+            case .route: verdict = RouteStage.run(request, head: head, worker: worker, bodySource: bodySource)
             case .streamUsage:
                 verdict = request.match?.route.injectsStreamUsage == true ? StreamUsageStage.run(request, head: head) : .proceed
             case .limits: verdict = request.checksRateLimits ? RateLimitStage.run(request, head: head, worker: worker) : .proceed

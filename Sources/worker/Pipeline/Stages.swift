@@ -112,10 +112,14 @@ enum AuthenticateStage {
 /// (docs/routing-and-forwarding.md) → the route, or 400; no prefix → model routing
 /// (`ModelRouteStage`), or 404.
 enum RouteStage {
-    static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
+    /// `bodySource`: see `RequestPipeline.run`.
+    static func run(
+        _ request: PipelineRequest, head: RequestHead, worker: WorkerContext, bodySource: PipelineBodySource?
+    ) -> StageVerdict {
         // Again, with the body's first bytes: the checks below passed, routed by model already.
         if let target = request.modelTarget, let permitted = request.permitted {
-            return ModelRouteStage.routeByBody(request, head: head, permitted: permitted, target: target)
+            return ModelRouteStage.routeByBody(
+                request, head: head, permitted: permitted, target: target, bodySource: bodySource)
         }
         let snapshot = request.snapshot
         if !snapshot.authenticator.required && snapshot.router.isEmpty { return .reject(.noUpstreams) }
@@ -125,7 +129,9 @@ enum RouteStage {
         case .matched(let match):
             request.match = match
             return .proceed
-        case .noRoute(let target): return ModelRouteStage.run(request, head: head, permitted: permitted, target: target)
+        case .noRoute(let target, let endpoint):
+            return ModelRouteStage.run(
+                request, head: head, permitted: permitted, target: target, endpoint: endpoint, bodySource: bodySource)
         case .invalidPath: return .reject(.invalidPath)
         }
     }

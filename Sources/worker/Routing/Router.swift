@@ -112,14 +112,19 @@ struct Router: Sendable {
     enum Outcome: Sendable {
         case matched(Match)
         /// No permitted upstream's prefix covers the path → 404, or model routing: `target` is
-        /// the request-target, parsed, so the model stage does not parse it again.
-        case noRoute(target: RequestTarget)
+        /// the request-target, parsed, so the model stage does not parse it again, and
+        /// `endpoint` the model endpoint its method and path are (read with the head's bytes at
+        /// hand: `Router.modelEndpoint(method:path:)`).
+        case noRoute(target: RequestTarget, endpoint: ModelEndpoint?)
         /// A `.`/`..` segment or an unroutable request-target → 400.
         case invalidPath
     }
 
     /// Longest prefix first (internal for `Router+Models.swift`).
     let routes: [Route]
+    /// Each upstream's route by its position in `Configuration.Upstreams.entries`: a model's
+    /// upstream is found by index, not by a search of `routes` (`match(upstream:target:)`).
+    let routeByUpstream: [Route?]
     /// The routes' prefixes in the same order, as plain values over one block of bytes: the
     /// prefix loop touches no `Route` (a retain and a release of each route it passed, and of
     /// each prefix's array, cost ~50 instructions a route per request).
@@ -148,6 +153,9 @@ struct Router: Sendable {
         self.routes = routes.enumerated()
             .sorted { ($0.element.prefix.utf8.count, -$0.offset) > ($1.element.prefix.utf8.count, -$1.offset) }
             .map(\.element)
+        var byUpstream = [Route?](repeating: nil, count: upstreams.count)
+        for route in routes { byUpstream[route.index] = route }
+        routeByUpstream = byUpstream
         var block: [UInt8] = []
         prefixes = self.routes.map { route in
             let start = block.count
@@ -163,7 +171,12 @@ struct Router: Sendable {
     /// string version cost about 3,700 instructions per request).
     func route(_ request: RequestHead, permitted: UpstreamSet) -> Outcome {
         request.headerBytes.withUnsafeReadableBytes {
-            route(target: UnsafeRawBufferPointer(rebasing: $0[request.target]), permitted: permitted)
+            let bytes = UnsafeRawBufferPointer(rebasing: $0[request.target])
+            let outcome = route(target: bytes, permitted: permitted)
+            guard case .noRoute(let target, _) = outcome else { return outcome }
+            return .noRoute(
+                target: target,
+                endpoint: Self.modelEndpoint(method: request.method, path: UnsafeRawBufferPointer(rebasing: bytes[target.path])))
         }
     }
 
@@ -187,7 +200,7 @@ struct Router: Sendable {
             }
             return nil
         }
-        guard let found else { return .noRoute(target: target) }
+        guard let found else { return .noRoute(target: target, endpoint: nil) }
         return .matched(Match(route: routes[found.position], remainder: found.remainder, query: target.query))
     }
 

@@ -11,32 +11,53 @@ final class TargetGroup: @unchecked Sendable {
     let targets: [UpstreamTarget]
     let weights: [Int]
     let policy: TargetHealth.Policy
-    private var roundRobin: WeightedRoundRobin
     /// Each target's health cell, resolved on first use (a target's cell is named by the upstream
     /// and the target's origin, so a reload keeps the health of the targets that stay).
     private var cells: [Int?]?
+    /// One block of the group's own, `targets.count` each: the smooth round robin's scores
+    /// (`WeightedRoundRobin.next(scores:weights:count:eligible:)`), the weights, and `cells` as
+    /// plain values (-1: no cell; valid once `cells` is resolved). Arrays were retained,
+    /// checked for uniqueness and bounds per choice (~100 instructions for two targets,
+    /// docs/performance.md "gateway3").
+    private let block: UnsafeMutablePointer<Int>
+    private let count: Int
+    private var scores: UnsafeMutablePointer<Int> { block }
+    private var weightWords: UnsafeMutablePointer<Int> { block + count }
+    private var cellWords: UnsafeMutablePointer<Int> { block + 2 * count }
+    /// `cells` and `cellWords` hold the resolved cells.
+    private var resolved = false
 
     init(_ upstream: Configuration.Upstream, attemptTimeoutMs: UInt64) {
         upstreamName = upstream.name
         targets = upstream.targets.map { UpstreamTarget($0, upstreamName: upstream.name) }
         weights = upstream.targets.map(\.weight)
-        roundRobin = WeightedRoundRobin(count: upstream.targets.count)
+        let count = upstream.targets.count
+        self.count = count
+        let block = UnsafeMutablePointer<Int>.allocate(capacity: max(3 * count, 1))
+        block.initialize(repeating: 0, count: max(3 * count, 1))
+        for (index, target) in upstream.targets.enumerated() { block[count + index] = target.weight }
+        self.block = block
         policy = TargetHealth.Policy(
             failures: upstream.health.failures, cooldownMs: Int64(clamping: upstream.health.cooldownMs),
             trialMs: Int64(clamping: min(attemptTimeoutMs, Configuration.Health.maxCooldownMs)))
     }
 
+    deinit { block.deallocate() }
+
     func cells(on board: TargetHealthBoard) -> [Int?] {
         if let cells { return cells }
         let resolved = targets.map { board.cell(upstream: upstreamName, origin: $0.origin) }
+        for (index, cell) in resolved.enumerated() { cellWords[index] = cell ?? -1 }
         cells = resolved
+        self.resolved = true
         return resolved
     }
 
     /// The cell of the target at `index` (read in place: no copy of the array per request).
     private func cell(_ index: Int, on board: TargetHealthBoard) -> Int? {
-        if cells == nil { _ = cells(on: board) }
-        return cells![index]
+        if !resolved { _ = cells(on: board) }
+        let cell = cellWords[index]
+        return cell < 0 ? nil : cell
     }
 
     /// The next target not in `tried` (a bit per index) that is in service, or whose half-open
@@ -44,19 +65,25 @@ final class TargetGroup: @unchecked Sendable {
     /// and the round robin is given the eligible ones as bits (a closure per target read the
     /// health again: docs/performance.md, "gwpath (session 12)").
     func choose(excluding tried: UInt64, board: TargetHealthBoard, nowMs: Int64) -> Int? {
+        if !resolved { _ = cells(on: board) }
         var inService: UInt64 = 0
         var trialDue: UInt64 = 0
-        for index in 0..<min(targets.count, 64) {
+        let cellWords = self.cellWords
+        for index in 0..<min(count, 64) {
             let bit: UInt64 = 1 << UInt64(index)
             guard tried & bit == 0 else { continue }
-            switch board.availability(cell: cell(index, on: board), nowMs: nowMs) {
+            let cell = cellWords[index]
+            switch board.availability(cell: cell < 0 ? nil : cell, nowMs: nowMs) {
             case .inService: inService |= bit
             case .trialDue: trialDue |= bit
             case .out: break
             }
         }
+        // One target eligible and in service: the round robin would add its weight to its score
+        // and take it off again, so it is chosen without touching the scores.
+        if trialDue == 0, inService != 0, inService & (inService &- 1) == 0 { return inService.trailingZeroBitCount }
         var eligible = inService | trialDue
-        while let chosen = roundRobin.next(weights: weights, eligible: eligible) {
+        while let chosen = WeightedRoundRobin.next(scores: scores, weights: weightWords, count: count, eligible: eligible) {
             let bit: UInt64 = 1 << UInt64(chosen)
             if inService & bit != 0 { return chosen }
             // One request only: the worker whose compare-and-swap wins sends the trial.
