@@ -30,8 +30,8 @@ enum UsageBlockScan {
         while true {
             if position.inString && !position.escaped {
                 // Most of a skipped value's bytes are in a few long strings (a choice's content):
-                // the rest of the string is searched 32 bytes a step for its `"` or `\` (or a
-                // control byte, where the blocks go on), rather than classified whole.
+                // the rest of the string is searched 32 bytes a step for its `"` or `\` (the
+                // blocks go on from either), rather than classified whole.
                 let stop = stringEnd(base, n, from: i)
                 if stop < n && base.load(fromByteOffset: stop, as: UInt8.self) == 0x22 {
                     position.inString = false
@@ -67,13 +67,14 @@ enum UsageBlockScan {
         return nil
     }
 
-    /// `UsageByteScan.stringEnd` thirty-two bytes a step (the masks of two 16-byte loads
-    /// combined): the rest of a long string, from `start`, in the `n` bytes at `base`.
+    /// The next `"` or `\` from `start` in the `n` bytes at `base`, 32 bytes a step
+    /// (`fluxgate_quotes_or_backslashes32`; a skip does not look at control bytes), the last
+    /// bytes through `UsageByteScan.stringEnd` (which may stop at a control byte too).
     @inline(__always)
     private static func stringEnd(_ base: UnsafeRawPointer, _ n: Int, from start: Int) -> Int {
         var i = start
         while i &+ 32 <= n {
-            let stops = fluxgate_string_stops16(base + i) | fluxgate_string_stops16(base + (i &+ 16)) << 16
+            let stops = fluxgate_quotes_or_backslashes32(base + i)
             if stops != 0 { return i &+ stops.trailingZeroBitCount }
             i &+= 32
         }
