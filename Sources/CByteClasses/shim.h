@@ -57,6 +57,23 @@ static inline uint32_t fluxgate_string_stops16(const void *block) {
 #endif
 }
 
+// The bytes of 32 that are `"` or `\\`: where a string that is skipped, not read, may end (its
+// control bytes do not matter to a skip).
+static inline uint32_t fluxgate_quotes_or_backslashes32(const void *block) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    __m128i a = _mm_loadu_si128((const __m128i *)block), b = _mm_loadu_si128((const __m128i *)block + 1);
+    uint32_t low = (uint16_t)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(a, quote), _mm_cmpeq_epi8(a, backslash)));
+    uint32_t high = (uint16_t)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(b, quote), _mm_cmpeq_epi8(b, backslash)));
+    return low | high << 16;
+#else
+    const unsigned char *p = (const unsigned char *)block;
+    uint32_t m = 0;
+    for (int i = 0; i < 32; i++) m |= (uint32_t)(p[i] == '"' || p[i] == '\\') << i;
+    return m;
+#endif
+}
+
 // Where, of the 16 positions of `at` (17 readable bytes), an event's data may hold what the
 // usage prefilter must look at (UsageEventPrefilter.swift): `"` followed by `u`, `t`, `m` or `d`
 // (the names `usage`, `type`, `model`, `delta`, `text`, `tool_calls`), `\` followed by `u`, or a CR.

@@ -18,6 +18,9 @@ extension UsageReader {
         /// (RFC 9110 §8.3.1).
         init(headerValue value: UnsafeRawBufferPointer?) {
             guard let value, let base = value.baseAddress else { self = .unknown; return }
+            // What providers send, byte for byte: two or three word comparisons, no search.
+            if value.count == 16 && MemberName.equals(value, "application/json") { self = .json; return }
+            if value.count == 17 && MemberName.equals(value, "text/event-stream") { self = .eventStream; return }
             var s = 0
             var e = value.count
             if let semicolon = memchr(base, Int32(UInt8(ascii: ";")), e) { e = base.distance(to: UnsafeRawPointer(semicolon)) }

@@ -61,4 +61,32 @@ import Testing
             #expect(Self.skipped(bytes, cuts: [padding + 1, padding + 2]) == bytes.count)
         }
     }
+
+    /// Long runs of plain bytes, so that a block often ends inside a string and the search for
+    /// the string's end takes over: escapes, brackets and control bytes inside such strings,
+    /// wherever the string begins and wherever the slices are cut.
+    @Test func aLongStringIsFollowedToItsEndWhereverItStartsOrIsCut() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array(repeating: UInt8(ascii: "a"), count: 40) + Array(#"{}[]"\"#.utf8) + [0x0A, 0x01]
+        for _ in 0..<300 {
+            let count = Int.random(in: 1...400, using: &generator)
+            var bytes = (0..<count).map { _ in alphabet.randomElement(using: &generator)! }
+            bytes += Array(#""x\"y\\"]]]]]]]]]]"#.utf8)
+            let expected = Self.referenceEnd(bytes)
+            #expect(Self.skipped(bytes, cuts: []) == expected, "\(String(decoding: bytes, as: UTF8.self))")
+            for cut in stride(from: 1, to: bytes.count, by: 5) {
+                #expect(Self.skipped(bytes, cuts: [cut]) == expected)
+            }
+        }
+        for lead in 0..<70 {
+            for length in [0, 1, 15, 16, 31, 32, 33, 63, 64, 65, 130] {
+                let body = String(repeating: "a", count: lead) + "\"" + String(repeating: "b", count: length)
+                for inner in ["", #"\""#, "]}", #"\\"#] {
+                    let bytes = Array((body + inner + "c\"}x").utf8)
+                    #expect(Self.skipped(bytes, cuts: []) == bytes.count - 1)
+                    #expect(Self.skipped(bytes, cuts: [lead + 1 + length / 2]) == bytes.count - 1)
+                }
+            }
+        }
+    }
 }

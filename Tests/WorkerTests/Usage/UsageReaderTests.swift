@@ -24,6 +24,12 @@ import Testing
         #expect(M("text/html") == .other)
         #expect(M("audio/mpeg") == .other)
         #expect(M("application/jsonl") == .other)
+        // As long as the exact forms compared first, but not them.
+        #expect(M("application/jsom") == .other)
+        #expect(M("Application/Json") == .json)
+        #expect(M("text/event-stream") == .eventStream)
+        #expect(M("text/event-streaM") == .eventStream)
+        #expect(M("text/event-strean") == .other)
     }
 
     @Test func theContentEncodingSaysWhichDecoder() {
