@@ -98,4 +98,81 @@ import Testing
                     == scanned)
         }
     }
+
+    /// An OpenAI chunk as the API sends it; the id's length sets how many bytes the template keeps
+    /// (suffix and head: 220 for 1, 255 for 36, 259 for 40, 322 for 90 with `"usage":null`; for 95
+    /// the prefix is over 256 and none is kept), which decides how `fluxgate_event_run_avx2`
+    /// compares them.
+    static func openAIChunk(id: String, delta: String, finish: String = "null", extra: String = "") -> String {
+        #"{"id":"\#(id)","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini-2024-07-18","#
+            + #""system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":\#(delta),"logprobs":null,"#
+            + #""finish_reason":\#(finish)}]\#(extra)}"#
+    }
+
+    /// Runs of full-size chunks, read 32 bytes a step where the CPU allows: content strings of
+    /// every length around the steps, escapes and control bytes, other deltas, at every read size,
+    /// count as the scanner counts them.
+    @Test(arguments: [1, 36, 40, 90, 95])
+    func runsOfFullSizeChunksCountAsTheScannerCounts(idLength: Int) {
+        let id = "chatcmpl-" + String(repeating: "A", count: idLength)
+        let extra = idLength >= 90 ? #","usage":null"# : ""
+        func chunk(_ delta: String, finish: String = "null") -> String {
+            Self.openAIChunk(id: id, delta: delta, finish: finish, extra: extra)
+        }
+        var events = [chunk(#"{"role":"assistant","content":""}"#)]
+        for length in [0, 1, 2, 30, 31, 32, 33, 63, 64, 65, 100] {
+            events += [chunk(#"{"content":"\#(String(repeating: "w", count: length))"}"#)]
+        }
+        let odd = [
+            #"{"content":"a\"b"}"#, #"{"content":"tab\#tin"}"#, #"{"content":"\u0075sage"}"#, #"{}"#,
+            #"{"content":"x","refusal":null}"#, #"{"content":null}"#, #"{"content":"\#(String(repeating: "z", count: 40))\\"}"#,
+        ]
+        for delta in odd { events += [chunk(#"{"content":"x"}"#), chunk(delta), chunk(#"{"content":"y"}"#)] }
+        events += [chunk("{}", finish: #""stop""#), "[DONE]"]
+        let bytes = Self.stream(events)
+        let scanned = Self.scannerOnly(bytes)
+        #expect(Self.whole(bytes) == scanned)
+        for size in [97, 256, 300, 512, 1000, 2048] {
+            let cuts = Array(stride(from: size, to: bytes.count, by: size))
+            #expect(UsageFeed.read(bytes, contentType: "text/event-stream", cuts: cuts) == scanned)
+        }
+    }
+
+    /// A chunk in a run that differs from the kept one in any byte of a string outside its delta
+    /// (its id, a member name, the fingerprint, the next chunk's head) breaks the run there and is
+    /// read as the scanner reads it.
+    @Test(arguments: [1, 40, 90])
+    func aRunBrokenAtAnyByteCountsAsTheScannerCounts(idLength: Int) {
+        let id = "chatcmpl-" + String(repeating: "A", count: idLength)
+        let extra = idLength >= 90 ? #","usage":null"# : ""
+        let plain = Array(("data: " + Self.openAIChunk(id: id, delta: #"{"content":"x"}"#, extra: extra) + "\n\n").utf8)
+        let delta = plain.indices.first { plain[$0...].starts(with: Array(#"{"content""#.utf8)) }!
+        // Not the `choices` name: the prefilter counts a `"delta"` object wherever it is, the
+        // scanner only in `choices` (a known difference, with or without runs).
+        let choices = plain.indices.first { plain[$0...].starts(with: Array(#""choices""#.utf8)) }!
+        var inString = false
+        for k in plain.indices {
+            let b = plain[k]
+            if b == UInt8(ascii: "\"") { inString.toggle() }
+            // Letters and digits inside strings, outside the delta object: still valid JSON.
+            guard inString, k < delta || k > delta + 16, k < choices || k > choices + 8, b.isLetterOrDigit else {
+                continue
+            }
+            var changed = plain
+            changed[k] = b == UInt8(ascii: "u") ? UInt8(ascii: "v") : UInt8(ascii: "u")
+            let first = Array(
+                ("data: " + Self.openAIChunk(id: id, delta: #"{"role":"assistant","content":""}"#, extra: extra) + "\n\n").utf8)
+            let bytes = first + plain + plain + changed + plain + plain + Array("data: [DONE]\n\n".utf8)
+            let scanned = Self.scannerOnly(bytes)
+            #expect(Self.whole(bytes) == scanned, "byte \(k)")
+            let cuts = Array(stride(from: 700, to: bytes.count, by: 700))
+            #expect(UsageFeed.read(bytes, contentType: "text/event-stream", cuts: cuts) == scanned, "byte \(k)")
+        }
+    }
+}
+
+extension UInt8 {
+    fileprivate var isLetterOrDigit: Bool {
+        (self >= 0x30 && self <= 0x39) || (self | 0x20 >= 0x61 && self | 0x20 <= 0x7A)
+    }
 }

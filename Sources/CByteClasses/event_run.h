@@ -1,0 +1,120 @@
+#pragma once
+// A run of repeated SSE events for the usage reader (Sources/worker/Usage/UsageEventTemplate.swift,
+// docs/usage.md "Cost"): the chunks of one OpenAI stream differ only in their delta's content
+// string, so each is a string scan and one compare of the bytes from the string's closing quote
+// to the next chunk's. AVX2 compares 32 bytes a step where glibc's memcmp, called per chunk, and
+// the Swift loop around it cost twice as much; the caller asks `fluxgate_cpu_has_avx2` once and
+// otherwise reads the run its own way (the same result, one chunk at a time).
+#include <stdint.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
+// 1 when the CPU and the OS (the ymm registers saved, XCR0 bits 1 and 2) support AVX2.
+static inline int fluxgate_cpu_has_avx2(void) {
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c & bit_OSXSAVE) || !(c & bit_AVX)) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6) != 6) return 0;
+    if (__get_cpuid_max(0, 0) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b & bit_AVX2) != 0;
+#else
+    return 0;
+#endif
+}
+
+#if defined(__x86_64__)
+// The bytes at `p` and `t` differ somewhere in their first `count` (128 to 384): blocks of 32 from
+// the start and from the end, overlapping, without a loop.
+__attribute__((target("avx2"), always_inline))
+static inline int fluxgate_differ_avx2(const unsigned char *p, const unsigned char *t, long count) {
+#define FLUXGATE_XOR(o) \
+    _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + (o))), _mm256_loadu_si256((const __m256i *)(t + (o))))
+    __m256i d = _mm256_or_si256(_mm256_or_si256(FLUXGATE_XOR(0), FLUXGATE_XOR(32)),
+                                _mm256_or_si256(FLUXGATE_XOR(64), FLUXGATE_XOR(96)));
+    d = _mm256_or_si256(d, _mm256_or_si256(_mm256_or_si256(FLUXGATE_XOR(count - 128), FLUXGATE_XOR(count - 96)),
+                                           _mm256_or_si256(FLUXGATE_XOR(count - 64), FLUXGATE_XOR(count - 32))));
+    if (count > 256) {
+        d = _mm256_or_si256(d, _mm256_or_si256(FLUXGATE_XOR(128), FLUXGATE_XOR(160)));
+        d = _mm256_or_si256(d, _mm256_or_si256(FLUXGATE_XOR(count - 192), FLUXGATE_XOR(count - 160)));
+    }
+#undef FLUXGATE_XOR
+    return !_mm256_testz_si256(d, d);
+}
+
+// The chunks from `at` (the byte after a `"delta"` member name, in the `n` bytes at `base`) that
+// are `:{"content":"`, a string without escapes or control bytes, `"}`, then the `count` bytes at
+// `kept` (128 to 384: the kept event's suffix and the next event's head), and then the next
+// event's `:{"content":"`: returns where the last such chunk's next event's `"delta"` name ends
+// (`at` when none, or `count` out of range), and adds to `*deltas` the chunks whose string is not
+// empty. Only for a CPU with AVX2 (`fluxgate_cpu_has_avx2`).
+__attribute__((target("avx2")))
+static inline long fluxgate_event_run_avx2(const unsigned char *base, long n, long at,
+                                           const unsigned char *kept, long count, long *deltas) {
+    // :{"content":" as two overlapping little-endian words.
+    const uint64_t open0 = 0x65746E6F63227B3AULL, open1 = 0x223A22746E65746EULL;
+    if (count < 128 || count > 384 || at + 13 > n) return at;
+    uint64_t w0, w1;
+    memcpy(&w0, base + at, 8);
+    memcpy(&w1, base + at + 5, 8);
+    if (w0 != open0 || w1 != open1) return at;
+    const __m256i quote = _mm256_set1_epi8('"'), backslash = _mm256_set1_epi8('\\');
+    const __m256i low = _mm256_set1_epi8(0x1F);
+    const unsigned char *end = base + n;
+    const unsigned char *content = base + at + 13;  // the current chunk's string
+    long counted = 0;
+    // The kept bytes' blocks, loaded once (for up to 256 of them).
+    const __m256i k0 = _mm256_loadu_si256((const __m256i *)kept), k1 = _mm256_loadu_si256((const __m256i *)(kept + 32));
+    const __m256i k2 = _mm256_loadu_si256((const __m256i *)(kept + 64)), k3 = _mm256_loadu_si256((const __m256i *)(kept + 96));
+    const __m256i k4 = _mm256_loadu_si256((const __m256i *)(kept + count - 128));
+    const __m256i k5 = _mm256_loadu_si256((const __m256i *)(kept + count - 96));
+    const __m256i k6 = _mm256_loadu_si256((const __m256i *)(kept + count - 64));
+    const __m256i k7 = _mm256_loadu_si256((const __m256i *)(kept + count - 32));
+    for (;;) {
+        const unsigned char *q = content;
+        uint32_t mask;
+        for (;;) {
+            if (end - q < 32) goto done;  // near the end: no next chunk whole after this one
+            __m256i v = _mm256_loadu_si256((const __m256i *)q);
+            __m256i stops = _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash));
+            // v <= 0x1F, unsigned: max(v, 0x1F) is 0x1F.
+            stops = _mm256_or_si256(stops, _mm256_cmpeq_epi8(_mm256_max_epu8(v, low), low));
+            mask = (uint32_t)_mm256_movemask_epi8(stops);
+            if (mask != 0) break;
+            q += 32;
+        }
+        q += __builtin_ctz(mask);
+        // The string's end, `"}`, the kept bytes and the next `:{"content":"`.
+        const unsigned char *next = q + 2 + count;
+        if (end - next < 13) break;
+        uint16_t close;
+        memcpy(&close, q, 2);
+        memcpy(&w0, next, 8);
+        memcpy(&w1, next + 5, 8);
+        if (close != 0x7D22 || w0 != open0 || w1 != open1) break;
+        if (count <= 256) {
+            __m256i d = _mm256_or_si256(_mm256_or_si256(_mm256_xor_si256(k0, _mm256_loadu_si256((const __m256i *)(q + 2))),
+                                                         _mm256_xor_si256(k1, _mm256_loadu_si256((const __m256i *)(q + 34)))),
+                                        _mm256_or_si256(_mm256_xor_si256(k2, _mm256_loadu_si256((const __m256i *)(q + 66))),
+                                                        _mm256_xor_si256(k3, _mm256_loadu_si256((const __m256i *)(q + 98)))));
+            const unsigned char *tail = q + 2 + count - 128;
+            d = _mm256_or_si256(d, _mm256_or_si256(_mm256_or_si256(_mm256_xor_si256(k4, _mm256_loadu_si256((const __m256i *)tail)),
+                                                                   _mm256_xor_si256(k5, _mm256_loadu_si256((const __m256i *)(tail + 32)))),
+                                                   _mm256_or_si256(_mm256_xor_si256(k6, _mm256_loadu_si256((const __m256i *)(tail + 64))),
+                                                                   _mm256_xor_si256(k7, _mm256_loadu_si256((const __m256i *)(tail + 96))))));
+            if (!_mm256_testz_si256(d, d)) break;
+        } else if (fluxgate_differ_avx2(q + 2, kept, count)) break;
+        counted += q != content;
+        content = next + 13;
+    }
+done:
+    *deltas += counted;
+    return (long)(content - base) - 13;
+}
+#endif
