@@ -32,7 +32,9 @@ import Testing
         }
         #expect(
             written(batch, sha: Self.sha)
-                == formatted(["EVALSHA", String(repeating: "a", count: 40), "1", "fluxgate:admissions:k:team-a", "60000000", "100", "1"]))
+                == formatted([
+                    "EVALSHA", String(repeating: "a", count: 40), "1", "fluxgate:admissions:k:team-a", "60000000", "61000", "100", "1",
+                ]))
     }
 
     @Test func checksOfOneTickNameEachKeyOnceAndTheEvalFallbackIsWhatHiredisFormats() {
@@ -58,7 +60,7 @@ import Testing
             written(batch, sha: nil)
                 == formatted([
                     "EVAL", RedisScript.source, "3", "fluxgate:admissions:k:team-a", "fluxgate:admissions:u:openai",
-                    "fluxgate:admissions:k:team-b", "60000000", "5", "1000000", "7",
+                    "fluxgate:admissions:k:team-b", "60000000", "61000", "5", "1000000", "7",
                     "1", String(1 + 2 * 256), String(3 + 2 * 256), "2",
                 ]))
     }
