@@ -120,6 +120,39 @@ struct RedisCheckBatch {
     /// clocks of a script's commands (`PEXPIRE` counts from its own instant, after `TIME`'s).
     static let expiry = UInt64(RateLimitStage.window / 1_000_000 + 1000)
 
+    /// A batch of one check as it was written with a script's sha, kept by the client: at low
+    /// concurrency every tick is one check, most of them of the same key and limit, and their
+    /// commands are the same bytes. Its own storage (never a slice of the connection's buffer,
+    /// which would then be copied at its next write).
+    struct Written {
+        fileprivate let keys: ([UInt8], [UInt8]?)
+        fileprivate let limits: (UInt32, UInt32)
+        fileprivate let code: UInt32
+        fileprivate let sha: [UInt8]
+        fileprivate let bytes: ByteBuffer
+    }
+
+    /// As `write(sha:to:)`, but a batch of one check that `last` wrote already is copied from it
+    /// (the RESP of a one-key batch was ~1,400 instructions; `==` of the key and sha arrays is
+    /// one comparison of their storage), and `last` becomes a new batch of one.
+    func write(sha: [UInt8]?, to buffer: inout ByteBuffer, reusing last: inout Written?) {
+        guard codes.count == 1, let sha else { return write(sha: sha, to: &buffer) }
+        let second = keys.count > 1 ? keys[1] : nil
+        if let last, last.code == codes[0], last.keys.0 == keys[0], last.keys.1 == second, last.limits.0 == limits[0],
+            last.limits.1 == (second == nil ? 0 : limits[1]), last.sha == sha
+        {
+            buffer.writeImmutableBuffer(last.bytes)
+            return
+        }
+        let start = buffer.writerIndex
+        write(sha: sha, to: &buffer)
+        var bytes = ByteBufferAllocator().buffer(capacity: buffer.writerIndex - start)
+        bytes.writeImmutableBuffer(buffer.getSlice(at: start, length: buffer.writerIndex - start)!)
+        last = Written(
+            keys: (keys[0], second), limits: (limits[0], second == nil ? 0 : limits[1]), code: codes[0], sha: sha,
+            bytes: bytes)
+    }
+
     private static let evalsha = Array("EVALSHA".utf8)
     private static let eval = Array("EVAL".utf8)
 

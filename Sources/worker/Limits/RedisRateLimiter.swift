@@ -64,6 +64,8 @@ final class RedisRateLimiter {
     /// The batch being made: its checks are the last ones of `inFlight`; it is written (and its
     /// `.checks` sent) when full or at the flush. Reused (its arrays keep their storage).
     private var batch = RedisCheckBatch()
+    /// The last batch of one check written, whose bytes the next one of the same check reuses.
+    private var lastLone: RedisCheckBatch.Written?
     /// Bumped when the connection is lost: a loop answering a batch stops if its checks are gone.
     private var generation = 0
     /// Commands of this event-loop tick, written together (docs/rate-limits.md "Across hosts":
@@ -286,7 +288,7 @@ final class RedisRateLimiter {
     }
 
     private func writeBatch(sha: [UInt8]?) {
-        batch.write(sha: sha, to: &outgoing)
+        batch.write(sha: sha, to: &outgoing, reusing: &lastLone)
         sent.append(.checks(count: batch.count))
         batch.removeAll()
     }
