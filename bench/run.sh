@@ -491,7 +491,7 @@ case " $TARGETS " in *" fluxgate2redis "*)
         --block "${S10_BLOCK:-50}" --seed "$i" --dump "$OUT/s10-rep$i.tsv")
       echo -e "ab\t$i\t$r" >> "$RL"; log "S10 rep $i (a: fluxgate2, b: fluxgate2redis): $r"
     done
-    python3 "$BENCH/tools/s10_pool.py" "$OUT"/s10-rep*.tsv | tee -a "$RL" | while read -r line; do log "S10 pooled: $line"; done
+    r=$(python3 "$BENCH/tools/s10_pool.py" "$OUT"/s10-rep*.tsv); echo -e "pooled\t-\t$r" >> "$RL"; log "S10 pooled: $r"
   fi
   stop_one s10fluxgate2; stop_one s10fluxgate2redis
   r=$(python3 "$BENCH/tools/redis_probe.py" "$REDIS_PORT" --commandstats); echo -e "redis\tS10\t$r" >> "$RL"
