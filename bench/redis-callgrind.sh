@@ -9,7 +9,8 @@
 #
 # Starts redis-server under `valgrind --tool=callgrind` on a free loopback port (no persistence),
 # sends N checks to warm the key (one key, limit 1,000,000), zeroes the counters, sends N more,
-# dumps, and prints the instructions of the dump divided by N. Stops what it started.
+# dumps, and prints the instructions of the dump divided by N (KEEP=FILE: the dump is kept there).
+# Stops what it started.
 set -u
 BENCH=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$BENCH")
 MODE=${1:-single}; N=${2:-2000}; LEGACY=${3:-}
@@ -31,19 +32,22 @@ c, resp = g["Conn"](port), g["resp"]
 source = g["script_source"](legacy if mode == "legacy" else root + "/Sources/worker/Limits/RedisScript.swift")
 sha = c.call("SCRIPT", "LOAD", source).decode()
 per = int(mode[5:]) if mode.startswith("batch") else 1
-def command(i):
+def command(i, checks):
     if mode == "legacy":
         return resp("EVALSHA", sha, 1, "k", 60000000, 1000000, f"m-{i}")
-    return resp("EVALSHA", sha, 1, "k", 60000000, 1000000, *([1] * per))
+    return resp("EVALSHA", sha, 1, "k", 60000000, 61000, 1000000, *([1] * checks))
 def run(count, base):
     done = 0
     while done < count:
-        k = min(64, (count - done) // per)
-        commands = [command(base + done + i) for i in range(k)]
+        # 64 commands a write at most; the last command holds what is left of `count`.
+        sizes = []
+        while len(sizes) < 64 and done + sum(sizes) < count:
+            sizes.append(min(per, count - done - sum(sizes)))
+        commands = [command(base + done + i, k) for i, k in enumerate(sizes)]
         c.s.sendall(b"".join(commands))
         for _ in commands:
             c.reply()
-        done += k * per
+        done += sum(sizes)
 run(n, 0)
 subprocess.run(["callgrind_control", "-z"], capture_output=True)
 run(n, n)
@@ -52,3 +56,5 @@ PY
 for _ in $(seq 1 50); do [ -f "$D/cg.out.1" ] && break; sleep 0.1; done
 total=$(callgrind_annotate "$D/cg.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
 echo "mode=$MODE checks=$N redis_instructions_per_check=$((total / N))"
+# KEEP=FILE keeps the dump (for callgrind_annotate and /work/tools/cgdiff.py).
+[ -n "${KEEP:-}" ] && cp "$D/cg.out.1" "$KEEP"

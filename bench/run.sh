@@ -463,44 +463,41 @@ done
 
 # S10: the latency a Redis-backed requests limit adds below saturation (issue 22: p99 <= 0.3 ms).
 # fluxgate2 against fluxgate2redis (the same proxy, the bench key limited in the redis-server
-# started above), each probed by latency_probe.py: S10_N sequential requests on one keep-alive
-# connection (a fixed rate far below saturation), S10_REPS alternating reps, same run.
-# added_p99_ms in redis-latency.tsv = the rep's p99 minus the previous no-limit rep's.
+# started above), both running, probed together by `latency_probe.py --ab`: S10_N sequential
+# requests to each on one keep-alive connection each (a fixed rate far below saturation), in
+# blocks of S10_BLOCK requests alternating between the two, so both sides see the same machine
+# state (the reps before session 13 took a whole rep of each in turn, minutes apart, and the
+# no-limit rep's own p99 moved by more than the goal between reps). S10_REPS such reps; each
+# prints its added p50 and p99 (Redis-backed minus no limit) with a 95% block-bootstrap interval
+# of the added p99, and the reps' latencies are pooled at the end (tools/s10_pool.py).
 # Then redis_probe.py: Redis's own PING and EVALSHA round trips (the floor of what a check adds)
 # and redis-server's µs per check, alone and batched; and INFO commandstats over S10 (what the
 # proxy's checks cost the server: `evalsha_usec_per_call`, one call per batch of checks).
 case " $TARGETS " in *" fluxgate2redis "*)
   RL=$OUT/redis-latency.tsv; echo -e "proxy	rep	result" > "$RL"
   redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT > /dev/null
-  for ((i=1; i<=${S10_REPS:-3}; i++)); do
-    for t in fluxgate2 fluxgate2redis; do
-      render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t-s10.yaml" "${PORT[fluxgate2]}" 2
-      [ $t = fluxgate2redis ] && { echo "      limits: { requests_per_minute: 1000000 }"
-        printf 'rate_limits:\n  redis:\n    url: redis://127.0.0.1:%s/0\n    timeout_ms: 50\n    on_unavailable: reject\n' "$REDIS_PORT"; } >> "$RUN/$t-s10.yaml"
-      launch s10$t env FLUXGATE_LOG=info "$FLUXGATE_BIN" --config "$RUN/$t-s10.yaml" --control-socket "$RUN/$t-s10.sock"
-      if wait_http "http://127.0.0.1:${PORT[fluxgate2]}/none" 20 401; then
-        r=$(timeout 300 python3 "$BENCH/tools/latency_probe.py" "http://127.0.0.1:${PORT[fluxgate2]}/v1/chat/completions" "$CLIENT_KEY" "${S10_N:-5000}")
-        echo -e "$t\t$i\t$r" >> "$RL"; log "S10 redis latency $t #$i: $r"
-      fi
-      stop_one s10$t
-    done
+  up=1
+  for t in fluxgate2 fluxgate2redis; do
+    render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t-s10.yaml" "${PORT[$t]}" 2
+    [ $t = fluxgate2redis ] && { echo "      limits: { requests_per_minute: 1000000 }"
+      printf 'rate_limits:\n  redis:\n    url: redis://127.0.0.1:%s/0\n    timeout_ms: 50\n    on_unavailable: reject\n' "$REDIS_PORT"; } >> "$RUN/$t-s10.yaml"
+    launch s10$t env FLUXGATE_LOG=info "$FLUXGATE_BIN" --config "$RUN/$t-s10.yaml" --control-socket "$RUN/$t-s10.sock"
+    wait_http "http://127.0.0.1:${PORT[$t]}/none" 20 401 || { log "S10: $t did not come up"; up=0; }
   done
+  if [ $up = 1 ]; then
+    for ((i=1; i<=${S10_REPS:-3}; i++)); do
+      r=$(timeout 600 python3 "$BENCH/tools/latency_probe.py" --ab "http://127.0.0.1:${PORT[fluxgate2]}/v1/chat/completions" \
+        "http://127.0.0.1:${PORT[fluxgate2redis]}/v1/chat/completions" "$CLIENT_KEY" "${S10_N:-5000}" \
+        --block "${S10_BLOCK:-50}" --seed "$i" --dump "$OUT/s10-rep$i.tsv")
+      echo -e "ab\t$i\t$r" >> "$RL"; log "S10 rep $i (a: fluxgate2, b: fluxgate2redis): $r"
+    done
+    r=$(python3 "$BENCH/tools/s10_pool.py" "$OUT"/s10-rep*.tsv); echo -e "pooled\t-\t$r" >> "$RL"; log "S10 pooled: $r"
+  fi
+  stop_one s10fluxgate2; stop_one s10fluxgate2redis
   r=$(python3 "$BENCH/tools/redis_probe.py" "$REDIS_PORT" --commandstats); echo -e "redis\tS10\t$r" >> "$RL"
   log "S10 redis-server during S10: $r"
   r=$(timeout 300 python3 "$BENCH/tools/redis_probe.py" "$REDIS_PORT" "${S10_N:-5000}"); echo -e "redis_probe\t-\t$r" >> "$RL"
   log "S10 redis_probe (Redis alone): $r"
-  python3 - "$RL" <<'PY' | tee -a "$OUT/driver.log"
-import re, sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
-base = None
-for proxy, rep, result in rows:
-    m = dict(re.findall(r"(\w+)=([\d.]+)", result))
-    if proxy.startswith("redis"): continue
-    if proxy == "fluxgate2": base = m
-    elif base and "p99_ms" in m:
-        print(f"S10 rep {rep}: added p50 {float(m['p50_ms']) - float(base['p50_ms']):+.3f} ms, "
-              f"added p99 {float(m['p99_ms']) - float(base['p99_ms']):+.3f} ms (Redis-backed vs no limit)")
-PY
   ;;
 esac
 

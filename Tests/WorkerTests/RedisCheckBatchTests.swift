@@ -32,7 +32,45 @@ import Testing
         }
         #expect(
             written(batch, sha: Self.sha)
-                == formatted(["EVALSHA", String(repeating: "a", count: 40), "1", "fluxgate:admissions:k:team-a", "60000000", "100", "1"]))
+                == formatted([
+                    "EVALSHA", String(repeating: "a", count: 40), "1", "fluxgate:admissions:k:team-a", "60000000", "61000", "100", "1",
+                ]))
+    }
+
+    @Test func aBatchOfOneWrittenAgainFromTheLastOneIsStillWhatHiredisFormats() {
+        var last: RedisCheckBatch.Written?
+        func written(_ check: RedisCheckCommand, sha: [UInt8]?) -> [UInt8] {
+            var batch = RedisCheckBatch()
+            let added = batch.add(check)
+            #expect(added)
+            var buffer = ByteBufferAllocator().buffer(capacity: 64)
+            batch.write(sha: sha, to: &buffer, reusing: &last)
+            return Array(buffer.readableBytesView)
+        }
+        let sha = String(repeating: "a", count: 40)
+        func command(_ keys: [String], _ limits: [String], _ code: Int) -> [UInt8] {
+            formatted(["EVALSHA", sha, String(keys.count)] + keys + ["60000000", "61000"] + limits + [String(code)])
+        }
+        let teamA = RedisCheckCommand(first: Self.teamA, firstLimit: 100)
+        let both = RedisCheckCommand(first: Self.teamA, firstLimit: 100, second: Self.openai, secondLimit: 7)
+        let a = "fluxgate:admissions:k:team-a"
+        let u = "fluxgate:admissions:u:openai"
+        #expect(written(teamA, sha: Self.sha) == command([a], ["100"], 1))
+        #expect(written(teamA, sha: Self.sha) == command([a], ["100"], 1))
+        #expect(written(RedisCheckCommand(first: Self.teamA, firstLimit: 5), sha: Self.sha) == command([a], ["5"], 1))
+        #expect(
+            written(RedisCheckCommand(first: Self.teamB, firstLimit: 5), sha: Self.sha)
+                == command(["fluxgate:admissions:k:team-b"], ["5"], 1))
+        #expect(written(both, sha: Self.sha) == command([a, u], ["100", "7"], 1 + 2 * 256))
+        #expect(written(both, sha: Self.sha) == command([a, u], ["100", "7"], 1 + 2 * 256))
+        #expect(
+            written(RedisCheckCommand(first: Self.teamA, firstLimit: 100, second: Self.openai, secondLimit: 8), sha: Self.sha)
+                == command([a, u], ["100", "8"], 1 + 2 * 256))
+        let other = String(repeating: "b", count: 40)
+        #expect(
+            written(teamA, sha: Array(other.utf8)) == formatted(["EVALSHA", other, "1", a, "60000000", "61000", "100", "1"]))
+        // EVAL (after NOSCRIPT) is written in full, and not kept.
+        #expect(written(teamA, sha: nil) == formatted(["EVAL", RedisScript.source, "1", a, "60000000", "61000", "100", "1"]))
     }
 
     @Test func checksOfOneTickNameEachKeyOnceAndTheEvalFallbackIsWhatHiredisFormats() {
@@ -58,7 +96,7 @@ import Testing
             written(batch, sha: nil)
                 == formatted([
                     "EVAL", RedisScript.source, "3", "fluxgate:admissions:k:team-a", "fluxgate:admissions:u:openai",
-                    "fluxgate:admissions:k:team-b", "60000000", "5", "1000000", "7",
+                    "fluxgate:admissions:k:team-b", "60000000", "61000", "5", "1000000", "7",
                     "1", String(1 + 2 * 256), String(3 + 2 * 256), "2",
                 ]))
     }

@@ -52,6 +52,13 @@ import TestSupport
             }
         }
 
+        /// The checks' answers, in one batch or each in its own (the script's path for a batch
+        /// of one: pushed first, taken back when refused).
+        func run(_ checks: [RedisCheckCommand], oneByOne: Bool) throws -> [RedisCheckBatch.Outcome] {
+            guard oneByOne else { return try run(checks) }
+            return try checks.flatMap { try run([$0]) }
+        }
+
         private func send(_ buffer: ByteBuffer) throws -> RedisReply {
             try connection.send(Array(buffer.readableBytesView))
             var chunk = [UInt8](repeating: 0, count: 65536)
@@ -87,12 +94,12 @@ import TestSupport
         #expect(ttl > 60_000 && ttl <= 61_000, "the key expires a little after its newest admission is a minute old")
     }
 
-    @Test func aCheckWithTwoLimitsIsAdmittedByBothOrRecordedInNeither() throws {
+    @Test(arguments: [false, true]) func aCheckWithTwoLimitsIsAdmittedByBothOrRecordedInNeither(oneByOne: Bool) throws {
         let redis = try RedisServer()
         defer { redis.kill() }
         let client = try Client(redis)
         let both = RedisCheckCommand(first: Self.key, firstLimit: 3, second: Self.upstream, secondLimit: 2)
-        let outcomes = try client.run([both, both, both, RedisCheckCommand(first: Self.key, firstLimit: 3), both])
+        let outcomes = try client.run([both, both, both, RedisCheckCommand(first: Self.key, firstLimit: 3), both], oneByOne: oneByOne)
         #expect(outcomes[0] == .admitted && outcomes[1] == .admitted && outcomes[3] == .admitted)
         #expect(Self.refusedAfterAMinute(outcomes[2], index: 1), "the upstream's limit refused: \(outcomes)")
         #expect(Self.refusedAfterAMinute(outcomes[4], index: 0), "then the key's: \(outcomes)")
@@ -123,13 +130,14 @@ import TestSupport
         #expect(try redis.cli("LLEN", "fluxgate:admissions:u:openai") == "100")
     }
 
-    @Test func expiredAdmissionsNeitherCountNorStay() throws {
+    @Test(arguments: [false, true]) func expiredAdmissionsNeitherCountNorStay(oneByOne: Bool) throws {
         let redis = try RedisServer()
         defer { redis.kill() }
         let client = try Client(redis)
         // 25 admissions long out of the window (instants of 1970), the oldest last.
         _ = try client.call(["RPUSH", "fluxgate:admissions:k:team-a"] + (0..<25).map { String(1_000_000 - $0) })
-        let outcomes = try client.run(Array(repeating: RedisCheckCommand(first: Self.key, firstLimit: 10), count: 12))
+        let outcomes = try client.run(
+            Array(repeating: RedisCheckCommand(first: Self.key, firstLimit: 10), count: 12), oneByOne: oneByOne)
         #expect(outcomes.prefix(10).allSatisfy { $0 == .admitted }, "\(outcomes)")
         #expect(outcomes.suffix(2).allSatisfy { Self.refusedAfterAMinute($0) }, "\(outcomes)")
         // Past a multiple of the limit (35 entries > 30) the expired ones were cut off at once.
@@ -137,6 +145,25 @@ import TestSupport
         let stamps = try redis.cli("LRANGE", "fluxgate:admissions:k:team-a", "0", "-1").split(separator: "\n")
         let now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         #expect(stamps.allSatisfy { UInt64($0).map { $0 + 60_000_000 > now && $0 <= now + 60_000_000 } ?? false }, "\(stamps)")
+    }
+
+    @Test func checksOneByOneAdmitExactlyTheLimitAndKeepTheKeyAMinuteAndASecond() throws {
+        let redis = try RedisServer()
+        defer { redis.kill() }
+        let client = try Client(redis)
+        var outcomes: [RedisCheckBatch.Outcome] = []
+        for _ in 0..<7 { outcomes += try client.run([RedisCheckCommand(first: Self.key, firstLimit: 5)]) }
+        #expect(outcomes.prefix(5).allSatisfy { $0 == .admitted }, "\(outcomes)")
+        #expect(outcomes.suffix(2).allSatisfy { Self.refusedAfterAMinute($0) }, "\(outcomes)")
+        // Each admission's instant, in µs (TIME's seconds and its microseconds padded to six digits).
+        let stamps = try redis.cli("LRANGE", "fluxgate:admissions:k:team-a", "0", "-1").split(separator: "\n")
+        let now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        #expect(stamps.count == 5)
+        #expect(
+            stamps.allSatisfy { $0.count == 16 && UInt64($0).map { $0 + 60_000_000 > now && $0 <= now + 60_000_000 } ?? false }, "\(stamps)"
+        )
+        let left = Int(try redis.cli("PTTL", "fluxgate:admissions:k:team-a")) ?? 0
+        #expect(left > 59_000 && left <= 61_000, "\(left)")
     }
 
     @Test func aLoweredLimitCountsOnlyTheNewestAdmissions() throws {

@@ -5,7 +5,7 @@ What a Redis-backed requests limit costs in Redis itself (docs/rate-limits.md "A
 for S10 (bench/run.sh) and for comparing scripts. Against the redis-server on 127.0.0.1:PORT:
 
 * round trips: N sequential PINGs, then N sequential EVALSHAs of the check script (one check,
-  key `probe:admissions:k:probe`, limit 1,000,000), each request written -> reply read: p50/p99 ms.
+  key `probe:admissions:k:probe`, limit 1,000,000, expiry 61,000 ms), each request written -> reply read: p50/p99 ms.
   Redis's own round trip is the floor of what a check can add to a request's latency;
 * redis-server's µs per check (INFO commandstats, the delta of `cmdstat_evalsha` over the run):
   N checks pipelined 64 at a time as one check per EVALSHA, then (without --legacy) the same N
@@ -116,7 +116,7 @@ def main():
         if legacy:
             seq[0] += 1
             return ("EVALSHA", sha, 1, key, 60000000, 1000000, f"probe-{seq[0]}")
-        return ("EVALSHA", sha, 1, key, 60000000, 1000000, 1)
+        return ("EVALSHA", sha, 1, key, 60000000, 61000, 1000000, 1)
 
     ping, check = [], []
     for _ in range(n):
@@ -150,7 +150,7 @@ def main():
         done = 0
         while done < n:
             k = min(batch, n - done)
-            r = c.call("EVALSHA", sha, 1, key, 60000000, 1000000, *([1] * k))
+            r = c.call("EVALSHA", sha, 1, key, 60000000, 61000, 1000000, *([1] * k))
             if any(r):
                 sys.exit(f"probe batch refused: {r}")
             done += k

@@ -86,6 +86,8 @@ struct ConnectionState {
     /// The current response's head said `connection: close`.
     private(set) var closeAnnounced = false
     private var readPending = false
+    /// A stage began to wait and no read was held since: the next one goes on (see `hold`).
+    private var readWhileHolding = false
     /// Parts that arrived while earlier ones wait (pipelined requests, or the parts after a head
     /// whose stage waits), oldest first.
     private var queue = FIFO<RequestEvent>()
@@ -161,11 +163,21 @@ struct ConnectionState {
     /// The request cannot be followed by another on this connection (CONNECT, an upgrade).
     mutating func closeAfterThisResponse() { closeAfterResponse = true }
 
-    /// A stage waits for an answer: hold the request's later parts.
-    mutating func hold() { holding = true }
+    /// A stage waits for an answer: hold the request's later parts. One more read still goes on
+    /// while they are queued (memory stays bounded by that read, as when a stage collects a
+    /// body): holding that read back made NIO take the socket out of epoll and put it back once
+    /// the stage answered, two `epoll_ctl`s per request behind a Redis-backed limit, the first
+    /// before its check went out.
+    mutating func hold() {
+        holding = true
+        readWhileHolding = true
+    }
 
     /// The stage answered: queued parts may be handled again.
-    mutating func release() { holding = false }
+    mutating func release() {
+        holding = false
+        readWhileHolding = false
+    }
 
     /// An exchange takes the request's body from here on.
     mutating func forwarding() { discardingRequest = false }
@@ -197,6 +209,7 @@ struct ConnectionState {
         discardingRequest = !requestComplete
         awaitingResponse = false
         holding = false
+        readWhileHolding = false
         if requestComplete {
             requestFinished(now: now)
         } else {
@@ -255,6 +268,10 @@ struct ConnectionState {
     /// queued, or the exchange cannot take more of the body).
     mutating func readRequested(exchangeTakesMore: Bool) -> Bool {
         if hasQueued || !exchangeTakesMore {
+            if readWhileHolding, holding, exchangeTakesMore {
+                readWhileHolding = false
+                return true
+            }
             readPending = true
             return false
         }

@@ -14,8 +14,9 @@ struct RedisCheckCommand {
 /// own, in order, as if it were alone. A pure value: the client adds checks, writes the batch and
 /// reads its reply with `outcome(_:)`.
 ///
-/// The command: `EVALSHA sha K key… window limit… code…`: the batch's distinct keys, their limits
-/// in the same order, then one code per check, its first key's position (1-based) plus 256 × its
+/// The command: `EVALSHA sha K key… window expiry limit… code…`: the batch's distinct keys, the
+/// window (µs), how long an admitted key is kept (ms: the window and a second), their limits in
+/// the same order, then one code per check, its first key's position (1-based) plus 256 × its
 /// second's (0: none). The reply: one integer per check (an array; the integer alone for a batch
 /// of one), 0 admitted, else 2 × µs until a place frees, plus 1 when the check's second key
 /// refused.
@@ -85,12 +86,12 @@ struct RedisCheckBatch {
     /// instructions per check: docs/performance.md "Rate limits").
     func write(sha: [UInt8]?, to buffer: inout ByteBuffer) {
         let window = UInt64(RateLimitStage.window / 1000)
-        let count = UInt64(3 + 2 * keys.count + 1 + codes.count)
+        let count = UInt64(3 + 2 * keys.count + 2 + codes.count)
         var total = 3 + Self.digits(count)
         total += Self.bulkLength(sha == nil ? 4 : 7) + Self.bulkLength(sha?.count ?? RedisScript.bytes.count)
         total += Self.bulkLength(Self.digits(UInt64(keys.count)))
         for key in keys { total += Self.bulkLength(key.count) }
-        total += Self.bulkLength(Self.digits(window))
+        total += Self.bulkLength(Self.digits(window)) + Self.bulkLength(Self.digits(Self.expiry))
         for limit in limits { total += Self.bulkLength(Self.digits(UInt64(limit))) }
         for code in codes { total += Self.bulkLength(Self.digits(UInt64(code))) }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
@@ -108,10 +109,48 @@ struct RedisCheckBatch {
             out.bulkDecimal(UInt64(keys.count))
             for key in keys { out.bulk(key) }
             out.bulkDecimal(window)
+            out.bulkDecimal(Self.expiry)
             for limit in limits { out.bulkDecimal(UInt64(limit)) }
             for code in codes { out.bulkDecimal(UInt64(code)) }
             return out.offset
         }
+    }
+
+    /// How long Redis keeps a key after an admission (ms): the window, and a second for the
+    /// clocks of a script's commands (`PEXPIRE` counts from its own instant, after `TIME`'s).
+    static let expiry = UInt64(RateLimitStage.window / 1_000_000 + 1000)
+
+    /// A batch of one check as it was written with a script's sha, kept by the client: at low
+    /// concurrency every tick is one check, most of them of the same key and limit, and their
+    /// commands are the same bytes. Its own storage (never a slice of the connection's buffer,
+    /// which would then be copied at its next write).
+    struct Written {
+        fileprivate let keys: ([UInt8], [UInt8]?)
+        fileprivate let limits: (UInt32, UInt32)
+        fileprivate let code: UInt32
+        fileprivate let sha: [UInt8]
+        fileprivate let bytes: ByteBuffer
+    }
+
+    /// As `write(sha:to:)`, but a batch of one check that `last` wrote already is copied from it
+    /// (the RESP of a one-key batch was ~1,400 instructions; `==` of the key and sha arrays is
+    /// one comparison of their storage), and `last` becomes a new batch of one.
+    func write(sha: [UInt8]?, to buffer: inout ByteBuffer, reusing last: inout Written?) {
+        guard codes.count == 1, let sha else { return write(sha: sha, to: &buffer) }
+        let second = keys.count > 1 ? keys[1] : nil
+        if let last, last.code == codes[0], last.keys.0 == keys[0], last.keys.1 == second, last.limits.0 == limits[0],
+            last.limits.1 == (second == nil ? 0 : limits[1]), last.sha == sha
+        {
+            buffer.writeImmutableBuffer(last.bytes)
+            return
+        }
+        let start = buffer.writerIndex
+        write(sha: sha, to: &buffer)
+        var bytes = ByteBufferAllocator().buffer(capacity: buffer.writerIndex - start)
+        bytes.writeImmutableBuffer(buffer.getSlice(at: start, length: buffer.writerIndex - start)!)
+        last = Written(
+            keys: (keys[0], second), limits: (limits[0], second == nil ? 0 : limits[1]), code: codes[0], sha: sha,
+            bytes: bytes)
     }
 
     private static let evalsha = Array("EVALSHA".utf8)

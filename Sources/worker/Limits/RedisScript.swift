@@ -12,59 +12,121 @@
 /// key's length passes a multiple of `min(limit, 1024)` they are found from the old end (`LINDEX`
 /// at growing, then halving, distances) and cut off in one `LTRIM`. So a key holds at most its
 /// window's admissions (or `limit`) plus that step, and an idle key expires whole a minute after
-/// its last admission (`PEXPIRE`). A batch of one check gets its integer alone (an array reply
-/// cost Redis ~5,000 instructions more per check).
+/// its last admission (`PEXPIRE`, by the command's expiry in ms). A batch of one check gets its
+/// integer alone (an array reply cost Redis ~5,000 instructions more per check).
+///
+/// A batch of one check (every batch at low concurrency) is pushed first: `LPUSH` answers the
+/// key's length, so no `LLEN`; the limit-th newest admission before it (index `limit` after the
+/// push) is read only when the list is longer than the limit, and a refused check's entries are
+/// taken back (`LPOP`: the script is atomic, so they are the ones just pushed). Most such checks
+/// are `TIME`, `LPUSH` and `PEXPIRE` (redis-server: 67,359 → 44,566 instructions per lone check,
+/// docs/performance.md "redis3 (session 13)").
+///
+/// Strings stay strings where they can: Lua turns a string into a number with `strtod` and a
+/// number into a string with `sprintf` (~1,000 and ~2,200 instructions each). So the instant is
+/// made a number only when a key is at its limit (the usual check never needs it), the stamp is
+/// `TIME`'s two strings joined, and the expiry comes as the client wrote it.
 enum RedisScript {
     static let bytes = Array(source.utf8)
     static let source = """
         local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        local stamp = t[1] .. string.sub(t[2] + 1000000, 2)
-        local window = tonumber(ARGV[1])
-        local oldest = now - window
+        local stamp = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
+        local now, oldest
         local keys = #KEYS
-        local length, limit, pushed = {}, {}, {}
-        for i = 1, keys do
-          length[i] = redis.call('LLEN', KEYS[i])
-          limit[i] = tonumber(ARGV[i + 1])
-          pushed[i] = 0
-        end
-        local out = {}
-        for j = keys + 2, #ARGV do
-          local code = tonumber(ARGV[j])
+        local length, limit, pushed, out
+        local alone = #ARGV == keys + 3
+        if alone then
+          local code = tonumber(ARGV[keys + 3])
           local a = code % 256
           local b = (code - a) / 256
+          local la = tonumber(ARGV[a + 2])
+          local na = redis.call('LPUSH', KEYS[a], stamp)
+          local lb, nb
+          if b > 0 then
+            lb = tonumber(ARGV[b + 2])
+            nb = redis.call('LPUSH', KEYS[b], stamp)
+          end
           local r = 0
-          local i = a
-          while i > 0 do
-            local n, p, l = length[i], pushed[i], limit[i]
-            local v
-            if p >= l then
-              v = now
-            elseif n + p >= l then
-              local at = l - 1 - p
+          local i, n, l = a, na, la
+          while true do
+            if n > l then
+              if not now then
+                now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+                oldest = now - tonumber(ARGV[1])
+              end
+              local at = l
               if at + at >= n then at = at - n end
-              v = tonumber(redis.call('LINDEX', KEYS[i], at))
+              local v = tonumber(redis.call('LINDEX', KEYS[i], at))
+              if v > oldest then
+                r = (v - oldest) * 2 + (i == a and 0 or 1)
+                break
+              end
             end
-            if v and v > oldest then
-              r = (v - oldest) * 2 + (i == a and 0 or 1)
-              break
+            if b == 0 or i == b then break end
+            i, n, l = b, nb, lb
+          end
+          if r > 0 then
+            redis.call('LPOP', KEYS[a])
+            if b > 0 then redis.call('LPOP', KEYS[b]) end
+            return r
+          end
+          if na % math.min(la, 1024) ~= 0 and (b == 0 or nb % math.min(lb, 1024) ~= 0) then
+            redis.call('PEXPIRE', KEYS[a], ARGV[2])
+            if b > 0 then redis.call('PEXPIRE', KEYS[b], ARGV[2]) end
+            return 0
+          end
+          length, limit, pushed, out = {[a] = na - 1}, {[a] = la}, {[a] = 1}, {0}
+          if b > 0 then length[b], limit[b], pushed[b] = nb - 1, lb, 1 end
+        else
+          length, limit, pushed, out = {}, {}, {}, {}
+          for i = 1, keys do
+            length[i] = redis.call('LLEN', KEYS[i])
+            limit[i] = tonumber(ARGV[i + 2])
+            pushed[i] = 0
+          end
+          for j = keys + 3, #ARGV do
+            local code = tonumber(ARGV[j])
+            local a = code % 256
+            local b = (code - a) / 256
+            local r = 0
+            local i = a
+            while i > 0 do
+              local n, p, l = length[i], pushed[i], limit[i]
+              local v
+              if n + p >= l then
+                if not now then
+                  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+                  oldest = now - tonumber(ARGV[1])
+                end
+                if p >= l then
+                  v = now
+                else
+                  local at = l - 1 - p
+                  if at + at >= n then at = at - n end
+                  v = tonumber(redis.call('LINDEX', KEYS[i], at))
+                end
+              end
+              if v and v > oldest then
+                r = (v - oldest) * 2 + (i == a and 0 or 1)
+                break
+              end
+              if i == b then break end
+              i = b
             end
-            if i == b then break end
-            i = b
+            if r == 0 then
+              pushed[a] = pushed[a] + 1
+              if b > 0 then pushed[b] = pushed[b] + 1 end
+            end
+            out[j - keys - 2] = r
           end
-          if r == 0 then
-            pushed[a] = pushed[a] + 1
-            if b > 0 then pushed[b] = pushed[b] + 1 end
-          end
-          out[j - keys - 1] = r
         end
         for i = 1, keys do
-          local p = pushed[i]
+          local p = pushed[i] or 0
           if p > 0 then
             local key, l = KEYS[i], limit[i]
             local n = length[i] + p
-            if p == 1 then
+            if alone then
+            elseif p == 1 then
               redis.call('LPUSH', key, stamp)
             else
               local stamps = {}
@@ -73,6 +135,10 @@ enum RedisScript {
             end
             local step = math.min(l, 1024)
             if math.floor(n / step) > math.floor((n - p) / step) then
+              if not now then
+                now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+                oldest = now - tonumber(ARGV[1])
+              end
               local low, high = 0, 1
               local function old(k)
                 local v = redis.call('LINDEX', key, -k)
@@ -87,7 +153,7 @@ enum RedisScript {
               local keep = math.min(l, n - low)
               if keep < n then redis.call('LTRIM', key, 0, keep - 1) end
             end
-            redis.call('PEXPIRE', key, math.floor(window / 1000) + 1000)
+            redis.call('PEXPIRE', key, ARGV[2])
           end
         end
         if #out == 1 then return out[1] end
