@@ -239,17 +239,36 @@ struct UsageDocument {
     /// (Completions) non-empty.
     var contentDeltas = 0
 
+    /// Bit 0, 1, 2: `usage`, `responseUsage`, `messageUsage` may have been written since the
+    /// last `clear()` (through `set`, `start` or the subscript; a bit clear means the counts are
+    /// empty). `clear()` empties only those: a body or an event uses one at most, and each is
+    /// about sixteen stores (`docs/performance.md`, "usagejson4").
+    private var written: UInt8 = 0
+
     mutating func clear() {
         type.clear()
         model.clear()
-        usage = UsageCounts()
-        responseUsage = UsageCounts()
-        messageUsage = UsageCounts()
+        if written != 0 {
+            if written & 1 != 0 { usage = UsageCounts() }
+            if written & 2 != 0 { responseUsage = UsageCounts() }
+            if written & 4 != 0 { messageUsage = UsageCounts() }
+            written = 0
+        }
         contentDeltas = 0
+    }
+
+    @inline(__always)
+    private mutating func noteWritten(_ location: UsageLocation) {
+        switch location {
+        case .root: written |= 1
+        case .response: written |= 2
+        case .message: written |= 4
+        }
     }
 
     /// In place (through `subscript(location:)`, the counts were copied out and back).
     mutating func set(_ field: UsageCounts.Field, at location: UsageLocation, to value: Int?) {
+        noteWritten(location)
         switch location {
         case .root: usage[field] = value
         case .response: responseUsage[field] = value
@@ -259,6 +278,7 @@ struct UsageDocument {
 
     /// `present`: an object opened there; false: the member's earlier value is forgotten.
     mutating func start(_ location: UsageLocation, present: Bool) {
+        noteWritten(location)
         switch location {
         case .root: usage = UsageCounts(present: present)
         case .response: responseUsage = UsageCounts(present: present)
@@ -275,6 +295,7 @@ struct UsageDocument {
             }
         }
         set {
+            noteWritten(location)
             switch location {
             case .root: usage = newValue
             case .response: responseUsage = newValue

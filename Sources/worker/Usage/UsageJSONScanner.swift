@@ -111,6 +111,12 @@ struct UsageJSONScanner: BitwiseCopyable {
                     continue
                 }
                 if b == UInt8(ascii: "{") && state == .value && frameCount == 0 {
+                    // A body whole in this slice: read in one call (event data is not: its
+                    // `choices` are followed).
+                    if !countsDeltas, let end = readWholeRoot(bytes, from: i) {
+                        i = end
+                        continue
+                    }
                     open(array: false, role: .container(.root))  // the document's object, as `beginValue` opens it
                     continue
                 }

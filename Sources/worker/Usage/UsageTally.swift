@@ -22,6 +22,8 @@ struct UsageTally {
     /// Anthropic's members, overlaid event after event.
     private var anthropic = UsageCounts()
     private var anthropicFinal = false
+    /// `anthropic` or `anthropicFinal` were written since the last `reset()`.
+    private var anthropicWritten = false
     private var source = Source.none
 
     private enum Source { case none, replaced, anthropic }
@@ -31,8 +33,12 @@ struct UsageTally {
         model.clear()
         contentDeltas = 0
         replaced = nil
-        anthropic = UsageCounts()
-        anthropicFinal = false
+        // Emptied only when an Anthropic event wrote them (sixteen stores a response otherwise).
+        if anthropicWritten {
+            anthropic = UsageCounts()
+            anthropicFinal = false
+            anthropicWritten = false
+        }
         source = .none
     }
 
@@ -82,12 +88,14 @@ struct UsageTally {
             name(document.model)
             if document.messageUsage.present {
                 anthropic.overlay(document.messageUsage)
+                anthropicWritten = true
                 source = .anthropic
             }
         case .messageDelta:
             name(document.model)
             if document.usage.present {
                 anthropic.overlay(document.usage)
+                anthropicWritten = true
                 anthropicFinal = true
                 source = .anthropic
             }

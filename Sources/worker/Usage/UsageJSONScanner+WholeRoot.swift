@@ -1,0 +1,127 @@
+// The JSON scanner's fastest path (`docs/performance.md`, "usagejson4"): a body whose object is
+// whole in the slice it starts in (the bench's 580-byte chat completion, most JSON bodies) is
+// read member by member from its `{` to its `}` in one call, the followed objects (`usage`,
+// `response`, `message`, their `*_details`) by recursion, with no state kept between members: the
+// member walk (`+Members`) stores its state after every member because a slice may end there.
+// Anything the walk would hand to the byte-by-byte path (an escape, a number of another form, a
+// byte the grammar refuses) or a slice that ends first makes it give up: the document is cleared
+// and the walk reads the slice from the document's start, so results are always the walk's. Only
+// the values `+Members` reads (skipped values, plain counts, plain kept strings) are read here,
+// through its helpers.
+
+extension UsageJSONScanner {
+    /// From `start`, just after the document's `{` (nothing read before it): the index after the
+    /// object's `}` with the document read (`state` `.done`), or nil with the document cleared
+    /// and nothing else changed. Not for event data (`countsDeltas`: a chunk's `choices` are
+    /// followed, which this path does not do).
+    mutating func readWholeRoot(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard !countsDeltas, let base = bytes.baseAddress else { return nil }
+        let n = bytes.count
+        // A slice that cuts the object (the last byte but white space is not a `}`) would be read
+        // twice: not tried.
+        var last = n &- 1
+        while last >= start, base.load(fromByteOffset: last, as: UInt8.self) <= 0x20,
+            Self.isWhitespace(base.load(fromByteOffset: last, as: UInt8.self))
+        {
+            last &-= 1
+        }
+        guard last >= start, base.load(fromByteOffset: last, as: UInt8.self) == UInt8(ascii: "}") else { return nil }
+        guard let end = wholeObject(base, n, from: start, container: .root) else {
+            document.clear()
+            return nil
+        }
+        frameCount = 0
+        state = .done
+        return end
+    }
+
+    /// The members of an object `container` from `start` (after its `{`) to its `}`: the index
+    /// after the `}`, or nil.
+    private mutating func wholeObject(_ base: UnsafeRawPointer, _ n: Int, from start: Int, container: Container) -> Int? {
+        @inline(__always) func at(_ k: Int) -> UInt8 { base.load(fromByteOffset: k, as: UInt8.self) }
+        @inline(__always) func skipWhitespace(_ k: Int) -> Int {
+            var k = k
+            while k < n, at(k) <= 0x20, Self.isWhitespace(at(k)) { k &+= 1 }
+            return k
+        }
+        var i = skipWhitespace(start)
+        guard i < n else { return nil }
+        if at(i) == UInt8(ascii: "}") { return i &+ 1 }
+        while true {
+            guard i < n, at(i) == 0x22 else { return nil }
+            let nameEnd = UsageByteScan.stringEnd(base, n, from: i &+ 1)
+            guard nameEnd < n, at(nameEnd) == 0x22 else { return nil }
+            var v = nameEnd &+ 1
+            if v < n, at(v) == UInt8(ascii: ":") {
+                v &+= 1
+            } else {
+                v = skipWhitespace(v)
+                guard v < n, at(v) == UInt8(ascii: ":") else { return nil }
+                v &+= 1
+            }
+            v = skipWhitespace(v)
+            guard v < n else { return nil }
+            let count = nameEnd &- (i &+ 1)
+            // By the length first, as `name(_:)` does.
+            var role = Role.skip
+            if count < 64, Self.namedLengths >> UInt64(count) & 1 != 0 {
+                role = Self.role(
+                    ofMember: UnsafeRawBufferPointer(start: base + (i &+ 1), count: count), in: container,
+                    countsDeltas: false)
+            }
+            guard let end = wholeValue(base, n, at: v, role: role) else { return nil }
+            i = skipWhitespace(end)
+            guard i < n else { return nil }
+            let b = at(i)
+            if b == UInt8(ascii: "}") { return i &+ 1 }
+            guard b == UInt8(ascii: ",") else { return nil }
+            i = skipWhitespace(i &+ 1)
+        }
+    }
+
+    /// The value at `v` (not white space) of a member whose value is `role`: the index after it,
+    /// its effect on the document made, or nil.
+    private mutating func wholeValue(_ base: UnsafeRawPointer, _ n: Int, at v: Int, role: Role) -> Int? {
+        let b = base.load(fromByteOffset: v, as: UInt8.self)
+        switch role {
+        case .skip:
+            if b == UInt8(ascii: "{") || b == UInt8(ascii: "[") {
+                var position = SkipPosition(depth: 1)
+                return UsageBlockScan.skip(UnsafeRawBufferPointer(start: base, count: n), from: v &+ 1, &position)
+            }
+            if b == 0x22 { return Self.plainStringEnd(base, n, from: v &+ 1)?.end }
+            return Self.plainNumberEnd(base, n, from: v)?.end ?? Self.literalEnd(base, n, from: v)
+        case .count(let location, let field):
+            if let (end, value) = Self.plainNumberEnd(base, n, from: v) {
+                document.set(field, at: location, to: value)
+                return end
+            }
+            guard let end = Self.literalEnd(base, n, from: v) else { return nil }
+            document.set(field, at: location, to: nil)
+            return end
+        case .keep(let target):
+            guard b == 0x22, let (end, _) = Self.plainStringEnd(base, n, from: v &+ 1) else { return nil }
+            let text = UnsafeRawBufferPointer(start: base + (v &+ 1), count: end &- v &- 2)
+            switch target {
+            case .model:
+                document.model.begin()
+                document.model.append(text)
+            case .type:
+                document.type.begin()
+                document.type.append(text)
+            case .skip, .key, .content:
+                return nil
+            }
+            return end
+        case .container(let container):
+            // An object on the followed path, as `beginValue` and `open` take it (a given-twice
+            // member's earlier value forgotten; the root's frames hold at most four, as here).
+            guard b == UInt8(ascii: "{"), !container.isArray else { return nil }
+            clearPrevious(role)
+            if case .usage(let location) = container { document.start(location, present: true) }
+            return wholeObject(base, n, from: v &+ 1, container: container)
+        case .content, .presence:
+            return nil
+        }
+    }
+}
