@@ -119,6 +119,15 @@ enum UsageEventPrefilter {
     /// from the structure at `walk` and the bytes from there. False for anything else, including
     /// bytes that are not JSON: the scanner reads the event.
     static func isChoiceMember(_ data: UnsafeRawBufferPointer, at target: Int, walk: Walk) -> Bool {
+        if walk.depth == 1 && walk.onPath == 1, let base = data.baseAddress, let head = choicesHead(data, before: target),
+            head >= walk.at
+        {
+            // An OpenAI chunk's first delta: the top level's members up to `"choices":[{`, and no
+            // bracket, escape or open string among them (`fluxgate_flat_members`).
+            if fluxgate_flat_members(base.assumingMemoryBound(to: UInt8.self) + walk.at, head &- walk.at) != 0 {
+                return true
+            }
+        }
         var i = walk.at
         var depth = walk.depth
         var onPath = walk.onPath
@@ -165,6 +174,26 @@ enum UsageEventPrefilter {
             i &+= 1
         }
         return depth == 3 && onPath == 3 && (last == UInt8(ascii: "{") || last == UInt8(ascii: ","))
+    }
+
+    /// Where `"choices":[{` begins when it ends at `target`, or with `"index":` and digits and a
+    /// comma after it.
+    @inline(__always)
+    private static func choicesHead(_ data: UnsafeRawBufferPointer, before target: Int) -> Int? {
+        guard target >= 12 else { return nil }
+        var k = target
+        if data[k &- 1] == UInt8(ascii: ",") {
+            var j = k &- 2
+            while j >= 0 && data[j] >= 0x30 && data[j] <= 0x39 { j &-= 1 }
+            guard j < k &- 2, j >= 19,
+                data.loadUnaligned(fromByteOffset: j &- 7, as: UInt64.self) == 0x3A22_7865_646E_6922  // "index":
+            else { return nil }
+            k = j &- 7
+        }
+        guard data.loadUnaligned(fromByteOffset: k &- 12, as: UInt64.self) == 0x7365_6369_6F68_6322,  // "choices
+            data.loadUnaligned(fromByteOffset: k &- 4, as: UInt32.self) == 0x7B5B_3A22  // ":[{
+        else { return nil }
+        return k &- 12
     }
 
     /// `choices` at `at`.

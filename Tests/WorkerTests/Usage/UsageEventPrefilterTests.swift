@@ -141,7 +141,9 @@ import Testing
     /// A `"delta"` object counts only as a member of an object in the top-level `choices` array,
     /// as the scanner counts it: anywhere else (another member's object, a nested array, a choice's
     /// inner object, `choices` not at the top level or misspelt) it is the scanner's to read, alone
-    /// and after chunks that kept a template.
+    /// and after chunks that kept a template. The shortcut for the first chunk's
+    /// `"choices":[{"index":0,` (`fluxgate_flat_members`) gives way to the walk for a bracket,
+    /// `|` or an escape before it, or an index that is not digits.
     @Test(arguments: [
         #"{"id":"c","model":"m-1","choice":[{"index":0,"delta":{"content":"x"}}]}"#,
         #"{"id":"c","model":"m-1","x":{"delta":{"content":"x"}},\#(delta)}"#,
@@ -156,6 +158,11 @@ import Testing
         #"{"id":"c","model":"m-1","choices":["[{\"",{"delta":{"content":"x"}}]}"#,
         #"{"id":"c","model":"m-1","n":"choices","choices" : [ { "delta" :{"content":"x"}}]}"#,
         #"[{"choices":[{"delta":{"content":"x"}}]}]"#,
+        #"{"id":"c","model":"m-1","s":"a|b","choices":[{"index":0,"delta":{"content":"x"}}]}"#,
+        #"{"id":"c","model":"m-1","s":"{","choices":[{"index":0,"delta":{"content":"x"}}]}"#,
+        #"{"id":"c","model":"m-1","s":"a\"b","choices":[{"index":12,"delta":{"content":"x"}}]}"#,
+        #"{"id":"c","model":"m-1","s":{"a":1},"choices":[{"delta":{"content":"x"}}]}"#,
+        #"{"id":"c","model":"m-1","s":1,"choices":[{"index":-1,"delta":{"content":"x"}}]}"#,
     ])
     func aDeltaCountsOnlyInTheTopLevelChoices(_ event: String) {
         let first = #"{"id":"c","model":"m-1",\#(Self.delta)}"#
