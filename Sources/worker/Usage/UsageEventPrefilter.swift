@@ -39,6 +39,8 @@ enum UsageEventPrefilter {
         var deltas = 0
         var i = start
         let n = data.count
+        // Where the structure is known from, for `isChoiceMember`.
+        var walk = Walk()
         while true {
             i = nextCandidate(data, from: i)
             guard i < n else { return deltas }
@@ -65,11 +67,18 @@ enum UsageEventPrefilter {
                     // member's plain string and the event's only `"model"`.
                     guard marks.model == nil, let value = topLevelModel(data, at: i) else { return nil }
                     marks.model = value
+                    walk = Walk(at: value.upperBound &+ 1, depth: 1, onPath: 1)
                     i = value.upperBound
                     continue
                 }
             } else if after & six == delta {
-                guard let (count, end) = deltaObject(data, from: i &+ 7) else { return nil }
+                // The scanner counts a delta only in an object of the top-level `choices` array:
+                // known here when the bytes before it are the kept event's (`EventTemplate`, whose
+                // first delta was walked to), walked to otherwise.
+                guard (i == start && start > 0) || isChoiceMember(data, at: i, walk: walk),
+                    let (count, end) = deltaObject(data, from: i &+ 7)
+                else { return nil }
+                walk = Walk(at: end, depth: 3, onPath: 3)
                 if marks.deltaObjects == 0 {
                     marks.firstDelta = i
                     marks.firstDeltaEnd = end
@@ -92,6 +101,106 @@ enum UsageEventPrefilter {
         var deltaObjects = 0
         /// The top-level `model` string's bytes, when the event named it and it was read here.
         var model: Range<Int>?
+    }
+
+    /// A point of an event's data outside any string, and the structure there: for
+    /// `isChoiceMember`, which walks from it.
+    struct Walk {
+        var at = 0
+        /// Containers open there.
+        var depth = 0
+        /// How many of them are the path to a choice: the top-level object, its `choices` array,
+        /// an object in that array.
+        var onPath = 0
+    }
+
+    /// Whether the member name at `target` is one of an object in the top-level `choices` array
+    /// (the only `delta` the scanner counts, `UsageJSONScanner.role(ofMember:in:countsDeltas:)`),
+    /// from the structure at `walk` and the bytes from there. False for anything else, including
+    /// bytes that are not JSON: the scanner reads the event.
+    static func isChoiceMember(_ data: UnsafeRawBufferPointer, at target: Int, walk: Walk) -> Bool {
+        if walk.depth == 1 && walk.onPath == 1, let base = data.baseAddress, let head = choicesHead(data, before: target),
+            head >= walk.at
+        {
+            // An OpenAI chunk's first delta: the top level's members up to `"choices":[{`, and no
+            // bracket, escape or open string among them (`fluxgate_flat_members`).
+            if fluxgate_flat_members(base.assumingMemoryBound(to: UInt8.self) + walk.at, head &- walk.at) != 0 {
+                return true
+            }
+        }
+        var i = walk.at
+        var depth = walk.depth
+        var onPath = walk.onPath
+        // The top-level object's member named last is `choices`: 1 after its name, 2 after its colon.
+        var choices = 0
+        // The last byte outside a string that is not white space (a string: its quote).
+        var last: UInt8 = 0
+        guard i <= target, target < data.count else { return false }
+        while i < target {
+            let b = data[i]
+            switch b {
+            case 0x22:
+                var end = i &+ 1
+                while true {
+                    end = UsageByteScan.stringEnd(data, from: end)
+                    guard end < target else { return false }
+                    if data[end] == 0x22 { break }
+                    end &+= data[end] == 0x5C ? 2 : 1
+                }
+                choices = depth == 1 && onPath == 1 && end &- i == 8 && Self.isChoices(data, at: i &+ 1) ? 1 : 0
+                last = b
+                i = end &+ 1
+                continue
+            case UInt8(ascii: "{"):
+                depth &+= 1
+                if depth == 1 || (depth == 3 && onPath == 2) { onPath = depth }
+            case UInt8(ascii: "["):
+                depth &+= 1
+                if depth == 2 && onPath == 1 && choices == 2 { onPath = 2 }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                guard depth > 0 else { return false }
+                if onPath == depth { onPath &-= 1 }
+                depth &-= 1
+            case UInt8(ascii: ":"):
+                if choices == 1 { choices = 2 }
+            case 0x20, 0x09:
+                i &+= 1
+                continue
+            default:
+                break
+            }
+            if b != UInt8(ascii: ":") { choices = 0 }
+            last = b
+            i &+= 1
+        }
+        return depth == 3 && onPath == 3 && (last == UInt8(ascii: "{") || last == UInt8(ascii: ","))
+    }
+
+    /// Where `"choices":[{` begins when it ends at `target`, or with `"index":` and digits and a
+    /// comma after it.
+    @inline(__always)
+    private static func choicesHead(_ data: UnsafeRawBufferPointer, before target: Int) -> Int? {
+        guard target >= 12 else { return nil }
+        var k = target
+        if data[k &- 1] == UInt8(ascii: ",") {
+            var j = k &- 2
+            while j >= 0 && data[j] >= 0x30 && data[j] <= 0x39 { j &-= 1 }
+            guard j < k &- 2, j >= 19,
+                data.loadUnaligned(fromByteOffset: j &- 7, as: UInt64.self) == 0x3A22_7865_646E_6922  // "index":
+            else { return nil }
+            k = j &- 7
+        }
+        guard data.loadUnaligned(fromByteOffset: k &- 12, as: UInt64.self) == 0x7365_6369_6F68_6322,  // "choices
+            data.loadUnaligned(fromByteOffset: k &- 4, as: UInt32.self) == 0x7B5B_3A22  // ":[{
+        else { return nil }
+        return k &- 12
+    }
+
+    /// `choices` at `at`.
+    @inline(__always)
+    private static func isChoices(_ data: UnsafeRawBufferPointer, at: Int) -> Bool {
+        data.loadUnaligned(fromByteOffset: at, as: UInt32.self) == 0x696F_6863  // choi
+            && data.loadUnaligned(fromByteOffset: at &+ 3, as: UInt32.self) == 0x7365_6369  // ices
     }
 
     /// `: null` after a member name ending before `start`: the index after `null`.
@@ -236,15 +345,25 @@ enum UsageEventPrefilter {
         }
     }
 
-    /// `:{"content":"…"}` (a chunk's delta, nearly always), its string without escapes: what
-    /// `deltaObject` gives for it, without its general steps.
+    /// `:{"content":"…"}` (a chunk's delta, nearly always) or `:{"role":"assistant","content":"…"}`
+    /// (an OpenAI stream's first), its string without escapes: what `deltaObject` gives for it,
+    /// without its general steps.
     @inline(__always)
     private static func contentOnly(_ data: UnsafeRawBufferPointer, from start: Int) -> (Int, Int)? {
-        let content = start &+ 13
-        guard content &+ 2 <= data.count,
-            data.loadUnaligned(fromByteOffset: start, as: UInt64.self) == 0x6574_6E6F_6322_7B3A,  // :{"conte
-            data.loadUnaligned(fromByteOffset: start &+ 5, as: UInt64.self) == 0x223A_2274_6E65_746E  // ntent":"
-        else { return nil }
+        guard start &+ 15 <= data.count else { return nil }
+        var content = start &+ 13
+        if data.loadUnaligned(fromByteOffset: start, as: UInt64.self) == 0x6574_6E6F_6322_7B3A {  // :{"conte
+            guard data.loadUnaligned(fromByteOffset: start &+ 5, as: UInt64.self) == 0x223A_2274_6E65_746E  // ntent":"
+            else { return nil }
+        } else {
+            content = start &+ 32
+            guard content &+ 2 <= data.count,
+                data.loadUnaligned(fromByteOffset: start, as: UInt64.self) == 0x2265_6C6F_7222_7B3A,  // :{"role"
+                data.loadUnaligned(fromByteOffset: start &+ 8, as: UInt64.self) == 0x7473_6973_7361_223A,  // :"assist
+                data.loadUnaligned(fromByteOffset: start &+ 16, as: UInt64.self) == 0x6F63_222C_2274_6E61,  // ant","co
+                data.loadUnaligned(fromByteOffset: start &+ 24, as: UInt64.self) == 0x223A_2274_6E65_746E  // ntent":"
+            else { return nil }
+        }
         let end = UsageByteScan.stringEnd(data, from: content)
         guard end &+ 1 < data.count, data[end] == 0x22, data[end &+ 1] == UInt8(ascii: "}") else { return nil }
         return (end > content ? 1 : 0, end &+ 2)

@@ -138,6 +138,45 @@ import Testing
         }
     }
 
+    /// A `"delta"` object counts only as a member of an object in the top-level `choices` array,
+    /// as the scanner counts it: anywhere else (another member's object, a nested array, a choice's
+    /// inner object, `choices` not at the top level or misspelt) it is the scanner's to read, alone
+    /// and after chunks that kept a template. The shortcut for the first chunk's
+    /// `"choices":[{"index":0,` (`fluxgate_flat_members`) gives way to the walk for a bracket,
+    /// `|` or an escape before it, or an index that is not digits.
+    @Test(arguments: [
+        #"{"id":"c","model":"m-1","choice":[{"index":0,"delta":{"content":"x"}}]}"#,
+        #"{"id":"c","model":"m-1","x":{"delta":{"content":"x"}},\#(delta)}"#,
+        #"{"id":"c","model":"m-1","choices":[[{"delta":{"content":"x"}}]]}"#,
+        #"{"id":"c","model":"m-1","choices":[{"index":0,"x":{"delta":{"content":"x"}}}]}"#,
+        #"{"id":"c","model":"m-1","choices":[{"index":0,"x":[{"delta":{"content":"x"}}]}]}"#,
+        #"{"id":"c","model":"m-1","choices":[{"index":0,"delta":{"content":"x"}}],"delta":{"content":"y"}}"#,
+        #"{"id":"c","model":"m-1","choices":[{"index":0,"delta":{"content":"x"}},{"index":1,"delta":{"content":"y"}}]}"#,
+        #"{"id":"c","model":"m-1","choices":[{"index":0,"delta":{"content":"x"}}, {"x":{"delta":{"content":"y"}}}]}"#,
+        #"{"id":"c","model":"m-1","o":{"choices":[{"delta":{"content":"x"}}]}}"#,
+        #"{"id":"c","model":"m-1","choices":{"a":{"delta":{"content":"x"}}}}"#,
+        #"{"id":"c","model":"m-1","choices":["[{\"",{"delta":{"content":"x"}}]}"#,
+        #"{"id":"c","model":"m-1","n":"choices","choices" : [ { "delta" :{"content":"x"}}]}"#,
+        #"[{"choices":[{"delta":{"content":"x"}}]}]"#,
+        #"{"id":"c","model":"m-1","s":"a|b","choices":[{"index":0,"delta":{"content":"x"}}]}"#,
+        #"{"id":"c","model":"m-1","s":"{","choices":[{"index":0,"delta":{"content":"x"}}]}"#,
+        #"{"id":"c","model":"m-1","s":"a\"b","choices":[{"index":12,"delta":{"content":"x"}}]}"#,
+        #"{"id":"c","model":"m-1","s":{"a":1},"choices":[{"delta":{"content":"x"}}]}"#,
+        #"{"id":"c","model":"m-1","s":1,"choices":[{"index":-1,"delta":{"content":"x"}}]}"#,
+    ])
+    func aDeltaCountsOnlyInTheTopLevelChoices(_ event: String) {
+        let first = #"{"id":"c","model":"m-1",\#(Self.delta)}"#
+        for events in [[event], [first, event, event], [first, first, event, first]] {
+            let bytes = Self.stream(events + ["[DONE]"])
+            let scanned = Self.scannerOnly(bytes)
+            #expect(Self.whole(bytes) == scanned, "\(events)")
+            for cut in [7, 64, 100] {
+                let cuts = Array(stride(from: cut, to: bytes.count, by: cut))
+                #expect(UsageFeed.read(bytes, contentType: "text/event-stream", cuts: cuts) == scanned, "\(events) \(cut)")
+            }
+        }
+    }
+
     /// A chunk in a run that differs from the kept one in any byte of a string outside its delta
     /// (its id, a member name, the fingerprint, the next chunk's head) breaks the run there and is
     /// read as the scanner reads it.
@@ -147,15 +186,12 @@ import Testing
         let extra = idLength >= 90 ? #","usage":null"# : ""
         let plain = Array(("data: " + Self.openAIChunk(id: id, delta: #"{"content":"x"}"#, extra: extra) + "\n\n").utf8)
         let delta = plain.indices.first { plain[$0...].starts(with: Array(#"{"content""#.utf8)) }!
-        // Not the `choices` name: the prefilter counts a `"delta"` object wherever it is, the
-        // scanner only in `choices` (a known difference, with or without runs).
-        let choices = plain.indices.first { plain[$0...].starts(with: Array(#""choices""#.utf8)) }!
         var inString = false
         for k in plain.indices {
             let b = plain[k]
             if b == UInt8(ascii: "\"") { inString.toggle() }
             // Letters and digits inside strings, outside the delta object: still valid JSON.
-            guard inString, k < delta || k > delta + 16, k < choices || k > choices + 8, b.isLetterOrDigit else {
+            guard inString, k < delta || k > delta + 16, b.isLetterOrDigit else {
                 continue
             }
             var changed = plain
