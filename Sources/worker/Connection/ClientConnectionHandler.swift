@@ -39,12 +39,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     private var parser: RequestParser
 
     private var exchange: ProxyExchange?
-    /// The last exchange that ended well (completed, or answered by the proxy's error), still
-    /// perhaps on the stack (it may have ended inside its own upstream read). A read's delivery
-    /// starts with none of its calls under way: it becomes `spareExchange` there.
-    private var endedExchange: ProxyExchange?
-    /// An ended exchange no call of which is under way: the next request's (`ProxyExchange.reuse`).
-    private var spareExchange: ProxyExchange?
     /// The usage reader of this connection's exchanges (docs/usage.md), made for the first
     /// request whose upstream reads usage and reused after it.
     private var usage: UsageObserver?
@@ -154,10 +148,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         clientReadInProgress = true
-        if let ended = endedExchange {
-            endedExchange = nil
-            spareExchange = ended
-        }
         // The clock is read only when the bytes start a request (the header timeout starts).
         if state.phase == .idle, state.bytesArrived(now: .now()) { timer?.set(state.deadline) }
         parser.append(unwrapInboundIn(data))
@@ -250,8 +240,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         registry.channels[ObjectIdentifier(context.channel)] = nil
         worker.metrics?.region.connectionClosed()
         timer?.invalidate()
-        endedExchange = nil
-        spareExchange = nil
         if let exchange {
             self.exchange = nil
             exchange.clientClosed()
@@ -345,25 +333,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         facts.attempts = exchange.attempts
         if exchange.plan != nil { facts.target = exchange.target }
         facts.upstreamSentNs = exchange.upstreamSentNs
-        let requestComplete = exchange.requestEndReceived
-        ended(exchange)
-        writeError(error, requestComplete: requestComplete, context: context)
+        writeError(error, requestComplete: exchange.requestEndReceived, context: context)
     }
 
     func exchangeCompleted() {
         guard let context, let exchange else { return }
         self.exchange = nil
         requestEnded(status: exchange.responseStatus ?? 502, exchange: exchange)
-        let requestComplete = exchange.requestEndReceived
-        ended(exchange)
-        endResponse(requestComplete: requestComplete, context: context)
-    }
-
-    /// Keeps an exchange that ended for the connection's next request (an aborted one is not:
-    /// its connection closes).
-    private func ended(_ exchange: ProxyExchange) {
-        exchange.detach()
-        endedExchange = exchange
+        endResponse(requestComplete: exchange.requestEndReceived, context: context)
     }
 
     func exchangeAborted(cause: UpstreamErrorCause?) {
@@ -617,23 +594,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             settings.replayBufferBytes = route.upstream.retry.replayBufferBytes
         }
         let observer = ResponseObserverPair.combining(usage, worker.responseObservers?(head))
-        let exchange: ProxyExchange
-        if let spare = spareExchange {
-            spareExchange = nil
-            spare.reuse(
-                client: self, match: match, head: head, settings: settings, health: route.failover ? worker.health : nil,
-                observer: observer, requestID: propagates ? facts.requestID : nil,
-                capturesUpstreamRequestID: worker.logsRequests,
-                bodyFilter: request.injectedStreamUsage ? usageChunkFilter() : nil)
-            exchange = spare
-        } else {
-            exchange = ProxyExchange(
-                eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
-                match: match, head: head, settings: settings, health: route.failover ? worker.health : nil,
-                observer: observer, requestID: propagates ? facts.requestID : nil,
-                capturesUpstreamRequestID: worker.logsRequests,
-                bodyFilter: request.injectedStreamUsage ? usageChunkFilter() : nil)
-        }
+        let exchange = ProxyExchange(
+            eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
+            match: match, head: head, settings: settings, health: route.failover ? worker.health : nil, observer: observer,
+            requestID: propagates ? facts.requestID : nil, capturesUpstreamRequestID: worker.logsRequests,
+            bodyFilter: request.injectedStreamUsage ? usageChunkFilter() : nil)
         exchange.attemptMetrics = worker.metrics?.region
         self.exchange = exchange
         state.forwarding()

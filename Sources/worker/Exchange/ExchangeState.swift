@@ -126,7 +126,7 @@ struct ExchangeState {
         case none
     }
 
-    private(set) var settings: Settings
+    let settings: Settings
     private(set) var phase = Phase.leasing
     private(set) var current: Attempt
     /// The attempts before the current one, oldest first (empty for nearly every request).
@@ -144,7 +144,7 @@ struct ExchangeState {
     /// An error was reported on the connection: nothing after it is believed.
     private(set) var upstreamErrored = false
     /// The whole exchange's deadline for the response head.
-    private(set) var headDeadline: NIODeadline
+    let headDeadline: NIODeadline
     private var lastResponseActivity: NIODeadline
 
     init(settings: Settings, now: NIODeadline) {
@@ -152,25 +152,6 @@ struct ExchangeState {
         self.current = Attempt(number: 1, startedAt: now)
         self.headDeadline = now + settings.requestTimeout
         self.lastResponseActivity = now
-    }
-
-    /// As `init(settings:now:)` makes it, in place (the whole value assigned went through its
-    /// value witness).
-    mutating func restart(settings: Settings, now: NIODeadline) {
-        self.settings = settings
-        phase = .leasing
-        current = Attempt(number: 1, startedAt: now)
-        if !earlierAttempts.isEmpty { earlierAttempts = [] }
-        keepsReplayCopy = false
-        replayBytes = 0
-        bodyBytesSent = 0
-        tries = 1
-        requestEndReceived = false
-        requestEndSent = false
-        upstreamKeepAlive = true
-        upstreamErrored = false
-        headDeadline = now + settings.requestTimeout
-        lastResponseActivity = now
     }
 
     var attempts: Int { current.number }

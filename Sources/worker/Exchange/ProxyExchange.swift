@@ -31,19 +31,14 @@ protocol ClientSide: AnyObject {
 /// streams the request body up and the response down with backpressure on both sides, and
 /// performs what the state decides (send, replay on a fresh connection, fail, give the connection
 /// back). Lives on the worker's event loop only.
-///
-/// One per client connection, reused request after request (`reuse`): an allocation and a
-/// deinit per request cost ~300 instructions (docs/performance.md "plainpath4"). Every
-/// per-request field is set again by `reuse`; `generation` tells a late connect of an earlier
-/// request from the current one's.
 final class ProxyExchange: UpstreamConnectionDelegate {
     private let eventLoop: EventLoop
     private let pool: UpstreamPool
     /// The matched route (the upstream, its target) and the pieces of the upstream
     /// request-target.
-    private(set) var match: Router.Match
+    let match: Router.Match
     /// The client's request head, as received (its framing is the upstream's too).
-    private var head: RequestHead
+    private let head: RequestHead
     /// Strong: the client side drops its exchange when the exchange ends, which ends the cycle.
     /// (A weak reference would give every exchange a side table, and every retain and release
     /// of it the slow path.)
@@ -59,7 +54,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     var plan: FailoverPlan?
     /// The host's target health, given only to an exchange whose route has `failover` (nil
     /// costs the one-target path no retain).
-    private(set) var health: TargetHealthBoard?
+    let health: TargetHealthBoard?
     /// The worker's metrics region, for `fluxgate_upstream_attempts_total` (nil: not counted).
     var attemptMetrics: MetricsRegion?
     /// The status of a response head that failed the current try (`HeadDecision.tryNext`): the
@@ -89,7 +84,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The request announced a body (`Content-Length` or `Transfer-Encoding`), even an empty one.
     var requestHadBody: Bool { requestFraming != .none }
     /// How the client framed its body; the upstream gets the same framing.
-    private var requestFraming: BodyFraming
+    private let requestFraming: BodyFraming
     /// Response body bytes relayed (payload, without chunk framing), for the log.
     private(set) var responseBodyBytes = 0
     /// The upstream's final status, once its head arrived.
@@ -101,13 +96,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     private(set) var upstreamHeadNs: UInt64 = 0
     private(set) var clientHeadNs: UInt64 = 0
     /// `propagate_request_id`: the id sent upstream and back to the client as `x-request-id`.
-    private var requestID: String?
+    private let requestID: String?
     /// The upstream's own request id, when the reader was asked to keep it (request lines on).
     private(set) var upstreamRequestID: String?
     private var reader: UpstreamResponseReader
     /// Watches the response (the tap, `ResponseObserver`): the reader reports the head, the
     /// payload and a complete end; the exchange reports a cut.
-    private var observer: ResponseObserver?
+    private let observer: ResponseObserver?
     var requestEndReceived: Bool { state.requestEndReceived }
     /// Tries made (the first included), for the request's facts.
     var attempts: Int { state.attempts }
@@ -115,9 +110,6 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// head deadline, then the idle gap between response chunks. The client side calls
     /// `deadlinePassed` when it expires.
     private let timer: LazyTimer
-    /// Counts the requests this exchange served (`reuse`): a connect completing for an earlier
-    /// one is recognised and gives its connection back.
-    private var generation = 0
 
     init(
         eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
@@ -143,69 +135,6 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.state = ExchangeState(settings: settings, now: .now())
         // Last: the head is moved in, not copied.
         self.head = head
-    }
-
-    /// The exchange serves the connection's next request: every per-request field as `init`
-    /// sets it (the client side calls this only once the last request ended and no call of it
-    /// is on the stack). The buffers of `pending` and `replay` are kept.
-    /// (Its arguments are `consuming`, as an initializer's are: borrowed, each was retained to be
-    /// kept and released by the caller after.)
-    func reuse(
-        client: consuming ClientSide, match: consuming Router.Match, head: consuming RequestHead,
-        settings: consuming ExchangeState.Settings, health: consuming TargetHealthBoard?,
-        observer: consuming ResponseObserver? = nil, requestID: consuming String? = nil,
-        capturesUpstreamRequestID: Bool = false, bodyFilter: consuming ResponseBodyFilter? = nil
-    ) {
-        precondition(connection == nil, "an exchange is reused only once it ended")
-        generation &+= 1
-        self.requestID = requestID
-        self.health = health
-        self.target = match.route.target
-        self.client = client
-        self.match = match
-        plan = nil
-        attemptMetrics = nil
-        droppedStatus = nil
-        failedResponse = nil
-        dropping = nil
-        pending.removeAll(keepingCapacity: true)
-        dropReplay()
-        heldHead = nil
-        requestBodyBytes = 0
-        responseBodyBytes = 0
-        responseStatus = nil
-        upstreamSentNs = 0
-        upstreamHeadNs = 0
-        clientHeadNs = 0
-        upstreamRequestID = nil
-        upstreamWritable = true
-        reader.restart(requestMethodIsHEAD: Self.isHEAD(head.method))
-        reader.observer = observer
-        if let bodyFilter { reader.bodyFilter = bodyFilter }
-        reader.requestIDForClient = requestID
-        reader.capturesUpstreamRequestID = capturesUpstreamRequestID
-        self.observer = observer
-        self.requestFraming = head.facts.framing
-        state.restart(settings: settings, now: .now())
-        // Field by field: the whole head assigned went through its value witness.
-        self.head.method = head.method
-        self.head.target = head.target
-        self.head.version = head.version
-        self.head.facts = head.facts
-        self.head.headerBytes = head.headerBytes
-        self.head.fields = head.fields
-    }
-
-    /// The request ended: the exchange lets go of its client (the cycle between them ends) and of
-    /// the request's head until it is reused. (The head's storage goes back to the parser, which
-    /// writes the next head into it: held here, the next head was allocated anew, ~1,100
-    /// instructions.)
-    func detach() {
-        client = nil
-        // Its two pieces of storage only (the whole head assigned went through a value witness);
-        // `ByteBuffer()` and `[]` are shared empty ones.
-        head.headerBytes = ByteBuffer()
-        head.fields = []
     }
 
     // MARK: Client side
@@ -448,11 +377,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             return
         }
         let attempt = state.attempts
-        let generation = self.generation
         pool.connect(to: target).assumeIsolated().whenComplete { [weak self] result in
-            guard let self, self.generation == generation, self.state.attempts == attempt else {
-                // The exchange is gone or serves a later request, or this try ended meanwhile
-                // (its attempt_timeout_ms): the connection carried nothing.
+            guard let self, self.state.attempts == attempt else {
+                // The exchange is gone, or this try ended meanwhile (its attempt_timeout_ms):
+                // the connection carried nothing.
                 if case .success(let connection) = result {
                     if let self { self.pool.release(connection, reusable: true) } else { connection.channel.close(promise: nil) }
                 }
@@ -492,16 +420,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         let length = head.facts.contentLength
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
         let target = self.target
-        // Read once: `head` and `match` are variables (the exchange is reused), and each use as an
-        // argument copied them whole.
-        let request = self.head
-        let match = self.match
         let bound = ForwardingHeaders.upstreamRequestHeadBound(
-            method: request.method, match: match, target: target, client: request, requestID: requestID)
+            method: self.head.method, match: match, target: target, client: self.head, requestID: requestID)
         var head = connection.requestHeadBuffer(capacity: bound + bodyRoom)
         ForwardingHeaders.writeUpstreamRequestHead(
-            method: request.method, match: match, target: target,
-            client: request, framing: requestFraming, requestID: requestID, bound: bound, into: &head)
+            method: self.head.method, match: match, target: target,
+            client: self.head, framing: requestFraming, requestID: requestID, bound: bound, into: &head)
         let buffered = pending
         pending = []
         // The head is not kept for a replay: a replay writes a fresh one.

@@ -92,7 +92,7 @@ struct UpstreamResponseReader {
         case done
     }
 
-    private var requestIsHead: Bool
+    private let requestIsHead: Bool
     private var state = State.head
     /// A chunked body's scanner. Beside `state`, not in it, so that the state stays a word and a
     /// tag: it is copied at every read, and the scanner is three words.
@@ -102,22 +102,6 @@ struct UpstreamResponseReader {
 
     init(requestMethodIsHEAD: Bool) {
         self.requestIsHead = requestMethodIsHEAD
-    }
-
-    /// As `init(requestMethodIsHEAD:)` makes it, in place, for the next request (the whole value
-    /// assigned went through its value witness).
-    mutating func restart(requestMethodIsHEAD: Bool) {
-        announcesClose = false
-        requestIDForClient = nil
-        capturesUpstreamRequestID = false
-        observer = nil
-        bodyFilter = nil
-        filtering = false
-        requestIsHead = requestMethodIsHEAD
-        state = .head
-        chunks = nil
-        headBytes = nil
-        status = nil
     }
 
     var isComplete: Bool { if case .done = state { return true } else { return false } }
