@@ -55,6 +55,32 @@ import TestSupport
         #expect(try f.request("GET", "/openai/delay-headers?ms=50").status == 200)
     }
 
+    /// Nothing of a request that ended in an error, carried a body or was a HEAD reaches the next
+    /// request on the same keep-alive connection (a guard for reusing per-connection state such as
+    /// the exchange: docs/performance.md "plainpath4").
+    @Test func eachRequestOnAKeepAliveConnectionStartsFresh() throws {
+        let f = try ProxyFixture(upstreamSettings: "request_timeout_ms: 300")
+        let connection = try f.connect()
+        let hung = try connection.request("GET", "/openai/hang", headers: [f.bearer])
+        #expect(hung.status == 504)
+        #expect(hung.openAIError != nil)
+        let upload = try connection.request("POST", "/openai/upload", headers: [f.bearer], body: Array(repeating: 0x61, count: 100))
+        #expect(upload.status == 200)
+        #expect(String(decoding: upload.body, as: UTF8.self).contains("\"length\":100"))
+        let head = try connection.request("HEAD", "/openai/status/404", headers: [f.bearer])
+        #expect(head.status == 404)
+        #expect(head.body.isEmpty)
+        // A body again after the HEAD's none; no request body after the upload's.
+        let get = try connection.request("GET", "/openai/status/201", headers: [f.bearer])
+        #expect(get.status == 201)
+        #expect(String(decoding: get.body, as: UTF8.self) == "{\"status\":201}")
+        let last = try #require(f.mock.requests.last)
+        #expect(last.method == "GET")
+        #expect(last.uri == "/status/201")
+        #expect(last.header("content-length") == nil)
+        #expect(last.bodyLength == 0)
+    }
+
     @Test func aStreamIdleLongerThanTheIdleTimeoutIsCut() throws {
         let f = try ProxyFixture(upstreamSettings: "stream_idle_timeout_ms: 300")
         let connection = try f.connect()
