@@ -78,6 +78,43 @@ extension UsageJSONScanner {
         }
     }
 
+    /// A counted member's value at `v`: a plain integer set in the document, or a literal (`null`)
+    /// that forgets the member given twice, as `clearPrevious` does; the index after it, or nil
+    /// for the byte-by-byte path. The member walk and the whole root's read share it.
+    @inline(__always)
+    mutating func countedValue(
+        _ base: UnsafeRawPointer, _ n: Int, at v: Int, _ field: UsageCounts.Field, at location: UsageLocation
+    ) -> Int? {
+        if let (end, value) = Self.plainNumberEnd(base, n, from: v) {
+            document.set(field, at: location, to: value)
+            return end
+        }
+        guard let end = Self.literalEnd(base, n, from: v) else { return nil }
+        document.set(field, at: location, to: nil)
+        return end
+    }
+
+    /// A kept string's value at `v` (its first byte `b`): a string without escapes, kept as the
+    /// model or the event type; the index after it, or nil for the byte-by-byte path.
+    @inline(__always)
+    mutating func keptValue(
+        _ base: UnsafeRawPointer, _ n: Int, at v: Int, first b: UInt8, _ target: StringTarget
+    ) -> Int? {
+        guard b == 0x22, let (end, _) = Self.plainStringEnd(base, n, from: v &+ 1) else { return nil }
+        let text = UnsafeRawBufferPointer(start: base + (v &+ 1), count: end &- v &- 2)
+        switch target {
+        case .model:
+            document.model.begin()
+            document.model.append(text)
+        case .type:
+            document.type.begin()
+            document.type.append(text)
+        case .skip, .key, .content:
+            return nil
+        }
+        return end
+    }
+
     /// The value at `v` (not white space) of the member just named (`top.member`), when it is simple: the index
     /// after it, its effect on the document made; nil (and nothing changed) for the byte-by-byte
     /// path. A skipped container the slice cuts is taken too: the skip goes on in the next slice.
@@ -96,28 +133,9 @@ extension UsageJSONScanner {
             if b == 0x22 { return Self.plainStringEnd(base, n, from: v &+ 1)?.end }
             return Self.plainNumberEnd(base, n, from: v)?.end ?? Self.literalEnd(base, n, from: v)
         case .count(let location, let field):
-            if let (end, value) = Self.plainNumberEnd(base, n, from: v) {
-                document.set(field, at: location, to: value)
-                return end
-            }
-            // A literal: the member given twice is forgotten, as `clearPrevious` does.
-            guard let end = Self.literalEnd(base, n, from: v) else { return nil }
-            document.set(field, at: location, to: nil)
-            return end
+            return countedValue(base, n, at: v, field, at: location)
         case .keep(let target):
-            guard b == 0x22, let (end, _) = Self.plainStringEnd(base, n, from: v &+ 1) else { return nil }
-            let text = UnsafeRawBufferPointer(start: base + (v &+ 1), count: end &- v &- 2)
-            switch target {
-            case .model:
-                document.model.begin()
-                document.model.append(text)
-            case .type:
-                document.type.begin()
-                document.type.append(text)
-            case .skip, .key, .content:
-                return nil
-            }
-            return end
+            return keptValue(base, n, at: v, first: b, target)
         case .content:
             guard b == 0x22, let (end, nonEmpty) = Self.plainStringEnd(base, n, from: v &+ 1) else { return nil }
             if nonEmpty { document.contentDeltas &+= 1 }

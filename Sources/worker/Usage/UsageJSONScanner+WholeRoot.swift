@@ -92,27 +92,9 @@ extension UsageJSONScanner {
             if b == 0x22 { return Self.plainStringEnd(base, n, from: v &+ 1)?.end }
             return Self.plainNumberEnd(base, n, from: v)?.end ?? Self.literalEnd(base, n, from: v)
         case .count(let location, let field):
-            if let (end, value) = Self.plainNumberEnd(base, n, from: v) {
-                document.set(field, at: location, to: value)
-                return end
-            }
-            guard let end = Self.literalEnd(base, n, from: v) else { return nil }
-            document.set(field, at: location, to: nil)
-            return end
+            return countedValue(base, n, at: v, field, at: location)
         case .keep(let target):
-            guard b == 0x22, let (end, _) = Self.plainStringEnd(base, n, from: v &+ 1) else { return nil }
-            let text = UnsafeRawBufferPointer(start: base + (v &+ 1), count: end &- v &- 2)
-            switch target {
-            case .model:
-                document.model.begin()
-                document.model.append(text)
-            case .type:
-                document.type.begin()
-                document.type.append(text)
-            case .skip, .key, .content:
-                return nil
-            }
-            return end
+            return keptValue(base, n, at: v, first: b, target)
         case .container(let container):
             // An object on the followed path, as `beginValue` and `open` take it (a given-twice
             // member's earlier value forgotten; the root's frames hold at most four, as here).
