@@ -101,6 +101,10 @@ for t in $TARGETS; do for lm in $LOGMODES; do for p in $PAYLOADS; do
   if [ -z "$dump" ]; then log "$name: no dump"; stop_pid $top; continue; fi
   ir=$(awk '/^(summary|totals):/{print $2; exit}' "$dump")
   ok=$(echo "$res" | sed -n 's/.*ok=\([0-9]*\).*/\1/p')
+  if [ $t = fluxgate ]; then   # one parseHead per request: does the dump hold all N? (tools/cg_calls.py)
+    held=$(python3 "$BENCH/tools/cg_calls.py" "$dump" 'RequestParser.*parseHead')
+    [ "$held" = "$N" ] || log "WARNING $name: the dump holds $held of the $N requests (the zeroing landed late); per request is Ir/$held=$(python3 -c "print(round($ir/max(1,$held)))")"
+  fi
   echo -e "$t\t$p\t$lm\t$N\t$ok\t$ir\t$(python3 -c "print(round($ir/$N))")" >> "$OUT/results.tsv"
   log "$name: $res Ir=$ir per request=$(python3 -c "print(round($ir/$N))") load=$(cut -d' ' -f1 /proc/loadavg)"
   cp "$dump" "$OUT/$name.callgrind"
