@@ -63,6 +63,28 @@ import Testing
         }
     }
 
+    /// Numbers of every length print as the handler prints them from metadata (its
+    /// `description`): the digits written two at a time from the last.
+    @Test(arguments: [(LogSettings.Format.text, false), (.json, false)])
+    func numbersOfEveryLengthPrintAsTheHandlersDo(format: LogSettings.Format, colour: Bool) throws {
+        var values: [Int64] = [0, 1, -1, Int64.max, Int64.min, Int64.min + 1]
+        var power: Int64 = 1
+        for _ in 1...18 {
+            power *= 10
+            values += [power - 1, power, power + 1, -power, power / 2 + 7]
+        }
+        try Self.throughPipe(format: format, colour: colour) { handler, emitBoth in
+            let logger = Logger(label: "test") { _ in handler }
+            for value in values {
+                let lines = try emitBoth {
+                    logger.trace("Request processed", metadata: ["duration_ms": .stringConvertible(value)])
+                    handler.requestLineWriter.write(level: .trace, message: "Request processed") { $0.add("duration_ms", value) }
+                }
+                #expect(lines[1].contains("\(value)"), "\(value)")
+            }
+        }
+    }
+
     /// Values known to need no quoting (a made request id, a method) are copied unlooked-at,
     /// and print exactly as the same bytes looked at do.
     @Test(arguments: [(LogSettings.Format.text, false), (.text, true), (.json, false)])

@@ -214,6 +214,54 @@ import Testing
         #expect(relay([response]).error != nil)
     }
 
+    /// A head whose read holds all of it is parsed where it is, the parse finding its end; a head
+    /// cut short is buffered and scanned for its end first. Both give the same head, body and
+    /// error: for whole reads of every size around `maxBodyRoom` and `inPlaceHeadBytes` (the
+    /// in-place window), heads longer than the window, and every malformed head above.
+    @Test func aHeadParsedInPlaceIsTheHeadParsedAfterItsEndIsFound() {
+        let room = UpstreamResponseReader.maxBodyRoom
+        let window = UpstreamResponseReader.inPlaceHeadBytes
+        var responses: [String] = []
+        for headBytes in [200, window - 100, window + 100] {
+            let filler = String(repeating: "f", count: headBytes - 80)
+            for bodyBytes in [0, 1, room - 300, room + 100, room + 3000, room + window, 20_000] {
+                responses.append(
+                    "HTTP/1.1 200 OK\r\nX-Filler: \(filler)\r\nContent-Length: \(bodyBytes)\r\n\r\n"
+                        + String(repeating: "b", count: bodyBytes))
+            }
+        }
+        let malformed = [
+            "HTTP/1.1 200 OK\r\nX-A: a\nX-B: b\r\n\r\nbody", "HTTP/1.1 200 OK\r\nX-A : 1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\n\rX\r\n\r\n", "HTTP/1.1 200 OK\r\nX-A: 1\r\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n",
+        ]
+        for response in responses + malformed {
+            let bytes = Array(response.utf8)
+            let whole = relay([response])
+            // Cut inside the head: its first read never has its end.
+            let at = min(20, bytes.count - 1)
+            let cut = relay([String(decoding: bytes[..<at], as: UTF8.self), String(decoding: bytes[at...], as: UTF8.self)])
+            #expect(whole.head == cut.head, "\(bytes.count) bytes")
+            #expect(whole.body == cut.body, "\(bytes.count) bytes")
+            #expect(whole.ends == cut.ends, "\(bytes.count) bytes")
+            #expect(whole.error == cut.error, "\(bytes.count) bytes")
+            #expect((whole.error == nil) == !malformed.contains(response))
+        }
+    }
+
+    /// The client head has room for a small body that came in the same read, parsed in place or
+    /// not (the exchange then sends both in one write).
+    @Test func aSmallBodyInTheHeadsReadHasRoomInTheClientHead() throws {
+        for bodyBytes in [1, 100, UpstreamResponseReader.maxBodyRoom - 500, UpstreamResponseReader.maxBodyRoom] {
+            let response = "HTTP/1.1 200 OK\r\nContent-Length: \(bodyBytes)\r\n\r\n" + String(repeating: "b", count: bodyBytes)
+            var reader = UpstreamResponseReader(requestMethodIsHEAD: false)
+            var room = 0
+            try reader.read(ByteBuffer(string: response), allocator: ByteBufferAllocator()) { event in
+                if case .head(let head) = event { room = head.clientHead.writableBytes }
+            }
+            #expect(room >= bodyBytes, "\(bodyBytes) bytes")
+        }
+    }
+
     @Test func anEndlessHeadIsRefused() {
         let line = "X-Filler: " + String(repeating: "a", count: 1000) + "\r\n"
         let r = relay(["HTTP/1.1 200 OK\r\n"] + Array(repeating: line, count: 70))

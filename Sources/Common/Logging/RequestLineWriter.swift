@@ -203,8 +203,9 @@ public struct LogLineBuilder {
         }
     }
 
-    /// The digits counted first, then written from the last (writing them backwards and
-    /// reversing cost twice as much per number).
+    /// The digits counted first, then written from the last, two a step from a table of the
+    /// pairs "00" to "99" (one a step, a division each, cost ~68 instructions for three digits;
+    /// backwards and reversed, twice that).
     private mutating func appendDigits(_ value: UInt64) {
         reserve(20)
         var digits = 1
@@ -213,15 +214,31 @@ public struct LogLineBuilder {
             digits &+= 1
             power = power &* 10
         }
+        let pairs = Self.digitPairs.utf8Start
         var rest = value
         var at = count &+ digits
-        repeat {
-            at &-= 1
-            storage[at] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-            rest /= 10
-        } while rest > 0
+        while rest >= 100 {
+            let pair = Int(truncatingIfNeeded: rest % 100) &* 2
+            rest /= 100
+            at &-= 2
+            storage[at] = pairs[pair]
+            storage[at &+ 1] = pairs[pair &+ 1]
+        }
+        if rest >= 10 {
+            let pair = Int(truncatingIfNeeded: rest) &* 2
+            storage[at &- 2] = pairs[pair]
+            storage[at &- 1] = pairs[pair &+ 1]
+        } else {
+            storage[at &- 1] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest)
+        }
         count &+= digits
     }
+
+    private static let digitPairs: StaticString = """
+        00010203040506070809101112131415161718192021222324252627282930313233343536373839\
+        40414243444546474849505152535455565758596061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899
+        """
 
     /// `JSONText.quoted`, whose output is the string's own bytes in quotes unless it has a quote,
     /// a backslash or a control character.

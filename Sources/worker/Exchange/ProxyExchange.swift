@@ -399,7 +399,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     private func connected(_ connection: UpstreamConnection, reused: Bool, flushNow: Bool) {
-        switch state.leased(active: connection.channel.isActive, reused: reused, now: .now()) {
+        // A pooled connection was found active by `idleConnection` just before, with nothing run
+        // in between: asked again only for a new one (through the `Channel` existential, ~60
+        // instructions with its retain and release).
+        switch state.leased(active: reused || connection.channel.isActive, reused: reused, now: .now()) {
         case .giveBack:
             // Finished while connecting (client gone, deadline passed): the connection is clean.
             pool.release(connection, reusable: true)

@@ -13,21 +13,25 @@ struct ResponseHeadParser {
     var xRequestID: Range<Int>?
     var anthropicRequestID: Range<Int>?
     var upstreamRequestID: Range<Int>? { xRequestID ?? anthropicRequestID }
+    /// The head's bytes: up to and including its empty line.
+    var headLength = 0
 
     typealias ResponseError = UpstreamResponseReader.ResponseError
 
-    /// Parses `bytes`, a head ending with CRLFCRLF, writing the kept part to `out` (the final
-    /// framing lines and the empty line are the caller's). `facts`, when not nil (an observer is
-    /// attached), gets where the values of the headers behind `ResponseFacts` are.
+    /// Parses the head at the start of `bytes`, up to its first empty line (`headLength`; any
+    /// bytes after it are not looked at), writing the kept part to `out` (the final framing lines
+    /// and the empty line are the caller's). `facts`, when not nil (an observer is attached), gets
+    /// where the values of the headers behind `ResponseFacts` are. Lines are read up to the empty
+    /// one, so the first CR LF CR LF is where the head ends, as a separate scan for it would
+    /// find; bytes that end before it are an error ("response head not terminated").
     static func parse(
         _ bytes: UnsafeRawBufferPointer, into out: inout HeadWriter,
         facts: inout ResponseFacts.Fields?, dropsRequestID: Bool = false
     ) throws(ResponseError) -> ResponseHeadParser {
         var p = ResponseHeadParser()
-        let n = bytes.count - 2  // the final CRLF
-        guard n >= 0, bytes[n] == 0x0D, bytes[n + 1] == 0x0A else {
-            throw ResponseError(reason: "response head not terminated")
-        }
+        // Below `n` every byte has one after it: a CR is read with the LF that must follow.
+        let n = bytes.count &- 1
+        guard n > 0 else { throw ResponseError(reason: "response head not terminated") }
         // Status line: HTTP/1.x SP 3DIGIT [SP reason], the reason any field-value bytes.
         let statusEnd = ASCIIBytes.fieldValueEnd(bytes, from: 0, to: n)
         guard statusEnd < n, bytes[statusEnd] == 0x0D, bytes[statusEnd + 1] == 0x0A, statusEnd >= 12,
@@ -60,9 +64,15 @@ struct ResponseHeadParser {
         // The kept bytes not yet copied: from `run` to the current line.
         var run = 9
         var start = fieldsStart
+        var headEnd = -1
         while start < n {
             let colon = ASCIIBytes.tokenEnd(bytes, from: start, to: n)
             guard colon < n, bytes[colon] == UInt8(ascii: ":") else {
+                if colon == start, bytes[start] == 0x0D, bytes[start &+ 1] == 0x0A {
+                    // The empty line (tested here, off the path of every other line).
+                    headEnd = start
+                    break
+                }
                 let b = colon < n ? bytes[colon] : 0
                 throw ResponseError(reason: b == 0x0D || b == 0x0A ? "malformed header line" : "malformed header name")
             }
@@ -132,6 +142,8 @@ struct ResponseHeadParser {
             }
             start = next
         }
+        guard headEnd >= 0 else { throw ResponseError(reason: "response head not terminated") }
+        p.headLength = headEnd &+ 2
         out.write(UnsafeRawBufferPointer(rebasing: bytes[run..<start]))
         if p.transferEncoded {
             // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3): the stale length goes.
@@ -143,7 +155,7 @@ struct ResponseHeadParser {
             // same offset in both heads.
             out.rewind(to: fieldsStart)
             writeFiltered(
-                bytes, from: fieldsStart, to: n, dropsContentLength: p.transferEncoded, dropsRequestID: dropsRequestID,
+                bytes, from: fieldsStart, to: headEnd, dropsContentLength: p.transferEncoded, dropsRequestID: dropsRequestID,
                 named: connectionNamed, into: &out)
         }
         if http10 && keepAliveToken { http10 = false }

@@ -179,10 +179,23 @@ struct UpstreamResponseReader {
     )
         throws(ResponseError) -> HeadProgress
     {
-        // Fast path: the whole head is in this read (the usual case) and nothing is buffered.
-        if headBytes == nil, let end = Self.headEnd(in: buffer) {
-            let head = buffer.readSlice(length: end)!
-            return try parsedHead(head, allocator: allocator, reusing: &spare, bodyRoom: buffer.readableBytes)
+        // Fast path: nothing is buffered. The parse finds the head's end itself (no scan for
+        // CR LF CR LF first, ~250 instructions), in the read's first `inPlaceHeadBytes` at most. A
+        // head that does not end there, or does not parse, goes the way below, which waits for
+        // the rest or reports the error as it always has.
+        if headBytes == nil {
+            var length = 0
+            if let progress = try parsedHead(
+                buffer, endFound: false, allocator: allocator, reusing: &spare, bodyRoom: 0, length: &length)
+            {
+                buffer.moveReaderIndex(forwardBy: length)
+                return progress
+            }
+            if let end = Self.headEnd(in: buffer) {
+                let head = buffer.readSlice(length: end)!
+                return try parsedHead(
+                    head, endFound: true, allocator: allocator, reusing: &spare, bodyRoom: buffer.readableBytes, length: &length)!
+            }
         }
         var pending = headBytes ?? allocator.buffer(capacity: buffer.readableBytes)
         let previous = pending.readableBytes
@@ -195,10 +208,16 @@ struct UpstreamResponseReader {
         }
         headBytes = nil
         buffer.moveReaderIndex(forwardBy: end - previous)
+        var length = 0
         return try parsedHead(
-            pending.getSlice(at: pending.readerIndex, length: end)!, allocator: allocator, reusing: &spare,
-            bodyRoom: buffer.readableBytes)
+            pending.getSlice(at: pending.readerIndex, length: end)!, endFound: true, allocator: allocator, reusing: &spare,
+            bodyRoom: buffer.readableBytes, length: &length)!
     }
+
+    /// A read larger than `maxBodyRoom` is parsed in place in its first this many bytes: the
+    /// client head's buffer is made this large (and kept as the connection's spare, as a small
+    /// response's head and body are).
+    static let inPlaceHeadBytes = 4 * 1024
 
     /// Offset just past the first CRLFCRLF at or after `start`, if any: sixteen positions a step
     /// (CByteClasses' `fluxgate_crlfcrlf16`; thirty-two while 35 bytes are left) while nineteen are, then `memchr` from LF
@@ -229,20 +248,29 @@ struct UpstreamResponseReader {
         }
     }
 
-    /// `bodyRoom`: body bytes that came in the same read; the client head gets room for them when
-    /// they are at most `maxBodyRoom`, so the exchange can send a small response in one write.
+    /// Parses the head at the start of `bytes`. `endFound`: `bytes` is the head, up to its empty
+    /// line (`headEnd` found it), and `bodyRoom` the body bytes that came in the same read.
+    /// Otherwise `bytes` is a whole read, of which the first `maxBodyRoom` (or, when it is
+    /// larger, `inPlaceHeadBytes`) are parsed: nil when no head parses from them, with `spare` as
+    /// it was and nothing else changed. `length`: the head's bytes. The client head gets room for
+    /// the body bytes of the same read when they are at most `maxBodyRoom`, so the exchange can
+    /// send a small response in one write.
     private mutating func parsedHead(
-        _ head: ByteBuffer, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?,
-        bodyRoom: Int
-    ) throws(ResponseError) -> HeadProgress {
-        guard head.readableBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
+        _ bytes: ByteBuffer, endFound: Bool, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?,
+        bodyRoom: Int, length: inout Int
+    ) throws(ResponseError) -> HeadProgress? {
+        let readable = bytes.readableBytes
+        let parsedBytes = endFound || readable <= Self.maxBodyRoom ? readable : Self.inPlaceHeadBytes
+        guard parsedBytes <= Self.maxHeadBytes else { throw ResponseError(reason: "response head too large") }
         // The client head is written while the upstream's is parsed: the kept lines are copied in
-        // runs as they are found valid. They are parts of `head`, and "HTTP/1.1 " replaces the
+        // runs as they are found valid. They are parts of the head, and "HTTP/1.1 " replaces the
         // status line's version, so the head's size plus the framing, `connection: close` and the
-        // empty line bound it.
+        // empty line bound it. (Parsed in place, the bytes parsed bound the head, and with a small
+        // read the head and the body's room are the read.)
         let close = announcesClose
-        let bound = head.readableBytes + 64
-        let capacity = bound + (bodyRoom <= Self.maxBodyRoom ? bodyRoom : 0)
+        let bound = parsedBytes + 64
+        let capacity = endFound && bodyRoom <= Self.maxBodyRoom ? bound + bodyRoom : bound
+        let tookSpare = spare != nil
         var out: ByteBuffer
         if var reused = spare {
             spare = nil
@@ -259,9 +287,11 @@ struct UpstreamResponseReader {
         let captures = capturesUpstreamRequestID
         var upstreamRequestID: String?
         out.writeHead(maxBytes: bound) { out in
-            head.withUnsafeReadableBytes { bytes in
+            bytes.withUnsafeReadableBytes { bytes in
                 do throws(ResponseError) {
-                    parsed = try ResponseHeadParser.parse(bytes, into: &out, facts: &facts, dropsRequestID: requestID != nil)
+                    parsed = try ResponseHeadParser.parse(
+                        UnsafeRawBufferPointer(rebasing: bytes[..<parsedBytes]), into: &out, facts: &facts,
+                        dropsRequestID: requestID != nil)
                     if captures, let range = parsed.upstreamRequestID, !range.isEmpty {
                         upstreamRequestID = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range.prefix(128)]), as: UTF8.self)
                     }
@@ -270,7 +300,18 @@ struct UpstreamResponseReader {
                 }
             }
         }
-        if let failure { throw failure }
+        if let failure {
+            guard endFound else {
+                if tookSpare { spare = out }
+                return nil
+            }
+            throw failure
+        }
+        length = parsed.headLength
+        if !endFound, readable > Self.maxBodyRoom, readable &- length <= Self.maxBodyRoom {
+            // The body's room after all (a read a little larger than `maxBodyRoom`).
+            out.reserveCapacity(readable &+ 64)
+        }
         if parsed.status < 200 {
             // 100 Continue and 103 Early Hints are interim: the final response follows (NIO's
             // client codec dropped them too). 101 would switch protocols, which was not asked for.
@@ -278,7 +319,9 @@ struct UpstreamResponseReader {
             return .interim
         }
         status = parsed.status
-        if let facts, observer != nil { observeHead(ResponseFacts(status: parsed.status, head: head, fields: facts)) }
+        if let facts, observer != nil {
+            observeHead(ResponseFacts(status: parsed.status, head: Self.prefix(bytes, length), fields: facts))
+        }
         let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
         var keepAlive = parsed.keepAlive
         let addsChunked: Bool
@@ -305,7 +348,8 @@ struct UpstreamResponseReader {
         if let bodyFilter, let facts {
             // Only bodies this side chunks again: chunked, or ending at the close with no coding.
             let rechunkable = parsed.chunked || (!parsed.transferEncoded && addsChunked)
-            filtering = bodyFilter.accepts(status: parsed.status, head: head, fields: facts) && rechunkable && !bodyless
+            filtering =
+                bodyFilter.accepts(status: parsed.status, head: Self.prefix(bytes, length), fields: facts) && rechunkable && !bodyless
         }
         out.writeHead(maxBytes: 64 + (requestID?.utf8.count ?? 0)) { out in
             if let requestID {
@@ -323,6 +367,11 @@ struct UpstreamResponseReader {
             Head(
                 status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive,
                 upstreamRequestID: upstreamRequestID))
+    }
+
+    /// The first `length` bytes of `bytes` (the head of a read parsed in place).
+    private static func prefix(_ bytes: ByteBuffer, _ length: Int) -> ByteBuffer {
+        length == bytes.readableBytes ? bytes : bytes.getSlice(at: bytes.readerIndex, length: length)!
     }
 
     @inline(never)
