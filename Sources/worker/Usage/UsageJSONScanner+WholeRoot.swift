@@ -89,7 +89,7 @@ extension UsageJSONScanner {
         case .skip:
             if b == UInt8(ascii: "{") || b == UInt8(ascii: "[") { return Self.skipWhole(base, n, from: v &+ 1) }
             if b == 0x22 { return Self.plainStringEnd(base, n, from: v &+ 1)?.end }
-            return Self.plainNumberEnd(base, n, from: v)?.end ?? Self.literalEnd(base, n, from: v)
+            return Self.skippedNumberEnd(base, n, from: v) ?? Self.literalEnd(base, n, from: v)
         case .count(let location, let field):
             return countedValue(base, n, at: v, field, at: location)
         case .keep(let target):
