@@ -71,7 +71,15 @@ extension UsageJSONScanner {
                     ofMember: UnsafeRawBufferPointer(start: base + (i &+ 1), count: count), in: container,
                     countsDeltas: false)
             }
-            guard let end = wholeValue(base, n, at: v, role: role) else { return nil }
+            let end: Int?
+            if case .skip = role, at(v) == 0x22 {
+                // A skipped string (`id`, `object`, …), the commonest value: here, not through
+                // `wholeValue`'s call and switch.
+                end = Self.plainStringEnd(base, n, from: v &+ 1)?.end
+            } else {
+                end = wholeValue(base, n, at: v, role: role)
+            }
+            guard let end else { return nil }
             i = skipWhitespace(end)
             guard i < n else { return nil }
             let b = at(i)
