@@ -72,10 +72,14 @@ extension UsageJSONScanner {
                     countsDeltas: false)
             }
             let end: Int?
-            if case .skip = role, at(v) == 0x22 {
-                // A skipped string (`id`, `object`, …), the commonest value: here, not through
-                // `wholeValue`'s call and switch.
-                end = Self.plainStringEnd(base, n, from: v &+ 1)?.end
+            let first = at(v)
+            if case .skip = role, first != UInt8(ascii: "{"), first != UInt8(ascii: "[") {
+                // A skipped string (`id`, `object`, …) or number (`created`), the commonest
+                // values: here, not through `wholeValue`'s call and switch.
+                end =
+                    first == 0x22
+                    ? Self.plainStringEnd(base, n, from: v &+ 1)?.end
+                    : Self.skippedNumberEnd(base, n, from: v) ?? Self.literalEnd(base, n, from: v)
             } else {
                 end = wholeValue(base, n, at: v, role: role)
             }
