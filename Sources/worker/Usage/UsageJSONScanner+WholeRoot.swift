@@ -80,6 +80,8 @@ extension UsageJSONScanner {
                     first == 0x22
                     ? Self.plainStringEnd(base, n, from: v &+ 1)?.end
                     : Self.skippedNumberEnd(base, n, from: v) ?? Self.literalEnd(base, n, from: v)
+            } else if case .count(let location, let field) = role {
+                end = countedValue(base, n, at: v, field, at: location)
             } else {
                 end = wholeValue(base, n, at: v, role: role)
             }
