@@ -112,8 +112,12 @@ extension UsageJSONScanner {
             // An object on the followed path, as `beginValue` and `open` take it (a given-twice
             // member's earlier value forgotten; the root's frames hold at most four, as here).
             guard b == UInt8(ascii: "{"), !container.isArray else { return nil }
-            clearPrevious(role)
-            if case .usage(let location) = container { document.start(location, present: true) }
+            if case .usage(let location) = container {
+                // What `clearPrevious` would do for it, and more: the counts start afresh.
+                document.start(location, present: true)
+            } else {
+                clearPrevious(role)
+            }
             return wholeObject(base, n, from: v &+ 1, container: container)
         case .content, .presence:
             return nil
