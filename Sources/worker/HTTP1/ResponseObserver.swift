@@ -46,10 +46,13 @@ struct ResponseFacts {
         /// `request-id` (Anthropic).
         var requestID: Range<Int>?
 
-        /// Notes the header `bytes[name]` if it is one of the above. `value` may still have its
-        /// spaces and tabs: only a noted value is trimmed (most headers are none of these).
+        /// Notes the header `bytes[name]` (a checked header name: `tchar`s only) if it is one of
+        /// the above. `value` may still have its spaces and tabs: only a noted value is trimmed
+        /// (most headers are none of these, and most calls end at the length).
         mutating func note(_ bytes: UnsafeRawBufferPointer, name: Range<Int>, value: Range<Int>) {
-            @inline(__always) func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equals(bytes, name, lowercase: lowercase) }
+            @inline(__always) func named(_ lowercase: StaticString) -> Bool {
+                ASCIIBytes.equalsToken(bytes, name, lowercase: lowercase)
+            }
             switch name.count {
             case 10 where requestID == nil && named("request-id"): requestID = Self.trimmed(bytes, value)
             case 12 where contentType == nil && named("content-type"): contentType = Self.trimmed(bytes, value)
