@@ -85,7 +85,7 @@ struct ResponseHeadParser {
             let next = end &+ 2
             switch HeaderNameClass.classify(bytes, start..<colon) {
             case .other:
-                if facts != nil { facts!.note(bytes, name: start..<colon, value: trimmed(bytes, colon &+ 1, end)) }
+                if facts != nil { facts!.note(bytes, name: start..<colon, value: (colon &+ 1)..<end) }
             case .host, .expect, .authorization, .xAPIKey:
                 // The request's client-only names are ordinary in a response.
                 break

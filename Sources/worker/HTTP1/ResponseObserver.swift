@@ -46,16 +46,29 @@ struct ResponseFacts {
         /// `request-id` (Anthropic).
         var requestID: Range<Int>?
 
-        /// Notes the header `bytes[name]` if it is one of the above.
+        /// Notes the header `bytes[name]` (a checked header name: `tchar`s only) if it is one of
+        /// the above. `value` may still have its spaces and tabs: only a noted value is trimmed
+        /// (most headers are none of these, and most calls end at the length).
         mutating func note(_ bytes: UnsafeRawBufferPointer, name: Range<Int>, value: Range<Int>) {
-            @inline(__always) func named(_ lowercase: StaticString) -> Bool { ASCIIBytes.equals(bytes, name, lowercase: lowercase) }
+            @inline(__always) func named(_ lowercase: StaticString) -> Bool {
+                ASCIIBytes.equalsToken(bytes, name, lowercase: lowercase)
+            }
             switch name.count {
-            case 10 where requestID == nil && named("request-id"): requestID = value
-            case 12 where contentType == nil && named("content-type"): contentType = value
-            case 12 where xRequestID == nil && named("x-request-id"): xRequestID = value
-            case 16 where contentEncoding == nil && named("content-encoding"): contentEncoding = value
+            case 10 where requestID == nil && named("request-id"): requestID = Self.trimmed(bytes, value)
+            case 12 where contentType == nil && named("content-type"): contentType = Self.trimmed(bytes, value)
+            case 12 where xRequestID == nil && named("x-request-id"): xRequestID = Self.trimmed(bytes, value)
+            case 16 where contentEncoding == nil && named("content-encoding"):
+                contentEncoding = Self.trimmed(bytes, value)
             default: break
             }
+        }
+
+        private static func trimmed(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Range<Int> {
+            var s = value.lowerBound
+            var e = value.upperBound
+            while s < e, bytes[s] == 0x20 || bytes[s] == 0x09 { s &+= 1 }
+            while e > s, bytes[e &- 1] == 0x20 || bytes[e &- 1] == 0x09 { e &-= 1 }
+            return s..<e
         }
     }
 

@@ -22,21 +22,48 @@ struct UsageResult: Equatable, Sendable {
     }
 
     var model: String?
-    var inputTokens: Int?
-    var outputTokens: Int?
-    var cacheReadTokens: Int?
-    var cacheWriteTokens: Int?
     var status: Status
+    /// The counts as plain words and which of them were given (a bit each, in the order of the
+    /// accessors below; an absent count's word is 0): a value of one reference and plain bytes,
+    /// copied inline where four optionals made the copies go through the type's value witnesses
+    /// (docs/performance.md, "usagetap5").
+    private var input = 0
+    private var output = 0
+    private var cacheRead = 0
+    private var cacheWrite = 0
+    private var given: UInt8 = 0
+
+    var inputTokens: Int? {
+        get { given & 1 != 0 ? input : nil }
+        set { (input, given) = Self.store(newValue, given, bit: 1) }
+    }
+    var outputTokens: Int? {
+        get { given & 2 != 0 ? output : nil }
+        set { (output, given) = Self.store(newValue, given, bit: 2) }
+    }
+    var cacheReadTokens: Int? {
+        get { given & 4 != 0 ? cacheRead : nil }
+        set { (cacheRead, given) = Self.store(newValue, given, bit: 4) }
+    }
+    var cacheWriteTokens: Int? {
+        get { given & 8 != 0 ? cacheWrite : nil }
+        set { (cacheWrite, given) = Self.store(newValue, given, bit: 8) }
+    }
 
     init(
         model: String? = nil, inputTokens: Int? = nil, outputTokens: Int? = nil, cacheReadTokens: Int? = nil,
         cacheWriteTokens: Int? = nil, status: Status
     ) {
         self.model = model
+        self.status = status
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
         self.cacheReadTokens = cacheReadTokens
         self.cacheWriteTokens = cacheWriteTokens
-        self.status = status
+    }
+
+    @inline(__always) private static func store(_ value: Int?, _ given: UInt8, bit: UInt8) -> (Int, UInt8) {
+        guard let value else { return (0, given & ~bit) }
+        return (value, given | bit)
     }
 }

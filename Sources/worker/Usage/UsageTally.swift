@@ -161,14 +161,15 @@ struct UsageTally {
         }
         let status: UsageResult.Status =
             unreadable ? .unreadable : !complete ? .truncated : final && usage != nil ? .reported : .missing
-        var result = UsageResult(
-            model: model.string(reusing: &models), inputTokens: usage?.input, outputTokens: usage?.output,
-            cacheReadTokens: usage?.cacheRead, cacheWriteTokens: usage?.cacheWrite, status: status)
+        var output = usage?.output
         if stream && status != .reported {
             // Never below the deltas relayed: a stream cut after 806 deltas is not 1 token
             // (the 1 of Anthropic's `message_start`).
-            result.outputTokens = max(result.outputTokens ?? 0, contentDeltas)
+            output = max(output ?? 0, contentDeltas)
         }
-        return result
+        // Made once, as returned: a result changed after it was made was copied whole.
+        return UsageResult(
+            model: model.string(reusing: &models), inputTokens: usage?.input, outputTokens: output,
+            cacheReadTokens: usage?.cacheRead, cacheWriteTokens: usage?.cacheWrite, status: status)
     }
 }
