@@ -34,6 +34,8 @@ struct EventTemplate {
     private var suffixCount = 0
     /// The head's bytes in `chain`, after the suffix.
     private var headCount = 0
+    /// Where the kept event's data begins (after `data:` or `data: `).
+    private var dataOffset = 0
     /// `fluxgate_event_run_avx2` reads runs of the kept event (AVX2, and 128 to 384 kept bytes).
     private var wide = false
 
@@ -76,14 +78,20 @@ struct EventTemplate {
         }
         suffixCount = length
         headCount = head
+        dataOffset = event.dataOffset
         wide = Self.avx2 && (128...384).contains(length &+ head)
     }
 
     /// The events from `start` (at a line's start, no event begun) that are the kept one but for
     /// their delta objects: the index after the last and their content deltas; nil when the first
     /// is not, for the ordinary paths. One memcmp per event: its suffix and the next one's head.
+    /// The event after them that begins as the kept one but ends otherwise (an OpenAI stream's last
+    /// chunk, with its finish reason) is read too when the model is known (`modelKnown`): the
+    /// prefilter from the kept prefix on, as `UsageCollector.wholeEvent` would read it.
     @inline(__always)
-    mutating func repeated(_ bytes: UnsafeRawBufferPointer, from start: Int) -> (end: Int, deltas: Int)? {
+    mutating func repeated(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, modelKnown: Bool
+    ) -> (end: Int, deltas: Int)? {
         let h = headCount
         let s = suffixCount
         let n = bytes.count
@@ -115,8 +123,35 @@ struct EventTemplate {
                 if end &+ s <= n && memcmp(base + end, suffix, s) == 0 { return (end &+ s, counted &+ deltas) }
                 break
             }
+            // The event at `at - h` begins with the kept head.
+            if modelKnown, let (end, deltas) = Self.lastEvent(bytes, at: at &- h, data: dataOffset, prefix: prefixCount) {
+                return (end, counted &+ deltas)
+            }
             return done
         }
+    }
+
+    /// The event at `event`, which begins with the kept head (its data at `data`, the `"delta"`
+    /// name at `prefix` in it), when it is one `data` line ended by LF and a blank line (LF) and
+    /// the prefilter passes its data from the delta on: the index after it and its content deltas.
+    /// Its data is then the splitter's `SSEWholeEvent.data`; anything else (a CR, a slice that
+    /// ends inside the event) is for the ordinary paths.
+    private static func lastEvent(
+        _ bytes: UnsafeRawBufferPointer, at event: Int, data: Int, prefix: Int
+    ) -> (end: Int, deltas: Int)? {
+        let n = bytes.count
+        let value = event &+ data
+        let from = value &+ prefix
+        guard from < n, let base = bytes.baseAddress, let found = memchr(base + from, 0x0A, n &- from) else { return nil }
+        let lf = base.distance(to: UnsafeRawPointer(found))
+        guard lf &+ 1 < n, bytes[lf &+ 1] == 0x0A, lf &- value <= SSEEventSplitter.maximumEventBytes else { return nil }
+        var marks = UsageEventPrefilter.Marks()
+        guard
+            let deltas = UsageEventPrefilter.contentDeltas(
+                UnsafeRawBufferPointer(rebasing: bytes[value..<lf]), from: prefix, modelKnown: true, countsDeltas: true,
+                marks: &marks)
+        else { return nil }
+        return (lf &+ 2, deltas)
     }
 
     /// The events from `at` (after a `"delta"` name) whose delta object is `{"content":"…"}`, its
