@@ -34,7 +34,8 @@ static inline int fluxgate_cpu_has_avx2(void) {
 // loaded per chunk; otherwise all held in registers): the chunks from `content` (a string's first
 // byte), as `fluxgate_event_run_avx2` says. Pointers are checked against limits set once: `scan`,
 // the last a 32-byte string step may load from; `last`, the last a string's closing quote may be
-// at with `"}`, the kept bytes and the next `:{"content":"` before `end`.
+// at with `"}` and the kept bytes before `end`. A chunk whose next event's delta is not another
+// content string (or not whole before `end`) is the last counted.
 __attribute__((target("avx2"), always_inline))
 static inline const unsigned char *fluxgate_event_run_loop(const unsigned char *content, const unsigned char *end,
                                                             const unsigned char *kept, long count, int wide,
@@ -42,7 +43,7 @@ static inline const unsigned char *fluxgate_event_run_loop(const unsigned char *
     const uint64_t open0 = 0x65746E6F63227B3AULL, open1 = 0x223A22746E65746EULL;
     const __m256i quote = _mm256_set1_epi8('"'), backslash = _mm256_set1_epi8('\\');
     const __m256i low = _mm256_set1_epi8(0x1F);
-    const unsigned char *scan = end - 32, *last = end - 15 - count;
+    const unsigned char *scan = end - 32, *last = end - 2 - count;
     long counted = 0;
     // The kept bytes' blocks, loaded once (for up to 256 of them).
     const __m256i k0 = _mm256_loadu_si256((const __m256i *)kept), k1 = _mm256_loadu_si256((const __m256i *)(kept + 32));
@@ -68,15 +69,12 @@ static inline const unsigned char *fluxgate_event_run_loop(const unsigned char *
         // One pointer from here on: without this empty asm, clang carries three induction
         // variables through the string loop for the offsets below (clang 21, -O2).
         __asm__("" : "+r"(q));
-        // The string's end, `"}`, the kept bytes and the next `:{"content":"`.
+        // The string's end, `"}` and the kept bytes.
         if (q > last) break;
         const unsigned char *next = q + 2 + count;
         uint16_t close;
-        uint64_t w0, w1;
         memcpy(&close, q, 2);
-        memcpy(&w0, next, 8);
-        memcpy(&w1, next + 5, 8);
-        if (close != 0x7D22 || w0 != open0 || w1 != open1) break;
+        if (close != 0x7D22) break;
         const unsigned char *tail = next - 128;
         __m256i d = _mm256_or_si256(_mm256_or_si256(_mm256_xor_si256(k0, _mm256_loadu_si256((const __m256i *)(q + 2))),
                                                      _mm256_xor_si256(k1, _mm256_loadu_si256((const __m256i *)(q + 34)))),
@@ -98,6 +96,12 @@ static inline const unsigned char *fluxgate_event_run_loop(const unsigned char *
         if (!_mm256_testz_si256(d, d)) break;
         counted += q != content;
         content = next + 13;
+        // The next event's `:{"content":"`.
+        if (next > end - 13) break;
+        uint64_t w0, w1;
+        memcpy(&w0, next, 8);
+        memcpy(&w1, next + 5, 8);
+        if (w0 != open0 || w1 != open1) break;
     }
 done:
     *deltas += counted;
@@ -106,10 +110,10 @@ done:
 
 // The chunks from `at` (the byte after a `"delta"` member name, in the `n` bytes at `base`) that
 // are `:{"content":"`, a string without escapes or control bytes, `"}`, then the `count` bytes at
-// `kept` (128 to 384: the kept event's suffix and the next event's head), and then the next
-// event's `:{"content":"`: returns where the last such chunk's next event's `"delta"` name ends
-// (`at` when none, or `count` out of range), and adds to `*deltas` the chunks whose string is not
-// empty. Only for a CPU with AVX2 (`fluxgate_cpu_has_avx2`).
+// `kept` (128 to 384: the kept event's suffix and the next event's head), each but the first
+// after such a chunk: returns where the last one's next event's `"delta"` name ends (`at` when
+// none, or `count` out of range), and adds to `*deltas` the chunks whose string is not empty.
+// Only for a CPU with AVX2 (`fluxgate_cpu_has_avx2`).
 __attribute__((target("avx2")))
 static inline long fluxgate_event_run_avx2(const unsigned char *base, long n, long at,
                                            const unsigned char *kept, long count, long *deltas) {

@@ -87,7 +87,8 @@ struct EventTemplate {
     /// is not, for the ordinary paths. One memcmp per event: its suffix and the next one's head.
     /// The event after them that begins as the kept one but ends otherwise (an OpenAI stream's last
     /// chunk, with its finish reason) is read too when the model is known (`modelKnown`): the
-    /// prefilter from the kept prefix on, as `UsageCollector.wholeEvent` would read it.
+    /// prefilter from the kept prefix on, as `UsageCollector.wholeEvent` would read it; and a
+    /// `data: [DONE]` event right after it.
     @inline(__always)
     mutating func repeated(
         _ bytes: UnsafeRawBufferPointer, from start: Int, modelKnown: Bool
@@ -151,13 +152,22 @@ struct EventTemplate {
                 UnsafeRawBufferPointer(rebasing: bytes[value..<lf]), from: prefix, modelKnown: true, countsDeltas: true,
                 marks: &marks)
         else { return nil }
-        return (lf &+ 2, deltas)
+        return (isDone(bytes, at: lf &+ 2) ? lf &+ 16 : lf &+ 2, deltas)
+    }
+
+    /// `data: [DONE]` and a blank line at `at`, an OpenAI stream's end: an event that the
+    /// prefilter passes, without deltas (it holds no quote, backslash or CR).
+    @inline(__always)
+    private static func isDone(_ bytes: UnsafeRawBufferPointer, at: Int) -> Bool {
+        at &+ 14 <= bytes.count
+            && bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self) == 0x445B_203A_6174_6164  // data: [D
+            && bytes.loadUnaligned(fromByteOffset: at &+ 8, as: UInt32.self) == 0x5D45_4E4F  // ONE]
+            && bytes.loadUnaligned(fromByteOffset: at &+ 12, as: UInt16.self) == 0x0A0A
     }
 
     /// The events from `at` (after a `"delta"` name) whose delta object is `{"content":"…"}`, its
-    /// string without escapes, followed by the `count` kept bytes (suffix and head) and the next
-    /// event's `:{"content":"`, at once: where the last one's next event's `"delta"` name ends;
-    /// `at` when none. Only when `wide` (without it, the loop in `repeated` reads them one at a
+    /// string without escapes, followed by the `count` kept bytes (suffix and head), at once: where
+    /// the last one's next event's `"delta"` name ends; `at` when none. Only when `wide` (without it, the loop in `repeated` reads them one at a
     /// time, with the same result).
     @inline(__always)
     private static func run(

@@ -287,9 +287,10 @@ extension UsageEventPrefilterTests {
         }
     }
 
-    /// An OpenAI stream's last chunk after a run (its delta `{}`, a finish reason) is read with the
-    /// run (`EventTemplate.repeated`, from the kept prefix on): every tail, line ending and read
-    /// size counts as the scanner counts it.
+    /// An OpenAI stream's last chunk after a run (its delta `{}`, a finish reason) and the
+    /// `[DONE]` after it are read with the run (`EventTemplate.repeated`, from the kept prefix on):
+    /// every tail, line ending and read size, and a chunk after the `[DONE]`, count as the scanner
+    /// counts them.
     @Test(arguments: [
         #","logprobs":null,"finish_reason":"stop"}]}"#,
         #","logprobs":null,"finish_reason":"length"}],"usage":null}"#,
@@ -308,9 +309,9 @@ extension UsageEventPrefilterTests {
         let last = String(plain[..<plain.range(of: #","logprobs""#)!.lowerBound]) + tail
         for delta in ["{}", #"{"content":"end"}"#, #"{"content":""}"#, #"{"role":"assistant"}"#] {
             let finish = last.replacingOccurrences(of: #""delta":{}"#, with: #""delta":\#(delta)"#)
-            for withModel in [true, false] {
+            for (withModel, after) in [(true, []), (false, []), (true, [chunk(#"{"content":"late"}"#), "[DONE]"])] {
                 var events = [chunk(#"{"role":"assistant","content":""}"#)]
-                events += (0..<6).map { chunk(#"{"content":"w\#($0)"}"#) } + [finish, "[DONE]"]
+                events += (0..<6).map { chunk(#"{"content":"w\#($0)"}"#) } + [finish, "[DONE]"] + after
                 if !withModel { events = events.map { $0.replacingOccurrences(of: #""model""#, with: #""mod""#) } }
                 for ending in ["\n\n", "\r\n\r\n", "\n\r\n"] {
                     let bytes = Array(events.map { "data: \($0)\(ending)" }.joined().utf8)
