@@ -129,7 +129,38 @@ static inline long fluxgate_event_run_avx2(const unsigned char *base, long n, lo
         : fluxgate_event_run_loop(base + at + 13, base + n, kept, count, 0, deltas);
     return (long)(content - base) - 13;
 }
+// fluxgate_event_candidates16 (shim.h) for 32 positions of `p` (33 readable bytes).
+__attribute__((target("avx2"), always_inline))
+static inline uint32_t fluxgate_event_candidates32_avx2(const unsigned char *p) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)p), b = _mm256_loadu_si256((const __m256i *)(p + 1));
+    __m256i u = _mm256_cmpeq_epi8(b, _mm256_set1_epi8('u'));
+    __m256i letter = _mm256_or_si256(_mm256_or_si256(u, _mm256_cmpeq_epi8(b, _mm256_set1_epi8('t'))),
+                                     _mm256_or_si256(_mm256_cmpeq_epi8(b, _mm256_set1_epi8('m')),
+                                                     _mm256_cmpeq_epi8(b, _mm256_set1_epi8('d'))));
+    __m256i hits = _mm256_and_si256(_mm256_cmpeq_epi8(a, _mm256_set1_epi8('"')), letter);
+    hits = _mm256_or_si256(hits, _mm256_and_si256(_mm256_cmpeq_epi8(a, _mm256_set1_epi8('\\')), u));
+    hits = _mm256_or_si256(hits, _mm256_cmpeq_epi8(a, _mm256_set1_epi8('\r')));
+    return (uint32_t)_mm256_movemask_epi8(hits);
+}
+
+// The first index from `i` of the `n` bytes at `p` (at least 33) that fluxgate_event_candidates16
+// reports, `n` when none: 32 positions a step, the last step the last 33 bytes again (its
+// positions before `i` shifted off), the last byte alone (a CR, with no byte after it to pair).
+__attribute__((target("avx2")))
+static inline long fluxgate_event_candidates_avx2(const unsigned char *p, long n, long i) {
+    if (i >= n) return n;
+    for (; i + 33 <= n; i += 32) {
+        uint32_t hits = fluxgate_event_candidates32_avx2(p + i);
+        if (hits != 0) return i + __builtin_ctz(hits);
+    }
+    if (i < n - 1) {
+        uint32_t hits = fluxgate_event_candidates32_avx2(p + n - 33) >> (32 - (n - 1 - i));
+        if (hits != 0) return i + __builtin_ctz(hits);
+    }
+    return p[n - 1] == '\r' ? n - 1 : n;
+}
 #endif
+
 
 // 1 when the `n` bytes at `p` hold none of `[ \ ] { | }`, no control byte and an even number of
 // `"`: read from a point outside any string of an object, they are members with plain strings and

@@ -79,7 +79,7 @@ struct EventTemplate {
         suffixCount = length
         headCount = head
         dataOffset = event.dataOffset
-        wide = Self.avx2 && (128...384).contains(length &+ head)
+        wide = UsageEventPrefilter.avx2 && (128...384).contains(length &+ head)
     }
 
     /// The events from `start` (at a line's start, no event begun) that are the kept one but for
@@ -180,13 +180,6 @@ struct EventTemplate {
         return at
         #endif
     }
-
-    /// `fluxgate_event_run_avx2` may run (asked once per process).
-    #if arch(x86_64)
-    private static let avx2 = fluxgate_cpu_has_avx2() != 0
-    #else
-    private static let avx2 = false
-    #endif
 
     /// The delta object after a `"delta"` member name ending before `at`: its content deltas and
     /// the index after it. `{"content":"…"}` without escapes, the commonest, is read here.

@@ -287,6 +287,29 @@ extension UsageEventPrefilterTests {
         }
     }
 
+    /// The candidate search 32 positions a step (AVX2) finds what the 16-byte one finds, from
+    /// every start, at every length around its steps, with each byte it looks for anywhere.
+    @Test func theWideCandidateSearchIsTheNarrowOne() {
+        guard UsageEventPrefilter.avx2 else { return }
+        var generator = XorShift(state: 0x2545_F491_4F6C_DD1D)
+        let special = Array(#""\utmd"#.utf8) + [0x0D, 0x0A]
+        for n in 0...100 {
+            for _ in 0..<40 {
+                var bytes = (0..<n).map { _ in UInt8.random(in: 0x61...0x63, using: &generator) }
+                for _ in 0..<Int.random(in: 0...4, using: &generator) where n > 0 {
+                    bytes[Int.random(in: 0..<n, using: &generator)] = special.randomElement(using: &generator)!
+                }
+                bytes.withUnsafeBytes { data in
+                    for start in 0...(n + 1) {
+                        let wide = UsageEventPrefilter.nextCandidate(data, from: start, wide: true)
+                        let narrow = UsageEventPrefilter.nextCandidate(data, from: start, wide: false)
+                        if wide != narrow { Issue.record("\(bytes) from \(start): \(wide) \(narrow)") }
+                    }
+                }
+            }
+        }
+    }
+
     /// An OpenAI stream's last chunk after a run (its delta `{}`, a finish reason) and the
     /// `[DONE]` after it are read with the run (`EventTemplate.repeated`, from the kept prefix on):
     /// every tail, line ending and read size, and a chunk after the `[DONE]`, count as the scanner
