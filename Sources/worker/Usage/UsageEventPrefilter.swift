@@ -219,9 +219,9 @@ enum UsageEventPrefilter {
 
     /// The bytes of the `model` member's string when `"model"` at `at` is a member name of the
     /// top-level object, every member before it having a plain string (no escapes or control
-    /// bytes), a number or a literal; its value a string without escapes of 1 to 256 bytes (what the scanner keeps,
-    /// `KeptBytes<256>`). nil otherwise: the scanner reads the event. `shortcut`: false for the
-    /// member walk alone (the tests compare the two).
+    /// bytes), a number or a literal; its value a string without escapes of 1 to 256 bytes (what
+    /// the scanner keeps, `KeptBytes<256>`). nil otherwise: the scanner reads the event.
+    /// `shortcut`: false for the member walk alone (the tests compare the two).
     static func topLevelModel(_ data: UnsafeRawBufferPointer, at target: Int, shortcut: Bool = true) -> Range<Int>? {
         let n = data.count
         guard let value = modelValue(data, after: target &+ 7) else { return nil }
@@ -286,8 +286,8 @@ enum UsageEventPrefilter {
     /// The next `"` followed by `u`, `t`, `m` or `d`, or `\` followed by `u`: where a name that
     /// matters, or a `\u00` escape, can begin. Sixteen bytes a step (`fluxgate_event_candidates16`),
     /// since these are rare: most quotes of an event begin other names and values; the last step
-    /// reads the last seventeen bytes again rather than byte by byte.
-    /// With AVX2 (`wide`), and 33 bytes or more, 32 positions a step (`fluxgate_event_candidates_avx2`).
+    /// reads the last seventeen bytes again rather than byte by byte. With AVX2 (`wide`) and 33
+    /// bytes or more, 32 positions a step (`fluxgate_event_candidates_avx2`).
     @inline(__always)
     static func nextCandidate(_ data: UnsafeRawBufferPointer, from start: Int, wide: Bool = avx2) -> Int {
         var i = start

@@ -167,8 +167,8 @@ struct EventTemplate {
 
     /// The events from `at` (after a `"delta"` name) whose delta object is `{"content":"…"}`, its
     /// string without escapes, followed by the `count` kept bytes (suffix and head), at once: where
-    /// the last one's next event's `"delta"` name ends; `at` when none. Only when `wide` (without it, the loop in `repeated` reads them one at a
-    /// time, with the same result).
+    /// the last one's next event's `"delta"` name ends; `at` when none. Only when `wide` (without
+    /// it, the loop in `repeated` reads them one at a time, with the same result).
     @inline(__always)
     private static func run(
         _ base: UnsafeRawPointer, _ n: Int, from at: Int, kept: UnsafeRawPointer, count: Int, deltas: inout Int
