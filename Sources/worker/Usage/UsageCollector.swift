@@ -58,7 +58,8 @@ struct UsageCollector: SSEEventSink {
 
     /// The last event the prefilter passed, but for its delta object (`EventTemplate`).
     mutating func repeatedEvent(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        guard let (end, deltas) = template.repeated(bytes, from: start) else { return nil }
+        // No `event` line has begun (the splitter asks only then): the deltas of chunks count.
+        guard let (end, deltas) = template.repeated(bytes, from: start, modelKnown: tally.knowsModel) else { return nil }
         tally.addDeltas(deltas)
         return end
     }

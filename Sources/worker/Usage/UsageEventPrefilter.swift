@@ -119,14 +119,10 @@ enum UsageEventPrefilter {
     /// from the structure at `walk` and the bytes from there. False for anything else, including
     /// bytes that are not JSON: the scanner reads the event.
     static func isChoiceMember(_ data: UnsafeRawBufferPointer, at target: Int, walk: Walk) -> Bool {
-        if walk.depth == 1 && walk.onPath == 1, let base = data.baseAddress, let head = choicesHead(data, before: target),
-            head >= walk.at
-        {
+        if walk.depth == 1 && walk.onPath == 1, let head = choicesHead(data, before: target), head >= walk.at {
             // An OpenAI chunk's first delta: the top level's members up to `"choices":[{`, and no
-            // bracket, escape or open string among them (`fluxgate_flat_members`).
-            if fluxgate_flat_members(base.assumingMemoryBound(to: UInt8.self) + walk.at, head &- walk.at) != 0 {
-                return true
-            }
+            // bracket, escape, control byte or open string among them.
+            if flatMembers(data, walk.at..<head) { return true }
         }
         var i = walk.at
         var depth = walk.depth
@@ -176,6 +172,14 @@ enum UsageEventPrefilter {
         return depth == 3 && onPath == 3 && (last == UInt8(ascii: "{") || last == UInt8(ascii: ","))
     }
 
+    /// `data[range]` holds none of `[ \ ] { | }`, no control byte and an even number of quotes
+    /// (`fluxgate_flat_members`): read from a point outside any string of an object, plain members.
+    @inline(__always)
+    static func flatMembers(_ data: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        guard let base = data.baseAddress else { return range.isEmpty }
+        return fluxgate_flat_members(base.assumingMemoryBound(to: UInt8.self) + range.lowerBound, range.count) != 0
+    }
+
     /// Where `"choices":[{` begins when it ends at `target`, or with `"index":` and digits and a
     /// comma after it.
     @inline(__always)
@@ -214,14 +218,23 @@ enum UsageEventPrefilter {
     }
 
     /// The bytes of the `model` member's string when `"model"` at `at` is a member name of the
-    /// top-level object, every member before it having a plain string (no escapes), a number or
-    /// a literal; its value a string without escapes of 1 to 256 bytes (what the scanner keeps,
-    /// `KeptBytes<256>`). nil otherwise: the scanner reads the event.
-    static func topLevelModel(_ data: UnsafeRawBufferPointer, at target: Int) -> Range<Int>? {
+    /// top-level object, every member before it having a plain string (no escapes or control
+    /// bytes), a number or a literal; its value a string without escapes of 1 to 256 bytes (what
+    /// the scanner keeps, `KeptBytes<256>`). nil otherwise: the scanner reads the event.
+    /// `shortcut`: false for the member walk alone (the tests compare the two).
+    static func topLevelModel(_ data: UnsafeRawBufferPointer, at target: Int, shortcut: Bool = true) -> Range<Int>? {
         let n = data.count
+        guard let value = modelValue(data, after: target &+ 7) else { return nil }
         var i = skipSpace(data, from: 0)
         guard i < n, data[i] == UInt8(ascii: "{") else { return nil }
         i = skipSpace(data, from: i &+ 1)
+        // An OpenAI chunk's members before the model: no bracket, escape, control byte or open
+        // string among them (`fluxgate_flat_members`), and `"model"` after a comma.
+        if shortcut && i < target && data[i] == 0x22 && flatMembers(data, i..<target) {
+            var k = target &- 1
+            while data[k] == 0x20 || data[k] == 0x09 { k &-= 1 }
+            if data[k] == UInt8(ascii: ",") { return value }
+        }
         while i < target {
             guard let nameEnd = plainString(data, from: i) else { return nil }
             i = skipSpace(data, from: nameEnd)
@@ -241,9 +254,14 @@ enum UsageEventPrefilter {
             guard i < n, data[i] == UInt8(ascii: ",") else { return nil }
             i = skipSpace(data, from: i &+ 1)
         }
-        guard i == target else { return nil }
-        i = skipSpace(data, from: target &+ 7)
-        guard i < n, data[i] == UInt8(ascii: ":") else { return nil }
+        return i == target ? value : nil
+    }
+
+    /// The model's string after its member name (ending before `start`), as `topLevelModel` takes it.
+    @inline(__always)
+    private static func modelValue(_ data: UnsafeRawBufferPointer, after start: Int) -> Range<Int>? {
+        var i = skipSpace(data, from: start)
+        guard i < data.count, data[i] == UInt8(ascii: ":") else { return nil }
         i = skipSpace(data, from: i &+ 1)
         guard let end = plainString(data, from: i), end &- i >= 3, end &- i <= 258 else { return nil }
         return (i &+ 1)..<(end &- 1)
@@ -268,11 +286,17 @@ enum UsageEventPrefilter {
     /// The next `"` followed by `u`, `t`, `m` or `d`, or `\` followed by `u`: where a name that
     /// matters, or a `\u00` escape, can begin. Sixteen bytes a step (`fluxgate_event_candidates16`),
     /// since these are rare: most quotes of an event begin other names and values; the last step
-    /// reads the last seventeen bytes again rather than byte by byte.
+    /// reads the last seventeen bytes again rather than byte by byte. With AVX2 (`wide`) and 33
+    /// bytes or more, 32 positions a step (`fluxgate_event_candidates_avx2`).
     @inline(__always)
-    private static func nextCandidate(_ data: UnsafeRawBufferPointer, from start: Int) -> Int {
+    static func nextCandidate(_ data: UnsafeRawBufferPointer, from start: Int, wide: Bool = avx2) -> Int {
         var i = start
         let n = data.count
+        #if arch(x86_64)
+        if wide, n >= 33, let base = data.baseAddress {
+            return fluxgate_event_candidates_avx2(base.assumingMemoryBound(to: UInt8.self), n, i)
+        }
+        #endif
         if let base = data.baseAddress, n >= 17 {
             while i &+ 17 <= n {
                 let hits = fluxgate_event_candidates16(base + i)
@@ -297,6 +321,13 @@ enum UsageEventPrefilter {
         }
         return n
     }
+
+    /// The CPU runs the AVX2 paths (`fluxgate_cpu_has_avx2`, asked once per process).
+    #if arch(x86_64)
+    static let avx2 = fluxgate_cpu_has_avx2() != 0
+    #else
+    static let avx2 = false
+    #endif
 
     /// Up to eight bytes from `at`, little-endian, zero past the end.
     @inline(__always)
@@ -345,16 +376,19 @@ enum UsageEventPrefilter {
         }
     }
 
-    /// `:{"content":"…"}` (a chunk's delta, nearly always) or `:{"role":"assistant","content":"…"}`
-    /// (an OpenAI stream's first), its string without escapes: what `deltaObject` gives for it,
-    /// without its general steps.
+    /// `:{"content":"…"}` (a chunk's delta, nearly always), `:{"role":"assistant","content":"…"}`
+    /// (an OpenAI stream's first), its string without escapes, or `:{}` (its last): what
+    /// `deltaObject` gives for it, without its general steps.
     @inline(__always)
     private static func contentOnly(_ data: UnsafeRawBufferPointer, from start: Int) -> (Int, Int)? {
         guard start &+ 15 <= data.count else { return nil }
         var content = start &+ 13
-        if data.loadUnaligned(fromByteOffset: start, as: UInt64.self) == 0x6574_6E6F_6322_7B3A {  // :{"conte
+        let head = data.loadUnaligned(fromByteOffset: start, as: UInt64.self)
+        if head == 0x6574_6E6F_6322_7B3A {  // :{"conte
             guard data.loadUnaligned(fromByteOffset: start &+ 5, as: UInt64.self) == 0x223A_2274_6E65_746E  // ntent":"
             else { return nil }
+        } else if head & 0xFF_FFFF == 0x7D_7B3A {  // :{}
+            return (0, start &+ 3)
         } else {
             content = start &+ 32
             guard content &+ 2 <= data.count,

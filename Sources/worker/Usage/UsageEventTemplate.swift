@@ -34,6 +34,8 @@ struct EventTemplate {
     private var suffixCount = 0
     /// The head's bytes in `chain`, after the suffix.
     private var headCount = 0
+    /// Where the kept event's data begins (after `data:` or `data: `).
+    private var dataOffset = 0
     /// `fluxgate_event_run_avx2` reads runs of the kept event (AVX2, and 128 to 384 kept bytes).
     private var wide = false
 
@@ -76,14 +78,21 @@ struct EventTemplate {
         }
         suffixCount = length
         headCount = head
-        wide = Self.avx2 && (128...384).contains(length &+ head)
+        dataOffset = event.dataOffset
+        wide = UsageEventPrefilter.avx2 && (128...384).contains(length &+ head)
     }
 
     /// The events from `start` (at a line's start, no event begun) that are the kept one but for
     /// their delta objects: the index after the last and their content deltas; nil when the first
     /// is not, for the ordinary paths. One memcmp per event: its suffix and the next one's head.
+    /// The event after them that begins as the kept one but ends otherwise (an OpenAI stream's last
+    /// chunk, with its finish reason) is read too when the model is known (`modelKnown`): the
+    /// prefilter from the kept prefix on, as `UsageCollector.wholeEvent` would read it; and a
+    /// `data: [DONE]` event right after it.
     @inline(__always)
-    mutating func repeated(_ bytes: UnsafeRawBufferPointer, from start: Int) -> (end: Int, deltas: Int)? {
+    mutating func repeated(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, modelKnown: Bool
+    ) -> (end: Int, deltas: Int)? {
         let h = headCount
         let s = suffixCount
         let n = bytes.count
@@ -115,15 +124,51 @@ struct EventTemplate {
                 if end &+ s <= n && memcmp(base + end, suffix, s) == 0 { return (end &+ s, counted &+ deltas) }
                 break
             }
+            // The event at `at - h` begins with the kept head.
+            if modelKnown, let (end, deltas) = Self.lastEvent(bytes, at: at &- h, data: dataOffset, prefix: prefixCount) {
+                return (end, counted &+ deltas)
+            }
             return done
         }
     }
 
+    /// The event at `event`, which begins with the kept head (its data at `data`, the `"delta"`
+    /// name at `prefix` in it), when it is one `data` line ended by LF and a blank line (LF) and
+    /// the prefilter passes its data from the delta on: the index after it and its content deltas.
+    /// Its data is then the splitter's `SSEWholeEvent.data`; anything else (a CR, a slice that
+    /// ends inside the event) is for the ordinary paths.
+    private static func lastEvent(
+        _ bytes: UnsafeRawBufferPointer, at event: Int, data: Int, prefix: Int
+    ) -> (end: Int, deltas: Int)? {
+        let n = bytes.count
+        let value = event &+ data
+        let from = value &+ prefix
+        guard from < n, let base = bytes.baseAddress, let found = memchr(base + from, 0x0A, n &- from) else { return nil }
+        let lf = base.distance(to: UnsafeRawPointer(found))
+        guard lf &+ 1 < n, bytes[lf &+ 1] == 0x0A, lf &- value <= SSEEventSplitter.maximumEventBytes else { return nil }
+        var marks = UsageEventPrefilter.Marks()
+        guard
+            let deltas = UsageEventPrefilter.contentDeltas(
+                UnsafeRawBufferPointer(rebasing: bytes[value..<lf]), from: prefix, modelKnown: true, countsDeltas: true,
+                marks: &marks)
+        else { return nil }
+        return (isDone(bytes, at: lf &+ 2) ? lf &+ 16 : lf &+ 2, deltas)
+    }
+
+    /// `data: [DONE]` and a blank line at `at`, an OpenAI stream's end: an event that the
+    /// prefilter passes, without deltas (it holds no quote, backslash or CR).
+    @inline(__always)
+    private static func isDone(_ bytes: UnsafeRawBufferPointer, at: Int) -> Bool {
+        at &+ 14 <= bytes.count
+            && bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self) == 0x445B_203A_6174_6164  // data: [D
+            && bytes.loadUnaligned(fromByteOffset: at &+ 8, as: UInt32.self) == 0x5D45_4E4F  // ONE]
+            && bytes.loadUnaligned(fromByteOffset: at &+ 12, as: UInt16.self) == 0x0A0A
+    }
+
     /// The events from `at` (after a `"delta"` name) whose delta object is `{"content":"…"}`, its
-    /// string without escapes, followed by the `count` kept bytes (suffix and head) and the next
-    /// event's `:{"content":"`, at once: where the last one's next event's `"delta"` name ends;
-    /// `at` when none. Only when `wide` (without it, the loop in `repeated` reads them one at a
-    /// time, with the same result).
+    /// string without escapes, followed by the `count` kept bytes (suffix and head), at once: where
+    /// the last one's next event's `"delta"` name ends; `at` when none. Only when `wide` (without
+    /// it, the loop in `repeated` reads them one at a time, with the same result).
     @inline(__always)
     private static func run(
         _ base: UnsafeRawPointer, _ n: Int, from at: Int, kept: UnsafeRawPointer, count: Int, deltas: inout Int
@@ -135,13 +180,6 @@ struct EventTemplate {
         return at
         #endif
     }
-
-    /// `fluxgate_event_run_avx2` may run (asked once per process).
-    #if arch(x86_64)
-    private static let avx2 = fluxgate_cpu_has_avx2() != 0
-    #else
-    private static let avx2 = false
-    #endif
 
     /// The delta object after a `"delta"` member name ending before `at`: its content deltas and
     /// the index after it. `{"content":"…"}` without escapes, the commonest, is read here.

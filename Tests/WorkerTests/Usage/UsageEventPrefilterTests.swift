@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import FluxgateWorker
 
@@ -204,6 +205,161 @@ import Testing
             let cuts = Array(stride(from: 700, to: bytes.count, by: 700))
             #expect(UsageFeed.read(bytes, contentType: "text/event-stream", cuts: cuts) == scanned, "byte \(k)")
         }
+    }
+}
+
+extension UsageEventPrefilterTests {
+    /// The data lines of every SSE stream of the corpus, and generated OpenAI chunks with each byte
+    /// before their `"model"` changed to each byte the shortcut looks at, where that leaves them
+    /// JSON (the walk is no validator either: on bytes that are not JSON the two may differ).
+    static let modelEvents: [[UInt8]] = {
+        var events: [[UInt8]] = []
+        for corpusCase in UsageCorpus.cases where corpusCase.file.hasSuffix(".sse") {
+            let text = String(decoding: corpusCase.bytes, as: UTF8.self)
+            for line in text.split(separator: "\n") where line.hasPrefix("data:") {
+                events.append(Array(line.dropFirst(line.hasPrefix("data: ") ? 6 : 5).utf8))
+            }
+        }
+        let model = Array(#""model""#.utf8)
+        for idLength in [0, 1, 7, 14, 15, 16, 17, 31, 32, 33, 40] {
+            let id = String(repeating: "A", count: idLength)
+            for event in [
+                Array(Self.openAIChunk(id: id, delta: #"{"content":"x"}"#).utf8),
+                Array(#"{ "id" : "\#(id)" , "n" : -1.5e3,"ok":true, "model" : "m"}"#.utf8),
+            ] {
+                events.append(event)
+                let at = event.indices.first { event[$0...].starts(with: model) }!
+                for k in 0..<at {
+                    for b in Array(#"[]{}|\":, "#.utf8) + [0x09, 0x01, 0xDB, 0xFB] where event[k] != b {
+                        var changed = event
+                        changed[k] = b
+                        if (try? JSONSerialization.jsonObject(with: Data(changed))) != nil { events.append(changed) }
+                    }
+                }
+            }
+        }
+        return events
+    }()
+
+    /// The first chunk's shortcut for its members before `"model"` (`fluxgate_flat_members`)
+    /// gives the member walk's result, for every `"model"` of the corpus's events and of generated
+    /// chunks with a byte before their model changed.
+    @Test func theModelShortcutGivesTheWalksResult() {
+        let model = Array(#""model""#.utf8)
+        var read = 0
+        for event in Self.modelEvents {
+            event.withUnsafeBytes { data in
+                for at in event.indices where event[at...].starts(with: model) {
+                    let fast = UsageEventPrefilter.topLevelModel(data, at: at)
+                    let walked = UsageEventPrefilter.topLevelModel(data, at: at, shortcut: false)
+                    if fast != walked { Issue.record("\(String(decoding: event, as: UTF8.self)) at \(at)") }
+                    if fast != nil { read += 1 }
+                }
+            }
+        }
+        #expect(read > 100)
+    }
+
+    /// `flatMembers` (`fluxgate_flat_members`) is the byte loop it stands for, at every length around its
+    /// 16-byte blocks, with each byte it looks for anywhere.
+    @Test func flatMembersIsItsByteLoop() {
+        func byteLoop(_ bytes: [UInt8]) -> Bool {
+            var quotes = 0
+            for b in bytes {
+                if b & 0xDF == UInt8(ascii: "[") || b & 0xDF == UInt8(ascii: "\\") || b & 0xDF == UInt8(ascii: "]") || b < 0x20 {
+                    return false
+                }
+                if b == UInt8(ascii: "\"") { quotes += 1 }
+            }
+            return quotes % 2 == 0
+        }
+        var generator = XorShift(state: 0x9E37_79B9_7F4A_7C15)
+        let special = Array(#"[]{}|\""#.utf8) + [0x09, 0x00, 0x1F, 0x20, 0x7F, 0xDB, 0xFB, 0xFD]
+        for n in 0...80 {
+            for _ in 0..<200 {
+                var bytes = (0..<n).map { _ in UInt8.random(in: 0x61...0x7A, using: &generator) }
+                for _ in 0..<Int.random(in: 0...3, using: &generator) where n > 0 {
+                    bytes[Int.random(in: 0..<n, using: &generator)] = special.randomElement(using: &generator)!
+                }
+                let flat = bytes.withUnsafeBytes { UsageEventPrefilter.flatMembers($0, 0..<n) }
+                #expect(flat == byteLoop(bytes), "\(bytes)")
+            }
+        }
+    }
+
+    /// The candidate search 32 positions a step (AVX2) finds what the 16-byte one finds, from
+    /// every start, at every length around its steps, with each byte it looks for anywhere.
+    @Test func theWideCandidateSearchIsTheNarrowOne() {
+        guard UsageEventPrefilter.avx2 else { return }
+        var generator = XorShift(state: 0x2545_F491_4F6C_DD1D)
+        let special = Array(#""\utmd"#.utf8) + [0x0D, 0x0A]
+        for n in 0...100 {
+            for _ in 0..<40 {
+                var bytes = (0..<n).map { _ in UInt8.random(in: 0x61...0x63, using: &generator) }
+                for _ in 0..<Int.random(in: 0...4, using: &generator) where n > 0 {
+                    bytes[Int.random(in: 0..<n, using: &generator)] = special.randomElement(using: &generator)!
+                }
+                bytes.withUnsafeBytes { data in
+                    for start in 0...(n + 1) {
+                        let wide = UsageEventPrefilter.nextCandidate(data, from: start, wide: true)
+                        let narrow = UsageEventPrefilter.nextCandidate(data, from: start, wide: false)
+                        if wide != narrow { Issue.record("\(bytes) from \(start): \(wide) \(narrow)") }
+                    }
+                }
+            }
+        }
+    }
+
+    /// An OpenAI stream's last chunk after a run (its delta `{}`, a finish reason) and the
+    /// `[DONE]` after it are read with the run (`EventTemplate.repeated`, from the kept prefix on):
+    /// every tail, line ending and read size, and a chunk after the `[DONE]`, count as the scanner
+    /// counts them.
+    @Test(arguments: [
+        #","logprobs":null,"finish_reason":"stop"}]}"#,
+        #","logprobs":null,"finish_reason":"length"}],"usage":null}"#,
+        #","logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}"#,
+        #","logprobs":null,"finish_reason":"stop"},{"index":1,"delta":{"content":"z"}}]}"#,
+        #","logprobs":null,"finish_reason":"stop"}],"model":"other"}"#,
+        #","logprobs":null,"finish_reason":"st\u006fp"}]}"#,
+        #","logprobs":null,"finish_reason":"stop","x":{"delta":{"content":"z"}}}]}"#,
+        #","type":"chunk"}]}"#,
+        #"}]}  "#,
+    ])
+    func theLastChunkAfterARunCountsAsTheScannerCounts(_ tail: String) {
+        let id = "chatcmpl-" + String(repeating: "A", count: 36)
+        func chunk(_ delta: String) -> String { Self.openAIChunk(id: id, delta: delta) }
+        let plain = Self.openAIChunk(id: id, delta: "{}")
+        let last = String(plain[..<plain.range(of: #","logprobs""#)!.lowerBound]) + tail
+        for delta in ["{}", #"{"content":"end"}"#, #"{"content":""}"#, #"{"role":"assistant"}"#] {
+            let finish = last.replacingOccurrences(of: #""delta":{}"#, with: #""delta":\#(delta)"#)
+            for (withModel, after) in [(true, []), (false, []), (true, [chunk(#"{"content":"late"}"#), "[DONE]"])] {
+                var events = [chunk(#"{"role":"assistant","content":""}"#)]
+                events += (0..<6).map { chunk(#"{"content":"w\#($0)"}"#) } + [finish, "[DONE]"] + after
+                if !withModel { events = events.map { $0.replacingOccurrences(of: #""model""#, with: #""mod""#) } }
+                for ending in ["\n\n", "\r\n\r\n", "\n\r\n"] {
+                    let bytes = Array(events.map { "data: \($0)\(ending)" }.joined().utf8)
+                    let scanned = Self.scannerOnly(bytes)
+                    #expect(Self.whole(bytes) == scanned, "\(tail) \(delta) \(withModel)")
+                    for size in [300, 700, 1000, bytes.count - 20, bytes.count - 3] {
+                        let cuts = Array(stride(from: size, to: bytes.count, by: size))
+                        #expect(
+                            UsageFeed.read(bytes, contentType: "text/event-stream", cuts: cuts) == scanned,
+                            "\(tail) \(delta) \(withModel) \(size)")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The same bytes every run.
+private struct XorShift: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
     }
 }
 
