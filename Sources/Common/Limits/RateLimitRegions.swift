@@ -51,15 +51,39 @@ public struct RequestLogRegion {
 
     /// Locks the current log and returns it (follows a move made by a reload).
     public func lock() -> LockedRequestLog {
-        while true {
-            var region = segment.base + segment.regionOffset(entry: entry)
-            if slot >= 0 { region = SubjectRequestsTable.slotRegion(region, slot: slot) }
-            _ = fluxgate_robust_mutex_lock(region + 64)
-            if fluxgate_atomic_load((region + 8).assumingMemoryBound(to: Int64.self)) == 0 {
-                return LockedRequestLog(region: region, log: Self.view(region))
+        guard slot < 0 else {
+            while true {
+                let region = SubjectRequestsTable.slotRegion(segment.base + segment.regionOffset(entry: entry), slot: slot)
+                if let locked = Self.lockUnlessMoved(region) { return locked }
             }
-            fluxgate_robust_mutex_unlock(region + 64)
         }
+        return Self.lock(segmentBase: segment.base, entry: entry)
+    }
+
+    /// The segment's base address, for `lock(segmentBase:entry:)`: the segment must outlive
+    /// every use of it (the configuration's limits keep it).
+    public var segmentBase: UnsafeMutableRawPointer { segment.base }
+    /// This log's directory entry; nil for a subject's slot.
+    public var directoryEntry: Int? { slot < 0 ? entry : nil }
+
+    /// `lock()` of the log at directory `entry` of the segment at `segmentBase`, from plain
+    /// words (a stage that keeps them per configuration snapshot retains no segment per request).
+    public static func lock(segmentBase: UnsafeMutableRawPointer, entry: Int) -> LockedRequestLog {
+        let offset = (segmentBase + RateLimitSegment.directoryOffset + entry * RateLimitSegment.entryBytes + 16)
+            .assumingMemoryBound(to: Int64.self)
+        while true {
+            if let locked = lockUnlessMoved(segmentBase + Int(fluxgate_atomic_load(offset))) { return locked }
+        }
+    }
+
+    /// The log at `region` locked, or nil (unlocked again) when a reload moved it.
+    private static func lockUnlessMoved(_ region: UnsafeMutableRawPointer) -> LockedRequestLog? {
+        _ = fluxgate_robust_mutex_lock(region + 64)
+        if fluxgate_atomic_load((region + 8).assumingMemoryBound(to: Int64.self)) == 0 {
+            return LockedRequestLog(region: region, log: Self.view(region))
+        }
+        fluxgate_robust_mutex_unlock(region + 64)
+        return nil
     }
 }
 
