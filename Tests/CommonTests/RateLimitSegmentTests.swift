@@ -39,8 +39,8 @@ private func configuration(_ keys: [(String, Configuration.Limits)]) -> Configur
     #expect(moved.log.count == 2 && moved.log.instant(0) == 100 && moved.log.instant(1) == 200)
 }
 
-/// `lock(segmentBase:entry:)` (the stage's plain words) locks the very log `lock()` does, and
-/// follows a move as it does.
+/// `lock(segmentBase:entry:)` and `lock(segmentBase:offsetWord:)` (the stage's plain words) lock
+/// the very log `lock()` does, and follow a move as it does.
 @Test func theLogLockedFromPlainWordsIsTheRegionsOwn() throws {
     let segment = try RateLimitSegment.create()
     #expect(segment.prepare(for: configuration([("a", Configuration.Limits(requestsPerMinute: 2))])).isEmpty)
@@ -50,7 +50,7 @@ private func configuration(_ keys: [(String, Configuration.Limits)]) -> Configur
     locked.log.append(100)
     locked.unlock()
     #expect(segment.prepare(for: configuration([("a", Configuration.Limits(requestsPerMinute: 5))])).isEmpty)
-    var moved = RequestLogRegion.lock(segmentBase: region.segmentBase, entry: entry)
+    var moved = RequestLogRegion.lock(segmentBase: region.segmentBase, offsetWord: region.regionOffsetWord)
     #expect(moved.log.capacity >= 5 && moved.log.count == 1 && moved.log.instant(0) == 100)
     moved.log.append(200)
     moved.unlock()

@@ -24,10 +24,12 @@ import Testing
         let words = try #require(table.hostLocalRequests(staticKey: 0))
         let log = try #require(table.staticKeys[0]?.requests)
         #expect(words.limit == 7 && words.segmentBase == log.segmentBase && words.entry == log.directoryEntry)
+        #expect(words.offsetWord == log.regionOffsetWord)
         #expect(table.staticKeys[0]?.onlyRequestsLimit == 7)
         for position in 1..<6 { #expect(table.hostLocalRequests(staticKey: position) == nil) }
         // The words lock the log the key's `LimitSet` does.
-        var locked = RequestLogRegion.lock(segmentBase: try #require(words.segmentBase), entry: words.entry)
+        var locked = RequestLogRegion.lock(
+            segmentBase: try #require(words.segmentBase), offsetWord: try #require(words.offsetWord))
         locked.log.append(42)
         locked.unlock()
         let again = log.lock()

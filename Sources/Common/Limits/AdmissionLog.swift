@@ -13,7 +13,7 @@ public struct AdmissionLog {
     public var count: Int
     public let entries: UnsafeMutableBufferPointer<Int64>
 
-    public init(head: Int, count: Int, entries: UnsafeMutableBufferPointer<Int64>) {
+    @inlinable public init(head: Int, count: Int, entries: UnsafeMutableBufferPointer<Int64>) {
         self.entries = entries
         // Clamped: after a holder died mid-update (its lock taken over, docs/rate-limits.md "Locking") the two numbers
         // may be from different moments; within the ring they are always safe to read.

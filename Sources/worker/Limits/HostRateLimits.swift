@@ -93,8 +93,10 @@ final class LimitSet {
 /// or segment retained per request (docs/performance.md "gateway5").
 struct HostLocalRequests {
     var limit: Int
-    /// `RequestLogRegion.lock(segmentBase:entry:)`'s words; nil: the key's limits are not this shape.
+    /// `RequestLogRegion.lock(segmentBase:offsetWord:)`'s words; nil: the key's limits are not
+    /// this shape.
     var segmentBase: UnsafeMutableRawPointer?
+    var offsetWord: UnsafeMutablePointer<Int64>?
     var entry: Int
 }
 
@@ -186,11 +188,12 @@ final class RateLimitTable: @unchecked Sendable {
         self.staticKeys = staticKeys
         let hostLocal = UnsafeMutablePointer<HostLocalRequests>.allocate(capacity: max(staticKeys.count, 1))
         for (position, set) in staticKeys.enumerated() {
-            var words = HostLocalRequests(limit: 0, segmentBase: nil, entry: 0)
+            var words = HostLocalRequests(limit: 0, segmentBase: nil, offsetWord: nil, entry: 0)
             if configuration.rateLimits?.redis == nil, let set, let limit = set.onlyRequestsLimit, let log = set.requests,
                 let entry = log.directoryEntry
             {
-                words = HostLocalRequests(limit: limit, segmentBase: log.segmentBase, entry: entry)
+                words = HostLocalRequests(
+                    limit: limit, segmentBase: log.segmentBase, offsetWord: log.regionOffsetWord, entry: entry)
             }
             (hostLocal + position).initialize(to: words)
         }

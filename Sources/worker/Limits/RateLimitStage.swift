@@ -76,7 +76,7 @@ enum RateLimitStage {
             let words = table.hostLocalRequests(staticKey: position)
         {
             return admit(
-                request, RequestLogRegion.lock(segmentBase: words.segmentBase!, entry: words.entry), limit: words.limit,
+                request, RequestLogRegion.lock(segmentBase: words.segmentBase!, offsetWord: words.offsetWord!), limit: words.limit,
                 owner: .key)
         }
         var key: LimitSet?

@@ -39,7 +39,6 @@ enum ModelRouteStage {
             let entries = table.listing(staticKey: request.staticKey, permitted: permitted)
             return .reject(.document(ModelListing.body(entries, anthropic: head.hasAnthropicVersion)))
         case .routedByModel:
-            request.modelTarget = target
             return routeByBody(request, head: head, permitted: permitted, target: target, table: table, bodySource: bodySource)
         }
     }
@@ -55,6 +54,7 @@ enum ModelRouteStage {
         -> StageVerdict
     {
         if request.body == nil, bodySource?.bodyAtHand(request, head: head, bytes: firstPeekBytes) != true {
+            request.modelTarget = target
             return .needBody(bytes: firstPeekBytes)
         }
         // What the search found, as plain values (an enum of the name and the entry was copied
@@ -107,6 +107,7 @@ enum ModelRouteStage {
             let have = request.body!.readableBytes
             if have >= RequestPipeline.maxBodyPeekBytes { return .reject(.modelBeyondLimit) }
             if request.bodyComplete { return .reject(.modelMissing) }
+            request.modelTarget = target
             return .needBody(bytes: min(2 * max(have, firstPeekBytes), RequestPipeline.maxBodyPeekBytes))
         case .some:
             return .reject(.modelMissing)
