@@ -28,7 +28,8 @@ public struct AdmissionLog {
     @inlinable public func instant(_ index: Int) -> Int64 { entries[(head + index) % capacity] }
 
     /// Forgets the admissions that are `window` or more old.
-    @inlinable public mutating func expire(now: Int64, window: Int64) {
+    @inlinable @inline(__always)
+    public mutating func expire(now: Int64, window: Int64) {
         let horizon = now - window
         var dropped = 0
         while dropped < count, instant(dropped) <= horizon { dropped += 1 }

@@ -35,7 +35,8 @@ public struct RequestLogRegion {
         fluxgate_atomic_store((old + 8).assumingMemoryBound(to: Int64.self), 1)
     }
 
-    @inlinable static func view(_ region: UnsafeMutableRawPointer) -> AdmissionLog {
+    @inlinable @inline(__always)
+    static func view(_ region: UnsafeMutableRawPointer) -> AdmissionLog {
         let words = region.assumingMemoryBound(to: Int64.self)
         let entries = UnsafeMutableBufferPointer(start: (region + 128).assumingMemoryBound(to: Int64.self), count: Int(words[0]))
         return AdmissionLog(head: Int(words[2]), count: Int(words[3]), entries: entries)

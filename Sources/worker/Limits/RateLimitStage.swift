@@ -164,7 +164,8 @@ enum RateLimitStage {
         admit(request, set.requests!.lock(), limit: limit, owner: owner)
     }
 
-    /// `admit` with the log locked.
+    /// `admit` with the log locked. Inlined: the stage's short path is this.
+    @inline(__always)
     private static func admit(
         _ request: PipelineRequest, _ locked: LockedRequestLog, limit: Int, owner: RateLimitRefusal.Owner
     )
