@@ -39,6 +39,26 @@ private func configuration(_ keys: [(String, Configuration.Limits)]) -> Configur
     #expect(moved.log.count == 2 && moved.log.instant(0) == 100 && moved.log.instant(1) == 200)
 }
 
+/// `lock(segmentBase:entry:)` and `lock(segmentBase:offsetWord:)` (the stage's plain words) lock
+/// the very log `lock()` does, and follow a move as it does.
+@Test func theLogLockedFromPlainWordsIsTheRegionsOwn() throws {
+    let segment = try RateLimitSegment.create()
+    #expect(segment.prepare(for: configuration([("a", Configuration.Limits(requestsPerMinute: 2))])).isEmpty)
+    let region = segment.requestLog(entry: try #require(segment.directory()["k/r/a"]))
+    let entry = try #require(region.directoryEntry)
+    var locked = RequestLogRegion.lock(segmentBase: region.segmentBase, entry: entry)
+    locked.log.append(100)
+    locked.unlock()
+    #expect(segment.prepare(for: configuration([("a", Configuration.Limits(requestsPerMinute: 5))])).isEmpty)
+    var moved = RequestLogRegion.lock(segmentBase: region.segmentBase, offsetWord: region.regionOffsetWord)
+    #expect(moved.log.capacity >= 5 && moved.log.count == 1 && moved.log.instant(0) == 100)
+    moved.log.append(200)
+    moved.unlock()
+    let again = region.lock()
+    defer { again.unlock() }
+    #expect(again.log.count == 2 && again.log.instant(1) == 200)
+}
+
 /// The id of a process that has exited and been reaped, as a worker killed holding a lock is
 /// once the master reaps it.
 private func exitedProcessID() throws -> Int64 {

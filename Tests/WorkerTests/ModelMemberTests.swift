@@ -176,6 +176,41 @@ import Testing
         #expect(table.listing(staticKey: nil, permitted: UpstreamSet(universe: 2)).isEmpty)
     }
 
+    /// `plainRoute` (the stage's plain values) is there exactly for an exact entry with no
+    /// rename and no key's own list, and decides what `allows` and the entry do.
+    @Test func aPlainRouteDecidesAsTheEntryDoes() {
+        func configuration(keyModels: [String]?) -> Configuration {
+            var configuration = Self.configuration(keyModels: keyModels)
+            configuration.models.append(.init(name: "gpt-4o", upstream: "anthropic"))
+            configuration.models.append(.init(name: "o3", upstream: "openai"))
+            return configuration
+        }
+        var openaiOnly = UpstreamSet(universe: 2)
+        openaiOnly.insert(0)
+        let sets = [UpstreamSet.all(count: 2), openaiOnly, UpstreamSet(universe: 2)]
+        let table = ModelTable(configuration: configuration(keyModels: nil))
+        #expect(table.exact.map(\.name) == ["gpt-4o-mini", "claude-sonnet", "gpt-4o", "o3"])
+        for (position, entry) in table.exact.enumerated() {
+            guard let route = table.plainRoute(position) else {
+                #expect(entry.upstreamModel != nil, "\(entry.name)")
+                continue
+            }
+            #expect(entry.upstreamModel == nil && route === entry.route && route.index == entry.upstream)
+            #expect(table.exactName(position) == entry.name && table.exactUpstream(position) == entry.upstream)
+            for permitted in sets {
+                for key in [0, nil] {
+                    #expect(
+                        table.allows(entry.name, entry, staticKey: key, permitted: permitted)
+                            == permitted.contains(table.exactUpstream(position)))
+                }
+            }
+        }
+        #expect((0..<4).filter { table.plainRoute($0) != nil } == [2, 3])
+        // A key with its own list: every name goes through `allows`.
+        let filtered = ModelTable(configuration: configuration(keyModels: ["o3"]))
+        #expect((0..<4).allSatisfy { filtered.plainRoute($0) == nil })
+    }
+
     @Test func theListingsAreOpenAIsAndAnthropicsFormats() throws {
         let table = ModelTable(configuration: Self.configuration(keyModels: nil))
         let entries = table.listing(staticKey: nil, permitted: .all(count: 2))

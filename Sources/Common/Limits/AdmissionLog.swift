@@ -13,7 +13,7 @@ public struct AdmissionLog {
     public var count: Int
     public let entries: UnsafeMutableBufferPointer<Int64>
 
-    public init(head: Int, count: Int, entries: UnsafeMutableBufferPointer<Int64>) {
+    @inlinable public init(head: Int, count: Int, entries: UnsafeMutableBufferPointer<Int64>) {
         self.entries = entries
         // Clamped: after a holder died mid-update (its lock taken over, docs/rate-limits.md "Locking") the two numbers
         // may be from different moments; within the ring they are always safe to read.
@@ -22,12 +22,13 @@ public struct AdmissionLog {
         self.count = min(max(count, 0), capacity)
     }
 
-    public var capacity: Int { entries.count }
+    @inlinable public var capacity: Int { entries.count }
 
     /// The `index`-th oldest admission (0 = oldest).
-    public func instant(_ index: Int) -> Int64 { entries[(head + index) % capacity] }
+    @inlinable public func instant(_ index: Int) -> Int64 { entries[(head + index) % capacity] }
 
     /// Forgets the admissions that are `window` or more old.
+    @inlinable @inline(__always)
     public mutating func expire(now: Int64, window: Int64) {
         let horizon = now - window
         var dropped = 0
@@ -39,11 +40,11 @@ public struct AdmissionLog {
 
     /// An admission under `limit` fits now (call `expire` first). The ring's size bounds it too:
     /// a region made for a smaller limit never overflows.
-    public func hasRoom(limit: Int) -> Bool { count < min(limit, capacity) }
+    @inlinable public func hasRoom(limit: Int) -> Bool { count < min(limit, capacity) }
 
     /// Records an admission at `now` (after `hasRoom`): instants are appended in lock order,
     /// which is time order, since every process reads one monotonic clock inside the lock.
-    public mutating func append(_ now: Int64) {
+    @inlinable public mutating func append(_ now: Int64) {
         precondition(count < capacity, "AdmissionLog.append without room")
         entries[(head + count) % capacity] = now
         count += 1

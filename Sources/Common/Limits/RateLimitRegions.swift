@@ -35,13 +35,14 @@ public struct RequestLogRegion {
         fluxgate_atomic_store((old + 8).assumingMemoryBound(to: Int64.self), 1)
     }
 
+    @inlinable @inline(__always)
     static func view(_ region: UnsafeMutableRawPointer) -> AdmissionLog {
         let words = region.assumingMemoryBound(to: Int64.self)
         let entries = UnsafeMutableBufferPointer(start: (region + 128).assumingMemoryBound(to: Int64.self), count: Int(words[0]))
         return AdmissionLog(head: Int(words[2]), count: Int(words[3]), entries: entries)
     }
 
-    static func store(_ log: AdmissionLog, in region: UnsafeMutableRawPointer) {
+    @inlinable static func store(_ log: AdmissionLog, in region: UnsafeMutableRawPointer) {
         let words = region.assumingMemoryBound(to: Int64.self)
         // Count before head: a holder dying between the two loses at most one admission's
         // record (docs/rate-limits.md "Locking"), never reads outside the ring.
@@ -51,24 +52,65 @@ public struct RequestLogRegion {
 
     /// Locks the current log and returns it (follows a move made by a reload).
     public func lock() -> LockedRequestLog {
-        while true {
-            var region = segment.base + segment.regionOffset(entry: entry)
-            if slot >= 0 { region = SubjectRequestsTable.slotRegion(region, slot: slot) }
-            _ = fluxgate_robust_mutex_lock(region + 64)
-            if fluxgate_atomic_load((region + 8).assumingMemoryBound(to: Int64.self)) == 0 {
-                return LockedRequestLog(region: region, log: Self.view(region))
+        guard slot < 0 else {
+            while true {
+                let region = SubjectRequestsTable.slotRegion(segment.base + segment.regionOffset(entry: entry), slot: slot)
+                if let locked = Self.lockUnlessMoved(region) { return locked }
             }
-            fluxgate_robust_mutex_unlock(region + 64)
         }
+        return Self.lock(segmentBase: segment.base, entry: entry)
+    }
+
+    /// The segment's base address, for `lock(segmentBase:entry:)`: the segment must outlive
+    /// every use of it (the configuration's limits keep it).
+    public var segmentBase: UnsafeMutableRawPointer { segment.base }
+    /// This log's directory entry; nil for a subject's slot.
+    public var directoryEntry: Int? { slot < 0 ? entry : nil }
+    /// Where the segment's directory keeps this log's region offset (`regionOffset(entry:)`),
+    /// for `lock(segmentBase:offsetWord:)`.
+    public var regionOffsetWord: UnsafeMutablePointer<Int64> { segment.regionOffsetWord(entry: entry) }
+
+    /// `lock()` of the log at directory `entry` of the segment at `segmentBase`, from plain
+    /// words (a stage that keeps them per configuration snapshot retains no segment per request).
+    public static func lock(segmentBase: UnsafeMutableRawPointer, entry: Int) -> LockedRequestLog {
+        lock(
+            segmentBase: segmentBase,
+            offsetWord: (segmentBase + RateLimitSegment.directoryOffset + entry * RateLimitSegment.entryBytes + 16)
+                .assumingMemoryBound(to: Int64.self))
+    }
+
+    /// The same, with the directory's word for the entry's region offset (`regionOffsetWord`)
+    /// also kept: inlined into the caller, no call per request.
+    @inlinable public static func lock(
+        segmentBase: UnsafeMutableRawPointer, offsetWord: UnsafeMutablePointer<Int64>
+    ) -> LockedRequestLog {
+        while true {
+            if let locked = lockUnlessMoved(segmentBase + Int(fluxgate_atomic_load(offsetWord))) { return locked }
+        }
+    }
+
+    /// The log at `region` locked, or nil (unlocked again) when a reload moved it.
+    @inlinable static func lockUnlessMoved(_ region: UnsafeMutableRawPointer) -> LockedRequestLog? {
+        _ = fluxgate_robust_mutex_lock(region + 64)
+        if fluxgate_atomic_load((region + 8).assumingMemoryBound(to: Int64.self)) == 0 {
+            return LockedRequestLog(region: region, log: Self.view(region))
+        }
+        fluxgate_robust_mutex_unlock(region + 64)
+        return nil
     }
 }
 
 /// A requests log while its lock is held: change `log`, then `unlock` (which stores it).
 public struct LockedRequestLog {
-    let region: UnsafeMutableRawPointer
+    @usableFromInline let region: UnsafeMutableRawPointer
     public var log: AdmissionLog
 
-    public func unlock() {
+    @inlinable init(region: UnsafeMutableRawPointer, log: AdmissionLog) {
+        self.region = region
+        self.log = log
+    }
+
+    @inlinable public func unlock() {
         RequestLogRegion.store(log, in: region)
         fluxgate_robust_mutex_unlock(region + 64)
     }

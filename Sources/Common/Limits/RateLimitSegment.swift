@@ -80,6 +80,7 @@ public final class RateLimitSegment: @unchecked Sendable {
     }
 
     func regionOffset(entry index: Int) -> Int { Int(fluxgate_atomic_load(word(entry(index) + 16))) }
+    func regionOffsetWord(entry index: Int) -> UnsafeMutablePointer<Int64> { word(entry(index) + 16) }
 
     // MARK: Master
 

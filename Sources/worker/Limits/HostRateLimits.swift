@@ -88,6 +88,18 @@ final class LimitSet {
     }
 }
 
+/// A static key's one host-local `requests_per_minute` (its `LimitSet.onlyRequestsLimit`, no
+/// Redis) as plain words: the stage's shortest path locks the log from these, with no `LimitSet`
+/// or segment retained per request (docs/performance.md "gateway5").
+struct HostLocalRequests {
+    var limit: Int
+    /// `RequestLogRegion.lock(segmentBase:offsetWord:)`'s words; nil: the key's limits are not
+    /// this shape.
+    var segmentBase: UnsafeMutableRawPointer?
+    var offsetWord: UnsafeMutablePointer<Int64>?
+    var entry: Int
+}
+
 /// Every limit of one configuration (part of its snapshot): by key id, and by the upstream's
 /// position in that configuration (the route's index; the regions themselves are named).
 /// A class: the stage reads it from the snapshot once per limited request, and a struct of four
@@ -109,8 +121,14 @@ final class RateLimitTable: @unchecked Sendable {
     /// Some upstream has limits: without, the stage does not look for the route's (reading the
     /// request's match retained its route, docs/performance.md "gateway3").
     let limitsUpstreams: Bool
+    /// `HostLocalRequests` per static key (`staticKeys`' order), in a block of the table's own:
+    /// read with no array retained.
+    private let hostLocal: UnsafeMutablePointer<HostLocalRequests>?
+    private let hostLocalCount: Int
 
     private init() {
+        hostLocal = nil
+        hostLocalCount = 0
         usesRedis = false
         limitsUpstreams = false
         isEmpty = true
@@ -166,9 +184,32 @@ final class RateLimitTable: @unchecked Sendable {
         self.usesRedis = configuration.rateLimits?.redis != nil
         self.subjects = subjects
         self.keys = keys
-        self.staticKeys = configuration.apiKeys.staticKeys.map { key in key.id.flatMap { keys[$0] } }
+        let staticKeys = configuration.apiKeys.staticKeys.map { key in key.id.flatMap { keys[$0] } }
+        self.staticKeys = staticKeys
+        let hostLocal = UnsafeMutablePointer<HostLocalRequests>.allocate(capacity: max(staticKeys.count, 1))
+        for (position, set) in staticKeys.enumerated() {
+            var words = HostLocalRequests(limit: 0, segmentBase: nil, offsetWord: nil, entry: 0)
+            if configuration.rateLimits?.redis == nil, let set, let limit = set.onlyRequestsLimit, let log = set.requests,
+                let entry = log.directoryEntry
+            {
+                words = HostLocalRequests(
+                    limit: limit, segmentBase: log.segmentBase, offsetWord: log.regionOffsetWord, entry: entry)
+            }
+            (hostLocal + position).initialize(to: words)
+        }
+        self.hostLocal = hostLocal
+        self.hostLocalCount = staticKeys.count
         self.upstreams = upstreams
         self.limitsUpstreams = upstreams.contains { $0 != nil }
         self.cell = host.cell
+    }
+
+    deinit { hostLocal?.deallocate() }
+
+    /// The static key at `position`'s one host-local requests limit as plain words, when its
+    /// limits are that shape.
+    func hostLocalRequests(staticKey position: Int) -> HostLocalRequests? {
+        guard let hostLocal, position < hostLocalCount, hostLocal[position].segmentBase != nil else { return nil }
+        return hostLocal[position]
     }
 }

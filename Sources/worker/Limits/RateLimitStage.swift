@@ -67,8 +67,18 @@ enum RateLimitStage {
     static let window: Int64 = 60_000_000_000
 
     static func run(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
-        // The pipeline calls this only when the snapshot has limits (`checksRateLimits`).
-        let table = request.snapshot.rateLimits
+        // The pipeline calls this only when the snapshot has limits (`checksRateLimits`). Not
+        // retained: the request's snapshot keeps it alive.
+        unowned(unsafe) let table = request.snapshot.rateLimits
+        // A static key's one host-local requests limit and no upstream's: plain words, no
+        // `LimitSet` (the same as `admit` below).
+        if let position = request.staticKey, request.subject == nil, !table.limitsUpstreams,
+            let words = table.hostLocalRequests(staticKey: position)
+        {
+            return admit(
+                request, RequestLogRegion.lock(segmentBase: words.segmentBase!, offsetWord: words.offsetWord!), limit: words.limit,
+                owner: .key)
+        }
         var key: LimitSet?
         if let position = request.staticKey {
             key = position < table.staticKeys.count ? table.staticKeys[position] : nil
@@ -151,7 +161,17 @@ enum RateLimitStage {
         -> StageVerdict
     {
         // `onlyRequestsLimit` says the log is there; it is locked where it lies, not copied out.
-        var locked = set.requests!.lock()
+        admit(request, set.requests!.lock(), limit: limit, owner: owner)
+    }
+
+    /// `admit` with the log locked. Inlined: the stage's short path is this.
+    @inline(__always)
+    private static func admit(
+        _ request: PipelineRequest, _ locked: LockedRequestLog, limit: Int, owner: RateLimitRefusal.Owner
+    )
+        -> StageVerdict
+    {
+        var locked = locked
         let now = fluxgate_monotonic_ns()
         locked.log.expire(now: now, window: window)
         guard locked.log.hasRoom(limit: limit) else {

@@ -17,13 +17,21 @@ final class ModelTable: Sendable {
         /// The name sent upstream; nil = the client's, unchanged.
         let upstreamModel: String?
         let pattern: ModelPattern
+        /// The upstream's route in the snapshot's router (`Router.routeByUpstream`): a routed
+        /// request's match is made from it, with no look-up in the router (~75 instructions with
+        /// its retains, docs/performance.md "gateway5").
+        let route: Router.Route?
 
-        init(name: String, upstream: Int, upstreamName: String, upstreamModel: String?, pattern: ModelPattern) {
+        init(
+            name: String, upstream: Int, upstreamName: String, upstreamModel: String?, pattern: ModelPattern,
+            route: Router.Route?
+        ) {
             self.name = name
             self.upstream = upstream
             self.upstreamName = upstreamName
             self.upstreamModel = upstreamModel
             self.pattern = pattern
+            self.route = route
         }
     }
 
@@ -37,8 +45,17 @@ final class ModelTable: Sendable {
     /// Some static key has its own list: without, `allows` reads no filter (the array of
     /// optional lists was retained and indexed per request).
     private let filtersKeys: Bool
+    /// Per exact entry (`exact`'s order), as plain values: its upstream's route when the entry
+    /// is routed plainly (no `upstream_model`, and no static key has its own list), else nil.
+    /// The stage routes such a name with no `Entry` in hand (retaining and releasing the entry
+    /// and its route around each step cost ~150 instructions per request, docs/performance.md
+    /// "gateway5").
+    private let plainRoutes: [Router.Route?]
+    private let plainUpstreams: [Int]
+    private let plainNames: [String]
 
-    init(configuration: Configuration) {
+    /// `router` is the snapshot's, built from the same configuration.
+    init(configuration: Configuration, router: Router) {
         let upstreams = configuration.upstreams.entries
         let indexByName = Dictionary(upstreams.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
         var exact: [Entry] = []
@@ -48,7 +65,7 @@ final class ModelTable: Sendable {
             guard let upstream = indexByName[route.upstream] else { continue }
             let entry = Entry(
                 name: route.name, upstream: upstream, upstreamName: route.upstream, upstreamModel: route.upstreamModel,
-                pattern: ModelPattern(route.name))
+                pattern: ModelPattern(route.name), route: upstream < router.routeByUpstream.count ? router.routeByUpstream[upstream] : nil)
             if entry.pattern.isPattern { patterns.append((position, entry)) } else { exact.append(entry) }
         }
         self.exact = exact
@@ -58,7 +75,16 @@ final class ModelTable: Sendable {
             guard let models = key.models, !models.isEmpty else { return nil }
             return models.map(ModelPattern.init)
         }
-        self.filtersKeys = keyFilters.contains { $0 != nil }
+        let filtersKeys = keyFilters.contains { $0 != nil }
+        self.filtersKeys = filtersKeys
+        self.plainRoutes = exact.map { filtersKeys || $0.upstreamModel != nil ? nil : $0.route }
+        self.plainUpstreams = exact.map(\.upstream)
+        self.plainNames = exact.map(\.name)
+    }
+
+    /// With a router of its own (the tests).
+    convenience init(configuration: Configuration) {
+        self.init(configuration: configuration, router: Router(upstreams: configuration.upstreams.entries))
     }
 
     /// No `models:` section: model routing is off, and `/v1/models` is not the proxy's.
@@ -71,12 +97,23 @@ final class ModelTable: Sendable {
         return patterns.first { $0.pattern.matches(name) }
     }
 
-    /// The exact entry whose name is `bytes` (a name without escapes, as the client's literal
-    /// holds it): its `name` is then the client's, and no text is made of the bytes.
-    func exactEntry(_ bytes: UnsafeRawBufferPointer) -> Entry? {
-        guard bytes.count <= Configuration.maxModelNameBytes, let index = exactByName.position(of: bytes) else { return nil }
-        return exact[index]
+    /// The position in `exact` of the entry whose name is `bytes` (a name without escapes, as
+    /// the client's literal holds it): its name is then the client's, and no text is made of
+    /// the bytes.
+    func exactPosition(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count <= Configuration.maxModelNameBytes else { return nil }
+        return exactByName.position(of: bytes)
     }
+
+    /// The route of the exact entry at `position` when it is routed plainly: the client's name
+    /// goes upstream as it is, and `allows` is its upstream's membership in the caller's set
+    /// alone (`exactUpstream`). nil: the entry is routed through `allows` and its `Entry` (a
+    /// rename, a key's own list, or an upstream without a route).
+    func plainRoute(_ position: Int) -> Router.Route? { plainRoutes[position] }
+
+    /// The name of the exact entry at `position`, and its upstream's position.
+    func exactName(_ position: Int) -> String { plainNames[position] }
+    func exactUpstream(_ position: Int) -> Int { plainUpstreams[position] }
 
     /// Whether the caller may send `name`, served by `entry`: its key's list allows the name, and
     /// the key may reach the entry's upstream.

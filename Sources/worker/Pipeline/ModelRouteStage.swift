@@ -22,45 +22,46 @@ enum ModelRouteStage {
     /// comes after a long `messages` gets twice as much each time.
     static let firstPeekBytes = 16 * 1024
 
-    /// `target` is the request's request-target, as the prefix routing parsed it, and
+    /// `table` is the snapshot's `models` (read from the route stage's snapshot: each read through
+    /// the request retained it), `target` the request's request-target, as the prefix routing
+    /// parsed it, and
     /// `endpoint` the model endpoint it is for (`Router.modelEndpoint(method:path:)`);
     /// `bodySource` the connection, for a body at hand (`RequestPipeline.run`).
     static func run(
-        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget,
+        _ request: PipelineRequest, head: RequestHead, table: ModelTable, permitted: UpstreamSet, target: RequestTarget,
         endpoint: Router.ModelEndpoint?, bodySource: PipelineBodySource?
     )
         -> StageVerdict
     {
-        guard let endpoint, !request.snapshot.models.isEmpty else { return .reject(.noRoute) }
+        guard let endpoint, !table.isEmpty else { return .reject(.noRoute) }
         switch endpoint {
         case .listing:
-            let entries = request.snapshot.models.listing(staticKey: request.staticKey, permitted: permitted)
+            let entries = table.listing(staticKey: request.staticKey, permitted: permitted)
             return .reject(.document(ModelListing.body(entries, anthropic: head.hasAnthropicVersion)))
         case .routedByModel:
-            request.modelTarget = target
-            return routeByBody(request, head: head, permitted: permitted, target: target, bodySource: bodySource)
+            return routeByBody(request, head: head, permitted: permitted, target: target, table: table, bodySource: bodySource)
         }
     }
 
     /// A `POST` to a model endpoint: the top-level `model` of the body's first bytes, asking
     /// for more until it is known. A body at hand (it came whole with its head) is taken from
     /// the connection at once, so the request is routed in the pass that found no prefix.
-    /// `target` is the request's, parsed.
+    /// `target` is the request's, parsed; `table` the snapshot's `models`.
     static func routeByBody(
-        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget,
+        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget, table: ModelTable,
         bodySource: PipelineBodySource?
     )
         -> StageVerdict
     {
         if request.body == nil, bodySource?.bodyAtHand(request, head: head, bytes: firstPeekBytes) != true {
+            request.modelTarget = target
             return .needBody(bytes: firstPeekBytes)
         }
-        let table = request.snapshot.models
         // What the search found, as plain values (an enum of the name and the entry was copied
         // out of the closure and destroyed: ~100 instructions of retains and releases).
         var literal = 0..<0
         var name: String?
-        var entry: ModelTable.Entry?
+        var exact = -1
         // Exactly the first 1 MiB is searched, however much the last read brought. The body is
         // read where it lies, not copied out of the request.
         let other = request.body!.withUnsafeReadableBytes { all -> ModelMember.Outcome? in
@@ -79,8 +80,8 @@ enum ModelRouteStage {
             }
             let inner = UnsafeRawBufferPointer(rebasing: bytes[(literal.lowerBound + 1)..<(literal.upperBound - 1)])
             // An exact name as the configuration spells it: its entry's text is the name.
-            if plain || !ModelMember.hasBackslash(inner), let exact = table.exactEntry(inner) {
-                entry = exact
+            if plain || !ModelMember.hasBackslash(inner), let position = table.exactPosition(inner) {
+                exact = position
                 return nil
             }
             guard let decoded = ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[literal])) else { return .notAString }
@@ -89,7 +90,11 @@ enum ModelRouteStage {
         }
         switch other {
         case nil:
-            if let entry {
+            if exact >= 0 {
+                if let route = table.plainRoute(exact) {
+                    return routedPlainly(request, permitted: permitted, target: target, route: route, position: exact, table: table)
+                }
+                let entry = table.exact[exact]
                 return routed(
                     request, head: head, permitted: permitted, target: target, literal: literal, name: entry.name, entry: entry,
                     table: table)
@@ -102,10 +107,27 @@ enum ModelRouteStage {
             let have = request.body!.readableBytes
             if have >= RequestPipeline.maxBodyPeekBytes { return .reject(.modelBeyondLimit) }
             if request.bodyComplete { return .reject(.modelMissing) }
+            request.modelTarget = target
             return .needBody(bytes: min(2 * max(have, firstPeekBytes), RequestPipeline.maxBodyPeekBytes))
         case .some:
             return .reject(.modelMissing)
         }
+    }
+
+    /// `routed` for the exact entry at `position` of a plain route (`ModelTable.plainRoute`):
+    /// the same decision from plain values, with no `Entry` retained and passed along.
+    private static func routedPlainly(
+        _ request: PipelineRequest, permitted: UpstreamSet, target: RequestTarget, route: Router.Route, position: Int,
+        table: ModelTable
+    ) -> StageVerdict {
+        // An exact name is never longer than `Configuration.maxModelNameBytes` (`exactPosition`).
+        request.model = ModelDecision(name: table.exactName(position))
+        guard permitted.contains(table.exactUpstream(position)), let match = Router.match(route: route, target: target) else {
+            request.model?.notFound = true
+            return .reject(.modelNotFound)
+        }
+        request.match = match
+        return .proceed
     }
 
     private static func routed(
@@ -114,8 +136,8 @@ enum ModelRouteStage {
     ) -> StageVerdict {
         // Longer names are never matched, and not logged.
         request.model = ModelDecision(name: name.utf8.count <= Configuration.maxModelNameBytes ? name : nil)
-        guard let entry, table.allows(name, entry, staticKey: request.staticKey, permitted: permitted),
-            let match = request.snapshot.router.match(upstream: entry.upstream, target: target)
+        guard let entry, let route = entry.route, table.allows(name, entry, staticKey: request.staticKey, permitted: permitted),
+            let match = Router.match(route: route, target: target)
         else {
             request.model?.notFound = true
             return .reject(.modelNotFound)

@@ -80,8 +80,9 @@ final class PipelineRequest {
     var staticKey: Int?
     /// Model routing's decision, when the request was routed by its body's `model`.
     var model: ModelDecision?
-    /// The model stage asked for the body: when the route stage runs again with it, no prefix
-    /// matched already and the endpoint is a model-routed one with this request-target.
+    /// The model stage asked for the body (`.needBody`; set only then, a body at hand needs no
+    /// second pass): when the route stage runs again with it, no prefix matched already and the
+    /// endpoint is a model-routed one with this request-target.
     var modelTarget: RequestTarget?
     /// The key's series key for the metrics (`MetricsSchema`; `noneKey` when none was accepted).
     var keyMetric = MetricsSchema.noneKey

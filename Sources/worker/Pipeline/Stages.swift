@@ -119,7 +119,8 @@ enum RouteStage {
         // Again, with the body's first bytes: the checks below passed, routed by model already.
         if let target = request.modelTarget, let permitted = request.permitted {
             return ModelRouteStage.routeByBody(
-                request, head: head, permitted: permitted, target: target, bodySource: bodySource)
+                request, head: head, permitted: permitted, target: target, table: request.snapshot.models,
+                bodySource: bodySource)
         }
         let snapshot = request.snapshot
         if !snapshot.authenticator.required && snapshot.router.isEmpty { return .reject(.noUpstreams) }
@@ -131,7 +132,8 @@ enum RouteStage {
             return .proceed
         case .noRoute(let target, let endpoint):
             return ModelRouteStage.run(
-                request, head: head, permitted: permitted, target: target, endpoint: endpoint, bodySource: bodySource)
+                request, head: head, table: snapshot.models, permitted: permitted, target: target, endpoint: endpoint,
+                bodySource: bodySource)
         case .invalidPath: return .reject(.invalidPath)
         }
     }

@@ -45,12 +45,10 @@ extension Router {
     }
 
     /// The request whose request-target is `target` (as the prefix routing parsed it) routed to
-    /// the upstream at `index` (a position in `Configuration.Upstreams.entries`) with its path
-    /// unchanged: the upstream receives `target_url`'s base path + the path + the query.
-    func match(upstream index: Int, target: RequestTarget) -> Match? {
-        guard target.path.count > 1, index >= 0, index < routeByUpstream.count, let route = routeByUpstream[index] else {
-            return nil
-        }
+    /// `route` (a model's upstream's, `ModelTable.Entry.route`) with its path unchanged: the
+    /// upstream receives `target_url`'s base path + the path + the query.
+    static func match(route: Route, target: RequestTarget) -> Match? {
+        guard target.path.count > 1 else { return nil }
         // `writeTarget` puts the `/` back between the base path and the remainder.
         return Match(route: route, remainder: (target.path.lowerBound + 1)..<target.path.upperBound, query: target.query)
     }

@@ -123,7 +123,8 @@ struct Router: Sendable {
     /// Longest prefix first (internal for `Router+Models.swift`).
     let routes: [Route]
     /// Each upstream's route by its position in `Configuration.Upstreams.entries`: a model's
-    /// upstream is found by index, not by a search of `routes` (`match(upstream:target:)`).
+    /// entry holds its upstream's (`ModelTable.Entry.route`), found by index, not by a search of
+    /// `routes`.
     let routeByUpstream: [Route?]
     /// The routes' prefixes in the same order, as plain values over one block of bytes: the
     /// prefix loop touches no `Route` (a retain and a release of each route it passed, and of

@@ -36,7 +36,7 @@ final class WorkerSnapshot: Sendable {
         self.configuration = configuration
         self.authenticator = Authenticator(configuration: configuration)
         self.router = Router(upstreams: configuration.upstreams.entries, requestTimeoutMs: configuration.upstreams.requestTimeoutMs)
-        self.models = ModelTable(configuration: configuration)
+        self.models = ModelTable(configuration: configuration, router: router)
         let upstreams = configuration.upstreams
         self.exchangeSettings = ExchangeState.Settings(
             requestTimeout: .milliseconds(Int64(clamping: upstreams.requestTimeoutMs)),
