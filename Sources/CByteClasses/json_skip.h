@@ -8,23 +8,19 @@
 // outside any string, which that skip does not look at — this one gives up (-1) and the caller
 // skips the value its own way. The caller asks `fluxgate_cpu_has_json_skip_avx2` once.
 #include <stdint.h>
+#include "event_run.h"  // fluxgate_cpu_has_avx2
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
 #endif
 
-// 1 when the CPU and the OS support AVX2 (the ymm registers saved), POPCNT and BMI1.
+// 1 when the CPU and the OS support AVX2 (`fluxgate_cpu_has_avx2`), POPCNT and BMI1.
 static inline int fluxgate_cpu_has_json_skip_avx2(void) {
 #if defined(__x86_64__)
     unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    if (!(c & bit_OSXSAVE) || !(c & bit_AVX) || !(c & bit_POPCNT)) return 0;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 6) != 6) return 0;
-    if (__get_cpuid_max(0, 0) < 7) return 0;
+    if (!fluxgate_cpu_has_avx2() || !__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_POPCNT)) return 0;
     __cpuid_count(7, 0, a, b, c, d);
-    return (b & bit_AVX2) != 0 && (b & bit_BMI) != 0;
+    return (b & bit_BMI) != 0;
 #else
     return 0;
 #endif
