@@ -513,9 +513,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         else { return false }
         sendContinueIfExpected(head, context: context)
         state.requestReceived()
-        request.bodyParts.append(whole)
         request.body = whole
         request.bodyComplete = true
+        request.bodyTakenWhole = true
         return true
     }
 
@@ -604,7 +604,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         state.forwarding()
         exchange.start()
         // Body bytes a stage collected go first, as they arrived.
-        if !request.bodyParts.isEmpty {
+        if request.bodyTakenWhole {
+            // The one part, moved out of the request (the channel has its buffer back sooner).
+            request.bodyTakenWhole = false
+            exchange.clientBody(request.body.take()!)
+        } else if !request.bodyParts.isEmpty {
             for part in request.bodyParts { exchange.clientBody(part) }
             // Its storage is kept for the next request's parts.
             request.emptyBodyParts()

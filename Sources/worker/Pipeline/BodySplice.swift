@@ -52,6 +52,7 @@ extension PipelineRequest {
             forwardedLength = (forwardedLength ?? head.facts.contentLength) - body.readableBytes + edited.readableBytes
         }
         emptyBodyParts()
+        bodyTakenWhole = false
         bodyParts.append(edited)
         self.body = edited
     }

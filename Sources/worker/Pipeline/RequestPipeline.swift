@@ -104,6 +104,10 @@ final class PipelineRequest {
     /// The collected body as it arrived (`body` is their copy in one buffer, or the one part):
     /// forwarded as is. Emptied keeping its storage, so collecting allocates no array per request.
     var bodyParts: [ByteBuffer] = []
+    /// `body` is the whole body, taken from the parser at once (it came with its head): it goes
+    /// upstream as the one part, without a place in `bodyParts` (appending it there and emptying
+    /// them again cost ~100 instructions per model-routed request, docs/performance.md).
+    var bodyTakenWhole = false
     /// The `Content-Length` sent upstream when a stage changed the body's length
     /// (`replaceCollectedBody`); nil: the client's.
     var forwardedLength: Int?
@@ -139,6 +143,7 @@ final class PipelineRequest {
         closesConnection = false
         if body != nil { body = nil }
         bodyComplete = false
+        bodyTakenWhole = false
         emptyBodyParts()
         if forwardedLength != nil { forwardedLength = nil }
         injectedStreamUsage = false
