@@ -417,7 +417,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             break
         }
         self.connection = connection
-        upstreamWritable = connection.channel.isWritable
+        upstreamWritable = connection.handler.isWritable
         connection.handler.delegate = self
         // Room for a small body too (see `heldHead`).
         let length = head.facts.contentLength

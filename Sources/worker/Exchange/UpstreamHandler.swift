@@ -36,13 +36,20 @@ final class UpstreamHandler: ChannelDuplexHandler, SocketOutputOwner {
     /// that "ends at connection close" must not complete when TLS reported a truncation just
     /// before the close (TLSHandler fires `.truncated` ahead of channelInactive).
     private var failed = false
+    /// The channel's writability as its last `channelWritabilityChanged` reported it (NIO
+    /// changes it only with that event; writes that go straight to the socket do not count):
+    /// asking the channel is a call through the `Channel` existential (~25 instructions a request).
+    private(set) var isWritable = true
     var output: SocketOutput
 
     init(output: SocketOutput) {
         self.output = output
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        isWritable = context.channel.isWritable
+    }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -61,7 +68,8 @@ final class UpstreamHandler: ChannelDuplexHandler, SocketOutputOwner {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        isWritable = context.channel.isWritable
+        delegate?.upstreamWritabilityChanged(isWritable: isWritable)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
