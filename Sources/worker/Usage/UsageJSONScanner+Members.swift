@@ -167,13 +167,7 @@ extension UsageJSONScanner {
             value = value &* 10 &+ Int(digit)
             i &+= 1
         }
-        let digits = i &- start
-        guard digits > 0, digits <= 15, i < n else { return nil }
-        guard digits == 1 || base.load(fromByteOffset: start, as: UInt8.self) != UInt8(ascii: "0") else { return nil }
-        let next = base.load(fromByteOffset: i, as: UInt8.self)
-        guard next == UInt8(ascii: ",") || next == UInt8(ascii: "}") || (next <= 0x20 && isWhitespace(next)) else {
-            return nil
-        }
+        guard isPlainNumber(base, n, from: start, to: i) else { return nil }
         return (i, value)
     }
 
@@ -197,14 +191,19 @@ extension UsageJSONScanner {
         if searching {
             while i < n, base.load(fromByteOffset: i, as: UInt8.self) &- UInt8(ascii: "0") <= 9 { i &+= 1 }
         }
-        let digits = i &- start
-        guard digits > 0, digits <= 15, i < n else { return nil }
-        guard digits == 1 || base.load(fromByteOffset: start, as: UInt8.self) != UInt8(ascii: "0") else { return nil }
-        let next = base.load(fromByteOffset: i, as: UInt8.self)
-        guard next == UInt8(ascii: ",") || next == UInt8(ascii: "}") || (next <= 0x20 && isWhitespace(next)) else {
-            return nil
-        }
+        guard isPlainNumber(base, n, from: start, to: i) else { return nil }
         return i
+    }
+
+    /// The digits from `start` to `end` are a plain number: 1 to 15 of them, no leading `0`
+    /// unless alone, and white space, `,` or `}` after them in the slice.
+    @inline(__always)
+    static func isPlainNumber(_ base: UnsafeRawPointer, _ n: Int, from start: Int, to end: Int) -> Bool {
+        let digits = end &- start
+        guard digits > 0, digits <= 15, end < n else { return false }
+        guard digits == 1 || base.load(fromByteOffset: start, as: UInt8.self) != UInt8(ascii: "0") else { return false }
+        let next = base.load(fromByteOffset: end, as: UInt8.self)
+        return next == UInt8(ascii: ",") || next == UInt8(ascii: "}") || (next <= 0x20 && isWhitespace(next))
     }
 
     /// `true`, `false` or `null` whole at `start`: the index after it.
