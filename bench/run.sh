@@ -40,8 +40,29 @@
 # kept in the redis-server started here. Both against nginx1 doing the plain proxy job:
 #   TARGETS="nginx1 fluxgate1 fluxgate1gw fluxgate1gwredis" SCENARIOS=json_c64 bench/run.sh --short
 #
+# Paired A/B (AB_PAIRS): goals a few per cent wide, decided in the same minutes. The VM's speed
+# drifts by tens of per cent over seconds, more than a rep's rotation through every target can
+# cancel. With AB_PAIRS="A:B ..." (every pair's targets must be in TARGETS), the REPS rotations are
+# replaced by AB_BLOCKS blocks: in each block every pair runs AB_DUR seconds of wrk on A and then
+# AB_DUR on B (B first in every even block, so neither side always goes first), pairs in rotated
+# order. Both sides of a ratio are measured a second apart. A pair written A:B@SCENARIO runs in
+# that scenario only. ab-runs.tsv holds every burst (runs.tsv's columns); ab.tsv one row per pair
+# and block; summary.md gives the median of the per-block ratios with a 95% bootstrap interval
+# (tools/ab_summary.py). With AB_SLICE_MS (e.g. 100) a pair is instead one slice of A and one of B
+# that long, sent by tools/abload.c (compiled here): one process holding c connections to each side
+# and loading one side at a time, AB_BLOCKS pairs per A:B, CPU per request from /proc/TID/schedstat;
+# both sides of a ratio are then measured within 2 x AB_SLICE_MS. Issues 19, 20 and 23's goals:
+#   AB_PAIRS="fluxgate1m:fluxgate1@json_c64 fluxgate1m:nginx1@json_c64 fluxgate1:fluxgate1off \
+#     fluxgate1mr:fluxgate1@json_c64 fluxgate1gw:nginx1@json_c64" \
+#   TARGETS="nginx1 fluxgate1 fluxgate1off fluxgate1m fluxgate1mr fluxgate1gw" SCENARIOS="json_c64 sse_c64" \
+#   LOGMODES=off FIDELITY=0 COLDSTART_TRIALS=0 bench/run.sh --short
+#
+# PIN=P:C runs the proxies (their workers too) on CPU list P and wrk and the mocks on C (taskset),
+# so the scheduler's placement of a proxy beside wrk does not differ from burst to burst.
+#
 # Env overrides: DUR REPS SCENARIOS LOGMODES TARGETS FIDELITY COLDSTART_TRIALS SOAK_S OUT FLUXGATE_BIN
 #                RELOAD_TARGETS RELOAD_GAP RELOAD_STEPS (e.g. 1,2,3: hot reloads only) BIGBODY_TARGETS
+#                AB_PAIRS AB_BLOCKS (30) AB_DUR (1) AB_SLICE_MS PIN
 set -u
 BENCH=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$BENCH")
 MODE=full
@@ -55,6 +76,10 @@ else
   FID_N1=10; FID_N32=96; COLDSTART_TRIALS=${COLDSTART_TRIALS:-5}; SOAK_S=${SOAK_S:-600}
 fi
 LOGMODES=${LOGMODES:-"off on"}; FIDELITY=${FIDELITY:-1}
+AB_PAIRS=${AB_PAIRS:-}; AB_BLOCKS=${AB_BLOCKS:-30}; AB_DUR=${AB_DUR:-1}
+# PIN=P:C (e.g. 0:1): the proxies (and their workers) on CPU list P, wrk and the mocks on C (taskset)
+PIN=${PIN:-}; PIN_PROXY=(); PIN_CLIENT=()
+if [ -n "$PIN" ]; then PIN_PROXY=(taskset -c "${PIN%%:*}"); PIN_CLIENT=(taskset -c "${PIN#*:}"); fi
 RELOAD_TARGETS=${RELOAD_TARGETS:-"fluxgate1 nginx1"}; RELOAD_GAP=${RELOAD_GAP:-2.5}; RELOAD_STEPS=${RELOAD_STEPS:-1,2,3,4,5,6}
 BIGBODY_TARGETS=${BIGBODY_TARGETS:-"fluxgate1 nginx1"}
 WRK_SCENARIOS=""; DO_RELOAD=0; DO_BIGBODY=0
@@ -71,6 +96,8 @@ mkdir -p "$OUT/raw"
 RES=$OUT/runs.tsv; FID=$OUT/fidelity.jsonl; MEM=$OUT/memory.tsv; COLD=$OUT/coldstart.tsv
 BIG=$OUT/bigbody.tsv; RLD=$OUT/reload.jsonl; SOAK=$OUT/soak.tsv
 echo -e "logmode\tscenario\ttarget\trep\trps\tp50_ms\tp99_ms\trequests\tnon2xx\tsockerr\tproxy_cpu_us_per_req\tproxy_rss_kb\tforeign_cpu_pct\tloadavg1" > "$RES"
+[ -n "$AB_PAIRS" ] && { head -1 "$RES" > "$OUT/ab-runs.tsv"
+  echo -e "logmode\tscenario\tpair\tblock\tfirst\trps_a\trps_b\tcpu_a\tcpu_b\tfailed" > "$OUT/ab.tsv"; }
 echo -e "logmode\ttarget\tphase\tmaster_kb\tworkers_kb\tworkers" > "$MEM"
 echo -e "logmode\ttarget\tdirection\thttp_code\tbytes\tseconds\tverified\tbefore_workers_kb\tmax_workers_kb\tmax_one_worker_kb\tafter_workers_kb\tmax_master_kb\tsamples" > "$BIG"
 echo -e "logmode\ttarget\tseconds\tstep_s\trequests\tnon2xx\tsockerr" > "$SOAK"
@@ -122,6 +149,11 @@ if [ -z "$FLUXGATE_BIN" ]; then
   FLUXGATE_BIN=$ROOT/.build-bench/release/fluxgate
 fi
 [ -x "$FLUXGATE_BIN" ] || { log "no fluxgate binary at $FLUXGATE_BIN"; exit 1; }
+for pair in $AB_PAIRS; do
+  for t in $(echo "${pair%@*}" | tr : ' '); do
+    case " $TARGETS " in *" $t "*) ;; *) echo "AB_PAIRS: $t (in $pair) is not in TARGETS" >&2; exit 2;; esac; done
+  case $pair in *:*) ;; *) echo "AB_PAIRS: $pair is not A:B" >&2; exit 2;; esac
+done
 for tool in nginx haproxy wrk curl python3; do
   command -v $tool >/dev/null || { log "$tool missing: run bench/install-deps"; exit 1; }; done
 read -r MOCK_PORT PACED_PORT BULK_PORT P_nginx1 P_nginx1t P_nginx2 P_haproxy P_fluxgate1 P_fluxgate2 P_fluxgate1off P_fluxgate1m METRICS_PORT P_fluxgate1mr P_fluxgate2rl P_fluxgate2redis REDIS_PORT < <(python3 -c '
@@ -162,10 +194,10 @@ start_proxy() {  # start_proxy TARGET LOGMODE
       sed -i "s#nginx-proxy.pid#$t.pid#; s#nginx-proxy.error#$t.error#" "$RUN/$t.conf"
       [ $t = nginx1t ] && sed -i "s#proxy_buffering off;#proxy_buffering off; proxy_buffer_size 16k; proxy_buffers 8 16k;#" "$RUN/$t.conf"
       [ "$lm" = on ] && sed -i "s#access_log off;#access_log $RUN/$t.access.log;#" "$RUN/$t.conf"
-      launch $t nginx -p "$RUN" -c "$RUN/$t.conf" -g 'daemon off;' ;;
+      launch $t "${PIN_PROXY[@]}" nginx -p "$RUN" -c "$RUN/$t.conf" -g 'daemon off;' ;;
     haproxy)   # no per-request log in either mode (it would need syslog); see docs/performance.md
       render "$BENCH/conf/haproxy.cfg.tmpl" "$RUN/$t.cfg" "$p" 2
-      launch $t haproxy -db -f "$RUN/$t.cfg" ;;
+      launch $t "${PIN_PROXY[@]}" haproxy -db -f "$RUN/$t.cfg" ;;
     fluxgate1|fluxgate2|fluxgate1off|fluxgate1t2|fluxgate1mr|fluxgate2rl|fluxgate2redis)
       # fluxgate1off: fluxgate1 with `usage: off` on every upstream, S5's paced one too (docs/usage.md),
       # the baseline of the usage reader's cost (summarize.py: throughput, and S5's time to first event);
@@ -184,12 +216,12 @@ start_proxy() {  # start_proxy TARGET LOGMODE
         "$REDIS_PORT" >> "$RUN/$t.yaml";; esac
       local level=info; [ "$lm" = on ] && level=trace
       # its own control socket: the default one is per user and may belong to someone else's fluxgate
-      launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock" ;;
+      launch $t "${PIN_PROXY[@]}" env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock" ;;
     fluxgate1m)   # fluxgate1 plus the observability listener, scraped every second while it runs
       render "$BENCH/conf/fluxgate.yaml.tmpl" "$RUN/$t.yaml" "$p" 1
       printf 'observability:\n  listen: 127.0.0.1:%s\n' "$METRICS_PORT" >> "$RUN/$t.yaml"
       local level=info; [ "$lm" = on ] && level=trace
-      launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock"
+      launch $t "${PIN_PROXY[@]}" env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock"
       launch ${t}_scraper bash -c "for _ in \$(seq 1 100000); do curl -s -o /dev/null -m 2 http://127.0.0.1:$METRICS_PORT/metrics; sleep 1; done" ;;
     fluxgate1gw|fluxgate1gwredis)   # every gateway feature at once (conf/fluxgate-gateway.yaml.tmpl)
       render "$BENCH/conf/fluxgate-gateway.yaml.tmpl" "$RUN/$t.yaml" "$p" 1
@@ -197,7 +229,7 @@ start_proxy() {  # start_proxy TARGET LOGMODE
       [ $t = fluxgate1gwredis ] && printf 'rate_limits:\n  redis:\n    url: redis://127.0.0.1:%s/0\n    timeout_ms: 50\n    on_unavailable: reject\n' \
         "$REDIS_PORT" >> "$RUN/$t.yaml"
       local level=info; [ "$lm" = on ] && level=trace
-      launch $t env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock"
+      launch $t "${PIN_PROXY[@]}" env FLUXGATE_LOG=$level "$FLUXGATE_BIN" --config "$RUN/$t.yaml" --control-socket "$RUN/$t.sock"
       launch ${t}_scraper bash -c "for _ in \$(seq 1 100000); do curl -s -o /dev/null -m 2 http://127.0.0.1:${M[$t]}/metrics; sleep 1; done" ;;
   esac
 }
@@ -220,7 +252,7 @@ run_wrk() {      # run_wrk LOGMODE SCENARIO TARGET REP
   s0=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
   o0=$(python3 "$BENCH/tools/proctree.py" "${PID[@]}" | cut -d' ' -f1)
   local TIMEFORMAT='%U %S'
-  { time (BODY_MODEL=$model BODY_STREAM=$stream timeout $((DUR+20)) wrk -t$th -c"$c" -d"${DUR}s" --timeout 10s \
+  { time (BODY_MODEL=$model BODY_STREAM=$stream timeout $((DUR+20)) "${PIN_CLIENT[@]}" wrk -t$th -c"$c" -d"${DUR}s" --timeout 10s \
       --latency -s "$BENCH/tools/post.lua" -H "Authorization: Bearer $key" "$url" > "$f" 2>&1); } 2> "$RUN/wrktime"
   s1=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
   o1=$(python3 "$BENCH/tools/proctree.py" "${PID[@]}" | cut -d' ' -f1)
@@ -242,6 +274,61 @@ EOF
 }
 
 rotate() { local n=$1; shift; local a=("$@") k=$# i; for ((i=0; i<k; i++)); do printf '%s ' "${a[$(( (i+n) % k ))]}"; done; }
+
+paired_slices() {   # paired_slices LOGMODE SCENARIO A B: tools/abload.c, AB_BLOCKS pairs of AB_SLICE_MS slices
+  local lm=$1 sc=$2 a=$3 b=$4 payload=${2%_*} c=${2#*_c} ua ub key model stream
+  read -r ua key model stream < <(target_url "$a" "$payload")
+  read -r ub key model stream < <(target_url "$b" "$payload")
+  log "paired $lm $sc $a:$b: $AB_BLOCKS pairs of ${AB_SLICE_MS} ms slices, c=$c each, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+  timeout $(( (AB_BLOCKS + 10) * 2 * AB_SLICE_MS / 1000 + 30 )) "${PIN_CLIENT[@]}" "$ABLOAD" "$ua" "${PID[$a]}" "$ub" "${PID[$b]}" \
+    "$key" "$model" "$stream" "$c" "$AB_SLICE_MS" "$AB_BLOCKS" > "$RUN/abload.out" 2> "$RUN/abload.err" \
+    || log "abload $a:$b failed: $(head -c 300 "$RUN/abload.err")"
+  cp "$RUN/abload.out" "$OUT/raw/abload_${lm}_${sc}_$a-$b.tsv"
+  # abload: pair first responses_a responses_b cpu_ns_a cpu_ns_b errors -> ab.tsv's columns
+  awk -v lm="$lm" -v sc="$sc" -v pair="$a:$b" -v a="$a" -v b="$b" -v s="$AB_SLICE_MS" -F'\t' 'BEGIN { OFS = "\t" }
+    { ra = $3 * 1000 / s; rb = $4 * 1000 / s
+      printf "%s\t%s\t%s\t%d\t%s\t%.1f\t%.1f\t%s\t%s\t%d\n", lm, sc, pair, $1 + 1, ($2 == "A" ? a : b), ra, rb,
+        ($3 ? sprintf("%.2f", $5 / 1000 / $3) : "NA"), ($4 ? sprintf("%.2f", $6 / 1000 / $4) : "NA"), $7 }' \
+    "$RUN/abload.out" >> "$OUT/ab.tsv"
+  python3 "$BENCH/tools/ab_summary.py" --pair "$a:$b" --scenario "$sc" --logmode "$lm" "$OUT" | tail -n +5 | head -1 | while read -r line; do log "paired $a:$b: $line"; done
+}
+
+paired() {       # paired LOGMODE: AB_BLOCKS blocks of every pair of AB_PAIRS, AB_DUR s a side
+  local lm=$1 sc blk pair a b first second ra rb runs=$RES DUR=$AB_DUR
+  if [ -n "$ABLOAD" ]; then
+    for sc in $WRK_SCENARIOS; do
+      for pair in $AB_PAIRS; do
+        case $pair in *@*) [ "${pair#*@}" = "$sc" ] || continue;; esac
+        a=${pair%@*}; b=${a#*:}; a=${a%%:*}
+        [ -n "${PID[$a]:-}" ] && [ -n "${PID[$b]:-}" ] && paired_slices $lm $sc $a $b
+      done
+    done
+    return 0
+  fi
+  RES=$OUT/ab-runs.tsv
+  for sc in $WRK_SCENARIOS; do
+    local pairs=()
+    for pair in $AB_PAIRS; do
+      case $pair in *@*) [ "${pair#*@}" = "$sc" ] || continue;; esac
+      a=${pair%@*}; b=${a#*:}; a=${a%%:*}
+      [ -n "${PID[$a]:-}" ] && [ -n "${PID[$b]:-}" ] && pairs+=("$a:$b")
+    done
+    [ ${#pairs[@]} -eq 0 ] && continue
+    for ((blk=1; blk<=AB_BLOCKS; blk++)); do
+      log "paired $lm $sc block $blk/$AB_BLOCKS, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+      for pair in $(rotate $((blk-1)) "${pairs[@]}"); do
+        a=${pair%%:*}; b=${pair#*:}; first=$a; second=$b
+        (( blk % 2 == 0 )) && { first=$b; second=$a; }
+        run_wrk $lm $sc $first $blk; ra=$(tail -1 "$RES")
+        run_wrk $lm $sc $second $blk; rb=$(tail -1 "$RES")
+        (( blk % 2 == 0 )) && { pair=$ra; ra=$rb; rb=$pair; }
+        # runs.tsv's columns: 5 rps, 9 non2xx, 10 sockerr, 11 proxy CPU µs per request
+        echo -e "$lm\t$sc\t$a:$b\t$blk\t$first\t$(echo "$ra" | cut -f5)\t$(echo "$rb" | cut -f5)\t$(echo "$ra" | cut -f11)\t$(echo "$rb" | cut -f11)\t$(( $(echo "$ra" | cut -f9) + $(echo "$rb" | cut -f9) + $(echo "$ra" | cut -f10) + $(echo "$rb" | cut -f10) ))" >> "$OUT/ab.tsv"
+      done
+    done
+  done
+  RES=$runs
+}
 
 fidelity() {     # S5: paced SSE (50 events x 20 ms) through each target, c=1 and c=32
   # Two passes per concurrency, same probe: "first" opens the proxy's upstream connections (all
@@ -378,6 +465,12 @@ if command -v cc >/dev/null && cc -O2 -o "$RUN/sse_bench" "$BENCH/tools/sse_benc
 else
   log "no C compiler (or sse_bench.c did not build): S5 uses the Python mock and probe"
 fi
+# AB_SLICE_MS: the paired A/B pairs by tools/abload.c (slices of AB_SLICE_MS) instead of 1 s wrk bursts
+ABLOAD=""
+if [ -n "$AB_PAIRS" ] && [ -n "${AB_SLICE_MS:-}" ]; then
+  cc -O2 -o "$RUN/abload" "$BENCH/tools/abload.c" -lpthread 2> "$RUN/abload.cc.log" && ABLOAD=$RUN/abload \
+    || { log "tools/abload.c did not build ($(head -c 200 "$RUN/abload.cc.log")): 1 s wrk bursts instead"; }
+fi
 { echo "date: $(date -Is)"; echo "command: bench/run.sh $*"; uname -a; echo "nproc: $(nproc)"; grep -m1 'model name' /proc/cpuinfo
   echo "loadavg at start: $(cat /proc/loadavg)"; nginx -v 2>&1; haproxy -v | head -1; wrk --version 2>&1 | head -1
   echo "fluxgate: $FLUXGATE_BIN ($(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- Sources || echo ' + uncommitted changes'))"
@@ -387,7 +480,7 @@ fi
   else echo "paced SSE mock and S5 probe: Python (tools/paced_sse_mock.py, tools/sse_probe.py)"; fi; } > "$OUT/env.txt" 2>&1
 
 render "$BENCH/conf/nginx-mock.conf.tmpl" "$RUN/mock.conf" "$MOCK_PORT" 2
-launch mock nginx -p "$RUN" -c "$RUN/mock.conf" -g 'daemon off;'
+launch mock "${PIN_CLIENT[@]}" nginx -p "$RUN" -c "$RUN/mock.conf" -g 'daemon off;'
 if [ -n "$SSE_BENCH" ]; then
   launch paced env UPSTREAM_KEY=$UPSTREAM_KEY "$SSE_BENCH" mock "$PACED_PORT" 50 20
 else
@@ -421,7 +514,9 @@ for lm in $LOGMODES; do
     read -r url key model stream < <(target_url $t json)
     BODY_MODEL=$model BODY_STREAM=false timeout 10 wrk -t1 -c8 -d1s -s "$BENCH/tools/post.lua" -H "Authorization: Bearer $key" "$url" > /dev/null 2>&1
   done
+  [ -n "$AB_PAIRS" ] && paired $lm
   for ((rep=1; rep<=REPS; rep++)); do
+    [ -n "$AB_PAIRS" ] && break
     log "logging $lm rep $rep, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
     for sc in $WRK_SCENARIOS; do
       for t in $(rotate $((rep-1)) "${targets[@]}"); do

@@ -67,6 +67,12 @@ env = os.path.join(d, "env.txt")
 if os.path.exists(env):
     print("```\n" + open(env).read().strip() + "\n```\n")
 
+if os.path.exists(os.path.join(d, "ab.tsv")):   # paired A/B blocks (bench/run.sh AB_PAIRS)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ab_summary
+    sys.argv = [sys.argv[0], d]
+    ab_summary.main()
+
 scen_name = {"json": "S1/S2 JSON 580 B", "sse": "S3 SSE 13,405 B (50 events, sent at once)"}
 lms = [lm for lm in ("off", "on") if any(k[0] == lm for k in g)]
 head = []
