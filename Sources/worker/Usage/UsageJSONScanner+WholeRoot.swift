@@ -12,11 +12,17 @@
 import CByteClasses
 
 extension UsageJSONScanner {
+    /// Which reads `readWholeRoot` tries: both, the C one first (the scanner's); one alone
+    /// (tests compare them).
+    enum WholeRootReads { case cThenSwift, cOnly, swiftOnly }
+
     /// From `start`, just after the document's `{` (nothing read before it): the index after the
     /// object's `}` with the document read (`state` `.done`), or nil with the document cleared
     /// and nothing else changed. Not for event data (`countsDeltas`: a chunk's `choices` are
     /// followed, which this path does not do).
-    mutating func readWholeRoot(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+    mutating func readWholeRoot(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, reads: WholeRootReads = .cThenSwift
+    ) -> Int? {
         guard !countsDeltas, let base = bytes.baseAddress else { return nil }
         let n = bytes.count
         // A slice that cuts the object (the last byte but white space is not a `}`) would be read
@@ -28,13 +34,48 @@ extension UsageJSONScanner {
             last &-= 1
         }
         guard last >= start, base.load(fromByteOffset: last, as: UInt8.self) == UInt8(ascii: "}") else { return nil }
-        guard let end = wholeObject(base, n, from: start, container: .root) else {
+        if reads != .swiftOnly, let end = readRootInC(base, n, from: start) {
+            frameCount = 0
+            state = .done
+            return end
+        }
+        guard reads != .cOnly, let end = wholeObject(base, n, from: start, container: .root) else {
             document.clear()
             return nil
         }
         frameCount = 0
         state = .done
         return end
+    }
+
+    /// The object from `start` read by `fluxgate_json_root_read` (the whole root's member walk in
+    /// C, a third of this file's instructions on the bench's body): the index after its `}`, what
+    /// it kept set in the document as `wholeObject` would set it; nil, nothing changed, where it
+    /// gives up (whatever `wholeObject` does not take, and a body under 64 bytes) or the CPU lacks
+    /// AVX2.
+    private mutating func readRootInC(_ base: UnsafeRawPointer, _ n: Int, from start: Int) -> Int? {
+        #if arch(x86_64)
+        guard Self.jsonSkipAVX2 else { return nil }
+        var root = fluxgate_json_root()
+        let end = fluxgate_json_root_read(base.assumingMemoryBound(to: UInt8.self), n, start, &root)
+        guard end >= 0 else { return nil }
+        if root.model_at >= 0 {
+            document.model.begin()
+            document.model.append(UnsafeRawBufferPointer(start: base + root.model_at, count: root.model_count))
+        }
+        if root.type_at >= 0 {
+            document.type.begin()
+            document.type.append(UnsafeRawBufferPointer(start: base + root.type_at, count: root.type_count))
+        }
+        if root.written != 0 {
+            if root.written & 1 != 0 { document[.root] = UsageCounts(root.counts.0) }
+            if root.written & 2 != 0 { document[.response] = UsageCounts(root.counts.1) }
+            if root.written & 4 != 0 { document[.message] = UsageCounts(root.counts.2) }
+        }
+        return end
+        #else
+        return nil
+        #endif
     }
 
     /// The members of an object `container` from `start` (after its `{`) to its `}`: the index
@@ -146,4 +187,22 @@ extension UsageJSONScanner {
     #else
     static let jsonSkipAVX2 = false
     #endif
+}
+
+extension UsageCounts {
+    /// The counts `fluxgate_json_root_read` found (`given` bit f: field f, in `Field`'s order).
+    fileprivate init(_ counts: fluxgate_usage_counts) {
+        self.init(present: counts.present != 0)
+        let given = counts.given
+        guard given != 0 else { return }
+        if given & 1 != 0 { promptTokens = Int(counts.value.0) }
+        if given & 2 != 0 { completionTokens = Int(counts.value.1) }
+        guard given > 3 else { return }
+        if given & 4 != 0 { promptCachedTokens = Int(counts.value.2) }
+        if given & 8 != 0 { inputTokens = Int(counts.value.3) }
+        if given & 16 != 0 { outputTokens = Int(counts.value.4) }
+        if given & 32 != 0 { inputCachedTokens = Int(counts.value.5) }
+        if given & 64 != 0 { cacheReadInputTokens = Int(counts.value.6) }
+        if given & 128 != 0 { cacheCreationInputTokens = Int(counts.value.7) }
+    }
 }
