@@ -32,6 +32,11 @@ struct fluxgate_json_root {
     struct fluxgate_usage_counts counts[3];
 };
 
+// `root->counts[k]`, for Swift, which sees the array as a tuple.
+static inline const struct fluxgate_usage_counts *fluxgate_json_root_counts(const struct fluxgate_json_root *root, int k) {
+    return &root->counts[k];
+}
+
 #if defined(__x86_64__)
 enum {
     FLUXGATE_ROOT_SKIP,

@@ -7,7 +7,9 @@
 // byte the grammar refuses) or a slice that ends first makes it give up: the document is cleared
 // and the walk reads the slice from the document's start, so results are always the walk's. Only
 // the values `+Members` reads (skipped values, plain counts, plain kept strings) are read here,
-// through its helpers.
+// through its helpers. The same read is done first in C (`json_root.h`, `docs/performance.md`,
+// "usagejson7"), which takes exactly these values and gives up where this one would (or on a body
+// under 64 bytes, or a CPU without AVX2): then this one runs.
 
 import CByteClasses
 
@@ -49,34 +51,65 @@ extension UsageJSONScanner {
     }
 
     /// The object from `start` read by `fluxgate_json_root_read` (the whole root's member walk in
-    /// C, a third of this file's instructions on the bench's body): the index after its `}`, what
-    /// it kept set in the document as `wholeObject` would set it; nil, nothing changed, where it
-    /// gives up (whatever `wholeObject` does not take, and a body under 64 bytes) or the CPU lacks
-    /// AVX2.
+    /// C, ~1,200 instructions on the bench's body where `wholeObject` took ~1,900): the index
+    /// after its `}`, what it kept set in the document as `wholeObject` would set it; nil, nothing
+    /// changed, where it gives up (whatever `wholeObject` does not take, and a body under 64
+    /// bytes) or the CPU lacks AVX2.
     private mutating func readRootInC(_ base: UnsafeRawPointer, _ n: Int, from start: Int) -> Int? {
         #if arch(x86_64)
         guard Self.jsonSkipAVX2 else { return nil }
-        var root = fluxgate_json_root()
-        let end = fluxgate_json_root_read(base.assumingMemoryBound(to: UInt8.self), n, start, &root)
-        guard end >= 0 else { return nil }
-        if root.model_at >= 0 {
-            document.model.begin()
-            document.model.append(UnsafeRawBufferPointer(start: base + root.model_at, count: root.model_count))
+        // Not initialised: the read sets what it reports (a zeroed value cost ~30 stores).
+        return withUnsafeTemporaryAllocation(of: fluxgate_json_root.self, capacity: 1) { buffer -> Int? in
+            let root = buffer.baseAddress!
+            let end = fluxgate_json_root_read(base.assumingMemoryBound(to: UInt8.self), n, start, root)
+            guard end >= 0 else { return nil }
+            if root.pointee.model_at >= 0 {
+                document.model.begin()
+                document.model.append(UnsafeRawBufferPointer(start: base + root.pointee.model_at, count: root.pointee.model_count))
+            }
+            if root.pointee.type_at >= 0 {
+                document.type.begin()
+                document.type.append(UnsafeRawBufferPointer(start: base + root.pointee.type_at, count: root.pointee.type_count))
+            }
+            let written = root.pointee.written
+            if written != 0 {
+                if written & 1 != 0 { keep(fluxgate_json_root_counts(root, 0), at: .root) }
+                if written & 2 != 0 { keep(fluxgate_json_root_counts(root, 1), at: .response) }
+                if written & 4 != 0 { keep(fluxgate_json_root_counts(root, 2), at: .message) }
+            }
+            return end
         }
-        if root.type_at >= 0 {
-            document.type.begin()
-            document.type.append(UnsafeRawBufferPointer(start: base + root.type_at, count: root.type_count))
-        }
-        if root.written != 0 {
-            if root.written & 1 != 0 { document[.root] = UsageCounts(root.counts.0) }
-            if root.written & 2 != 0 { document[.response] = UsageCounts(root.counts.1) }
-            if root.written & 4 != 0 { document[.message] = UsageCounts(root.counts.2) }
-        }
-        return end
         #else
         return nil
         #endif
     }
+
+    #if arch(x86_64)
+    /// The counts `fluxgate_json_root_read` found for `location` (`given` bit f: field f, in
+    /// `UsageCounts.Field`'s order), set in the document in place.
+    @inline(__always)
+    private mutating func keep(_ found: UnsafePointer<fluxgate_usage_counts>, at location: UsageLocation) {
+        let given = found.pointee.given
+        document.start(location, present: found.pointee.present != 0)
+        guard given != 0 else { return }
+        @inline(__always) func set(_ counts: inout UsageCounts) {
+            if given & 1 != 0 { counts.promptTokens = Int(found.pointee.value.0) }
+            if given & 2 != 0 { counts.completionTokens = Int(found.pointee.value.1) }
+            guard given > 3 else { return }
+            if given & 4 != 0 { counts.promptCachedTokens = Int(found.pointee.value.2) }
+            if given & 8 != 0 { counts.inputTokens = Int(found.pointee.value.3) }
+            if given & 16 != 0 { counts.outputTokens = Int(found.pointee.value.4) }
+            if given & 32 != 0 { counts.inputCachedTokens = Int(found.pointee.value.5) }
+            if given & 64 != 0 { counts.cacheReadInputTokens = Int(found.pointee.value.6) }
+            if given & 128 != 0 { counts.cacheCreationInputTokens = Int(found.pointee.value.7) }
+        }
+        switch location {
+        case .root: set(&document.usage)
+        case .response: set(&document.responseUsage)
+        case .message: set(&document.messageUsage)
+        }
+    }
+    #endif
 
     /// The members of an object `container` from `start` (after its `{`) to its `}`: the index
     /// after the `}`, or nil.
@@ -187,22 +220,4 @@ extension UsageJSONScanner {
     #else
     static let jsonSkipAVX2 = false
     #endif
-}
-
-extension UsageCounts {
-    /// The counts `fluxgate_json_root_read` found (`given` bit f: field f, in `Field`'s order).
-    fileprivate init(_ counts: fluxgate_usage_counts) {
-        self.init(present: counts.present != 0)
-        let given = counts.given
-        guard given != 0 else { return }
-        if given & 1 != 0 { promptTokens = Int(counts.value.0) }
-        if given & 2 != 0 { completionTokens = Int(counts.value.1) }
-        guard given > 3 else { return }
-        if given & 4 != 0 { promptCachedTokens = Int(counts.value.2) }
-        if given & 8 != 0 { inputTokens = Int(counts.value.3) }
-        if given & 16 != 0 { outputTokens = Int(counts.value.4) }
-        if given & 32 != 0 { inputCachedTokens = Int(counts.value.5) }
-        if given & 64 != 0 { cacheReadInputTokens = Int(counts.value.6) }
-        if given & 128 != 0 { cacheCreationInputTokens = Int(counts.value.7) }
-    }
 }
