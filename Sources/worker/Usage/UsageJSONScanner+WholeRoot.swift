@@ -7,16 +7,24 @@
 // byte the grammar refuses) or a slice that ends first makes it give up: the document is cleared
 // and the walk reads the slice from the document's start, so results are always the walk's. Only
 // the values `+Members` reads (skipped values, plain counts, plain kept strings) are read here,
-// through its helpers.
+// through its helpers. The same read is done first in C (`json_root.h`, `docs/performance.md`,
+// "usagejson7"), which takes exactly these values and gives up where this one would (or on a body
+// under 64 bytes, or a CPU without AVX2): then this one runs.
 
 import CByteClasses
 
 extension UsageJSONScanner {
+    /// Which reads `readWholeRoot` tries: both, the C one first (the scanner's); one alone
+    /// (tests compare them).
+    enum WholeRootReads { case cThenSwift, cOnly, swiftOnly }
+
     /// From `start`, just after the document's `{` (nothing read before it): the index after the
     /// object's `}` with the document read (`state` `.done`), or nil with the document cleared
     /// and nothing else changed. Not for event data (`countsDeltas`: a chunk's `choices` are
     /// followed, which this path does not do).
-    mutating func readWholeRoot(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+    mutating func readWholeRoot(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, reads: WholeRootReads = .cThenSwift
+    ) -> Int? {
         guard !countsDeltas, let base = bytes.baseAddress else { return nil }
         let n = bytes.count
         // A slice that cuts the object (the last byte but white space is not a `}`) would be read
@@ -28,7 +36,12 @@ extension UsageJSONScanner {
             last &-= 1
         }
         guard last >= start, base.load(fromByteOffset: last, as: UInt8.self) == UInt8(ascii: "}") else { return nil }
-        guard let end = wholeObject(base, n, from: start, container: .root) else {
+        if reads != .swiftOnly, let end = readRootInC(base, n, from: start) {
+            frameCount = 0
+            state = .done
+            return end
+        }
+        guard reads != .cOnly, let end = wholeObject(base, n, from: start, container: .root) else {
             document.clear()
             return nil
         }
@@ -36,6 +49,67 @@ extension UsageJSONScanner {
         state = .done
         return end
     }
+
+    /// The object from `start` read by `fluxgate_json_root_read` (the whole root's member walk in
+    /// C, ~1,200 instructions on the bench's body where `wholeObject` took ~1,900): the index
+    /// after its `}`, what it kept set in the document as `wholeObject` would set it; nil, nothing
+    /// changed, where it gives up (whatever `wholeObject` does not take, and a body under 64
+    /// bytes) or the CPU lacks AVX2.
+    private mutating func readRootInC(_ base: UnsafeRawPointer, _ n: Int, from start: Int) -> Int? {
+        #if arch(x86_64)
+        guard Self.jsonSkipAVX2 else { return nil }
+        // Not initialised: the read sets what it reports (a zeroed value cost ~30 stores).
+        return withUnsafeTemporaryAllocation(of: fluxgate_json_root.self, capacity: 1) { buffer -> Int? in
+            let root = buffer.baseAddress!
+            let end = fluxgate_json_root_read(base.assumingMemoryBound(to: UInt8.self), n, start, root)
+            guard end >= 0 else { return nil }
+            if root.pointee.model_at >= 0 {
+                document.model.begin()
+                document.model.append(UnsafeRawBufferPointer(start: base + root.pointee.model_at, count: root.pointee.model_count))
+            }
+            if root.pointee.type_at >= 0 {
+                document.type.begin()
+                document.type.append(UnsafeRawBufferPointer(start: base + root.pointee.type_at, count: root.pointee.type_count))
+            }
+            let written = root.pointee.written
+            if written != 0 {
+                if written & 1 != 0 { keep(fluxgate_json_root_counts(root, 0), at: .root) }
+                if written & 2 != 0 { keep(fluxgate_json_root_counts(root, 1), at: .response) }
+                if written & 4 != 0 { keep(fluxgate_json_root_counts(root, 2), at: .message) }
+            }
+            return end
+        }
+        #else
+        return nil
+        #endif
+    }
+
+    #if arch(x86_64)
+    /// The counts `fluxgate_json_root_read` found for `location` (`given` bit f: field f, in
+    /// `UsageCounts.Field`'s order), set in the document in place.
+    @inline(__always)
+    private mutating func keep(_ found: UnsafePointer<fluxgate_usage_counts>, at location: UsageLocation) {
+        let given = found.pointee.given
+        document.start(location, present: found.pointee.present != 0)
+        guard given != 0 else { return }
+        @inline(__always) func set(_ counts: inout UsageCounts) {
+            if given & 1 != 0 { counts.promptTokens = Int(found.pointee.value.0) }
+            if given & 2 != 0 { counts.completionTokens = Int(found.pointee.value.1) }
+            guard given > 3 else { return }
+            if given & 4 != 0 { counts.promptCachedTokens = Int(found.pointee.value.2) }
+            if given & 8 != 0 { counts.inputTokens = Int(found.pointee.value.3) }
+            if given & 16 != 0 { counts.outputTokens = Int(found.pointee.value.4) }
+            if given & 32 != 0 { counts.inputCachedTokens = Int(found.pointee.value.5) }
+            if given & 64 != 0 { counts.cacheReadInputTokens = Int(found.pointee.value.6) }
+            if given & 128 != 0 { counts.cacheCreationInputTokens = Int(found.pointee.value.7) }
+        }
+        switch location {
+        case .root: set(&document.usage)
+        case .response: set(&document.responseUsage)
+        case .message: set(&document.messageUsage)
+        }
+    }
+    #endif
 
     /// The members of an object `container` from `start` (after its `{`) to its `}`: the index
     /// after the `}`, or nil.

@@ -33,46 +33,79 @@ import Testing
 
     /// `bytes` in one slice (the fast path where it applies), and its first byte alone, then the
     /// rest (the walk: a slice of `{` alone ends the object's first): both outcomes, and whether
-    /// the fast path read the document.
+    /// the fast path read the document. The fast path's two reads are compared too: where the C
+    /// one takes the document, the Swift one takes it and keeps the same.
     func bothWays(_ bytes: [UInt8]) -> (fast: Outcome, walk: Outcome, taken: Bool) {
+        bothReads(bytes).outcomes
+    }
+
+    /// `bothWays`, and whether the C read took the document.
+    func bothReads(_ bytes: [UInt8]) -> (outcomes: (fast: Outcome, walk: Outcome, taken: Bool), takenInC: Bool) {
         var whole = UsageJSONScanner()
         var walked = UsageJSONScanner()
         var direct = UsageJSONScanner()
+        var inC = UsageJSONScanner()
+        var inSwift = UsageJSONScanner()
         var taken = false
+        var takenInC = false
+        var takenInSwift = false
         bytes.withUnsafeBytes { all in
             whole.scan(all)
             walked.scan(UnsafeRawBufferPointer(rebasing: all[..<1]))
             walked.scan(UnsafeRawBufferPointer(rebasing: all[1...]))
             // Called directly, to tell whether it read the document (and what follows the
             // object, scanned after it, as `scan` does).
-            if all.first == UInt8(ascii: "{"), let end = direct.readWholeRoot(all, from: 1) {
+            guard all.first == UInt8(ascii: "{") else { return }
+            if let end = direct.readWholeRoot(all, from: 1) {
                 taken = true
                 direct.scan(UnsafeRawBufferPointer(rebasing: all[end...]))
             }
+            if let end = inC.readWholeRoot(all, from: 1, reads: .cOnly) {
+                takenInC = true
+                inC.scan(UnsafeRawBufferPointer(rebasing: all[end...]))
+            }
+            if let end = inSwift.readWholeRoot(all, from: 1, reads: .swiftOnly) {
+                takenInSwift = true
+                inSwift.scan(UnsafeRawBufferPointer(rebasing: all[end...]))
+            }
         }
         if taken { #expect(Outcome(direct) == Outcome(whole)) }
-        return (Outcome(whole), Outcome(walked), taken)
+        #expect(taken == takenInSwift)
+        if takenInC {
+            #expect(takenInSwift)
+            #expect(Outcome(inC) == Outcome(inSwift))
+        }
+        return ((Outcome(whole), Outcome(walked), taken), takenInC)
     }
+
+    /// White space after the object, to make a short document as long as the C read needs.
+    static func padded(_ bytes: [UInt8]) -> [UInt8] { bytes + [UInt8](repeating: 0x20, count: 64) }
 
     @Test func theCorpusJSONBodiesAreReadAsTheWalkReadsThem() {
         var taken = 0
+        var takenInC = 0
         for corpusCase in UsageCorpus.cases where corpusCase.file.hasSuffix(".json") {
             let bytes = corpusCase.bytes
             let start = bytes.firstIndex { $0 > 0x20 } ?? 0
-            let (fast, walk, wasTaken) = bothWays(Array(bytes[start...]))
+            let ((fast, walk, wasTaken), wasTakenInC) = bothReads(Array(bytes[start...]))
             #expect(fast == walk, "\(corpusCase.file)")
             if wasTaken { taken += 1 }
+            if wasTakenInC { takenInC += 1 }
         }
-        // Most of the corpus's bodies are plain: the fast path reads them.
+        // Most of the corpus's bodies are plain: the fast path reads them, in C.
         #expect(taken >= 3)
+        #expect(takenInC >= 3)
     }
 
     @Test func theBenchMockIsReadWhole() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../../bench/mock/chat.json").standardized
         let bytes = [UInt8](try Data(contentsOf: url))
-        let (fast, walk, taken) = bothWays(bytes)
+        let ((fast, walk, taken), takenInC) = bothReads(bytes)
         #expect(taken)
+        #if arch(x86_64)
+        #expect(takenInC == UsageJSONScanner.jsonSkipAVX2)
+        #endif
         #expect(fast == walk)
         #expect(fast.usage == UsageCounts(present: true, promptTokens: 19, completionTokens: 52))
         #expect(fast.model == "gpt-4o-mini-2024-07-18")
@@ -83,16 +116,22 @@ import Testing
         var taken = 0
         var valid = 0
         let documents = 4000
+        var takenInC = 0
         for _ in 0..<documents {
             let text = generator.document()
             let (fast, walk, wasTaken) = bothWays(Array(text.utf8))
             #expect(fast == walk, "\(text)")
             if wasTaken { taken += 1 }
             if walk.valid { valid += 1 }
+            // Long enough for the C read.
+            let ((paddedFast, paddedWalk, _), wasTakenInC) = bothReads(Self.padded(Array(text.utf8)))
+            #expect(paddedFast == paddedWalk, "\(text)")
+            if wasTakenInC { takenInC += 1 }
         }
         // Both paths are exercised: the fast path reads many documents, and gives up on others.
         #expect(taken > documents / 10)
         #expect(taken < valid)
+        if UsageJSONScanner.jsonSkipAVX2 { #expect(takenInC > documents / 10) }
     }
 
     @Test func unusualDocumentsAreLeftToTheWalk() {
@@ -121,6 +160,52 @@ import Testing
         for text in cases {
             let (fast, walk, taken) = bothWays(Array(text.utf8))
             #expect(taken, "\(text)")
+            #expect(fast == walk, "\(text)")
+        }
+    }
+
+    /// The C read against the Swift one (`bothReads` compares them) on the shapes either may meet:
+    /// what it takes, and what it must leave to the Swift read or the walk.
+    @Test func theCReadKeepsWhatTheSwiftReadKeeps() {
+        let taken = [
+            #"{"id":"x","model":"m","choices":[{"message":{"model":"inner","usage":{"prompt_tokens":9}}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#,
+            #"{"model":"a","model":"b","usage":{"prompt_tokens":1,"prompt_tokens":null},"usage":{"completion_tokens":2}}"#,
+            "{\n  \"model\" : \"m\",\r\n\t\"usage\" :\n {\n \"prompt_tokens\" : 10 ,\n \"completion_tokens\":0\n }\n}\n",
+            #"{"type":"message","model":"claude","usage":{"input_tokens":5,"cache_read_input_tokens":2,"cache_creation_input_tokens":1,"output_tokens":3}}"#,
+            #"{"response":{"model":"r","usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":1},"output_tokens":2}},"response":{"id":"2"}}"#,
+            #"{"message":{"model":"m","usage":{"input_tokens":5}},"message":{"usage":{"output_tokens":2}}}"#,
+            #"{"usage":{"prompt_tokens_details":{"cached_tokens":2},"prompt_tokens_details":{"audio_tokens":1},"prompt_tokens":4}}"#,
+            #"{"usage":{"prompt_tokens":999999999999999,"completion_tokens":true},"created":0,"x":false,"y":null}"#,
+            #"{"a":{"b":"\"}\\","c":[1,{"d":"]"}]},"usage":{"prompt_tokens":1},"model":""}"#,
+            #"{}"#,
+            #"{"usage":{"prompt_tokens":3}} }"#,  // a byte after the object (the scan's to refuse)
+        ]
+        let leftToSwift = [
+            #"{"us\u0061ge":{"prompt_tokens":3},"model":"m"}"#,  // an escape in a name
+            #"{"model":"a\"b","usage":{"prompt_tokens":3}}"#,  // an escape in a kept value
+            #"{"id":"a\nb","usage":{"prompt_tokens":3}}"#,  // an escape in a skipped value
+            #"{"usage":{"prompt_tokens":3.5}}"#,  // a count not plain
+            #"{"usage":{"prompt_tokens":1e3}}"#,  // a count with an exponent
+            #"{"temperature":1.5e-3,"usage":{"prompt_tokens":3}}"#,  // a skipped number not plain
+            #"{"usage":{"prompt_tokens":-3}}"#,
+            #"{"usage":{"prompt_tokens":0123}}"#,
+            #"{"usage":{"prompt_tokens":1234567890123456}}"#,  // 16 digits
+            #"{"usage":null,"model":"m"}"#,  // a followed member not an object
+            #"{"model":null}"#,
+            #"{"usage":{"prompt_tokens":3},}"#,  // a trailing comma
+            #"{"usage":{"prompt_tokens":3}"#,  // cut
+            #"{"usage":{"prompt_tokens":3}truex}"#,
+            #"{"x":[1,2\],"usage":{"prompt_tokens":3}}"#,  // a backslash outside a string
+            "{\"id\":\"a\u{01}b\",\"usage\":{\"prompt_tokens\":3}}",  // a control byte in a string
+        ]
+        for text in taken {
+            let ((fast, walk, _), takenInC) = bothReads(Self.padded(Array(text.utf8)))
+            #expect(takenInC == UsageJSONScanner.jsonSkipAVX2, "\(text)")
+            #expect(fast == walk, "\(text)")
+        }
+        for text in leftToSwift {
+            let ((fast, walk, _), takenInC) = bothReads(Self.padded(Array(text.utf8)))
+            #expect(!takenInC, "\(text)")
             #expect(fast == walk, "\(text)")
         }
     }
