@@ -22,14 +22,12 @@ final class UsageObserver: ResponseObserver {
         guard active else { return }
         // A retried exchange reports the head of the response it relays: that one is read.
         reading = true
-        let fields = facts.fields
-        facts.head.withUnsafeReadableBytes { head in
-            reader.restart(
-                status: facts.status,
-                contentType: .init(headerValue: fields.contentType.map { UnsafeRawBufferPointer(rebasing: head[$0]) }),
-                contentEncoding: .init(
-                    headerValue: fields.contentEncoding.map { UnsafeRawBufferPointer(rebasing: head[$0]) }))
-        }
+        let head = facts.head
+        reader.restart(
+            status: facts.status,
+            contentType: .init(headerValue: facts.fields.contentType.map { UnsafeRawBufferPointer(rebasing: head[$0]) }),
+            contentEncoding: .init(
+                headerValue: facts.fields.contentEncoding.map { UnsafeRawBufferPointer(rebasing: head[$0]) }))
     }
 
     func responsePayload(_ bytes: UnsafeRawBufferPointer) {
