@@ -153,6 +153,7 @@ struct UsageTally {
     /// content deltas estimate the output when the usage is not the provider's final word.
     /// `models`: the last model name made, reused when it is the same (one per connection, so
     /// that a response naming the model of the one before it allocates nothing).
+    @inline(__always)
     mutating func result(complete: Bool, unreadable: Bool, stream: Bool, models: inout String?) -> UsageResult {
         var usage: NormalizedUsage?
         var final = false
