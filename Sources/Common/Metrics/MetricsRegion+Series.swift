@@ -74,7 +74,23 @@ extension MetricsRegion {
     /// `fluxgate_tokens_total{upstream, key, model, type}` += each count (`model`: a code of
     /// `ModelNameTable`).
     public func countTokens(upstream: Int64, key: Int64, model: Int64, input: Int64, output: Int64, cacheRead: Int64, cacheWrite: Int64) {
-        let counts = counts(.tokens, model, upstream, key, other: MetricsTotals.SeriesKey.otherTokens)
+        Self.addTokens(
+            tokenCounts(upstream: upstream, key: key, model: model), input: input, output: output, cacheRead: cacheRead,
+            cacheWrite: cacheWrite)
+    }
+
+    /// Where the counts of `fluxgate_tokens_total{upstream, key, model}` are (or those of its
+    /// `other` series, once the table is full). A series, once placed, stays where it is while the
+    /// region's worker lives (the master clears a region only after its worker is gone), so the
+    /// worker may keep the address rather than find it again.
+    public func tokenCounts(upstream: Int64, key: Int64, model: Int64) -> UnsafeMutablePointer<Int64> {
+        counts(.tokens, model, upstream, key, other: MetricsTotals.SeriesKey.otherTokens)
+    }
+
+    /// Adds each count to the series at `counts` (from `tokenCounts`).
+    public static func addTokens(
+        _ counts: UnsafeMutablePointer<Int64>, input: Int64, output: Int64, cacheRead: Int64, cacheWrite: Int64
+    ) {
         if input != 0 { fluxgate_counter_add(counts + MetricsSchema.TokenType.input.rawValue, input) }
         if output != 0 { fluxgate_counter_add(counts + MetricsSchema.TokenType.output.rawValue, output) }
         if cacheRead != 0 { fluxgate_counter_add(counts + MetricsSchema.TokenType.cacheRead.rawValue, cacheRead) }

@@ -621,7 +621,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     /// The connection's usage reader, ready for the response of the request being forwarded.
     private func usageObserver() -> UsageObserver {
-        let observer = usage ?? UsageObserver()
+        // Not `usage ?? UsageObserver()` stored back: that retained it twice and released it once.
+        if let usage {
+            usage.begin()
+            return usage
+        }
+        let observer = UsageObserver()
         usage = observer
         observer.begin()
         return observer

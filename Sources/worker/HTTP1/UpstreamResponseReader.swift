@@ -320,7 +320,7 @@ struct UpstreamResponseReader {
         }
         status = parsed.status
         if let facts, observer != nil {
-            observeHead(ResponseFacts(status: parsed.status, head: Self.prefix(bytes, length), fields: facts))
+            observeHead(bytes, length: length, status: parsed.status, fields: facts)
         }
         let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
         var keepAlive = parsed.keepAlive
@@ -374,8 +374,13 @@ struct UpstreamResponseReader {
         length == bytes.readableBytes ? bytes : bytes.getSlice(at: bytes.readerIndex, length: length)!
     }
 
+    /// The head's facts to the observer, its first `length` bytes where they lie in `bytes`.
     @inline(never)
-    private func observeHead(_ facts: ResponseFacts) { observer?.responseHead(facts) }
+    private func observeHead(_ bytes: ByteBuffer, length: Int, status: UInt, fields: ResponseFacts.Fields) {
+        bytes.withUnsafeReadableBytes {
+            observer?.responseHead(ResponseFacts(status: status, head: UnsafeRawBufferPointer(rebasing: $0[..<length]), fields: fields))
+        }
+    }
 
     // MARK: Body
 

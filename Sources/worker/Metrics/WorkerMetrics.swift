@@ -12,6 +12,8 @@ struct WorkerMetrics {
     let region: MetricsRegion
     /// The model codes this worker used last (a code never changes while the master lives).
     let models = ModelCodeCache()
+    /// The tokens series counted last.
+    let tokenSeries = LastTokenSeries()
 
     /// One finished request (`WorkerContext.requestEnded`). `now`: its end.
     func record(_ facts: borrowing RequestFacts, now: UInt64) {
@@ -58,9 +60,14 @@ struct WorkerMetrics {
         } else if let name = facts.requestModel {
             model = models.code(upstream: upstream, name: name, in: region.modelNames)
         }
-        region.countTokens(
-            upstream: upstream, key: facts.keyMetric, model: model, input: input, output: output, cacheRead: cacheRead,
-            cacheWrite: cacheWrite)
+        let key = facts.keyMetric
+        if tokenSeries.counts == nil || tokenSeries.upstream != upstream || tokenSeries.key != key || tokenSeries.model != model {
+            tokenSeries.counts = region.tokenCounts(upstream: upstream, key: key, model: model)
+            tokenSeries.upstream = upstream
+            tokenSeries.key = key
+            tokenSeries.model = model
+        }
+        MetricsRegion.addTokens(tokenSeries.counts!, input: input, output: output, cacheRead: cacheRead, cacheWrite: cacheWrite)
     }
 
     static func limit(_ kind: RateLimitKind) -> MetricsSchema.RateLimit {
@@ -102,6 +109,17 @@ struct WorkerMetrics {
     }
 }
 
+/// The address of the `fluxgate_tokens_total` series counted last (`MetricsRegion.tokenCounts`:
+/// it stays put while the worker lives), and its labels: the next request of the same key and
+/// model counts without a probe of the region's table (~50 instructions). Touched only from the
+/// worker's loop.
+final class LastTokenSeries {
+    var upstream: Int64 = 0
+    var key: Int64 = 0
+    var model: Int64 = 0
+    var counts: UnsafeMutablePointer<Int64>?
+}
+
 /// The last few (upstream, model name) → code lookups of one worker: the shared table's lookup
 /// hashes the name and compares its bytes (~500 instructions per request, docs/performance.md);
 /// a hit here is a comparison of the name's bytes. Codes are never reassigned while the master
@@ -110,8 +128,23 @@ final class ModelCodeCache {
     static let size = 8
     private var entries: [(upstream: Int64, name: String, code: Int64)] = []
     private var next = 0
+    /// The entry found last, apart: most requests name the model of the one before them, and
+    /// the loop over the array of tuples cost more than the comparison.
+    private var lastUpstream = Int64.min  // no upstream's key: nothing found yet
+    private var lastName = ""
+    private var lastCode = ModelNameTable.noneCode
 
     func code(upstream: Int64, name: String, in table: ModelNameTable) -> Int64 {
+        if upstream == lastUpstream && Self.same(lastName, name) { return lastCode }
+        let code = lookUp(upstream: upstream, name: name, in: table)
+        lastUpstream = upstream
+        lastName = name
+        lastCode = code
+        return code
+    }
+
+    @inline(never)
+    private func lookUp(upstream: Int64, name: String, in table: ModelNameTable) -> Int64 {
         for entry in entries where entry.upstream == upstream && Self.same(entry.name, name) { return entry.code }
         let code = table.code(upstream: upstream, name: name)
         if entries.count < Self.size {

@@ -22,14 +22,14 @@ final class UsageObserver: ResponseObserver {
         guard active else { return }
         // A retried exchange reports the head of the response it relays: that one is read.
         reading = true
-        let fields = facts.fields
-        facts.head.withUnsafeReadableBytes { head in
-            reader.restart(
-                status: facts.status,
-                contentType: .init(headerValue: fields.contentType.map { UnsafeRawBufferPointer(rebasing: head[$0]) }),
-                contentEncoding: .init(
-                    headerValue: fields.contentEncoding.map { UnsafeRawBufferPointer(rebasing: head[$0]) }))
-        }
+        let head = facts.head
+        // Most responses have no `Content-Encoding`: no call to read one.
+        var coding = UsageReader.ContentCoding.identity
+        if let range = facts.fields.contentEncoding { coding = .init(headerValue: UnsafeRawBufferPointer(rebasing: head[range])) }
+        reader.restart(
+            status: facts.status,
+            contentType: .init(headerValue: facts.fields.contentType.map { UnsafeRawBufferPointer(rebasing: head[$0]) }),
+            contentEncoding: coding)
     }
 
     func responsePayload(_ bytes: UnsafeRawBufferPointer) {

@@ -61,6 +61,7 @@ struct UsageReader {
 
     /// Reads a new response with this value's memory, in place: what `init` does, without
     /// building a kilobyte of state and copying it (the tap keeps one reader per connection).
+    @inline(__always)
     mutating func restart(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
         // Most responses had none: no release of an empty optional.
         if decoder != nil { decoder = nil }

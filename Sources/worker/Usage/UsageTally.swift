@@ -85,14 +85,14 @@ struct UsageTally {
         let kind = document.type.isComplete ? EventKind(document.type) : eventKind
         switch kind {
         case .messageStart:
-            name(document.model)
+            name(&document.model)
             if document.messageUsage.present {
                 anthropic.overlay(document.messageUsage)
                 anthropicWritten = true
                 source = .anthropic
             }
         case .messageDelta:
-            name(document.model)
+            name(&document.model)
             if document.usage.present {
                 anthropic.overlay(document.usage)
                 anthropicWritten = true
@@ -102,7 +102,7 @@ struct UsageTally {
         case .contentBlockDelta:
             contentDeltas &+= 1
         case .responseFinal:
-            name(document.model)
+            name(&document.model)
             if document.responseUsage.present, let usage = document.responseUsage.normalized {
                 replaced = usage
                 source = .replaced
@@ -110,9 +110,9 @@ struct UsageTally {
         case .responseDelta:
             contentDeltas &+= 1
         case .responseOther:
-            name(document.model)
+            name(&document.model)
         case .other:
-            name(document.model)
+            name(&document.model)
             contentDeltas &+= document.contentDeltas
             if document.usage.present, let usage = document.usage.normalized {
                 replaced = usage
@@ -124,9 +124,11 @@ struct UsageTally {
     /// The response has named its model.
     var knowsModel: Bool { model.isSet }
 
-    private mutating func name(_ kept: borrowing KeptBytes<256>) {
+    /// The document's model, when it is the first the response names. Its bytes are read in
+    /// place: `KeptBytes.set` of a borrowed value copied its 256 bytes to the stack first.
+    private mutating func name(_ kept: inout KeptBytes<256>) {
         guard !model.isSet, kept.isComplete, kept.count > 0 else { return }
-        model.set(kept)
+        kept.withBytes { name($0) }
     }
 
     /// The model named by an event the prefilter read (its top-level `model`, 1 to 256 bytes).
@@ -151,6 +153,7 @@ struct UsageTally {
     /// content deltas estimate the output when the usage is not the provider's final word.
     /// `models`: the last model name made, reused when it is the same (one per connection, so
     /// that a response naming the model of the one before it allocates nothing).
+    @inline(__always)
     mutating func result(complete: Bool, unreadable: Bool, stream: Bool, models: inout String?) -> UsageResult {
         var usage: NormalizedUsage?
         var final = false
