@@ -249,6 +249,21 @@ import Testing
         #expect(index.position(of: "claude-sonnet") == 2)
         for other in ["gpt-4o ", "gpt-4", "GPT-4o", "claude", "x"] { #expect(index.position(of: other) == nil) }
     }
+
+    /// The one-by-one comparison reads eight bytes at a time: a name of any length, and one
+    /// byte changed anywhere in it, in a word or in the tail.
+    @Test func aFewNamesAreComparedWholeAtEveryLength() {
+        for length in 1...40 {
+            let name = String((0..<length).map { Character(UnicodeScalar(UInt8(0x61 + $0 % 26))) })
+            let index = ModelNameIndex(["x", name])
+            #expect(index.position(of: name) == 1, "length \(length)")
+            for position in 0..<length {
+                var bytes = Array(name.utf8)
+                bytes[position] ^= 0x20
+                #expect(index.position(of: String(decoding: bytes, as: UTF8.self)) == nil, "\(position) of \(length)")
+            }
+        }
+    }
 }
 
 /// `leadingModel`'s one pass (the quote, an escape or a control byte, whichever comes first)

@@ -83,8 +83,9 @@ final class TargetGroup: @unchecked Sendable {
     /// trial this request takes; nil when there is none. Each target's health word is read once,
     /// and the round robin is given the eligible ones as bits (a closure per target read the
     /// health again: docs/performance.md, "gwpath (session 12)").
+    /// Inlined: the shortcut below is the usual choice; the rest is `chooseByCells`.
+    @inline(__always)
     func choose(excluding tried: UInt64, board: TargetHealthBoard, nowMs: Int64) -> Int? {
-        if !resolved { _ = cells(on: board) }
         // The first try with every target in service: the round robin over all of them, each
         // health word read by one load (the same choice as below, where each is in service).
         if tried == 0, count <= 64, ObjectIdentifier(board) == wordsBoardID {
@@ -101,6 +102,12 @@ final class TargetGroup: @unchecked Sendable {
                 return WeightedRoundRobin.next(scores: scores, weights: weightWords, count: count, eligible: all)
             }
         }
+        return chooseByCells(excluding: tried, board: board, nowMs: nowMs)
+    }
+
+    /// `choose` with each target's health read by its cell.
+    private func chooseByCells(excluding tried: UInt64, board: TargetHealthBoard, nowMs: Int64) -> Int? {
+        if !resolved { _ = cells(on: board) }
         var inService: UInt64 = 0
         var trialDue: UInt64 = 0
         let cellWords = self.cellWords
@@ -144,13 +151,18 @@ final class TargetGroup: @unchecked Sendable {
         return best
     }
 
+    /// Inlined: the usual success is the one load below; the rest is `succeededByCell`.
+    @inline(__always)
     func succeeded(_ index: Int, board: TargetHealthBoard, nowMs: Int64) {
-        if !resolved { _ = cells(on: board) }
         if ObjectIdentifier(board) == wordsBoardID {
             // No cell: nothing to keep (as `isUntouched` says below).
             guard let word = words[index] else { return }
             if UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthBoard.countedBits == 0 { return }
         }
+        succeededByCell(index, board: board, nowMs: nowMs)
+    }
+
+    private func succeededByCell(_ index: Int, board: TargetHealthBoard, nowMs: Int64) {
         let cell = cell(index, on: board)
         // The usual success, of a target in service with nothing counted, changes nothing: one load.
         if board.isUntouched(cell: cell) { return }
