@@ -53,7 +53,7 @@ struct ModelNameIndex: Sendable {
                     for position in 0..<spans.count {
                         let span = spans[position]
                         guard span.count == bytes.count else { continue }
-                        if span.isEmpty || Self.same(block.baseAddress! + span.lowerBound, bytes.baseAddress!, count: span.count) {
+                        if span.isEmpty || ShortBytes.equal(block.baseAddress! + span.lowerBound, bytes.baseAddress!, count: span.count) {
                             return position
                         }
                     }
@@ -73,24 +73,6 @@ struct ModelNameIndex: Sendable {
             i = (i + 1) & mask
         }
         return nil
-    }
-
-    /// `memcmp(a, b, count) == 0` for a name of `models:`, eight bytes at a time: no call for
-    /// the usual short name (~15 instructions a lookup, docs/performance.md "gateway7").
-    @inline(__always)
-    private static func same(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
-        var i = 0
-        while count - i >= 8 {
-            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
-                return false
-            }
-            i &+= 8
-        }
-        while i < count {
-            if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
-            i &+= 1
-        }
-        return true
     }
 
     func position(of name: String) -> Int? {
