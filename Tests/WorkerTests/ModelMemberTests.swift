@@ -249,4 +249,51 @@ import Testing
         #expect(index.position(of: "claude-sonnet") == 2)
         for other in ["gpt-4o ", "gpt-4", "GPT-4o", "claude", "x"] { #expect(index.position(of: other) == nil) }
     }
+
+    /// The one-by-one comparison reads eight bytes at a time: a name of any length, and one
+    /// byte changed anywhere in it, in a word or in the tail.
+    @Test func aFewNamesAreComparedWholeAtEveryLength() {
+        for length in 1...40 {
+            let name = String((0..<length).map { Character(UnicodeScalar(UInt8(0x61 + $0 % 26))) })
+            let index = ModelNameIndex(["x", name])
+            #expect(index.position(of: name) == 1, "length \(length)")
+            for position in 0..<length {
+                var bytes = Array(name.utf8)
+                bytes[position] ^= 0x20
+                #expect(index.position(of: String(decoding: bytes, as: UTF8.self)) == nil, "\(position) of \(length)")
+            }
+        }
+    }
+}
+
+/// `leadingModel`'s one pass (the quote, an escape or a control byte, whichever comes first)
+/// against its definition: the first quote after `{"model":"`, with no escape or control byte
+/// before it.
+@Suite struct LeadingModelOnePassTests {
+    static func byDefinition(_ bytes: [UInt8]) -> Range<Int>? {
+        let opening = Array(#"{"model":""#.utf8)
+        guard bytes.count > opening.count, Array(bytes[..<opening.count]) == opening else { return nil }
+        guard let quote = bytes[opening.count...].firstIndex(of: 0x22) else { return nil }
+        if bytes[opening.count..<quote].contains(where: { $0 == 0x5C || $0 < 0x20 }) { return nil }
+        return (opening.count - 1)..<(quote + 1)
+    }
+
+    @Test func theOnePassFindsWhatTheDefinitionSays() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = [0x22, 0x5C, 0x00, 0x1F, 0x20, 0x21, 0x23, 0x5B, 0x5D, 0x61, 0x7F, 0x80, 0xA0, 0xC3, 0xFF]
+        for _ in 0..<4_000 {
+            var bytes = Array(#"{"model":""#.utf8)
+            if Int.random(in: 0..<20, using: &generator) == 0 { bytes[Int.random(in: 0..<10, using: &generator)] = 0x20 }
+            let length = Int.random(in: 0...40, using: &generator)
+            for _ in 0..<length {
+                // Mostly plain bytes, now and then one it looks for.
+                let byte =
+                    Int.random(in: 0..<6, using: &generator) == 0
+                    ? alphabet.randomElement(using: &generator)! : UInt8.random(in: 0x61...0x7A, using: &generator)
+                bytes.append(byte)
+            }
+            let expected = Self.byDefinition(bytes)
+            #expect(bytes.withUnsafeBytes { ModelMember.leadingModel($0) } == expected, "\(bytes)")
+        }
+    }
 }

@@ -43,7 +43,9 @@ public final class TargetHealthSegment: @unchecked Sendable {
     private func word(_ offset: Int) -> UnsafeMutablePointer<Int64> { memory.word(offset) }
 
     private func keyWord(_ cell: Int) -> UnsafeMutablePointer<Int64> { word(64 * (cell + 1)) }
-    private func stateWord(_ cell: Int) -> UnsafeMutablePointer<Int64> { word(64 * (cell + 1) + 8) }
+    /// The cell's health word where it lies (a worker's `TargetGroup` keeps it, to read it with one
+    /// load per choice).
+    public func stateWord(_ cell: Int) -> UnsafeMutablePointer<Int64> { word(64 * (cell + 1) + 8) }
 
     /// The key of a target: FNV-1a of the upstream's name, a NUL and the target's origin
     /// (never 0, which marks a free cell).

@@ -80,8 +80,9 @@ public struct RequestLogRegion {
     }
 
     /// The same, with the directory's word for the entry's region offset (`regionOffsetWord`)
-    /// also kept: inlined into the caller, no call per request.
-    @inlinable public static func lock(
+    /// also kept: inlined into the caller, no call per request (`@inline(__always)`: the
+    /// specialisation alone was still called, ~15 instructions, docs/performance.md "gateway7").
+    @inlinable @inline(__always) public static func lock(
         segmentBase: UnsafeMutableRawPointer, offsetWord: UnsafeMutablePointer<Int64>
     ) -> LockedRequestLog {
         while true {

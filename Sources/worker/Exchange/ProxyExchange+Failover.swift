@@ -35,17 +35,20 @@ extension ProxyExchange {
     /// never refuses a request by itself); when every target was tried (`retry.attempts` above
     /// the number of targets), the round starts again.
     func chooseTarget(now: NIODeadline) {
-        guard let health else { return }
+        guard let board = health.map(Unmanaged.passUnretained) else { return }
         let nowMs = TargetHealthBoard.milliseconds(now)
-        let route = match.route
-        if plan == nil, route.fallbacks.isEmpty, let index = route.group.choose(excluding: 0, board: health, nowMs: nowMs) {
+        if plan == nil, match.route.fallbacks.isEmpty,
+            let index = Self.firstChoice(Unmanaged.passUnretained(match.route.group), board, nowMs: nowMs)
+        {
             // The common first try: the upstream's own targets, one of them in service.
             var tried = FailoverPlan.TriedTargets(groups: 1)
             tried[0] = 1 << UInt64(index)
             plan = FailoverPlan(group: 0, index: index, tried: tried)
-            target = route.group.targets[index]
+            target = match.route.group.targets[index]
             return
         }
+        let health = board.takeUnretainedValue()
+        let route = match.route
         let count = 1 + route.fallbacks.count
         var plan = self.plan ?? FailoverPlan(tried: .init(groups: count))
         if (0..<count).allSatisfy({ plan.tried[$0] == Self.allBits(group($0).targets.count) }) {
@@ -92,13 +95,32 @@ extension ProxyExchange {
     /// `retry.on` lists (the last try's 503 is relayed, and still a failure of that target).
     func tryAnswered(status: UInt, retryOn: RetryRules, now: NIODeadline) {
         // The plan's two numbers, not a copy of the plan (its tried bits hold an array).
-        guard let groupIndex = plan?.group, let index = plan?.index, let health else { return }
+        guard let groupIndex = plan?.group, let index = plan?.index, let board = health.map(Unmanaged.passUnretained) else {
+            return
+        }
         let nowMs = TargetHealthBoard.milliseconds(now)
-        let group = groupIndex == 0 ? match.route.group : match.route.fallbacks[groupIndex - 1]
-        if retryOn.retries(status: status) {
-            group.failed(index, board: health, nowMs: nowMs)
-        } else {
-            group.succeeded(index, board: health, nowMs: nowMs)
+        let group = Unmanaged.passUnretained(groupIndex == 0 ? match.route.group : match.route.fallbacks[groupIndex - 1])
+        let failed = retryOn.retries(status: status)
+        // Guaranteed references, not retained around the calls: the exchange holds the route (by
+        // `match`) and the board for its whole life (~80 instructions per request).
+        group._withUnsafeGuaranteedRef { group in
+            board._withUnsafeGuaranteedRef { board in
+                if failed {
+                    group.failed(index, board: board, nowMs: nowMs)
+                } else {
+                    group.succeeded(index, board: board, nowMs: nowMs)
+                }
+            }
+        }
+    }
+
+    /// `group.choose(excluding: 0, …)` on guaranteed references: not retained around the call
+    /// (the exchange holds the route and the board for its whole life).
+    private static func firstChoice(
+        _ group: Unmanaged<TargetGroup>, _ board: Unmanaged<TargetHealthBoard>, nowMs: Int64
+    ) -> Int? {
+        group._withUnsafeGuaranteedRef { group in
+            board._withUnsafeGuaranteedRef { group.choose(excluding: 0, board: $0, nowMs: nowMs) }
         }
     }
 }

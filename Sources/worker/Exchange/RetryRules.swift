@@ -22,12 +22,14 @@ struct RetryRules: Equatable {
         }
     }
 
-    /// The status fails a try.
+    /// The status fails a try. Inlined: asked twice per response head of a route with `failover`.
+    @inline(__always)
     func retries(status: UInt) -> Bool {
         guard let bit = Self.bit(status) else { return false }
         return bit < 64 ? low & (1 << UInt64(bit)) != 0 : high & (1 << UInt64(bit - 64)) != 0
     }
 
+    @inline(__always)
     private static func bit(_ status: UInt) -> Int? {
         if status == 429 { return 0 }
         return (500...599).contains(status) ? 1 + Int(status - 500) : nil

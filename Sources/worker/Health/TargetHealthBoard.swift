@@ -18,6 +18,17 @@ final class TargetHealthBoard: Sendable {
         segment?.cell(forKey: TargetHealthSegment.key(upstream: upstream, origin: origin))
     }
 
+    /// The cell's health word where it lies in the segment (nil without a cell or a segment): a
+    /// `TargetGroup` reads it per choice without the cell's arithmetic.
+    func word(cell: Int?) -> UnsafeMutablePointer<Int64>? {
+        guard let cell, let segment else { return nil }
+        return segment.stateWord(cell)
+    }
+
+    /// Bits 0–14 of the word (`TargetHealth`): failures, ejections, out, trial. None set: a success
+    /// changes nothing (`isUntouched`).
+    static let countedBits: UInt64 = 0x7FFF
+
     func health(cell: Int?) -> TargetHealth {
         guard let cell, let segment else { return TargetHealth() }
         return TargetHealth(word: segment.load(cell: cell))
@@ -36,8 +47,7 @@ final class TargetHealthBoard: Sendable {
     /// success leaves it as it is (`TargetHealth.succeeding`).
     func isUntouched(cell: Int?) -> Bool {
         guard let cell, let segment else { return true }
-        // Bits 0–14 of the word (`TargetHealth`): failures, ejections, out, trial.
-        return segment.load(cell: cell) & 0x7FFF == 0
+        return segment.load(cell: cell) & Self.countedBits == 0
     }
 
     /// Applies `transition` to the cell's current value until no other worker raced it; writes

@@ -72,8 +72,12 @@ enum RateLimitStage {
         unowned(unsafe) let table = request.snapshot.rateLimits
         // A static key's one host-local requests limit and no upstream's: plain words, no
         // `LimitSet` (the same as `admit` below).
+        // A guaranteed reference for the look-up: the `unowned(unsafe)` binding above is copied
+        // (retained and released) around it.
         if let position = request.staticKey, request.subject == nil, !table.limitsUpstreams,
-            let words = table.hostLocalRequests(staticKey: position)
+            let words = Unmanaged.passUnretained(request.snapshot.rateLimits)._withUnsafeGuaranteedRef({
+                $0.hostLocalRequests(staticKey: position)
+            })
         {
             return admit(
                 request, RequestLogRegion.lock(segmentBase: words.segmentBase!, offsetWord: words.offsetWord!), limit: words.limit,

@@ -73,31 +73,41 @@ enum ModelMember {
     /// find it but without the walk (~250 instructions per request). nil for anything else, which
     /// the walk then reads (a cut name too: it says "more").
     static func leadingModel(_ bytes: UnsafeRawBufferPointer) -> Range<Int>? {
-        let opening: StaticString = #"{"model":""#
-        let start = opening.utf8CodeUnitCount
-        guard bytes.count > start, memcmp(bytes.baseAddress!, opening.utf8Start, start) == 0 else { return nil }
-        // The first quote by `memchr`, then no escape or control byte before it: the byte loop's
-        // bounds checks cost ~13 instructions a byte (docs/performance.md, "gateway3").
-        let base = bytes.baseAddress!
-        guard let quote = memchr(base + start, 0x22, bytes.count - start) else { return nil }
-        let end = base.distance(to: UnsafeRawPointer(quote))
+        let start = 10
+        guard bytes.count > start, let base = bytes.baseAddress else { return nil }
+        // `{"model":"` as two loads (eight bytes and two), not `memcmp`, and the name's end, an
+        // escape or a control byte found in one pass, eight bytes at a time: a `memchr` for the
+        // quote and a second pass for the others cost ~40 instructions more (docs/performance.md
+        // "gateway7").
+        guard UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)) == 0x226C_6564_6F6D_227B,
+            UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 8, as: UInt16.self)) == 0x223A
+        else { return nil }
+        let count = bytes.count
         var i = start
-        // Eight bytes at a time: a byte that is `\\` (zero after the XOR) or below 0x20 sets its
-        // top bit in `(w - 0x01…/0x20…) & ~w & 0x80…` (exact for "is there any such byte").
-        while end - i >= 8 {
-            let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+        // A byte that is `"` or `\\` (zero after the XOR) or below 0x20 sets its top bit in
+        // `(w - 0x01…/0x20…) & ~w & 0x80…`; the lowest byte set is always one of them (a borrow
+        // only marks bytes above a true one), so it says which comes first.
+        while count - i >= 8 {
+            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let quotes = word ^ 0x2222_2222_2222_2222
             let backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
             let found =
-                ((backslashes &- 0x0101_0101_0101_0101) & ~backslashes) | ((word &- 0x2020_2020_2020_2020) & ~word)
-            if found & 0x8080_8080_8080_8080 != 0 { return nil }
+                ((quotes &- 0x0101_0101_0101_0101) & ~quotes) | ((backslashes &- 0x0101_0101_0101_0101) & ~backslashes)
+                | ((word &- 0x2020_2020_2020_2020) & ~word)
+            let marks = found & 0x8080_8080_8080_8080
+            if marks != 0 {
+                let first = i &+ marks.trailingZeroBitCount / 8
+                return base.load(fromByteOffset: first, as: UInt8.self) == UInt8(ascii: "\"") ? (start - 1)..<(first + 1) : nil
+            }
             i &+= 8
         }
-        while i < end {
+        while i < count {
             let byte = base.load(fromByteOffset: i, as: UInt8.self)
+            if byte == UInt8(ascii: "\"") { return (start - 1)..<(i + 1) }
             if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
             i &+= 1
         }
-        return (start - 1)..<(end + 1)
+        return nil
     }
 
     /// The decoded text of a string literal (quotes included): directly when it has no escape,

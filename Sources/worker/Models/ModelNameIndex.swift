@@ -53,7 +53,7 @@ struct ModelNameIndex: Sendable {
                     for position in 0..<spans.count {
                         let span = spans[position]
                         guard span.count == bytes.count else { continue }
-                        if span.isEmpty || memcmp(block.baseAddress! + span.lowerBound, bytes.baseAddress!, span.count) == 0 {
+                        if span.isEmpty || ShortBytes.equal(block.baseAddress! + span.lowerBound, bytes.baseAddress!, count: span.count) {
                             return position
                         }
                     }

@@ -1,3 +1,4 @@
+import CLinux
 import Common
 
 /// The targets of one upstream in one configuration snapshot, and the choice among them
@@ -26,6 +27,14 @@ final class TargetGroup: @unchecked Sendable {
     private var cellWords: UnsafeMutablePointer<Int> { block + 2 * count }
     /// `cells` and `cellWords` hold the resolved cells.
     private var resolved = false
+    /// Each target's health word in the segment of `wordsBoard` (nil: no cell), resolved with
+    /// `cells`: the usual choice and success read each with one load, without the optional
+    /// segment and the cell's arithmetic per target (docs/performance.md "gateway7").
+    private let words: UnsafeMutablePointer<UnsafeMutablePointer<Int64>?>
+    /// The board `words` point into, kept so that they stay valid; its identity is compared per
+    /// call (another board, as a test may pass, takes the path by cells).
+    private var wordsBoard: TargetHealthBoard?
+    private var wordsBoardID: ObjectIdentifier?
 
     init(_ upstream: Configuration.Upstream, attemptTimeoutMs: UInt64) {
         upstreamName = upstream.name
@@ -37,17 +46,27 @@ final class TargetGroup: @unchecked Sendable {
         block.initialize(repeating: 0, count: max(3 * count, 1))
         for (index, target) in upstream.targets.enumerated() { block[count + index] = target.weight }
         self.block = block
+        words = .allocate(capacity: max(count, 1))
+        words.initialize(repeating: nil, count: max(count, 1))
         policy = TargetHealth.Policy(
             failures: upstream.health.failures, cooldownMs: Int64(clamping: upstream.health.cooldownMs),
             trialMs: Int64(clamping: min(attemptTimeoutMs, Configuration.Health.maxCooldownMs)))
     }
 
-    deinit { block.deallocate() }
+    deinit {
+        block.deallocate()
+        words.deallocate()
+    }
 
     func cells(on board: TargetHealthBoard) -> [Int?] {
         if let cells { return cells }
         let resolved = targets.map { board.cell(upstream: upstreamName, origin: $0.origin) }
-        for (index, cell) in resolved.enumerated() { cellWords[index] = cell ?? -1 }
+        for (index, cell) in resolved.enumerated() {
+            cellWords[index] = cell ?? -1
+            words[index] = board.word(cell: cell)
+        }
+        wordsBoard = board
+        wordsBoardID = ObjectIdentifier(board)
         cells = resolved
         self.resolved = true
         return resolved
@@ -64,7 +83,30 @@ final class TargetGroup: @unchecked Sendable {
     /// trial this request takes; nil when there is none. Each target's health word is read once,
     /// and the round robin is given the eligible ones as bits (a closure per target read the
     /// health again: docs/performance.md, "gwpath (session 12)").
+    /// Inlined: the shortcut below is the usual choice; the rest is `chooseByCells`.
+    @inline(__always)
     func choose(excluding tried: UInt64, board: TargetHealthBoard, nowMs: Int64) -> Int? {
+        // The first try with every target in service: the round robin over all of them, each
+        // health word read by one load (the same choice as below, where each is in service).
+        if tried == 0, count <= 64, ObjectIdentifier(board) == wordsBoardID {
+            var out = false
+            for index in 0..<count {
+                if let word = words[index], UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthSegment.outOfServiceBit != 0 {
+                    out = true
+                    break
+                }
+            }
+            if !out {
+                if count == 1 { return 0 }
+                let all: UInt64 = count == 64 ? .max : (1 << UInt64(count)) - 1
+                return WeightedRoundRobin.next(scores: scores, weights: weightWords, count: count, eligible: all)
+            }
+        }
+        return chooseByCells(excluding: tried, board: board, nowMs: nowMs)
+    }
+
+    /// `choose` with each target's health read by its cell.
+    private func chooseByCells(excluding tried: UInt64, board: TargetHealthBoard, nowMs: Int64) -> Int? {
         if !resolved { _ = cells(on: board) }
         var inService: UInt64 = 0
         var trialDue: UInt64 = 0
@@ -109,7 +151,18 @@ final class TargetGroup: @unchecked Sendable {
         return best
     }
 
+    /// Inlined: the usual success is the one load below; the rest is `succeededByCell`.
+    @inline(__always)
     func succeeded(_ index: Int, board: TargetHealthBoard, nowMs: Int64) {
+        if ObjectIdentifier(board) == wordsBoardID {
+            // No cell: nothing to keep (as `isUntouched` says below).
+            guard let word = words[index] else { return }
+            if UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthBoard.countedBits == 0 { return }
+        }
+        succeededByCell(index, board: board, nowMs: nowMs)
+    }
+
+    private func succeededByCell(_ index: Int, board: TargetHealthBoard, nowMs: Int64) {
         let cell = cell(index, on: board)
         // The usual success, of a target in service with nothing counted, changes nothing: one load.
         if board.isUntouched(cell: cell) { return }

@@ -21,6 +21,8 @@ struct UpstreamSet: Sendable, Hashable {
         words[index >> 6] |= 1 << UInt64(index & 63)
     }
 
+    /// Inlined: asked once per model-routed request (a call cost as much as the test).
+    @inline(__always)
     func contains(_ index: Int) -> Bool {
         guard index >= 0 && index < universe else { return false }
         return words[index >> 6] & (1 << UInt64(index & 63)) != 0
