@@ -51,7 +51,8 @@
 # (tools/ab_summary.py). With AB_SLICE_MS (e.g. 100) a pair is instead one slice of A and one of B
 # that long, sent by tools/abload.c (compiled here): one process holding c connections to each side
 # and loading one side at a time, AB_BLOCKS pairs per A:B, CPU per request from /proc/TID/schedstat;
-# both sides of a ratio are then measured within 2 x AB_SLICE_MS. Issues 19, 20 and 23's goals:
+# both sides of a ratio are then measured within 2 x AB_SLICE_MS; AB_SKIP_MS leaves each slice's
+# first milliseconds (the switch) out of both the count and the CPU. Issues 19, 20 and 23's goals:
 #   AB_PAIRS="fluxgate1m:fluxgate1@json_c64 fluxgate1m:nginx1@json_c64 fluxgate1:fluxgate1off \
 #     fluxgate1mr:fluxgate1@json_c64 fluxgate1gw:nginx1@json_c64" \
 #   TARGETS="nginx1 fluxgate1 fluxgate1off fluxgate1m fluxgate1mr fluxgate1gw" SCENARIOS="json_c64 sse_c64" \
@@ -62,7 +63,7 @@
 #
 # Env overrides: DUR REPS SCENARIOS LOGMODES TARGETS FIDELITY COLDSTART_TRIALS SOAK_S OUT FLUXGATE_BIN
 #                RELOAD_TARGETS RELOAD_GAP RELOAD_STEPS (e.g. 1,2,3: hot reloads only) BIGBODY_TARGETS
-#                AB_PAIRS AB_BLOCKS (30) AB_DUR (1) AB_SLICE_MS PIN
+#                AB_PAIRS AB_BLOCKS (30) AB_DUR (1) AB_SLICE_MS AB_SKIP_MS (0) PIN
 set -u
 BENCH=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$BENCH")
 MODE=full
@@ -76,7 +77,7 @@ else
   FID_N1=10; FID_N32=96; COLDSTART_TRIALS=${COLDSTART_TRIALS:-5}; SOAK_S=${SOAK_S:-600}
 fi
 LOGMODES=${LOGMODES:-"off on"}; FIDELITY=${FIDELITY:-1}
-AB_PAIRS=${AB_PAIRS:-}; AB_BLOCKS=${AB_BLOCKS:-30}; AB_DUR=${AB_DUR:-1}
+AB_PAIRS=${AB_PAIRS:-}; AB_BLOCKS=${AB_BLOCKS:-30}; AB_DUR=${AB_DUR:-1}; AB_SKIP_MS=${AB_SKIP_MS:-0}
 # PIN=P:C (e.g. 0:1): the proxies (and their workers) on CPU list P, wrk and the mocks on C (taskset)
 PIN=${PIN:-}; PIN_PROXY=(); PIN_CLIENT=()
 if [ -n "$PIN" ]; then PIN_PROXY=(taskset -c "${PIN%%:*}"); PIN_CLIENT=(taskset -c "${PIN#*:}"); fi
@@ -279,13 +280,13 @@ paired_slices() {   # paired_slices LOGMODE SCENARIO A B: tools/abload.c, AB_BLO
   local lm=$1 sc=$2 a=$3 b=$4 payload=${2%_*} c=${2#*_c} ua ub key model stream
   read -r ua key model stream < <(target_url "$a" "$payload")
   read -r ub key model stream < <(target_url "$b" "$payload")
-  log "paired $lm $sc $a:$b: $AB_BLOCKS pairs of ${AB_SLICE_MS} ms slices, c=$c each, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+  log "paired $lm $sc $a:$b: $AB_BLOCKS pairs of ${AB_SLICE_MS} ms slices (the first $AB_SKIP_MS ms of each not counted), c=$c each, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
   timeout $(( (AB_BLOCKS + 10) * 2 * AB_SLICE_MS / 1000 + 30 )) "${PIN_CLIENT[@]}" "$ABLOAD" "$ua" "${PID[$a]}" "$ub" "${PID[$b]}" \
-    "$key" "$model" "$stream" "$c" "$AB_SLICE_MS" "$AB_BLOCKS" > "$RUN/abload.out" 2> "$RUN/abload.err" \
+    "$key" "$model" "$stream" "$c" "$AB_SLICE_MS" "$AB_BLOCKS" 10 2 "$AB_SKIP_MS" > "$RUN/abload.out" 2> "$RUN/abload.err" \
     || log "abload $a:$b failed: $(head -c 300 "$RUN/abload.err")"
   cp "$RUN/abload.out" "$OUT/raw/abload_${lm}_${sc}_$a-$b.tsv"
   # abload: pair first responses_a responses_b cpu_ns_a cpu_ns_b errors -> ab.tsv's columns
-  awk -v lm="$lm" -v sc="$sc" -v pair="$a:$b" -v a="$a" -v b="$b" -v s="$AB_SLICE_MS" -F'\t' 'BEGIN { OFS = "\t" }
+  awk -v lm="$lm" -v sc="$sc" -v pair="$a:$b" -v a="$a" -v b="$b" -v s="$((AB_SLICE_MS - AB_SKIP_MS))" -F'\t' 'BEGIN { OFS = "\t" }
     { ra = $3 * 1000 / s; rb = $4 * 1000 / s
       printf "%s\t%s\t%s\t%d\t%s\t%.1f\t%.1f\t%s\t%s\t%d\n", lm, sc, pair, $1 + 1, ($2 == "A" ? a : b), ra, rb,
         ($3 ? sprintf("%.2f", $5 / 1000 / $3) : "NA"), ($4 ? sprintf("%.2f", $6 / 1000 / $4) : "NA"), $7 }' \

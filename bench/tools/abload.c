@@ -1,6 +1,6 @@
 /* abload.c - paired A/B load in short alternating slices: two proxies measured in the same seconds.
  *
- *   abload URL_A PIDS_A URL_B PIDS_B KEY MODEL STREAM CONC SLICE_MS PAIRS [WARM_PAIRS=10] [THREADS=2]
+ *   abload URL_A PIDS_A URL_B PIDS_B KEY MODEL STREAM CONC SLICE_MS PAIRS [WARM_PAIRS=10] [THREADS=2] [SKIP_MS=0]
  *
  * Why: on these VMs the machine's speed moves by tens of per cent from one second to the next, so
  * two wrk runs a few seconds apart do not see the same machine, and a ratio a few per cent wide
@@ -10,12 +10,15 @@
  * a time, switching every SLICE_MS: a pair is one slice of A and one of B, A first in even pairs
  * and B first in odd ones, so both sides of every ratio are measured within 2 x SLICE_MS.
  *
- * A response counts for the slice its request was sent in: at a switch the old side's requests in
- * flight (CONC of them, a millisecond or two) finish while the new side starts, the same for both
- * sides. CPU per request of a side in a pair: the CPU time every thread of that side's process
- * trees (PIDS: comma-separated roots, e.g. the master; its workers are found under it) used over
- * the whole pair, from /proc/TID/schedstat (nanoseconds), divided by that side's responses; the
- * time a side is not loaded (its tail, its idle timers) falls in the same pair.
+ * What is counted is each slice's window from SKIP_MS after its start to its end: a response
+ * counts for the slice its request was sent in, if it was sent in the window, and a side's CPU
+ * per request in a slice is the CPU time every thread of its process trees (PIDS: comma-separated
+ * roots, e.g. the master; its workers are found under it) used over the window, from
+ * /proc/TID/schedstat (nanoseconds), divided by those responses. The first milliseconds of a slice
+ * are a transition (all CONC connections start at once while the other side's last requests are
+ * still in flight), and with 100 ms slices the side that had just been idle measured ~5% slower
+ * than the side continuing its run, so SKIP_MS leaves them out; throughput is the window's
+ * responses over its length.
  *
  * Request: POST URL's path, body as tools/post.lua's (MODEL, STREAM "true"/"false"),
  * `Authorization: Bearer KEY`. Responses: Content-Length or chunked bodies, read and discarded; a
@@ -161,7 +164,7 @@ static long long side_cpu_ns(int s) {
 
 /* ------------------------------------------------------------------ schedule */
 
-static double t0, slice_s;
+static double t0, slice_s, skip_s;
 static int total_pairs, warm_pairs;
 static volatile int stopping;
 
@@ -181,7 +184,7 @@ enum { IDLE, SENDING, HEAD, BODY_LENGTH, CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, TRA
 struct conn {
     int fd, side, state;
     size_t sent;
-    long slice;                 /* the slice the request in flight was sent in */
+    long slice;                 /* the slice the request in flight was sent in, -1: not counted */
     long long remaining;        /* body bytes (or chunk bytes) left */
     int status;
     char head[4096];
@@ -201,10 +204,10 @@ struct worker {
 
 static long nslices;
 
-static void send_request(struct worker *w, struct conn *c, long slice) {
+static void send_request(struct worker *w, struct conn *c, long slice, double t) {
     c->state = SENDING;
     c->sent = 0;
-    c->slice = slice;
+    c->slice = t - (t0 + slice * slice_s) >= skip_s ? slice : -1;
     c->head_len = 0;
     struct side *s = &sides[c->side];
     while (c->sent < s->request_len) {
@@ -230,7 +233,7 @@ static void finish_response(struct worker *w, struct conn *c) {
     c->state = IDLE;
     double t = now_s();
     long k = slice_at(t);
-    if (!stopping && k < nslices && side_of_slice(k) == c->side) send_request(w, c, k);
+    if (!stopping && k < nslices && side_of_slice(k) == c->side) send_request(w, c, k, t);
 }
 
 /* Feeds n bytes of the response in flight (a closed-loop client has one per connection). */
@@ -332,7 +335,7 @@ static void *run_worker(void *arg) {
             if (!stopping) {
                 int s = side_of_slice(k);
                 for (int i = 0; i < w->nconns; i++)
-                    if (w->conns[i].side == s && w->conns[i].state == IDLE) send_request(w, &w->conns[i], k);
+                    if (w->conns[i].side == s && w->conns[i].state == IDLE) send_request(w, &w->conns[i], k, t);
             }
         }
         if (stopping) {
@@ -402,7 +405,8 @@ int main(int argc, char **argv) {
     total_pairs = atoi(argv[10]);
     warm_pairs = argc > 11 ? atoi(argv[11]) : 10;
     int nthreads = argc > 12 ? atoi(argv[12]) : 2;
-    if (conc < 1 || slice_s <= 0 || total_pairs < 1 || nthreads < 1 || nthreads > MAX_THREADS ||
+    skip_s = (argc > 13 ? atoi(argv[13]) : 0) / 1000.0;
+    if (conc < 1 || slice_s <= 0 || skip_s < 0 || skip_s >= slice_s || total_pairs < 1 || nthreads < 1 || nthreads > MAX_THREADS ||
         conc * 2 > MAX_CONN * nthreads) {
         fprintf(stderr, "abload: bad CONC, SLICE_MS, PAIRS or THREADS\n");
         return 2;
@@ -431,33 +435,40 @@ int main(int argc, char **argv) {
         }
 
     long npairs = warm_pairs + total_pairs;
-    long long *cpu = calloc((size_t)(npairs + 1) * 2, sizeof(long long));
+    /* per slice, the loaded side's CPU at the window's start and at the slice's end */
+    long long *cpu_from = calloc((size_t)nslices, sizeof(long long));
+    long long *cpu_to = calloc((size_t)nslices, sizeof(long long));
     t0 = now_s() + 0.05;
     for (int t = 0; t < nthreads; t++) pthread_create(&ws[t].thread, NULL, run_worker, &ws[t]);
-    /* this thread samples both sides' CPU at every pair boundary */
-    for (long p = 0; p <= npairs; p++) {
-        double at = t0 + p * 2 * slice_s;
+    /* this thread samples the loaded side's CPU at every window's start and every slice's end */
+    for (long k = 0; k < 2 * nslices; k++) {
+        long slice = k / 2;
+        double at = t0 + slice * slice_s + (k % 2 ? slice_s : skip_s);
         double t = now_s();
         if (at > t) {
             struct timespec d = {.tv_sec = (time_t)(at - t), .tv_nsec = (long)(((at - t) - (time_t)(at - t)) * 1e9)};
             nanosleep(&d, NULL);
         }
-        cpu[p * 2] = side_cpu_ns(0);
-        cpu[p * 2 + 1] = side_cpu_ns(1);
+        long long v = side_cpu_ns(side_of_slice(slice));
+        if (k % 2) cpu_to[slice] = v;
+        else cpu_from[slice] = v;
     }
     for (int t = 0; t < nthreads; t++) pthread_join(ws[t].thread, NULL);
 
     for (long p = warm_pairs; p < npairs; p++) {
         long r[2] = {0, 0}, errors = 0;
+        long long cpu[2] = {0, 0};
         for (int half = 0; half < 2; half++) {
             long k = p * 2 + half;
+            int s = side_of_slice(k);
             for (int t = 0; t < nthreads; t++) {
-                r[side_of_slice(k)] += ws[t].responses[k];
+                r[s] += ws[t].responses[k];
                 errors += ws[t].errors[k];
             }
+            cpu[s] += cpu_to[k] - cpu_from[k];
         }
-        printf("%ld\t%c\t%ld\t%ld\t%lld\t%lld\t%ld\n", p - warm_pairs, "AB"[side_of_slice(p * 2)], r[0], r[1],
-               cpu[(p + 1) * 2] - cpu[p * 2], cpu[(p + 1) * 2 + 1] - cpu[p * 2 + 1], errors);
+        printf("%ld\t%c\t%ld\t%ld\t%lld\t%lld\t%ld\n", p - warm_pairs, "AB"[side_of_slice(p * 2)], r[0], r[1], cpu[0],
+               cpu[1], errors);
     }
     return 0;
 }
