@@ -1,13 +1,14 @@
 #pragma once
 // A JSON body's object read whole in one call, for the usage reader's whole-root read
-// (Sources/worker/Usage/UsageJSONScanner+WholeRoot.swift, docs/performance.md "usagejson7"): the
-// root's members walked from its `{` to its `}`, each name told by its length and bytes, the
-// values the reader keeps (`model`, `type`) handed back as spans, the counts of `usage` (at the
-// root, in `response` or in `message`, and their `*_details`) as integers, every other value
-// skipped. It takes exactly what the Swift whole-root read takes — plain strings (no escape, no
-// control byte), plain counts (`0` or `[1-9][0-9]*`, at most 15 digits), literals, containers
-// through `fluxgate_json_skip_avx2` — and gives up (-1) on anything else, the caller then reading
-// the body its own way. Only for a CPU that `fluxgate_cpu_has_json_skip_avx2` accepts.
+// (Sources/worker/Usage/UsageJSONScanner+WholeRoot.swift, docs/performance.md "usagejson7",
+// "usagejson8"): the root's members walked from its `{` to its `}`, each name told by its length
+// and bytes, the values the reader keeps (`model`, `type`) handed back as spans, the counts of
+// `usage` (at the root, in `response` or in `message`, and their `*_details`) as integers, every
+// other value skipped. It takes exactly what the Swift whole-root read takes — plain strings (no
+// escape, no control byte), plain counts (`0` or `[1-9][0-9]*`, at most 15 digits), literals,
+// containers through `fluxgate_json_skip_avx2` — and gives up (-1) on anything else, the caller
+// then reading the body its own way. Only for a CPU that `fluxgate_cpu_has_json_skip_avx2`
+// accepts.
 #include <stdint.h>
 #include <string.h>
 #include "json_skip.h"
@@ -96,6 +97,22 @@ static inline int fluxgate_root_role(const unsigned char *p, long len, int in) {
 }
 #undef FLUXGATE_NAMED
 
+// The four bytes at `p` as one number, the first in the low byte.
+__attribute__((always_inline))
+static inline uint32_t fluxgate_root_quad(const unsigned char *p) {
+    uint32_t quad;
+    memcpy(&quad, p, 4);
+    return quad;
+}
+
+// The two bytes at `p` as one number, the first in the low byte.
+__attribute__((always_inline))
+static inline unsigned fluxgate_root_pair(const unsigned char *p) {
+    uint16_t pair;
+    memcpy(&pair, p, 2);
+    return pair;
+}
+
 __attribute__((always_inline))
 static inline int fluxgate_root_is_space(unsigned char c) {
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
@@ -116,11 +133,16 @@ static inline long fluxgate_root_string_stop(const unsigned char *p, long n, lon
     ((uint32_t)_mm256_movemask_epi8(_mm256_or_si256( \
         _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash)), \
         _mm256_cmpeq_epi8(_mm256_max_epu8(v, low), low))))
-    while (n - i >= 32) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(p + i));
-        uint32_t stops = FLUXGATE_STOPS(v);
+    if (n - i >= 32) {
+        // Most strings end in their first 32 bytes: that step apart from the loop.
+        uint32_t stops = FLUXGATE_STOPS(_mm256_loadu_si256((const __m256i *)(p + i)));
         if (stops) return i + __builtin_ctz(stops);
         i += 32;
+        while (n - i >= 32) {
+            stops = FLUXGATE_STOPS(_mm256_loadu_si256((const __m256i *)(p + i)));
+            if (stops) return i + __builtin_ctz(stops);
+            i += 32;
+        }
     }
     if (i >= n) return n;
     // The last 32 bytes (the caller's `n` is 64 or more), the ones already read shifted out.
@@ -153,7 +175,7 @@ static inline long fluxgate_root_digits_end(const unsigned char *p, long n, long
 __attribute__((always_inline))
 static inline int fluxgate_root_is_plain_number(const unsigned char *p, long n, long i, long j) {
     long digits = j - i;
-    if (digits == 0 || digits > 15 || j >= n) return 0;
+    if ((unsigned long)(digits - 1) >= 15 || j >= n) return 0;
     if (digits > 1 && p[i] == '0') return 0;
     unsigned char next = p[j];
     return next == ',' || next == '}' || (next <= 0x20 && fluxgate_root_is_space(next));
@@ -171,7 +193,7 @@ static inline long fluxgate_root_literal(const unsigned char *p, long n, long i)
 }
 
 // A skipped value at `v` (not white space): the index after it, or -1.
-__attribute__((target("avx2,popcnt,bmi"), always_inline))
+__attribute__((target("avx2,popcnt,bmi,pclmul"), always_inline))
 static inline long fluxgate_root_skip(const unsigned char *p, long n, long v) {
     unsigned char b = p[v];
     if (b == '"') {
@@ -184,29 +206,34 @@ static inline long fluxgate_root_skip(const unsigned char *p, long n, long v) {
 }
 
 static long fluxgate_root_followed(const unsigned char *p, long n, long i, int in, int location, struct fluxgate_json_root *out);
+static inline long fluxgate_root_usage(
+    const unsigned char *p, long n, long i, struct fluxgate_json_root *out);
 
 // The members of an object `in` (a constant where it is inlined) from `i` (after its `{`) to its
 // `}`, their counts in `out->counts[location]`: the index after the `}`, or -1.
-__attribute__((target("avx2,popcnt,bmi"), always_inline))
-static inline long fluxgate_root_members(const unsigned char *p, long n, long i, int in, int location, struct fluxgate_json_root *out) {
+__attribute__((target("avx2,popcnt,bmi,pclmul"), always_inline))
+static inline long fluxgate_root_members(
+    const unsigned char *p, long n, long i, int in, int location, struct fluxgate_json_root *out) {
     i = fluxgate_root_space(p, n, i);
     if (i >= n) return -1;
     if (p[i] == '}') return i + 1;
+    if (p[i] != '"') return -1;
     for (;;) {
-        if (i >= n || p[i] != '"') return -1;
+        // At a name's `"`.
         long name = i + 1;
         long nameEnd = fluxgate_root_string_stop(p, n, name);
-        if (nameEnd >= n || p[nameEnd] != '"') return -1;
         long v = nameEnd + 1;
-        if (v < n && p[v] == ':') {
+        // `":` and the value with nothing between is the common case: three bytes by one load.
+        uint32_t quad = n - nameEnd >= 4 ? fluxgate_root_quad(p + nameEnd) : 0;
+        if ((quad & 0xFFFF) == ('"' | ':' << 8) && (unsigned char)(quad >> 16) > 0x20) {
             v++;
         } else {
+            if (nameEnd >= n || p[nameEnd] != '"') return -1;
             v = fluxgate_root_space(p, n, v);
             if (v >= n || p[v] != ':') return -1;
-            v++;
+            v = fluxgate_root_space(p, n, v + 1);
+            if (v >= n) return -1;
         }
-        v = fluxgate_root_space(p, n, v);
-        if (v >= n) return -1;
         int role = fluxgate_root_role(p + name, nameEnd - name, in);
         long end;
         switch (role) {
@@ -240,7 +267,10 @@ static inline long fluxgate_root_members(const unsigned char *p, long n, long i,
             int inner = role == FLUXGATE_ROOT_USAGE ? FLUXGATE_IN_USAGE
                 : role == FLUXGATE_ROOT_RESPONSE   ? FLUXGATE_IN_RESPONSE
                                                    : FLUXGATE_IN_MESSAGE;
-            end = fluxgate_root_followed(p, n, v + 1, inner, at, out);
+            // The root's `usage` (in every body that has usage) walked in this call, the others
+            // through `fluxgate_root_followed`'s.
+            end = in == FLUXGATE_IN_ROOT && role == FLUXGATE_ROOT_USAGE ? fluxgate_root_usage(p, n, v + 1, out)
+                                                                        : fluxgate_root_followed(p, n, v + 1, inner, at, out);
             break;
         }
         case FLUXGATE_ROOT_PROMPT_DETAILS:
@@ -257,6 +287,7 @@ static inline long fluxgate_root_members(const unsigned char *p, long n, long i,
             long digitsEnd = fluxgate_root_digits_end(p, n, v);
             if (fluxgate_root_is_plain_number(p, n, v, digitsEnd)) {
                 int64_t value = 0;
+#pragma clang loop vectorize(disable) unroll(disable)
                 for (long k = v; k < digitsEnd; k++) value = value * 10 + (p[k] - '0');
                 out->counts[location].value[field] = value;
                 out->counts[location].given |= 1u << field;
@@ -269,8 +300,8 @@ static inline long fluxgate_root_members(const unsigned char *p, long n, long i,
         }
         }
         if (end < 0) return -1;
-        // `,"` with nothing between is the common case.
-        if (end + 1 < n && p[end] == ',' && p[end + 1] == '"') {
+        // `,"` with nothing between is the common case (one two-byte load, little-endian).
+        if (end + 1 < n && fluxgate_root_pair(p + end) == (',' | '"' << 8)) {
             i = end + 1;
             continue;
         }
@@ -279,11 +310,13 @@ static inline long fluxgate_root_members(const unsigned char *p, long n, long i,
         if (p[i] == '}') return i + 1;
         if (p[i] != ',') return -1;
         i = fluxgate_root_space(p, n, i + 1);
+        if (i >= n || p[i] != '"') return -1;
     }
 }
 
-// The objects below the root: one walk each, its names told apart by its own switch.
-__attribute__((target("avx2,popcnt,bmi"), noinline))
+// The objects below the root but its `usage`: one walk each, its names told apart by its own
+// switch.
+__attribute__((target("avx2,popcnt,bmi,pclmul"), noinline))
 static long fluxgate_root_followed(const unsigned char *p, long n, long i, int in, int location, struct fluxgate_json_root *out) {
     switch (in) {
     case FLUXGATE_IN_USAGE: return fluxgate_root_members(p, n, i, FLUXGATE_IN_USAGE, location, out);
@@ -293,7 +326,14 @@ static long fluxgate_root_followed(const unsigned char *p, long n, long i, int i
     }
 }
 
-__attribute__((target("avx2,popcnt,bmi"), noinline))
+// The root's `usage`, in the root's walk.
+__attribute__((target("avx2,popcnt,bmi,pclmul"), always_inline))
+static inline long fluxgate_root_usage(
+    const unsigned char *p, long n, long i, struct fluxgate_json_root *out) {
+    return fluxgate_root_members(p, n, i, FLUXGATE_IN_USAGE, 0, out);
+}
+
+__attribute__((target("avx2,popcnt,bmi,pclmul"), noinline))
 static long fluxgate_root_object(const unsigned char *p, long n, long i, struct fluxgate_json_root *out) {
     return fluxgate_root_members(p, n, i, FLUXGATE_IN_ROOT, 0, out);
 }

@@ -14,11 +14,11 @@
 #include <immintrin.h>
 #endif
 
-// 1 when the CPU and the OS support AVX2 (`fluxgate_cpu_has_avx2`), POPCNT and BMI1.
+// 1 when the CPU and the OS support AVX2 (`fluxgate_cpu_has_avx2`), POPCNT, PCLMULQDQ and BMI1.
 static inline int fluxgate_cpu_has_json_skip_avx2(void) {
 #if defined(__x86_64__)
     unsigned a, b, c, d;
-    if (!fluxgate_cpu_has_avx2() || !__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_POPCNT)) return 0;
+    if (!fluxgate_cpu_has_avx2() || !__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_POPCNT) || !(c & bit_PCLMUL)) return 0;
     __cpuid_count(7, 0, a, b, c, d);
     return (b & bit_BMI) != 0;
 #else
@@ -44,13 +44,21 @@ static inline void fluxgate_json_masks64(const unsigned char *p, uint64_t *q, ui
 #undef FLUXGATE_MASK
 }
 
+// Bit i set when an odd number of the bits 0 to i of `quotes` are set (the bytes inside strings,
+// with their opening quotes): simdjson's prefix XOR, one carry-less multiply by all ones.
+__attribute__((target("pclmul"), always_inline))
+static inline uint64_t fluxgate_json_prefix_xor(uint64_t quotes) {
+    __m128i product = _mm_clmulepi64_si128(_mm_cvtsi64_si128((long long)quotes), _mm_set1_epi8((char)0xFF), 0);
+    return (uint64_t)_mm_cvtsi128_si64(product);
+}
+
 // From `at`, just after a value's opening `{` or `[` (not in a string), in the `n` bytes at
 // `base`: the index after the bracket that closes it, or -1 when `n` comes first, `n` is below
 // 64, or a backslash stands outside a string. A block that ends inside a string is followed by a
-// search for the string's `"` or `\`, 32 bytes a step (most of a skipped value's bytes are in a
-// few long strings), as `UsageBlockScan` does. Only for a CPU that
+// search for the string's `"` or `\`, 64 bytes a step, then 32 (most of a skipped value's bytes
+// are in a few long strings), as `UsageBlockScan` does. Only for a CPU that
 // `fluxgate_cpu_has_json_skip_avx2` accepts.
-__attribute__((target("avx2,popcnt,bmi")))
+__attribute__((target("avx2,popcnt,bmi,pclmul")))
 static inline long fluxgate_json_skip_avx2(const unsigned char *base, long n, long at) {
     const __m256i quote = _mm256_set1_epi8('"'), backslash = _mm256_set1_epi8('\\');
     const uint64_t even = 0x5555555555555555ULL;
@@ -84,14 +92,7 @@ static inline long fluxgate_json_skip_avx2(const unsigned char *base, long n, lo
             escapedNext = carry;
             q &= ~escaped;
         }
-        uint64_t inside = q;
-        inside ^= inside << 1;
-        inside ^= inside << 2;
-        inside ^= inside << 4;
-        inside ^= inside << 8;
-        inside ^= inside << 16;
-        inside ^= inside << 32;
-        inside ^= inString;
+        uint64_t inside = fluxgate_json_prefix_xor(q) ^ inString;
         if (b & ~inside) return -1;
         inString = (uint64_t)((int64_t)inside >> 63);
         o &= ~inside;
@@ -113,20 +114,36 @@ static inline long fluxgate_json_skip_avx2(const unsigned char *base, long n, lo
         }
         i += 64;
         if (inString && !escapedNext) {
-            // The rest of the string: the blocks go on from its `"` (outside it) or its `\`.
-            while (n - i >= 32) {
+            // The rest of the string: the blocks go on from its `"` (outside it) or its `\`, found
+            // 64 bytes a step while 64 are left, then 32.
+            long stop = -1;
+            while (n - i >= 64) {
+                __m256i lo = _mm256_loadu_si256((const __m256i *)(base + i));
+                __m256i hi = _mm256_loadu_si256((const __m256i *)(base + i + 32));
+                __m256i slo = _mm256_or_si256(_mm256_cmpeq_epi8(lo, quote), _mm256_cmpeq_epi8(lo, backslash));
+                __m256i shi = _mm256_or_si256(_mm256_cmpeq_epi8(hi, quote), _mm256_cmpeq_epi8(hi, backslash));
+                __m256i any = _mm256_or_si256(slo, shi);
+                if (!_mm256_testz_si256(any, any)) {
+                    uint64_t stops = (uint64_t)(uint32_t)_mm256_movemask_epi8(slo)
+                        | (uint64_t)(uint32_t)_mm256_movemask_epi8(shi) << 32;
+                    stop = i + __builtin_ctzll(stops);
+                    break;
+                }
+                i += 64;
+            }
+            while (stop < 0 && n - i >= 32) {
                 __m256i v = _mm256_loadu_si256((const __m256i *)(base + i));
                 uint32_t stops = (uint32_t)_mm256_movemask_epi8(
                     _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash)));
-                if (stops) {
-                    i += __builtin_ctz(stops);
-                    if (base[i] == '"') {
-                        i += 1;
-                        inString = 0;
-                    }
-                    break;
+                if (stops) stop = i + __builtin_ctz(stops);
+                else i += 32;
+            }
+            if (stop >= 0) {
+                i = stop;
+                if (base[i] == '"') {
+                    i += 1;
+                    inString = 0;
                 }
-                i += 32;
             }
         }
     }

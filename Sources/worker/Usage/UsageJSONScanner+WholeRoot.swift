@@ -200,9 +200,9 @@ extension UsageJSONScanner {
 
     /// A skipped container from `start` (after its `{` or `[`) in the `n` bytes at `base`: the
     /// index after the bracket that closes it, or nil when the bytes end first. With AVX2, 64
-    /// bytes a block and 32 a step of a long string (`fluxgate_json_skip_avx2`: the mock's 370-byte
-    /// `choices` in ~300 instructions, ~510 in `UsageBlockScan`); where that gives up or the CPU
-    /// lacks it, `UsageBlockScan.skip`, whose result it always is (`UsageWholeSkipTests`).
+    /// bytes a block and 64 then 32 a step of a long string (`fluxgate_json_skip_avx2`: the mock's
+    /// 370-byte `choices` in ~260 instructions, ~510 in `UsageBlockScan`); where that gives up or
+    /// the CPU lacks it, `UsageBlockScan.skip`, whose result it always is (`UsageWholeSkipTests`).
     static func skipWhole(_ base: UnsafeRawPointer, _ n: Int, from start: Int) -> Int? {
         #if arch(x86_64)
         if jsonSkipAVX2 {

@@ -134,6 +134,25 @@ import Testing
         if UsageJSONScanner.jsonSkipAVX2 { #expect(takenInC > documents / 10) }
     }
 
+    /// The generated documents behind a first member of every length up to 140 bytes: the C
+    /// read's strings (names and values, found through 64-byte windows of the stops) start and
+    /// end at every offset of a window, and at the body's last 64 bytes.
+    @Test func shiftedDocumentsAreReadAsTheWalkReadsThem() {
+        var generator = Generator(seed: 0x5EED_2026_1204)
+        var takenInC = 0
+        let documents = 3000
+        for round in 0..<documents {
+            let text = generator.document()
+            guard text.first == "{", text.count > 2 else { continue }
+            let lead = "{\"id\":\"" + String(repeating: "a", count: round % 141) + "\","
+            let shifted = Array((lead + text.dropFirst()).utf8)
+            let ((fast, walk, _), wasTakenInC) = bothReads(round % 2 == 0 ? shifted : Self.padded(shifted))
+            #expect(fast == walk, "\(lead + text.dropFirst())")
+            if wasTakenInC { takenInC += 1 }
+        }
+        if UsageJSONScanner.jsonSkipAVX2 { #expect(takenInC > documents / 10) }
+    }
+
     @Test func unusualDocumentsAreLeftToTheWalk() {
         let cases = [
             #"{"us\u0061ge":{"prompt_tokens":3}}"#,  // an escape in a name

@@ -78,6 +78,34 @@ import CByteClasses
         }
     }
 
+    /// Long strings (the rest of one is searched 64 bytes a step, then 32): plain runs of every
+    /// length up to 300, a quote, a backslash or an escaped quote at their end, started anywhere
+    /// in a block, the bytes ending inside a string or not.
+    @Test func longStringsEndWhereTheBlockScanSays() {
+        var generator = SystemRandomNumberGenerator()
+        let ends = [#"""#, #"\""#, #"\\""#, #"\n"#]
+        var taken = 0
+        for round in 0..<4000 {
+            let lead = Int.random(in: 0...70, using: &generator)
+            var text = String(repeating: " ", count: lead) + "[\""
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                text += String(repeating: "a", count: Int.random(in: 0...300, using: &generator))
+                text += ends.randomElement(using: &generator)!
+            }
+            text += round % 4 == 0 ? "" : #"","x"]"#
+            let bytes = Array(text.utf8)
+            let expected = Self.blockScan(bytes, from: lead &+ 1)
+            #expect(Self.whole(bytes, from: lead &+ 1) == expected, "\(text)")
+            if let fast = Self.avx2(bytes, from: lead &+ 1) {
+                #expect(fast == expected, "\(text)")
+                taken += 1
+            }
+        }
+        #if arch(x86_64)
+        if UsageJSONScanner.jsonSkipAVX2 { #expect(taken > 1000) }
+        #endif
+    }
+
     /// The bench mock's `choices` is skipped by the AVX2 scan, to its end.
     @Test func theMocksChoicesAreSkippedWhole() {
         let body = Array(
