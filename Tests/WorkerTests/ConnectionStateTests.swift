@@ -253,6 +253,19 @@ import Testing
         let r34 = state.resumeReads()
         #expect(!r34)
     }
+
+    /// The handler asks at a read's end and NIO's autoRead may ask again right after: a held
+    /// read asked for twice is still one read, issued once when reads resume.
+    @Test func aHeldReadAskedForTwiceIsIssuedOnce() {
+        var state = ConnectionState(timeouts: Self.timeouts, acceptedAt: Self.t0)
+        let first = state.readRequested(exchangeTakesMore: false)
+        let second = state.readRequested(exchangeTakesMore: false)
+        #expect(!first && !second)
+        let resumed = state.resumeReads()
+        #expect(resumed)
+        let again = state.resumeReads()
+        #expect(!again)
+    }
 }
 
 extension ConnectionState {

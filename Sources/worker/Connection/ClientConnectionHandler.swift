@@ -229,6 +229,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         // Flushes toward the upstream. Nothing toward the client: whatever is written to it in a
         // read (proxy-made responses, 100 Continue) is flushed where it is written.
         exchange?.clientReadComplete()
+        // The next read is asked for here, where NIO's autoRead would ask right after this event
+        // (`readIfNeeded0`): with one pending, NIO skips its `read()` through the whole pipeline
+        // from the tail (~250 instructions a read, docs/performance.md). Held, it asks anyway and
+        // is held the same way again (`readRequested` is idempotent while held).
+        read(context: context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

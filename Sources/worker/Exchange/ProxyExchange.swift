@@ -204,8 +204,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         do {
             reader.announcesClose = client.closesAfterResponse
             // Taken out for the read: `writeHeld` gives the connection its next one.
-            var spare = connection.spareResponseHead
-            connection.spareResponseHead = nil
+            var spare = connection.spareResponseHead.take()
             defer { if spare != nil { connection.spareResponseHead = spare } }
             // The handler below must not touch `reader` (exclusive access while it reads).
             try reader.read(bytes, allocator: connection.allocator, reusing: &spare) { event in
@@ -527,8 +526,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     private func sendHeldHead(on connection: UpstreamConnection) {
-        guard let head = heldHead else { return }
-        heldHead = nil
+        guard let head = heldHead.take() else { return }
         connection.handler.send(head)
         connection.sent(requestHead: head)
         upstreamSentNs = NIODeadline.now().uptimeNanoseconds

@@ -65,6 +65,9 @@ final class UpstreamHandler: ChannelDuplexHandler, SocketOutputOwner {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         delegate?.upstreamReadComplete()
+        // The next read asked for now rather than by NIO's autoRead after this event, which then
+        // skips its `read()` through the pipeline (as `ClientConnectionHandler` does).
+        read(context: context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -29,8 +29,8 @@ final class UpstreamConnection {
     /// A buffer with room for `capacity` bytes: the last request head's when nothing else holds
     /// it any more (a write still in progress does: `clear` then allocates, as a new one would).
     func requestHeadBuffer(capacity: Int) -> ByteBuffer {
-        guard var buffer = spareRequestHead else { return allocator.buffer(capacity: capacity) }
-        spareRequestHead = nil
+        // Taken (a move): no retain of the copy and release of the cleared property.
+        guard var buffer = spareRequestHead.take() else { return allocator.buffer(capacity: capacity) }
         buffer.clear(minimumCapacity: capacity)
         return buffer
     }

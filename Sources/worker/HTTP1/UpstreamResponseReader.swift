@@ -120,16 +120,18 @@ struct UpstreamResponseReader {
         _ buffer: ByteBuffer, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?, emit: (Event) -> Void
     ) throws(ResponseError) {
         var buffer = buffer
+        // The final head `parsedHead` makes, moved into its event (see `HeadProgress.final`).
+        var made: Head?
         while buffer.readableBytes > 0 {
             switch state {
             case .done:
                 // Unsolicited bytes after the response: the stream is desynchronised.
                 return emit(.end(reusable: false))
             case .head:
-                switch try readHead(from: &buffer, allocator: allocator, reusing: &spare) {
+                switch try readHead(from: &buffer, allocator: allocator, reusing: &spare, made: &made) {
                 case .incomplete: return
                 case .interim: continue
-                case .final(let head): emit(.head(head))
+                case .final: emit(.head(made.take()!))
                 }
                 if case .done = state {
                     // A response without a body (HEAD, 204, 304, Content-Length: 0) ends with its head.
@@ -171,11 +173,16 @@ struct UpstreamResponseReader {
         case incomplete
         /// An interim (1xx) head was read and skipped.
         case interim
-        case final(Head)
+        /// The final head was read: it is in the caller's `made`, to be moved into its event. (As
+        /// a payload here it was copied into the event and destroyed twice, ~100 instructions a
+        /// response; as a field of the reader it made every exchange larger, and its allocation
+        /// left malloc's fast path: +300, docs/performance.md.)
+        case final
     }
 
     private mutating func readHead(
-        from buffer: inout ByteBuffer, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?
+        from buffer: inout ByteBuffer, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?,
+        made: inout Head?
     )
         throws(ResponseError) -> HeadProgress
     {
@@ -186,7 +193,7 @@ struct UpstreamResponseReader {
         if headBytes == nil {
             var length = 0
             if let progress = try parsedHead(
-                buffer, endFound: false, allocator: allocator, reusing: &spare, bodyRoom: 0, length: &length)
+                buffer, endFound: false, allocator: allocator, reusing: &spare, bodyRoom: 0, length: &length, made: &made)
             {
                 buffer.moveReaderIndex(forwardBy: length)
                 return progress
@@ -194,7 +201,8 @@ struct UpstreamResponseReader {
             if let end = Self.headEnd(in: buffer) {
                 let head = buffer.readSlice(length: end)!
                 return try parsedHead(
-                    head, endFound: true, allocator: allocator, reusing: &spare, bodyRoom: buffer.readableBytes, length: &length)!
+                    head, endFound: true, allocator: allocator, reusing: &spare, bodyRoom: buffer.readableBytes, length: &length,
+                    made: &made)!
             }
         }
         var pending = headBytes ?? allocator.buffer(capacity: buffer.readableBytes)
@@ -211,7 +219,7 @@ struct UpstreamResponseReader {
         var length = 0
         return try parsedHead(
             pending.getSlice(at: pending.readerIndex, length: end)!, endFound: true, allocator: allocator, reusing: &spare,
-            bodyRoom: buffer.readableBytes, length: &length)!
+            bodyRoom: buffer.readableBytes, length: &length, made: &made)!
     }
 
     /// A read larger than `maxBodyRoom` is parsed in place in its first this many bytes: the
@@ -257,7 +265,7 @@ struct UpstreamResponseReader {
     /// send a small response in one write.
     private mutating func parsedHead(
         _ bytes: ByteBuffer, endFound: Bool, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?,
-        bodyRoom: Int, length: inout Int
+        bodyRoom: Int, length: inout Int, made: inout Head?
     ) throws(ResponseError) -> HeadProgress? {
         let readable = bytes.readableBytes
         let parsedBytes = endFound || readable <= Self.maxBodyRoom ? readable : Self.inPlaceHeadBytes
@@ -363,10 +371,10 @@ struct UpstreamResponseReader {
             if close { out.write("connection: close\r\n") }
             out.write("\r\n")
         }
-        return .final(
-            Head(
-                status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive,
-                upstreamRequestID: upstreamRequestID))
+        made = Head(
+            status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive,
+            upstreamRequestID: upstreamRequestID)
+        return .final
     }
 
     /// The first `length` bytes of `bytes` (the head of a read parsed in place).

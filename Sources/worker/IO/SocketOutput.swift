@@ -68,8 +68,7 @@ struct SocketOutput {
     /// it there, flushes, and calls `pipelineDrained` once NIO has written it), or nil when the
     /// socket took everything or nothing was queued.
     mutating func sendQueued() -> [ByteBuffer]? {
-        guard var head = first else { return nil }
-        first = nil
+        guard var head = first.take() else { return nil }
         guard let transport, pipelineOwed == 0 else { return owe(head) }
         if more.isEmpty {
             let sent = Self.send(head, on: transport)
