@@ -83,3 +83,25 @@ private final class Log {
     #expect(log.head == 3 && log.count == 0)
     #expect(AdmissionLog(head: 1, count: 7, entries: storage).count == 4)
 }
+
+/// `expire`'s test of the oldest admission alone and `append`'s wrap without a division keep the
+/// window the list of the last minute's admissions would: every admission and refusal the same,
+/// the ring wrapping many times.
+@Test func theRingAdmitsAsAListOfTheLastMinutesAdmissions() {
+    var generator = SystemRandomNumberGenerator()
+    for capacity in [1, 2, 3, 7] {
+        let log = Log(capacity: capacity)
+        var list: [Int64] = []
+        var now: Int64 = 0
+        for step in 0..<2_000 {
+            now += Int64.random(in: 0...(30 * second), using: &generator)
+            let limit = Int.random(in: 1...(capacity + 1), using: &generator)
+            list.removeAll { $0 <= now - window }
+            let expected = list.count < min(limit, capacity)
+            if expected { list.append(now) }
+            #expect(log.admit(at: now, limit: limit) == expected, "capacity \(capacity), step \(step)")
+            #expect(log.log.count == list.count)
+            #expect((0..<list.count).map { log.log.instant($0) } == list)
+        }
+    }
+}

@@ -30,6 +30,33 @@ import Testing
         }
     }
 
+    /// Two targets take the round robin written out for two (`chooseOfTwo`): the same choices
+    /// as the round robin and the path by cells, for equal and unequal weights.
+    @Test(arguments: [[1, 1], [3, 2], [1, 4], [7, 7], [2, 5]])
+    func twoTargetsChooseAsTheRoundRobin(weights: [Int]) {
+        let board = TargetHealthBoard(segment: nil)
+        let other = TargetHealthBoard(segment: nil)
+        let shortcut = Self.group(weights: weights)
+        let byCells = Self.group(weights: weights)
+        _ = shortcut.cells(on: board)
+        _ = byCells.cells(on: board)
+        var rr = WeightedRoundRobin(count: 2)
+        for step in 0..<200 {
+            let expected = rr.next(weights: weights, eligible: 0b11)
+            #expect(shortcut.choose(excluding: 0, board: board, nowMs: 1_000) == expected, "step \(step)")
+            #expect(byCells.choose(excluding: 0, board: other, nowMs: 1_000) == expected, "step \(step)")
+        }
+    }
+
+    @Test func oneOfTwoTargetsOutOfServiceIsNotChosen() {
+        let board = TargetHealthBoard(segment: nil)
+        let group = Self.group(weights: [1, 1])
+        group.failed(0, board: board, nowMs: 1_000)
+        group.failed(0, board: board, nowMs: 1_000)
+        let picks = (0..<10).compactMap { _ in group.choose(excluding: 0, board: board, nowMs: 2_000) }
+        #expect(picks == Array(repeating: 1, count: 10))
+    }
+
     @Test func aTargetOutOfServiceIsNotChosen() {
         let board = TargetHealthBoard(segment: nil)
         let group = Self.group(weights: [1, 1, 1])

@@ -31,9 +31,11 @@ public struct AdmissionLog {
     @inlinable @inline(__always)
     public mutating func expire(now: Int64, window: Int64) {
         let horizon = now - window
-        var dropped = 0
+        // The usual case first: the oldest admission still counts (`head` is within the ring),
+        // so nothing is dropped and no index is divided out.
+        guard count > 0, entries[head] <= horizon else { return }
+        var dropped = 1
         while dropped < count, instant(dropped) <= horizon { dropped += 1 }
-        guard dropped > 0 else { return }
         head = (head + dropped) % capacity
         count -= dropped
     }
@@ -46,7 +48,9 @@ public struct AdmissionLog {
     /// which is time order, since every process reads one monotonic clock inside the lock.
     @inlinable public mutating func append(_ now: Int64) {
         precondition(count < capacity, "AdmissionLog.append without room")
-        entries[(head + count) % capacity] = now
+        // `head` and `count` are both below the capacity: one wrap at most, no division.
+        let slot = head + count
+        entries[slot < capacity ? slot : slot - capacity] = now
         count += 1
     }
 

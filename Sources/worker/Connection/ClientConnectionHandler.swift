@@ -516,7 +516,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         guard waiting == nil, request.bodyParts.isEmpty, request.framing == .contentLength, !state.hasQueued,
             let whole = parser.takeFixedBody(length: head.facts.contentLength)
         else { return false }
-        sendContinueIfExpected(head, context: context)
+        // The test here, the call only for a client that waits for `100 Continue` (~18 a request).
+        if head.facts.expectsContinue, !continueSent { sendContinueIfExpected(head, context: context) }
         state.requestReceived()
         request.body = whole
         request.bodyComplete = true
@@ -527,8 +528,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     /// `PipelineBodySource`: the model stage takes a body at hand in the pass that routed the
     /// request (no `.needBody` verdict, no second pass).
     func bodyAtHand(_ request: PipelineRequest, head: RequestHead, bytes: Int) -> Bool {
-        guard let context else { return false }
-        return bodyAtHand(request, head: head, bytes: bytes, context: context)
+        // Not retained around the call: the handler keeps its context while it is in the pipeline.
+        guard let context = context.map(Unmanaged.passUnretained) else { return false }
+        return context._withUnsafeGuaranteedRef { bodyAtHand(request, head: head, bytes: bytes, context: $0) }
     }
 
     /// Body bytes (or the body's end) for a stage that asked for them.

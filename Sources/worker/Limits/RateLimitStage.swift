@@ -83,6 +83,15 @@ enum RateLimitStage {
                 request, RequestLogRegion.lock(segmentBase: words.segmentBase!, offsetWord: words.offsetWord!), limit: words.limit,
                 owner: .key)
         }
+        return runByLimitSets(request, head: head, worker: worker)
+    }
+
+    /// `run` for every other configuration: the key's and the upstream's `LimitSet`s. Apart, so
+    /// the short path above is a small function of its own (it shared this one's frame and
+    /// spills, docs/performance.md "gateway8").
+    @inline(never)
+    private static func runByLimitSets(_ request: PipelineRequest, head: RequestHead, worker: WorkerContext) -> StageVerdict {
+        unowned(unsafe) let table = request.snapshot.rateLimits
         var key: LimitSet?
         if let position = request.staticKey {
             key = position < table.staticKeys.count ? table.staticKeys[position] : nil
@@ -178,14 +187,20 @@ enum RateLimitStage {
         var locked = locked
         let now = fluxgate_monotonic_ns()
         locked.log.expire(now: now, window: window)
-        guard locked.log.hasRoom(limit: limit) else {
-            let wait = locked.log.waitUntilRoom(limit: limit, now: now, window: window)
-            locked.unlock()
-            return refuse(request, .requests(limit: limit, wait: wait, owner: owner))
-        }
+        guard locked.log.hasRoom(limit: limit) else { return refuseFull(request, locked, limit: limit, now: now, owner: owner) }
         locked.log.append(now)
         locked.unlock()
         return .proceed
+    }
+
+    /// `admit`'s refusal, out of line: the short path stays small.
+    @inline(never)
+    private static func refuseFull(
+        _ request: PipelineRequest, _ locked: LockedRequestLog, limit: Int, now: Int64, owner: RateLimitRefusal.Owner
+    ) -> StageVerdict {
+        let wait = locked.log.waitUntilRoom(limit: limit, now: now, window: window)
+        locked.unlock()
+        return refuse(request, .requests(limit: limit, wait: wait, owner: owner))
     }
 
     static func refuse(_ request: PipelineRequest, _ refusal: RateLimitRefusal) -> StageVerdict {

@@ -44,7 +44,11 @@ struct ModelNameIndex: Sendable {
     /// the comparisons (~120 against ~30 for one name).
     static let linearNames = 4
 
-    /// The position of the name whose bytes are `bytes`.
+    /// The position of the name whose bytes are `bytes`. Inlined: with the few names compared
+    /// in place, the model stage reads the body's bytes with no call between (its storage was
+    /// retained around the call, docs/performance.md "gateway8"); the table's probe is
+    /// `hashedPosition`.
+    @inline(__always)
     func position(of bytes: UnsafeRawBufferPointer) -> Int? {
         if spans.count <= Self.linearNames {
             // In order: a repeated name keeps its first position, as in the table.
@@ -61,6 +65,11 @@ struct ModelNameIndex: Sendable {
                 }
             }
         }
+        return hashedPosition(of: bytes)
+    }
+
+    /// `position(of:)` by the table.
+    private func hashedPosition(of bytes: UnsafeRawBufferPointer) -> Int? {
         let mask = slots.count - 1
         var i = Int(truncatingIfNeeded: Self.hash(bytes)) & mask
         for _ in 0..<slots.count {

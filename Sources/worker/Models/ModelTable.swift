@@ -100,6 +100,7 @@ final class ModelTable: Sendable {
     /// The position in `exact` of the entry whose name is `bytes` (a name without escapes, as
     /// the client's literal holds it): its name is then the client's, and no text is made of
     /// the bytes.
+    @inline(__always)
     func exactPosition(_ bytes: UnsafeRawBufferPointer) -> Int? {
         guard bytes.count <= Configuration.maxModelNameBytes else { return nil }
         return exactByName.position(of: bytes)

@@ -26,9 +26,10 @@ enum ModelRouteStage {
     /// the request retained it), `target` the request's request-target, as the prefix routing
     /// parsed it, and
     /// `endpoint` the model endpoint it is for (`Router.modelEndpoint(method:path:)`);
-    /// `bodySource` the connection, for a body at hand (`RequestPipeline.run`).
+    /// `bodySource` the connection, for a body at hand (`RequestPipeline.run`). The caller's
+    /// upstreams are `request.permitted` (the route stage found them there).
     static func run(
-        _ request: PipelineRequest, head: RequestHead, table: ModelTable, permitted: UpstreamSet, target: RequestTarget,
+        _ request: PipelineRequest, head: RequestHead, table: ModelTable, target: RequestTarget,
         endpoint: Router.ModelEndpoint?, bodySource: PipelineBodySource?
     )
         -> StageVerdict
@@ -36,20 +37,20 @@ enum ModelRouteStage {
         guard let endpoint, !table.isEmpty else { return .reject(.noRoute) }
         switch endpoint {
         case .listing:
-            let entries = table.listing(staticKey: request.staticKey, permitted: permitted)
+            let entries = table.listing(staticKey: request.staticKey, permitted: request.permitted!)
             return .reject(.document(ModelListing.body(entries, anthropic: head.hasAnthropicVersion)))
         case .routedByModel:
-            return routeByBody(request, head: head, permitted: permitted, target: target, table: table, bodySource: bodySource)
+            return routeByBody(request, head: head, target: target, table: table, bodySource: bodySource)
         }
     }
 
     /// A `POST` to a model endpoint: the top-level `model` of the body's first bytes, asking
     /// for more until it is known. A body at hand (it came whole with its head) is taken from
     /// the connection at once, so the request is routed in the pass that found no prefix.
-    /// `target` is the request's, parsed; `table` the snapshot's `models`.
+    /// `target` is the request's, parsed; `table` the snapshot's `models`; the caller's upstreams
+    /// `request.permitted` (never nil here: the route stage checked).
     static func routeByBody(
-        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget, table: ModelTable,
-        bodySource: PipelineBodySource?
+        _ request: PipelineRequest, head: RequestHead, target: RequestTarget, table: ModelTable, bodySource: PipelineBodySource?
     )
         -> StageVerdict
     {
@@ -92,17 +93,14 @@ enum ModelRouteStage {
         case nil:
             if exact >= 0 {
                 if let route = table.plainRoute(exact) {
-                    return routedPlainly(request, permitted: permitted, target: target, route: route, position: exact, table: table)
+                    return routedPlainly(request, target: target, route: route, position: exact, table: table)
                 }
                 let entry = table.exact[exact]
-                return routed(
-                    request, head: head, permitted: permitted, target: target, literal: literal, name: entry.name, entry: entry,
-                    table: table)
+                return routed(request, head: head, target: target, literal: literal, name: entry.name, entry: entry, table: table)
             }
             let name = name!
             return routed(
-                request, head: head, permitted: permitted, target: target, literal: literal, name: name,
-                entry: table.entry(for: name), table: table)
+                request, head: head, target: target, literal: literal, name: name, entry: table.entry(for: name), table: table)
         case .needMore?:
             let have = request.body!.readableBytes
             if have >= RequestPipeline.maxBodyPeekBytes { return .reject(.modelBeyondLimit) }
@@ -117,12 +115,12 @@ enum ModelRouteStage {
     /// `routed` for the exact entry at `position` of a plain route (`ModelTable.plainRoute`):
     /// the same decision from plain values, with no `Entry` retained and passed along.
     private static func routedPlainly(
-        _ request: PipelineRequest, permitted: UpstreamSet, target: RequestTarget, route: Router.Route, position: Int,
-        table: ModelTable
+        _ request: PipelineRequest, target: RequestTarget, route: Router.Route, position: Int, table: ModelTable
     ) -> StageVerdict {
         // An exact name is never longer than `Configuration.maxModelNameBytes` (`exactPosition`).
         request.model = ModelDecision(name: table.exactName(position))
-        guard permitted.contains(table.exactUpstream(position)), let match = Router.match(route: route, target: target) else {
+        guard request.permitted!.contains(table.exactUpstream(position)), let match = Router.match(route: route, target: target)
+        else {
             request.model?.notFound = true
             return .reject(.modelNotFound)
         }
@@ -131,12 +129,13 @@ enum ModelRouteStage {
     }
 
     private static func routed(
-        _ request: PipelineRequest, head: RequestHead, permitted: UpstreamSet, target: RequestTarget, literal: Range<Int>,
-        name: String, entry: ModelTable.Entry?, table: ModelTable
+        _ request: PipelineRequest, head: RequestHead, target: RequestTarget, literal: Range<Int>, name: String,
+        entry: ModelTable.Entry?, table: ModelTable
     ) -> StageVerdict {
         // Longer names are never matched, and not logged.
         request.model = ModelDecision(name: name.utf8.count <= Configuration.maxModelNameBytes ? name : nil)
-        guard let entry, let route = entry.route, table.allows(name, entry, staticKey: request.staticKey, permitted: permitted),
+        guard let entry, let route = entry.route,
+            table.allows(name, entry, staticKey: request.staticKey, permitted: request.permitted!),
             let match = Router.match(route: route, target: target)
         else {
             request.model?.notFound = true
