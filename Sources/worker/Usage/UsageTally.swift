@@ -29,6 +29,7 @@ struct UsageTally {
     private enum Source { case none, replaced, anthropic }
 
     /// For a new response, in place (a new value is built and copied, ~400 bytes).
+    @inline(__always)
     mutating func reset() {
         model.clear()
         contentDeltas = 0
@@ -131,6 +132,13 @@ struct UsageTally {
         kept.withBytes { name($0) }
     }
 
+    @inline(__always)
+    private mutating func modelName(_ names: UsageModelNames?) -> String? {
+        guard model.isComplete else { return nil }
+        guard let names else { return model.string }
+        return model.withBytes { names.name($0) }
+    }
+
     /// The model named by an event the prefilter read (its top-level `model`, 1 to 256 bytes).
     mutating func name(_ bytes: UnsafeRawBufferPointer) {
         guard !model.isSet, !bytes.isEmpty else { return }
@@ -151,10 +159,10 @@ struct UsageTally {
 
     /// The result once the response has ended. `stream`: the body was an event stream, whose
     /// content deltas estimate the output when the usage is not the provider's final word.
-    /// `models`: the last model name made, reused when it is the same (one per connection, so
-    /// that a response naming the model of the one before it allocates nothing).
+    /// `names`: the worker's model names, whose `String` is given when it holds the bytes (a
+    /// response naming a model named before allocates nothing); nil: a new `String`.
     @inline(__always)
-    mutating func result(complete: Bool, unreadable: Bool, stream: Bool, models: inout String?) -> UsageResult {
+    mutating func result(complete: Bool, unreadable: Bool, stream: Bool, names: UsageModelNames?) -> UsageResult {
         var usage: NormalizedUsage?
         var final = false
         switch source {
@@ -172,7 +180,7 @@ struct UsageTally {
         }
         // Made once, as returned: a result changed after it was made was copied whole.
         return UsageResult(
-            model: model.string(reusing: &models), inputTokens: usage?.input, outputTokens: output,
+            model: modelName(names), inputTokens: usage?.input, outputTokens: output,
             cacheReadTokens: usage?.cacheRead, cacheWriteTokens: usage?.cacheWrite, status: status)
     }
 }
