@@ -17,25 +17,45 @@ final class UsageModelNames {
     /// Each slot's byte count; -1: empty.
     private var counts = [Int](repeating: -1, count: size)
     private var names = [String](repeating: "", count: size)
-    /// The slot found or filled last: most responses name the model of the one before them.
-    private var last = 0
+    /// The slot found or filled last, apart: most responses name the model of the one before
+    /// them (the arrays' loads and checks cost more than the comparison).
+    private var lastBytes: UnsafeMutableRawPointer
+    private var lastCount = -1
+    private var lastName = ""
     private var next = 0
 
     init() {
         storage = .allocate(byteCount: Self.size * Self.capacity, alignment: 8)
+        lastBytes = storage
     }
 
     deinit {
         storage.deallocate()
     }
 
+    /// The name of the kept bytes (`UsageTally`'s model: read in place, no closure context).
+    @inline(__always)
+    func name(of kept: inout KeptBytes<256>) -> String {
+        kept.withBytes { name($0) }
+    }
+
     /// The name of these UTF-8 bytes (as `String(decoding:as:)` makes it).
     func name(_ bytes: UnsafeRawBufferPointer) -> String {
-        if holds(last, bytes) { return names[last] }
-        for slot in 0..<Self.size where slot != last && holds(slot, bytes) {
-            last = slot
+        if bytes.count == lastCount && Self.equal(lastBytes, bytes) { return lastName }
+        return found(bytes) ?? kept(bytes)
+    }
+
+    @inline(never)
+    private func found(_ bytes: UnsafeRawBufferPointer) -> String? {
+        for slot in 0..<Self.size where counts[slot] == bytes.count && Self.equal(storage + slot * Self.capacity, bytes) {
+            remember(slot)
             return names[slot]
         }
+        return nil
+    }
+
+    @inline(never)
+    private func kept(_ bytes: UnsafeRawBufferPointer) -> String {
         let made = String(decoding: bytes, as: UTF8.self)
         guard bytes.count <= Self.capacity else { return made }
         let slot = next
@@ -45,13 +65,30 @@ final class UsageModelNames {
         }
         counts[slot] = bytes.count
         names[slot] = made
-        last = slot
+        remember(slot)
         return made
     }
 
-    @inline(__always) private func holds(_ slot: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    private func remember(_ slot: Int) {
+        lastBytes = storage + slot * Self.capacity
+        lastCount = counts[slot]
+        lastName = names[slot]
+    }
+
+    /// `count` equal bytes, eight at a time (no `memcmp` call for a name of 8 bytes or more: the
+    /// last word overlaps the one before it).
+    @inline(__always) static func equal(_ kept: UnsafeRawPointer, _ bytes: UnsafeRawBufferPointer) -> Bool {
         let n = bytes.count
-        guard counts[slot] == n else { return false }
-        return n == 0 || memcmp(storage + slot * Self.capacity, bytes.baseAddress!, n) == 0
+        guard n > 0, let base = bytes.baseAddress else { return true }
+        guard n >= 8 else { return memcmp(kept, base, n) == 0 }
+        var i = 0
+        while i &+ 8 < n {
+            if kept.loadUnaligned(fromByteOffset: i, as: UInt64.self) != base.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                return false
+            }
+            i &+= 8
+        }
+        return kept.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+            == base.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
     }
 }

@@ -123,13 +123,24 @@ struct UsageReader {
     }
 
     /// The response ended: `complete` when it was relayed whole, false when the client left or the
-    /// upstream cut it. Later calls return the same result. `names`: where the model's `String`
-    /// is found or kept (the worker's, `UsageObserver`); nil: a new one.
-    mutating func end(complete: Bool, names: UsageModelNames? = nil) -> UsageResult {
+    /// upstream cut it. Later calls return the same result, each with a new model `String`.
+    mutating func end(complete: Bool) -> UsageResult {
         stop(complete: complete)
-        return collector.tally.result(
+        return result(complete: complete, model: collector.tally.modelString)
+    }
+
+    /// `end`, the model's `String` found in or kept by `names` (the worker's, `UsageObserver`).
+    mutating func end(complete: Bool, names: UsageModelNames) -> UsageResult {
+        stop(complete: complete)
+        return result(complete: complete, model: collector.tally.modelName(in: names))
+    }
+
+    /// (`mutating` only so that the reader is read in place: a non-mutating call copied it whole.)
+    @inline(__always)
+    private mutating func result(complete: Bool, model: String?) -> UsageResult {
+        collector.tally.result(
             complete: ended ?? complete, unreadable: unreadable || collector.skippedEvents > 0,
-            stream: body == .events, names: names)
+            stream: body == .events, model: model)
     }
 
     /// What `end` does but for making the result: nothing is read after it, and `end` gives

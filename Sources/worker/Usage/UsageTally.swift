@@ -132,11 +132,15 @@ struct UsageTally {
         kept.withBytes { name($0) }
     }
 
+    /// The model the response named, as a new `String`.
+    var modelString: String? { model.string }
+
+    /// The model the response named, as the `String` of `names` (the worker's: a response naming
+    /// a model named before allocates nothing).
     @inline(__always)
-    private mutating func modelName(_ names: UsageModelNames?) -> String? {
+    mutating func modelName(in names: UsageModelNames) -> String? {
         guard model.isComplete else { return nil }
-        guard let names else { return model.string }
-        return model.withBytes { names.name($0) }
+        return names.name(of: &model)
     }
 
     /// The model named by an event the prefilter read (its top-level `model`, 1 to 256 bytes).
@@ -159,10 +163,10 @@ struct UsageTally {
 
     /// The result once the response has ended. `stream`: the body was an event stream, whose
     /// content deltas estimate the output when the usage is not the provider's final word.
-    /// `names`: the worker's model names, whose `String` is given when it holds the bytes (a
-    /// response naming a model named before allocates nothing); nil: a new `String`.
+    /// `model`: `modelString` or `modelName(in:)`. (`mutating` only so that the tally is read
+    /// in place.)
     @inline(__always)
-    mutating func result(complete: Bool, unreadable: Bool, stream: Bool, names: UsageModelNames?) -> UsageResult {
+    mutating func result(complete: Bool, unreadable: Bool, stream: Bool, model: String?) -> UsageResult {
         var usage: NormalizedUsage?
         var final = false
         switch source {
@@ -180,7 +184,7 @@ struct UsageTally {
         }
         // Made once, as returned: a result changed after it was made was copied whole.
         return UsageResult(
-            model: modelName(names), inputTokens: usage?.input, outputTokens: output,
+            model: model, inputTokens: usage?.input, outputTokens: output,
             cacheReadTokens: usage?.cacheRead, cacheWriteTokens: usage?.cacheWrite, status: status)
     }
 }
