@@ -39,7 +39,9 @@ final class UsageModelNames {
         kept.withBytes { name($0) }
     }
 
-    /// The name of these UTF-8 bytes (as `String(decoding:as:)` makes it).
+    /// The name of these UTF-8 bytes (as `String(decoding:as:)` makes it). (Inlined: the last
+    /// name's test is a few loads; the rest is out of line.)
+    @inline(__always)
     func name(_ bytes: UnsafeRawBufferPointer) -> String {
         if bytes.count == lastCount && Self.equal(lastBytes, bytes) { return lastName }
         return found(bytes) ?? kept(bytes)
