@@ -633,7 +633,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
             usage.begin()
             return usage
         }
-        let observer = UsageObserver()
+        let observer = UsageObserver(names: worker.usageModelNames)
         usage = observer
         observer.begin()
         return observer

@@ -55,8 +55,8 @@ struct WorkerMetrics {
         guard input | output | cacheRead | cacheWrite != 0 else { return }
         // Not `usage.model ?? facts.requestModel`: that copied the whole result first.
         var model = ModelNameTable.noneCode
-        if let name = usage.model {
-            model = models.code(upstream: upstream, name: name, in: region.modelNames)
+        if usage.hasModel {
+            model = models.code(upstream: upstream, name: usage.modelName, in: region.modelNames)
         } else if let name = facts.requestModel {
             model = models.code(upstream: upstream, name: name, in: region.modelNames)
         }
@@ -135,7 +135,9 @@ final class ModelCodeCache {
     private var lastCode = ModelNameTable.noneCode
 
     func code(upstream: Int64, name: String, in table: ModelNameTable) -> Int64 {
-        if upstream == lastUpstream && Self.same(lastName, name) { return lastCode }
+        // `==` before `same`: the usage readers' names are the worker's own (`UsageModelNames`),
+        // so the name is most often the very `String` kept here, which `==` tells by its bits.
+        if upstream == lastUpstream && lastName == name { return lastCode }
         let code = lookUp(upstream: upstream, name: name, in: table)
         lastUpstream = upstream
         lastName = name

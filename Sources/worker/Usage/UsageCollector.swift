@@ -14,11 +14,17 @@ struct UsageCollector: SSEEventSink {
 
     /// For a new response, in place.
     mutating func reset() {
-        scanner.reset()
-        tally.reset()
+        resetDocument()
         skippedEvents = 0
         namedDelta = false
         template.clear()
+    }
+
+    /// For a new response after a JSON body, which used only the scanner and the tally.
+    @inline(__always)
+    mutating func resetDocument() {
+        scanner.reset()
+        tally.reset()
     }
 
     /// Events named as content deltas (`content_block_delta`, `response.….delta`: most of an

@@ -7,10 +7,16 @@
 /// kilobyte of state that is reset in place rather than built and copied for every response.
 final class UsageObserver: ResponseObserver {
     private var reader = UsageReader()
+    /// The worker's model names (`WorkerContext.usageModelNames`).
+    private let names: UsageModelNames
     /// Between `begin` and `finish`: calls from an exchange that has ended are ignored.
     private var active = false
     /// A response head came.
     private var reading = false
+
+    init(names: UsageModelNames = UsageModelNames()) {
+        self.names = names
+    }
 
     /// A request is forwarded: its response is the next to read.
     func begin() {
@@ -49,7 +55,7 @@ final class UsageObserver: ResponseObserver {
         active = false
         guard reading else { return nil }
         reading = false
-        return reader.end(complete: false)
+        return reader.end(complete: false, names: names)
     }
 }
 

@@ -49,8 +49,6 @@ struct UsageReader {
     private var collector = UsageCollector()
     /// `end` came: how the response ended (nil: it has not). Nothing is read after it.
     private var ended: Bool?
-    /// The last model name made (`UsageTally.result`), kept across `restart`s.
-    private var models: String?
 
     init(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
         configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
@@ -67,13 +65,21 @@ struct UsageReader {
         if decoder != nil { decoder = nil }
         unreadable = false
         encodedBytesSeen = false
-        splitter.reset()
-        carry.reset()
-        collector.reset()
+        // What the last response read, and only that (`body` is still its way of reading):
+        // nothing for a body not read, the scanner and the tally for a JSON body.
+        switch body {
+        case .inert: break
+        case .json: collector.resetDocument()
+        case .undecided, .events:
+            splitter.reset()
+            carry.reset()
+            collector.reset()
+        }
         ended = nil
         configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
     }
 
+    @inline(__always)
     private mutating func configure(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
         collector.scanner.countsDeltas = false
         guard (200..<300).contains(status) else {
@@ -117,12 +123,24 @@ struct UsageReader {
     }
 
     /// The response ended: `complete` when it was relayed whole, false when the client left or the
-    /// upstream cut it. Later calls return the same result.
+    /// upstream cut it. Later calls return the same result, each with a new model `String`.
     mutating func end(complete: Bool) -> UsageResult {
         stop(complete: complete)
-        return collector.tally.result(
+        return result(complete: complete, model: collector.tally.modelString)
+    }
+
+    /// `end`, the model's `String` found in or kept by `names` (the worker's, `UsageObserver`).
+    mutating func end(complete: Bool, names: UsageModelNames) -> UsageResult {
+        stop(complete: complete)
+        return result(complete: complete, model: collector.tally.modelName(in: names))
+    }
+
+    /// (`mutating` only so that the reader is read in place: a non-mutating call copied it whole.)
+    @inline(__always)
+    private mutating func result(complete: Bool, model: String?) -> UsageResult {
+        collector.tally.result(
             complete: ended ?? complete, unreadable: unreadable || collector.skippedEvents > 0,
-            stream: body == .events, models: &models)
+            stream: body == .events, model: model)
     }
 
     /// What `end` does but for making the result: nothing is read after it, and `end` gives
@@ -131,7 +149,8 @@ struct UsageReader {
         guard ended == nil else { return }
         ended = complete
         if complete, encodedBytesSeen, let decoder, !decoder.isFinished { unreadable = true }
-        decoder = nil
+        // Most responses had none: no release of an empty optional.
+        if decoder != nil { decoder = nil }
         if body == .json { collector.bodyEnded() }
     }
 

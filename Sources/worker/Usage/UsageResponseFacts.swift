@@ -15,12 +15,19 @@ extension UsageReader {
         case other
 
         /// From the header's value bytes: `type/subtype` before any `;` parameter, without case
-        /// (RFC 9110 §8.3.1).
+        /// (RFC 9110 §8.3.1). (Inlined: what providers send, byte for byte, is two or three word
+        /// comparisons; any other form is parsed out of line.)
+        @inline(__always)
         init(headerValue value: UnsafeRawBufferPointer?) {
-            guard let value, let base = value.baseAddress else { self = .unknown; return }
-            // What providers send, byte for byte: two or three word comparisons, no search.
+            guard let value, value.baseAddress != nil else { self = .unknown; return }
             if value.count == 16 && MemberName.equals(value, "application/json") { self = .json; return }
             if value.count == 17 && MemberName.equals(value, "text/event-stream") { self = .eventStream; return }
+            self = Self.parsed(value)
+        }
+
+        @inline(never)
+        private static func parsed(_ value: UnsafeRawBufferPointer) -> MediaType {
+            let base = value.baseAddress!
             var s = 0
             var e = value.count
             if let semicolon = memchr(base, Int32(UInt8(ascii: ";")), e) { e = base.distance(to: UnsafeRawPointer(semicolon)) }
@@ -28,15 +35,15 @@ extension UsageReader {
             while e > s, value[e &- 1] == 0x20 || value[e &- 1] == 0x09 { e &-= 1 }
             // The common types first (each comparison fails at once on the length).
             if ASCIIBytes.equals(value, s..<e, lowercase: "application/json") {
-                self = .json
+                return .json
             } else if ASCIIBytes.equals(value, s..<e, lowercase: "text/event-stream") {
-                self = .eventStream
+                return .eventStream
             } else if s == e || ASCIIBytes.equals(value, s..<e, lowercase: "text/plain") {
-                self = .unknown
+                return .unknown
             } else if e &- s > 5 && ASCIIBytes.equals(value, (e &- 5)..<e, lowercase: "+json") {
-                self = .json
+                return .json
             } else {
-                self = .other
+                return .other
             }
         }
 

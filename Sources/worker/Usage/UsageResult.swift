@@ -21,10 +21,14 @@ struct UsageResult: Equatable, Sendable {
         case unreadable
     }
 
-    var model: String?
     var status: Status
+    /// `model`, or empty when it is nil (`hasModel`): a `String`, not a `String?`, whose copy is
+    /// a retain where the optional's went through the type's value witnesses, and which is read
+    /// in place (`WorkerMetrics.countTokens`) where `model` makes an optional (docs/performance.md,
+    /// "fixedcost8").
+    private(set) var modelName = ""
     /// The counts as plain words and which of them were given (a bit each, in the order of the
-    /// accessors below; an absent count's word is 0): a value of one reference and plain bytes,
+    /// accessors below, then 16 for `model`; an absent count's word is 0): a value of one reference and plain bytes,
     /// copied inline where four optionals made the copies go through the type's value witnesses
     /// (docs/performance.md, "usagetap5").
     private var input = 0
@@ -33,6 +37,14 @@ struct UsageResult: Equatable, Sendable {
     private var cacheWrite = 0
     private var given: UInt8 = 0
 
+    var model: String? {
+        get { hasModel ? modelName : nil }
+        set {
+            modelName = newValue ?? ""
+            given = newValue == nil ? given & ~16 : given | 16
+        }
+    }
+    var hasModel: Bool { given & 16 != 0 }
     var inputTokens: Int? {
         get { given & 1 != 0 ? input : nil }
         set { (input, given) = Self.store(newValue, given, bit: 1) }
@@ -54,8 +66,8 @@ struct UsageResult: Equatable, Sendable {
         model: String? = nil, inputTokens: Int? = nil, outputTokens: Int? = nil, cacheReadTokens: Int? = nil,
         cacheWriteTokens: Int? = nil, status: Status
     ) {
-        self.model = model
         self.status = status
+        self.model = model
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
         self.cacheReadTokens = cacheReadTokens

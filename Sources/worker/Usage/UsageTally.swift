@@ -29,6 +29,7 @@ struct UsageTally {
     private enum Source { case none, replaced, anthropic }
 
     /// For a new response, in place (a new value is built and copied, ~400 bytes).
+    @inline(__always)
     mutating func reset() {
         model.clear()
         contentDeltas = 0
@@ -131,6 +132,17 @@ struct UsageTally {
         kept.withBytes { name($0) }
     }
 
+    /// The model the response named, as a new `String`.
+    var modelString: String? { model.string }
+
+    /// The model the response named, as the `String` of `names` (the worker's: a response naming
+    /// a model named before allocates nothing).
+    @inline(__always)
+    mutating func modelName(in names: UsageModelNames) -> String? {
+        guard model.isComplete else { return nil }
+        return names.name(of: &model)
+    }
+
     /// The model named by an event the prefilter read (its top-level `model`, 1 to 256 bytes).
     mutating func name(_ bytes: UnsafeRawBufferPointer) {
         guard !model.isSet, !bytes.isEmpty else { return }
@@ -151,10 +163,10 @@ struct UsageTally {
 
     /// The result once the response has ended. `stream`: the body was an event stream, whose
     /// content deltas estimate the output when the usage is not the provider's final word.
-    /// `models`: the last model name made, reused when it is the same (one per connection, so
-    /// that a response naming the model of the one before it allocates nothing).
+    /// `model`: `modelString` or `modelName(in:)`. (`mutating` only so that the tally is read
+    /// in place.)
     @inline(__always)
-    mutating func result(complete: Bool, unreadable: Bool, stream: Bool, models: inout String?) -> UsageResult {
+    mutating func result(complete: Bool, unreadable: Bool, stream: Bool, model: String?) -> UsageResult {
         var usage: NormalizedUsage?
         var final = false
         switch source {
@@ -172,7 +184,7 @@ struct UsageTally {
         }
         // Made once, as returned: a result changed after it was made was copied whole.
         return UsageResult(
-            model: model.string(reusing: &models), inputTokens: usage?.input, outputTokens: output,
+            model: model, inputTokens: usage?.input, outputTokens: output,
             cacheReadTokens: usage?.cacheRead, cacheWriteTokens: usage?.cacheWrite, status: status)
     }
 }

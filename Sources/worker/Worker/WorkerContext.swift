@@ -35,6 +35,8 @@ final class WorkerContext {
     let metrics: WorkerMetrics?
     /// Request ids for requests whose client sent none (docs/observability.md "Request ids").
     let requestIDs = RequestIDGenerator()
+    /// The model names of the worker's usage readers (`UsageObserver`), shared by its connections.
+    let usageModelNames = UsageModelNames()
 
     /// The client of `rate_limits.redis`, made when a request first needs it, replaced when a
     /// reload changes the section.

@@ -14,9 +14,9 @@ import Testing
         bytes.withUnsafeBytes { all in
             for i in all.indices { splitter.split(UnsafeRawBufferPointer(rebasing: all[i..<(i + 1)]), into: &collector) }
         }
-        var models: String?
+        let model = collector.tally.modelString
         return collector.tally.result(
-            complete: true, unreadable: collector.skippedEvents > 0, stream: true, models: &models)
+            complete: true, unreadable: collector.skippedEvents > 0, stream: true, model: model)
     }
 
     static func whole(_ bytes: [UInt8]) -> UsageResult {
