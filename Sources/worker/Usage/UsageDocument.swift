@@ -85,26 +85,6 @@ struct KeptBytes<let capacity: Int> {
         isSet = other.isSet
     }
 
-    /// The value as text: `cache` when it holds these bytes already, else a new `String` (an
-    /// allocation, for more than 15 bytes) left in `cache`.
-    mutating func string(reusing cache: inout String?) -> String? {
-        guard isComplete else { return nil }
-        let n = count
-        return withUnsafeBytes(of: &storage) { kept in
-            let bytes = UnsafeBufferPointer(rebasing: kept.assumingMemoryBound(to: UInt8.self)[..<n])
-            if let cached = cache,
-                cached.utf8.withContiguousStorageIfAvailable({
-                    $0.count == n && (n == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, n) == 0)
-                }) == true
-            {
-                return cached
-            }
-            let made = String(decoding: bytes, as: UTF8.self)
-            cache = made
-            return made
-        }
-    }
-
     /// The value as text (an allocation: called once per response, for the model).
     var string: String? {
         guard isComplete else { return nil }
