@@ -236,6 +236,14 @@ static void finish_response(struct worker *w, struct conn *c) {
     if (!stopping && k < nslices && side_of_slice(k) == c->side) send_request(w, c, k, t);
 }
 
+/* Of `available` bytes, those the body (or chunk) still expects: counted off `remaining`. */
+static size_t consume(struct conn *c, size_t available) {
+    size_t take = available;
+    if ((long long)take > c->remaining) take = (size_t)c->remaining;
+    c->remaining -= (long long)take;
+    return take;
+}
+
 /* Feeds n bytes of the response in flight (a closed-loop client has one per connection). */
 static void feed(struct worker *w, struct conn *c, const char *b, size_t n) {
     size_t i = 0;
@@ -275,14 +283,10 @@ static void feed(struct worker *w, struct conn *c, const char *b, size_t n) {
             }
             break;
         }
-        case BODY_LENGTH: {
-            size_t take = n - i;
-            if ((long long)take > c->remaining) take = (size_t)c->remaining;
-            c->remaining -= (long long)take;
-            i += take;
+        case BODY_LENGTH:
+            i += consume(c, n - i);
             if (c->remaining == 0) finish_response(w, c);
             break;
-        }
         case CHUNK_SIZE:
         case TRAILER:
             while (i < n) {
@@ -302,14 +306,10 @@ static void feed(struct worker *w, struct conn *c, const char *b, size_t n) {
             c->line_len = 0;
             c->state = c->remaining == 0 ? TRAILER : CHUNK_DATA;
             break;
-        case CHUNK_DATA: {
-            size_t take = n - i;
-            if ((long long)take > c->remaining) take = (size_t)c->remaining;
-            c->remaining -= (long long)take;
-            i += take;
+        case CHUNK_DATA:
+            i += consume(c, n - i);
             if (c->remaining == 0) { c->state = CHUNK_CRLF; c->line_len = 0; }
             break;
-        }
         case CHUNK_CRLF:
             while (i < n && c->line_len < 2) { c->line_len++; i++; }
             if (c->line_len == 2) { c->state = CHUNK_SIZE; c->line_len = 0; }
