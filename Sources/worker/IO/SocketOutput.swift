@@ -145,15 +145,16 @@ struct SocketOutput {
     /// owner is the pipeline's only handler; the walk to the head and the head handler cost ~70
     /// instructions a read, two reads a proxied request. Otherwise through the pipeline. Should
     /// a handler ever sit below a direct owner, it would not see reads: keep `direct` for
-    /// pipelines of one handler (WorkerServer, UpstreamPool, RedisRateLimiter make them). `mutating` (it changes nothing) so that the call reaches the
-    /// handler's stored output in place: a non-mutating call copied the whole struct (a retain
-    /// and release of each of its references).
+    /// pipelines of one handler (WorkerServer, UpstreamPool, RedisRateLimiter make them).
+    ///
+    /// `mutating` (it changes nothing) so that the call reaches the handler's stored output in
+    /// place: a non-mutating call copied the whole struct (a retain and release of each of its
+    /// references). Not inlined, and the core reached by optional chaining, which borrows it as
+    /// stored: bound by `if let` it was retained and released around the call.
+    @inline(never)
     mutating func read(context: ChannelHandlerContext) {
-        if let core {
-            core.read0()
-        } else {
-            context.read()
-        }
+        guard core != nil else { return context.read() }
+        core?.read0()
     }
 
     /// `head` and the rest of the queue, for the pipeline.
