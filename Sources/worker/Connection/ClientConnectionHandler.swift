@@ -300,7 +300,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        if state.readRequested(exchangeTakesMore: exchange?.mayReadClient ?? true) { context.read() }
+        if state.readRequested(exchangeTakesMore: exchange?.mayReadClient ?? true) { output.read(context: context) }
     }
 
     // MARK: ClientSide
@@ -326,7 +326,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
 
     func resumeClientReads() {
         guard let context, state.resumeReads() else { return }
-        context.read()
+        output.read(context: context)
     }
 
     func exchangeFailedBeforeResponse(_ error: ProxyErrorResponse, cause: UpstreamErrorCause?) {

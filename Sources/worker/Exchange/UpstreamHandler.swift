@@ -94,14 +94,14 @@ final class UpstreamHandler: ChannelDuplexHandler, SocketOutputOwner {
             readPending = true
             return
         }
-        context.read()
+        output.read(context: context)
     }
 
     /// The client drained its buffer: resume reading the response.
     func resumeReading() {
         guard readPending, let context else { return }
         readPending = false
-        context.read()
+        output.read(context: context)
     }
 
     func send(_ part: ByteBuffer) {

@@ -16,10 +16,17 @@ import Glibc
 /// Whatever the socket does not take at once (a full send buffer, any error) goes through the
 /// pipeline as before, and so does everything after it until NIO has written all of it: bytes
 /// never overtake each other, and NIO's backpressure (writability) and error handling apply
-/// unchanged. The descriptor is reached only through NIO's `withUnsafeTransport`, which refuses
-/// once the socket is closed, so a descriptor number reused by another connection is never
-/// written. With TLS below the handler the transport is not the handler's to write: every byte
+/// unchanged. With TLS below the handler the transport is not the handler's to write: every byte
 /// goes through the pipeline (`isDirect` false).
+///
+/// The descriptor is taken once, through NIO's `withUnsafeTransport`, when the handler is made;
+/// before each send the channel must still be active. That is what keeps a closed connection's
+/// number, reused by another connection, from being written: NIO's `close0` closes the socket
+/// and marks the channel inactive with no user code run between the two ("No user callouts" in
+/// BaseSocketChannel.close0, swift-nio 2.101.3), and a stream channel never becomes active
+/// again. Asking `withUnsafeTransport` on every send instead cost ~150 instructions a send (an
+/// existential opened, its associated type looked up, three closures), ~300 a proxied request
+/// (docs/performance.md, session 16).
 struct SocketOutput {
     /// Not `any NIOTransportAccessibleChannelCore<NIOBSDSocket.Handle>`: a cast to that
     /// constrained existential cost ~13,500 instructions per connection (the runtime checks the
@@ -27,10 +34,16 @@ struct SocketOutput {
     /// transport's type is compared when it is used.
     typealias Transport = any NIOTransportAccessibleChannelCore
 
-    private let transport: Transport?
-    /// Queued bytes, oldest first: `first`, then `more` (usually empty: most flushes send one
-    /// buffer, and an optional is cheaper than an array).
+    /// The channel, asked `isActive` before each send; nil when not direct.
+    private let channel: Channel?
+    /// The channel's core, for `read` (nil when not direct).
+    private let core: ChannelCore?
+    /// The socket's descriptor; meaningful only while `channel` is active.
+    private let descriptor: NIOBSDSocket.Handle
+    /// Queued bytes, oldest first: `first`, `second`, then `more` (usually empty: a flush sends
+    /// one or two buffers, a head and a body, and optionals are cheaper than an array).
     private var first: ByteBuffer?
+    private var second: ByteBuffer?
     private var more: [ByteBuffer] = []
     /// Flushes handed to the pipeline whose bytes NIO has not finished writing.
     private var pipelineOwed = 0
@@ -39,7 +52,7 @@ struct SocketOutput {
     private static let maxBuffersPerSend = 64
 
     /// Made by the channel initializer that adds the handler. `direct`: nothing below the handler
-    /// transforms its bytes (no TLS). `_channelCore` is what
+    /// transforms its bytes or its reads (no TLS, no other handler). `_channelCore` is what
     /// NIO's own `syncOperations.withUnsafeTransportIfAvailable` reads; that function makes the
     /// constrained cast on every call, so the core is looked up here once per connection.
     ///
@@ -50,15 +63,26 @@ struct SocketOutput {
     /// the cast fail or the transport unreachable, everything still works through the pipeline,
     /// only slower: WorkerTests' DirectWriteProcessTests fails then.
     init(channel: Channel, direct: Bool) {
-        transport = direct ? channel._channelCore as? Transport : nil
+        let transport = direct ? channel._channelCore as? Transport : nil
+        if let transport, let descriptor = Self.descriptor(of: transport) {
+            self.channel = channel
+            self.core = transport
+            self.descriptor = descriptor
+        } else {
+            self.channel = nil
+            self.core = nil
+            self.descriptor = -1
+        }
     }
 
     /// False: the handler writes and flushes through the pipeline itself, as if this did not exist.
-    var isDirect: Bool { transport != nil }
+    var isDirect: Bool { core != nil }
 
     mutating func enqueue(_ bytes: ByteBuffer) {
         if first == nil {
             first = bytes
+        } else if second == nil {
+            second = bytes
         } else {
             more.append(bytes)
         }
@@ -69,24 +93,34 @@ struct SocketOutput {
     /// socket took everything or nothing was queued.
     mutating func sendQueued() -> [ByteBuffer]? {
         guard var head = first.take() else { return nil }
-        guard let transport, pipelineOwed == 0 else { return owe(head) }
-        if more.isEmpty {
-            let sent = Self.send(head, on: transport)
+        guard core != nil, pipelineOwed == 0 else { return owe(head) }
+        guard var next = second.take() else {
+            let sent = sendOne(head)
             if sent == head.readableBytes { return nil }
             head.moveReaderIndex(forwardBy: sent)
             return owe(head)
         }
-        guard more.count < Self.maxBuffersPerSend else { return owe(head) }
-        var sent = Self.send(head, more, on: transport)
-        var rest: [ByteBuffer] = []
-        if sent < head.readableBytes {
-            head.moveReaderIndex(forwardBy: sent)
-            rest.append(head)
-            sent = 0
-        } else {
+        if more.isEmpty {
+            var sent = sendTwo(head, next)
+            if sent == head.readableBytes + next.readableBytes { return nil }
+            pipelineOwed += 1
+            if sent < head.readableBytes {
+                head.moveReaderIndex(forwardBy: sent)
+                return [head, next]
+            }
             sent -= head.readableBytes
+            next.moveReaderIndex(forwardBy: sent)
+            return [next]
         }
-        for var buffer in more {
+        guard more.count + 2 <= Self.maxBuffersPerSend else {
+            second = next
+            return owe(head)
+        }
+        var sent = sendAll(head, next, more)
+        var all = [head, next]
+        all.append(contentsOf: more)
+        var rest: [ByteBuffer] = []
+        for var buffer in all {
             if sent >= buffer.readableBytes {
                 sent -= buffer.readableBytes
                 continue
@@ -106,52 +140,92 @@ struct SocketOutput {
         pipelineOwed -= 1
     }
 
+    /// Asks for the next read straight from the channel's core: what `context.read()` ends in
+    /// (NIO's head handler calls `_channelCore.read0()`) when, as on a direct connection, the
+    /// owner is the pipeline's only handler; the walk to the head and the head handler cost ~70
+    /// instructions a read, two reads a proxied request. Otherwise through the pipeline. Should
+    /// a handler ever sit below a direct owner, it would not see reads: keep `direct` for
+    /// pipelines of one handler (WorkerServer, UpstreamPool, RedisRateLimiter make them).
+    ///
+    /// `mutating` (it changes nothing) so that the call reaches the handler's stored output in
+    /// place: a non-mutating call copied the whole struct (a retain and release of each of its
+    /// references). Not inlined, and the core reached by optional chaining, which borrows it as
+    /// stored: bound by `if let` it was retained and released around the call.
+    @inline(never)
+    mutating func read(context: ChannelHandlerContext) {
+        guard core != nil else { return context.read() }
+        core?.read0()
+    }
+
     /// `head` and the rest of the queue, for the pipeline.
     private mutating func owe(_ head: ByteBuffer) -> [ByteBuffer] {
         var rest = [head]
+        if let next = second.take() { rest.append(next) }
         rest.append(contentsOf: more)
         more.removeAll(keepingCapacity: true)
-        if transport != nil { pipelineOwed += 1 }
+        if core != nil { pipelineOwed += 1 }
         return rest
     }
 
-    /// Bytes the socket took: 0 when it would block or failed (the pipeline then meets the same
-    /// condition and handles it as it always has).
-    private static func send(_ buffer: ByteBuffer, on transport: Transport) -> Int {
-        let sent = withDescriptor(of: transport) { fd in
-            buffer.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        }
-        return max(sent ?? 0, 0)
+    /// The socket may be written: the channel is still active (see the type's doc).
+    /// (`mutating`, as the sends below, for the reason given at `read`.)
+    private var socketOpen: Bool {
+        mutating get { channel?.isActive ?? false }
     }
 
-    /// Calls `body` with the socket's descriptor; nil when the socket is closed (or the channel's
-    /// transport is not a socket).
-    private static func withDescriptor(of transport: Transport, _ body: (NIOBSDSocket.Handle) -> Int) -> Int? {
-        func open<Core: NIOTransportAccessibleChannelCore>(_ core: Core) -> Int? {
-            guard Core.Transport.self == NIOBSDSocket.Handle.self else { return nil }
-            return try? core.withUnsafeTransport { body(unsafeBitCast($0, to: NIOBSDSocket.Handle.self)) }
-        }
-        return open(transport)
+    /// Bytes the socket took: 0 when it would block, failed or is closed (the pipeline then meets
+    /// the same condition and handles it as it always has).
+    private mutating func sendOne(_ buffer: ByteBuffer) -> Int {
+        guard socketOpen else { return 0 }
+        let fd = descriptor
+        let sent = buffer.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        return max(sent, 0)
     }
 
-    private static func send(_ head: ByteBuffer, _ more: [ByteBuffer], on transport: Transport) -> Int {
-        let count = 1 + more.count
-        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { vectors -> Int in
-            // The buffers' storage stays alive for the call: `head` and `more` hold it (NIO's own
-            // vector writes rely on the same).
-            func vector(_ buffer: ByteBuffer) -> iovec {
-                buffer.withUnsafeReadableBytes { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
-            }
-            vectors[0] = vector(head)
-            for (i, buffer) in more.enumerated() { vectors[i + 1] = vector(buffer) }
-            let sent = withDescriptor(of: transport) { fd -> Int in
+    private mutating func sendTwo(_ head: ByteBuffer, _ next: ByteBuffer) -> Int {
+        guard socketOpen else { return 0 }
+        let fd = descriptor
+        // The buffers' storage stays alive for the call: `head` and `next` hold it (NIO's own
+        // vector writes rely on the same).
+        var vectors = (Self.vector(head), Self.vector(next))
+        let sent = withUnsafeMutablePointer(to: &vectors) { pair in
+            pair.withMemoryRebound(to: iovec.self, capacity: 2) { vectors -> Int in
                 var message = msghdr()
-                message.msg_iov = vectors.baseAddress
-                message.msg_iovlen = count
+                message.msg_iov = vectors
+                message.msg_iovlen = 2
                 return sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
             }
-            return max(sent ?? 0, 0)
         }
+        return max(sent, 0)
+    }
+
+    private mutating func sendAll(_ head: ByteBuffer, _ next: ByteBuffer, _ more: [ByteBuffer]) -> Int {
+        guard socketOpen else { return 0 }
+        let fd = descriptor
+        let count = 2 + more.count
+        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { vectors -> Int in
+            vectors[0] = Self.vector(head)
+            vectors[1] = Self.vector(next)
+            for (i, buffer) in more.enumerated() { vectors[i + 2] = Self.vector(buffer) }
+            var message = msghdr()
+            message.msg_iov = vectors.baseAddress
+            message.msg_iovlen = count
+            return max(sendmsg(fd, &message, Int32(MSG_NOSIGNAL)), 0)
+        }
+    }
+
+    private static func vector(_ buffer: ByteBuffer) -> iovec {
+        buffer.withUnsafeReadableBytes { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+    }
+
+    /// The socket's descriptor, nil when the socket is closed (or the channel's transport is not
+    /// a socket).
+    private static func descriptor(of transport: Transport) -> NIOBSDSocket.Handle? {
+        func open<Core: NIOTransportAccessibleChannelCore>(_ core: Core) -> NIOBSDSocket.Handle? {
+            guard Core.Transport.self == NIOBSDSocket.Handle.self else { return nil }
+            return try? core.withUnsafeTransport { unsafeBitCast($0, to: NIOBSDSocket.Handle.self) }
+        }
+        return open(transport)
     }
 }
 
