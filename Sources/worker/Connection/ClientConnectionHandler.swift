@@ -582,7 +582,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
     }
 
     private func startExchange(
-        _ request: PipelineRequest, head: consuming RequestHead, match: Router.Match, timer: LazyTimer,
+        _ request: PipelineRequest, head: consuming RequestHead, match: consuming Router.Match, timer: LazyTimer,
         context: ChannelHandlerContext
     ) {
         var settings = request.snapshot.exchangeSettings
@@ -602,8 +602,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ClientSide, SocketOut
         }
         let observer = ResponseObserverPair.combining(usage, worker.responseObservers?(head))
         let exchange = ProxyExchange(
-            eventLoop: context.eventLoop, pool: worker.pool, client: self, timer: timer,
-            match: match, head: head, settings: settings, health: route.failover ? worker.health : nil, observer: observer,
+            pool: worker.pool, client: self, timer: timer, match: match, head: head, settings: settings,
+            health: route.failover ? worker.health : nil, observer: observer,
             requestID: propagates ? facts.requestID : nil, capturesUpstreamRequestID: worker.logsRequests,
             bodyFilter: request.injectedStreamUsage ? usageChunkFilter() : nil)
         exchange.attemptMetrics = worker.metrics?.region

@@ -32,8 +32,13 @@ protocol ClientSide: AnyObject {
 /// performs what the state decides (send, replay on a fresh connection, fail, give the connection
 /// back). Lives on the worker's event loop only.
 final class ProxyExchange: UpstreamConnectionDelegate {
-    private let eventLoop: EventLoop
-    private let pool: UpstreamPool
+    /// Unretained, as is `timer`, and used as guaranteed references (`withPool`, `setTimer`):
+    /// the exchange is made per request, and a strong reference costs a retain when it is made
+    /// and a release when it goes, where `unowned(unsafe)` costs both at every use (~35
+    /// instructions a reference per request, docs/performance.md). Both live at least as long as
+    /// the exchange: the pool is the worker's (`WorkerContext`, which the client connection's
+    /// handler holds), the timer the handler's, and the exchange holds the handler (`client`).
+    private let pool: Unmanaged<UpstreamPool>
     /// The matched route (the upstream, its target) and the pieces of the upstream
     /// request-target.
     let match: Router.Match
@@ -42,7 +47,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// Strong: the client side drops its exchange when the exchange ends, which ends the cycle.
     /// (A weak reference would give every exchange a side table, and every retain and release
     /// of it the slow path.)
-    private var client: ClientSide?
+    private let client: ClientSide
     private var state: ExchangeState
     private var connection: UpstreamConnection?
     /// The current try's target: the route's own unless the route has `failover`. Unowned: the
@@ -109,20 +114,21 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The client connection's exchange timer (one per connection, re-armed lazily): the response
     /// head deadline, then the idle gap between response chunks. The client side calls
     /// `deadlinePassed` when it expires.
-    private let timer: LazyTimer
+    private let timer: Unmanaged<LazyTimer>
 
+    /// `pool` and `timer` are passed borrowed: owned, the caller retained each and this released it.
     init(
-        eventLoop: EventLoop, pool: UpstreamPool, client: ClientSide, timer: LazyTimer, match: Router.Match,
-        head: RequestHead, settings: ExchangeState.Settings, health: TargetHealthBoard?, observer: ResponseObserver? = nil,
-        requestID: String? = nil, capturesUpstreamRequestID: Bool = false, bodyFilter: ResponseBodyFilter? = nil
+        pool: __shared UpstreamPool, client: ClientSide, timer: __shared LazyTimer, match: Router.Match,
+        head: RequestHead, settings: ExchangeState.Settings, health: TargetHealthBoard?,
+        observer: ResponseObserver? = nil, requestID: String? = nil, capturesUpstreamRequestID: Bool = false,
+        bodyFilter: ResponseBodyFilter? = nil
     ) {
         self.requestID = requestID
-        self.eventLoop = eventLoop
-        self.pool = pool
+        self.pool = Unmanaged.passUnretained(pool)
         self.health = health
         self.target = match.route.target
         self.client = client
-        self.timer = timer
+        self.timer = Unmanaged.passUnretained(timer)
         self.match = match
         self.reader = UpstreamResponseReader(requestMethodIsHEAD: Self.isHEAD(head.method))
         self.reader.observer = observer
@@ -139,8 +145,16 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     // MARK: Client side
 
+    /// `body` on the pool, not retained around it.
+    @inline(__always)
+    private func withPool<R>(_ body: (UpstreamPool) -> R) -> R { pool._withUnsafeGuaranteedRef(body) }
+
+    /// Sets the exchange timer, not retained around the call.
+    @inline(__always)
+    private func setTimer(_ deadline: NIODeadline?) { timer._withUnsafeGuaranteedRef { $0.set(deadline) } }
+
     func start() {
-        timer.set(state.deadline)
+        setTimer(state.deadline)
         if match.route.failover { chooseTarget(now: .now()) }
         lease(fresh: false)
     }
@@ -182,10 +196,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     // MARK: Upstream side
 
-    var upstreamMayRead: Bool { client?.clientIsWritable ?? true }
+    var upstreamMayRead: Bool { client.clientIsWritable }
 
     func upstreamRead(_ bytes: ByteBuffer) {
-        guard let connection, let client else { return }
+        guard let connection else { return }
+        // `client` is read from the exchange (a `let`) wherever it is used: a local copy was
+        // retained once more for the closures below.
         let now = NIODeadline.now()
         state.responseBytes(now: now)
         // The client head, held during this read so body bytes of the same read are appended to
@@ -225,7 +241,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                     if head.upstreamRequestID != nil { upstreamRequestID = head.upstreamRequestID }
                     held = head.clientHead
                     heldAnnouncesClose = head.announcesClose
-                    timer.set(state.deadline)
+                    setTimer(state.deadline)
                 case .body(let body, let payload):
                     responseBodyBytes += payload
                     if held == nil || !Self.append(body, to: &held!, upTo: UpstreamResponseReader.maxBodyRoom) {
@@ -252,12 +268,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     func upstreamReadComplete() {
-        client?.flushResponse()
+        client.flushResponse()
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
         upstreamWritable = isWritable
-        if isWritable { client?.resumeClientReads() }
+        if isWritable { client.resumeClientReads() }
     }
 
     func upstreamFailed(_ error: Error) {
@@ -280,11 +296,11 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         case .complete:
             // A body delimited by the close is complete: end the chunked body this side made.
             if let tail = reader.filteredTail(allocator: connection?.allocator ?? ByteBufferAllocator()) {
-                client?.writeResponseBody(tail)
+                client.writeResponseBody(tail)
             }
-            client?.writeResponseBody(ByteBuffer(staticString: UpstreamResponseReader.lastChunk))
+            client.writeResponseBody(ByteBuffer(staticString: UpstreamResponseReader.lastChunk))
             finish(reusable: false)
-            client?.exchangeCompleted()
+            client.exchangeCompleted()
         case .replay:
             resend()
             lease(fresh: true)
@@ -296,7 +312,6 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             chooseTarget(now: now)
             lease(fresh: false)
         case .fail(let error, let cause):
-            let client = self.client
             if plan != nil, error != nil { targetFailed(now: .now()) }
             if error != nil { countLastAttempt(failedBy: cause) }
             finish(reusable: false)
@@ -305,15 +320,15 @@ final class ProxyExchange: UpstreamConnectionDelegate {
                 failedResponse = nil
                 responseStatus = failed.status
                 responseBodyBytes = failed.payload
-                client?.writeResponseHead(failed.bytes, announcesClose: failed.announcesClose)
-                client?.exchangeCompleted()
+                client.writeResponseHead(failed.bytes, announcesClose: failed.announcesClose)
+                client.exchangeCompleted()
                 return
             }
             if let error {
-                client?.exchangeFailedBeforeResponse(error, cause: cause)
+                client.exchangeFailedBeforeResponse(error, cause: cause)
             } else {
                 observer?.responseEnded(complete: false)
-                client?.exchangeAborted(cause: cause)
+                client.exchangeAborted(cause: cause)
             }
         }
     }
@@ -361,27 +376,27 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         dropReplay()
         heldHead = nil
         release(reusable: false)
-        timer.set(state.deadline)
+        setTimer(state.deadline)
     }
 
     // MARK: Internals
 
     private func lease(fresh: Bool) {
         let target = self.target
-        if !fresh, let connection = pool.idleConnection(to: target) {
+        if !fresh, let connection = withPool({ $0.idleConnection(to: target) }) {
             // Called while the client's read is being delivered (head first, then any body bytes
             // of the same read): the client side's read-complete flushes head and body together,
             // one write to the upstream instead of two.
-            connected(connection, reused: true, flushNow: !(client?.clientReadInProgress ?? false))
+            connected(connection, reused: true, flushNow: !client.clientReadInProgress)
             return
         }
         let attempt = state.attempts
-        pool.connect(to: target).assumeIsolated().whenComplete { [weak self] result in
+        withPool { $0.connect(to: target) }.assumeIsolated().whenComplete { [weak self] result in
             guard let self, self.state.attempts == attempt else {
                 // The exchange is gone, or this try ended meanwhile (its attempt_timeout_ms):
                 // the connection carried nothing.
                 if case .success(let connection) = result {
-                    if let self { self.pool.release(connection, reusable: true) } else { connection.channel.close(promise: nil) }
+                    if let self { self.withPool { $0.release(connection, reusable: true) } } else { connection.channel.close(promise: nil) }
                 }
                 return
             }
@@ -404,12 +419,12 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         switch state.leased(active: reused || connection.channel.isActive, reused: reused, now: .now()) {
         case .giveBack:
             // Finished while connecting (client gone, deadline passed): the connection is clean.
-            pool.release(connection, reusable: true)
+            withPool { $0.release(connection, reusable: true) }
             return
         case .leaseFresh:
             // The upstream closed this pooled connection before we wrote a byte on it: take a
             // fresh one. Nothing was sent, so this is safe for any method.
-            pool.release(connection, reusable: false)
+            withPool { $0.release(connection, reusable: false) }
             lease(fresh: true)
             return
         case .send:
@@ -443,7 +458,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             sendHeldHead(on: connection)
             connection.handler.flush()
         }
-        client?.resumeClientReads()
+        client.resumeClientReads()
     }
 
     /// A case pattern, not `== .HEAD`: HTTPMethod's `==` is RawRepresentable's, which builds and
@@ -538,7 +553,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     func deadlinePassed() {
         switch state.deadlinePassed(now: .now()) {
         case .none: break
-        case .rearm(let deadline): timer.set(deadline)
+        case .rearm(let deadline): setTimer(deadline)
         case .fail(let error, let cause): perform(.fail(error, cause))
         case .tryNext(let failure, let cause): perform(.tryNext(failure, cause))
         }
@@ -546,7 +561,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     /// The exchange is over: the connection goes back to the pool (`reusable`) or is closed.
     private func finish(reusable: Bool) {
-        timer.set(nil)
+        setTimer(nil)
         pending = []
         dropReplay()
         release(reusable: reusable)
@@ -562,6 +577,6 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         guard let connection else { return }
         self.connection = nil
         connection.handler.delegate = nil
-        pool.release(connection, reusable: reusable)
+        withPool { $0.release(connection, reusable: reusable) }
     }
 }
