@@ -434,7 +434,7 @@ static long fluxgate_root_object(const unsigned char *p, long n, long i, struct 
         out->model_count = end - v;
     }
     if (!fluxgate_root_named16(p, n, ++end, fluxgate_root_text_choices, 12, 0)) return fluxgate_root_after(p, n, end, FLUXGATE_IN_ROOT, out);
-    if ((end = fluxgate_json_skip_avx2(p, n, end + 12)) < 0) return -1;
+    if ((end = fluxgate_json_skip_avx2_inline(p, n, end + 12)) < 0) return -1;
     if (!fluxgate_root_named32(p, n, end, fluxgate_root_text_usage, 26, 1)) return fluxgate_root_after(p, n, end, FLUXGATE_IN_ROOT, out);
     {
         struct fluxgate_usage_counts *counts = &out->counts[0];
