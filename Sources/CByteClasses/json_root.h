@@ -354,9 +354,9 @@ static long fluxgate_root_after(const unsigned char *p, long n, long end, int in
     return in == FLUXGATE_IN_ROOT ? fluxgate_root_walk(p, n, i, out) : fluxgate_root_followed(p, n, i, FLUXGATE_IN_USAGE, 0, out);
 }
 
-// The `length` bytes of `text` (at most 16, or 32) at `i`; `spaced`: and a byte that is no white
-// space after them (the walk takes `":` and a value by one load only then, with the same value
-// index).
+// The `length` bytes of `text` (at most 16, or 31) at `i`, 32 bytes or more from the end; `spaced`:
+// and a byte that is no white space after them (the walk takes `":` and a value by one load only
+// then, with the same value index).
 __attribute__((target("avx2"), always_inline))
 static inline int fluxgate_root_named16(const unsigned char *p, long n, long i, const char *text, unsigned length, int spaced) {
     if (n - i < 32) return 0;
@@ -371,7 +371,7 @@ static inline int fluxgate_root_named32(const unsigned char *p, long n, long i, 
     if (n - i < 32) return 0;
     uint32_t same = (uint32_t)_mm256_movemask_epi8(
         _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(p + i)), _mm256_loadu_si256((const __m256i *)text)));
-    uint32_t want = length == 32 ? 0xFFFFFFFFu : (1u << length) - 1;
+    uint32_t want = (1u << length) - 1;
     return (same & want) == want && (!spaced || p[i + length] > 0x20);
 }
 
