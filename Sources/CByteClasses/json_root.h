@@ -7,8 +7,10 @@
 // other value skipped. It takes exactly what the Swift whole-root read takes — plain strings (no
 // escape, no control byte), plain counts (`0` or `[1-9][0-9]*`, at most 15 digits), literals,
 // containers through `fluxgate_json_skip_avx2` — and gives up (-1) on anything else, the caller
-// then reading the body its own way. Only for a CPU that `fluxgate_cpu_has_json_skip_avx2`
-// accepts.
+// then reading the body its own way. The members of a chat completion in the order OpenAI writes
+// them are first matched name by name with the bytes around them (`fluxgate_root_object`, docs/
+// performance.md "session 16, usagec"), the walk reading on from the first one that differs. Only
+// for a CPU that `fluxgate_cpu_has_json_skip_avx2` accepts.
 #include <stdint.h>
 #include <string.h>
 #include "json_skip.h"
@@ -333,9 +335,133 @@ static inline long fluxgate_root_usage(
     return fluxgate_root_members(p, n, i, FLUXGATE_IN_USAGE, 0, out);
 }
 
+// The root's members from `i` (after its `{`, or at a member's name) by the walk above.
+__attribute__((target("avx2,popcnt,bmi,pclmul"), noinline))
+static long fluxgate_root_walk(const unsigned char *p, long n, long i, struct fluxgate_json_root *out) {
+    return fluxgate_root_members(p, n, i, FLUXGATE_IN_ROOT, 0, out);
+}
+
+// After a value of an object `in` (the root or its `usage`) at `end`: its members from there by
+// the walk (the walk's own steps after a value: `,` and a name go on, `}` ends the object).
+__attribute__((target("avx2,popcnt,bmi,pclmul"), noinline))
+static long fluxgate_root_after(const unsigned char *p, long n, long end, int in, struct fluxgate_json_root *out) {
+    long i = fluxgate_root_space(p, n, end);
+    if (i >= n) return -1;
+    if (p[i] == '}') return i + 1;
+    if (p[i] != ',') return -1;
+    i = fluxgate_root_space(p, n, i + 1);
+    if (i >= n || p[i] != '"') return -1;
+    return in == FLUXGATE_IN_ROOT ? fluxgate_root_walk(p, n, i, out) : fluxgate_root_followed(p, n, i, FLUXGATE_IN_USAGE, 0, out);
+}
+
+// The `length` bytes of `text` (at most 16, or 31) at `i`, 32 bytes or more from the end; `spaced`:
+// and a byte that is no white space after them (the walk takes `":` and a value by one load only
+// then, with the same value index).
+__attribute__((target("avx2"), always_inline))
+static inline int fluxgate_root_named16(const unsigned char *p, long n, long i, const char *text, unsigned length, int spaced) {
+    if (n - i < 32) return 0;
+    unsigned same = (unsigned)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + i)), _mm_loadu_si128((const __m128i *)text)));
+    unsigned want = (1u << length) - 1;
+    return (same & want) == want && (!spaced || p[i + length] > 0x20);
+}
+
+__attribute__((target("avx2"), always_inline))
+static inline int fluxgate_root_named32(const unsigned char *p, long n, long i, const char *text, unsigned length, int spaced) {
+    if (n - i < 32) return 0;
+    uint32_t same = (uint32_t)_mm256_movemask_epi8(
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(p + i)), _mm256_loadu_si256((const __m256i *)text)));
+    uint32_t want = (1u << length) - 1;
+    return (same & want) == want && (!spaced || p[i + length] > 0x20);
+}
+
+// A count at `v` (the walk's `default:` case): the index after it, or -1.
+__attribute__((always_inline))
+static inline long fluxgate_root_count(const unsigned char *p, long n, long v, int field, struct fluxgate_usage_counts *counts) {
+    long digitsEnd = fluxgate_root_digits_end(p, n, v);
+    if (fluxgate_root_is_plain_number(p, n, v, digitsEnd)) {
+        int64_t value = 0;
+#pragma clang loop vectorize(disable) unroll(disable)
+        for (long k = v; k < digitsEnd; k++) value = value * 10 + (p[k] - '0');
+        counts->value[field] = value;
+        counts->given |= 1u << field;
+        return digitsEnd;
+    }
+    counts->given &= ~(1u << field);
+    return fluxgate_root_literal(p, n, v);
+}
+
+// A plain string whose `"` is at `v - 1` (a skipped or kept value): the index of its closing `"`,
+// or -1.
+__attribute__((target("avx2"), always_inline))
+static inline long fluxgate_root_plain_string(const unsigned char *p, long n, long v) {
+    long stop = fluxgate_root_string_stop(p, n, v);
+    return stop < n && p[stop] == '"' ? stop : -1;
+}
+
+// The members in the order OpenAI writes a chat completion (`id`, `object`, `created`, `model`,
+// `choices`, `usage` with `prompt_tokens`, `completion_tokens`, `total_tokens`, then
+// `system_fingerprint`), compact: each expected name with the `,` before it, the `":` after it and
+// its value's first byte where that is always the same (`"`, `[`, `{` and the next name) matched
+// by one load and compare, its role known without the name's search and switch, its value read as
+// the walk reads it. From the first member not expected (another name, another order, white
+// space, a member more or fewer, another kind of value) the walk above reads the object on: the
+// results are always the walk's.
+static const char fluxgate_root_text_id[16] = "\"id\":\"";
+static const char fluxgate_root_text_object[16] = ",\"object\":\"";
+static const char fluxgate_root_text_created[16] = ",\"created\":";
+static const char fluxgate_root_text_model[16] = ",\"model\":\"";
+static const char fluxgate_root_text_choices[16] = ",\"choices\":[";
+static const char fluxgate_root_text_usage[32] = ",\"usage\":{\"prompt_tokens\":";
+static const char fluxgate_root_text_completion[32] = ",\"completion_tokens\":";
+static const char fluxgate_root_text_total[16] = ",\"total_tokens\":";
+static const char fluxgate_root_text_fingerprint[32] = ",\"system_fingerprint\":\"";
+
 __attribute__((target("avx2,popcnt,bmi,pclmul"), noinline))
 static long fluxgate_root_object(const unsigned char *p, long n, long i, struct fluxgate_json_root *out) {
-    return fluxgate_root_members(p, n, i, FLUXGATE_IN_ROOT, 0, out);
+    long end;
+    if (!fluxgate_root_named16(p, n, i, fluxgate_root_text_id, 6, 0)) return fluxgate_root_walk(p, n, i, out);
+    if ((end = fluxgate_root_plain_string(p, n, i + 6)) < 0) return -1;
+    if (!fluxgate_root_named16(p, n, ++end, fluxgate_root_text_object, 11, 0)) return fluxgate_root_after(p, n, end, FLUXGATE_IN_ROOT, out);
+    if ((end = fluxgate_root_plain_string(p, n, end + 11)) < 0) return -1;
+    if (!fluxgate_root_named16(p, n, ++end, fluxgate_root_text_created, 11, 1)) return fluxgate_root_after(p, n, end, FLUXGATE_IN_ROOT, out);
+    if ((end = fluxgate_root_skip(p, n, end + 11)) < 0) return -1;
+    if (!fluxgate_root_named16(p, n, end, fluxgate_root_text_model, 10, 0)) return fluxgate_root_after(p, n, end, FLUXGATE_IN_ROOT, out);
+    {
+        long v = end + 10;
+        if ((end = fluxgate_root_plain_string(p, n, v)) < 0) return -1;
+        out->model_at = v;
+        out->model_count = end - v;
+    }
+    if (!fluxgate_root_named16(p, n, ++end, fluxgate_root_text_choices, 12, 0)) return fluxgate_root_after(p, n, end, FLUXGATE_IN_ROOT, out);
+    if ((end = fluxgate_json_skip_avx2_inline(p, n, end + 12)) < 0) return -1;
+    if (!fluxgate_root_named32(p, n, end, fluxgate_root_text_usage, 26, 1)) return fluxgate_root_after(p, n, end, FLUXGATE_IN_ROOT, out);
+    {
+        struct fluxgate_usage_counts *counts = &out->counts[0];
+        counts->given = 0;
+        counts->present = 1;
+        out->written |= 1;
+        if ((end = fluxgate_root_count(p, n, end + 26, 0, counts)) < 0) {
+            return -1;
+        } else if (!fluxgate_root_named32(p, n, end, fluxgate_root_text_completion, 21, 1)) {
+            end = fluxgate_root_after(p, n, end, FLUXGATE_IN_USAGE, out);
+        } else if ((end = fluxgate_root_count(p, n, end + 21, 1, counts)) < 0) {
+            return -1;
+        } else if (!fluxgate_root_named16(p, n, end, fluxgate_root_text_total, 16, 1)) {
+            end = fluxgate_root_after(p, n, end, FLUXGATE_IN_USAGE, out);
+        } else if ((end = fluxgate_root_skip(p, n, end + 16)) < 0) {
+            return -1;
+        } else if (end < n && p[end] == '}') {
+            end++;
+        } else {
+            end = fluxgate_root_after(p, n, end, FLUXGATE_IN_USAGE, out);
+        }
+        if (end < 0) return -1;
+    }
+    if (!fluxgate_root_named32(p, n, end, fluxgate_root_text_fingerprint, 23, 0)) return fluxgate_root_after(p, n, end, FLUXGATE_IN_ROOT, out);
+    if ((end = fluxgate_root_plain_string(p, n, end + 23)) < 0) return -1;
+    if (++end < n && p[end] == '}') return end + 1;
+    return fluxgate_root_after(p, n, end, FLUXGATE_IN_ROOT, out);
 }
 #endif
 

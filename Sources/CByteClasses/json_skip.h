@@ -58,8 +58,8 @@ static inline uint64_t fluxgate_json_prefix_xor(uint64_t quotes) {
 // search for the string's `"` or `\`, 64 bytes a step, then 32 (most of a skipped value's bytes
 // are in a few long strings), as `UsageBlockScan` does. Only for a CPU that
 // `fluxgate_cpu_has_json_skip_avx2` accepts.
-__attribute__((target("avx2,popcnt,bmi,pclmul")))
-static inline long fluxgate_json_skip_avx2(const unsigned char *base, long n, long at) {
+__attribute__((target("avx2,popcnt,bmi,pclmul"), always_inline))
+static inline long fluxgate_json_skip_avx2_inline(const unsigned char *base, long n, long at) {
     const __m256i quote = _mm256_set1_epi8('"'), backslash = _mm256_set1_epi8('\\');
     const uint64_t even = 0x5555555555555555ULL;
     long depth = 1;
@@ -147,5 +147,12 @@ static inline long fluxgate_json_skip_avx2(const unsigned char *base, long n, lo
             }
         }
     }
+}
+
+// `fluxgate_json_skip_avx2_inline` called (the whole-root read has it in its own body, where its
+// one skip of `choices` saves the call's saves and restores).
+__attribute__((target("avx2,popcnt,bmi,pclmul")))
+static inline long fluxgate_json_skip_avx2(const unsigned char *base, long n, long at) {
+    return fluxgate_json_skip_avx2_inline(base, n, at);
 }
 #endif

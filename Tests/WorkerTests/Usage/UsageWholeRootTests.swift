@@ -111,6 +111,60 @@ import Testing
         #expect(fast.model == "gpt-4o-mini-2024-07-18")
     }
 
+    /// The bench's body, whose members come in the order `fluxgate_root_object` expects (OpenAI's),
+    /// with a byte replaced, inserted or removed at every offset, and with members added, dropped,
+    /// repeated or spaced: the C read keeps what the Swift read keeps wherever it takes the body
+    /// (`bothReads`), and takes every plain one.
+    @Test func theExpectedMemberOrderIsReadAsTheWalkReadsIt() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../../bench/mock/chat.json").standardized
+        let bytes = [UInt8](try Data(contentsOf: url))
+        let replacements = Array(#"" \{}[],:05x"#.utf8) + [0x01, 0x0A]
+        for at in 1..<bytes.count {
+            for byte in replacements where byte != bytes[at] {
+                var changed = bytes
+                changed[at] = byte
+                let (fast, walk, _) = bothWays(changed)
+                #expect(fast == walk, "\(at) \(byte)")
+            }
+            var removed = bytes
+            removed.remove(at: at)
+            let (fast, walk, _) = bothWays(removed)
+            #expect(fast == walk, "\(at) removed")
+            var inserted = bytes
+            inserted.insert(UInt8(ascii: " "), at: at)
+            let (insertedFast, insertedWalk, _) = bothWays(inserted)
+            #expect(insertedFast == insertedWalk, "\(at) inserted")
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
+        let variants = [
+            text.replacingOccurrences(of: #""total_tokens":71}"#, with: #""total_tokens":71,"prompt_tokens_details":{"cached_tokens":5}}"#),
+            text.replacingOccurrences(of: #","system_fingerprint":"fp_mock00001""#, with: ""),
+            text.replacingOccurrences(of: #","system_fingerprint""#, with: #","service_tier":"default","system_fingerprint""#),
+            text.replacingOccurrences(
+                of: #","system_fingerprint":"fp_mock00001""#, with: #","system_fingerprint":null,"usage":{"completion_tokens":7}"#),
+            text.replacingOccurrences(of: #""usage":{"#, with: #""usage":{"prompt_tokens":1},"usage":{"#),
+            text.replacingOccurrences(of: #""model":"gpt"#, with: #""model":"x","model":"gpt"#),
+            text.replacingOccurrences(
+                of: #""prompt_tokens":19,"completion_tokens":52"#, with: #""completion_tokens":52,"prompt_tokens":19"#),
+            text.replacingOccurrences(of: #""prompt_tokens":19"#, with: #""prompt_tokens":null"#),
+            text.replacingOccurrences(of: #""completion_tokens":52"#, with: #""completion_tokens":true"#),
+            text.replacingOccurrences(of: #""total_tokens":71"#, with: #""total_tokens":[71]"#),
+            text.replacingOccurrences(of: #""created":1700000000"#, with: #""created":null"#),
+            text.replacingOccurrences(of: #""object":"chat.completion""#, with: #""object":"chat.completion","type":"t""#),
+            text.replacingOccurrences(of: #"","#, with: #"", "#),
+            text.replacingOccurrences(of: #""id":"#, with: #""id": "#),
+            text.replacingOccurrences(of: "}", with: "}\n"),
+        ]
+        for variant in variants {
+            let ((fast, walk, _), takenInC) = bothReads(Array(variant.utf8))
+            #expect(fast == walk, "\(variant)")
+            #if arch(x86_64)
+            #expect(takenInC == UsageJSONScanner.jsonSkipAVX2, "\(variant)")
+            #endif
+        }
+    }
+
     @Test func generatedDocumentsAreReadAsTheWalkReadsThem() {
         var generator = Generator(seed: 0x5EED_2026_1203)
         var taken = 0
