@@ -121,6 +121,11 @@ struct UsageReader {
 
     /// The next payload bytes of the response, in order (no chunked framing), as they are relayed.
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        // The usual: an identity JSON body, straight to the scanner.
+        if body == .json, decoder == nil, !unreadable, ended == nil {
+            collector.scanner.scan(bytes)
+            return
+        }
         guard body != .inert, !unreadable, ended == nil else { return }
         guard let decoder else { read(bytes); return }
         encodedBytesSeen = encodedBytesSeen || !bytes.isEmpty
