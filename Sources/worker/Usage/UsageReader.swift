@@ -153,7 +153,14 @@ struct UsageReader {
         guard !wholeDocument else {
             return wholeResult(complete: complete, model: namesWholeModel ? names.name(of: &collector.scanner.document.model) : nil)
         }
-        return result(complete: complete, model: collector.tally.modelName(in: names))
+        return talliedResult(complete: complete, names: names)
+    }
+
+    /// The tally's result, its model's `String` from `names`. (Out of line: merged with the
+    /// whole document's in `end`, each result was copied into `end`'s at the join.)
+    @inline(never)
+    private mutating func talliedResult(complete: Bool, names: UsageModelNames) -> UsageResult {
+        result(complete: complete, model: collector.tally.modelName(in: names))
     }
 
     /// The document read whole names a model, as the tally keeps one (`UsageTally.name`).
