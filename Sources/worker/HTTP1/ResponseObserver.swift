@@ -40,13 +40,52 @@ struct ResponseFacts {
 
     /// Where the values of the headers that make the facts are in the head: the first of each
     /// name (any case), without the spaces and tabs around it.
+    ///
+    /// Kept as 32-bit offsets (a head is at most `UpstreamResponseReader.maxHeadBytes`): four
+    /// words, made, copied and handed over in registers, where four `Range<Int>?` (96 bytes) were
+    /// initialised and copied with `memcpy` on the way to the observer (docs/performance.md,
+    /// "usagetap7").
     struct Fields: Equatable {
-        var contentType: Range<Int>?
-        var contentEncoding: Range<Int>?
+        /// A value's range, or none (`start` −1).
+        private struct Found: Equatable {
+            var start: Int32 = -1
+            var end: Int32 = 0
+
+            @inline(__always) var isNone: Bool { start < 0 }
+            @inline(__always) var range: Range<Int>? { start < 0 ? nil : Int(start)..<Int(end) }
+            @inline(__always) init() {}
+            @inline(__always) init(_ range: Range<Int>?) {
+                guard let range else { return }
+                start = Int32(truncatingIfNeeded: range.lowerBound)
+                end = Int32(truncatingIfNeeded: range.upperBound)
+            }
+        }
+
+        private var foundContentType = Found()
+        private var foundContentEncoding = Found()
+        private var foundXRequestID = Found()
+        private var foundRequestID = Found()
+
+        var contentType: Range<Int>? {
+            get { foundContentType.range }
+            set { foundContentType = Found(newValue) }
+        }
+        var contentEncoding: Range<Int>? {
+            get { foundContentEncoding.range }
+            set { foundContentEncoding = Found(newValue) }
+        }
         /// `x-request-id` (OpenAI and most others).
-        var xRequestID: Range<Int>?
+        var xRequestID: Range<Int>? {
+            get { foundXRequestID.range }
+            set { foundXRequestID = Found(newValue) }
+        }
         /// `request-id` (Anthropic).
-        var requestID: Range<Int>?
+        var requestID: Range<Int>? {
+            get { foundRequestID.range }
+            set { foundRequestID = Found(newValue) }
+        }
+        /// No `Content-Encoding` came (most responses): without making its range.
+        var hasContentEncoding: Bool { !foundContentEncoding.isNone }
 
         /// Notes the header `bytes[name]` (a checked header name: `tchar`s only) if it is one of
         /// the above. `value` may still have its spaces and tabs: only a noted value is trimmed
@@ -56,21 +95,26 @@ struct ResponseFacts {
                 ASCIIBytes.equalsToken(bytes, name, lowercase: lowercase)
             }
             switch name.count {
-            case 10 where requestID == nil && named("request-id"): requestID = Self.trimmed(bytes, value)
-            case 12 where contentType == nil && named("content-type"): contentType = Self.trimmed(bytes, value)
-            case 12 where xRequestID == nil && named("x-request-id"): xRequestID = Self.trimmed(bytes, value)
-            case 16 where contentEncoding == nil && named("content-encoding"):
-                contentEncoding = Self.trimmed(bytes, value)
+            case 10 where foundRequestID.isNone && named("request-id"): foundRequestID = Self.trimmed(bytes, value)
+            case 12 where foundContentType.isNone && named("content-type"): foundContentType = Self.trimmed(bytes, value)
+            case 12 where foundXRequestID.isNone && named("x-request-id"): foundXRequestID = Self.trimmed(bytes, value)
+            case 16 where foundContentEncoding.isNone && named("content-encoding"):
+                foundContentEncoding = Self.trimmed(bytes, value)
             default: break
             }
         }
 
-        private static func trimmed(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Range<Int> {
+        /// (Inlined: most values have one space before them and none after, a few loads.)
+        @inline(__always)
+        private static func trimmed(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Found {
             var s = value.lowerBound
             var e = value.upperBound
             while s < e, bytes[s] == 0x20 || bytes[s] == 0x09 { s &+= 1 }
             while e > s, bytes[e &- 1] == 0x20 || bytes[e &- 1] == 0x09 { e &-= 1 }
-            return s..<e
+            var found = Found()
+            found.start = Int32(truncatingIfNeeded: s)
+            found.end = Int32(truncatingIfNeeded: e)
+            return found
         }
     }
 

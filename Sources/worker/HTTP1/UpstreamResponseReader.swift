@@ -154,13 +154,13 @@ struct UpstreamResponseReader {
 
     /// The response is complete: the observer hears it, then the exchange.
     @inline(__always)
-    private func complete(reusable: Bool, emit: (Event) -> Void) {
+    private mutating func complete(reusable: Bool, emit: (Event) -> Void) {
         if observer != nil { observeEnd() }
         emit(.end(reusable: reusable))
     }
 
     @inline(never)
-    private func observeEnd() { observer?.responseEnded(complete: true) }
+    private mutating func observeEnd() { observer?.responseEnded(complete: true) }
 
     /// The chunk that ends a body this side chunked itself (`endsAtClose`).
     static let lastChunk = ChunkedFraming.lastChunk
@@ -383,10 +383,14 @@ struct UpstreamResponseReader {
     }
 
     /// The head's facts to the observer, its first `length` bytes where they lie in `bytes`.
+    /// (`mutating`, as the payload's and the end's: the reader is then read in place, where a
+    /// non-mutating call had it, ~150 bytes, copied with `memcpy` first; passed the observer, or
+    /// through `unowned(unsafe)`, it was retained and released, docs/performance.md "usagetap7".)
     @inline(never)
-    private func observeHead(_ bytes: ByteBuffer, length: Int, status: UInt, fields: ResponseFacts.Fields) {
+    private mutating func observeHead(_ bytes: ByteBuffer, length: Int, status: UInt, fields: ResponseFacts.Fields) {
         bytes.withUnsafeReadableBytes {
-            observer?.responseHead(ResponseFacts(status: status, head: UnsafeRawBufferPointer(rebasing: $0[..<length]), fields: fields))
+            observer?.responseHead(
+                ResponseFacts(status: status, head: UnsafeRawBufferPointer(start: $0.baseAddress, count: length), fields: fields))
         }
     }
 
@@ -517,7 +521,7 @@ struct UpstreamResponseReader {
     /// The next `count` bytes of `buffer` to the observer. Out of line: the relay without an
     /// observer only tests for one.
     @inline(never)
-    private func observePayload(_ buffer: ByteBuffer, count: Int) {
-        buffer.withUnsafeReadableBytes { observer?.responsePayload(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+    private mutating func observePayload(_ buffer: ByteBuffer, count: Int) {
+        buffer.withUnsafeReadableBytes { observer?.responsePayload(UnsafeRawBufferPointer(start: $0.baseAddress, count: count)) }
     }
 }

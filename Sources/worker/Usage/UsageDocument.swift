@@ -106,6 +106,10 @@ enum UsageLocation {
 
 /// The members of one `usage` object the reader uses, as the provider wrote them. A member that
 /// is absent, null, negative, fractional or longer than 15 digits is nil.
+///
+/// Kept as eight words and a bit each (a word not given is not looked at, `==` included): emptied
+/// by two stores (`restart`), where eight `Int?` were seventeen, for every document that has a
+/// `usage` member, null or not (docs/performance.md, "usagetap7").
 struct UsageCounts: Equatable {
     enum Field {
         case promptTokens, completionTokens, promptCachedTokens
@@ -114,16 +118,92 @@ struct UsageCounts: Equatable {
 
     /// The member was an object (not null): the document carries usage here.
     var present = false
-    var promptTokens: Int?
-    var completionTokens: Int?
+    /// Bit f: the count of the f-th `Field` was given.
+    private var given: UInt8 = 0
+    private var prompt = 0
+    private var completion = 0
+    private var promptCached = 0
+    private var input = 0
+    private var output = 0
+    private var inputCached = 0
+    private var cacheReadInput = 0
+    private var cacheCreationInput = 0
+
+    init(
+        present: Bool = false, promptTokens: Int? = nil, completionTokens: Int? = nil, promptCachedTokens: Int? = nil,
+        inputTokens: Int? = nil, outputTokens: Int? = nil, inputCachedTokens: Int? = nil, cacheReadInputTokens: Int? = nil,
+        cacheCreationInputTokens: Int? = nil
+    ) {
+        self.present = present
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.promptCachedTokens = promptCachedTokens
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.inputCachedTokens = inputCachedTokens
+        self.cacheReadInputTokens = cacheReadInputTokens
+        self.cacheCreationInputTokens = cacheCreationInputTokens
+    }
+
+    /// Empty, in place: `UsageCounts(present: present)` without writing the words.
+    @inline(__always)
+    mutating func restart(present: Bool) {
+        self.present = present
+        given = 0
+    }
+
+    @inline(__always) private static func store(_ value: Int?, _ word: inout Int, _ given: inout UInt8, _ bit: UInt8) {
+        if let value {
+            word = value
+            given |= bit
+        } else {
+            given &= ~bit
+        }
+    }
+
+    var promptTokens: Int? {
+        get { given & 1 != 0 ? prompt : nil }
+        set { Self.store(newValue, &prompt, &given, 1) }
+    }
+    var completionTokens: Int? {
+        get { given & 2 != 0 ? completion : nil }
+        set { Self.store(newValue, &completion, &given, 2) }
+    }
     /// `prompt_tokens_details.cached_tokens`
-    var promptCachedTokens: Int?
-    var inputTokens: Int?
-    var outputTokens: Int?
+    var promptCachedTokens: Int? {
+        get { given & 4 != 0 ? promptCached : nil }
+        set { Self.store(newValue, &promptCached, &given, 4) }
+    }
+    var inputTokens: Int? {
+        get { given & 8 != 0 ? input : nil }
+        set { Self.store(newValue, &input, &given, 8) }
+    }
+    var outputTokens: Int? {
+        get { given & 16 != 0 ? output : nil }
+        set { Self.store(newValue, &output, &given, 16) }
+    }
     /// `input_tokens_details.cached_tokens`
-    var inputCachedTokens: Int?
-    var cacheReadInputTokens: Int?
-    var cacheCreationInputTokens: Int?
+    var inputCachedTokens: Int? {
+        get { given & 32 != 0 ? inputCached : nil }
+        set { Self.store(newValue, &inputCached, &given, 32) }
+    }
+    var cacheReadInputTokens: Int? {
+        get { given & 64 != 0 ? cacheReadInput : nil }
+        set { Self.store(newValue, &cacheReadInput, &given, 64) }
+    }
+    var cacheCreationInputTokens: Int? {
+        get { given & 128 != 0 ? cacheCreationInput : nil }
+        set { Self.store(newValue, &cacheCreationInput, &given, 128) }
+    }
+
+    /// The same members given, with the same values (the words of members not given differ).
+    static func == (a: UsageCounts, b: UsageCounts) -> Bool {
+        a.present == b.present && a.given == b.given && a.promptTokens == b.promptTokens
+            && a.completionTokens == b.completionTokens && a.promptCachedTokens == b.promptCachedTokens
+            && a.inputTokens == b.inputTokens && a.outputTokens == b.outputTokens
+            && a.inputCachedTokens == b.inputCachedTokens && a.cacheReadInputTokens == b.cacheReadInputTokens
+            && a.cacheCreationInputTokens == b.cacheCreationInputTokens
+    }
 
     subscript(field: Field) -> Int? {
         get {
@@ -231,9 +311,9 @@ struct UsageDocument {
         type.clear()
         model.clear()
         if written != 0 {
-            if written & 1 != 0 { usage = UsageCounts() }
-            if written & 2 != 0 { responseUsage = UsageCounts() }
-            if written & 4 != 0 { messageUsage = UsageCounts() }
+            if written & 1 != 0 { usage.restart(present: false) }
+            if written & 2 != 0 { responseUsage.restart(present: false) }
+            if written & 4 != 0 { messageUsage.restart(present: false) }
             written = 0
         }
         contentDeltas = 0
@@ -262,9 +342,9 @@ struct UsageDocument {
     mutating func start(_ location: UsageLocation, present: Bool) {
         noteWritten(location)
         switch location {
-        case .root: usage = UsageCounts(present: present)
-        case .response: responseUsage = UsageCounts(present: present)
-        case .message: messageUsage = UsageCounts(present: present)
+        case .root: usage.restart(present: present)
+        case .response: responseUsage.restart(present: present)
+        case .message: messageUsage.restart(present: present)
         }
     }
 

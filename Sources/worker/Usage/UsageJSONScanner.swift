@@ -38,6 +38,10 @@ struct UsageJSONScanner: BitwiseCopyable {
     var frameCount = 0
     /// Open brackets of the skipped value being read (0: none is).
     var skipDepth = 0
+    /// The document's object was read whole by `readWholeRoot` (where `scan` met its `{`):
+    /// `document` holds all it has; `finish()` says whether only white space followed it. (A
+    /// JSON body's result is then made from the document, without the tally: `UsageReader`.)
+    var readWhole = false
 
     // The value being read.
     var target = StringTarget.skip
@@ -55,13 +59,16 @@ struct UsageJSONScanner: BitwiseCopyable {
     /// memory, whatever it scanned.
     static var retainedBytes: Int { MemoryLayout<UsageJSONScanner>.size }
 
-    /// Forgets the document, to read another (the next event's data).
+    /// Forgets the document, to read another (the next event's data). (Inlined: a few stores,
+    /// where the call cost as much, once a response and once an event.)
+    @inline(__always)
     mutating func reset() {
         document.clear()
         state = .value
         frameCount = 0
         skipDepth = 0
         highSurrogate = 0
+        readWhole = false
     }
 
     /// Whether the bytes fed since the last reset were one whole JSON object (as far as the
@@ -115,6 +122,7 @@ struct UsageJSONScanner: BitwiseCopyable {
                     // `choices` are followed).
                     if !countsDeltas, let end = readWholeRoot(bytes, from: i) {
                         i = end
+                        readWhole = true
                         continue
                     }
                     open(array: false, role: .container(.root))  // the document's object, as `beginValue` opens it
@@ -223,9 +231,9 @@ extension UsageJSONScanner {
         case .container(.usage(let location)):
             document.start(location, present: false)
         case .container(.response):
-            document.responseUsage = UsageCounts()
+            document.responseUsage.restart(present: false)
         case .container(.message):
-            document.messageUsage = UsageCounts()
+            document.messageUsage.restart(present: false)
         case .count(let location, let field):
             document.set(field, at: location, to: nil)
         case .keep(.model): document.model.clear()

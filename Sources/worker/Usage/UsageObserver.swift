@@ -31,7 +31,9 @@ final class UsageObserver: ResponseObserver {
         let head = facts.head
         // Most responses have no `Content-Encoding`: no call to read one.
         var coding = UsageReader.ContentCoding.identity
-        if let range = facts.fields.contentEncoding { coding = .init(headerValue: UnsafeRawBufferPointer(rebasing: head[range])) }
+        if facts.fields.hasContentEncoding, let range = facts.fields.contentEncoding {
+            coding = .init(headerValue: UnsafeRawBufferPointer(rebasing: head[range]))
+        }
         reader.restart(
             status: facts.status,
             contentType: .init(headerValue: facts.fields.contentType.map { UnsafeRawBufferPointer(rebasing: head[$0]) }),
@@ -69,7 +71,9 @@ final class ResponseObserverPair: ResponseObserver {
         self.second = second
     }
 
-    /// Either, or both paired, or nil.
+    /// Either, or both paired, or nil. (Inlined: the usual `usage` alone is handed on as it
+    /// came, without a retain of its own and the caller's release.)
+    @inline(__always)
     static func combining(_ a: ResponseObserver?, _ b: ResponseObserver?) -> ResponseObserver? {
         guard let a else { return b }
         guard let b else { return a }

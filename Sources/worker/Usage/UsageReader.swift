@@ -49,6 +49,12 @@ struct UsageReader {
     private var collector = UsageCollector()
     /// `end` came: how the response ended (nil: it has not). Nothing is read after it.
     private var ended: Bool?
+    /// Since `stop`: a JSON body whose object the scanner read whole (`readWhole`), of a document
+    /// whose `type` gives it no rule of its own. The result is made from the document
+    /// (`wholeResult`); the tally is not used, nor reset by `restart`. (The usual JSON body: the
+    /// tally's add, its reset and its result were ~200 instructions of the ~1,300 the tap cost a
+    /// response, docs/performance.md "usagetap7".) False is always safe: the tally is reset.
+    private var wholeDocument = false
 
     init(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
         configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
@@ -69,7 +75,11 @@ struct UsageReader {
         // nothing for a body not read, the scanner and the tally for a JSON body.
         switch body {
         case .inert: break
-        case .json: collector.resetDocument()
+        case .json:
+            collector.scanner.reset()
+            // Untouched after a body read whole.
+            if !wholeDocument { collector.tally.reset() }
+            wholeDocument = false
         case .undecided, .events:
             splitter.reset()
             carry.reset()
@@ -111,6 +121,11 @@ struct UsageReader {
 
     /// The next payload bytes of the response, in order (no chunked framing), as they are relayed.
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        // The usual: an identity JSON body, straight to the scanner.
+        if body == .json, decoder == nil, !unreadable, ended == nil {
+            collector.scanner.scan(bytes)
+            return
+        }
         guard body != .inert, !unreadable, ended == nil else { return }
         guard let decoder else { read(bytes); return }
         encodedBytesSeen = encodedBytesSeen || !bytes.isEmpty
@@ -126,13 +141,49 @@ struct UsageReader {
     /// upstream cut it. Later calls return the same result, each with a new model `String`.
     mutating func end(complete: Bool) -> UsageResult {
         stop(complete: complete)
+        guard !wholeDocument else {
+            return wholeResult(complete: complete, model: namesWholeModel ? collector.scanner.document.model.string : nil)
+        }
         return result(complete: complete, model: collector.tally.modelString)
     }
 
     /// `end`, the model's `String` found in or kept by `names` (the worker's, `UsageObserver`).
     mutating func end(complete: Bool, names: UsageModelNames) -> UsageResult {
         stop(complete: complete)
-        return result(complete: complete, model: collector.tally.modelName(in: names))
+        guard !wholeDocument else {
+            return wholeResult(complete: complete, model: namesWholeModel ? names.name(of: &collector.scanner.document.model) : nil)
+        }
+        return talliedResult(complete: complete, names: names)
+    }
+
+    /// The tally's result, its model's `String` from `names`. (Out of line: merged with the
+    /// whole document's in `end`, each result was copied into `end`'s at the join.)
+    @inline(never)
+    private mutating func talliedResult(complete: Bool, names: UsageModelNames) -> UsageResult {
+        result(complete: complete, model: collector.tally.modelName(in: names))
+    }
+
+    /// The document read whole names a model, as the tally keeps one (`UsageTally.name`).
+    private var namesWholeModel: Bool {
+        collector.scanner.finish() && collector.scanner.document.model.isComplete && collector.scanner.document.model.count > 0
+    }
+
+    /// What the tally's `add` and `result` make of the one document of a JSON body read whole
+    /// (`EventKind.other`: its `model`, its top-level `usage`; no stream, so no delta estimate),
+    /// without them: nothing when more than white space followed the object. (Out of line, and
+    /// made by the tally's initializer: inlined into `end`, the result was made on the stack
+    /// and copied into the caller's. `model` consumed: borrowed, its `String` was retained for
+    /// the result and released by the caller.)
+    @inline(never)
+    private mutating func wholeResult(complete: Bool, model: consuming String?) -> UsageResult {
+        var usage: NormalizedUsage?
+        if collector.scanner.finish(), collector.scanner.document.usage.present { usage = collector.scanner.document.usage.normalized }
+        let status: UsageResult.Status =
+            unreadable || collector.skippedEvents > 0
+            ? .unreadable : !(ended ?? complete) ? .truncated : usage != nil ? .reported : .missing
+        return UsageResult(
+            model: model, inputTokens: usage?.input, outputTokens: usage?.output, cacheReadTokens: usage?.cacheRead,
+            cacheWriteTokens: usage?.cacheWrite, status: status)
     }
 
     /// (`mutating` only so that the reader is read in place: a non-mutating call copied it whole.)
@@ -151,7 +202,15 @@ struct UsageReader {
         if complete, encodedBytesSeen, let decoder, !decoder.isFinished { unreadable = true }
         // Most responses had none: no release of an empty optional.
         if decoder != nil { decoder = nil }
-        if body == .json { collector.bodyEnded() }
+        guard body == .json else { return }
+        // A `type` with a rule of its own (`message_start`, …) is the tally's to read.
+        if collector.scanner.readWhole,
+            !collector.scanner.document.type.isComplete || UsageTally.EventKind(collector.scanner.document.type) == .other
+        {
+            wholeDocument = true
+            return
+        }
+        collector.bodyEnded()
     }
 
     /// Bytes of this value's own state (inline, fixed), whatever it has read; a decoder adds its

@@ -36,7 +36,7 @@ struct UsageTally {
         replaced = nil
         // Emptied only when an Anthropic event wrote them (sixteen stores a response otherwise).
         if anthropicWritten {
-            anthropic = UsageCounts()
+            anthropic.restart(present: false)
             anthropicFinal = false
             anthropicWritten = false
         }
