@@ -141,7 +141,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     func start() {
         timer.set(state.deadline)
-        if match.route.failover { chooseTarget(now: .now()) }
+        if match.route.failover { chooseTarget() }
         lease(fresh: false)
     }
 

@@ -86,27 +86,28 @@ final class TargetGroup: @unchecked Sendable {
     /// Inlined: the shortcut below is the usual choice; the rest is `chooseByCells`.
     @inline(__always)
     func choose(excluding tried: UInt64, board: TargetHealthBoard, nowMs: Int64) -> Int? {
-        // The first try with every target in service: the round robin over all of them, each
-        // health word read by one load (the same choice as below, where each is in service).
-        if tried == 0, count <= 64, ObjectIdentifier(board) == wordsBoardID {
-            if count == 2 {
-                if let chosen = chooseOfTwo() { return chosen }
-                return chooseByCells(excluding: tried, board: board, nowMs: nowMs)
-            }
-            var out = false
-            for index in 0..<count {
-                if let word = words[index], UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthSegment.outOfServiceBit != 0 {
-                    out = true
-                    break
-                }
-            }
-            if !out {
-                if count == 1 { return 0 }
-                let all: UInt64 = count == 64 ? .max : (1 << UInt64(count)) - 1
-                return WeightedRoundRobin.next(scores: scores, weights: weightWords, count: count, eligible: all)
+        if tried == 0, let chosen = firstInService(boardID: ObjectIdentifier(board)) { return chosen }
+        return chooseByCells(excluding: tried, board: board, nowMs: nowMs)
+    }
+
+    /// `choose(excluding: 0, …)`'s shortcut alone, needing no clock: the first try with every
+    /// target in service, the round robin over all of them, each health word read by one load
+    /// (the same choice as `chooseByCells`, where each is in service). nil when it does not apply
+    /// (a target out of service, another board than the words', more than 64 targets), with
+    /// nothing changed: `choose` then goes by cells. The exchange's first choice reads the clock
+    /// only then (docs/performance.md "session 16, gateway").
+    @inline(__always)
+    func firstInService(boardID: ObjectIdentifier) -> Int? {
+        guard count <= 64, boardID == wordsBoardID else { return nil }
+        if count == 2 { return chooseOfTwo() }
+        for index in 0..<count {
+            if let word = words[index], UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthSegment.outOfServiceBit != 0 {
+                return nil
             }
         }
-        return chooseByCells(excluding: tried, board: board, nowMs: nowMs)
+        if count == 1 { return 0 }
+        let all: UInt64 = count == 64 ? .max : (1 << UInt64(count)) - 1
+        return WeightedRoundRobin.next(scores: scores, weights: weightWords, count: count, eligible: all)
     }
 
     /// `choose`'s shortcut for two targets, both in service by their health words: the smooth
