@@ -58,25 +58,42 @@ enum ModelRouteStage {
             request.modelTarget = target
             return .needBody(bytes: firstPeekBytes)
         }
+        // Moved out of the request for its read and back after it: read through the request, its
+        // storage was retained and released around the read.
+        let body = request.body.take()!
+        // The SDKs' shape with one of the few configured names: the literal and the entry at once,
+        // with no pass over the name (`ModelTable.leadingExact`). A closure of its own, small
+        // enough to be inlined: with the search below in it, it was called (~30 instructions).
+        // The whole body: a form (at most 267 bytes) lies within the first 1 MiB.
+        let leading = body.withUnsafeReadableBytes { table.leadingExact($0) }
+        request.body = consume body
+        guard let leading else { return routeBySearch(request, head: head, target: target, table: table) }
+        if let route = table.plainRoute(leading.position) {
+            return routedPlainly(request, target: target, route: route, position: leading.position, table: table)
+        }
+        let entry = table.exact[leading.position]
+        return routed(request, head: head, target: target, literal: leading.literal, name: entry.name, entry: entry, table: table)
+    }
+
+    /// `routeByBody` for a body that does not start with an exact name's SDK form: the top-level
+    /// `model` searched, its name decoded when it has to be. Out of line: the usual request's
+    /// stage stays a small function (its frame and spills, docs/performance.md "session 16,
+    /// gateway").
+    @inline(never)
+    private static func routeBySearch(
+        _ request: PipelineRequest, head: RequestHead, target: RequestTarget, table: ModelTable
+    ) -> StageVerdict {
         // Where the literal is (quotes included), and what the search found as a plain number
         // (`Found`): an enum of the name and the entry was copied out of the closure and destroyed
         // (~100 instructions of retains and releases), and a name captured by it was released on
         // every request.
         var literal = 0..<0
-        // Moved out of the request for its read and back after it: read through the request, its
-        // storage was retained and released around the read.
         let body = request.body.take()!
         let have = body.readableBytes
         // Exactly the first 1 MiB is searched, however much the last read brought. The body is
         // read where it lies, not copied.
         let found = body.withUnsafeReadableBytes { all -> Int in
             let bytes = UnsafeRawBufferPointer(rebasing: all[..<min(all.count, RequestPipeline.maxBodyPeekBytes)])
-            // The SDKs' shape with one of the few configured names: the literal and the entry at
-            // once, with no pass over the name (`ModelTable.leadingExact`).
-            if let leading = table.leadingExact(bytes) {
-                literal = leading.literal
-                return leading.position
-            }
             // The SDKs' shape has no escape in the name (`leadingModel`): not searched again.
             let plain: Bool
             if let range = ModelMember.leadingModel(bytes) {
@@ -135,6 +152,7 @@ enum ModelRouteStage {
 
     /// `routed` for the exact entry at `position` of a plain route (`ModelTable.plainRoute`):
     /// the same decision from plain values, with no `Entry` retained and passed along.
+    @inline(__always)
     private static func routedPlainly(
         _ request: PipelineRequest, target: RequestTarget, route: Router.Route, position: Int, table: ModelTable
     ) -> StageVerdict {
@@ -149,6 +167,7 @@ enum ModelRouteStage {
         return .proceed
     }
 
+    @inline(never)
     private static func routed(
         _ request: PipelineRequest, head: RequestHead, target: RequestTarget, literal: Range<Int>, name: String,
         entry: ModelTable.Entry?, table: ModelTable
