@@ -1,5 +1,6 @@
 import CLinux
 import Common
+import NIOCore
 
 /// The targets of one upstream in one configuration snapshot, and the choice among them
 /// (docs/routing-and-forwarding.md "Several targets"): smooth weighted round robin over the
@@ -186,12 +187,27 @@ final class TargetGroup: @unchecked Sendable {
     /// Inlined: the usual success is the one load below; the rest is `succeededByCell`.
     @inline(__always)
     func succeeded(_ index: Int, board: TargetHealthBoard, nowMs: Int64) {
-        if ObjectIdentifier(board) == wordsBoardID {
-            // No cell: nothing to keep (as `isUntouched` says below).
-            guard let word = words[index] else { return }
-            if UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthBoard.countedBits == 0 { return }
-        }
+        if succeedsByWord(index, board: board) { return }
         succeededByCell(index, board: board, nowMs: nowMs)
+    }
+
+    /// `succeeded` with the clock's instant: its milliseconds are worked out only past the one
+    /// load of the usual success (the exchange's response head, docs/performance.md "session 16,
+    /// gateway").
+    @inline(__always)
+    func succeeded(_ index: Int, board: TargetHealthBoard, now: NIODeadline) {
+        if succeedsByWord(index, board: board) { return }
+        succeededByCell(index, board: board, nowMs: TargetHealthBoard.milliseconds(now))
+    }
+
+    /// The usual success by the target's health word: nothing to keep (no cell, or nothing
+    /// counted). False: `succeededByCell` decides.
+    @inline(__always)
+    private func succeedsByWord(_ index: Int, board: TargetHealthBoard) -> Bool {
+        guard ObjectIdentifier(board) == wordsBoardID else { return false }
+        // No cell: nothing to keep (as `isUntouched` says below).
+        guard let word = words[index] else { return true }
+        return UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthBoard.countedBits == 0
     }
 
     private func succeededByCell(_ index: Int, board: TargetHealthBoard, nowMs: Int64) {
