@@ -297,3 +297,74 @@ import Testing
         }
     }
 }
+
+/// `ModelNameIndex.leadingPosition(in:)`, the SDK form compared whole, against the model stage's
+/// other way to the same answer: `leadingModel`'s literal, then `position(of:)` of its bytes.
+@Suite struct LeadingFormTests {
+    /// What the stage found before the form was compared whole.
+    static func byLiteral(_ index: ModelNameIndex, _ bytes: UnsafeRawBufferPointer) -> (position: Int, literal: Range<Int>)? {
+        guard let literal = ModelMember.leadingModel(bytes) else { return nil }
+        let inner = UnsafeRawBufferPointer(rebasing: bytes[(literal.lowerBound + 1)..<(literal.upperBound - 1)])
+        guard inner.count <= Configuration.maxModelNameBytes, let position = index.position(of: inner) else { return nil }
+        return (position, literal)
+    }
+
+    @Test func theFormFindsWhatTheLiteralAndTheNamesFind() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = [0x22, 0x5C, 0x00, 0x1F, 0x20, 0x2D, 0x61, 0x62, 0x80, 0xC3]
+        func word(_ length: Int) -> [UInt8] { (0..<length).map { _ in alphabet.randomElement(using: &generator)! } }
+        for _ in 0..<4_000 {
+            // A few names, some of them prefixes of others or with the bytes the literal stops at.
+            var names: [[UInt8]] = (0..<Int.random(in: 1...4, using: &generator)).map { _ in word(Int.random(in: 0...20, using: &generator))
+            }
+            if Int.random(in: 0..<3, using: &generator) == 0 {
+                names.append(Array(names[0].prefix(Int.random(in: 0...4, using: &generator))))
+            }
+            names = Array(names.prefix(ModelNameIndex.linearNames))
+            let index = ModelNameIndex(names.map { String(decoding: $0, as: UTF8.self) })
+            let strings = names.map { Array(String(decoding: $0, as: UTF8.self).utf8) }
+            // A body that starts with one of the names' forms, changed now and then, cut now and then.
+            var body = Array(#"{"model":""#.utf8) + strings.randomElement(using: &generator)!
+            if Int.random(in: 0..<4, using: &generator) != 0 { body.append(0x22) }
+            body += word(Int.random(in: 0...12, using: &generator))
+            if Int.random(in: 0..<5, using: &generator) == 0, !body.isEmpty {
+                body[Int.random(in: 0..<body.count, using: &generator)] = alphabet.randomElement(using: &generator)!
+            }
+            if Int.random(in: 0..<5, using: &generator) == 0 {
+                body = Array(body.prefix(Int.random(in: 0...body.count, using: &generator)))
+            }
+            body.withUnsafeBytes { bytes in
+                let form = index.leadingPosition(in: bytes)
+                let literal = Self.byLiteral(index, bytes)
+                // Both ways or neither: a literal `leadingModel` finds has no odd byte, so neither
+                // has a name it matches.
+                #expect(form?.position == literal?.position && form?.literal == literal?.literal, "\(names) \(body)")
+            }
+        }
+    }
+
+    @Test func aNameOfPlainBytesIsFoundByItsFormAtEveryLength() {
+        for length in 0...40 {
+            let name = String((0..<length).map { Character(UnicodeScalar(UInt8(0x61 + $0 % 26))) })
+            let index = ModelNameIndex(["x", name])
+            let body = Array(#"{"model":"\#(name)","stream":true}"#.utf8)
+            body.withUnsafeBytes { bytes in
+                let found = index.leadingPosition(in: bytes)
+                #expect(found?.position == 1 && found?.literal == 9..<(11 + length), "length \(length)")
+                // Exactly as long as the form: still found; one byte short: not.
+                let form = UnsafeRawBufferPointer(rebasing: bytes[..<(11 + length)])
+                #expect(index.leadingPosition(in: form)?.literal == 9..<(11 + length))
+                #expect(index.leadingPosition(in: UnsafeRawBufferPointer(rebasing: bytes[..<(10 + length)])) == nil)
+            }
+            for position in 0..<(11 + length) {
+                var changed = body
+                changed[position] ^= 0x01
+                changed.withUnsafeBytes { bytes in
+                    let found = index.leadingPosition(in: bytes)
+                    let literal = Self.byLiteral(index, bytes)
+                    #expect(found?.position == literal?.position && found?.literal == literal?.literal, "\(position) of \(length)")
+                }
+            }
+        }
+    }
+}

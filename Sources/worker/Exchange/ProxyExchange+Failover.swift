@@ -33,12 +33,12 @@ extension ProxyExchange {
     /// Chooses the next try's target: the first group (the upstream, then each fallback) with an
     /// untried target in service; when there is none, the untried target back soonest (health
     /// never refuses a request by itself); when every target was tried (`retry.attempts` above
-    /// the number of targets), the round starts again.
-    func chooseTarget(now: NIODeadline) {
+    /// the number of targets), the round starts again. `now` is read here when not given, and
+    /// only past the first try's shortcut, which needs no clock.
+    func chooseTarget(now: NIODeadline? = nil) {
         guard let board = health.map(Unmanaged.passUnretained) else { return }
-        let nowMs = TargetHealthBoard.milliseconds(now)
         if plan == nil, match.route.fallbacks.isEmpty,
-            let index = Self.firstChoice(Unmanaged.passUnretained(match.route.group), board, nowMs: nowMs)
+            let index = Self.firstChoice(Unmanaged.passUnretained(match.route.group), board)
         {
             // The common first try: the upstream's own targets, one of them in service.
             var tried = FailoverPlan.TriedTargets(groups: 1)
@@ -47,6 +47,7 @@ extension ProxyExchange {
             target = match.route.group.targets[index]
             return
         }
+        let nowMs = TargetHealthBoard.milliseconds(now ?? .now())
         let health = board.takeUnretainedValue()
         let route = match.route
         let count = 1 + route.fallbacks.count
@@ -98,29 +99,28 @@ extension ProxyExchange {
         guard let groupIndex = plan?.group, let index = plan?.index, let board = health.map(Unmanaged.passUnretained) else {
             return
         }
-        let nowMs = TargetHealthBoard.milliseconds(now)
         let group = Unmanaged.passUnretained(groupIndex == 0 ? match.route.group : match.route.fallbacks[groupIndex - 1])
         let failed = retryOn.retries(status: status)
         // Guaranteed references, not retained around the calls: the exchange holds the route (by
-        // `match`) and the board for its whole life (~80 instructions per request).
+        // `match`) and the board for its whole life (~80 instructions per request). The clock's
+        // milliseconds only where they are read: the usual success is one load without them.
         group._withUnsafeGuaranteedRef { group in
             board._withUnsafeGuaranteedRef { board in
                 if failed {
-                    group.failed(index, board: board, nowMs: nowMs)
+                    group.failed(index, board: board, nowMs: TargetHealthBoard.milliseconds(now))
                 } else {
-                    group.succeeded(index, board: board, nowMs: nowMs)
+                    group.succeeded(index, board: board, now: now)
                 }
             }
         }
     }
 
-    /// `group.choose(excluding: 0, …)` on guaranteed references: not retained around the call
-    /// (the exchange holds the route and the board for its whole life).
-    private static func firstChoice(
-        _ group: Unmanaged<TargetGroup>, _ board: Unmanaged<TargetHealthBoard>, nowMs: Int64
-    ) -> Int? {
-        group._withUnsafeGuaranteedRef { group in
-            board._withUnsafeGuaranteedRef { group.choose(excluding: 0, board: $0, nowMs: nowMs) }
-        }
+    /// `group.choose(excluding: 0, …)`'s shortcut (`TargetGroup.firstInService`) on a guaranteed
+    /// reference: not retained around the call (the exchange holds the route and the board for
+    /// its whole life). nil: `chooseTarget` goes on by `choose`, with the clock.
+    @inline(__always)
+    private static func firstChoice(_ group: Unmanaged<TargetGroup>, _ board: Unmanaged<TargetHealthBoard>) -> Int? {
+        let boardID = board._withUnsafeGuaranteedRef { ObjectIdentifier($0) }
+        return group._withUnsafeGuaranteedRef { $0.firstInService(boardID: boardID) }
     }
 }

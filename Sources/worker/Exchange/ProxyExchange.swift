@@ -155,7 +155,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     func start() {
         setTimer(state.deadline)
-        if match.route.failover { chooseTarget(now: .now()) }
+        if match.route.failover { chooseTarget() }
         lease(fresh: false)
     }
 

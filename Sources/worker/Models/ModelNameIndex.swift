@@ -1,3 +1,5 @@
+import Common
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,6 +18,22 @@ struct ModelNameIndex: Sendable {
     /// comparison reads them without retaining each name's array (~40 instructions a lookup).
     private let block: [UInt8]
     private let spans: [Range<Int>]
+    /// The SDKs' body shape for each of the few names (`linearNames`, in order): the bytes
+    /// `{"model":"<name>"` one after another in `leadingBlock`, and for each its position in
+    /// `names` and its span there. Only names of plain bytes (no `"`, `\`, control byte; at most
+    /// `Configuration.maxModelNameBytes`): for those, a body that starts with the form has exactly
+    /// that literal and name as `ModelMember.leadingModel` and `position(of:)` would find them
+    /// (`leadingPosition(in:)`).
+    private let leadingBlock: [UInt8]
+    private let leadingSpans: [LeadingForm]
+
+    private struct LeadingForm {
+        var position: Int
+        var bytes: Range<Int>
+    }
+
+    /// `{"model":"`, the form's first ten bytes.
+    static let leadingStart = 10
 
     /// `names` in order; a repeated name keeps its first position.
     init(_ names: [String]) {
@@ -37,6 +55,59 @@ struct ModelNameIndex: Sendable {
         }
         self.block = block
         self.spans = spans
+        var leadingBlock: [UInt8] = []
+        var leadingSpans: [LeadingForm] = []
+        if self.names.count <= Self.linearNames {
+            for (position, name) in self.names.enumerated()
+            where name.count <= Configuration.maxModelNameBytes && !name.contains(where: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 })
+                && !self.names[..<position].contains(name)
+            {
+                let start = leadingBlock.count
+                leadingBlock += Array(#"{"model":""#.utf8) + name + [0x22]
+                leadingSpans.append(LeadingForm(position: position, bytes: start..<leadingBlock.count))
+            }
+        }
+        self.leadingBlock = leadingBlock
+        self.leadingSpans = leadingSpans
+    }
+
+    /// The position of the name whose SDK form (`{"model":"<name>"`, no white space) `body`
+    /// starts with, among the few names of plain bytes; nil for any other body, which the walk
+    /// then reads. The same answer as `ModelMember.leadingModel` and `position(of:)` of its
+    /// literal: the form's closing quote is the first `"`, `\` or control byte after `{"model":"`
+    /// (the name has none), so the literal is the form's, and its bytes are this name's only.
+    /// One comparison of whole words per name instead of the name's pass and its comparison
+    /// (~110 instructions per model-routed request, docs/performance.md "session 16, gateway").
+    @inline(__always)
+    func leadingPosition(in body: UnsafeRawBufferPointer) -> (position: Int, literal: Range<Int>)? {
+        guard let base = body.baseAddress else { return nil }
+        return leadingBlock.withUnsafeBytes { block in
+            leadingSpans.withUnsafeBufferPointer { forms in
+                for form in forms {
+                    let count = form.bytes.count
+                    guard body.count >= count,
+                        Self.equalWords(block.baseAddress! + form.bytes.lowerBound, base, count: count)
+                    else { continue }
+                    return (form.position, (Self.leadingStart - 1)..<count)
+                }
+                return nil
+            }
+        }
+    }
+
+    /// `memcmp(a, b, count) == 0` for `count >= 8`, by whole words: the last one overlaps the one
+    /// before (a form is at least 11 bytes), so no byte is compared alone.
+    @inline(__always)
+    static func equalWords(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
+        var i = 0
+        while count &- i > 8 {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                return false
+            }
+            i &+= 8
+        }
+        return a.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            == b.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
     }
 
     /// At most this many names are compared one by one, by length first, without hashing: the

@@ -106,6 +106,15 @@ final class ModelTable: Sendable {
         return exactByName.position(of: bytes)
     }
 
+    /// The exact entry whose name the body's SDK form (`{"model":"<name>"` at its very start)
+    /// holds, and the literal's range (quotes included): what `ModelMember.leadingModel` and
+    /// `exactPosition` find, without the name's pass (`ModelNameIndex.leadingPosition(in:)`). nil:
+    /// another body, another name, or too many names to compare one by one.
+    @inline(__always)
+    func leadingExact(_ body: UnsafeRawBufferPointer) -> (position: Int, literal: Range<Int>)? {
+        exactByName.leadingPosition(in: body)
+    }
+
     /// The route of the exact entry at `position` when it is routed plainly: the client's name
     /// goes upstream as it is, and `allows` is its upstream's membership in the caller's set
     /// alone (`exactUpstream`). nil: the entry is routed through `allows` and its `Entry` (a

@@ -58,14 +58,41 @@ enum ModelRouteStage {
             request.modelTarget = target
             return .needBody(bytes: firstPeekBytes)
         }
-        // What the search found, as plain values (an enum of the name and the entry was copied
-        // out of the closure and destroyed: ~100 instructions of retains and releases).
+        // Moved out of the request for its read and back after it: read through the request, its
+        // storage was retained and released around the read.
+        let body = request.body.take()!
+        // The SDKs' shape with one of the few configured names: the literal and the entry at once,
+        // with no pass over the name (`ModelTable.leadingExact`). A closure of its own, small
+        // enough to be inlined: with the search below in it, it was called (~30 instructions).
+        // The whole body: a form (at most 267 bytes) lies within the first 1 MiB.
+        let leading = body.withUnsafeReadableBytes { table.leadingExact($0) }
+        request.body = consume body
+        guard let leading else { return routeBySearch(request, head: head, target: target, table: table) }
+        if let route = table.plainRoute(leading.position) {
+            return routedPlainly(request, target: target, route: route, position: leading.position, table: table)
+        }
+        let entry = table.exact[leading.position]
+        return routed(request, head: head, target: target, literal: leading.literal, name: entry.name, entry: entry, table: table)
+    }
+
+    /// `routeByBody` for a body that does not start with an exact name's SDK form: the top-level
+    /// `model` searched, its name decoded when it has to be. Out of line: the usual request's
+    /// stage stays a small function (its frame and spills, docs/performance.md "session 16,
+    /// gateway").
+    @inline(never)
+    private static func routeBySearch(
+        _ request: PipelineRequest, head: RequestHead, target: RequestTarget, table: ModelTable
+    ) -> StageVerdict {
+        // Where the literal is (quotes included), and what the search found as a plain number
+        // (`Found`): an enum of the name and the entry was copied out of the closure and destroyed
+        // (~100 instructions of retains and releases), and a name captured by it was released on
+        // every request.
         var literal = 0..<0
-        var name: String?
-        var exact = -1
+        let body = request.body.take()!
+        let have = body.readableBytes
         // Exactly the first 1 MiB is searched, however much the last read brought. The body is
-        // read where it lies, not copied out of the request.
-        let other = request.body!.withUnsafeReadableBytes { all -> ModelMember.Outcome? in
+        // read where it lies, not copied.
+        let found = body.withUnsafeReadableBytes { all -> Int in
             let bytes = UnsafeRawBufferPointer(rebasing: all[..<min(all.count, RequestPipeline.maxBodyPeekBytes)])
             // The SDKs' shape has no escape in the name (`leadingModel`): not searched again.
             let plain: Bool
@@ -75,45 +102,57 @@ enum ModelRouteStage {
             } else {
                 switch ModelMember.locate(in: bytes) {
                 case .literal(let range): literal = range
-                case .other(let outcome): return outcome
+                case .other(.needMore): return Found.needMore
+                case .other: return Found.missing
                 }
                 plain = false
             }
             let inner = UnsafeRawBufferPointer(rebasing: bytes[(literal.lowerBound + 1)..<(literal.upperBound - 1)])
             // An exact name as the configuration spells it: its entry's text is the name.
-            if plain || !ModelMember.hasBackslash(inner), let position = table.exactPosition(inner) {
-                exact = position
-                return nil
-            }
-            guard let decoded = ModelMember.decode(UnsafeRawBufferPointer(rebasing: bytes[literal])) else { return .notAString }
-            name = decoded
-            return nil
+            if plain || !ModelMember.hasBackslash(inner), let position = table.exactPosition(inner) { return position }
+            return Found.decoded
         }
-        switch other {
-        case nil:
-            if exact >= 0 {
-                if let route = table.plainRoute(exact) {
-                    return routedPlainly(request, target: target, route: route, position: exact, table: table)
-                }
-                let entry = table.exact[exact]
-                return routed(request, head: head, target: target, literal: literal, name: entry.name, entry: entry, table: table)
+        request.body = consume body
+        if found >= 0 {
+            if let route = table.plainRoute(found) {
+                return routedPlainly(request, target: target, route: route, position: found, table: table)
             }
-            let name = name!
+            let entry = table.exact[found]
+            return routed(request, head: head, target: target, literal: literal, name: entry.name, entry: entry, table: table)
+        }
+        switch found {
+        case Found.decoded:
+            // An escape, or not an exact name: its text, decoded (invalid JSON text is no string).
+            guard
+                let name = request.body!.withUnsafeReadableBytes({
+                    ModelMember.decode(UnsafeRawBufferPointer(rebasing: $0[literal]))
+                })
+            else { return .reject(.modelMissing) }
             return routed(
                 request, head: head, target: target, literal: literal, name: name, entry: table.entry(for: name), table: table)
-        case .needMore?:
-            let have = request.body!.readableBytes
+        case Found.needMore:
             if have >= RequestPipeline.maxBodyPeekBytes { return .reject(.modelBeyondLimit) }
             if request.bodyComplete { return .reject(.modelMissing) }
             request.modelTarget = target
             return .needBody(bytes: min(2 * max(have, firstPeekBytes), RequestPipeline.maxBodyPeekBytes))
-        case .some:
+        default:
             return .reject(.modelMissing)
         }
     }
 
+    /// What `routeByBody`'s search found when not an exact entry's position (0 or more).
+    private enum Found {
+        /// The literal's text is to be decoded (an escape, or not an exact name).
+        static let decoded = -1
+        /// The bytes end before the answer is known.
+        static let needMore = -2
+        /// No top-level string `model` (not an object, none, not a string, broken grammar).
+        static let missing = -3
+    }
+
     /// `routed` for the exact entry at `position` of a plain route (`ModelTable.plainRoute`):
     /// the same decision from plain values, with no `Entry` retained and passed along.
+    @inline(__always)
     private static func routedPlainly(
         _ request: PipelineRequest, target: RequestTarget, route: Router.Route, position: Int, table: ModelTable
     ) -> StageVerdict {
@@ -128,6 +167,7 @@ enum ModelRouteStage {
         return .proceed
     }
 
+    @inline(never)
     private static func routed(
         _ request: PipelineRequest, head: RequestHead, target: RequestTarget, literal: Range<Int>, name: String,
         entry: ModelTable.Entry?, table: ModelTable

@@ -1,5 +1,6 @@
 import CLinux
 import Common
+import NIOCore
 
 /// The targets of one upstream in one configuration snapshot, and the choice among them
 /// (docs/routing-and-forwarding.md "Several targets"): smooth weighted round robin over the
@@ -86,27 +87,28 @@ final class TargetGroup: @unchecked Sendable {
     /// Inlined: the shortcut below is the usual choice; the rest is `chooseByCells`.
     @inline(__always)
     func choose(excluding tried: UInt64, board: TargetHealthBoard, nowMs: Int64) -> Int? {
-        // The first try with every target in service: the round robin over all of them, each
-        // health word read by one load (the same choice as below, where each is in service).
-        if tried == 0, count <= 64, ObjectIdentifier(board) == wordsBoardID {
-            if count == 2 {
-                if let chosen = chooseOfTwo() { return chosen }
-                return chooseByCells(excluding: tried, board: board, nowMs: nowMs)
-            }
-            var out = false
-            for index in 0..<count {
-                if let word = words[index], UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthSegment.outOfServiceBit != 0 {
-                    out = true
-                    break
-                }
-            }
-            if !out {
-                if count == 1 { return 0 }
-                let all: UInt64 = count == 64 ? .max : (1 << UInt64(count)) - 1
-                return WeightedRoundRobin.next(scores: scores, weights: weightWords, count: count, eligible: all)
+        if tried == 0, let chosen = firstInService(boardID: ObjectIdentifier(board)) { return chosen }
+        return chooseByCells(excluding: tried, board: board, nowMs: nowMs)
+    }
+
+    /// `choose(excluding: 0, …)`'s shortcut alone, needing no clock: the first try with every
+    /// target in service, the round robin over all of them, each health word read by one load
+    /// (the same choice as `chooseByCells`, where each is in service). nil when it does not apply
+    /// (a target out of service, another board than the words', more than 64 targets), with
+    /// nothing changed: `choose` then goes by cells. The exchange's first choice reads the clock
+    /// only then (docs/performance.md "session 16, gateway").
+    @inline(__always)
+    func firstInService(boardID: ObjectIdentifier) -> Int? {
+        guard count <= 64, boardID == wordsBoardID else { return nil }
+        if count == 2 { return chooseOfTwo() }
+        for index in 0..<count {
+            if let word = words[index], UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthSegment.outOfServiceBit != 0 {
+                return nil
             }
         }
-        return chooseByCells(excluding: tried, board: board, nowMs: nowMs)
+        if count == 1 { return 0 }
+        let all: UInt64 = count == 64 ? .max : (1 << UInt64(count)) - 1
+        return WeightedRoundRobin.next(scores: scores, weights: weightWords, count: count, eligible: all)
     }
 
     /// `choose`'s shortcut for two targets, both in service by their health words: the smooth
@@ -185,12 +187,27 @@ final class TargetGroup: @unchecked Sendable {
     /// Inlined: the usual success is the one load below; the rest is `succeededByCell`.
     @inline(__always)
     func succeeded(_ index: Int, board: TargetHealthBoard, nowMs: Int64) {
-        if ObjectIdentifier(board) == wordsBoardID {
-            // No cell: nothing to keep (as `isUntouched` says below).
-            guard let word = words[index] else { return }
-            if UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthBoard.countedBits == 0 { return }
-        }
+        if succeedsByWord(index, board: board) { return }
         succeededByCell(index, board: board, nowMs: nowMs)
+    }
+
+    /// `succeeded` with the clock's instant: its milliseconds are worked out only past the one
+    /// load of the usual success (the exchange's response head, docs/performance.md "session 16,
+    /// gateway").
+    @inline(__always)
+    func succeeded(_ index: Int, board: TargetHealthBoard, now: NIODeadline) {
+        if succeedsByWord(index, board: board) { return }
+        succeededByCell(index, board: board, nowMs: TargetHealthBoard.milliseconds(now))
+    }
+
+    /// The usual success by the target's health word: nothing to keep (no cell, or nothing
+    /// counted). False: `succeededByCell` decides.
+    @inline(__always)
+    private func succeedsByWord(_ index: Int, board: TargetHealthBoard) -> Bool {
+        guard ObjectIdentifier(board) == wordsBoardID else { return false }
+        // No cell: nothing to keep (as `isUntouched` says below).
+        guard let word = words[index] else { return true }
+        return UInt64(bitPattern: fluxgate_atomic_load(word)) & TargetHealthBoard.countedBits == 0
     }
 
     private func succeededByCell(_ index: Int, board: TargetHealthBoard, nowMs: Int64) {
