@@ -123,7 +123,10 @@ static inline int fluxgate_robust_mutex_init(void *memory) {
 // The lock is held, by this process's `self` from now on: 0; 1 when it was taken over from a
 // holder that died holding it (the data it guards may be half-updated: the caller repairs what
 // it can).
-static inline int fluxgate_robust_mutex_lock_contended(int64_t *word, int64_t self) {
+// Out of line, so the uncontended lock below (one load, one compare-exchange) is inlined into its
+// Swift callers: with this loop in it, it was a call with its own frame (~20 instructions per
+// limited request, docs/performance.md "session 16, gateway2").
+__attribute__((noinline)) static int fluxgate_robust_mutex_lock_contended(int64_t *word, int64_t self) {
     for (unsigned spins = 0;; spins++) {
         int64_t holder = __atomic_load_n(word, __ATOMIC_RELAXED);
         int64_t expected = holder;
@@ -140,7 +143,7 @@ static inline int fluxgate_robust_mutex_lock_contended(int64_t *word, int64_t se
     }
 }
 
-static inline int fluxgate_robust_mutex_lock(void *memory) {
+__attribute__((always_inline)) static inline int fluxgate_robust_mutex_lock(void *memory) {
     int64_t *word = (int64_t *)memory;
     int64_t self = fluxgate_lock_owner_id();
     int64_t expected = 0;

@@ -47,6 +47,14 @@ extension ProxyExchange {
             target = match.route.group.targets[index]
             return
         }
+        chooseTarget(now: now, board: board)
+    }
+
+    /// `chooseTarget` past the first try's shortcut. Out of line: the shortcut is a small
+    /// function of its own, without this part's frame, spills and stack guard (~20 instructions
+    /// a request, docs/performance.md "session 16, gateway2").
+    @inline(never)
+    private func chooseTarget(now: NIODeadline?, board: Unmanaged<TargetHealthBoard>) {
         let nowMs = TargetHealthBoard.milliseconds(now ?? .now())
         let health = board.takeUnretainedValue()
         let route = match.route
