@@ -478,10 +478,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // The head is not kept for a replay: a replay writes a fresh one.
         if flushNow {
             connection.handler.send(head)
-            connection.sent(requestHead: head)
+            connection.sent(requestHead: consume head)
             upstreamSentNs = NIODeadline.now().uptimeNanoseconds
         } else {
-            heldHead = head
+            heldHead = consume head
         }
         // Parts are pending only when the connection took a while: the usual request skips the
         // array's copy and its release.
