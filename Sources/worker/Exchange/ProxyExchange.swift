@@ -53,7 +53,13 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The current try's target: the route's own unless the route has `failover`. Unowned: the
     /// route, which the exchange holds through `match` for its whole life, holds every target it
     /// may choose (its own and its fallbacks'), and a retain and release per request is saved.
-    unowned(unsafe) var target: UpstreamTarget
+    /// Held as `Unmanaged` and used guaranteed (`withTarget`): an `unowned(unsafe)` one copied into
+    /// a local for a call was retained and released there.
+    private var targetRef: Unmanaged<UpstreamTarget>
+    var target: UpstreamTarget {
+        get { targetRef.takeUnretainedValue() }
+        set { targetRef = .passUnretained(newValue) }
+    }
     /// Which targets were tried, for a route with `failover` only (nil keeps the one-target
     /// path free of it).
     var plan: FailoverPlan?
@@ -126,7 +132,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         self.requestID = requestID
         self.pool = Unmanaged.passUnretained(pool)
         self.health = health
-        self.target = match.route.target
+        self.targetRef = .passUnretained(match.route.target)
         self.client = client
         self.timer = Unmanaged.passUnretained(timer)
         self.match = match
@@ -148,6 +154,10 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// `body` on the pool, not retained around it.
     @inline(__always)
     private func withPool<R>(_ body: (UpstreamPool) -> R) -> R { pool._withUnsafeGuaranteedRef(body) }
+
+    /// `body` on the current try's target, not retained around it.
+    @inline(__always)
+    private func withTarget<R>(_ body: (UpstreamTarget) -> R) -> R { targetRef._withUnsafeGuaranteedRef(body) }
 
     /// Sets the exchange timer, not retained around the call.
     @inline(__always)
@@ -202,65 +212,31 @@ final class ProxyExchange: UpstreamConnectionDelegate {
 
     var upstreamMayRead: Bool { client.clientIsWritable }
 
-    func upstreamRead(_ bytes: ByteBuffer) {
+    /// `bytes` consumed: the reader reads it in place, where a borrowed one was copied (retained
+    /// and released) for the read.
+    func upstreamRead(_ bytes: consuming ByteBuffer) {
         guard let connection else { return }
         // `client` is read from the exchange (a `let`) wherever it is used: a local copy was
         // retained once more for the closures below.
         let now = NIODeadline.now()
         state.responseBytes(now: now)
-        // The client head, held during this read so body bytes of the same read are appended to
-        // it (the reader made room): one write to the client instead of two for a small response.
-        // Two plain variables, not an optional tuple: the tuple's copies and destroys went
-        // through generic value witnesses (~450 instructions per response).
-        var held: ByteBuffer?
-        var heldAnnouncesClose = false
-        func writeHeld() {
-            guard let head = held else { return }
-            held = nil
-            client.writeResponseHead(head, announcesClose: heldAnnouncesClose)
-            connection.sent(responseHead: head)
-            if clientHeadNs == 0 { clientHeadNs = NIODeadline.now().uptimeNanoseconds }
-        }
+        var turn = ReadTurn(connection: Unmanaged.passUnretained(connection), now: now)
         do {
             reader.announcesClose = client.closesAfterResponse
             // Taken out for the read: `writeHeld` gives the connection its next one.
             var spare = connection.spareResponseHead.take()
             defer { if spare != nil { connection.spareResponseHead = spare } }
-            // The handler below must not touch `reader` (exclusive access while it reads).
+            // The handler must not touch `reader` (exclusive access while it reads). It captures
+            // the exchange unretained (the caller, the upstream handler, holds it for the call)
+            // and the turn by address: capturing `self` and `connection`, the specialised
+            // readers took them owned, a retain and a release around each of their calls.
+            let exchange = Unmanaged.passUnretained(self)
             try reader.read(bytes, allocator: connection.allocator, reusing: &spare) { event in
-                guard droppedStatus == nil else { return keepDropped(event) }
-                switch event {
-                case .head(let head):
-                    if state.responseHead(status: head.status, keepAlive: head.keepAlive, now: now) == .tryNext {
-                        // Never relayed: the next target answers instead.
-                        droppedStatus = head.status
-                        dropping = FailedResponse(bytes: head.clientHead, announcesClose: head.announcesClose, status: head.status)
-                        return
-                    }
-                    if plan != nil { tryAnswered(status: head.status, retryOn: state.settings.retryOn, now: now) }
-                    countAttempt(match.route.retryRules.retries(status: head.status) ? .status : .ok)
-                    dropReplay()
-                    responseStatus = head.status
-                    upstreamHeadNs = now.uptimeNanoseconds
-                    if head.upstreamRequestID != nil { upstreamRequestID = head.upstreamRequestID }
-                    held = head.clientHead
-                    heldAnnouncesClose = head.announcesClose
-                    setTimer(state.deadline)
-                case .body(let body, let payload):
-                    responseBodyBytes += payload
-                    if held == nil || !Self.append(body, to: &held!, upTo: UpstreamResponseReader.maxBodyRoom) {
-                        writeHeld()
-                        client.writeResponseBody(body)
-                    }
-                case .end(let clean):
-                    writeHeld()
-                    finish(reusable: state.responseEnded(clean: clean))
-                    client.exchangeCompleted()
-                }
+                exchange._withUnsafeGuaranteedRef { $0.responseEvent(event, turn: &turn) }
             }
-            writeHeld()
+            writeHeld(&turn)
         } catch {
-            writeHeld()
+            writeHeld(&turn)
             if droppedStatus == nil { perform(state.protocolError(error.reason)) }
         }
         if let status = droppedStatus {
@@ -268,6 +244,60 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             if let dropping, dropping.complete { failedResponse = dropping }
             dropping = nil
             perform(.tryNext(.status(status), UpstreamErrorCause(layer: .protocol, reason: "status \(status)")))
+        }
+    }
+
+    /// One upstream read's own state. `held`: the client head, held during the read so body
+    /// bytes of the same read are appended to it (the reader made room): one write to the client
+    /// instead of two for a small response. Two plain fields, not an optional tuple: the tuple's
+    /// copies and destroys went through generic value witnesses (~450 instructions per response).
+    private struct ReadTurn {
+        /// Held strongly by `upstreamRead` for the read.
+        let connection: Unmanaged<UpstreamConnection>
+        let now: NIODeadline
+        var held: ByteBuffer?
+        var heldAnnouncesClose = false
+    }
+
+    private func writeHeld(_ turn: inout ReadTurn) {
+        // Taken (a move): no retain of the copy and release of the cleared variable.
+        guard let head = turn.held.take() else { return }
+        client.writeResponseHead(head, announcesClose: turn.heldAnnouncesClose)
+        turn.connection._withUnsafeGuaranteedRef { $0.sent(responseHead: head) }
+        if clientHeadNs == 0 { clientHeadNs = NIODeadline.now().uptimeNanoseconds }
+    }
+
+    /// An event of the reader's, during `upstreamRead`.
+    private func responseEvent(_ event: UpstreamResponseReader.Event, turn: inout ReadTurn) {
+        guard droppedStatus == nil else { return keepDropped(event) }
+        let now = turn.now
+        switch event {
+        case .head(let head):
+            if state.responseHead(status: head.status, keepAlive: head.keepAlive, now: now) == .tryNext {
+                // Never relayed: the next target answers instead.
+                droppedStatus = head.status
+                dropping = FailedResponse(bytes: head.clientHead, announcesClose: head.announcesClose, status: head.status)
+                return
+            }
+            if plan != nil { tryAnswered(status: head.status, retryOn: state.settings.retryOn, now: now) }
+            countAttempt(match.route.retryRules.retries(status: head.status) ? .status : .ok)
+            dropReplay()
+            responseStatus = head.status
+            upstreamHeadNs = now.uptimeNanoseconds
+            if head.upstreamRequestID != nil { upstreamRequestID = head.upstreamRequestID }
+            turn.held = head.clientHead
+            turn.heldAnnouncesClose = head.announcesClose
+            setTimer(state.deadline)
+        case .body(let body, let payload):
+            responseBodyBytes += payload
+            if turn.held == nil || !Self.append(body, to: &turn.held!, upTo: UpstreamResponseReader.maxBodyRoom) {
+                writeHeld(&turn)
+                client.writeResponseBody(body)
+            }
+        case .end(let clean):
+            writeHeld(&turn)
+            finish(reusable: state.responseEnded(clean: clean))
+            client.exchangeCompleted()
         }
     }
 
@@ -386,8 +416,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     // MARK: Internals
 
     private func lease(fresh: Bool) {
-        let target = self.target
-        if !fresh, let connection = withPool({ $0.idleConnection(to: target) }) {
+        if !fresh, let connection = withPool({ pool in withTarget { pool.idleConnection(to: $0) } }) {
             // Called while the client's read is being delivered (head first, then any body bytes
             // of the same read): the client side's read-complete flushes head and body together,
             // one write to the upstream instead of two.
@@ -395,7 +424,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
             return
         }
         let attempt = state.attempts
-        withPool { $0.connect(to: target) }.assumeIsolated().whenComplete { [weak self] result in
+        withPool { pool in withTarget { pool.connect(to: $0) } }.assumeIsolated().whenComplete { [weak self] result in
             guard let self, self.state.attempts == attempt else {
                 // The exchange is gone, or this try ended meanwhile (its attempt_timeout_ms):
                 // the connection carried nothing.
@@ -440,24 +469,31 @@ final class ProxyExchange: UpstreamConnectionDelegate {
         // Room for a small body too (see `heldHead`).
         let length = head.facts.contentLength
         let bodyRoom = requestFraming == .contentLength && length <= Self.maxHeldBodyBytes ? length : 0
-        let target = self.target
-        let bound = ForwardingHeaders.upstreamRequestHeadBound(
-            method: self.head.method, match: match, target: target, client: self.head, requestID: requestID)
+        let bound = withTarget { target in
+            ForwardingHeaders.upstreamRequestHeadBound(
+                method: self.head.method, match: match, target: target, client: self.head, requestID: requestID)
+        }
         var head = connection.requestHeadBuffer(capacity: bound + bodyRoom)
-        ForwardingHeaders.writeUpstreamRequestHead(
-            method: self.head.method, match: match, target: target,
-            client: self.head, framing: requestFraming, requestID: requestID, bound: bound, into: &head)
-        let buffered = pending
-        pending = []
+        withTarget { target in
+            ForwardingHeaders.writeUpstreamRequestHead(
+                method: self.head.method, match: match, target: target,
+                client: self.head, framing: requestFraming, requestID: requestID, bound: bound, into: &head)
+        }
         // The head is not kept for a replay: a replay writes a fresh one.
         if flushNow {
             connection.handler.send(head)
-            connection.sent(requestHead: head)
+            connection.sent(requestHead: consume head)
             upstreamSentNs = NIODeadline.now().uptimeNanoseconds
         } else {
-            heldHead = head
+            heldHead = consume head
         }
-        for part in buffered { write(part, on: connection) }
+        // Parts are pending only when the connection took a while: the usual request skips the
+        // array's copy and its release.
+        if !pending.isEmpty {
+            let buffered = pending
+            pending = []
+            for part in buffered { write(part, on: connection) }
+        }
         if flushNow {
             sendHeldHead(on: connection)
             connection.handler.flush()
@@ -566,7 +602,7 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     /// The exchange is over: the connection goes back to the pool (`reusable`) or is closed.
     private func finish(reusable: Bool) {
         setTimer(nil)
-        pending = []
+        if !pending.isEmpty { pending = [] }
         dropReplay()
         release(reusable: reusable)
     }
@@ -578,9 +614,8 @@ final class ProxyExchange: UpstreamConnectionDelegate {
     }
 
     private func release(reusable: Bool) {
-        guard let connection else { return }
-        self.connection = nil
-        connection.handler.delegate = nil
+        // Taken (a move), and the delegate cleared by the pool's `release` (its first step).
+        guard let connection = connection.take() else { return }
         withPool { $0.release(connection, reusable: reusable) }
     }
 }

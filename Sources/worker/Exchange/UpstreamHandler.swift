@@ -5,7 +5,7 @@ import NIOHTTP1
 /// worker's event loop.
 protocol UpstreamConnectionDelegate: AnyObject {
     /// Raw bytes of the response (`UpstreamResponseReader` frames them).
-    func upstreamRead(_ bytes: ByteBuffer)
+    func upstreamRead(_ bytes: consuming ByteBuffer)
     /// One socket read has been delivered: the moment to flush toward the client (SSE latency).
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)

@@ -36,12 +36,13 @@ final class UpstreamConnection {
     }
 
     /// A request head just handed to the socket, for `requestHeadBuffer`.
-    func sent(requestHead: ByteBuffer) {
+    /// Consumed: the caller's last use, stored without a retain of a copy.
+    func sent(requestHead: consuming ByteBuffer) {
         if requestHead.capacity <= Self.maxSpareBytes { spareRequestHead = requestHead }
     }
 
     /// A client head just handed to the client's socket, for the next response's head.
-    func sent(responseHead: ByteBuffer) {
+    func sent(responseHead: consuming ByteBuffer) {
         if responseHead.capacity <= Self.maxSpareBytes { spareResponseHead = responseHead }
     }
 

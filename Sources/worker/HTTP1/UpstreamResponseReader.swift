@@ -115,9 +115,10 @@ struct UpstreamResponseReader {
     }
 
     /// Feeds one read; the client head, if this read completes one, is written into `spare`
-    /// (taken: nil after) when there is one, else into a buffer from `allocator`.
+    /// (taken: nil after) when there is one, else into a buffer from `allocator`. `buffer`
+    /// consumed: read in place, not copied (a retain and a release per read).
     mutating func read(
-        _ buffer: ByteBuffer, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?, emit: (Event) -> Void
+        _ buffer: consuming ByteBuffer, allocator: ByteBufferAllocator, reusing spare: inout ByteBuffer?, emit: (Event) -> Void
     ) throws(ResponseError) {
         var buffer = buffer
         // The final head `parsedHead` makes, moved into its event (see `HeadProgress.final`).
