@@ -29,12 +29,7 @@ extension UsageJSONScanner {
         let n = bytes.count
         // A slice that cuts the object (the last byte but white space is not a `}`) would be read
         // twice: not tried.
-        var last = n &- 1
-        while last >= start, base.load(fromByteOffset: last, as: UInt8.self) <= 0x20,
-            Self.isWhitespace(base.load(fromByteOffset: last, as: UInt8.self))
-        {
-            last &-= 1
-        }
+        let last = Self.lastNonWhitespace(base, n, from: start)
         guard last >= start, base.load(fromByteOffset: last, as: UInt8.self) == UInt8(ascii: "}") else { return nil }
         if reads != .swiftOnly, let end = readRootInC(base, n, from: start) {
             frameCount = 0
@@ -64,20 +59,7 @@ extension UsageJSONScanner {
             let root = buffer.baseAddress!
             let end = fluxgate_json_root_read(base.assumingMemoryBound(to: UInt8.self), n, start, root)
             guard end >= 0 else { return nil }
-            if root.pointee.model_at >= 0 {
-                document.model.begin()
-                document.model.append(UnsafeRawBufferPointer(start: base + root.pointee.model_at, count: root.pointee.model_count))
-            }
-            if root.pointee.type_at >= 0 {
-                document.type.begin()
-                document.type.append(UnsafeRawBufferPointer(start: base + root.pointee.type_at, count: root.pointee.type_count))
-            }
-            let written = root.pointee.written
-            if written != 0 {
-                if written & 1 != 0 { keep(fluxgate_json_root_counts(root, 0), at: .root) }
-                if written & 2 != 0 { keep(fluxgate_json_root_counts(root, 1), at: .response) }
-                if written & 4 != 0 { keep(fluxgate_json_root_counts(root, 2), at: .message) }
-            }
+            keep(root, base)
             return end
         }
         #else
@@ -85,29 +67,105 @@ extension UsageJSONScanner {
         #endif
     }
 
+    /// The index of the last byte at or after `start` that is not white space, `start - 1` when
+    /// there is none.
+    @inline(__always)
+    static func lastNonWhitespace(_ base: UnsafeRawPointer, _ n: Int, from start: Int) -> Int {
+        var last = n &- 1
+        while last >= start, base.load(fromByteOffset: last, as: UInt8.self) <= 0x20,
+            Self.isWhitespace(base.load(fromByteOffset: last, as: UInt8.self))
+        {
+            last &-= 1
+        }
+        return last
+    }
+
+    /// What `scan` does with `bytes` from the document's start, whose first byte but white space
+    /// is a `{` at `brace` and whose last is its `}`, once `fluxgate_json_root_read` was tried from
+    /// `brace + 1`: its `end` (what it found already `keep`-ed), or -1 when it gave up. (For
+    /// `UsageReader`'s direct read, which takes the usual body itself and hands on the rest.)
+    mutating func scan(_ bytes: UnsafeRawBufferPointer, brace: Int, readInC end: Int) {
+        var next: Int
+        if end >= 0 {
+            frameCount = 0
+            state = .done
+            next = end
+        } else if let swiftEnd = readWholeRoot(bytes, from: brace &+ 1, reads: .swiftOnly) {
+            next = swiftEnd
+        } else {
+            open(array: false, role: .container(.root))
+            scan(UnsafeRawBufferPointer(rebasing: bytes[(brace &+ 1)...]))
+            return
+        }
+        readWhole = true
+        if next < bytes.count { scan(UnsafeRawBufferPointer(rebasing: bytes[next...])) }
+    }
+
+    #if arch(x86_64)
+    /// What `fluxgate_json_root_read` found (`root`, in the bytes at `base`), set in the document
+    /// as `wholeObject` would set it.
+    mutating func keep(_ root: UnsafePointer<fluxgate_json_root>, _ base: UnsafeRawPointer) {
+        if root.pointee.model_at >= 0 {
+            document.model.begin()
+            document.model.append(UnsafeRawBufferPointer(start: base + root.pointee.model_at, count: root.pointee.model_count))
+        }
+        if root.pointee.type_at >= 0 {
+            document.type.begin()
+            document.type.append(UnsafeRawBufferPointer(start: base + root.pointee.type_at, count: root.pointee.type_count))
+        }
+        let written = root.pointee.written
+        if written != 0 {
+            if written & 1 != 0 { keep(fluxgate_json_root_counts(root, 0), at: .root) }
+            if written & 2 != 0 { keep(fluxgate_json_root_counts(root, 1), at: .response) }
+            if written & 4 != 0 { keep(fluxgate_json_root_counts(root, 2), at: .message) }
+        }
+    }
+
+    /// The counts `fluxgate_json_root_read` found for one `usage`, normalised as
+    /// `UsageCounts.normalized` makes them from the document's (`keep(_:at:)`), without making
+    /// the document's (`UsageDirectTests` compares them).
+    @inline(__always)
+    static func normalized(_ found: UnsafePointer<fluxgate_usage_counts>) -> NormalizedUsage? {
+        let given = found.pointee.given
+        @inline(__always) func value(_ bit: UInt32, _ word: Int64) -> Int { given & bit != 0 ? Int(word) : 0 }
+        let v = found.pointee.value
+        if given & 1 != 0 {
+            return NormalizedUsage(input: Int(v.0), output: value(2, v.1), cacheRead: value(4, v.2), cacheWrite: 0)
+        }
+        guard given & (8 | 16 | 64 | 128) != 0 else { return nil }
+        let write = value(128, v.7)
+        return NormalizedUsage(
+            input: value(8, v.3) + value(64, v.6) + write, output: value(16, v.4),
+            cacheRead: given & 64 != 0 ? Int(v.6) : value(32, v.5), cacheWrite: write)
+    }
+
+    @inline(__always)
+    private static func set(_ found: UnsafePointer<fluxgate_usage_counts>, into counts: inout UsageCounts) {
+        let given = found.pointee.given
+        guard given != 0 else { return }
+        if given & 1 != 0 { counts.promptTokens = Int(found.pointee.value.0) }
+        if given & 2 != 0 { counts.completionTokens = Int(found.pointee.value.1) }
+        guard given > 3 else { return }
+        if given & 4 != 0 { counts.promptCachedTokens = Int(found.pointee.value.2) }
+        if given & 8 != 0 { counts.inputTokens = Int(found.pointee.value.3) }
+        if given & 16 != 0 { counts.outputTokens = Int(found.pointee.value.4) }
+        if given & 32 != 0 { counts.inputCachedTokens = Int(found.pointee.value.5) }
+        if given & 64 != 0 { counts.cacheReadInputTokens = Int(found.pointee.value.6) }
+        if given & 128 != 0 { counts.cacheCreationInputTokens = Int(found.pointee.value.7) }
+    }
+    #endif
+
     #if arch(x86_64)
     /// The counts `fluxgate_json_root_read` found for `location` (`given` bit f: field f, in
     /// `UsageCounts.Field`'s order), set in the document in place.
     @inline(__always)
     private mutating func keep(_ found: UnsafePointer<fluxgate_usage_counts>, at location: UsageLocation) {
-        let given = found.pointee.given
         document.start(location, present: found.pointee.present != 0)
-        guard given != 0 else { return }
-        @inline(__always) func set(_ counts: inout UsageCounts) {
-            if given & 1 != 0 { counts.promptTokens = Int(found.pointee.value.0) }
-            if given & 2 != 0 { counts.completionTokens = Int(found.pointee.value.1) }
-            guard given > 3 else { return }
-            if given & 4 != 0 { counts.promptCachedTokens = Int(found.pointee.value.2) }
-            if given & 8 != 0 { counts.inputTokens = Int(found.pointee.value.3) }
-            if given & 16 != 0 { counts.outputTokens = Int(found.pointee.value.4) }
-            if given & 32 != 0 { counts.inputCachedTokens = Int(found.pointee.value.5) }
-            if given & 64 != 0 { counts.cacheReadInputTokens = Int(found.pointee.value.6) }
-            if given & 128 != 0 { counts.cacheCreationInputTokens = Int(found.pointee.value.7) }
-        }
+        guard found.pointee.given != 0 else { return }
         switch location {
-        case .root: set(&document.usage)
-        case .response: set(&document.responseUsage)
-        case .message: set(&document.messageUsage)
+        case .root: Self.set(found, into: &document.usage)
+        case .response: Self.set(found, into: &document.responseUsage)
+        case .message: Self.set(found, into: &document.messageUsage)
         }
     }
     #endif

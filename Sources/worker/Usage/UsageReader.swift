@@ -1,3 +1,5 @@
+import CByteClasses
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,6 +57,20 @@ struct UsageReader {
     /// tally's add, its reset and its result were ~200 instructions of the ~1,300 the tap cost a
     /// response, docs/performance.md "usagetap7".) False is always safe: the tally is reset.
     private var wholeDocument = false
+    /// Since `feed`: the usual body (identity JSON, its object whole in the first slice but white
+    /// space, no top-level `type`) read by one C call (`readDirect`, docs/performance.md "session
+    /// 16, usagedirect"): its counts are `directUsage`, its model the document's; the scanner, the
+    /// rest of the document and the tally are untouched. Its result is `wholeResult`'s.
+    private var direct = false
+    /// After `direct`, more than white space came: the body is not one JSON object (nothing read).
+    private var directSpoiled = false
+    /// The direct read's root `usage`, normalised (nil: none, or not an object).
+    private var directUsage: NormalizedUsage?
+    /// False: every body is read the general way (tests compare both).
+    var readsDirect = true
+    /// The CPU takes the C read (asked once per reader, not once per response: the static's
+    /// `swift_once` was ~10 instructions a response).
+    private let directCPU = UsageJSONScanner.jsonSkipAVX2
 
     init(status: UInt, contentType: MediaType, contentEncoding: ContentCoding) {
         configure(status: status, contentType: contentType, contentEncoding: contentEncoding)
@@ -76,6 +92,13 @@ struct UsageReader {
         switch body {
         case .inert: break
         case .json:
+            if direct {
+                // Only the model was kept.
+                direct = false
+                directSpoiled = false
+                collector.scanner.document.model.clear()
+                break
+            }
             collector.scanner.reset()
             // Untouched after a body read whole.
             if !wholeDocument { collector.tally.reset() }
@@ -123,7 +146,11 @@ struct UsageReader {
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
         // The usual: an identity JSON body, straight to the scanner.
         if body == .json, decoder == nil, !unreadable, ended == nil {
-            collector.scanner.scan(bytes)
+            if direct {
+                if !directSpoiled, bytes.contains(where: { !UsageJSONScanner.isWhitespace($0) }) { directSpoiled = true }
+                return
+            }
+            if !readDirect(bytes) { collector.scanner.scan(bytes) }
             return
         }
         guard body != .inert, !unreadable, ended == nil else { return }
@@ -141,8 +168,14 @@ struct UsageReader {
     /// upstream cut it. Later calls return the same result, each with a new model `String`.
     mutating func end(complete: Bool) -> UsageResult {
         stop(complete: complete)
+        if direct {
+            return wholeResult(
+                complete: complete, model: namesDirectModel ? collector.scanner.document.model.string : nil,
+                usage: directSpoiled ? nil : directUsage)
+        }
         guard !wholeDocument else {
-            return wholeResult(complete: complete, model: namesWholeModel ? collector.scanner.document.model.string : nil)
+            return wholeResult(
+                complete: complete, model: namesWholeModel ? collector.scanner.document.model.string : nil, usage: wholeUsage)
         }
         return result(complete: complete, model: collector.tally.modelString)
     }
@@ -150,8 +183,15 @@ struct UsageReader {
     /// `end`, the model's `String` found in or kept by `names` (the worker's, `UsageObserver`).
     mutating func end(complete: Bool, names: UsageModelNames) -> UsageResult {
         stop(complete: complete)
+        if direct {
+            return wholeResult(
+                complete: complete, model: namesDirectModel ? names.name(of: &collector.scanner.document.model) : nil,
+                usage: directSpoiled ? nil : directUsage)
+        }
         guard !wholeDocument else {
-            return wholeResult(complete: complete, model: namesWholeModel ? names.name(of: &collector.scanner.document.model) : nil)
+            return wholeResult(
+                complete: complete, model: namesWholeModel ? names.name(of: &collector.scanner.document.model) : nil,
+                usage: wholeUsage)
         }
         return talliedResult(complete: complete, names: names)
     }
@@ -168,6 +208,18 @@ struct UsageReader {
         collector.scanner.finish() && collector.scanner.document.model.isComplete && collector.scanner.document.model.count > 0
     }
 
+    /// The direct read's document names a model (`namesWholeModel`).
+    private var namesDirectModel: Bool {
+        !directSpoiled && collector.scanner.document.model.isComplete && collector.scanner.document.model.count > 0
+    }
+
+    /// The root `usage` of the document read whole, normalised: nil when more than white space
+    /// followed the object.
+    private var wholeUsage: NormalizedUsage? {
+        guard collector.scanner.finish(), collector.scanner.document.usage.present else { return nil }
+        return collector.scanner.document.usage.normalized
+    }
+
     /// What the tally's `add` and `result` make of the one document of a JSON body read whole
     /// (`EventKind.other`: its `model`, its top-level `usage`; no stream, so no delta estimate),
     /// without them: nothing when more than white space followed the object. (Out of line, and
@@ -175,9 +227,7 @@ struct UsageReader {
     /// and copied into the caller's. `model` consumed: borrowed, its `String` was retained for
     /// the result and released by the caller.)
     @inline(never)
-    private mutating func wholeResult(complete: Bool, model: consuming String?) -> UsageResult {
-        var usage: NormalizedUsage?
-        if collector.scanner.finish(), collector.scanner.document.usage.present { usage = collector.scanner.document.usage.normalized }
+    private mutating func wholeResult(complete: Bool, model: consuming String?, usage: NormalizedUsage?) -> UsageResult {
         let status: UsageResult.Status =
             unreadable || collector.skippedEvents > 0
             ? .unreadable : !(ended ?? complete) ? .truncated : usage != nil ? .reported : .missing
@@ -202,7 +252,7 @@ struct UsageReader {
         if complete, encodedBytesSeen, let decoder, !decoder.isFinished { unreadable = true }
         // Most responses had none: no release of an empty optional.
         if decoder != nil { decoder = nil }
-        guard body == .json else { return }
+        guard body == .json, !direct else { return }
         // A `type` with a rule of its own (`message_start`, …) is the tally's to read.
         if collector.scanner.readWhole,
             !collector.scanner.document.type.isComplete || UsageTally.EventKind(collector.scanner.document.type) == .other
@@ -216,6 +266,53 @@ struct UsageReader {
     /// Bytes of this value's own state (inline, fixed), whatever it has read; a decoder adds its
     /// 16 KiB buffer and its library's window.
     static var retainedBytes: Int { MemoryLayout<UsageReader>.size }
+
+    /// The usual body's whole read (`direct`), from the document's start: false, nothing read,
+    /// when it is not that (no `{` first, no `}` last, no AVX2); otherwise true, and a body the C
+    /// call gives up on or with a top-level `type` is handed to the scanner as `scan` would have
+    /// it (the C call is not made twice).
+    @inline(__always)
+    private mutating func readDirect(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        #if arch(x86_64)
+        guard readsDirect, directCPU, let base = bytes.baseAddress,
+            collector.scanner.state == .value, collector.scanner.frameCount == 0
+        else { return false }
+        let n = bytes.count
+        var brace = 0
+        while brace < n, base.load(fromByteOffset: brace, as: UInt8.self) <= 0x20,
+            UsageJSONScanner.isWhitespace(base.load(fromByteOffset: brace, as: UInt8.self))
+        {
+            brace &+= 1
+        }
+        guard brace < n, base.load(fromByteOffset: brace, as: UInt8.self) == UInt8(ascii: "{") else { return false }
+        let last = UsageJSONScanner.lastNonWhitespace(base, n, from: brace &+ 1)
+        guard last > brace, base.load(fromByteOffset: last, as: UInt8.self) == UInt8(ascii: "}") else { return false }
+        // Not initialised: the read sets what it reports.
+        return withUnsafeTemporaryAllocation(of: fluxgate_json_root.self, capacity: 1) { buffer -> Bool in
+            let root = buffer.baseAddress!
+            let end = fluxgate_json_root_read(base.assumingMemoryBound(to: UInt8.self), n, brace &+ 1, root)
+            if end == last &+ 1, root.pointee.type_at < 0 {
+                direct = true
+                if root.pointee.model_at >= 0 {
+                    collector.scanner.document.model.begin()
+                    collector.scanner.document.model.append(
+                        UnsafeRawBufferPointer(start: base + root.pointee.model_at, count: root.pointee.model_count))
+                }
+                directUsage = nil
+                if root.pointee.written & 1 != 0 {
+                    let found: UnsafePointer<fluxgate_usage_counts> = fluxgate_json_root_counts(root, 0)
+                    if found.pointee.present != 0 { directUsage = UsageJSONScanner.normalized(found) }
+                }
+                return true
+            }
+            if end >= 0 { collector.scanner.keep(root, base) }
+            collector.scanner.scan(bytes, brace: brace, readInC: end)
+            return true
+        }
+        #else
+        return false
+        #endif
+    }
 
     /// Decoded payload bytes.
     private mutating func read(_ bytes: UnsafeRawBufferPointer) {
