@@ -396,12 +396,12 @@ struct RequestParser {
         if var bytes = spare.bytes.take() {
             // No allocation when unique and large enough (`clear` allocates otherwise).
             bytes.clear(minimumCapacity: kept.count)
-            // Copied through the writable bytes: `writeBytes` went through `_setBytes`, a call
-            // that checks capacity and uniqueness again (~150 instructions with its copy).
-            bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: kept.count) { to in
-                to.copyMemory(from: kept)
-                return kept.count
-            }
+            // Copied into the writable bytes `clear` made (unique, at least this large):
+            // `writeBytes` went through `_setBytes`, a call that checks capacity and uniqueness
+            // again (~150 instructions with its copy).
+            precondition(bytes.writableBytes >= kept.count)
+            bytes.withUnsafeMutableWritableBytes { $0.copyMemory(from: kept) }
+            bytes.moveWriterIndex(forwardBy: kept.count)
             copied = bytes
         } else {
             copied = ByteBuffer(bytes: kept)
