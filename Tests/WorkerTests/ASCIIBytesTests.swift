@@ -184,4 +184,30 @@ import Testing
         #expect(contains("100-Continue", "100-continue"))
         #expect(!contains("", "upgrade"))
     }
+
+    /// `decimal` (leading zeros skipped first, then at most 18 significant digits) agrees with the
+    /// digit-by-digit rule it replaced: digits only, at most 18 after leading zeros.
+    @Test func decimalMatchesTheDigitRule() {
+        func reference(_ text: String) -> Int? {
+            guard !text.isEmpty, text.utf8.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else { return nil }
+            let significant = text.drop { $0 == "0" }
+            return significant.count <= 18 ? Int(text) : nil
+        }
+        var cases = ["", "0", "00", "7", "007", "12", "1x", "x1", "0x", "00 ", " 1", "+1", "-1", "1,2", "5, 5", "1.0", "/", ":"]
+        for zeros in [0, 1, 5, 30] {
+            for digits in [17, 18, 19, 20] {
+                cases.append(String(repeating: "0", count: zeros) + "9" + String(repeating: "8", count: digits - 1))
+                cases.append(String(repeating: "0", count: zeros) + "1" + String(repeating: "0", count: digits - 1))
+            }
+        }
+        for text in cases {
+            let bytes = Array(text.utf8)
+            let parsed = bytes.withUnsafeBytes { ASCIIBytes.decimal($0, 0..<bytes.count) }
+            #expect(parsed == reference(text), "\(text)")
+            // The same bytes inside a longer buffer.
+            let framed = Array("a:".utf8) + bytes + Array("\r\n".utf8)
+            let inner = framed.withUnsafeBytes { ASCIIBytes.decimal($0, 2..<2 + bytes.count) }
+            #expect(inner == reference(text), "\(text) framed")
+        }
+    }
 }

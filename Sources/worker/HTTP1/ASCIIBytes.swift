@@ -231,15 +231,19 @@ enum ASCIIBytes {
     /// interpreted), at most 18 after leading zeros, so it stays below `Int.max`.
     static func decimal(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
         guard !range.isEmpty else { return nil }
+        // Leading zeros first: what follows them is the significant part, at most 18 bytes.
+        // (Too long or not all digits are both nil, so which is found first does not matter.)
+        var i = range.lowerBound
+        while i < range.upperBound, bytes[i] == UInt8(ascii: "0") { i &+= 1 }
+        guard range.upperBound &- i <= 18 else { return nil }
         var value = 0
-        var significant = 0
-        for i in range {
+        while i < range.upperBound {
             let digit = bytes[i] &- UInt8(ascii: "0")
             guard digit < 10 else { return nil }
-            if value != 0 || digit != 0 { significant &+= 1 }
             value = value &* 10 &+ Int(digit)
+            i &+= 1
         }
-        return significant <= 18 ? value : nil
+        return value
     }
 
     /// `bytes[a]` and `bytes[b]` are the same ignoring ASCII case.

@@ -236,13 +236,15 @@ struct RequestParser {
             let lineEnded = bytes.readableBytesView.prefix(maxHeadBytes).contains(0x0A)
             return .malformed(lineEnded ? .headerFieldsTooLarge : .uriTooLong)
         }
-        var storage = spare
-        spare = SpareHead()
+        // Swapped out and back, not copied: a copy and reset retained and released its two
+        // references (docs/performance.md "Session 16, heads").
+        var storage = SpareHead()
+        swap(&storage, &spare)
         // Parsed into `parsedHead` where it stays: returned, it was copied once more.
         let failure = bytes.withUnsafeReadableBytes {
             Self.parseHead(UnsafeRawBufferPointer(rebasing: $0[..<length]), limits: limits, reusing: &storage, into: &parsedHead)
         }
-        spare = storage
+        swap(&storage, &spare)
         bytes.moveReaderIndex(forwardBy: length)
         if let failure { return .malformed(failure) }
         let facts = parsedHead!.facts
@@ -305,9 +307,12 @@ struct RequestParser {
         // Offsets in `RequestHead` count from the request-target, where its bytes start.
         let base = targetStart
         // Moved out of `spare`: unique unless the previous head is still held.
-        var fields = spare.fields
-        spare.fields = []
-        fields.removeAll(keepingCapacity: true)
+        var fields: [RequestHead.Field] = []
+        swap(&fields, &spare.fields)
+        // The previous head's fields are written over in place and only the surplus is removed
+        // at the end: `removeAll(keepingCapacity:)` is an unspecialised `replaceSubrange` call
+        // (~85 instructions per request, docs/performance.md "Session 16, heads").
+        var used = 0
         // Asked only when short: the call is not inlined and checks uniqueness (~40 instructions).
         if fields.capacity < 12 { fields.reserveCapacity(12) }
         var headerBytes = 0
@@ -335,7 +340,7 @@ struct RequestParser {
             while valueEnd > valueStart, p[valueEnd &- 1] == 0x20 || p[valueEnd &- 1] == 0x09 { valueEnd &-= 1 }
             let value = Range(uncheckedBounds: (valueStart, valueEnd))
             i &+= 2
-            guard fields.count < limits.maxHeaderCount else { return .headerFieldsTooLarge }
+            guard used < limits.maxHeaderCount else { return .headerFieldsTooLarge }
             headerBytes &+= name.count &+ value.count
             guard headerBytes <= limits.maxHeaderBytes else { return .headerFieldsTooLarge }
             let kind = HeaderNameClass.classify(p, name)
@@ -375,22 +380,28 @@ struct RequestParser {
             case .otherHopByHop, .other, .anthropicRequestID:
                 break
             }
-            fields.append(
-                RequestHead.Field(
-                    name: Range(uncheckedBounds: (name.lowerBound &- base, name.upperBound &- base)),
-                    value: Range(uncheckedBounds: (value.lowerBound &- base, value.upperBound &- base)),
-                    kind: kind))
+            let field = RequestHead.Field(
+                name: Range(uncheckedBounds: (name.lowerBound &- base, name.upperBound &- base)),
+                value: Range(uncheckedBounds: (value.lowerBound &- base, value.upperBound &- base)),
+                kind: kind)
+            if used < fields.count { fields[used] = field } else { fields.append(field) }
+            used &+= 1
         }
+        if used < fields.count { fields.removeSubrange(used...) }
 
         facts.framing = chunked ? .chunked : contentLength != nil ? .contentLength : .none
         facts.contentLength = contentLength ?? 0
         let kept = UnsafeRawBufferPointer(rebasing: p[base..<i])
         var copied: ByteBuffer
-        if var bytes = spare.bytes {
-            spare.bytes = nil
+        if var bytes = spare.bytes.take() {
             // No allocation when unique and large enough (`clear` allocates otherwise).
             bytes.clear(minimumCapacity: kept.count)
-            bytes.writeBytes(kept)
+            // Copied into the writable bytes `clear` made (unique, at least this large):
+            // `writeBytes` went through `_setBytes`, a call that checks capacity and uniqueness
+            // again (~150 instructions with its copy).
+            precondition(bytes.writableBytes >= kept.count)
+            bytes.withUnsafeMutableWritableBytes { $0.copyMemory(from: kept) }
+            bytes.moveWriterIndex(forwardBy: kept.count)
             copied = bytes
         } else {
             copied = ByteBuffer(bytes: kept)

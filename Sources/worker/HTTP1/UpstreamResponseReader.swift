@@ -277,7 +277,8 @@ struct UpstreamResponseReader {
         // empty line bound it. (Parsed in place, the bytes parsed bound the head, and with a small
         // read the head and the body's room are the read.)
         let close = announcesClose
-        let bound = parsedBytes + 64
+        let requestID = requestIDForClient
+        let bound = parsedBytes + 64 + (requestID?.utf8.count ?? 0)
         let capacity = endFound && bodyRoom <= Self.maxBodyRoom ? bound + bodyRoom : bound
         let tookSpare = spare != nil
         var out: ByteBuffer
@@ -292,9 +293,9 @@ struct UpstreamResponseReader {
         var parsed = ResponseHeadParser()
         var failure: ResponseError?
         var facts: ResponseFacts.Fields? = observer == nil && bodyFilter == nil ? nil : ResponseFacts.Fields()
-        let requestID = requestIDForClient
         let captures = capturesUpstreamRequestID
         var upstreamRequestID: String?
+        let headRequest = requestIsHead
         out.writeHead(maxBytes: bound) { out in
             bytes.withUnsafeReadableBytes { bytes in
                 do throws(ResponseError) {
@@ -304,6 +305,19 @@ struct UpstreamResponseReader {
                     if captures, let range = parsed.upstreamRequestID, !range.isEmpty {
                         upstreamRequestID = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range.prefix(128)]), as: UTF8.self)
                     }
+                    // The lines this side adds, in the same write: a second `writeHead` cost ~80
+                    // instructions per response (docs/performance.md "Session 16, heads"). An
+                    // interim head's are written too and dropped with it.
+                    if let requestID {
+                        out.write("x-request-id: ")
+                        out.write(string: requestID)
+                        out.write("\r\n")
+                    }
+                    if Self.addsChunked(parsed, requestIsHead: headRequest) { out.write("transfer-encoding: chunked\r\n") }
+                    // Say so, or a keep-alive client sends its next request into the close (a drain
+                    // during load lost requests this way).
+                    if close { out.write("connection: close\r\n") }
+                    out.write("\r\n")
                 } catch {
                     failure = error
                 }
@@ -360,22 +374,19 @@ struct UpstreamResponseReader {
             filtering =
                 bodyFilter.accepts(status: parsed.status, head: Self.prefix(bytes, length), fields: facts) && rechunkable && !bodyless
         }
-        out.writeHead(maxBytes: 64 + (requestID?.utf8.count ?? 0)) { out in
-            if let requestID {
-                out.write("x-request-id: ")
-                out.write(string: requestID)
-                out.write("\r\n")
-            }
-            if addsChunked { out.write("transfer-encoding: chunked\r\n") }
-            // Say so, or a keep-alive client sends its next request into the close (a drain
-            // during load lost requests this way).
-            if close { out.write("connection: close\r\n") }
-            out.write("\r\n")
-        }
+        assert(addsChunked == Self.addsChunked(parsed, requestIsHead: requestIsHead))
         made = Head(
             status: parsed.status, clientHead: out, announcesClose: close, keepAlive: keepAlive,
             upstreamRequestID: upstreamRequestID)
         return .final
+    }
+
+    /// Whether the client's head gets `transfer-encoding: chunked`: a body that is chunked, has
+    /// another coding, or ends at the close (the framing `parsedHead` chooses from the same facts).
+    @inline(__always)
+    private static func addsChunked(_ parsed: ResponseHeadParser, requestIsHead: Bool) -> Bool {
+        let bodyless = requestIsHead || parsed.status == 204 || parsed.status == 304
+        return !bodyless && (parsed.chunked || parsed.transferEncoded || parsed.contentLength == nil)
     }
 
     /// The first `length` bytes of `bytes` (the head of a read parsed in place).
