@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # bench/usage-callgrind.sh - instructions the usage reader spends per response, on its own.
 #
-#   bench/usage-callgrind.sh [N=2000]     # env: SLICE (bytes per feed; default the whole body)
+#   bench/usage-callgrind.sh [N=2000]     # env: SLICE (bytes per feed; default the whole body),
+#                                         #      BODIES=real (also bench/usage/openai-chat.json and
+#                                         #      anthropic-message.json: the shapes the providers send today,
+#                                         #      with `*_details`, `service_tier`, cache counts)
 #
 # Builds Sources/worker/Usage (without its NIO adapter and the tap observer) with bench/usage/main.swift at -O, then
 # runs it under callgrind twice (N and 2N responses) and prints the difference divided by N:
@@ -22,7 +25,10 @@ count() {  # count FILE TYPE N -> total instructions
     > "$OUT/run.out" 2> "$OUT/run.err"
   grep -m1 '^summary:' "$OUT/cg.out" | awk '{print $2}'
 }
-for p in "json application/json $ROOT/bench/mock/chat.json" "sse text/event-stream $ROOT/bench/mock/sse.txt"; do
+PAYLOADS=("json application/json $ROOT/bench/mock/chat.json" "sse text/event-stream $ROOT/bench/mock/sse.txt")
+[ "${BODIES:-}" = real ] && PAYLOADS+=("openai-chat application/json $BENCH/usage/openai-chat.json" \
+  "anthropic-message application/json $BENCH/usage/anthropic-message.json")
+for p in "${PAYLOADS[@]}"; do
   set -- $p
   a=$(count "$3" "$2" "$N"); b=$(count "$3" "$2" $((2 * N)))
   events=$(grep -c '^data' "$3" || true)
