@@ -44,7 +44,7 @@ struct ResponseFacts {
     /// Kept as 32-bit offsets (a head is at most `UpstreamResponseReader.maxHeadBytes`): four
     /// words, made, copied and handed over in registers, where four `Range<Int>?` (96 bytes) were
     /// initialised and copied with `memcpy` on the way to the observer (docs/performance.md,
-    /// "usagetap7").
+    /// "Session 16, usagetap").
     struct Fields: Equatable {
         /// A value's range, or none (`start` −1).
         private struct Found: Equatable {

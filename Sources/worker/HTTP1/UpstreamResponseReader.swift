@@ -397,7 +397,7 @@ struct UpstreamResponseReader {
     /// The head's facts to the observer, its first `length` bytes where they lie in `bytes`.
     /// (`mutating`, as the payload's and the end's: the reader is then read in place, where a
     /// non-mutating call had it, ~150 bytes, copied with `memcpy` first; passed the observer, or
-    /// through `unowned(unsafe)`, it was retained and released, docs/performance.md "usagetap7".)
+    /// through `unowned(unsafe)`, it was retained and released, docs/performance.md "Session 16, usagetap".)
     @inline(never)
     private mutating func observeHead(_ bytes: ByteBuffer, length: Int, status: UInt, fields: ResponseFacts.Fields) {
         bytes.withUnsafeReadableBytes {

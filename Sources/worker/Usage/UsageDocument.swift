@@ -109,7 +109,7 @@ enum UsageLocation {
 ///
 /// Kept as eight words and a bit each (a word not given is not looked at, `==` included): emptied
 /// by two stores (`restart`), where eight `Int?` were seventeen, for every document that has a
-/// `usage` member, null or not (docs/performance.md, "usagetap7").
+/// `usage` member, null or not (docs/performance.md, "Session 16, usagetap").
 struct UsageCounts: Equatable {
     enum Field {
         case promptTokens, completionTokens, promptCachedTokens

@@ -55,7 +55,7 @@ struct UsageReader {
     /// whose `type` gives it no rule of its own. The result is made from the document
     /// (`wholeResult`); the tally is not used, nor reset by `restart`. (The usual JSON body: the
     /// tally's add, its reset and its result were ~200 instructions of the ~1,300 the tap cost a
-    /// response, docs/performance.md "usagetap7".) False is always safe: the tally is reset.
+    /// response, docs/performance.md "Session 16, usagetap".) False is always safe: the tally is reset.
     private var wholeDocument = false
     /// Since `feed`: the usual body (identity JSON, its object whole in the first slice but white
     /// space, no top-level `type`) read by one C call (`readDirect`, docs/performance.md "session
